@@ -1,0 +1,12 @@
+/* The `vita` binary: one entry point, subcommands from train/cmd_*.c. */
+#include "train/cli.h"
+
+extern const vt_cmd vt_cmd_demo;
+
+static const vt_cmd *const commands[] = {
+    &vt_cmd_demo,
+};
+
+int main(int argc, char **argv) {
+  return vt_cli_main(commands, (int)(sizeof commands / sizeof commands[0]), argc, argv);
+}
