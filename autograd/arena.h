@@ -1,0 +1,36 @@
+/* vt_arena: a bump allocator for per-step activations and temporaries. Memory comes in
+ * blocks from a backend allocator; reset() rewinds and, when a step needed more than one
+ * block, replaces them by one block of the combined size, so that after the first step of a
+ * fixed-shape loop no further allocation happens. */
+#ifndef VT_ARENA_H
+#define VT_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VT_ARENA_ALIGN 64
+
+typedef struct {
+  char *base;
+  size_t size;
+  size_t used;
+} vt_arena_block;
+
+typedef struct {
+  void *(*alloc)(size_t bytes);
+  void (*free)(void *p);
+  vt_arena_block blocks[32];
+  int n_blocks;
+  size_t min_block;     /* size of the first block */
+  size_t high_water;    /* most bytes in use at once since init */
+  int64_t n_block_allocs; /* how many times a block was allocated (for tests) */
+} vt_arena;
+
+void vt_arena_init(vt_arena *a, void *(*alloc)(size_t), void (*free_fn)(void *), size_t min_block);
+void vt_arena_free(vt_arena *a);
+/* NULL only when the underlying allocator fails. */
+void *vt_arena_alloc(vt_arena *a, size_t bytes);
+void vt_arena_reset(vt_arena *a);
+size_t vt_arena_used(const vt_arena *a);
+
+#endif

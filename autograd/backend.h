@@ -1,0 +1,99 @@
+/* The backend interface: a small vtable of kernels per device (ggml-style). Autograd code
+ * (what to save, which gradient formula) is written once in autograd/ops_*.c and calls these.
+ * All float kernels work on contiguous f32 data; "accumulate" kernels add into their output,
+ * which is how gradients flow. Pointers are device pointers of that backend. */
+#ifndef VT_BACKEND_H
+#define VT_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autograd/dtype.h"
+#include "autograd/tensor.h"
+
+typedef enum { VT_BIN_ADD, VT_BIN_SUB, VT_BIN_MUL, VT_BIN_DIV } vt_binary_op;
+
+typedef enum {
+  VT_UN_SCALE, /* y = alpha * x */
+  VT_UN_GELU_TANH,
+  VT_UN_GELU_ERF,
+  VT_UN_SILU,
+  VT_UN_RELU,
+  VT_UN_LEAKY_RELU, /* alpha = negative slope */
+  VT_UN_TANH,
+  VT_UN_SIGMOID,
+  VT_UN_COUNT
+} vt_unary_op;
+
+typedef enum { VT_RED_SUM, VT_RED_MEAN, VT_RED_MAX } vt_reduce_op;
+
+typedef enum { VT_COPY_H2D, VT_COPY_D2H, VT_COPY_D2D } vt_copy_kind;
+
+/* Broadcast layout of a binary op: out is contiguous with `shape`; a and b are read with
+ * element strides sa/sb, a stride of 0 marks a broadcast dimension. */
+typedef struct {
+  int ndim;
+  int64_t shape[VT_MAX_DIMS];
+  int64_t sa[VT_MAX_DIMS];
+  int64_t sb[VT_MAX_DIMS];
+} vt_bcast;
+
+typedef struct vt_backend {
+  const char *name;
+  void *(*alloc)(size_t bytes); /* NULL on failure */
+  void (*free)(void *p);
+  void (*copy)(void *dst, const void *src, size_t bytes, vt_copy_kind kind);
+  void (*fill)(float *x, int64_t n, float v);
+  void (*convert)(vt_dtype from, vt_dtype to, int64_t n, const void *src, void *dst);
+  /* c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] for i < batch, row-major, where op(a)
+   * is m x k and op(b) is k x n; a stride of 0 reuses the same matrix for every i. */
+  void (*gemm)(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+               int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
+               float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch);
+  void (*binary)(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b, float *out);
+  /* da += d out/d a, reduced over a's broadcast dims; likewise db. Either may be NULL. */
+  void (*binary_backward)(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
+                          const float *dout, float *da, float *db);
+  void (*unary)(vt_unary_op op, int64_t n, float alpha, const float *x, float *y);
+  /* dx += dy * f'(x); y = f(x) is given for ops whose derivative reads it. */
+  void (*unary_backward)(vt_unary_op op, int64_t n, float alpha, const float *x, const float *y,
+                         const float *dy, float *dx);
+  void (*axpy)(int64_t n, float alpha, const float *x, float *y); /* y += alpha * x */
+  /* x viewed as [outer, len, inner], reduced over len into y [outer, inner]; for MAX the
+   * argmax (index in len) is written to arg. */
+  void (*reduce)(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, const float *x,
+                 float *y, int32_t *arg);
+  void (*reduce_backward)(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
+                          const float *dy, const int32_t *arg, float *dx);
+  /* softmax (or log-softmax) over the last dim of [rows, cols] */
+  void (*softmax)(bool log, int64_t rows, int64_t cols, const float *x, float *y);
+  void (*softmax_backward)(bool log, int64_t rows, int64_t cols, const float *y, const float *dy,
+                           float *dx);
+  /* dst[i] (+)= src[i] over an n-d index space with element strides (elem_size bytes per
+   * element; accumulate only for f32). Serves permute, slice, concat and their gradients. */
+  void (*strided_copy)(int ndim, const int64_t *shape, const void *src, const int64_t *src_strides,
+                       void *dst, const int64_t *dst_strides, size_t elem_size, bool accumulate);
+  /* Over [outer, n, inner] layouts: dst[o, i, :] = src[o, idx[i], :] (select),
+   * dst[o, idx[i], :] += src[o, i, :] (add), dst[o, idx[i], :] = src[o, i, :] (copy),
+   * dst[o, idx[i], :] = 0 (zero). */
+  void (*index_select)(int64_t outer, int64_t n_src, int64_t inner, const float *src,
+                       const int32_t *idx, int64_t n_idx, float *dst);
+  void (*index_add)(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
+                    const int32_t *idx, int64_t n_idx, float *dst);
+  void (*index_copy)(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
+                     const int32_t *idx, int64_t n_idx, float *dst);
+  void (*index_zero)(int64_t outer, int64_t n_dst, int64_t inner, const int32_t *idx,
+                     int64_t n_idx, float *dst);
+  /* Position of the first index outside [0, limit), or -1 when all are in range. */
+  int64_t (*index_check)(const int32_t *idx, int64_t n, int64_t limit);
+  void (*synchronize)(void);
+} vt_backend;
+
+const vt_backend *vt_backend_cpu(void);
+/* NULL when the build has no CUDA backend or no GPU is usable; *why says which. */
+const vt_backend *vt_backend_cuda(int device_index, const char **why);
+/* Number of usable GPUs (0 without a CUDA build). */
+int vt_cuda_device_count(void);
+
+#endif

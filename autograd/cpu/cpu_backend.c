@@ -1,0 +1,376 @@
+/* The CPU backend: OpenBLAS sgemm for every matmul, OpenMP for the other loops. */
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/backend.h"
+#include "autograd/cpu/cpu_math.h"
+
+/* Loops shorter than this run on one thread: forking costs more than it saves. */
+#define PAR_MIN 32768
+
+static void *cpu_alloc(size_t bytes) {
+  void *p = NULL;
+  if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
+  return p;
+}
+
+static void cpu_free(void *p) { free(p); }
+
+static void cpu_copy(void *dst, const void *src, size_t bytes, vt_copy_kind kind) {
+  (void)kind;
+  if (bytes) memmove(dst, src, bytes);
+}
+
+static void cpu_fill(float *x, int64_t n, float v) {
+  if (v == 0.0f) {
+    memset(x, 0, (size_t)n * sizeof(float));
+    return;
+  }
+#pragma omp parallel for if (n > PAR_MIN)
+  for (int64_t i = 0; i < n; i++) x[i] = v;
+}
+
+static float load_f32(vt_dtype t, const void *p, int64_t i) {
+  switch (t) {
+  case VT_F32: return ((const float *)p)[i];
+  case VT_BF16: return vt_bf16_to_f32(((const uint16_t *)p)[i]);
+  case VT_F16: return vt_f16_to_f32(((const uint16_t *)p)[i]);
+  case VT_I32: return (float)((const int32_t *)p)[i];
+  default: return (float)((const int64_t *)p)[i];
+  }
+}
+
+static void store_f32(vt_dtype t, void *p, int64_t i, float v) {
+  switch (t) {
+  case VT_F32: ((float *)p)[i] = v; break;
+  case VT_BF16: ((uint16_t *)p)[i] = vt_f32_to_bf16(v); break;
+  case VT_F16: ((uint16_t *)p)[i] = vt_f32_to_f16(v); break;
+  case VT_I32: ((int32_t *)p)[i] = (int32_t)v; break;
+  default: ((int64_t *)p)[i] = (int64_t)v; break;
+  }
+}
+
+static void cpu_convert(vt_dtype from, vt_dtype to, int64_t n, const void *src, void *dst) {
+  if (from == to) {
+    memmove(dst, src, (size_t)n * vt_dtype_size(from));
+    return;
+  }
+  if (from == VT_I32 && to == VT_I64) {
+    for (int64_t i = 0; i < n; i++) ((int64_t *)dst)[i] = ((const int32_t *)src)[i];
+    return;
+  }
+  if (from == VT_I64 && to == VT_I32) {
+    for (int64_t i = 0; i < n; i++) ((int32_t *)dst)[i] = (int32_t)((const int64_t *)src)[i];
+    return;
+  }
+#pragma omp parallel for if (n > PAR_MIN)
+  for (int64_t i = 0; i < n; i++) store_f32(to, dst, i, load_f32(from, src, i));
+}
+
+static void cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, int64_t stride_a, const float *b, int64_t ldb,
+                     int64_t stride_b, float beta, float *c, int64_t ldc, int64_t stride_c,
+                     int64_t batch) {
+  for (int64_t i = 0; i < batch; i++)
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)m, (int)n, (int)k, alpha, a + i * stride_a, (int)lda, b + i * stride_b,
+                (int)ldb, beta, c + i * stride_c, (int)ldc);
+}
+
+/* Offsets of a and b for the start of output row r (row = all dims but the last). */
+static void row_offsets(const vt_bcast *bc, int64_t r, int64_t *oa, int64_t *ob) {
+  int64_t a = 0, b = 0;
+  for (int d = bc->ndim - 2; d >= 0; d--) {
+    int64_t c = r % bc->shape[d];
+    r /= bc->shape[d];
+    a += c * bc->sa[d];
+    b += c * bc->sb[d];
+  }
+  *oa = a;
+  *ob = b;
+}
+
+static void bcast_rows(const vt_bcast *bc, int64_t *rows, int64_t *cols) {
+  *cols = bc->ndim ? bc->shape[bc->ndim - 1] : 1;
+  *rows = 1;
+  for (int d = 0; d + 1 < bc->ndim; d++) *rows *= bc->shape[d];
+}
+
+static void cpu_binary(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
+                       float *out) {
+  int64_t rows, cols;
+  bcast_rows(bc, &rows, &cols);
+  int64_t la = bc->ndim ? bc->sa[bc->ndim - 1] : 0, lb = bc->ndim ? bc->sb[bc->ndim - 1] : 0;
+#pragma omp parallel for if (rows * cols > PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t oa, ob;
+    row_offsets(bc, r, &oa, &ob);
+    const float *pa = a + oa, *pb = b + ob;
+    float *po = out + r * cols;
+    if (la == 1 && lb == 1) {
+      switch (op) {
+      case VT_BIN_ADD: for (int64_t j = 0; j < cols; j++) po[j] = pa[j] + pb[j]; break;
+      case VT_BIN_SUB: for (int64_t j = 0; j < cols; j++) po[j] = pa[j] - pb[j]; break;
+      case VT_BIN_MUL: for (int64_t j = 0; j < cols; j++) po[j] = pa[j] * pb[j]; break;
+      default: for (int64_t j = 0; j < cols; j++) po[j] = pa[j] / pb[j]; break;
+      }
+    } else {
+      for (int64_t j = 0; j < cols; j++) po[j] = vt_binary_f(op, pa[j * la], pb[j * lb]);
+    }
+  }
+}
+
+/* Whether distinct output rows write distinct rows of the operand with strides s. */
+static bool rows_distinct(const vt_bcast *bc, const int64_t *s) {
+  for (int d = 0; d + 1 < bc->ndim; d++)
+    if (s[d] == 0 && bc->shape[d] > 1) return false;
+  return true;
+}
+
+static void grad_into(vt_binary_op op, int which, const vt_bcast *bc, const float *a,
+                      const float *b, const float *dout, float *dst) {
+  int64_t rows, cols;
+  bcast_rows(bc, &rows, &cols);
+  const int64_t *s = which ? bc->sb : bc->sa;
+  int64_t la = bc->ndim ? bc->sa[bc->ndim - 1] : 0, lb = bc->ndim ? bc->sb[bc->ndim - 1] : 0;
+  int64_t ld = which ? lb : la;
+  bool par = rows_distinct(bc, s) && rows * cols > PAR_MIN;
+#pragma omp parallel for if (par)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t oa, ob;
+    row_offsets(bc, r, &oa, &ob);
+    const float *pa = a + oa, *pb = b + ob, *pd = dout + r * cols;
+    float *pt = dst + (which ? ob : oa);
+    if (ld == 1 && (op == VT_BIN_ADD || (op == VT_BIN_SUB && !which))) {
+      for (int64_t j = 0; j < cols; j++) pt[j] += pd[j];
+    } else if (ld == 0) {
+      float acc = 0;
+      for (int64_t j = 0; j < cols; j++) acc += vt_binary_grad(op, which, pa[j * la], pb[j * lb], pd[j]);
+      pt[0] += acc;
+    } else {
+      for (int64_t j = 0; j < cols; j++)
+        pt[j] += vt_binary_grad(op, which, pa[j * la], pb[j * lb], pd[j]);
+    }
+  }
+}
+
+static void cpu_binary_backward(vt_binary_op op, const vt_bcast *bc, const float *a,
+                                const float *b, const float *dout, float *da, float *db) {
+  if (da) grad_into(op, 0, bc, a, b, dout, da);
+  if (db) grad_into(op, 1, bc, a, b, dout, db);
+}
+
+static void cpu_unary(vt_unary_op op, int64_t n, float alpha, const float *x, float *y) {
+#pragma omp parallel for if (n > PAR_MIN / 4)
+  for (int64_t i = 0; i < n; i++) y[i] = vt_unary_f(op, alpha, x[i]);
+}
+
+static void cpu_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x,
+                               const float *y, const float *dy, float *dx) {
+#pragma omp parallel for if (n > PAR_MIN / 4)
+  for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * vt_unary_df(op, alpha, x[i], y ? y[i] : 0.0f);
+}
+
+static void cpu_axpy(int64_t n, float alpha, const float *x, float *y) {
+#pragma omp parallel for if (n > PAR_MIN)
+  for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+static void cpu_reduce(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, const float *x,
+                       float *y, int32_t *arg) {
+#pragma omp parallel for if (outer * len * inner > PAR_MIN)
+  for (int64_t o = 0; o < outer; o++) {
+    const float *px = x + o * len * inner;
+    float *py = y + o * inner;
+    if (op == VT_RED_MAX) {
+      int32_t *pa = arg + o * inner;
+      for (int64_t j = 0; j < inner; j++) {
+        py[j] = px[j];
+        pa[j] = 0;
+      }
+      for (int64_t l = 1; l < len; l++)
+        for (int64_t j = 0; j < inner; j++)
+          /* NaN wins, as in torch.max */
+          if (!(px[l * inner + j] <= py[j]) && !isnan(py[j])) {
+            py[j] = px[l * inner + j];
+            pa[j] = (int32_t)l;
+          }
+    } else {
+      double scale = op == VT_RED_MEAN ? 1.0 / (double)len : 1.0;
+      for (int64_t j = 0; j < inner; j++) py[j] = 0;
+      if (inner == 1) {
+        double acc = 0;
+        for (int64_t l = 0; l < len; l++) acc += px[l];
+        py[0] = (float)(acc * scale);
+      } else {
+        for (int64_t l = 0; l < len; l++)
+          for (int64_t j = 0; j < inner; j++) py[j] += px[l * inner + j];
+        for (int64_t j = 0; j < inner; j++) py[j] = (float)(py[j] * scale);
+      }
+    }
+  }
+}
+
+static void cpu_reduce_backward(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
+                                const float *dy, const int32_t *arg, float *dx) {
+  float scale = op == VT_RED_MEAN ? 1.0f / (float)len : 1.0f;
+#pragma omp parallel for if (outer * len * inner > PAR_MIN)
+  for (int64_t o = 0; o < outer; o++) {
+    float *px = dx + o * len * inner;
+    const float *py = dy + o * inner;
+    if (op == VT_RED_MAX) {
+      const int32_t *pa = arg + o * inner;
+      for (int64_t j = 0; j < inner; j++) px[(int64_t)pa[j] * inner + j] += py[j];
+    } else {
+      for (int64_t l = 0; l < len; l++)
+        for (int64_t j = 0; j < inner; j++) px[l * inner + j] += py[j] * scale;
+    }
+  }
+}
+
+static void cpu_softmax(bool log, int64_t rows, int64_t cols, const float *x, float *y) {
+#pragma omp parallel for if (rows * cols > PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *px = x + r * cols;
+    float *py = y + r * cols;
+    float m = -INFINITY;
+    for (int64_t j = 0; j < cols; j++) m = px[j] > m ? px[j] : m;
+    if (m == -INFINITY) m = 0; /* a fully masked row: avoid inf - inf */
+    double s = 0;
+    for (int64_t j = 0; j < cols; j++) s += exp((double)(px[j] - m));
+    if (log) {
+      float lse = m + (float)logf((float)s);
+      for (int64_t j = 0; j < cols; j++) py[j] = px[j] - lse;
+    } else {
+      float inv = (float)(1.0 / s);
+      for (int64_t j = 0; j < cols; j++) py[j] = expf(px[j] - m) * inv;
+    }
+  }
+}
+
+static void cpu_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y,
+                                 const float *dy, float *dx) {
+#pragma omp parallel for if (rows * cols > PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *py = y + r * cols, *pdy = dy + r * cols;
+    float *pdx = dx + r * cols;
+    double s = 0;
+    if (log) {
+      for (int64_t j = 0; j < cols; j++) s += pdy[j];
+      for (int64_t j = 0; j < cols; j++) pdx[j] += pdy[j] - expf(py[j]) * (float)s;
+    } else {
+      for (int64_t j = 0; j < cols; j++) s += (double)pdy[j] * py[j];
+      for (int64_t j = 0; j < cols; j++) pdx[j] += py[j] * (pdy[j] - (float)s);
+    }
+  }
+}
+
+static void cpu_strided_copy(int ndim, const int64_t *shape, const void *src,
+                             const int64_t *src_strides, void *dst, const int64_t *dst_strides,
+                             size_t elem_size, bool accumulate) {
+  int64_t cols = ndim ? shape[ndim - 1] : 1, rows = 1;
+  for (int d = 0; d + 1 < ndim; d++) rows *= shape[d];
+  int64_t ls = ndim ? src_strides[ndim - 1] : 0, ld = ndim ? dst_strides[ndim - 1] : 0;
+#pragma omp parallel for if (rows * cols > PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t os = 0, od = 0, rr = r;
+    for (int d = ndim - 2; d >= 0; d--) {
+      int64_t c = rr % shape[d];
+      rr /= shape[d];
+      os += c * src_strides[d];
+      od += c * dst_strides[d];
+    }
+    if (accumulate) {
+      const float *s = (const float *)src + os;
+      float *t = (float *)dst + od;
+      for (int64_t j = 0; j < cols; j++) t[j * ld] += s[j * ls];
+    } else if (ls == 1 && ld == 1) {
+      memcpy((char *)dst + od * (int64_t)elem_size, (const char *)src + os * (int64_t)elem_size,
+             (size_t)cols * elem_size);
+    } else {
+      for (int64_t j = 0; j < cols; j++)
+        memcpy((char *)dst + (od + j * ld) * (int64_t)elem_size,
+               (const char *)src + (os + j * ls) * (int64_t)elem_size, elem_size);
+    }
+  }
+}
+
+static void cpu_index_select(int64_t outer, int64_t n_src, int64_t inner, const float *src,
+                             const int32_t *idx, int64_t n_idx, float *dst) {
+#pragma omp parallel for collapse(2) if (outer * n_idx * inner > PAR_MIN)
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = 0; i < n_idx; i++)
+      memcpy(dst + (o * n_idx + i) * inner, src + (o * n_src + idx[i]) * inner,
+             (size_t)inner * sizeof(float));
+}
+
+static void cpu_index_add(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
+                          const int32_t *idx, int64_t n_idx, float *dst) {
+  /* Repeated indices add into the same row: split the work by columns, not by index. */
+  int64_t block = 256;
+  int64_t n_blocks = (inner + block - 1) / block;
+#pragma omp parallel for collapse(2) if (outer * n_idx * inner > PAR_MIN)
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t jb = 0; jb < n_blocks; jb++) {
+      int64_t j0 = jb * block, j1 = j0 + block < inner ? j0 + block : inner;
+      for (int64_t i = 0; i < n_idx; i++) {
+        const float *s = src + (o * n_idx + i) * inner;
+        float *d = dst + (o * n_dst + idx[i]) * inner;
+        for (int64_t j = j0; j < j1; j++) d[j] += s[j];
+      }
+    }
+}
+
+static void cpu_index_copy(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
+                           const int32_t *idx, int64_t n_idx, float *dst) {
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = 0; i < n_idx; i++)
+      memcpy(dst + (o * n_dst + idx[i]) * inner, src + (o * n_idx + i) * inner,
+             (size_t)inner * sizeof(float));
+}
+
+static void cpu_index_zero(int64_t outer, int64_t n_dst, int64_t inner, const int32_t *idx,
+                           int64_t n_idx, float *dst) {
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = 0; i < n_idx; i++)
+      memset(dst + (o * n_dst + idx[i]) * inner, 0, (size_t)inner * sizeof(float));
+}
+
+static int64_t cpu_index_check(const int32_t *idx, int64_t n, int64_t limit) {
+  for (int64_t i = 0; i < n; i++)
+    if (idx[i] < 0 || idx[i] >= limit) return i;
+  return -1;
+}
+
+static void cpu_synchronize(void) {}
+
+static const vt_backend cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .copy = cpu_copy,
+    .fill = cpu_fill,
+    .convert = cpu_convert,
+    .gemm = cpu_gemm,
+    .binary = cpu_binary,
+    .binary_backward = cpu_binary_backward,
+    .unary = cpu_unary,
+    .unary_backward = cpu_unary_backward,
+    .axpy = cpu_axpy,
+    .reduce = cpu_reduce,
+    .reduce_backward = cpu_reduce_backward,
+    .softmax = cpu_softmax,
+    .softmax_backward = cpu_softmax_backward,
+    .strided_copy = cpu_strided_copy,
+    .index_select = cpu_index_select,
+    .index_add = cpu_index_add,
+    .index_copy = cpu_index_copy,
+    .index_zero = cpu_index_zero,
+    .index_check = cpu_index_check,
+    .synchronize = cpu_synchronize,
+};
+
+const vt_backend *vt_backend_cpu(void) { return &cpu_backend; }

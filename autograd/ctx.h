@@ -1,0 +1,72 @@
+/* vt_ctx: the execution context of one training process on one device. It owns the backend,
+ * the step arena (activations and temporaries), the tape recorded by ops, the no-grad flag
+ * and a sticky error: the first failing op records its name, shapes and file:line, and every
+ * later op passes an error tensor through, so model code reads straight and is checked once
+ * per step with vt_ctx_failed(). */
+#ifndef VT_CTX_H
+#define VT_CTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autograd/backend.h"
+#include "autograd/tensor.h"
+
+typedef struct vt_ctx vt_ctx;
+
+typedef struct {
+  vt_device device;
+  size_t arena_bytes; /* first arena block; grows as needed (default 64 MiB) */
+} vt_ctx_opts;
+
+/* Returns NULL when the device is unusable; *err (if given) says why. */
+vt_ctx *vt_ctx_init(const vt_ctx_opts *opts, const char **err);
+void vt_ctx_free(vt_ctx *ctx);
+
+const vt_backend *vt_ctx_backend(const vt_ctx *ctx);
+vt_device vt_ctx_device(const vt_ctx *ctx);
+
+bool vt_ctx_failed(const vt_ctx *ctx);
+const char *vt_ctx_error(const vt_ctx *ctx); /* "" when none */
+void vt_ctx_clear_error(vt_ctx *ctx);
+/* Records an error (first one wins) and returns the error tensor. */
+vt_tensor *vt_ctx_fail_at(vt_ctx *ctx, const char *file, int line, const char *op,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define vt_ctx_fail(ctx, op, ...) vt_ctx_fail_at((ctx), __FILE__, __LINE__, (op), __VA_ARGS__)
+
+/* Ends a step: drops the tape and rewinds the arena (tensors from the step become invalid). */
+void vt_ctx_reset(vt_ctx *ctx);
+
+/* No-grad mode: ops record nothing. Returns the previous setting. */
+bool vt_set_grad_enabled(vt_ctx *ctx, bool enabled);
+bool vt_grad_enabled(const vt_ctx *ctx);
+
+/* Runs the tape backwards from a scalar loss (d loss = 1), accumulating into the gradients
+ * of every tensor that requires one (parameters: their flat gradient buffer). The tape and
+ * its saved activations are released afterwards. Returns false (with the ctx error set) on
+ * failure. */
+bool vt_backward(vt_ctx *ctx, vt_tensor *loss);
+int64_t vt_tape_len(const vt_ctx *ctx);
+
+/* Tensors in the step arena. */
+vt_tensor *vt_new(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *shape);
+vt_tensor *vt_zeros(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *shape);
+vt_tensor *vt_full(vt_ctx *ctx, int ndim, const int64_t *shape, float value);
+/* Copies host memory (of dtype's layout) into a new tensor on the ctx's device. */
+vt_tensor *vt_from_host(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *shape,
+                        const void *host);
+/* Copies a tensor's data (or gradient, as f32) to host memory of vt_nbytes / numel*4. */
+void vt_to_host(vt_ctx *ctx, const vt_tensor *t, void *host);
+void vt_grad_to_host(vt_ctx *ctx, const vt_tensor *t, float *host);
+/* Marks a leaf tensor as needing a gradient (for inputs being differentiated). */
+void vt_requires_grad(vt_ctx *ctx, vt_tensor *t);
+/* Reads one f32 element of a (small) tensor, e.g. a loss. */
+float vt_item(vt_ctx *ctx, const vt_tensor *t);
+
+/* How many times arenas or the tape took memory from the heap or device since init. After the
+ * first step of a fixed-shape loop this stays constant. */
+int64_t vt_ctx_heap_allocs(const vt_ctx *ctx);
+size_t vt_ctx_arena_high_water(const vt_ctx *ctx);
+
+#endif

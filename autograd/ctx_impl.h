@@ -1,0 +1,85 @@
+/* Internals shared by the autograd files: the vt_ctx struct, tape nodes and the helpers ops
+ * use to check inputs, allocate outputs and record their backward. Not for model code. */
+#ifndef VT_CTX_IMPL_H
+#define VT_CTX_IMPL_H
+
+#include "autograd/arena.h"
+#include "autograd/ctx.h"
+
+typedef struct vt_node vt_node;
+typedef void (*vt_backward_fn)(vt_ctx *ctx, vt_node *node);
+
+#define VT_NODE_MAX_IN 8
+
+struct vt_node {
+  vt_backward_fn backward;
+  const char *op;
+  vt_tensor *out;
+  vt_tensor *in[VT_NODE_MAX_IN];
+  int n_in;
+  vt_tensor *saved[2]; /* extra tensors the gradient needs (e.g. argmax) */
+  void *extra;         /* op-specific data in the arena */
+  int64_t i[8];
+  float f[4];
+};
+
+struct vt_ctx {
+  vt_device device;
+  const vt_backend *be;
+  vt_arena meta; /* host: tensor structs, node extras */
+  vt_arena data; /* device: tensor data and gradients */
+  vt_node *tape;
+  int64_t n_nodes, cap_nodes;
+  int64_t tape_allocs;
+  bool grad_enabled;
+  bool failed;
+  char error[1024];
+  vt_tensor err_tensor;
+  float err_value;
+};
+
+/* A new tensor struct + data in the arena; NULL (with ctx error) when memory runs out. */
+vt_tensor *vt_alloc_tensor(vt_ctx *ctx, const char *op, vt_dtype dtype, int ndim,
+                           const int64_t *shape);
+void *vt_arena_data(vt_ctx *ctx, const char *op, size_t bytes);
+void *vt_arena_meta(vt_ctx *ctx, const char *op, size_t bytes);
+/* The f32 gradient of t, allocated zeroed on first use. */
+float *vt_grad(vt_ctx *ctx, vt_tensor *t);
+/* True when any input needs a gradient and grad mode is on: then records a node for out
+ * and returns it (else NULL). */
+vt_node *vt_record(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out, int n_in,
+                   vt_tensor *const *in);
+/* Input checks: each returns false after recording a ctx error naming op and shapes. */
+bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts);
+bool vt_check_dtype(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_dtype want);
+/* Normalises a possibly negative axis; false (with error) when out of range. */
+bool vt_check_axis(vt_ctx *ctx, const char *op, const vt_tensor *t, int *axis);
+
+
+/* Common prologue of an op: returns the error tensor when the ctx has failed or an input is
+ * missing or on another device. */
+#define VT_OP_INPUTS(ctx, op, ...)                                                               \
+  do {                                                                                           \
+    vt_tensor *ins_[] = {__VA_ARGS__};                                                           \
+    if (!vt_check_inputs((ctx), (op), (int)(sizeof ins_ / sizeof ins_[0]), ins_))                \
+      return &(ctx)->err_tensor;                                                                 \
+  } while (0)
+
+/* Contiguous element strides of a shape. */
+static inline void vt_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
+  int64_t s = 1;
+  for (int d = ndim - 1; d >= 0; d--) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+}
+
+/* Splits a shape around axis into [outer, len, inner]. */
+static inline void vt_split_axis(const vt_tensor *t, int axis, int64_t *outer, int64_t *len,
+                                 int64_t *inner) {
+  *outer = vt_shape_numel(axis, t->shape);
+  *len = t->shape[axis];
+  *inner = vt_shape_numel(t->ndim - axis - 1, t->shape + axis + 1);
+}
+
+#endif

@@ -1,0 +1,63 @@
+/* The differentiable ops. Each takes the ctx first, checks its inputs (a bad shape, dtype or
+ * index records a ctx error naming the op and the shapes, and the error tensor is returned),
+ * computes on the ctx's backend and records its backward on the tape when grad is enabled.
+ * Float ops work on f32; index tensors are i32. Axis arguments may be negative. */
+#ifndef VT_OPS_H
+#define VT_OPS_H
+
+#include "autograd/ctx.h"
+
+#define VT_ALL_AXES 127 /* reduce over every element to a scalar of shape [1] */
+
+/* a [..., M, K] (or [..., K, M] when ta) times b [..., K, N] (or [..., N, K] when tb).
+ * Batch dims must match, or b may be 2-D and is then shared by every batch. */
+vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb);
+
+/* Elementwise with NumPy-style broadcasting of trailing dims. */
+vt_tensor *vt_add(vt_ctx *ctx, vt_tensor *a, vt_tensor *b);
+vt_tensor *vt_sub(vt_ctx *ctx, vt_tensor *a, vt_tensor *b);
+vt_tensor *vt_mul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b);
+vt_tensor *vt_div(vt_ctx *ctx, vt_tensor *a, vt_tensor *b);
+vt_tensor *vt_scale(vt_ctx *ctx, vt_tensor *x, float s);
+
+vt_tensor *vt_gelu_tanh(vt_ctx *ctx, vt_tensor *x);
+vt_tensor *vt_gelu_erf(vt_ctx *ctx, vt_tensor *x);
+vt_tensor *vt_silu(vt_ctx *ctx, vt_tensor *x);
+vt_tensor *vt_relu(vt_ctx *ctx, vt_tensor *x);
+vt_tensor *vt_leaky_relu(vt_ctx *ctx, vt_tensor *x, float negative_slope);
+vt_tensor *vt_tanh(vt_ctx *ctx, vt_tensor *x);
+vt_tensor *vt_sigmoid(vt_ctx *ctx, vt_tensor *x);
+
+/* Reductions over one axis (or VT_ALL_AXES); keepdim leaves a dim of size 1. */
+vt_tensor *vt_sum(vt_ctx *ctx, vt_tensor *x, int axis, bool keepdim);
+vt_tensor *vt_mean(vt_ctx *ctx, vt_tensor *x, int axis, bool keepdim);
+vt_tensor *vt_max(vt_ctx *ctx, vt_tensor *x, int axis, bool keepdim);
+
+/* Softmax / log-softmax over the last axis. */
+vt_tensor *vt_softmax(vt_ctx *ctx, vt_tensor *x);
+vt_tensor *vt_log_softmax(vt_ctx *ctx, vt_tensor *x);
+
+/* Shape ops. reshape is a view (no copy); one size may be -1. */
+vt_tensor *vt_reshape(vt_ctx *ctx, vt_tensor *x, int ndim, const int64_t *shape);
+vt_tensor *vt_permute(vt_ctx *ctx, vt_tensor *x, const int *perm);
+vt_tensor *vt_transpose(vt_ctx *ctx, vt_tensor *x, int d0, int d1);
+vt_tensor *vt_concat(vt_ctx *ctx, vt_tensor *const *xs, int n, int axis);
+/* Elements [start, end) along axis. */
+vt_tensor *vt_slice(vt_ctx *ctx, vt_tensor *x, int axis, int64_t start, int64_t end);
+
+/* Gather/scatter along an axis with an i32 index vector idx [n]:
+ *   index_select: out = x with axis resized to n, out[.., i, ..] = x[.., idx[i], ..]
+ *   index_copy:   out = base, then out[.., idx[i], ..] = src[.., i, ..] (indices unique)
+ *   index_add:    out = base, then out[.., idx[i], ..] += src[.., i, ..]                 */
+vt_tensor *vt_index_select(vt_ctx *ctx, vt_tensor *x, int axis, vt_tensor *idx);
+vt_tensor *vt_index_copy(vt_ctx *ctx, vt_tensor *base, int axis, vt_tensor *idx, vt_tensor *src);
+vt_tensor *vt_index_add(vt_ctx *ctx, vt_tensor *base, int axis, vt_tensor *idx, vt_tensor *src);
+/* Rows of weight [V, D] for ids (i32, any shape): out [ids..., D]. */
+vt_tensor *vt_embedding(vt_ctx *ctx, vt_tensor *weight, vt_tensor *ids);
+
+/* A copy in another dtype (no gradient unless both are f32). */
+vt_tensor *vt_cast(vt_ctx *ctx, vt_tensor *x, vt_dtype dtype);
+/* A copy that stops gradients. */
+vt_tensor *vt_detach(vt_ctx *ctx, vt_tensor *x);
+
+#endif

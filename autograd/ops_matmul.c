@@ -1,0 +1,100 @@
+/* Batched matmul with transposes, on the backend's GEMM (OpenBLAS sgemm on the CPU). */
+#include "autograd/ctx_impl.h"
+#include "autograd/ops.h"
+
+/* The geometry of one matmul call: batch of C[m,n] = op(A) op(B). */
+typedef struct {
+  bool ta, tb;
+  int64_t batch, m, n, k;
+  int64_t stride_a, stride_b, stride_c; /* 0: shared across the batch */
+} mm_geom;
+
+static bool mm_plan(vt_ctx *ctx, const vt_tensor *a, const vt_tensor *b, bool ta, bool tb,
+                    mm_geom *g) {
+  char s1[96], s2[96];
+  if (a->ndim < 2 || b->ndim < 2) {
+    vt_ctx_fail(ctx, "matmul", "both operands need at least 2 dims, got %s and %s",
+                vt_shape_str(a, s1, sizeof s1), vt_shape_str(b, s2, sizeof s2));
+    return false;
+  }
+  int64_t ar = a->shape[a->ndim - 2], ac = a->shape[a->ndim - 1];
+  int64_t br = b->shape[b->ndim - 2], bcols = b->shape[b->ndim - 1];
+  g->ta = ta;
+  g->tb = tb;
+  g->m = ta ? ac : ar;
+  g->k = ta ? ar : ac;
+  int64_t kb = tb ? bcols : br;
+  g->n = tb ? br : bcols;
+  bool batch_ok = b->ndim == 2 || b->ndim == a->ndim;
+  for (int d = 0; batch_ok && b->ndim > 2 && d < a->ndim - 2; d++)
+    batch_ok = a->shape[d] == b->shape[d];
+  if (g->k != kb || !batch_ok) {
+    vt_ctx_fail(ctx, "matmul", "cannot multiply %s%s by %s%s (inner sizes %lld and %lld)",
+                vt_shape_str(a, s1, sizeof s1), ta ? "^T" : "", vt_shape_str(b, s2, sizeof s2),
+                tb ? "^T" : "", (long long)g->k, (long long)kb);
+    return false;
+  }
+  g->batch = vt_shape_numel(a->ndim - 2, a->shape);
+  g->stride_a = g->m * g->k;
+  g->stride_b = b->ndim == 2 ? 0 : g->k * g->n;
+  g->stride_c = g->m * g->n;
+  if (b->ndim == 2 && !ta && g->batch > 1) {
+    /* B shared and A not transposed: fold the batch into M, one large GEMM */
+    g->m *= g->batch;
+    g->batch = 1;
+    g->stride_a = g->stride_c = 0;
+  }
+  return true;
+}
+
+static void matmul_backward(vt_ctx *ctx, vt_node *n) {
+  vt_tensor *a = n->in[0], *b = n->in[1];
+  mm_geom g;
+  if (!mm_plan(ctx, a, b, n->i[0], n->i[1], &g)) return;
+  const float *A = a->data, *B = b->data, *dC = n->out->grad;
+  int64_t lda = g.ta ? g.m : g.k, ldb = g.tb ? g.k : g.n;
+  if (a->requires_grad) {
+    float *dA = vt_grad(ctx, a);
+    if (!dA) return;
+    if (!g.ta) /* dA[m,k] = dC @ op(B)^T */
+      ctx->be->gemm(false, !g.tb, g.m, g.k, g.n, 1.0f, dC, g.n, g.stride_c, B, ldb, g.stride_b,
+                    1.0f, dA, lda, g.stride_a, g.batch);
+    else /* dA[k,m] = op(B) @ dC^T */
+      ctx->be->gemm(g.tb, true, g.k, g.m, g.n, 1.0f, B, ldb, g.stride_b, dC, g.n, g.stride_c,
+                    1.0f, dA, lda, g.stride_a, g.batch);
+  }
+  if (b->requires_grad) {
+    float *dB = vt_grad(ctx, b);
+    if (!dB) return;
+    /* A shared B receives the sum over the batch: stride 0 on dB accumulates (beta = 1). */
+    if (!g.tb) /* dB[k,n] = op(A)^T @ dC */
+      ctx->be->gemm(!g.ta, false, g.k, g.n, g.m, 1.0f, A, lda, g.stride_a, dC, g.n, g.stride_c,
+                    1.0f, dB, ldb, g.stride_b, g.batch);
+    else /* dB[n,k] = dC^T @ op(A) */
+      ctx->be->gemm(true, g.ta, g.n, g.k, g.m, 1.0f, dC, g.n, g.stride_c, A, lda, g.stride_a,
+                    1.0f, dB, ldb, g.stride_b, g.batch);
+  }
+}
+
+vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb) {
+  VT_OP_INPUTS(ctx, "matmul", a, b);
+  if (!vt_check_dtype(ctx, "matmul", a, VT_F32) || !vt_check_dtype(ctx, "matmul", b, VT_F32))
+    return &ctx->err_tensor;
+  mm_geom g;
+  if (!mm_plan(ctx, a, b, ta, tb, &g)) return &ctx->err_tensor;
+  int64_t shape[VT_MAX_DIMS];
+  for (int d = 0; d < a->ndim - 2; d++) shape[d] = a->shape[d];
+  shape[a->ndim - 2] = ta ? a->shape[a->ndim - 1] : a->shape[a->ndim - 2];
+  shape[a->ndim - 1] = g.n;
+  vt_tensor *out = vt_alloc_tensor(ctx, "matmul", VT_F32, a->ndim, shape);
+  if (!out) return &ctx->err_tensor;
+  ctx->be->gemm(ta, tb, g.m, g.n, g.k, 1.0f, a->data, ta ? g.m : g.k, g.stride_a, b->data,
+                tb ? g.k : g.n, g.stride_b, 0.0f, out->data, g.n, g.stride_c, g.batch);
+  vt_tensor *in[2] = {a, b};
+  vt_node *n = vt_record(ctx, "matmul", matmul_backward, out, 2, in);
+  if (n) {
+    n->i[0] = ta;
+    n->i[1] = tb;
+  }
+  return out;
+}

@@ -1,0 +1,51 @@
+/* vt_params: the named parameters of a model. Every parameter has a stable hierarchical name
+ * (the export name, e.g. "model.layers.0.self_attn.q_proj.weight") and lives in one flat
+ * buffer per dtype; the gradients of trainable f32 parameters live in one flat f32 buffer, so
+ * all-reduce, grad-norm and checkpoint I/O are one call each. Usage: add every parameter,
+ * vt_params_alloc(), set trainable patterns, vt_params_alloc_grads(). */
+#ifndef VT_PARAMS_H
+#define VT_PARAMS_H
+
+#include "autograd/backend.h"
+#include "autograd/tensor.h"
+
+typedef struct {
+  vt_tensor t;     /* t.name points to name; t.data / t.grad into the flat buffers */
+  char *name;
+  size_t offset;   /* in elements, into the flat buffer of t.dtype */
+  size_t grad_offset; /* in elements, into the grad buffer (trainable only) */
+  bool trainable;
+} vt_param;
+
+typedef struct {
+  vt_param **items; /* stable pointers: model structs keep &items[i]->t */
+  int n, cap;
+  vt_device device;
+  const vt_backend *be;
+  void *data[VT_DTYPE_COUNT];
+  size_t numel[VT_DTYPE_COUNT];
+  float *grad;
+  size_t grad_numel;
+  bool allocated;
+} vt_params;
+
+/* Returns 0, or -1 when the device has no usable backend. */
+int vt_params_init(vt_params *ps, vt_device device);
+void vt_params_free(vt_params *ps);
+/* Registers a parameter (trainable by default) before vt_params_alloc. Returns NULL (and
+ * writes err) on a duplicate name, a bad shape or after allocation. */
+vt_tensor *vt_params_add(vt_params *ps, const char *name, vt_dtype dtype, int ndim,
+                         const int64_t *shape, char *err, size_t err_len);
+/* Allocates the flat buffers (zeroed) and points every parameter into them. */
+int vt_params_alloc(vt_params *ps, char *err, size_t err_len);
+/* Marks every parameter whose name matches the glob (fnmatch) as trainable or frozen;
+ * returns how many matched. Call vt_params_alloc_grads afterwards. */
+int vt_params_set_trainable(vt_params *ps, const char *glob, bool trainable);
+/* Lays out the gradient buffer over the trainable f32 parameters only (zeroed); frozen
+ * parameters get no gradient and no requires_grad. */
+int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len);
+void vt_params_zero_grad(vt_params *ps);
+vt_param *vt_params_find(const vt_params *ps, const char *name);
+size_t vt_params_count(const vt_params *ps, bool trainable_only); /* elements */
+
+#endif

@@ -1,0 +1,41 @@
+/* vt_tensor: a contiguous row-major array of up to VT_MAX_DIMS dims on one device, with an
+ * optional gradient. Tensors made by ops live in the step arena of their vt_ctx; parameter
+ * tensors live in a vt_params store. Shapes are int64_t, innermost dimension last. */
+#ifndef VT_TENSOR_H
+#define VT_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autograd/dtype.h"
+
+#define VT_MAX_DIMS 5
+
+typedef enum { VT_DEV_CPU = 0, VT_DEV_CUDA = 1 } vt_device_type;
+
+typedef struct {
+  vt_device_type type;
+  int index; /* cuda:N */
+} vt_device;
+
+typedef struct vt_tensor {
+  vt_dtype dtype;
+  int ndim;
+  int64_t shape[VT_MAX_DIMS];
+  vt_device device;
+  void *data;
+  float *grad;        /* f32 gradient of the same shape, or NULL (allocated on demand) */
+  bool requires_grad; /* a gradient flows to it (parameter or result of such) */
+  bool is_param;      /* gradient lives in a vt_params flat buffer */
+  const char *name;   /* parameter name, or NULL */
+} vt_tensor;
+
+int64_t vt_numel(const vt_tensor *t);
+size_t vt_nbytes(const vt_tensor *t);
+int64_t vt_shape_numel(int ndim, const int64_t *shape);
+bool vt_same_shape(const vt_tensor *a, const vt_tensor *b);
+/* Writes "[2, 3, 4] f32" into buf; returns buf. */
+char *vt_shape_str(const vt_tensor *t, char *buf, size_t len);
+
+#endif
