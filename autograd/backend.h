@@ -39,6 +39,15 @@ typedef struct {
   int64_t sb[VT_MAX_DIMS];
 } vt_bcast;
 
+/* Kernel families added by later op groups; each is defined in autograd/kernels_<family>.h
+ * and implemented per device (autograd/cpu/cpu_<family>.c, autograd/cuda/cuda_<family>.cu).
+ * A NULL family (or member) means the device lacks those kernels; ops then report an error. */
+struct vt_norm_kernels;
+struct vt_conv_kernels;
+struct vt_attn_kernels;
+struct vt_loss_kernels;
+struct vt_optim_kernels;
+
 typedef struct vt_backend {
   const char *name;
   void *(*alloc)(size_t bytes); /* NULL on failure */
@@ -88,6 +97,11 @@ typedef struct vt_backend {
   /* Position of the first index outside [0, limit), or -1 when all are in range. */
   int64_t (*index_check)(const int32_t *idx, int64_t n, int64_t limit);
   void (*synchronize)(void);
+  const struct vt_norm_kernels *norm;   /* norms, RoPE, dropout, weight norm, VQ */
+  const struct vt_conv_kernels *conv;   /* conv1d/2d, conv-transpose1d, pixel shuffle */
+  const struct vt_attn_kernels *attn;   /* fused (flash-style) attention */
+  const struct vt_loss_kernels *loss;   /* cross-entropy, CTC and the other losses */
+  const struct vt_optim_kernels *optim; /* optimizer updates, norms of flat buffers */
 } vt_backend;
 
 const vt_backend *vt_backend_cpu(void);

@@ -347,6 +347,13 @@ static int64_t cpu_index_check(const int32_t *idx, int64_t n, int64_t limit) {
 
 static void cpu_synchronize(void) {}
 
+/* Kernel families, each defined in its own autograd/cpu/cpu_<family>.c. */
+extern const struct vt_norm_kernels vt_cpu_norm_kernels;
+extern const struct vt_conv_kernels vt_cpu_conv_kernels;
+extern const struct vt_attn_kernels vt_cpu_attn_kernels;
+extern const struct vt_loss_kernels vt_cpu_loss_kernels;
+extern const struct vt_optim_kernels vt_cpu_optim_kernels;
+
 static const vt_backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -371,6 +378,11 @@ static const vt_backend cpu_backend = {
     .index_zero = cpu_index_zero,
     .index_check = cpu_index_check,
     .synchronize = cpu_synchronize,
+    .norm = &vt_cpu_norm_kernels,
+    .conv = &vt_cpu_conv_kernels,
+    .attn = &vt_cpu_attn_kernels,
+    .loss = &vt_cpu_loss_kernels,
+    .optim = &vt_cpu_optim_kernels,
 };
 
 const vt_backend *vt_backend_cpu(void) { return &cpu_backend; }
