@@ -1,4 +1,4 @@
-/* Reference fixtures written by tests/reference/*.py (PyTorch and friends) and read by the C
+/* Reference fixtures written by the scripts in tests/reference/ (PyTorch and friends) and read by the C
  * tests. Text format, one tensor per two lines:
  *   NAME DTYPE NDIM D0 D1 ...      (DTYPE is f32 or i32)
  *   V0 V1 V2 ...                   (row-major values, floats written with 9 digits)
