@@ -1,0 +1,443 @@
+/* HDF5 shard writer and reader (HDF5 C API, CRC32 from zlib). Layout, all 1-D contiguous
+ * datasets, little-endian, in checksum order:
+ *   tokens i32[T], labels i32[T], sample_offsets i64[N+1] (into tokens),
+ *   sample_id_offsets i64[N+1], sample_ids u8[..] (UTF-8 ids, not NUL-terminated),
+ *   media_offsets i64[N+1] (into the media_* arrays), media_kind i32[M] (chat_media_kind),
+ *   media_pos i64[M] (token position inside the sample), media_item i32[M],
+ *   media_path_offsets i64[M+1], media_paths u8[..]
+ * Root attributes: format_version i32, n_samples i64, n_tokens i64, checksum u32 (CRC32 of
+ * the datasets' bytes in the order above). */
+#include "data/shard.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static void seterr(char *err, size_t len, const char *fmt, ...) {
+  if (!err || !len) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, len, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- growable byte vectors --------------------------------------------------------- */
+
+typedef struct {
+  char *p;
+  size_t n, cap; /* in bytes */
+} vec;
+
+static int vec_add(vec *v, const void *x, size_t bytes) {
+  if (v->n + bytes > v->cap) {
+    size_t cap = v->cap ? v->cap : 1024;
+    while (cap < v->n + bytes) cap *= 2;
+    char *p = realloc(v->p, cap);
+    if (!p) return -1;
+    v->p = p;
+    v->cap = cap;
+  }
+  if (bytes) memcpy(v->p + v->n, x, bytes);
+  v->n += bytes;
+  return 0;
+}
+
+static int vec_i64(vec *v, int64_t x) { return vec_add(v, &x, sizeof x); }
+static int vec_i32(vec *v, int32_t x) { return vec_add(v, &x, sizeof x); }
+
+enum {
+  DS_TOKENS,
+  DS_LABELS,
+  DS_SAMPLE_OFFSETS,
+  DS_ID_OFFSETS,
+  DS_IDS,
+  DS_MEDIA_OFFSETS,
+  DS_MEDIA_KIND,
+  DS_MEDIA_POS,
+  DS_MEDIA_ITEM,
+  DS_PATH_OFFSETS,
+  DS_PATHS,
+  DS_COUNT
+};
+
+static const char *const ds_name[DS_COUNT] = {
+    "tokens",        "labels",     "sample_offsets", "sample_id_offsets", "sample_ids",
+    "media_offsets", "media_kind", "media_pos",      "media_item",        "media_path_offsets",
+    "media_paths"};
+static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1};
+
+static hid_t ds_mem_type(int d) {
+  return ds_elem[d] == 8 ? H5T_NATIVE_INT64 : ds_elem[d] == 4 ? H5T_NATIVE_INT32 : H5T_NATIVE_UINT8;
+}
+static hid_t ds_file_type(int d) {
+  return ds_elem[d] == 8 ? H5T_STD_I64LE : ds_elem[d] == 4 ? H5T_STD_I32LE : H5T_STD_U8LE;
+}
+
+/* ---- writer ---------------------------------------------------------------------------- */
+
+struct shard_writer {
+  char path[4096];
+  vec ds[DS_COUNT];
+  int64_t n_samples;
+};
+
+int shard_writer_open(shard_writer **out, const char *path, char *err, size_t err_len) {
+  shard_writer *w = calloc(1, sizeof *w);
+  if (!w || strlen(path) + 5 >= sizeof w->path) {
+    free(w);
+    seterr(err, err_len, "%s: path too long or out of memory", path);
+    return -1;
+  }
+  snprintf(w->path, sizeof w->path, "%s", path);
+  int rc = vec_i64(&w->ds[DS_SAMPLE_OFFSETS], 0) | vec_i64(&w->ds[DS_ID_OFFSETS], 0) |
+           vec_i64(&w->ds[DS_MEDIA_OFFSETS], 0) | vec_i64(&w->ds[DS_PATH_OFFSETS], 0);
+  if (rc) {
+    shard_writer_abort(w);
+    seterr(err, err_len, "out of memory");
+    return -1;
+  }
+  *out = w;
+  return 0;
+}
+
+void shard_writer_abort(shard_writer *w) {
+  if (!w) return;
+  for (int d = 0; d < DS_COUNT; d++) free(w->ds[d].p);
+  free(w);
+}
+
+int64_t shard_writer_samples(const shard_writer *w) { return w->n_samples; }
+int64_t shard_writer_tokens(const shard_writer *w) {
+  return (int64_t)(w->ds[DS_TOKENS].n / sizeof(int32_t));
+}
+
+int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, size_t err_len) {
+  vec *v = w->ds;
+  int rc = vec_add(&v[DS_TOKENS], s->ids, s->n * 4) | vec_add(&v[DS_LABELS], s->labels, s->n * 4);
+  rc |= vec_i64(&v[DS_SAMPLE_OFFSETS], (int64_t)(v[DS_TOKENS].n / 4));
+  rc |= vec_add(&v[DS_IDS], s->id, strlen(s->id));
+  rc |= vec_i64(&v[DS_ID_OFFSETS], (int64_t)v[DS_IDS].n);
+  for (size_t i = 0; i < s->n_media; i++) {
+    rc |= vec_i32(&v[DS_MEDIA_KIND], s->media[i].kind);
+    rc |= vec_i64(&v[DS_MEDIA_POS], s->media[i].pos);
+    rc |= vec_i32(&v[DS_MEDIA_ITEM], s->media[i].item);
+    const char *p = s->media_path ? s->media_path[i] : "";
+    rc |= vec_add(&v[DS_PATHS], p, strlen(p));
+    rc |= vec_i64(&v[DS_PATH_OFFSETS], (int64_t)v[DS_PATHS].n);
+  }
+  rc |= vec_i64(&v[DS_MEDIA_OFFSETS], (int64_t)(v[DS_MEDIA_KIND].n / 4));
+  if (rc) {
+    seterr(err, err_len, "%s: out of memory", w->path);
+    return -1;
+  }
+  w->n_samples++;
+  return 0;
+}
+
+static int write_attr(hid_t f, const char *name, hid_t ftype, hid_t mtype, const void *x) {
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(f, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t r = a < 0 ? -1 : H5Awrite(a, mtype, x);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  return r < 0 ? -1 : 0;
+}
+
+int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = 0;
+  if (f < 0) {
+    seterr(err, err_len, "%s: cannot create", tmp);
+    shard_writer_abort(w);
+    return -1;
+  }
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (int d = 0; d < DS_COUNT && rc == 0; d++) {
+    hsize_t n = w->ds[d].n / ds_elem[d];
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t ds =
+        H5Dcreate2(f, ds_name[d], ds_file_type(d), sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0 ||
+        (n && H5Dwrite(ds, ds_mem_type(d), H5S_ALL, H5S_ALL, H5P_DEFAULT, w->ds[d].p) < 0)) {
+      seterr(err, err_len, "%s: cannot write dataset %s", tmp, ds_name[d]);
+      rc = -1;
+    }
+    for (size_t off = 0; off < w->ds[d].n; off += 1u << 30) {
+      size_t len = w->ds[d].n - off < (1u << 30) ? w->ds[d].n - off : (1u << 30);
+      crc = crc32(crc, (const Bytef *)w->ds[d].p + off, (uInt)len);
+    }
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+  }
+  int32_t version = SHARD_FORMAT_VERSION;
+  int64_t n_tokens = shard_writer_tokens(w);
+  uint32_t sum = (uint32_t)crc;
+  if (rc == 0 && (write_attr(f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &version) ||
+                  write_attr(f, "n_samples", H5T_STD_I64LE, H5T_NATIVE_INT64, &w->n_samples) ||
+                  write_attr(f, "n_tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &n_tokens) ||
+                  write_attr(f, "checksum", H5T_STD_U32LE, H5T_NATIVE_UINT32, &sum))) {
+    seterr(err, err_len, "%s: cannot write attributes", tmp);
+    rc = -1;
+  }
+  if (H5Fclose(f) < 0 && rc == 0) {
+    seterr(err, err_len, "%s: cannot close (disk full?)", tmp);
+    rc = -1;
+  }
+  if (rc == 0 && rename(tmp, w->path) != 0) {
+    seterr(err, err_len, "%s: cannot rename to %s: %s", tmp, w->path, strerror(errno));
+    rc = -1;
+  }
+  if (rc != 0) unlink(tmp);
+  shard_writer_abort(w);
+  return rc;
+}
+
+/* ---- reader ---------------------------------------------------------------------------- */
+
+struct shard {
+  char path[4096];
+  hid_t file, tokens, labels;
+  int64_t n_samples, n_tokens;
+  vec small[DS_COUNT]; /* every dataset except tokens and labels, read whole */
+};
+
+static const int64_t *I64(const shard *s, int d) { return (const int64_t *)s->small[d].p; }
+
+const char *shard_path(const shard *s) { return s->path; }
+int64_t shard_n_samples(const shard *s) { return s->n_samples; }
+int64_t shard_n_tokens(const shard *s) { return s->n_tokens; }
+int64_t shard_sample_len(const shard *s, int64_t i) {
+  return I64(s, DS_SAMPLE_OFFSETS)[i + 1] - I64(s, DS_SAMPLE_OFFSETS)[i];
+}
+
+void shard_close(shard *s) {
+  if (!s) return;
+  if (s->tokens > 0) H5Dclose(s->tokens);
+  if (s->labels > 0) H5Dclose(s->labels);
+  if (s->file > 0) H5Fclose(s->file);
+  for (int d = 0; d < DS_COUNT; d++) free(s->small[d].p);
+  free(s);
+}
+
+static int64_t ds_len(hid_t ds) {
+  hid_t sp = H5Dget_space(ds);
+  if (sp < 0) return -1;
+  hsize_t n = 0;
+  int nd = H5Sget_simple_extent_ndims(sp);
+  if (nd == 1) H5Sget_simple_extent_dims(sp, &n, NULL);
+  H5Sclose(sp);
+  return nd == 1 ? (int64_t)n : -1;
+}
+
+static int read_range(hid_t ds, hid_t mtype, int64_t off, int64_t n, void *buf) {
+  if (n == 0) return 0;
+  hid_t fs = H5Dget_space(ds);
+  hsize_t start = (hsize_t)off, count = (hsize_t)n;
+  hid_t ms = H5Screate_simple(1, &count, NULL);
+  herr_t r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
+  if (r >= 0) r = H5Dread(ds, mtype, ms, fs, H5P_DEFAULT, buf);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  return r < 0 ? -1 : 0;
+}
+
+static int read_attr(hid_t f, const char *name, hid_t mtype, void *x) {
+  if (H5Aexists(f, name) <= 0) return -1;
+  hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+  herr_t r = a < 0 ? -1 : H5Aread(a, mtype, x);
+  if (a >= 0) H5Aclose(a);
+  return r < 0 ? -1 : 0;
+}
+
+/* offsets must start at 0, never decrease, and end at `end` */
+static bool offsets_ok(const int64_t *o, int64_t n, int64_t end) {
+  if (n < 1 || o[0] != 0 || o[n - 1] != end) return false;
+  for (int64_t i = 1; i < n; i++)
+    if (o[i] < o[i - 1]) return false;
+  return true;
+}
+
+int shard_open(shard **out, const char *path, bool verify, char *err, size_t err_len) {
+  *out = NULL;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  shard *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  snprintf(s->path, sizeof s->path, "%s", path);
+  s->file = s->tokens = s->labels = -1;
+  if (access(path, R_OK) != 0) {
+    seterr(err, err_len, "shard %s: cannot read: %s", path, strerror(errno));
+    goto fail;
+  }
+  s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (s->file < 0) {
+    seterr(err, err_len, "shard %s: not a readable HDF5 file (truncated or corrupt)", path);
+    goto fail;
+  }
+  int32_t version = 0;
+  uint32_t sum = 0;
+  if (read_attr(s->file, "format_version", H5T_NATIVE_INT32, &version) ||
+      read_attr(s->file, "checksum", H5T_NATIVE_UINT32, &sum) ||
+      read_attr(s->file, "n_samples", H5T_NATIVE_INT64, &s->n_samples)) {
+    seterr(err, err_len, "shard %s: missing format_version/checksum/n_samples attributes", path);
+    goto fail;
+  }
+  if (version != SHARD_FORMAT_VERSION) {
+    seterr(err, err_len, "shard %s: format version %d, this build reads version %d", path, version,
+           SHARD_FORMAT_VERSION);
+    goto fail;
+  }
+  int64_t len[DS_COUNT];
+  for (int d = 0; d < DS_COUNT; d++) {
+    hid_t ds = H5Dopen2(s->file, ds_name[d], H5P_DEFAULT);
+    len[d] = ds < 0 ? -1 : ds_len(ds);
+    if (len[d] < 0) {
+      if (ds >= 0) H5Dclose(ds);
+      seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
+      goto fail;
+    }
+    if (d == DS_TOKENS)
+      s->tokens = ds;
+    else if (d == DS_LABELS)
+      s->labels = ds;
+    else {
+      vec *v = &s->small[d];
+      size_t bytes = (size_t)len[d] * ds_elem[d];
+      v->p = malloc(bytes + 8);
+      v->n = bytes;
+      int r = v->p ? read_range(ds, ds_mem_type(d), 0, len[d], v->p) : -1;
+      H5Dclose(ds);
+      if (r) {
+        seterr(err, err_len, "shard %s: cannot read dataset %s (corrupt?)", path, ds_name[d]);
+        goto fail;
+      }
+    }
+  }
+  s->n_tokens = len[DS_TOKENS];
+  int64_t n = s->n_samples, m = len[DS_MEDIA_KIND];
+  if (len[DS_LABELS] != s->n_tokens || len[DS_SAMPLE_OFFSETS] != n + 1 ||
+      len[DS_ID_OFFSETS] != n + 1 || len[DS_MEDIA_OFFSETS] != n + 1 || len[DS_MEDIA_POS] != m ||
+      len[DS_MEDIA_ITEM] != m || len[DS_PATH_OFFSETS] != m + 1 ||
+      !offsets_ok(I64(s, DS_SAMPLE_OFFSETS), n + 1, s->n_tokens) ||
+      !offsets_ok(I64(s, DS_ID_OFFSETS), n + 1, len[DS_IDS]) ||
+      !offsets_ok(I64(s, DS_MEDIA_OFFSETS), n + 1, m) ||
+      !offsets_ok(I64(s, DS_PATH_OFFSETS), m + 1, len[DS_PATHS])) {
+    seterr(err, err_len, "shard %s: dataset sizes or offsets are inconsistent (corrupt)", path);
+    goto fail;
+  }
+  if (verify) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const int64_t chunk = 1 << 20;
+    int32_t *buf = malloc((size_t)chunk * sizeof *buf);
+    for (int d = 0; d < DS_COUNT && buf; d++) {
+      if (d == DS_TOKENS || d == DS_LABELS) {
+        hid_t ds = d == DS_TOKENS ? s->tokens : s->labels;
+        for (int64_t off = 0; off < s->n_tokens; off += chunk) {
+          int64_t k = s->n_tokens - off < chunk ? s->n_tokens - off : chunk;
+          if (read_range(ds, H5T_NATIVE_INT32, off, k, buf)) {
+            free(buf);
+            seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
+                   ds_name[d]);
+            goto fail;
+          }
+          crc = crc32(crc, (const Bytef *)buf, (uInt)(k * 4));
+        }
+      } else if (s->small[d].n) {
+        crc = crc32(crc, (const Bytef *)s->small[d].p, (uInt)s->small[d].n);
+      }
+    }
+    free(buf);
+    if ((uint32_t)crc != sum) {
+      seterr(err, err_len, "shard %s: checksum mismatch (stored %08x, computed %08x): corrupt",
+             path, sum, (uint32_t)crc);
+      goto fail;
+    }
+  }
+  *out = s;
+  return 0;
+fail:
+  shard_close(s);
+  return -1;
+}
+
+void shard_sample_free(shard_sample *s) {
+  free(s->id);
+  tok_ids_free(&s->ids);
+  tok_ids_free(&s->labels);
+  for (size_t i = 0; i < s->n_media; i++) free(s->media_path[i]);
+  free(s->media_path);
+  free(s->media);
+  memset(s, 0, sizeof *s);
+}
+
+static char *substr(const vec *bytes, const int64_t *off, int64_t i) {
+  size_t a = (size_t)off[i], b = (size_t)off[i + 1];
+  char *r = malloc(b - a + 1);
+  if (r) {
+    memcpy(r, bytes->p + a, b - a);
+    r[b - a] = 0;
+  }
+  return r;
+}
+
+static int grow_ids(tok_ids *a, size_t n) {
+  if (n > a->cap) {
+    int32_t *v = realloc(a->v, n * sizeof *v);
+    if (!v) return -1;
+    a->v = v;
+    a->cap = n;
+  }
+  a->n = n;
+  return 0;
+}
+
+int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t err_len) {
+  if (i < 0 || i >= s->n_samples) {
+    seterr(err, err_len, "shard %s: sample %lld out of range (%lld samples)", s->path, (long long)i,
+           (long long)s->n_samples);
+    return -1;
+  }
+  int64_t a = I64(s, DS_SAMPLE_OFFSETS)[i], n = shard_sample_len(s, i);
+  for (size_t k = 0; k < out->n_media; k++) free(out->media_path[k]);
+  out->n_media = 0;
+  free(out->id);
+  out->id = substr(&s->small[DS_IDS], I64(s, DS_ID_OFFSETS), i);
+  if (!out->id || grow_ids(&out->ids, (size_t)n) || grow_ids(&out->labels, (size_t)n)) {
+    seterr(err, err_len, "out of memory");
+    return -1;
+  }
+  if (read_range(s->tokens, H5T_NATIVE_INT32, a, n, out->ids.v) ||
+      read_range(s->labels, H5T_NATIVE_INT32, a, n, out->labels.v)) {
+    seterr(err, err_len, "shard %s: cannot read sample %lld (corrupt?)", s->path, (long long)i);
+    return -1;
+  }
+  int64_t m0 = I64(s, DS_MEDIA_OFFSETS)[i], m1 = I64(s, DS_MEDIA_OFFSETS)[i + 1];
+  size_t m = (size_t)(m1 - m0);
+  if (m > out->cap_media) {
+    chat_media *cm = realloc(out->media, m * sizeof *cm);
+    char **mp = cm ? realloc(out->media_path, m * sizeof *mp) : NULL;
+    if (cm) out->media = cm;
+    if (!cm || !mp) {
+      seterr(err, err_len, "out of memory");
+      return -1;
+    }
+    out->media_path = mp;
+    out->cap_media = m;
+  }
+  const int32_t *kind = (const int32_t *)s->small[DS_MEDIA_KIND].p;
+  const int32_t *item = (const int32_t *)s->small[DS_MEDIA_ITEM].p;
+  for (size_t k = 0; k < m; k++) {
+    int64_t j = m0 + (int64_t)k;
+    out->media[k] = (chat_media){I64(s, DS_MEDIA_POS)[j], kind[j], item[j]};
+    out->media_path[k] = substr(&s->small[DS_PATHS], I64(s, DS_PATH_OFFSETS), j);
+    out->n_media = k + 1;
+  }
+  return 0;
+}

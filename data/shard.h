@@ -1,0 +1,65 @@
+/* HDF5 shards of tokenized samples: token ids, labels, per-sample offsets, sample ids and
+ * media references, a format version and a CRC32 of all datasets. shard_writer collects
+ * samples and writes the file in one go under a temporary name, renamed when complete;
+ * shard_open checks version and checksum, shard_read_sample reads one sample by offset. */
+#ifndef VT_DATA_SHARD_H
+#define VT_DATA_SHARD_H
+
+#include "data/chat.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHARD_FORMAT_VERSION 1
+
+/* One sample as written: media[i] goes with media_path[i]. */
+typedef struct {
+  const char *id;
+  const int32_t *ids, *labels;
+  size_t n;
+  const chat_media *media;
+  const char *const *media_path;
+  size_t n_media;
+} shard_sample_in;
+
+typedef struct shard_writer shard_writer;
+
+/* Starts a shard that will be `path` once shard_writer_close succeeds. Returns 0 or -1. */
+int shard_writer_open(shard_writer **w, const char *path, char *err, size_t err_len);
+/* Copies a sample into the writer (memory only). Returns 0, or -1 out of memory. */
+int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, size_t err_len);
+int64_t shard_writer_samples(const shard_writer *w);
+int64_t shard_writer_tokens(const shard_writer *w);
+/* Writes PATH.tmp, closes it and renames it to PATH; on any failure removes the temporary
+ * file, so a half shard never appears. Frees w in all cases. Returns 0 or -1. */
+int shard_writer_close(shard_writer *w, char *err, size_t err_len);
+/* Drops a writer without writing anything. */
+void shard_writer_abort(shard_writer *w);
+
+/* One sample as read; reuse it across reads, shard_sample_free releases. */
+typedef struct {
+  char *id;
+  tok_ids ids, labels;
+  chat_media *media;
+  char **media_path;
+  size_t n_media, cap_media;
+} shard_sample;
+
+void shard_sample_free(shard_sample *s);
+
+typedef struct shard shard;
+
+/* Opens a shard: checks the format version and the dataset shapes, and with verify the
+ * CRC32 of all datasets (reads the whole file once). A truncated or corrupt shard is
+ * refused with a message naming it. Returns 0 or -1. */
+int shard_open(shard **s, const char *path, bool verify, char *err, size_t err_len);
+void shard_close(shard *s);
+int64_t shard_n_samples(const shard *s);
+int64_t shard_n_tokens(const shard *s);
+int64_t shard_sample_len(const shard *s, int64_t i); /* tokens of sample i */
+const char *shard_path(const shard *s);
+/* Reads sample i (hyperslab of tokens and labels only). Returns 0 or -1. */
+int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,146 @@
+// ctest-labels: unit
+/* HDF5 shards: write, reopen with checksum, read samples back by offset exactly; no temporary
+ * file left behind; a truncated shard and a shard with flipped bytes are refused with a
+ * message naming the file. */
+#include "data/shard.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failures;
+#define CHECK(c, ...)                                                                              \
+  do {                                                                                             \
+    if (!(c)) {                                                                                    \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #c);                        \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+      failures++;                                                                                  \
+    }                                                                                              \
+  } while (0)
+
+static void copy_file(const char *from, const char *to, long keep) {
+  FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+  char buf[4096];
+  size_t n;
+  long total = 0;
+  while ((n = fread(buf, 1, sizeof buf, a)) > 0) {
+    if (keep >= 0 && total + (long)n > keep) n = (size_t)(keep - total);
+    fwrite(buf, 1, n, b);
+    total += (long)n;
+    if (keep >= 0 && total >= keep) break;
+  }
+  fclose(a);
+  fclose(b);
+}
+
+static long file_size(const char *p) {
+  FILE *f = fopen(p, "rb");
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fclose(f);
+  return n;
+}
+
+int main(void) {
+  char dir[] = "/tmp/vt_test_shard_XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  char path[256], err[512];
+  snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+
+  /* three samples: 5 tokens with one image, 0 media; 3 tokens; 7 tokens with 2 media */
+  int32_t ids[3][7], labels[3][7];
+  size_t lens[3] = {5, 3, 7};
+  for (int s = 0; s < 3; s++)
+    for (int i = 0; i < 7; i++) {
+      ids[s][i] = 1000 * s + i;
+      labels[s][i] = i % 2 ? ids[s][i] : CHAT_IGNORE;
+    }
+  ids[0][2] = CHAT_IMAGE_ID;
+  chat_media m0[1] = {{2, CHAT_MEDIA_IMAGE, 0}};
+  chat_media m2[2] = {{1, CHAT_MEDIA_AUDIO, 0}, {4, CHAT_MEDIA_AUDIO, 1}};
+  const char *p0[1] = {"/data/img/cat.jpg"};
+  const char *p2[2] = {"/data/a.wav", "/data/b.wav"};
+  shard_sample_in in[3] = {
+      {"first", ids[0], labels[0], 5, m0, p0, 1},
+      {"second", ids[1], labels[1], 3, NULL, NULL, 0},
+      {"third-中", ids[2], labels[2], 7, m2, p2, 2},
+  };
+  shard_writer *w;
+  CHECK(shard_writer_open(&w, path, err, sizeof err) == 0, "%s", err);
+  for (int s = 0; s < 3; s++) CHECK(shard_write_sample(w, &in[s], err, sizeof err) == 0, "%s", err);
+  CHECK(shard_writer_samples(w) == 3 && shard_writer_tokens(w) == 15, "counts");
+  CHECK(access(path, F_OK) != 0, "shard visible before close");
+  CHECK(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
+  char tmp[300];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  CHECK(access(path, F_OK) == 0 && access(tmp, F_OK) != 0, "renamed, no temporary left");
+
+  shard *sh;
+  CHECK(shard_open(&sh, path, true, err, sizeof err) == 0, "%s", err);
+  if (sh) {
+    CHECK(shard_n_samples(sh) == 3 && shard_n_tokens(sh) == 15, "n");
+    shard_sample out = {0};
+    for (int s = 2; s >= 0; s--) { /* any order: read by offset */
+      CHECK(shard_sample_len(sh, s) == (int64_t)lens[s], "len %d", s);
+      CHECK(shard_read_sample(sh, s, &out, err, sizeof err) == 0, "%s", err);
+      CHECK(!strcmp(out.id, in[s].id), "id %s", out.id);
+      CHECK(out.ids.n == lens[s] && !memcmp(out.ids.v, ids[s], lens[s] * 4), "ids %d", s);
+      CHECK(!memcmp(out.labels.v, labels[s], lens[s] * 4), "labels %d", s);
+      CHECK(out.n_media == in[s].n_media, "n_media %d", s);
+      for (size_t k = 0; k < out.n_media && k < in[s].n_media; k++) {
+        CHECK(out.media[k].pos == in[s].media[k].pos && out.media[k].kind == in[s].media[k].kind &&
+                  out.media[k].item == in[s].media[k].item,
+              "media %d.%zu", s, k);
+        CHECK(!strcmp(out.media_path[k], in[s].media_path[k]), "path %s", out.media_path[k]);
+      }
+    }
+    CHECK(shard_read_sample(sh, 3, &out, err, sizeof err) == -1, "out of range read");
+    shard_sample_free(&out);
+    shard_close(sh);
+  }
+
+  /* truncated: refused, and the message names the file */
+  char bad[300];
+  snprintf(bad, sizeof bad, "%s/truncated.h5", dir);
+  copy_file(path, bad, file_size(path) - 40);
+  CHECK(shard_open(&sh, bad, true, err, sizeof err) == -1, "truncated shard opened");
+  CHECK(strstr(err, "truncated.h5") != NULL, "message: %s", err);
+
+  /* flipped bytes inside the token data: the checksum catches it */
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t ds = H5Dopen2(f, "tokens", H5P_DEFAULT);
+  haddr_t off = H5Dget_offset(ds);
+  H5Dclose(ds);
+  H5Fclose(f);
+  snprintf(bad, sizeof bad, "%s/flipped.h5", dir);
+  copy_file(path, bad, -1);
+  FILE *fp = fopen(bad, "r+b");
+  fseek(fp, (long)off + 9, SEEK_SET);
+  int c = fgetc(fp);
+  fseek(fp, (long)off + 9, SEEK_SET);
+  fputc(c ^ 0x5a, fp);
+  fclose(fp);
+  CHECK(shard_open(&sh, bad, true, err, sizeof err) == -1, "flipped shard opened");
+  CHECK(strstr(err, "flipped.h5") && strstr(err, "checksum"), "message: %s", err);
+  /* without verification the same file opens (the check is what refuses it) */
+  CHECK(shard_open(&sh, bad, false, err, sizeof err) == 0, "%s", err);
+  shard_close(sh);
+  CHECK(shard_open(&sh, "/nonexistent/x.h5", true, err, sizeof err) == -1, "missing opened");
+
+  /* an empty shard is valid */
+  snprintf(bad, sizeof bad, "%s/empty.h5", dir);
+  CHECK(shard_writer_open(&w, bad, err, sizeof err) == 0, "%s", err);
+  CHECK(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
+  CHECK(shard_open(&sh, bad, true, err, sizeof err) == 0, "%s", err);
+  if (sh) CHECK(shard_n_samples(sh) == 0, "empty");
+  shard_close(sh);
+
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
+  return failures ? 1 : 0;
+}
