@@ -1,0 +1,76 @@
+/* Data mixtures over shards: a YAML config lists datasets (shard dirs or globs) with
+ * sampling ratios (<1 subsample, >1 repeat); every epoch is a seeded shuffle of all chosen
+ * samples, and rank r of N takes slots r, r+N, r+2N... so ranks get disjoint equal slices.
+ * The cursor (seed, epoch, position) saves and restores the stream exactly. Packing of short
+ * samples into one sequence is in data/pack.h. */
+#ifndef VT_DATA_MIXTURE_H
+#define VT_DATA_MIXTURE_H
+
+#include "data/shard.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  char *name;
+  double ratio;
+  char **shards; /* resolved shard files, sorted */
+  size_t n_shards;
+} mix_dataset;
+
+/* Keys: seed, verify, datasets [{name, shards (dir, glob or list), ratio}]. */
+typedef struct {
+  uint64_t seed;
+  bool verify; /* check each shard's checksum on open; default true */
+  mix_dataset *datasets;
+  size_t n_datasets;
+} mix_config;
+
+/* Loads path; unknown keys, a dataset without shards or a negative ratio are errors naming
+ * the key and the file. Returns 0 or -1. mix_config_free releases (also after failure). */
+int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len);
+/* Adds a dataset programmatically (shard paths are copied). Returns 0 or -1. */
+int mix_config_add(mix_config *c, const char *name, double ratio, const char *const *shards,
+                   size_t n_shards);
+void mix_config_free(mix_config *c);
+
+/* Where the stream stands: the next sample of this rank is slot rank + world * pos of the
+ * shuffled order of `epoch`. */
+typedef struct {
+  uint64_t seed;
+  int64_t epoch, pos;
+  int32_t rank, world;
+} mix_cursor;
+
+#define MIX_CURSOR_LEN 160
+/* "mix-cursor v1 seed=S epoch=E pos=P rank=R world=W" */
+void mix_cursor_format(const mix_cursor *c, char buf[MIX_CURSOR_LEN]);
+int mix_cursor_parse(mix_cursor *c, const char *s, char *err, size_t err_len);
+
+typedef struct mix mix;
+
+/* Opens every shard of cfg for rank `rank` of `world`. Returns 0 or -1 (err names the shard
+ * or the dataset). */
+int mix_open(mix **m, const mix_config *cfg, int rank, int world, char *err, size_t err_len);
+void mix_close(mix *m);
+int64_t mix_epoch_len(const mix *m);   /* samples per epoch for this rank */
+int64_t mix_epoch_total(const mix *m); /* slots per epoch over all ranks (before splitting) */
+
+/* Where a sample came from. */
+typedef struct {
+  int32_t dataset;
+  int64_t index; /* sample index within the dataset (over its shards in order) */
+  int64_t epoch, slot;
+} mix_ref;
+
+/* Length in tokens of the next sample, without reading or advancing. */
+int64_t mix_peek_len(mix *m);
+/* Reads the next sample of this rank and advances (a new epoch starts after the last).
+ * ref may be NULL. Returns 0 or -1. */
+int mix_next(mix *m, shard_sample *out, mix_ref *ref, char *err, size_t err_len);
+mix_cursor mix_get_cursor(const mix *m);
+/* Restores a cursor from the same config, seed and world size. Returns 0 or -1. */
+int mix_set_cursor(mix *m, const mix_cursor *c, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,26 @@
+/* Packing: several short samples from a mixture concatenated into one sequence of at most
+ * max_len tokens, each keeping its own labels, with the sample boundaries recorded (like
+ * cu_seqlens) so attention can be masked per sample and positions restarted. */
+#ifndef VT_DATA_PACK_H
+#define VT_DATA_PACK_H
+
+#include "data/mixture.h"
+
+typedef struct {
+  tok_ids ids, labels; /* concatenated samples */
+  int64_t *starts;     /* n_seq + 1 offsets: sample k is [starts[k], starts[k+1]) */
+  size_t n_seq, cap_seq;
+  chat_media *media; /* pos is in pack coordinates */
+  char **media_path;
+  int32_t *media_seq; /* which packed sample each medium belongs to */
+  size_t n_media, cap_media;
+  int64_t n_truncated; /* samples cut to max_len because alone they were longer */
+} mix_pack;
+
+/* Fills out (reset first) with the next samples of m while they fit in max_len; stops at the
+ * end of an epoch. A sample longer than max_len is cut to max_len and packed alone (media
+ * past the cut are dropped). Returns 0 or -1. */
+int mix_next_packed(mix *m, int64_t max_len, mix_pack *out, char *err, size_t err_len);
+void mix_pack_free(mix_pack *p);
+
+#endif
