@@ -1,12 +1,75 @@
-/* Kernels of the optim family (optimizer updates and flat-buffer norms): one table per device, reached
- * through vt_backend.optim. Ops in autograd/ops_optim*.c call them. */
+/* Kernels of the optim family: optimizer updates and reductions over the flat gradient buffer,
+ * one table per device reached through vt_backend.optim (NULL where a device lacks them).
+ * train/optim.c drives them; every pointer is a device pointer of that backend. */
 #ifndef VT_KERNELS_OPTIM_H
 #define VT_KERNELS_OPTIM_H
 
+#include <math.h>
+
 #include "autograd/backend.h"
 
+/* One contiguous run of a trainable parameter: n values at param, and the same n values at
+ * flat offset `flat` of the gradient and moment buffers (which share the grad buffer's
+ * layout). Large parameters are cut into several segments so threads balance. */
+typedef struct {
+  float *param;
+  int64_t flat;
+  int64_t n;
+} vt_optim_seg;
+
+/* Scalars of one Adam/AdamW update, computed on the host in double (as PyTorch does) and
+ * rounded once. Per element, with g = grad * grad_scale:
+ *   g += l2 * p;  p *= decay;  m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) g^2;
+ *   p -= step_size * m / (sqrt(v) / bc2_sqrt + eps)                                       */
+typedef struct {
+  float grad_scale; /* clip coefficient folded into the gradient (1 = none) */
+  float l2;         /* Adam's coupled L2 decay (0 = none) */
+  float decay;      /* AdamW's decoupled decay factor 1 - lr * wd (1 = none) */
+  float beta1, beta2, one_minus_beta1, one_minus_beta2;
+  float step_size; /* lr / (1 - beta1^t) */
+  float bc2_sqrt;  /* sqrt(1 - beta2^t) */
+  float eps;
+} vt_adam_hparams;
+
+/* SGD with optional momentum (PyTorch semantics, no dampening): g = grad * grad_scale + l2 * p;
+ * buf = first ? g : momentum * buf + g;  p -= lr * buf  (buf unused when momentum is 0). */
+typedef struct {
+  float grad_scale, l2, lr, momentum;
+  int first; /* the first momentum step copies g into buf */
+} vt_sgd_hparams;
+
+/* The per-element updates, shared by the CPU and CUDA kernels. The lerp is PyTorch's (two
+ * forms, chosen by the weight) so that steps match torch.optim to float rounding. */
+static inline VT_HD void vt_adam_elem(float *p, float *m, float *v, float grad,
+                                      const vt_adam_hparams *h) {
+  float g = grad * h->grad_scale + h->l2 * *p;
+  float pv = *p * h->decay;
+  float w = h->one_minus_beta1, mv = *m;
+  mv = w < 0.5f ? mv + w * (g - mv) : g - (g - mv) * (1.0f - w);
+  float vv = *v * h->beta2 + h->one_minus_beta2 * g * g;
+  float denom = sqrtf(vv) / h->bc2_sqrt + h->eps;
+  *p = pv + (-h->step_size) * (mv / denom);
+  *m = mv;
+  *v = vv;
+}
+
+static inline VT_HD void vt_sgd_elem(float *p, float *buf, float grad, const vt_sgd_hparams *h) {
+  float g = grad * h->grad_scale + h->l2 * *p;
+  if (buf) g = *buf = h->first ? g : h->momentum * *buf + g;
+  *p = *p + (-h->lr) * g;
+}
+
 struct vt_optim_kernels {
-  int reserved; /* members are added with the ops that need them */
+  /* Sum of squares of x[0..n) accumulated in double. Deterministic for a given n whatever the
+   * thread count; a non-finite element makes the result non-finite, which is how the optimizer
+   * detects NaN/Inf gradients without a separate pass. */
+  double (*sumsq)(const float *x, int64_t n);
+  void (*scale)(float *x, int64_t n, float alpha); /* x *= alpha */
+  /* The segments (a device array) of one parameter group, updated in place. */
+  void (*adam_update)(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *m, float *v,
+                      vt_adam_hparams h);
+  void (*sgd_update)(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *buf,
+                     vt_sgd_hparams h);
 };
 
 #endif

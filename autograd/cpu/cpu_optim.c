@@ -1,4 +1,58 @@
-/* CPU kernels of the optim family. */
+/* CPU kernels of the optim family (see kernels_optim.h): OpenMP loops over segments. */
+#include <math.h>
+
 #include "autograd/kernels_optim.h"
 
-const struct vt_optim_kernels vt_cpu_optim_kernels = {0};
+/* sumsq splits x into this many fixed blocks and adds their partial sums in order, so the
+ * result does not depend on the thread count or on OpenMP's reduction order: a resumed run
+ * clips exactly as the original did. */
+#define SUMSQ_BLOCKS 256
+#define PAR_MIN 32768
+
+static double cpu_sumsq(const float *x, int64_t n) {
+  double part[SUMSQ_BLOCKS];
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (int b = 0; b < SUMSQ_BLOCKS; b++) {
+    int64_t lo = n * b / SUMSQ_BLOCKS, hi = n * (b + 1) / SUMSQ_BLOCKS;
+    double s = 0.0;
+    for (int64_t i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
+    part[b] = s;
+  }
+  double s = 0.0;
+  for (int b = 0; b < SUMSQ_BLOCKS; b++) s += part[b];
+  return s;
+}
+
+static void cpu_scale(float *x, int64_t n, float alpha) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (int64_t i = 0; i < n; i++) x[i] *= alpha;
+}
+
+static void cpu_adam_update(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *m,
+                            float *v, vt_adam_hparams h) {
+#pragma omp parallel for schedule(dynamic, 4) if (nseg > 1)
+  for (int64_t s = 0; s < nseg; s++) {
+    float *p = segs[s].param;
+    const float *g = grad + segs[s].flat;
+    float *ms = m + segs[s].flat, *vs = v + segs[s].flat;
+    for (int64_t i = 0; i < segs[s].n; i++) vt_adam_elem(&p[i], &ms[i], &vs[i], g[i], &h);
+  }
+}
+
+static void cpu_sgd_update(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *buf,
+                           vt_sgd_hparams h) {
+#pragma omp parallel for schedule(dynamic, 4) if (nseg > 1)
+  for (int64_t s = 0; s < nseg; s++) {
+    float *p = segs[s].param;
+    const float *g = grad + segs[s].flat;
+    float *b = buf ? buf + segs[s].flat : NULL;
+    for (int64_t i = 0; i < segs[s].n; i++) vt_sgd_elem(&p[i], b ? &b[i] : NULL, g[i], &h);
+  }
+}
+
+const struct vt_optim_kernels vt_cpu_optim_kernels = {
+    .sumsq = cpu_sumsq,
+    .scale = cpu_scale,
+    .adam_update = cpu_adam_update,
+    .sgd_update = cpu_sgd_update,
+};

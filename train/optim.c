@@ -1,0 +1,320 @@
+/* Optimizers over the flat parameter store; see optim.h. The host side resolves groups and
+ * hyper-parameters (in double, as PyTorch does in Python); the per-element work runs in the
+ * backend's optim kernels over segments of the flat buffers. */
+#include "train/optim.h"
+
+#include <fnmatch.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parameters longer than this are cut into several segments so that one large tensor (an
+ * embedding table) spreads over all threads. */
+#define SEG_MAX ((int64_t)1 << 15)
+#define GLOB_MAX 256
+
+vt_optim_cfg vt_optim_defaults(vt_optim_kind kind) {
+  vt_optim_cfg c = {.kind = kind, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+  if (kind == VT_OPTIM_ADAMW) c.weight_decay = 0.01;
+  return c;
+}
+
+static const char *const no_decay_globs[] = {"*bias",      "*norm*", "*.ln_*", "ln_*",
+                                             "*.ln[0-9]*", "*.ls1",  "*.ls2"};
+
+bool vt_optim_is_no_decay(const vt_param *p) {
+  if (p->t.ndim == 1) return true;
+  for (size_t i = 0; i < sizeof no_decay_globs / sizeof *no_decay_globs; i++)
+    if (fnmatch(no_decay_globs[i], p->name, 0) == 0) return true;
+  return false;
+}
+
+/* Calls fn on each comma-separated glob of list (spaces around commas ignored); stops and
+ * returns the first nonzero result of fn, or -2 when a glob is empty or too long. */
+static int each_glob(const char *list, int (*fn)(const char *glob, void *arg), void *arg) {
+  char buf[GLOB_MAX];
+  const char *s = list;
+  for (;;) {
+    while (*s == ' ') s++;
+    const char *e = strchr(s, ',');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    while (len && s[len - 1] == ' ') len--;
+    if (!len || len >= GLOB_MAX) return -2;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    int r = fn(buf, arg);
+    if (r) return r;
+    if (!e) return 0;
+    s = e + 1;
+  }
+}
+
+static int glob_matches_name(const char *glob, void *name) {
+  return fnmatch(glob, (const char *)name, 0) == 0;
+}
+
+typedef struct {
+  const vt_params *ps;
+  char *err;
+  size_t err_len;
+  int group;
+} glob_check;
+
+static int glob_matches_some(const char *glob, void *arg) {
+  glob_check *gc = arg;
+  for (int i = 0; i < gc->ps->n; i++)
+    if (fnmatch(glob, gc->ps->items[i]->name, 0) == 0) return 0;
+  snprintf(gc->err, gc->err_len, "optimizer group %d: glob \"%s\" matches no parameter", gc->group,
+           glob);
+  return -1;
+}
+
+static int check_cfg(const vt_optim_cfg *c, char *err, size_t err_len) {
+  if (c->kind != VT_OPTIM_ADAMW && c->kind != VT_OPTIM_ADAM && c->kind != VT_OPTIM_SGD) {
+    snprintf(err, err_len, "optimizer: unknown kind %d", (int)c->kind);
+    return -1;
+  }
+  if (!(c->lr >= 0) || !(c->weight_decay >= 0) || !(c->max_grad_norm >= 0)) {
+    snprintf(err, err_len, "optimizer: lr %g, weight_decay %g, max_grad_norm %g (want >= 0)", c->lr,
+             c->weight_decay, c->max_grad_norm);
+    return -1;
+  }
+  if (c->kind != VT_OPTIM_SGD &&
+      (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) || !(c->eps >= 0))) {
+    snprintf(err, err_len, "optimizer: betas (%g, %g) must lie in [0, 1) and eps %g >= 0", c->beta1,
+             c->beta2, c->eps);
+    return -1;
+  }
+  if (c->kind == VT_OPTIM_SGD && !(c->momentum >= 0 && c->momentum < 1)) {
+    snprintf(err, err_len, "optimizer: SGD momentum %g must lie in [0, 1)", c->momentum);
+    return -1;
+  }
+  if (c->n_groups < 0 || (c->n_groups && !c->groups)) {
+    snprintf(err, err_len, "optimizer: %d groups given without a group array", c->n_groups);
+    return -1;
+  }
+  for (int g = 0; g < c->n_groups; g++) {
+    const vt_optim_group_cfg *gr = &c->groups[g];
+    if (!gr->globs || !(gr->lr >= 0) || !(gr->weight_decay >= 0)) {
+      snprintf(err, err_len, "optimizer group %d: globs %s, lr %g, weight_decay %g", g,
+               gr->globs ? gr->globs : "(missing)", gr->lr, gr->weight_decay);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Index of the user group (n_groups for the default group) that claims the parameter. */
+static int group_of(const vt_optim_cfg *c, const char *name) {
+  for (int g = 0; g < c->n_groups; g++)
+    if (each_glob(c->groups[g].globs, glob_matches_name, (void *)name) == 1) return g;
+  return c->n_groups;
+}
+
+void vt_optim_free(vt_optim *o) {
+  if (o->be) {
+    if (o->m) o->be->free(o->m);
+    if (o->v) o->be->free(o->v);
+    if (o->segs) o->be->free(o->segs);
+  }
+  free(o->groups);
+  memset(o, 0, sizeof *o);
+}
+
+static float *alloc_zeroed(const vt_backend *be, size_t n) {
+  float *p = be->alloc(n * sizeof(float));
+  if (p) be->fill(p, (int64_t)n, 0.0f);
+  return p;
+}
+
+int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err, size_t err_len) {
+  memset(o, 0, sizeof *o);
+  if (check_cfg(cfg, err, err_len)) return -1;
+  const struct vt_optim_kernels *k = ps->be ? ps->be->optim : NULL;
+  if (!k || !k->sumsq || !k->scale || !k->adam_update || !k->sgd_update) {
+    snprintf(err, err_len, "optimizer: the %s backend has no optimizer kernels (vt_backend.optim)",
+             ps->be ? ps->be->name : "(none)");
+    return -1;
+  }
+  for (int g = 0; g < cfg->n_groups; g++) {
+    glob_check gc = {.ps = ps, .err = err, .err_len = err_len, .group = g};
+    int r = each_glob(cfg->groups[g].globs, glob_matches_some, &gc);
+    if (r == -2)
+      snprintf(err, err_len, "optimizer group %d: empty or over-long glob in \"%s\"", g,
+               cfg->groups[g].globs);
+    if (r) return -1;
+  }
+  /* The moments mirror the gradient buffer, so it must describe the current trainable set. */
+  for (int i = 0; i < ps->n; i++) {
+    vt_param *p = ps->items[i];
+    if (!p->trainable) continue;
+    if (!ps->grad || p->t.grad != ps->grad + p->grad_offset) {
+      snprintf(err, err_len,
+               "optimizer: parameter %s is trainable but has no gradient slot; call "
+               "vt_params_alloc_grads after vt_params_set_trainable",
+               p->name);
+      return -1;
+    }
+  }
+  o->cfg = *cfg;
+  o->cfg.groups = NULL; /* the caller's globs are not kept */
+  o->ps = ps;
+  o->be = ps->be;
+  o->numel = ps->grad_numel;
+  o->n_int_groups = 2 * (cfg->n_groups + 1); /* (user group, decays?) pairs */
+  o->groups = calloc((size_t)o->n_int_groups, sizeof *o->groups);
+  int *which = calloc((size_t)ps->n + 1, sizeof *which);
+  if (!o->groups || !which) {
+    free(which);
+    goto oom;
+  }
+  for (int g = 0; g <= cfg->n_groups; g++) {
+    double lr = g < cfg->n_groups ? cfg->groups[g].lr : cfg->lr;
+    double wd = g < cfg->n_groups ? cfg->groups[g].weight_decay : cfg->weight_decay;
+    o->groups[2 * g] = (vt_optim_group){.lr = lr, .weight_decay = wd};
+    o->groups[2 * g + 1] = (vt_optim_group){.lr = lr, .weight_decay = 0.0};
+  }
+  /* Count segments per internal group, then lay them out group after group. */
+  int64_t *count = calloc((size_t)o->n_int_groups + 1, sizeof *count);
+  if (!count) goto oom_which;
+  for (int i = 0; i < ps->n; i++) {
+    vt_param *p = ps->items[i];
+    if (!p->trainable) continue;
+    int ig = 2 * group_of(cfg, p->name) + (!cfg->decay_all && vt_optim_is_no_decay(p));
+    which[i] = ig;
+    count[ig + 1] += (vt_numel(&p->t) + SEG_MAX - 1) / SEG_MAX;
+  }
+  for (int g = 0; g < o->n_int_groups; g++) {
+    count[g + 1] += count[g];
+    o->groups[g].seg_begin = count[g];
+    o->groups[g].seg_end = count[g + 1];
+  }
+  o->n_segs = count[o->n_int_groups];
+  vt_optim_seg *host = calloc((size_t)o->n_segs + 1, sizeof *host);
+  if (!host) goto oom_count;
+  for (int i = 0; i < ps->n; i++) {
+    vt_param *p = ps->items[i];
+    if (!p->trainable) continue;
+    int64_t n = vt_numel(&p->t);
+    for (int64_t s = 0; s < n; s += SEG_MAX)
+      host[count[which[i]]++] = (vt_optim_seg){.param = (float *)p->t.data + s,
+                                               .flat = (int64_t)p->grad_offset + s,
+                                               .n = n - s < SEG_MAX ? n - s : SEG_MAX};
+  }
+  size_t seg_bytes = sizeof *host * (size_t)(o->n_segs ? o->n_segs : 1);
+  o->segs = o->be->alloc(seg_bytes);
+  if (o->segs) o->be->copy(o->segs, host, seg_bytes, VT_COPY_H2D);
+  free(host);
+  free(count);
+  free(which);
+  if (!o->segs) goto oom;
+  bool need_m = cfg->kind != VT_OPTIM_SGD || cfg->momentum > 0;
+  bool need_v = cfg->kind != VT_OPTIM_SGD;
+  size_t n = o->numel ? o->numel : 1;
+  if ((need_m && !(o->m = alloc_zeroed(o->be, n))) || (need_v && !(o->v = alloc_zeroed(o->be, n))))
+    goto oom;
+  return 0;
+oom_count:
+  free(count);
+oom_which:
+  free(which);
+oom:
+  snprintf(err, err_len, "optimizer: out of %s memory for the state of %zu values", ps->be->name,
+           ps->grad_numel);
+  vt_optim_free(o);
+  return -1;
+}
+
+double vt_optim_grad_norm(const vt_params *ps) {
+  if (!ps->grad_numel) return 0.0;
+  return sqrt(ps->be->optim->sumsq(ps->grad, (int64_t)ps->grad_numel));
+}
+
+/* torch.nn.utils.clip_grad_norm_'s coefficient, computed in float as torch does. */
+static float clip_coef(double norm, double max_norm) {
+  if (!(max_norm > 0)) return 1.0f;
+  float c = (float)max_norm / ((float)norm + 1e-6f);
+  return c < 1.0f ? c : 1.0f;
+}
+
+double vt_optim_clip_grads(vt_params *ps, double max_norm) {
+  if (!ps->be || !ps->be->optim) return -1.0;
+  double norm = vt_optim_grad_norm(ps);
+  float c = clip_coef(norm, max_norm);
+  if (c < 1.0f && isfinite(norm)) ps->be->optim->scale(ps->grad, (int64_t)ps->grad_numel, c);
+  return norm;
+}
+
+int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *stats, char *err,
+                  size_t err_len) {
+  vt_optim_stats st = {.clip_coef = 1.0, .lr = o->cfg.lr * lr_mult};
+  vt_params *ps = o->ps;
+  if (ps->grad_numel != o->numel || (o->numel && !ps->grad)) {
+    snprintf(err, err_len,
+             "optimizer: the store's gradient layout changed (%zu values, optimizer built for "
+             "%zu); re-create the optimizer after changing trainable parameters",
+             ps->grad_numel, o->numel);
+    return -1;
+  }
+  const struct vt_optim_kernels *k = o->be->optim;
+  st.grad_norm = vt_optim_grad_norm(ps);
+  if (!isfinite(st.grad_norm)) {
+    o->n_skipped++;
+    st.skipped = true;
+    fprintf(stderr,
+            "warning: step %lld: gradient norm is %g; update skipped (%lld skipped so far)\n",
+            (long long)step, st.grad_norm, (long long)o->n_skipped);
+    if (stats) *stats = st;
+    return 0;
+  }
+  float gs = clip_coef(st.grad_norm, o->cfg.max_grad_norm);
+  st.clip_coef = gs;
+  o->t++;
+  const vt_optim_cfg *c = &o->cfg;
+  double bc1 = 1.0 - pow(c->beta1, (double)o->t), bc2 = 1.0 - pow(c->beta2, (double)o->t);
+  for (int g = 0; g < o->n_int_groups; g++) {
+    const vt_optim_group *gr = &o->groups[g];
+    int64_t nseg = gr->seg_end - gr->seg_begin;
+    if (!nseg) continue;
+    double lr = gr->lr * lr_mult;
+    const vt_optim_seg *segs = o->segs + gr->seg_begin;
+    if (c->kind == VT_OPTIM_SGD) {
+      vt_sgd_hparams h = {.grad_scale = gs,
+                          .l2 = (float)gr->weight_decay,
+                          .lr = (float)lr,
+                          .momentum = (float)c->momentum,
+                          .first = o->t == 1};
+      k->sgd_update(segs, nseg, ps->grad, o->m, h);
+      continue;
+    }
+    bool adamw = c->kind == VT_OPTIM_ADAMW;
+    vt_adam_hparams h = {.grad_scale = gs,
+                         .l2 = adamw ? 0.0f : (float)gr->weight_decay,
+                         .decay = adamw ? (float)(1.0 - lr * gr->weight_decay) : 1.0f,
+                         .beta1 = (float)c->beta1,
+                         .beta2 = (float)c->beta2,
+                         .one_minus_beta1 = (float)(1.0 - c->beta1),
+                         .one_minus_beta2 = (float)(1.0 - c->beta2),
+                         .step_size = (float)(lr / bc1),
+                         .bc2_sqrt = (float)sqrt(bc2),
+                         .eps = (float)c->eps};
+    k->adam_update(segs, nseg, ps->grad, o->m, o->v, h);
+  }
+  if (stats) *stats = st;
+  return 0;
+}
+
+int vt_optim_state(const vt_optim *o, const char *name, float **m, float **v, int64_t *numel,
+                   char *err, size_t err_len) {
+  const vt_param *p = vt_params_find(o->ps, name);
+  if (!p || !p->trainable) {
+    snprintf(err, err_len, "optimizer state: parameter %s is %s", name,
+             p ? "frozen (frozen parameters have no state)" : "unknown");
+    return -1;
+  }
+  *m = o->m ? o->m + p->grad_offset : NULL;
+  *v = o->v ? o->v + p->grad_offset : NULL;
+  *numel = vt_numel(&p->t);
+  return 0;
+}
