@@ -72,14 +72,19 @@ int main(int argc, char **argv) {
     vt_tensor ta = {.dtype = VT_F32, .ndim = 2, .shape = {sh->m, sh->k}, .data = a};
     vt_tensor tb = {.dtype = VT_F32, .ndim = 2, .shape = {sh->n, sh->k}, .data = b,
                     .requires_grad = true};
-    double flops = 2.0 * sh->m * sh->n * sh->k, t_blas, t_op;
-    TIME_BEST(t_blas, min_s,
-              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sh->m, sh->n, sh->k, 1.0f, a,
-                          sh->k, b, sh->k, 0.0f, c, sh->n));
-    TIME_BEST(t_op, min_s, {
-      vt_matmul(ctx, &ta, &tb, false, true);
-      vt_ctx_reset(ctx);
-    });
+    double flops = 2.0 * sh->m * sh->n * sh->k, t_blas = 1e30, t_op = 1e30, t;
+    /* alternate the two so that load from elsewhere on the machine hits both alike */
+    for (int round = 0; round < 5; round++) {
+      TIME_BEST(t, min_s / 3,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sh->m, sh->n, sh->k, 1.0f,
+                            a, sh->k, b, sh->k, 0.0f, c, sh->n));
+      if (t < t_blas) t_blas = t;
+      TIME_BEST(t, min_s / 3, {
+        vt_matmul(ctx, &ta, &tb, false, true);
+        vt_ctx_reset(ctx);
+      });
+      if (t < t_op) t_op = t;
+    }
     if (vt_ctx_failed(ctx)) {
       fprintf(stderr, "bench_matmul: %s\n", vt_ctx_error(ctx));
       return 1;
