@@ -1,4 +1,269 @@
-/* CPU kernels of the attn family. */
+/* CPU kernels of the attn family: flash-style attention. Scores are formed one
+ * [BQ x BK] tile at a time with OpenBLAS sgemm and folded into an online softmax, so no
+ * T x T matrix exists; backward recomputes the tiles from the saved row log-sum-exp.
+ *
+ * Parallel layout (OpenMP, one thread pool; sgemm runs single-threaded inside the region):
+ *   forward          over (batch, head, query tile)
+ *   backward dq/dbias over (query tile, batch, head) where heads (and batches) that share one
+ *                    bias slice stay on one thread, so dbias needs no atomics
+ *   backward dk/dv   over (batch, kv head, key tile), looping over the heads of a GQA group,
+ *                    so dk/dv need no atomics either. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
 #include "autograd/kernels_attn.h"
 
-const struct vt_attn_kernels vt_cpu_attn_kernels = {0};
+#define BQ 64 /* query rows per tile */
+#define BK 64 /* keys per tile */
+
+/* The visible key range [lo, hi) of query row i of sample b. */
+static void row_range(const vt_attn_geom *g, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
+  int64_t l = 0, h = g->Tk;
+  switch (g->mask) {
+  case VT_ATTN_CAUSAL: h = i + (g->Tk - g->Tq) + 1; break;
+  case VT_ATTN_CHUNK: {
+    int64_t ci = i / g->chunk;
+    l = g->left_chunks < 0 ? 0 : (ci - g->left_chunks) * g->chunk;
+    h = (ci + 1) * g->chunk;
+    break;
+  }
+  case VT_ATTN_PREFIX: {
+    int64_t p = g->prefix_lengths ? g->prefix_lengths[b] : g->prefix;
+    h = i < p ? p : i + 1;
+    break;
+  }
+  default: break;
+  }
+  if (g->lengths && g->lengths[b] < h) h = g->lengths[b];
+  if (h > g->Tk) h = g->Tk;
+  if (l < 0) l = 0;
+  if (h < l) h = l;
+  *lo = l;
+  *hi = h;
+}
+
+/* Row ranges of a query tile; returns the union [klo, khi) (empty when klo >= khi). */
+static void tile_ranges(const vt_attn_geom *g, int64_t b, int64_t q0, int64_t nq, int64_t *lo,
+                        int64_t *hi, int64_t *klo, int64_t *khi) {
+  *klo = g->Tk;
+  *khi = 0;
+  for (int64_t r = 0; r < nq; r++) {
+    row_range(g, b, q0 + r, &lo[r], &hi[r]);
+    if (lo[r] < hi[r]) {
+      if (lo[r] < *klo) *klo = lo[r];
+      if (hi[r] > *khi) *khi = hi[r];
+    }
+  }
+}
+
+static const float *bias_rows(const vt_attn_geom *g, const float *bias, int64_t b, int64_t h) {
+  int64_t bb = g->bias_b == 1 ? 0 : b, hb = g->bias_h == 1 ? 0 : h;
+  return bias + (bb * g->bias_h + hb) * g->Tq * g->Tk;
+}
+
+/* S[nq x nk] = scale * q_tile k_tile^T + bias, with masked entries set to -inf. */
+static void scores(const vt_attn_geom *g, const float *qt, const float *kt, const float *bias,
+                   int64_t q0, int64_t nq, int64_t k0, int64_t nk, const int64_t *lo,
+                   const int64_t *hi, float *S) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)g->Dk, g->scale, qt,
+              (int)g->Dk, kt, (int)g->Dk, 0.0f, S, (int)nk);
+  for (int64_t r = 0; r < nq; r++) {
+    float *s = S + r * nk;
+    if (bias) {
+      const float *br = bias + (q0 + r) * g->Tk + k0;
+      for (int64_t c = 0; c < nk; c++) s[c] += br[c];
+    }
+    int64_t a = lo[r] - k0, e = hi[r] - k0; /* visible columns [a, e) of this tile */
+    if (a > nk) a = nk;
+    if (e < 0) e = 0;
+    if (e < a) e = a;
+    for (int64_t c = 0; c < a; c++) s[c] = -INFINITY;
+    for (int64_t c = e; c < nk; c++) s[c] = -INFINITY;
+  }
+}
+
+static size_t per_thread_floats(const vt_attn_geom *g) {
+  int64_t d = g->Dk > g->Dv ? g->Dk : g->Dv;
+  return (size_t)(2 * BQ * BK + BQ * d);
+}
+
+static size_t cpu_attn_workspace(const vt_attn_geom *g) {
+  size_t rows = (size_t)(g->B * g->H * g->Tq); /* backward: D_i = dout_i . out_i */
+  return (rows + per_thread_floats(g) * (size_t)omp_get_max_threads()) * sizeof(float) + 64;
+}
+
+static void cpu_attn_forward(const vt_attn_geom *g, const float *q, const float *k, const float *v,
+                             float *out, float *lse, void *work) {
+  const int64_t nqt = (g->Tq + BQ - 1) / BQ, group = g->H / g->Hkv;
+  const int64_t units = g->B * g->H * nqt;
+  const int nt = omp_get_max_threads();
+  float *ws = (float *)work + g->B * g->H * g->Tq;
+#pragma omp parallel num_threads(nt)
+  {
+    float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
+    float *acc = S + 2 * BQ * BK;
+    int64_t lo[BQ], hi[BQ];
+    float m[BQ], l[BQ];
+#pragma omp for schedule(dynamic)
+    for (int64_t u = 0; u < units; u++) {
+      int64_t qt = u % nqt, bh = u / nqt, b = bh / g->H, h = bh % g->H;
+      int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ;
+      const float *qp = q + (bh * g->Tq + q0) * g->Dk;
+      const float *kp = k + (b * g->Hkv + h / group) * g->Tk * g->Dk;
+      const float *vp = v + (b * g->Hkv + h / group) * g->Tk * g->Dv;
+      const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
+      int64_t klo, khi;
+      tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
+      for (int64_t r = 0; r < nq; r++) m[r] = -INFINITY, l[r] = 0;
+      memset(acc, 0, sizeof(float) * (size_t)(nq * g->Dv));
+      for (int64_t k0 = klo; k0 < khi; k0 += BK) {
+        int64_t nk = khi - k0 < BK ? khi - k0 : BK;
+        scores(g, qp, kp + k0 * g->Dk, bp, q0, nq, k0, nk, lo, hi, S);
+        for (int64_t r = 0; r < nq; r++) {
+          float *s = S + r * nk, mx = -INFINITY;
+          for (int64_t c = 0; c < nk; c++) mx = s[c] > mx ? s[c] : mx;
+          if (mx == -INFINITY) { /* nothing visible here: this row's p is 0 */
+            memset(s, 0, sizeof(float) * (size_t)nk);
+            continue;
+          }
+          float mn = m[r] > mx ? m[r] : mx, sum = 0;
+          for (int64_t c = 0; c < nk; c++) sum += s[c] = expf(s[c] - mn);
+          if (mn > m[r]) { /* rescale what was accumulated under the old maximum */
+            float alpha = expf(m[r] - mn);
+            l[r] *= alpha;
+            float *ar = acc + r * g->Dv;
+            for (int64_t d = 0; d < g->Dv; d++) ar[d] *= alpha;
+            m[r] = mn;
+          }
+          l[r] += sum;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)g->Dv, (int)nk, 1.0f,
+                    S, (int)nk, vp + k0 * g->Dv, (int)g->Dv, 1.0f, acc, (int)g->Dv);
+      }
+      float *op = out + (bh * g->Tq + q0) * g->Dv;
+      for (int64_t r = 0; r < nq; r++) {
+        float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+        for (int64_t d = 0; d < g->Dv; d++) op[r * g->Dv + d] = acc[r * g->Dv + d] * inv;
+        lse[bh * g->Tq + q0 + r] = l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
+      }
+    }
+  }
+}
+
+/* P = exp(S - lse) and dS = P * (dP - D) for one tile; S holds P afterwards, dP holds dS. */
+static void tile_grads(int64_t nq, int64_t nk, const float *lse, const float *D, float *S,
+                       float *dP) {
+  for (int64_t r = 0; r < nq; r++) {
+    float *s = S + r * nk, *dp = dP + r * nk;
+    for (int64_t c = 0; c < nk; c++) {
+      float p = s[c] == -INFINITY ? 0.0f : expf(s[c] - lse[r]);
+      s[c] = p;
+      dp[c] = p * (dp[c] - D[r]);
+    }
+  }
+}
+
+static void cpu_attn_backward(const vt_attn_geom *g, const float *q, const float *k, const float *v,
+                              const float *out, const float *dout, const float *lse, float *dq,
+                              float *dk, float *dv, float *dbias, void *work) {
+  const int64_t group = g->H / g->Hkv, nqt = (g->Tq + BQ - 1) / BQ;
+  const int64_t rows = g->B * g->H * g->Tq;
+  const int nt = omp_get_max_threads();
+  float *D = work, *ws = D + rows;
+#pragma omp parallel for num_threads(nt) if (rows * g->Dv > 32768)
+  for (int64_t r = 0; r < rows; r++) {
+    float s = 0;
+    for (int64_t d = 0; d < g->Dv; d++) s += dout[r * g->Dv + d] * out[r * g->Dv + d];
+    D[r] = s;
+  }
+  /* dq and dbias: bias slices shared by several (batch, head) pairs stay on one thread. */
+  if (dq || dbias) {
+    int64_t sb = dbias && g->bias_b == 1 ? 1 : g->B, sh = dbias && g->bias_h == 1 ? 1 : g->H;
+    int64_t units = nqt * sb * sh;
+#pragma omp parallel num_threads(nt)
+    {
+      float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
+      float *dP = S + BQ * BK;
+      int64_t lo[BQ], hi[BQ];
+#pragma omp for schedule(dynamic)
+      for (int64_t u = 0; u < units; u++) {
+        int64_t qt = u % nqt, slot = u / nqt, bs = slot / sh, hs = slot % sh;
+        int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ;
+        for (int64_t b = bs; b < g->B; b += sb) {
+          int64_t klo, khi;
+          tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
+          for (int64_t h = hs; h < g->H; h += sh) {
+            int64_t bh = b * g->H + h, kvh = b * g->Hkv + h / group;
+            const float *qp = q + (bh * g->Tq + q0) * g->Dk;
+            const float *kp = k + kvh * g->Tk * g->Dk, *vp = v + kvh * g->Tk * g->Dv;
+            const float *dop = dout + (bh * g->Tq + q0) * g->Dv;
+            const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
+            float *dbp = dbias ? (float *)bias_rows(g, dbias, b, h) : NULL;
+            for (int64_t k0 = klo; k0 < khi; k0 += BK) {
+              int64_t nk = khi - k0 < BK ? khi - k0 : BK;
+              scores(g, qp, kp + k0 * g->Dk, bp, q0, nq, k0, nk, lo, hi, S);
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)g->Dv,
+                          1.0f, dop, (int)g->Dv, vp + k0 * g->Dv, (int)g->Dv, 0.0f, dP, (int)nk);
+              tile_grads(nq, nk, lse + bh * g->Tq + q0, D + bh * g->Tq + q0, S, dP);
+              if (dbp)
+                for (int64_t r = 0; r < nq; r++) {
+                  float *db = dbp + (q0 + r) * g->Tk + k0;
+                  for (int64_t c = 0; c < nk; c++) db[c] += dP[r * nk + c];
+                }
+              if (dq)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)g->Dk, (int)nk,
+                            g->scale, dP, (int)nk, kp + k0 * g->Dk, (int)g->Dk, 1.0f,
+                            dq + (bh * g->Tq + q0) * g->Dk, (int)g->Dk);
+            }
+          }
+        }
+      }
+    }
+  }
+  if (!dk && !dv) return;
+  /* dk and dv: one key tile of one kv head per unit, summing over its query heads. */
+  const int64_t nkt = (g->Tk + BK - 1) / BK, units = g->B * g->Hkv * nkt;
+#pragma omp parallel num_threads(nt)
+  {
+    float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
+    float *dP = S + BQ * BK;
+    int64_t lo[BQ], hi[BQ];
+#pragma omp for schedule(dynamic)
+    for (int64_t u = 0; u < units; u++) {
+      int64_t kt = u % nkt, kvh = u / nkt, b = kvh / g->Hkv, hk = kvh % g->Hkv;
+      int64_t k0 = kt * BK, nk = g->Tk - k0 < BK ? g->Tk - k0 : BK;
+      const float *kp = k + (kvh * g->Tk + k0) * g->Dk, *vp = v + (kvh * g->Tk + k0) * g->Dv;
+      for (int64_t qt = 0; qt < nqt; qt++) {
+        int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ, klo, khi;
+        tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
+        if (klo >= k0 + nk || khi <= k0) continue;
+        for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
+          int64_t bh = b * g->H + h;
+          const float *qp = q + (bh * g->Tq + q0) * g->Dk;
+          const float *dop = dout + (bh * g->Tq + q0) * g->Dv;
+          const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
+          scores(g, qp, kp, bp, q0, nq, k0, nk, lo, hi, S);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)g->Dv, 1.0f,
+                      dop, (int)g->Dv, vp, (int)g->Dv, 0.0f, dP, (int)nk);
+          tile_grads(nq, nk, lse + bh * g->Tq + q0, D + bh * g->Tq + q0, S, dP);
+          if (dv) /* dv += P^T dout */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)g->Dv, (int)nq, 1.0f,
+                        S, (int)nk, dop, (int)g->Dv, 1.0f, dv + (kvh * g->Tk + k0) * g->Dv,
+                        (int)g->Dv);
+          if (dk) /* dk += scale dS^T q */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)g->Dk, (int)nq,
+                        g->scale, dP, (int)nk, qp, (int)g->Dk, 1.0f,
+                        dk + (kvh * g->Tk + k0) * g->Dk, (int)g->Dk);
+        }
+      }
+    }
+  }
+}
+
+const struct vt_attn_kernels vt_cpu_attn_kernels = {
+    .workspace = cpu_attn_workspace,
+    .forward = cpu_attn_forward,
+    .backward = cpu_attn_backward,
+};

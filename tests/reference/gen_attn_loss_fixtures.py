@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Generates tests/fixtures/ops/attn.txt and tests/fixtures/ops/loss.txt with PyTorch (CPU).
+
+Run from the repo root:  python3 tests/reference/gen_attn_loss_fixtures.py
+Needs: pip install torch numpy.
+
+attn.txt: per case NAME.q/k/v (and .bias, .lengths, .prefix_lengths), NAME.w (the weights of
+  L = sum(w * out)), NAME.out and NAME.dq/dk/dv(/dbias) = dL/d... The reference is the plain
+  formula softmax(scale q k^T + bias + mask) v with GQA by repeating k/v heads.
+loss.txt: per case the inputs, NAME.loss and the gradients of NAME.loss.
+"""
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+
+from fixture_io import write_fixture
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "fixtures", "ops")
+
+
+def key_mask(kind, b, tq, tk, chunk=0, left=0, prefix=0, lengths=None, prefix_lengths=None):
+    """Boolean [tq, tk] mask of visible keys for sample b, written from the definitions."""
+    m = torch.zeros(tq, tk, dtype=torch.bool)
+    for i in range(tq):
+        for j in range(tk):
+            if kind == "bidirectional":
+                ok = True
+            elif kind == "causal":
+                ok = j <= i + tk - tq
+            elif kind == "chunk":
+                lo = 0 if left < 0 else max(0, (i // chunk - left) * chunk)
+                ok = lo <= j < (i // chunk + 1) * chunk
+            elif kind == "prefix":
+                p = prefix_lengths[b] if prefix_lengths is not None else prefix
+                ok = j < p if i < p else j <= i
+            if lengths is not None and j >= lengths[b]:
+                ok = False
+            m[i, j] = ok
+    return m
+
+
+def attn_case(tensors, name, gen, B, H, Hkv, Tq, Tk, Dk, Dv, kind, scale=None, bias_shape=None,
+              lengths=None, prefix_lengths=None, **mask_args):
+    q = torch.randn(B, H, Tq, Dk, generator=gen, dtype=torch.float64)
+    k = torch.randn(B, Hkv, Tk, Dk, generator=gen, dtype=torch.float64)
+    v = torch.randn(B, Hkv, Tk, Dv, generator=gen, dtype=torch.float64)
+    bias = (torch.randn(*bias_shape, generator=gen, dtype=torch.float64)
+            if bias_shape else None)
+    w = torch.randn(B, H, Tq, Dv, generator=gen, dtype=torch.float64)
+    # round inputs to f32 first so C sees exactly what torch saw
+    q, k, v, w = (t.float().double() for t in (q, k, v, w))
+    leaves = [q, k, v] + ([bias.float().double()] if bias is not None else [])
+    for t in leaves:
+        t.requires_grad_(True)
+    q, k, v = leaves[:3]
+    s = scale if scale is not None else 1.0 / math.sqrt(Dk)
+    kr = k.repeat_interleave(H // Hkv, dim=1)
+    vr = v.repeat_interleave(H // Hkv, dim=1)
+    scores = s * q @ kr.transpose(-1, -2)
+    if bias is not None:
+        scores = scores + leaves[3]
+    mask = torch.stack([key_mask(kind, b, Tq, Tk, lengths=lengths,
+                                 prefix_lengths=prefix_lengths, **mask_args) for b in range(B)])
+    scores = scores.masked_fill(~mask[:, None], float("-inf"))
+    out = torch.softmax(scores, dim=-1) @ vr
+    (out * w).sum().backward()
+    tensors[f"{name}.q"] = q.detach().float()
+    tensors[f"{name}.k"] = k.detach().float()
+    tensors[f"{name}.v"] = v.detach().float()
+    if bias is not None:
+        tensors[f"{name}.bias"] = leaves[3].detach().float()
+    if lengths is not None:
+        tensors[f"{name}.lengths"] = torch.tensor(lengths, dtype=torch.int32)
+    if prefix_lengths is not None:
+        tensors[f"{name}.prefix_lengths"] = torch.tensor(prefix_lengths, dtype=torch.int32)
+    tensors[f"{name}.w"] = w.float()
+    tensors[f"{name}.out"] = out.detach().float()
+    tensors[f"{name}.dq"] = q.grad.float()
+    tensors[f"{name}.dk"] = k.grad.float()
+    tensors[f"{name}.dv"] = v.grad.float()
+    if bias is not None:
+        tensors[f"{name}.dbias"] = leaves[3].grad.float()
+
+
+def gen_attn():
+    gen = torch.Generator().manual_seed(3)
+    t = {}
+    # names and parameters are mirrored in tests/test_ops_attn.c
+    attn_case(t, "bidir", gen, 2, 2, 2, 5, 5, 8, 8, "bidirectional")
+    attn_case(t, "causal_gqa", gen, 2, 4, 2, 7, 7, 8, 8, "causal")
+    attn_case(t, "causal_cross", gen, 1, 2, 1, 3, 6, 4, 4, "causal")
+    attn_case(t, "padding", gen, 2, 2, 1, 6, 6, 8, 8, "bidirectional", lengths=[6, 3])
+    attn_case(t, "chunk", gen, 1, 2, 2, 9, 9, 4, 4, "chunk", chunk=2, left=1)
+    attn_case(t, "chunk_full_left", gen, 1, 1, 1, 7, 7, 4, 4, "chunk", chunk=3, left=-1)
+    attn_case(t, "prefix", gen, 2, 2, 2, 7, 7, 4, 4, "prefix", prefix=3)
+    attn_case(t, "prefix_per_sample", gen, 2, 2, 1, 6, 6, 4, 4, "prefix", prefix_lengths=[2, 4],
+              lengths=[6, 5])
+    attn_case(t, "bias_heads", gen, 2, 4, 2, 5, 5, 8, 8, "causal", bias_shape=(4, 5, 5),
+              lengths=[5, 4])
+    attn_case(t, "bias_shared", gen, 2, 2, 2, 5, 5, 4, 4, "bidirectional", bias_shape=(1, 5, 5))
+    attn_case(t, "bias_batch", gen, 2, 2, 1, 4, 4, 4, 4, "chunk", chunk=2, left=0,
+              bias_shape=(2, 1, 4, 4))
+    attn_case(t, "dk_ne_dv", gen, 1, 2, 2, 5, 5, 8, 4, "bidirectional", scale=0.5)
+    # long enough to span several 64-wide tiles in both directions
+    attn_case(t, "tiles", gen, 1, 2, 1, 150, 150, 8, 8, "causal", lengths=[137])
+    write_fixture(os.path.join(OUT, "attn.txt"), t,
+                  "attention vs the plain formula; generated by tests/reference/"
+                  "gen_attn_loss_fixtures.py")
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    gen_attn()

@@ -1,0 +1,236 @@
+// ctest-labels: unit grad
+/* Fused attention: values and gradients against PyTorch's plain formula (fixtures from
+ * tests/reference/gen_attn_loss_fixtures.py) for every mask kind, GQA and the bias; finite
+ * differences on each mask kind; fully masked rows; error paths. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/ops_attn.h"
+#include "tests/fixture.h"
+#include "tests/gradcheck.h"
+
+/* Mirrors the cases of gen_attn_loss_fixtures.py. */
+typedef struct {
+  const char *name;
+  vt_attn_mask_kind mask;
+  int64_t chunk, left, prefix;
+  float scale;
+} fx_case;
+
+static const fx_case CASES[] = {
+    {"bidir", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0},
+    {"causal_gqa", VT_ATTN_CAUSAL, 0, 0, 0, 0},
+    {"causal_cross", VT_ATTN_CAUSAL, 0, 0, 0, 0},
+    {"padding", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0},
+    {"chunk", VT_ATTN_CHUNK, 2, 1, 0, 0},
+    {"chunk_full_left", VT_ATTN_CHUNK, 3, -1, 0, 0},
+    {"prefix", VT_ATTN_PREFIX, 0, 0, 3, 0},
+    {"prefix_per_sample", VT_ATTN_PREFIX, 0, 0, 0, 0},
+    {"bias_heads", VT_ATTN_CAUSAL, 0, 0, 0, 0},
+    {"bias_shared", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0},
+    {"bias_batch", VT_ATTN_CHUNK, 2, 0, 0, 0},
+    {"dk_ne_dv", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0.5f},
+    {"tiles", VT_ATTN_CAUSAL, 0, 0, 0, 0},
+};
+
+static const vt_fixture_tensor *find(const vt_fixture *fx, const char *c, const char *f) {
+  char key[160];
+  snprintf(key, sizeof key, "%s.%s", c, f);
+  for (int i = 0; i < fx->n; i++)
+    if (!strcmp(fx->t[i].name, key)) return &fx->t[i];
+  return NULL;
+}
+
+static vt_tensor *load(vt_ctx *ctx, const vt_fixture_tensor *t) {
+  if (!t) return NULL;
+  if (t->is_int) return vt_from_host(ctx, VT_I32, t->ndim, t->shape, t->i);
+  return vt_from_host(ctx, VT_F32, t->ndim, t->shape, t->f);
+}
+
+/* f32 results of sums over a few dozen terms, compared with a float64 reference. */
+#define ATOL 2e-5
+#define RTOL 1e-4
+
+static void check_grad_of(vt_ctx *ctx, const char *what, vt_tensor *t,
+                          const vt_fixture_tensor *want) {
+  float *g = malloc(sizeof(float) * (size_t)want->n);
+  vt_grad_to_host(ctx, t, g);
+  CHECK_CLOSE(what, g, want->f, want->n, ATOL, RTOL);
+  free(g);
+}
+
+static void test_fixtures(void) {
+  vt_fixture *fx = vt_fixture_load("ops/attn.txt");
+  vt_ctx *ctx = vt_test_cpu_ctx();
+  for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
+    const fx_case *fc = &CASES[c];
+    vt_tensor *q = load(ctx, find(fx, fc->name, "q")), *k = load(ctx, find(fx, fc->name, "k"));
+    vt_tensor *v = load(ctx, find(fx, fc->name, "v")), *w = load(ctx, find(fx, fc->name, "w"));
+    vt_attn_opts o = {.mask = fc->mask,
+                      .scale = fc->scale,
+                      .chunk_size = fc->chunk,
+                      .left_chunks = fc->left,
+                      .prefix = fc->prefix,
+                      .lengths = load(ctx, find(fx, fc->name, "lengths")),
+                      .prefix_lengths = load(ctx, find(fx, fc->name, "prefix_lengths")),
+                      .bias = load(ctx, find(fx, fc->name, "bias"))};
+    vt_requires_grad(ctx, q);
+    vt_requires_grad(ctx, k);
+    vt_requires_grad(ctx, v);
+    if (o.bias) vt_requires_grad(ctx, o.bias);
+    vt_tensor *out = vt_attention(ctx, q, k, v, &o);
+    vt_tensor *loss = vt_sum(ctx, vt_mul(ctx, out, w), VT_ALL_AXES, false);
+    CHECK_MSG(!vt_ctx_failed(ctx), "%s: %s", fc->name, vt_ctx_error(ctx));
+    if (vt_ctx_failed(ctx)) break;
+    char what[160];
+    const vt_fixture_tensor *wo = find(fx, fc->name, "out");
+    float *got = malloc(sizeof(float) * (size_t)wo->n);
+    vt_to_host(ctx, out, got);
+    snprintf(what, sizeof what, "%s.out", fc->name);
+    CHECK_CLOSE(what, got, wo->f, wo->n, ATOL, RTOL);
+    free(got);
+    CHECK(vt_backward(ctx, loss));
+    const char *gn[4] = {"dq", "dk", "dv", "dbias"};
+    vt_tensor *gt[4] = {q, k, v, o.bias};
+    for (int i = 0; i < 4; i++) {
+      if (!gt[i]) continue;
+      snprintf(what, sizeof what, "%s.%s", fc->name, gn[i]);
+      check_grad_of(ctx, what, gt[i], find(fx, fc->name, gn[i]));
+    }
+    vt_ctx_reset(ctx);
+  }
+  vt_ctx_free(ctx);
+  vt_fixture_free(fx);
+}
+
+/* Finite differences: inputs q, k, v (+ bias) differentiated, lengths as i32 inputs. */
+typedef struct {
+  vt_attn_opts o;
+  int lengths_at, prefix_at, bias_at; /* input positions, or -1 */
+} gc_attn;
+
+static vt_tensor *attn_graph(vt_ctx *ctx, vt_tensor **in, void *user) {
+  gc_attn *u = user;
+  vt_attn_opts o = u->o;
+  o.lengths = u->lengths_at >= 0 ? in[u->lengths_at] : NULL;
+  o.prefix_lengths = u->prefix_at >= 0 ? in[u->prefix_at] : NULL;
+  o.bias = u->bias_at >= 0 ? in[u->bias_at] : NULL;
+  return vt_attention(ctx, in[0], in[1], in[2], &o);
+}
+
+static void gradcheck_case(const char *name, vt_attn_opts o, int64_t B, int64_t H, int64_t Hkv,
+                           int64_t T, int64_t D, const int32_t *lengths, const int32_t *prefix,
+                           int bias_b, int bias_h) {
+  vt_rng r;
+  vt_rng_seed(&r, 7);
+  float q[256], k[256], v[256], bias[256];
+  int32_t len[4], pre[4];
+  vt_test_fill_uniform(&r, q, 256, -1.5f, 1.5f);
+  vt_test_fill_uniform(&r, k, 256, -1.5f, 1.5f);
+  vt_test_fill_uniform(&r, v, 256, -1.0f, 1.0f);
+  vt_test_fill_uniform(&r, bias, 256, -1.0f, 1.0f);
+  vt_gc_input in[6] = {
+      {VT_F32, 4, {B, H, T, D}, q, true},
+      {VT_F32, 4, {B, Hkv, T, D}, k, true},
+      {VT_F32, 4, {B, Hkv, T, D}, v, true},
+  };
+  int n = 3;
+  gc_attn u = {o, -1, -1, -1};
+  if (lengths) {
+    memcpy(len, lengths, sizeof(int32_t) * (size_t)B);
+    in[n] = (vt_gc_input){VT_I32, 1, {B}, len, false};
+    u.lengths_at = n++;
+  }
+  if (prefix) {
+    memcpy(pre, prefix, sizeof(int32_t) * (size_t)B);
+    in[n] = (vt_gc_input){VT_I32, 1, {B}, pre, false};
+    u.prefix_at = n++;
+  }
+  if (bias_h) {
+    in[n] = (vt_gc_input){VT_F32, 4, {bias_b, bias_h, T, T}, bias, true};
+    u.bias_at = n++;
+  }
+  CHECK_GRAD(name, attn_graph, &u, in, n);
+}
+
+static void test_gradcheck(void) {
+  const int32_t len[2] = {5, 3}, pre[2] = {2, 4};
+  gradcheck_case("bidirectional", (vt_attn_opts){0}, 1, 2, 2, 4, 3, NULL, NULL, 0, 0);
+  gradcheck_case("causal gqa", (vt_attn_opts){.mask = VT_ATTN_CAUSAL}, 1, 4, 2, 4, 3, NULL, NULL, 0,
+                 0);
+  gradcheck_case("padding", (vt_attn_opts){0}, 2, 2, 1, 5, 3, len, NULL, 0, 0);
+  gradcheck_case("chunk", (vt_attn_opts){.mask = VT_ATTN_CHUNK, .chunk_size = 2, .left_chunks = 1},
+                 1, 2, 1, 6, 3, NULL, NULL, 0, 0);
+  gradcheck_case("prefix", (vt_attn_opts){.mask = VT_ATTN_PREFIX, .prefix = 2}, 1, 2, 2, 5, 3, NULL,
+                 NULL, 0, 0);
+  gradcheck_case("prefix per sample + padding", (vt_attn_opts){.mask = VT_ATTN_PREFIX}, 2, 1, 1, 5,
+                 3, len, pre, 0, 0);
+  gradcheck_case("bias per head", (vt_attn_opts){.mask = VT_ATTN_CAUSAL}, 1, 2, 1, 4, 3, NULL, NULL,
+                 1, 2);
+  gradcheck_case("bias shared over batch and heads", (vt_attn_opts){0}, 2, 2, 2, 4, 3, len, NULL, 1,
+                 1);
+}
+
+/* A sample with no visible key gives zeros and zero gradients, never NaN. */
+static void test_empty_rows(void) {
+  vt_ctx *ctx = vt_test_cpu_ctx();
+  float qh[2 * 1 * 3 * 2] = {1, 2, 3, 4, 5, 6, -1, -2, -3, -4, -5, -6};
+  int32_t lh[2] = {0, 3};
+  vt_tensor *q = vt_from_host(ctx, VT_F32, 4, (int64_t[]){2, 1, 3, 2}, qh);
+  vt_tensor *k = vt_from_host(ctx, VT_F32, 4, (int64_t[]){2, 1, 3, 2}, qh);
+  vt_tensor *v = vt_from_host(ctx, VT_F32, 4, (int64_t[]){2, 1, 3, 2}, qh);
+  vt_requires_grad(ctx, q);
+  vt_requires_grad(ctx, v);
+  vt_attn_opts o = {.lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){2}, lh)};
+  vt_tensor *out = vt_attention(ctx, q, k, v, &o);
+  CHECK(vt_backward(ctx, vt_sum(ctx, out, VT_ALL_AXES, false)));
+  float oh[12], dq[12], dv[12];
+  vt_to_host(ctx, out, oh);
+  vt_grad_to_host(ctx, q, dq);
+  vt_grad_to_host(ctx, v, dv);
+  for (int i = 0; i < 6; i++) CHECK(oh[i] == 0 && dq[i] == 0 && dv[i] == 0);
+  for (int i = 6; i < 12; i++) CHECK(isfinite(oh[i]) && isfinite(dq[i]) && oh[i] != 0);
+  vt_ctx_free(ctx);
+}
+
+static void expect_error(vt_ctx *ctx, vt_tensor *got, const char *needle) {
+  CHECK_MSG(vt_ctx_failed(ctx) && strstr(vt_ctx_error(ctx), needle) &&
+                strstr(vt_ctx_error(ctx), "attention"),
+            "error '%s' lacks '%s'", vt_ctx_error(ctx), needle);
+  CHECK(got != NULL && isnan(vt_item(ctx, got)));
+  vt_ctx_clear_error(ctx);
+}
+
+static void test_errors(void) {
+  vt_ctx *ctx = vt_test_cpu_ctx();
+  vt_tensor *q = vt_zeros(ctx, VT_F32, 4, (int64_t[]){1, 4, 5, 8});
+  vt_tensor *k = vt_zeros(ctx, VT_F32, 4, (int64_t[]){1, 3, 5, 8});
+  vt_tensor *k6 = vt_zeros(ctx, VT_F32, 4, (int64_t[]){1, 2, 5, 6});
+  vt_tensor *v = vt_zeros(ctx, VT_F32, 4, (int64_t[]){1, 2, 5, 8});
+  vt_tensor *k2 = vt_zeros(ctx, VT_F32, 4, (int64_t[]){1, 2, 5, 8});
+  expect_error(ctx, vt_attention(ctx, q, k6, v, NULL), "[1, 2, 5, 6]");
+  expect_error(ctx, vt_attention(ctx, q, k, v, NULL), "[1, 3, 5, 8]");
+  expect_error(ctx, vt_attention(ctx, vt_zeros(ctx, VT_F32, 3, (int64_t[]){4, 5, 8}), k2, v, NULL),
+               "[4, 5, 8]");
+  vt_attn_opts o = {.bias = vt_zeros(ctx, VT_F32, 3, (int64_t[]){3, 5, 5})};
+  expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "[3, 5, 5]");
+  o = (vt_attn_opts){.mask = VT_ATTN_CHUNK};
+  expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "chunk_size");
+  o = (vt_attn_opts){.lengths = vt_zeros(ctx, VT_F32, 1, (int64_t[]){1})};
+  expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "lengths");
+  /* a failed ctx passes the error tensor through without touching the message */
+  vt_attention(ctx, q, k6, v, NULL);
+  char first[1024];
+  snprintf(first, sizeof first, "%s", vt_ctx_error(ctx));
+  vt_attention(ctx, q, k, v, NULL);
+  CHECK(!strcmp(first, vt_ctx_error(ctx)));
+  vt_ctx_free(ctx);
+}
+
+int main(void) {
+  test_fixtures();
+  test_gradcheck();
+  test_empty_rows();
+  test_errors();
+  return vt_test_finish("test_ops_attn");
+}
