@@ -32,10 +32,10 @@ typedef struct {
 } vt_adam_hparams;
 
 /* SGD with optional momentum (PyTorch semantics, no dampening): g = grad * grad_scale + l2 * p;
- * buf = first ? g : momentum * buf + g;  p -= lr * buf  (buf unused when momentum is 0). */
+ * buf = momentum * buf + g;  p -= lr * buf  (no buf when momentum is 0). The buffer starts at
+ * zero, which equals torch's copy of the first gradient. */
 typedef struct {
   float grad_scale, l2, lr, momentum;
-  int first; /* the first momentum step copies g into buf */
 } vt_sgd_hparams;
 
 /* The per-element updates, shared by the CPU and CUDA kernels. The lerp is PyTorch's (two
@@ -55,7 +55,7 @@ static inline VT_HD void vt_adam_elem(float *p, float *m, float *v, float grad,
 
 static inline VT_HD void vt_sgd_elem(float *p, float *buf, float grad, const vt_sgd_hparams *h) {
   float g = grad * h->grad_scale + h->l2 * *p;
-  if (buf) g = *buf = h->first ? g : h->momentum * *buf + g;
+  if (buf) g = *buf = h->momentum * *buf + g;
   *p = *p + (-h->lr) * g;
 }
 

@@ -283,8 +283,7 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
       vt_sgd_hparams h = {.grad_scale = gs,
                           .l2 = (float)gr->weight_decay,
                           .lr = (float)lr,
-                          .momentum = (float)c->momentum,
-                          .first = o->t == 1};
+                          .momentum = (float)c->momentum};
       k->sgd_update(segs, nseg, ps->grad, o->m, h);
       continue;
     }
