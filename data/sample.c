@@ -93,6 +93,11 @@ int sample_reader_open(sample_reader **out, const char *path, char *err, size_t 
   return 0;
 }
 
+void sample_reader_progress(const sample_reader *r, size_t *done, size_t *total) {
+  *done = r->done ? r->len : r->pos;
+  *total = r->len;
+}
+
 void sample_reader_close(sample_reader *r) {
   if (!r) return;
   free(r->buf);

@@ -79,5 +79,7 @@ int sample_reader_open(sample_reader **r, const char *path, char *err, size_t er
 int sample_reader_next(sample_reader *r, const sample_config *cfg, sample *out, sample_reason *why,
                        char *err, size_t err_len);
 void sample_reader_close(sample_reader *r);
+/* Bytes of the file consumed so far and in total (for progress bars). */
+void sample_reader_progress(const sample_reader *r, size_t *done, size_t *total);
 
 #endif

@@ -1,0 +1,184 @@
+/* vita prep: read samples, apply the chat template, write shards of shard_samples samples. */
+#include "data/prep.h"
+#include "data/shard.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static void seterr(char *err, size_t len, const char *fmt, ...) {
+  if (!err || !len) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, len, fmt, ap);
+  va_end(ap);
+}
+
+void prep_stats_free(prep_stats *st) {
+  for (size_t i = 0; i < st->n_skips; i++) free(st->skips[i].id), free(st->skips[i].message);
+  free(st->skips);
+  memset(st, 0, sizeof *st);
+}
+
+static void add_skip(prep_stats *st, sample_reason why, const char *id, const char *msg) {
+  st->n_skipped[why]++;
+  if (st->n_skips == st->cap_skips) {
+    size_t cap = st->cap_skips ? st->cap_skips * 2 : 64;
+    prep_skip *s = realloc(st->skips, cap * sizeof *s);
+    if (!s) return; /* counted, id lost */
+    st->skips = s;
+    st->cap_skips = cap;
+  }
+  st->skips[st->n_skips++] = (prep_skip){why, strdup(id), strdup(msg)};
+}
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+typedef struct {
+  size_t done_before, total; /* bytes of earlier inputs, of all inputs */
+  double last;
+  bool on;
+} progress;
+
+static void show(progress *p, const prep_stats *st, size_t done, bool final) {
+  if (!p->on) return;
+  double t = now();
+  if (!final && t - p->last < 0.1) return;
+  p->last = t;
+  double frac = p->total ? (double)done / (double)p->total : 1.0;
+  if (frac > 1) frac = 1;
+  char bar[31];
+  int filled = (int)(frac * 30);
+  for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';
+  bar[30] = 0;
+  int64_t skipped = 0;
+  for (int r = 0; r < SAMPLE_N_REASONS; r++) skipped += st->n_skipped[r];
+  fprintf(stderr, "\rprep [%s] %3d%%  %lld written  %lld skipped  %lld tokens", bar,
+          (int)(frac * 100), (long long)st->n_written, (long long)skipped, (long long)st->n_tokens);
+  if (final) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+static int flush_shard(shard_writer **w, prep_stats *st, char *err, size_t err_len) {
+  if (!*w) return 0;
+  int rc = shard_writer_close(*w, err, err_len);
+  *w = NULL;
+  if (rc == 0) st->n_shards++;
+  return rc;
+}
+
+int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
+  memset(st, 0, sizeof *st);
+  const char *prefix = o->prefix ? o->prefix : "shard";
+  if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
+    seterr(err, err_len, "%s: cannot create the output directory: %s", o->out_dir, strerror(errno));
+    return -1;
+  }
+  progress pg = {.on = o->progress};
+  for (size_t i = 0; i < o->n_inputs; i++) {
+    struct stat sb;
+    if (stat(o->inputs[i], &sb) == 0) pg.total += (size_t)sb.st_size;
+  }
+  shard_writer *w = NULL;
+  chat_sample cs = {0};
+  int rc = 0;
+  char msg[1024];
+  for (size_t i = 0; i < o->n_inputs && rc == 0; i++) {
+    sample_reader *r;
+    if (sample_reader_open(&r, o->inputs[i], err, err_len)) {
+      rc = -1;
+      break;
+    }
+    sample s;
+    sample_reason why;
+    int got;
+    while (rc == 0 && (got = sample_reader_next(r, o->cfg, &s, &why, msg, sizeof msg)) != 0) {
+      st->n_read++;
+      size_t done, total;
+      sample_reader_progress(r, &done, &total);
+      show(&pg, st, pg.done_before + done, false);
+      if (got == 2) {
+        add_skip(st, why, s.id, msg);
+        continue;
+      }
+      if (chat_encode(o->tok, &o->cfg->prompts, s.turns, s.n_turns, s.inserted_id, s.end_tag, &cs,
+                      msg, sizeof msg)) {
+        char full[1600];
+        snprintf(full, sizeof full, "%s: %s", s.where, msg);
+        add_skip(st, SAMPLE_BAD_TEMPLATE, s.id, full);
+        sample_free(&s);
+        continue;
+      }
+      if ((long long)cs.ids.n > o->cfg->max_len) {
+        snprintf(msg, sizeof msg, "%s: %zu tokens, max_len is %lld", s.where, cs.ids.n,
+                 o->cfg->max_len);
+        add_skip(st, SAMPLE_TOO_LONG, s.id, msg);
+        sample_free(&s);
+        continue;
+      }
+      const char **paths = malloc((cs.n_media ? cs.n_media : 1) * sizeof *paths);
+      for (size_t k = 0; paths && k < cs.n_media; k++)
+        paths[k] = s.media[cs.media[k].kind][cs.media[k].item];
+      shard_sample_in in = {s.id, cs.ids.v, cs.labels.v, cs.ids.n, cs.media, paths, cs.n_media};
+      if (!w) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s-%05lld.h5", o->out_dir, prefix, (long long)st->n_shards);
+        rc = shard_writer_open(&w, path, err, err_len);
+      }
+      if (rc == 0 && (!paths || shard_write_sample(w, &in, err, err_len))) rc = -1;
+      free(paths);
+      if (rc == 0) {
+        st->n_written++;
+        st->n_tokens += (int64_t)cs.ids.n;
+        for (size_t k = 0; k < cs.labels.n; k++) st->n_trained += cs.labels.v[k] != CHAT_IGNORE;
+        if (shard_writer_samples(w) >= o->cfg->shard_samples)
+          rc = flush_shard(&w, st, err, err_len);
+      }
+      sample_free(&s);
+    }
+    size_t done, total;
+    sample_reader_progress(r, &done, &total);
+    pg.done_before += total;
+    sample_reader_close(r);
+  }
+  if (rc == 0)
+    rc = flush_shard(&w, st, err, err_len);
+  else
+    shard_writer_abort(w); /* never a half shard */
+  show(&pg, st, pg.total, true);
+  chat_sample_free(&cs);
+  return rc;
+}
+
+void prep_print_summary(FILE *f, const prep_stats *st, const char *out_dir, int max_ids) {
+  int64_t skipped = 0;
+  for (int r = 0; r < SAMPLE_N_REASONS; r++) skipped += st->n_skipped[r];
+  fprintf(f, "prep: %lld samples read, %lld written to %lld shard(s) in %s, %lld skipped\n",
+          (long long)st->n_read, (long long)st->n_written, (long long)st->n_shards, out_dir,
+          (long long)skipped);
+  fprintf(f, "prep: %lld tokens, %lld trained (labels != -100)\n", (long long)st->n_tokens,
+          (long long)st->n_trained);
+  for (int r = 1; r < SAMPLE_N_REASONS; r++) {
+    if (!st->n_skipped[r]) continue;
+    fprintf(f, "skipped %-28s %6lld:", sample_reason_name((sample_reason)r),
+            (long long)st->n_skipped[r]);
+    int shown = 0;
+    for (size_t i = 0; i < st->n_skips; i++) {
+      if (st->skips[i].reason != (sample_reason)r) continue;
+      if (shown == max_ids) {
+        fprintf(f, " ...");
+        break;
+      }
+      fprintf(f, " %s", st->skips[i].id);
+      shown++;
+    }
+    fputc('\n', f);
+  }
+}

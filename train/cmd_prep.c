@@ -1,0 +1,138 @@
+/* `vita prep`: VITA JSON -> HDF5 shards (data/prep.h), and `vita prep --verify` to check
+ * existing shards (version, shapes, checksum). */
+#include "data/prep.h"
+#include "data/shard.h"
+#include "train/cli.h"
+
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const vt_opt opts[] = {
+    {"config", VT_OPT_STR, NULL, "data config YAML (sets and folders, prompts, max_len, inputs)"},
+    {"out", VT_OPT_STR, NULL, "output directory for the shards"},
+    {"tokenizer", VT_OPT_STR, NULL, "tokenizer directory (overrides the config's tokenizer)"},
+    {"max-len", VT_OPT_INT, NULL, "skip samples longer than this many tokens (default 6200)"},
+    {"shard-samples", VT_OPT_INT, NULL, "samples per shard (default 8192)"},
+    {"prefix", VT_OPT_STR, "shard", "shard file names: OUT/PREFIX-00000.h5"},
+    {"progress", VT_OPT_FLAG, NULL, "show the progress bar even when stderr is not a terminal"},
+    {"quiet", VT_OPT_FLAG, NULL, "no progress bar"},
+    {"skipped", VT_OPT_STR, NULL, "write every skipped sample (reason, id, message) to this file"},
+    {"verify", VT_OPT_FLAG, NULL, "check the shards (files or directories) given as arguments"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int verify(const vt_args *a) {
+  int bad = 0, n = 0;
+  char err[1024];
+  for (int i = 0; i < a->n_positional; i++) {
+    struct stat st;
+    char pat[4200];
+    const char *p = a->positional[i];
+    if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+      snprintf(pat, sizeof pat, "%s/*.h5", p);
+    else
+      snprintf(pat, sizeof pat, "%s", p);
+    glob_t g;
+    if (glob(pat, GLOB_NOCHECK, NULL, &g) != 0) continue;
+    for (size_t k = 0; k < g.gl_pathc; k++) {
+      shard *s;
+      n++;
+      if (shard_open(&s, g.gl_pathv[k], true, err, sizeof err)) {
+        fprintf(stderr, "vita prep: %s\n", err);
+        bad++;
+        continue;
+      }
+      printf("ok %s: %lld samples, %lld tokens\n", g.gl_pathv[k], (long long)shard_n_samples(s),
+             (long long)shard_n_tokens(s));
+      shard_close(s);
+    }
+    globfree(&g);
+  }
+  if (n == 0) {
+    fprintf(stderr, "vita prep --verify: no shards given\n");
+    return VT_EXIT_USAGE;
+  }
+  return bad ? VT_EXIT_FAIL : VT_EXIT_OK;
+}
+
+static int run(const vt_args *a) {
+  if (vt_args_flag(a, "verify")) return verify(a);
+  const char *out = vt_args_str(a, "out");
+  if (!out) {
+    fprintf(stderr, "vita prep: --out DIR is required (see vita prep --help)\n");
+    return VT_EXIT_USAGE;
+  }
+  char err[1024];
+  sample_config cfg;
+  sample_config_default(&cfg);
+  const char *cfg_path = vt_args_str(a, "config");
+  if (cfg_path && sample_config_load(&cfg, cfg_path, err, sizeof err)) {
+    fprintf(stderr, "vita prep: %s\n", err);
+    sample_config_free(&cfg);
+    return VT_EXIT_FAIL;
+  }
+  if (vt_args_given(a, "max-len")) cfg.max_len = vt_args_int(a, "max-len");
+  if (vt_args_given(a, "shard-samples")) cfg.shard_samples = vt_args_int(a, "shard-samples");
+  const char *tok_dir = vt_args_str(a, "tokenizer");
+  if (!tok_dir) tok_dir = cfg.tokenizer;
+  const char **inputs = NULL;
+  size_t n_inputs = 0;
+  int rc = VT_EXIT_USAGE;
+  if (cfg.max_len < 1 || cfg.shard_samples < 1) {
+    fprintf(stderr, "vita prep: --max-len and --shard-samples must be positive\n");
+    goto done;
+  }
+  if (!tok_dir) {
+    fprintf(stderr, "vita prep: no tokenizer (--tokenizer DIR or `tokenizer:` in the config)\n");
+    goto done;
+  }
+  inputs = calloc(cfg.n_inputs + (size_t)a->n_positional + 1, sizeof *inputs);
+  for (size_t i = 0; i < cfg.n_inputs; i++) inputs[n_inputs++] = cfg.inputs[i];
+  for (int i = 0; i < a->n_positional; i++) inputs[n_inputs++] = a->positional[i];
+  if (n_inputs == 0) {
+    fprintf(stderr, "vita prep: no input JSON files (arguments or `inputs:` in the config)\n");
+    goto done;
+  }
+  tok_tokenizer *tok;
+  if (tok_init(&tok, tok_dir, err, sizeof err)) {
+    fprintf(stderr, "vita prep: %s\n", err);
+    rc = VT_EXIT_FAIL;
+    goto done;
+  }
+  prep_opts o = {.cfg = &cfg,
+                 .tok = tok,
+                 .inputs = inputs,
+                 .n_inputs = n_inputs,
+                 .out_dir = out,
+                 .prefix = vt_args_str(a, "prefix"),
+                 .progress = !vt_args_flag(a, "quiet") &&
+                             (vt_args_flag(a, "progress") || isatty(STDERR_FILENO))};
+  prep_stats st;
+  int prc = prep_run(&o, &st, err, sizeof err);
+  prep_print_summary(stdout, &st, out, 20);
+  const char *log = vt_args_str(a, "skipped");
+  if (log) {
+    FILE *f = fopen(log, "w");
+    if (!f) fprintf(stderr, "vita prep: cannot write %s\n", log);
+    for (size_t i = 0; f && i < st.n_skips; i++)
+      fprintf(f, "%s\t%s\t%s\n", sample_reason_name(st.skips[i].reason), st.skips[i].id,
+              st.skips[i].message);
+    if (f) fclose(f);
+  }
+  if (prc) fprintf(stderr, "vita prep: %s\n", err);
+  rc = prc ? VT_EXIT_FAIL : VT_EXIT_OK;
+  prep_stats_free(&st);
+  tok_free(tok);
+done:
+  free(inputs);
+  sample_config_free(&cfg);
+  return rc;
+}
+
+const vt_cmd vt_cmd_prep = {"prep", "tokenize VITA JSON samples into checksummed HDF5 shards",
+                            "[input.json|input.jsonl ...] (with --verify: shards or dirs)", opts,
+                            run};
