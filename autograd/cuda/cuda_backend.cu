@@ -1,0 +1,237 @@
+/* The CUDA backend: device set-up, memory, conversions, cuBLAS GEMM and the vtable. The other
+ * kernels live in cuda_elementwise.cu, cuda_reduce.cu and cuda_index.cu. One device per
+ * process; its stream and cuBLAS handle are the process-wide state in vt_cuda. */
+#include <limits.h>
+#include <pthread.h>
+
+#include "autograd/cuda/cuda_common.cuh"
+
+vt_cuda_state vt_cuda;
+static pthread_mutex_t vt_cuda_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool vt_cuda_ready;
+
+void vt_cuda_die(const char *file, int line, const char *what, const char *msg) {
+  fprintf(stderr, "%s:%d: CUDA error in %s: %s\n", file, line, what, msg);
+  abort();
+}
+
+static void *cuda_alloc(size_t bytes) {
+  void *p = NULL;
+  cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError(); /* out of memory is a status for the caller, not sticky */
+    return NULL;
+  }
+  VT_CUDA_CHECK(e);
+  return p;
+}
+
+static void cuda_free(void *p) {
+  if (p) VT_CUDA_CHECK(cudaFree(p));
+}
+
+static void cuda_copy(void *dst, const void *src, size_t bytes, vt_copy_kind kind) {
+  if (!bytes) return;
+  cudaMemcpyKind k = kind == VT_COPY_H2D   ? cudaMemcpyHostToDevice
+                     : kind == VT_COPY_D2H ? cudaMemcpyDeviceToHost
+                                           : cudaMemcpyDeviceToDevice;
+  VT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, vt_cuda.stream));
+  /* Host memory may be reused as soon as we return. */
+  if (kind != VT_COPY_D2D) VT_CUDA_CHECK(cudaStreamSynchronize(vt_cuda.stream));
+}
+
+__global__ void fill_kernel(float *x, int64_t n, float v) {
+  VT_GRID_STRIDE(i, n) x[i] = v;
+}
+
+static void cuda_fill(float *x, int64_t n, float v) {
+  if (n <= 0) return;
+  if (v == 0.0f && !signbit(v)) {
+    VT_CUDA_CHECK(cudaMemsetAsync(x, 0, (size_t)n * sizeof(float), vt_cuda.stream));
+    return;
+  }
+  fill_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(x, n, v);
+  VT_CUDA_LAUNCHED();
+}
+
+/* Element i of an array of dtype t, as f32 (and back), as in the CPU backend. */
+static __device__ __forceinline__ float load_f32(vt_dtype t, const void *p, int64_t i) {
+  switch (t) {
+  case VT_F32: return ((const float *)p)[i];
+  case VT_BF16: return vt_bf16_to_f32(((const uint16_t *)p)[i]);
+  case VT_F16: return vt_f16_to_f32(((const uint16_t *)p)[i]);
+  case VT_I32: return (float)((const int32_t *)p)[i];
+  default: return (float)((const int64_t *)p)[i];
+  }
+}
+
+static __device__ __forceinline__ void store_f32(vt_dtype t, void *p, int64_t i, float v) {
+  switch (t) {
+  case VT_F32: ((float *)p)[i] = v; break;
+  case VT_BF16: ((uint16_t *)p)[i] = vt_f32_to_bf16(v); break;
+  case VT_F16: ((uint16_t *)p)[i] = vt_f32_to_f16(v); break;
+  case VT_I32: ((int32_t *)p)[i] = (int32_t)v; break;
+  default: ((int64_t *)p)[i] = (int64_t)v; break;
+  }
+}
+
+__global__ void convert_kernel(vt_dtype from, vt_dtype to, int64_t n, const void *src,
+                               void *dst) {
+  if (from == VT_I32 && to == VT_I64) {
+    VT_GRID_STRIDE(i, n)((int64_t *)dst)[i] = ((const int32_t *)src)[i];
+  } else if (from == VT_I64 && to == VT_I32) {
+    VT_GRID_STRIDE(i, n)((int32_t *)dst)[i] = (int32_t)((const int64_t *)src)[i];
+  } else {
+    VT_GRID_STRIDE(i, n) store_f32(to, dst, i, load_f32(from, src, i));
+  }
+}
+
+static void cuda_convert(vt_dtype from, vt_dtype to, int64_t n, const void *src, void *dst) {
+  if (n <= 0) return;
+  if (from == to) {
+    VT_CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)n * vt_dtype_size(from),
+                                  cudaMemcpyDeviceToDevice, vt_cuda.stream));
+    return;
+  }
+  convert_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
+      from, to, n, src, dst);
+  VT_CUDA_LAUNCHED();
+}
+
+/* c = beta * c over an m x n row-major block (the k == 0 case of GEMM). */
+__global__ void scale_matrix_kernel(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
+  VT_GRID_STRIDE(i, m * n) {
+    float *p = c + (i / n) * ldc + i % n;
+    *p = beta == 0.0f ? 0.0f : beta * *p;
+  }
+}
+
+static int gemm_int(int64_t v) {
+  if (v < 0 || v > INT_MAX) vt_cuda_die(__FILE__, __LINE__, "gemm", "size exceeds INT_MAX");
+  return (int)(v > 0 ? v : 1);
+}
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. */
+static void cuda_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, int64_t stride_a, const float *b, int64_t ldb,
+                      int64_t stride_b, float beta, float *c, int64_t ldc, int64_t stride_c,
+                      int64_t batch) {
+  if (m <= 0 || n <= 0 || batch <= 0) return;
+  if (k <= 0) { /* op(A) op(B) is zero: C = beta * C, once per batch as the loop would */
+    for (int64_t i = 0; i < batch; i++) {
+      scale_matrix_kernel<<<vt_cuda_blocks(m * n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                            vt_cuda.stream>>>(m, n, beta, c + i * stride_c, ldc);
+      VT_CUDA_LAUNCHED();
+    }
+    return;
+  }
+  cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  int im = gemm_int(m), in = gemm_int(n), ik = gemm_int(k);
+  int ilda = gemm_int(lda), ildb = gemm_int(ldb), ildc = gemm_int(ldc);
+  if (stride_c == 0 && batch > 1) {
+    /* Every batch accumulates into the same C: one GEMM after another, in stream order. */
+    for (int64_t i = 0; i < batch; i++)
+      VT_CUBLAS_CHECK(cublasSgemm(vt_cuda.cublas, opb, opa, in, im, ik, &alpha, b + i * stride_b,
+                                  ildb, a + i * stride_a, ilda, &beta, c, ildc));
+    return;
+  }
+  VT_CUBLAS_CHECK(cublasSgemmStridedBatched(vt_cuda.cublas, opb, opa, in, im, ik, &alpha, b,
+                                            ildb, stride_b, a, ilda, stride_a, &beta, c, ildc,
+                                            stride_c, gemm_int(batch)));
+}
+
+__global__ void axpy_kernel(int64_t n, float alpha, const float *x, float *y) {
+  VT_GRID_STRIDE(i, n) y[i] += alpha * x[i];
+}
+
+void vt_cuda_axpy(int64_t n, float alpha, const float *x, float *y) {
+  if (n <= 0) return;
+  axpy_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
+      n, alpha, x, y);
+  VT_CUDA_LAUNCHED();
+}
+
+static void cuda_synchronize(void) { VT_CUDA_CHECK(cudaStreamSynchronize(vt_cuda.stream)); }
+
+/* Filled by name (CUDA C++ has no designated initialisers before C++20); members added to
+ * vt_backend later stay NULL until written here. */
+static vt_backend cuda_backend;
+
+static void cuda_fill_table(vt_backend *t) {
+  t->name = "cuda";
+  t->alloc = cuda_alloc;
+  t->free = cuda_free;
+  t->copy = cuda_copy;
+  t->fill = cuda_fill;
+  t->convert = cuda_convert;
+  t->gemm = cuda_gemm;
+  t->binary = vt_cuda_binary;
+  t->binary_backward = vt_cuda_binary_backward;
+  t->unary = vt_cuda_unary;
+  t->unary_backward = vt_cuda_unary_backward;
+  t->axpy = vt_cuda_axpy;
+  t->reduce = vt_cuda_reduce;
+  t->reduce_backward = vt_cuda_reduce_backward;
+  t->softmax = vt_cuda_softmax;
+  t->softmax_backward = vt_cuda_softmax_backward;
+  t->strided_copy = vt_cuda_strided_copy;
+  t->index_select = vt_cuda_index_select;
+  t->index_add = vt_cuda_index_add;
+  t->index_copy = vt_cuda_index_copy;
+  t->index_zero = vt_cuda_index_zero;
+  t->index_check = vt_cuda_index_check;
+  t->synchronize = cuda_synchronize;
+  /* Kernel families not yet written for CUDA: ops report an error for a NULL family. */
+  t->norm = NULL;
+  t->conv = NULL;
+  t->attn = NULL;
+  t->loss = NULL;
+  t->optim = NULL;
+}
+
+extern "C" int vt_cuda_device_count(void) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError(); /* no driver or no device: not an error, just none */
+    return 0;
+  }
+  return n;
+}
+
+extern "C" const vt_backend *vt_backend_cuda(int device_index, const char **why) {
+  static char reason[160];
+  const char *fail = NULL;
+  pthread_mutex_lock(&vt_cuda_lock);
+  int n = vt_cuda_device_count();
+  if (n == 0) {
+    fail = "no usable CUDA device (cudaGetDeviceCount found none)";
+  } else if (device_index < 0 || device_index >= n) {
+    snprintf(reason, sizeof reason, "cuda:%d does not exist (%d device%s found)", device_index,
+             n, n == 1 ? "" : "s");
+    fail = reason;
+  } else if (vt_cuda_ready && device_index != vt_cuda.device) {
+    snprintf(reason, sizeof reason,
+             "this process already uses cuda:%d; one device per process (asked for cuda:%d)",
+             vt_cuda.device, device_index);
+    fail = reason;
+  } else if (!vt_cuda_ready) {
+    VT_CUDA_CHECK(cudaSetDevice(device_index));
+    vt_cuda.device = device_index;
+    VT_CUDA_CHECK(cudaDeviceGetAttribute(&vt_cuda.num_sms, cudaDevAttrMultiProcessorCount,
+                                         device_index));
+    VT_CUDA_CHECK(cudaStreamCreateWithFlags(&vt_cuda.stream, cudaStreamNonBlocking));
+    VT_CUBLAS_CHECK(cublasCreate(&vt_cuda.cublas));
+    VT_CUBLAS_CHECK(cublasSetStream(vt_cuda.cublas, vt_cuda.stream));
+    /* Full FP32: TF32 tensor-core math would change results against the CPU backend. */
+    VT_CUBLAS_CHECK(cublasSetMathMode(vt_cuda.cublas, CUBLAS_DEFAULT_MATH));
+    VT_CUDA_CHECK(cudaMalloc(&vt_cuda.scratch, sizeof *vt_cuda.scratch));
+    cuda_fill_table(&cuda_backend);
+    vt_cuda_ready = true;
+  }
+  pthread_mutex_unlock(&vt_cuda_lock);
+  if (fail) {
+    if (why) *why = fail;
+    return NULL;
+  }
+  return &cuda_backend;
+}

@@ -1,0 +1,126 @@
+/* Shared declarations of the CUDA backend: error checks, the per-process device state (stream,
+ * cuBLAS handle, scratch), launch helpers and the kernels each autograd/cuda/cuda_*.cu defines.
+ * Only the .cu files include this; everything else reaches the kernels through vt_backend. */
+#ifndef VT_CUDA_COMMON_CUH
+#define VT_CUDA_COMMON_CUH
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The project headers are C: give their functions C linkage when compiled as CUDA C++. */
+extern "C" {
+#include "autograd/backend.h"
+#include "autograd/cpu/cpu_math.h"
+}
+
+/* A failing CUDA or cuBLAS call is a broken invariant (bad input is rejected by the ops before
+ * kernels run): report where and abort. */
+#define VT_CUDA_CHECK(call)                                                                      \
+  do {                                                                                           \
+    cudaError_t e_ = (call);                                                                     \
+    if (e_ != cudaSuccess) vt_cuda_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));       \
+  } while (0)
+
+#define VT_CUBLAS_CHECK(call)                                                                    \
+  do {                                                                                           \
+    cublasStatus_t s_ = (call);                                                                  \
+    if (s_ != CUBLAS_STATUS_SUCCESS)                                                             \
+      vt_cuda_die(__FILE__, __LINE__, #call, cublasGetStatusString(s_));                         \
+  } while (0)
+
+/* Checks the launch of the kernel just queued (configuration errors surface here; faults inside
+ * the kernel surface at the next synchronising call, which is checked too). */
+#define VT_CUDA_LAUNCHED() VT_CUDA_CHECK(cudaGetLastError())
+
+[[noreturn]] void vt_cuda_die(const char *file, int line, const char *what, const char *msg);
+
+/* The process-wide CUDA state: one device per process, set up once by vt_backend_cuda. */
+typedef struct {
+  int device;
+  cudaStream_t stream;    /* every kernel, copy and GEMM is queued here, in order */
+  cublasHandle_t cublas;  /* full FP32 math (no TF32) */
+  unsigned long long *scratch; /* 8 device bytes for index_check */
+  int num_sms;
+} vt_cuda_state;
+
+extern vt_cuda_state vt_cuda;
+
+#define VT_CUDA_THREADS 256
+
+/* Blocks for a grid-stride loop over n items: enough to fill the GPU, never more than needed. */
+static inline unsigned vt_cuda_blocks(int64_t n, int threads) {
+  int64_t b = (n + threads - 1) / threads;
+  int64_t cap = (int64_t)vt_cuda.num_sms * 32;
+  if (b > cap) b = cap;
+  return (unsigned)(b < 1 ? 1 : b);
+}
+
+#define VT_GRID_STRIDE(i, n)                                                                     \
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                     \
+       i += (int64_t)blockDim.x * gridDim.x)
+
+/* Kernels of the other files, with the vt_backend signatures. */
+void vt_cuda_binary(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
+                    float *out);
+void vt_cuda_binary_backward(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
+                             const float *dout, float *da, float *db);
+void vt_cuda_unary(vt_unary_op op, int64_t n, float alpha, const float *x, float *y);
+void vt_cuda_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x,
+                            const float *y, const float *dy, float *dx);
+void vt_cuda_axpy(int64_t n, float alpha, const float *x, float *y);
+void vt_cuda_reduce(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, const float *x,
+                    float *y, int32_t *arg);
+void vt_cuda_reduce_backward(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
+                             const float *dy, const int32_t *arg, float *dx);
+void vt_cuda_softmax(bool log, int64_t rows, int64_t cols, const float *x, float *y);
+void vt_cuda_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y,
+                              const float *dy, float *dx);
+void vt_cuda_strided_copy(int ndim, const int64_t *shape, const void *src,
+                          const int64_t *src_strides, void *dst, const int64_t *dst_strides,
+                          size_t elem_size, bool accumulate);
+void vt_cuda_index_select(int64_t outer, int64_t n_src, int64_t inner, const float *src,
+                          const int32_t *idx, int64_t n_idx, float *dst);
+void vt_cuda_index_add(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
+                       const int32_t *idx, int64_t n_idx, float *dst);
+void vt_cuda_index_copy(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
+                        const int32_t *idx, int64_t n_idx, float *dst);
+void vt_cuda_index_zero(int64_t outer, int64_t n_dst, int64_t inner, const int32_t *idx,
+                        int64_t n_idx, float *dst);
+int64_t vt_cuda_index_check(const int32_t *idx, int64_t n, int64_t limit);
+
+/* Warp-level reductions (full warp). */
+static __device__ __forceinline__ float vt_warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+static __device__ __forceinline__ float vt_warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/* Sum over a block whose size is a multiple of 32 (at most 1024); every thread gets the result.
+ * shared must hold 32 floats; the block may call this repeatedly. */
+static __device__ __forceinline__ float vt_block_sum(float v, float *shared) {
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  v = vt_warp_sum(v);
+  __syncthreads(); /* shared may still be read from a previous call */
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < nwarps ? shared[lane] : 0.0f;
+  return vt_warp_sum(v);
+}
+
+static __device__ __forceinline__ float vt_block_max(float v, float *shared) {
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  v = vt_warp_max(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < nwarps ? shared[lane] : -INFINITY;
+  return vt_warp_max(v);
+}
+
+#endif

@@ -1,0 +1,205 @@
+/* Elementwise CUDA kernels: broadcasting binary ops and their gradients (reduced over the
+ * broadcast dims), activations and their derivatives. The math is cpu_math.h's, shared with
+ * the CPU backend. */
+#include "autograd/cuda/cuda_common.cuh"
+
+/* Offsets in a and b of output element i (decoded over the broadcast shape). */
+static __device__ __forceinline__ void bcast_offsets(const vt_bcast &bc, int64_t i, int64_t *oa,
+                                                     int64_t *ob) {
+  int64_t a = 0, b = 0;
+  for (int d = bc.ndim - 1; d >= 0; d--) {
+    int64_t c = i % bc.shape[d];
+    i /= bc.shape[d];
+    a += c * bc.sa[d];
+    b += c * bc.sb[d];
+  }
+  *oa = a;
+  *ob = b;
+}
+
+__global__ void binary_same_kernel(vt_binary_op op, int64_t n, const float *a, const float *b,
+                                   float *out) {
+  VT_GRID_STRIDE(i, n) out[i] = vt_binary_f(op, a[i], b[i]);
+}
+
+__global__ void binary_bcast_kernel(vt_binary_op op, vt_bcast bc, int64_t n, const float *a,
+                                    const float *b, float *out) {
+  VT_GRID_STRIDE(i, n) {
+    int64_t oa, ob;
+    bcast_offsets(bc, i, &oa, &ob);
+    out[i] = vt_binary_f(op, a[oa], b[ob]);
+  }
+}
+
+static int64_t bcast_numel(const vt_bcast *bc) {
+  int64_t n = 1;
+  for (int d = 0; d < bc->ndim; d++) n *= bc->shape[d];
+  return n;
+}
+
+/* Whether strides s are the contiguous strides of the broadcast shape (no broadcasting). */
+static bool bcast_dense(const vt_bcast *bc, const int64_t *s) {
+  int64_t want = 1;
+  for (int d = bc->ndim - 1; d >= 0; d--) {
+    if (bc->shape[d] != 1 && s[d] != want) return false;
+    want *= bc->shape[d];
+  }
+  return true;
+}
+
+void vt_cuda_binary(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
+                    float *out) {
+  int64_t n = bcast_numel(bc);
+  if (n <= 0) return;
+  unsigned blocks = vt_cuda_blocks(n, VT_CUDA_THREADS);
+  if (bcast_dense(bc, bc->sa) && bcast_dense(bc, bc->sb))
+    binary_same_kernel<<<blocks, VT_CUDA_THREADS, 0, vt_cuda.stream>>>(op, n, a, b, out);
+  else
+    binary_bcast_kernel<<<blocks, VT_CUDA_THREADS, 0, vt_cuda.stream>>>(op, *bc, n, a, b, out);
+  VT_CUDA_LAUNCHED();
+}
+
+/* The gradient of one operand X splits the output dims into kept ones (X's own) and reduced
+ * ones (broadcast in X: stride 0, size > 1). Element j of X sums over the reduced index space;
+ * each dim carries its strides in out, a and b. */
+typedef struct {
+  int n;
+  int64_t shape[VT_MAX_DIMS], so[VT_MAX_DIMS], sa[VT_MAX_DIMS], sb[VT_MAX_DIMS];
+} dim_set;
+
+typedef struct {
+  dim_set keep, red;
+} grad_plan;
+
+static __device__ __forceinline__ void dims_offsets(const dim_set &s, int64_t i, int64_t *o,
+                                                    int64_t *a, int64_t *b) {
+  int64_t po = 0, pa = 0, pb = 0;
+  for (int d = s.n - 1; d >= 0; d--) {
+    int64_t c = i % s.shape[d];
+    i /= s.shape[d];
+    po += c * s.so[d];
+    pa += c * s.sa[d];
+    pb += c * s.sb[d];
+  }
+  *o = po;
+  *a = pa;
+  *b = pb;
+}
+
+/* One thread per element of X, summing the reduced dims in order (as the CPU does). Reads
+ * are coalesced when the reduced dims are outer ones (e.g. a bias over rows). */
+__global__ void grad_thread_kernel(vt_binary_op op, int which, grad_plan p, int64_t nx,
+                                   int64_t nr, const float *a, const float *b, const float *dout,
+                                   float *dst) {
+  VT_GRID_STRIDE(j, nx) {
+    int64_t ko, ka, kb;
+    dims_offsets(p.keep, j, &ko, &ka, &kb);
+    float acc = 0.0f;
+    for (int64_t r = 0; r < nr; r++) {
+      int64_t ro = 0, ra = 0, rb = 0;
+      if (p.red.n) dims_offsets(p.red, r, &ro, &ra, &rb);
+      acc += vt_binary_grad(op, which, a[ka + ra], b[kb + rb], dout[ko + ro]);
+    }
+    dst[which ? kb : ka] += acc;
+  }
+}
+
+/* One block per element of X (and per chunk of the reduced space when X has few elements):
+ * reads are coalesced when the last dim is reduced (e.g. a [N, 1] operand). */
+__global__ void grad_block_kernel(vt_binary_op op, int which, grad_plan p, int64_t nr,
+                                  int64_t chunk, const float *a, const float *b,
+                                  const float *dout, float *dst) {
+  __shared__ float shared[32];
+  int64_t j = blockIdx.x;
+  int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = r0 + chunk < nr ? r0 + chunk : nr;
+  int64_t ko, ka, kb;
+  dims_offsets(p.keep, j, &ko, &ka, &kb);
+  float acc = 0.0f;
+  for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x) {
+    int64_t ro, ra, rb;
+    dims_offsets(p.red, r, &ro, &ra, &rb);
+    acc += vt_binary_grad(op, which, a[ka + ra], b[kb + rb], dout[ko + ro]);
+  }
+  acc = vt_block_sum(acc, shared);
+  if (threadIdx.x == 0) {
+    float *t = dst + (which ? kb : ka);
+    if (gridDim.y > 1) atomicAdd(t, acc);
+    else *t += acc;
+  }
+}
+
+static void grad_into(vt_binary_op op, int which, const vt_bcast *bc, const float *a,
+                      const float *b, const float *dout, float *dst) {
+  const int64_t *s = which ? bc->sb : bc->sa;
+  int64_t so[VT_MAX_DIMS], nx = 1, nr = 1;
+  int64_t stride = 1;
+  for (int d = bc->ndim - 1; d >= 0; d--) {
+    so[d] = stride;
+    stride *= bc->shape[d];
+  }
+  grad_plan p;
+  p.keep.n = p.red.n = 0;
+  bool last_reduced = false;
+  for (int d = 0; d < bc->ndim; d++) {
+    bool red = s[d] == 0 && bc->shape[d] > 1;
+    dim_set *ds = red ? &p.red : &p.keep;
+    ds->shape[ds->n] = bc->shape[d];
+    ds->so[ds->n] = so[d];
+    ds->sa[ds->n] = bc->sa[d];
+    ds->sb[ds->n] = bc->sb[d];
+    ds->n++;
+    if (red) nr *= bc->shape[d];
+    else nx *= bc->shape[d];
+    last_reduced = red;
+  }
+  if (nx <= 0 || nr <= 0) return;
+  if (nr == 1 || (!last_reduced && nx >= (int64_t)vt_cuda.num_sms * 64)) {
+    grad_thread_kernel<<<vt_cuda_blocks(nx, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                         vt_cuda.stream>>>(op, which, p, nx, nr, a, b, dout, dst);
+  } else {
+    int threads = nr >= 4096 ? 256 : nr >= 512 ? 128 : 32;
+    /* Few elements with long reductions: split each over chunks (added atomically). */
+    int64_t want = ((int64_t)vt_cuda.num_sms * 8 + nx - 1) / nx;
+    int64_t max_chunks = (nr + threads * 16 - 1) / (threads * 16);
+    int64_t chunks = want < max_chunks ? want : max_chunks;
+    if (chunks > 65535) chunks = 65535;
+    if (chunks < 1) chunks = 1;
+    int64_t chunk = (nr + chunks - 1) / chunks;
+    chunks = (nr + chunk - 1) / chunk;
+    if (nx > INT32_MAX) vt_cuda_die(__FILE__, __LINE__, "binary_backward", "too many elements");
+    dim3 grid((unsigned)nx, (unsigned)chunks);
+    grad_block_kernel<<<grid, threads, 0, vt_cuda.stream>>>(op, which, p, nr, chunk, a, b, dout,
+                                                            dst);
+  }
+  VT_CUDA_LAUNCHED();
+}
+
+void vt_cuda_binary_backward(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
+                             const float *dout, float *da, float *db) {
+  if (da) grad_into(op, 0, bc, a, b, dout, da);
+  if (db) grad_into(op, 1, bc, a, b, dout, db);
+}
+
+__global__ void unary_kernel(vt_unary_op op, int64_t n, float alpha, const float *x, float *y) {
+  VT_GRID_STRIDE(i, n) y[i] = vt_unary_f(op, alpha, x[i]);
+}
+
+__global__ void unary_backward_kernel(vt_unary_op op, int64_t n, float alpha, const float *x,
+                                      const float *y, const float *dy, float *dx) {
+  VT_GRID_STRIDE(i, n) dx[i] += dy[i] * vt_unary_df(op, alpha, x[i], y ? y[i] : 0.0f);
+}
+
+void vt_cuda_unary(vt_unary_op op, int64_t n, float alpha, const float *x, float *y) {
+  if (n <= 0) return;
+  unary_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
+      op, n, alpha, x, y);
+  VT_CUDA_LAUNCHED();
+}
+
+void vt_cuda_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x,
+                            const float *y, const float *dy, float *dx) {
+  if (n <= 0) return;
+  unary_backward_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                          vt_cuda.stream>>>(op, n, alpha, x, y, dy, dx);
+  VT_CUDA_LAUNCHED();
+}
