@@ -227,6 +227,7 @@ oom:
 }
 
 double vt_optim_grad_norm(const vt_params *ps) {
+  if (!ps->be || !ps->be->optim) return -1.0;
   if (!ps->grad_numel) return 0.0;
   return sqrt(ps->be->optim->sumsq(ps->grad, (int64_t)ps->grad_numel));
 }

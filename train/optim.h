@@ -92,7 +92,8 @@ typedef struct {
 int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *stats, char *err,
                   size_t err_len);
 
-/* Global L2 norm of the store's gradient buffer, accumulated in double. */
+/* Global L2 norm of the store's gradient buffer, accumulated in double; -1 when the store's
+ * device has no optim kernels. */
 double vt_optim_grad_norm(const vt_params *ps);
 /* Scales the gradient buffer in place so its global norm is at most max_norm (as
  * torch.nn.utils.clip_grad_norm_); returns the norm before clipping, -1 when the store's
