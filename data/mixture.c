@@ -70,7 +70,7 @@ static int expand(const char *pat, char ***list, size_t *n) {
 }
 
 int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) {
-  static const char *const keys[] = {"seed", "verify", "datasets", NULL};
+  static const char *const keys[] = {"seed", "verify", "pack", "max_len", "datasets", NULL};
   static const char *const ds_keys[] = {"name", "shards", "ratio", NULL};
   mix_config_free(c);
   ycfg y;
@@ -86,6 +86,16 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
   c->seed = (uint64_t)seed;
   if ((n = ycfg_get(&y, root, "verify")) && ycfg_bool(&y, n, "verify", &c->verify, err, err_len))
     goto done;
+  if ((n = ycfg_get(&y, root, "pack")) && ycfg_bool(&y, n, "pack", &c->pack, err, err_len))
+    goto done;
+  long long max_len = 0;
+  if ((n = ycfg_get(&y, root, "max_len")) && ycfg_int(&y, n, "max_len", &max_len, err, err_len))
+    goto done;
+  if (max_len < 0) {
+    seterr(err, err_len, "%s: max_len: expected a length >= 0", path);
+    goto done;
+  }
+  c->max_len = max_len;
   list = ycfg_get(&y, root, "datasets");
   if (!list || list->type != YAML_SEQUENCE_NODE) {
     seterr(err, err_len, "%s: datasets: expected a list of {name, shards, ratio}", path);

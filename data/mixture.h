@@ -19,10 +19,12 @@ typedef struct {
   size_t n_shards;
 } mix_dataset;
 
-/* Keys: seed, verify, datasets [{name, shards (dir, glob or list), ratio}]. */
+/* Keys: seed, verify, pack, max_len, datasets [{name, shards (dir, glob or list), ratio}]. */
 typedef struct {
   uint64_t seed;
-  bool verify; /* check each shard's checksum on open; default true */
+  bool verify;     /* check each shard's checksum on open; default true */
+  bool pack;       /* the loader packs short samples (data/pack.h); default false */
+  int64_t max_len; /* packed sequence length; 0: the trainer's */
   mix_dataset *datasets;
   size_t n_datasets;
 } mix_config;

@@ -223,12 +223,14 @@ static void test_config(void) {
   char path[128], err[512];
   snprintf(path, sizeof path, "%s/mix.yaml", dir);
   FILE *f = fopen(path, "w");
-  fprintf(f, "seed: 7\ndatasets:\n  - name: a\n    shards: a\n    ratio: 0.2\n"
-             "  - name: b\n    shards: [\"b/*.h5\"]\n    ratio: 2\n");
+  fprintf(
+      f,
+      "seed: 7\npack: true\nmax_len: 2048\ndatasets:\n  - name: a\n    shards: a\n    ratio: 0.2\n"
+      "  - name: b\n    shards: [\"b/*.h5\"]\n    ratio: 2\n");
   fclose(f);
   mix_config c = {0};
   CHECK(mix_config_load(&c, path, err, sizeof err) == 0, "%s", err);
-  CHECK(c.seed == 7 && c.verify && c.n_datasets == 2, "config");
+  CHECK(c.seed == 7 && c.verify && c.pack && c.max_len == 2048 && c.n_datasets == 2, "config");
   if (c.n_datasets == 2) {
     CHECK(c.datasets[0].n_shards == 2 && c.datasets[0].ratio == 0.2, "dataset a");
     CHECK(c.datasets[1].n_shards == 1 && c.datasets[1].ratio == 2.0, "dataset b");
