@@ -1,0 +1,218 @@
+// ctest-labels: unit grad
+/* Norm-family ops (LayerNorm, RMSNorm, GroupNorm, BatchNorm1d, RoPE, weight norm, VQ) against
+ * PyTorch (tests/fixtures/ops/norm_conv.txt): forward values, gradients of sum(out * w) and a
+ * finite-difference check of every mode; dropout's reproducibility and mask statistics; and
+ * the error paths (bad shapes, a backend without the kernels) that must not abort. */
+#include "autograd/ctx_impl.h"
+#include "autograd/ops_norm.h"
+#include "tests/opcase.h"
+
+static vt_tensor *g_layer_norm(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_layer_norm(c, in[0], in[1], in[2], 1e-5f);
+}
+static vt_tensor *g_layer_norm_plain(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_layer_norm(c, in[0], NULL, NULL, 1e-6f);
+}
+static vt_tensor *g_rms_norm(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_rms_norm(c, in[0], in[1], 1e-6f);
+}
+static vt_tensor *g_group_norm(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_group_norm(c, in[0], 3, in[1], in[2], 1e-5f);
+}
+static vt_tensor *g_group_norm_4d(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_group_norm(c, in[0], 2, NULL, NULL, 1e-5f);
+}
+static vt_tensor *g_bn_train(vt_ctx *c, vt_tensor **in, void *u) {
+  opcase_extra *ex = u;
+  *ex = (opcase_extra){{in[3], in[4]}, {"running_mean", "running_var"}};
+  return vt_batch_norm1d(c, in[0], in[1], in[2], in[3], in[4], true, 0.1f, 1e-5f);
+}
+static vt_tensor *g_bn_train_2d(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_batch_norm1d(c, in[0], in[1], in[2], NULL, NULL, true, 0.1f, 1e-5f);
+}
+static vt_tensor *g_bn_eval(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_batch_norm1d(c, in[0], in[1], in[2], in[3], in[4], false, 0.1f, 1e-5f);
+}
+static vt_tensor *g_rope_bthd(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_rope(c, in[0], in[1], 10000.0f, VT_ROPE_BTHD);
+}
+static vt_tensor *g_rope_bhtd(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_rope(c, in[0], in[1], 1e6f, VT_ROPE_BHTD);
+}
+static vt_tensor *g_rope_far(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_rope(c, in[0], in[1], 1e6f, VT_ROPE_BTHD);
+}
+static vt_tensor *g_weight_norm(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_weight_norm(c, in[0], in[1]);
+}
+static vt_tensor *g_vq(vt_ctx *c, vt_tensor **in, void *u) {
+  opcase_extra *ex = u;
+  vt_tensor *idx;
+  vt_tensor *zq = vt_vq_ste(c, in[0], in[1], &idx);
+  *ex = (opcase_extra){{idx, NULL}, {"idx", NULL}};
+  return zq;
+}
+
+static void test_fixture_cases(void) {
+  vt_fixture *fx = vt_fixture_load("ops/norm_conv.txt");
+  opcase_run(fx, "layer_norm", g_layer_norm, 3, 64, true);
+  opcase_run(fx, "layer_norm_plain", g_layer_norm_plain, 1, 64, true);
+  opcase_run(fx, "rms_norm", g_rms_norm, 2, 64, true);
+  opcase_run(fx, "group_norm", g_group_norm, 3, 64, true);
+  opcase_run(fx, "group_norm_4d", g_group_norm_4d, 1, 64, true);
+  opcase_run(fx, "batch_norm_train", g_bn_train, 5, 64, true);
+  opcase_run(fx, "batch_norm_train_2d", g_bn_train_2d, 3, 64, true);
+  opcase_run(fx, "batch_norm_eval", g_bn_eval, 5, 64, true);
+  /* non-contiguous per-batch positions, and heads-first with shared positions */
+  opcase_run(fx, "rope_bthd", g_rope_bthd, 2, 64, true);
+  opcase_run(fx, "rope_bhtd", g_rope_bhtd, 2, 64, true);
+  /* positions up to 32767: angles are formed in f32 exactly as HF does (pos * inv_freq) */
+  opcase_run(fx, "rope_far", g_rope_far, 2, 64, true);
+  opcase_run(fx, "weight_norm", g_weight_norm, 2, 64, true);
+  /* zq is piecewise constant in x, so finite differences see 0 where the straight-through
+   * gradient is the identity: only the PyTorch gradient is compared. */
+  opcase_run(fx, "vq_ste", g_vq, 2, 64, false);
+  vt_fixture_free(fx);
+}
+
+static vt_tensor *g_dropout(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_dropout_seeded(c, in[0], 0.4f, true, 77, 5);
+}
+
+/* Dropout has no PyTorch reference (different generators): check what defines it instead. */
+static void test_dropout(void) {
+  vt_ctx *ctx = vt_test_cpu_ctx();
+  enum { N = 100000 };
+  float *ones = malloc(sizeof(float) * N), *a = malloc(sizeof(float) * N),
+        *b = malloc(sizeof(float) * N), *g = malloc(sizeof(float) * N);
+  for (int i = 0; i < N; i++) ones[i] = 1.0f;
+  int64_t n = N, half = N / 2;
+  vt_tensor *x = vt_from_host(ctx, VT_F32, 1, &n, ones);
+  /* identity cases return x itself */
+  CHECK(vt_dropout_seeded(ctx, x, 0.0f, true, 1, 0) == x);
+  CHECK(vt_dropout_seeded(ctx, x, 0.5f, false, 1, 0) == x);
+  CHECK(vt_dropout(ctx, x, 0.5f, false, NULL) == x);
+  /* the mask: about p dropped, the rest scaled by 1 / (1 - p) */
+  vt_requires_grad(ctx, x);
+  vt_tensor *y = vt_dropout_seeded(ctx, x, 0.3f, true, 42, 0);
+  vt_to_host(ctx, y, a);
+  long kept = 0, bad = 0;
+  for (int i = 0; i < N; i++) {
+    if (a[i] != 0.0f) kept++;
+    if (a[i] != 0.0f && fabsf(a[i] - 1.0f / 0.7f) > 1e-6f) bad++;
+  }
+  /* binomial: sd = sqrt(N p (1 - p)) = 145; allow 5 sd */
+  CHECK_MSG(labs(kept - 70000) < 725, "kept %ld of %d at p = 0.3", kept, N);
+  CHECK(bad == 0);
+  /* the gradient is the same mask and scale */
+  vt_backward(ctx, vt_sum(ctx, y, VT_ALL_AXES, false));
+  vt_grad_to_host(ctx, x, g);
+  CHECK(memcmp(a, g, sizeof(float) * N) == 0);
+  vt_ctx_reset(ctx);
+  /* reproducible: same seed and offset, same mask; the offset shifts the counter */
+  x = vt_from_host(ctx, VT_F32, 1, &n, ones);
+  vt_tensor *xh = vt_from_host(ctx, VT_F32, 1, &half, ones);
+  vt_to_host(ctx, vt_dropout_seeded(ctx, x, 0.3f, true, 42, 0), b);
+  CHECK(memcmp(a, b, sizeof(float) * N) == 0);
+  vt_to_host(ctx, vt_dropout_seeded(ctx, xh, 0.3f, true, 42, (uint64_t)half), b);
+  CHECK(memcmp(a + half, b, sizeof(float) * (size_t)half) == 0);
+  vt_to_host(ctx, vt_dropout_seeded(ctx, x, 0.3f, true, 43, 0), b);
+  CHECK(memcmp(a, b, sizeof(float) * N) != 0);
+  /* from an rng: equal states give equal masks, and each call advances the state */
+  vt_rng r1, r2;
+  vt_rng_seed(&r1, 9);
+  vt_rng_seed(&r2, 9);
+  vt_to_host(ctx, vt_dropout(ctx, x, 0.5f, true, &r1), a);
+  vt_to_host(ctx, vt_dropout(ctx, x, 0.5f, true, &r2), b);
+  CHECK(memcmp(a, b, sizeof(float) * N) == 0);
+  vt_to_host(ctx, vt_dropout(ctx, x, 0.5f, true, &r1), b);
+  CHECK(memcmp(a, b, sizeof(float) * N) != 0);
+  /* p = 1 drops everything */
+  vt_to_host(ctx, vt_dropout_seeded(ctx, x, 1.0f, true, 3, 0), b);
+  bool zero = true;
+  for (int i = 0; i < N; i++) zero &= b[i] == 0.0f;
+  CHECK(zero);
+  CHECK(!vt_ctx_failed(ctx));
+  vt_ctx_free(ctx);
+  free(ones);
+  free(a);
+  free(b);
+  free(g);
+
+  float h[24];
+  vt_rng r;
+  vt_rng_seed(&r, 5);
+  vt_test_fill_uniform(&r, h, 24, -1.0f, 1.0f);
+  vt_gc_input in[1] = {{VT_F32, 2, {4, 6}, h, true}};
+  CHECK_GRAD("dropout", g_dropout, NULL, in, 1);
+}
+
+/* An op given a bad shape records an error naming the op and the shapes, returns the error
+ * tensor, and later ops pass it through without crashing. */
+static void expect_error(vt_ctx *ctx, const char *what, const char *s1, const char *s2) {
+  const char *e = vt_ctx_error(ctx);
+  CHECK_MSG(vt_ctx_failed(ctx) && strstr(e, what) && strstr(e, s1) && (!s2 || strstr(e, s2)),
+            "error for %s: \"%s\"", what, e);
+  vt_ctx_clear_error(ctx);
+}
+
+static void test_errors(void) {
+  vt_ctx *ctx = vt_test_cpu_ctx();
+  vt_tensor *x = vt_zeros(ctx, VT_F32, 3, (int64_t[]){2, 3, 8});
+  vt_tensor *w7 = vt_zeros(ctx, VT_F32, 1, (int64_t[]){7});
+  vt_tensor *out = vt_layer_norm(ctx, x, w7, NULL, 1e-5f);
+  /* a failed ctx passes the error tensor through the next ops */
+  out = vt_rms_norm(ctx, out, NULL, 1e-6f);
+  expect_error(ctx, "layer_norm", "[2, 3, 8]", "[7]");
+  vt_rms_norm(ctx, x, w7, 1e-6f);
+  expect_error(ctx, "rms_norm", "[2, 3, 8]", "[7]");
+  vt_group_norm(ctx, x, 2, NULL, NULL, 1e-5f);
+  expect_error(ctx, "group_norm", "[2, 3, 8]", "2 groups");
+  vt_batch_norm1d(ctx, x, NULL, NULL, NULL, NULL, false, 0.1f, 1e-5f);
+  expect_error(ctx, "batch_norm1d", "[2, 3, 8]", "running");
+  vt_tensor *one = vt_zeros(ctx, VT_F32, 2, (int64_t[]){1, 3});
+  vt_batch_norm1d(ctx, one, NULL, NULL, NULL, NULL, true, 0.1f, 1e-5f);
+  expect_error(ctx, "batch_norm1d", "[1, 3]", "more than 1 value");
+  vt_tensor *q = vt_zeros(ctx, VT_F32, 4, (int64_t[]){2, 5, 3, 8});
+  vt_tensor *pos = vt_zeros(ctx, VT_I32, 1, (int64_t[]){4});
+  vt_rope(ctx, q, pos, 1e4f, VT_ROPE_BTHD);
+  expect_error(ctx, "rope", "[2, 5, 3, 8]", "[4] i32");
+  vt_weight_norm(ctx, w7, x);
+  expect_error(ctx, "weight_norm", "[7]", "[2, 3, 8]");
+  vt_vq_ste(ctx, x, w7, NULL);
+  expect_error(ctx, "vq_ste", "[2, 3, 8]", "[7]");
+  vt_dropout_seeded(ctx, x, 1.5f, true, 0, 0);
+  expect_error(ctx, "dropout", "1.5", "[2, 3, 8]");
+
+  /* A backend without the norm family (the CUDA table today) reports instead of crashing. */
+  const vt_backend *real = ctx->be;
+  vt_backend fake = *real;
+  fake.name = "fake";
+  fake.norm = NULL;
+  ctx->be = &fake;
+  vt_layer_norm(ctx, x, NULL, NULL, 1e-5f);
+  expect_error(ctx, "layer_norm", "not available on the fake backend", NULL);
+  vt_dropout_seeded(ctx, x, 0.5f, true, 1, 0);
+  expect_error(ctx, "dropout", "not available on the fake backend", NULL);
+  ctx->be = real;
+  vt_ctx_free(ctx);
+}
+
+int main(void) {
+  test_fixture_cases();
+  test_dropout();
+  test_errors();
+  return vt_test_finish("test_ops_norm");
+}
