@@ -1,0 +1,79 @@
+/* MPI process group; see dist.h. MPI is the one process-wide state it keeps. */
+#include "train/dist.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#ifdef VT_HAVE_MPI
+#include <mpi.h>
+
+int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len) {
+  memset(d, 0, sizeof *d);
+  int inited = 0;
+  MPI_Initialized(&inited);
+  if (!inited) {
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+      snprintf(err, err_len, "MPI_Init failed");
+      return -1;
+    }
+    d->initialized_here = 1;
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &d->world);
+  return 0;
+}
+
+void vt_dist_finalize(vt_dist *d) {
+  if (d->initialized_here) MPI_Finalize();
+  d->initialized_here = 0;
+}
+
+int vt_dist_allreduce_mean(const vt_dist *d, float *buf, size_t n) {
+  if (d->world <= 1) return 0;
+  /* MPI counts are int: reduce in slices */
+  const size_t slice = (size_t)1 << 30;
+  for (size_t off = 0; off < n; off += slice) {
+    int count = (int)(n - off < slice ? n - off : slice);
+    if (MPI_Allreduce(MPI_IN_PLACE, buf + off, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) !=
+        MPI_SUCCESS)
+      return -1;
+  }
+  float inv = 1.0f / (float)d->world;
+  for (size_t i = 0; i < n; i++) buf[i] *= inv;
+  return 0;
+}
+
+int vt_dist_broadcast(const vt_dist *d, void *buf, size_t bytes) {
+  if (d->world <= 1) return 0;
+  const size_t slice = (size_t)1 << 30;
+  for (size_t off = 0; off < bytes; off += slice) {
+    int count = (int)(bytes - off < slice ? bytes - off : slice);
+    if (MPI_Bcast((char *)buf + off, count, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
+  }
+  return 0;
+}
+
+void vt_dist_barrier(const vt_dist *d) {
+  if (d->world > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+#else
+
+int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len) {
+  (void)argc, (void)argv, (void)err, (void)err_len;
+  memset(d, 0, sizeof *d);
+  d->world = 1;
+  return 0;
+}
+void vt_dist_finalize(vt_dist *d) { (void)d; }
+int vt_dist_allreduce_mean(const vt_dist *d, float *buf, size_t n) {
+  (void)d, (void)buf, (void)n;
+  return 0;
+}
+int vt_dist_broadcast(const vt_dist *d, void *buf, size_t bytes) {
+  (void)d, (void)buf, (void)bytes;
+  return 0;
+}
+void vt_dist_barrier(const vt_dist *d) { (void)d; }
+
+#endif

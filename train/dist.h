@@ -1,0 +1,23 @@
+/* Data-parallel process group over MPI (CPU ranks): rank/world from mpirun, gradient
+ * all-reduce over the flat gradient buffer, broadcast of parameters. Without MPI in the
+ * build (or without mpirun) it is a group of one and every call is a cheap no-op. */
+#ifndef VT_DIST_H
+#define VT_DIST_H
+
+#include <stddef.h>
+
+typedef struct {
+  int rank, world;
+  int initialized_here; /* this process called MPI_Init and must finalize */
+} vt_dist;
+
+/* Joins the MPI job (if any). Returns 0, or -1 with a message. */
+int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len);
+void vt_dist_finalize(vt_dist *d);
+/* buf <- mean over ranks of buf (host memory), in place. Returns 0 or -1. */
+int vt_dist_allreduce_mean(const vt_dist *d, float *buf, size_t n);
+/* buf <- rank 0's buf. Returns 0 or -1. */
+int vt_dist_broadcast(const vt_dist *d, void *buf, size_t bytes);
+void vt_dist_barrier(const vt_dist *d);
+
+#endif
