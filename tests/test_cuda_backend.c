@@ -58,8 +58,8 @@ static bool close_nan(const char *what, const float *got, const float *want, int
     if (!same) {
       ok = false;
       if (shown++ < 5)
-        fprintf(stderr, "  %s[%lld]: cuda %.9g cpu %.9g (err %.3g, tol %.3g)\n", what,
-                (long long)i, g, w, fabs(g - w), tol + tol * fabs(w));
+        fprintf(stderr, "  %s[%lld]: cuda %.9g cpu %.9g (err %.3g, tol %.3g)\n", what, (long long)i,
+                g, w, fabs(g - w), tol + tol * fabs(w));
     }
   }
   return ok;
@@ -134,8 +134,10 @@ static void run_case(vt_ctx *cpu, vt_ctx *gpu, const op_case *c, uint64_t seed) 
       } else {
         int64_t v = (int64_t)floorf(u);
         if (v >= (int64_t)s->hi) v = (int64_t)s->hi - 1;
-        if (s->dtype == VT_I32) ((int32_t *)host[k])[i] = (int32_t)v;
-        else ((int64_t *)host[k])[i] = v;
+        if (s->dtype == VT_I32)
+          ((int32_t *)host[k])[i] = (int32_t)v;
+        else
+          ((int64_t *)host[k])[i] = v;
       }
     }
   }
@@ -158,8 +160,7 @@ static void run_case(vt_ctx *cpu, vt_ctx *gpu, const op_case *c, uint64_t seed) 
     for (int k = 0; k < c->n_in; k++) {
       if (!c->in[k].grad || want.dtype != VT_F32) continue;
       snprintf(what, sizeof what, "%s grad of input %d", c->name, k);
-      CHECK_MSG(close_nan(what, got.grad[k], want.grad[k], spec_numel(&c->in[k]), tol), "%s",
-                what);
+      CHECK_MSG(close_nan(what, got.grad[k], want.grad[k], spec_numel(&c->in[k]), tol), "%s", what);
     }
   }
   result_free(&want);
@@ -190,7 +191,9 @@ static vt_tensor *sum_all(vt_ctx *c, vt_tensor **x) { return vt_sum(c, x[0], VT_
 static vt_tensor *sum_0(vt_ctx *c, vt_tensor **x) { return vt_sum(c, x[0], 0, false); }
 static vt_tensor *sum_1k(vt_ctx *c, vt_tensor **x) { return vt_sum(c, x[0], 1, true); }
 static vt_tensor *sum_last(vt_ctx *c, vt_tensor **x) { return vt_sum(c, x[0], -1, false); }
-static vt_tensor *mean_all(vt_ctx *c, vt_tensor **x) { return vt_mean(c, x[0], VT_ALL_AXES, false); }
+static vt_tensor *mean_all(vt_ctx *c, vt_tensor **x) {
+  return vt_mean(c, x[0], VT_ALL_AXES, false);
+}
 static vt_tensor *mean_0(vt_ctx *c, vt_tensor **x) { return vt_mean(c, x[0], 0, true); }
 static vt_tensor *mean_1(vt_ctx *c, vt_tensor **x) { return vt_mean(c, x[0], 1, false); }
 static vt_tensor *max_all(vt_ctx *c, vt_tensor **x) { return vt_max(c, x[0], VT_ALL_AXES, false); }
@@ -271,19 +274,36 @@ static void plant_unique(void **host) {
 
 static void plant_convert(void **host) {
   float *x = host[0];
-  const float edge[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 65504.0f, 65520.0f, 1e-8f,
-                        -3e-6f, 1.00390625f /* bf16 tie */, 1.01171875f, 3.4e38f, 1.0f + FLT_EPSILON};
+  const float edge[] = {NAN,
+                        INFINITY,
+                        -INFINITY,
+                        0.0f,
+                        -0.0f,
+                        65504.0f,
+                        65520.0f,
+                        1e-8f,
+                        -3e-6f,
+                        1.00390625f /* bf16 tie */,
+                        1.01171875f,
+                        3.4e38f,
+                        1.0f + FLT_EPSILON};
   memcpy(x, edge, sizeof edge);
 }
 
 /* ---- the cases -------------------------------------------------------------------------- */
 
-#define F(nd, ...) {VT_F32, nd, {__VA_ARGS__}, -1.0f, 1.0f, true, 0}
-#define FR(lo, hi, nd, ...) {VT_F32, nd, {__VA_ARGS__}, lo, hi, true, 0}
-#define FQ(nd, ...) {VT_F32, nd, {__VA_ARGS__}, -1.0f, 1.0f, true, 0.25f}
-#define FN(lo, hi, nd, ...) {VT_F32, nd, {__VA_ARGS__}, lo, hi, false, 0}
-#define I32(lo, hi, nd, ...) {VT_I32, nd, {__VA_ARGS__}, lo, hi, false, 0}
-#define I64(lo, hi, nd, ...) {VT_I64, nd, {__VA_ARGS__}, lo, hi, false, 0}
+#define F(nd, ...)                                                                                 \
+  { VT_F32, nd, {__VA_ARGS__}, -1.0f, 1.0f, true, 0 }
+#define FR(lo, hi, nd, ...)                                                                        \
+  { VT_F32, nd, {__VA_ARGS__}, lo, hi, true, 0 }
+#define FQ(nd, ...)                                                                                \
+  { VT_F32, nd, {__VA_ARGS__}, -1.0f, 1.0f, true, 0.25f }
+#define FN(lo, hi, nd, ...)                                                                        \
+  { VT_F32, nd, {__VA_ARGS__}, lo, hi, false, 0 }
+#define I32(lo, hi, nd, ...)                                                                       \
+  { VT_I32, nd, {__VA_ARGS__}, lo, hi, false, 0 }
+#define I64(lo, hi, nd, ...)                                                                       \
+  { VT_I64, nd, {__VA_ARGS__}, lo, hi, false, 0 }
 
 static const op_case cases[] = {
     /* matmul: the four transpose combinations, batched, and B shared by the batch (folded into
@@ -345,8 +365,7 @@ static const op_case cases[] = {
     {"slice", slice, 1, 1, {F(3, 4, 10, 3)}, NULL},
     /* gather / scatter: repeated indices add atomically */
     {"index_select", index_select, 9, 2, {F(3, 5, 7, 3), I32(0, 7, 1, 9)}, NULL},
-    {"index_copy", index_copy, 1, 3, {F(3, 5, 7, 3), I32(0, 7, 1, 3), F(3, 5, 3, 3)},
-     plant_unique},
+    {"index_copy", index_copy, 1, 3, {F(3, 5, 7, 3), I32(0, 7, 1, 3), F(3, 5, 3, 3)}, plant_unique},
     {"index_add", index_add, 10, 3, {F(2, 6, 4), I32(0, 6, 1, 10), F(2, 10, 4)}, NULL},
     {"embedding", embedding, 21, 2, {F(2, 50, 16), I32(0, 50, 2, 3, 7)}, NULL},
     /* casts: shared conversion code, so bit-exact; edge values planted */

@@ -40,9 +40,7 @@ static void cuda_copy(void *dst, const void *src, size_t bytes, vt_copy_kind kin
   if (kind != VT_COPY_D2D) VT_CUDA_CHECK(cudaStreamSynchronize(vt_cuda.stream));
 }
 
-__global__ void fill_kernel(float *x, int64_t n, float v) {
-  VT_GRID_STRIDE(i, n) x[i] = v;
-}
+__global__ void fill_kernel(float *x, int64_t n, float v) { VT_GRID_STRIDE(i, n) x[i] = v; }
 
 static void cuda_fill(float *x, int64_t n, float v) {
   if (n <= 0) return;
@@ -75,8 +73,7 @@ static __device__ __forceinline__ void store_f32(vt_dtype t, void *p, int64_t i,
   }
 }
 
-__global__ void convert_kernel(vt_dtype from, vt_dtype to, int64_t n, const void *src,
-                               void *dst) {
+__global__ void convert_kernel(vt_dtype from, vt_dtype to, int64_t n, const void *src, void *dst) {
   if (from == VT_I32 && to == VT_I64) {
     VT_GRID_STRIDE(i, n)((int64_t *)dst)[i] = ((const int32_t *)src)[i];
   } else if (from == VT_I64 && to == VT_I32) {
@@ -135,9 +132,9 @@ static void cuda_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float a
                                   ildb, a + i * stride_a, ilda, &beta, c, ildc));
     return;
   }
-  VT_CUBLAS_CHECK(cublasSgemmStridedBatched(vt_cuda.cublas, opb, opa, in, im, ik, &alpha, b,
-                                            ildb, stride_b, a, ilda, stride_a, &beta, c, ildc,
-                                            stride_c, gemm_int(batch)));
+  VT_CUBLAS_CHECK(cublasSgemmStridedBatched(vt_cuda.cublas, opb, opa, in, im, ik, &alpha, b, ildb,
+                                            stride_b, a, ilda, stride_a, &beta, c, ildc, stride_c,
+                                            gemm_int(batch)));
 }
 
 __global__ void axpy_kernel(int64_t n, float alpha, const float *x, float *y) {
@@ -146,8 +143,8 @@ __global__ void axpy_kernel(int64_t n, float alpha, const float *x, float *y) {
 
 void vt_cuda_axpy(int64_t n, float alpha, const float *x, float *y) {
   if (n <= 0) return;
-  axpy_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
-      n, alpha, x, y);
+  axpy_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(n, alpha,
+                                                                                          x, y);
   VT_CUDA_LAUNCHED();
 }
 
@@ -206,19 +203,22 @@ extern "C" const vt_backend *vt_backend_cuda(int device_index, const char **why)
   if (n == 0) {
     fail = "no usable CUDA device (cudaGetDeviceCount found none)";
   } else if (device_index < 0 || device_index >= n) {
-    snprintf(reason, sizeof reason, "cuda:%d does not exist (%d device%s found)", device_index,
-             n, n == 1 ? "" : "s");
+    snprintf(reason, sizeof reason, "cuda:%d does not exist (%d device%s found)", device_index, n,
+             n == 1 ? "" : "s");
     fail = reason;
   } else if (vt_cuda_ready && device_index != vt_cuda.device) {
     snprintf(reason, sizeof reason,
              "this process already uses cuda:%d; one device per process (asked for cuda:%d)",
              vt_cuda.device, device_index);
     fail = reason;
-  } else if (!vt_cuda_ready) {
+  } else {
+    /* The current device is per host thread: set it for every thread that makes a context. */
     VT_CUDA_CHECK(cudaSetDevice(device_index));
+  }
+  if (!fail && !vt_cuda_ready) {
     vt_cuda.device = device_index;
-    VT_CUDA_CHECK(cudaDeviceGetAttribute(&vt_cuda.num_sms, cudaDevAttrMultiProcessorCount,
-                                         device_index));
+    VT_CUDA_CHECK(
+        cudaDeviceGetAttribute(&vt_cuda.num_sms, cudaDevAttrMultiProcessorCount, device_index));
     VT_CUDA_CHECK(cudaStreamCreateWithFlags(&vt_cuda.stream, cudaStreamNonBlocking));
     VT_CUBLAS_CHECK(cublasCreate(&vt_cuda.cublas));
     VT_CUBLAS_CHECK(cublasSetStream(vt_cuda.cublas, vt_cuda.stream));

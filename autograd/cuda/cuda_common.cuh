@@ -17,17 +17,17 @@ extern "C" {
 
 /* A failing CUDA or cuBLAS call is a broken invariant (bad input is rejected by the ops before
  * kernels run): report where and abort. */
-#define VT_CUDA_CHECK(call)                                                                      \
-  do {                                                                                           \
-    cudaError_t e_ = (call);                                                                     \
-    if (e_ != cudaSuccess) vt_cuda_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));       \
+#define VT_CUDA_CHECK(call)                                                                        \
+  do {                                                                                             \
+    cudaError_t e_ = (call);                                                                       \
+    if (e_ != cudaSuccess) vt_cuda_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));         \
   } while (0)
 
-#define VT_CUBLAS_CHECK(call)                                                                    \
-  do {                                                                                           \
-    cublasStatus_t s_ = (call);                                                                  \
-    if (s_ != CUBLAS_STATUS_SUCCESS)                                                             \
-      vt_cuda_die(__FILE__, __LINE__, #call, cublasGetStatusString(s_));                         \
+#define VT_CUBLAS_CHECK(call)                                                                      \
+  do {                                                                                             \
+    cublasStatus_t s_ = (call);                                                                    \
+    if (s_ != CUBLAS_STATUS_SUCCESS)                                                               \
+      vt_cuda_die(__FILE__, __LINE__, #call, cublasGetStatusString(s_));                           \
   } while (0)
 
 /* Checks the launch of the kernel just queued (configuration errors surface here; faults inside
@@ -39,8 +39,8 @@ extern "C" {
 /* The process-wide CUDA state: one device per process, set up once by vt_backend_cuda. */
 typedef struct {
   int device;
-  cudaStream_t stream;    /* every kernel, copy and GEMM is queued here, in order */
-  cublasHandle_t cublas;  /* full FP32 math (no TF32) */
+  cudaStream_t stream;         /* every kernel, copy and GEMM is queued here, in order */
+  cublasHandle_t cublas;       /* full FP32 math (no TF32) */
   unsigned long long *scratch; /* 8 device bytes for index_check */
   int num_sms;
 } vt_cuda_state;
@@ -57,8 +57,8 @@ static inline unsigned vt_cuda_blocks(int64_t n, int threads) {
   return (unsigned)(b < 1 ? 1 : b);
 }
 
-#define VT_GRID_STRIDE(i, n)                                                                     \
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                     \
+#define VT_GRID_STRIDE(i, n)                                                                       \
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
        i += (int64_t)blockDim.x * gridDim.x)
 
 /* Kernels of the other files, with the vt_backend signatures. */
@@ -67,16 +67,16 @@ void vt_cuda_binary(vt_binary_op op, const vt_bcast *bc, const float *a, const f
 void vt_cuda_binary_backward(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
                              const float *dout, float *da, float *db);
 void vt_cuda_unary(vt_unary_op op, int64_t n, float alpha, const float *x, float *y);
-void vt_cuda_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x,
-                            const float *y, const float *dy, float *dx);
+void vt_cuda_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x, const float *y,
+                            const float *dy, float *dx);
 void vt_cuda_axpy(int64_t n, float alpha, const float *x, float *y);
 void vt_cuda_reduce(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, const float *x,
                     float *y, int32_t *arg);
 void vt_cuda_reduce_backward(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
                              const float *dy, const int32_t *arg, float *dx);
 void vt_cuda_softmax(bool log, int64_t rows, int64_t cols, const float *x, float *y);
-void vt_cuda_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y,
-                              const float *dy, float *dx);
+void vt_cuda_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y, const float *dy,
+                              float *dx);
 void vt_cuda_strided_copy(int ndim, const int64_t *shape, const void *src,
                           const int64_t *src_strides, void *dst, const int64_t *dst_strides,
                           size_t elem_size, bool accumulate);

@@ -88,9 +88,8 @@ static __device__ __forceinline__ void dims_offsets(const dim_set &s, int64_t i,
 
 /* One thread per element of X, summing the reduced dims in order (as the CPU does). Reads
  * are coalesced when the reduced dims are outer ones (e.g. a bias over rows). */
-__global__ void grad_thread_kernel(vt_binary_op op, int which, grad_plan p, int64_t nx,
-                                   int64_t nr, const float *a, const float *b, const float *dout,
-                                   float *dst) {
+__global__ void grad_thread_kernel(vt_binary_op op, int which, grad_plan p, int64_t nx, int64_t nr,
+                                   const float *a, const float *b, const float *dout, float *dst) {
   VT_GRID_STRIDE(j, nx) {
     int64_t ko, ka, kb;
     dims_offsets(p.keep, j, &ko, &ka, &kb);
@@ -107,8 +106,8 @@ __global__ void grad_thread_kernel(vt_binary_op op, int which, grad_plan p, int6
 /* One block per element of X (and per chunk of the reduced space when X has few elements):
  * reads are coalesced when the last dim is reduced (e.g. a [N, 1] operand). */
 __global__ void grad_block_kernel(vt_binary_op op, int which, grad_plan p, int64_t nr,
-                                  int64_t chunk, const float *a, const float *b,
-                                  const float *dout, float *dst) {
+                                  int64_t chunk, const float *a, const float *b, const float *dout,
+                                  float *dst) {
   __shared__ float shared[32];
   int64_t j = blockIdx.x;
   int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = r0 + chunk < nr ? r0 + chunk : nr;
@@ -123,8 +122,10 @@ __global__ void grad_block_kernel(vt_binary_op op, int which, grad_plan p, int64
   acc = vt_block_sum(acc, shared);
   if (threadIdx.x == 0) {
     float *t = dst + (which ? kb : ka);
-    if (gridDim.y > 1) atomicAdd(t, acc);
-    else *t += acc;
+    if (gridDim.y > 1)
+      atomicAdd(t, acc);
+    else
+      *t += acc;
   }
 }
 
@@ -148,14 +149,16 @@ static void grad_into(vt_binary_op op, int which, const vt_bcast *bc, const floa
     ds->sa[ds->n] = bc->sa[d];
     ds->sb[ds->n] = bc->sb[d];
     ds->n++;
-    if (red) nr *= bc->shape[d];
-    else nx *= bc->shape[d];
+    if (red)
+      nr *= bc->shape[d];
+    else
+      nx *= bc->shape[d];
     last_reduced = red;
   }
   if (nx <= 0 || nr <= 0) return;
   if (nr == 1 || (!last_reduced && nx >= (int64_t)vt_cuda.num_sms * 64)) {
-    grad_thread_kernel<<<vt_cuda_blocks(nx, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
-                         vt_cuda.stream>>>(op, which, p, nx, nr, a, b, dout, dst);
+    grad_thread_kernel<<<vt_cuda_blocks(nx, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
+        op, which, p, nx, nr, a, b, dout, dst);
   } else {
     int threads = nr >= 4096 ? 256 : nr >= 512 ? 128 : 32;
     /* Few elements with long reductions: split each over chunks (added atomically). */
@@ -196,10 +199,10 @@ void vt_cuda_unary(vt_unary_op op, int64_t n, float alpha, const float *x, float
   VT_CUDA_LAUNCHED();
 }
 
-void vt_cuda_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x,
-                            const float *y, const float *dy, float *dx) {
+void vt_cuda_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x, const float *y,
+                            const float *dy, float *dx) {
   if (n <= 0) return;
-  unary_backward_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
-                          vt_cuda.stream>>>(op, n, alpha, x, y, dy, dx);
+  unary_backward_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
+      op, n, alpha, x, y, dy, dx);
   VT_CUDA_LAUNCHED();
 }

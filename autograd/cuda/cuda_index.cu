@@ -55,8 +55,7 @@ void vt_cuda_strided_copy(int ndim, const int64_t *shape, const void *src,
   unsigned blocks = vt_cuda_blocks(n, VT_CUDA_THREADS);
   cudaStream_t s = vt_cuda.stream;
   if (accumulate) {
-    strided_add_kernel<<<blocks, VT_CUDA_THREADS, 0, s>>>(p, n, (const float *)src,
-                                                          (float *)dst);
+    strided_add_kernel<<<blocks, VT_CUDA_THREADS, 0, s>>>(p, n, (const float *)src, (float *)dst);
   } else {
     switch (elem_size) {
     case 1:
@@ -111,12 +110,12 @@ __global__ void index_zero_kernel(int64_t n, int64_t n_dst, int64_t inner, const
   VT_GRID_STRIDE(i, n) dst[index_row(i, n_idx, n_dst, inner, idx)] = 0.0f;
 }
 
-#define INDEX_LAUNCH(kernel, n, ...)                                                             \
-  do {                                                                                           \
-    if ((n) <= 0) return;                                                                        \
-    kernel<<<vt_cuda_blocks((n), VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(       \
-        (n), __VA_ARGS__);                                                                       \
-    VT_CUDA_LAUNCHED();                                                                          \
+#define INDEX_LAUNCH(kernel, n, ...)                                                               \
+  do {                                                                                             \
+    if ((n) <= 0) return;                                                                          \
+    kernel<<<vt_cuda_blocks((n), VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(          \
+        (n), __VA_ARGS__);                                                                         \
+    VT_CUDA_LAUNCHED();                                                                            \
   } while (0)
 
 void vt_cuda_index_select(int64_t outer, int64_t n_src, int64_t inner, const float *src,

@@ -61,8 +61,7 @@ __global__ void reduce_block_kernel(vt_reduce_op op, int64_t n_out, int64_t len,
       float acc = 0.0f;
       for (int64_t l = threadIdx.x; l < len; l += blockDim.x) acc += px[l * inner];
       acc = vt_block_sum(acc, sv);
-      if (threadIdx.x == 0)
-        y[q] = op == VT_RED_MEAN ? (float)((double)acc / (double)len) : acc;
+      if (threadIdx.x == 0) y[q] = op == VT_RED_MEAN ? (float)((double)acc / (double)len) : acc;
     }
   }
 }
@@ -103,8 +102,8 @@ void vt_cuda_reduce(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, 
   if (inner == 1 || n_out < (int64_t)vt_cuda.num_sms * 64) {
     int threads = len >= 8192 ? 1024 : len >= 1024 ? 256 : 32;
     int64_t blocks = n_out < 65535 * 16 ? n_out : 65535 * 16;
-    reduce_block_kernel<<<(unsigned)blocks, threads, 0, vt_cuda.stream>>>(op, n_out, len, inner,
-                                                                          x, y, arg);
+    reduce_block_kernel<<<(unsigned)blocks, threads, 0, vt_cuda.stream>>>(op, n_out, len, inner, x,
+                                                                          y, arg);
   } else {
     reduce_thread_kernel<<<vt_cuda_blocks(n_out, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
                            vt_cuda.stream>>>(op, outer, len, inner, x, y, arg);
@@ -232,22 +231,24 @@ static unsigned softmax_blocks(int64_t rows, bool warp) {
 void vt_cuda_softmax(bool log, int64_t rows, int64_t cols, const float *x, float *y) {
   if (rows <= 0 || cols <= 0) return;
   if (cols <= SOFTMAX_WARP_COLS)
-    softmax_kernel<true><<<softmax_blocks(rows, true), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
-        log, rows, cols, x, y);
+    softmax_kernel<true>
+        <<<softmax_blocks(rows, true), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(log, rows, cols, x, y);
   else
-    softmax_kernel<false><<<softmax_blocks(rows, false), SOFTMAX_BLOCK, 0, vt_cuda.stream>>>(
-        log, rows, cols, x, y);
+    softmax_kernel<false>
+        <<<softmax_blocks(rows, false), SOFTMAX_BLOCK, 0, vt_cuda.stream>>>(log, rows, cols, x, y);
   VT_CUDA_LAUNCHED();
 }
 
-void vt_cuda_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y,
-                              const float *dy, float *dx) {
+void vt_cuda_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y, const float *dy,
+                              float *dx) {
   if (rows <= 0 || cols <= 0) return;
   if (cols <= SOFTMAX_WARP_COLS)
-    softmax_backward_kernel<true><<<softmax_blocks(rows, true), VT_CUDA_THREADS, 0,
-                                    vt_cuda.stream>>>(log, rows, cols, y, dy, dx);
+    softmax_backward_kernel<true>
+        <<<softmax_blocks(rows, true), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(log, rows, cols, y, dy,
+                                                                             dx);
   else
-    softmax_backward_kernel<false><<<softmax_blocks(rows, false), SOFTMAX_BLOCK, 0,
-                                     vt_cuda.stream>>>(log, rows, cols, y, dy, dx);
+    softmax_backward_kernel<false>
+        <<<softmax_blocks(rows, false), SOFTMAX_BLOCK, 0, vt_cuda.stream>>>(log, rows, cols, y, dy,
+                                                                            dx);
   VT_CUDA_LAUNCHED();
 }
