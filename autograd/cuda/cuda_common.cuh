@@ -6,10 +6,16 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-/* The project headers are C: give their functions C linkage when compiled as CUDA C++. */
+/* The project headers are C: give their functions C linkage when compiled as CUDA C++. The
+ * system headers they include come first, above, so no C++ header lands inside extern "C". */
 extern "C" {
 #include "autograd/backend.h"
 #include "autograd/cpu/cpu_math.h"
