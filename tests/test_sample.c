@@ -76,6 +76,14 @@ static void test_config(sample_config *cfg) {
   CHECK(strstr(err, "image_dir") && strstr(err, "bad_key.yaml") && strstr(err, "sets.demo"),
         "message should name key, file and place: %s", err);
   sample_config_free(&bad);
+
+  /* the shipped example stays loadable */
+  const char *src = getenv("VT_SOURCE_DIR");
+  snprintf(path, sizeof path, "%s/configs/data/prep_example.yaml", src ? src : ".");
+  sample_config_default(&bad);
+  CHECK(sample_config_load(&bad, path, err, sizeof err) == 0, "%s", err);
+  CHECK(bad.n_sets == 2 && bad.max_len == 6200 && bad.tokenizer, "example config");
+  sample_config_free(&bad);
 }
 
 static void test_good(const sample_config *cfg) {
