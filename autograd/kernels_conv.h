@@ -1,12 +1,50 @@
-/* Kernels of the conv family (conv1d, conv2d, conv-transpose1d, pixel shuffle): one table per device, reached
- * through vt_backend.conv. Ops in autograd/ops_conv*.c call them. */
+/* Kernels of the conv family: one table per device, reached through vt_backend.conv. Every
+ * convolution (conv1d, conv2d, conv-transpose1d) is a 2-D grouped, strided, dilated
+ * convolution described by a vt_conv_geom; ops in autograd/ops_conv.c compose them. */
 #ifndef VT_KERNELS_CONV_H
 #define VT_KERNELS_CONV_H
 
 #include "autograd/backend.h"
 
+/* x [n, cin, h, w] * weight [cout, cin / groups, kh, kw] -> y [n, cout, oh, ow], where output
+ * (oy, ox) reads input (oy * sh - ph + ky * dh, ox * sw - pw + kx * dw); positions outside the
+ * input are zeros. oh and ow are given (they fix any right/bottom padding). 1-D convs use
+ * h = oh = kh = 1. */
+typedef struct {
+  int64_t n, groups;
+  int64_t cin, h, w;
+  int64_t cout, oh, ow;
+  int64_t kh, kw;
+  int64_t sh, sw, ph, pw, dh, dw;
+} vt_conv_geom;
+
 struct vt_conv_kernels {
-  int reserved; /* members are added with the ops that need them */
+  /* y (+)= conv(x, weight): overwrites y, or adds into it when accumulate. work holds
+   * vt_conv_work_floats(g) floats of scratch. */
+  void (*conv_forward)(const vt_conv_geom *g, const float *x, const float *weight, float *y,
+                       bool accumulate, float *work);
+  /* dx += d conv / d x applied to dy (also the forward of a transposed convolution). */
+  void (*conv_backward_data)(const vt_conv_geom *g, const float *weight, const float *dy, float *dx,
+                             float *work);
+  /* dweight += d conv / d weight applied to dy. */
+  void (*conv_backward_weight)(const vt_conv_geom *g, const float *x, const float *dy,
+                               float *dweight, float *work);
+  /* y[i, c, :] += bias[c] over y [n, c, s], and its gradient db[c] += sum of dy[:, c, :]. */
+  void (*bias_add)(int64_t n, int64_t c, int64_t s, const float *bias, float *y);
+  void (*bias_backward)(int64_t n, int64_t c, int64_t s, const float *dy, float *db);
 };
+
+/* The unfolded input (im2col) is processed in chunks of output positions so that scratch stays
+ * near 16 MiB however long the input: columns per chunk, and the scratch size in floats. */
+static inline int64_t vt_conv_chunk_cols(const vt_conv_geom *g) {
+  int64_t rows = g->cin / g->groups * g->kh * g->kw, cols = g->oh * g->ow;
+  int64_t cap = ((int64_t)1 << 22) / (rows > 0 ? rows : 1);
+  if (cap < 64) cap = 64;
+  return cols < cap ? cols : cap;
+}
+static inline int64_t vt_conv_work_floats(const vt_conv_geom *g) {
+  int64_t c = vt_conv_chunk_cols(g);
+  return (g->cin / g->groups * g->kh * g->kw) * (c > 0 ? c : 1);
+}
 
 #endif

@@ -159,6 +159,40 @@ static void test_dropout(void) {
   CHECK_GRAD("dropout", g_dropout, NULL, in, 1);
 }
 
+/* Each input feeds several ops (and one op twice): backward kernels must add to gradients
+ * that earlier ones wrote. */
+static vt_tensor *g_shared(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  vt_tensor *x = in[0], *w6 = in[1], *b6 = in[2], *w4 = in[3], *pos = in[4], *g2 = in[5];
+  vt_tensor *y = vt_mul(c, vt_layer_norm(c, x, w6, b6, 1e-5f), vt_layer_norm(c, x, w6, b6, 1e-5f));
+  y = vt_add(c, y, vt_rms_norm(c, x, w6, 1e-6f));
+  y = vt_mul(c, y, vt_group_norm(c, x, 2, w4, NULL, 1e-5f));
+  y = vt_add(c, y, vt_batch_norm1d(c, x, w4, NULL, NULL, NULL, true, 0.1f, 1e-5f));
+  vt_tensor *q = vt_reshape(c, x, 4, (int64_t[]){2, 2, 2, 6});
+  y = vt_add(c, y, vt_reshape(c, vt_rope(c, q, pos, 100.0f, VT_ROPE_BTHD), 3, x->shape));
+  y = vt_add(c, y, vt_reshape(c, vt_rope(c, q, pos, 100.0f, VT_ROPE_BHTD), 3, x->shape));
+  y = vt_add(c, y, vt_dropout_seeded(c, x, 0.25f, true, 5, 0));
+  y = vt_add(c, y, vt_dropout_seeded(c, x, 0.25f, true, 5, 0));
+  y = vt_add(c, y, vt_weight_norm(c, g2, x));
+  return vt_add(c, y, vt_weight_norm(c, g2, x));
+}
+
+static void test_shared_inputs(void) {
+  float x[48], w6[6], b6[6], w4[4], g2[2];
+  int32_t pos[2] = {3, 1};
+  vt_rng r;
+  vt_rng_seed(&r, 21);
+  vt_test_fill_uniform(&r, x, 48, -1, 1);
+  vt_test_fill_uniform(&r, w6, 6, 0.5f, 1.5f);
+  vt_test_fill_uniform(&r, b6, 6, -1, 1);
+  vt_test_fill_uniform(&r, w4, 4, 0.5f, 1.5f);
+  vt_test_fill_uniform(&r, g2, 2, 0.5f, 1.5f);
+  vt_gc_input in[6] = {{VT_F32, 3, {2, 4, 6}, x, true}, {VT_F32, 1, {6}, w6, true},
+                       {VT_F32, 1, {6}, b6, true},      {VT_F32, 1, {4}, w4, true},
+                       {VT_I32, 1, {2}, pos, false},    {VT_F32, 1, {2}, g2, true}};
+  CHECK_GRAD("norm ops with shared inputs", g_shared, NULL, in, 6);
+}
+
 /* An op given a bad shape records an error naming the op and the shapes, returns the error
  * tensor, and later ops pass it through without crashing. */
 static void expect_error(vt_ctx *ctx, const char *what, const char *s1, const char *s2) {
@@ -213,6 +247,7 @@ static void test_errors(void) {
 int main(void) {
   test_fixture_cases();
   test_dropout();
+  test_shared_inputs();
   test_errors();
   return vt_test_finish("test_ops_norm");
 }

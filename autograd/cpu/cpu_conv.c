@@ -1,4 +1,162 @@
-/* CPU kernels of the conv family. */
+/* CPU kernels of the conv family: im2col over chunks of output positions plus one OpenBLAS
+ * sgemm per (sample, group, chunk). The unfold loops use OpenMP; the sgemm calls are made
+ * outside any parallel region so OpenBLAS can use the same pool. */
+#include <cblas.h>
+
 #include "autograd/kernels_conv.h"
 
-const struct vt_conv_kernels vt_cpu_conv_kernels = {0};
+#define PAR_MIN 32768
+
+/* A 1x1 kernel with unit stride and no padding reads the input as is: no unfolding. */
+static bool is_direct(const vt_conv_geom *g) {
+  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+         g->oh == g->h && g->ow == g->w;
+}
+
+/* col[r, q] = x[ci, iy, ix] for r = (ci, ky, kx) and output position p0 + q (zero outside). */
+static void im2col(const vt_conv_geom *g, const float *x, int64_t p0, int64_t np, float *col) {
+  int64_t rows = g->cin / g->groups * g->kh * g->kw;
+#pragma omp parallel for if (rows * np > PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t ci = r / (g->kh * g->kw), ky = r / g->kw % g->kh, kx = r % g->kw;
+    const float *xc = x + ci * g->h * g->w;
+    float *dst = col + r * np;
+    int64_t oy = p0 / g->ow, ox = p0 % g->ow;
+    for (int64_t q = 0; q < np; q++) {
+      int64_t iy = oy * g->sh - g->ph + ky * g->dh, ix = ox * g->sw - g->pw + kx * g->dw;
+      dst[q] = (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) ? xc[iy * g->w + ix] : 0.0f;
+      if (++ox == g->ow) {
+        ox = 0;
+        oy++;
+      }
+    }
+  }
+}
+
+/* The adjoint of im2col: dx[ci, iy, ix] += col[r, q]. Parallel over input channels, which
+ * write disjoint planes of dx. */
+static void col2im(const vt_conv_geom *g, const float *col, int64_t p0, int64_t np, float *dx) {
+  int64_t cin_g = g->cin / g->groups;
+#pragma omp parallel for if (cin_g * g->kh * g->kw * np > PAR_MIN)
+  for (int64_t ci = 0; ci < cin_g; ci++) {
+    float *xc = dx + ci * g->h * g->w;
+    for (int64_t ky = 0; ky < g->kh; ky++)
+      for (int64_t kx = 0; kx < g->kw; kx++) {
+        const float *src = col + ((ci * g->kh + ky) * g->kw + kx) * np;
+        int64_t oy = p0 / g->ow, ox = p0 % g->ow;
+        for (int64_t q = 0; q < np; q++) {
+          int64_t iy = oy * g->sh - g->ph + ky * g->dh, ix = ox * g->sw - g->pw + kx * g->dw;
+          if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) xc[iy * g->w + ix] += src[q];
+          if (++ox == g->ow) {
+            ox = 0;
+            oy++;
+          }
+        }
+      }
+  }
+}
+
+/* Sizes shared by the three kernels: per-group channels, unfolded rows, planes, chunk. */
+typedef struct {
+  int64_t cin_g, cout_g, ck, ohw, hw, chunk;
+} geom_sizes;
+
+static geom_sizes sizes(const vt_conv_geom *g) {
+  geom_sizes s;
+  s.cin_g = g->cin / g->groups;
+  s.cout_g = g->cout / g->groups;
+  s.ck = s.cin_g * g->kh * g->kw;
+  s.ohw = g->oh * g->ow;
+  s.hw = g->h * g->w;
+  s.chunk = vt_conv_chunk_cols(g);
+  return s;
+}
+
+static void cpu_conv_forward(const vt_conv_geom *g, const float *x, const float *weight, float *y,
+                             bool accumulate, float *work) {
+  geom_sizes s = sizes(g);
+  bool direct = is_direct(g);
+  for (int64_t i = 0; i < g->n; i++)
+    for (int64_t gr = 0; gr < g->groups; gr++) {
+      const float *xg = x + (i * g->cin + gr * s.cin_g) * s.hw;
+      const float *wg = weight + gr * s.cout_g * s.ck;
+      float *yg = y + (i * g->cout + gr * s.cout_g) * s.ohw;
+      for (int64_t p0 = 0; p0 < s.ohw; p0 += s.chunk) {
+        int64_t np = s.ohw - p0 < s.chunk ? s.ohw - p0 : s.chunk;
+        const float *b = direct ? xg + p0 : work;
+        if (!direct) im2col(g, xg, p0, np, work);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.cout_g, (int)np, (int)s.ck,
+                    1.0f, wg, (int)s.ck, b, (int)(direct ? s.ohw : np), accumulate ? 1.0f : 0.0f,
+                    yg + p0, (int)s.ohw);
+      }
+    }
+}
+
+static void cpu_conv_backward_data(const vt_conv_geom *g, const float *weight, const float *dy,
+                                   float *dx, float *work) {
+  geom_sizes s = sizes(g);
+  bool direct = is_direct(g);
+  for (int64_t i = 0; i < g->n; i++)
+    for (int64_t gr = 0; gr < g->groups; gr++) {
+      float *dxg = dx + (i * g->cin + gr * s.cin_g) * s.hw;
+      const float *wg = weight + gr * s.cout_g * s.ck;
+      const float *dyg = dy + (i * g->cout + gr * s.cout_g) * s.ohw;
+      for (int64_t p0 = 0; p0 < s.ohw; p0 += s.chunk) {
+        int64_t np = s.ohw - p0 < s.chunk ? s.ohw - p0 : s.chunk;
+        /* d col = weight^T dy; direct convs add it straight into dx */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)s.ck, (int)np, (int)s.cout_g,
+                    1.0f, wg, (int)s.ck, dyg + p0, (int)s.ohw, direct ? 1.0f : 0.0f,
+                    direct ? dxg + p0 : work, (int)(direct ? s.ohw : np));
+        if (!direct) col2im(g, work, p0, np, dxg);
+      }
+    }
+}
+
+static void cpu_conv_backward_weight(const vt_conv_geom *g, const float *x, const float *dy,
+                                     float *dweight, float *work) {
+  geom_sizes s = sizes(g);
+  bool direct = is_direct(g);
+  for (int64_t i = 0; i < g->n; i++)
+    for (int64_t gr = 0; gr < g->groups; gr++) {
+      const float *xg = x + (i * g->cin + gr * s.cin_g) * s.hw;
+      float *dwg = dweight + gr * s.cout_g * s.ck;
+      const float *dyg = dy + (i * g->cout + gr * s.cout_g) * s.ohw;
+      for (int64_t p0 = 0; p0 < s.ohw; p0 += s.chunk) {
+        int64_t np = s.ohw - p0 < s.chunk ? s.ohw - p0 : s.chunk;
+        if (!direct) im2col(g, xg, p0, np, work);
+        /* d weight += dy col^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s.cout_g, (int)s.ck, (int)np,
+                    1.0f, dyg + p0, (int)s.ohw, direct ? xg + p0 : work, (int)(direct ? s.ohw : np),
+                    1.0f, dwg, (int)s.ck);
+      }
+    }
+}
+
+static void cpu_bias_add(int64_t n, int64_t c, int64_t s, const float *bias, float *y) {
+#pragma omp parallel for if (n * c * s > PAR_MIN)
+  for (int64_t r = 0; r < n * c; r++) {
+    float b = bias[r % c];
+    float *py = y + r * s;
+    for (int64_t j = 0; j < s; j++) py[j] += b;
+  }
+}
+
+static void cpu_bias_backward(int64_t n, int64_t c, int64_t s, const float *dy, float *db) {
+#pragma omp parallel for if (n * c * s > PAR_MIN)
+  for (int64_t ch = 0; ch < c; ch++) {
+    double acc = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const float *pd = dy + (i * c + ch) * s;
+      for (int64_t j = 0; j < s; j++) acc += pd[j];
+    }
+    db[ch] += (float)acc;
+  }
+}
+
+const struct vt_conv_kernels vt_cpu_conv_kernels = {
+    .conv_forward = cpu_conv_forward,
+    .conv_backward_data = cpu_conv_backward_data,
+    .conv_backward_weight = cpu_conv_backward_weight,
+    .bias_add = cpu_bias_add,
+    .bias_backward = cpu_bias_backward,
+};
