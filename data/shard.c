@@ -152,7 +152,15 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  /* 1.8 file format: superblock v2 and object headers carry checksums, so HDF5 itself
+   * refuses corrupted metadata; our CRC32 covers the data */
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+  H5Pset_obj_track_times(fcpl, 0); /* no timestamps: the same samples give the same bytes */
+  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+  H5Pclose(fapl);
+  H5Pclose(fcpl);
   int rc = 0;
   if (f < 0) {
     seterr(err, err_len, "%s: cannot create", tmp);
@@ -160,11 +168,12 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
     return -1;
   }
   uLong crc = crc32(0L, Z_NULL, 0);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_obj_track_times(dcpl, 0);
   for (int d = 0; d < DS_COUNT && rc == 0; d++) {
     hsize_t n = w->ds[d].n / ds_elem[d];
     hid_t sp = H5Screate_simple(1, &n, NULL);
-    hid_t ds =
-        H5Dcreate2(f, ds_name[d], ds_file_type(d), sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ds = H5Dcreate2(f, ds_name[d], ds_file_type(d), sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (ds < 0 ||
         (n && H5Dwrite(ds, ds_mem_type(d), H5S_ALL, H5S_ALL, H5P_DEFAULT, w->ds[d].p) < 0)) {
       seterr(err, err_len, "%s: cannot write dataset %s", tmp, ds_name[d]);
@@ -177,6 +186,7 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
     if (ds >= 0) H5Dclose(ds);
     H5Sclose(sp);
   }
+  H5Pclose(dcpl);
   int32_t version = SHARD_FORMAT_VERSION;
   int64_t n_tokens = shard_writer_tokens(w);
   uint32_t sum = (uint32_t)crc;
