@@ -14,6 +14,9 @@ static inline bool vt_have_kernel(vt_ctx *ctx, const char *op, bool present) {
   return false;
 }
 
+/* Whether the backend has norm-family kernel `member` (ops_norm.c, ops_quant.c). */
+#define NORM_HAS(ctx, member) ((ctx)->be->norm && (ctx)->be->norm->member)
+
 /* An optional f32 vector parameter (weight, bias, running statistic): NULL is fine, else it
  * must be on the ctx's device and hold exactly len elements in a 1-D shape. */
 static inline bool vt_check_vec(vt_ctx *ctx, const char *op, const vt_tensor *t, int64_t len,

@@ -5,8 +5,6 @@
 #include "autograd/kernels_norm.h"
 #include "autograd/ops_nn_check.h"
 
-#define NORM_HAS(ctx, member) ((ctx)->be->norm && (ctx)->be->norm->member)
-
 /* Two f32 vectors of len elements for the saved statistics; false on failure. */
 static bool alloc_stats(vt_ctx *ctx, const char *op, int64_t len, vt_tensor **mean,
                         vt_tensor **rstd) {
@@ -40,7 +38,8 @@ static void layer_norm_backward(vt_ctx *ctx, vt_node *n) {
 vt_tensor *vt_layer_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias, float eps) {
   const char *op = "layer_norm";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, layer_norm)) || !check_x(ctx, op, x, 1))
+  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, layer_norm) && NORM_HAS(ctx, layer_norm_backward)) ||
+      !check_x(ctx, op, x, 1))
     return &ctx->err_tensor;
   int64_t cols = x->shape[x->ndim - 1], rows = vt_numel(x) / cols;
   if (!vt_check_vec(ctx, op, weight, cols, "weight", x) ||
@@ -77,7 +76,8 @@ static void rms_norm_backward(vt_ctx *ctx, vt_node *n) {
 vt_tensor *vt_rms_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, float eps) {
   const char *op = "rms_norm";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, rms_norm)) || !check_x(ctx, op, x, 1))
+  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, rms_norm) && NORM_HAS(ctx, rms_norm_backward)) ||
+      !check_x(ctx, op, x, 1))
     return &ctx->err_tensor;
   int64_t cols = x->shape[x->ndim - 1], rows = vt_numel(x) / cols;
   if (!vt_check_vec(ctx, op, weight, cols, "weight", x)) return &ctx->err_tensor;
@@ -111,7 +111,8 @@ vt_tensor *vt_group_norm(vt_ctx *ctx, vt_tensor *x, int64_t groups, vt_tensor *w
                          vt_tensor *bias, float eps) {
   const char *op = "group_norm";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, group_norm)) || !check_x(ctx, op, x, 2))
+  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, group_norm) && NORM_HAS(ctx, group_norm_backward)) ||
+      !check_x(ctx, op, x, 2))
     return &ctx->err_tensor;
   int64_t nb = x->shape[0], c = x->shape[1], s = vt_numel(x) / (nb * c);
   if (groups <= 0 || c % groups) {
@@ -157,7 +158,8 @@ vt_tensor *vt_batch_norm1d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tens
                            float momentum, float eps) {
   const char *op = "batch_norm1d";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, batch_norm)) || !check_x(ctx, op, x, 2))
+  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, batch_norm) && NORM_HAS(ctx, batch_norm_backward)) ||
+      !check_x(ctx, op, x, 2))
     return &ctx->err_tensor;
   char sx[96];
   if (x->ndim > 3)
@@ -267,7 +269,8 @@ vt_tensor *vt_dropout_seeded(vt_ctx *ctx, vt_tensor *x, float p, bool training, 
                        vt_shape_str(x, sx, sizeof sx));
   }
   if (!training || p == 0.0f) return x;
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, dropout))) return &ctx->err_tensor;
+  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, dropout) && NORM_HAS(ctx, dropout_backward)))
+    return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
   if (p == 1.0f) { /* every element dropped, as torch: zeros (and 1/(1-p) is infinite) */

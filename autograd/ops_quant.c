@@ -4,8 +4,6 @@
 #include "autograd/ops_nn_check.h"
 #include "autograd/ops_norm.h"
 
-#define NORM_HAS(ctx, member) ((ctx)->be->norm && (ctx)->be->norm->member)
-
 static void weight_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *g = n->in[0], *v = n->in[1];
   float *dg = vt_grad_if(ctx, g), *dv = vt_grad_if(ctx, v);
@@ -17,8 +15,8 @@ static void weight_norm_backward(vt_ctx *ctx, vt_node *n) {
 vt_tensor *vt_weight_norm(vt_ctx *ctx, vt_tensor *g, vt_tensor *v) {
   const char *op = "weight_norm";
   VT_OP_INPUTS(ctx, op, g, v);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, weight_norm)) || !vt_check_dtype(ctx, op, g, VT_F32) ||
-      !vt_check_dtype(ctx, op, v, VT_F32))
+  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, weight_norm) && NORM_HAS(ctx, weight_norm_backward)) ||
+      !vt_check_dtype(ctx, op, g, VT_F32) || !vt_check_dtype(ctx, op, v, VT_F32))
     return &ctx->err_tensor;
   char sg[96], sv[96];
   if (v->ndim < 1 || vt_numel(v) == 0 || g->ndim < 1 || vt_numel(g) != v->shape[0] ||
