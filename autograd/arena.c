@@ -58,3 +58,22 @@ void vt_arena_reset(vt_arena *a) {
   }
   if (a->n_blocks) a->blocks[0].used = 0;
 }
+
+vt_arena_mark vt_arena_get_mark(const vt_arena *a) {
+  if (!a->n_blocks) return (vt_arena_mark){-1, 0};
+  return (vt_arena_mark){a->n_blocks - 1, a->blocks[a->n_blocks - 1].used};
+}
+
+void vt_arena_rewind(vt_arena *a, vt_arena_mark m) {
+  for (int i = m.block + 1; i < a->n_blocks; i++) a->blocks[i].used = 0;
+  if (m.block >= 0 && m.block < a->n_blocks) a->blocks[m.block].used = m.used;
+}
+
+bool vt_arena_after_mark(const vt_arena *a, vt_arena_mark m, const void *p) {
+  const char *c = p;
+  for (int i = m.block < 0 ? 0 : m.block; i < a->n_blocks; i++) {
+    const char *start = a->blocks[i].base + (i == m.block ? m.used : 0);
+    if (c >= start && c < a->blocks[i].base + a->blocks[i].size) return true;
+  }
+  return false;
+}

@@ -5,6 +5,7 @@
 #ifndef VT_ARENA_H
 #define VT_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,16 @@ void vt_arena_free(vt_arena *a);
 /* NULL only when the underlying allocator fails. */
 void *vt_arena_alloc(vt_arena *a, size_t bytes);
 void vt_arena_reset(vt_arena *a);
+/* A position in the arena; rewinding to it frees everything allocated after it (used by
+ * activation recompute to drop a segment's activations once its gradients are done). */
+typedef struct {
+  int block;
+  size_t used;
+} vt_arena_mark;
+vt_arena_mark vt_arena_get_mark(const vt_arena *a);
+void vt_arena_rewind(vt_arena *a, vt_arena_mark m);
+/* Whether p was allocated after the mark (and so is freed by rewinding to it). */
+bool vt_arena_after_mark(const vt_arena *a, vt_arena_mark m, const void *p);
 size_t vt_arena_used(const vt_arena *a);
 
 #endif

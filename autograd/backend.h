@@ -52,6 +52,7 @@ typedef struct vt_backend {
   const char *name;
   void *(*alloc)(size_t bytes); /* NULL on failure */
   void (*free)(void *p);
+  /* D2D copies may overlap (memmove semantics): recompute moves a tensor down the arena. */
   void (*copy)(void *dst, const void *src, size_t bytes, vt_copy_kind kind);
   void (*fill)(float *x, int64_t n, float v);
   void (*convert)(vt_dtype from, vt_dtype to, int64_t n, const void *src, void *dst);

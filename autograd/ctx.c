@@ -137,6 +137,16 @@ vt_node *vt_record(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *ou
   bool any = false;
   for (int i = 0; i < n_in; i++) any |= in[i]->requires_grad;
   if (!any) return NULL;
+  return vt_record_always(ctx, op, fn, out, n_in, in);
+}
+
+vt_node *vt_record_always(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out,
+                          int n_in, vt_tensor *const *in) {
+  if (!ctx->grad_enabled || ctx->failed) return NULL;
+  if (n_in > VT_NODE_MAX_IN) {
+    vt_ctx_fail(ctx, op, "%d inputs, at most %d can be recorded", n_in, VT_NODE_MAX_IN);
+    return NULL;
+  }
   if (ctx->n_nodes == ctx->cap_nodes) {
     int64_t cap = ctx->cap_nodes ? ctx->cap_nodes * 2 : 1024;
     vt_node *nt = realloc(ctx->tape, (size_t)cap * sizeof *nt);

@@ -49,6 +49,10 @@ float *vt_grad(vt_ctx *ctx, vt_tensor *t);
  * and returns it (else NULL). */
 vt_node *vt_record(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out, int n_in,
                    vt_tensor *const *in);
+/* Like vt_record, but records whenever grad mode is on: for ops whose parameters are hidden
+ * inside them (activation recompute). */
+vt_node *vt_record_always(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out,
+                          int n_in, vt_tensor *const *in);
 /* Input checks: each returns false after recording a ctx error naming op and shapes. */
 bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts);
 bool vt_check_dtype(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_dtype want);

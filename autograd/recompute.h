@@ -1,0 +1,19 @@
+/* Activation recompute (gradient checkpointing) of one segment, e.g. a transformer block:
+ * the forward runs with the tape off and keeps only the segment's output; backward runs the
+ * segment again with the tape on, back-propagates through it and drops its activations, so
+ * peak memory holds one segment's activations instead of all of them. */
+#ifndef VT_RECOMPUTE_H
+#define VT_RECOMPUTE_H
+
+#include "autograd/ctx.h"
+
+typedef vt_tensor *(*vt_segment_fn)(vt_ctx *ctx, vt_tensor *const *in, int n_in, void *user);
+
+/* out = fn(in). fn must compute the same thing when run again (seed any dropout), and `user`
+ * (e.g. the layer with its parameters) must stay valid until backward. Every tensor the
+ * segment uses that needs a gradient must be a parameter or one of `in` (checked: otherwise
+ * backward records an error). */
+vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in,
+                        vt_tensor *const *in);
+
+#endif
