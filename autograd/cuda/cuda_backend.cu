@@ -35,6 +35,17 @@ static void cuda_copy(void *dst, const void *src, size_t bytes, vt_copy_kind kin
   cudaMemcpyKind k = kind == VT_COPY_H2D   ? cudaMemcpyHostToDevice
                      : kind == VT_COPY_D2H ? cudaMemcpyDeviceToHost
                                            : cudaMemcpyDeviceToDevice;
+  const char *d = (const char *)dst, *s = (const char *)src;
+  if (kind == VT_COPY_D2D && d < s + bytes && s < d + bytes && d != s) {
+    /* overlapping regions (recompute moves a tensor down the arena): memmove semantics via
+     * a stream-ordered temporary */
+    void *tmp = NULL;
+    VT_CUDA_CHECK(cudaMallocAsync(&tmp, bytes, vt_cuda.stream));
+    VT_CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, vt_cuda.stream));
+    VT_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, vt_cuda.stream));
+    VT_CUDA_CHECK(cudaFreeAsync(tmp, vt_cuda.stream));
+    return;
+  }
   VT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, vt_cuda.stream));
   /* Host memory may be reused as soon as we return. */
   if (kind != VT_COPY_D2D) VT_CUDA_CHECK(cudaStreamSynchronize(vt_cuda.stream));
