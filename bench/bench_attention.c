@@ -4,7 +4,7 @@
  * Each measurement runs in a forked child so that its peak RSS is its own; the step
  * arena's high-water mark is printed too. The unfused run is skipped when its T x T tensors
  * would take more than half of the physical memory.
- * Usage: bench_attention [heads]   (default 2; OMP_NUM_THREADS sets the threads) */
+ * Usage: bench_attention [heads] [max_T]   (default 2, 8192; OMP_NUM_THREADS sets threads) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +131,7 @@ static int measure(bool fused, int64_t H, int64_t T, int64_t D, result *res, lon
 }
 
 int main(int argc, char **argv) {
-  int64_t H = argc > 1 ? atoll(argv[1]) : 2;
+  int64_t H = argc > 1 ? atoll(argv[1]) : 2, max_t = argc > 2 ? atoll(argv[2]) : 8192;
   const int64_t Ts[3] = {512, 2048, 8192}, Ds[2] = {64, 128};
   double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
   const char *thr = getenv("OMP_NUM_THREADS");
@@ -144,6 +144,7 @@ int main(int argc, char **argv) {
   for (int ti = 0; ti < 3; ti++)
     for (int di = 0; di < 2; di++) {
       int64_t T = Ts[ti], D = Ds[di];
+      if (T > max_t) continue;
       double flop = 2.0 * 2.0 * (double)H * (double)T * (double)(T + 1) / 2.0 * (double)D;
       for (int f = 1; f >= 0; f--) {
         /* unfused: ~5 T x T tensors forward (scores, scaled, masked, softmax, mask) and 4

@@ -11,12 +11,34 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "autograd/kernels_attn.h"
 
 #define BQ 64 /* query rows per tile */
 #define BK 64 /* keys per tile */
+
+/* e^x in plain arithmetic so that `omp simd` loops vectorise (libm's expf does not): Cody-Waite
+ * reduction x = n ln2 + r and Cephes' degree-6 polynomial, about 1 ulp. Arguments below
+ * -87.3 (masked scores, -inf) give exactly 0; arguments are <= 0 up to rounding here. */
+static inline float exp_simd(float x) {
+  float xc = x < -87.3f ? -87.3f : x;
+  float n = floorf(xc * 1.44269504f + 0.5f);
+  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  union {
+    int32_t i;
+    float f;
+  } two_n = {.i = ((int32_t)n + 127) << 23};
+  return x < -87.3f ? 0.0f : p * two_n.f;
+}
 
 /* The visible key range [lo, hi) of query row i of sample b. */
 static void row_range(const vt_attn_geom *g, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
@@ -123,13 +145,19 @@ static void cpu_attn_forward(const vt_attn_geom *g, const float *q, const float 
         scores(g, qp, kp + k0 * g->Dk, bp, q0, nq, k0, nk, lo, hi, S);
         for (int64_t r = 0; r < nq; r++) {
           float *s = S + r * nk, mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
           for (int64_t c = 0; c < nk; c++) mx = s[c] > mx ? s[c] : mx;
           if (mx == -INFINITY) { /* nothing visible here: this row's p is 0 */
             memset(s, 0, sizeof(float) * (size_t)nk);
             continue;
           }
           float mn = m[r] > mx ? m[r] : mx, sum = 0;
-          for (int64_t c = 0; c < nk; c++) sum += s[c] = expf(s[c] - mn);
+#pragma omp simd reduction(+ : sum)
+          for (int64_t c = 0; c < nk; c++) {
+            float e = exp_simd(s[c] - mn);
+            s[c] = e;
+            sum += e;
+          }
           if (mn > m[r]) { /* rescale what was accumulated under the old maximum */
             float alpha = expf(m[r] - mn);
             l[r] *= alpha;
@@ -156,11 +184,17 @@ static void cpu_attn_forward(const vt_attn_geom *g, const float *q, const float 
 static void tile_grads(int64_t nq, int64_t nk, const float *lse, const float *D, float *S,
                        float *dP) {
   for (int64_t r = 0; r < nq; r++) {
-    float *s = S + r * nk, *dp = dP + r * nk;
+    float *s = S + r * nk, *dp = dP + r * nk, l = lse[r], d = D[r];
+    if (l == -INFINITY) { /* a row that sees no key */
+      memset(s, 0, sizeof(float) * (size_t)nk);
+      memset(dp, 0, sizeof(float) * (size_t)nk);
+      continue;
+    }
+#pragma omp simd
     for (int64_t c = 0; c < nk; c++) {
-      float p = s[c] == -INFINITY ? 0.0f : expf(s[c] - lse[r]);
+      float p = exp_simd(s[c] - l);
       s[c] = p;
-      dp[c] = p * (dp[c] - D[r]);
+      dp[c] = p * (dp[c] - d);
     }
   }
 }
