@@ -1,0 +1,62 @@
+/* qwen2: the Qwen2 / Qwen2.5 decoder (RMSNorm, RoPE, grouped-query attention with qkv bias,
+ * SwiGLU MLP, tied or untied LM head) over the autograd core. Parameters are registered under
+ * the HF names ("model.layers.N.self_attn.q_proj.weight", ...), so a checkpoint reads like
+ * the model it came from. The config is filled by the caller (train/ reads HF config.json). */
+#ifndef VT_QWEN2_H
+#define VT_QWEN2_H
+
+#include "autograd/vt.h"
+
+typedef struct {
+  int64_t vocab_size, hidden_size, intermediate_size;
+  int64_t num_hidden_layers, num_attention_heads, num_key_value_heads;
+  int64_t max_position_embeddings;
+  double rope_theta, rms_norm_eps, initializer_range;
+  bool tie_word_embeddings;
+  /* training options, not part of the HF config */
+  bool recompute;       /* recompute each layer's activations in backward */
+  int64_t ce_chunk_rows; /* rows of logits alive at once in the loss (0: automatic) */
+} qwen2_cfg;
+
+struct qwen2;
+
+typedef struct {
+  const struct qwen2 *model;
+  vt_tensor *input_norm, *post_norm;
+  vt_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w;
+  vt_tensor *gate_w, *up_w, *down_w;
+} qwen2_layer;
+
+typedef struct qwen2 {
+  qwen2_cfg cfg;
+  vt_tensor *embed, *norm, *lm_head; /* lm_head == embed when tied */
+  qwen2_layer *layers;
+} qwen2;
+
+/* Qwen2.5-7B-Instruct's architecture (the full-size reference config). */
+qwen2_cfg qwen2_cfg_7b(void);
+/* Checks sizes and divisibility; returns 0, or -1 with a message naming the field. */
+int qwen2_cfg_check(const qwen2_cfg *cfg, char *err, size_t err_len);
+/* Parameter count of a config, without allocating anything. */
+int64_t qwen2_param_count(const qwen2_cfg *cfg);
+
+/* Registers the parameters in ps (before vt_params_alloc). Returns 0, or -1 with err. */
+int qwen2_init(qwen2 *m, vt_params *ps, const qwen2_cfg *cfg, char *err, size_t err_len);
+void qwen2_free(qwen2 *m);
+/* HF's initialisation: normal(0, initializer_range) matrices, zero biases, unit norms. */
+void qwen2_init_weights(qwen2 *m, vt_rng *rng);
+
+/* Token embeddings of ids [B, T] (i32): [B, T, hidden]. */
+vt_tensor *qwen2_embed(qwen2 *m, vt_ctx *ctx, vt_tensor *ids);
+/* The decoder over input embeddings [B, T, hidden] at positions pos (i32 [T] or [B, T]), with
+ * optional per-sample lengths (i32 [B], right padding): the final-normed hidden states. */
+vt_tensor *qwen2_forward(qwen2 *m, vt_ctx *ctx, vt_tensor *embeds, vt_tensor *pos,
+                         vt_tensor *lengths);
+/* Logits [B, T, vocab] of hidden states (materialises them: for tests and evaluation). */
+vt_tensor *qwen2_logits(qwen2 *m, vt_ctx *ctx, vt_tensor *hidden);
+/* Mean LM cross-entropy of ids [B, T] against labels [B, T] (HF semantics: position t
+ * predicts labels[t + 1], -100 ignored), chunked over the vocabulary. */
+vt_tensor *qwen2_loss(qwen2 *m, vt_ctx *ctx, vt_tensor *ids, vt_tensor *labels,
+                      vt_tensor *lengths);
+
+#endif

@@ -1,0 +1,55 @@
+/* `vita info`: what a model config describes — architecture, exact parameter count and the
+ * memory full training needs — computed from the config alone, nothing allocated. */
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "train/cli.h"
+#include "train/hf_config.h"
+
+static const vt_opt opts[] = {{NULL, 0, NULL, NULL}};
+
+/* 7615616512 -> "7,615,616,512" */
+static const char *grouped(int64_t v, char *buf, size_t len) {
+  char digits[32];
+  int n = snprintf(digits, sizeof digits, "%lld", (long long)v), o = 0;
+  for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
+    if (i && (n - i) % 3 == 0 && digits[0] != '-') buf[o++] = ',';
+    buf[o++] = digits[i];
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+static int run(const vt_args *a) {
+  if (a->n_positional != 1) {
+    fprintf(stderr, "vita info: give one model config.json (or a directory holding one)\n");
+    return VT_EXIT_USAGE;
+  }
+  char path[4096], err[512], num[48];
+  struct stat st;
+  bool is_dir = stat(a->positional[0], &st) == 0 && S_ISDIR(st.st_mode);
+  snprintf(path, sizeof path, is_dir ? "%s/config.json" : "%s", a->positional[0]);
+  qwen2_cfg cfg;
+  if (hf_qwen2_config_read(path, &cfg, err, sizeof err)) {
+    fprintf(stderr, "vita info: %s\n", err);
+    return VT_EXIT_FAIL;
+  }
+  int64_t n = qwen2_param_count(&cfg);
+  printf("model: qwen2 (%s)\n", path);
+  printf("  layers %lld, hidden %lld, heads %lld (kv %lld, head dim %lld), ffn %lld, vocab %lld,"
+         " rope theta %g, %s LM head\n",
+         (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
+         (long long)cfg.num_attention_heads, (long long)cfg.num_key_value_heads,
+         (long long)(cfg.hidden_size / cfg.num_attention_heads), (long long)cfg.intermediate_size,
+         (long long)cfg.vocab_size, cfg.rope_theta, cfg.tie_word_embeddings ? "tied" : "untied");
+  printf("parameters: %s\n", grouped(n, num, sizeof num));
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  printf("memory for full training (one rank, no sharding): weights f32 %.1f GiB, gradients "
+         "f32 %.1f GiB, AdamW moments %.1f GiB; bf16 weights alone %.1f GiB\n",
+         4.0 * n / gib, 4.0 * n / gib, 8.0 * n / gib, 2.0 * n / gib);
+  return VT_EXIT_OK;
+}
+
+const vt_cmd vt_cmd_info = {"info",
+                            "describe a model config: architecture, parameter count, memory",
+                            "CONFIG.json|MODEL_DIR", opts, run};
