@@ -708,9 +708,16 @@ static int encode_plain(tok_tokenizer *t, const char *s, size_t n, size_t base, 
     int m = t->jit
                 ? pcre2_jit_match(t->re, (PCRE2_SPTR)s, n, start, PCRE2_NO_UTF_CHECK, t->md, NULL)
                 : pcre2_match(t->re, (PCRE2_SPTR)s, n, start, PCRE2_NO_UTF_CHECK, t->md, NULL);
-    if (m < 0) { /* no further match: the rest is one gap piece */
+    if (m == PCRE2_ERROR_NOMATCH) { /* no further match: the rest is one gap piece */
       rc = bpe_word(t, s + start, n - start, out);
       break;
+    }
+    if (m < 0) { /* e.g. a JIT stack or match limit: refuse rather than split wrongly */
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(m, msg, sizeof msg);
+      seterr(err, err_len, "pre-tokenizer regex at byte %zu: %s", base + start, (char *)msg);
+      free(nfc);
+      return -1;
     }
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
     size_t ms = ov[0], me = ov[1];
