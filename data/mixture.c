@@ -380,19 +380,20 @@ mix_cursor mix_get_cursor(const mix *m) {
 }
 
 int mix_set_cursor(mix *m, const mix_cursor *c, char *err, size_t err_len) {
-  if (c->seed != m->seed || c->world != m->world || c->rank != m->rank) {
-    seterr(err, err_len,
-           "cursor: seed/rank/world %" PRIu64 "/%d/%d do not match the mixture's "
-           "%" PRIu64 "/%d/%d",
-           c->seed, c->rank, c->world, m->seed, m->rank, m->world);
+  if (c->seed != m->seed || c->world < 1) {
+    seterr(err, err_len, "cursor: seed %" PRIu64 " does not match the mixture's %" PRIu64, c->seed,
+           m->seed);
     return -1;
   }
-  if (c->pos > mix_epoch_len(m)) {
-    seterr(err, err_len, "cursor: position %lld beyond the epoch length %lld (other data?)",
-           (long long)c->pos, (long long)mix_epoch_len(m));
+  /* After every rank of the old world took pos samples, exactly the first pos * world slots
+   * of the epoch are consumed; continue from there with this world's stride. */
+  int64_t consumed = c->pos * c->world, pos = consumed / m->world;
+  if (pos > mix_epoch_len(m)) {
+    seterr(err, err_len, "cursor: %lld slots consumed, beyond the epoch length (other data?)",
+           (long long)consumed);
     return -1;
   }
   m->epoch = c->epoch;
-  m->pos = c->pos;
+  m->pos = pos;
   return 0;
 }

@@ -72,7 +72,10 @@ int64_t mix_peek_len(mix *m);
  * ref may be NULL. Returns 0 or -1. */
 int mix_next(mix *m, shard_sample *out, mix_ref *ref, char *err, size_t err_len);
 mix_cursor mix_get_cursor(const mix *m);
-/* Restores a cursor from the same config, seed and world size. Returns 0 or -1. */
+/* Restores a cursor saved with the same config and seed. The world size may differ: the
+ * first pos * world slots of the epoch count as consumed and this rank continues after them
+ * (exact when that number divides by the new world size; otherwise fewer than world samples
+ * are seen twice). Returns 0 or -1. */
 int mix_set_cursor(mix *m, const mix_cursor *c, char *err, size_t err_len);
 
 #endif

@@ -170,10 +170,34 @@ static void test_cursor(void) {
   }
   mix_close(r);
   CHECK(strstr(saved, "epoch=0 pos=7 rank=1 world=2") != NULL, "cursor text %s", saved);
-  mix *other = open_mix(1.0, 1.5, 5, 0, 4);
-  back.rank = 0;
-  CHECK(mix_set_cursor(other, &back, err, sizeof err) == -1, "cursor for another world accepted");
+  mix *other = open_mix(1.0, 1.5, 7, 1, 2);
+  CHECK(mix_set_cursor(other, &back, err, sizeof err) == -1, "cursor for another seed accepted");
   mix_close(other);
+
+  /* resume on another world size: 2 ranks take 3 each (slots 0..5), then 3 ranks finish the
+   * epoch (slots 6..11): every sample exactly once */
+  int seen[12] = {0};
+  for (int rank = 0; rank < 2; rank++) {
+    mix *w2 = open_mix(1.0, 0, 11, rank, 2);
+    for (int k = 0; k < 3; k++) {
+      int t = next_tag(w2, &s);
+      if (t >= 1000 && t < 1012) seen[t - 1000]++;
+    }
+    c = mix_get_cursor(w2);
+    mix_close(w2);
+  }
+  for (int rank = 0; rank < 3; rank++) {
+    mix *w3 = open_mix(1.0, 0, 11, rank, 3);
+    CHECK(mix_set_cursor(w3, &c, err, sizeof err) == 0, "%s", err);
+    for (int k = 0; k < 2; k++) {
+      int t = next_tag(w3, &s);
+      if (t >= 1000 && t < 1012) seen[t - 1000]++;
+    }
+    CHECK(mix_get_cursor(w3).pos == 4 && mix_get_cursor(w3).epoch == 0, "end of epoch 0");
+    mix_close(w3);
+  }
+  for (int i = 0; i < 12; i++)
+    CHECK(seen[i] == 1, "world 2 -> 3: sample %d seen %d times", i, seen[i]);
   CHECK(mix_cursor_parse(&back, "mix-cursor v1 seed=1 epoch=x", err, sizeof err) == -1, "parse");
   shard_sample_free(&s);
 }
