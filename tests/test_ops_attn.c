@@ -193,6 +193,53 @@ static void test_empty_rows(void) {
   vt_ctx_free(ctx);
 }
 
+/* The audio encoder's relative-position score [(q+u) k^T + (q+v) p^T] / sqrt(d) two ways: as
+ * a bias tensor, and (no T x T tensor) by concatenating [q+u | q+v] and [k | p] along the head
+ * dim with an explicit scale. Both must agree in value and in every gradient. */
+static void test_relpos_forms(void) {
+  const int64_t H = 2, T = 5, d = 4;
+  vt_rng r;
+  vt_rng_seed(&r, 21);
+  float qh[40], kh[40], vh[40], ph[40], uh[8], wh[8];
+  vt_test_fill_uniform(&r, qh, 40, -1, 1);
+  vt_test_fill_uniform(&r, kh, 40, -1, 1);
+  vt_test_fill_uniform(&r, vh, 40, -1, 1);
+  vt_test_fill_uniform(&r, ph, 40, -1, 1);
+  vt_test_fill_uniform(&r, uh, 8, -1, 1);
+  vt_test_fill_uniform(&r, wh, 8, -1, 1);
+  vt_ctx *ctx = vt_test_cpu_ctx();
+  float out[2][40], g[2][3][40];
+  for (int form = 0; form < 2; form++) {
+    int64_t s4[4] = {1, H, T, d}, sb[4] = {1, H, 1, d};
+    vt_tensor *q = vt_from_host(ctx, VT_F32, 4, s4, qh), *k = vt_from_host(ctx, VT_F32, 4, s4, kh);
+    vt_tensor *v = vt_from_host(ctx, VT_F32, 4, s4, vh), *p = vt_from_host(ctx, VT_F32, 4, s4, ph);
+    vt_tensor *u = vt_from_host(ctx, VT_F32, 4, sb, uh), *w = vt_from_host(ctx, VT_F32, 4, sb, wh);
+    vt_requires_grad(ctx, q);
+    vt_requires_grad(ctx, k);
+    vt_requires_grad(ctx, p);
+    vt_tensor *qu = vt_add(ctx, q, u), *qw = vt_add(ctx, q, w), *o;
+    vt_attn_opts opts = {.mask = VT_ATTN_CAUSAL, .scale = 0.5f}; /* 1 / sqrt(d) */
+    if (form == 0) {
+      opts.bias = vt_scale(ctx, vt_matmul(ctx, qw, p, false, true), 0.5f);
+      o = vt_attention(ctx, qu, k, v, &opts);
+    } else {
+      vt_tensor *qs[2] = {qu, qw}, *ks[2] = {k, p};
+      o = vt_attention(ctx, vt_concat(ctx, qs, 2, 3), vt_concat(ctx, ks, 2, 3), v, &opts);
+    }
+    CHECK(vt_backward(ctx, vt_sum(ctx, vt_mul(ctx, o, o), VT_ALL_AXES, false)));
+    vt_to_host(ctx, o, out[form]);
+    vt_grad_to_host(ctx, q, g[form][0]);
+    vt_grad_to_host(ctx, k, g[form][1]);
+    vt_grad_to_host(ctx, p, g[form][2]);
+    vt_ctx_reset(ctx);
+  }
+  CHECK_CLOSE("relpos out", out[1], out[0], 40, 1e-6, 1e-5);
+  CHECK_CLOSE("relpos dq", g[1][0], g[0][0], 40, 1e-6, 1e-5);
+  CHECK_CLOSE("relpos dk", g[1][1], g[0][1], 40, 1e-6, 1e-5);
+  CHECK_CLOSE("relpos dp", g[1][2], g[0][2], 40, 1e-6, 1e-5);
+  vt_ctx_free(ctx);
+}
+
 static void expect_error(vt_ctx *ctx, vt_tensor *got, const char *needle) {
   CHECK_MSG(vt_ctx_failed(ctx) && strstr(vt_ctx_error(ctx), needle) &&
                 strstr(vt_ctx_error(ctx), "attention"),
@@ -231,6 +278,7 @@ int main(void) {
   test_fixtures();
   test_gradcheck();
   test_empty_rows();
+  test_relpos_forms();
   test_errors();
   return vt_test_finish("test_ops_attn");
 }
