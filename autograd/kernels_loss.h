@@ -1,6 +1,5 @@
-/* Kernels of the loss family (cross-entropy rows for the plain and the chunked LM loss, CTC,
- * L1/MSE, cosine): one table per device, reached through vt_backend.loss. Ops in
- * autograd/ops_loss*.c call them. Scalars produced or consumed by kernels (a loss value, its
+/* Kernels of the loss family (cross-entropy rows, CTC, L1/MSE, cosine): one table per device,
+ * reached through vt_backend.loss and called by autograd/ops_loss*.c. Scalars (a loss, its
  * upstream gradient, a normaliser) stay in device memory, so no kernel forces a sync. */
 #ifndef VT_KERNELS_LOSS_H
 #define VT_KERNELS_LOSS_H

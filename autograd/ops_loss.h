@@ -1,7 +1,6 @@
-/* The training losses, each a differentiable op returning a scalar of shape [1]: LM
- * cross-entropy computed in chunks straight from hidden states and the LM head (a 152k vocab
- * never needs full logits), plain / class-weighted / speech-token cross-entropy, CTC, L1,
- * MSE, cosine and the VQ codebook/commitment loss. Reductions follow PyTorch's definitions. */
+/* The training losses, each a differentiable op returning a scalar [1]: chunked LM
+ * cross-entropy from hidden states and the LM head, plain / weighted / speech-token CE, CTC,
+ * L1, MSE, cosine and the VQ loss. Reductions follow PyTorch's definitions. */
 #ifndef VT_OPS_LOSS_H
 #define VT_OPS_LOSS_H
 
