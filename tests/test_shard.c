@@ -10,6 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef VT_SANITIZE
+/* HDF5 itself leaks when it refuses a file with corrupted metadata (the flip test below);
+ * no identifiers of ours stay open. Keep LeakSanitizer quiet about allocations inside it. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libhdf5"; }
+#endif
+
 static int failures;
 #define CHECK(c, ...)                                                                              \
   do {                                                                                             \
@@ -152,6 +159,7 @@ int main(void) {
     shard_close(sh);
   }
   CHECK(refused > 20, "only %d metadata flips refused", refused);
+  CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 ids left open after refusals");
   copy_file(path, bad, -1);
   fp = fopen(bad, "r+b");
   fseek(fp, (long)off + 9, SEEK_SET);
