@@ -175,14 +175,25 @@ static void cpu_scale_rows_acc(int64_t B, int64_t n, const float *factor, const 
   }
 }
 
+/* Sums split into a fixed number of blocks (set by n, not by the thread count) and added in
+ * order, so a loss is bitwise the same whatever OMP_NUM_THREADS is. */
+#define SUM_BLOCKS 64
+
 static void cpu_dist_forward(vt_dist_kind kind, int64_t n, const float *a, const float *b,
                              float scale, float *out) {
-  double s = 0;
-#pragma omp parallel for reduction(+ : s) if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    double d = (double)a[i] - b[i];
-    s += kind == VT_DIST_L1 ? fabs(d) : d * d;
+  double part[SUM_BLOCKS] = {0}, s = 0;
+  int64_t per = (n + SUM_BLOCKS - 1) / SUM_BLOCKS;
+#pragma omp parallel for if (n > PAR_MIN)
+  for (int blk = 0; blk < SUM_BLOCKS; blk++) {
+    int64_t end = (blk + 1) * per < n ? (blk + 1) * per : n;
+    double t = 0;
+    for (int64_t i = blk * per; i < end; i++) {
+      double d = (double)a[i] - b[i];
+      t += kind == VT_DIST_L1 ? fabs(d) : d * d;
+    }
+    part[blk] = t;
   }
+  for (int blk = 0; blk < SUM_BLOCKS; blk++) s += part[blk];
   out[0] = (float)(scale * s);
 }
 
@@ -202,16 +213,15 @@ static void cpu_dist_backward(vt_dist_kind kind, int64_t n, const float *a, cons
 static void cpu_cosine_forward(int64_t rows, int64_t dim, const float *a, const float *b, float eps,
                                float scale, float *cos, float *out) {
   double s = 0;
-#pragma omp parallel for reduction(+ : s) if (rows * dim > PAR_MIN)
+#pragma omp parallel for if (rows * dim > PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
     const float *x = a + r * dim, *y = b + r * dim;
     double xy = 0, xx = 0, yy = 0;
     for (int64_t j = 0; j < dim; j++)
       xy += (double)x[j] * y[j], xx += (double)x[j] * x[j], yy += (double)y[j] * y[j];
-    double c = xy / (fmax(sqrt(xx), eps) * fmax(sqrt(yy), eps));
-    cos[r] = (float)c;
-    s += 1.0 - c;
+    cos[r] = (float)(xy / (fmax(sqrt(xx), eps) * fmax(sqrt(yy), eps)));
   }
+  for (int64_t r = 0; r < rows; r++) s += 1.0 - cos[r]; /* in order: deterministic */
   out[0] = (float)(scale * s);
 }
 
