@@ -2,6 +2,7 @@
 /* Fused attention: values and gradients against PyTorch's plain formula (fixtures from
  * tests/reference/gen_attn_loss_fixtures.py) for every mask kind, GQA and the bias; finite
  * differences on each mask kind; fully masked rows; error paths. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -240,6 +241,50 @@ static void test_relpos_forms(void) {
   vt_ctx_free(ctx);
 }
 
+/* No atomics and a fixed summation order: results are bitwise the same for any thread count. */
+static void test_thread_invariance(void) {
+  const int64_t B = 1, H = 4, Hkv = 2, T = 150, D = 16, n = B * H * T * D, nkv = B * Hkv * T * D;
+  float *q = malloc(sizeof(float) * (size_t)n), *kv = malloc(sizeof(float) * (size_t)nkv);
+  float *bias = malloc(sizeof(float) * (size_t)(T * T)), *res[2][4];
+  vt_rng r;
+  vt_rng_seed(&r, 5);
+  vt_test_fill_uniform(&r, q, (long)n, -1, 1);
+  vt_test_fill_uniform(&r, kv, (long)nkv, -1, 1);
+  vt_test_fill_uniform(&r, bias, (long)(T * T), -1, 1);
+  int saved = omp_get_max_threads();
+  vt_ctx *ctx = vt_test_cpu_ctx();
+  for (int run = 0; run < 2; run++) {
+    omp_set_num_threads(run ? 3 : 1);
+    vt_tensor *tq = vt_from_host(ctx, VT_F32, 4, (int64_t[]){B, H, T, D}, q);
+    vt_tensor *tk = vt_from_host(ctx, VT_F32, 4, (int64_t[]){B, Hkv, T, D}, kv);
+    vt_tensor *tb = vt_from_host(ctx, VT_F32, 3, (int64_t[]){1, T, T}, bias);
+    vt_requires_grad(ctx, tq);
+    vt_requires_grad(ctx, tk);
+    vt_requires_grad(ctx, tb);
+    vt_attn_opts o = {.mask = VT_ATTN_CAUSAL, .bias = tb};
+    vt_tensor *out = vt_attention(ctx, tq, tk, tk, &o);
+    CHECK(vt_backward(ctx, vt_sum(ctx, vt_mul(ctx, out, out), VT_ALL_AXES, false)));
+    for (int i = 0; i < 4; i++) res[run][i] = malloc(sizeof(float) * (size_t)(T * T + n));
+    vt_to_host(ctx, out, res[run][0]);
+    vt_grad_to_host(ctx, tq, res[run][1]);
+    vt_grad_to_host(ctx, tk, res[run][2]);
+    vt_grad_to_host(ctx, tb, res[run][3]);
+    vt_ctx_reset(ctx);
+  }
+  omp_set_num_threads(saved);
+  const long sizes[4] = {(long)n, (long)n, (long)nkv, (long)(T * T)};
+  for (int i = 0; i < 4; i++) {
+    CHECK_MSG(!memcmp(res[0][i], res[1][i], sizeof(float) * (size_t)sizes[i]),
+              "result %d differs between 1 and 3 threads", i);
+    free(res[0][i]);
+    free(res[1][i]);
+  }
+  vt_ctx_free(ctx);
+  free(q);
+  free(kv);
+  free(bias);
+}
+
 static void expect_error(vt_ctx *ctx, vt_tensor *got, const char *needle) {
   CHECK_MSG(vt_ctx_failed(ctx) && strstr(vt_ctx_error(ctx), needle) &&
                 strstr(vt_ctx_error(ctx), "attention"),
@@ -279,6 +324,7 @@ int main(void) {
   test_gradcheck();
   test_empty_rows();
   test_relpos_forms();
+  test_thread_invariance();
   test_errors();
   return vt_test_finish("test_ops_attn");
 }
