@@ -2,12 +2,16 @@
 #include "train/cli.h"
 
 extern const vt_cmd vt_cmd_demo;
+extern const vt_cmd vt_cmd_export;
+extern const vt_cmd vt_cmd_import;
 extern const vt_cmd vt_cmd_info;
 extern const vt_cmd vt_cmd_prep;
 extern const vt_cmd vt_cmd_tokenize;
 
 static const vt_cmd *const commands[] = {
     &vt_cmd_demo,
+    &vt_cmd_export,
+    &vt_cmd_import,
     &vt_cmd_info,
     &vt_cmd_prep,
     &vt_cmd_tokenize,

@@ -1,0 +1,576 @@
+/* HF Qwen2 import and export: check a weight set against the parameters a config describes,
+ * then stream it tensor by tensor (one tensor's bytes in memory at a time, zero-copy when the
+ * dtype already matches) into shards written in a temporary directory that is renamed into
+ * place once the weights, config and tokenizer files are all there. */
+#include "train/hf_io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "autograd/params.h"
+#include "checkpoints/safetensors_index.h"
+#include "checkpoints/safetensors_write.h"
+#include "train/hf_config.h"
+
+const char *const hf_tokenizer_files[] = {"tokenizer.json",
+                                          "tokenizer_config.json",
+                                          "vocab.json",
+                                          "merges.txt",
+                                          "special_tokens_map.json",
+                                          "added_tokens.json",
+                                          "generation_config.json",
+                                          "chat_template.jinja",
+                                          NULL};
+
+#if defined(__GNUC__)
+#define HF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define HF_PRINTF(a, b)
+#endif
+
+static HF_PRINTF(3, 4) void seterr(char *err, size_t len, const char *fmt, ...) {
+  if (!err || !len) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, len, fmt, ap);
+  va_end(ap);
+}
+
+/* A growing string for the problem lists (stops growing when memory runs out). */
+typedef struct {
+  char *s;
+  size_t len, cap;
+  bool oom;
+} strbuf;
+
+static HF_PRINTF(2, 3) void sb_addf(strbuf *b, const char *fmt, ...) {
+  if (b->oom) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (b->len + (size_t)n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + (size_t)n + 1) cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+      b->oom = true;
+      return;
+    }
+    b->s = s;
+    b->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+/* Copies b into err, cut to fit with a note saying so. */
+static void sb_give(const strbuf *b, char *err, size_t err_len) {
+  if (!err || !err_len) return;
+  if (b->oom || !b->s) {
+    seterr(err, err_len, "out of memory building the error message");
+    return;
+  }
+  if (b->len < err_len) {
+    memcpy(err, b->s, b->len + 1);
+    return;
+  }
+  const char *tail = " ... (cut short)";
+  size_t keep = err_len > strlen(tail) + 1 ? err_len - strlen(tail) - 1 : 0;
+  memcpy(err, b->s, keep);
+  snprintf(err + keep, err_len - keep, "%s", tail);
+}
+
+static char *join(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = malloc(n);
+  if (p) snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+static bool is_float(vt_dtype t) { return t == VT_F32 || t == VT_BF16 || t == VT_F16; }
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Source tensors HF's Qwen2ForCausalLM ignores on load. */
+static bool ignored_name(const char *name, bool tied) {
+  return ends_with(name, "rotary_emb.inv_freq") || (tied && strcmp(name, "lm_head.weight") == 0);
+}
+
+/* Registers the Qwen2 parameters of cfg in ps (nothing allocated). */
+static int register_params(vt_params *ps, qwen2 *m, const qwen2_cfg *cfg, char *err,
+                           size_t err_len) {
+  if (vt_params_init(ps, (vt_device){VT_DEV_CPU, 0})) {
+    seterr(err, err_len, "cannot create a CPU parameter store");
+    return -1;
+  }
+  memset(m, 0, sizeof *m);
+  if (qwen2_init(m, ps, cfg, err, err_len)) {
+    qwen2_free(m);
+    vt_params_free(ps);
+    return -1;
+  }
+  return 0;
+}
+
+/* The name/shape check of hf_check_weights on an open set. */
+static int check_index(st_index *ix, const vt_params *ps, bool tied, int *n_ignored, char *err,
+                       size_t err_len) {
+  strbuf missing = {0}, unexpected = {0}, mismatch = {0}, msg = {0};
+  int n_missing = 0, n_unexpected = 0, n_mismatch = 0, n_ign = 0, rc = -1;
+  for (int i = 0; i < ps->n; i++) {
+    const vt_param *p = ps->items[i];
+    const st_tensor *t;
+    if (st_index_get(ix, p->name, &t, err, err_len)) goto done;
+    if (!t) {
+      sb_addf(&missing, "%s%s", n_missing++ ? ", " : "", p->name);
+      continue;
+    }
+    bool ok = t->ndim == p->t.ndim && is_float(t->dtype);
+    for (int d = 0; ok && d < t->ndim; d++) ok = t->shape[d] == p->t.shape[d];
+    if (!ok) {
+      char want[160], got[160];
+      sb_addf(&mismatch, "%s%s (expected %s float, found %s %s)", n_mismatch++ ? ", " : "", p->name,
+              st_shape_str(p->t.ndim, p->t.shape, want, sizeof want),
+              st_shape_str(t->ndim, t->shape, got, sizeof got), st_dtype_name(t->dtype));
+    }
+  }
+  for (int i = 0; i < ix->n; i++) {
+    const char *name = ix->names[i];
+    if (vt_params_find(ps, name)) continue;
+    if (ignored_name(name, tied)) {
+      n_ign++;
+      continue;
+    }
+    sb_addf(&unexpected, "%s%s", n_unexpected++ ? ", " : "", name);
+  }
+  if (n_missing || n_unexpected || n_mismatch) {
+    sb_addf(&msg, "%s: the weights do not match the Qwen2 config:", ix->path);
+    if (n_missing) sb_addf(&msg, " %d missing: %s;", n_missing, missing.s);
+    if (n_unexpected) sb_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
+    if (n_mismatch) sb_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
+    if (msg.s && msg.len) msg.s[--msg.len] = '\0'; /* the last ';' */
+    sb_give(&msg, err, err_len);
+    goto done;
+  }
+  if (n_ignored) *n_ignored = n_ign;
+  rc = 0;
+done:
+  free(missing.s);
+  free(unexpected.s);
+  free(mismatch.s);
+  free(msg.s);
+  return rc;
+}
+
+int hf_check_weights(const char *src, const qwen2_cfg *cfg, int *n_ignored, char *err,
+                     size_t err_len) {
+  vt_params ps;
+  qwen2 m;
+  if (register_params(&ps, &m, cfg, err, err_len)) return -1;
+  st_index ix;
+  int rc = -1;
+  if (st_index_open(&ix, src, err, err_len) == 0) {
+    rc = check_index(&ix, &ps, cfg->tie_word_embeddings, n_ignored, err, err_len);
+    st_index_close(&ix);
+  }
+  qwen2_free(&m);
+  vt_params_free(&ps);
+  return rc;
+}
+
+/* ---- files and directories ---- */
+
+static int read_file(const char *path, char **buf, size_t *len, char *err, size_t err_len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  size_t cap = 1 << 16, n = 0;
+  char *b = malloc(cap);
+  while (b) {
+    n += fread(b + n, 1, cap - n, f);
+    if (n < cap) break;
+    char *nb = realloc(b, cap *= 2);
+    if (!nb) free(b);
+    b = nb;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (!b || bad) {
+    seterr(err, err_len, "%s: %s", path, b ? "read failed" : "out of memory");
+    free(b);
+    return -1;
+  }
+  *buf = b;
+  *len = n;
+  return 0;
+}
+
+static int copy_file(const char *from, const char *to, char *err, size_t err_len) {
+  char *buf;
+  size_t len;
+  if (read_file(from, &buf, &len, err, err_len)) return -1;
+  int rc = st_write_file_atomic(to, buf, len, err, err_len);
+  free(buf);
+  return rc;
+}
+
+static bool exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+static bool is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* 1 when dir holds nothing but "." and "..", 0 when it holds something, -1 when unreadable. */
+static int dir_empty(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  struct dirent *e;
+  int empty = 1;
+  while (empty && (e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+  closedir(d);
+  return empty;
+}
+
+/* Removes a directory of plain files (our temporary output; it never has subdirectories). */
+static int remove_flat_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return errno == ENOENT ? 0 : -1;
+  struct dirent *e;
+  int rc = 0;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char *p = join(dir, e->d_name);
+    if (!p || unlink(p)) rc = -1;
+    free(p);
+  }
+  closedir(d);
+  return rmdir(dir) ? -1 : rc;
+}
+
+static void fsync_path(const char *path) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
+/* The directory holding path ("." for a bare name), into buf. */
+static void parent_of(const char *path, char *buf, size_t len) {
+  snprintf(buf, len, "%s", path);
+  char *slash = strrchr(buf, '/');
+  while (slash && slash > buf && slash[1] == '\0') { /* trailing slashes */
+    *slash = '\0';
+    slash = strrchr(buf, '/');
+  }
+  if (!slash)
+    snprintf(buf, len, ".");
+  else if (slash == buf)
+    buf[1] = '\0';
+  else
+    *slash = '\0';
+}
+
+/* ---- the conversion ---- */
+
+typedef struct {
+  st_index *ix;
+  const st_entry *entries;
+  char *err_path; /* for messages */
+} produce_ctx;
+
+/* Gives the bytes of entries[i] in the dtype to write: a view of the mapping when the source
+ * already has that dtype (and alignment), else converted into scratch. */
+static const void *produce(void *vctx, int i, void *scratch, char *err, size_t err_len) {
+  produce_ctx *c = vctx;
+  const st_entry *e = &c->entries[i];
+  const st_tensor *t;
+  if (st_index_get(c->ix, e->name, &t, err, err_len)) return NULL;
+  if (!t) {
+    seterr(err, err_len, "%s: tensor \"%s\" disappeared", c->err_path, e->name);
+    return NULL;
+  }
+  const void *view = st_tensor_data(t, e->dtype);
+  if (view) return view;
+  size_t nb = (size_t)t->numel * vt_dtype_size(e->dtype);
+  char m[512];
+  if (st_tensor_read(t, e->dtype, scratch, nb, m, sizeof m)) {
+    seterr(err, err_len, "%s: %s", c->err_path, m);
+    return NULL;
+  }
+  return scratch;
+}
+
+/* Export's config.json: hf_qwen2_config_write's, with the token ids of the source config (if
+ * any) and the dtype of the weights under both the old and the transformers 5 key. */
+static int write_export_config(const char *src_cfg, const char *path, const qwen2_cfg *cfg,
+                               vt_dtype dtype, char *err, size_t err_len) {
+  if (hf_qwen2_config_write(path, cfg, err, err_len)) return -1;
+  json_error_t je;
+  json_t *out = json_load_file(path, 0, &je);
+  json_t *src = json_load_file(src_cfg, 0, &je);
+  int rc = -1;
+  if (!out || !src) {
+    seterr(err, err_len, "%s: cannot read back: %s", out ? src_cfg : path, je.text);
+    goto done;
+  }
+  static const char *const keep[] = {"bos_token_id", "eos_token_id", "pad_token_id", NULL};
+  for (int i = 0; keep[i]; i++) {
+    json_t *v = json_object_get(src, keep[i]);
+    if (v && !json_is_null(v)) json_object_set(out, keep[i], v);
+  }
+  const char *dn = dtype == VT_BF16 ? "bfloat16" : dtype == VT_F16 ? "float16" : "float32";
+  json_object_set_new(out, "torch_dtype", json_string(dn));
+  json_object_set_new(out, "dtype", json_string(dn));
+  char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
+  if (!text) {
+    seterr(err, err_len, "%s: cannot build the config JSON", path);
+    goto done;
+  }
+  size_t n = strlen(text);
+  text[n] = '\n'; /* in place of the NUL: a final newline, as HF writes it */
+  rc = st_write_file_atomic(path, text, n + 1, err, err_len);
+  free(text);
+done:
+  json_decref(out);
+  json_decref(src);
+  return rc;
+}
+
+/* Copies the tokenizer files into dir: each from tok_dir when there, else from src_dir. */
+static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *dir, int *n_copied,
+                          char *err, size_t err_len) {
+  int n = 0, from_tok = 0;
+  for (int i = 0; hf_tokenizer_files[i]; i++) {
+    const char *name = hf_tokenizer_files[i];
+    char *from = NULL;
+    if (tok_dir) {
+      from = join(tok_dir, name);
+      if (from && !exists(from)) {
+        free(from);
+        from = NULL;
+      } else if (from) {
+        from_tok++;
+      }
+    }
+    if (!from) {
+      from = join(src_dir, name);
+      if (from && !exists(from)) {
+        free(from);
+        continue;
+      }
+    }
+    char *to = join(dir, name);
+    int rc = !from || !to ? -1 : copy_file(from, to, err, err_len);
+    if (!from || !to) seterr(err, err_len, "%s: out of memory", dir);
+    free(from);
+    free(to);
+    if (rc) return -1;
+    n++;
+  }
+  if (tok_dir && !from_tok) {
+    seterr(err, err_len,
+           "%s: no tokenizer files there (looked for tokenizer.json, "
+           "tokenizer_config.json, vocab.json, merges.txt, ...)",
+           tok_dir);
+    return -1;
+  }
+  *n_copied = n;
+  return 0;
+}
+
+static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *opts, bool export,
+                   hf_io_stats *stats, char *err, size_t err_len) {
+  hf_io_stats s = {0};
+  char out_dir[4096]; /* without trailing slashes, so that out_dir.tmp is its sibling */
+  if (snprintf(out_dir, sizeof out_dir, "%s", out_arg) >= (int)sizeof out_dir || !out_dir[0]) {
+    seterr(err, err_len, "output path empty or too long");
+    return -1;
+  }
+  for (size_t l = strlen(out_dir); l > 1 && out_dir[l - 1] == '/'; l--) out_dir[l - 1] = '\0';
+  vt_dtype dtype = opts ? opts->dtype : VT_F32;
+  size_t max_shard = opts && opts->max_shard_bytes ? opts->max_shard_bytes : SIZE_MAX;
+  const char *tok_dir = opts ? opts->tokenizer_dir : NULL;
+  if (!is_float(dtype)) {
+    seterr(err, err_len, "cannot write weights as %s (f32, bf16 or f16)", vt_dtype_name(dtype));
+    return -1;
+  }
+  if (!is_dir(src_dir)) {
+    seterr(err, err_len, "%s: not a directory (%s)", src_dir,
+           exists(src_dir) ? "a file" : strerror(ENOENT));
+    return -1;
+  }
+  if (tok_dir && !is_dir(tok_dir)) {
+    seterr(err, err_len, "%s: tokenizer directory not found", tok_dir);
+    return -1;
+  }
+  if (exists(out_dir) && (!is_dir(out_dir) || dir_empty(out_dir) != 1)) {
+    seterr(err, err_len,
+           "%s: already exists and is not an empty directory; remove it or choose "
+           "another output",
+           out_dir);
+    return -1;
+  }
+  char *cfg_path = join(src_dir, "config.json");
+  size_t tl = strlen(out_dir) + 5;
+  char *tmp = malloc(tl);
+  st_entry *es = NULL;
+  vt_params ps = {0};
+  qwen2 m = {0};
+  st_index ix;
+  bool ix_open = false, registered = false, made_tmp = false;
+  int rc = -1;
+  if (!cfg_path || !tmp) {
+    seterr(err, err_len, "out of memory");
+    goto done;
+  }
+  snprintf(tmp, tl, "%s.tmp", out_dir);
+  if (hf_qwen2_config_read(cfg_path, &s.cfg, err, err_len)) goto done;
+  if (st_index_open(&ix, src_dir, err, err_len)) goto done;
+  ix_open = true;
+  if (register_params(&ps, &m, &s.cfg, err, err_len)) goto done;
+  registered = true;
+  if (check_index(&ix, &ps, s.cfg.tie_word_embeddings, &s.n_ignored, err, err_len)) goto done;
+
+  /* a stale temporary directory is the debris of an interrupted run of ours */
+  if (exists(tmp) && remove_flat_dir(tmp)) {
+    seterr(err, err_len, "%s: cannot remove the stale temporary directory: %s", tmp,
+           strerror(errno));
+    goto done;
+  }
+  if (mkdir(tmp, 0755)) {
+    seterr(err, err_len, "%s: cannot create: %s", tmp, strerror(errno));
+    goto done;
+  }
+  made_tmp = true;
+
+  es = calloc((size_t)ps.n + 1, sizeof *es);
+  if (!es) {
+    seterr(err, err_len, "out of memory");
+    goto done;
+  }
+  for (int i = 0; i < ps.n; i++) {
+    const vt_param *p = ps.items[i];
+    es[i] = (st_entry){.name = p->name, .dtype = dtype, .ndim = p->t.ndim};
+    for (int d = 0; d < p->t.ndim; d++) es[i].shape[d] = p->t.shape[d];
+    s.n_params += vt_numel(&p->t);
+  }
+  s.n_tensors = ps.n;
+  s.n_bytes = (uint64_t)s.n_params * vt_dtype_size(dtype);
+  produce_ctx pc = {.ix = &ix, .entries = es, .err_path = (char *)src_dir};
+  const st_kv meta[] = {{"format", "pt"}};
+  if (st_write_sharded_fn(tmp, es, ps.n, max_shard, meta, 1, produce, &pc, &s.n_shards, err,
+                          err_len))
+    goto done;
+
+  char *cfg_out = join(tmp, "config.json");
+  if (!cfg_out) {
+    seterr(err, err_len, "out of memory");
+    goto done;
+  }
+  int crc = export ? write_export_config(cfg_path, cfg_out, &s.cfg, dtype, err, err_len)
+                   : copy_file(cfg_path, cfg_out, err, err_len);
+  free(cfg_out);
+  if (crc) goto done;
+  if (copy_tokenizer(tok_dir, src_dir, tmp, &s.n_files_copied, err, err_len)) goto done;
+
+  fsync_path(tmp);
+  if (exists(out_dir) && rmdir(out_dir)) { /* empty: checked above */
+    seterr(err, err_len, "%s: cannot replace: %s", out_dir, strerror(errno));
+    goto done;
+  }
+  if (rename(tmp, out_dir)) {
+    seterr(err, err_len, "%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
+    goto done;
+  }
+  made_tmp = false;
+  char parent[4096];
+  parent_of(out_dir, parent, sizeof parent);
+  fsync_path(parent);
+  if (stats) *stats = s;
+  rc = 0;
+done:
+  if (made_tmp) remove_flat_dir(tmp);
+  if (registered) {
+    qwen2_free(&m);
+    vt_params_free(&ps);
+  }
+  if (ix_open) st_index_close(&ix);
+  free(es);
+  free(tmp);
+  free(cfg_path);
+  return rc;
+}
+
+int hf_import(const char *src_dir, const char *out_dir, const hf_io_opts *opts, hf_io_stats *stats,
+              char *err, size_t err_len) {
+  return convert(src_dir, out_dir, opts, false, stats, err, err_len);
+}
+
+int hf_export(const char *src_dir, const char *out_dir, const hf_io_opts *opts, hf_io_stats *stats,
+              char *err, size_t err_len) {
+  hf_io_opts o = opts ? *opts : (hf_io_opts){.dtype = VT_BF16, .max_shard_bytes = 5000000000u};
+  return convert(src_dir, out_dir, &o, true, stats, err, err_len);
+}
+
+int hf_dtype_parse(const char *name) {
+  static const struct {
+    const char *name;
+    vt_dtype dtype;
+  } names[] = {{"f32", VT_F32},       {"float32", VT_F32}, {"bf16", VT_BF16},
+               {"bfloat16", VT_BF16}, {"f16", VT_F16},     {"float16", VT_F16}};
+  for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+    if (strcasecmp(name, names[i].name) == 0) return (int)names[i].dtype;
+  return -1;
+}
+
+/* 1234567 -> "1,234,567" */
+static const char *grouped(int64_t v, char *buf, size_t len) {
+  char digits[32];
+  int n = snprintf(digits, sizeof digits, "%lld", (long long)v), o = 0;
+  for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
+    if (i && (n - i) % 3 == 0 && digits[0] != '-') buf[o++] = ',';
+    buf[o++] = digits[i];
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+void hf_io_describe(const hf_io_stats *s, vt_dtype dtype, char *buf, size_t len) {
+  char num[48];
+  double mb = (double)s->n_bytes / 1e6;
+  int o = snprintf(buf, len, "%d tensors, %s parameters, %.*f %s %s in %d %s", s->n_tensors,
+                   grouped(s->n_params, num, sizeof num), mb >= 1000 ? 2 : 1,
+                   mb >= 1000 ? mb / 1000 : mb, mb >= 1000 ? "GB" : "MB", vt_dtype_name(dtype),
+                   s->n_shards, s->n_shards == 1 ? "file" : "shards");
+  if (o < 0 || (size_t)o >= len) return;
+  o += snprintf(buf + o, len - (size_t)o, ", %d tokenizer/generation file%s copied",
+                s->n_files_copied, s->n_files_copied == 1 ? "" : "s");
+  if (s->n_ignored && o > 0 && (size_t)o < len)
+    snprintf(buf + o, len - (size_t)o, ", %d source tensor%s ignored (%s)", s->n_ignored,
+             s->n_ignored == 1 ? "" : "s",
+             s->cfg.tie_word_embeddings ? "tied lm_head, rotary inv_freq" : "rotary inv_freq");
+}
