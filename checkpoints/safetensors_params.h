@@ -1,0 +1,36 @@
+/* Loading and saving a whole vt_params store by parameter name through safetensors: every
+ * parameter found by name, shape-checked and converted into its buffer; every missing,
+ * unexpected or mismatched tensor listed by name in one error. */
+#ifndef VT_ST_SAFETENSORS_PARAMS_H
+#define VT_ST_SAFETENSORS_PARAMS_H
+
+#include "autograd/params.h"
+#include "checkpoints/safetensors_index.h"
+#include "checkpoints/safetensors_write.h"
+
+enum {
+  ST_LOAD_ALLOW_MISSING = 1u << 0,    /* parameters absent from the file keep their values */
+  ST_LOAD_ALLOW_UNEXPECTED = 1u << 1, /* tensors without a parameter are ignored */
+};
+
+/* Fills every parameter of ps (allocated) from src, converting the dtype (f32/bf16/f16,
+ * i32/i64). Checks everything before writing anything: on failure ps is untouched and err
+ * lists all missing tensors, unexpected tensors and shape or dtype mismatches by name (as
+ * many as fit in err_len, then a count of the rest). Returns 0 or -1. */
+int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size_t err_len);
+/* The same from a path as st_index_open takes it. */
+int st_load_params_path(vt_params *ps, const char *path, unsigned flags, char *err, size_t err_len);
+
+typedef struct {
+  int dtype;              /* -1: each parameter's own dtype; else float params stored as it */
+  size_t max_shard_bytes; /* 0: one file at path; else path is a directory of shards */
+  const st_kv *meta;      /* "__metadata__" of every file, e.g. {"format", "pt"} */
+  int n_meta;
+} st_save_opts;
+
+/* Writes every parameter of ps under its name, atomically (see st_write, st_write_sharded),
+ * in the Python library's order. opts may be NULL (own dtypes, one file). */
+int st_save_params(const vt_params *ps, const char *path, const st_save_opts *opts, char *err,
+                   size_t err_len);
+
+#endif
