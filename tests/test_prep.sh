@@ -60,7 +60,9 @@ grep -q "flip.h5" "$TMP/err.txt" || fail "corruption message: $(cat "$TMP/err.tx
 
 # a second run over the same output replaces the shards whole
 "$VITA" prep --config "$FX/data.yaml" --tokenizer "$TOK" --out "$TMP/out" --quiet \
-  "$FX/good.json" >/dev/null || fail "second run"
+  "$FX/good.json" >/dev/null 2>"$TMP/err.txt" || fail "second run"
+grep -q "shard-00002.h5 is from an earlier run" "$TMP/err.txt" || fail "no stale-shard warning"
+grep -q "shard-00001.h5 is from" "$TMP/err.txt" && fail "rewritten shard called stale"
 [ -z "$(ls "$TMP/out" | grep tmp || true)" ] || fail "temporary file left"
 
 # usage errors exit 2, bad config exits 1 naming the key

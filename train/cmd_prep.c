@@ -59,6 +59,24 @@ static int verify(const vt_args *a) {
   return bad ? VT_EXIT_FAIL : VT_EXIT_OK;
 }
 
+/* Shards with this prefix that this run did not write come from an earlier run; a mixture
+ * over the directory would read them too, so say so (never delete the user's files). */
+static void warn_stale(const char *out, const char *prefix, int64_t n_written) {
+  char pat[4200];
+  snprintf(pat, sizeof pat, "%s/%s-*.h5", out, prefix);
+  glob_t g;
+  if (glob(pat, 0, NULL, &g) != 0) return;
+  for (size_t k = 0; k < g.gl_pathc; k++) {
+    const char *base = strrchr(g.gl_pathv[k], '/');
+    base = base ? base + 1 : g.gl_pathv[k];
+    long long idx = -1;
+    if (sscanf(base + strlen(prefix), "-%lld.h5", &idx) == 1 && idx >= n_written)
+      fprintf(stderr, "vita prep: warning: %s is from an earlier run; remove it before training\n",
+              g.gl_pathv[k]);
+  }
+  globfree(&g);
+}
+
 static int run(const vt_args *a) {
   if (vt_args_flag(a, "verify")) return verify(a);
   const char *out = vt_args_str(a, "out");
@@ -124,6 +142,7 @@ static int run(const vt_args *a) {
     if (f) fclose(f);
   }
   if (prc) fprintf(stderr, "vita prep: %s\n", err);
+  warn_stale(out, o.prefix ? o.prefix : "shard", st.n_shards);
   rc = prc ? VT_EXIT_FAIL : VT_EXIT_OK;
   prep_stats_free(&st);
   tok_free(tok);
