@@ -86,3 +86,13 @@ int mix_next_packed(mix *m, int64_t max_len, mix_pack *out, char *err, size_t er
   shard_sample_free(&s);
   return rc;
 }
+
+void mix_pack_segments(const mix_pack *p, size_t T, int32_t *segment, int32_t *position) {
+  size_t k = 0;
+  for (size_t i = 0; i < T; i++) {
+    while (k < p->n_seq && (int64_t)i >= p->starts[k + 1]) k++;
+    int64_t start = k < p->n_seq ? p->starts[k] : (int64_t)p->ids.n;
+    if (segment) segment[i] = (int32_t)k;
+    if (position) position[i] = (int32_t)((int64_t)i - start);
+  }
+}

@@ -23,4 +23,10 @@ typedef struct {
 int mix_next_packed(mix *m, int64_t max_len, mix_pack *out, char *err, size_t err_len);
 void mix_pack_free(mix_pack *p);
 
+/* Per-token views of the boundaries for a row of length T >= p->ids.n (padding after the
+ * pack): segment[i] = index of the sample holding token i (padding: n_seq, one more run),
+ * as autograd's segment_ids expect; position[i] = offset of token i within its sample (RoPE
+ * positions restart per sample; padding continues from 0). Either pointer may be NULL. */
+void mix_pack_segments(const mix_pack *p, size_t T, int32_t *segment, int32_t *position);
+
 #endif

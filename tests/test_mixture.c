@@ -225,6 +225,14 @@ static void test_packing(void) {
         CHECK(p.labels.v[i] == want_label, "label at %lld", (long long)i);
       }
     }
+    int32_t seg[20], pos[20];
+    mix_pack_segments(&p, 20, seg, pos);
+    for (size_t k = 0; k < p.n_seq; k++)
+      for (int64_t i = p.starts[k]; i < p.starts[k + 1]; i++)
+        CHECK(seg[i] == (int32_t)k && pos[i] == i - p.starts[k], "segment/position at %lld",
+              (long long)i);
+    for (size_t i = p.ids.n; i < 20; i++)
+      CHECK(seg[i] == (int32_t)p.n_seq && pos[i] == (int32_t)(i - p.ids.n), "padding at %zu", i);
     for (size_t k = 0; k < p.n_media; k++) {
       saw_image = true;
       CHECK(p.ids.v[p.media[k].pos] == CHAT_IMAGE_ID, "media position in pack");
