@@ -25,6 +25,9 @@ typedef struct {
   int64_t prefix;                /* VT_ATTN_PREFIX, when prefix_lengths is NULL */
   const int32_t *prefix_lengths; /* [B] per-sample prefix, or NULL */
   const int32_t *lengths;        /* [B] key lengths (keys >= len masked), or NULL */
+  /* [B, Tq, 2]: the [start, end) of each position's packed segment (Tq == Tk); the visible
+   * range is intersected with it. NULL: one segment. */
+  const int32_t *segments;
   /* Additive bias [Bb, Hb, Tq, Tk] (Bb in {1, B}, Hb in {1, H}), added after scaling. */
   const float *bias;
   int64_t bias_b, bias_h;

@@ -23,6 +23,37 @@ static bool lengths_ok(vt_ctx *ctx, const vt_tensor *t, int64_t B, const char *w
   return true;
 }
 
+/* Segment bounds [B, T, 2] from run-length ids, computed on the host and copied over. */
+static bool segments_plan(vt_ctx *ctx, const vt_tensor *ids, vt_attn_geom *g) {
+  char s[96];
+  if (ids->dtype != VT_I32 || ids->ndim != 2 || ids->shape[0] != g->B || ids->shape[1] != g->Tq ||
+      g->Tq != g->Tk) {
+    vt_ctx_fail(ctx, OP,
+                "segment_ids must be i32 [%lld, %lld] with as many keys as queries"
+                " (%lld keys), got %s",
+                (long long)g->B, (long long)g->Tq, (long long)g->Tk,
+                vt_shape_str(ids, s, sizeof s));
+    return false;
+  }
+  int64_t T = g->Tq, n = g->B * T;
+  int32_t *h = vt_arena_meta(ctx, OP, sizeof(int32_t) * (size_t)(3 * n + 1));
+  int32_t *dev = h ? vt_arena_data(ctx, OP, sizeof(int32_t) * (size_t)(2 * n + 1)) : NULL;
+  if (!dev) return false;
+  int32_t *id = h + 2 * n;
+  ctx->be->copy(id, ids->data, sizeof(int32_t) * (size_t)n, VT_COPY_D2H);
+  for (int64_t b = 0; b < g->B; b++)
+    for (int64_t start = 0, end; start < T; start = end) {
+      for (end = start + 1; end < T && id[b * T + end] == id[b * T + start];) end++;
+      for (int64_t t = start; t < end; t++) {
+        h[(b * T + t) * 2] = (int32_t)start;
+        h[(b * T + t) * 2 + 1] = (int32_t)end;
+      }
+    }
+  ctx->be->copy(dev, h, sizeof(int32_t) * (size_t)(2 * n), VT_COPY_H2D);
+  g->segments = dev;
+  return true;
+}
+
 static bool attn_plan(vt_ctx *ctx, const vt_tensor *q, const vt_tensor *k, const vt_tensor *v,
                       const vt_attn_opts *o, vt_attn_geom *g) {
   char s1[96], s2[96], s3[96];
@@ -65,6 +96,7 @@ static bool attn_plan(vt_ctx *ctx, const vt_tensor *q, const vt_tensor *k, const
   if (!lengths_ok(ctx, o->lengths, g->B, "lengths") ||
       !lengths_ok(ctx, o->prefix_lengths, g->B, "prefix_lengths"))
     return false;
+  if (o->segment_ids && !segments_plan(ctx, o->segment_ids, g)) return false;
   g->scale = o->scale != 0 ? o->scale : 1.0f / sqrtf((float)g->Dk);
   g->chunk = o->chunk_size;
   g->left_chunks = o->left_chunks;
@@ -113,6 +145,7 @@ vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
   vt_attn_opts o = opts ? *opts : (vt_attn_opts){0};
   if (o.lengths) VT_OP_INPUTS(ctx, OP, o.lengths);
   if (o.prefix_lengths) VT_OP_INPUTS(ctx, OP, o.prefix_lengths);
+  if (o.segment_ids) VT_OP_INPUTS(ctx, OP, o.segment_ids);
   if (o.bias) VT_OP_INPUTS(ctx, OP, o.bias);
   if (!vt_check_dtype(ctx, OP, q, VT_F32) || !vt_check_dtype(ctx, OP, k, VT_F32) ||
       !vt_check_dtype(ctx, OP, v, VT_F32))

@@ -16,6 +16,9 @@ typedef struct {
   int64_t left_chunks;       /* VT_ATTN_CHUNK: L; < 0 means all earlier chunks */
   int64_t prefix;            /* VT_ATTN_PREFIX: P, the bidirectional prefix length */
   vt_tensor *prefix_lengths; /* i32 [B]: per-sample P (overrides prefix) */
+  /* i32 [B, T] (self-attention, Tq == Tk): packed samples. Each run of equal ids is one
+   * segment; a query sees only keys of its own run (on top of the mask kind). */
+  vt_tensor *segment_ids;
   /* f32 additive bias on the scaled scores, [Hb, Tq, Tk] or [Bb, Hb, Tq, Tk] with Hb in
    * {1, H} and Bb in {1, B}; it gets a gradient when it requires one. */
   vt_tensor *bias;

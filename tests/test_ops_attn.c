@@ -31,6 +31,8 @@ static const fx_case CASES[] = {
     {"bias_shared", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0},
     {"bias_batch", VT_ATTN_CHUNK, 2, 0, 0, 0},
     {"dk_ne_dv", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0.5f},
+    {"segments_causal", VT_ATTN_CAUSAL, 0, 0, 0, 0},
+    {"segments_bidir", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0},
     {"tiles", VT_ATTN_CAUSAL, 0, 0, 0, 0},
 };
 
@@ -74,6 +76,7 @@ static void test_fixtures(void) {
                       .prefix = fc->prefix,
                       .lengths = load(ctx, find(fx, fc->name, "lengths")),
                       .prefix_lengths = load(ctx, find(fx, fc->name, "prefix_lengths")),
+                      .segment_ids = load(ctx, find(fx, fc->name, "segments")),
                       .bias = load(ctx, find(fx, fc->name, "bias"))};
     vt_requires_grad(ctx, q);
     vt_requires_grad(ctx, k);
@@ -107,7 +110,7 @@ static void test_fixtures(void) {
 /* Finite differences: inputs q, k, v (+ bias) differentiated, lengths as i32 inputs. */
 typedef struct {
   vt_attn_opts o;
-  int lengths_at, prefix_at, bias_at; /* input positions, or -1 */
+  int lengths_at, prefix_at, bias_at, seg_at; /* input positions, or -1 */
 } gc_attn;
 
 static vt_tensor *attn_graph(vt_ctx *ctx, vt_tensor **in, void *user) {
@@ -116,27 +119,28 @@ static vt_tensor *attn_graph(vt_ctx *ctx, vt_tensor **in, void *user) {
   o.lengths = u->lengths_at >= 0 ? in[u->lengths_at] : NULL;
   o.prefix_lengths = u->prefix_at >= 0 ? in[u->prefix_at] : NULL;
   o.bias = u->bias_at >= 0 ? in[u->bias_at] : NULL;
+  o.segment_ids = u->seg_at >= 0 ? in[u->seg_at] : NULL;
   return vt_attention(ctx, in[0], in[1], in[2], &o);
 }
 
 static void gradcheck_case(const char *name, vt_attn_opts o, int64_t B, int64_t H, int64_t Hkv,
                            int64_t T, int64_t D, const int32_t *lengths, const int32_t *prefix,
-                           int bias_b, int bias_h) {
+                           int bias_b, int bias_h, const int32_t *segs) {
   vt_rng r;
   vt_rng_seed(&r, 7);
   float q[256], k[256], v[256], bias[256];
-  int32_t len[4], pre[4];
+  int32_t len[4], pre[4], seg[64];
   vt_test_fill_uniform(&r, q, 256, -1.5f, 1.5f);
   vt_test_fill_uniform(&r, k, 256, -1.5f, 1.5f);
   vt_test_fill_uniform(&r, v, 256, -1.0f, 1.0f);
   vt_test_fill_uniform(&r, bias, 256, -1.0f, 1.0f);
-  vt_gc_input in[6] = {
+  vt_gc_input in[7] = {
       {VT_F32, 4, {B, H, T, D}, q, true},
       {VT_F32, 4, {B, Hkv, T, D}, k, true},
       {VT_F32, 4, {B, Hkv, T, D}, v, true},
   };
   int n = 3;
-  gc_attn u = {o, -1, -1, -1};
+  gc_attn u = {o, -1, -1, -1, -1};
   if (lengths) {
     memcpy(len, lengths, sizeof(int32_t) * (size_t)B);
     in[n] = (vt_gc_input){VT_I32, 1, {B}, len, false};
@@ -151,25 +155,33 @@ static void gradcheck_case(const char *name, vt_attn_opts o, int64_t B, int64_t 
     in[n] = (vt_gc_input){VT_F32, 4, {bias_b, bias_h, T, T}, bias, true};
     u.bias_at = n++;
   }
+  if (segs) {
+    memcpy(seg, segs, sizeof(int32_t) * (size_t)(B * T));
+    in[n] = (vt_gc_input){VT_I32, 2, {B, T}, seg, false};
+    u.seg_at = n++;
+  }
   CHECK_GRAD(name, attn_graph, &u, in, n);
 }
 
 static void test_gradcheck(void) {
-  const int32_t len[2] = {5, 3}, pre[2] = {2, 4};
-  gradcheck_case("bidirectional", (vt_attn_opts){0}, 1, 2, 2, 4, 3, NULL, NULL, 0, 0);
+  const int32_t len[2] = {5, 3}, pre[2] = {2, 4}, segs[10] = {0, 0, 1, 1, 1, 4, 4, 4, 7, 7};
+  gradcheck_case("bidirectional", (vt_attn_opts){0}, 1, 2, 2, 4, 3, NULL, NULL, 0, 0, NULL);
   gradcheck_case("causal gqa", (vt_attn_opts){.mask = VT_ATTN_CAUSAL}, 1, 4, 2, 4, 3, NULL, NULL, 0,
-                 0);
-  gradcheck_case("padding", (vt_attn_opts){0}, 2, 2, 1, 5, 3, len, NULL, 0, 0);
+                 0, NULL);
+  gradcheck_case("padding", (vt_attn_opts){0}, 2, 2, 1, 5, 3, len, NULL, 0, 0, NULL);
   gradcheck_case("chunk", (vt_attn_opts){.mask = VT_ATTN_CHUNK, .chunk_size = 2, .left_chunks = 1},
-                 1, 2, 1, 6, 3, NULL, NULL, 0, 0);
+                 1, 2, 1, 6, 3, NULL, NULL, 0, 0, NULL);
   gradcheck_case("prefix", (vt_attn_opts){.mask = VT_ATTN_PREFIX, .prefix = 2}, 1, 2, 2, 5, 3, NULL,
-                 NULL, 0, 0);
+                 NULL, 0, 0, NULL);
   gradcheck_case("prefix per sample + padding", (vt_attn_opts){.mask = VT_ATTN_PREFIX}, 2, 1, 1, 5,
-                 3, len, pre, 0, 0);
+                 3, len, pre, 0, 0, NULL);
   gradcheck_case("bias per head", (vt_attn_opts){.mask = VT_ATTN_CAUSAL}, 1, 2, 1, 4, 3, NULL, NULL,
-                 1, 2);
+                 1, 2, NULL);
   gradcheck_case("bias shared over batch and heads", (vt_attn_opts){0}, 2, 2, 2, 4, 3, len, NULL, 1,
-                 1);
+                 1, NULL);
+  gradcheck_case("segments causal", (vt_attn_opts){.mask = VT_ATTN_CAUSAL}, 2, 2, 1, 5, 3, len,
+                 NULL, 0, 0, segs);
+  gradcheck_case("segments + bias", (vt_attn_opts){0}, 2, 1, 1, 5, 3, NULL, NULL, 1, 1, segs);
 }
 
 /* A sample with no visible key gives zeros and zero gradients, never NaN. */
@@ -308,6 +320,8 @@ static void test_errors(void) {
   expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "[3, 5, 5]");
   o = (vt_attn_opts){.mask = VT_ATTN_CHUNK};
   expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "chunk_size");
+  o = (vt_attn_opts){.segment_ids = vt_zeros(ctx, VT_I32, 2, (int64_t[]){1, 4})};
+  expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "segment_ids");
   o = (vt_attn_opts){.lengths = vt_zeros(ctx, VT_F32, 1, (int64_t[]){1})};
   expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "lengths");
   /* a failed ctx passes the error tensor through without touching the message */

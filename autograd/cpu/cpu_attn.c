@@ -89,6 +89,11 @@ static void row_range(const vt_attn_geom *g, int64_t b, int64_t i, int64_t *lo, 
   }
   default: break;
   }
+  if (g->segments) {
+    const int32_t *seg = g->segments + (b * g->Tq + i) * 2;
+    if (seg[0] > l) l = seg[0];
+    if (seg[1] < h) h = seg[1];
+  }
   if (g->lengths && g->lengths[b] < h) h = g->lengths[b];
   if (h > g->Tk) h = g->Tk;
   if (l < 0) l = 0;

@@ -21,9 +21,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 OUT = os.path.join(ROOT, "tests", "fixtures", "ops")
 
 
-def key_mask(kind, b, tq, tk, chunk=0, left=0, prefix=0, lengths=None, prefix_lengths=None):
+def key_mask(kind, b, tq, tk, chunk=0, left=0, prefix=0, lengths=None, prefix_lengths=None,
+             segments=None):
     """Boolean [tq, tk] mask of visible keys for sample b, written from the definitions."""
     m = torch.zeros(tq, tk, dtype=torch.bool)
+    run = None
+    if segments is not None:  # run index of each position: runs of equal ids are segments
+        ids = segments[b]
+        run = [0] * len(ids)
+        for i in range(1, len(ids)):
+            run[i] = run[i - 1] + (ids[i] != ids[i - 1])
     for i in range(tq):
         for j in range(tk):
             if kind == "bidirectional":
@@ -38,12 +45,14 @@ def key_mask(kind, b, tq, tk, chunk=0, left=0, prefix=0, lengths=None, prefix_le
                 ok = j < p if i < p else j <= i
             if lengths is not None and j >= lengths[b]:
                 ok = False
+            if run is not None and run[i] != run[j]:
+                ok = False
             m[i, j] = ok
     return m
 
 
 def attn_case(tensors, name, gen, B, H, Hkv, Tq, Tk, Dk, Dv, kind, scale=None, bias_shape=None,
-              lengths=None, prefix_lengths=None, **mask_args):
+              lengths=None, prefix_lengths=None, segments=None, **mask_args):
     q = torch.randn(B, H, Tq, Dk, generator=gen, dtype=torch.float64)
     k = torch.randn(B, Hkv, Tk, Dk, generator=gen, dtype=torch.float64)
     v = torch.randn(B, Hkv, Tk, Dv, generator=gen, dtype=torch.float64)
@@ -63,7 +72,8 @@ def attn_case(tensors, name, gen, B, H, Hkv, Tq, Tk, Dk, Dv, kind, scale=None, b
     if bias is not None:
         scores = scores + leaves[3]
     mask = torch.stack([key_mask(kind, b, Tq, Tk, lengths=lengths,
-                                 prefix_lengths=prefix_lengths, **mask_args) for b in range(B)])
+                                 prefix_lengths=prefix_lengths, segments=segments, **mask_args)
+                        for b in range(B)])
     scores = scores.masked_fill(~mask[:, None], float("-inf"))
     out = torch.softmax(scores, dim=-1) @ vr
     (out * w).sum().backward()
@@ -76,6 +86,8 @@ def attn_case(tensors, name, gen, B, H, Hkv, Tq, Tk, Dk, Dv, kind, scale=None, b
         tensors[f"{name}.lengths"] = torch.tensor(lengths, dtype=torch.int32)
     if prefix_lengths is not None:
         tensors[f"{name}.prefix_lengths"] = torch.tensor(prefix_lengths, dtype=torch.int32)
+    if segments is not None:
+        tensors[f"{name}.segments"] = torch.tensor(segments, dtype=torch.int32)
     tensors[f"{name}.w"] = w.float()
     tensors[f"{name}.out"] = out.detach().float()
     tensors[f"{name}.dq"] = q.grad.float()
@@ -104,6 +116,11 @@ def gen_attn():
     attn_case(t, "bias_batch", gen, 2, 2, 1, 4, 4, 4, 4, "chunk", chunk=2, left=0,
               bias_shape=(2, 1, 4, 4))
     attn_case(t, "dk_ne_dv", gen, 1, 2, 2, 5, 5, 8, 4, "bidirectional", scale=0.5)
+    # packed samples (ids as runs; the id 0 reappears as a new run in sample 0)
+    attn_case(t, "segments_causal", gen, 2, 2, 1, 8, 8, 4, 4, "causal",
+              segments=[[0, 0, 0, 1, 1, 2, 0, 0], [5, 5, 5, 5, 5, 6, 6, 6]], lengths=[8, 7])
+    attn_case(t, "segments_bidir", gen, 1, 2, 2, 7, 7, 4, 4, "bidirectional",
+              segments=[[0, 0, 1, 1, 1, 2, 2]])
     # long enough to span several 64-wide tiles in both directions
     attn_case(t, "tiles", gen, 1, 2, 1, 150, 150, 8, 8, "causal", lengths=[137])
     write_fixture(os.path.join(OUT, "attn.txt"), t,
