@@ -1,4 +1,4 @@
-/* VITA JSON sample reader (jansson). The file is read whole; bytes that are not UTF-8 are
+/* VITA JSON sample reader (jansson). The file is mapped (mmap); bytes that are not UTF-8 are
  * replaced by '?' (same length, so offsets stay) and remembered, so the item that held them
  * is skipped as SAMPLE_NOT_UTF8 while the others still parse. Arrays are decoded one element
  * at a time (JSON_DISABLE_EOF_CHECK); after a malformed element the reader resynchronises at
@@ -6,12 +6,15 @@
 #include "data/sample.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const reason_names[SAMPLE_N_REASONS] = {
     "ok",           "malformed JSON", "not UTF-8",     "bad field",
@@ -43,26 +46,33 @@ struct sample_reader {
 
 int sample_reader_open(sample_reader **out, const char *path, char *err, size_t err_len) {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  int fd = open(path, O_RDONLY);
+  struct stat sb;
+  if (fd < 0 || fstat(fd, &sb) != 0) {
     seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
     return -1;
   }
   sample_reader *r = calloc(1, sizeof *r);
-  fseek(f, 0, SEEK_END);
-  long size = ftell(f);
-  rewind(f);
-  r->buf = malloc((size_t)(size > 0 ? size : 0) + 1);
-  if (!r->buf || size < 0 || fread(r->buf, 1, (size_t)size, f) != (size_t)size) {
-    seterr(err, err_len, "%s: cannot read", path);
-    fclose(f);
-    free(r->buf);
-    free(r);
+  if (!r) {
+    close(fd);
+    seterr(err, err_len, "out of memory");
     return -1;
   }
-  fclose(f);
-  r->len = (size_t)size;
-  r->buf[r->len] = 0;
+  /* mapped privately: pages are read on demand and dropped under memory pressure, and the
+   * '?' written over bad bytes stays in this process */
+  r->len = (size_t)sb.st_size;
+  if (r->len > 0) {
+    r->buf = mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (r->buf == MAP_FAILED) {
+      seterr(err, err_len, "%s: cannot map: %s", path, strerror(errno));
+      close(fd);
+      free(r);
+      return -1;
+    }
+    posix_madvise(r->buf, r->len, POSIX_MADV_SEQUENTIAL);
+  }
+  close(fd);
   snprintf(r->path, sizeof r->path, "%s", path);
   snprintf(r->dir, sizeof r->dir, "%s", path);
   char *slash = strrchr(r->dir, '/');
@@ -100,7 +110,7 @@ void sample_reader_progress(const sample_reader *r, size_t *done, size_t *total)
 
 void sample_reader_close(sample_reader *r) {
   if (!r) return;
-  free(r->buf);
+  if (r->len > 0) munmap(r->buf, r->len);
   free(r->bad);
   free(r);
 }
