@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_index.h"
 #include "checkpoints/safetensors_params.h"
 #include "checkpoints/safetensors_write.h"
@@ -499,6 +500,46 @@ static void test_refused(void) {
   CHECK(!exists(tmp_path("bad")) && !exists(tmp_path("x")) && !exists(tmp_path("x.tmp")));
 }
 
+static void copy_to(const char *from, const char *to) {
+  FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+  CHECK_MSG(in && out, "copy %s -> %s", from, to);
+  char buf[65536];
+  size_t n;
+  while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+  if (in) fclose(in);
+  if (out) fclose(out);
+}
+
+/* ---- export from a training run: its newest complete checkpoint, manifest verified ---- */
+static void test_from_checkpoint(void) {
+  char err[4096];
+  ckpt_writer w;
+  CHECK_MSG(ckpt_begin(&w, tmp_path("run"), 7, err, sizeof err) == 0, "%s", err);
+  copy_to(tmp_path("imp/model.safetensors"), path_in(w.tmp, "model.safetensors"));
+  copy_to(tmp_path("imp/config.json"), path_in(w.tmp, "config.json"));
+  FILE *f = fopen(path_in(w.tmp, "optim.safetensors"), "w"); /* not weights: ignored */
+  if (f) fclose(f);
+  CHECK_MSG(ckpt_commit(&w, 0, err, sizeof err) == 0, "%s", err);
+  hf_io_stats s;
+  CHECK_MSG(hf_export(tmp_path("run"), tmp_path("run_exp"), NULL, &s, err, sizeof err) == 0, "%s",
+            err);
+  CHECK_MSG(strstr(s.source, "run/step-00000007"), "exported from %s", s.source);
+  CHECK(same_file(tmp_path("run_exp/model.safetensors"), tmp_path("exp/model.safetensors")));
+  CHECK(!s.has_tokenizer);
+
+  /* a damaged checkpoint is refused by its manifest, naming the file */
+  const char *w_path = path_in(w.final, "model.safetensors");
+  FILE *d = fopen(w_path, "r+b");
+  if (d) {
+    fseek(d, -3, SEEK_END);
+    fputc('x', d);
+    fclose(d);
+  }
+  CHECK(hf_export(w.final, tmp_path("run_bad"), NULL, NULL, err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "model.safetensors"), "%s", err);
+  CHECK(!exists(tmp_path("run_bad")) && !exists(tmp_path("run_bad.tmp")));
+}
+
 /* VT_HF_IO_KEEP=DIR: DIR/export (sharded bf16) and DIR/logits.safetensors (our logits of the
  * bf16-rounded model on the fixture batch) for tests/reference/check_export_loads.py. */
 static void keep_for_python(const char *dir, const char *tok_dir) {
@@ -553,6 +594,7 @@ int main(void) {
   test_export_roundtrip(&cfg, tok_dir);
   test_sharded(NULL);
   test_tied();
+  test_from_checkpoint();
   test_f16_source();
   test_refused();
   const char *keep = getenv("VT_HF_IO_KEEP");

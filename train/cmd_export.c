@@ -7,7 +7,9 @@
 #include "train/hf_io.h"
 
 static const vt_opt opts[] = {
-    {"from", VT_OPT_STR, NULL, "model directory: config.json + safetensors weights (a checkpoint)"},
+    {"from", VT_OPT_STR, NULL,
+     "model directory (config.json + safetensors weights), a checkpoint, or a run directory "
+     "(its newest complete checkpoint)"},
     {"out", VT_OPT_STR, NULL, "output directory (must not exist, or be empty)"},
     {"tokenizer", VT_OPT_STR, NULL,
      "copy tokenizer files from here (default: the --from directory)"},
@@ -45,7 +47,10 @@ static int run(const vt_args *a) {
   }
   char line[512];
   hf_io_describe(&s, o.dtype, line, sizeof line);
-  printf("exported %s -> %s: %s\n", from, out, line);
+  printf("exported %s -> %s: %s\n", s.source, out, line);
+  if (!s.has_tokenizer)
+    fprintf(stderr, "vita export: note: no tokenizer.json or vocab.json copied; give --tokenizer "
+                    "DIR for a checkpoint HF can tokenize with\n");
   return VT_EXIT_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "autograd/params.h"
+#include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_index.h"
 #include "checkpoints/safetensors_write.h"
 #include "train/hf_config.h"
@@ -361,7 +362,7 @@ done:
 }
 
 /* Copies the tokenizer files into dir: each from tok_dir when there, else from src_dir. */
-static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *dir, int *n_copied,
+static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *dir, hf_io_stats *s,
                           char *err, size_t err_len) {
   int n = 0, from_tok = 0;
   for (int i = 0; hf_tokenizer_files[i]; i++) {
@@ -390,6 +391,7 @@ static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *
     free(to);
     if (rc) return -1;
     n++;
+    if (!strcmp(name, "tokenizer.json") || !strcmp(name, "vocab.json")) s->has_tokenizer = true;
   }
   if (tok_dir && !from_tok) {
     seterr(err, err_len,
@@ -398,7 +400,7 @@ static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *
            tok_dir);
     return -1;
   }
-  *n_copied = n;
+  s->n_files_copied = n;
   return 0;
 }
 
@@ -426,6 +428,22 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   if (tok_dir && !is_dir(tok_dir)) {
     seterr(err, err_len, "%s: tokenizer directory not found", tok_dir);
     return -1;
+  }
+  snprintf(s.source, sizeof s.source, "%s", src_dir);
+  if (export) {
+    /* a run directory: its newest complete checkpoint; a checkpoint: its manifest verified */
+    char *cfg = join(src_dir, "config.json"), *man = join(src_dir, "COMPLETE");
+    bool has_cfg = cfg && exists(cfg), has_man = man && exists(man);
+    free(cfg);
+    free(man);
+    int64_t step;
+    if (has_man && ckpt_verify(src_dir, err, err_len)) return -1;
+    if (!has_cfg && !has_man) {
+      int found = ckpt_find_latest(src_dir, s.source, sizeof s.source, &step, err, err_len);
+      if (found < 0) return -1;
+      if (found == 0) snprintf(s.source, sizeof s.source, "%s", src_dir);
+    }
+    src_dir = s.source;
   }
   if (exists(out_dir) && (!is_dir(out_dir) || dir_empty(out_dir) != 1)) {
     seterr(err, err_len,
@@ -495,7 +513,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
                    : copy_file(cfg_path, cfg_out, err, err_len);
   free(cfg_out);
   if (crc) goto done;
-  if (copy_tokenizer(tok_dir, src_dir, tmp, &s.n_files_copied, err, err_len)) goto done;
+  if (copy_tokenizer(tok_dir, src_dir, tmp, &s, err, err_len)) goto done;
 
   fsync_path(tmp);
   if (exists(out_dir) && rmdir(out_dir)) { /* empty: checked above */

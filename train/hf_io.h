@@ -25,7 +25,9 @@ typedef struct {
   int n_shards;       /* 1: a single model.safetensors */
   int n_ignored;      /* source tensors skipped (rotary inv_freq, lm_head of a tied model) */
   int n_files_copied; /* tokenizer and generation files */
+  bool has_tokenizer; /* tokenizer.json or vocab.json among them */
   qwen2_cfg cfg;      /* the model's config */
+  char source[4096];  /* the directory read (export: the checkpoint found in a run directory) */
 } hf_io_stats;
 
 /* The tokenizer and generation files copied along with the weights (NULL-terminated). */
@@ -48,11 +50,12 @@ int hf_import(const char *src_dir, const char *out_dir, const hf_io_opts *opts, 
               char *err, size_t err_len);
 
 /* `vita export`: a trained or imported directory (config.json + weights; optimizer and
- * trainer files beside them are ignored) -> a HF-loadable Qwen2 checkpoint in out_dir:
- * weights in opts->dtype (bf16 for release), shards + model.safetensors.index.json above
- * opts->max_shard_bytes, config.json written by hf_qwen2_config_write (keeping the source's
- * token ids), tokenizer files. No lm_head.weight when the embeddings are tied. Atomic like
- * hf_import. */
+ * trainer files beside them are ignored; a checkpoint's COMPLETE manifest is verified first),
+ * or a run directory, whose newest complete checkpoint (ckpt_find_latest) is taken, -> a
+ * HF-loadable Qwen2 checkpoint in out_dir: weights in opts->dtype (bf16 for release), shards +
+ * model.safetensors.index.json above opts->max_shard_bytes, config.json written by
+ * hf_qwen2_config_write (keeping the source's token ids), tokenizer files. No lm_head.weight when
+ * the embeddings are tied. Atomic like hf_import. */
 int hf_export(const char *src_dir, const char *out_dir, const hf_io_opts *opts, hf_io_stats *stats,
               char *err, size_t err_len);
 
