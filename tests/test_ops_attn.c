@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/ctx_impl.h"
 #include "autograd/ops_attn.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
@@ -324,6 +325,14 @@ static void test_errors(void) {
   expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "segment_ids");
   o = (vt_attn_opts){.lengths = vt_zeros(ctx, VT_F32, 1, (int64_t[]){1})};
   expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "lengths");
+  /* a backend without attn kernels (the CUDA one for now) reports it */
+  vt_backend none = *ctx->be;
+  none.name = "fake";
+  none.attn = NULL;
+  const vt_backend *real = ctx->be;
+  ctx->be = &none;
+  expect_error(ctx, vt_attention(ctx, q, k2, v, NULL), "not available on the fake backend");
+  ctx->be = real;
   /* a failed ctx passes the error tensor through without touching the message */
   vt_attention(ctx, q, k6, v, NULL);
   char first[1024];

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/ctx_impl.h"
 #include "autograd/ops_loss.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
@@ -359,6 +360,19 @@ static void test_errors(void) {
   expect_error(ctx, vt_mse_loss(ctx, x, h, VT_LOSS_MEAN), "mse_loss", "[2, 4, 8]");
   expect_error(ctx, vt_cosine_loss(ctx, h, x), "cosine_loss", "[3, 4]");
   expect_error(ctx, vt_vq_loss(ctx, x, l, 0.25f), "vq_loss", "i32");
+  /* a backend without loss kernels (the CUDA one for now) reports it */
+  vt_backend none = *ctx->be;
+  none.name = "fake";
+  none.loss = NULL;
+  const vt_backend *real = ctx->be;
+  ctx->be = &none;
+  const char *na = "not available on the fake backend";
+  expect_error(ctx, vt_lm_cross_entropy(ctx, h, w, l, NULL), "lm_cross_entropy", na);
+  expect_error(ctx, vt_cross_entropy(ctx, x, tt, NULL, -100, VT_LOSS_MEAN), "cross_entropy", na);
+  expect_error(ctx, vt_ctc_loss(ctx, lp, tgt, ilt, tlt, NULL), "ctc_loss", na);
+  expect_error(ctx, vt_l1_loss(ctx, x, x, VT_LOSS_MEAN), "l1_loss", na);
+  expect_error(ctx, vt_cosine_loss(ctx, x, x), "cosine_loss", na);
+  ctx->be = real;
   vt_ctx_free(ctx);
 }
 
