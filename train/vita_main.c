@@ -5,6 +5,7 @@ extern const vt_cmd vt_cmd_demo;
 extern const vt_cmd vt_cmd_export;
 extern const vt_cmd vt_cmd_import;
 extern const vt_cmd vt_cmd_info;
+extern const vt_cmd vt_cmd_plot;
 extern const vt_cmd vt_cmd_prep;
 extern const vt_cmd vt_cmd_tokenize;
 
@@ -13,6 +14,7 @@ static const vt_cmd *const commands[] = {
     &vt_cmd_export,
     &vt_cmd_import,
     &vt_cmd_info,
+    &vt_cmd_plot,
     &vt_cmd_prep,
     &vt_cmd_tokenize,
 };
