@@ -90,7 +90,8 @@ int main(int argc, char **argv) {
   double t_start = 0, loss0 = 0, loss = 0;
   for (int s = 0; s < warmup + steps; s++) {
     if (s == warmup) t_start = now_s();
-    for (int64_t i = 0; i < B * T; i++) ids[i] = (int32_t)vt_rng_below(&rng, (uint64_t)cfg.vocab_size);
+    for (int64_t i = 0; i < B * T; i++)
+      ids[i] = (int32_t)vt_rng_below(&rng, (uint64_t)cfg.vocab_size);
     vt_params_zero_grad(&ps);
     vt_tensor *tid = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, ids);
     vt_tensor *l = qwen2_loss(&m, ctx, tid, tid, NULL); /* labels = inputs (shifted inside) */
@@ -112,7 +113,8 @@ int main(int argc, char **argv) {
   double tokens = (double)(B * T) * steps;
   int64_t L = cfg.num_hidden_layers, H = cfg.num_attention_heads;
   int64_t hd = cfg.hidden_size / H;
-  double flops_step = 6.0 * (double)P * (double)(B * T) + 6.0 * (double)(L * B * H * hd) * (double)(T * T);
+  double flops_step =
+      6.0 * (double)P * (double)(B * T) + 6.0 * (double)(L * B * H * hd) * (double)(T * T);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   printf("RESULT impl=c tokens_per_s=%.1f gflops=%.2f peak_rss_mib=%.1f step_ms=%.1f loss0=%.4f "
