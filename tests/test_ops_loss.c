@@ -141,11 +141,17 @@ static void test_dist(void) {
       check_grad(ctx, name, "db", b);
       vt_ctx_reset(ctx);
     }
-  vt_tensor *a = load_leaf(ctx, "cos.a"), *b = load_leaf(ctx, "cos.b");
-  check_loss(ctx, "cos", vt_cosine_loss(ctx, a, b));
-  check_grad(ctx, "cos", "da", a);
-  check_grad(ctx, "cos", "db", b);
-  vt_ctx_reset(ctx);
+  const char *cos_cases[2] = {"cos", "cos_small"};
+  for (int c = 0; c < 2; c++) {
+    char ka[64], kb[64];
+    snprintf(ka, sizeof ka, "%s.a", cos_cases[c]);
+    snprintf(kb, sizeof kb, "%s.b", cos_cases[c]);
+    vt_tensor *a = load_leaf(ctx, ka), *b = load_leaf(ctx, kb);
+    check_loss(ctx, cos_cases[c], vt_cosine_loss(ctx, a, b));
+    check_grad(ctx, cos_cases[c], "da", a);
+    check_grad(ctx, cos_cases[c], "db", b);
+    vt_ctx_reset(ctx);
+  }
   vt_tensor *zq = load_leaf(ctx, "vq.zq"), *x = load_leaf(ctx, "vq.x");
   check_loss(ctx, "vq", vt_vq_loss(ctx, zq, x, 0.25f));
   check_grad(ctx, "vq", "dzq", zq);

@@ -235,9 +235,9 @@ static void cpu_cosine_backward(int64_t rows, int64_t dim, const float *a, const
     double xx = 0, yy = 0;
     for (int64_t j = 0; j < dim; j++) xx += (double)x[j] * x[j], yy += (double)y[j] * y[j];
     double nx = sqrt(xx), ny = sqrt(yy), cx = fmax(nx, eps), cy = fmax(ny, eps), c = cos[r];
-    /* d cos / d x = y / (|x| |y|) - cos x / |x|^2 (the second term vanishes where the norm is
-     * clamped to eps, which is then a constant) */
-    double kx = nx > eps ? c / (nx * nx) : 0, ky = ny > eps ? c / (ny * ny) : 0;
+    /* cos = (x / cx) . (y / cy) with cx = max(|x|, eps); as in PyTorch the clamp is not
+     * differentiated, so d cos / d x = y / (cx cy) - cos x / (cx |x|) (x / |x|^2 unclamped) */
+    double kx = nx > 0 ? c / (cx * nx) : 0, ky = ny > 0 ? c / (cy * ny) : 0;
     for (int64_t j = 0; j < dim; j++) {
       if (da) da[r * dim + j] += g * (float)(y[j] / (cx * cy) - kx * x[j]);
       if (db) db[r * dim + j] += g * (float)(x[j] / (cx * cy) - ky * y[j]);

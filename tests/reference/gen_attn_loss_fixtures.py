@@ -216,6 +216,13 @@ def gen_loss():
     loss.backward()
     t["cos.a"], t["cos.b"], t["cos.loss"], t["cos.da"], t["cos.db"] = (
         a, b, loss.detach().reshape(1), a.grad, b.grad)
+    # a row with a norm below eps (1e-8): the clamp is not differentiated
+    a = leaf(torch.tensor([[1e-9, 2e-9, 0.0], [0.3, -1.0, 2.0]]))
+    b = leaf(torch.tensor([[1.0, 0.5, 2.0], [1.0, 1.0, -0.5]]))
+    loss = (1 - F.cosine_similarity(a, b, dim=-1)).mean()
+    loss.backward()
+    t["cos_small.a"], t["cos_small.b"], t["cos_small.loss"] = a, b, loss.detach().reshape(1)
+    t["cos_small.da"], t["cos_small.db"] = a.grad, b.grad
 
     # VQ codebook + commitment loss, beta 0.25
     zq = leaf(torch.randn(3, 5, generator=g))
