@@ -1,7 +1,6 @@
-/* The Qwen2.5 instruct chat template with VITA state markers: turns a conversation into
- * token ids, labels (-100 outside assistant answers) and placeholder ids that record where
- * each image / video / audio item goes. chat_encode builds one sample; chat_prompts holds
- * the three system prompts chosen by modality. */
+/* The Qwen2.5 chat template with VITA state markers: chat_encode turns a conversation into
+ * token ids, labels (-100 outside assistant answers) and placeholder ids recording where each
+ * image / video / audio item goes; chat_prompts holds the system prompt per modality. */
 #ifndef VT_DATA_CHAT_H
 #define VT_DATA_CHAT_H
 

@@ -1,8 +1,6 @@
-/* Data mixtures over shards: a YAML config lists datasets (shard dirs or globs) with
- * sampling ratios (<1 subsample, >1 repeat); every epoch is a seeded shuffle of all chosen
- * samples, and rank r of N takes slots r, r+N, r+2N... so ranks get disjoint equal slices.
- * The cursor (seed, epoch, position) saves and restores the stream exactly. Packing of short
- * samples into one sequence is in data/pack.h. */
+/* Data mixtures: datasets of shards with sampling ratios (<1 subsample, >1 repeat), a seeded
+ * shuffle per epoch of which rank r of N takes slots r, r+N, ... (disjoint equal slices), and
+ * a cursor that saves and restores the stream exactly. Packing is in data/pack.h. */
 #ifndef VT_DATA_MIXTURE_H
 #define VT_DATA_MIXTURE_H
 

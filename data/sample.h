@@ -1,7 +1,6 @@
-/* VITA / LLaVA JSON samples and the data config that says where their media live.
- * sample_config_load reads the prep YAML (sets and folders, prompts, limits); a
- * sample_reader walks a JSON array or JSON-lines file one sample at a time, turning a bad
- * item into a skip reason with its id instead of stopping. */
+/* VITA / LLaVA JSON samples and the data config (sample_config_load: sets and folders,
+ * prompts, limits). A sample_reader walks a JSON array or JSON-lines file one sample at a
+ * time and turns a bad item into a skip reason with its id instead of stopping. */
 #ifndef VT_DATA_SAMPLE_H
 #define VT_DATA_SAMPLE_H
 

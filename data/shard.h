@@ -1,7 +1,6 @@
-/* HDF5 shards of tokenized samples: token ids, labels, per-sample offsets, sample ids and
- * media references, a format version and a CRC32 of all datasets. shard_writer collects
- * samples and writes the file in one go under a temporary name, renamed when complete;
- * shard_open checks version and checksum, shard_read_sample reads one sample by offset. */
+/* HDF5 shards of tokenized samples (ids, labels, offsets, media references, format version,
+ * CRC32). shard_writer writes a shard whole under a temporary name and renames it; shard_open
+ * checks version and checksum, shard_read_sample reads one sample by offset. */
 #ifndef VT_DATA_SHARD_H
 #define VT_DATA_SHARD_H
 
