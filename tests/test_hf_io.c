@@ -228,6 +228,10 @@ static void test_import(const qwen2_cfg *cfg) {
                   tmp_path("imp/generation_config.json")));
   CHECK(s.n_files_copied == 1);
   CHECK(!exists(tmp_path("imp/model.safetensors.index.json")));
+  /* missing parents of the output are created, a trailing slash is fine */
+  CHECK_MSG(hf_import(fixture_dir(), tmp_path("a/b/imp/"), NULL, NULL, err, sizeof err) == 0, "%s",
+            err);
+  CHECK(same_file(tmp_path("imp/model.safetensors"), tmp_path("a/b/imp/model.safetensors")));
 
   model md;
   if (!model_load(&md, tmp_path("imp"))) return;
@@ -498,6 +502,14 @@ static void test_refused(void) {
                   err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "no tokenizer files"), "%s", err);
   CHECK(!exists(tmp_path("bad")) && !exists(tmp_path("x")) && !exists(tmp_path("x.tmp")));
+
+  /* an OUT.tmp holding someone else's files is not ours to clear */
+  mkdir(tmp_path("y.tmp"), 0755);
+  FILE *notes = fopen(tmp_path("y.tmp/notes.txt"), "w");
+  if (notes) fclose(notes);
+  CHECK(hf_import(fixture_dir(), tmp_path("y"), NULL, NULL, err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "not ours"), "%s", err);
+  CHECK(exists(tmp_path("y.tmp/notes.txt")) && !exists(tmp_path("y")));
 }
 
 static void copy_to(const char *from, const char *to) {

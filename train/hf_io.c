@@ -255,20 +255,53 @@ static int dir_empty(const char *dir) {
   return empty;
 }
 
-/* Removes a directory of plain files (our temporary output; it never has subdirectories). */
-static int remove_flat_dir(const char *dir) {
+/* Whether name is a file convert() writes (possibly as its NAME.tmp). */
+static bool our_file(const char *name) {
+  char base[256];
+  snprintf(base, sizeof base, "%s", name);
+  size_t l = strlen(base);
+  if (l > 4 && !strcmp(base + l - 4, ".tmp")) base[l - 4] = '\0';
+  if (!strcmp(base, "config.json")) return true;
+  for (int i = 0; hf_tokenizer_files[i]; i++)
+    if (!strcmp(base, hf_tokenizer_files[i])) return true;
+  return !strncmp(base, "model", 5) &&
+         (ends_with(base, ".safetensors") || ends_with(base, ".safetensors.index.json"));
+}
+
+/* Removes our temporary output directory: only when it holds nothing but files we write
+ * (someone else's OUT.tmp is left alone). Returns 0, or -1 with errno set. */
+static int remove_tmp_dir(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) return errno == ENOENT ? 0 : -1;
   struct dirent *e;
   int rc = 0;
-  while ((e = readdir(d))) {
+  while (rc == 0 && (e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !our_file(e->d_name)) {
+      errno = ENOTEMPTY;
+      rc = -1;
+    }
+  rewinddir(d);
+  while (rc == 0 && (e = readdir(d))) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
     char *p = join(dir, e->d_name);
     if (!p || unlink(p)) rc = -1;
     free(p);
   }
   closedir(d);
-  return rmdir(dir) ? -1 : rc;
+  return rc || rmdir(dir) ? -1 : 0;
+}
+
+/* mkdir -p of the directory holding path. Returns 0 or -1 with errno. */
+static int make_parents(const char *path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  return 0;
 }
 
 static void fsync_path(const char *path) {
@@ -474,12 +507,12 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   if (check_index(&ix, &ps, s.cfg.tie_word_embeddings, &s.n_ignored, err, err_len)) goto done;
 
   /* a stale temporary directory is the debris of an interrupted run of ours */
-  if (exists(tmp) && remove_flat_dir(tmp)) {
+  if (exists(tmp) && remove_tmp_dir(tmp)) {
     seterr(err, err_len, "%s: cannot remove the stale temporary directory: %s", tmp,
-           strerror(errno));
+           errno == ENOTEMPTY ? "it holds files that are not ours" : strerror(errno));
     goto done;
   }
-  if (mkdir(tmp, 0755)) {
+  if (make_parents(tmp) || mkdir(tmp, 0755)) {
     seterr(err, err_len, "%s: cannot create: %s", tmp, strerror(errno));
     goto done;
   }
@@ -531,7 +564,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   if (stats) *stats = s;
   rc = 0;
 done:
-  if (made_tmp) remove_flat_dir(tmp);
+  if (made_tmp) remove_tmp_dir(tmp);
   if (registered) {
     qwen2_free(&m);
     vt_params_free(&ps);
