@@ -526,7 +526,7 @@ static void copy_to(const char *from, const char *to) {
 static void test_from_checkpoint(void) {
   char err[4096];
   ckpt_writer w;
-  CHECK_MSG(ckpt_begin(&w, tmp_path("run"), 7, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(ckpt_begin(&w, tmp_path("run/checkpoints"), 7, err, sizeof err) == 0, "%s", err);
   copy_to(tmp_path("imp/model.safetensors"), path_in(w.tmp, "model.safetensors"));
   copy_to(tmp_path("imp/config.json"), path_in(w.tmp, "config.json"));
   FILE *f = fopen(path_in(w.tmp, "optim.safetensors"), "w"); /* not weights: ignored */
@@ -535,7 +535,7 @@ static void test_from_checkpoint(void) {
   hf_io_stats s;
   CHECK_MSG(hf_export(tmp_path("run"), tmp_path("run_exp"), NULL, &s, err, sizeof err) == 0, "%s",
             err);
-  CHECK_MSG(strstr(s.source, "run/step-00000007"), "exported from %s", s.source);
+  CHECK_MSG(strstr(s.source, "run/checkpoints/step-00000007"), "exported from %s", s.source);
   CHECK(same_file(tmp_path("run_exp/model.safetensors"), tmp_path("exp/model.safetensors")));
   CHECK(!s.has_tokenizer);
 

@@ -8,8 +8,7 @@
 
 static const vt_opt opts[] = {
     {"from", VT_OPT_STR, NULL,
-     "model directory (config.json + safetensors weights), a checkpoint, or a run directory "
-     "(its newest complete checkpoint)"},
+     "model directory (config.json + safetensors), checkpoint, or run (its newest checkpoint)"},
     {"out", VT_OPT_STR, NULL, "output directory (must not exist, or be empty)"},
     {"tokenizer", VT_OPT_STR, NULL,
      "copy tokenizer files from here (default: the --from directory)"},

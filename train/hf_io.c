@@ -471,8 +471,11 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
     free(man);
     int64_t step;
     if (has_man && ckpt_verify(src_dir, err, err_len)) return -1;
-    if (!has_cfg && !has_man) {
-      int found = ckpt_find_latest(src_dir, s.source, sizeof s.source, &step, err, err_len);
+    if (!has_cfg && !has_man) { /* RUN/checkpoints/step-N (the trainer's layout) or ROOT/step-N */
+      char *root = join(src_dir, "checkpoints");
+      int found = ckpt_find_latest(root && is_dir(root) ? root : src_dir, s.source, sizeof s.source,
+                                   &step, err, err_len);
+      free(root);
       if (found < 0) return -1;
       if (found == 0) snprintf(s.source, sizeof s.source, "%s", src_dir);
     }
