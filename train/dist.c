@@ -6,10 +6,25 @@
 
 #ifdef VT_HAVE_MPI
 #include <mpi.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+/* Whether a launcher (mpirun, srun) started this process as one rank of a job. */
+static bool launched_by_mpi(void) {
+  const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS",
+                        "SLURM_NTASKS"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+    if (getenv(vars[i])) return true;
+  return false;
+}
 
 int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len) {
   memset(d, 0, sizeof *d);
+  d->world = 1;
   int inited = 0;
+  MPI_Initialized(&inited);
+  if (!inited && !launched_by_mpi()) return 0; /* a plain process: a group of one */
+  inited = 0;
   MPI_Initialized(&inited);
   if (!inited) {
     if (MPI_Init(argc, argv) != MPI_SUCCESS) {

@@ -11,7 +11,8 @@ typedef struct {
   int initialized_here; /* this process called MPI_Init and must finalize */
 } vt_dist;
 
-/* Joins the MPI job (if any). Returns 0, or -1 with a message. */
+/* Joins the MPI job when a launcher (mpirun, srun) started this process; otherwise the
+ * process is a group of one and MPI is not initialised. Returns 0, or -1 with a message. */
 int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len);
 void vt_dist_finalize(vt_dist *d);
 /* buf <- mean over ranks of buf (host memory), in place. Returns 0 or -1. */
