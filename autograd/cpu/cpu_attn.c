@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -142,6 +143,12 @@ static void scores(const vt_attn_geom *g, const float *qt, const float *kt, cons
   }
 }
 
+/* Below about a million multiply-adds a call runs on one thread: forking costs more. */
+static bool worth_threads(const vt_attn_geom *g) {
+  return (double)g->B * (double)g->H * (double)g->Tq * (double)g->Tk * (double)(g->Dk + g->Dv) >
+         (double)(1 << 20);
+}
+
 static size_t per_thread_floats(const vt_attn_geom *g) {
   int64_t d = g->Dk > g->Dv ? g->Dk : g->Dv;
   return (size_t)(2 * BQ * BK + BQ * d);
@@ -158,7 +165,7 @@ static void cpu_attn_forward(const vt_attn_geom *g, const float *q, const float 
   const int64_t units = g->B * g->H * nqt;
   const int nt = omp_get_max_threads();
   float *ws = (float *)work + g->B * g->H * g->Tq;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (worth_threads(g))
   {
     float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
     float *acc = S + 2 * BQ * BK;
@@ -244,7 +251,7 @@ static void cpu_attn_backward(const vt_attn_geom *g, const float *q, const float
   if (dq || dbias) {
     int64_t sb = dbias && g->bias_b == 1 ? 1 : g->B, sh = dbias && g->bias_h == 1 ? 1 : g->H;
     int64_t units = nqt * sb * sh;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (worth_threads(g))
     {
       float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
       float *dP = S + BQ * BK;
@@ -287,7 +294,7 @@ static void cpu_attn_backward(const vt_attn_geom *g, const float *q, const float
   if (!dk && !dv) return;
   /* dk and dv: one key tile of one kv head per unit, summing over its query heads. */
   const int64_t nkt = (g->Tk + BK - 1) / BK, units = g->B * g->Hkv * nkt;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (worth_threads(g))
   {
     float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
     float *dP = S + BQ * BK;

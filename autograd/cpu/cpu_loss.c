@@ -96,7 +96,7 @@ static void cpu_ctc_forward(int64_t B, int64_t T, int64_t C, int64_t S, const fl
                             const int32_t *targets, const int32_t *in_len, const int32_t *tgt_len,
                             int32_t blank, float *nll, float *grad, void *work) {
   const int64_t Lmax = 2 * S + 1;
-#pragma omp parallel for schedule(dynamic) num_threads(ctc_threads(B))
+#pragma omp parallel for schedule(dynamic) num_threads(ctc_threads(B)) if (B * T * Lmax > 16384)
   for (int64_t b = 0; b < B; b++) {
     const float *lp = log_probs + b * T * C;
     const int32_t *y = targets + b * S;
