@@ -358,6 +358,20 @@ static const void *produce(void *vctx, int i, void *scratch, char *err, size_t e
   return scratch;
 }
 
+/* The fewest digits (15 or 17) that print every real of a flat object exactly, so that 1e-06
+ * reads as 1e-06 as Python writes it, not 9.9999999999999995e-07. */
+static size_t real_precision(json_t *obj) {
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) {
+    if (!json_is_real(v)) continue;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.15g", json_real_value(v));
+    if (strtod(buf, NULL) != json_real_value(v)) return JSON_REAL_PRECISION(17);
+  }
+  return JSON_REAL_PRECISION(15);
+}
+
 /* Export's config.json: hf_qwen2_config_write's, with the token ids of the source config (if
  * any) and the dtype of the weights under both the old and the transformers 5 key. */
 static int write_export_config(const char *src_cfg, const char *path, const qwen2_cfg *cfg,
@@ -379,7 +393,7 @@ static int write_export_config(const char *src_cfg, const char *path, const qwen
   const char *dn = dtype == VT_BF16 ? "bfloat16" : dtype == VT_F16 ? "float16" : "float32";
   json_object_set_new(out, "torch_dtype", json_string(dn));
   json_object_set_new(out, "dtype", json_string(dn));
-  char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
+  char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS | real_precision(out));
   if (!text) {
     seterr(err, err_len, "%s: cannot build the config JSON", path);
     goto done;
