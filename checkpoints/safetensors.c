@@ -68,7 +68,8 @@ void st_file_close(st_file *f) {
 
 /* ---- header validation ---------------------------------------------------------------- */
 
-static const st_file *sort_file; /* qsort has no context argument in C11 */
+/* qsort has no context argument in C11; thread-local so files can be opened in parallel */
+static _Thread_local const st_file *sort_file;
 
 static int cmp_by_name(const void *a, const void *b) {
   return strcmp(sort_file->tensors[*(const int *)a].name, sort_file->tensors[*(const int *)b].name);
@@ -220,8 +221,12 @@ static int parse_offsets(st_file *f, const char *name, const json_t *o, st_tenso
   }
   size_t es = vt_dtype_size(t->dtype);
   char sh[160];
-  if (t->numel > (int64_t)(INT64_MAX / (int64_t)es) ||
-      (uint64_t)(e - b) != (uint64_t)t->numel * es) {
+  if (t->numel > (int64_t)(INT64_MAX / (int64_t)es)) {
+    st_seterr(err, err_len, "%s: tensor \"%s\": \"shape\": the byte count overflows 64 bits",
+              f->path, name);
+    return -1;
+  }
+  if ((uint64_t)(e - b) != (uint64_t)t->numel * es) {
     st_seterr(err, err_len,
               "%s: tensor \"%s\": \"data_offsets\": [%lld, %lld] holds %lld bytes, expected "
               "%llu for shape %s of %s",

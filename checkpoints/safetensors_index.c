@@ -59,7 +59,7 @@ static int alloc_arrays(st_index *ix, int n_files, int n, char *err, size_t err_
   return 0;
 }
 
-static const st_index *sort_ix;
+static _Thread_local const st_index *sort_ix; /* qsort context */
 static int cmp_name(const void *a, const void *b) {
   return strcmp(sort_ix->names[*(const int *)a], sort_ix->names[*(const int *)b]);
 }

@@ -14,9 +14,10 @@ enum {
 };
 
 /* Fills every parameter of ps (allocated) from src, converting the dtype (f32/bf16/f16,
- * i32/i64). Checks everything before writing anything: on failure ps is untouched and err
- * lists all missing tensors, unexpected tensors and shape or dtype mismatches by name (as
- * many as fit in err_len, then a count of the rest). Returns 0 or -1. */
+ * i32/i64). Checks names, shapes and dtype kinds before writing anything: on such a failure
+ * ps is untouched and err lists all missing tensors, unexpected tensors and shape or dtype
+ * mismatches by name (cut to err_len with "(truncated)"); only an I64 value out of I32 range
+ * is found while copying. Returns 0 or -1. */
 int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size_t err_len);
 /* The same from a path as st_index_open takes it. */
 int st_load_params_path(vt_params *ps, const char *path, unsigned flags, char *err, size_t err_len);

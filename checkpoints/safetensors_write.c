@@ -120,7 +120,7 @@ void st_sort_entries(st_entry *ts, int n) {
   if (n > 1) qsort(ts, (size_t)n, sizeof *ts, cmp_entry);
 }
 
-static const st_entry *sort_base;
+static _Thread_local const st_entry *sort_base; /* qsort context */
 static int cmp_index_hf(const void *a, const void *b) {
   return cmp_entries(&sort_base[*(const int *)a], &sort_base[*(const int *)b]);
 }

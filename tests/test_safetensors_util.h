@@ -12,7 +12,7 @@
 
 static char st_test_dir[256];
 
-static void st_test_rm_rf(const char *path) {
+static inline void st_test_rm_rf(const char *path) {
   struct stat st;
   if (lstat(path, &st) != 0) return;
   if (S_ISDIR(st.st_mode)) {
@@ -20,9 +20,12 @@ static void st_test_rm_rf(const char *path) {
     struct dirent *e;
     while (d && (e = readdir(d))) {
       if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char sub[1024];
-      snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+      size_t n = strlen(path) + strlen(e->d_name) + 2;
+      char *sub = (char *)malloc(n);
+      if (!sub) continue;
+      snprintf(sub, n, "%s/%s", path, e->d_name);
       st_test_rm_rf(sub);
+      free(sub);
     }
     if (d) closedir(d);
     rmdir(path);
@@ -31,12 +34,12 @@ static void st_test_rm_rf(const char *path) {
   }
 }
 
-static void st_test_cleanup(void) {
+static inline void st_test_cleanup(void) {
   if (st_test_dir[0] && !getenv("VT_ST_KEEP")) st_test_rm_rf(st_test_dir);
 }
 
 /* Creates the scratch directory once; returns "DIR/name" in a static rotating buffer. */
-static const char *st_tmp(const char *name) {
+static inline const char *st_tmp(const char *name) {
   static char bufs[8][512];
   static int at;
   if (!st_test_dir[0]) {
@@ -53,17 +56,17 @@ static const char *st_tmp(const char *name) {
 }
 
 /* "$VT_FIXTURES/safetensors/name" in a static rotating buffer. */
-static const char *st_fixture(const char *name) {
-  static char bufs[4][512];
+static inline const char *st_fixture(const char *name) {
+  static char bufs[4][1024];
   static int at;
   const char *root = getenv("VT_FIXTURES");
   char *b = bufs[at++ % 4];
-  snprintf(b, 512, "%s/safetensors/%s", root ? root : "tests/fixtures", name);
+  snprintf(b, 1024, "%s/safetensors/%s", root ? root : "tests/fixtures", name);
   return b;
 }
 
 /* The whole file in a malloc'd buffer of exactly its size (1 byte for an empty file). */
-static unsigned char *st_read_all(const char *path, size_t *len) {
+static inline unsigned char *st_read_all(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
   fseek(f, 0, SEEK_END);
@@ -79,7 +82,7 @@ static unsigned char *st_read_all(const char *path, size_t *len) {
   return b;
 }
 
-static bool st_same_file(const char *a, const char *b) {
+static inline bool st_same_file(const char *a, const char *b) {
   size_t la = 0, lb = 0;
   unsigned char *x = st_read_all(a, &la), *y = st_read_all(b, &lb);
   bool same = x && y && la == lb && memcmp(x, y, la) == 0;
