@@ -55,7 +55,9 @@ SIMD_INLINE float exp_simd(float x) {
 
 SIMD_HOT float row_max(const float *s, int64_t n) {
   float mx = -INFINITY;
+#if !defined(__clang__) /* clang cannot vectorise this max (NaN rules) and warns when asked */
 #pragma omp simd reduction(max : mx)
+#endif
   for (int64_t c = 0; c < n; c++) mx = s[c] > mx ? s[c] : mx;
   return mx;
 }
