@@ -14,7 +14,7 @@
 #define MANIFEST "COMPLETE"
 #define MANIFEST_HEAD "vita-train checkpoint v1"
 
-static int mkdir_p(const char *path, char *err, size_t err_len) {
+int ckpt_mkdirs(const char *path, char *err, size_t err_len) {
   char buf[CKPT_PATH_MAX];
   snprintf(buf, sizeof buf, "%s", path);
   for (char *p = buf + 1; *p; p++) {
@@ -93,7 +93,7 @@ int ckpt_begin(ckpt_writer *w, const char *root, int64_t step, char *err, size_t
   snprintf(w->final, sizeof w->final, "%s/step-%08lld", root, (long long)step);
   snprintf(w->tmp, sizeof w->tmp, "%s.tmp", w->final);
   w->step = step;
-  if (mkdir_p(root, err, err_len)) return -1;
+  if (ckpt_mkdirs(root, err, err_len)) return -1;
   remove_dir(w->tmp);
   if (mkdir(w->tmp, 0755)) {
     snprintf(err, err_len, "%s: cannot create: %s", w->tmp, strerror(errno));

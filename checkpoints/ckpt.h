@@ -38,6 +38,9 @@ int ckpt_find_latest(const char *root, char *dir, size_t dir_len, int64_t *step,
  * listed missing. Returns 0, or -1 naming the file and what differs. */
 int ckpt_verify(const char *dir, char *err, size_t err_len);
 
+/* mkdir -p. Returns 0 or -1 with err. */
+int ckpt_mkdirs(const char *path, char *err, size_t err_len);
+
 /* Whole small files (trainer state JSON): read into a malloc'd NUL-terminated buffer the
  * caller frees, and written atomically (tmp, fsync, rename). */
 char *ckpt_read_text(const char *path, char *err, size_t err_len);

@@ -218,6 +218,8 @@ static int load_sections(vt_train_cfg *cfg, ycfg *c, char *err, size_t err_len) 
         opt_float(c, s, "gamma", "schedule", &cfg->sched.gamma, err, err_len))
       return -1;
     cfg->sched.warmup_steps = warm;
+    /* warmup in steps replaces the default ratio unless a ratio is also given (an error) */
+    if (warm > 0 && !ycfg_get(c, s, "warmup_ratio")) cfg->sched.warmup_ratio = 0;
     cfg->sched.steps_per_epoch = spe;
   }
   static const struct {

@@ -163,6 +163,7 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
   if (found && trainer_restore(&t, ckpt_dir, err, err_len)) goto done;
   r->start_step = t.step;
   r->total_steps = t.total_steps;
+  if (d->rank == 0 && ckpt_mkdirs(cfg->out_dir, err, err_len)) goto done;
   if (d->rank == 0 && vt_metrics_open(&met, cfg->out_dir, t.step, t.total_steps, console, err,
                                       err_len))
     goto done;
