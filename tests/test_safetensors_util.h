@@ -34,8 +34,14 @@ static inline void st_test_rm_rf(const char *path) {
   }
 }
 
+/* VT_ST_KEEP=1 keeps the directory (and prints it), e.g. to refresh
+ * fixtures/safetensors/ours_given_order.safetensors from what the writer produces. */
 static inline void st_test_cleanup(void) {
-  if (st_test_dir[0] && !getenv("VT_ST_KEEP")) st_test_rm_rf(st_test_dir);
+  if (!st_test_dir[0]) return;
+  if (getenv("VT_ST_KEEP"))
+    printf("kept %s\n", st_test_dir);
+  else
+    st_test_rm_rf(st_test_dir);
 }
 
 /* Creates the scratch directory once; returns "DIR/name" in a static rotating buffer. */

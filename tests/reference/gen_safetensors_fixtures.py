@@ -5,8 +5,12 @@
   mixed.safetensors                        every dtype in one file (Python's tensor order)
   sharded/                                 a 2-shard set + model.safetensors.index.json, split
                                            and indexed as transformers' save_pretrained does
-  ours_given_order.safetensors             (if present) a file our C writer produced: it is
-                                           read back here with the Python library and checked
+  ours_given_order.safetensors             a file our C writer produced (tensors in the order
+                                           given, unaligned): read back here with the Python
+                                           library and checked. To refresh it, run
+                                           VT_ST_KEEP=1 build/tests/test_safetensors and copy
+                                           ours_given_order.safetensors from the directory it
+                                           prints
 
 The C test recomputes the same formulas, so keep both in step. CI does not run this script:
     python3 tests/reference/gen_safetensors_fixtures.py
