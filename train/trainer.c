@@ -179,6 +179,10 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
 
   double t_last = vt_now();
   while (t.step < t.total_steps) {
+    /* Every counted token of the step weighs the same, however the step is split into
+     * micro-batches and ranks: each micro-batch contributes its summed loss, and the sum of
+     * all ranks' gradients is divided by the global token count. So `mpirun -np 2` with
+     * batch B equals one process with batch 2B on the same samples. */
     double loss_sum = 0;
     int64_t tokens = 0;
     vt_params_zero_grad(&t.ps);
@@ -187,28 +191,33 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       if (!t.batch_tokens) continue; /* nothing to learn from in this micro-batch */
       vt_tensor *loss = batch_loss(&t);
       double l = vt_item(t.ctx, loss);
-      /* accumulate the mean over micro-batches */
-      loss = vt_scale(t.ctx, loss, 1.0f / (float)cfg->grad_accum);
+      loss = vt_scale(t.ctx, loss, (float)t.batch_tokens); /* the summed loss */
       if (!vt_backward(t.ctx, loss)) {
         snprintf(err, err_len, "step %lld: %s", (long long)t.step + 1, vt_ctx_error(t.ctx));
         goto done;
       }
       vt_ctx_reset(t.ctx);
-      loss_sum += l;
+      loss_sum += l * (double)t.batch_tokens;
       tokens += t.batch_tokens;
     }
-    /* data parallel: average gradients and the reported loss over ranks */
+    /* ranks' loss sums and token counts (exact in f32 below 2^24 tokens a step) */
+    float stats[2] = {(float)loss_sum, (float)tokens};
+    vt_dist_allreduce_mean(d, stats, 2);
+    double global_tokens_f = (double)stats[1] * d->world;
     if (vt_dist_allreduce_mean(d, t.ps.grad, t.ps.grad_numel)) {
       snprintf(err, err_len, "step %lld: gradient all-reduce failed", (long long)t.step + 1);
       goto done;
     }
-    float stats[2] = {(float)(loss_sum / (double)cfg->grad_accum), (float)tokens};
-    vt_dist_allreduce_mean(d, stats, 2);
+    /* the all-reduce averaged over ranks: times world, over the global token count */
+    if (global_tokens_f > 0)
+      t.ps.be->optim->scale(t.ps.grad, (int64_t)t.ps.grad_numel,
+                            (float)((double)d->world / global_tokens_f));
+    stats[0] = global_tokens_f > 0 ? (float)((double)stats[0] * d->world / global_tokens_f) : 0;
     vt_optim_stats os;
     if (vt_optim_step(&t.opt, vt_sched_lr(&t.sched, t.step), t.step + 1, &os, err, err_len))
       goto done;
     t.step++;
-    int64_t global_tokens = (int64_t)llround((double)stats[1] * d->world);
+    int64_t global_tokens = (int64_t)llround(global_tokens_f);
     t.tokens_seen += global_tokens;
     double now = vt_now();
     vt_step_metrics sm = {.step = t.step, .loss = stats[0], .lr = os.lr,
