@@ -2,22 +2,13 @@
 /* Chat template: ids and labels of a hand-checked image+speech conversation against the
  * fixture from tests/reference/gen_tokenizer_fixtures.py, label mask positions, state markers
  * (☞ ☜ ☟), end_tag, system prompt by modality, placeholders, role order errors. */
+#include "tests/check.h"
 #include "data/chat.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(c, ...)                                                                              \
-  do {                                                                                             \
-    if (!(c)) {                                                                                    \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #c);                        \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fputc('\n', stderr);                                                                         \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static void read_ids(FILE *f, tok_ids *out) {
   char *line = NULL, *s, *end;
@@ -46,48 +37,48 @@ static void test_fixture(tok_tokenizer *t) {
   char path[4096], err[256];
   snprintf(path, sizeof path, "%s/tokenizer/chat_cases.txt", fx ? fx : "tests/fixtures");
   FILE *f = fopen(path, "r");
-  CHECK(f, "cannot open %s", path);
+  CHECK_MSG(f, "cannot open %s", path);
   if (!f) return;
   char name[256];
-  CHECK(fgets(name, sizeof name, f) != NULL, "empty fixture");
+  CHECK_MSG(fgets(name, sizeof name, f) != NULL, "empty fixture");
   tok_ids want_ids = {0}, want_labels = {0};
   read_ids(f, &want_ids);
   read_ids(f, &want_labels);
   fclose(f);
 
   chat_sample s = {0};
-  CHECK(chat_encode(t, &helpful, conv, 4, -1, true, &s, err, sizeof err) == 0, "%s", err);
-  CHECK(s.ids.n == want_ids.n && s.labels.n == s.ids.n, "%zu ids, want %zu", s.ids.n, want_ids.n);
+  CHECK_MSG(chat_encode(t, &helpful, conv, 4, -1, true, &s, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(s.ids.n == want_ids.n && s.labels.n == s.ids.n, "%zu ids, want %zu", s.ids.n, want_ids.n);
   for (size_t i = 0; i < s.ids.n && i < want_ids.n; i++) {
-    CHECK(s.ids.v[i] == want_ids.v[i], "id %zu: %d want %d", i, s.ids.v[i], want_ids.v[i]);
-    CHECK(s.labels.v[i] == want_labels.v[i], "label %zu: %d want %d", i, s.labels.v[i],
+    CHECK_MSG(s.ids.v[i] == want_ids.v[i], "id %zu: %d want %d", i, s.ids.v[i], want_ids.v[i]);
+    CHECK_MSG(s.labels.v[i] == want_labels.v[i], "label %zu: %d want %d", i, s.labels.v[i],
           want_labels.v[i]);
   }
   /* hand-checked: 51 tokens, trained = ☜ answer + <|im_end|> (27..34), ☞ answer (45..50) */
-  CHECK(s.ids.n == 51, "n = %zu", s.ids.n);
+  CHECK_MSG(s.ids.n == 51, "n = %zu", s.ids.n);
   for (size_t i = 0; i < s.labels.n; i++) {
     bool trained = (i >= 27 && i <= 34) || (i >= 45 && i <= 50);
-    CHECK((s.labels.v[i] != CHAT_IGNORE) == trained, "label mask wrong at %zu", i);
+    CHECK_MSG((s.labels.v[i] != CHAT_IGNORE) == trained, "label mask wrong at %zu", i);
   }
-  CHECK(s.ids.v[27] == CHAT_MARK_TEXT && s.ids.v[45] == CHAT_MARK_SPEECH, "markers");
-  CHECK(s.ids.v[50] == CHAT_IM_END, "last token %d", s.ids.v[50]);
-  CHECK(s.n_media == 2, "n_media %zu", s.n_media);
-  CHECK(s.media[0].pos == 14 && s.media[0].kind == CHAT_MEDIA_IMAGE && s.media[0].item == 0,
+  CHECK_MSG(s.ids.v[27] == CHAT_MARK_TEXT && s.ids.v[45] == CHAT_MARK_SPEECH, "markers");
+  CHECK_MSG(s.ids.v[50] == CHAT_IM_END, "last token %d", s.ids.v[50]);
+  CHECK_MSG(s.n_media == 2, "n_media %zu", s.n_media);
+  CHECK_MSG(s.media[0].pos == 14 && s.media[0].kind == CHAT_MEDIA_IMAGE && s.media[0].item == 0,
         "image at %lld", (long long)s.media[0].pos);
-  CHECK(s.media[1].pos == 39 && s.media[1].kind == CHAT_MEDIA_AUDIO && s.media[1].item == 0,
+  CHECK_MSG(s.media[1].pos == 39 && s.media[1].kind == CHAT_MEDIA_AUDIO && s.media[1].item == 0,
         "audio at %lld", (long long)s.media[1].pos);
-  CHECK(s.ids.v[14] == CHAT_IMAGE_ID && s.ids.v[39] == CHAT_AUDIO_ID, "placeholder ids");
-  CHECK(s.n_per_kind[0] == 1 && s.n_per_kind[1] == 0 && s.n_per_kind[2] == 1, "per kind");
+  CHECK_MSG(s.ids.v[14] == CHAT_IMAGE_ID && s.ids.v[39] == CHAT_AUDIO_ID, "placeholder ids");
+  CHECK_MSG(s.n_per_kind[0] == 1 && s.n_per_kind[1] == 0 && s.n_per_kind[2] == 1, "per kind");
 
   /* end_tag false: the final <|im_end|> goes, nothing else changes */
-  CHECK(chat_encode(t, &helpful, conv, 4, -1, false, &s, err, sizeof err) == 0, "%s", err);
-  CHECK(s.ids.n == 50 && s.ids.v[49] == want_ids.v[49], "end_tag false: n = %zu", s.ids.n);
+  CHECK_MSG(chat_encode(t, &helpful, conv, 4, -1, false, &s, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(s.ids.n == 50 && s.ids.v[49] == want_ids.v[49], "end_tag false: n = %zu", s.ids.n);
 
   /* inserted_id: the second question (turn 2) is answered with ☟ */
-  CHECK(chat_encode(t, &helpful, conv, 4, 2, true, &s, err, sizeof err) == 0, "%s", err);
-  CHECK(s.ids.v[45] == CHAT_MARK_SKIP && s.labels.v[45] == CHAT_MARK_SKIP, "☟ at 45: %d",
+  CHECK_MSG(chat_encode(t, &helpful, conv, 4, 2, true, &s, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(s.ids.v[45] == CHAT_MARK_SKIP && s.labels.v[45] == CHAT_MARK_SKIP, "☟ at 45: %d",
         s.ids.v[45]);
-  CHECK(s.ids.v[27] == CHAT_MARK_TEXT, "turn 1 keeps ☜");
+  CHECK_MSG(s.ids.v[27] == CHAT_MARK_TEXT, "turn 1 keeps ☜");
   chat_sample_free(&s);
   tok_ids_free(&want_ids);
   tok_ids_free(&want_labels);
@@ -103,30 +94,30 @@ static void test_prompts(tok_tokenizer *t) {
   chat_sample s = {0};
   for (int k = 0; k < 4; k++) {
     chat_turn turns[2] = {{CHAT_FROM_HUMAN, cases[k].q}, {CHAT_FROM_GPT, "ok"}};
-    CHECK(chat_encode(t, &p, turns, 2, -1, true, &s, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(chat_encode(t, &p, turns, 2, -1, true, &s, err, sizeof err) == 0, "%s", err);
     tok_bytes b = {0};
     size_t end = 1;
     while (end < s.ids.n && s.ids.v[end] != CHAT_IM_END) end++;
     tok_decode(t, s.ids.v + 1, end - 1, false, &b, err, sizeof err);
     char want[64];
     snprintf(want, sizeof want, "system\n%s", cases[k].want);
-    CHECK(b.p && strcmp(b.p, want) == 0, "%s: system piece '%s'", cases[k].q, b.p);
+    CHECK_MSG(b.p && strcmp(b.p, want) == 0, "%s: system piece '%s'", cases[k].q, b.p);
     tok_bytes_free(&b);
   }
   /* default prompts when none given */
   chat_turn turns[2] = {{CHAT_FROM_HUMAN, "hi"}, {CHAT_FROM_GPT, "ok"}};
-  CHECK(chat_encode(t, NULL, turns, 2, -1, true, &s, err, sizeof err) == 0, "%s", err);
-  CHECK(s.ids.n > 40, "default language prompt is long: %zu", s.ids.n);
+  CHECK_MSG(chat_encode(t, NULL, turns, 2, -1, true, &s, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(s.ids.n > 40, "default language prompt is long: %zu", s.ids.n);
 
   /* roles must alternate human, gpt */
   chat_turn bad[2] = {{CHAT_FROM_HUMAN, "hi"}, {CHAT_FROM_HUMAN, "again"}};
-  CHECK(chat_encode(t, NULL, bad, 2, -1, true, &s, err, sizeof err) == -1, "bad order accepted");
-  CHECK(strstr(err, "conversations[1].from") != NULL, "message: %s", err);
-  CHECK(chat_encode(t, NULL, turns, 2, 7, true, &s, err, sizeof err) == -1, "bad inserted_id");
-  CHECK(strstr(err, "inserted_id") != NULL, "message: %s", err);
+  CHECK_MSG(chat_encode(t, NULL, bad, 2, -1, true, &s, err, sizeof err) == -1, "bad order accepted");
+  CHECK_MSG(strstr(err, "conversations[1].from") != NULL, "message: %s", err);
+  CHECK_MSG(chat_encode(t, NULL, turns, 2, 7, true, &s, err, sizeof err) == -1, "bad inserted_id");
+  CHECK_MSG(strstr(err, "inserted_id") != NULL, "message: %s", err);
   chat_turn two_images[2] = {{CHAT_FROM_HUMAN, "<image><image>x<audio>"}, {CHAT_FROM_GPT, "ok"}};
-  CHECK(chat_encode(t, NULL, two_images, 2, -1, true, &s, err, sizeof err) == 0, "%s", err);
-  CHECK(s.n_media == 3 && s.media[1].item == 1 && s.media[1].pos == s.media[0].pos + 1 &&
+  CHECK_MSG(chat_encode(t, NULL, two_images, 2, -1, true, &s, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(s.n_media == 3 && s.media[1].item == 1 && s.media[1].pos == s.media[0].pos + 1 &&
             s.media[2].kind == CHAT_MEDIA_AUDIO,
         "placeholder order");
   chat_sample_free(&s);
@@ -144,6 +135,5 @@ int main(void) {
   test_fixture(t);
   test_prompts(t);
   tok_free(t);
-  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-  return failures ? 1 : 0;
+  return vt_test_finish("test_chat");
 }

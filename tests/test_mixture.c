@@ -2,6 +2,7 @@
 /* Mixtures over small generated shards: each of N ranks gets a disjoint 1/N of every epoch,
  * ratios subsample and repeat, seeded shuffles, cursor save/restore gives the same stream,
  * packing keeps per-sample labels and boundaries, the YAML config and its errors. */
+#include "tests/check.h"
 #include "data/pack.h"
 
 #include <stdio.h>
@@ -9,16 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int failures;
-#define CHECK(c, ...)                                                                              \
-  do {                                                                                             \
-    if (!(c)) {                                                                                    \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #c);                        \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fputc('\n', stderr);                                                                         \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static char dir[64];
 static char a0[128], a1[128], b0[128];
@@ -61,7 +52,7 @@ static mix *open_mix(double ra, double rb, uint64_t seed, int rank, int world) {
   mix *m;
   char err[256];
   int rc = mix_open(&m, &c, rank, world, err, sizeof err);
-  CHECK(rc == 0, "%s", err);
+  CHECK_MSG(rc == 0, "%s", err);
   mix_config_free(&c);
   return rc ? NULL : m;
 }
@@ -70,7 +61,7 @@ static int next_tag(mix *m, shard_sample *s) {
   char err[256];
   if (mix_next(m, s, NULL, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
-    failures++;
+    vt_test_failures++;
     return -1;
   }
   return s->ids.v[0];
@@ -84,23 +75,23 @@ static void test_ranks(void) {
     for (int r = 0; r < 4; r++) {
       mix *m = open_mix(1.0, 0, 42, r, 4);
       if (!m) return;
-      CHECK(mix_epoch_len(m) == 3, "epoch len %lld", (long long)mix_epoch_len(m));
+      CHECK_MSG(mix_epoch_len(m) == 3, "epoch len %lld", (long long)mix_epoch_len(m));
       for (int k = 0; k < 3 * epoch; k++) next_tag(m, &s); /* skip to this epoch */
       for (int k = 0; k < 3; k++) {
         int tag = next_tag(m, &s);
-        CHECK(tag >= 1000 && tag < 1012, "tag %d", tag);
+        CHECK_MSG(tag >= 1000 && tag < 1012, "tag %d", tag);
         if (tag >= 1000 && tag < 1012) seen[tag - 1000]++;
         order[r + 4 * k] = tag;
       }
-      CHECK(mix_get_cursor(m).epoch == epoch, "epoch %lld", (long long)mix_get_cursor(m).epoch);
+      CHECK_MSG(mix_get_cursor(m).epoch == epoch, "epoch %lld", (long long)mix_get_cursor(m).epoch);
       mix_close(m);
     }
     for (int i = 0; i < 12; i++)
-      CHECK(seen[i] == 1, "epoch %d: sample %d seen %d times", epoch, i, seen[i]);
+      CHECK_MSG(seen[i] == 1, "epoch %d: sample %d seen %d times", epoch, i, seen[i]);
     if (epoch == 0)
       memcpy(first_epoch, order, sizeof order);
     else
-      CHECK(memcmp(first_epoch, order, sizeof order) != 0, "epoch 1 has epoch 0's order");
+      CHECK_MSG(memcmp(first_epoch, order, sizeof order) != 0, "epoch 1 has epoch 0's order");
   }
   shard_sample_free(&s);
 }
@@ -109,7 +100,7 @@ static void test_ratios_and_seeds(void) {
   shard_sample s = {0};
   mix *m = open_mix(0.5, 2.5, 7, 0, 1);
   if (!m) return;
-  CHECK(mix_epoch_total(m) == 6 + 10, "total %lld", (long long)mix_epoch_total(m));
+  CHECK_MSG(mix_epoch_total(m) == 6 + 10, "total %lld", (long long)mix_epoch_total(m));
   int count[2][12] = {{0}};
   for (int k = 0; k < 16; k++) {
     int tag = next_tag(m, &s);
@@ -118,18 +109,18 @@ static void test_ratios_and_seeds(void) {
     else if (tag >= 2000 && tag < 2004)
       count[1][tag - 2000]++;
     else
-      CHECK(0, "tag %d", tag);
+      CHECK_MSG(0, "tag %d", tag);
   }
   int na = 0, nb = 0;
   for (int i = 0; i < 12; i++) {
-    CHECK(count[0][i] <= 1, "subsample repeats %d", i);
+    CHECK_MSG(count[0][i] <= 1, "subsample repeats %d", i);
     na += count[0][i];
   }
   for (int i = 0; i < 4; i++) {
-    CHECK(count[1][i] >= 2 && count[1][i] <= 3, "repeat count %d", count[1][i]);
+    CHECK_MSG(count[1][i] >= 2 && count[1][i] <= 3, "repeat count %d", count[1][i]);
     nb += count[1][i];
   }
-  CHECK(na == 6 && nb == 10, "a %d b %d", na, nb);
+  CHECK_MSG(na == 6 && nb == 10, "a %d b %d", na, nb);
   mix_close(m);
 
   /* same seed, same stream; another seed, another stream */
@@ -141,7 +132,7 @@ static void test_ratios_and_seeds(void) {
     same &= tx == ty;
     differ |= tx != tz;
   }
-  CHECK(same && differ, "seeded order: same %d differ %d", same, differ);
+  CHECK_MSG(same && differ, "seeded order: same %d differ %d", same, differ);
   mix_close(x), mix_close(y), mix_close(z);
   shard_sample_free(&s);
 }
@@ -151,27 +142,27 @@ static void test_cursor(void) {
   char err[256], saved[MIX_CURSOR_LEN];
   mix *m = open_mix(1.0, 1.5, 5, 1, 2);
   if (!m) return;
-  CHECK(mix_epoch_len(m) == 9, "epoch len %lld", (long long)mix_epoch_len(m));
+  CHECK_MSG(mix_epoch_len(m) == 9, "epoch len %lld", (long long)mix_epoch_len(m));
   for (int k = 0; k < 7; k++) next_tag(m, &s);
   mix_cursor c = mix_get_cursor(m);
   mix_cursor_format(&c, saved);
   int want[15];
   for (int k = 0; k < 15; k++) want[k] = next_tag(m, &s); /* crosses into epoch 2 */
-  CHECK(mix_get_cursor(m).epoch == 2, "epoch %lld", (long long)mix_get_cursor(m).epoch);
+  CHECK_MSG(mix_get_cursor(m).epoch == 2, "epoch %lld", (long long)mix_get_cursor(m).epoch);
   mix_close(m);
 
   mix *r = open_mix(1.0, 1.5, 5, 1, 2);
   mix_cursor back;
-  CHECK(mix_cursor_parse(&back, saved, err, sizeof err) == 0, "%s", err);
-  CHECK(mix_set_cursor(r, &back, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(mix_cursor_parse(&back, saved, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(mix_set_cursor(r, &back, err, sizeof err) == 0, "%s", err);
   for (int k = 0; k < 15; k++) {
     int t = next_tag(r, &s);
-    CHECK(t == want[k], "resumed stream differs at %d: %d vs %d", k, t, want[k]);
+    CHECK_MSG(t == want[k], "resumed stream differs at %d: %d vs %d", k, t, want[k]);
   }
   mix_close(r);
-  CHECK(strstr(saved, "epoch=0 pos=7 rank=1 world=2") != NULL, "cursor text %s", saved);
+  CHECK_MSG(strstr(saved, "epoch=0 pos=7 rank=1 world=2") != NULL, "cursor text %s", saved);
   mix *other = open_mix(1.0, 1.5, 7, 1, 2);
-  CHECK(mix_set_cursor(other, &back, err, sizeof err) == -1, "cursor for another seed accepted");
+  CHECK_MSG(mix_set_cursor(other, &back, err, sizeof err) == -1, "cursor for another seed accepted");
   mix_close(other);
 
   /* resume on another world size: 2 ranks take 3 each (slots 0..5), then 3 ranks finish the
@@ -188,17 +179,17 @@ static void test_cursor(void) {
   }
   for (int rank = 0; rank < 3; rank++) {
     mix *w3 = open_mix(1.0, 0, 11, rank, 3);
-    CHECK(mix_set_cursor(w3, &c, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(mix_set_cursor(w3, &c, err, sizeof err) == 0, "%s", err);
     for (int k = 0; k < 2; k++) {
       int t = next_tag(w3, &s);
       if (t >= 1000 && t < 1012) seen[t - 1000]++;
     }
-    CHECK(mix_get_cursor(w3).pos == 4 && mix_get_cursor(w3).epoch == 0, "end of epoch 0");
+    CHECK_MSG(mix_get_cursor(w3).pos == 4 && mix_get_cursor(w3).epoch == 0, "end of epoch 0");
     mix_close(w3);
   }
   for (int i = 0; i < 12; i++)
-    CHECK(seen[i] == 1, "world 2 -> 3: sample %d seen %d times", i, seen[i]);
-  CHECK(mix_cursor_parse(&back, "mix-cursor v1 seed=1 epoch=x", err, sizeof err) == -1, "parse");
+    CHECK_MSG(seen[i] == 1, "world 2 -> 3: sample %d seen %d times", i, seen[i]);
+  CHECK_MSG(mix_cursor_parse(&back, "mix-cursor v1 seed=1 epoch=x", err, sizeof err) == -1, "parse");
   shard_sample_free(&s);
 }
 
@@ -210,43 +201,43 @@ static void test_packing(void) {
   int64_t samples = 0, packs = 0;
   bool saw_image = false;
   while (mix_get_cursor(m).epoch == 0 && samples < 16) {
-    CHECK(mix_next_packed(m, 16, &p, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(mix_next_packed(m, 16, &p, err, sizeof err) == 0, "%s", err);
     packs++;
-    CHECK(p.n_seq >= 1 && p.ids.n <= 16 && p.labels.n == p.ids.n, "pack of %zu", p.ids.n);
-    CHECK(p.starts[0] == 0 && p.starts[p.n_seq] == (int64_t)p.ids.n, "bounds");
+    CHECK_MSG(p.n_seq >= 1 && p.ids.n <= 16 && p.labels.n == p.ids.n, "pack of %zu", p.ids.n);
+    CHECK_MSG(p.starts[0] == 0 && p.starts[p.n_seq] == (int64_t)p.ids.n, "bounds");
     for (size_t k = 0; k < p.n_seq; k++) {
       int64_t a = p.starts[k], b = p.starts[k + 1];
       int tag = p.ids.v[a];
-      CHECK(b - a == len_of(tag), "sample %d has %lld tokens", tag, (long long)(b - a));
+      CHECK_MSG(b - a == len_of(tag), "sample %d has %lld tokens", tag, (long long)(b - a));
       for (int64_t i = a; i < b; i++) {
         int32_t want_label = (i - a) % 2 ? tag : CHAT_IGNORE;
         if (tag == 1001 && i - a == 1) want_label = CHAT_IGNORE;
-        CHECK(p.ids.v[i] == tag || (tag == 1001 && i - a == 1), "id at %lld", (long long)i);
-        CHECK(p.labels.v[i] == want_label, "label at %lld", (long long)i);
+        CHECK_MSG(p.ids.v[i] == tag || (tag == 1001 && i - a == 1), "id at %lld", (long long)i);
+        CHECK_MSG(p.labels.v[i] == want_label, "label at %lld", (long long)i);
       }
     }
     int32_t seg[20], pos[20];
     mix_pack_segments(&p, 20, seg, pos);
     for (size_t k = 0; k < p.n_seq; k++)
       for (int64_t i = p.starts[k]; i < p.starts[k + 1]; i++)
-        CHECK(seg[i] == (int32_t)k && pos[i] == i - p.starts[k], "segment/position at %lld",
+        CHECK_MSG(seg[i] == (int32_t)k && pos[i] == i - p.starts[k], "segment/position at %lld",
               (long long)i);
     for (size_t i = p.ids.n; i < 20; i++)
-      CHECK(seg[i] == (int32_t)p.n_seq && pos[i] == (int32_t)(i - p.ids.n), "padding at %zu", i);
+      CHECK_MSG(seg[i] == (int32_t)p.n_seq && pos[i] == (int32_t)(i - p.ids.n), "padding at %zu", i);
     for (size_t k = 0; k < p.n_media; k++) {
       saw_image = true;
-      CHECK(p.ids.v[p.media[k].pos] == CHAT_IMAGE_ID, "media position in pack");
-      CHECK(p.starts[p.media_seq[k]] + 1 == p.media[k].pos, "media sequence");
-      CHECK(!strcmp(p.media_path[k], "img.jpg"), "media path");
+      CHECK_MSG(p.ids.v[p.media[k].pos] == CHAT_IMAGE_ID, "media position in pack");
+      CHECK_MSG(p.starts[p.media_seq[k]] + 1 == p.media[k].pos, "media sequence");
+      CHECK_MSG(!strcmp(p.media_path[k], "img.jpg"), "media path");
     }
     samples += (int64_t)p.n_seq;
   }
-  CHECK(samples == 16, "one epoch packs all 16 samples: %lld", (long long)samples);
-  CHECK(packs < 16, "packing packed nothing together: %lld packs", (long long)packs);
-  CHECK(saw_image, "the sample with an image was packed");
+  CHECK_MSG(samples == 16, "one epoch packs all 16 samples: %lld", (long long)samples);
+  CHECK_MSG(packs < 16, "packing packed nothing together: %lld packs", (long long)packs);
+  CHECK_MSG(saw_image, "the sample with an image was packed");
   /* a sample longer than max_len is cut and packed alone */
-  CHECK(mix_next_packed(m, 3, &p, err, sizeof err) == 0, "%s", err);
-  CHECK(p.ids.n <= 3 && p.n_seq >= 1, "max_len 3: %zu tokens", p.ids.n);
+  CHECK_MSG(mix_next_packed(m, 3, &p, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(p.ids.n <= 3 && p.n_seq >= 1, "max_len 3: %zu tokens", p.ids.n);
   mix_pack_free(&p);
   mix_close(m);
 }
@@ -261,25 +252,25 @@ static void test_config(void) {
       "  - name: b\n    shards: [\"b/*.h5\"]\n    ratio: 2\n");
   fclose(f);
   mix_config c = {0};
-  CHECK(mix_config_load(&c, path, err, sizeof err) == 0, "%s", err);
-  CHECK(c.seed == 7 && c.verify && c.pack && c.max_len == 2048 && c.n_datasets == 2, "config");
+  CHECK_MSG(mix_config_load(&c, path, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(c.seed == 7 && c.verify && c.pack && c.max_len == 2048 && c.n_datasets == 2, "config");
   if (c.n_datasets == 2) {
-    CHECK(c.datasets[0].n_shards == 2 && c.datasets[0].ratio == 0.2, "dataset a");
-    CHECK(c.datasets[1].n_shards == 1 && c.datasets[1].ratio == 2.0, "dataset b");
-    CHECK(c.datasets[0].n_shards == 2 && !strcmp(c.datasets[0].shards[1], a1), "sorted %s",
+    CHECK_MSG(c.datasets[0].n_shards == 2 && c.datasets[0].ratio == 0.2, "dataset a");
+    CHECK_MSG(c.datasets[1].n_shards == 1 && c.datasets[1].ratio == 2.0, "dataset b");
+    CHECK_MSG(c.datasets[0].n_shards == 2 && !strcmp(c.datasets[0].shards[1], a1), "sorted %s",
           c.datasets[0].shards[1]);
   }
   mix_config_free(&c);
   f = fopen(path, "w");
   fprintf(f, "seed: 7\ndatasets:\n  - name: a\n    shards: a\n    weight: 0.2\n");
   fclose(f);
-  CHECK(mix_config_load(&c, path, err, sizeof err) == -1, "unknown key accepted");
-  CHECK(strstr(err, "weight") && strstr(err, "mix.yaml"), "message: %s", err);
+  CHECK_MSG(mix_config_load(&c, path, err, sizeof err) == -1, "unknown key accepted");
+  CHECK_MSG(strstr(err, "weight") && strstr(err, "mix.yaml"), "message: %s", err);
   f = fopen(path, "w");
   fprintf(f, "datasets:\n  - name: a\n    shards: nowhere/*.h5\n");
   fclose(f);
-  CHECK(mix_config_load(&c, path, err, sizeof err) == -1, "empty glob accepted");
-  CHECK(strstr(err, "no shard files"), "message: %s", err);
+  CHECK_MSG(mix_config_load(&c, path, err, sizeof err) == -1, "empty glob accepted");
+  CHECK_MSG(strstr(err, "no shard files"), "message: %s", err);
   mix_config_free(&c);
 }
 
@@ -303,6 +294,5 @@ int main(void) {
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-  return failures ? 1 : 0;
+  return vt_test_finish("test_mixture");
 }

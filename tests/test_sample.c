@@ -2,22 +2,13 @@
 /* Sample reader and data config on tests/fixtures/data (tests/reference/gen_data_fixtures.py):
  * JSON array and JSON lines, every bad kind skipped with its reason and id while the good
  * samples around it still come through, media paths resolved per set, unknown config keys. */
+#include "tests/check.h"
 #include "data/sample.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(c, ...)                                                                              \
-  do {                                                                                             \
-    if (!(c)) {                                                                                    \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #c);                        \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fputc('\n', stderr);                                                                         \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static char fx[4096];
 
@@ -34,23 +25,23 @@ static void check_file(const char *name, const sample_config *cfg, const expect 
   char path[4200], err[512];
   path_of(path, sizeof path, name);
   sample_reader *r;
-  CHECK(sample_reader_open(&r, path, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(sample_reader_open(&r, path, err, sizeof err) == 0, "%s", err);
   if (!r) return;
   sample s;
   sample_reason why;
   int k = 0, rc;
   while ((rc = sample_reader_next(r, cfg, &s, &why, err, sizeof err)) != 0) {
-    CHECK(k < n, "%s: more items than expected: %s", name, s.id);
+    CHECK_MSG(k < n, "%s: more items than expected: %s", name, s.id);
     if (k >= n) break;
-    CHECK(why == want[k].why, "%s item %d (%s): reason '%s', want '%s' (%s)", name, k, s.id,
+    CHECK_MSG(why == want[k].why, "%s item %d (%s): reason '%s', want '%s' (%s)", name, k, s.id,
           sample_reason_name(why), sample_reason_name(want[k].why), rc == 2 ? err : "");
-    CHECK(strstr(s.id, want[k].id) != NULL, "%s item %d: id %s, want %s", name, k, s.id,
+    CHECK_MSG(strstr(s.id, want[k].id) != NULL, "%s item %d: id %s, want %s", name, k, s.id,
           want[k].id);
-    CHECK((rc == 1) == (why == SAMPLE_OK), "rc %d", rc);
+    CHECK_MSG((rc == 1) == (why == SAMPLE_OK), "rc %d", rc);
     if (rc == 1) sample_free(&s);
     k++;
   }
-  CHECK(k == n, "%s: %d items, want %d", name, k, n);
+  CHECK_MSG(k == n, "%s: %d items, want %d", name, k, n);
   sample_reader_close(r);
 }
 
@@ -58,22 +49,22 @@ static void test_config(sample_config *cfg) {
   char path[4200], err[512];
   path_of(path, sizeof path, "data.yaml");
   sample_config_default(cfg);
-  CHECK(sample_config_load(cfg, path, err, sizeof err) == 0, "%s", err);
-  CHECK(cfg->max_len == 400 && cfg->shard_samples == 4 && cfg->check_media, "scalars");
-  CHECK(cfg->n_sets == 1 && !strcmp(cfg->sets[0].name, "demo"), "sets");
+  CHECK_MSG(sample_config_load(cfg, path, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(cfg->max_len == 400 && cfg->shard_samples == 4 && cfg->check_media, "scalars");
+  CHECK_MSG(cfg->n_sets == 1 && !strcmp(cfg->sets[0].name, "demo"), "sets");
   char want[4300];
   path_of(want, sizeof want, "media");
-  CHECK(cfg->n_sets == 1 && !strcmp(cfg->sets[0].folder[CHAT_MEDIA_AUDIO], want), "folder %s",
+  CHECK_MSG(cfg->n_sets == 1 && !strcmp(cfg->sets[0].folder[CHAT_MEDIA_AUDIO], want), "folder %s",
         cfg->n_sets ? cfg->sets[0].folder[2] : "-");
-  CHECK(cfg->prompts.language && !strcmp(cfg->prompts.language, "You are a helpful assistant."),
+  CHECK_MSG(cfg->prompts.language && !strcmp(cfg->prompts.language, "You are a helpful assistant."),
         "prompt");
-  CHECK(cfg->prompts.image == NULL, "image prompt stays default");
+  CHECK_MSG(cfg->prompts.image == NULL, "image prompt stays default");
 
   sample_config bad;
   sample_config_default(&bad);
   path_of(path, sizeof path, "bad_key.yaml");
-  CHECK(sample_config_load(&bad, path, err, sizeof err) == -1, "unknown key accepted");
-  CHECK(strstr(err, "image_dir") && strstr(err, "bad_key.yaml") && strstr(err, "sets.demo"),
+  CHECK_MSG(sample_config_load(&bad, path, err, sizeof err) == -1, "unknown key accepted");
+  CHECK_MSG(strstr(err, "image_dir") && strstr(err, "bad_key.yaml") && strstr(err, "sets.demo"),
         "message should name key, file and place: %s", err);
   sample_config_free(&bad);
 
@@ -81,8 +72,8 @@ static void test_config(sample_config *cfg) {
   const char *src = getenv("VT_SOURCE_DIR");
   snprintf(path, sizeof path, "%s/configs/data/prep_example.yaml", src ? src : ".");
   sample_config_default(&bad);
-  CHECK(sample_config_load(&bad, path, err, sizeof err) == 0, "%s", err);
-  CHECK(bad.n_sets == 2 && bad.max_len == 6200 && bad.tokenizer, "example config");
+  CHECK_MSG(sample_config_load(&bad, path, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(bad.n_sets == 2 && bad.max_len == 6200 && bad.tokenizer, "example config");
   sample_config_free(&bad);
 }
 
@@ -90,28 +81,28 @@ static void test_good(const sample_config *cfg) {
   char path[4200], err[512];
   path_of(path, sizeof path, "good.json");
   sample_reader *r;
-  CHECK(sample_reader_open(&r, path, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(sample_reader_open(&r, path, err, sizeof err) == 0, "%s", err);
   if (!r) return;
   sample s[6];
   sample_reason why;
   for (int i = 0; i < 6; i++) {
     int rc = sample_reader_next(r, cfg, &s[i], &why, err, sizeof err);
-    CHECK(rc == 1, "good.json item %d: %s", i, err);
+    CHECK_MSG(rc == 1, "good.json item %d: %s", i, err);
     if (rc != 1) return;
   }
   sample extra;
-  CHECK(sample_reader_next(r, cfg, &extra, &why, err, sizeof err) == 0, "end of array");
-  CHECK(!strcmp(s[0].id, "text-1") && s[0].n_turns == 2 && s[0].turns[1].from == CHAT_FROM_GPT,
+  CHECK_MSG(sample_reader_next(r, cfg, &extra, &why, err, sizeof err) == 0, "end of array");
+  CHECK_MSG(!strcmp(s[0].id, "text-1") && s[0].n_turns == 2 && s[0].turns[1].from == CHAT_FROM_GPT,
         "text-1");
   char want[4300];
   path_of(want, sizeof want, "media/img/cat.jpg");
-  CHECK(s[1].n_media[CHAT_MEDIA_IMAGE] == 1 && !strcmp(s[1].media[0][0], want), "image path %s",
+  CHECK_MSG(s[1].n_media[CHAT_MEDIA_IMAGE] == 1 && !strcmp(s[1].media[0][0], want), "image path %s",
         s[1].n_media[0] ? s[1].media[0][0] : "-");
-  CHECK(s[2].n_media[CHAT_MEDIA_AUDIO] == 2, "audio list");
-  CHECK(s[3].n_media[CHAT_MEDIA_VIDEO] == 1, "video");
-  CHECK(!strcmp(s[4].id, "5") && s[4].inserted_id == 2 && s[4].n_media[0] == 2, "numeric id");
-  CHECK(s[5].end_tag == false && s[0].end_tag == true, "end_tag");
-  CHECK(!strcmp(s[5].turns[0].value, "你好"), "UTF-8 text");
+  CHECK_MSG(s[2].n_media[CHAT_MEDIA_AUDIO] == 2, "audio list");
+  CHECK_MSG(s[3].n_media[CHAT_MEDIA_VIDEO] == 1, "video");
+  CHECK_MSG(!strcmp(s[4].id, "5") && s[4].inserted_id == 2 && s[4].n_media[0] == 2, "numeric id");
+  CHECK_MSG(s[5].end_tag == false && s[0].end_tag == true, "end_tag");
+  CHECK_MSG(!strcmp(s[5].turns[0].value, "你好"), "UTF-8 text");
   for (int i = 0; i < 6; i++) sample_free(&s[i]);
   sample_reader_close(r);
 }
@@ -154,6 +145,5 @@ int main(void) {
                           {"noend-1", SAMPLE_OK}};
   check_file("good.json", NULL, nocfg, 6);
   sample_config_free(&cfg);
-  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-  return failures ? 1 : 0;
+  return vt_test_finish("test_sample");
 }

@@ -2,6 +2,7 @@
 /* HDF5 shards: write, reopen with checksum, read samples back by offset exactly; no temporary
  * file left behind; a truncated shard and a shard with flipped bytes are refused with a
  * message naming the file. */
+#include "tests/check.h"
 #include "data/shard.h"
 
 #include <hdf5.h>
@@ -17,16 +18,6 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libhdf5"; }
 #endif
 
-static int failures;
-#define CHECK(c, ...)                                                                              \
-  do {                                                                                             \
-    if (!(c)) {                                                                                    \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #c);                        \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fputc('\n', stderr);                                                                         \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static void copy_file(const char *from, const char *to, long keep) {
   FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
@@ -76,35 +67,35 @@ int main(void) {
       {"third-中", ids[2], labels[2], 7, m2, p2, 2},
   };
   shard_writer *w;
-  CHECK(shard_writer_open(&w, path, err, sizeof err) == 0, "%s", err);
-  for (int s = 0; s < 3; s++) CHECK(shard_write_sample(w, &in[s], err, sizeof err) == 0, "%s", err);
-  CHECK(shard_writer_samples(w) == 3 && shard_writer_tokens(w) == 15, "counts");
-  CHECK(access(path, F_OK) != 0, "shard visible before close");
-  CHECK(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(shard_writer_open(&w, path, err, sizeof err) == 0, "%s", err);
+  for (int s = 0; s < 3; s++) CHECK_MSG(shard_write_sample(w, &in[s], err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(shard_writer_samples(w) == 3 && shard_writer_tokens(w) == 15, "counts");
+  CHECK_MSG(access(path, F_OK) != 0, "shard visible before close");
+  CHECK_MSG(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
   char tmp[300];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  CHECK(access(path, F_OK) == 0 && access(tmp, F_OK) != 0, "renamed, no temporary left");
+  CHECK_MSG(access(path, F_OK) == 0 && access(tmp, F_OK) != 0, "renamed, no temporary left");
 
   shard *sh;
-  CHECK(shard_open(&sh, path, true, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(shard_open(&sh, path, true, err, sizeof err) == 0, "%s", err);
   if (sh) {
-    CHECK(shard_n_samples(sh) == 3 && shard_n_tokens(sh) == 15, "n");
+    CHECK_MSG(shard_n_samples(sh) == 3 && shard_n_tokens(sh) == 15, "n");
     shard_sample out = {0};
     for (int s = 2; s >= 0; s--) { /* any order: read by offset */
-      CHECK(shard_sample_len(sh, s) == (int64_t)lens[s], "len %d", s);
-      CHECK(shard_read_sample(sh, s, &out, err, sizeof err) == 0, "%s", err);
-      CHECK(!strcmp(out.id, in[s].id), "id %s", out.id);
-      CHECK(out.ids.n == lens[s] && !memcmp(out.ids.v, ids[s], lens[s] * 4), "ids %d", s);
-      CHECK(!memcmp(out.labels.v, labels[s], lens[s] * 4), "labels %d", s);
-      CHECK(out.n_media == in[s].n_media, "n_media %d", s);
+      CHECK_MSG(shard_sample_len(sh, s) == (int64_t)lens[s], "len %d", s);
+      CHECK_MSG(shard_read_sample(sh, s, &out, err, sizeof err) == 0, "%s", err);
+      CHECK_MSG(!strcmp(out.id, in[s].id), "id %s", out.id);
+      CHECK_MSG(out.ids.n == lens[s] && !memcmp(out.ids.v, ids[s], lens[s] * 4), "ids %d", s);
+      CHECK_MSG(!memcmp(out.labels.v, labels[s], lens[s] * 4), "labels %d", s);
+      CHECK_MSG(out.n_media == in[s].n_media, "n_media %d", s);
       for (size_t k = 0; k < out.n_media && k < in[s].n_media; k++) {
-        CHECK(out.media[k].pos == in[s].media[k].pos && out.media[k].kind == in[s].media[k].kind &&
+        CHECK_MSG(out.media[k].pos == in[s].media[k].pos && out.media[k].kind == in[s].media[k].kind &&
                   out.media[k].item == in[s].media[k].item,
               "media %d.%zu", s, k);
-        CHECK(!strcmp(out.media_path[k], in[s].media_path[k]), "path %s", out.media_path[k]);
+        CHECK_MSG(!strcmp(out.media_path[k], in[s].media_path[k]), "path %s", out.media_path[k]);
       }
     }
-    CHECK(shard_read_sample(sh, 3, &out, err, sizeof err) == -1, "out of range read");
+    CHECK_MSG(shard_read_sample(sh, 3, &out, err, sizeof err) == -1, "out of range read");
     shard_sample_free(&out);
     shard_close(sh);
   }
@@ -113,8 +104,8 @@ int main(void) {
   char bad[300];
   snprintf(bad, sizeof bad, "%s/truncated.h5", dir);
   copy_file(path, bad, file_size(path) - 40);
-  CHECK(shard_open(&sh, bad, true, err, sizeof err) == -1, "truncated shard opened");
-  CHECK(strstr(err, "truncated.h5") != NULL, "message: %s", err);
+  CHECK_MSG(shard_open(&sh, bad, true, err, sizeof err) == -1, "truncated shard opened");
+  CHECK_MSG(strstr(err, "truncated.h5") != NULL, "message: %s", err);
 
   /* flipped bytes inside the token data: the checksum catches it */
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -130,8 +121,8 @@ int main(void) {
   fseek(fp, (long)off + 9, SEEK_SET);
   fputc(c ^ 0x5a, fp);
   fclose(fp);
-  CHECK(shard_open(&sh, bad, true, err, sizeof err) == -1, "flipped shard opened");
-  CHECK(strstr(err, "flipped.h5") && strstr(err, "checksum"), "message: %s", err);
+  CHECK_MSG(shard_open(&sh, bad, true, err, sizeof err) == -1, "flipped shard opened");
+  CHECK_MSG(strstr(err, "flipped.h5") && strstr(err, "checksum"), "message: %s", err);
   /* a flipped byte anywhere before the tokens (HDF5 metadata) is refused naming the file, or
    * sits in unused space and the samples still read back exactly: never silent corruption */
   int refused = 0;
@@ -144,7 +135,7 @@ int main(void) {
     fputc(c ^ 0xff, fp);
     fclose(fp);
     if (shard_open(&sh, bad, true, err, sizeof err) != 0) {
-      CHECK(strstr(err, "flipped.h5") != NULL, "message: %s", err);
+      CHECK_MSG(strstr(err, "flipped.h5") != NULL, "message: %s", err);
       refused++;
       continue;
     }
@@ -153,42 +144,41 @@ int main(void) {
       bool same = shard_read_sample(sh, s, &out, err, sizeof err) == 0 && out.ids.n == lens[s] &&
                   !memcmp(out.ids.v, ids[s], lens[s] * 4) &&
                   !memcmp(out.labels.v, labels[s], lens[s] * 4) && !strcmp(out.id, in[s].id);
-      CHECK(same, "byte %ld flipped: sample %d reads back different", at, s);
+      CHECK_MSG(same, "byte %ld flipped: sample %d reads back different", at, s);
     }
     shard_sample_free(&out);
     shard_close(sh);
   }
-  CHECK(refused > 20, "only %d metadata flips refused", refused);
-  CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 ids left open after refusals");
+  CHECK_MSG(refused > 20, "only %d metadata flips refused", refused);
+  CHECK_MSG(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 ids left open after refusals");
   copy_file(path, bad, -1);
   fp = fopen(bad, "r+b");
   fseek(fp, (long)off + 9, SEEK_SET);
   fputc(c ^ 0x5a, fp);
   fclose(fp);
   /* without verification the same file opens (the check is what refuses it) */
-  CHECK(shard_open(&sh, bad, false, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(shard_open(&sh, bad, false, err, sizeof err) == 0, "%s", err);
   shard_close(sh);
-  CHECK(shard_open(&sh, "/nonexistent/x.h5", true, err, sizeof err) == -1, "missing opened");
+  CHECK_MSG(shard_open(&sh, "/nonexistent/x.h5", true, err, sizeof err) == -1, "missing opened");
 
   /* the same samples give the same bytes (no timestamps in the file) */
   char again[300];
   snprintf(again, sizeof again, "%s/again.h5", dir);
-  CHECK(shard_writer_open(&w, again, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(shard_writer_open(&w, again, err, sizeof err) == 0, "%s", err);
   for (int s = 0; s < 3; s++) shard_write_sample(w, &in[s], err, sizeof err);
-  CHECK(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
   snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, again);
-  CHECK(system(cmd) == 0, "two writes of the same samples differ");
+  CHECK_MSG(system(cmd) == 0, "two writes of the same samples differ");
 
   /* an empty shard is valid */
   snprintf(bad, sizeof bad, "%s/empty.h5", dir);
-  CHECK(shard_writer_open(&w, bad, err, sizeof err) == 0, "%s", err);
-  CHECK(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
-  CHECK(shard_open(&sh, bad, true, err, sizeof err) == 0, "%s", err);
-  if (sh) CHECK(shard_n_samples(sh) == 0, "empty");
+  CHECK_MSG(shard_writer_open(&w, bad, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(shard_open(&sh, bad, true, err, sizeof err) == 0, "%s", err);
+  if (sh) CHECK_MSG(shard_n_samples(sh) == 0, "empty");
   shard_close(sh);
 
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-  return failures ? 1 : 0;
+  return vt_test_finish("test_shard");
 }

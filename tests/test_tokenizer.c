@@ -2,22 +2,13 @@
 /* Tokenizer vs HF tokenizers fixtures (tests/reference/gen_tokenizer_fixtures.py): encode
  * token for token, decode back to exact bytes (also characters split over byte tokens),
  * marker and special ids, and the error paths. Skips (77) without the shared tokenizer. */
+#include "tests/check.h"
 #include "data/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(c, ...)                                                                              \
-  do {                                                                                             \
-    if (!(c)) {                                                                                    \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #c);                        \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fputc('\n', stderr);                                                                         \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static char *read_line(FILE *f) {
   char *line = NULL;
@@ -62,7 +53,7 @@ static FILE *open_fixture(const char *name) {
 
 static void test_encode_cases(tok_tokenizer *t) {
   FILE *f = open_fixture("encode_cases.txt");
-  CHECK(f != NULL, "fixture missing");
+  CHECK_MSG(f != NULL, "fixture missing");
   if (!f) return;
   char *name, err[256];
   int n_cases = 0;
@@ -73,9 +64,9 @@ static void test_encode_cases(tok_tokenizer *t) {
     tok_ids want = {0}, got = {0};
     parse_ids(ids_line, &want);
     int rc = tok_encode(t, text, len, &got, err, sizeof err);
-    CHECK(rc == 0, "%s: %s", name, err);
+    CHECK_MSG(rc == 0, "%s: %s", name, err);
     bool same = got.n == want.n && memcmp(got.v, want.v, got.n * sizeof *got.v) == 0;
-    CHECK(same, "%s: %zu ids, want %zu", name, got.n, want.n);
+    CHECK_MSG(same, "%s: %zu ids, want %zu", name, got.n, want.n);
     if (!same)
       for (size_t i = 0; i < got.n && i < want.n; i++)
         if (got.v[i] != want.v[i]) {
@@ -85,8 +76,8 @@ static void test_encode_cases(tok_tokenizer *t) {
     /* decode gives the text back (the NFC case normalises, so it differs by design) */
     if (strncmp(name, "# nfc", 5) != 0) {
       tok_bytes back = {0};
-      CHECK(tok_decode(t, want.v, want.n, false, &back, err, sizeof err) == 0, "%s", err);
-      CHECK(back.n == len && memcmp(back.p, text, len) == 0, "%s: decode differs", name);
+      CHECK_MSG(tok_decode(t, want.v, want.n, false, &back, err, sizeof err) == 0, "%s", err);
+      CHECK_MSG(back.n == len && memcmp(back.p, text, len) == 0, "%s: decode differs", name);
       tok_bytes_free(&back);
     }
     n_cases++;
@@ -95,12 +86,12 @@ static void test_encode_cases(tok_tokenizer *t) {
     free(text), free(name), free(hex), free(ids_line);
   }
   fclose(f);
-  CHECK(n_cases >= 60, "only %d cases", n_cases);
+  CHECK_MSG(n_cases >= 60, "only %d cases", n_cases);
 }
 
 static void test_split_bytes(tok_tokenizer *t) {
   FILE *f = open_fixture("split_bytes.txt");
-  CHECK(f != NULL, "fixture missing");
+  CHECK_MSG(f != NULL, "fixture missing");
   if (!f) return;
   char *hex, err[256];
   while ((hex = read_line(f))) {
@@ -108,19 +99,19 @@ static void test_split_bytes(tok_tokenizer *t) {
     size_t len = unhex(hex, text);
     tok_ids ids = {0};
     parse_ids(ids_line, &ids);
-    CHECK(ids.n > 1, "expected a character split over several tokens");
+    CHECK_MSG(ids.n > 1, "expected a character split over several tokens");
     /* token by token: each piece alone is not valid UTF-8, the concatenation is exact */
     tok_bytes all = {0};
     bool some_piece_invalid = false;
     for (size_t i = 0; i < ids.n; i++) {
       tok_bytes one = {0};
-      CHECK(tok_decode(t, &ids.v[i], 1, false, &one, err, sizeof err) == 0, "%s", err);
+      CHECK_MSG(tok_decode(t, &ids.v[i], 1, false, &one, err, sizeof err) == 0, "%s", err);
       if (!tok_utf8_valid(one.p, one.n, NULL)) some_piece_invalid = true;
       tok_decode(t, &ids.v[i], 1, false, &all, err, sizeof err);
       tok_bytes_free(&one);
     }
-    CHECK(some_piece_invalid, "no partial UTF-8 piece for %s", hex);
-    CHECK(all.n == len && memcmp(all.p, text, len) == 0, "split decode differs for %s", hex);
+    CHECK_MSG(some_piece_invalid, "no partial UTF-8 piece for %s", hex);
+    CHECK_MSG(all.n == len && memcmp(all.p, text, len) == 0, "split decode differs for %s", hex);
     tok_bytes_free(&all);
     tok_ids_free(&ids);
     free(hex), free(ids_line);
@@ -129,30 +120,30 @@ static void test_split_bytes(tok_tokenizer *t) {
 }
 
 static void test_ids_and_errors(tok_tokenizer *t) {
-  CHECK(tok_token_id(t, "☞") == 144766, "☞ = %d", tok_token_id(t, "☞"));
-  CHECK(tok_token_id(t, "☜") == 145789, "☜ = %d", tok_token_id(t, "☜"));
-  CHECK(tok_token_id(t, "☟") == 146164, "☟ = %d", tok_token_id(t, "☟"));
-  CHECK(tok_token_id(t, "<|im_start|>") == 151644, "im_start");
-  CHECK(tok_token_id(t, "<|im_end|>") == 151645, "im_end");
-  CHECK(tok_eos_id(t) == 151645, "eos %d", tok_eos_id(t));
-  CHECK(tok_pad_id(t) == 151643, "pad %d", tok_pad_id(t));
-  CHECK(tok_vocab_size(t) == 151669, "vocab %d", tok_vocab_size(t));
+  CHECK_MSG(tok_token_id(t, "☞") == 144766, "☞ = %d", tok_token_id(t, "☞"));
+  CHECK_MSG(tok_token_id(t, "☜") == 145789, "☜ = %d", tok_token_id(t, "☜"));
+  CHECK_MSG(tok_token_id(t, "☟") == 146164, "☟ = %d", tok_token_id(t, "☟"));
+  CHECK_MSG(tok_token_id(t, "<|im_start|>") == 151644, "im_start");
+  CHECK_MSG(tok_token_id(t, "<|im_end|>") == 151645, "im_end");
+  CHECK_MSG(tok_eos_id(t) == 151645, "eos %d", tok_eos_id(t));
+  CHECK_MSG(tok_pad_id(t) == 151643, "pad %d", tok_pad_id(t));
+  CHECK_MSG(tok_vocab_size(t) == 151669, "vocab %d", tok_vocab_size(t));
   char err[256] = "";
   tok_ids ids = {0};
   const char bad[] = "ok \xff\xfe bad";
-  CHECK(tok_encode(t, bad, sizeof bad - 1, &ids, err, sizeof err) == -1, "invalid UTF-8 accepted");
-  CHECK(strstr(err, "byte 3") != NULL, "error should name the offset: %s", err);
+  CHECK_MSG(tok_encode(t, bad, sizeof bad - 1, &ids, err, sizeof err) == -1, "invalid UTF-8 accepted");
+  CHECK_MSG(strstr(err, "byte 3") != NULL, "error should name the offset: %s", err);
   tok_bytes b = {0};
   int32_t out_of_range = 999999;
-  CHECK(tok_decode(t, &out_of_range, 1, false, &b, err, sizeof err) == -1, "bad id decoded");
+  CHECK_MSG(tok_decode(t, &out_of_range, 1, false, &b, err, sizeof err) == -1, "bad id decoded");
   int32_t with_special[] = {151644, 9707, 151645};
-  CHECK(tok_decode(t, with_special, 3, true, &b, err, sizeof err) == 0, "%s", err);
-  CHECK(b.n == 5 && memcmp(b.p, "Hello", 5) == 0, "skip_special: '%s'", b.p);
+  CHECK_MSG(tok_decode(t, with_special, 3, true, &b, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(b.n == 5 && memcmp(b.p, "Hello", 5) == 0, "skip_special: '%s'", b.p);
   tok_bytes_free(&b);
   tok_ids_free(&ids);
   tok_tokenizer *none;
-  CHECK(tok_init(&none, "/nonexistent/tok", err, sizeof err) == -1, "missing dir loaded");
-  CHECK(strstr(err, "/nonexistent/tok") != NULL, "message names the path: %s", err);
+  CHECK_MSG(tok_init(&none, "/nonexistent/tok", err, sizeof err) == -1, "missing dir loaded");
+  CHECK_MSG(strstr(err, "/nonexistent/tok") != NULL, "message names the path: %s", err);
 }
 
 int main(void) {
@@ -168,6 +159,5 @@ int main(void) {
   test_split_bytes(t);
   test_ids_and_errors(t);
   tok_free(t);
-  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-  return failures ? 1 : 0;
+  return vt_test_finish("test_tokenizer");
 }
