@@ -3,7 +3,8 @@
 4 layers, 8 heads, 2 KV heads, FFN 1408, vocab 8192, sequence 256, batch 4) trained on random
 tokens with AdamW, fp32 on the CPU, warmup steps untimed. Prints the same RESULT line:
   RESULT impl=torch tokens_per_s=... gflops=... peak_rss_mib=... step_ms=... loss0=... loss=...
-FLOPs per step = 6 * P * B * T + 6 * L * B * H * hd * T^2 (see the C bench).
+FLOPs per step = 6 * P * B * T + 6 * L * B * H * hd * T^2, P = the parameters in matmuls (all
+but the input embedding), the second term causal attention (see the C bench).
 Usage: bench_qwen2_torch.py [--steps N] [--warmup N] [--threads N] [--attn sdpa|eager]
 """
 import argparse
@@ -55,7 +56,8 @@ def main():
 
     L, H = cfg.num_hidden_layers, cfg.num_attention_heads
     hd = cfg.hidden_size // H
-    flops_step = 6.0 * P * B * T + 6.0 * L * B * H * hd * T * T
+    p_mm = P - cfg.vocab_size * cfg.hidden_size  # the input embedding is a gather
+    flops_step = 6.0 * p_mm * B * T + 6.0 * L * B * H * hd * T * T
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"RESULT impl=torch tokens_per_s={B * T * a.steps / dt:.1f} "
           f"gflops={flops_step * a.steps / dt * 1e-9:.2f} peak_rss_mib={rss_mib:.1f} "
