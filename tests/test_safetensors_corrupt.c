@@ -328,8 +328,24 @@ static void test_mutations(void) {
   free(src);
 }
 
+/* A header nested a million levels deep stops at jansson's depth limit, not the stack's. */
+static void test_deep(void) {
+  size_t n = 1000000, len;
+  char *h = (char *)malloc(2 * n + 7);
+  memcpy(h, "{\"a\":", 5);
+  memset(h + 5, '[', n);
+  memset(h + 5 + n, ']', n);
+  memcpy(h + 5 + 2 * n, "}", 2);
+  unsigned char *b = make_file(h, 0, -1, &len);
+  const char *e = try_open(b, len, NULL);
+  CHECK_MSG(strstr(e, "not valid JSON") && strstr(e, "depth"), "deep header: \"%s\"", e);
+  free(b);
+  free(h);
+}
+
 int main(void) {
   test_table();
+  test_deep();
   test_accepted();
   test_truncation();
   test_mutations();

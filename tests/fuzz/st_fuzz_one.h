@@ -29,6 +29,9 @@ static int st_fuzz_one(const uint8_t *data, size_t size) {
     char e[256];
     if (st_tensor_read(t, to, buf, nb, e, sizeof e)) bad = 1; /* widening never fails */
     (void)st_tensor_data(t, t->dtype);
+    /* narrowing may refuse (i64 out of i32 range) but must not misbehave */
+    vt_dtype narrow = to == VT_I64 ? VT_I32 : VT_BF16;
+    (void)st_tensor_read(t, narrow, buf, (size_t)t->numel * vt_dtype_size(narrow), e, sizeof e);
     free(buf);
   }
   for (int i = 0; i < f.n_meta; i++)
