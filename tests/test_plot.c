@@ -4,7 +4,7 @@
  * not fatal) and drawn; the PNG written is decoded back and checked: signature, IHDR size,
  * curve colours at the first and last step where the values put them, the EMA above the raw
  * curve at the end, background where no curve can be, tick labels in the margin. The same
- * with a log y axis; then the EMA formula, the canvas primitives and the errors. */
+ * with a log y axis; then the EMA formula and its cap, the canvas primitives and the errors. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -204,6 +204,10 @@ static void check_ema(void) {
   CHECK(fabs(e[1] - 2.0 / 0.75) < 1e-12);
   CHECK(fabs(e[2] - 2.0 / 0.875) < 1e-12);
   CHECK(fabs(e[3] - 5.0 / 0.9375) < 1e-12);
+  /* the factor is capped for short curves, none at all for 5 points or fewer */
+  CHECK(plot_ema_factor(0.9, 200) == 0.9);
+  CHECK(fabs(plot_ema_factor(0.9, 12) - (1 - 5.0 / 12)) < 1e-12);
+  CHECK(plot_ema_factor(0.9, 5) == 0 && plot_ema_factor(0.9, 1) == 0);
 }
 
 static void check_canvas(void) {

@@ -11,7 +11,8 @@ static const vt_opt opts[] = {
     {"out", VT_OPT_STR, NULL, "PNG to write (default RUN_DIR/METRIC.png, e.g. RUN_DIR/loss.png)"},
     {"metric", VT_OPT_STR, "loss", "key of metrics.jsonl to plot against \"step\""},
     {"log-y", VT_OPT_FLAG, NULL, "logarithmic y axis"},
-    {"smooth", VT_OPT_FLOAT, "0.9", "EMA factor of the smoothed curve, in [0, 1); 0 = none"},
+    {"smooth", VT_OPT_FLOAT, "0.9",
+     "EMA factor of the smoothed curve, in [0, 1), capped at 1 - 5/points; 0 = none"},
     {"width", VT_OPT_INT, "800", "image width in pixels"},
     {"height", VT_OPT_INT, "500", "image height in pixels"},
     {NULL, 0, NULL, NULL}};

@@ -263,6 +263,11 @@ void plot_series_free(plot_series *s) {
   s->n = 0;
 }
 
+double plot_ema_factor(double a, int64_t n) {
+  double cap = n > 0 ? 1.0 - 5.0 / (double)n : 0.0;
+  return a < cap ? a : cap > 0 ? cap : 0.0;
+}
+
 void plot_ema(const double *y, int64_t n, double a, double *out) {
   double m = 0, w = 1;
   for (int64_t i = 0; i < n; i++) {
@@ -491,25 +496,28 @@ int plot_chart(plot_canvas *c, const double *x, const double *y, int64_t n, cons
   plot_text(c, (L.x0 + L.x1 - plot_text_width(xl, scale)) / 2, H - 3 * ch_h / 2 - 2, xl, scale,
             PLOT_FG);
   if (o->y_label) plot_text(c, 4, L.y0 - ch_h - ch_h / 2, o->y_label, scale, PLOT_FG);
-  int lx = L.x1 - 14 * ch_w, ly = L.y0 - ch_h - ch_h / 2;
+  int lx = L.x1 - 19 * ch_w, ly = L.y0 - ch_h - ch_h / 2;
   plot_fill_rect(c, lx, ly + ch_h / 2 - scale, lx + 2 * ch_w, ly + ch_h / 2 + scale, PLOT_RAW);
   plot_text(c, lx + 2 * ch_w + ch_w / 2, ly, "raw", scale, PLOT_FG);
-  if (o->smooth > 0) {
+  double smooth = plot_ema_factor(o->smooth, n); /* 0 for 5 points or fewer: no EMA */
+  if (smooth > 0) {
     lx += 6 * ch_w + ch_w / 2;
     plot_fill_rect(c, lx, ly + ch_h / 2 - scale, lx + 2 * ch_w, ly + ch_h / 2 + scale, PLOT_SMOOTH);
-    plot_text(c, lx + 2 * ch_w + ch_w / 2, ly, "EMA", scale, PLOT_FG);
+    char ema_label[32];
+    snprintf(ema_label, sizeof ema_label, "EMA %.2g", smooth);
+    plot_text(c, lx + 2 * ch_w + ch_w / 2, ly, ema_label, scale, PLOT_FG);
   }
 
   /* curves, clipped to the plot area: the raw one thin, the EMA on top of it thicker */
   double *ema = NULL;
-  if (o->smooth > 0) {
+  if (smooth > 0) {
     ema = malloc(sizeof(double) * (size_t)n);
     if (!ema) {
       plot_canvas_free(c);
       set_err(err, err_len, "plot: out of memory for %lld points", (long long)n);
       return -1;
     }
-    plot_ema(y, n, o->smooth, ema);
+    plot_ema(y, n, smooth, ema);
   }
   plot_canvas_clip(c, L.x0, L.y0 - 1, L.x1 + 1, L.y1 + 1);
   for (int pass = 0; pass < (ema ? 2 : 1); pass++) {

@@ -68,11 +68,14 @@ void plot_series_free(plot_series *s);
 /* Debiased exponential moving average (TensorBoard's smoothing): out[0] = y[0], then
  * m = a * m + (1 - a) * y[i], out[i] = m / (1 - a^(i+1)) with m starting at 0. */
 void plot_ema(const double *y, int64_t n, double a, double *out);
+/* The factor a chart uses for n points: `a`, capped at 1 - 5 / n so that the EMA's window
+ * (about 1 / (1 - a) points) stays within a fifth of the curve (a short run is not flattened). */
+double plot_ema_factor(double a, int64_t n);
 
 typedef struct {
   int width, height; /* pixels; 0 = 800 x 500 */
   bool log_y;        /* logarithmic y axis (values <= 0 are left out) */
-  double smooth;     /* EMA factor in [0, 1); 0 = no smoothed curve */
+  double smooth;     /* EMA factor in [0, 1) (see plot_ema_factor); 0 = no smoothed curve */
   const char *title; /* NULL = the metric's name */
   const char *x_label, *y_label;
 } plot_opts;
