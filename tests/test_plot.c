@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tests/testutil.h"
+#include "tests/check.h"
 #include "train/plot.h"
 
 /* stb_image declares a few functions it never defines: the warning comes at the end of the
