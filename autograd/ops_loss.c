@@ -109,6 +109,9 @@ typedef struct {
   int64_t N, D, V, Nv, chunk;
   int32_t *idx, *tgt; /* device: counted rows and their targets */
   float *lse, *denom, *scratch, *hbuf;
+  /* One chunk holds every counted row: the forward's logits (scratch) and gathered rows (hbuf)
+   * are still there at backward, which skips forming them again (a [Nv x V x D] GEMM). */
+  bool kept;
 } lmce_saved;
 
 /* Logits of counted rows [c0, c0 + nr) into s->scratch (rows gathered into s->hbuf). */
@@ -132,7 +135,7 @@ static void lmce_backward(vt_ctx *ctx, vt_node *n) {
   const vt_backend *be = ctx->be;
   for (int64_t c0 = 0; c0 < s->Nv; c0 += s->chunk) {
     int64_t nr = s->Nv - c0 < s->chunk ? s->Nv - c0 : s->chunk;
-    lmce_logits(ctx, s, hidden->data, weight->data, c0, nr);
+    if (!s->kept) lmce_logits(ctx, s, hidden->data, weight->data, c0, nr);
     /* scratch: logits -> d loss / d logits, in place */
     be->loss->ce_backward(nr, s->V, s->scratch, s->tgt + c0, VT_IGNORE_INDEX, NULL, s->lse + c0,
                           n->out->grad, s->denom, s->scratch, false);
@@ -220,6 +223,9 @@ vt_tensor *vt_lm_cross_entropy(vt_ctx *ctx, vt_tensor *hidden, vt_tensor *weight
   bool mean = o.reduction == VT_LOSS_MEAN;
   k->ratio_sum(s.Nv, nll, mean ? wrow : NULL, out->data, s.denom);
   if (!mean) s.denom = NULL;
+  /* The tape runs once (vt_backward drops it), so backward may turn the kept logits into
+   * their gradient in place. */
+  s.kept = s.chunk >= s.Nv;
   vt_tensor *in[2] = {hidden, weight};
   vt_node *n = vt_record(ctx, op, lmce_backward, out, 2, in);
   if (n) {

@@ -83,6 +83,49 @@ static void test_lm_ce(void) {
   vt_ctx_free(ctx);
 }
 
+/* One chunk for every counted row keeps the forward's logits for backward; more chunks form
+ * them again. Both paths give the same loss and gradients up to the order of the f32 sums
+ * (dweight adds chunks' GEMMs one after the other): at most Nv = 64 terms, so 64 eps relative. */
+static void test_lm_ce_kept_vs_recomputed(void) {
+  enum { B = 2, T = 33, D = 16, V = 50 };
+  vt_rng r;
+  vt_rng_seed(&r, 5);
+  float h[B * T * D], w[V * D];
+  int32_t labels[B * T];
+  vt_test_fill_uniform(&r, h, B * T * D, -1, 1);
+  vt_test_fill_uniform(&r, w, V * D, -1, 1);
+  for (int i = 0; i < B * T; i++) labels[i] = i % 9 == 4 ? VT_IGNORE_INDEX : (i * 37) % V;
+  int64_t nv = 0; /* counted rows: the shifted labels that are not ignored */
+  for (int b = 0; b < B; b++)
+    for (int t = 1; t < T; t++) nv += labels[b * T + t] != VT_IGNORE_INDEX;
+  const int64_t chunks[3] = {0, nv - 1, 1}; /* auto (one chunk: kept), two chunks, nv chunks */
+  vt_ctx *ctx = vt_test_cpu_ctx();
+  for (int red = 0; red < 2; red++) {
+    float loss[3], dh[3][B * T * D], dw[3][V * D];
+    for (int c = 0; c < 3; c++) {
+      vt_tensor *ht = vt_from_host(ctx, VT_F32, 3, (int64_t[]){B, T, D}, h);
+      vt_tensor *wt = vt_from_host(ctx, VT_F32, 2, (int64_t[]){V, D}, w);
+      vt_requires_grad(ctx, ht);
+      vt_requires_grad(ctx, wt);
+      vt_lm_ce_opts o = {.chunk_rows = chunks[c], .reduction = red ? VT_LOSS_SUM : VT_LOSS_MEAN};
+      vt_tensor *l = vt_lm_cross_entropy(
+          ctx, ht, wt, vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, labels), &o);
+      loss[c] = vt_item(ctx, l);
+      CHECK(vt_backward(ctx, l));
+      vt_grad_to_host(ctx, ht, dh[c]);
+      vt_grad_to_host(ctx, wt, dw[c]);
+      vt_ctx_reset(ctx);
+    }
+    const double rtol = 64 * 1.1920929e-7, atol = 1e-7;
+    for (int c = 1; c < 3; c++) {
+      CHECK_CLOSE("lm ce kept vs recomputed loss", &loss[0], &loss[c], 1, atol, rtol);
+      CHECK_CLOSE("lm ce kept vs recomputed dhidden", dh[0], dh[c], B * T * D, atol, rtol);
+      CHECK_CLOSE("lm ce kept vs recomputed dweight", dw[0], dw[c], V * D, atol, rtol);
+    }
+  }
+  vt_ctx_free(ctx);
+}
+
 static void test_ce(void) {
   vt_ctx *ctx = vt_test_cpu_ctx();
   for (int red = 0; red < 2; red++) {
@@ -385,6 +428,7 @@ static void test_errors(void) {
 int main(void) {
   fx = vt_fixture_load("ops/loss.txt");
   test_lm_ce();
+  test_lm_ce_kept_vs_recomputed();
   test_ce();
   test_ctc();
   test_dist();
