@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(build-essential cmake pkg-config git
+packages=(build-essential cmake pkg-config git clang-format zlib1g-dev
           libopenblas-openmp-dev libhdf5-dev hdf5-tools libsndfile1-dev libstb-dev
           libopenmpi-dev openmpi-bin libjansson-dev libpcre2-dev libutf8proc-dev libyaml-dev)
 missing=()

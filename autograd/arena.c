@@ -3,8 +3,7 @@
 
 #include <string.h>
 
-void vt_arena_init(vt_arena *a, void *(*alloc)(size_t), void (*free_fn)(void *),
-                   size_t min_block) {
+void vt_arena_init(vt_arena *a, void *(*alloc)(size_t), void (*free_fn)(void *), size_t min_block) {
   memset(a, 0, sizeof *a);
   a->alloc = alloc;
   a->free = free_fn;

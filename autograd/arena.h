@@ -22,8 +22,8 @@ typedef struct {
   void (*free)(void *p);
   vt_arena_block blocks[32];
   int n_blocks;
-  size_t min_block;     /* size of the first block */
-  size_t high_water;    /* most bytes in use at once since init */
+  size_t min_block;       /* size of the first block */
+  size_t high_water;      /* most bytes in use at once since init */
   int64_t n_block_allocs; /* how many times a block was allocated (for tests) */
 } vt_arena;
 

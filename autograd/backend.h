@@ -93,8 +93,8 @@ typedef struct vt_backend {
                     const int32_t *idx, int64_t n_idx, float *dst);
   void (*index_copy)(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
                      const int32_t *idx, int64_t n_idx, float *dst);
-  void (*index_zero)(int64_t outer, int64_t n_dst, int64_t inner, const int32_t *idx,
-                     int64_t n_idx, float *dst);
+  void (*index_zero)(int64_t outer, int64_t n_dst, int64_t inner, const int32_t *idx, int64_t n_idx,
+                     float *dst);
   /* Position of the first index outside [0, limit), or -1 when all are in range. */
   int64_t (*index_check)(const int32_t *idx, int64_t n, int64_t limit);
   void (*synchronize)(void);

@@ -11,8 +11,10 @@ vt_ctx *vt_ctx_init(const vt_ctx_opts *opts, const char **err) {
   vt_ctx_opts o = opts ? *opts : (vt_ctx_opts){0};
   const vt_backend *be = NULL;
   const char *why = "unknown device type";
-  if (o.device.type == VT_DEV_CPU) be = vt_backend_cpu();
-  else if (o.device.type == VT_DEV_CUDA) be = vt_backend_cuda(o.device.index, &why);
+  if (o.device.type == VT_DEV_CPU)
+    be = vt_backend_cpu();
+  else if (o.device.type == VT_DEV_CUDA)
+    be = vt_backend_cuda(o.device.index, &why);
   if (!be) {
     if (err) *err = why;
     return NULL;
@@ -50,8 +52,8 @@ void vt_ctx_clear_error(vt_ctx *ctx) {
   ctx->error[0] = '\0';
 }
 
-vt_tensor *vt_ctx_fail_at(vt_ctx *ctx, const char *file, int line, const char *op,
-                          const char *fmt, ...) {
+vt_tensor *vt_ctx_fail_at(vt_ctx *ctx, const char *file, int line, const char *op, const char *fmt,
+                          ...) {
   if (!ctx->failed) {
     const char *base = strrchr(file, '/');
     int n = snprintf(ctx->error, sizeof ctx->error, "%s: ", op);
@@ -140,8 +142,8 @@ vt_node *vt_record(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *ou
   return vt_record_always(ctx, op, fn, out, n_in, in);
 }
 
-vt_node *vt_record_always(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out,
-                          int n_in, vt_tensor *const *in) {
+vt_node *vt_record_always(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out, int n_in,
+                          vt_tensor *const *in) {
   if (!ctx->grad_enabled || ctx->failed) return NULL;
   if (n_in > VT_NODE_MAX_IN) {
     vt_ctx_fail(ctx, op, "%d inputs, at most %d can be recorded", n_in, VT_NODE_MAX_IN);
@@ -178,8 +180,9 @@ bool vt_backward(vt_ctx *ctx, vt_tensor *loss) {
     return false;
   }
   if (!loss->requires_grad) {
-    vt_ctx_fail(ctx, "backward", "the loss does not depend on anything that requires a gradient"
-                                 " (is every parameter frozen, or was no-grad mode on?)");
+    vt_ctx_fail(ctx, "backward",
+                "the loss does not depend on anything that requires a gradient"
+                " (is every parameter frozen, or was no-grad mode on?)");
     return false;
   }
   float *g = vt_grad(ctx, loss);
@@ -236,7 +239,8 @@ vt_tensor *vt_new(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *shape) {
 vt_tensor *vt_zeros(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *shape) {
   vt_tensor *t = vt_new(ctx, dtype, ndim, shape);
   if (ctx->failed) return t;
-  if (dtype == VT_F32) ctx->be->fill(t->data, vt_numel(t), 0.0f);
+  if (dtype == VT_F32)
+    ctx->be->fill(t->data, vt_numel(t), 0.0f);
   else {
     /* zero bytes are zero in every dtype we have */
     size_t words = (vt_nbytes(t) + 3) / 4;
@@ -268,8 +272,10 @@ void vt_to_host(vt_ctx *ctx, const vt_tensor *t, void *host) {
 
 void vt_grad_to_host(vt_ctx *ctx, const vt_tensor *t, float *host) {
   size_t bytes = (size_t)vt_numel(t) * sizeof(float);
-  if (!t->grad) memset(host, 0, bytes);
-  else ctx->be->copy(host, t->grad, bytes, VT_COPY_D2H);
+  if (!t->grad)
+    memset(host, 0, bytes);
+  else
+    ctx->be->copy(host, t->grad, bytes, VT_COPY_D2H);
 }
 
 void vt_requires_grad(vt_ctx *ctx, vt_tensor *t) {

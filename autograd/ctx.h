@@ -31,8 +31,8 @@ bool vt_ctx_failed(const vt_ctx *ctx);
 const char *vt_ctx_error(const vt_ctx *ctx); /* "" when none */
 void vt_ctx_clear_error(vt_ctx *ctx);
 /* Records an error (first one wins) and returns the error tensor. */
-vt_tensor *vt_ctx_fail_at(vt_ctx *ctx, const char *file, int line, const char *op,
-                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+vt_tensor *vt_ctx_fail_at(vt_ctx *ctx, const char *file, int line, const char *op, const char *fmt,
+                          ...) __attribute__((format(printf, 5, 6)));
 #define vt_ctx_fail(ctx, op, ...) vt_ctx_fail_at((ctx), __FILE__, __LINE__, (op), __VA_ARGS__)
 
 /* Ends a step: drops the tape and rewinds the arena (tensors from the step become invalid). */

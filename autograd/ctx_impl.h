@@ -51,22 +51,21 @@ vt_node *vt_record(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *ou
                    vt_tensor *const *in);
 /* Like vt_record, but records whenever grad mode is on: for ops whose parameters are hidden
  * inside them (activation recompute). */
-vt_node *vt_record_always(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out,
-                          int n_in, vt_tensor *const *in);
+vt_node *vt_record_always(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out, int n_in,
+                          vt_tensor *const *in);
 /* Input checks: each returns false after recording a ctx error naming op and shapes. */
 bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts);
 bool vt_check_dtype(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_dtype want);
 /* Normalises a possibly negative axis; false (with error) when out of range. */
 bool vt_check_axis(vt_ctx *ctx, const char *op, const vt_tensor *t, int *axis);
 
-
 /* Common prologue of an op: returns the error tensor when the ctx has failed or an input is
  * missing or on another device. */
-#define VT_OP_INPUTS(ctx, op, ...)                                                               \
-  do {                                                                                           \
-    vt_tensor *ins_[] = {__VA_ARGS__};                                                           \
-    if (!vt_check_inputs((ctx), (op), (int)(sizeof ins_ / sizeof ins_[0]), ins_))                \
-      return &(ctx)->err_tensor;                                                                 \
+#define VT_OP_INPUTS(ctx, op, ...)                                                                 \
+  do {                                                                                             \
+    vt_tensor *ins_[] = {__VA_ARGS__};                                                             \
+    if (!vt_check_inputs((ctx), (op), (int)(sizeof ins_ / sizeof ins_[0]), ins_))                  \
+      return &(ctx)->err_tensor;                                                                   \
   } while (0)
 
 /* Contiguous element strides of a shape. */

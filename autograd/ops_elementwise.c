@@ -16,8 +16,8 @@ static bool broadcast(vt_ctx *ctx, const char *op, const vt_tensor *a, const vt_
     if (na != nb && na != 1 && nb != 1) {
       char s1[96], s2[96];
       vt_ctx_fail(ctx, op, "shapes %s and %s do not broadcast (dim %d: %lld vs %lld)",
-                  vt_shape_str(a, s1, sizeof s1), vt_shape_str(b, s2, sizeof s2), d,
-                  (long long)na, (long long)nb);
+                  vt_shape_str(a, s1, sizeof s1), vt_shape_str(b, s2, sizeof s2), d, (long long)na,
+                  (long long)nb);
       return false;
     }
     bc->shape[d] = na > nb ? na : nb;
@@ -74,8 +74,7 @@ static void unary_backward(vt_ctx *ctx, vt_node *n) {
                           n->out->grad, dx);
 }
 
-static vt_tensor *unary(vt_ctx *ctx, const char *op, vt_unary_op kind, float alpha,
-                        vt_tensor *x) {
+static vt_tensor *unary(vt_ctx *ctx, const char *op, vt_unary_op kind, float alpha, vt_tensor *x) {
   VT_OP_INPUTS(ctx, op, x);
   if (!vt_check_dtype(ctx, op, x, VT_F32)) return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);

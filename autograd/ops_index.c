@@ -54,8 +54,8 @@ vt_tensor *vt_index_select(vt_ctx *ctx, vt_tensor *x, int axis, vt_tensor *idx) 
 }
 
 /* Shared checks of index_copy / index_add: src must be base with axis resized to n_idx. */
-static bool check_scatter(vt_ctx *ctx, const char *op, vt_tensor *base, int *axis,
-                          vt_tensor *idx, vt_tensor *src) {
+static bool check_scatter(vt_ctx *ctx, const char *op, vt_tensor *base, int *axis, vt_tensor *idx,
+                          vt_tensor *src) {
   if (!vt_check_dtype(ctx, op, base, VT_F32) || !vt_check_dtype(ctx, op, src, VT_F32) ||
       !vt_check_axis(ctx, op, base, axis) || !check_index(ctx, op, idx, base->shape[*axis], false))
     return false;

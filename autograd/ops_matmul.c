@@ -60,8 +60,8 @@ static void matmul_backward(vt_ctx *ctx, vt_node *n) {
       ctx->be->gemm(false, !g.tb, g.m, g.k, g.n, 1.0f, dC, g.n, g.stride_c, B, ldb, g.stride_b,
                     1.0f, dA, lda, g.stride_a, g.batch);
     else /* dA[k,m] = op(B) @ dC^T */
-      ctx->be->gemm(g.tb, true, g.k, g.m, g.n, 1.0f, B, ldb, g.stride_b, dC, g.n, g.stride_c,
-                    1.0f, dA, lda, g.stride_a, g.batch);
+      ctx->be->gemm(g.tb, true, g.k, g.m, g.n, 1.0f, B, ldb, g.stride_b, dC, g.n, g.stride_c, 1.0f,
+                    dA, lda, g.stride_a, g.batch);
   }
   if (b->requires_grad) {
     float *dB = vt_grad(ctx, b);
@@ -71,8 +71,8 @@ static void matmul_backward(vt_ctx *ctx, vt_node *n) {
       ctx->be->gemm(!g.ta, false, g.k, g.n, g.m, 1.0f, A, lda, g.stride_a, dC, g.n, g.stride_c,
                     1.0f, dB, ldb, g.stride_b, g.batch);
     else /* dB[n,k] = dC^T @ op(A) */
-      ctx->be->gemm(true, g.ta, g.n, g.k, g.m, 1.0f, dC, g.n, g.stride_c, A, lda, g.stride_a,
-                    1.0f, dB, ldb, g.stride_b, g.batch);
+      ctx->be->gemm(true, g.ta, g.n, g.k, g.m, 1.0f, dC, g.n, g.stride_c, A, lda, g.stride_a, 1.0f,
+                    dB, ldb, g.stride_b, g.batch);
   }
 }
 

@@ -26,8 +26,10 @@ static vt_tensor *reduce(vt_ctx *ctx, const char *op, vt_reduce_op kind, vt_tens
     vt_split_axis(x, axis, &outer, &len, &inner);
     nd = 0;
     for (int d = 0; d < x->ndim; d++) {
-      if (d != axis) shape[nd++] = x->shape[d];
-      else if (keepdim) shape[nd++] = 1;
+      if (d != axis)
+        shape[nd++] = x->shape[d];
+      else if (keepdim)
+        shape[nd++] = 1;
     }
     if (nd == 0) shape[nd++] = 1;
   }

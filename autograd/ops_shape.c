@@ -19,10 +19,12 @@ vt_tensor *vt_reshape(vt_ctx *ctx, vt_tensor *x, int ndim, const int64_t *shape)
   int infer = -1;
   for (int d = 0; d < ndim; d++) {
     sh[d] = shape[d];
-    if (shape[d] == -1 && infer < 0) infer = d;
+    if (shape[d] == -1 && infer < 0)
+      infer = d;
     else if (shape[d] < 0)
       return vt_ctx_fail(ctx, "reshape", "invalid size %lld in dim %d", (long long)shape[d], d);
-    else known *= shape[d];
+    else
+      known *= shape[d];
   }
   if (infer >= 0) sh[infer] = known ? vt_numel(x) / known : 0;
   if (vt_shape_numel(ndim, sh) != vt_numel(x))
@@ -108,8 +110,8 @@ static void block_copy(vt_ctx *ctx, int64_t outer, int64_t len, int64_t inner, i
     ctx->be->strided_copy(3, shape, src, narrow, (char *)dst + offset * inner * (int64_t)esize,
                           wide, esize, accumulate);
   else
-    ctx->be->strided_copy(3, shape, (const char *)src + offset * inner * (int64_t)esize, wide,
-                          dst, narrow, esize, accumulate);
+    ctx->be->strided_copy(3, shape, (const char *)src + offset * inner * (int64_t)esize, wide, dst,
+                          narrow, esize, accumulate);
 }
 
 static void concat_backward(vt_ctx *ctx, vt_node *n) {
@@ -144,8 +146,8 @@ vt_tensor *vt_concat(vt_ctx *ctx, vt_tensor *const *xs, int n, int axis) {
       ok = d == axis || xs[k]->shape[d] == xs[0]->shape[d];
     if (!ok) {
       char s1[96], s2[96];
-      return vt_ctx_fail(ctx, "concat", "input %d %s does not match input 0 %s outside axis %d",
-                         k, vt_shape_str(xs[k], s1, sizeof s1), vt_shape_str(xs[0], s2, sizeof s2),
+      return vt_ctx_fail(ctx, "concat", "input %d %s does not match input 0 %s outside axis %d", k,
+                         vt_shape_str(xs[k], s1, sizeof s1), vt_shape_str(xs[0], s2, sizeof s2),
                          axis);
     }
     shape[axis] += xs[k]->shape[axis];
@@ -174,8 +176,8 @@ static void slice_backward(vt_ctx *ctx, vt_node *n) {
   int axis = (int)n->i[0];
   int64_t outer, len, inner;
   vt_split_axis(n->out, axis, &outer, &len, &inner);
-  block_copy(ctx, outer, len, inner, x->shape[axis], n->i[1], n->out->grad, dx, sizeof(float),
-             true, true);
+  block_copy(ctx, outer, len, inner, x->shape[axis], n->i[1], n->out->grad, dx, sizeof(float), true,
+             true);
 }
 
 vt_tensor *vt_slice(vt_ctx *ctx, vt_tensor *x, int axis, int64_t start, int64_t end) {

@@ -54,8 +54,7 @@ static void recompute_backward(vt_ctx *ctx, vt_node *node) {
   vt_arena_rewind(&ctx->meta, meta_mark);
 }
 
-vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in,
-                        vt_tensor *const *in) {
+vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in, vt_tensor *const *in) {
   if (ctx->failed) return &ctx->err_tensor;
   if (n_in < 0 || n_in > VT_NODE_MAX_IN)
     return vt_ctx_fail(ctx, "recompute", "%d inputs, 0 to %d supported", n_in, VT_NODE_MAX_IN);

@@ -13,7 +13,6 @@ typedef vt_tensor *(*vt_segment_fn)(vt_ctx *ctx, vt_tensor *const *in, int n_in,
  * (e.g. the layer with its parameters) must stay valid until backward. Every tensor the
  * segment uses that needs a gradient must be a parameter or one of `in` (checked: otherwise
  * backward records an error). */
-vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in,
-                        vt_tensor *const *in);
+vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in, vt_tensor *const *in);
 
 #endif

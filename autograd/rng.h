@@ -11,8 +11,8 @@ typedef struct {
 
 void vt_rng_seed(vt_rng *r, uint64_t seed);
 uint64_t vt_rng_next(vt_rng *r);
-float vt_rng_uniform(vt_rng *r);               /* [0, 1) */
-float vt_rng_normal(vt_rng *r);                /* standard normal (Box-Muller) */
-uint64_t vt_rng_below(vt_rng *r, uint64_t n);  /* uniform in [0, n) */
+float vt_rng_uniform(vt_rng *r);              /* [0, 1) */
+float vt_rng_normal(vt_rng *r);               /* standard normal (Box-Muller) */
+uint64_t vt_rng_below(vt_rng *r, uint64_t n); /* uniform in [0, n) */
 
 #endif

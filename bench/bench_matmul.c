@@ -22,20 +22,20 @@ typedef struct {
 } shape;
 
 /* Times fn until at least min_s seconds have passed; returns seconds per call (best of 3). */
-#define TIME_BEST(out, min_s, body)                                                              \
-  do {                                                                                           \
-    double best_ = 1e30;                                                                         \
-    for (int rep_ = 0; rep_ < 3; rep_++) {                                                       \
-      int iters_ = 0;                                                                            \
-      double t0_ = now(), t_;                                                                    \
-      do {                                                                                       \
-        body;                                                                                    \
-        iters_++;                                                                                \
-        t_ = now() - t0_;                                                                        \
-      } while (t_ < (min_s));                                                                    \
-      if (t_ / iters_ < best_) best_ = t_ / iters_;                                              \
-    }                                                                                            \
-    (out) = best_;                                                                               \
+#define TIME_BEST(out, min_s, body)                                                                \
+  do {                                                                                             \
+    double best_ = 1e30;                                                                           \
+    for (int rep_ = 0; rep_ < 3; rep_++) {                                                         \
+      int iters_ = 0;                                                                              \
+      double t0_ = now(), t_;                                                                      \
+      do {                                                                                         \
+        body;                                                                                      \
+        iters_++;                                                                                  \
+        t_ = now() - t0_;                                                                          \
+      } while (t_ < (min_s));                                                                      \
+      if (t_ / iters_ < best_) best_ = t_ / iters_;                                                \
+    }                                                                                              \
+    (out) = best_;                                                                                 \
   } while (0)
 
 int main(int argc, char **argv) {
@@ -70,14 +70,14 @@ int main(int argc, char **argv) {
     for (long i = 0; i < (long)sh->n * sh->k; i++) b[i] = vt_rng_uniform(&r) - 0.5f;
     /* the op sees the same buffers as the direct call: wrap them as tensors */
     vt_tensor ta = {.dtype = VT_F32, .ndim = 2, .shape = {sh->m, sh->k}, .data = a};
-    vt_tensor tb = {.dtype = VT_F32, .ndim = 2, .shape = {sh->n, sh->k}, .data = b,
-                    .requires_grad = true};
+    vt_tensor tb = {
+        .dtype = VT_F32, .ndim = 2, .shape = {sh->n, sh->k}, .data = b, .requires_grad = true};
     double flops = 2.0 * sh->m * sh->n * sh->k, t_blas = 1e30, t_op = 1e30, t;
     /* alternate the two so that load from elsewhere on the machine hits both alike */
     for (int round = 0; round < 5; round++) {
       TIME_BEST(t, min_s / 3,
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sh->m, sh->n, sh->k, 1.0f,
-                            a, sh->k, b, sh->k, 0.0f, c, sh->n));
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sh->m, sh->n, sh->k, 1.0f, a,
+                            sh->k, b, sh->k, 0.0f, c, sh->n));
       if (t < t_blas) t_blas = t;
       TIME_BEST(t, min_s / 3, {
         vt_matmul(ctx, &ta, &tb, false, true);

@@ -205,8 +205,7 @@ int ckpt_verify(const char *dir, char *err, size_t err_len) {
   snprintf(mpath, sizeof mpath, "%s/%s", dir, MANIFEST);
   char *text = ckpt_read_text(mpath, err, err_len);
   if (!text) {
-    snprintf(err, err_len, "%s: no %s manifest: the checkpoint was never completed", dir,
-             MANIFEST);
+    snprintf(err, err_len, "%s: no %s manifest: the checkpoint was never completed", dir, MANIFEST);
     return -1;
   }
   int rc = -1, files = 0;
@@ -239,9 +238,10 @@ int ckpt_verify(const char *dir, char *err, size_t err_len) {
       goto done;
     }
     if (got_size != size || got_crc != crc) {
-      snprintf(err, err_len, "%s: %llu bytes with CRC32 %08x, the manifest says %llu bytes "
-               "with %08x: the checkpoint is corrupt", p, (unsigned long long)got_size,
-               got_crc, size, crc);
+      snprintf(err, err_len,
+               "%s: %llu bytes with CRC32 %08x, the manifest says %llu bytes "
+               "with %08x: the checkpoint is corrupt",
+               p, (unsigned long long)got_size, got_crc, size, crc);
       goto done;
     }
     files++;

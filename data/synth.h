@@ -9,11 +9,11 @@
 #include <stdint.h>
 
 typedef struct {
-  int64_t samples;   /* total over all shards */
+  int64_t samples; /* total over all shards */
   int64_t n_shards;
-  int32_t vocab;     /* ids in [0, vocab) */
+  int32_t vocab;            /* ids in [0, vocab) */
   int64_t min_len, max_len; /* sample lengths, uniform */
-  double noise;      /* probability that a token is uniform instead of the rule's */
+  double noise;             /* probability that a token is uniform instead of the rule's */
   uint64_t seed;
 } synth_cfg;
 

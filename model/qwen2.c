@@ -36,15 +36,17 @@ int qwen2_cfg_check(const qwen2_cfg *c, char *err, size_t err_len) {
       return -1;
     }
   if (c->hidden_size % c->num_attention_heads) {
-    snprintf(err, err_len, "qwen2 config: hidden_size %lld is not a multiple of "
-             "num_attention_heads %lld", (long long)c->hidden_size,
-             (long long)c->num_attention_heads);
+    snprintf(err, err_len,
+             "qwen2 config: hidden_size %lld is not a multiple of "
+             "num_attention_heads %lld",
+             (long long)c->hidden_size, (long long)c->num_attention_heads);
     return -1;
   }
   if (c->num_attention_heads % c->num_key_value_heads) {
-    snprintf(err, err_len, "qwen2 config: num_attention_heads %lld is not a multiple of "
-             "num_key_value_heads %lld", (long long)c->num_attention_heads,
-             (long long)c->num_key_value_heads);
+    snprintf(err, err_len,
+             "qwen2 config: num_attention_heads %lld is not a multiple of "
+             "num_key_value_heads %lld",
+             (long long)c->num_attention_heads, (long long)c->num_key_value_heads);
     return -1;
   }
   if ((c->hidden_size / c->num_attention_heads) % 2) {
@@ -62,9 +64,9 @@ int qwen2_cfg_check(const qwen2_cfg *c, char *err, size_t err_len) {
 int64_t qwen2_param_count(const qwen2_cfg *c) {
   int64_t h = c->hidden_size, hd = h / c->num_attention_heads;
   int64_t q = c->num_attention_heads * hd, kv = c->num_key_value_heads * hd;
-  int64_t layer = 2 * h                       /* two RMSNorms */
+  int64_t layer = 2 * h                           /* two RMSNorms */
                   + h * q + q + 2 * (h * kv + kv) /* q, k, v with bias */
-                  + q * h                       /* o_proj */
+                  + q * h                         /* o_proj */
                   + 3 * h * c->intermediate_size;
   int64_t embed = c->vocab_size * h;
   return embed + c->num_hidden_layers * layer + h + (c->tie_word_embeddings ? 0 : embed);
@@ -96,7 +98,8 @@ int qwen2_init(qwen2 *m, vt_params *ps, const qwen2_cfg *cfg, char *err, size_t 
   for (int64_t l = 0; l < cfg->num_hidden_layers; l++) {
     qwen2_layer *y = &m->layers[l];
     y->model = m;
-    if (!(y->input_norm = add(ps, err, err_len, 1, (int64_t[]){h}, f, l, "input_layernorm.weight")) ||
+    if (!(y->input_norm =
+              add(ps, err, err_len, 1, (int64_t[]){h}, f, l, "input_layernorm.weight")) ||
         !(y->q_w = add(ps, err, err_len, 2, (int64_t[]){q, h}, f, l, "self_attn.q_proj.weight")) ||
         !(y->q_b = add(ps, err, err_len, 1, (int64_t[]){q}, f, l, "self_attn.q_proj.bias")) ||
         !(y->k_w = add(ps, err, err_len, 2, (int64_t[]){kv, h}, f, l, "self_attn.k_proj.weight")) ||
@@ -115,8 +118,8 @@ int qwen2_init(qwen2 *m, vt_params *ps, const qwen2_cfg *cfg, char *err, size_t 
   if (!m->norm) return -1;
   m->lm_head = cfg->tie_word_embeddings
                    ? m->embed
-                   : vt_params_add(ps, "lm_head.weight", VT_F32, 2,
-                                   (int64_t[]){cfg->vocab_size, h}, err, err_len);
+                   : vt_params_add(ps, "lm_head.weight", VT_F32, 2, (int64_t[]){cfg->vocab_size, h},
+                                   err, err_len);
   return m->lm_head ? 0 : -1;
 }
 
@@ -233,8 +236,8 @@ vt_tensor *qwen2_loss(qwen2 *m, vt_ctx *ctx, vt_tensor *ids, vt_tensor *labels,
     return vt_ctx_fail(ctx, "qwen2_loss", "ids %s and labels %s must both be [B, T]",
                        vt_shape_str(ids, s1, sizeof s1), vt_shape_str(labels, s2, sizeof s2));
   }
-  vt_tensor *hidden = qwen2_forward(m, ctx, qwen2_embed(m, ctx, ids), positions(ctx, ids->shape[1]),
-                                    lengths);
+  vt_tensor *hidden =
+      qwen2_forward(m, ctx, qwen2_embed(m, ctx, ids), positions(ctx, ids->shape[1]), lengths);
   vt_lm_ce_opts o = {.chunk_rows = m->cfg.ce_chunk_rows};
   return vt_lm_cross_entropy(ctx, hidden, m->lm_head, labels, &o);
 }

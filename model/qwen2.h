@@ -14,7 +14,7 @@ typedef struct {
   double rope_theta, rms_norm_eps, initializer_range;
   bool tie_word_embeddings;
   /* training options, not part of the HF config */
-  bool recompute;       /* recompute each layer's activations in backward */
+  bool recompute;        /* recompute each layer's activations in backward */
   int64_t ce_chunk_rows; /* rows of logits alive at once in the loss (0: automatic) */
 } qwen2_cfg;
 
@@ -56,7 +56,6 @@ vt_tensor *qwen2_forward(qwen2 *m, vt_ctx *ctx, vt_tensor *embeds, vt_tensor *po
 vt_tensor *qwen2_logits(qwen2 *m, vt_ctx *ctx, vt_tensor *hidden);
 /* Mean LM cross-entropy of ids [B, T] against labels [B, T] (HF semantics: position t
  * predicts labels[t + 1], -100 ignored), chunked over the vocabulary. */
-vt_tensor *qwen2_loss(qwen2 *m, vt_ctx *ctx, vt_tensor *ids, vt_tensor *labels,
-                      vt_tensor *lengths);
+vt_tensor *qwen2_loss(qwen2 *m, vt_ctx *ctx, vt_tensor *ids, vt_tensor *labels, vt_tensor *lengths);
 
 #endif

@@ -1,8 +1,7 @@
-/* Reference fixtures written by the scripts in tests/reference/ (PyTorch and friends) and read by the C
- * tests. Text format, one tensor per two lines:
- *   NAME DTYPE NDIM D0 D1 ...      (DTYPE is f32 or i32)
- *   V0 V1 V2 ...                   (row-major values, floats written with 9 digits)
- * Lines starting with '#' are comments. */
+/* Reference fixtures written by the scripts in tests/reference/ (PyTorch and friends) and read by
+ * the C tests. Text format, one tensor per two lines: NAME DTYPE NDIM D0 D1 ...      (DTYPE is f32
+ * or i32) V0 V1 V2 ...                   (row-major values, floats written with 9 digits) Lines
+ * starting with '#' are comments. */
 #ifndef VT_FIXTURE_H
 #define VT_FIXTURE_H
 

@@ -20,8 +20,7 @@ typedef struct {
 } gc_state;
 
 /* Builds the graph with current host inputs; returns L (double) and S; fills grads. */
-static bool eval(vt_ctx *ctx, gc_state *st, bool with_grad, double *L, double *S,
-                 float **grads) {
+static bool eval(vt_ctx *ctx, gc_state *st, bool with_grad, double *L, double *S, float **grads) {
   vt_tensor *t[VT_GC_MAX_IN];
   vt_set_grad_enabled(ctx, with_grad);
   for (int i = 0; i < st->n_in; i++) {
@@ -98,8 +97,9 @@ bool vt_gradcheck(const char *name, vt_gc_graph fn, void *user, vt_gc_input *in,
       double err = fabs(num - ana);
       if (err / (tol > 0 ? tol : 1) > worst) worst = err / (tol > 0 ? tol : 1);
       if (!(err <= tol)) {
-        fprintf(stderr, "  %s: input %d element %ld: tape %.7g, finite difference %.7g (tol %.3g)\n",
-                name, i, j, ana, num, tol);
+        fprintf(stderr,
+                "  %s: input %d element %ld: tape %.7g, finite difference %.7g (tol %.3g)\n", name,
+                i, j, ana, num, tol);
         ok = false;
       }
     }

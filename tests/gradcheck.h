@@ -21,13 +21,13 @@ typedef vt_tensor *(*vt_gc_graph)(vt_ctx *ctx, vt_tensor **in, void *user);
 
 /* Runs the check on a CPU ctx; returns true when every gradient agrees. */
 bool vt_gradcheck(const char *name, vt_gc_graph fn, void *user, vt_gc_input *in, int n_in);
-#define CHECK_GRAD(name, fn, user, in, n)                                                        \
-  do {                                                                                           \
-    vt_test_checks++;                                                                            \
-    if (!vt_gradcheck(name, fn, user, in, n)) {                                                  \
-      vt_test_failures++;                                                                        \
-      fprintf(stderr, "%s:%d: gradient check of %s failed\n", __FILE__, __LINE__, name);       \
-    }                                                                                            \
+#define CHECK_GRAD(name, fn, user, in, n)                                                          \
+  do {                                                                                             \
+    vt_test_checks++;                                                                              \
+    if (!vt_gradcheck(name, fn, user, in, n)) {                                                    \
+      vt_test_failures++;                                                                          \
+      fprintf(stderr, "%s:%d: gradient check of %s failed\n", __FILE__, __LINE__, name);           \
+    }                                                                                              \
   } while (0)
 
 #endif

@@ -3,8 +3,8 @@
  * malloc/calloc/realloc/posix_memalign are counted (interposed over glibc's) across steps
  * 2..6 of a small MLP, and the ctx's own block counter stays constant. Allocations made
  * inside OpenBLAS (Debian's 0.3.21 mallocs a work buffer in every sgemm call and frees it)
- * are told apart by their caller's library and reported, not counted against us. Also checks that the
- * tape is released after backward and that no-grad mode records nothing. */
+ * are told apart by their caller's library and reported, not counted against us. Also checks that
+ * the tape is released after backward and that no-grad mode records nothing. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -72,12 +72,13 @@ static float step(vt_ctx *ctx, vt_params *ps, mlp *m, const float *x, const int3
   vt_tensor *h = vt_gelu_tanh(ctx, vt_add(ctx, vt_matmul(ctx, xt, m->w1, false, true), m->b1));
   vt_tensor *logp = vt_log_softmax(ctx, vt_matmul(ctx, h, m->w2, false, true));
   vt_tensor *idx = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, flat_idx);
-  vt_tensor *picked = vt_index_select(ctx, vt_reshape(ctx, logp, 2, (int64_t[]){B * DOUT, 1}), 0, idx);
+  vt_tensor *picked =
+      vt_index_select(ctx, vt_reshape(ctx, logp, 2, (int64_t[]){B * DOUT, 1}), 0, idx);
   vt_tensor *loss = vt_scale(ctx, vt_mean(ctx, picked, VT_ALL_AXES, false), -1.0f);
   float l = vt_item(ctx, loss);
   vt_params_zero_grad(ps);
   vt_backward(ctx, loss);
-  CHECK(vt_tape_len(ctx) == 0); /* released after backward */
+  CHECK(vt_tape_len(ctx) == 0);     /* released after backward */
   for (int i = 0; i < ps->n; i++) { /* plain SGD over each parameter */
     vt_param *p = ps->items[i];
     float *d = (float *)p->t.data, *g = p->t.grad;

@@ -2,13 +2,12 @@
 /* Chat template: ids and labels of a hand-checked image+speech conversation against the
  * fixture from tests/reference/gen_tokenizer_fixtures.py, label mask positions, state markers
  * (☞ ☜ ☟), end_tag, system prompt by modality, placeholders, role order errors. */
-#include "tests/check.h"
 #include "data/chat.h"
+#include "tests/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 static void read_ids(FILE *f, tok_ids *out) {
   char *line = NULL, *s, *end;
@@ -48,11 +47,12 @@ static void test_fixture(tok_tokenizer *t) {
 
   chat_sample s = {0};
   CHECK_MSG(chat_encode(t, &helpful, conv, 4, -1, true, &s, err, sizeof err) == 0, "%s", err);
-  CHECK_MSG(s.ids.n == want_ids.n && s.labels.n == s.ids.n, "%zu ids, want %zu", s.ids.n, want_ids.n);
+  CHECK_MSG(s.ids.n == want_ids.n && s.labels.n == s.ids.n, "%zu ids, want %zu", s.ids.n,
+            want_ids.n);
   for (size_t i = 0; i < s.ids.n && i < want_ids.n; i++) {
     CHECK_MSG(s.ids.v[i] == want_ids.v[i], "id %zu: %d want %d", i, s.ids.v[i], want_ids.v[i]);
     CHECK_MSG(s.labels.v[i] == want_labels.v[i], "label %zu: %d want %d", i, s.labels.v[i],
-          want_labels.v[i]);
+              want_labels.v[i]);
   }
   /* hand-checked: 51 tokens, trained = ☜ answer + <|im_end|> (27..34), ☞ answer (45..50) */
   CHECK_MSG(s.ids.n == 51, "n = %zu", s.ids.n);
@@ -64,9 +64,9 @@ static void test_fixture(tok_tokenizer *t) {
   CHECK_MSG(s.ids.v[50] == CHAT_IM_END, "last token %d", s.ids.v[50]);
   CHECK_MSG(s.n_media == 2, "n_media %zu", s.n_media);
   CHECK_MSG(s.media[0].pos == 14 && s.media[0].kind == CHAT_MEDIA_IMAGE && s.media[0].item == 0,
-        "image at %lld", (long long)s.media[0].pos);
+            "image at %lld", (long long)s.media[0].pos);
   CHECK_MSG(s.media[1].pos == 39 && s.media[1].kind == CHAT_MEDIA_AUDIO && s.media[1].item == 0,
-        "audio at %lld", (long long)s.media[1].pos);
+            "audio at %lld", (long long)s.media[1].pos);
   CHECK_MSG(s.ids.v[14] == CHAT_IMAGE_ID && s.ids.v[39] == CHAT_AUDIO_ID, "placeholder ids");
   CHECK_MSG(s.n_per_kind[0] == 1 && s.n_per_kind[1] == 0 && s.n_per_kind[2] == 1, "per kind");
 
@@ -77,7 +77,7 @@ static void test_fixture(tok_tokenizer *t) {
   /* inserted_id: the second question (turn 2) is answered with ☟ */
   CHECK_MSG(chat_encode(t, &helpful, conv, 4, 2, true, &s, err, sizeof err) == 0, "%s", err);
   CHECK_MSG(s.ids.v[45] == CHAT_MARK_SKIP && s.labels.v[45] == CHAT_MARK_SKIP, "☟ at 45: %d",
-        s.ids.v[45]);
+            s.ids.v[45]);
   CHECK_MSG(s.ids.v[27] == CHAT_MARK_TEXT, "turn 1 keeps ☜");
   chat_sample_free(&s);
   tok_ids_free(&want_ids);
@@ -111,15 +111,16 @@ static void test_prompts(tok_tokenizer *t) {
 
   /* roles must alternate human, gpt */
   chat_turn bad[2] = {{CHAT_FROM_HUMAN, "hi"}, {CHAT_FROM_HUMAN, "again"}};
-  CHECK_MSG(chat_encode(t, NULL, bad, 2, -1, true, &s, err, sizeof err) == -1, "bad order accepted");
+  CHECK_MSG(chat_encode(t, NULL, bad, 2, -1, true, &s, err, sizeof err) == -1,
+            "bad order accepted");
   CHECK_MSG(strstr(err, "conversations[1].from") != NULL, "message: %s", err);
   CHECK_MSG(chat_encode(t, NULL, turns, 2, 7, true, &s, err, sizeof err) == -1, "bad inserted_id");
   CHECK_MSG(strstr(err, "inserted_id") != NULL, "message: %s", err);
   chat_turn two_images[2] = {{CHAT_FROM_HUMAN, "<image><image>x<audio>"}, {CHAT_FROM_GPT, "ok"}};
   CHECK_MSG(chat_encode(t, NULL, two_images, 2, -1, true, &s, err, sizeof err) == 0, "%s", err);
   CHECK_MSG(s.n_media == 3 && s.media[1].item == 1 && s.media[1].pos == s.media[0].pos + 1 &&
-            s.media[2].kind == CHAT_MEDIA_AUDIO,
-        "placeholder order");
+                s.media[2].kind == CHAT_MEDIA_AUDIO,
+            "placeholder order");
   chat_sample_free(&s);
 }
 

@@ -38,9 +38,15 @@ int main(int argc, char **argv) {
   vt_params ps;
   vt_params_init(&ps, (vt_device){VT_DEV_CPU, 0});
   qwen2 m;
-  qwen2_cfg cfg = {.vocab_size = V, .hidden_size = 16, .intermediate_size = 24,
-                   .num_hidden_layers = 1, .num_attention_heads = 2, .num_key_value_heads = 1,
-                   .rope_theta = 1e4, .rms_norm_eps = 1e-6, .initializer_range = 0.2};
+  qwen2_cfg cfg = {.vocab_size = V,
+                   .hidden_size = 16,
+                   .intermediate_size = 24,
+                   .num_hidden_layers = 1,
+                   .num_attention_heads = 2,
+                   .num_key_value_heads = 1,
+                   .rope_theta = 1e4,
+                   .rms_norm_eps = 1e-6,
+                   .initializer_range = 0.2};
   CHECK(qwen2_init(&m, &ps, &cfg, err, sizeof err) == 0);
   CHECK(vt_params_alloc(&ps, err, sizeof err) == 0);
   vt_rng rng;

@@ -8,7 +8,8 @@
 #include "tests/testutil.h"
 
 static bool is_nan16(uint16_t h, bool bf) {
-  return bf ? ((h & 0x7f80u) == 0x7f80u && (h & 0x7fu)) : ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu));
+  return bf ? ((h & 0x7f80u) == 0x7f80u && (h & 0x7fu))
+            : ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu));
 }
 
 int main(void) {
@@ -19,8 +20,8 @@ int main(void) {
     float f = vt_bits_f32(((uint32_t)hi->i[i] << 16) | (uint32_t)lo->i[i]);
     CHECK_MSG(vt_f32_to_bf16(f) == (uint16_t)bf->i[i], "bf16(%.9g) = 0x%04x, torch 0x%04x",
               (double)f, vt_f32_to_bf16(f), (unsigned)bf->i[i]);
-    CHECK_MSG(vt_f32_to_f16(f) == (uint16_t)hf->i[i], "f16(%.9g) = 0x%04x, torch 0x%04x",
-              (double)f, vt_f32_to_f16(f), (unsigned)hf->i[i]);
+    CHECK_MSG(vt_f32_to_f16(f) == (uint16_t)hf->i[i], "f16(%.9g) = 0x%04x, torch 0x%04x", (double)f,
+              vt_f32_to_f16(f), (unsigned)hf->i[i]);
   }
   vt_fixture_free(fx);
 
@@ -28,10 +29,14 @@ int main(void) {
   int bad_bf = 0, bad_hf = 0;
   for (uint32_t h = 0; h < 65536; h++) {
     uint16_t b = (uint16_t)h;
-    if (is_nan16(b, true)) bad_bf += !isnan(vt_bf16_to_f32(b)) || !is_nan16(vt_f32_to_bf16(vt_bf16_to_f32(b)), true);
-    else bad_bf += vt_f32_to_bf16(vt_bf16_to_f32(b)) != b;
-    if (is_nan16(b, false)) bad_hf += !isnan(vt_f16_to_f32(b)) || !is_nan16(vt_f32_to_f16(vt_f16_to_f32(b)), false);
-    else bad_hf += vt_f32_to_f16(vt_f16_to_f32(b)) != b;
+    if (is_nan16(b, true))
+      bad_bf += !isnan(vt_bf16_to_f32(b)) || !is_nan16(vt_f32_to_bf16(vt_bf16_to_f32(b)), true);
+    else
+      bad_bf += vt_f32_to_bf16(vt_bf16_to_f32(b)) != b;
+    if (is_nan16(b, false))
+      bad_hf += !isnan(vt_f16_to_f32(b)) || !is_nan16(vt_f32_to_f16(vt_f16_to_f32(b)), false);
+    else
+      bad_hf += vt_f32_to_f16(vt_f16_to_f32(b)) != b;
   }
   CHECK_MSG(bad_bf == 0, "%d bf16 patterns do not round-trip", bad_bf);
   CHECK_MSG(bad_hf == 0, "%d f16 patterns do not round-trip", bad_hf);

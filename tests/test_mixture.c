@@ -2,14 +2,13 @@
 /* Mixtures over small generated shards: each of N ranks gets a disjoint 1/N of every epoch,
  * ratios subsample and repeat, seeded shuffles, cursor save/restore gives the same stream,
  * packing keeps per-sample labels and boundaries, the YAML config and its errors. */
-#include "tests/check.h"
 #include "data/pack.h"
+#include "tests/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
 
 static char dir[64];
 static char a0[128], a1[128], b0[128];
@@ -162,7 +161,8 @@ static void test_cursor(void) {
   mix_close(r);
   CHECK_MSG(strstr(saved, "epoch=0 pos=7 rank=1 world=2") != NULL, "cursor text %s", saved);
   mix *other = open_mix(1.0, 1.5, 7, 1, 2);
-  CHECK_MSG(mix_set_cursor(other, &back, err, sizeof err) == -1, "cursor for another seed accepted");
+  CHECK_MSG(mix_set_cursor(other, &back, err, sizeof err) == -1,
+            "cursor for another seed accepted");
   mix_close(other);
 
   /* resume on another world size: 2 ranks take 3 each (slots 0..5), then 3 ranks finish the
@@ -189,7 +189,8 @@ static void test_cursor(void) {
   }
   for (int i = 0; i < 12; i++)
     CHECK_MSG(seen[i] == 1, "world 2 -> 3: sample %d seen %d times", i, seen[i]);
-  CHECK_MSG(mix_cursor_parse(&back, "mix-cursor v1 seed=1 epoch=x", err, sizeof err) == -1, "parse");
+  CHECK_MSG(mix_cursor_parse(&back, "mix-cursor v1 seed=1 epoch=x", err, sizeof err) == -1,
+            "parse");
   shard_sample_free(&s);
 }
 
@@ -221,9 +222,10 @@ static void test_packing(void) {
     for (size_t k = 0; k < p.n_seq; k++)
       for (int64_t i = p.starts[k]; i < p.starts[k + 1]; i++)
         CHECK_MSG(seg[i] == (int32_t)k && pos[i] == i - p.starts[k], "segment/position at %lld",
-              (long long)i);
+                  (long long)i);
     for (size_t i = p.ids.n; i < 20; i++)
-      CHECK_MSG(seg[i] == (int32_t)p.n_seq && pos[i] == (int32_t)(i - p.ids.n), "padding at %zu", i);
+      CHECK_MSG(seg[i] == (int32_t)p.n_seq && pos[i] == (int32_t)(i - p.ids.n), "padding at %zu",
+                i);
     for (size_t k = 0; k < p.n_media; k++) {
       saw_image = true;
       CHECK_MSG(p.ids.v[p.media[k].pos] == CHAT_IMAGE_ID, "media position in pack");
@@ -258,7 +260,7 @@ static void test_config(void) {
     CHECK_MSG(c.datasets[0].n_shards == 2 && c.datasets[0].ratio == 0.2, "dataset a");
     CHECK_MSG(c.datasets[1].n_shards == 1 && c.datasets[1].ratio == 2.0, "dataset b");
     CHECK_MSG(c.datasets[0].n_shards == 2 && !strcmp(c.datasets[0].shards[1], a1), "sorted %s",
-          c.datasets[0].shards[1]);
+              c.datasets[0].shards[1]);
   }
   mix_config_free(&c);
   f = fopen(path, "w");

@@ -84,11 +84,13 @@ static void run(bool recompute, int64_t chunk) {
   vt_set_grad_enabled(ctx, false);
   vt_tensor *pos = vt_new(ctx, VT_I32, 1, (int64_t[]){t});
   for (int64_t i = 0; i < t; i++) ((int32_t *)pos->data)[i] = (int32_t)i;
-  vt_tensor *logits = qwen2_logits(&m, ctx, qwen2_forward(&m, ctx, qwen2_embed(&m, ctx, tid), pos, NULL));
+  vt_tensor *logits =
+      qwen2_logits(&m, ctx, qwen2_forward(&m, ctx, qwen2_embed(&m, ctx, tid), pos, NULL));
   CHECK_MSG(!vt_ctx_failed(ctx), "%s", vt_ctx_error(ctx));
   float *got = malloc(sizeof(float) * (size_t)n_logits);
   vt_to_host(ctx, logits, got);
-  CHECK_CLOSE("logits", got, want_logits, (long)n_logits, REL * max_abs(want_logits, n_logits), REL);
+  CHECK_CLOSE("logits", got, want_logits, (long)n_logits, REL * max_abs(want_logits, n_logits),
+              REL);
   vt_set_grad_enabled(ctx, true);
   vt_ctx_reset(ctx);
 

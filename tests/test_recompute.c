@@ -93,9 +93,8 @@ int main(void) {
   vt_test_fill_uniform(&r, xs, 32, -1, 1);
   vt_test_fill_uniform(&r, ws, 64, -0.5f, 0.5f);
   vt_test_fill_uniform(&r, bs, 8, -0.5f, 0.5f);
-  vt_gc_input in[3] = {{VT_F32, 2, {4, 8}, xs, true},
-                       {VT_F32, 2, {8, 8}, ws, true},
-                       {VT_F32, 1, {8}, bs, true}};
+  vt_gc_input in[3] = {
+      {VT_F32, 2, {4, 8}, xs, true}, {VT_F32, 2, {8, 8}, ws, true}, {VT_F32, 1, {8}, bs, true}};
   CHECK_GRAD("recompute", gc_graph, &gl, in, 3);
 
   vt_ctx *c3 = vt_test_cpu_ctx();

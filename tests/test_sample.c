@@ -2,13 +2,12 @@
 /* Sample reader and data config on tests/fixtures/data (tests/reference/gen_data_fixtures.py):
  * JSON array and JSON lines, every bad kind skipped with its reason and id while the good
  * samples around it still come through, media paths resolved per set, unknown config keys. */
-#include "tests/check.h"
 #include "data/sample.h"
+#include "tests/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 static char fx[4096];
 
@@ -34,9 +33,9 @@ static void check_file(const char *name, const sample_config *cfg, const expect 
     CHECK_MSG(k < n, "%s: more items than expected: %s", name, s.id);
     if (k >= n) break;
     CHECK_MSG(why == want[k].why, "%s item %d (%s): reason '%s', want '%s' (%s)", name, k, s.id,
-          sample_reason_name(why), sample_reason_name(want[k].why), rc == 2 ? err : "");
+              sample_reason_name(why), sample_reason_name(want[k].why), rc == 2 ? err : "");
     CHECK_MSG(strstr(s.id, want[k].id) != NULL, "%s item %d: id %s, want %s", name, k, s.id,
-          want[k].id);
+              want[k].id);
     CHECK_MSG((rc == 1) == (why == SAMPLE_OK), "rc %d", rc);
     if (rc == 1) sample_free(&s);
     k++;
@@ -55,9 +54,9 @@ static void test_config(sample_config *cfg) {
   char want[4300];
   path_of(want, sizeof want, "media");
   CHECK_MSG(cfg->n_sets == 1 && !strcmp(cfg->sets[0].folder[CHAT_MEDIA_AUDIO], want), "folder %s",
-        cfg->n_sets ? cfg->sets[0].folder[2] : "-");
+            cfg->n_sets ? cfg->sets[0].folder[2] : "-");
   CHECK_MSG(cfg->prompts.language && !strcmp(cfg->prompts.language, "You are a helpful assistant."),
-        "prompt");
+            "prompt");
   CHECK_MSG(cfg->prompts.image == NULL, "image prompt stays default");
 
   sample_config bad;
@@ -65,7 +64,7 @@ static void test_config(sample_config *cfg) {
   path_of(path, sizeof path, "bad_key.yaml");
   CHECK_MSG(sample_config_load(&bad, path, err, sizeof err) == -1, "unknown key accepted");
   CHECK_MSG(strstr(err, "image_dir") && strstr(err, "bad_key.yaml") && strstr(err, "sets.demo"),
-        "message should name key, file and place: %s", err);
+            "message should name key, file and place: %s", err);
   sample_config_free(&bad);
 
   /* the shipped example stays loadable */
@@ -93,11 +92,11 @@ static void test_good(const sample_config *cfg) {
   sample extra;
   CHECK_MSG(sample_reader_next(r, cfg, &extra, &why, err, sizeof err) == 0, "end of array");
   CHECK_MSG(!strcmp(s[0].id, "text-1") && s[0].n_turns == 2 && s[0].turns[1].from == CHAT_FROM_GPT,
-        "text-1");
+            "text-1");
   char want[4300];
   path_of(want, sizeof want, "media/img/cat.jpg");
   CHECK_MSG(s[1].n_media[CHAT_MEDIA_IMAGE] == 1 && !strcmp(s[1].media[0][0], want), "image path %s",
-        s[1].n_media[0] ? s[1].media[0][0] : "-");
+            s[1].n_media[0] ? s[1].media[0][0] : "-");
   CHECK_MSG(s[2].n_media[CHAT_MEDIA_AUDIO] == 2, "audio list");
   CHECK_MSG(s[3].n_media[CHAT_MEDIA_VIDEO] == 1, "video");
   CHECK_MSG(!strcmp(s[4].id, "5") && s[4].inserted_id == 2 && s[4].n_media[0] == 2, "numeric id");

@@ -2,8 +2,8 @@
 /* HDF5 shards: write, reopen with checksum, read samples back by offset exactly; no temporary
  * file left behind; a truncated shard and a shard with flipped bytes are refused with a
  * message naming the file. */
-#include "tests/check.h"
 #include "data/shard.h"
+#include "tests/check.h"
 
 #include <hdf5.h>
 #include <stdio.h>
@@ -17,7 +17,6 @@
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libhdf5"; }
 #endif
-
 
 static void copy_file(const char *from, const char *to, long keep) {
   FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
@@ -68,7 +67,8 @@ int main(void) {
   };
   shard_writer *w;
   CHECK_MSG(shard_writer_open(&w, path, err, sizeof err) == 0, "%s", err);
-  for (int s = 0; s < 3; s++) CHECK_MSG(shard_write_sample(w, &in[s], err, sizeof err) == 0, "%s", err);
+  for (int s = 0; s < 3; s++)
+    CHECK_MSG(shard_write_sample(w, &in[s], err, sizeof err) == 0, "%s", err);
   CHECK_MSG(shard_writer_samples(w) == 3 && shard_writer_tokens(w) == 15, "counts");
   CHECK_MSG(access(path, F_OK) != 0, "shard visible before close");
   CHECK_MSG(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
@@ -89,9 +89,10 @@ int main(void) {
       CHECK_MSG(!memcmp(out.labels.v, labels[s], lens[s] * 4), "labels %d", s);
       CHECK_MSG(out.n_media == in[s].n_media, "n_media %d", s);
       for (size_t k = 0; k < out.n_media && k < in[s].n_media; k++) {
-        CHECK_MSG(out.media[k].pos == in[s].media[k].pos && out.media[k].kind == in[s].media[k].kind &&
-                  out.media[k].item == in[s].media[k].item,
-              "media %d.%zu", s, k);
+        CHECK_MSG(out.media[k].pos == in[s].media[k].pos &&
+                      out.media[k].kind == in[s].media[k].kind &&
+                      out.media[k].item == in[s].media[k].item,
+                  "media %d.%zu", s, k);
         CHECK_MSG(!strcmp(out.media_path[k], in[s].media_path[k]), "path %s", out.media_path[k]);
       }
     }

@@ -12,30 +12,30 @@ static vt_tensor *f32(vt_ctx *ctx, int ndim, const int64_t *shape) {
 }
 
 /* Runs the op, expects a ctx error containing every fragment, clears it. */
-#define EXPECT_ERROR(ctx, expr, ...)                                                             \
-  do {                                                                                           \
-    vt_tensor *r_ = (expr);                                                                      \
-    (void)r_;                                                                                    \
-    CHECK_MSG(vt_ctx_failed(ctx), "%s did not fail", #expr);                                     \
-    const char *frags_[] = {__VA_ARGS__};                                                        \
-    for (size_t k_ = 0; k_ < sizeof frags_ / sizeof frags_[0]; k_++)                             \
-      CHECK_MSG(strstr(vt_ctx_error(ctx), frags_[k_]) != NULL, "'%s' lacks '%s'",                \
-                vt_ctx_error(ctx), frags_[k_]);                                                  \
-    vt_ctx_clear_error(ctx);                                                                     \
+#define EXPECT_ERROR(ctx, expr, ...)                                                               \
+  do {                                                                                             \
+    vt_tensor *r_ = (expr);                                                                        \
+    (void)r_;                                                                                      \
+    CHECK_MSG(vt_ctx_failed(ctx), "%s did not fail", #expr);                                       \
+    const char *frags_[] = {__VA_ARGS__};                                                          \
+    for (size_t k_ = 0; k_ < sizeof frags_ / sizeof frags_[0]; k_++)                               \
+      CHECK_MSG(strstr(vt_ctx_error(ctx), frags_[k_]) != NULL, "'%s' lacks '%s'",                  \
+                vt_ctx_error(ctx), frags_[k_]);                                                    \
+    vt_ctx_clear_error(ctx);                                                                       \
   } while (0)
 
 int main(void) {
   vt_ctx *ctx = vt_test_cpu_ctx();
   vt_tensor *a = f32(ctx, 2, (int64_t[]){2, 3}), *b = f32(ctx, 1, (int64_t[]){4});
   EXPECT_ERROR(ctx, vt_add(ctx, a, b), "add:", "[2, 3] f32", "[4] f32", "broadcast");
-  EXPECT_ERROR(ctx, vt_matmul(ctx, a, f32(ctx, 2, (int64_t[]){4, 5}), false, false), "matmul:",
-               "[2, 3] f32", "[4, 5] f32");
+  EXPECT_ERROR(ctx, vt_matmul(ctx, a, f32(ctx, 2, (int64_t[]){4, 5}), false, false),
+               "matmul:", "[2, 3] f32", "[4, 5] f32");
   EXPECT_ERROR(ctx, vt_matmul(ctx, b, a, false, false), "matmul:", "at least 2 dims");
   int32_t ids[3] = {0, 7, 1};
   vt_tensor *it = vt_from_host(ctx, VT_I32, 1, (int64_t[]){3}, ids);
   EXPECT_ERROR(ctx, vt_gelu_erf(ctx, it), "gelu_erf:", "expected dtype f32", "i32");
-  EXPECT_ERROR(ctx, vt_embedding(ctx, f32(ctx, 2, (int64_t[]){5, 4}), it), "embedding:",
-               "index 7 at position 1", "[0, 5)");
+  EXPECT_ERROR(ctx, vt_embedding(ctx, f32(ctx, 2, (int64_t[]){5, 4}), it),
+               "embedding:", "index 7 at position 1", "[0, 5)");
   EXPECT_ERROR(ctx, vt_index_select(ctx, a, 1, it), "index_select:", "index 7");
   EXPECT_ERROR(ctx, vt_index_select(ctx, a, 2, it), "index_select:", "axis 2 out of range");
   EXPECT_ERROR(ctx, vt_reshape(ctx, a, 2, (int64_t[]){4, 2}), "reshape:", "[2, 3] f32");
@@ -70,8 +70,8 @@ int main(void) {
   memcpy(w->data, wv, sizeof wv);
   for (int pass = 1; pass <= 2; pass++) {
     vt_tensor *x = vt_from_host(ctx, VT_F32, 1, (int64_t[]){3}, (float[]){2, 3, 4});
-    vt_tensor *loss = vt_sum(ctx, vt_mul(ctx, vt_mul(ctx, w, x), vt_add(ctx, w, frozen)),
-                             VT_ALL_AXES, false);
+    vt_tensor *loss =
+        vt_sum(ctx, vt_mul(ctx, vt_mul(ctx, w, x), vt_add(ctx, w, frozen)), VT_ALL_AXES, false);
     CHECK(vt_backward(ctx, loss));
     vt_grad_to_host(ctx, w, g);
     /* d/dw sum(w * x * w) = 2 w x (frozen is zero), accumulated pass times */

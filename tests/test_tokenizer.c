@@ -2,13 +2,12 @@
 /* Tokenizer vs HF tokenizers fixtures (tests/reference/gen_tokenizer_fixtures.py): encode
  * token for token, decode back to exact bytes (also characters split over byte tokens),
  * marker and special ids, and the error paths. Skips (77) without the shared tokenizer. */
-#include "tests/check.h"
 #include "data/tokenizer.h"
+#include "tests/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 static char *read_line(FILE *f) {
   char *line = NULL;
@@ -131,7 +130,8 @@ static void test_ids_and_errors(tok_tokenizer *t) {
   char err[256] = "";
   tok_ids ids = {0};
   const char bad[] = "ok \xff\xfe bad";
-  CHECK_MSG(tok_encode(t, bad, sizeof bad - 1, &ids, err, sizeof err) == -1, "invalid UTF-8 accepted");
+  CHECK_MSG(tok_encode(t, bad, sizeof bad - 1, &ids, err, sizeof err) == -1,
+            "invalid UTF-8 accepted");
   CHECK_MSG(strstr(err, "byte 3") != NULL, "error should name the offset: %s", err);
   tok_bytes b = {0};
   int32_t out_of_range = 999999;

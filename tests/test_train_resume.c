@@ -86,8 +86,7 @@ int main(void) {
   vt_train_result ra, rb;
   CHECK(train("a.yaml", false, 0, &ra) == 0);
   CHECK(ra.step == 12 && !ra.interrupted && ra.truncated_samples > 0);
-  CHECK_MSG(ra.last_loss < ra.first_loss - 1.0, "loss %.4f -> %.4f", ra.first_loss,
-            ra.last_loss);
+  CHECK_MSG(ra.last_loss < ra.first_loss - 1.0, "loss %.4f -> %.4f", ra.first_loss, ra.last_loss);
 
   CHECK(train("b.yaml", false, 7, &rb) == 0); /* stops after step 7: checkpoints 5 and 7 */
   CHECK(rb.interrupted && rb.step == 7);
@@ -99,8 +98,8 @@ int main(void) {
   int na = read_losses("run_a", la, 32), nb = read_losses("run_b", lb, 32);
   CHECK_MSG(na == 12 && nb == 12, "%d and %d metrics lines", na, nb);
   for (int i = 0; i < na && i < nb; i++)
-    CHECK_MSG(strcmp(la[i], lb[i]) == 0, "step %d: loss %s uninterrupted, %s resumed", i + 1,
-              la[i], lb[i]);
+    CHECK_MSG(strcmp(la[i], lb[i]) == 0, "step %d: loss %s uninterrupted, %s resumed", i + 1, la[i],
+              lb[i]);
   char pa[512], pb[512];
   snprintf(pa, sizeof pa, "%s/run_a/checkpoints/step-00000012/model.safetensors", tmp);
   snprintf(pb, sizeof pb, "%s/run_b/checkpoints/step-00000012/model.safetensors", tmp);

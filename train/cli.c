@@ -45,8 +45,8 @@ static const char *kind_name(vt_opt_kind k) {
   }
 }
 
-int vt_cli_parse(const vt_cmd *cmd, int argc, char **argv, vt_args *out, bool *want_help,
-                 char *err, size_t err_len) {
+int vt_cli_parse(const vt_cmd *cmd, int argc, char **argv, vt_args *out, bool *want_help, char *err,
+                 size_t err_len) {
   memset(out, 0, sizeof *out);
   out->cmd = cmd;
   *want_help = false;

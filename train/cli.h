@@ -16,7 +16,7 @@ typedef enum { VT_OPT_FLAG, VT_OPT_INT, VT_OPT_FLOAT, VT_OPT_STR } vt_opt_kind;
 typedef struct {
   const char *name; /* long name without the dashes, e.g. "steps" */
   vt_opt_kind kind;
-  const char *def;  /* default value as text; NULL = no default (STR) / false (FLAG) */
+  const char *def; /* default value as text; NULL = no default (STR) / false (FLAG) */
   const char *help;
 } vt_opt;
 
@@ -24,9 +24,9 @@ typedef struct vt_args vt_args;
 
 typedef struct {
   const char *name;
-  const char *summary;    /* one line for `vita --help` */
-  const char *positional; /* usage text for positional arguments, NULL if none */
-  const vt_opt *opts;     /* terminated by an entry with name == NULL */
+  const char *summary;             /* one line for `vita --help` */
+  const char *positional;          /* usage text for positional arguments, NULL if none */
+  const vt_opt *opts;              /* terminated by an entry with name == NULL */
   int (*run)(const vt_args *args); /* returns an exit code: 0 ok, 1 failure, 2 usage */
 } vt_cmd;
 
@@ -43,8 +43,8 @@ enum { VT_EXIT_OK = 0, VT_EXIT_FAIL = 1, VT_EXIT_USAGE = 2 };
 
 /* Parses argv (after the subcommand name). Returns VT_EXIT_OK, or VT_EXIT_USAGE with a
  * message in err naming the offending flag. "--help" sets *want_help. */
-int vt_cli_parse(const vt_cmd *cmd, int argc, char **argv, vt_args *out, bool *want_help,
-                 char *err, size_t err_len);
+int vt_cli_parse(const vt_cmd *cmd, int argc, char **argv, vt_args *out, bool *want_help, char *err,
+                 size_t err_len);
 void vt_cli_print_cmd_help(FILE *f, const vt_cmd *cmd);
 void vt_cli_print_help(FILE *f, const vt_cmd *const *cmds, int n_cmds);
 /* Runs the tool: argv[1] selects the subcommand. */

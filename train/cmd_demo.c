@@ -26,10 +26,16 @@ static const vt_opt opts[] = {
 
 /* The demo model: Qwen2's architecture at a size that trains in minutes on a CPU. */
 static qwen2_cfg demo_model(void) {
-  return (qwen2_cfg){.vocab_size = 256, .hidden_size = 128, .intermediate_size = 352,
-                     .num_hidden_layers = 2, .num_attention_heads = 4,
-                     .num_key_value_heads = 2, .max_position_embeddings = 512,
-                     .rope_theta = 1e4, .rms_norm_eps = 1e-6, .initializer_range = 0.02};
+  return (qwen2_cfg){.vocab_size = 256,
+                     .hidden_size = 128,
+                     .intermediate_size = 352,
+                     .num_hidden_layers = 2,
+                     .num_attention_heads = 4,
+                     .num_key_value_heads = 2,
+                     .max_position_embeddings = 512,
+                     .rope_theta = 1e4,
+                     .rms_norm_eps = 1e-6,
+                     .initializer_range = 0.02};
 }
 
 static int run(const vt_args *a) {
@@ -104,6 +110,5 @@ static int run(const vt_args *a) {
   return VT_EXIT_OK;
 }
 
-const vt_cmd vt_cmd_demo = {"demo",
-                            "the built-in job: generate data, train a small Qwen2, export it",
-                            NULL, opts, run};
+const vt_cmd vt_cmd_demo = {
+    "demo", "the built-in job: generate data, train a small Qwen2, export it", NULL, opts, run};

@@ -33,7 +33,8 @@ static int run(const vt_args *a) {
   double loss;
   int64_t tokens;
   int rc = vt_eval(&cfg, weights, data, &dist, &loss, &tokens, err, sizeof err);
-  if (rc) fprintf(stderr, "vita eval: %s\n", err);
+  if (rc)
+    fprintf(stderr, "vita eval: %s\n", err);
   else if (dist.rank == 0)
     printf("eval: mean loss %.6f over %lld tokens (%s)\n", loss, (long long)tokens, data);
   vt_dist_finalize(&dist);

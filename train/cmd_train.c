@@ -67,5 +67,5 @@ static int run(const vt_args *a) {
   return VT_EXIT_OK;
 }
 
-const vt_cmd vt_cmd_train = {"train", "train one stage from a YAML config (resumable)", NULL,
-                             opts, run};
+const vt_cmd vt_cmd_train = {"train", "train one stage from a YAML config (resumable)", NULL, opts,
+                             run};

@@ -74,8 +74,10 @@ int hf_qwen2_config_read(const char *path, qwen2_cfg *cfg, char *err, size_t err
     if (get_num(rope, path, "rope_theta", &cfg->rope_theta, true, err, err_len)) goto done;
     const char *rt = json_string_value(json_object_get(rope, "rope_type"));
     if (rt && strcmp(rt, "default") != 0) {
-      snprintf(err, err_len, "%s: field \"rope_parameters.rope_type\": only \"default\" is "
-               "supported, found \"%s\"", path, rt);
+      snprintf(err, err_len,
+               "%s: field \"rope_parameters.rope_type\": only \"default\" is "
+               "supported, found \"%s\"",
+               path, rt);
       goto done;
     }
   }
@@ -87,8 +89,10 @@ int hf_qwen2_config_read(const char *path, qwen2_cfg *cfg, char *err, size_t err
     goto done;
   }
   if (json_is_true(json_object_get(root, "use_sliding_window"))) {
-    snprintf(err, err_len, "%s: field \"use_sliding_window\": sliding-window attention is not "
-             "supported", path);
+    snprintf(err, err_len,
+             "%s: field \"use_sliding_window\": sliding-window attention is not "
+             "supported",
+             path);
     goto done;
   }
   char why[256];
@@ -113,8 +117,8 @@ int hf_qwen2_config_write(const char *path, const qwen2_cfg *c, char *err, size_
       "num_key_value_heads", (json_int_t)c->num_key_value_heads, "max_position_embeddings",
       (json_int_t)c->max_position_embeddings, "rope_theta", c->rope_theta, "rms_norm_eps",
       c->rms_norm_eps, "initializer_range", c->initializer_range, "tie_word_embeddings",
-      (int)c->tie_word_embeddings, "attention_dropout", 0.0, "use_sliding_window", 0,
-      "torch_dtype", "bfloat16", "use_cache", 1, "sliding_window");
+      (int)c->tie_word_embeddings, "attention_dropout", 0.0, "use_sliding_window", 0, "torch_dtype",
+      "bfloat16", "use_cache", 1, "sliding_window");
   if (!root) {
     snprintf(err, err_len, "%s: cannot build the config JSON", path);
     return -1;

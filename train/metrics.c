@@ -65,10 +65,14 @@ int vt_metrics_open(vt_metrics *m, const char *run_dir, int64_t resume_step, int
 }
 
 static void fmt_duration(double s, char *buf, size_t len) {
-  if (!isfinite(s) || s < 0) snprintf(buf, len, "?");
-  else if (s < 60) snprintf(buf, len, "%.0fs", s);
-  else if (s < 3600) snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
-  else snprintf(buf, len, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+  if (!isfinite(s) || s < 0)
+    snprintf(buf, len, "?");
+  else if (s < 60)
+    snprintf(buf, len, "%.0fs", s);
+  else if (s < 3600)
+    snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
+  else
+    snprintf(buf, len, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
 }
 
 void vt_metrics_step(vt_metrics *m, const vt_step_metrics *s, bool print) {
@@ -76,8 +80,8 @@ void vt_metrics_step(vt_metrics *m, const vt_step_metrics *s, bool print) {
     fprintf(m->jsonl,
             "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": "
             "%lld, \"tokens_per_s\": %.6g%s}\n",
-            (long long)s->step, s->loss, s->lr, s->grad_norm, (long long)s->tokens,
-            s->tokens_per_s, s->skipped ? ", \"skipped\": true" : "");
+            (long long)s->step, s->loss, s->lr, s->grad_norm, (long long)s->tokens, s->tokens_per_s,
+            s->skipped ? ", \"skipped\": true" : "");
     fflush(m->jsonl);
   }
   if (!print || !m->console) return;
@@ -89,8 +93,9 @@ void vt_metrics_step(vt_metrics *m, const vt_step_metrics *s, bool print) {
   char bar[32];
   for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
   bar[width] = '\0';
-  fprintf(m->console, "%s[%s] step %lld/%lld | loss %.4f | lr %.2e | grad %.3f | %.0f tok/s | "
-                      "ETA %s%s%s",
+  fprintf(m->console,
+          "%s[%s] step %lld/%lld | loss %.4f | lr %.2e | grad %.3f | %.0f tok/s | "
+          "ETA %s%s%s",
           m->tty ? "\r" : "", bar, (long long)s->step, (long long)m->total_steps, s->loss, s->lr,
           s->grad_norm, s->tokens_per_s, eta, s->skipped ? " | skipped (non-finite)" : "",
           m->tty ? "\033[K" : "\n");

@@ -14,8 +14,10 @@ static int opt_str(ycfg *c, yaml_node_t *map, const char *key, const char *where
   snprintf(full, sizeof full, "%s.%s", where, key);
   const char *s;
   if (ycfg_str(c, v, full, &s, err, err_len)) return -1;
-  if (is_path && *s) ycfg_resolve(c, s, out, out_len);
-  else snprintf(out, out_len, "%s", s);
+  if (is_path && *s)
+    ycfg_resolve(c, s, out, out_len);
+  else
+    snprintf(out, out_len, "%s", s);
   return 0;
 }
 
@@ -68,8 +70,7 @@ static int opt_globs(ycfg *c, yaml_node_t *map, const char *key, const char *whe
              v->start_mark.line + 1, full);
     return -1;
   }
-  for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
-       it++) {
+  for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
     if (*n == VT_CFG_MAX_GLOBS) {
       snprintf(err, err_len, "%s: %s: at most %d patterns", c->path, full, VT_CFG_MAX_GLOBS);
       return -1;
@@ -81,8 +82,8 @@ static int opt_globs(ycfg *c, yaml_node_t *map, const char *key, const char *whe
   return 0;
 }
 
-static yaml_node_t *section(ycfg *c, yaml_node_t *root, const char *name,
-                            const char *const *keys, char *err, size_t err_len, int *rc) {
+static yaml_node_t *section(ycfg *c, yaml_node_t *root, const char *name, const char *const *keys,
+                            char *err, size_t err_len, int *rc) {
   yaml_node_t *s = ycfg_get(c, root, name);
   if (s && ycfg_check_keys(c, s, keys, name, err, err_len)) *rc = -1;
   return s;
@@ -91,18 +92,18 @@ static yaml_node_t *section(ycfg *c, yaml_node_t *root, const char *name,
 static int load_sections(vt_train_cfg *cfg, ycfg *c, char *err, size_t err_len) {
   yaml_node_t *root = ycfg_root(c);
   static const char *const top[] = {"model", "data", "train", "schedule", "output", NULL};
-  static const char *const model_keys[] = {"config", "init", "tokenizer", "recompute",
-                                           "ce_chunk_rows", NULL};
+  static const char *const model_keys[] = {"config",    "init",          "tokenizer",
+                                           "recompute", "ce_chunk_rows", NULL};
   static const char *const data_keys[] = {"mixture", "eval_mixture", "max_len", NULL};
   static const char *const train_keys[] = {
-      "steps", "epochs", "batch_size", "grad_accum", "seed", "optimizer", "lr",
-      "weight_decay", "beta1", "beta2", "eps", "momentum", "max_grad_norm", "groups",
-      "trainable", "frozen", "decay_all", NULL};
-  static const char *const sched_keys[] = {"kind", "warmup_steps", "warmup_ratio",
-                                           "min_lr_ratio", "noam_model_dim", "steps_per_epoch",
-                                           "gamma", NULL};
-  static const char *const out_keys[] = {"dir", "save_every", "keep_last", "log_every",
-                                         "eval_every", NULL};
+      "steps",        "epochs", "batch_size", "grad_accum", "seed",     "optimizer",     "lr",
+      "weight_decay", "beta1",  "beta2",      "eps",        "momentum", "max_grad_norm", "groups",
+      "trainable",    "frozen", "decay_all",  NULL};
+  static const char *const sched_keys[] = {
+      "kind",           "warmup_steps",    "warmup_ratio", "min_lr_ratio",
+      "noam_model_dim", "steps_per_epoch", "gamma",        NULL};
+  static const char *const out_keys[] = {"dir",       "save_every", "keep_last",
+                                         "log_every", "eval_every", NULL};
   if (!root || ycfg_check_keys(c, root, top, "the top level", err, err_len)) {
     if (!root) snprintf(err, err_len, "%s: the config is empty", c->path);
     return -1;
@@ -115,8 +116,7 @@ static int load_sections(vt_train_cfg *cfg, ycfg *c, char *err, size_t err_len) 
   yaml_node_t *o = rc ? NULL : section(c, root, "output", out_keys, err, err_len, &rc);
   if (rc) return -1;
   if (!m || !d || !t || !o) {
-    snprintf(err, err_len, "%s: the sections model, data, train and output are required",
-             c->path);
+    snprintf(err, err_len, "%s: the sections model, data, train and output are required", c->path);
     return -1;
   }
   int64_t keep = cfg->keep_last, seed = (int64_t)cfg->seed;
@@ -146,9 +146,12 @@ static int load_sections(vt_train_cfg *cfg, ycfg *c, char *err, size_t err_len) 
     return -1;
   cfg->seed = (uint64_t)seed;
   cfg->keep_last = (int)keep;
-  if (!strcmp(optimizer, "adamw")) cfg->optim = vt_optim_defaults(VT_OPTIM_ADAMW);
-  else if (!strcmp(optimizer, "adam")) cfg->optim = vt_optim_defaults(VT_OPTIM_ADAM);
-  else if (!strcmp(optimizer, "sgd")) cfg->optim = vt_optim_defaults(VT_OPTIM_SGD);
+  if (!strcmp(optimizer, "adamw"))
+    cfg->optim = vt_optim_defaults(VT_OPTIM_ADAMW);
+  else if (!strcmp(optimizer, "adam"))
+    cfg->optim = vt_optim_defaults(VT_OPTIM_ADAM);
+  else if (!strcmp(optimizer, "sgd"))
+    cfg->optim = vt_optim_defaults(VT_OPTIM_SGD);
   else {
     snprintf(err, err_len, "%s: train.optimizer: expected adamw, adam or sgd, found \"%s\"",
              c->path, optimizer);
@@ -168,16 +171,17 @@ static int load_sections(vt_train_cfg *cfg, ycfg *c, char *err, size_t err_len) 
   if (groups) {
     static const char *const gkeys[] = {"params", "lr", "weight_decay", NULL};
     if (groups->type != YAML_SEQUENCE_NODE) {
-      snprintf(err, err_len, "%s:%zu: train.groups: expected a list of {params, lr, "
-               "weight_decay}", c->path, groups->start_mark.line + 1);
+      snprintf(err, err_len,
+               "%s:%zu: train.groups: expected a list of {params, lr, "
+               "weight_decay}",
+               c->path, groups->start_mark.line + 1);
       return -1;
     }
     for (yaml_node_item_t *it = groups->data.sequence.items.start;
          it < groups->data.sequence.items.top; it++) {
       yaml_node_t *g = yaml_document_get_node(&c->doc, *it);
       if (cfg->n_groups == VT_CFG_MAX_GROUPS) {
-        snprintf(err, err_len, "%s: train.groups: at most %d groups", c->path,
-                 VT_CFG_MAX_GROUPS);
+        snprintf(err, err_len, "%s: train.groups: at most %d groups", c->path, VT_CFG_MAX_GROUPS);
         return -1;
       }
       int k = cfg->n_groups;
@@ -198,8 +202,8 @@ static int load_sections(vt_train_cfg *cfg, ycfg *c, char *err, size_t err_len) 
       }
       size_t len = 0;
       for (int i = 0; i < n_globs; i++)
-        len += (size_t)snprintf(cfg->group_globs[k] + len, sizeof cfg->group_globs[k] - len,
-                                "%s%s", i ? "," : "", globs[i]);
+        len += (size_t)snprintf(cfg->group_globs[k] + len, sizeof cfg->group_globs[k] - len, "%s%s",
+                                i ? "," : "", globs[i]);
       gc->globs = cfg->group_globs[k];
       cfg->n_groups++;
     }
@@ -212,8 +216,7 @@ static int load_sections(vt_train_cfg *cfg, ycfg *c, char *err, size_t err_len) 
         opt_int(c, s, "warmup_steps", "schedule", &warm, err, err_len) ||
         opt_float(c, s, "warmup_ratio", "schedule", &cfg->sched.warmup_ratio, err, err_len) ||
         opt_float(c, s, "min_lr_ratio", "schedule", &cfg->sched.min_lr_ratio, err, err_len) ||
-        opt_float(c, s, "noam_model_dim", "schedule", &cfg->sched.noam_model_dim, err,
-                  err_len) ||
+        opt_float(c, s, "noam_model_dim", "schedule", &cfg->sched.noam_model_dim, err, err_len) ||
         opt_int(c, s, "steps_per_epoch", "schedule", &spe, err, err_len) ||
         opt_float(c, s, "gamma", "schedule", &cfg->sched.gamma, err, err_len))
       return -1;
@@ -225,16 +228,20 @@ static int load_sections(vt_train_cfg *cfg, ycfg *c, char *err, size_t err_len) 
   static const struct {
     const char *name;
     vt_sched_kind kind;
-  } kinds[] = {{"constant", VT_SCHED_CONSTANT}, {"cosine", VT_SCHED_COSINE},
-               {"noam", VT_SCHED_NOAM}, {"exp_epoch", VT_SCHED_EXP_EPOCH}};
+  } kinds[] = {{"constant", VT_SCHED_CONSTANT},
+               {"cosine", VT_SCHED_COSINE},
+               {"noam", VT_SCHED_NOAM},
+               {"exp_epoch", VT_SCHED_EXP_EPOCH}};
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
     if (!strcmp(sched_kind, kinds[i].name)) {
       cfg->sched.kind = kinds[i].kind;
       kind_name = kinds[i].name;
     }
   if (!kind_name) {
-    snprintf(err, err_len, "%s: schedule.kind: expected constant, cosine, noam or exp_epoch, "
-             "found \"%s\"", c->path, sched_kind);
+    snprintf(err, err_len,
+             "%s: schedule.kind: expected constant, cosine, noam or exp_epoch, "
+             "found \"%s\"",
+             c->path, sched_kind);
     return -1;
   }
   return 0;
@@ -257,13 +264,20 @@ int vt_train_config_load(vt_train_cfg *cfg, const char *path, char *err, size_t 
   ycfg_free(&c);
   if (rc) return -1;
   const char *bad = NULL;
-  if (!cfg->model_config[0]) bad = "model.config is required";
-  else if (!cfg->mixture[0]) bad = "data.mixture is required";
-  else if (!cfg->out_dir[0]) bad = "output.dir is required";
-  else if ((cfg->steps > 0) == (cfg->epochs > 0)) bad = "give exactly one of train.steps and train.epochs (> 0)";
-  else if (cfg->batch_size < 1) bad = "train.batch_size must be at least 1";
-  else if (cfg->grad_accum < 1) bad = "train.grad_accum must be at least 1";
-  else if (cfg->max_len < 2) bad = "data.max_len must be at least 2";
+  if (!cfg->model_config[0])
+    bad = "model.config is required";
+  else if (!cfg->mixture[0])
+    bad = "data.mixture is required";
+  else if (!cfg->out_dir[0])
+    bad = "output.dir is required";
+  else if ((cfg->steps > 0) == (cfg->epochs > 0))
+    bad = "give exactly one of train.steps and train.epochs (> 0)";
+  else if (cfg->batch_size < 1)
+    bad = "train.batch_size must be at least 1";
+  else if (cfg->grad_accum < 1)
+    bad = "train.grad_accum must be at least 1";
+  else if (cfg->max_len < 2)
+    bad = "data.max_len must be at least 2";
   else if (cfg->save_every < 0 || cfg->log_every < 0 || cfg->eval_every < 0)
     bad = "output intervals must not be negative";
   else if (cfg->eval_every > 0 && !cfg->eval_mixture[0])

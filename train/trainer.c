@@ -79,8 +79,10 @@ static int trainer_setup(trainer *t, const vt_train_cfg *cfg, const vt_dist *dis
   if (trainer_build_model(t, err, err_len)) return -1;
   if (mix_config_load(&t->mixcfg, mixture, err, err_len)) return -1;
   if (t->mixcfg.pack) {
-    snprintf(err, err_len, "%s: pack: true is not supported by the trainer yet (packed samples "
-             "would attend across their boundaries); set pack: false", mixture);
+    snprintf(err, err_len,
+             "%s: pack: true is not supported by the trainer yet (packed samples "
+             "would attend across their boundaries); set pack: false",
+             mixture);
     return -1;
   }
   if (mix_open(&t->mix, &t->mixcfg, dist->rank, dist->world, err, err_len)) return -1;
@@ -106,8 +108,7 @@ static vt_tensor *batch_loss(trainer *t) {
   return qwen2_loss(&t->model, ctx, ids, labels, lengths);
 }
 
-static int eval_epoch(trainer *t, mix *m, double *loss, int64_t *tokens, char *err,
-                      size_t err_len);
+static int eval_epoch(trainer *t, mix *m, double *loss, int64_t *tokens, char *err, size_t err_len);
 
 static int64_t steps_per_epoch(const trainer *t) {
   int64_t per_step = t->cfg->batch_size * t->cfg->grad_accum;
@@ -164,17 +165,19 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
   r->start_step = t.step;
   r->total_steps = t.total_steps;
   if (d->rank == 0 && ckpt_mkdirs(cfg->out_dir, err, err_len)) goto done;
-  if (d->rank == 0 && vt_metrics_open(&met, cfg->out_dir, t.step, t.total_steps, console, err,
-                                      err_len))
+  if (d->rank == 0 &&
+      vt_metrics_open(&met, cfg->out_dir, t.step, t.total_steps, console, err, err_len))
     goto done;
   if (console) {
     char n1[32], n2[32];
     snprintf(n1, sizeof n1, "%lld", (long long)vt_params_count(&t.ps, false));
     snprintf(n2, sizeof n2, "%lld", (long long)vt_params_count(&t.ps, true));
-    vt_metrics_note(&met, "vita train: %s parameters (%s trainable), %lld steps of %lld x %lld "
-                    "sequences on %d rank(s)%s%s", n1, n2, (long long)t.total_steps,
-                    (long long)cfg->batch_size, (long long)cfg->grad_accum, d->world,
-                    found ? ", resumed from " : "", found ? ckpt_dir : "");
+    vt_metrics_note(&met,
+                    "vita train: %s parameters (%s trainable), %lld steps of %lld x %lld "
+                    "sequences on %d rank(s)%s%s",
+                    n1, n2, (long long)t.total_steps, (long long)cfg->batch_size,
+                    (long long)cfg->grad_accum, d->world, found ? ", resumed from " : "",
+                    found ? ckpt_dir : "");
   }
 
   double t_last = vt_now();
@@ -220,8 +223,11 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     int64_t global_tokens = (int64_t)llround(global_tokens_f);
     t.tokens_seen += global_tokens;
     double now = vt_now();
-    vt_step_metrics sm = {.step = t.step, .loss = stats[0], .lr = os.lr,
-                          .grad_norm = os.grad_norm, .tokens = global_tokens,
+    vt_step_metrics sm = {.step = t.step,
+                          .loss = stats[0],
+                          .lr = os.lr,
+                          .grad_norm = os.grad_norm,
+                          .tokens = global_tokens,
                           .tokens_per_s = (double)global_tokens / (now - t_last),
                           .skipped = os.skipped};
     t_last = now;
@@ -236,8 +242,8 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       if (eval_epoch(&t, eval_mix, &el, &et, err, err_len)) goto done;
       if (d->rank == 0) {
         vt_metrics_value(&met, t.step, "eval_loss", el);
-        vt_metrics_note(&met, "step %lld: eval loss %.4f over %lld tokens", (long long)t.step,
-                        el, (long long)et);
+        vt_metrics_note(&met, "step %lld: eval loss %.4f over %lld tokens", (long long)t.step, el,
+                        (long long)et);
       }
     }
     bool stop = (o->stop && *o->stop) || (o->stop_after > 0 && t.step >= o->stop_after);
@@ -304,8 +310,8 @@ done:
   return rc;
 }
 
-int vt_eval(const vt_train_cfg *cfg, const char *weights, const char *mixture,
-            const vt_dist *dist, double *loss, int64_t *tokens, char *err, size_t err_len) {
+int vt_eval(const vt_train_cfg *cfg, const char *weights, const char *mixture, const vt_dist *dist,
+            double *loss, int64_t *tokens, char *err, size_t err_len) {
   trainer t;
   int rc = -1;
   if (trainer_setup(&t, cfg, dist, mixture, err, err_len)) goto done;

@@ -23,8 +23,8 @@ typedef struct {
 } vt_trainer_opts;
 
 typedef struct {
-  int64_t start_step;  /* the step the run started from (0, or the checkpoint's) */
-  int64_t step;        /* optimizer steps done when it returned */
+  int64_t start_step; /* the step the run started from (0, or the checkpoint's) */
+  int64_t step;       /* optimizer steps done when it returned */
   int64_t total_steps;
   double first_loss, last_loss;
   bool interrupted;
@@ -37,7 +37,7 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
 
 /* Mean LM loss over the counted tokens of one epoch of `mixture` with the model of cfg and
  * the weights at `weights` (a checkpoint or model directory, or a file). */
-int vt_eval(const vt_train_cfg *cfg, const char *weights, const char *mixture,
-            const vt_dist *dist, double *loss, int64_t *tokens, char *err, size_t err_len);
+int vt_eval(const vt_train_cfg *cfg, const char *weights, const char *mixture, const vt_dist *dist,
+            double *loss, int64_t *tokens, char *err, size_t err_len);
 
 #endif

@@ -52,14 +52,13 @@ static char *state_json(trainer *t) {
   char cursor[MIX_CURSOR_LEN], rng[4][24];
   mix_cursor_format(&cur, cursor);
   for (int i = 0; i < 4; i++) snprintf(rng[i], sizeof rng[i], "%016" PRIx64, t->rng.s[i]);
-  json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:[s,s,s,s], s:I, s:I, s:I, s:s}",
-                        "format", STATE_FORMAT, "step", (json_int_t)t->step, "total_steps",
-                        (json_int_t)t->total_steps, "optim_t", (json_int_t)t->opt.t,
-                        "optim_skipped", (json_int_t)t->opt.n_skipped, "tokens_seen",
-                        (json_int_t)t->tokens_seen, "skipped_samples",
-                        (json_int_t)t->skipped_samples, "rng", rng[0], rng[1], rng[2], rng[3],
-                        "data_epoch", (json_int_t)cur.epoch, "data_pos", (json_int_t)cur.pos,
-                        "data_seed", (json_int_t)cur.seed, "data_cursor", cursor);
+  json_t *j = json_pack(
+      "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:[s,s,s,s], s:I, s:I, s:I, s:s}", "format",
+      STATE_FORMAT, "step", (json_int_t)t->step, "total_steps", (json_int_t)t->total_steps,
+      "optim_t", (json_int_t)t->opt.t, "optim_skipped", (json_int_t)t->opt.n_skipped, "tokens_seen",
+      (json_int_t)t->tokens_seen, "skipped_samples", (json_int_t)t->skipped_samples, "rng", rng[0],
+      rng[1], rng[2], rng[3], "data_epoch", (json_int_t)cur.epoch, "data_pos", (json_int_t)cur.pos,
+      "data_seed", (json_int_t)cur.seed, "data_cursor", cursor);
   char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
   json_decref(j);
   return s;
@@ -98,8 +97,10 @@ int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t 
     snprintf(p, sizeof p, "%s/config.json", w.tmp);
     if (!rc) rc = hf_qwen2_config_write(p, &t->mcfg, err, err_len);
     if (!rc) rc = ckpt_commit(&w, t->cfg->keep_last, err, err_len);
-    if (rc) ckpt_abort(&w);
-    else snprintf(path_out, path_len, "%s", w.final);
+    if (rc)
+      ckpt_abort(&w);
+    else
+      snprintf(path_out, path_len, "%s", w.final);
   }
   vt_dist_barrier(d);
   /* every rank learns whether rank 0 succeeded */
@@ -149,8 +150,10 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
       snprintf(name, sizeof name, "%s.%s", kinds[k], prm->name);
       const st_tensor *st = st_find(&f, name);
       if (!st || st->numel != numel) {
-        snprintf(err, err_len, "%s: %s %s (was the trainable set or the optimizer changed since "
-                 "the checkpoint?)", p, name, st ? "has the wrong size" : "is missing");
+        snprintf(err, err_len,
+                 "%s: %s %s (was the trainable set or the optimizer changed since "
+                 "the checkpoint?)",
+                 p, name, st ? "has the wrong size" : "is missing");
         st_file_close(&f);
         return -1;
       }
@@ -196,8 +199,11 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
     t->rng.s[i] = strtoull(h, NULL, 16);
   }
   /* the cursor of this rank: same epoch and position, its own rank */
-  mix_cursor cur = {.seed = (uint64_t)seed, .epoch = epoch, .pos = pos,
-                    .rank = t->dist->rank, .world = t->dist->world};
+  mix_cursor cur = {.seed = (uint64_t)seed,
+                    .epoch = epoch,
+                    .pos = pos,
+                    .rank = t->dist->rank,
+                    .world = t->dist->world};
   if (mix_set_cursor(t->mix, &cur, err, err_len)) goto done;
   rc = 0;
 done:

@@ -27,7 +27,7 @@ typedef struct {
   int64_t skipped_samples, truncated_samples;
   /* one micro-batch on the host: [batch, max_len] */
   int32_t *ids, *labels, *lengths;
-  int64_t batch_t;     /* padded length of the current batch */
+  int64_t batch_t;      /* padded length of the current batch */
   int64_t batch_tokens; /* labels counted by the loss in the current batch */
   shard_sample sample;
 } trainer;

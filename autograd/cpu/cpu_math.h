@@ -66,8 +66,7 @@ static inline VT_HD float vt_binary_f(vt_binary_op op, float a, float b) {
 }
 
 /* d out / d a (which == 0) or d out / d b (which == 1), times dout. */
-static inline VT_HD float vt_binary_grad(vt_binary_op op, int which, float a, float b,
-                                         float dout) {
+static inline VT_HD float vt_binary_grad(vt_binary_op op, int which, float a, float b, float dout) {
   switch (op) {
   case VT_BIN_ADD: return dout;
   case VT_BIN_SUB: return which ? -dout : dout;
