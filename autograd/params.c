@@ -89,8 +89,8 @@ int vt_params_alloc(vt_params *ps, char *err, size_t err_len) {
     size_t bytes = ps->numel[d] * vt_dtype_size((vt_dtype)d);
     ps->data[d] = ps->be->alloc(bytes);
     if (!ps->data[d]) {
-      snprintf(err, err_len, "out of %s memory allocating %zu bytes of %s parameters",
-               ps->be->name, bytes, vt_dtype_name((vt_dtype)d));
+      snprintf(err, err_len, "out of %s memory allocating %zu bytes of %s parameters", ps->be->name,
+               bytes, vt_dtype_name((vt_dtype)d));
       return -1;
     }
     ps->be->fill(ps->data[d], (int64_t)((bytes + 3) / 4), 0.0f);

@@ -10,9 +10,9 @@
 #include "autograd/tensor.h"
 
 typedef struct {
-  vt_tensor t;     /* t.name points to name; t.data / t.grad into the flat buffers */
+  vt_tensor t; /* t.name points to name; t.data / t.grad into the flat buffers */
   char *name;
-  size_t offset;   /* in elements, into the flat buffer of t.dtype */
+  size_t offset;      /* in elements, into the flat buffer of t.dtype */
   size_t grad_offset; /* in elements, into the grad buffer (trainable only) */
   bool trainable;
 } vt_param;

@@ -132,20 +132,34 @@ typedef struct {
 } op_case;
 
 static const op_case cases[] = {
-    {"matmul_nn", g_mm_nn, 2},        {"matmul_nt", g_mm_nt, 2},
-    {"matmul_tn", g_mm_tn, 2},        {"matmul_tt", g_mm_tt, 2},
-    {"matmul_shared", g_mm_nt, 2},    {"matmul_shared_t", g_mm_tn, 2},
-    {"add_bcast", g_add, 2},          {"sub_bcast", g_sub, 2},
-    {"mul_bcast", g_mul, 2},          {"div_bcast", g_div, 2},
-    {"scale", g_scale, 1},            {"sum_axis", g_sum_axis, 1},
-    {"mean_axis", g_mean_axis, 1},    {"max_axis", g_max_axis, 1},
-    {"sum_all", g_sum_all, 1},        {"mean_all", g_mean_all, 1},
-    {"gelu_tanh", g_gelu_tanh, 1},    {"gelu_erf", g_gelu_erf, 1},
-    {"silu", g_silu, 1},              {"relu", g_relu, 1},
-    {"softmax", g_softmax, 1},        {"log_softmax", g_log_softmax, 1},
-    {"permute", g_permute, 1},        {"concat", g_concat, 2},
-    {"slice", g_slice, 1},            {"index_select", g_index_select, 2},
-    {"index_copy", g_index_copy, 3},  {"index_add", g_index_add, 3},
+    {"matmul_nn", g_mm_nn, 2},
+    {"matmul_nt", g_mm_nt, 2},
+    {"matmul_tn", g_mm_tn, 2},
+    {"matmul_tt", g_mm_tt, 2},
+    {"matmul_shared", g_mm_nt, 2},
+    {"matmul_shared_t", g_mm_tn, 2},
+    {"add_bcast", g_add, 2},
+    {"sub_bcast", g_sub, 2},
+    {"mul_bcast", g_mul, 2},
+    {"div_bcast", g_div, 2},
+    {"scale", g_scale, 1},
+    {"sum_axis", g_sum_axis, 1},
+    {"mean_axis", g_mean_axis, 1},
+    {"max_axis", g_max_axis, 1},
+    {"sum_all", g_sum_all, 1},
+    {"mean_all", g_mean_all, 1},
+    {"gelu_tanh", g_gelu_tanh, 1},
+    {"gelu_erf", g_gelu_erf, 1},
+    {"silu", g_silu, 1},
+    {"relu", g_relu, 1},
+    {"softmax", g_softmax, 1},
+    {"log_softmax", g_log_softmax, 1},
+    {"permute", g_permute, 1},
+    {"concat", g_concat, 2},
+    {"slice", g_slice, 1},
+    {"index_select", g_index_select, 2},
+    {"index_copy", g_index_copy, 3},
+    {"index_add", g_index_add, 3},
     {"embedding", g_embedding, 2},
 };
 
@@ -192,7 +206,8 @@ static void check_against_torch(const vt_fixture *fx, const op_case *c) {
   vt_to_host(ctx, out, got);
   CHECK_CLOSE(key, got, want->f, want->n, ATOL, RTOL);
   float *w = malloc(sizeof(float) * (size_t)want->n);
-  for (long i = 0; i < want->n; i++) w[i] = want->n > 1 ? -1.0f + 2.0f * (float)i / (float)(want->n - 1) : -1.0f;
+  for (long i = 0; i < want->n; i++)
+    w[i] = want->n > 1 ? -1.0f + 2.0f * (float)i / (float)(want->n - 1) : -1.0f;
   vt_tensor *wt = vt_from_host(ctx, VT_F32, out->ndim, out->shape, w);
   CHECK(vt_backward(ctx, vt_sum(ctx, vt_mul(ctx, out, wt), VT_ALL_AXES, false)));
   for (int i = 0; i < c->n_in; i++) {
