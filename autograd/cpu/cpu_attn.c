@@ -15,45 +15,16 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "autograd/cpu/cpu_vexp.h"
 #include "autograd/kernels_attn.h"
 
 #define BQ 64 /* query rows per tile */
 #define BK 64 /* keys per tile */
 
-/* The exp loops dominate after the GEMMs. With GCC on x86-64 they are compiled for AVX-512,
- * AVX2 and the baseline (chosen at load time), and without trapping math so that the clamps
- * in exp_simd become blends and the loops vectorise. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SIMD_INLINE __attribute__((always_inline, optimize("no-trapping-math"))) static inline
-#define SIMD_HOT                                                                                   \
-  __attribute__((optimize("no-trapping-math"),                                                     \
-                 target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static
-#else
-#define SIMD_INLINE static inline
-#define SIMD_HOT static
-#endif
+/* The exp loops dominate after the GEMMs: they use cpu_vexp.h's vectorisable exp, and the
+ * functions holding them are VT_SIMD_HOT (AVX-512 / AVX2 / baseline clones). */
 
-/* e^x in plain arithmetic so that `omp simd` loops vectorise (libm's expf does not): Cody-Waite
- * reduction x = n ln2 + r and Cephes' degree-6 polynomial, about 1 ulp. Arguments below
- * -87.3 (masked scores, -inf) give exactly 0; arguments are <= 0 up to rounding here. */
-SIMD_INLINE float exp_simd(float x) {
-  float xc = x < -87.3f ? -87.3f : x;
-  float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5 * 2^23 */
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float two_n;
-  memcpy(&two_n, &bits, sizeof two_n);
-  return x < -87.3f ? 0.0f : p * two_n;
-}
-
-SIMD_HOT float row_max(const float *s, int64_t n) {
+VT_SIMD_HOT float row_max(const float *s, int64_t n) {
   float mx = -INFINITY;
 #if !defined(__clang__) /* clang cannot vectorise this max (NaN rules) and warns when asked */
 #pragma omp simd reduction(max : mx)
@@ -63,11 +34,11 @@ SIMD_HOT float row_max(const float *s, int64_t n) {
 }
 
 /* s = exp(s - m) in place; returns the sum. */
-SIMD_HOT float row_exp(float *s, int64_t n, float m) {
+VT_SIMD_HOT float row_exp(float *s, int64_t n, float m) {
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t c = 0; c < n; c++) {
-    float e = exp_simd(s[c] - m);
+    float e = vt_vexpf(s[c] - m);
     s[c] = e;
     sum += e;
   }
@@ -218,8 +189,8 @@ static void cpu_attn_forward(const vt_attn_geom *g, const float *q, const float 
 }
 
 /* P = exp(S - lse) and dS = P * (dP - D) for one tile; S holds P afterwards, dP holds dS. */
-SIMD_HOT void tile_grads(int64_t nq, int64_t nk, const float *lse, const float *D, float *S,
-                         float *dP) {
+VT_SIMD_HOT void tile_grads(int64_t nq, int64_t nk, const float *lse, const float *D, float *S,
+                            float *dP) {
   for (int64_t r = 0; r < nq; r++) {
     float *s = S + r * nk, *dp = dP + r * nk, l = lse[r], d = D[r];
     if (l == -INFINITY) { /* a row that sees no key */
@@ -229,7 +200,7 @@ SIMD_HOT void tile_grads(int64_t nq, int64_t nk, const float *lse, const float *
     }
 #pragma omp simd
     for (int64_t c = 0; c < nk; c++) {
-      float p = exp_simd(s[c] - l);
+      float p = vt_vexpf(s[c] - l);
       s[c] = p;
       dp[c] = p * (dp[c] - d);
     }

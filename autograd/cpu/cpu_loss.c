@@ -1,14 +1,41 @@
 /* CPU kernels of the loss family: cross-entropy rows, CTC (log-space forward-backward in
- * double, samples spread over threads), L1/MSE and cosine. Sums run in double. */
+ * double, samples spread over threads), L1/MSE and cosine. Sums run in double. The
+ * cross-entropy rows (an LM head's [rows x vocab] logits) use cpu_vexp.h's simd exp. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/cpu/cpu_vexp.h"
 #include "autograd/kernels_loss.h"
 
 /* Rows shorter than this in total run on one thread. */
 #define PAR_MIN 32768
+
+/* logsumexp of one row: its max, then the sum of e^(x - max) in double. */
+VT_SIMD_HOT float ce_row_lse(const float *x, int64_t cols) {
+  float m = -INFINITY;
+#if !defined(__clang__) /* clang cannot vectorise this max (NaN rules) and warns when asked */
+#pragma omp simd reduction(max : m)
+#endif
+  for (int64_t j = 0; j < cols; j++) m = x[j] > m ? x[j] : m;
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < cols; j++) s += vt_vexpf(x[j] - m);
+  return m + (float)log(s);
+}
+
+/* dx (+)= fw * e^(x - l): the softmax of one row scaled by fw. */
+VT_SIMD_HOT void ce_row_softmax(const float *x, int64_t cols, float l, float fw, float *dx,
+                                bool accumulate) {
+  if (accumulate) {
+#pragma omp simd
+    for (int64_t j = 0; j < cols; j++) dx[j] += fw * vt_vexpf(x[j] - l);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < cols; j++) dx[j] = fw * vt_vexpf(x[j] - l);
+  }
+}
 
 static void cpu_ce_forward(int64_t rows, int64_t cols, const float *logits, const int32_t *target,
                            int32_t ignore_index, const float *class_w, float *lse, float *nll,
@@ -16,11 +43,7 @@ static void cpu_ce_forward(int64_t rows, int64_t cols, const float *logits, cons
 #pragma omp parallel for schedule(static) if (rows * cols > PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
     const float *x = logits + r * cols;
-    float m = -INFINITY;
-    for (int64_t j = 0; j < cols; j++) m = x[j] > m ? x[j] : m;
-    double s = 0;
-    for (int64_t j = 0; j < cols; j++) s += expf(x[j] - m);
-    float l = m + (float)log(s);
+    float l = ce_row_lse(x, cols);
     lse[r] = l;
     int32_t t = target[r];
     if (t == ignore_index) {
@@ -47,12 +70,8 @@ static void cpu_ce_backward(int64_t rows, int64_t cols, const float *logits, con
       if (!accumulate) memset(dx, 0, sizeof(float) * (size_t)cols);
       continue;
     }
-    float fw = f * (class_w ? class_w[t] : 1.0f), l = lse[r];
-    if (accumulate) {
-      for (int64_t j = 0; j < cols; j++) dx[j] += fw * expf(x[j] - l);
-    } else {
-      for (int64_t j = 0; j < cols; j++) dx[j] = fw * expf(x[j] - l);
-    }
+    float fw = f * (class_w ? class_w[t] : 1.0f);
+    ce_row_softmax(x, cols, lse[r], fw, dx, accumulate);
     dx[t] -= fw;
   }
 }
