@@ -159,11 +159,16 @@ static vt_tensor *linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) 
   return b ? vt_add(ctx, y, b) : y;
 }
 
-/* One decoder layer: in = {x [B, T, H], pos, lengths (or absent)}. */
+/* One decoder layer: in = {x [B, T, H], pos, then lengths and segments when the forward in
+ * flight has them}. */
 static vt_tensor *layer_forward(vt_ctx *ctx, vt_tensor *const *in, int n_in, void *user) {
   const qwen2_layer *y = user;
-  const qwen2_cfg *c = &y->model->cfg;
-  vt_tensor *x = in[0], *pos = in[1], *lengths = n_in > 2 ? in[2] : NULL;
+  const qwen2 *model = y->model;
+  const qwen2_cfg *c = &model->cfg;
+  vt_tensor *x = in[0], *pos = in[1];
+  vt_tensor *lengths = model->fwd_lengths ? in[2] : NULL;
+  vt_tensor *segments = model->fwd_segments ? in[2 + model->fwd_lengths] : NULL;
+  (void)n_in;
   int64_t b = x->shape[0], t = x->shape[1], nh = c->num_attention_heads;
   int64_t nkv = c->num_key_value_heads, hd = c->hidden_size / nh;
   float eps = (float)c->rms_norm_eps, theta = (float)c->rope_theta;
@@ -176,7 +181,7 @@ static vt_tensor *layer_forward(vt_ctx *ctx, vt_tensor *const *in, int n_in, voi
   q = vt_permute(ctx, vt_rope(ctx, q, pos, theta, VT_ROPE_BTHD), to_heads);
   k = vt_permute(ctx, vt_rope(ctx, k, pos, theta, VT_ROPE_BTHD), to_heads);
   v = vt_permute(ctx, v, to_heads);
-  vt_attn_opts ao = {.mask = VT_ATTN_CAUSAL, .lengths = lengths};
+  vt_attn_opts ao = {.mask = VT_ATTN_CAUSAL, .lengths = lengths, .segment_ids = segments};
   vt_tensor *a = vt_permute(ctx, vt_attention(ctx, q, k, v, &ao), to_heads); /* [B, T, nh, hd] */
   a = linear(ctx, vt_reshape(ctx, a, 3, (int64_t[]){b, t, nh * hd}), y->o_w, NULL);
   x = vt_add(ctx, x, a);
@@ -187,17 +192,34 @@ static vt_tensor *layer_forward(vt_ctx *ctx, vt_tensor *const *in, int n_in, voi
   return vt_add(ctx, x, mlp);
 }
 
-vt_tensor *qwen2_forward(qwen2 *m, vt_ctx *ctx, vt_tensor *embeds, vt_tensor *pos,
-                         vt_tensor *lengths) {
+/* Positions 0..T-1, shared by the batch. */
+static vt_tensor *positions(vt_ctx *ctx, int64_t t) {
+  vt_tensor *pos = vt_new(ctx, VT_I32, 1, (int64_t[]){t});
+  if (vt_ctx_failed(ctx)) return pos;
+  int32_t *host = malloc(sizeof(int32_t) * (size_t)t);
+  if (!host) return vt_ctx_fail(ctx, "qwen2", "out of host memory");
+  for (int64_t i = 0; i < t; i++) host[i] = (int32_t)i;
+  vt_ctx_backend(ctx)->copy(pos->data, host, sizeof(int32_t) * (size_t)t, VT_COPY_H2D);
+  free(host);
+  return pos;
+}
+
+vt_tensor *qwen2_forward(qwen2 *m, vt_ctx *ctx, vt_tensor *embeds, const qwen2_layout *layout) {
   if (vt_ctx_failed(ctx)) return embeds;
   if (embeds->ndim != 3 || embeds->shape[2] != m->cfg.hidden_size) {
     char s[96];
     return vt_ctx_fail(ctx, "qwen2_forward", "embeddings %s must be [B, T, %lld]",
                        vt_shape_str(embeds, s, sizeof s), (long long)m->cfg.hidden_size);
   }
+  qwen2_layout lay = layout ? *layout : (qwen2_layout){0};
+  if (!lay.pos) lay.pos = positions(ctx, embeds->shape[1]);
   vt_tensor *x = embeds;
-  vt_tensor *in[3] = {x, pos, lengths};
-  int n_in = lengths ? 3 : 2;
+  vt_tensor *in[4] = {x, lay.pos};
+  int n_in = 2;
+  m->fwd_lengths = lay.lengths != NULL;
+  m->fwd_segments = lay.segments != NULL;
+  if (lay.lengths) in[n_in++] = lay.lengths;
+  if (lay.segments) in[n_in++] = lay.segments;
   for (int64_t l = 0; l < m->cfg.num_hidden_layers; l++) {
     in[0] = x;
     x = m->cfg.recompute ? vt_recompute(ctx, layer_forward, &m->layers[l], n_in, in)
@@ -210,25 +232,8 @@ vt_tensor *qwen2_logits(qwen2 *m, vt_ctx *ctx, vt_tensor *hidden) {
   return vt_matmul(ctx, hidden, m->lm_head, false, true);
 }
 
-/* Positions 0..T-1, shared by the batch. */
-static vt_tensor *positions(vt_ctx *ctx, int64_t t) {
-  vt_tensor *pos = vt_new(ctx, VT_I32, 1, (int64_t[]){t});
-  if (vt_ctx_failed(ctx)) return pos;
-  if (vt_ctx_device(ctx).type == VT_DEV_CPU) {
-    int32_t *p = pos->data;
-    for (int64_t i = 0; i < t; i++) p[i] = (int32_t)i;
-  } else {
-    int32_t *host = malloc(sizeof(int32_t) * (size_t)t);
-    if (!host) return vt_ctx_fail(ctx, "qwen2", "out of host memory");
-    for (int64_t i = 0; i < t; i++) host[i] = (int32_t)i;
-    vt_ctx_backend(ctx)->copy(pos->data, host, sizeof(int32_t) * (size_t)t, VT_COPY_H2D);
-    free(host);
-  }
-  return pos;
-}
-
 vt_tensor *qwen2_loss(qwen2 *m, vt_ctx *ctx, vt_tensor *ids, vt_tensor *labels,
-                      vt_tensor *lengths) {
+                      const qwen2_layout *layout) {
   if (vt_ctx_failed(ctx)) return ids;
   if (ids->ndim != 2 || labels->ndim != 2 || ids->shape[0] != labels->shape[0] ||
       ids->shape[1] != labels->shape[1]) {
@@ -236,8 +241,7 @@ vt_tensor *qwen2_loss(qwen2 *m, vt_ctx *ctx, vt_tensor *ids, vt_tensor *labels,
     return vt_ctx_fail(ctx, "qwen2_loss", "ids %s and labels %s must both be [B, T]",
                        vt_shape_str(ids, s1, sizeof s1), vt_shape_str(labels, s2, sizeof s2));
   }
-  vt_tensor *hidden =
-      qwen2_forward(m, ctx, qwen2_embed(m, ctx, ids), positions(ctx, ids->shape[1]), lengths);
+  vt_tensor *hidden = qwen2_forward(m, ctx, qwen2_embed(m, ctx, ids), layout);
   vt_lm_ce_opts o = {.chunk_rows = m->cfg.ce_chunk_rows};
   return vt_lm_cross_entropy(ctx, hidden, m->lm_head, labels, &o);
 }

@@ -31,7 +31,18 @@ typedef struct qwen2 {
   qwen2_cfg cfg;
   vt_tensor *embed, *norm, *lm_head; /* lm_head == embed when tied */
   qwen2_layer *layers;
+  /* which layout inputs the forward in flight passes to its layers (recompute re-runs them
+   * in backward, so one forward per model at a time) */
+  bool fwd_lengths, fwd_segments;
 } qwen2;
+
+/* How the sequences of a batch [B, T] are laid out; zero (or NULL) means one sample per row,
+ * positions 0..T-1, no padding. */
+typedef struct {
+  vt_tensor *lengths;  /* i32 [B]: right padding, keys at positions >= lengths[b] masked */
+  vt_tensor *pos;      /* i32 [T] or [B, T]: RoPE positions (packed samples restart at 0) */
+  vt_tensor *segments; /* i32 [B, T]: packed samples, tokens attend within their segment */
+} qwen2_layout;
 
 /* Qwen2.5-7B-Instruct's architecture (the full-size reference config). */
 qwen2_cfg qwen2_cfg_7b(void);
@@ -48,14 +59,15 @@ void qwen2_init_weights(qwen2 *m, vt_rng *rng);
 
 /* Token embeddings of ids [B, T] (i32): [B, T, hidden]. */
 vt_tensor *qwen2_embed(qwen2 *m, vt_ctx *ctx, vt_tensor *ids);
-/* The decoder over input embeddings [B, T, hidden] at positions pos (i32 [T] or [B, T]), with
- * optional per-sample lengths (i32 [B], right padding): the final-normed hidden states. */
-vt_tensor *qwen2_forward(qwen2 *m, vt_ctx *ctx, vt_tensor *embeds, vt_tensor *pos,
-                         vt_tensor *lengths);
+/* The decoder over input embeddings [B, T, hidden] laid out as `layout` says (NULL: plain
+ * rows): the final-normed hidden states. */
+vt_tensor *qwen2_forward(qwen2 *m, vt_ctx *ctx, vt_tensor *embeds, const qwen2_layout *layout);
 /* Logits [B, T, vocab] of hidden states (materialises them: for tests and evaluation). */
 vt_tensor *qwen2_logits(qwen2 *m, vt_ctx *ctx, vt_tensor *hidden);
 /* Mean LM cross-entropy of ids [B, T] against labels [B, T] (HF semantics: position t
- * predicts labels[t + 1], -100 ignored), chunked over the vocabulary. */
-vt_tensor *qwen2_loss(qwen2 *m, vt_ctx *ctx, vt_tensor *ids, vt_tensor *labels, vt_tensor *lengths);
+ * predicts labels[t + 1], -100 ignored), chunked over the vocabulary. In a packed row the
+ * label at each sample's first token must be -100, so no sample predicts the next one. */
+vt_tensor *qwen2_loss(qwen2 *m, vt_ctx *ctx, vt_tensor *ids, vt_tensor *labels,
+                      const qwen2_layout *layout);
 
 #endif

@@ -133,7 +133,8 @@ static float *logits_of(model *md) {
   vt_tensor *pos = vt_new(ctx, VT_I32, 1, (int64_t[]){ref_t});
   for (int64_t i = 0; i < ref_t; i++) ((int32_t *)pos->data)[i] = (int32_t)i;
   qwen2 *m = &md->m;
-  vt_tensor *l = qwen2_logits(m, ctx, qwen2_forward(m, ctx, qwen2_embed(m, ctx, ids), pos, NULL));
+  vt_tensor *l = qwen2_logits(
+      m, ctx, qwen2_forward(m, ctx, qwen2_embed(m, ctx, ids), &(qwen2_layout){.pos = pos}));
   CHECK_MSG(!vt_ctx_failed(ctx), "%s", vt_ctx_error(ctx));
   float *out = calloc((size_t)ref_n, sizeof(float));
   if (!vt_ctx_failed(ctx) && vt_numel(l) == ref_n) vt_to_host(ctx, l, out);

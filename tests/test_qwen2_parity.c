@@ -84,8 +84,8 @@ static void run(bool recompute, int64_t chunk) {
   vt_set_grad_enabled(ctx, false);
   vt_tensor *pos = vt_new(ctx, VT_I32, 1, (int64_t[]){t});
   for (int64_t i = 0; i < t; i++) ((int32_t *)pos->data)[i] = (int32_t)i;
-  vt_tensor *logits =
-      qwen2_logits(&m, ctx, qwen2_forward(&m, ctx, qwen2_embed(&m, ctx, tid), pos, NULL));
+  vt_tensor *logits = qwen2_logits(
+      &m, ctx, qwen2_forward(&m, ctx, qwen2_embed(&m, ctx, tid), &(qwen2_layout){.pos = pos}));
   CHECK_MSG(!vt_ctx_failed(ctx), "%s", vt_ctx_error(ctx));
   float *got = malloc(sizeof(float) * (size_t)n_logits);
   vt_to_host(ctx, logits, got);

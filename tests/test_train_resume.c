@@ -136,6 +136,26 @@ int main(void) {
          (long long)tokens, ra.first_loss, ra.last_loss);
   CHECK(tokens > 1000 && loss < ra.first_loss - 1.0);
 
+  /* packed rows: the same data with pack: true trains (max_len 40 rows hold 1-3 samples) */
+  char mpath[512];
+  snprintf(mpath, sizeof mpath, "%s/data/mixture_packed.yaml", tmp);
+  f = fopen(mpath, "w");
+  fprintf(f, "seed: 1\npack: true\ndatasets:\n  - name: synth\n    shards: .\n");
+  fclose(f);
+  snprintf(cfg_path, sizeof cfg_path, "%s/packed.yaml", tmp);
+  f = fopen(cfg_path, "w");
+  fprintf(f,
+          "model: {config: %s/qwen2_tiny/config.json}\n"
+          "data: {mixture: data/mixture_packed.yaml, max_len: 40}\n"
+          "train: {steps: 12, batch_size: 4, grad_accum: 2, seed: 3, lr: 1.0e-2}\n"
+          "output: {dir: run_packed, log_every: 0}\n",
+          getenv("VT_FIXTURES"));
+  fclose(f);
+  vt_train_result rp;
+  CHECK(train("packed.yaml", false, 0, &rp) == 0);
+  CHECK_MSG(rp.step == 12 && rp.last_loss < rp.first_loss - 1.0, "packed: %.4f -> %.4f",
+            rp.first_loss, rp.last_loss);
+
   /* a config with an unknown key is refused naming the key and the file */
   snprintf(cfg_path, sizeof cfg_path, "%s/bad.yaml", tmp);
   f = fopen(cfg_path, "w");

@@ -63,6 +63,9 @@ static void trainer_free(trainer *t) {
   free(t->ids);
   free(t->labels);
   free(t->lengths);
+  free(t->pos);
+  free(t->segments);
+  mix_pack_free(&t->pack);
 }
 
 /* Everything but the data: model, weights, masks, context, host batch buffers. */
@@ -78,20 +81,18 @@ static int trainer_setup(trainer *t, const vt_train_cfg *cfg, const vt_dist *dis
   vt_rng_seed(&t->rng, cfg->seed);
   if (trainer_build_model(t, err, err_len)) return -1;
   if (mix_config_load(&t->mixcfg, mixture, err, err_len)) return -1;
-  if (t->mixcfg.pack) {
-    snprintf(err, err_len,
-             "%s: pack: true is not supported by the trainer yet (packed samples "
-             "would attend across their boundaries); set pack: false",
-             mixture);
-    return -1;
-  }
   if (mix_open(&t->mix, &t->mixcfg, dist->rank, dist->world, err, err_len)) return -1;
   t->ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, NULL);
   size_t cells = (size_t)(cfg->batch_size * cfg->max_len);
   t->ids = malloc(sizeof(int32_t) * cells);
   t->labels = malloc(sizeof(int32_t) * cells);
   t->lengths = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
-  if (!t->ctx || !t->ids || !t->labels || !t->lengths) {
+  if (t->mixcfg.pack) {
+    t->pos = malloc(sizeof(int32_t) * cells);
+    t->segments = malloc(sizeof(int32_t) * cells);
+  }
+  if (!t->ctx || !t->ids || !t->labels || !t->lengths ||
+      (t->mixcfg.pack && (!t->pos || !t->segments))) {
     snprintf(err, err_len, "out of memory");
     return -1;
   }
@@ -105,7 +106,12 @@ static vt_tensor *batch_loss(trainer *t) {
   vt_tensor *ids = vt_from_host(ctx, VT_I32, 2, (int64_t[]){b, T}, t->ids);
   vt_tensor *labels = vt_from_host(ctx, VT_I32, 2, (int64_t[]){b, T}, t->labels);
   vt_tensor *lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){b}, t->lengths);
-  return qwen2_loss(&t->model, ctx, ids, labels, lengths);
+  qwen2_layout lay = {.lengths = lengths};
+  if (t->mixcfg.pack) {
+    lay.pos = vt_from_host(ctx, VT_I32, 2, (int64_t[]){b, T}, t->pos);
+    lay.segments = vt_from_host(ctx, VT_I32, 2, (int64_t[]){b, T}, t->segments);
+  }
+  return qwen2_loss(&t->model, ctx, ids, labels, &lay);
 }
 
 static int eval_epoch(trainer *t, mix *m, double *loss, int64_t *tokens, char *err, size_t err_len);

@@ -16,50 +16,96 @@ static const char *unusable(const trainer *t, const shard_sample *s) {
   return NULL;
 }
 
-int trainer_next_batch(trainer *t, mix *m, char *err, size_t err_len) {
-  const vt_train_cfg *c = t->cfg;
-  int64_t b = c->batch_size, max_len = c->max_len;
-  t->batch_t = 0;
-  t->batch_tokens = 0;
-  for (int64_t i = 0; i < b; i++) {
-    const char *why;
-    for (int tries = 0;; tries++) {
-      mix_ref ref;
-      if (mix_next(m, &t->sample, &ref, err, err_len)) return -1;
-      why = unusable(t, &t->sample);
-      if (!why) break;
-      t->skipped_samples++;
-      if (t->skipped_samples <= 10)
-        fprintf(stderr, "warning: skipping sample %s: %s\n", t->sample.id ? t->sample.id : "?",
-                why);
-      if (tries > 1000) {
-        snprintf(err, err_len, "1000 samples in a row could not be used; last: %s", why);
-        return -1;
+/* Why a pack cannot be trained on, or NULL. */
+static const char *unusable_pack(const trainer *t, const mix_pack *p) {
+  if (p->n_media) return "a packed sample has image/video/audio placeholders";
+  if (p->ids.n < 2) return "it has fewer than 2 tokens";
+  for (size_t i = 0; i < p->ids.n; i++)
+    if (p->ids.v[i] < 0 || p->ids.v[i] >= t->mcfg.vocab_size)
+      return "a token id is outside the model's vocabulary";
+  return NULL;
+}
+
+static int skip(trainer *t, const char *id, const char *why, int tries, char *err, size_t err_len) {
+  t->skipped_samples++;
+  if (t->skipped_samples <= 10) fprintf(stderr, "warning: skipping %s: %s\n", id, why);
+  if (tries > 1000) {
+    snprintf(err, err_len, "1000 samples in a row could not be used; last: %s", why);
+    return -1;
+  }
+  return 0;
+}
+
+/* Row i of the batch (stride max_len) from the next usable sample; returns its length. */
+static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len) {
+  int64_t max_len = t->cfg->max_len;
+  int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
+  for (int tries = 0;; tries++) {
+    if (t->mixcfg.pack) {
+      if (mix_next_packed(m, max_len, &t->pack, err, err_len)) return -1;
+      const char *why = unusable_pack(t, &t->pack);
+      if (why) {
+        if (skip(t, "a packed row", why, tries, err, err_len)) return -1;
+        continue;
       }
+      int64_t n = (int64_t)t->pack.ids.n;
+      memcpy(ids, t->pack.ids.v, sizeof(int32_t) * (size_t)n);
+      memcpy(labels, t->pack.labels.v, sizeof(int32_t) * (size_t)n);
+      /* no sample predicts the first token of the next one */
+      for (size_t k = 0; k < t->pack.n_seq; k++) labels[t->pack.starts[k]] = IGNORE_LABEL;
+      mix_pack_segments(&t->pack, (size_t)max_len, t->segments + i * max_len, t->pos + i * max_len);
+      t->truncated_samples += t->pack.n_truncated;
+      return n;
+    }
+    mix_ref ref;
+    if (mix_next(m, &t->sample, &ref, err, err_len)) return -1;
+    const char *why = unusable(t, &t->sample);
+    if (why) {
+      if (skip(t, t->sample.id ? t->sample.id : "?", why, tries, err, err_len)) return -1;
+      continue;
     }
     int64_t n = (int64_t)t->sample.ids.n;
     if (n > max_len) {
       n = max_len;
       t->truncated_samples++;
     }
-    int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
     memcpy(ids, t->sample.ids.v, sizeof(int32_t) * (size_t)n);
     memcpy(labels, t->sample.labels.v, sizeof(int32_t) * (size_t)n);
+    return n;
+  }
+}
+
+/* Moves row i from stride max_len to stride T (T <= max_len: never overwrites a later row). */
+static void repack(int32_t *buf, int64_t i, int64_t max_len, int64_t T) {
+  memmove(buf + i * T, buf + i * max_len, sizeof(int32_t) * (size_t)T);
+}
+
+int trainer_next_batch(trainer *t, mix *m, char *err, size_t err_len) {
+  int64_t b = t->cfg->batch_size, max_len = t->cfg->max_len;
+  t->batch_t = 0;
+  t->batch_tokens = 0;
+  for (int64_t i = 0; i < b; i++) {
+    int64_t n = next_row(t, m, i, err, err_len);
+    if (n < 0) return -1;
+    int32_t *labels = t->labels + i * max_len;
     t->lengths[i] = (int32_t)n;
     for (int64_t k = 1; k < n; k++) t->batch_tokens += labels[k] != IGNORE_LABEL;
     if (n > t->batch_t) t->batch_t = n;
   }
-  /* pad to the longest sample and repack rows to a stride of batch_t */
+  /* pad to the longest row and repack rows to a stride of batch_t */
   int64_t T = t->batch_t;
   for (int64_t i = 0; i < b; i++) {
-    int32_t *src_ids = t->ids + i * max_len, *src_lab = t->labels + i * max_len;
-    int32_t *dst_ids = t->ids + i * T, *dst_lab = t->labels + i * T;
     int64_t n = t->lengths[i];
-    memmove(dst_ids, src_ids, sizeof(int32_t) * (size_t)n);
-    memmove(dst_lab, src_lab, sizeof(int32_t) * (size_t)n);
+    int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
     for (int64_t k = n; k < T; k++) {
-      dst_ids[k] = 0;
-      dst_lab[k] = IGNORE_LABEL;
+      ids[k] = 0;
+      labels[k] = IGNORE_LABEL;
+    }
+    repack(t->ids, i, max_len, T);
+    repack(t->labels, i, max_len, T);
+    if (t->mixcfg.pack) {
+      repack(t->pos, i, max_len, T);
+      repack(t->segments, i, max_len, T);
     }
   }
   return 0;

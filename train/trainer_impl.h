@@ -4,6 +4,7 @@
 #define VT_TRAINER_IMPL_H
 
 #include "data/mixture.h"
+#include "data/pack.h"
 #include "model/qwen2.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
@@ -27,6 +28,8 @@ typedef struct {
   int64_t skipped_samples, truncated_samples;
   /* one micro-batch on the host: [batch, max_len] */
   int32_t *ids, *labels, *lengths;
+  int32_t *pos, *segments; /* packed batches only: RoPE positions and sample index per token */
+  mix_pack pack;
   int64_t batch_t;      /* padded length of the current batch */
   int64_t batch_tokens; /* labels counted by the loss in the current batch */
   shard_sample sample;
