@@ -1,6 +1,7 @@
 /* CPU kernels of the optim family (see kernels_optim.h): OpenMP loops over segments. */
 #include <math.h>
 
+#include "autograd/cpu/cpu_vexp.h"
 #include "autograd/kernels_optim.h"
 
 /* sumsq splits x into this many fixed blocks and adds their partial sums in order, so the
@@ -28,14 +29,20 @@ static void cpu_scale(float *x, int64_t n, float alpha) {
   for (int64_t i = 0; i < n; i++) x[i] *= alpha;
 }
 
+/* One segment in simd lanes: the scalar loop spent most of its time in sqrtss and divss.
+ * vt_adam_elem's arithmetic (C11 mode: no FMA contraction), so every clone rounds alike. */
+VT_SIMD_CLONES void adam_seg(int64_t n, float *p, float *m, float *v, const float *g,
+                             const vt_adam_hparams *h) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) vt_adam_elem(&p[i], &m[i], &v[i], g[i], h);
+}
+
 static void cpu_adam_update(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *m,
                             float *v, vt_adam_hparams h) {
 #pragma omp parallel for schedule(dynamic, 4) if (nseg > 1)
   for (int64_t s = 0; s < nseg; s++) {
-    float *p = segs[s].param;
-    const float *g = grad + segs[s].flat;
-    float *ms = m + segs[s].flat, *vs = v + segs[s].flat;
-    for (int64_t i = 0; i < segs[s].n; i++) vt_adam_elem(&p[i], &ms[i], &vs[i], g[i], &h);
+    int64_t f = segs[s].flat;
+    adam_seg(segs[s].n, segs[s].param, m + f, v + f, grad + f, &h);
   }
 }
 

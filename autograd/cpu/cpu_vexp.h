@@ -1,23 +1,29 @@
 /* e^x and the sigmoid in plain arithmetic for the CPU kernels' `omp simd` loops (libm's expf is
  * a call per element and does not vectorise), and the attributes that compile the hot loops for
- * AVX-512, AVX2 and the baseline. Used by cpu_attn.c, cpu_backend.c (activations) and
- * cpu_loss.c (cross-entropy); cpu_math.h's scalar functions remain the reference semantics. */
+ * AVX-512, AVX2 and the baseline. Used by cpu_attn.c, cpu_backend.c (activations),
+ * cpu_loss.c (cross-entropy) and cpu_optim.c; cpu_math.h's scalar functions remain the
+ * reference semantics. */
 #ifndef VT_CPU_VEXP_H
 #define VT_CPU_VEXP_H
 
 #include <stdint.h>
 #include <string.h>
 
-/* With GCC on x86-64 a VT_SIMD_HOT function is built three times and the best one for the CPU
- * is chosen at load time; no trapping math lets the clamps and selects below become blends, so
- * the loops vectorise. Elsewhere these are plain static functions (still correct, scalar). */
+/* With GCC on x86-64 a VT_SIMD_CLONES function is built for AVX-512, AVX2 and the baseline and
+ * the best one for the CPU is chosen at load time. VT_SIMD_HOT adds no trapping math, which
+ * lets the clamps and selects of the functions below become blends so their loops vectorise;
+ * it also keeps functions without that option (e.g. kernels_optim.h's) from being inlined, so
+ * loops over those use VT_SIMD_CLONES. Elsewhere these are plain static functions. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define VT_SIMD_INLINE __attribute__((always_inline, optimize("no-trapping-math"))) static inline
+#define VT_SIMD_CLONES                                                                             \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static
 #define VT_SIMD_HOT                                                                                \
   __attribute__((optimize("no-trapping-math"),                                                     \
                  target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static
 #else
 #define VT_SIMD_INLINE static inline
+#define VT_SIMD_CLONES static
 #define VT_SIMD_HOT static
 #endif
 
