@@ -1,37 +1,45 @@
 # ctest-labels: mpi e2e
 # mpirun -np 2 vita train with batch 2 per rank gives the same losses (to f32 rounding) as
 # one process with batch 4 on the same samples: ranks take interleaved slices of each
-# epoch, and gradients are weighted by the global token count.
+# epoch, and gradients are weighted by the global token count. A run checkpointed on 2 ranks
+# resumes on 1 process with the same global batch and goes on with the same losses.
 set -u
 command -v mpirun >/dev/null || { echo "no mpirun: skipped"; exit 77; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 "$VITA" gen-data --out "$T/data" --samples 64 --vocab 96 --min-len 12 --max-len 30 >/dev/null || exit 1
-config() { # config NAME BATCH
+config() { # config NAME BATCH [RUN_DIR]
   cat > "$T/$1.yaml" <<YAML
 model: {config: $VT_FIXTURES/qwen2_tiny/config.json}
 data: {mixture: data/mixture.yaml, max_len: 32}
 train: {steps: 6, batch_size: $2, seed: 2, lr: 5.0e-3}
-output: {dir: $1, log_every: 0}
+output: {dir: ${3:-$1}, log_every: 0}
 YAML
 }
 config one 4
 config two 2
+config mixed2 2 mixed   # 3 steps on 2 ranks ...
+config mixed4 4 mixed   # ... resumed by one process: checkpoints are by name, the cursor maps
 "$VITA" train --config "$T/one.yaml" > "$T/one.txt" 2>&1 || { cat "$T/one.txt"; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 mpirun --oversubscribe -np 2 "$VITA" train --config "$T/two.yaml" > "$T/two.txt" 2>&1 || { cat "$T/two.txt"; exit 1; }
 grep -q 'on 2 rank(s)' "$T/two.txt" || { echo "FAIL: not 2 ranks: $(cat "$T/two.txt")"; exit 1; }
-python3 - "$T/one/metrics.jsonl" "$T/two/metrics.jsonl" <<'PY' && exit 0
+mpirun --oversubscribe -np 2 "$VITA" train --config "$T/mixed2.yaml" --stop-after 3 > "$T/m2.txt" 2>&1 || { cat "$T/m2.txt"; exit 1; }
+"$VITA" train --config "$T/mixed4.yaml" --resume > "$T/m4.txt" 2>&1 || { cat "$T/m4.txt"; exit 1; }
+grep -q 'on 1 rank(s), resumed from' "$T/m4.txt" || { echo "FAIL: resume on 1 rank: $(cat "$T/m4.txt")"; exit 1; }
+python3 - "$T/one/metrics.jsonl" "$T/two/metrics.jsonl" "$T/mixed/metrics.jsonl" <<'PY' && exit 0
 import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
-assert len(a) == len(b) == 6, (len(a), len(b))
-bad = 0
-for x, y in zip(a, b):
-    # the same tokens; the losses differ only by f32 summation order
-    ok = x["tokens"] == y["tokens"] and abs(x["loss"] - y["loss"]) <= 1e-5 * abs(x["loss"])
-    print(("ok" if ok else "FAIL"), "step", x["step"], x["loss"], y["loss"], x["tokens"], y["tokens"])
-    bad += not ok
-print(f"{6 - bad} passed, {bad} failed")
+bad = n = 0
+for other in sys.argv[2:]:
+    b = [json.loads(l) for l in open(other)]
+    assert len(a) == len(b) == 6, (other, len(a), len(b))
+    for x, y in zip(a, b):
+        # the same tokens; the losses differ only by f32 summation order
+        ok = x["tokens"] == y["tokens"] and abs(x["loss"] - y["loss"]) <= 1e-5 * abs(x["loss"])
+        print(("ok" if ok else "FAIL"), other.split("/")[-2], "step", x["step"], x["loss"], y["loss"])
+        bad += not ok
+        n += 1
+print(f"{n - bad} passed, {bad} failed")
 sys.exit(1 if bad else 0)
 PY
 exit 1

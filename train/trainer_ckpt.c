@@ -52,13 +52,12 @@ static char *state_json(trainer *t) {
   char cursor[MIX_CURSOR_LEN], rng[4][24];
   mix_cursor_format(&cur, cursor);
   for (int i = 0; i < 4; i++) snprintf(rng[i], sizeof rng[i], "%016" PRIx64, t->rng.s[i]);
-  json_t *j = json_pack(
-      "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:[s,s,s,s], s:I, s:I, s:I, s:s}", "format",
-      STATE_FORMAT, "step", (json_int_t)t->step, "total_steps", (json_int_t)t->total_steps,
-      "optim_t", (json_int_t)t->opt.t, "optim_skipped", (json_int_t)t->opt.n_skipped, "tokens_seen",
-      (json_int_t)t->tokens_seen, "skipped_samples", (json_int_t)t->skipped_samples, "rng", rng[0],
-      rng[1], rng[2], rng[3], "data_epoch", (json_int_t)cur.epoch, "data_pos", (json_int_t)cur.pos,
-      "data_seed", (json_int_t)cur.seed, "data_cursor", cursor);
+  json_t *j =
+      json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:[s,s,s,s], s:s}", "format", STATE_FORMAT,
+                "step", (json_int_t)t->step, "total_steps", (json_int_t)t->total_steps, "optim_t",
+                (json_int_t)t->opt.t, "optim_skipped", (json_int_t)t->opt.n_skipped, "tokens_seen",
+                (json_int_t)t->tokens_seen, "skipped_samples", (json_int_t)t->skipped_samples,
+                "rng", rng[0], rng[1], rng[2], rng[3], "data_cursor", cursor);
   char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
   json_decref(j);
   return s;
@@ -172,7 +171,7 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
   json_t *j = json_loads(text, 0, &je);
   free(text);
   int rc = -1;
-  int64_t epoch, pos, seed, optim_t, skipped;
+  int64_t optim_t, skipped;
   const char *fmt = j ? json_string_value(json_object_get(j, "format")) : NULL;
   if (!j || !fmt || strcmp(fmt, STATE_FORMAT) != 0) {
     snprintf(err, err_len, "%s: not a trainer state (expected format \"%s\")", p, STATE_FORMAT);
@@ -182,10 +181,7 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
       json_int(j, "optim_t", p, &optim_t, err, err_len) ||
       json_int(j, "optim_skipped", p, &skipped, err, err_len) ||
       json_int(j, "tokens_seen", p, &t->tokens_seen, err, err_len) ||
-      json_int(j, "skipped_samples", p, &t->skipped_samples, err, err_len) ||
-      json_int(j, "data_epoch", p, &epoch, err, err_len) ||
-      json_int(j, "data_pos", p, &pos, err, err_len) ||
-      json_int(j, "data_seed", p, &seed, err, err_len))
+      json_int(j, "skipped_samples", p, &t->skipped_samples, err, err_len))
     goto done;
   t->opt.t = optim_t;
   t->opt.n_skipped = skipped;
@@ -198,13 +194,16 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
     }
     t->rng.s[i] = strtoull(h, NULL, 16);
   }
-  /* the cursor of this rank: same epoch and position, its own rank */
-  mix_cursor cur = {.seed = (uint64_t)seed,
-                    .epoch = epoch,
-                    .pos = pos,
-                    .rank = t->dist->rank,
-                    .world = t->dist->world};
-  if (mix_set_cursor(t->mix, &cur, err, err_len)) goto done;
+  /* the data cursor as saved (with the world size of the saving run): mix_set_cursor maps
+   * it onto this run's world, so a run can resume on another number of ranks */
+  const char *cs = json_string_value(json_object_get(j, "data_cursor"));
+  mix_cursor cur;
+  if (!cs) {
+    snprintf(err, err_len, "%s: field \"data_cursor\": expected a string", p);
+    goto done;
+  }
+  if (mix_cursor_parse(&cur, cs, err, err_len) || mix_set_cursor(t->mix, &cur, err, err_len))
+    goto done;
   rc = 0;
 done:
   json_decref(j);
