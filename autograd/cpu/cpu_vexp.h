@@ -33,7 +33,10 @@
  * round once and x > 88.72 overflows to +inf as expf does. x < -104 gives 0, -inf 0, +inf
  * +inf, NaN NaN. */
 VT_SIMD_INLINE float vt_vexpf(float x) {
-  float xc = x < -104.0f ? -104.0f : x > 88.8f ? 88.8f : x; /* n stays in [-150, 128] */
+  /* n stays in [-150, 128]; NaN becomes -104 here (its int conversion would be undefined) and
+   * is restored at the end */
+  float xc = x > -104.0f ? x : -104.0f;
+  xc = xc < 88.8f ? xc : 88.8f;
   float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5 * 2^23 */
   float r = xc - n * 0.693359375f + n * 2.12194440e-4f;     /* ln2 in two parts */
   float p = 1.9875691500e-4f;
