@@ -8,16 +8,15 @@
 #include "autograd/kernels_conv.h"
 #include "autograd/ops_nn_check.h"
 
-/* Scratch for the unfolded input, taken from the step arena and popped right after the kernel
- * (it is the newest allocation), so a model with many convs does not keep one per call. */
-static float *scratch_push(vt_ctx *ctx, const char *op, const vt_conv_geom *g) {
+/* Scratch for the unfolded input, taken from the step arena and given back right after the
+ * kernel (rewinding to a mark taken before it), so a model with many convs does not keep one
+ * per call. */
+static float *scratch_push(vt_ctx *ctx, const char *op, const vt_conv_geom *g,
+                           vt_arena_mark *mark) {
+  *mark = vt_arena_get_mark(&ctx->data);
   return vt_arena_data(ctx, op, (size_t)vt_conv_work_floats(g) * sizeof(float));
 }
-static void scratch_pop(vt_ctx *ctx, void *p) {
-  vt_arena_block *b = &ctx->data.blocks[ctx->data.n_blocks - 1];
-  if ((char *)p >= b->base && (char *)p < b->base + b->used)
-    b->used = (size_t)((char *)p - b->base);
-}
+static void scratch_pop(vt_ctx *ctx, vt_arena_mark mark) { vt_arena_rewind(&ctx->data, mark); }
 
 static void conv_backward(vt_ctx *ctx, vt_node *n) {
   const vt_conv_geom *g = n->extra;
@@ -33,7 +32,8 @@ static void conv_backward(vt_ctx *ctx, vt_node *n) {
     k->bias_backward(g->n, c, s, dy, db);
   }
   if (!dx && !dw) return;
-  float *work = scratch_push(ctx, n->op, g);
+  vt_arena_mark mark;
+  float *work = scratch_push(ctx, n->op, g, &mark);
   if (!work) return;
   if (!transposed) {
     if (dx) k->conv_backward_data(g, w->data, dy, dx, work);
@@ -43,7 +43,7 @@ static void conv_backward(vt_ctx *ctx, vt_node *n) {
     if (dx) k->conv_forward(g, dy, w->data, dx, true, work);
     if (dw) k->conv_backward_weight(g, dy, x->data, dw, work);
   }
-  scratch_pop(ctx, work);
+  scratch_pop(ctx, mark);
 }
 
 /* Runs a convolution (or its transpose) described by g; out has out_ndim dims of out_shape. */
@@ -55,7 +55,8 @@ static vt_tensor *conv_run(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor 
   vt_conv_geom *gs = out ? vt_arena_meta(ctx, op, sizeof *gs) : NULL;
   if (!gs) return &ctx->err_tensor;
   *gs = *g;
-  float *work = scratch_push(ctx, op, g);
+  vt_arena_mark mark;
+  float *work = scratch_push(ctx, op, g, &mark);
   if (!work) return &ctx->err_tensor;
   if (!transposed) {
     k->conv_forward(g, x->data, w->data, out->data, false, work);
@@ -63,7 +64,7 @@ static vt_tensor *conv_run(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor 
     ctx->be->fill(out->data, vt_numel(out), 0.0f);
     k->conv_backward_data(g, w->data, x->data, out->data, work);
   }
-  scratch_pop(ctx, work);
+  scratch_pop(ctx, mark);
   if (b) {
     int64_t c = out_shape[1], s = vt_numel(out) / (g->n * c);
     k->bias_add(g->n, c, s, b->data, out->data);
