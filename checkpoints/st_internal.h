@@ -1,5 +1,5 @@
-/* Private helpers shared by the safetensors files: error formatting and a growing string.
- * Not part of the checkpoints API. */
+/* Small helpers shared by the checkpoints files and train/hf_io.c: error formatting into a
+ * caller's buffer and a growing string for lists of problems. Not a public API. */
 #ifndef VT_ST_INTERNAL_H
 #define VT_ST_INTERNAL_H
 

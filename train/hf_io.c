@@ -20,6 +20,7 @@
 #include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_index.h"
 #include "checkpoints/safetensors_write.h"
+#include "checkpoints/st_internal.h"
 #include "train/hf_config.h"
 
 const char *const hf_tokenizer_files[] = {"tokenizer.json",
@@ -32,56 +33,11 @@ const char *const hf_tokenizer_files[] = {"tokenizer.json",
                                           "chat_template.jinja",
                                           NULL};
 
-#if defined(__GNUC__)
-#define HF_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define HF_PRINTF(a, b)
-#endif
-
-static HF_PRINTF(3, 4) void seterr(char *err, size_t len, const char *fmt, ...) {
-  if (!err || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
-}
-
-/* A growing string for the problem lists (stops growing when memory runs out). */
-typedef struct {
-  char *s;
-  size_t len, cap;
-  bool oom;
-} strbuf;
-
-static HF_PRINTF(2, 3) void sb_addf(strbuf *b, const char *fmt, ...) {
-  if (b->oom) return;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  if (b->len + (size_t)n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + (size_t)n + 1) cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-      b->oom = true;
-      return;
-    }
-    b->s = s;
-    b->cap = cap;
-  }
-  va_start(ap, fmt);
-  vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-}
-
 /* Copies b into err, cut to fit with a note saying so. */
-static void sb_give(const strbuf *b, char *err, size_t err_len) {
+static void sb_give(const st_str *b, char *err, size_t err_len) {
   if (!err || !err_len) return;
   if (b->oom || !b->s) {
-    seterr(err, err_len, "out of memory building the error message");
+    st_seterr(err, err_len, "out of memory building the error message");
     return;
   }
   if (b->len < err_len) {
@@ -117,7 +73,7 @@ static bool ignored_name(const char *name, bool tied) {
 static int register_params(vt_params *ps, qwen2 *m, const qwen2_cfg *cfg, char *err,
                            size_t err_len) {
   if (vt_params_init(ps, (vt_device){VT_DEV_CPU, 0})) {
-    seterr(err, err_len, "cannot create a CPU parameter store");
+    st_seterr(err, err_len, "cannot create a CPU parameter store");
     return -1;
   }
   memset(m, 0, sizeof *m);
@@ -132,23 +88,23 @@ static int register_params(vt_params *ps, qwen2 *m, const qwen2_cfg *cfg, char *
 /* The name/shape check of hf_check_weights on an open set. */
 static int check_index(st_index *ix, const vt_params *ps, bool tied, int *n_ignored, char *err,
                        size_t err_len) {
-  strbuf missing = {0}, unexpected = {0}, mismatch = {0}, msg = {0};
+  st_str missing = {0}, unexpected = {0}, mismatch = {0}, msg = {0};
   int n_missing = 0, n_unexpected = 0, n_mismatch = 0, n_ign = 0, rc = -1;
   for (int i = 0; i < ps->n; i++) {
     const vt_param *p = ps->items[i];
     const st_tensor *t;
     if (st_index_get(ix, p->name, &t, err, err_len)) goto done;
     if (!t) {
-      sb_addf(&missing, "%s%s", n_missing++ ? ", " : "", p->name);
+      st_str_addf(&missing, "%s%s", n_missing++ ? ", " : "", p->name);
       continue;
     }
     bool ok = t->ndim == p->t.ndim && is_float(t->dtype);
     for (int d = 0; ok && d < t->ndim; d++) ok = t->shape[d] == p->t.shape[d];
     if (!ok) {
       char want[160], got[160];
-      sb_addf(&mismatch, "%s%s (expected %s float, found %s %s)", n_mismatch++ ? ", " : "", p->name,
-              st_shape_str(p->t.ndim, p->t.shape, want, sizeof want),
-              st_shape_str(t->ndim, t->shape, got, sizeof got), st_dtype_name(t->dtype));
+      st_str_addf(&mismatch, "%s%s (expected %s float, found %s %s)", n_mismatch++ ? ", " : "",
+                  p->name, st_shape_str(p->t.ndim, p->t.shape, want, sizeof want),
+                  st_shape_str(t->ndim, t->shape, got, sizeof got), st_dtype_name(t->dtype));
     }
   }
   for (int i = 0; i < ix->n; i++) {
@@ -158,13 +114,13 @@ static int check_index(st_index *ix, const vt_params *ps, bool tied, int *n_igno
       n_ign++;
       continue;
     }
-    sb_addf(&unexpected, "%s%s", n_unexpected++ ? ", " : "", name);
+    st_str_addf(&unexpected, "%s%s", n_unexpected++ ? ", " : "", name);
   }
   if (n_missing || n_unexpected || n_mismatch) {
-    sb_addf(&msg, "%s: the weights do not match the Qwen2 config:", ix->path);
-    if (n_missing) sb_addf(&msg, " %d missing: %s;", n_missing, missing.s);
-    if (n_unexpected) sb_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
-    if (n_mismatch) sb_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
+    st_str_addf(&msg, "%s: the weights do not match the Qwen2 config:", ix->path);
+    if (n_missing) st_str_addf(&msg, " %d missing: %s;", n_missing, missing.s);
+    if (n_unexpected) st_str_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
+    if (n_mismatch) st_str_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
     if (msg.s && msg.len) msg.s[--msg.len] = '\0'; /* the last ';' */
     sb_give(&msg, err, err_len);
     goto done;
@@ -200,7 +156,7 @@ int hf_check_weights(const char *src, const qwen2_cfg *cfg, int *n_ignored, char
 static int read_file(const char *path, char **buf, size_t *len, char *err, size_t err_len) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    st_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     return -1;
   }
   size_t cap = 1 << 16, n = 0;
@@ -215,7 +171,7 @@ static int read_file(const char *path, char **buf, size_t *len, char *err, size_
   int bad = ferror(f);
   fclose(f);
   if (!b || bad) {
-    seterr(err, err_len, "%s: %s", path, b ? "read failed" : "out of memory");
+    st_seterr(err, err_len, "%s: %s", path, b ? "read failed" : "out of memory");
     free(b);
     return -1;
   }
@@ -344,7 +300,7 @@ static const void *produce(void *vctx, int i, void *scratch, char *err, size_t e
   const st_tensor *t;
   if (st_index_get(c->ix, e->name, &t, err, err_len)) return NULL;
   if (!t) {
-    seterr(err, err_len, "%s: tensor \"%s\" disappeared", c->err_path, e->name);
+    st_seterr(err, err_len, "%s: tensor \"%s\" disappeared", c->err_path, e->name);
     return NULL;
   }
   const void *view = st_tensor_data(t, e->dtype);
@@ -352,7 +308,7 @@ static const void *produce(void *vctx, int i, void *scratch, char *err, size_t e
   size_t nb = (size_t)t->numel * vt_dtype_size(e->dtype);
   char m[512];
   if (st_tensor_read(t, e->dtype, scratch, nb, m, sizeof m)) {
-    seterr(err, err_len, "%s: %s", c->err_path, m);
+    st_seterr(err, err_len, "%s: %s", c->err_path, m);
     return NULL;
   }
   return scratch;
@@ -382,7 +338,7 @@ static int write_export_config(const char *src_cfg, const char *path, const qwen
   json_t *src = json_load_file(src_cfg, 0, &je);
   int rc = -1;
   if (!out || !src) {
-    seterr(err, err_len, "%s: cannot read back: %s", out ? src_cfg : path, je.text);
+    st_seterr(err, err_len, "%s: cannot read back: %s", out ? src_cfg : path, je.text);
     goto done;
   }
   static const char *const keep[] = {"bos_token_id", "eos_token_id", "pad_token_id", NULL};
@@ -395,7 +351,7 @@ static int write_export_config(const char *src_cfg, const char *path, const qwen
   json_object_set_new(out, "dtype", json_string(dn));
   char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS | real_precision(out));
   if (!text) {
-    seterr(err, err_len, "%s: cannot build the config JSON", path);
+    st_seterr(err, err_len, "%s: cannot build the config JSON", path);
     goto done;
   }
   size_t n = strlen(text);
@@ -433,7 +389,7 @@ static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *
     }
     char *to = join(dir, name);
     int rc = !from || !to ? -1 : copy_file(from, to, err, err_len);
-    if (!from || !to) seterr(err, err_len, "%s: out of memory", dir);
+    if (!from || !to) st_seterr(err, err_len, "%s: out of memory", dir);
     free(from);
     free(to);
     if (rc) return -1;
@@ -441,10 +397,10 @@ static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *
     if (!strcmp(name, "tokenizer.json") || !strcmp(name, "vocab.json")) s->has_tokenizer = true;
   }
   if (tok_dir && !from_tok) {
-    seterr(err, err_len,
-           "%s: no tokenizer files there (looked for tokenizer.json, "
-           "tokenizer_config.json, vocab.json, merges.txt, ...)",
-           tok_dir);
+    st_seterr(err, err_len,
+              "%s: no tokenizer files there (looked for tokenizer.json, "
+              "tokenizer_config.json, vocab.json, merges.txt, ...)",
+              tok_dir);
     return -1;
   }
   s->n_files_copied = n;
@@ -456,7 +412,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   hf_io_stats s = {0};
   char out_dir[4096]; /* without trailing slashes, so that out_dir.tmp is its sibling */
   if (snprintf(out_dir, sizeof out_dir, "%s", out_arg) >= (int)sizeof out_dir || !out_dir[0]) {
-    seterr(err, err_len, "output path empty or too long");
+    st_seterr(err, err_len, "output path empty or too long");
     return -1;
   }
   for (size_t l = strlen(out_dir); l > 1 && out_dir[l - 1] == '/'; l--) out_dir[l - 1] = '\0';
@@ -464,16 +420,16 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   size_t max_shard = opts && opts->max_shard_bytes ? opts->max_shard_bytes : SIZE_MAX;
   const char *tok_dir = opts ? opts->tokenizer_dir : NULL;
   if (!is_float(dtype)) {
-    seterr(err, err_len, "cannot write weights as %s (f32, bf16 or f16)", vt_dtype_name(dtype));
+    st_seterr(err, err_len, "cannot write weights as %s (f32, bf16 or f16)", vt_dtype_name(dtype));
     return -1;
   }
   if (!is_dir(src_dir)) {
-    seterr(err, err_len, "%s: not a directory (%s)", src_dir,
-           exists(src_dir) ? "a file" : strerror(ENOENT));
+    st_seterr(err, err_len, "%s: not a directory (%s)", src_dir,
+              exists(src_dir) ? "a file" : strerror(ENOENT));
     return -1;
   }
   if (tok_dir && !is_dir(tok_dir)) {
-    seterr(err, err_len, "%s: tokenizer directory not found", tok_dir);
+    st_seterr(err, err_len, "%s: tokenizer directory not found", tok_dir);
     return -1;
   }
   snprintf(s.source, sizeof s.source, "%s", src_dir);
@@ -496,10 +452,10 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
     src_dir = s.source;
   }
   if (exists(out_dir) && (!is_dir(out_dir) || dir_empty(out_dir) != 1)) {
-    seterr(err, err_len,
-           "%s: already exists and is not an empty directory; remove it or choose "
-           "another output",
-           out_dir);
+    st_seterr(err, err_len,
+              "%s: already exists and is not an empty directory; remove it or choose "
+              "another output",
+              out_dir);
     return -1;
   }
   char *cfg_path = join(src_dir, "config.json");
@@ -512,7 +468,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   bool ix_open = false, registered = false, made_tmp = false;
   int rc = -1;
   if (!cfg_path || !tmp) {
-    seterr(err, err_len, "out of memory");
+    st_seterr(err, err_len, "out of memory");
     goto done;
   }
   snprintf(tmp, tl, "%s.tmp", out_dir);
@@ -525,19 +481,19 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
 
   /* a stale temporary directory is the debris of an interrupted run of ours */
   if (exists(tmp) && remove_tmp_dir(tmp)) {
-    seterr(err, err_len, "%s: cannot remove the stale temporary directory: %s", tmp,
-           errno == ENOTEMPTY ? "it holds files that are not ours" : strerror(errno));
+    st_seterr(err, err_len, "%s: cannot remove the stale temporary directory: %s", tmp,
+              errno == ENOTEMPTY ? "it holds files that are not ours" : strerror(errno));
     goto done;
   }
   if (make_parents(tmp) || mkdir(tmp, 0755)) {
-    seterr(err, err_len, "%s: cannot create: %s", tmp, strerror(errno));
+    st_seterr(err, err_len, "%s: cannot create: %s", tmp, strerror(errno));
     goto done;
   }
   made_tmp = true;
 
   es = calloc((size_t)ps.n + 1, sizeof *es);
   if (!es) {
-    seterr(err, err_len, "out of memory");
+    st_seterr(err, err_len, "out of memory");
     goto done;
   }
   for (int i = 0; i < ps.n; i++) {
@@ -556,7 +512,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
 
   char *cfg_out = join(tmp, "config.json");
   if (!cfg_out) {
-    seterr(err, err_len, "out of memory");
+    st_seterr(err, err_len, "out of memory");
     goto done;
   }
   int crc = export ? write_export_config(cfg_path, cfg_out, &s.cfg, dtype, err, err_len)
@@ -567,11 +523,11 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
 
   fsync_path(tmp);
   if (exists(out_dir) && rmdir(out_dir)) { /* empty: checked above */
-    seterr(err, err_len, "%s: cannot replace: %s", out_dir, strerror(errno));
+    st_seterr(err, err_len, "%s: cannot replace: %s", out_dir, strerror(errno));
     goto done;
   }
   if (rename(tmp, out_dir)) {
-    seterr(err, err_len, "%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
+    st_seterr(err, err_len, "%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
     goto done;
   }
   made_tmp = false;
