@@ -104,9 +104,13 @@ static int run(const vt_args *a) {
     fprintf(stderr, "vita demo: export: %s\n", err);
     return VT_EXIT_FAIL;
   }
-  printf("demo: loss %.4f -> %.4f (best reachable %.3f); metrics %s/metrics.jsonl "
-         "(vita plot %s); checkpoint %s; HF export %s\n",
-         r.first_loss, r.last_loss, synth_entropy(&sc), out, out, r.checkpoint, export_dir);
+  if (r.step > r.start_step)
+    printf("demo: loss %.4f -> %.4f (best reachable %.3f); ", r.first_loss, r.last_loss,
+           synth_entropy(&sc));
+  else
+    printf("demo: already trained to step %lld; ", (long long)r.step);
+  printf("metrics %s/metrics.jsonl (vita plot %s); checkpoint %s; HF export %s\n", out, out,
+         r.checkpoint, export_dir);
   return VT_EXIT_OK;
 }
 

@@ -57,6 +57,9 @@ static int run(const vt_args *a) {
       printf("stopped at step %lld of %lld; checkpoint %s; continue with: vita train --config %s "
              "--resume\n",
              (long long)r.step, (long long)r.total_steps, r.checkpoint, path);
+    else if (r.step == r.start_step)
+      printf("nothing to do: already at step %lld of %lld; checkpoint %s\n", (long long)r.step,
+             (long long)r.total_steps, r.checkpoint);
     else
       printf("done: %lld steps, loss %.4f -> %.4f; checkpoint %s\n", (long long)r.step,
              r.first_loss, r.last_loss, r.checkpoint);

@@ -169,6 +169,7 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
   if (vt_sched_init(&t.sched, &sc, err, err_len)) goto done;
   if (found && trainer_restore(&t, ckpt_dir, err, err_len)) goto done;
   r->start_step = t.step;
+  if (found) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", ckpt_dir); /* if nothing is left */
   r->total_steps = t.total_steps;
   if (d->rank == 0 && ckpt_mkdirs(cfg->out_dir, err, err_len)) goto done;
   if (d->rank == 0 &&
