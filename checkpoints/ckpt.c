@@ -1,9 +1,12 @@
 /* Checkpoint directories with a CRC32 manifest; see ckpt.h. */
+/* nftw is an X/Open interface */
+#define _XOPEN_SOURCE 700
 #include "checkpoints/ckpt.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,21 @@
 
 #define MANIFEST "COMPLETE"
 #define MANIFEST_HEAD "vita-train checkpoint v1"
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+int ckpt_remove_tree(const char *path, char *err, size_t err_len) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return 0;
+  if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+    snprintf(err, err_len, "%s: cannot remove: %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
 
 int ckpt_mkdirs(const char *path, char *err, size_t err_len) {
   char buf[CKPT_PATH_MAX];
@@ -30,20 +48,10 @@ fail:
   return -1;
 }
 
-/* rm -r of a directory of plain files (checkpoints hold no subdirectories). */
+/* Best-effort removal of a checkpoint directory (a stale .tmp, an old step). */
 static void remove_dir(const char *path) {
-  DIR *d = opendir(path);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char p[CKPT_PATH_MAX];
-      snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-      unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(path);
+  char ignored[8];
+  ckpt_remove_tree(path, ignored, sizeof ignored);
 }
 
 static int fsync_path(const char *path, int flags) {

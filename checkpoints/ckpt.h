@@ -38,6 +38,9 @@ int ckpt_find_latest(const char *root, char *dir, size_t dir_len, int64_t *step,
  * listed missing. Returns 0, or -1 naming the file and what differs. */
 int ckpt_verify(const char *dir, char *err, size_t err_len);
 
+/* rm -r (files, links and directories, depth first, never following links). Returns 0, or
+ * -1 with err naming what could not be removed; a missing path is not an error. */
+int ckpt_remove_tree(const char *path, char *err, size_t err_len);
 /* mkdir -p. Returns 0 or -1 with err. */
 int ckpt_mkdirs(const char *path, char *err, size_t err_len);
 

@@ -2,6 +2,7 @@
  * trains a small Qwen2-shaped model on them with the real trainer (checkpoints, metrics,
  * resume), and exports the result as a HF checkpoint: the whole path of a stage, in a couple
  * of minutes on two cores, with nothing to download. */
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,7 +21,7 @@ static const vt_opt opts[] = {
     {"lr", VT_OPT_FLOAT, "3e-3", "peak learning rate (AdamW, warmup + cosine)"},
     {"seed", VT_OPT_INT, "1", "seed of the data and the initial weights"},
     {"log-every", VT_OPT_INT, "20", "print a progress line every N steps"},
-    {"resume", VT_OPT_FLAG, NULL, "continue an interrupted demo run"},
+    {"resume", VT_OPT_FLAG, NULL, "continue an interrupted demo run (else --out starts afresh)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -42,6 +43,26 @@ static int run(const vt_args *a) {
   const char *out = vt_args_str(a, "out");
   char err[2048], path[4200];
   bool resume = vt_args_flag(a, "resume");
+  /* a fresh demo starts from nothing: earlier checkpoints, metrics and exports go */
+  if (!resume) {
+    char p[4200];
+    const char *old[] = {"checkpoints", "metrics.jsonl", "loss.png", "data"};
+    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
+      snprintf(p, sizeof p, "%s/%s", out, old[i]);
+      if (ckpt_remove_tree(p, err, sizeof err)) {
+        fprintf(stderr, "vita demo: %s\n", err);
+        return VT_EXIT_FAIL;
+      }
+    }
+    DIR *d = opendir(out);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+      if (strncmp(e->d_name, "export-step-", 12) == 0) {
+        snprintf(p, sizeof p, "%s/%s", out, e->d_name);
+        ckpt_remove_tree(p, err, sizeof err);
+      }
+    if (d) closedir(d);
+  }
   if (ckpt_mkdirs(out, err, sizeof err)) {
     fprintf(stderr, "vita demo: %s\n", err);
     return VT_EXIT_FAIL;
