@@ -13,23 +13,6 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Copies b into err, cutting it to fit with a note saying so. */
-static void give_message(const st_str *b, char *err, size_t err_len) {
-  if (!err || !err_len) return;
-  if (b->oom || !b->s) {
-    st_seterr(err, err_len, "out of memory building the error message");
-    return;
-  }
-  if (b->len < err_len) {
-    memcpy(err, b->s, b->len + 1);
-    return;
-  }
-  const char *tail = " ... (truncated)";
-  size_t keep = err_len > strlen(tail) + 1 ? err_len - strlen(tail) - 1 : 0;
-  memcpy(err, b->s, keep);
-  snprintf(err + keep, err_len - keep, "%s", tail);
-}
-
 int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size_t err_len) {
   if (!ps->allocated) {
     st_seterr(err, err_len, "%s: the parameter store is not allocated", src->path);
@@ -81,7 +64,7 @@ int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size
     if (n_unexpected) st_str_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
     if (n_mismatch) st_str_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
     if (msg.s && msg.len) msg.s[--msg.len] = '\0'; /* drop the last ';' */
-    give_message(&msg, err, err_len);
+    st_str_give(&msg, err, err_len);
     goto done;
   }
 

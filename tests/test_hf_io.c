@@ -475,7 +475,7 @@ static void test_refused(void) {
   CHECK(hf_check_weights(tmp_path("bad_src"), &cfg, NULL, err2, sizeof err2) == -1);
   CHECK(strstr(err2, "1 unexpected: model.norm.weights") != NULL);
   CHECK(hf_check_weights(tmp_path("bad_src"), &cfg, NULL, small, sizeof small) == -1);
-  CHECK(strlen(small) < sizeof small && strstr(small, "(cut short)"));
+  CHECK(strlen(small) < sizeof small && strstr(small, "(truncated)"));
   CHECK(hf_check_weights(fixture_dir(), &cfg, NULL, err2, sizeof err2) == 0);
 
   /* truncated weights, missing config, missing source, occupied output */

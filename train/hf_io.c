@@ -33,23 +33,6 @@ const char *const hf_tokenizer_files[] = {"tokenizer.json",
                                           "chat_template.jinja",
                                           NULL};
 
-/* Copies b into err, cut to fit with a note saying so. */
-static void sb_give(const st_str *b, char *err, size_t err_len) {
-  if (!err || !err_len) return;
-  if (b->oom || !b->s) {
-    st_seterr(err, err_len, "out of memory building the error message");
-    return;
-  }
-  if (b->len < err_len) {
-    memcpy(err, b->s, b->len + 1);
-    return;
-  }
-  const char *tail = " ... (cut short)";
-  size_t keep = err_len > strlen(tail) + 1 ? err_len - strlen(tail) - 1 : 0;
-  memcpy(err, b->s, keep);
-  snprintf(err + keep, err_len - keep, "%s", tail);
-}
-
 static char *join(const char *dir, const char *name) {
   size_t n = strlen(dir) + strlen(name) + 2;
   char *p = malloc(n);
@@ -122,7 +105,7 @@ static int check_index(st_index *ix, const vt_params *ps, bool tied, int *n_igno
     if (n_unexpected) st_str_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
     if (n_mismatch) st_str_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
     if (msg.s && msg.len) msg.s[--msg.len] = '\0'; /* the last ';' */
-    sb_give(&msg, err, err_len);
+    st_str_give(&msg, err, err_len);
     goto done;
   }
   if (n_ignored) *n_ignored = n_ign;
