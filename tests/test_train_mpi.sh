@@ -21,7 +21,8 @@ config mixed2 2 mixed   # 3 steps on 2 ranks ...
 config mixed4 4 mixed   # ... resumed by one process: checkpoints are by name, the cursor maps
 "$VITA" train --config "$T/one.yaml" > "$T/one.txt" 2>&1 || { cat "$T/one.txt"; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-mpirun --oversubscribe -np 2 "$VITA" train --config "$T/two.yaml" > "$T/two.txt" 2>&1 || { cat "$T/two.txt"; exit 1; }
+# through the launcher: two ranks on this node, one core each
+"$VT_SOURCE_DIR/launch/mpirun_cpu.sh" -n 2 -- "$VITA" train --config "$T/two.yaml" > "$T/two.txt" 2>&1 || { cat "$T/two.txt"; exit 1; }
 grep -q 'on 2 rank(s)' "$T/two.txt" || { echo "FAIL: not 2 ranks: $(cat "$T/two.txt")"; exit 1; }
 mpirun --oversubscribe -np 2 "$VITA" train --config "$T/mixed2.yaml" --stop-after 3 > "$T/m2.txt" 2>&1 || { cat "$T/m2.txt"; exit 1; }
 "$VITA" train --config "$T/mixed4.yaml" --resume > "$T/m4.txt" 2>&1 || { cat "$T/m4.txt"; exit 1; }

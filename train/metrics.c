@@ -57,7 +57,10 @@ int vt_metrics_open(vt_metrics *m, const char *run_dir, int64_t resume_step, int
     return -1;
   }
   m->console = console;
-  m->tty = console && isatty(fileno(console));
+  /* redraw in place only on a real terminal: launchers (mpirun, srun) hand ranks a pty
+   * whose output ends up in logs, where carriage returns and escapes are noise */
+  bool launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("SLURM_JOB_ID");
+  m->tty = console && isatty(fileno(console)) && !launched;
   m->total_steps = total_steps;
   m->start_time = vt_now();
   m->start_step = resume_step;
