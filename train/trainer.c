@@ -188,6 +188,7 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
   }
 
   double t_last = vt_now();
+  int64_t empty_steps = 0;
   while (t.step < t.total_steps) {
     /* Every counted token of the step weighs the same, however the step is split into
      * micro-batches and ranks: each micro-batch contributes its summed loss, and the sum of
@@ -228,6 +229,11 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       goto done;
     t.step++;
     int64_t global_tokens = (int64_t)llround(global_tokens_f);
+    if (!global_tokens && !empty_steps++ && console)
+      vt_metrics_note(&met,
+                      "warning: step %lld had no trained tokens (every label -100: answers cut "
+                      "off by data.max_len %lld?); its update only applies weight decay",
+                      (long long)t.step + 1, (long long)cfg->max_len);
     t.tokens_seen += global_tokens;
     double now = vt_now();
     vt_step_metrics sm = {.step = t.step,
