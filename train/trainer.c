@@ -224,16 +224,19 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       t.ps.be->optim->scale(t.ps.grad, (int64_t)t.ps.grad_numel,
                             (float)((double)d->world / global_tokens_f));
     stats[0] = global_tokens_f > 0 ? (float)((double)stats[0] * d->world / global_tokens_f) : 0;
-    vt_optim_stats os;
-    if (vt_optim_step(&t.opt, vt_sched_lr(&t.sched, t.step), t.step + 1, &os, err, err_len))
+    int64_t global_tokens = (int64_t)llround(global_tokens_f);
+    vt_optim_stats os = {.lr = t.opt.cfg.lr * vt_sched_lr(&t.sched, t.step)};
+    /* a step without a trained token has no gradient: no update (momentum would still move
+     * the weights), but the step counts so the schedule and the data go on */
+    if (global_tokens &&
+        vt_optim_step(&t.opt, vt_sched_lr(&t.sched, t.step), t.step + 1, &os, err, err_len))
       goto done;
     t.step++;
-    int64_t global_tokens = (int64_t)llround(global_tokens_f);
     if (!global_tokens && !empty_steps++ && console)
       vt_metrics_note(&met,
                       "warning: step %lld had no trained tokens (every label -100: answers cut "
-                      "off by data.max_len %lld?); its update only applies weight decay",
-                      (long long)t.step + 1, (long long)cfg->max_len);
+                      "off by data.max_len %lld?); no update was made",
+                      (long long)t.step, (long long)cfg->max_len);
     t.tokens_seen += global_tokens;
     double now = vt_now();
     vt_step_metrics sm = {.step = t.step,
