@@ -1,9 +1,11 @@
 // ctest-labels: unit
 /* After the first step of a fixed-shape training loop no further heap allocation happens:
- * malloc/calloc/realloc/posix_memalign are counted (interposed over glibc's) across steps
- * 2..6 of a small MLP, and the ctx's own block counter stays constant. Allocations made
- * inside OpenBLAS (Debian's 0.3.21 mallocs a work buffer in every sgemm call and frees it)
- * are told apart by their caller's library and reported, not counted against us. Also checks that
+ * malloc/calloc/realloc and the aligned allocators are counted (interposed over glibc's)
+ * across steps 2..6 of a small MLP, and the ctx's own block counter stays constant. This
+ * includes the OpenMP runtime: a region entered with a false `if` clause makes libgomp
+ * allocate a one-thread team, which autograd/cpu/cpu_par.h avoids. Allocations made inside
+ * OpenBLAS (Debian's 0.3.21 mallocs a work buffer in every sgemm call and frees it) are told
+ * apart by their caller's library and reported, not counted against us. Also checks that
  * the tape is released after backward and that no-grad mode records nothing. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -18,6 +20,7 @@ extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
 #define MAX_SEEN 4096
 static int counting;
 static long n_allocs;
@@ -44,6 +47,14 @@ int posix_memalign(void **p, size_t align, size_t n) {
   count(__builtin_return_address(0));
   *p = __libc_memalign(align, n);
   return *p ? 0 : 12;
+}
+void *aligned_alloc(size_t align, size_t n) {
+  count(__builtin_return_address(0));
+  return __libc_memalign(align, n);
+}
+void *memalign(size_t align, size_t n) {
+  count(__builtin_return_address(0));
+  return __libc_memalign(align, n);
 }
 
 /* Allocations whose caller is not inside OpenBLAS (dladdr allocates nothing). */

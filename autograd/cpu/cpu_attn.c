@@ -8,6 +8,7 @@
  *                    bias slice stay on one thread, so dbias needs no atomics
  *   backward dk/dv   over (batch, kv head, key tile), looping over the heads of a GQA group,
  *                    so dk/dv need no atomics either. */
+#include "autograd/cpu/cpu_par.h"
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -138,14 +139,12 @@ static void cpu_attn_forward(const vt_attn_geom *g, const float *q, const float 
   const int64_t units = g->B * g->H * nqt;
   const int nt = omp_get_max_threads();
   float *ws = (float *)work + g->B * g->H * g->Tq;
-#pragma omp parallel num_threads(nt) if (worth_threads(g))
-  {
+  VT_OMP_IF(worth_threads(g), "omp parallel num_threads(nt)", {
     float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
     float *acc = S + 2 * BQ * BK;
     int64_t lo[BQ], hi[BQ];
     float m[BQ], l[BQ];
-#pragma omp for schedule(dynamic)
-    for (int64_t u = 0; u < units; u++) {
+    _Pragma("omp for schedule(dynamic)") for (int64_t u = 0; u < units; u++) {
       int64_t qt = u % nqt, bh = u / nqt, b = bh / g->H, h = bh % g->H;
       int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ;
       const float *qp = q + (bh * g->Tq + q0) * g->Dk;
@@ -185,7 +184,7 @@ static void cpu_attn_forward(const vt_attn_geom *g, const float *q, const float 
         lse[bh * g->Tq + q0 + r] = l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
       }
     }
-  }
+  });
 }
 
 /* P = exp(S - lse) and dS = P * (dP - D) for one tile; S holds P afterwards, dP holds dS. */
@@ -214,23 +213,21 @@ static void cpu_attn_backward(const vt_attn_geom *g, const float *q, const float
   const int64_t rows = g->B * g->H * g->Tq;
   const int nt = omp_get_max_threads();
   float *D = work, *ws = D + rows;
-#pragma omp parallel for num_threads(nt) if (rows * g->Dv > 32768)
-  for (int64_t r = 0; r < rows; r++) {
-    float s = 0;
-    for (int64_t d = 0; d < g->Dv; d++) s += dout[r * g->Dv + d] * out[r * g->Dv + d];
-    D[r] = s;
-  }
+  VT_OMP_IF(
+      rows * g->Dv > 32768, "omp parallel for num_threads(nt)", for (int64_t r = 0; r < rows; r++) {
+        float s = 0;
+        for (int64_t d = 0; d < g->Dv; d++) s += dout[r * g->Dv + d] * out[r * g->Dv + d];
+        D[r] = s;
+      });
   /* dq and dbias: bias slices shared by several (batch, head) pairs stay on one thread. */
   if (dq || dbias) {
     int64_t sb = dbias && g->bias_b == 1 ? 1 : g->B, sh = dbias && g->bias_h == 1 ? 1 : g->H;
     int64_t units = nqt * sb * sh;
-#pragma omp parallel num_threads(nt) if (worth_threads(g))
-    {
+    VT_OMP_IF(worth_threads(g), "omp parallel num_threads(nt)", {
       float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
       float *dP = S + BQ * BK;
       int64_t lo[BQ], hi[BQ];
-#pragma omp for schedule(dynamic)
-      for (int64_t u = 0; u < units; u++) {
+      _Pragma("omp for schedule(dynamic)") for (int64_t u = 0; u < units; u++) {
         int64_t qt = u % nqt, slot = u / nqt, bs = slot / sh, hs = slot % sh;
         int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ;
         for (int64_t b = bs; b < g->B; b += sb) {
@@ -262,18 +259,16 @@ static void cpu_attn_backward(const vt_attn_geom *g, const float *q, const float
           }
         }
       }
-    }
+    });
   }
   if (!dk && !dv) return;
   /* dk and dv: one key tile of one kv head per unit, summing over its query heads. */
   const int64_t nkt = (g->Tk + BK - 1) / BK, units = g->B * g->Hkv * nkt;
-#pragma omp parallel num_threads(nt) if (worth_threads(g))
-  {
+  VT_OMP_IF(worth_threads(g), "omp parallel num_threads(nt)", {
     float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
     float *dP = S + BQ * BK;
     int64_t lo[BQ], hi[BQ];
-#pragma omp for schedule(dynamic)
-    for (int64_t u = 0; u < units; u++) {
+    _Pragma("omp for schedule(dynamic)") for (int64_t u = 0; u < units; u++) {
       int64_t kt = u % nkt, kvh = u / nkt, b = kvh / g->Hkv, hk = kvh % g->Hkv;
       int64_t k0 = kt * BK, nk = g->Tk - k0 < BK ? g->Tk - k0 : BK;
       const float *kp = k + (kvh * g->Tk + k0) * g->Dk, *vp = v + (kvh * g->Tk + k0) * g->Dv;
@@ -301,7 +296,7 @@ static void cpu_attn_backward(const vt_attn_geom *g, const float *q, const float
         }
       }
     }
-  }
+  });
 }
 
 const struct vt_attn_kernels vt_cpu_attn_kernels = {

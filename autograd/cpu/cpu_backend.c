@@ -1,4 +1,5 @@
 /* The CPU backend: OpenBLAS sgemm for every matmul, OpenMP for the other loops. */
+#include "autograd/cpu/cpu_par.h"
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
@@ -30,8 +31,7 @@ static void cpu_fill(float *x, int64_t n, float v) {
     memset(x, 0, (size_t)n * sizeof(float));
     return;
   }
-#pragma omp parallel for if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++) x[i] = v;
+  VT_OMP_IF(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) x[i] = v;);
 }
 
 static float load_f32(vt_dtype t, const void *p, int64_t i) {
@@ -67,8 +67,8 @@ static void cpu_convert(vt_dtype from, vt_dtype to, int64_t n, const void *src, 
     for (int64_t i = 0; i < n; i++) ((int32_t *)dst)[i] = (int32_t)((const int64_t *)src)[i];
     return;
   }
-#pragma omp parallel for if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++) store_f32(to, dst, i, load_f32(from, src, i));
+  VT_OMP_IF(n > PAR_MIN, "omp parallel for",
+            for (int64_t i = 0; i < n; i++) store_f32(to, dst, i, load_f32(from, src, i)););
 }
 
 static void cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
@@ -104,37 +104,33 @@ static void cpu_binary(vt_binary_op op, const vt_bcast *bc, const float *a, cons
   int64_t rows, cols;
   bcast_rows(bc, &rows, &cols);
   int64_t la = bc->ndim ? bc->sa[bc->ndim - 1] : 0, lb = bc->ndim ? bc->sb[bc->ndim - 1] : 0;
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    int64_t oa, ob;
-    row_offsets(bc, r, &oa, &ob);
-    const float *pa = a + oa, *pb = b + ob;
-    float *po = out + r * cols;
-    if (la == 1 && lb == 1) {
-      /* omp simd: out may be a or b (in place) but never a shifted view of them, and GCC's
-       * -O2 cost model does not add the alias checks it would need to vectorise otherwise. */
-      switch (op) {
-      case VT_BIN_ADD:
-#pragma omp simd
-        for (int64_t j = 0; j < cols; j++) po[j] = pa[j] + pb[j];
-        break;
-      case VT_BIN_SUB:
-#pragma omp simd
-        for (int64_t j = 0; j < cols; j++) po[j] = pa[j] - pb[j];
-        break;
-      case VT_BIN_MUL:
-#pragma omp simd
-        for (int64_t j = 0; j < cols; j++) po[j] = pa[j] * pb[j];
-        break;
-      default:
-#pragma omp simd
-        for (int64_t j = 0; j < cols; j++) po[j] = pa[j] / pb[j];
-        break;
-      }
-    } else {
-      for (int64_t j = 0; j < cols; j++) po[j] = vt_binary_f(op, pa[j * la], pb[j * lb]);
-    }
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        int64_t oa, ob;
+        row_offsets(bc, r, &oa, &ob);
+        const float *pa = a + oa, *pb = b + ob;
+        float *po = out + r * cols;
+        if (la == 1 && lb == 1) {
+          /* omp simd: out may be a or b (in place) but never a shifted view of them, and GCC's
+           * -O2 cost model does not add the alias checks it would need to vectorise otherwise. */
+          switch (op) {
+          case VT_BIN_ADD:
+            _Pragma("omp simd") for (int64_t j = 0; j < cols; j++) po[j] = pa[j] + pb[j];
+            break;
+          case VT_BIN_SUB:
+            _Pragma("omp simd") for (int64_t j = 0; j < cols; j++) po[j] = pa[j] - pb[j];
+            break;
+          case VT_BIN_MUL:
+            _Pragma("omp simd") for (int64_t j = 0; j < cols; j++) po[j] = pa[j] * pb[j];
+            break;
+          default:
+            _Pragma("omp simd") for (int64_t j = 0; j < cols; j++) po[j] = pa[j] / pb[j];
+            break;
+          }
+        } else {
+          for (int64_t j = 0; j < cols; j++) po[j] = vt_binary_f(op, pa[j * la], pb[j * lb]);
+        }
+      });
 }
 
 /* Whether distinct output rows write distinct rows of the operand with strides s. */
@@ -152,29 +148,27 @@ static void grad_into(vt_binary_op op, int which, const vt_bcast *bc, const floa
   int64_t la = bc->ndim ? bc->sa[bc->ndim - 1] : 0, lb = bc->ndim ? bc->sb[bc->ndim - 1] : 0;
   int64_t ld = which ? lb : la;
   bool par = rows_distinct(bc, s) && rows * cols > PAR_MIN;
-#pragma omp parallel for if (par)
-  for (int64_t r = 0; r < rows; r++) {
-    int64_t oa, ob;
-    row_offsets(bc, r, &oa, &ob);
-    const float *pa = a + oa, *pb = b + ob, *pd = dout + r * cols;
-    float *pt = dst + (which ? ob : oa);
-    if (ld == 1 && (op == VT_BIN_ADD || (op == VT_BIN_SUB && !which))) {
-#pragma omp simd
-      for (int64_t j = 0; j < cols; j++) pt[j] += pd[j];
-    } else if (op == VT_BIN_MUL && la == 1 && lb == 1) { /* the SwiGLU product's backward */
-      const float *po = which ? pa : pb;
-#pragma omp simd
-      for (int64_t j = 0; j < cols; j++) pt[j] += pd[j] * po[j];
-    } else if (ld == 0) {
-      float acc = 0;
-      for (int64_t j = 0; j < cols; j++)
-        acc += vt_binary_grad(op, which, pa[j * la], pb[j * lb], pd[j]);
-      pt[0] += acc;
-    } else {
-      for (int64_t j = 0; j < cols; j++)
-        pt[j] += vt_binary_grad(op, which, pa[j * la], pb[j * lb], pd[j]);
-    }
-  }
+  VT_OMP_IF(
+      par, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        int64_t oa, ob;
+        row_offsets(bc, r, &oa, &ob);
+        const float *pa = a + oa, *pb = b + ob, *pd = dout + r * cols;
+        float *pt = dst + (which ? ob : oa);
+        if (ld == 1 && (op == VT_BIN_ADD || (op == VT_BIN_SUB && !which))) {
+          _Pragma("omp simd") for (int64_t j = 0; j < cols; j++) pt[j] += pd[j];
+        } else if (op == VT_BIN_MUL && la == 1 && lb == 1) { /* the SwiGLU product's backward */
+          const float *po = which ? pa : pb;
+          _Pragma("omp simd") for (int64_t j = 0; j < cols; j++) pt[j] += pd[j] * po[j];
+        } else if (ld == 0) {
+          float acc = 0;
+          for (int64_t j = 0; j < cols; j++)
+            acc += vt_binary_grad(op, which, pa[j * la], pb[j * lb], pd[j]);
+          pt[0] += acc;
+        } else {
+          for (int64_t j = 0; j < cols; j++)
+            pt[j] += vt_binary_grad(op, which, pa[j * la], pb[j * lb], pd[j]);
+        }
+      });
 }
 
 static void cpu_binary_backward(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
@@ -218,123 +212,124 @@ VT_SIMD_HOT void unary_backward_vec(vt_unary_op op, int64_t n, const float *x, c
 static void cpu_unary(vt_unary_op op, int64_t n, float alpha, const float *x, float *y) {
   if (unary_vectorised(op)) {
     int64_t nb = (n + VEC_BLOCK - 1) / VEC_BLOCK;
-#pragma omp parallel for if (n > PAR_MIN / 4)
-    for (int64_t b = 0; b < nb; b++) {
-      int64_t i = b * VEC_BLOCK, len = n - i < VEC_BLOCK ? n - i : VEC_BLOCK;
-      unary_vec(op, len, x + i, y + i);
-    }
+    VT_OMP_IF(
+        n > PAR_MIN / 4, "omp parallel for", for (int64_t b = 0; b < nb; b++) {
+          int64_t i = b * VEC_BLOCK, len = n - i < VEC_BLOCK ? n - i : VEC_BLOCK;
+          unary_vec(op, len, x + i, y + i);
+        });
     return;
   }
-#pragma omp parallel for if (n > PAR_MIN / 4)
-  for (int64_t i = 0; i < n; i++) y[i] = vt_unary_f(op, alpha, x[i]);
+  VT_OMP_IF(n > PAR_MIN / 4, "omp parallel for",
+            for (int64_t i = 0; i < n; i++) y[i] = vt_unary_f(op, alpha, x[i]););
 }
 
 static void cpu_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x,
                                const float *y, const float *dy, float *dx) {
   if (unary_vectorised(op) && (y || op != VT_UN_SIGMOID)) {
     int64_t nb = (n + VEC_BLOCK - 1) / VEC_BLOCK;
-#pragma omp parallel for if (n > PAR_MIN / 4)
-    for (int64_t b = 0; b < nb; b++) {
-      int64_t i = b * VEC_BLOCK, len = n - i < VEC_BLOCK ? n - i : VEC_BLOCK;
-      unary_backward_vec(op, len, x + i, y ? y + i : NULL, dy + i, dx + i);
-    }
+    VT_OMP_IF(
+        n > PAR_MIN / 4, "omp parallel for", for (int64_t b = 0; b < nb; b++) {
+          int64_t i = b * VEC_BLOCK, len = n - i < VEC_BLOCK ? n - i : VEC_BLOCK;
+          unary_backward_vec(op, len, x + i, y ? y + i : NULL, dy + i, dx + i);
+        });
     return;
   }
-#pragma omp parallel for if (n > PAR_MIN / 4)
-  for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * vt_unary_df(op, alpha, x[i], y ? y[i] : 0.0f);
+  VT_OMP_IF(n > PAR_MIN / 4, "omp parallel for",
+            for (int64_t i = 0; i < n; i++) dx[i] +=
+            dy[i] * vt_unary_df(op, alpha, x[i], y ? y[i] : 0.0f););
 }
 
 static void cpu_axpy(int64_t n, float alpha, const float *x, float *y) {
-#pragma omp parallel for simd if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+  VT_OMP_IF(n > PAR_MIN, "omp parallel for simd",
+            for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];);
 }
 
 static void cpu_reduce(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, const float *x,
                        float *y, int32_t *arg) {
-#pragma omp parallel for if (outer * len * inner > PAR_MIN)
-  for (int64_t o = 0; o < outer; o++) {
-    const float *px = x + o * len * inner;
-    float *py = y + o * inner;
-    if (op == VT_RED_MAX) {
-      int32_t *pa = arg + o * inner;
-      for (int64_t j = 0; j < inner; j++) {
-        py[j] = px[j];
-        pa[j] = 0;
-      }
-      for (int64_t l = 1; l < len; l++)
-        for (int64_t j = 0; j < inner; j++) /* NaN wins, as in torch.max */
-          if (!(px[l * inner + j] <= py[j]) && !isnan(py[j])) {
-            py[j] = px[l * inner + j];
-            pa[j] = (int32_t)l;
+  VT_OMP_IF(
+      outer * len * inner > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < outer; o++) {
+        const float *px = x + o * len * inner;
+        float *py = y + o * inner;
+        if (op == VT_RED_MAX) {
+          int32_t *pa = arg + o * inner;
+          for (int64_t j = 0; j < inner; j++) {
+            py[j] = px[j];
+            pa[j] = 0;
           }
-    } else {
-      double scale = op == VT_RED_MEAN ? 1.0 / (double)len : 1.0;
-      for (int64_t j = 0; j < inner; j++) py[j] = 0;
-      if (inner == 1) {
-        double acc = 0;
-        for (int64_t l = 0; l < len; l++) acc += px[l];
-        py[0] = (float)(acc * scale);
-      } else {
-        for (int64_t l = 0; l < len; l++)
-          for (int64_t j = 0; j < inner; j++) py[j] += px[l * inner + j];
-        for (int64_t j = 0; j < inner; j++) py[j] = (float)(py[j] * scale);
-      }
-    }
-  }
+          for (int64_t l = 1; l < len; l++)
+            for (int64_t j = 0; j < inner; j++) /* NaN wins, as in torch.max */
+              if (!(px[l * inner + j] <= py[j]) && !isnan(py[j])) {
+                py[j] = px[l * inner + j];
+                pa[j] = (int32_t)l;
+              }
+        } else {
+          double scale = op == VT_RED_MEAN ? 1.0 / (double)len : 1.0;
+          for (int64_t j = 0; j < inner; j++) py[j] = 0;
+          if (inner == 1) {
+            double acc = 0;
+            for (int64_t l = 0; l < len; l++) acc += px[l];
+            py[0] = (float)(acc * scale);
+          } else {
+            for (int64_t l = 0; l < len; l++)
+              for (int64_t j = 0; j < inner; j++) py[j] += px[l * inner + j];
+            for (int64_t j = 0; j < inner; j++) py[j] = (float)(py[j] * scale);
+          }
+        }
+      });
 }
 
 static void cpu_reduce_backward(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
                                 const float *dy, const int32_t *arg, float *dx) {
   float scale = op == VT_RED_MEAN ? 1.0f / (float)len : 1.0f;
-#pragma omp parallel for if (outer * len * inner > PAR_MIN)
-  for (int64_t o = 0; o < outer; o++) {
-    float *px = dx + o * len * inner;
-    const float *py = dy + o * inner;
-    if (op == VT_RED_MAX) {
-      const int32_t *pa = arg + o * inner;
-      for (int64_t j = 0; j < inner; j++) px[(int64_t)pa[j] * inner + j] += py[j];
-    } else {
-      for (int64_t l = 0; l < len; l++)
-        for (int64_t j = 0; j < inner; j++) px[l * inner + j] += py[j] * scale;
-    }
-  }
+  VT_OMP_IF(
+      outer * len * inner > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < outer; o++) {
+        float *px = dx + o * len * inner;
+        const float *py = dy + o * inner;
+        if (op == VT_RED_MAX) {
+          const int32_t *pa = arg + o * inner;
+          for (int64_t j = 0; j < inner; j++) px[(int64_t)pa[j] * inner + j] += py[j];
+        } else {
+          for (int64_t l = 0; l < len; l++)
+            for (int64_t j = 0; j < inner; j++) px[l * inner + j] += py[j] * scale;
+        }
+      });
 }
 
 static void cpu_softmax(bool log, int64_t rows, int64_t cols, const float *x, float *y) {
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *px = x + r * cols;
-    float *py = y + r * cols;
-    float m = -INFINITY;
-    for (int64_t j = 0; j < cols; j++) m = px[j] > m ? px[j] : m;
-    if (m == -INFINITY) m = 0; /* a fully masked row: avoid inf - inf */
-    double s = 0;
-    for (int64_t j = 0; j < cols; j++) s += exp((double)(px[j] - m));
-    if (log) {
-      float lse = m + (float)logf((float)s);
-      for (int64_t j = 0; j < cols; j++) py[j] = px[j] - lse;
-    } else {
-      float inv = (float)(1.0 / s);
-      for (int64_t j = 0; j < cols; j++) py[j] = expf(px[j] - m) * inv;
-    }
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *px = x + r * cols;
+        float *py = y + r * cols;
+        float m = -INFINITY;
+        for (int64_t j = 0; j < cols; j++) m = px[j] > m ? px[j] : m;
+        if (m == -INFINITY) m = 0; /* a fully masked row: avoid inf - inf */
+        double s = 0;
+        for (int64_t j = 0; j < cols; j++) s += exp((double)(px[j] - m));
+        if (log) {
+          float lse = m + (float)logf((float)s);
+          for (int64_t j = 0; j < cols; j++) py[j] = px[j] - lse;
+        } else {
+          float inv = (float)(1.0 / s);
+          for (int64_t j = 0; j < cols; j++) py[j] = expf(px[j] - m) * inv;
+        }
+      });
 }
 
 static void cpu_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y,
                                  const float *dy, float *dx) {
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *py = y + r * cols, *pdy = dy + r * cols;
-    float *pdx = dx + r * cols;
-    double s = 0;
-    if (log) {
-      for (int64_t j = 0; j < cols; j++) s += pdy[j];
-      for (int64_t j = 0; j < cols; j++) pdx[j] += pdy[j] - expf(py[j]) * (float)s;
-    } else {
-      for (int64_t j = 0; j < cols; j++) s += (double)pdy[j] * py[j];
-      for (int64_t j = 0; j < cols; j++) pdx[j] += py[j] * (pdy[j] - (float)s);
-    }
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *py = y + r * cols, *pdy = dy + r * cols;
+        float *pdx = dx + r * cols;
+        double s = 0;
+        if (log) {
+          for (int64_t j = 0; j < cols; j++) s += pdy[j];
+          for (int64_t j = 0; j < cols; j++) pdx[j] += pdy[j] - expf(py[j]) * (float)s;
+        } else {
+          for (int64_t j = 0; j < cols; j++) s += (double)pdy[j] * py[j];
+          for (int64_t j = 0; j < cols; j++) pdx[j] += py[j] * (pdy[j] - (float)s);
+        }
+      });
 }
 
 static void cpu_strided_copy(int ndim, const int64_t *shape, const void *src,
@@ -343,37 +338,36 @@ static void cpu_strided_copy(int ndim, const int64_t *shape, const void *src,
   int64_t cols = ndim ? shape[ndim - 1] : 1, rows = 1;
   for (int d = 0; d + 1 < ndim; d++) rows *= shape[d];
   int64_t ls = ndim ? src_strides[ndim - 1] : 0, ld = ndim ? dst_strides[ndim - 1] : 0;
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    int64_t os = 0, od = 0, rr = r;
-    for (int d = ndim - 2; d >= 0; d--) {
-      int64_t c = rr % shape[d];
-      rr /= shape[d];
-      os += c * src_strides[d];
-      od += c * dst_strides[d];
-    }
-    if (accumulate) {
-      const float *s = (const float *)src + os;
-      float *t = (float *)dst + od;
-      for (int64_t j = 0; j < cols; j++) t[j * ld] += s[j * ls];
-    } else if (ls == 1 && ld == 1) {
-      memcpy((char *)dst + od * (int64_t)elem_size, (const char *)src + os * (int64_t)elem_size,
-             (size_t)cols * elem_size);
-    } else {
-      for (int64_t j = 0; j < cols; j++)
-        memcpy((char *)dst + (od + j * ld) * (int64_t)elem_size,
-               (const char *)src + (os + j * ls) * (int64_t)elem_size, elem_size);
-    }
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        int64_t os = 0, od = 0, rr = r;
+        for (int d = ndim - 2; d >= 0; d--) {
+          int64_t c = rr % shape[d];
+          rr /= shape[d];
+          os += c * src_strides[d];
+          od += c * dst_strides[d];
+        }
+        if (accumulate) {
+          const float *s = (const float *)src + os;
+          float *t = (float *)dst + od;
+          for (int64_t j = 0; j < cols; j++) t[j * ld] += s[j * ls];
+        } else if (ls == 1 && ld == 1) {
+          memcpy((char *)dst + od * (int64_t)elem_size, (const char *)src + os * (int64_t)elem_size,
+                 (size_t)cols * elem_size);
+        } else {
+          for (int64_t j = 0; j < cols; j++)
+            memcpy((char *)dst + (od + j * ld) * (int64_t)elem_size,
+                   (const char *)src + (os + j * ls) * (int64_t)elem_size, elem_size);
+        }
+      });
 }
 
 static void cpu_index_select(int64_t outer, int64_t n_src, int64_t inner, const float *src,
                              const int32_t *idx, int64_t n_idx, float *dst) {
-#pragma omp parallel for collapse(2) if (outer * n_idx * inner > PAR_MIN)
-  for (int64_t o = 0; o < outer; o++)
-    for (int64_t i = 0; i < n_idx; i++)
-      memcpy(dst + (o * n_idx + i) * inner, src + (o * n_src + idx[i]) * inner,
-             (size_t)inner * sizeof(float));
+  VT_OMP_IF(outer * n_idx * inner > PAR_MIN, "omp parallel for collapse(2)",
+            for (int64_t o = 0; o < outer; o++) for (int64_t i = 0; i < n_idx; i++)
+                memcpy(dst + (o * n_idx + i) * inner, src + (o * n_src + idx[i]) * inner,
+                       (size_t)inner * sizeof(float)););
 }
 
 static void cpu_index_add(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
@@ -381,16 +375,16 @@ static void cpu_index_add(int64_t outer, int64_t n_dst, int64_t inner, const flo
   /* Repeated indices add into the same row: split the work by columns, not by index. */
   int64_t block = 256;
   int64_t n_blocks = (inner + block - 1) / block;
-#pragma omp parallel for collapse(2) if (outer * n_idx * inner > PAR_MIN)
-  for (int64_t o = 0; o < outer; o++)
-    for (int64_t jb = 0; jb < n_blocks; jb++) {
-      int64_t j0 = jb * block, j1 = j0 + block < inner ? j0 + block : inner;
-      for (int64_t i = 0; i < n_idx; i++) {
-        const float *s = src + (o * n_idx + i) * inner;
-        float *d = dst + (o * n_dst + idx[i]) * inner;
-        for (int64_t j = j0; j < j1; j++) d[j] += s[j];
-      }
-    }
+  VT_OMP_IF(
+      outer * n_idx * inner > PAR_MIN, "omp parallel for collapse(2)",
+      for (int64_t o = 0; o < outer; o++) for (int64_t jb = 0; jb < n_blocks; jb++) {
+        int64_t j0 = jb * block, j1 = j0 + block < inner ? j0 + block : inner;
+        for (int64_t i = 0; i < n_idx; i++) {
+          const float *s = src + (o * n_idx + i) * inner;
+          float *d = dst + (o * n_dst + idx[i]) * inner;
+          for (int64_t j = j0; j < j1; j++) d[j] += s[j];
+        }
+      });
 }
 
 static void cpu_index_copy(int64_t outer, int64_t n_dst, int64_t inner, const float *src,

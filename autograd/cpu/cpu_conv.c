@@ -1,6 +1,7 @@
 /* CPU kernels of the conv family: im2col over chunks of output positions plus one OpenBLAS
  * sgemm per (sample, group, chunk). The unfold loops use OpenMP; the sgemm calls are made
  * outside any parallel region so OpenBLAS can use the same pool. */
+#include "autograd/cpu/cpu_par.h"
 #include <cblas.h>
 
 #include "autograd/kernels_conv.h"
@@ -16,44 +17,45 @@ static bool is_direct(const vt_conv_geom *g) {
 /* col[r, q] = x[ci, iy, ix] for r = (ci, ky, kx) and output position p0 + q (zero outside). */
 static void im2col(const vt_conv_geom *g, const float *x, int64_t p0, int64_t np, float *col) {
   int64_t rows = g->cin / g->groups * g->kh * g->kw;
-#pragma omp parallel for if (rows * np > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    int64_t ci = r / (g->kh * g->kw), ky = r / g->kw % g->kh, kx = r % g->kw;
-    const float *xc = x + ci * g->h * g->w;
-    float *dst = col + r * np;
-    int64_t oy = p0 / g->ow, ox = p0 % g->ow;
-    for (int64_t q = 0; q < np; q++) {
-      int64_t iy = oy * g->sh - g->ph + ky * g->dh, ix = ox * g->sw - g->pw + kx * g->dw;
-      dst[q] = (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) ? xc[iy * g->w + ix] : 0.0f;
-      if (++ox == g->ow) {
-        ox = 0;
-        oy++;
-      }
-    }
-  }
+  VT_OMP_IF(
+      rows * np > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        int64_t ci = r / (g->kh * g->kw), ky = r / g->kw % g->kh, kx = r % g->kw;
+        const float *xc = x + ci * g->h * g->w;
+        float *dst = col + r * np;
+        int64_t oy = p0 / g->ow, ox = p0 % g->ow;
+        for (int64_t q = 0; q < np; q++) {
+          int64_t iy = oy * g->sh - g->ph + ky * g->dh, ix = ox * g->sw - g->pw + kx * g->dw;
+          dst[q] = (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) ? xc[iy * g->w + ix] : 0.0f;
+          if (++ox == g->ow) {
+            ox = 0;
+            oy++;
+          }
+        }
+      });
 }
 
 /* The adjoint of im2col: dx[ci, iy, ix] += col[r, q]. Parallel over input channels, which
  * write disjoint planes of dx. */
 static void col2im(const vt_conv_geom *g, const float *col, int64_t p0, int64_t np, float *dx) {
   int64_t cin_g = g->cin / g->groups;
-#pragma omp parallel for if (cin_g * g->kh * g->kw * np > PAR_MIN)
-  for (int64_t ci = 0; ci < cin_g; ci++) {
-    float *xc = dx + ci * g->h * g->w;
-    for (int64_t ky = 0; ky < g->kh; ky++)
-      for (int64_t kx = 0; kx < g->kw; kx++) {
-        const float *src = col + ((ci * g->kh + ky) * g->kw + kx) * np;
-        int64_t oy = p0 / g->ow, ox = p0 % g->ow;
-        for (int64_t q = 0; q < np; q++) {
-          int64_t iy = oy * g->sh - g->ph + ky * g->dh, ix = ox * g->sw - g->pw + kx * g->dw;
-          if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) xc[iy * g->w + ix] += src[q];
-          if (++ox == g->ow) {
-            ox = 0;
-            oy++;
+  VT_OMP_IF(
+      cin_g * g->kh * g->kw * np > PAR_MIN, "omp parallel for",
+      for (int64_t ci = 0; ci < cin_g; ci++) {
+        float *xc = dx + ci * g->h * g->w;
+        for (int64_t ky = 0; ky < g->kh; ky++)
+          for (int64_t kx = 0; kx < g->kw; kx++) {
+            const float *src = col + ((ci * g->kh + ky) * g->kw + kx) * np;
+            int64_t oy = p0 / g->ow, ox = p0 % g->ow;
+            for (int64_t q = 0; q < np; q++) {
+              int64_t iy = oy * g->sh - g->ph + ky * g->dh, ix = ox * g->sw - g->pw + kx * g->dw;
+              if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) xc[iy * g->w + ix] += src[q];
+              if (++ox == g->ow) {
+                ox = 0;
+                oy++;
+              }
+            }
           }
-        }
-      }
-  }
+      });
 }
 
 /* Sizes shared by the three kernels: per-group channels, unfolded rows, planes, chunk. */
@@ -133,24 +135,24 @@ static void cpu_conv_backward_weight(const vt_conv_geom *g, const float *x, cons
 }
 
 static void cpu_bias_add(int64_t n, int64_t c, int64_t s, const float *bias, float *y) {
-#pragma omp parallel for if (n * c * s > PAR_MIN)
-  for (int64_t r = 0; r < n * c; r++) {
-    float b = bias[r % c];
-    float *py = y + r * s;
-    for (int64_t j = 0; j < s; j++) py[j] += b;
-  }
+  VT_OMP_IF(
+      n * c * s > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < n * c; r++) {
+        float b = bias[r % c];
+        float *py = y + r * s;
+        for (int64_t j = 0; j < s; j++) py[j] += b;
+      });
 }
 
 static void cpu_bias_backward(int64_t n, int64_t c, int64_t s, const float *dy, float *db) {
-#pragma omp parallel for if (n * c * s > PAR_MIN)
-  for (int64_t ch = 0; ch < c; ch++) {
-    double acc = 0;
-    for (int64_t i = 0; i < n; i++) {
-      const float *pd = dy + (i * c + ch) * s;
-      for (int64_t j = 0; j < s; j++) acc += pd[j];
-    }
-    db[ch] += (float)acc;
-  }
+  VT_OMP_IF(
+      n * c * s > PAR_MIN, "omp parallel for", for (int64_t ch = 0; ch < c; ch++) {
+        double acc = 0;
+        for (int64_t i = 0; i < n; i++) {
+          const float *pd = dy + (i * c + ch) * s;
+          for (int64_t j = 0; j < s; j++) acc += pd[j];
+        }
+        db[ch] += (float)acc;
+      });
 }
 
 const struct vt_conv_kernels vt_cpu_conv_kernels = {

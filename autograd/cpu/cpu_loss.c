@@ -1,6 +1,7 @@
 /* CPU kernels of the loss family: cross-entropy rows, CTC (log-space forward-backward in
  * double, samples spread over threads), L1/MSE and cosine. Sums run in double. The
  * cross-entropy rows (an LM head's [rows x vocab] logits) use cpu_vexp.h's simd exp. */
+#include "autograd/cpu/cpu_par.h"
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -40,20 +41,21 @@ VT_SIMD_HOT void ce_row_softmax(const float *x, int64_t cols, float l, float fw,
 static void cpu_ce_forward(int64_t rows, int64_t cols, const float *logits, const int32_t *target,
                            int32_t ignore_index, const float *class_w, float *lse, float *nll,
                            float *wrow) {
-#pragma omp parallel for schedule(static) if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *x = logits + r * cols;
-    float l = ce_row_lse(x, cols);
-    lse[r] = l;
-    int32_t t = target[r];
-    if (t == ignore_index) {
-      nll[r] = wrow[r] = 0;
-    } else {
-      float w = class_w ? class_w[t] : 1.0f;
-      wrow[r] = w;
-      nll[r] = w * (l - x[t]);
-    }
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for schedule(static)",
+      for (int64_t r = 0; r < rows; r++) {
+        const float *x = logits + r * cols;
+        float l = ce_row_lse(x, cols);
+        lse[r] = l;
+        int32_t t = target[r];
+        if (t == ignore_index) {
+          nll[r] = wrow[r] = 0;
+        } else {
+          float w = class_w ? class_w[t] : 1.0f;
+          wrow[r] = w;
+          nll[r] = w * (l - x[t]);
+        }
+      });
 }
 
 static void cpu_ce_backward(int64_t rows, int64_t cols, const float *logits, const int32_t *target,
@@ -61,19 +63,20 @@ static void cpu_ce_backward(int64_t rows, int64_t cols, const float *logits, con
                             const float *gout, const float *denom, float *dlogits,
                             bool accumulate) {
   float d = denom ? denom[0] : 1.0f, f = d != 0 ? gout[0] / d : 0.0f;
-#pragma omp parallel for schedule(static) if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *x = logits + r * cols;
-    float *dx = dlogits + r * cols;
-    int32_t t = target[r];
-    if (t == ignore_index || f == 0) {
-      if (!accumulate) memset(dx, 0, sizeof(float) * (size_t)cols);
-      continue;
-    }
-    float fw = f * (class_w ? class_w[t] : 1.0f);
-    ce_row_softmax(x, cols, lse[r], fw, dx, accumulate);
-    dx[t] -= fw;
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for schedule(static)",
+      for (int64_t r = 0; r < rows; r++) {
+        const float *x = logits + r * cols;
+        float *dx = dlogits + r * cols;
+        int32_t t = target[r];
+        if (t == ignore_index || f == 0) {
+          if (!accumulate) memset(dx, 0, sizeof(float) * (size_t)cols);
+          continue;
+        }
+        float fw = f * (class_w ? class_w[t] : 1.0f);
+        ce_row_softmax(x, cols, lse[r], fw, dx, accumulate);
+        dx[t] -= fw;
+      });
 }
 
 static void cpu_ratio_sum(int64_t n, const float *num, const float *den, float *out,
@@ -115,61 +118,64 @@ static void cpu_ctc_forward(int64_t B, int64_t T, int64_t C, int64_t S, const fl
                             const int32_t *targets, const int32_t *in_len, const int32_t *tgt_len,
                             int32_t blank, float *nll, float *grad, void *work) {
   const int64_t Lmax = 2 * S + 1;
-#pragma omp parallel for schedule(dynamic) num_threads(ctc_threads(B)) if (B * T * Lmax > 16384)
-  for (int64_t b = 0; b < B; b++) {
-    const float *lp = log_probs + b * T * C;
-    const int32_t *y = targets + b * S;
-    const int64_t Tb = in_len[b], U = tgt_len[b], L = 2 * U + 1;
-    double *alpha = (double *)work + omp_get_thread_num() * T * Lmax * 2, *beta = alpha + T * Lmax;
+/* (macros: a directive cannot sit inside the VT_OMP_IF argument) */
 #define LAB(s) ((s) % 2 ? y[(s) / 2] : blank)
-    /* may s also come from s - 2 (skipping a blank between two different labels)? */
+/* may s also come from s - 2 (skipping a blank between two different labels)? */
 #define SKIP(s) ((s) >= 2 && (s) % 2 && y[(s) / 2] != y[(s) / 2 - 1])
-    double ll = -INFINITY;
-    if (Tb > 0) {
-      for (int64_t s = 0; s < L; s++) alpha[s] = s < 2 ? lp[LAB(s)] : -INFINITY;
-      for (int64_t t = 1; t < Tb; t++) {
-        const double *ap = alpha + (t - 1) * Lmax;
-        double *a = alpha + t * Lmax;
-        for (int64_t s = 0; s < L; s++) {
-          double v = ap[s];
-          if (s >= 1) v = logaddexp(v, ap[s - 1]);
-          if (SKIP(s)) v = logaddexp(v, ap[s - 2]);
-          a[s] = v + lp[t * C + LAB(s)];
+  VT_OMP_IF(
+      B * T * Lmax > 16384, "omp parallel for schedule(dynamic) num_threads(ctc_threads(B))",
+      for (int64_t b = 0; b < B; b++) {
+        const float *lp = log_probs + b * T * C;
+        const int32_t *y = targets + b * S;
+        const int64_t Tb = in_len[b], U = tgt_len[b], L = 2 * U + 1;
+        double *alpha = (double *)work + omp_get_thread_num() * T * Lmax * 2,
+               *beta = alpha + T * Lmax;
+        double ll = -INFINITY;
+        if (Tb > 0) {
+          for (int64_t s = 0; s < L; s++) alpha[s] = s < 2 ? lp[LAB(s)] : -INFINITY;
+          for (int64_t t = 1; t < Tb; t++) {
+            const double *ap = alpha + (t - 1) * Lmax;
+            double *a = alpha + t * Lmax;
+            for (int64_t s = 0; s < L; s++) {
+              double v = ap[s];
+              if (s >= 1) v = logaddexp(v, ap[s - 1]);
+              if (SKIP(s)) v = logaddexp(v, ap[s - 2]);
+              a[s] = v + lp[t * C + LAB(s)];
+            }
+          }
+          const double *al = alpha + (Tb - 1) * Lmax;
+          ll = logaddexp(al[L - 1], L >= 2 ? al[L - 2] : -INFINITY);
+        } else if (U == 0) {
+          ll = 0; /* the empty alignment of an empty target */
         }
-      }
-      const double *al = alpha + (Tb - 1) * Lmax;
-      ll = logaddexp(al[L - 1], L >= 2 ? al[L - 2] : -INFINITY);
-    } else if (U == 0) {
-      ll = 0; /* the empty alignment of an empty target */
-    }
-    nll[b] = (float)-ll;
-    if (!grad) continue;
-    float *g = grad + b * T * C;
-    memset(g, 0, sizeof(float) * (size_t)(T * C));
-    if (ll == -INFINITY || Tb == 0) continue;
-    double *bl = beta + (Tb - 1) * Lmax;
-    for (int64_t s = 0; s < L; s++) bl[s] = s >= L - 2 ? lp[(Tb - 1) * C + LAB(s)] : -INFINITY;
-    for (int64_t t = Tb - 2; t >= 0; t--) {
-      const double *bn = beta + (t + 1) * Lmax;
-      double *bt = beta + t * Lmax;
-      for (int64_t s = 0; s < L; s++) {
-        double v = bn[s];
-        if (s + 1 < L) v = logaddexp(v, bn[s + 1]);
-        if (s + 2 < L && SKIP(s + 2)) v = logaddexp(v, bn[s + 2]);
-        bt[s] = v + lp[t * C + LAB(s)];
-      }
-    }
-    /* d nll / d lp[t, c] = -sum_{s: l'_s = c} alpha_t(s) beta_t(s) / (p y_t(c)); both alpha
-     * and beta include y_t(c), so one exp per lattice node, each term <= 1. */
-    for (int64_t t = 0; t < Tb; t++)
-      for (int64_t s = 0; s < L; s++) {
-        int32_t c = LAB(s);
-        double e = alpha[t * Lmax + s] + beta[t * Lmax + s] - ll - lp[t * C + c];
-        if (e > -INFINITY) g[t * C + c] -= (float)exp(e);
-      }
+        nll[b] = (float)-ll;
+        if (!grad) continue;
+        float *g = grad + b * T * C;
+        memset(g, 0, sizeof(float) * (size_t)(T * C));
+        if (ll == -INFINITY || Tb == 0) continue;
+        double *bl = beta + (Tb - 1) * Lmax;
+        for (int64_t s = 0; s < L; s++) bl[s] = s >= L - 2 ? lp[(Tb - 1) * C + LAB(s)] : -INFINITY;
+        for (int64_t t = Tb - 2; t >= 0; t--) {
+          const double *bn = beta + (t + 1) * Lmax;
+          double *bt = beta + t * Lmax;
+          for (int64_t s = 0; s < L; s++) {
+            double v = bn[s];
+            if (s + 1 < L) v = logaddexp(v, bn[s + 1]);
+            if (s + 2 < L && SKIP(s + 2)) v = logaddexp(v, bn[s + 2]);
+            bt[s] = v + lp[t * C + LAB(s)];
+          }
+        }
+        /* d nll / d lp[t, c] = -sum_{s: l'_s = c} alpha_t(s) beta_t(s) / (p y_t(c)); both alpha
+         * and beta include y_t(c), so one exp per lattice node, each term <= 1. */
+        for (int64_t t = 0; t < Tb; t++)
+          for (int64_t s = 0; s < L; s++) {
+            int32_t c = LAB(s);
+            double e = alpha[t * Lmax + s] + beta[t * Lmax + s] - ll - lp[t * C + c];
+            if (e > -INFINITY) g[t * C + c] -= (float)exp(e);
+          }
+      });
 #undef LAB
 #undef SKIP
-  }
 }
 
 static void cpu_ctc_reduce(int64_t B, const float *nll, const int32_t *tgt_len, bool mean,
@@ -186,12 +192,12 @@ static void cpu_ctc_reduce(int64_t B, const float *nll, const int32_t *tgt_len, 
 
 static void cpu_scale_rows_acc(int64_t B, int64_t n, const float *factor, const float *gout,
                                const float *src, float *dst) {
-#pragma omp parallel for if (B * n > PAR_MIN)
-  for (int64_t b = 0; b < B; b++) {
-    float f = gout[0] * factor[b];
-    if (f == 0) continue;
-    for (int64_t i = 0; i < n; i++) dst[b * n + i] += f * src[b * n + i];
-  }
+  VT_OMP_IF(
+      B * n > PAR_MIN, "omp parallel for", for (int64_t b = 0; b < B; b++) {
+        float f = gout[0] * factor[b];
+        if (f == 0) continue;
+        for (int64_t i = 0; i < n; i++) dst[b * n + i] += f * src[b * n + i];
+      });
 }
 
 /* Sums split into a fixed number of blocks (set by n, not by the thread count) and added in
@@ -202,16 +208,16 @@ static void cpu_dist_forward(vt_dist_kind kind, int64_t n, const float *a, const
                              float scale, float *out) {
   double part[SUM_BLOCKS] = {0}, s = 0;
   int64_t per = (n + SUM_BLOCKS - 1) / SUM_BLOCKS;
-#pragma omp parallel for if (n > PAR_MIN)
-  for (int blk = 0; blk < SUM_BLOCKS; blk++) {
-    int64_t end = (blk + 1) * per < n ? (blk + 1) * per : n;
-    double t = 0;
-    for (int64_t i = blk * per; i < end; i++) {
-      double d = (double)a[i] - b[i];
-      t += kind == VT_DIST_L1 ? fabs(d) : d * d;
-    }
-    part[blk] = t;
-  }
+  VT_OMP_IF(
+      n > PAR_MIN, "omp parallel for", for (int blk = 0; blk < SUM_BLOCKS; blk++) {
+        int64_t end = (blk + 1) * per < n ? (blk + 1) * per : n;
+        double t = 0;
+        for (int64_t i = blk * per; i < end; i++) {
+          double d = (double)a[i] - b[i];
+          t += kind == VT_DIST_L1 ? fabs(d) : d * d;
+        }
+        part[blk] = t;
+      });
   for (int blk = 0; blk < SUM_BLOCKS; blk++) s += part[blk];
   out[0] = (float)(scale * s);
 }
@@ -220,26 +226,26 @@ static void cpu_dist_backward(vt_dist_kind kind, int64_t n, const float *a, cons
                               const float *gout, float scale_a, float scale_b, float *da,
                               float *db) {
   float g = gout[0];
-#pragma omp parallel for if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    float d = a[i] - b[i];
-    float f = kind == VT_DIST_L1 ? (float)((d > 0) - (d < 0)) : 2.0f * d;
-    if (da) da[i] += g * scale_a * f;
-    if (db) db[i] -= g * scale_b * f;
-  }
+  VT_OMP_IF(
+      n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) {
+        float d = a[i] - b[i];
+        float f = kind == VT_DIST_L1 ? (float)((d > 0) - (d < 0)) : 2.0f * d;
+        if (da) da[i] += g * scale_a * f;
+        if (db) db[i] -= g * scale_b * f;
+      });
 }
 
 static void cpu_cosine_forward(int64_t rows, int64_t dim, const float *a, const float *b, float eps,
                                float scale, float *cos, float *out) {
   double s = 0;
-#pragma omp parallel for if (rows * dim > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *x = a + r * dim, *y = b + r * dim;
-    double xy = 0, xx = 0, yy = 0;
-    for (int64_t j = 0; j < dim; j++)
-      xy += (double)x[j] * y[j], xx += (double)x[j] * x[j], yy += (double)y[j] * y[j];
-    cos[r] = (float)(xy / (fmax(sqrt(xx), eps) * fmax(sqrt(yy), eps)));
-  }
+  VT_OMP_IF(
+      rows * dim > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *x = a + r * dim, *y = b + r * dim;
+        double xy = 0, xx = 0, yy = 0;
+        for (int64_t j = 0; j < dim; j++)
+          xy += (double)x[j] * y[j], xx += (double)x[j] * x[j], yy += (double)y[j] * y[j];
+        cos[r] = (float)(xy / (fmax(sqrt(xx), eps) * fmax(sqrt(yy), eps)));
+      });
   for (int64_t r = 0; r < rows; r++) s += 1.0 - cos[r]; /* in order: deterministic */
   out[0] = (float)(scale * s);
 }
@@ -248,20 +254,20 @@ static void cpu_cosine_backward(int64_t rows, int64_t dim, const float *a, const
                                 float eps, float scale, const float *cos, const float *gout,
                                 float *da, float *db) {
   float g = -gout[0] * scale; /* d (1 - cos) = -d cos */
-#pragma omp parallel for if (rows * dim > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *x = a + r * dim, *y = b + r * dim;
-    double xx = 0, yy = 0;
-    for (int64_t j = 0; j < dim; j++) xx += (double)x[j] * x[j], yy += (double)y[j] * y[j];
-    double nx = sqrt(xx), ny = sqrt(yy), cx = fmax(nx, eps), cy = fmax(ny, eps), c = cos[r];
-    /* cos = (x / cx) . (y / cy) with cx = max(|x|, eps); as in PyTorch the clamp is not
-     * differentiated, so d cos / d x = y / (cx cy) - cos x / (cx |x|) (x / |x|^2 unclamped) */
-    double kx = nx > 0 ? c / (cx * nx) : 0, ky = ny > 0 ? c / (cy * ny) : 0;
-    for (int64_t j = 0; j < dim; j++) {
-      if (da) da[r * dim + j] += g * (float)(y[j] / (cx * cy) - kx * x[j]);
-      if (db) db[r * dim + j] += g * (float)(x[j] / (cx * cy) - ky * y[j]);
-    }
-  }
+  VT_OMP_IF(
+      rows * dim > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *x = a + r * dim, *y = b + r * dim;
+        double xx = 0, yy = 0;
+        for (int64_t j = 0; j < dim; j++) xx += (double)x[j] * x[j], yy += (double)y[j] * y[j];
+        double nx = sqrt(xx), ny = sqrt(yy), cx = fmax(nx, eps), cy = fmax(ny, eps), c = cos[r];
+        /* cos = (x / cx) . (y / cy) with cx = max(|x|, eps); as in PyTorch the clamp is not
+         * differentiated, so d cos / d x = y / (cx cy) - cos x / (cx |x|) (x / |x|^2 unclamped) */
+        double kx = nx > 0 ? c / (cx * nx) : 0, ky = ny > 0 ? c / (cy * ny) : 0;
+        for (int64_t j = 0; j < dim; j++) {
+          if (da) da[r * dim + j] += g * (float)(y[j] / (cx * cy) - kx * x[j]);
+          if (db) db[r * dim + j] += g * (float)(x[j] / (cx * cy) - ky * y[j]);
+        }
+      });
 }
 
 const struct vt_loss_kernels vt_cpu_loss_kernels = {

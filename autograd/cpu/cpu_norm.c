@@ -1,5 +1,6 @@
 /* CPU kernels of the norm family: OpenMP loops over rows (or channels), statistics in double so
  * long rows (a 3584-wide RMSNorm, a GroupNorm over a whole waveform) keep f32 accuracy. */
+#include "autograd/cpu/cpu_par.h"
 #include <math.h>
 #include <string.h>
 
@@ -14,119 +15,119 @@
 
 static void cpu_layer_norm(int64_t rows, int64_t cols, float eps, const float *x, const float *w,
                            const float *b, float *y, float *mean, float *rstd) {
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *px = x + r * cols;
-    float *py = y + r * cols;
-    double s = 0, ss = 0;
-    for (int64_t j = 0; j < cols; j++) s += px[j];
-    double m = s / (double)cols;
-    for (int64_t j = 0; j < cols; j++) {
-      double dlt = px[j] - m;
-      ss += dlt * dlt;
-    }
-    float fm = (float)m, rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
-    mean[r] = fm;
-    rstd[r] = rs;
-    for (int64_t j = 0; j < cols; j++) {
-      float v = (px[j] - fm) * rs;
-      if (w) v *= w[j];
-      if (b) v += b[j];
-      py[j] = v;
-    }
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *px = x + r * cols;
+        float *py = y + r * cols;
+        double s = 0, ss = 0;
+        for (int64_t j = 0; j < cols; j++) s += px[j];
+        double m = s / (double)cols;
+        for (int64_t j = 0; j < cols; j++) {
+          double dlt = px[j] - m;
+          ss += dlt * dlt;
+        }
+        float fm = (float)m, rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
+        mean[r] = fm;
+        rstd[r] = rs;
+        for (int64_t j = 0; j < cols; j++) {
+          float v = (px[j] - fm) * rs;
+          if (w) v *= w[j];
+          if (b) v += b[j];
+          py[j] = v;
+        }
+      });
 }
 
 static void cpu_layer_norm_backward(int64_t rows, int64_t cols, const float *x, const float *w,
                                     const float *mean, const float *rstd, const float *dy,
                                     float *dx, float *dw, float *db) {
   if (dx) {
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-      const float *px = x + r * cols, *pd = dy + r * cols;
-      float m = mean[r], rs = rstd[r];
-      double a = 0, bsum = 0; /* sum(g), sum(g * xhat) with g = dy * w */
-      for (int64_t j = 0; j < cols; j++) {
-        float g = w ? pd[j] * w[j] : pd[j];
-        a += g;
-        bsum += (double)g * ((px[j] - m) * rs);
-      }
-      float ma = (float)(a / (double)cols), mb = (float)(bsum / (double)cols);
-      float *pdx = dx + r * cols;
-      for (int64_t j = 0; j < cols; j++) {
-        float g = w ? pd[j] * w[j] : pd[j];
-        pdx[j] += rs * (g - ma - (px[j] - m) * rs * mb);
-      }
-    }
+    VT_OMP_IF(
+        rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+          const float *px = x + r * cols, *pd = dy + r * cols;
+          float m = mean[r], rs = rstd[r];
+          double a = 0, bsum = 0; /* sum(g), sum(g * xhat) with g = dy * w */
+          for (int64_t j = 0; j < cols; j++) {
+            float g = w ? pd[j] * w[j] : pd[j];
+            a += g;
+            bsum += (double)g * ((px[j] - m) * rs);
+          }
+          float ma = (float)(a / (double)cols), mb = (float)(bsum / (double)cols);
+          float *pdx = dx + r * cols;
+          for (int64_t j = 0; j < cols; j++) {
+            float g = w ? pd[j] * w[j] : pd[j];
+            pdx[j] += rs * (g - ma - (px[j] - m) * rs * mb);
+          }
+        });
   }
   if (dw || db) {
     int64_t nblk = (cols + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-    for (int64_t bk = 0; bk < nblk; bk++) {
-      int64_t j0 = bk * COL_BLOCK, j1 = j0 + COL_BLOCK < cols ? j0 + COL_BLOCK : cols;
-      double aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
-      for (int64_t r = 0; r < rows; r++) {
-        const float *px = x + r * cols, *pd = dy + r * cols;
-        float m = mean[r], rs = rstd[r];
-        for (int64_t j = j0; j < j1; j++) {
-          aw[j - j0] += (double)pd[j] * ((px[j] - m) * rs);
-          ab[j - j0] += pd[j];
-        }
-      }
-      for (int64_t j = j0; j < j1; j++) {
-        if (dw) dw[j] += (float)aw[j - j0];
-        if (db) db[j] += (float)ab[j - j0];
-      }
-    }
+    VT_OMP_IF(
+        rows * cols > PAR_MIN, "omp parallel for", for (int64_t bk = 0; bk < nblk; bk++) {
+          int64_t j0 = bk * COL_BLOCK, j1 = j0 + COL_BLOCK < cols ? j0 + COL_BLOCK : cols;
+          double aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
+          for (int64_t r = 0; r < rows; r++) {
+            const float *px = x + r * cols, *pd = dy + r * cols;
+            float m = mean[r], rs = rstd[r];
+            for (int64_t j = j0; j < j1; j++) {
+              aw[j - j0] += (double)pd[j] * ((px[j] - m) * rs);
+              ab[j - j0] += pd[j];
+            }
+          }
+          for (int64_t j = j0; j < j1; j++) {
+            if (dw) dw[j] += (float)aw[j - j0];
+            if (db) db[j] += (float)ab[j - j0];
+          }
+        });
   }
 }
 
 static void cpu_rms_norm(int64_t rows, int64_t cols, float eps, const float *x, const float *w,
                          float *y, float *rstd) {
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *px = x + r * cols;
-    float *py = y + r * cols;
-    double ss = 0;
-    for (int64_t j = 0; j < cols; j++) ss += (double)px[j] * px[j];
-    float rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
-    rstd[r] = rs;
-    for (int64_t j = 0; j < cols; j++) py[j] = w ? w[j] * (px[j] * rs) : px[j] * rs;
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *px = x + r * cols;
+        float *py = y + r * cols;
+        double ss = 0;
+        for (int64_t j = 0; j < cols; j++) ss += (double)px[j] * px[j];
+        float rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
+        rstd[r] = rs;
+        for (int64_t j = 0; j < cols; j++) py[j] = w ? w[j] * (px[j] * rs) : px[j] * rs;
+      });
 }
 
 static void cpu_rms_norm_backward(int64_t rows, int64_t cols, const float *x, const float *w,
                                   const float *rstd, const float *dy, float *dx, float *dw) {
   if (dx) {
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-      const float *px = x + r * cols, *pd = dy + r * cols;
-      float rs = rstd[r];
-      double bsum = 0; /* sum(g * xhat) */
-      for (int64_t j = 0; j < cols; j++) {
-        float g = w ? pd[j] * w[j] : pd[j];
-        bsum += (double)g * (px[j] * rs);
-      }
-      float mb = (float)(bsum / (double)cols);
-      float *pdx = dx + r * cols;
-      for (int64_t j = 0; j < cols; j++) {
-        float g = w ? pd[j] * w[j] : pd[j];
-        pdx[j] += rs * (g - px[j] * rs * mb);
-      }
-    }
+    VT_OMP_IF(
+        rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+          const float *px = x + r * cols, *pd = dy + r * cols;
+          float rs = rstd[r];
+          double bsum = 0; /* sum(g * xhat) */
+          for (int64_t j = 0; j < cols; j++) {
+            float g = w ? pd[j] * w[j] : pd[j];
+            bsum += (double)g * (px[j] * rs);
+          }
+          float mb = (float)(bsum / (double)cols);
+          float *pdx = dx + r * cols;
+          for (int64_t j = 0; j < cols; j++) {
+            float g = w ? pd[j] * w[j] : pd[j];
+            pdx[j] += rs * (g - px[j] * rs * mb);
+          }
+        });
   }
   if (dw) {
     int64_t nblk = (cols + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-    for (int64_t bk = 0; bk < nblk; bk++) {
-      int64_t j0 = bk * COL_BLOCK, j1 = j0 + COL_BLOCK < cols ? j0 + COL_BLOCK : cols;
-      double aw[COL_BLOCK] = {0};
-      for (int64_t r = 0; r < rows; r++) {
-        const float *px = x + r * cols, *pd = dy + r * cols;
-        for (int64_t j = j0; j < j1; j++) aw[j - j0] += (double)pd[j] * (px[j] * rstd[r]);
-      }
-      for (int64_t j = j0; j < j1; j++) dw[j] += (float)aw[j - j0];
-    }
+    VT_OMP_IF(
+        rows * cols > PAR_MIN, "omp parallel for", for (int64_t bk = 0; bk < nblk; bk++) {
+          int64_t j0 = bk * COL_BLOCK, j1 = j0 + COL_BLOCK < cols ? j0 + COL_BLOCK : cols;
+          double aw[COL_BLOCK] = {0};
+          for (int64_t r = 0; r < rows; r++) {
+            const float *px = x + r * cols, *pd = dy + r * cols;
+            for (int64_t j = j0; j < j1; j++) aw[j - j0] += (double)pd[j] * (px[j] * rstd[r]);
+          }
+          for (int64_t j = j0; j < j1; j++) dw[j] += (float)aw[j - j0];
+        });
   }
 }
 
@@ -134,26 +135,26 @@ static void cpu_group_norm(int64_t n, int64_t c, int64_t s, int64_t groups, floa
                            const float *x, const float *w, const float *b, float *y, float *mean,
                            float *rstd) {
   int64_t cg = c / groups, len = cg * s;
-#pragma omp parallel for if (n * c * s > PAR_MIN)
-  for (int64_t ng = 0; ng < n * groups; ng++) {
-    const float *px = x + ng * len;
-    float *py = y + ng * len;
-    double sum = 0, ss = 0;
-    for (int64_t j = 0; j < len; j++) sum += px[j];
-    double m = sum / (double)len;
-    for (int64_t j = 0; j < len; j++) {
-      double dlt = px[j] - m;
-      ss += dlt * dlt;
-    }
-    float fm = (float)m, rs = (float)(1.0 / sqrt(ss / (double)len + eps));
-    mean[ng] = fm;
-    rstd[ng] = rs;
-    int64_t c0 = (ng % groups) * cg;
-    for (int64_t ci = 0; ci < cg; ci++) {
-      float wc = w ? w[c0 + ci] : 1.0f, bc = b ? b[c0 + ci] : 0.0f;
-      for (int64_t j = ci * s; j < (ci + 1) * s; j++) py[j] = (px[j] - fm) * rs * wc + bc;
-    }
-  }
+  VT_OMP_IF(
+      n * c * s > PAR_MIN, "omp parallel for", for (int64_t ng = 0; ng < n * groups; ng++) {
+        const float *px = x + ng * len;
+        float *py = y + ng * len;
+        double sum = 0, ss = 0;
+        for (int64_t j = 0; j < len; j++) sum += px[j];
+        double m = sum / (double)len;
+        for (int64_t j = 0; j < len; j++) {
+          double dlt = px[j] - m;
+          ss += dlt * dlt;
+        }
+        float fm = (float)m, rs = (float)(1.0 / sqrt(ss / (double)len + eps));
+        mean[ng] = fm;
+        rstd[ng] = rs;
+        int64_t c0 = (ng % groups) * cg;
+        for (int64_t ci = 0; ci < cg; ci++) {
+          float wc = w ? w[c0 + ci] : 1.0f, bc = b ? b[c0 + ci] : 0.0f;
+          for (int64_t j = ci * s; j < (ci + 1) * s; j++) py[j] = (px[j] - fm) * rs * wc + bc;
+        }
+      });
 }
 
 static void cpu_group_norm_backward(int64_t n, int64_t c, int64_t s, int64_t groups, const float *x,
@@ -161,45 +162,45 @@ static void cpu_group_norm_backward(int64_t n, int64_t c, int64_t s, int64_t gro
                                     const float *dy, float *dx, float *dw, float *db) {
   int64_t cg = c / groups, len = cg * s;
   if (dx) {
-#pragma omp parallel for if (n * c * s > PAR_MIN)
-    for (int64_t ng = 0; ng < n * groups; ng++) {
-      const float *px = x + ng * len, *pd = dy + ng * len;
-      float *pdx = dx + ng * len;
-      float m = mean[ng], rs = rstd[ng];
-      int64_t c0 = (ng % groups) * cg;
-      double a = 0, bsum = 0;
-      for (int64_t ci = 0; ci < cg; ci++) {
-        float wc = w ? w[c0 + ci] : 1.0f;
-        for (int64_t j = ci * s; j < (ci + 1) * s; j++) {
-          float g = pd[j] * wc;
-          a += g;
-          bsum += (double)g * ((px[j] - m) * rs);
-        }
-      }
-      float ma = (float)(a / (double)len), mb = (float)(bsum / (double)len);
-      for (int64_t ci = 0; ci < cg; ci++) {
-        float wc = w ? w[c0 + ci] : 1.0f;
-        for (int64_t j = ci * s; j < (ci + 1) * s; j++)
-          pdx[j] += rs * (pd[j] * wc - ma - (px[j] - m) * rs * mb);
-      }
-    }
+    VT_OMP_IF(
+        n * c * s > PAR_MIN, "omp parallel for", for (int64_t ng = 0; ng < n * groups; ng++) {
+          const float *px = x + ng * len, *pd = dy + ng * len;
+          float *pdx = dx + ng * len;
+          float m = mean[ng], rs = rstd[ng];
+          int64_t c0 = (ng % groups) * cg;
+          double a = 0, bsum = 0;
+          for (int64_t ci = 0; ci < cg; ci++) {
+            float wc = w ? w[c0 + ci] : 1.0f;
+            for (int64_t j = ci * s; j < (ci + 1) * s; j++) {
+              float g = pd[j] * wc;
+              a += g;
+              bsum += (double)g * ((px[j] - m) * rs);
+            }
+          }
+          float ma = (float)(a / (double)len), mb = (float)(bsum / (double)len);
+          for (int64_t ci = 0; ci < cg; ci++) {
+            float wc = w ? w[c0 + ci] : 1.0f;
+            for (int64_t j = ci * s; j < (ci + 1) * s; j++)
+              pdx[j] += rs * (pd[j] * wc - ma - (px[j] - m) * rs * mb);
+          }
+        });
   }
   if (dw || db) {
-#pragma omp parallel for if (n * c * s > PAR_MIN)
-    for (int64_t ch = 0; ch < c; ch++) {
-      double aw = 0, ab = 0;
-      for (int64_t i = 0; i < n; i++) {
-        int64_t ng = i * groups + ch / cg;
-        const float *px = x + (i * c + ch) * s, *pd = dy + (i * c + ch) * s;
-        float m = mean[ng], rs = rstd[ng];
-        for (int64_t j = 0; j < s; j++) {
-          aw += (double)pd[j] * ((px[j] - m) * rs);
-          ab += pd[j];
-        }
-      }
-      if (dw) dw[ch] += (float)aw;
-      if (db) db[ch] += (float)ab;
-    }
+    VT_OMP_IF(
+        n * c * s > PAR_MIN, "omp parallel for", for (int64_t ch = 0; ch < c; ch++) {
+          double aw = 0, ab = 0;
+          for (int64_t i = 0; i < n; i++) {
+            int64_t ng = i * groups + ch / cg;
+            const float *px = x + (i * c + ch) * s, *pd = dy + (i * c + ch) * s;
+            float m = mean[ng], rs = rstd[ng];
+            for (int64_t j = 0; j < s; j++) {
+              aw += (double)pd[j] * ((px[j] - m) * rs);
+              ab += pd[j];
+            }
+          }
+          if (dw) dw[ch] += (float)aw;
+          if (db) db[ch] += (float)ab;
+        });
   }
 }
 
@@ -208,176 +209,176 @@ static void cpu_batch_norm(int64_t n, int64_t c, int64_t s, bool training, float
                            float *running_mean, float *running_var, float *y, float *mean,
                            float *rstd) {
   int64_t cnt = n * s;
-#pragma omp parallel for if (n * c * s > PAR_MIN)
-  for (int64_t ch = 0; ch < c; ch++) {
-    float fm, rs;
-    if (training) {
-      double sum = 0, ss = 0;
-      for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < s; j++) sum += x[(i * c + ch) * s + j];
-      double m = sum / (double)cnt;
-      for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < s; j++) {
-          double dlt = x[(i * c + ch) * s + j] - m;
-          ss += dlt * dlt;
+  VT_OMP_IF(
+      n * c * s > PAR_MIN, "omp parallel for", for (int64_t ch = 0; ch < c; ch++) {
+        float fm, rs;
+        if (training) {
+          double sum = 0, ss = 0;
+          for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < s; j++) sum += x[(i * c + ch) * s + j];
+          double m = sum / (double)cnt;
+          for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < s; j++) {
+              double dlt = x[(i * c + ch) * s + j] - m;
+              ss += dlt * dlt;
+            }
+          double var = ss / (double)cnt;
+          fm = (float)m;
+          rs = (float)(1.0 / sqrt(var + eps));
+          if (running_mean)
+            running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * m);
+          if (running_var && cnt > 1)
+            running_var[ch] =
+                (float)((1.0 - momentum) * running_var[ch] + momentum * ss / (double)(cnt - 1));
+        } else {
+          fm = running_mean[ch];
+          rs = (float)(1.0 / sqrt((double)running_var[ch] + eps));
         }
-      double var = ss / (double)cnt;
-      fm = (float)m;
-      rs = (float)(1.0 / sqrt(var + eps));
-      if (running_mean)
-        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * m);
-      if (running_var && cnt > 1)
-        running_var[ch] =
-            (float)((1.0 - momentum) * running_var[ch] + momentum * ss / (double)(cnt - 1));
-    } else {
-      fm = running_mean[ch];
-      rs = (float)(1.0 / sqrt((double)running_var[ch] + eps));
-    }
-    mean[ch] = fm;
-    rstd[ch] = rs;
-    float wc = w ? w[ch] : 1.0f, bc = b ? b[ch] : 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-      const float *px = x + (i * c + ch) * s;
-      float *py = y + (i * c + ch) * s;
-      for (int64_t j = 0; j < s; j++) py[j] = (px[j] - fm) * rs * wc + bc;
-    }
-  }
+        mean[ch] = fm;
+        rstd[ch] = rs;
+        float wc = w ? w[ch] : 1.0f, bc = b ? b[ch] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+          const float *px = x + (i * c + ch) * s;
+          float *py = y + (i * c + ch) * s;
+          for (int64_t j = 0; j < s; j++) py[j] = (px[j] - fm) * rs * wc + bc;
+        }
+      });
 }
 
 static void cpu_batch_norm_backward(int64_t n, int64_t c, int64_t s, bool training, const float *x,
                                     const float *w, const float *mean, const float *rstd,
                                     const float *dy, float *dx, float *dw, float *db) {
   int64_t cnt = n * s;
-#pragma omp parallel for if (n * c * s > PAR_MIN)
-  for (int64_t ch = 0; ch < c; ch++) {
-    float m = mean[ch], rs = rstd[ch], wc = w ? w[ch] : 1.0f;
-    double a = 0, bsum = 0; /* sum(dy), sum(dy * xhat) */
-    for (int64_t i = 0; i < n; i++) {
-      const float *px = x + (i * c + ch) * s, *pd = dy + (i * c + ch) * s;
-      for (int64_t j = 0; j < s; j++) {
-        a += pd[j];
-        bsum += (double)pd[j] * ((px[j] - m) * rs);
-      }
-    }
-    if (dw) dw[ch] += (float)bsum;
-    if (db) db[ch] += (float)a;
-    if (!dx) continue;
-    /* In training the statistics depend on x; in eval they are constants. */
-    float ma = training ? (float)(a / (double)cnt) : 0.0f;
-    float mb = training ? (float)(bsum / (double)cnt) : 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-      const float *px = x + (i * c + ch) * s, *pd = dy + (i * c + ch) * s;
-      float *pdx = dx + (i * c + ch) * s;
-      for (int64_t j = 0; j < s; j++) pdx[j] += wc * rs * (pd[j] - ma - (px[j] - m) * rs * mb);
-    }
-  }
+  VT_OMP_IF(
+      n * c * s > PAR_MIN, "omp parallel for", for (int64_t ch = 0; ch < c; ch++) {
+        float m = mean[ch], rs = rstd[ch], wc = w ? w[ch] : 1.0f;
+        double a = 0, bsum = 0; /* sum(dy), sum(dy * xhat) */
+        for (int64_t i = 0; i < n; i++) {
+          const float *px = x + (i * c + ch) * s, *pd = dy + (i * c + ch) * s;
+          for (int64_t j = 0; j < s; j++) {
+            a += pd[j];
+            bsum += (double)pd[j] * ((px[j] - m) * rs);
+          }
+        }
+        if (dw) dw[ch] += (float)bsum;
+        if (db) db[ch] += (float)a;
+        if (!dx) continue;
+        /* In training the statistics depend on x; in eval they are constants. */
+        float ma = training ? (float)(a / (double)cnt) : 0.0f;
+        float mb = training ? (float)(bsum / (double)cnt) : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+          const float *px = x + (i * c + ch) * s, *pd = dy + (i * c + ch) * s;
+          float *pdx = dx + (i * c + ch) * s;
+          for (int64_t j = 0; j < s; j++) pdx[j] += wc * rs * (pd[j] - ma - (px[j] - m) * rs * mb);
+        }
+      });
 }
 
 static void cpu_rope(int64_t b, int64_t ho, int64_t t, int64_t hi, int64_t d, float theta,
                      const int32_t *pos, int64_t pos_bstride, const float *x, float *y,
                      bool inverse) {
   int64_t half = d / 2;
-#pragma omp parallel for collapse(2) if (b * ho * t * hi * d > PAR_MIN)
-  for (int64_t bi = 0; bi < b; bi++)
-    for (int64_t ti = 0; ti < t; ti++) {
-      float cs[512], sn[512]; /* half <= 512: checked by the op */
-      float p = (float)pos[bi * pos_bstride + ti];
-      for (int64_t k = 0; k < half; k++) {
-        /* as HF: inv_freq = 1 / theta^(2k/d) in f32, angle = pos * inv_freq in f32 */
-        float inv = 1.0f / powf(theta, (float)(2 * k) / (float)d);
-        float ang = p * inv;
-        cs[k] = cosf(ang);
-        sn[k] = inverse ? -sinf(ang) : sinf(ang);
-      }
-      for (int64_t h0 = 0; h0 < ho; h0++)
-        for (int64_t h1 = 0; h1 < hi; h1++) {
-          int64_t off = (((bi * ho + h0) * t + ti) * hi + h1) * d;
-          const float *px = x + off;
-          float *py = y + off;
-          for (int64_t k = 0; k < half; k++) {
-            float x1 = px[k], x2 = px[k + half];
-            float o1 = x1 * cs[k] - x2 * sn[k], o2 = x2 * cs[k] + x1 * sn[k];
-            if (inverse) {
-              py[k] += o1;
-              py[k + half] += o2;
-            } else {
-              py[k] = o1;
-              py[k + half] = o2;
+  VT_OMP_IF(
+      b * ho * t * hi * d > PAR_MIN, "omp parallel for collapse(2)",
+      for (int64_t bi = 0; bi < b; bi++) for (int64_t ti = 0; ti < t; ti++) {
+        float cs[512], sn[512]; /* half <= 512: checked by the op */
+        float p = (float)pos[bi * pos_bstride + ti];
+        for (int64_t k = 0; k < half; k++) {
+          /* as HF: inv_freq = 1 / theta^(2k/d) in f32, angle = pos * inv_freq in f32 */
+          float inv = 1.0f / powf(theta, (float)(2 * k) / (float)d);
+          float ang = p * inv;
+          cs[k] = cosf(ang);
+          sn[k] = inverse ? -sinf(ang) : sinf(ang);
+        }
+        for (int64_t h0 = 0; h0 < ho; h0++)
+          for (int64_t h1 = 0; h1 < hi; h1++) {
+            int64_t off = (((bi * ho + h0) * t + ti) * hi + h1) * d;
+            const float *px = x + off;
+            float *py = y + off;
+            for (int64_t k = 0; k < half; k++) {
+              float x1 = px[k], x2 = px[k + half];
+              float o1 = x1 * cs[k] - x2 * sn[k], o2 = x2 * cs[k] + x1 * sn[k];
+              if (inverse) {
+                py[k] += o1;
+                py[k + half] += o2;
+              } else {
+                py[k] = o1;
+                py[k + half] = o2;
+              }
             }
           }
-        }
-    }
+      });
 }
 
 static void cpu_dropout(int64_t n, float p, uint64_t seed, uint64_t offset, const float *x,
                         float *y) {
   float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++)
-    y[i] = vt_dropout_uniform(seed, offset + (uint64_t)i) >= p ? x[i] * scale : 0.0f;
+  VT_OMP_IF(n > PAR_MIN, "omp parallel for",
+            for (int64_t i = 0; i < n; i++) y[i] =
+                vt_dropout_uniform(seed, offset + (uint64_t)i) >= p ? x[i] * scale : 0.0f;);
 }
 
 static void cpu_dropout_backward(int64_t n, float p, uint64_t seed, uint64_t offset,
                                  const float *dy, float *dx) {
   float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++)
-    if (vt_dropout_uniform(seed, offset + (uint64_t)i) >= p) dx[i] += dy[i] * scale;
+  VT_OMP_IF(n > PAR_MIN, "omp parallel for",
+            for (int64_t i = 0; i < n; i++) if (vt_dropout_uniform(seed, offset + (uint64_t)i) >= p)
+                dx[i] += dy[i] * scale;);
 }
 
 static void cpu_weight_norm(int64_t rows, int64_t cols, const float *g, const float *v, float *w,
                             float *norm) {
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *pv = v + r * cols;
-    double ss = 0;
-    for (int64_t j = 0; j < cols; j++) ss += (double)pv[j] * pv[j];
-    float nr = (float)sqrt(ss);
-    norm[r] = nr;
-    float sc = g[r] / nr;
-    for (int64_t j = 0; j < cols; j++) w[r * cols + j] = pv[j] * sc;
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *pv = v + r * cols;
+        double ss = 0;
+        for (int64_t j = 0; j < cols; j++) ss += (double)pv[j] * pv[j];
+        float nr = (float)sqrt(ss);
+        norm[r] = nr;
+        float sc = g[r] / nr;
+        for (int64_t j = 0; j < cols; j++) w[r * cols + j] = pv[j] * sc;
+      });
 }
 
 static void cpu_weight_norm_backward(int64_t rows, int64_t cols, const float *g, const float *v,
                                      const float *norm, const float *dw, float *dg, float *dv) {
-#pragma omp parallel for if (rows * cols > PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *pv = v + r * cols, *pd = dw + r * cols;
-    double dot = 0;
-    for (int64_t j = 0; j < cols; j++) dot += (double)pd[j] * pv[j];
-    float nr = norm[r];
-    /* d/dg = (dw . v) / |v|; d/dv = g / |v| * (dw - v (dw . v) / |v|^2) */
-    if (dg) dg[r] += (float)(dot / nr);
-    if (dv) {
-      float sc = g[r] / nr, proj = (float)(dot / ((double)nr * nr));
-      for (int64_t j = 0; j < cols; j++) dv[r * cols + j] += sc * (pd[j] - pv[j] * proj);
-    }
-  }
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *pv = v + r * cols, *pd = dw + r * cols;
+        double dot = 0;
+        for (int64_t j = 0; j < cols; j++) dot += (double)pd[j] * pv[j];
+        float nr = norm[r];
+        /* d/dg = (dw . v) / |v|; d/dv = g / |v| * (dw - v (dw . v) / |v|^2) */
+        if (dg) dg[r] += (float)(dot / nr);
+        if (dv) {
+          float sc = g[r] / nr, proj = (float)(dot / ((double)nr * nr));
+          for (int64_t j = 0; j < cols; j++) dv[r * cols + j] += sc * (pd[j] - pv[j] * proj);
+        }
+      });
 }
 
 static void cpu_vq_nearest(int64_t n, int64_t k, int64_t d, const float *x, const float *codebook,
                            int32_t *idx, float *zq) {
-#pragma omp parallel for if (n * k * d > PAR_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    const float *px = x + i * d;
-    float best = INFINITY;
-    int64_t bi = 0;
-    for (int64_t c = 0; c < k; c++) {
-      const float *pc = codebook + c * d;
-      float dist = 0;
-      for (int64_t j = 0; j < d; j++) {
-        float df = px[j] - pc[j];
-        dist += df * df;
-      }
-      if (dist < best) {
-        best = dist;
-        bi = c;
-      }
-    }
-    idx[i] = (int32_t)bi;
-    memcpy(zq + i * d, codebook + bi * d, sizeof(float) * (size_t)d);
-  }
+  VT_OMP_IF(
+      n * k * d > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) {
+        const float *px = x + i * d;
+        float best = INFINITY;
+        int64_t bi = 0;
+        for (int64_t c = 0; c < k; c++) {
+          const float *pc = codebook + c * d;
+          float dist = 0;
+          for (int64_t j = 0; j < d; j++) {
+            float df = px[j] - pc[j];
+            dist += df * df;
+          }
+          if (dist < best) {
+            best = dist;
+            bi = c;
+          }
+        }
+        idx[i] = (int32_t)bi;
+        memcpy(zq + i * d, codebook + bi * d, sizeof(float) * (size_t)d);
+      });
 }
 
 const struct vt_norm_kernels vt_cpu_norm_kernels = {

@@ -1,4 +1,5 @@
 /* CPU kernels of the optim family (see kernels_optim.h): OpenMP loops over segments. */
+#include "autograd/cpu/cpu_par.h"
 #include <math.h>
 
 #include "autograd/cpu/cpu_vexp.h"
@@ -25,19 +26,19 @@ VT_SIMD_CLONES double sumsq_block(const float *x, int64_t n) {
 
 static double cpu_sumsq(const float *x, int64_t n) {
   double part[SUMSQ_BLOCKS];
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (int b = 0; b < SUMSQ_BLOCKS; b++) {
-    int64_t lo = n * b / SUMSQ_BLOCKS, hi = n * (b + 1) / SUMSQ_BLOCKS;
-    part[b] = sumsq_block(x + lo, hi - lo);
-  }
+  VT_OMP_IF(
+      n > PAR_MIN, "omp parallel for schedule(static)", for (int b = 0; b < SUMSQ_BLOCKS; b++) {
+        int64_t lo = n * b / SUMSQ_BLOCKS, hi = n * (b + 1) / SUMSQ_BLOCKS;
+        part[b] = sumsq_block(x + lo, hi - lo);
+      });
   double s = 0.0;
   for (int b = 0; b < SUMSQ_BLOCKS; b++) s += part[b];
   return s;
 }
 
 static void cpu_scale(float *x, int64_t n, float alpha) {
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++) x[i] *= alpha;
+  VT_OMP_IF(n > PAR_MIN, "omp parallel for schedule(static)",
+            for (int64_t i = 0; i < n; i++) x[i] *= alpha;);
 }
 
 /* One segment in simd lanes: the scalar loop spent most of its time in sqrtss and divss.
@@ -50,22 +51,22 @@ VT_SIMD_CLONES void adam_seg(int64_t n, float *p, float *m, float *v, const floa
 
 static void cpu_adam_update(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *m,
                             float *v, vt_adam_hparams h) {
-#pragma omp parallel for schedule(dynamic, 4) if (nseg > 1)
-  for (int64_t s = 0; s < nseg; s++) {
-    int64_t f = segs[s].flat;
-    adam_seg(segs[s].n, segs[s].param, m + f, v + f, grad + f, &h);
-  }
+  VT_OMP_IF(
+      nseg > 1, "omp parallel for schedule(dynamic, 4)", for (int64_t s = 0; s < nseg; s++) {
+        int64_t f = segs[s].flat;
+        adam_seg(segs[s].n, segs[s].param, m + f, v + f, grad + f, &h);
+      });
 }
 
 static void cpu_sgd_update(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *buf,
                            vt_sgd_hparams h) {
-#pragma omp parallel for schedule(dynamic, 4) if (nseg > 1)
-  for (int64_t s = 0; s < nseg; s++) {
-    float *p = segs[s].param;
-    const float *g = grad + segs[s].flat;
-    float *b = buf ? buf + segs[s].flat : NULL;
-    for (int64_t i = 0; i < segs[s].n; i++) vt_sgd_elem(&p[i], b ? &b[i] : NULL, g[i], &h);
-  }
+  VT_OMP_IF(
+      nseg > 1, "omp parallel for schedule(dynamic, 4)", for (int64_t s = 0; s < nseg; s++) {
+        float *p = segs[s].param;
+        const float *g = grad + segs[s].flat;
+        float *b = buf ? buf + segs[s].flat : NULL;
+        for (int64_t i = 0; i < segs[s].n; i++) vt_sgd_elem(&p[i], b ? &b[i] : NULL, g[i], &h);
+      });
 }
 
 const struct vt_optim_kernels vt_cpu_optim_kernels = {
