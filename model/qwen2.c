@@ -192,15 +192,17 @@ static vt_tensor *layer_forward(vt_ctx *ctx, vt_tensor *const *in, int n_in, voi
   return vt_add(ctx, x, mlp);
 }
 
-/* Positions 0..T-1, shared by the batch. */
+/* Positions 0..T-1, shared by the batch (written through a stack buffer: no heap). */
 static vt_tensor *positions(vt_ctx *ctx, int64_t t) {
   vt_tensor *pos = vt_new(ctx, VT_I32, 1, (int64_t[]){t});
   if (vt_ctx_failed(ctx)) return pos;
-  int32_t *host = malloc(sizeof(int32_t) * (size_t)t);
-  if (!host) return vt_ctx_fail(ctx, "qwen2", "out of host memory");
-  for (int64_t i = 0; i < t; i++) host[i] = (int32_t)i;
-  vt_ctx_backend(ctx)->copy(pos->data, host, sizeof(int32_t) * (size_t)t, VT_COPY_H2D);
-  free(host);
+  int32_t chunk[1024];
+  for (int64_t i0 = 0; i0 < t; i0 += 1024) {
+    int64_t n = t - i0 < 1024 ? t - i0 : 1024;
+    for (int64_t i = 0; i < n; i++) chunk[i] = (int32_t)(i0 + i);
+    vt_ctx_backend(ctx)->copy((int32_t *)pos->data + i0, chunk, sizeof(int32_t) * (size_t)n,
+                              VT_COPY_H2D);
+  }
   return pos;
 }
 

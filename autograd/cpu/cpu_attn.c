@@ -144,46 +144,47 @@ static void cpu_attn_forward(const vt_attn_geom *g, const float *q, const float 
     float *acc = S + 2 * BQ * BK;
     int64_t lo[BQ], hi[BQ];
     float m[BQ], l[BQ];
-    _Pragma("omp for schedule(dynamic)") for (int64_t u = 0; u < units; u++) {
-      int64_t qt = u % nqt, bh = u / nqt, b = bh / g->H, h = bh % g->H;
-      int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ;
-      const float *qp = q + (bh * g->Tq + q0) * g->Dk;
-      const float *kp = k + (b * g->Hkv + h / group) * g->Tk * g->Dk;
-      const float *vp = v + (b * g->Hkv + h / group) * g->Tk * g->Dv;
-      const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
-      int64_t klo, khi;
-      tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
-      for (int64_t r = 0; r < nq; r++) m[r] = -INFINITY, l[r] = 0;
-      memset(acc, 0, sizeof(float) * (size_t)(nq * g->Dv));
-      for (int64_t k0 = klo; k0 < khi; k0 += BK) {
-        int64_t nk = khi - k0 < BK ? khi - k0 : BK;
-        scores(g, qp, kp + k0 * g->Dk, bp, q0, nq, k0, nk, lo, hi, S);
-        for (int64_t r = 0; r < nq; r++) {
-          float *s = S + r * nk, mx = row_max(s, nk);
-          if (mx == -INFINITY) { /* nothing visible here: this row's p is 0 */
-            memset(s, 0, sizeof(float) * (size_t)nk);
-            continue;
+    VT_OMP_FOR(
+        "omp for schedule(dynamic)", for (int64_t u = 0; u < units; u++) {
+          int64_t qt = u % nqt, bh = u / nqt, b = bh / g->H, h = bh % g->H;
+          int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ;
+          const float *qp = q + (bh * g->Tq + q0) * g->Dk;
+          const float *kp = k + (b * g->Hkv + h / group) * g->Tk * g->Dk;
+          const float *vp = v + (b * g->Hkv + h / group) * g->Tk * g->Dv;
+          const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
+          int64_t klo, khi;
+          tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
+          for (int64_t r = 0; r < nq; r++) m[r] = -INFINITY, l[r] = 0;
+          memset(acc, 0, sizeof(float) * (size_t)(nq * g->Dv));
+          for (int64_t k0 = klo; k0 < khi; k0 += BK) {
+            int64_t nk = khi - k0 < BK ? khi - k0 : BK;
+            scores(g, qp, kp + k0 * g->Dk, bp, q0, nq, k0, nk, lo, hi, S);
+            for (int64_t r = 0; r < nq; r++) {
+              float *s = S + r * nk, mx = row_max(s, nk);
+              if (mx == -INFINITY) { /* nothing visible here: this row's p is 0 */
+                memset(s, 0, sizeof(float) * (size_t)nk);
+                continue;
+              }
+              float mn = m[r] > mx ? m[r] : mx, sum = row_exp(s, nk, mn);
+              if (mn > m[r]) { /* rescale what was accumulated under the old maximum */
+                float alpha = expf(m[r] - mn);
+                l[r] *= alpha;
+                float *ar = acc + r * g->Dv;
+                for (int64_t d = 0; d < g->Dv; d++) ar[d] *= alpha;
+                m[r] = mn;
+              }
+              l[r] += sum;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)g->Dv, (int)nk,
+                        1.0f, S, (int)nk, vp + k0 * g->Dv, (int)g->Dv, 1.0f, acc, (int)g->Dv);
           }
-          float mn = m[r] > mx ? m[r] : mx, sum = row_exp(s, nk, mn);
-          if (mn > m[r]) { /* rescale what was accumulated under the old maximum */
-            float alpha = expf(m[r] - mn);
-            l[r] *= alpha;
-            float *ar = acc + r * g->Dv;
-            for (int64_t d = 0; d < g->Dv; d++) ar[d] *= alpha;
-            m[r] = mn;
+          float *op = out + (bh * g->Tq + q0) * g->Dv;
+          for (int64_t r = 0; r < nq; r++) {
+            float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+            for (int64_t d = 0; d < g->Dv; d++) op[r * g->Dv + d] = acc[r * g->Dv + d] * inv;
+            lse[bh * g->Tq + q0 + r] = l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
           }
-          l[r] += sum;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)g->Dv, (int)nk, 1.0f,
-                    S, (int)nk, vp + k0 * g->Dv, (int)g->Dv, 1.0f, acc, (int)g->Dv);
-      }
-      float *op = out + (bh * g->Tq + q0) * g->Dv;
-      for (int64_t r = 0; r < nq; r++) {
-        float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
-        for (int64_t d = 0; d < g->Dv; d++) op[r * g->Dv + d] = acc[r * g->Dv + d] * inv;
-        lse[bh * g->Tq + q0 + r] = l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
-      }
-    }
+        });
   });
 }
 
@@ -227,38 +228,40 @@ static void cpu_attn_backward(const vt_attn_geom *g, const float *q, const float
       float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
       float *dP = S + BQ * BK;
       int64_t lo[BQ], hi[BQ];
-      _Pragma("omp for schedule(dynamic)") for (int64_t u = 0; u < units; u++) {
-        int64_t qt = u % nqt, slot = u / nqt, bs = slot / sh, hs = slot % sh;
-        int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ;
-        for (int64_t b = bs; b < g->B; b += sb) {
-          int64_t klo, khi;
-          tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
-          for (int64_t h = hs; h < g->H; h += sh) {
-            int64_t bh = b * g->H + h, kvh = b * g->Hkv + h / group;
-            const float *qp = q + (bh * g->Tq + q0) * g->Dk;
-            const float *kp = k + kvh * g->Tk * g->Dk, *vp = v + kvh * g->Tk * g->Dv;
-            const float *dop = dout + (bh * g->Tq + q0) * g->Dv;
-            const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
-            float *dbp = dbias ? (float *)bias_rows(g, dbias, b, h) : NULL;
-            for (int64_t k0 = klo; k0 < khi; k0 += BK) {
-              int64_t nk = khi - k0 < BK ? khi - k0 : BK;
-              scores(g, qp, kp + k0 * g->Dk, bp, q0, nq, k0, nk, lo, hi, S);
-              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)g->Dv,
-                          1.0f, dop, (int)g->Dv, vp + k0 * g->Dv, (int)g->Dv, 0.0f, dP, (int)nk);
-              tile_grads(nq, nk, lse + bh * g->Tq + q0, D + bh * g->Tq + q0, S, dP);
-              if (dbp)
-                for (int64_t r = 0; r < nq; r++) {
-                  float *db = dbp + (q0 + r) * g->Tk + k0;
-                  for (int64_t c = 0; c < nk; c++) db[c] += dP[r * nk + c];
+      VT_OMP_FOR(
+          "omp for schedule(dynamic)", for (int64_t u = 0; u < units; u++) {
+            int64_t qt = u % nqt, slot = u / nqt, bs = slot / sh, hs = slot % sh;
+            int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ;
+            for (int64_t b = bs; b < g->B; b += sb) {
+              int64_t klo, khi;
+              tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
+              for (int64_t h = hs; h < g->H; h += sh) {
+                int64_t bh = b * g->H + h, kvh = b * g->Hkv + h / group;
+                const float *qp = q + (bh * g->Tq + q0) * g->Dk;
+                const float *kp = k + kvh * g->Tk * g->Dk, *vp = v + kvh * g->Tk * g->Dv;
+                const float *dop = dout + (bh * g->Tq + q0) * g->Dv;
+                const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
+                float *dbp = dbias ? (float *)bias_rows(g, dbias, b, h) : NULL;
+                for (int64_t k0 = klo; k0 < khi; k0 += BK) {
+                  int64_t nk = khi - k0 < BK ? khi - k0 : BK;
+                  scores(g, qp, kp + k0 * g->Dk, bp, q0, nq, k0, nk, lo, hi, S);
+                  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)g->Dv,
+                              1.0f, dop, (int)g->Dv, vp + k0 * g->Dv, (int)g->Dv, 0.0f, dP,
+                              (int)nk);
+                  tile_grads(nq, nk, lse + bh * g->Tq + q0, D + bh * g->Tq + q0, S, dP);
+                  if (dbp)
+                    for (int64_t r = 0; r < nq; r++) {
+                      float *db = dbp + (q0 + r) * g->Tk + k0;
+                      for (int64_t c = 0; c < nk; c++) db[c] += dP[r * nk + c];
+                    }
+                  if (dq)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)g->Dk,
+                                (int)nk, g->scale, dP, (int)nk, kp + k0 * g->Dk, (int)g->Dk, 1.0f,
+                                dq + (bh * g->Tq + q0) * g->Dk, (int)g->Dk);
                 }
-              if (dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)g->Dk, (int)nk,
-                            g->scale, dP, (int)nk, kp + k0 * g->Dk, (int)g->Dk, 1.0f,
-                            dq + (bh * g->Tq + q0) * g->Dk, (int)g->Dk);
+              }
             }
-          }
-        }
-      }
+          });
     });
   }
   if (!dk && !dv) return;
@@ -268,34 +271,35 @@ static void cpu_attn_backward(const vt_attn_geom *g, const float *q, const float
     float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
     float *dP = S + BQ * BK;
     int64_t lo[BQ], hi[BQ];
-    _Pragma("omp for schedule(dynamic)") for (int64_t u = 0; u < units; u++) {
-      int64_t kt = u % nkt, kvh = u / nkt, b = kvh / g->Hkv, hk = kvh % g->Hkv;
-      int64_t k0 = kt * BK, nk = g->Tk - k0 < BK ? g->Tk - k0 : BK;
-      const float *kp = k + (kvh * g->Tk + k0) * g->Dk, *vp = v + (kvh * g->Tk + k0) * g->Dv;
-      for (int64_t qt = 0; qt < nqt; qt++) {
-        int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ, klo, khi;
-        tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
-        if (klo >= k0 + nk || khi <= k0) continue;
-        for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
-          int64_t bh = b * g->H + h;
-          const float *qp = q + (bh * g->Tq + q0) * g->Dk;
-          const float *dop = dout + (bh * g->Tq + q0) * g->Dv;
-          const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
-          scores(g, qp, kp, bp, q0, nq, k0, nk, lo, hi, S);
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)g->Dv, 1.0f,
-                      dop, (int)g->Dv, vp, (int)g->Dv, 0.0f, dP, (int)nk);
-          tile_grads(nq, nk, lse + bh * g->Tq + q0, D + bh * g->Tq + q0, S, dP);
-          if (dv) /* dv += P^T dout */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)g->Dv, (int)nq, 1.0f,
-                        S, (int)nk, dop, (int)g->Dv, 1.0f, dv + (kvh * g->Tk + k0) * g->Dv,
-                        (int)g->Dv);
-          if (dk) /* dk += scale dS^T q */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)g->Dk, (int)nq,
-                        g->scale, dP, (int)nk, qp, (int)g->Dk, 1.0f,
-                        dk + (kvh * g->Tk + k0) * g->Dk, (int)g->Dk);
-        }
-      }
-    }
+    VT_OMP_FOR(
+        "omp for schedule(dynamic)", for (int64_t u = 0; u < units; u++) {
+          int64_t kt = u % nkt, kvh = u / nkt, b = kvh / g->Hkv, hk = kvh % g->Hkv;
+          int64_t k0 = kt * BK, nk = g->Tk - k0 < BK ? g->Tk - k0 : BK;
+          const float *kp = k + (kvh * g->Tk + k0) * g->Dk, *vp = v + (kvh * g->Tk + k0) * g->Dv;
+          for (int64_t qt = 0; qt < nqt; qt++) {
+            int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ, klo, khi;
+            tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
+            if (klo >= k0 + nk || khi <= k0) continue;
+            for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
+              int64_t bh = b * g->H + h;
+              const float *qp = q + (bh * g->Tq + q0) * g->Dk;
+              const float *dop = dout + (bh * g->Tq + q0) * g->Dv;
+              const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
+              scores(g, qp, kp, bp, q0, nq, k0, nk, lo, hi, S);
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)g->Dv,
+                          1.0f, dop, (int)g->Dv, vp, (int)g->Dv, 0.0f, dP, (int)nk);
+              tile_grads(nq, nk, lse + bh * g->Tq + q0, D + bh * g->Tq + q0, S, dP);
+              if (dv) /* dv += P^T dout */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)g->Dv, (int)nq,
+                            1.0f, S, (int)nk, dop, (int)g->Dv, 1.0f,
+                            dv + (kvh * g->Tk + k0) * g->Dv, (int)g->Dv);
+              if (dk) /* dk += scale dS^T q */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)g->Dk, (int)nq,
+                            g->scale, dP, (int)nk, qp, (int)g->Dk, 1.0f,
+                            dk + (kvh * g->Tk + k0) * g->Dk, (int)g->Dk);
+            }
+          }
+        });
   });
 }
 
