@@ -201,3 +201,14 @@ bool vt_args_flag(const vt_args *a, const char *name) {
 }
 
 bool vt_args_given(const vt_args *a, const char *name) { return a->given[must_index(a, name)]; }
+
+const char *vt_group_digits(int64_t v, char *buf, size_t len) {
+  char digits[32];
+  int n = snprintf(digits, sizeof digits, "%lld", (long long)v), o = 0;
+  for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
+    if (i && (n - i) % 3 == 0 && digits[i - 1] != '-') buf[o++] = ',';
+    buf[o++] = digits[i];
+  }
+  buf[o] = '\0';
+  return buf;
+}

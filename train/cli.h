@@ -57,4 +57,7 @@ const char *vt_args_str(const vt_args *a, const char *name); /* NULL when unset 
 bool vt_args_flag(const vt_args *a, const char *name);
 bool vt_args_given(const vt_args *a, const char *name);
 
+/* 7615616512 -> "7,615,616,512" into buf; returns buf. For counts shown to people. */
+const char *vt_group_digits(int64_t v, char *buf, size_t len);
+
 #endif

@@ -8,18 +8,6 @@
 
 static const vt_opt opts[] = {{NULL, 0, NULL, NULL}};
 
-/* 7615616512 -> "7,615,616,512" */
-static const char *grouped(int64_t v, char *buf, size_t len) {
-  char digits[32];
-  int n = snprintf(digits, sizeof digits, "%lld", (long long)v), o = 0;
-  for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
-    if (i && (n - i) % 3 == 0 && digits[0] != '-') buf[o++] = ',';
-    buf[o++] = digits[i];
-  }
-  buf[o] = '\0';
-  return buf;
-}
-
 static int run(const vt_args *a) {
   if (a->n_positional != 1) {
     fprintf(stderr, "vita info: give one model config.json (or a directory holding one)\n");
@@ -42,7 +30,7 @@ static int run(const vt_args *a) {
          (long long)cfg.num_attention_heads, (long long)cfg.num_key_value_heads,
          (long long)(cfg.hidden_size / cfg.num_attention_heads), (long long)cfg.intermediate_size,
          (long long)cfg.vocab_size, cfg.rope_theta, cfg.tie_word_embeddings ? "tied" : "untied");
-  printf("parameters: %s\n", grouped(n, num, sizeof num));
+  printf("parameters: %s\n", vt_group_digits(n, num, sizeof num));
   const double gib = 1024.0 * 1024.0 * 1024.0;
   printf("memory for full training (one rank, no sharding): weights f32 %.1f GiB, gradients "
          "f32 %.1f GiB, AdamW moments %.1f GiB; bf16 weights alone %.1f GiB\n",

@@ -21,6 +21,7 @@
 #include "checkpoints/safetensors_index.h"
 #include "checkpoints/safetensors_write.h"
 #include "checkpoints/st_internal.h"
+#include "train/cli.h"
 #include "train/hf_config.h"
 
 const char *const hf_tokenizer_files[] = {"tokenizer.json",
@@ -554,23 +555,11 @@ int hf_dtype_parse(const char *name) {
   return -1;
 }
 
-/* 1234567 -> "1,234,567" */
-static const char *grouped(int64_t v, char *buf, size_t len) {
-  char digits[32];
-  int n = snprintf(digits, sizeof digits, "%lld", (long long)v), o = 0;
-  for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
-    if (i && (n - i) % 3 == 0 && digits[0] != '-') buf[o++] = ',';
-    buf[o++] = digits[i];
-  }
-  buf[o] = '\0';
-  return buf;
-}
-
 void hf_io_describe(const hf_io_stats *s, vt_dtype dtype, char *buf, size_t len) {
   char num[48];
   double mb = (double)s->n_bytes / 1e6;
   int o = snprintf(buf, len, "%d tensors, %s parameters, %.*f %s %s in %d %s", s->n_tensors,
-                   grouped(s->n_params, num, sizeof num), mb >= 1000 ? 2 : 1,
+                   vt_group_digits(s->n_params, num, sizeof num), mb >= 1000 ? 2 : 1,
                    mb >= 1000 ? mb / 1000 : mb, mb >= 1000 ? "GB" : "MB", vt_dtype_name(dtype),
                    s->n_shards, s->n_shards == 1 ? "file" : "shards");
   if (o < 0 || (size_t)o >= len) return;

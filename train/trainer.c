@@ -6,6 +6,7 @@
 
 #include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_params.h"
+#include "train/cli.h"
 #include "train/hf_config.h"
 #include "train/trainer_impl.h"
 
@@ -177,8 +178,8 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     goto done;
   if (console) {
     char n1[32], n2[32];
-    snprintf(n1, sizeof n1, "%lld", (long long)vt_params_count(&t.ps, false));
-    snprintf(n2, sizeof n2, "%lld", (long long)vt_params_count(&t.ps, true));
+    vt_group_digits((int64_t)vt_params_count(&t.ps, false), n1, sizeof n1);
+    vt_group_digits((int64_t)vt_params_count(&t.ps, true), n2, sizeof n2);
     vt_metrics_note(&met,
                     "vita train: %s parameters (%s trainable), %lld steps of %lld x %lld "
                     "sequences on %d rank(s)%s%s",
