@@ -146,15 +146,30 @@ int main(void) {
   f = fopen(cfg_path, "w");
   fprintf(f,
           "model: {config: %s/qwen2_tiny/config.json}\n"
-          "data: {mixture: data/mixture_packed.yaml, max_len: 40}\n"
+          "data: {mixture: data/mixture_packed.yaml, eval_mixture: data/mixture.yaml, "
+          "max_len: 40}\n"
           "train: {steps: 12, batch_size: 4, grad_accum: 2, seed: 3, lr: 1.0e-2}\n"
-          "output: {dir: run_packed, log_every: 0}\n",
+          "output: {dir: run_packed, log_every: 0, eval_every: 6}\n",
           getenv("VT_FIXTURES"));
   fclose(f);
   vt_train_result rp;
   CHECK(train("packed.yaml", false, 0, &rp) == 0);
   CHECK_MSG(rp.step == 12 && rp.last_loss < rp.first_loss - 1.0, "packed: %.4f -> %.4f",
             rp.first_loss, rp.last_loss);
+  /* eval_every: an eval_loss line after steps 6 and 12, falling, near the training loss */
+  snprintf(mpath, sizeof mpath, "%s/run_packed/metrics.jsonl", tmp);
+  f = fopen(mpath, "r");
+  char line[256];
+  double evals[4];
+  int n_eval = 0;
+  while (f && fgets(line, sizeof line, f) && n_eval < 4) {
+    char *p = strstr(line, "\"eval_loss\": ");
+    if (p) evals[n_eval++] = atof(p + 13);
+  }
+  if (f) fclose(f);
+  CHECK_MSG(n_eval == 2 && evals[1] < evals[0] && fabs(evals[1] - rp.last_loss) < 1.0,
+            "%d eval lines (%g, %g), last training loss %g", n_eval, n_eval ? evals[0] : 0,
+            n_eval > 1 ? evals[1] : 0, rp.last_loss);
 
   /* a config with an unknown key is refused naming the key and the file */
   snprintf(cfg_path, sizeof cfg_path, "%s/bad.yaml", tmp);
