@@ -12,23 +12,6 @@
 #define ST_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define ST_PRINTF(a, b)
-/* Copies b into err, cutting it to fit with a note saying so. */
-static inline void st_str_give(const st_str *b, char *err, size_t err_len) {
-  if (!err || !err_len) return;
-  if (b->oom || !b->s) {
-    st_seterr(err, err_len, "out of memory building the error message");
-    return;
-  }
-  if (b->len < err_len) {
-    memcpy(err, b->s, b->len + 1);
-    return;
-  }
-  const char *tail = " ... (truncated)";
-  size_t keep = err_len > strlen(tail) + 1 ? err_len - strlen(tail) - 1 : 0;
-  memcpy(err, b->s, keep);
-  snprintf(err + keep, err_len - keep, "%s", tail);
-}
-
 #endif
 
 static inline ST_PRINTF(3, 4) void st_seterr(char *err, size_t len, const char *fmt, ...) {
