@@ -1,5 +1,6 @@
 /* Mixture config (libyaml via data/yamlcfg.h), epoch orders and rank slices. */
 #include "data/mixture.h"
+#include "data/data_err.h"
 #include "data/yamlcfg.h"
 
 #include <glob.h>
@@ -10,14 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static void seterr(char *err, size_t len, const char *fmt, ...) {
-  if (!err || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- config ------------------------------------------------------------------------------ */
 
@@ -78,7 +71,7 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
   int rc = -1;
   yaml_node_t *root = ycfg_root(&y), *n, *list;
   if (!root || ycfg_check_keys(&y, root, keys, "the mixture config", err, err_len)) {
-    if (!root) seterr(err, err_len, "%s: empty config", path);
+    if (!root) data_seterr(err, err_len, "%s: empty config", path);
     goto done;
   }
   long long seed = 0;
@@ -92,13 +85,13 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
   if ((n = ycfg_get(&y, root, "max_len")) && ycfg_int(&y, n, "max_len", &max_len, err, err_len))
     goto done;
   if (max_len < 0) {
-    seterr(err, err_len, "%s: max_len: expected a length >= 0", path);
+    data_seterr(err, err_len, "%s: max_len: expected a length >= 0", path);
     goto done;
   }
   c->max_len = max_len;
   list = ycfg_get(&y, root, "datasets");
   if (!list || list->type != YAML_SEQUENCE_NODE) {
-    seterr(err, err_len, "%s: datasets: expected a list of {name, shards, ratio}", path);
+    data_seterr(err, err_len, "%s: datasets: expected a list of {name, shards, ratio}", path);
     goto done;
   }
   for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
@@ -113,7 +106,7 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
     if ((n = ycfg_get(&y, d, "ratio")) && ycfg_float(&y, n, "ratio", &ratio, err, err_len))
       goto done;
     if (!(ratio >= 0) || !isfinite(ratio)) {
-      seterr(err, err_len, "%s: %s.ratio: expected a number >= 0", path, name);
+      data_seterr(err, err_len, "%s: %s.ratio: expected a number >= 0", path, name);
       goto done;
     }
     char **files = NULL;
@@ -131,12 +124,12 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
       if (ycfg_str(&y, e, "shards", &s, err, err_len)) goto fail_files;
       ycfg_resolve(&y, s, full, sizeof full);
       if (expand(full, &files, &nf)) {
-        seterr(err, err_len, "%s: %s.shards: cannot expand %s", path, name, full);
+        data_seterr(err, err_len, "%s: %s.shards: cannot expand %s", path, name, full);
         goto fail_files;
       }
     }
     if (nf == 0) {
-      seterr(err, err_len, "%s: %s.shards: no shard files found", path, name);
+      data_seterr(err, err_len, "%s: %s.shards: no shard files found", path, name);
       goto fail_files;
     }
     mix_config_add(c, name, ratio, (const char *const *)files, nf);
@@ -169,10 +162,10 @@ int mix_cursor_parse(mix_cursor *c, const char *s, char *err, size_t err_len) {
              "mix-cursor v1 seed=%" SCNu64 " epoch=%" SCNd64 " pos=%" SCNd64 " rank=%d world=%d%n",
              &x.seed, &x.epoch, &x.pos, &x.rank, &x.world, &used) != 5 ||
       x.epoch < 0 || x.pos < 0 || x.world < 1 || x.rank < 0 || x.rank >= x.world) {
-    seterr(err, err_len,
-           "cursor: expected \"mix-cursor v1 seed=S epoch=E pos=P rank=R world=W\", "
-           "found \"%.80s\"",
-           s);
+    data_seterr(err, err_len,
+                "cursor: expected \"mix-cursor v1 seed=S epoch=E pos=P rank=R world=W\", "
+                "found \"%.80s\"",
+                s);
     return -1;
   }
   *c = x;
@@ -261,8 +254,8 @@ static void build_order(mix *m, int64_t epoch) {
 int mix_open(mix **out, const mix_config *cfg, int rank, int world, char *err, size_t err_len) {
   *out = NULL;
   if (world < 1 || rank < 0 || rank >= world || cfg->n_datasets == 0) {
-    seterr(err, err_len, "mixture: need at least one dataset and 0 <= rank < world (%d, %d)", rank,
-           world);
+    data_seterr(err, err_len, "mixture: need at least one dataset and 0 <= rank < world (%d, %d)",
+                rank, world);
     return -1;
   }
   mix *m = calloc(1, sizeof *m);
@@ -293,15 +286,15 @@ int mix_open(mix **out, const mix_config *cfg, int rank, int world, char *err, s
   }
   m->n_order = epoch_total(m);
   if (m->n_order / world == 0) {
-    seterr(err, err_len, "mixture: an epoch has %lld samples, fewer than %d ranks",
-           (long long)m->n_order, world);
+    data_seterr(err, err_len, "mixture: an epoch has %lld samples, fewer than %d ranks",
+                (long long)m->n_order, world);
     mix_close(m);
     return -1;
   }
   m->order = malloc((size_t)(m->n_order ? m->n_order : 1) * sizeof *m->order);
   m->scratch = malloc((size_t)(largest ? largest : 1) * sizeof *m->scratch);
   if (!m->order || !m->scratch) {
-    seterr(err, err_len, "mixture: out of memory");
+    data_seterr(err, err_len, "mixture: out of memory");
     mix_close(m);
     return -1;
   }
@@ -381,16 +374,16 @@ mix_cursor mix_get_cursor(const mix *m) {
 
 int mix_set_cursor(mix *m, const mix_cursor *c, char *err, size_t err_len) {
   if (c->seed != m->seed || c->world < 1) {
-    seterr(err, err_len, "cursor: seed %" PRIu64 " does not match the mixture's %" PRIu64, c->seed,
-           m->seed);
+    data_seterr(err, err_len, "cursor: seed %" PRIu64 " does not match the mixture's %" PRIu64,
+                c->seed, m->seed);
     return -1;
   }
   /* After every rank of the old world took pos samples, exactly the first pos * world slots
    * of the epoch are consumed; continue from there with this world's stride. */
   int64_t consumed = c->pos * c->world, pos = consumed / m->world;
   if (pos > mix_epoch_len(m)) {
-    seterr(err, err_len, "cursor: %lld slots consumed, beyond the epoch length (other data?)",
-           (long long)consumed);
+    data_seterr(err, err_len, "cursor: %lld slots consumed, beyond the epoch length (other data?)",
+                (long long)consumed);
     return -1;
   }
   m->epoch = c->epoch;

@@ -1,5 +1,6 @@
 /* vita prep: read samples, apply the chat template, write shards of shard_samples samples. */
 #include "data/prep.h"
+#include "data/data_err.h"
 #include "data/shard.h"
 
 #include <errno.h>
@@ -8,14 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-static void seterr(char *err, size_t len, const char *fmt, ...) {
-  if (!err || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
-}
 
 void prep_stats_free(prep_stats *st) {
   for (size_t i = 0; i < st->n_skips; i++) free(st->skips[i].id), free(st->skips[i].message);
@@ -78,7 +71,8 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
   const char *prefix = o->prefix ? o->prefix : "shard";
   if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
-    seterr(err, err_len, "%s: cannot create the output directory: %s", o->out_dir, strerror(errno));
+    data_seterr(err, err_len, "%s: cannot create the output directory: %s", o->out_dir,
+                strerror(errno));
     return -1;
   }
   progress pg = {.on = o->progress};

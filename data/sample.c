@@ -4,6 +4,7 @@
  * at a time (JSON_DISABLE_EOF_CHECK); after a malformed element the reader resynchronises at
  * the next ',' outside strings and brackets. */
 #include "data/sample.h"
+#include "data/data_err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,14 +26,6 @@ const char *sample_reason_name(sample_reason r) {
   return r >= 0 && r < SAMPLE_N_REASONS ? reason_names[r] : "?";
 }
 
-static void seterr(char *err, size_t len, const char *fmt, ...) {
-  if (!err || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
-}
-
 struct sample_reader {
   char path[4096], dir[4096];
   char *buf;
@@ -49,14 +42,14 @@ int sample_reader_open(sample_reader **out, const char *path, char *err, size_t 
   int fd = open(path, O_RDONLY);
   struct stat sb;
   if (fd < 0 || fstat(fd, &sb) != 0) {
-    seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    data_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
     return -1;
   }
   sample_reader *r = calloc(1, sizeof *r);
   if (!r) {
     close(fd);
-    seterr(err, err_len, "out of memory");
+    data_seterr(err, err_len, "out of memory");
     return -1;
   }
   /* mapped privately: pages are read on demand and dropped under memory pressure, and the
@@ -65,7 +58,7 @@ int sample_reader_open(sample_reader **out, const char *path, char *err, size_t 
   if (r->len > 0) {
     r->buf = mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (r->buf == MAP_FAILED) {
-      seterr(err, err_len, "%s: cannot map: %s", path, strerror(errno));
+      data_seterr(err, err_len, "%s: cannot map: %s", path, strerror(errno));
       close(fd);
       free(r);
       return -1;
@@ -187,18 +180,18 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   else if (json_is_integer(id))
     snprintf(s->id, sizeof s->id, "%lld", json_integer_value(id));
   if (not_utf8) {
-    seterr(err, err_len, "%s: text is not UTF-8", s->where);
+    data_seterr(err, err_len, "%s: text is not UTF-8", s->where);
     return SAMPLE_NOT_UTF8;
   }
   json_t *set = json_object_get(o, "set");
   if (set && !json_is_string(set)) {
-    seterr(err, err_len, "%s: set: expected a string", s->where);
+    data_seterr(err, err_len, "%s: set: expected a string", s->where);
     return SAMPLE_BAD_FIELD;
   }
   s->set = json_string_value(set);
   json_t *conv = json_object_get(o, "conversations");
   if (!json_is_array(conv) || json_array_size(conv) == 0) {
-    seterr(err, err_len, "%s: conversations: expected a non-empty list", s->where);
+    data_seterr(err, err_len, "%s: conversations: expected a non-empty list", s->where);
     return SAMPLE_BAD_FIELD;
   }
   s->n_turns = json_array_size(conv);
@@ -209,8 +202,8 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
     const char *from = json_string_value(json_object_get(t, "from"));
     const char *value = json_string_value(json_object_get(t, "value"));
     if (!from || !value) {
-      seterr(err, err_len, "%s: conversations[%zu]: expected string fields from and value",
-             s->where, i);
+      data_seterr(err, err_len, "%s: conversations[%zu]: expected string fields from and value",
+                  s->where, i);
       return SAMPLE_BAD_FIELD;
     }
     if (!strcmp(from, "human") || !strcmp(from, "user"))
@@ -218,10 +211,10 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
     else if (!strcmp(from, "gpt") || !strcmp(from, "assistant"))
       s->turns[i].from = CHAT_FROM_GPT;
     else {
-      seterr(err, err_len,
-             "%s: conversations[%zu].from: unknown role '%s' (expected human or "
-             "gpt)",
-             s->where, i, from);
+      data_seterr(err, err_len,
+                  "%s: conversations[%zu].from: unknown role '%s' (expected human or "
+                  "gpt)",
+                  s->where, i, from);
       return SAMPLE_UNKNOWN_ROLE;
     }
     s->turns[i].value = value;
@@ -232,7 +225,7 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   s->inserted_id = -1;
   if (ins && !json_is_null(ins)) {
     if (!json_is_integer(ins)) {
-      seterr(err, err_len, "%s: inserted_id: expected an integer", s->where);
+      data_seterr(err, err_len, "%s: inserted_id: expected an integer", s->where);
       return SAMPLE_BAD_FIELD;
     }
     s->inserted_id = (int)json_integer_value(ins);
@@ -241,7 +234,7 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   s->end_tag = true;
   if (et && !json_is_null(et)) {
     if (!json_is_boolean(et)) {
-      seterr(err, err_len, "%s: end_tag: expected true or false", s->where);
+      data_seterr(err, err_len, "%s: end_tag: expected true or false", s->where);
       return SAMPLE_BAD_FIELD;
     }
     s->end_tag = json_is_true(et);
@@ -252,7 +245,7 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
     for (size_t i = 0; i < cfg->n_sets; i++)
       if (!strcmp(cfg->sets[i].name, s->set)) st = &cfg->sets[i];
   if (s->set && cfg && cfg->n_sets && !st) {
-    seterr(err, err_len, "%s: set: '%s' is not in the data config", s->where, s->set);
+    data_seterr(err, err_len, "%s: set: '%s' is not in the data config", s->where, s->set);
     return SAMPLE_UNKNOWN_SET;
   }
   for (int k = 0; k < 3; k++) {
@@ -262,7 +255,8 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
       json_t *e = json_is_array(m) ? json_array_get(m, i) : m;
       const char *name = json_string_value(e);
       if (!name) {
-        seterr(err, err_len, "%s: %s: expected a path or a list of paths", s->where, kind_key[k]);
+        data_seterr(err, err_len, "%s: %s: expected a path or a list of paths", s->where,
+                    kind_key[k]);
         return SAMPLE_BAD_FIELD;
       }
       char path[8192];
@@ -272,18 +266,18 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
       else
         snprintf(path, sizeof path, "%s/%s", folder, name);
       if (add_media(s, k, path)) {
-        seterr(err, err_len, "out of memory");
+        data_seterr(err, err_len, "out of memory");
         return SAMPLE_BAD_FIELD;
       }
       struct stat sb;
       if ((!cfg || cfg->check_media) && stat(path, &sb) != 0) {
-        seterr(err, err_len, "%s: %s: file not found: %s", s->where, kind_key[k], path);
+        data_seterr(err, err_len, "%s: %s: file not found: %s", s->where, kind_key[k], path);
         return SAMPLE_MISSING_MEDIA;
       }
     }
     if ((size_t)tags[k] != s->n_media[k]) {
-      seterr(err, err_len, "%s: %d %s placeholder(s) in the human turns but %zu %s file(s)",
-             s->where, tags[k], kind_tag[k], s->n_media[k], kind_key[k]);
+      data_seterr(err, err_len, "%s: %d %s placeholder(s) in the human turns but %zu %s file(s)",
+                  s->where, tags[k], kind_tag[k], s->n_media[k], kind_key[k]);
       return SAMPLE_PLACEHOLDER_MISMATCH;
     }
   }
@@ -305,7 +299,7 @@ int sample_reader_next(sample_reader *r, const sample_config *cfg, sample *out, 
       if (r->array) { /* an array that never closed */
         snprintf(out->id, sizeof out->id, "%.480s:%zu", r->path, line_of(r, r->len));
         snprintf(out->where, sizeof out->where, "%s", out->id);
-        seterr(err, err_len, "%s: the JSON array is not closed with ']'", out->where);
+        data_seterr(err, err_len, "%s: the JSON array is not closed with ']'", out->where);
         *why = SAMPLE_BAD_JSON;
         return 2;
       }
@@ -347,7 +341,7 @@ int sample_reader_next(sample_reader *r, const sample_config *cfg, sample *out, 
   snprintf(out->where, sizeof out->where, "%.480s:%zu", r->path, line);
   snprintf(out->id, sizeof out->id, "%.500s", out->where);
   if (!o || !json_is_object(o)) {
-    seterr(err, err_len, "%s: %s", out->where, o ? "expected a JSON object" : je.text);
+    data_seterr(err, err_len, "%s: %s", out->where, o ? "expected a JSON object" : je.text);
     json_decref(o);
     *why = SAMPLE_BAD_JSON;
     return 2;

@@ -8,6 +8,7 @@
  * Root attributes: format_version i32, n_samples i64, n_tokens i64, checksum u32 (CRC32 of
  * the datasets' bytes in the order above). */
 #include "data/shard.h"
+#include "data/data_err.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -17,14 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
-
-static void seterr(char *err, size_t len, const char *fmt, ...) {
-  if (!err || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- growable byte vectors --------------------------------------------------------- */
 
@@ -90,7 +83,7 @@ int shard_writer_open(shard_writer **out, const char *path, char *err, size_t er
   shard_writer *w = calloc(1, sizeof *w);
   if (!w || strlen(path) + 5 >= sizeof w->path) {
     free(w);
-    seterr(err, err_len, "%s: path too long or out of memory", path);
+    data_seterr(err, err_len, "%s: path too long or out of memory", path);
     return -1;
   }
   snprintf(w->path, sizeof w->path, "%s", path);
@@ -98,7 +91,7 @@ int shard_writer_open(shard_writer **out, const char *path, char *err, size_t er
            vec_i64(&w->ds[DS_MEDIA_OFFSETS], 0) | vec_i64(&w->ds[DS_PATH_OFFSETS], 0);
   if (rc) {
     shard_writer_abort(w);
-    seterr(err, err_len, "out of memory");
+    data_seterr(err, err_len, "out of memory");
     return -1;
   }
   *out = w;
@@ -132,7 +125,7 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
   }
   rc |= vec_i64(&v[DS_MEDIA_OFFSETS], (int64_t)(v[DS_MEDIA_KIND].n / 4));
   if (rc) {
-    seterr(err, err_len, "%s: out of memory", w->path);
+    data_seterr(err, err_len, "%s: out of memory", w->path);
     return -1;
   }
   w->n_samples++;
@@ -163,7 +156,7 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
   H5Pclose(fcpl);
   int rc = 0;
   if (f < 0) {
-    seterr(err, err_len, "%s: cannot create", tmp);
+    data_seterr(err, err_len, "%s: cannot create", tmp);
     shard_writer_abort(w);
     return -1;
   }
@@ -176,7 +169,7 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
     hid_t ds = H5Dcreate2(f, ds_name[d], ds_file_type(d), sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (ds < 0 ||
         (n && H5Dwrite(ds, ds_mem_type(d), H5S_ALL, H5S_ALL, H5P_DEFAULT, w->ds[d].p) < 0)) {
-      seterr(err, err_len, "%s: cannot write dataset %s", tmp, ds_name[d]);
+      data_seterr(err, err_len, "%s: cannot write dataset %s", tmp, ds_name[d]);
       rc = -1;
     }
     for (size_t off = 0; off < w->ds[d].n; off += 1u << 30) {
@@ -194,15 +187,15 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
                   write_attr(f, "n_samples", H5T_STD_I64LE, H5T_NATIVE_INT64, &w->n_samples) ||
                   write_attr(f, "n_tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &n_tokens) ||
                   write_attr(f, "checksum", H5T_STD_U32LE, H5T_NATIVE_UINT32, &sum))) {
-    seterr(err, err_len, "%s: cannot write attributes", tmp);
+    data_seterr(err, err_len, "%s: cannot write attributes", tmp);
     rc = -1;
   }
   if (H5Fclose(f) < 0 && rc == 0) {
-    seterr(err, err_len, "%s: cannot close (disk full?)", tmp);
+    data_seterr(err, err_len, "%s: cannot close (disk full?)", tmp);
     rc = -1;
   }
   if (rc == 0 && rename(tmp, w->path) != 0) {
-    seterr(err, err_len, "%s: cannot rename to %s: %s", tmp, w->path, strerror(errno));
+    data_seterr(err, err_len, "%s: cannot rename to %s: %s", tmp, w->path, strerror(errno));
     rc = -1;
   }
   if (rc != 0) unlink(tmp);
@@ -283,12 +276,12 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   snprintf(s->path, sizeof s->path, "%s", path);
   s->file = s->tokens = s->labels = -1;
   if (access(path, R_OK) != 0) {
-    seterr(err, err_len, "shard %s: cannot read: %s", path, strerror(errno));
+    data_seterr(err, err_len, "shard %s: cannot read: %s", path, strerror(errno));
     goto fail;
   }
   s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (s->file < 0) {
-    seterr(err, err_len, "shard %s: not a readable HDF5 file (truncated or corrupt)", path);
+    data_seterr(err, err_len, "shard %s: not a readable HDF5 file (truncated or corrupt)", path);
     goto fail;
   }
   int32_t version = 0;
@@ -296,12 +289,13 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   if (read_attr(s->file, "format_version", H5T_NATIVE_INT32, &version) ||
       read_attr(s->file, "checksum", H5T_NATIVE_UINT32, &sum) ||
       read_attr(s->file, "n_samples", H5T_NATIVE_INT64, &s->n_samples)) {
-    seterr(err, err_len, "shard %s: missing format_version/checksum/n_samples attributes", path);
+    data_seterr(err, err_len, "shard %s: missing format_version/checksum/n_samples attributes",
+                path);
     goto fail;
   }
   if (version != SHARD_FORMAT_VERSION) {
-    seterr(err, err_len, "shard %s: format version %d, this build reads version %d", path, version,
-           SHARD_FORMAT_VERSION);
+    data_seterr(err, err_len, "shard %s: format version %d, this build reads version %d", path,
+                version, SHARD_FORMAT_VERSION);
     goto fail;
   }
   int64_t len[DS_COUNT];
@@ -310,7 +304,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     len[d] = ds < 0 ? -1 : ds_len(ds);
     if (len[d] < 0) {
       if (ds >= 0) H5Dclose(ds);
-      seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
+      data_seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
       goto fail;
     }
     if (d == DS_TOKENS)
@@ -325,7 +319,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       int r = v->p ? read_range(ds, ds_mem_type(d), 0, len[d], v->p) : -1;
       H5Dclose(ds);
       if (r) {
-        seterr(err, err_len, "shard %s: cannot read dataset %s (corrupt?)", path, ds_name[d]);
+        data_seterr(err, err_len, "shard %s: cannot read dataset %s (corrupt?)", path, ds_name[d]);
         goto fail;
       }
     }
@@ -339,7 +333,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       !offsets_ok(I64(s, DS_ID_OFFSETS), n + 1, len[DS_IDS]) ||
       !offsets_ok(I64(s, DS_MEDIA_OFFSETS), n + 1, m) ||
       !offsets_ok(I64(s, DS_PATH_OFFSETS), m + 1, len[DS_PATHS])) {
-    seterr(err, err_len, "shard %s: dataset sizes or offsets are inconsistent (corrupt)", path);
+    data_seterr(err, err_len, "shard %s: dataset sizes or offsets are inconsistent (corrupt)",
+                path);
     goto fail;
   }
   if (verify) {
@@ -353,8 +348,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
           int64_t k = s->n_tokens - off < chunk ? s->n_tokens - off : chunk;
           if (read_range(ds, H5T_NATIVE_INT32, off, k, buf)) {
             free(buf);
-            seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
-                   ds_name[d]);
+            data_seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
+                        ds_name[d]);
             goto fail;
           }
           crc = crc32(crc, (const Bytef *)buf, (uInt)(k * 4));
@@ -365,8 +360,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     }
     free(buf);
     if ((uint32_t)crc != sum) {
-      seterr(err, err_len, "shard %s: checksum mismatch (stored %08x, computed %08x): corrupt",
-             path, sum, (uint32_t)crc);
+      data_seterr(err, err_len, "shard %s: checksum mismatch (stored %08x, computed %08x): corrupt",
+                  path, sum, (uint32_t)crc);
       goto fail;
     }
   }
@@ -410,8 +405,8 @@ static int grow_ids(tok_ids *a, size_t n) {
 
 int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t err_len) {
   if (i < 0 || i >= s->n_samples) {
-    seterr(err, err_len, "shard %s: sample %lld out of range (%lld samples)", s->path, (long long)i,
-           (long long)s->n_samples);
+    data_seterr(err, err_len, "shard %s: sample %lld out of range (%lld samples)", s->path,
+                (long long)i, (long long)s->n_samples);
     return -1;
   }
   int64_t a = I64(s, DS_SAMPLE_OFFSETS)[i], n = shard_sample_len(s, i);
@@ -420,12 +415,13 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
   free(out->id);
   out->id = substr(&s->small[DS_IDS], I64(s, DS_ID_OFFSETS), i);
   if (!out->id || grow_ids(&out->ids, (size_t)n) || grow_ids(&out->labels, (size_t)n)) {
-    seterr(err, err_len, "out of memory");
+    data_seterr(err, err_len, "out of memory");
     return -1;
   }
   if (read_range(s->tokens, H5T_NATIVE_INT32, a, n, out->ids.v) ||
       read_range(s->labels, H5T_NATIVE_INT32, a, n, out->labels.v)) {
-    seterr(err, err_len, "shard %s: cannot read sample %lld (corrupt?)", s->path, (long long)i);
+    data_seterr(err, err_len, "shard %s: cannot read sample %lld (corrupt?)", s->path,
+                (long long)i);
     return -1;
   }
   int64_t m0 = I64(s, DS_MEDIA_OFFSETS)[i], m1 = I64(s, DS_MEDIA_OFFSETS)[i + 1];
@@ -435,7 +431,7 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
     char **mp = cm ? realloc(out->media_path, m * sizeof *mp) : NULL;
     if (cm) out->media = cm;
     if (!cm || !mp) {
-      seterr(err, err_len, "out of memory");
+      data_seterr(err, err_len, "out of memory");
       return -1;
     }
     out->media_path = mp;

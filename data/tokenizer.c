@@ -2,6 +2,7 @@
  * NFC via utf8proc. Vocabulary and word cache are open-addressing hash maps over byte
  * strings; merges are a hash map from the id pair to (rank, merged id). */
 #include "data/tokenizer.h"
+#include "data/data_err.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <jansson.h>
@@ -54,14 +55,6 @@ static int bytes_append(tok_bytes *b, const char *s, size_t n) {
   b->n += n;
   b->p[b->n] = 0;
   return 0;
-}
-
-static void seterr(char *err, size_t len, const char *fmt, ...) {
-  if (!err || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
 }
 
 /* ---- byte-string hash map --------------------------------------------------------- */
@@ -311,7 +304,7 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
   json_error_t je;
   json_t *root = json_load_file(file, 0, &je);
   if (!root) {
-    seterr(err, err_len, "%s: line %d: %s", file, je.line, je.text);
+    data_seterr(err, err_len, "%s: line %d: %s", file, je.line, je.text);
     return -1;
   }
   int rc = -1;
@@ -321,18 +314,18 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
   json_t *merges = json_object_get(model, "merges");
   json_t *added = json_object_get(root, "added_tokens");
   if (!mtype || strcmp(mtype, "BPE") != 0 || !json_is_object(vocab) || !json_is_array(merges)) {
-    seterr(err, err_len, "%s: model: expected a BPE model with vocab and merges", file);
+    data_seterr(err, err_len, "%s: model: expected a BPE model with vocab and merges", file);
     goto done;
   }
   const char *norm =
       json_string_value(json_object_get(json_object_get(root, "normalizer"), "type"));
   if (norm && strcmp(norm, "NFC") != 0) {
-    seterr(err, err_len, "%s: normalizer.type: expected NFC or null, found %s", file, norm);
+    data_seterr(err, err_len, "%s: normalizer.type: expected NFC or null, found %s", file, norm);
     goto done;
   }
   const char *pattern = find_split_regex(json_object_get(root, "pre_tokenizer"));
   if (!pattern) {
-    seterr(err, err_len, "%s: pre_tokenizer: expected a Split with a Regex pattern", file);
+    data_seterr(err, err_len, "%s: pre_tokenizer: expected a Split with a Regex pattern", file);
     goto done;
   }
   int ec;
@@ -342,7 +335,7 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
   if (!t->re) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(ec, msg, sizeof msg);
-    seterr(err, err_len, "%s: pre_tokenizer regex at %zu: %s", file, (size_t)eo, (char *)msg);
+    data_seterr(err, err_len, "%s: pre_tokenizer regex at %zu: %s", file, (size_t)eo, (char *)msg);
     goto done;
   }
   t->jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
@@ -372,25 +365,25 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
   t->id_special = calloc((size_t)t->n_ids, sizeof *t->id_special);
   if (!t->id_off || !t->id_len || !t->id_text || !t->id_special ||
       strmap_init(&t->vocab, json_object_size(vocab)) != 0) {
-    seterr(err, err_len, "%s: out of memory", file);
+    data_seterr(err, err_len, "%s: out of memory", file);
     goto done;
   }
   for (int32_t i = 0; i < t->n_ids; i++) t->id_len[i] = UINT32_MAX; /* unused id */
   char buf[1024];
   json_object_foreach(vocab, key, val) {
     if (strlen(key) >= sizeof buf) {
-      seterr(err, err_len, "%s: model.vocab: token too long: %.40s...", file, key);
+      data_seterr(err, err_len, "%s: model.vocab: token too long: %.40s...", file, key);
       goto done;
     }
     long n = unmap_token(key, byte_of_cp, buf);
     json_int_t id = json_integer_value(val);
     if (n < 0 || !json_is_integer(val) || id < 0) {
-      seterr(err, err_len, "%s: model.vocab: bad entry \"%s\"", file, key);
+      data_seterr(err, err_len, "%s: model.vocab: bad entry \"%s\"", file, key);
       goto done;
     }
     str_slot *s = strmap_put(&t->vocab, buf, (size_t)n, (int32_t)id, 0);
     if (!s) {
-      seterr(err, err_len, "%s: out of memory", file);
+      data_seterr(err, err_len, "%s: out of memory", file);
       goto done;
     }
     t->id_off[id] = s->off;
@@ -400,7 +393,7 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
     char c = (char)b;
     str_slot *s = strmap_find(&t->vocab, &c, 1);
     if (!s) {
-      seterr(err, err_len, "%s: model.vocab: no token for byte 0x%02x", file, b);
+      data_seterr(err, err_len, "%s: model.vocab: no token for byte 0x%02x", file, b);
       goto done;
     }
     t->byte_id[b] = s->val;
@@ -411,7 +404,7 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
   while (cap < nm * 2) cap *= 2;
   t->merges = malloc(cap * sizeof *t->merges);
   if (!t->merges) {
-    seterr(err, err_len, "%s: out of memory", file);
+    data_seterr(err, err_len, "%s: out of memory", file);
     goto done;
   }
   t->merge_mask = cap - 1;
@@ -450,10 +443,10 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
       t->merges[j] = (merge_slot){.key = k, .rank = (uint32_t)r, .id = sab->val};
     continue;
   bad_merge:
-    seterr(err, err_len,
-           "%s: model.merges[%zu]: expected two vocabulary tokens whose "
-           "concatenation is a token",
-           file, r);
+    data_seterr(err, err_len,
+                "%s: model.merges[%zu]: expected two vocabulary tokens whose "
+                "concatenation is a token",
+                file, r);
     goto done;
   }
 
@@ -465,7 +458,7 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
     const char *content = json_string_value(json_object_get(a, "content"));
     json_t *idv = json_object_get(a, "id");
     if (!content || !*content || !json_is_integer(idv)) {
-      seterr(err, err_len, "%s: added_tokens[%d]: expected content and id", file, i);
+      data_seterr(err, err_len, "%s: added_tokens[%d]: expected content and id", file, i);
       goto done;
     }
     added_token *at = &t->added[i];
@@ -490,7 +483,7 @@ int tok_init(tok_tokenizer **out, const char *path, char *err, size_t err_len) {
   char dir[4096], file[4200];
   struct stat st;
   if (stat(path, &st) != 0) {
-    seterr(err, err_len, "%s: no such file or directory", path);
+    data_seterr(err, err_len, "%s: no such file or directory", path);
     return -1;
   }
   if (S_ISDIR(st.st_mode)) {
@@ -507,7 +500,7 @@ int tok_init(tok_tokenizer **out, const char *path, char *err, size_t err_len) {
   }
   tok_tokenizer *t = calloc(1, sizeof *t);
   if (!t) {
-    seterr(err, err_len, "out of memory");
+    data_seterr(err, err_len, "out of memory");
     return -1;
   }
   t->eos_id = t->pad_id = -1;
@@ -690,13 +683,13 @@ static int encode_plain(tok_tokenizer *t, const char *s, size_t n, size_t base, 
   if (!ascii) {
     size_t bad;
     if (!tok_utf8_valid(s, n, &bad)) {
-      seterr(err, err_len, "text is not UTF-8 at byte %zu", base + bad);
+      data_seterr(err, err_len, "text is not UTF-8 at byte %zu", base + bad);
       return -1;
     }
     utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &nfc,
                                       UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     if (m < 0) {
-      seterr(err, err_len, "NFC at byte %zu: %s", base, utf8proc_errmsg(m));
+      data_seterr(err, err_len, "NFC at byte %zu: %s", base, utf8proc_errmsg(m));
       return -1;
     }
     s = (const char *)nfc;
@@ -715,7 +708,7 @@ static int encode_plain(tok_tokenizer *t, const char *s, size_t n, size_t base, 
     if (m < 0) { /* e.g. a JIT stack or match limit: refuse rather than split wrongly */
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(m, msg, sizeof msg);
-      seterr(err, err_len, "pre-tokenizer regex at byte %zu: %s", base + start, (char *)msg);
+      data_seterr(err, err_len, "pre-tokenizer regex at byte %zu: %s", base + start, (char *)msg);
       free(nfc);
       return -1;
     }
@@ -730,7 +723,7 @@ static int encode_plain(tok_tokenizer *t, const char *s, size_t n, size_t base, 
     }
     start = me;
   }
-  if (rc != 0) seterr(err, err_len, "out of memory");
+  if (rc != 0) data_seterr(err, err_len, "out of memory");
   free(nfc);
   return rc;
 }
@@ -757,7 +750,7 @@ int tok_encode(tok_tokenizer *t, const char *text, size_t len, tok_ids *out, cha
     }
     if (encode_plain(t, text + seg, pos - seg, seg, out, err, err_len) != 0) return -1;
     if (tok_ids_push(out, hit->id) != 0) {
-      seterr(err, err_len, "out of memory");
+      data_seterr(err, err_len, "out of memory");
       return -1;
     }
     pos += hit->len;
@@ -772,13 +765,13 @@ int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, bool skip_s
   for (size_t i = 0; i < n; i++) {
     int32_t id = ids[i];
     if (id < 0 || id >= t->n_ids || t->id_len[id] == UINT32_MAX) {
-      seterr(err, err_len, "decode: id %d at position %zu is not in the vocabulary", id, i);
+      data_seterr(err, err_len, "decode: id %d at position %zu is not in the vocabulary", id, i);
       return -1;
     }
     if (t->id_special[id] && skip_special) continue;
     const char *p = t->id_text[id] ? t->id_text[id] : t->vocab.arena + t->id_off[id];
     if (bytes_append(out, p, t->id_len[id]) != 0) {
-      seterr(err, err_len, "out of memory");
+      data_seterr(err, err_len, "out of memory");
       return -1;
     }
   }

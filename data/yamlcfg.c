@@ -1,5 +1,6 @@
 /* libyaml document helpers for data configs. */
 #include "data/yamlcfg.h"
+#include "data/data_err.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -7,14 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static void seterr(char *err, size_t len, const char *fmt, ...) {
-  if (!err || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
-}
 
 int ycfg_load(ycfg *c, const char *path, char *err, size_t err_len) {
   memset(c, 0, sizeof *c);
@@ -27,7 +20,7 @@ int ycfg_load(ycfg *c, const char *path, char *err, size_t err_len) {
     strcpy(c->dir, ".");
   FILE *f = fopen(path, "rb");
   if (!f) {
-    seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    data_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     return -1;
   }
   yaml_parser_t p;
@@ -35,8 +28,8 @@ int ycfg_load(ycfg *c, const char *path, char *err, size_t err_len) {
   yaml_parser_set_input_file(&p, f);
   int ok = yaml_parser_load(&p, &c->doc);
   if (!ok)
-    seterr(err, err_len, "%s:%zu: YAML: %s", path, p.problem_mark.line + 1,
-           p.problem ? p.problem : "parse error");
+    data_seterr(err, err_len, "%s:%zu: YAML: %s", path, p.problem_mark.line + 1,
+                p.problem ? p.problem : "parse error");
   yaml_parser_delete(&p);
   fclose(f);
   if (!ok) return -1;
@@ -67,8 +60,8 @@ yaml_node_t *ycfg_get(ycfg *c, yaml_node_t *map, const char *key) {
 int ycfg_check_keys(ycfg *c, yaml_node_t *map, const char *const *allowed, const char *where,
                     char *err, size_t err_len) {
   if (!map || map->type != YAML_MAPPING_NODE) {
-    seterr(err, err_len, "%s:%zu: %s: expected a mapping", c->path,
-           map ? map->start_mark.line + 1 : 1, where);
+    data_seterr(err, err_len, "%s:%zu: %s: expected a mapping", c->path,
+                map ? map->start_mark.line + 1 : 1, where);
     return -1;
   }
   for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
@@ -82,8 +75,8 @@ int ycfg_check_keys(ycfg *c, yaml_node_t *map, const char *const *allowed, const
         strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
         strncat(list, allowed[i], sizeof list - strlen(list) - 1);
       }
-      seterr(err, err_len, "%s:%zu: unknown key '%s' in %s (known: %s)", c->path,
-             kn->start_mark.line + 1, k ? k : "?", where, list);
+      data_seterr(err, err_len, "%s:%zu: unknown key '%s' in %s (known: %s)", c->path,
+                  kn->start_mark.line + 1, k ? k : "?", where, list);
       return -1;
     }
   }
@@ -93,8 +86,8 @@ int ycfg_check_keys(ycfg *c, yaml_node_t *map, const char *const *allowed, const
 static int expect(ycfg *c, yaml_node_t *n, const char *key, const char *what, char *err,
                   size_t err_len) {
   const char *s = scalar(n);
-  seterr(err, err_len, "%s:%zu: %s: expected %s, found %s", c->path, n ? n->start_mark.line + 1 : 0,
-         key, what, s ? s : "a list or mapping");
+  data_seterr(err, err_len, "%s:%zu: %s: expected %s, found %s", c->path,
+              n ? n->start_mark.line + 1 : 0, key, what, s ? s : "a list or mapping");
   return -1;
 }
 
