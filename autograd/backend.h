@@ -111,4 +111,16 @@ const vt_backend *vt_backend_cuda(int device_index, const char **why);
 /* Number of usable GPUs (0 without a CUDA build). */
 int vt_cuda_device_count(void);
 
+/* Device buffers for the layers above autograd/ (optimizer moments, staging, flat buffers):
+ * allocation, fills and host copies go through these, so no upper layer dereferences device
+ * memory or calls the vtable itself. Host copies are complete when they return. */
+void *vt_buf_alloc(const vt_backend *be, size_t bytes); /* NULL when out of memory */
+void *vt_buf_alloc_zeroed(const vt_backend *be, size_t bytes);
+void vt_buf_free(const vt_backend *be, void *dev); /* NULL is fine */
+void vt_buf_to_host(const vt_backend *be, void *host, const void *dev, size_t bytes);
+void vt_buf_from_host(const vt_backend *be, void *dev, const void *host, size_t bytes);
+void vt_buf_fill_f32(const vt_backend *be, float *dev, int64_t n, float value);
+/* Waits until everything queued on the backend has finished. */
+void vt_backend_sync(const vt_backend *be);
+
 #endif

@@ -278,6 +278,33 @@ void vt_grad_to_host(vt_ctx *ctx, const vt_tensor *t, float *host) {
     ctx->be->copy(host, t->grad, bytes, VT_COPY_D2H);
 }
 
+static bool range_ok(vt_ctx *ctx, const char *op, const vt_tensor *t, int64_t first, int64_t n) {
+  if (ctx->failed) return false;
+  if (t == &ctx->err_tensor || !t->data) {
+    vt_ctx_fail(ctx, op, "the tensor has no data (an error tensor?)");
+    return false;
+  }
+  if (first < 0 || n < 0 || first > vt_numel(t) - n) {
+    char s[96];
+    vt_ctx_fail(ctx, op, "elements [%lld, %lld) lie outside %s", (long long)first,
+                (long long)(first + n), vt_shape_str(t, s, sizeof s));
+    return false;
+  }
+  return true;
+}
+
+void vt_write_host(vt_ctx *ctx, vt_tensor *t, int64_t first, int64_t n, const void *host) {
+  if (!range_ok(ctx, "write_host", t, first, n) || !n) return;
+  size_t es = vt_dtype_size(t->dtype);
+  ctx->be->copy((char *)t->data + (size_t)first * es, host, (size_t)n * es, VT_COPY_H2D);
+}
+
+void vt_read_host(vt_ctx *ctx, const vt_tensor *t, int64_t first, int64_t n, void *host) {
+  if (!range_ok(ctx, "read_host", t, first, n) || !n) return;
+  size_t es = vt_dtype_size(t->dtype);
+  ctx->be->copy(host, (const char *)t->data + (size_t)first * es, (size_t)n * es, VT_COPY_D2H);
+}
+
 void vt_requires_grad(vt_ctx *ctx, vt_tensor *t) {
   (void)ctx;
   if (t->dtype == VT_F32) t->requires_grad = true;

@@ -48,4 +48,27 @@ void vt_params_zero_grad(vt_params *ps);
 vt_param *vt_params_find(const vt_params *ps, const char *name);
 size_t vt_params_count(const vt_params *ps, bool trainable_only); /* elements */
 
+/* Parameter memory from the host, through the store's backend: nothing above autograd/ reads
+ * or writes t->data or t->grad itself, so the same code serves every device. t must be a
+ * parameter of the allocated store ps; host holds vt_numel(t) elements. Each returns 0, or -1
+ * with a message naming the parameter in err. */
+int vt_param_write(const vt_params *ps, vt_tensor *t, const void *host, char *err,
+                   size_t err_len); /* host in t's dtype */
+int vt_param_read(const vt_params *ps, const vt_tensor *t, void *host, char *err, size_t err_len);
+/* As above with f32 host values, converted to or from t's dtype (round to nearest even). */
+int vt_param_write_f32(const vt_params *ps, vt_tensor *t, const float *host, char *err,
+                       size_t err_len);
+int vt_param_read_f32(const vt_params *ps, const vt_tensor *t, float *host, char *err,
+                      size_t err_len);
+/* Sets every element of t to value (in t's dtype). */
+int vt_param_fill(const vt_params *ps, vt_tensor *t, float value, char *err, size_t err_len);
+/* The f32 gradient of t; zeros for a parameter without one (frozen). */
+int vt_param_grad_read(const vt_params *ps, const vt_tensor *t, float *host, char *err,
+                       size_t err_len);
+/* The flat gradient buffer (grad_numel f32 values) to and from host memory, e.g. around a
+ * host all-reduce, and scaled in place on the device (e.g. by 1 / world after a sum). */
+void vt_params_grad_to_host(const vt_params *ps, float *host);
+void vt_params_grad_from_host(vt_params *ps, const float *host);
+void vt_params_scale_grad(vt_params *ps, float alpha);
+
 #endif
