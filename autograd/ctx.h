@@ -18,6 +18,10 @@ typedef struct vt_ctx vt_ctx;
 typedef struct {
   vt_device device;
   size_t arena_bytes; /* first arena block; grows as needed (default 64 MiB) */
+  /* The backend instance to run on (borrowed; its device wins over `device`), e.g. the one of
+   * the parameter store the ctx reads, so both queue on one stream. NULL: the ctx makes and
+   * owns an instance for `device`. */
+  const vt_backend *backend;
 } vt_ctx_opts;
 
 /* Returns NULL when the device is unusable; *err (if given) says why. */

@@ -26,6 +26,7 @@ struct vt_node {
 struct vt_ctx {
   vt_device device;
   const vt_backend *be;
+  bool owns_be;  /* made by vt_ctx_init, released by vt_ctx_free */
   vt_arena meta; /* host: tensor structs, node extras */
   vt_arena data; /* device: tensor data and gradients */
   vt_node *tape;

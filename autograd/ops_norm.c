@@ -30,7 +30,7 @@ static void layer_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *w = vt_node_opt(n, 1, n->i[0], 0), *b = vt_node_opt(n, 1, n->i[0], 1);
   float *dx = vt_grad_if(ctx, x), *dw = vt_grad_if(ctx, w), *db = vt_grad_if(ctx, b);
   if (ctx->failed) return;
-  ctx->be->norm->layer_norm_backward(n->i[1], n->i[2], x->data, w ? w->data : NULL,
+  ctx->be->norm->layer_norm_backward(ctx->be, n->i[1], n->i[2], x->data, w ? w->data : NULL,
                                      n->saved[0]->data, n->saved[1]->data, n->out->grad, dx, dw,
                                      db);
 }
@@ -47,7 +47,7 @@ vt_tensor *vt_layer_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor
     return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape), *mean, *rstd;
   if (!out || !alloc_stats(ctx, op, rows, &mean, &rstd)) return &ctx->err_tensor;
-  ctx->be->norm->layer_norm(rows, cols, eps, x->data, weight ? weight->data : NULL,
+  ctx->be->norm->layer_norm(ctx->be, rows, cols, eps, x->data, weight ? weight->data : NULL,
                             bias ? bias->data : NULL, out->data, mean->data, rstd->data);
   vt_tensor *in[3] = {x}, *opt[2] = {weight, bias};
   int64_t mask;
@@ -69,8 +69,8 @@ static void rms_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *w = n->n_in > 1 ? n->in[1] : NULL;
   float *dx = vt_grad_if(ctx, x), *dw = vt_grad_if(ctx, w);
   if (ctx->failed) return;
-  ctx->be->norm->rms_norm_backward(n->i[1], n->i[2], x->data, w ? w->data : NULL, n->saved[0]->data,
-                                   n->out->grad, dx, dw);
+  ctx->be->norm->rms_norm_backward(ctx->be, n->i[1], n->i[2], x->data, w ? w->data : NULL,
+                                   n->saved[0]->data, n->out->grad, dx, dw);
 }
 
 vt_tensor *vt_rms_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, float eps) {
@@ -84,8 +84,8 @@ vt_tensor *vt_rms_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, float eps) 
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   vt_tensor *rstd = out ? vt_alloc_tensor(ctx, op, VT_F32, 1, &rows) : NULL;
   if (!rstd) return &ctx->err_tensor;
-  ctx->be->norm->rms_norm(rows, cols, eps, x->data, weight ? weight->data : NULL, out->data,
-                          rstd->data);
+  ctx->be->norm->rms_norm(ctx->be, rows, cols, eps, x->data, weight ? weight->data : NULL,
+                          out->data, rstd->data);
   vt_tensor *in[2] = {x, weight};
   vt_node *n = vt_record(ctx, op, rms_norm_backward, out, weight ? 2 : 1, in);
   if (n) {
@@ -102,7 +102,7 @@ static void group_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *w = vt_node_opt(n, 1, n->i[0], 0), *b = vt_node_opt(n, 1, n->i[0], 1);
   float *dx = vt_grad_if(ctx, x), *dw = vt_grad_if(ctx, w), *db = vt_grad_if(ctx, b);
   if (ctx->failed) return;
-  ctx->be->norm->group_norm_backward(n->i[1], n->i[2], n->i[3], n->i[4], x->data,
+  ctx->be->norm->group_norm_backward(ctx->be, n->i[1], n->i[2], n->i[3], n->i[4], x->data,
                                      w ? w->data : NULL, n->saved[0]->data, n->saved[1]->data,
                                      n->out->grad, dx, dw, db);
 }
@@ -124,7 +124,7 @@ vt_tensor *vt_group_norm(vt_ctx *ctx, vt_tensor *x, int64_t groups, vt_tensor *w
     return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape), *mean, *rstd;
   if (!out || !alloc_stats(ctx, op, nb * groups, &mean, &rstd)) return &ctx->err_tensor;
-  ctx->be->norm->group_norm(nb, c, s, groups, eps, x->data, weight ? weight->data : NULL,
+  ctx->be->norm->group_norm(ctx->be, nb, c, s, groups, eps, x->data, weight ? weight->data : NULL,
                             bias ? bias->data : NULL, out->data, mean->data, rstd->data);
   vt_tensor *in[3] = {x}, *opt[2] = {weight, bias};
   int64_t mask;
@@ -148,7 +148,7 @@ static void batch_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *w = vt_node_opt(n, 1, n->i[0], 0), *b = vt_node_opt(n, 1, n->i[0], 1);
   float *dx = vt_grad_if(ctx, x), *dw = vt_grad_if(ctx, w), *db = vt_grad_if(ctx, b);
   if (ctx->failed) return;
-  ctx->be->norm->batch_norm_backward(n->i[1], n->i[2], n->i[3], n->i[4], x->data,
+  ctx->be->norm->batch_norm_backward(ctx->be, n->i[1], n->i[2], n->i[3], n->i[4], x->data,
                                      w ? w->data : NULL, n->saved[0]->data, n->saved[1]->data,
                                      n->out->grad, dx, dw, db);
 }
@@ -180,7 +180,7 @@ vt_tensor *vt_batch_norm1d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tens
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape), *mean, *rstd;
   if (!out || !alloc_stats(ctx, op, c, &mean, &rstd)) return &ctx->err_tensor;
   ctx->be->norm->batch_norm(
-      nb, c, s, training, momentum, eps, x->data, weight ? weight->data : NULL,
+      ctx->be, nb, c, s, training, momentum, eps, x->data, weight ? weight->data : NULL,
       bias ? bias->data : NULL, running_mean ? running_mean->data : NULL,
       running_var ? running_var->data : NULL, out->data, mean->data, rstd->data);
   vt_tensor *in[3] = {x}, *opt[2] = {weight, bias};
@@ -207,8 +207,8 @@ static void rope_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *pos = n->in[1];
   float *dx = vt_grad(ctx, x);
   if (!dx) return;
-  ctx->be->norm->rope(n->i[0], n->i[1], n->i[2], n->i[3], n->i[4], n->f[0], pos->data, n->i[5],
-                      n->out->grad, dx, true);
+  ctx->be->norm->rope(ctx->be, n->i[0], n->i[1], n->i[2], n->i[3], n->i[4], n->f[0], pos->data,
+                      n->i[5], n->out->grad, dx, true);
 }
 
 vt_tensor *vt_rope(vt_ctx *ctx, vt_tensor *x, vt_tensor *pos, float theta, vt_rope_layout layout) {
@@ -233,7 +233,8 @@ vt_tensor *vt_rope(vt_ctx *ctx, vt_tensor *x, vt_tensor *pos, float theta, vt_ro
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
   int64_t ho = bthd ? 1 : h, hi = bthd ? h : 1, pstride = shared ? 0 : t;
-  ctx->be->norm->rope(b, ho, t, hi, d, theta, pos->data, pstride, x->data, out->data, false);
+  ctx->be->norm->rope(ctx->be, b, ho, t, hi, d, theta, pos->data, pstride, x->data, out->data,
+                      false);
   vt_tensor *in[2] = {x, pos};
   vt_node *n = vt_record(ctx, op, rope_backward, out, 2, in);
   if (n) {
@@ -254,8 +255,8 @@ static void dropout_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0];
   float *dx = vt_grad(ctx, x);
   if (!dx) return;
-  ctx->be->norm->dropout_backward(vt_numel(x), n->f[0], (uint64_t)n->i[0], (uint64_t)n->i[1],
-                                  n->out->grad, dx);
+  ctx->be->norm->dropout_backward(ctx->be, vt_numel(x), n->f[0], (uint64_t)n->i[0],
+                                  (uint64_t)n->i[1], n->out->grad, dx);
 }
 
 vt_tensor *vt_dropout_seeded(vt_ctx *ctx, vt_tensor *x, float p, bool training, uint64_t seed,
@@ -274,10 +275,10 @@ vt_tensor *vt_dropout_seeded(vt_ctx *ctx, vt_tensor *x, float p, bool training, 
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
   if (p == 1.0f) { /* every element dropped, as torch: zeros (and 1/(1-p) is infinite) */
-    ctx->be->fill(out->data, vt_numel(out), 0.0f);
+    ctx->be->fill(ctx->be, out->data, vt_numel(out), 0.0f);
     return out; /* constant: nothing to record */
   }
-  ctx->be->norm->dropout(vt_numel(x), p, seed, offset, x->data, out->data);
+  ctx->be->norm->dropout(ctx->be, vt_numel(x), p, seed, offset, x->data, out->data);
   vt_node *n = vt_record(ctx, op, dropout_backward, out, 1, &x);
   if (n) {
     n->i[0] = (int64_t)seed;

@@ -9,8 +9,15 @@
 int vt_params_init(vt_params *ps, vt_device device) {
   memset(ps, 0, sizeof *ps);
   ps->device = device;
-  ps->be = device.type == VT_DEV_CPU ? vt_backend_cpu() : vt_backend_cuda(device.index, NULL);
+  ps->be = vt_backend_for(device, NULL);
+  ps->owns_be = ps->be && ps->be != vt_backend_cpu();
   return ps->be ? 0 : -1;
+}
+
+void vt_params_init_backend(vt_params *ps, const vt_backend *be) {
+  memset(ps, 0, sizeof *ps);
+  ps->device = be->device;
+  ps->be = be;
 }
 
 void vt_params_free(vt_params *ps) {
@@ -21,8 +28,9 @@ void vt_params_free(vt_params *ps) {
   free(ps->items);
   if (ps->be) {
     for (int d = 0; d < VT_DTYPE_COUNT; d++)
-      if (ps->data[d]) ps->be->free(ps->data[d]);
-    if (ps->grad) ps->be->free(ps->grad);
+      if (ps->data[d]) ps->be->free(ps->be, ps->data[d]);
+    if (ps->grad) ps->be->free(ps->be, ps->grad);
+    if (ps->owns_be) vt_backend_free(ps->be);
   }
   memset(ps, 0, sizeof *ps);
 }
@@ -87,13 +95,13 @@ int vt_params_alloc(vt_params *ps, char *err, size_t err_len) {
   for (int d = 0; d < VT_DTYPE_COUNT; d++) {
     if (!ps->numel[d]) continue;
     size_t bytes = ps->numel[d] * vt_dtype_size((vt_dtype)d);
-    ps->data[d] = ps->be->alloc(bytes);
+    ps->data[d] = ps->be->alloc(ps->be, bytes);
     if (!ps->data[d]) {
       snprintf(err, err_len, "out of %s memory allocating %zu bytes of %s parameters", ps->be->name,
                bytes, vt_dtype_name((vt_dtype)d));
       return -1;
     }
-    ps->be->fill(ps->data[d], (int64_t)((bytes + 3) / 4), 0.0f);
+    ps->be->fill(ps->be, ps->data[d], (int64_t)((bytes + 3) / 4), 0.0f);
   }
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
@@ -114,7 +122,7 @@ int vt_params_set_trainable(vt_params *ps, const char *glob, bool trainable) {
 }
 
 int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len) {
-  if (ps->grad) ps->be->free(ps->grad);
+  if (ps->grad) ps->be->free(ps->be, ps->grad);
   ps->grad = NULL;
   size_t total = 0;
   for (int i = 0; i < ps->n; i++) {
@@ -125,13 +133,13 @@ int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len) {
   }
   ps->grad_numel = total;
   if (total) {
-    ps->grad = ps->be->alloc(total * sizeof(float));
+    ps->grad = ps->be->alloc(ps->be, total * sizeof(float));
     if (!ps->grad) {
       snprintf(err, err_len, "out of %s memory allocating %zu gradient values", ps->be->name,
                total);
       return -1;
     }
-    ps->be->fill(ps->grad, (int64_t)total, 0.0f);
+    ps->be->fill(ps->be, ps->grad, (int64_t)total, 0.0f);
   }
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
@@ -142,7 +150,7 @@ int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len) {
 }
 
 void vt_params_zero_grad(vt_params *ps) {
-  if (ps->grad) ps->be->fill(ps->grad, (int64_t)ps->grad_numel, 0.0f);
+  if (ps->grad) ps->be->fill(ps->be, ps->grad, (int64_t)ps->grad_numel, 0.0f);
 }
 
 size_t vt_params_count(const vt_params *ps, bool trainable_only) {
@@ -279,5 +287,5 @@ void vt_params_grad_from_host(vt_params *ps, const float *host) {
 void vt_params_scale_grad(vt_params *ps, float alpha) {
   /* the core vtable's unary scale works in place on every backend */
   if (ps->grad && alpha != 1.0f)
-    ps->be->unary(VT_UN_SCALE, (int64_t)ps->grad_numel, alpha, ps->grad, ps->grad);
+    ps->be->unary(ps->be, VT_UN_SCALE, (int64_t)ps->grad_numel, alpha, ps->grad, ps->grad);
 }

@@ -22,6 +22,7 @@ typedef struct {
   int n, cap;
   vt_device device;
   const vt_backend *be;
+  bool owns_be;
   void *data[VT_DTYPE_COUNT];
   size_t numel[VT_DTYPE_COUNT];
   float *grad;
@@ -29,8 +30,12 @@ typedef struct {
   bool allocated;
 } vt_params;
 
-/* Returns 0, or -1 when the device has no usable backend. */
+/* Returns 0, or -1 when the device has no usable backend. The store makes and owns a backend
+ * instance for the device (the shared one on the CPU). */
 int vt_params_init(vt_params *ps, vt_device device);
+/* The same on a borrowed instance (which must outlive the store), e.g. to share one stream
+ * with a ctx; ps->be is the instance either way. */
+void vt_params_init_backend(vt_params *ps, const vt_backend *be);
 void vt_params_free(vt_params *ps);
 /* Registers a parameter (trainable by default) before vt_params_alloc. Returns NULL (and
  * writes err) on a duplicate name, a bad shape or after allocation. */
