@@ -223,6 +223,13 @@ bool vt_check_dtype(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_dtype wa
   return false;
 }
 
+bool vt_need_kernels(vt_ctx *ctx, const char *op, vt_kernel_family family, bool present) {
+  if (present) return true;
+  vt_ctx_fail(ctx, op, "not supported on the %s backend (no kernels of the %s family)",
+              ctx->be->name, vt_backend_family_name(family));
+  return false;
+}
+
 bool vt_check_axis(vt_ctx *ctx, const char *op, const vt_tensor *t, int *axis) {
   int a = *axis < 0 ? *axis + t->ndim : *axis;
   if (a < 0 || a >= t->ndim) {

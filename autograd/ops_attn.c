@@ -151,8 +151,8 @@ vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
       !vt_check_dtype(ctx, OP, v, VT_F32))
     return &ctx->err_tensor;
   const struct vt_attn_kernels *kr = ctx->be->attn;
-  if (!kr || !kr->forward || !kr->backward || !kr->workspace)
-    return vt_ctx_fail(ctx, OP, "not available on the %s backend", ctx->be->name);
+  if (!vt_need_kernels(ctx, OP, VT_FAMILY_ATTN, kr && kr->forward && kr->backward && kr->workspace))
+    return &ctx->err_tensor;
   vt_attn_geom g;
   if (!attn_plan(ctx, q, k, v, &o, &g)) return &ctx->err_tensor;
   int64_t shape[4] = {g.B, g.H, g.Tq, g.Dv};

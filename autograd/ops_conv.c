@@ -83,7 +83,7 @@ static vt_tensor *conv_run(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor 
 static bool conv_check(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor *w, vt_tensor *b,
                        int ndim, int64_t bias_len) {
   const struct vt_conv_kernels *k = ctx->be->conv;
-  if (!vt_have_kernel(ctx, op,
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_CONV,
                       k && k->conv_forward && k->conv_backward_data && k->conv_backward_weight &&
                           k->bias_add && k->bias_backward) ||
       !vt_check_dtype(ctx, op, x, VT_F32) || !vt_check_dtype(ctx, op, w, VT_F32))

@@ -11,8 +11,7 @@
 
 const struct vt_loss_kernels *vt_loss_family(vt_ctx *ctx, const char *op) {
   const struct vt_loss_kernels *k = ctx->be->loss;
-  if (!k) vt_ctx_fail(ctx, op, "not available on the %s backend", ctx->be->name);
-  return k;
+  return vt_need_kernels(ctx, op, VT_FAMILY_LOSS, k != NULL) ? k : NULL;
 }
 
 int32_t *vt_loss_host_i32(vt_ctx *ctx, const char *op, const vt_tensor *t) {

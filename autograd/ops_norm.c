@@ -38,7 +38,8 @@ static void layer_norm_backward(vt_ctx *ctx, vt_node *n) {
 vt_tensor *vt_layer_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias, float eps) {
   const char *op = "layer_norm";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, layer_norm) && NORM_HAS(ctx, layer_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, layer_norm) && NORM_HAS(ctx, layer_norm_backward)) ||
       !check_x(ctx, op, x, 1))
     return &ctx->err_tensor;
   int64_t cols = x->shape[x->ndim - 1], rows = vt_numel(x) / cols;
@@ -76,7 +77,8 @@ static void rms_norm_backward(vt_ctx *ctx, vt_node *n) {
 vt_tensor *vt_rms_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, float eps) {
   const char *op = "rms_norm";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, rms_norm) && NORM_HAS(ctx, rms_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, rms_norm) && NORM_HAS(ctx, rms_norm_backward)) ||
       !check_x(ctx, op, x, 1))
     return &ctx->err_tensor;
   int64_t cols = x->shape[x->ndim - 1], rows = vt_numel(x) / cols;
@@ -111,7 +113,8 @@ vt_tensor *vt_group_norm(vt_ctx *ctx, vt_tensor *x, int64_t groups, vt_tensor *w
                          vt_tensor *bias, float eps) {
   const char *op = "group_norm";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, group_norm) && NORM_HAS(ctx, group_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, group_norm) && NORM_HAS(ctx, group_norm_backward)) ||
       !check_x(ctx, op, x, 2))
     return &ctx->err_tensor;
   int64_t nb = x->shape[0], c = x->shape[1], s = vt_numel(x) / (nb * c);
@@ -158,7 +161,8 @@ vt_tensor *vt_batch_norm1d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tens
                            float momentum, float eps) {
   const char *op = "batch_norm1d";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, batch_norm) && NORM_HAS(ctx, batch_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, batch_norm) && NORM_HAS(ctx, batch_norm_backward)) ||
       !check_x(ctx, op, x, 2))
     return &ctx->err_tensor;
   char sx[96];
@@ -214,8 +218,8 @@ static void rope_backward(vt_ctx *ctx, vt_node *n) {
 vt_tensor *vt_rope(vt_ctx *ctx, vt_tensor *x, vt_tensor *pos, float theta, vt_rope_layout layout) {
   const char *op = "rope";
   VT_OP_INPUTS(ctx, op, x, pos);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, rope)) || !vt_check_dtype(ctx, op, x, VT_F32) ||
-      !vt_check_dtype(ctx, op, pos, VT_I32))
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM, NORM_HAS(ctx, rope)) ||
+      !vt_check_dtype(ctx, op, x, VT_F32) || !vt_check_dtype(ctx, op, pos, VT_I32))
     return &ctx->err_tensor;
   char sx[96], sp[96];
   if (x->ndim != 4 || x->shape[3] % 2 || x->shape[3] > ROPE_MAX_HEAD_DIM)
@@ -270,7 +274,8 @@ vt_tensor *vt_dropout_seeded(vt_ctx *ctx, vt_tensor *x, float p, bool training, 
                        vt_shape_str(x, sx, sizeof sx));
   }
   if (!training || p == 0.0f) return x;
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, dropout) && NORM_HAS(ctx, dropout_backward)))
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, dropout) && NORM_HAS(ctx, dropout_backward)))
     return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;

@@ -15,7 +15,8 @@ static void weight_norm_backward(vt_ctx *ctx, vt_node *n) {
 vt_tensor *vt_weight_norm(vt_ctx *ctx, vt_tensor *g, vt_tensor *v) {
   const char *op = "weight_norm";
   VT_OP_INPUTS(ctx, op, g, v);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, weight_norm) && NORM_HAS(ctx, weight_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, weight_norm) && NORM_HAS(ctx, weight_norm_backward)) ||
       !vt_check_dtype(ctx, op, g, VT_F32) || !vt_check_dtype(ctx, op, v, VT_F32))
     return &ctx->err_tensor;
   char sg[96], sv[96];
@@ -50,8 +51,8 @@ vt_tensor *vt_vq_ste(vt_ctx *ctx, vt_tensor *x, vt_tensor *codebook, vt_tensor *
   const char *op = "vq_ste";
   if (indices) *indices = &ctx->err_tensor;
   VT_OP_INPUTS(ctx, op, x, codebook);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, vq_nearest)) || !vt_check_dtype(ctx, op, x, VT_F32) ||
-      !vt_check_dtype(ctx, op, codebook, VT_F32))
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM, NORM_HAS(ctx, vq_nearest)) ||
+      !vt_check_dtype(ctx, op, x, VT_F32) || !vt_check_dtype(ctx, op, codebook, VT_F32))
     return &ctx->err_tensor;
   char sx[96], sc[96];
   if (x->ndim < 1 || codebook->ndim != 2 || x->shape[x->ndim - 1] != codebook->shape[1] ||

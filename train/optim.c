@@ -131,8 +131,9 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   if (check_cfg(cfg, err, err_len)) return -1;
   const struct vt_optim_kernels *k = ps->be ? ps->be->optim : NULL;
   if (!k || !k->sumsq || !k->scale || !k->adam_update || !k->sgd_update) {
-    snprintf(err, err_len, "optimizer: the %s backend has no optimizer kernels (vt_backend.optim)",
-             ps->be ? ps->be->name : "(none)");
+    snprintf(err, err_len,
+             "optimizer: not supported on the %s backend (no kernels of the %s family)",
+             ps->be ? ps->be->name : "(none)", vt_backend_family_name(VT_FAMILY_OPTIM));
     return -1;
   }
   for (int g = 0; g < cfg->n_groups; g++) {
