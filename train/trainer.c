@@ -222,7 +222,7 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     }
     /* the all-reduce averaged over ranks: times world, over the global token count */
     if (global_tokens_f > 0)
-      t.ps.be->optim->scale(t.ps.grad, (int64_t)t.ps.grad_numel,
+      t.ps.be->optim->scale(t.ps.be, t.ps.grad, (int64_t)t.ps.grad_numel,
                             (float)((double)d->world / global_tokens_f));
     stats[0] = global_tokens_f > 0 ? (float)((double)stats[0] * d->world / global_tokens_f) : 0;
     int64_t global_tokens = (int64_t)llround(global_tokens_f);
