@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const vt_model_ops qwen2_model_ops;
+#include "model/qwen2_model.h"
 
 #define MAX_MODELS 16
 
