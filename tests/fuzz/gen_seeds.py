@@ -1,0 +1,104 @@
+"""Seed corpora for the libFuzzer harnesses in tests/fuzz (small valid and near-valid inputs
+for each parser). Run from the repo root: python3 tests/fuzz/gen_seeds.py. The fuzzers add
+what they find to the same directories; these seeds only give them a start."""
+import hashlib
+import json
+import os
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def put(kind, data):
+    if isinstance(data, str):
+        data = data.encode()
+    d = os.path.join(ROOT, kind)
+    os.makedirs(d, exist_ok=True)
+    name = "seed-" + hashlib.sha1(data).hexdigest()[:16]
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def byte_chars():
+    out, n = [], 0
+    for b in range(256):
+        keep = 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255
+        out.append(chr(b) if keep else chr(256 + n))
+        if not keep:
+            n += 1
+    return out
+
+
+def tokenizer(merges=(), added=(), extra_vocab=None, regex=None, seq=False):
+    bc = byte_chars()
+    vocab = {c: i for i, c in enumerate(bc)}
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    if extra_vocab:
+        vocab.update(extra_vocab)
+    split = {"type": "Split", "pattern": {"Regex": regex or r"\s?\w+|\s+|[^\s\w]+"},
+             "behavior": "Isolated", "invert": False}
+    pre = {"type": "Sequence", "pretokenizers": [split, {"type": "ByteLevel"}]} if seq else split
+    return json.dumps({
+        "model": {"type": "BPE", "vocab": vocab, "merges": [a + " " + b for a, b in merges]},
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": pre,
+        "added_tokens": [{"id": i, "content": c, "special": s} for i, c, s in added],
+    })
+
+
+def tokenizer_seeds():
+    g = "\u0120"  # byte-level space
+    m = [("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), (g, "w"), ("o", "r"), (g + "w", "or")]
+    put("tokenizer", tokenizer())
+    put("tokenizer", tokenizer(m))
+    put("tokenizer", tokenizer(m, [(300, "<|im_end|>", True), (301, "<|x|>", False)], seq=True))
+    put("tokenizer", tokenizer(m, [(256 + len(m), "<s>", True)]))
+    put("tokenizer", tokenizer(m, regex="(?i:'s|'t)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"))
+    bad = json.loads(tokenizer(m, [(300, "<|a|>", True)]))
+    bad["model"]["vocab"]["zz"] = 2 ** 31
+    put("tokenizer", json.dumps(bad))
+    bad["model"]["vocab"]["zz"] = -1
+    put("tokenizer", json.dumps(bad))
+    bad = json.loads(tokenizer(m, [(4294967296, "<|a|>", True)]))
+    put("tokenizer", json.dumps(bad))
+    put("tokenizer", tokenizer(m)[:300])
+
+
+def copy(kind, path):
+    with open(path, "rb") as f:
+        put(kind, f.read())
+
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+
+
+def jsonl_seeds():
+    for name in ("good.json", "bad_array.json", "mixed.jsonl"):
+        copy("jsonl", os.path.join(FIXTURES, "data", name))
+    good = {"id": "a", "set": "demo", "image": ["x.jpg"], "inserted_id": 1, "end_tag": False,
+            "conversations": [{"from": "human", "value": "<image>hi"},
+                              {"from": "gpt", "value": "yo"}]}
+    line = json.dumps(good)
+    put("jsonl", line + "\n" + "\0" * 8 + "\n" + line + "\n")
+    put("jsonl", "\ufeff[" + line + "," + line[:-3] + "," + line + "]")
+    put("jsonl", "[" + line + " x, " + line + "]")
+    put("jsonl", b"\xef\xbb[" + line.encode() + b"]")
+    put("jsonl", b"{\"id\": \"\xff\xfe\", \"conversations\": []}\n" + line.encode())
+
+
+def yaml_seeds():
+    for d in ("configs/data", "configs/tiny", "configs/models", "tests/fixtures/data"):
+        full = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", d)
+        for name in sorted(os.listdir(full)) if os.path.isdir(full) else []:
+            if name.endswith((".yaml", ".yml")):
+                copy("yaml", os.path.join(full, name))
+    put("yaml", "seed: 3\nverify: true\npack: false\nmax_len: 64\ndatasets:\n"
+                "  - {name: a, shards: [a/*.h5, b.h5], ratio: 0.5}\n  - name: b\n    shards: b\n")
+    put("yaml", "a: &x {k: 1}\nb: *x\nc: [1, 2, {d: e}]\nlr: 1e400\nlr: 2\n")
+    put("yaml", "[" * 70 + "]" * 70)
+
+
+if __name__ == "__main__":
+    tokenizer_seeds()
+    jsonl_seeds()
+    yaml_seeds()
