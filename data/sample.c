@@ -245,7 +245,7 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   static const char *const kind_key[3] = {"image", "video", "audio"};
   static const char *const kind_tag[3] = {"<image>", "<video>", "<audio>"};
   json_t *id = json_object_get(o, "id");
-  if (json_is_string(id))
+  if (json_is_string(id) && json_string_value(id)[0]) /* an empty id keeps FILE:LINE */
     snprintf(s->id, sizeof s->id, "%s", json_string_value(id));
   else if (json_is_integer(id))
     snprintf(s->id, sizeof s->id, "%lld", json_integer_value(id));

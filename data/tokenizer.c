@@ -157,7 +157,7 @@ static str_slot *strmap_put(strmap *m, const char *k, size_t n, int32_t val, uin
     m->arena = a;
     m->arena_cap = cap;
   }
-  memcpy(m->arena + m->arena_n, k, n);
+  if (n) memcpy(m->arena + m->arena_n, k, n);
   size_t i = hash_bytes(k, n) & m->mask;
   while (m->slots[i].off != UINT32_MAX) i = (i + 1) & m->mask;
   s = &m->slots[i];
@@ -433,7 +433,7 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
     }
     long n = unmap_token(key, byte_of_cp, buf);
     json_int_t id = json_integer_value(val);
-    if (n < 0 || !json_is_integer(val) || id < 0) {
+    if (n <= 0 || !json_is_integer(val) || id < 0) { /* n == 0: an empty token */
       data_seterr(err, err_len, "%s: model.vocab: bad entry \"%s\"", file, key);
       goto done;
     }

@@ -6,6 +6,7 @@
 #include <dirent.h>
 
 #include "tests/fuzz/jsonl_fuzz_one.h"
+#include "tests/fuzz/shard_fuzz_one.h"
 #include "tests/fuzz/tok_fuzz_one.h"
 #include "tests/fuzz/yaml_fuzz_one.h"
 #include "tests/test_safetensors_util.h"
@@ -41,5 +42,6 @@ int main(void) {
   replay("tokenizer", tok_fuzz_one, 5);
   replay("jsonl", jsonl_fuzz_one, 5);
   replay("yaml", yaml_fuzz_one, 5);
+  replay("shard", shard_fuzz_one, 5);
   return vt_test_finish("test_fuzz_corpus");
 }

@@ -6,9 +6,11 @@
 function(vt_fuzz name)
   cmake_parse_arguments(F "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/fuzz/${name}.c ${F_SOURCES})
-  target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined -g
-                         -fno-omit-frame-pointer)
-  target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  # -fno-sanitize-recover: undefined behaviour stops the run like a crash, so it is found
+  target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined
+                         -fno-sanitize-recover=all -g -fno-omit-frame-pointer)
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined
+                      -fno-sanitize-recover=all)
   target_link_libraries(${name} PRIVATE ${F_LIBS} vt_autograd)
 endfunction()
 
