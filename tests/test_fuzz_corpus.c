@@ -6,6 +6,7 @@
 #include <dirent.h>
 
 #include "tests/fuzz/jsonl_fuzz_one.h"
+#include "tests/fuzz/manifest_fuzz_one.h"
 #include "tests/fuzz/shard_fuzz_one.h"
 #include "tests/fuzz/tok_fuzz_one.h"
 #include "tests/fuzz/yaml_fuzz_one.h"
@@ -43,5 +44,6 @@ int main(void) {
   replay("jsonl", jsonl_fuzz_one, 5);
   replay("yaml", yaml_fuzz_one, 5);
   replay("shard", shard_fuzz_one, 5);
+  replay("manifest", manifest_fuzz_one, 5);
   return vt_test_finish("test_fuzz_corpus");
 }

@@ -151,7 +151,19 @@ def shard_seeds():
     put("shard", bytes(bad), "n_samples_max")
 
 
+def manifest_seeds():
+    head = "vita-train checkpoint v1\n"
+    put("manifest", head + "step 12\nfile config.json 120 0a1b2c3d\nfile model.safetensors "
+        "4096 deadbeef\nfile trainer.json 88 00000001\n")
+    put("manifest", head + "step 0\nfile a 0 00000000")
+    put("manifest", head + "step 9223372036854775807\nfile x 18446744073709551615 ffffffff\n")
+    put("manifest", head + "step -1\nfile a -1 0\n")
+    put("manifest", head + "step 1\nfile a 1 00000000\nfile a 1 00000000\n")
+    put("manifest", head + "step 1\nfile ../../etc/passwd 1 00000000\n")
+
+
 if __name__ == "__main__":
+    manifest_seeds()
     shard_seeds()
     tokenizer_seeds()
     jsonl_seeds()
