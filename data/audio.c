@@ -11,7 +11,8 @@
 
 const char *aud_reason_name(aud_reason r) {
   static const char *const names[AUD_N_REASONS] = {"ok",       "unreadable_audio", "empty_audio",
-                                                   "too_long", "bad_sample_rate",  "no_memory"};
+                                                   "too_long", "bad_sample_rate",  "no_memory",
+                                                   "too_short"};
   return (r >= 0 && r < AUD_N_REASONS) ? names[r] : "unknown";
 }
 
@@ -118,6 +119,7 @@ aud_reason aud_read(const char *path, aud_channel_mode channel, double max_secon
   out->data = mono;
   out->n = n;
   out->rate = info.samplerate;
+  out->rate_in = info.samplerate;
   out->channels_in = ch;
   mono = NULL;
 done:

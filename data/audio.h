@@ -18,6 +18,7 @@ typedef enum {
   AUD_TOO_LONG,   /* longer than max_seconds */
   AUD_BAD_RATE,   /* a sample rate libsoxr cannot convert */
   AUD_NO_MEMORY,
+  AUD_TOO_SHORT, /* fewer fbank frames than the encoder needs (aud_fbank_file) */
   AUD_N_REASONS
 } aud_reason;
 
@@ -29,6 +30,7 @@ typedef struct {
   size_t n;
   int rate;
   int channels_in; /* channels of the file it came from */
+  int rate_in;     /* the file's own rate (before aud_load resampled) */
 } aud_wave;
 
 void aud_wave_free(aud_wave *w);
