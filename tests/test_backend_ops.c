@@ -237,16 +237,21 @@ static void torch_compare(const op_case *c, const char *what, const float *got,
   CHECK_CLOSE(what, got, want->f, want->n, atol, rtol);
 }
 
+/* The exact shape; a scalar may be stored 0-d or [1]. */
 static bool same_shape(const result *r, const vt_fixture_tensor *f) {
-  if (r->ndim != f->ndim && !(r->numel == f->n && (r->ndim <= 1 || f->ndim <= 1))) return false;
-  return r->numel == f->n;
+  if (r->numel != f->n) return false;
+  if (r->numel == 1) return true;
+  if (r->ndim != f->ndim) return false;
+  for (int i = 0; i < r->ndim; i++)
+    if (r->shape[i] != f->shape[i]) return false;
+  return true;
 }
 
 static void check_torch(const op_case *c, const case_data *d, const result *r) {
   char key[200];
   snprintf(key, sizeof key, "%s (PyTorch) out", c->name);
-  CHECK_MSG(same_shape(r, d->out), "%s: output has %lld elements, PyTorch %ld", c->name,
-            (long long)r->numel, d->out->n);
+  CHECK_MSG(same_shape(r, d->out), "%s: output shape differs from PyTorch's (%lld elements, %ld)",
+            c->name, (long long)r->numel, d->out->n);
   if (same_shape(r, d->out)) torch_compare(c, key, r->out, d->out);
   for (int e = 0; e < 2 && r->ex.t[e]; e++) {
     snprintf(key, sizeof key, "%s.%s", c->name, r->ex.name[e]);
@@ -331,9 +336,10 @@ static void check_against_cpu(const op_case *c, const case_data *d, const result
                               const result *got, const char *be) {
   double tol = 16.0 * FLT_EPSILON * (double)(c->terms > 1 ? c->terms : 64);
   char what[200];
-  CHECK_MSG(want->dtype == got->dtype && want->numel == got->numel, "%s on %s: output shape",
-            c->name, be);
-  if (want->dtype != got->dtype || want->numel != got->numel) return;
+  bool same = want->dtype == got->dtype && want->ndim == got->ndim &&
+              !memcmp(want->shape, got->shape, sizeof(int64_t) * (size_t)want->ndim);
+  CHECK_MSG(same, "%s on %s: output dtype or shape differs from the CPU's", c->name, be);
+  if (!same) return;
   snprintf(what, sizeof what, "%s on %s: out", c->name, be);
   if (want->dtype == VT_F32)
     CHECK_MSG(close_nan(what, be, got->out, want->out, want->numel, tol), "%s", what);
