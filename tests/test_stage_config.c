@@ -161,6 +161,18 @@ int main(void) {
   CHECK_MSG(strstr(err, "device") && strstr(err, "cuda:3"), "%s", err);
   printf("device error: %s\n", err);
 
+  /* the shipped stage configs read and build */
+  const char *shipped[] = {"configs/tiny/train.yaml"};
+  for (size_t i = 0; i < sizeof shipped / sizeof *shipped; i++) {
+    snprintf(path, sizeof path, "%s/%s", getenv("VT_SOURCE_DIR"), shipped[i]);
+    CHECK_MSG(stage_config_load(&cfg, path, err, sizeof err) == 0, "%s", err);
+    CHECK(vt_params_init(&ps, (vt_device){VT_DEV_CPU, 0}) == 0);
+    m = stage_model_open(cfg.model_name, cfg.model_config, &cfg.model_opts, &ps, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s: %s", shipped[i], err);
+    vt_model_destroy(m);
+    vt_params_free(&ps);
+  }
+
   free(head);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
