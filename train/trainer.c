@@ -149,7 +149,8 @@ static int eval_pass(trainer *t, mix *m, vt_eval_result *res, char *err, size_t 
     samples += b.samples;
     vt_ctx_reset(t->ctx);
   }
-  /* a rank with no sample still knows the model's metric names: ask the largest count */
+  /* how many metrics: the most any rank saw (a rank without samples saw none); the names are
+   * those of the rank's own batches, and rank 0, holding slot 0, always has them */
   acc[2 * VT_MODEL_MAX_METRICS] = (double)samples;
   acc[2 * VT_MODEL_MAX_METRICS + 1] = (double)skipped;
   double nm = n_metrics;
