@@ -34,7 +34,8 @@ static const vt_backend *stage_backend(const stage_cfg *c, char *err, size_t err
 static int open_mixture(trainer *t, const char *mixture, bool one_rank, char *err, size_t err_len) {
   const stage_cfg *c = t->cfg;
   if (mix_config_load(&t->mixcfg, mixture, err, err_len)) return -1;
-  for (int i = 0; i < c->n_ratios; i++) {
+  /* the stage's ratios shape its training epochs; an eval pass covers the set as it is */
+  for (int i = 0; !one_rank && i < c->n_ratios; i++) {
     size_t d = 0;
     while (d < t->mixcfg.n_datasets && strcmp(t->mixcfg.datasets[d].name, c->ratios[i].name)) d++;
     if (d == t->mixcfg.n_datasets) {
