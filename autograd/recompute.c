@@ -1,6 +1,8 @@
 /* Activation recompute; see recompute.h. */
 #include "autograd/recompute.h"
 
+#include <string.h>
+
 #include "autograd/ctx_impl.h"
 
 typedef struct {
@@ -69,11 +71,21 @@ vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in, vt_
   vt_arena_rewind(&ctx->data, mark);
   vt_tensor *out = vt_alloc_tensor(ctx, "recompute", tmp->dtype, tmp->ndim, tmp->shape);
   if (!out) return &ctx->err_tensor;
-  if (out->data != tmp->data) ctx->be->copy(out->data, tmp->data, vt_nbytes(tmp), VT_COPY_D2D);
+  if (out->data != tmp->data)
+    ctx->be->copy(ctx->be, out->data, tmp->data, vt_nbytes(tmp), VT_COPY_D2D);
   segment *seg = vt_arena_meta(ctx, "recompute", sizeof *seg);
   if (!seg) return &ctx->err_tensor;
   *seg = (segment){fn, user};
   vt_node *n = vt_record_always(ctx, "recompute", recompute_backward, out, n_in, in);
   if (n) n->extra = seg;
   return out;
+}
+
+vt_tensor *vt_recompute_args(vt_ctx *ctx, vt_segment_fn fn, const void *args, size_t args_bytes,
+                             int n_in, vt_tensor *const *in) {
+  if (ctx->failed) return &ctx->err_tensor;
+  void *copy = vt_arena_meta(ctx, "recompute", args_bytes ? args_bytes : 1);
+  if (!copy) return &ctx->err_tensor;
+  if (args_bytes) memcpy(copy, args, args_bytes);
+  return vt_recompute(ctx, fn, copy, n_in, in);
 }
