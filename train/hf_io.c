@@ -16,12 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "autograd/fmt.h"
 #include "autograd/params.h"
 #include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_index.h"
 #include "checkpoints/safetensors_write.h"
-#include "checkpoints/st_internal.h"
-#include "train/cli.h"
 #include "train/hf_config.h"
 
 const char *const hf_tokenizer_files[] = {"tokenizer.json",
@@ -57,7 +56,7 @@ static bool ignored_name(const char *name, bool tied) {
 static int register_params(vt_params *ps, qwen2 *m, const qwen2_cfg *cfg, char *err,
                            size_t err_len) {
   if (vt_params_init(ps, (vt_device){VT_DEV_CPU, 0})) {
-    st_seterr(err, err_len, "cannot create a CPU parameter store");
+    vt_seterr(err, err_len, "cannot create a CPU parameter store");
     return -1;
   }
   memset(m, 0, sizeof *m);
@@ -72,23 +71,23 @@ static int register_params(vt_params *ps, qwen2 *m, const qwen2_cfg *cfg, char *
 /* The name/shape check of hf_check_weights on an open set. */
 static int check_index(st_index *ix, const vt_params *ps, bool tied, int *n_ignored, char *err,
                        size_t err_len) {
-  st_str missing = {0}, unexpected = {0}, mismatch = {0}, msg = {0};
+  vt_strbuf missing = {0}, unexpected = {0}, mismatch = {0}, msg = {0};
   int n_missing = 0, n_unexpected = 0, n_mismatch = 0, n_ign = 0, rc = -1;
   for (int i = 0; i < ps->n; i++) {
     const vt_param *p = ps->items[i];
     const st_tensor *t;
     if (st_index_get(ix, p->name, &t, err, err_len)) goto done;
     if (!t) {
-      st_str_addf(&missing, "%s%s", n_missing++ ? ", " : "", p->name);
+      vt_strbuf_addf(&missing, "%s%s", n_missing++ ? ", " : "", p->name);
       continue;
     }
     bool ok = t->ndim == p->t.ndim && is_float(t->dtype);
     for (int d = 0; ok && d < t->ndim; d++) ok = t->shape[d] == p->t.shape[d];
     if (!ok) {
       char want[160], got[160];
-      st_str_addf(&mismatch, "%s%s (expected %s float, found %s %s)", n_mismatch++ ? ", " : "",
-                  p->name, st_shape_str(p->t.ndim, p->t.shape, want, sizeof want),
-                  st_shape_str(t->ndim, t->shape, got, sizeof got), st_dtype_name(t->dtype));
+      vt_strbuf_addf(&mismatch, "%s%s (expected %s float, found %s %s)", n_mismatch++ ? ", " : "",
+                     p->name, st_shape_str(p->t.ndim, p->t.shape, want, sizeof want),
+                     st_shape_str(t->ndim, t->shape, got, sizeof got), st_dtype_name(t->dtype));
     }
   }
   for (int i = 0; i < ix->n; i++) {
@@ -98,15 +97,15 @@ static int check_index(st_index *ix, const vt_params *ps, bool tied, int *n_igno
       n_ign++;
       continue;
     }
-    st_str_addf(&unexpected, "%s%s", n_unexpected++ ? ", " : "", name);
+    vt_strbuf_addf(&unexpected, "%s%s", n_unexpected++ ? ", " : "", name);
   }
   if (n_missing || n_unexpected || n_mismatch) {
-    st_str_addf(&msg, "%s: the weights do not match the Qwen2 config:", ix->path);
-    if (n_missing) st_str_addf(&msg, " %d missing: %s;", n_missing, missing.s);
-    if (n_unexpected) st_str_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
-    if (n_mismatch) st_str_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
+    vt_strbuf_addf(&msg, "%s: the weights do not match the Qwen2 config:", ix->path);
+    if (n_missing) vt_strbuf_addf(&msg, " %d missing: %s;", n_missing, missing.s);
+    if (n_unexpected) vt_strbuf_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
+    if (n_mismatch) vt_strbuf_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
     if (msg.s && msg.len) msg.s[--msg.len] = '\0'; /* the last ';' */
-    st_str_give(&msg, err, err_len);
+    vt_strbuf_give(&msg, err, err_len);
     goto done;
   }
   if (n_ignored) *n_ignored = n_ign;
@@ -140,7 +139,7 @@ int hf_check_weights(const char *src, const qwen2_cfg *cfg, int *n_ignored, char
 static int read_file(const char *path, char **buf, size_t *len, char *err, size_t err_len) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    st_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     return -1;
   }
   size_t cap = 1 << 16, n = 0;
@@ -155,7 +154,7 @@ static int read_file(const char *path, char **buf, size_t *len, char *err, size_
   int bad = ferror(f);
   fclose(f);
   if (!b || bad) {
-    st_seterr(err, err_len, "%s: %s", path, b ? "read failed" : "out of memory");
+    vt_seterr(err, err_len, "%s: %s", path, b ? "read failed" : "out of memory");
     free(b);
     return -1;
   }
@@ -284,7 +283,7 @@ static const void *produce(void *vctx, int i, void *scratch, char *err, size_t e
   const st_tensor *t;
   if (st_index_get(c->ix, e->name, &t, err, err_len)) return NULL;
   if (!t) {
-    st_seterr(err, err_len, "%s: tensor \"%s\" disappeared", c->err_path, e->name);
+    vt_seterr(err, err_len, "%s: tensor \"%s\" disappeared", c->err_path, e->name);
     return NULL;
   }
   const void *view = st_tensor_data(t, e->dtype);
@@ -292,7 +291,7 @@ static const void *produce(void *vctx, int i, void *scratch, char *err, size_t e
   size_t nb = (size_t)t->numel * vt_dtype_size(e->dtype);
   char m[512];
   if (st_tensor_read(t, e->dtype, scratch, nb, m, sizeof m)) {
-    st_seterr(err, err_len, "%s: %s", c->err_path, m);
+    vt_seterr(err, err_len, "%s: %s", c->err_path, m);
     return NULL;
   }
   return scratch;
@@ -322,7 +321,7 @@ static int write_export_config(const char *src_cfg, const char *path, const qwen
   json_t *src = json_load_file(src_cfg, 0, &je);
   int rc = -1;
   if (!out || !src) {
-    st_seterr(err, err_len, "%s: cannot read back: %s", out ? src_cfg : path, je.text);
+    vt_seterr(err, err_len, "%s: cannot read back: %s", out ? src_cfg : path, je.text);
     goto done;
   }
   static const char *const keep[] = {"bos_token_id", "eos_token_id", "pad_token_id", NULL};
@@ -335,7 +334,7 @@ static int write_export_config(const char *src_cfg, const char *path, const qwen
   json_object_set_new(out, "dtype", json_string(dn));
   char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS | real_precision(out));
   if (!text) {
-    st_seterr(err, err_len, "%s: cannot build the config JSON", path);
+    vt_seterr(err, err_len, "%s: cannot build the config JSON", path);
     goto done;
   }
   size_t n = strlen(text);
@@ -373,7 +372,7 @@ static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *
     }
     char *to = join(dir, name);
     int rc = !from || !to ? -1 : copy_file(from, to, err, err_len);
-    if (!from || !to) st_seterr(err, err_len, "%s: out of memory", dir);
+    if (!from || !to) vt_seterr(err, err_len, "%s: out of memory", dir);
     free(from);
     free(to);
     if (rc) return -1;
@@ -381,7 +380,7 @@ static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *
     if (!strcmp(name, "tokenizer.json") || !strcmp(name, "vocab.json")) s->has_tokenizer = true;
   }
   if (tok_dir && !from_tok) {
-    st_seterr(err, err_len,
+    vt_seterr(err, err_len,
               "%s: no tokenizer files there (looked for tokenizer.json, "
               "tokenizer_config.json, vocab.json, merges.txt, ...)",
               tok_dir);
@@ -396,7 +395,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   hf_io_stats s = {0};
   char out_dir[4096]; /* without trailing slashes, so that out_dir.tmp is its sibling */
   if (snprintf(out_dir, sizeof out_dir, "%s", out_arg) >= (int)sizeof out_dir || !out_dir[0]) {
-    st_seterr(err, err_len, "output path empty or too long");
+    vt_seterr(err, err_len, "output path empty or too long");
     return -1;
   }
   for (size_t l = strlen(out_dir); l > 1 && out_dir[l - 1] == '/'; l--) out_dir[l - 1] = '\0';
@@ -404,16 +403,16 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   size_t max_shard = opts && opts->max_shard_bytes ? opts->max_shard_bytes : SIZE_MAX;
   const char *tok_dir = opts ? opts->tokenizer_dir : NULL;
   if (!is_float(dtype)) {
-    st_seterr(err, err_len, "cannot write weights as %s (f32, bf16 or f16)", vt_dtype_name(dtype));
+    vt_seterr(err, err_len, "cannot write weights as %s (f32, bf16 or f16)", vt_dtype_name(dtype));
     return -1;
   }
   if (!is_dir(src_dir)) {
-    st_seterr(err, err_len, "%s: not a directory (%s)", src_dir,
+    vt_seterr(err, err_len, "%s: not a directory (%s)", src_dir,
               exists(src_dir) ? "a file" : strerror(ENOENT));
     return -1;
   }
   if (tok_dir && !is_dir(tok_dir)) {
-    st_seterr(err, err_len, "%s: tokenizer directory not found", tok_dir);
+    vt_seterr(err, err_len, "%s: tokenizer directory not found", tok_dir);
     return -1;
   }
   snprintf(s.source, sizeof s.source, "%s", src_dir);
@@ -436,7 +435,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
     src_dir = s.source;
   }
   if (exists(out_dir) && (!is_dir(out_dir) || dir_empty(out_dir) != 1)) {
-    st_seterr(err, err_len,
+    vt_seterr(err, err_len,
               "%s: already exists and is not an empty directory; remove it or choose "
               "another output",
               out_dir);
@@ -452,7 +451,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   bool ix_open = false, registered = false, made_tmp = false;
   int rc = -1;
   if (!cfg_path || !tmp) {
-    st_seterr(err, err_len, "out of memory");
+    vt_seterr(err, err_len, "out of memory");
     goto done;
   }
   snprintf(tmp, tl, "%s.tmp", out_dir);
@@ -465,19 +464,19 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
 
   /* a stale temporary directory is the debris of an interrupted run of ours */
   if (exists(tmp) && remove_tmp_dir(tmp)) {
-    st_seterr(err, err_len, "%s: cannot remove the stale temporary directory: %s", tmp,
+    vt_seterr(err, err_len, "%s: cannot remove the stale temporary directory: %s", tmp,
               errno == ENOTEMPTY ? "it holds files that are not ours" : strerror(errno));
     goto done;
   }
   if (make_parents(tmp) || mkdir(tmp, 0755)) {
-    st_seterr(err, err_len, "%s: cannot create: %s", tmp, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot create: %s", tmp, strerror(errno));
     goto done;
   }
   made_tmp = true;
 
   es = calloc((size_t)ps.n + 1, sizeof *es);
   if (!es) {
-    st_seterr(err, err_len, "out of memory");
+    vt_seterr(err, err_len, "out of memory");
     goto done;
   }
   for (int i = 0; i < ps.n; i++) {
@@ -496,7 +495,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
 
   char *cfg_out = join(tmp, "config.json");
   if (!cfg_out) {
-    st_seterr(err, err_len, "out of memory");
+    vt_seterr(err, err_len, "out of memory");
     goto done;
   }
   int crc = export ? write_export_config(cfg_path, cfg_out, &s.cfg, dtype, err, err_len)
@@ -507,11 +506,11 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
 
   fsync_path(tmp);
   if (exists(out_dir) && rmdir(out_dir)) { /* empty: checked above */
-    st_seterr(err, err_len, "%s: cannot replace: %s", out_dir, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot replace: %s", out_dir, strerror(errno));
     goto done;
   }
   if (rename(tmp, out_dir)) {
-    st_seterr(err, err_len, "%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
     goto done;
   }
   made_tmp = false;

@@ -4,9 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "autograd/fmt.h"
 #include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_params.h"
-#include "train/cli.h"
 #include "train/hf_config.h"
 #include "train/trainer_impl.h"
 

@@ -8,20 +8,20 @@
 #include <sys/stat.h>
 
 #include "checkpoints/ckpt.h"
+#include "cli/cli.h"
 #include "data/synth.h"
-#include "train/cli.h"
 #include "train/hf_config.h"
 #include "train/hf_io.h"
 #include "train/trainer.h"
 
-static const vt_opt opts[] = {
-    {"out", VT_OPT_STR, "runs/demo", "run directory (data, checkpoints, metrics, export)"},
-    {"steps", VT_OPT_INT, "200", "optimizer steps"},
-    {"batch", VT_OPT_INT, "8", "sequences per step"},
-    {"lr", VT_OPT_FLOAT, "3e-3", "peak learning rate (AdamW, warmup + cosine)"},
-    {"seed", VT_OPT_INT, "1", "seed of the data and the initial weights"},
-    {"log-every", VT_OPT_INT, "20", "print a progress line every N steps"},
-    {"resume", VT_OPT_FLAG, NULL, "continue an interrupted demo run (else --out starts afresh)"},
+static const cli_opt opts[] = {
+    {"out", CLI_OPT_STR, "runs/demo", "run directory (data, checkpoints, metrics, export)"},
+    {"steps", CLI_OPT_INT, "200", "optimizer steps"},
+    {"batch", CLI_OPT_INT, "8", "sequences per step"},
+    {"lr", CLI_OPT_FLOAT, "3e-3", "peak learning rate (AdamW, warmup + cosine)"},
+    {"seed", CLI_OPT_INT, "1", "seed of the data and the initial weights"},
+    {"log-every", CLI_OPT_INT, "20", "print a progress line every N steps"},
+    {"resume", CLI_OPT_FLAG, NULL, "continue an interrupted demo run (else --out starts afresh)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -39,10 +39,10 @@ static qwen2_cfg demo_model(void) {
                      .initializer_range = 0.02};
 }
 
-static int run(const vt_args *a) {
-  const char *out = vt_args_str(a, "out");
+static int run(const cli_args *a) {
+  const char *out = cli_args_str(a, "out");
   char err[2048], path[4200];
-  bool resume = vt_args_flag(a, "resume");
+  bool resume = cli_args_flag(a, "resume");
   /* a fresh demo starts from nothing: earlier checkpoints, metrics and exports go */
   if (!resume) {
     char p[4200];
@@ -51,7 +51,7 @@ static int run(const vt_args *a) {
       snprintf(p, sizeof p, "%s/%s", out, old[i]);
       if (ckpt_remove_tree(p, err, sizeof err)) {
         fprintf(stderr, "vita demo: %s\n", err);
-        return VT_EXIT_FAIL;
+        return CLI_EXIT_FAIL;
       }
     }
     DIR *d = opendir(out);
@@ -65,16 +65,16 @@ static int run(const vt_args *a) {
   }
   if (ckpt_mkdirs(out, err, sizeof err)) {
     fprintf(stderr, "vita demo: %s\n", err);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   /* 1. data */
   synth_cfg sc = synth_defaults();
-  sc.seed = (uint64_t)vt_args_int(a, "seed");
+  sc.seed = (uint64_t)cli_args_int(a, "seed");
   snprintf(path, sizeof path, "%s/data", out);
   if (!resume) {
     if (synth_write(path, &sc, err, sizeof err)) {
       fprintf(stderr, "vita demo: %s\n", err);
-      return VT_EXIT_FAIL;
+      return CLI_EXIT_FAIL;
     }
     printf("demo: wrote %lld generated samples to %s (best reachable loss %.3f)\n",
            (long long)sc.samples, path, synth_entropy(&sc));
@@ -87,31 +87,31 @@ static int run(const vt_args *a) {
   snprintf(cfg.model_config, sizeof cfg.model_config, "%s/config.json", out);
   if (!resume && hf_qwen2_config_write(cfg.model_config, &mc, err, sizeof err)) {
     fprintf(stderr, "vita demo: %s\n", err);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   snprintf(cfg.mixture, sizeof cfg.mixture, "%s/data/mixture.yaml", out);
   snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s", out);
   cfg.max_len = sc.max_len;
-  cfg.steps = vt_args_int(a, "steps");
-  cfg.batch_size = vt_args_int(a, "batch");
+  cfg.steps = cli_args_int(a, "steps");
+  cfg.batch_size = cli_args_int(a, "batch");
   cfg.grad_accum = 1;
-  cfg.seed = (uint64_t)vt_args_int(a, "seed");
+  cfg.seed = (uint64_t)cli_args_int(a, "seed");
   cfg.optim = vt_optim_defaults(VT_OPTIM_ADAMW);
-  cfg.optim.lr = vt_args_float(a, "lr");
+  cfg.optim.lr = cli_args_float(a, "lr");
   cfg.optim.max_grad_norm = 1.0;
   cfg.sched = (vt_sched_cfg){.kind = VT_SCHED_COSINE, .warmup_ratio = 0.03, .min_lr_ratio = 0.1};
   cfg.save_every = 100;
   cfg.keep_last = 2;
-  cfg.log_every = vt_args_int(a, "log-every");
+  cfg.log_every = cli_args_int(a, "log-every");
   if (cfg.steps < 1 || cfg.batch_size < 1) {
     fprintf(stderr, "vita demo: --steps and --batch must be at least 1\n");
-    return VT_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   vt_trainer_opts o = {.cfg = &cfg, .resume = resume, .console = stdout};
   vt_train_result r;
   if (vt_train(&o, &r, err, sizeof err)) {
     fprintf(stderr, "vita demo: %s\n", err);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   /* 3. export */
   char export_dir[4200];
@@ -123,7 +123,7 @@ static int run(const vt_args *a) {
     printf("demo: %s exists already (an earlier run of the same length)\n", export_dir);
   } else if (hf_export(r.checkpoint, export_dir, &eo, &es, err, sizeof err)) {
     fprintf(stderr, "vita demo: export: %s\n", err);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   if (r.step > r.start_step)
     printf("demo: loss %.4f -> %.4f (best reachable %.3f); ", r.first_loss, r.last_loss,
@@ -132,8 +132,8 @@ static int run(const vt_args *a) {
     printf("demo: already trained to step %lld; ", (long long)r.step);
   printf("metrics %s/metrics.jsonl (vita plot %s); checkpoint %s; HF export %s\n", out, out,
          r.checkpoint, export_dir);
-  return VT_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
-const vt_cmd vt_cmd_demo = {
+const cli_cmd cli_cmd_demo = {
     "demo", "the built-in job: generate data, train a small Qwen2, export it", NULL, opts, run};

@@ -1,8 +1,8 @@
 /* `vita prep`: VITA JSON -> HDF5 shards (data/prep.h), and `vita prep --verify` to check
  * existing shards (version, shapes, checksum). */
+#include "cli/cli.h"
 #include "data/prep.h"
 #include "data/shard.h"
-#include "train/cli.h"
 
 #include <glob.h>
 #include <stdio.h>
@@ -11,21 +11,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const vt_opt opts[] = {
-    {"config", VT_OPT_STR, NULL, "data config YAML (sets and folders, prompts, max_len, inputs)"},
-    {"out", VT_OPT_STR, NULL, "output directory for the shards"},
-    {"tokenizer", VT_OPT_STR, NULL, "tokenizer directory (overrides the config's tokenizer)"},
-    {"max-len", VT_OPT_INT, NULL, "skip samples longer than this many tokens (default 6200)"},
-    {"shard-samples", VT_OPT_INT, NULL, "samples per shard (default 8192)"},
-    {"prefix", VT_OPT_STR, "shard", "shard file names: OUT/PREFIX-00000.h5"},
-    {"progress", VT_OPT_FLAG, NULL, "show the progress bar even when stderr is not a terminal"},
-    {"quiet", VT_OPT_FLAG, NULL, "no progress bar"},
-    {"skipped", VT_OPT_STR, NULL, "write every skipped sample (reason, id, message) to this file"},
-    {"verify", VT_OPT_FLAG, NULL, "check the shards (files or directories) given as arguments"},
+static const cli_opt opts[] = {
+    {"config", CLI_OPT_STR, NULL, "data config YAML (sets and folders, prompts, max_len, inputs)"},
+    {"out", CLI_OPT_STR, NULL, "output directory for the shards"},
+    {"tokenizer", CLI_OPT_STR, NULL, "tokenizer directory (overrides the config's tokenizer)"},
+    {"max-len", CLI_OPT_INT, NULL, "skip samples longer than this many tokens (default 6200)"},
+    {"shard-samples", CLI_OPT_INT, NULL, "samples per shard (default 8192)"},
+    {"prefix", CLI_OPT_STR, "shard", "shard file names: OUT/PREFIX-00000.h5"},
+    {"progress", CLI_OPT_FLAG, NULL, "show the progress bar even when stderr is not a terminal"},
+    {"quiet", CLI_OPT_FLAG, NULL, "no progress bar"},
+    {"skipped", CLI_OPT_STR, NULL, "write every skipped sample (reason, id, message) to this file"},
+    {"verify", CLI_OPT_FLAG, NULL, "check the shards (files or directories) given as arguments"},
     {NULL, 0, NULL, NULL},
 };
 
-static int verify(const vt_args *a) {
+static int verify(const cli_args *a) {
   int bad = 0, n = 0;
   char err[1024];
   for (int i = 0; i < a->n_positional; i++) {
@@ -54,9 +54,9 @@ static int verify(const vt_args *a) {
   }
   if (n == 0) {
     fprintf(stderr, "vita prep --verify: no shards given\n");
-    return VT_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
-  return bad ? VT_EXIT_FAIL : VT_EXIT_OK;
+  return bad ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
 
 /* Shards with this prefix that this run did not write come from an earlier run; a mixture
@@ -77,29 +77,29 @@ static void warn_stale(const char *out, const char *prefix, int64_t n_written) {
   globfree(&g);
 }
 
-static int run(const vt_args *a) {
-  if (vt_args_flag(a, "verify")) return verify(a);
-  const char *out = vt_args_str(a, "out");
+static int run(const cli_args *a) {
+  if (cli_args_flag(a, "verify")) return verify(a);
+  const char *out = cli_args_str(a, "out");
   if (!out) {
     fprintf(stderr, "vita prep: --out DIR is required (see vita prep --help)\n");
-    return VT_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   char err[1024];
   sample_config cfg;
   sample_config_default(&cfg);
-  const char *cfg_path = vt_args_str(a, "config");
+  const char *cfg_path = cli_args_str(a, "config");
   if (cfg_path && sample_config_load(&cfg, cfg_path, err, sizeof err)) {
     fprintf(stderr, "vita prep: %s\n", err);
     sample_config_free(&cfg);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
-  if (vt_args_given(a, "max-len")) cfg.max_len = vt_args_int(a, "max-len");
-  if (vt_args_given(a, "shard-samples")) cfg.shard_samples = vt_args_int(a, "shard-samples");
-  const char *tok_dir = vt_args_str(a, "tokenizer");
+  if (cli_args_given(a, "max-len")) cfg.max_len = cli_args_int(a, "max-len");
+  if (cli_args_given(a, "shard-samples")) cfg.shard_samples = cli_args_int(a, "shard-samples");
+  const char *tok_dir = cli_args_str(a, "tokenizer");
   if (!tok_dir) tok_dir = cfg.tokenizer;
   const char **inputs = NULL;
   size_t n_inputs = 0;
-  int rc = VT_EXIT_USAGE;
+  int rc = CLI_EXIT_USAGE;
   if (cfg.max_len < 1 || cfg.shard_samples < 1) {
     fprintf(stderr, "vita prep: --max-len and --shard-samples must be positive\n");
     goto done;
@@ -118,7 +118,7 @@ static int run(const vt_args *a) {
   tok_tokenizer *tok;
   if (tok_init(&tok, tok_dir, err, sizeof err)) {
     fprintf(stderr, "vita prep: %s\n", err);
-    rc = VT_EXIT_FAIL;
+    rc = CLI_EXIT_FAIL;
     goto done;
   }
   prep_opts o = {.cfg = &cfg,
@@ -126,13 +126,13 @@ static int run(const vt_args *a) {
                  .inputs = inputs,
                  .n_inputs = n_inputs,
                  .out_dir = out,
-                 .prefix = vt_args_str(a, "prefix"),
-                 .progress = !vt_args_flag(a, "quiet") &&
-                             (vt_args_flag(a, "progress") || isatty(STDERR_FILENO))};
+                 .prefix = cli_args_str(a, "prefix"),
+                 .progress = !cli_args_flag(a, "quiet") &&
+                             (cli_args_flag(a, "progress") || isatty(STDERR_FILENO))};
   prep_stats st;
   int prc = prep_run(&o, &st, err, sizeof err);
   prep_print_summary(stdout, &st, out, 20);
-  const char *log = vt_args_str(a, "skipped");
+  const char *log = cli_args_str(a, "skipped");
   if (log) {
     FILE *f = fopen(log, "w");
     if (!f) fprintf(stderr, "vita prep: cannot write %s\n", log);
@@ -143,7 +143,7 @@ static int run(const vt_args *a) {
   }
   if (prc) fprintf(stderr, "vita prep: %s\n", err);
   warn_stale(out, o.prefix ? o.prefix : "shard", st.n_shards);
-  rc = prc ? VT_EXIT_FAIL : VT_EXIT_OK;
+  rc = prc ? CLI_EXIT_FAIL : CLI_EXIT_OK;
   prep_stats_free(&st);
   tok_free(tok);
 done:
@@ -152,6 +152,6 @@ done:
   return rc;
 }
 
-const vt_cmd vt_cmd_prep = {"prep", "tokenize VITA JSON samples into checksummed HDF5 shards",
-                            "[input.json|input.jsonl ...] (with --verify: shards or dirs)", opts,
-                            run};
+const cli_cmd cli_cmd_prep = {"prep", "tokenize VITA JSON samples into checksummed HDF5 shards",
+                              "[input.json|input.jsonl ...] (with --verify: shards or dirs)", opts,
+                              run};

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "train/cli.h"
+#include "cli/cli.h"
 #include "train/trainer.h"
 
 /* Set by the handler; the one piece of process-wide state signals need. */
@@ -13,29 +13,29 @@ static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig) { stop_signal = sig; }
 
-static const vt_opt opts[] = {
-    {"config", VT_OPT_STR, NULL, "stage config (YAML)"},
-    {"resume", VT_OPT_FLAG, NULL, "continue from the newest complete checkpoint in output.dir"},
-    {"stop-after", VT_OPT_INT, "0", "stop (saving a checkpoint) after this step, for testing"},
+static const cli_opt opts[] = {
+    {"config", CLI_OPT_STR, NULL, "stage config (YAML)"},
+    {"resume", CLI_OPT_FLAG, NULL, "continue from the newest complete checkpoint in output.dir"},
+    {"stop-after", CLI_OPT_INT, "0", "stop (saving a checkpoint) after this step, for testing"},
     {NULL, 0, NULL, NULL},
 };
 
-static int run(const vt_args *a) {
-  const char *path = vt_args_str(a, "config");
+static int run(const cli_args *a) {
+  const char *path = cli_args_str(a, "config");
   if (!path) {
     fprintf(stderr, "vita train: --config FILE is required\n");
-    return VT_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   char err[2048];
   vt_train_cfg cfg;
   if (vt_train_config_load(&cfg, path, err, sizeof err)) {
     fprintf(stderr, "vita train: %s\n", err);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   vt_dist dist;
   if (vt_dist_init(&dist, NULL, NULL, err, sizeof err)) {
     fprintf(stderr, "vita train: %s\n", err);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -43,11 +43,11 @@ static int run(const vt_args *a) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   vt_trainer_opts o = {.cfg = &cfg,
-                       .resume = vt_args_flag(a, "resume"),
+                       .resume = cli_args_flag(a, "resume"),
                        .dist = &dist,
                        .console = stdout,
                        .stop = &stop_signal,
-                       .stop_after = vt_args_int(a, "stop-after")};
+                       .stop_after = cli_args_int(a, "stop-after")};
   vt_train_result r;
   int rc = vt_train(&o, &r, err, sizeof err);
   if (rc) {
@@ -65,10 +65,10 @@ static int run(const vt_args *a) {
              r.first_loss, r.last_loss, r.checkpoint);
   }
   vt_dist_finalize(&dist);
-  if (rc) return VT_EXIT_FAIL;
+  if (rc) return CLI_EXIT_FAIL;
   if (r.interrupted && stop_signal) return 128 + stop_signal;
-  return VT_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
-const vt_cmd vt_cmd_train = {"train", "train one stage from a YAML config (resumable)", NULL, opts,
-                             run};
+const cli_cmd cli_cmd_train = {"train", "train one stage from a YAML config (resumable)", NULL,
+                               opts, run};

@@ -3,52 +3,52 @@
  * after checking every tensor against the config (train/hf_io.h). */
 #include <stdio.h>
 
-#include "train/cli.h"
+#include "cli/cli.h"
 #include "train/hf_io.h"
 
-static const vt_opt opts[] = {
-    {"from", VT_OPT_STR, NULL, "HF model directory: config.json + model.safetensors or shards"},
-    {"out", VT_OPT_STR, NULL, "output directory (must not exist, or be empty)"},
-    {"dtype", VT_OPT_STR, "f32", "dtype of the weights written: f32, bf16 or f16"},
-    {"max-shard-gb", VT_OPT_FLOAT, "0",
+static const cli_opt opts[] = {
+    {"from", CLI_OPT_STR, NULL, "HF model directory: config.json + model.safetensors or shards"},
+    {"out", CLI_OPT_STR, NULL, "output directory (must not exist, or be empty)"},
+    {"dtype", CLI_OPT_STR, "f32", "dtype of the weights written: f32, bf16 or f16"},
+    {"max-shard-gb", CLI_OPT_FLOAT, "0",
      "split the weights into shards of this many GB (0: one file)"},
-    {"tokenizer", VT_OPT_STR, NULL,
+    {"tokenizer", CLI_OPT_STR, NULL,
      "copy tokenizer files from here (default: the --from directory)"},
     {NULL, 0, NULL, NULL},
 };
 
-static int run(const vt_args *a) {
-  const char *from = vt_args_str(a, "from"), *out = vt_args_str(a, "out");
-  int dtype = hf_dtype_parse(vt_args_str(a, "dtype"));
-  double gb = vt_args_float(a, "max-shard-gb");
+static int run(const cli_args *a) {
+  const char *from = cli_args_str(a, "from"), *out = cli_args_str(a, "out");
+  int dtype = hf_dtype_parse(cli_args_str(a, "dtype"));
+  double gb = cli_args_float(a, "max-shard-gb");
   if (!from || !out || a->n_positional) {
     fprintf(stderr, "vita import: give --from HF_DIR and --out DIR (see vita import --help)\n");
-    return VT_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   if (dtype < 0) {
     fprintf(stderr, "vita import: --dtype %s: expected f32, bf16 or f16\n",
-            vt_args_str(a, "dtype"));
-    return VT_EXIT_USAGE;
+            cli_args_str(a, "dtype"));
+    return CLI_EXIT_USAGE;
   }
   if (!(gb >= 0) || gb > 1e6) {
     fprintf(stderr, "vita import: --max-shard-gb %g: expected a size in GB >= 0\n", gb);
-    return VT_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   hf_io_opts o = {.dtype = (vt_dtype)dtype,
                   .max_shard_bytes = (size_t)(gb * 1e9),
-                  .tokenizer_dir = vt_args_str(a, "tokenizer")};
+                  .tokenizer_dir = cli_args_str(a, "tokenizer")};
   hf_io_stats s;
   static char err[1 << 16]; /* room to list every problem of a wrong checkpoint */
   if (hf_import(from, out, &o, &s, err, sizeof err)) {
     fprintf(stderr, "vita import: %s\n", err);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   char line[512];
   hf_io_describe(&s, o.dtype, line, sizeof line);
   printf("imported %s -> %s: %s\n", from, out, line);
-  return VT_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
-const vt_cmd vt_cmd_import = {"import",
-                              "HF Qwen2/Qwen2.5 checkpoint -> weights the trainer loads (checked)",
-                              NULL, opts, run};
+const cli_cmd cli_cmd_import = {
+    "import", "HF Qwen2/Qwen2.5 checkpoint -> weights the trainer loads (checked)", NULL, opts,
+    run};

@@ -1,37 +1,37 @@
 /* `vita tokenize`: UTF-8 text on stdin -> one line of space-separated ids per input line;
  * with --decode, lines of ids -> text. For scripts and checks against other tokenizers. */
+#include "cli/cli.h"
 #include "data/tokenizer.h"
-#include "train/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const vt_opt opts[] = {
-    {"tokenizer", VT_OPT_STR, NULL, "directory with tokenizer.json (or the file itself)"},
-    {"decode", VT_OPT_FLAG, NULL, "read lines of ids, print the decoded text"},
-    {"skip-special", VT_OPT_FLAG, NULL, "with --decode: drop special tokens"},
+static const cli_opt opts[] = {
+    {"tokenizer", CLI_OPT_STR, NULL, "directory with tokenizer.json (or the file itself)"},
+    {"decode", CLI_OPT_FLAG, NULL, "read lines of ids, print the decoded text"},
+    {"skip-special", CLI_OPT_FLAG, NULL, "with --decode: drop special tokens"},
     {NULL, 0, NULL, NULL},
 };
 
-static int run(const vt_args *a) {
-  const char *dir = vt_args_str(a, "tokenizer");
+static int run(const cli_args *a) {
+  const char *dir = cli_args_str(a, "tokenizer");
   if (!dir) {
     fprintf(stderr, "vita tokenize: --tokenizer DIR is required\n");
-    return VT_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   char err[512];
   tok_tokenizer *t;
   if (tok_init(&t, dir, err, sizeof err)) {
     fprintf(stderr, "vita tokenize: %s\n", err);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
-  bool decode = vt_args_flag(a, "decode"), skip = vt_args_flag(a, "skip-special");
+  bool decode = cli_args_flag(a, "decode"), skip = cli_args_flag(a, "skip-special");
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
   long lineno = 0;
-  int rc = VT_EXIT_OK;
+  int rc = CLI_EXIT_OK;
   tok_ids ids = {0};
   tok_bytes text = {0};
   while ((n = getline(&line, &cap, stdin)) >= 0) {
@@ -50,12 +50,12 @@ static int run(const vt_args *a) {
       text.n = 0;
       if (*s) {
         fprintf(stderr, "vita tokenize: line %ld: expected ids, found '%.20s'\n", lineno, s);
-        rc = VT_EXIT_FAIL;
+        rc = CLI_EXIT_FAIL;
         break;
       }
       if (tok_decode(t, ids.v, ids.n, skip, &text, err, sizeof err)) {
         fprintf(stderr, "vita tokenize: line %ld: %s\n", lineno, err);
-        rc = VT_EXIT_FAIL;
+        rc = CLI_EXIT_FAIL;
         break;
       }
       fwrite(text.p, 1, text.n, stdout);
@@ -63,7 +63,7 @@ static int run(const vt_args *a) {
     } else {
       if (tok_encode(t, line, (size_t)n, &ids, err, sizeof err)) {
         fprintf(stderr, "vita tokenize: line %ld: %s\n", lineno, err);
-        rc = VT_EXIT_FAIL;
+        rc = CLI_EXIT_FAIL;
         break;
       }
       for (size_t i = 0; i < ids.n; i++) printf(i ? " %d" : "%d", ids.v[i]);
@@ -77,5 +77,5 @@ static int run(const vt_args *a) {
   return rc;
 }
 
-const vt_cmd vt_cmd_tokenize = {
+const cli_cmd cli_cmd_tokenize = {
     "tokenize", "text on stdin -> token ids per line (--decode: ids -> text)", NULL, opts, run};

@@ -3,15 +3,16 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "train/cli.h"
+#include "autograd/fmt.h"
+#include "cli/cli.h"
 #include "train/hf_config.h"
 
-static const vt_opt opts[] = {{NULL, 0, NULL, NULL}};
+static const cli_opt opts[] = {{NULL, 0, NULL, NULL}};
 
-static int run(const vt_args *a) {
+static int run(const cli_args *a) {
   if (a->n_positional != 1) {
     fprintf(stderr, "vita info: give one model config.json (or a directory holding one)\n");
-    return VT_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   char path[4096], err[512], num[48];
   struct stat st;
@@ -20,7 +21,7 @@ static int run(const vt_args *a) {
   qwen2_cfg cfg;
   if (hf_qwen2_config_read(path, &cfg, err, sizeof err)) {
     fprintf(stderr, "vita info: %s\n", err);
-    return VT_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   int64_t n = qwen2_param_count(&cfg);
   printf("model: qwen2 (%s)\n", path);
@@ -35,9 +36,9 @@ static int run(const vt_args *a) {
   printf("memory for full training (one rank, no sharding): weights f32 %.1f GiB, gradients "
          "f32 %.1f GiB, AdamW moments %.1f GiB; bf16 weights alone %.1f GiB\n",
          4.0 * n / gib, 4.0 * n / gib, 8.0 * n / gib, 2.0 * n / gib);
-  return VT_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
-const vt_cmd vt_cmd_info = {"info",
-                            "describe a model config: architecture, parameter count, memory",
-                            "CONFIG.json|MODEL_DIR", opts, run};
+const cli_cmd cli_cmd_info = {"info",
+                              "describe a model config: architecture, parameter count, memory",
+                              "CONFIG.json|MODEL_DIR", opts, run};
