@@ -122,9 +122,10 @@ ref = {"text": text.to(torch.int32), "text_lens": text_lens.to(torch.int32),
 for name, p in model.named_parameters():
     ref["grad." + name] = p.grad.detach().contiguous()
 save_file(ref, os.path.join(out, "reference.safetensors"), metadata={"torch": torch.__version__})
-config = {"hidden_size": HIDDEN, "num_attention_heads": HEADS, "intermediate_size": FFN,
-          "nar_layers": N_NAR, "ar_layers": N_AR, "codec_vocab": CODEC_VOCAB,
-          "llm_hidden_size": LLM_HIDDEN, "rope_theta": 10000.0, "rms_norm_eps": 1e-6}
+config = {"model_type": "tts_decoder", "hidden_size": HIDDEN, "num_attention_heads": HEADS,
+          "intermediate_size": FFN, "nar_layers": N_NAR, "ar_layers": N_AR,
+          "codec_vocab": CODEC_VOCAB, "llm_vocab_size": LLM_VOCAB, "llm_hidden_size": LLM_HIDDEN,
+          "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "initializer_range": 0.02}
 with open(os.path.join(out, "config.json"), "w") as f:
     json.dump(config, f, indent=2)
     f.write("\n")
