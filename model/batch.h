@@ -8,10 +8,8 @@
 
 #include <stdint.h>
 
+#include "autograd/ops_loss.h" /* VT_IGNORE_INDEX: the label no loss counts */
 #include "autograd/tensor.h"
-
-/* The label value no loss counts (prompt tokens, padding, media placeholders). */
-#define VT_IGNORE_INDEX (-100)
 
 typedef enum {
   VT_MEDIA_IMAGE, /* f32 [n, 3, H, W]: image tiles (tiles + thumbnail of each image) */

@@ -183,12 +183,16 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
                 vt_model_loss *out) {
   qwen2_model *m = (qwen2_model *)base;
   (void)st;
-  qwen2_layout lay = layout_of(b);
-  vt_tensor *mean = qwen2_loss(&m->q, ctx, b->tokens, b->labels, &lay);
   out->n_terms = 1;
   out->terms[0].name = "lm";
-  out->terms[0].sum = vt_scale(ctx, mean, (float)b->label_tokens);
   out->count = (double)b->label_tokens;
+  if (!b->label_tokens) { /* nothing to learn from: no forward */
+    out->terms[0].sum = vt_zeros(ctx, VT_F32, 0, NULL);
+    return vt_ctx_failed(ctx) ? -1 : 0;
+  }
+  qwen2_layout lay = layout_of(b);
+  vt_tensor *mean = qwen2_loss(&m->q, ctx, b->tokens, b->labels, &lay);
+  out->terms[0].sum = vt_scale(ctx, mean, (float)b->label_tokens);
   return vt_ctx_failed(ctx) ? -1 : 0;
 }
 

@@ -119,6 +119,7 @@ void vt_optim_free(vt_optim *o) {
     if (o->segs) o->be->free(o->segs);
   }
   free(o->groups);
+  free(o->covered);
   memset(o, 0, sizeof *o);
 }
 
@@ -158,7 +159,12 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
     }
   }
   o->cfg = *cfg;
-  o->cfg.groups = NULL; /* the caller's globs are not kept */
+  o->cfg.groups = NULL; /* the caller's globs and selection are not kept */
+  o->cfg.only = NULL;
+  o->covered = calloc((size_t)ps->n + 1, sizeof *o->covered);
+  if (!o->covered) goto oom;
+  for (int i = 0; i < ps->n; i++)
+    o->covered[i] = ps->items[i]->trainable && (!cfg->only || cfg->only[i]);
   o->ps = ps;
   o->be = ps->be;
   o->numel = ps->grad_numel;
@@ -180,7 +186,7 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   if (!count) goto oom_which;
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
-    if (!p->trainable) continue;
+    if (!o->covered[i]) continue;
     int ig = 2 * group_of(cfg, p->name) + (!cfg->decay_all && vt_optim_is_no_decay(p));
     which[i] = ig;
     count[ig + 1] += (vt_numel(&p->t) + SEG_MAX - 1) / SEG_MAX;
@@ -195,7 +201,7 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   if (!host) goto oom_count;
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
-    if (!p->trainable) continue;
+    if (!o->covered[i]) continue;
     int64_t n = vt_numel(&p->t);
     for (int64_t s = 0; s < n; s += SEG_MAX)
       host[count[which[i]]++] = (vt_optim_seg){.param = (float *)p->t.data + s,
@@ -308,9 +314,14 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
 int vt_optim_state(const vt_optim *o, const char *name, float **m, float **v, int64_t *numel,
                    char *err, size_t err_len) {
   const vt_param *p = vt_params_find(o->ps, name);
-  if (!p || !p->trainable) {
+  bool mine = false;
+  for (int i = 0; p && i < o->ps->n; i++)
+    if (o->ps->items[i] == p) mine = o->covered[i];
+  if (!p || !mine) {
     snprintf(err, err_len, "optimizer state: parameter %s is %s", name,
-             p ? "frozen (frozen parameters have no state)" : "unknown");
+             !p             ? "unknown"
+             : p->trainable ? "not updated by this optimizer (no state here)"
+                            : "frozen (frozen parameters have no state)");
     return -1;
   }
   *m = o->m ? o->m + p->grad_offset : NULL;
