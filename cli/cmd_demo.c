@@ -10,7 +10,7 @@
 #include "checkpoints/ckpt.h"
 #include "cli/cli.h"
 #include "data/synth.h"
-#include "train/hf_io.h"
+#include "stages/stage_hf.h"
 #include "train/trainer.h"
 
 static const cli_opt opts[] = {
@@ -136,7 +136,7 @@ static int run(const cli_args *a) {
   struct stat st;
   if (stat(export_dir, &st) == 0) {
     printf("demo: %s exists already (an earlier run of the same length)\n", export_dir);
-  } else if (hf_export(r.checkpoint, export_dir, &eo, &es, err, sizeof err)) {
+  } else if (stage_hf_export(r.checkpoint, export_dir, &eo, &es, err, sizeof err)) {
     fprintf(stderr, "vita demo: export: %s\n", err);
     return CLI_EXIT_FAIL;
   }

@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const vt_model_ops qwen2_model_ops;
-extern const vt_model_ops tts_model_ops;
+#include "model/qwen2_model.h"
+
+extern const vt_model_ops tts_model_ops; /* model/tts_model.c */
 
 #define MAX_MODELS 16
 

@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/model.h"
-#include "model/qwen2.h"
+#include "model/qwen2_model.h"
 
 typedef struct {
   vt_model base;
@@ -45,8 +44,8 @@ static int get_num(const json_t *root, const char *where, const char *key, doubl
 
 /* HF transformers' Qwen2Config fields; rope_theta at the top level or inside rope_parameters
  * (transformers 5). */
-static int read_cfg(const json_t *root, const char *where, qwen2_cfg *cfg, char *err,
-                    size_t err_len) {
+int qwen2_cfg_from_json(const json_t *root, const char *where, qwen2_cfg *cfg, char *err,
+                        size_t err_len) {
   *cfg = qwen2_cfg_7b(); /* defaults for optional fields */
   const char *type = json_string_value(json_object_get(root, "model_type"));
   if (!type || (strcmp(type, "qwen2") != 0 && strcmp(type, "vita-Qwen2") != 0)) {
@@ -110,7 +109,7 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
     snprintf(err, err_len, "qwen2: out of memory");
     return NULL;
   }
-  if (read_cfg(config, where, &m->cfg, err, err_len)) {
+  if (qwen2_cfg_from_json(config, where, &m->cfg, err, err_len)) {
     free(m);
     return NULL;
   }
@@ -160,7 +159,10 @@ static int init_weights(vt_model *base, vt_params *ps, vt_rng *rng, char *err, s
 }
 
 static json_t *config_json(const vt_model *base) {
-  const qwen2_cfg *c = &((const qwen2_model *)base)->cfg;
+  return qwen2_cfg_to_json(&((const qwen2_model *)base)->cfg);
+}
+
+json_t *qwen2_cfg_to_json(const qwen2_cfg *c) {
   return json_pack(
       "{s:[s], s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:b, s:f, s:b, s:s, "
       "s:b, s:n}",

@@ -282,11 +282,11 @@ static void describe(const vt_model *base, char *buf, size_t len) {
   snprintf(buf, len,
            "speech decoder: %lld NAR + %lld AR layers, hidden %lld, heads %lld, ffn %lld, "
            "codebook %lld + 4, conditioning %lld x %lld LLM embeddings (frozen, %lld vectors per "
-           "token); %lld decoder parameters",
+           "token)",
            (long long)c->nar_layers, (long long)c->ar_layers, (long long)c->hidden_size,
            (long long)c->num_attention_heads, (long long)c->intermediate_size,
            (long long)c->codec_vocab, (long long)c->llm_vocab_size, (long long)c->llm_hidden_size,
-           (long long)(c->llm_hidden_size / c->hidden_size), (long long)tts_param_count(c));
+           (long long)(c->llm_hidden_size / c->hidden_size));
 }
 
 /* Freeze-Omni's rotary tables are buffers, never parameters. */

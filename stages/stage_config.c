@@ -17,10 +17,13 @@ static int opt_str(ycfg *c, yaml_node_t *map, const char *key, const char *where
   snprintf(full, sizeof full, "%s.%s", where, key);
   const char *s;
   if (ycfg_str(c, v, full, &s, err, err_len)) return -1;
-  if (is_path && *s)
+  if (is_path && *s) {
     ycfg_resolve(c, s, out, out_len);
-  else
+    size_t l = strlen(out); /* "DIR/." reads better as DIR */
+    if (l > 2 && !strcmp(out + l - 2, "/.")) out[l - 2] = '\0';
+  } else {
     snprintf(out, out_len, "%s", s);
+  }
   return 0;
 }
 
