@@ -33,6 +33,17 @@ static const char *const int_keys[] = {"hidden_size",    "num_attention_heads", 
                                        "nar_layers",     "ar_layers",           "codec_vocab",
                                        "llm_vocab_size", "llm_hidden_size"};
 static const char *const num_keys[] = {"rope_theta", "rms_norm_eps", "initializer_range"};
+/* The release's model.json arguments and the dtype, which an export writes beside ours
+ * (hf_config): read back without complaint, ours decide. */
+static const char *const export_keys[] = {"idim",
+                                          "odim",
+                                          "transformer_attention_dim",
+                                          "transformer_linear_units",
+                                          "transformer_num_blocks",
+                                          "transformer_attention_heads",
+                                          "encoder_output_dim",
+                                          "encoder_criterion",
+                                          "torch_dtype"};
 
 static int64_t *int_field(tts_cfg *c, int i) {
   int64_t *f[] = {&c->hidden_size,    &c->num_attention_heads, &c->intermediate_size,
@@ -53,6 +64,8 @@ static int read_cfg(const json_t *root, const char *where, tts_cfg *c, char *err
   json_t *v;
   json_object_foreach((json_t *)root, key, v) {
     bool known = !strcmp(key, "model_type");
+    for (size_t i = 0; i < sizeof export_keys / sizeof export_keys[0]; i++)
+      known |= !strcmp(key, export_keys[i]);
     for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++)
       known |= !strcmp(key, int_keys[i]);
     for (size_t i = 0; i < sizeof num_keys / sizeof num_keys[0]; i++)
@@ -289,6 +302,13 @@ static void describe(const vt_model *base, char *buf, size_t len) {
            (long long)(c->llm_hidden_size / c->hidden_size));
 }
 
+/* The frozen LLM table is the LLM's (it exports it): a decoder export is the release's
+ * decoder weights alone. */
+static bool hf_external(const vt_model *base, const char *name) {
+  (void)base;
+  return !strcmp(name, "model.embed_tokens.weight");
+}
+
 /* Freeze-Omni's rotary tables are buffers, never parameters. */
 static bool hf_ignored(const vt_model *base, const char *name) {
   (void)base;
@@ -327,5 +347,6 @@ const vt_model_ops tts_model_ops = {
     .eval = eval,
     .describe = describe,
     .hf_ignored = hf_ignored,
+    .hf_external = hf_external,
     .hf_config = hf_config,
 };
