@@ -85,6 +85,17 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
     goto done;
   }
 
+  /* NaN or Inf in weights (or moments) would turn every later step into NaN: refused here,
+   * still before anything is written */
+  for (int i = 0; i < ps->n; i++) {
+    int64_t at;
+    if (found[i] && (at = st_first_nonfinite(found[i])) >= 0) {
+      st_seterr(err, err_len, "%s: %s: element %lld is not finite (NaN or Inf)", src->path,
+                found[i]->name, (long long)at);
+      goto done;
+    }
+  }
+
   bool on_cpu = ps->device.type == VT_DEV_CPU;
   if (!on_cpu && max_bytes) {
     stage = malloc(max_bytes);
@@ -102,7 +113,7 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
       st_seterr(err, err_len, "%s: %s", src->path, e);
       goto done;
     }
-    if (!on_cpu) ps->be->copy(p->t.data, stage, nb, VT_COPY_H2D);
+    if (!on_cpu) vt_buf_from_host(ps->be, p->t.data, stage, nb);
     n_loaded++;
   }
   if (sel->n_loaded) *sel->n_loaded = n_loaded;
@@ -142,7 +153,7 @@ static const void *produce_param(void *vctx, int i, void *scratch, char *err, si
   const void *src = p->t.data;
   if (c->ps->device.type != VT_DEV_CPU) {
     void *dst = e->dtype == p->t.dtype ? scratch : c->host;
-    c->ps->be->copy(dst, p->t.data, nb, VT_COPY_D2H);
+    vt_buf_to_host(c->ps->be, dst, p->t.data, nb);
     if (e->dtype == p->t.dtype) return scratch;
     src = dst;
   } else if (e->dtype == p->t.dtype) {

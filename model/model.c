@@ -124,12 +124,12 @@ int vt_init_normal(const vt_params *ps, vt_tensor *t, vt_rng *rng, float std) {
   for (int64_t i0 = 0; i0 < n; i0 += INIT_CHUNK) {
     int64_t k = n - i0 < INIT_CHUNK ? n - i0 : INIT_CHUNK;
     for (int64_t i = 0; i < k; i++) buf[i] = std * vt_rng_normal(rng);
-    ps->be->copy((float *)t->data + i0, buf, sizeof(float) * (size_t)k, VT_COPY_H2D);
+    vt_buf_from_host(ps->be, (float *)t->data + i0, buf, sizeof(float) * (size_t)k);
   }
   return 0;
 }
 
 int vt_init_const(const vt_params *ps, vt_tensor *t, float value) {
-  ps->be->fill((float *)t->data, vt_numel(t), value);
+  ps->be->fill(ps->be, (float *)t->data, vt_numel(t), value);
   return 0;
 }

@@ -139,6 +139,12 @@ vt_tensor *nn_layer_forward(const nn_layer *l, vt_ctx *ctx, vt_tensor *x, const 
   static const nn_fwd eval = {0};
   if (!f) f = &eval;
   const nn_layer_cfg *c = &l->cfg;
+  if (vt_ctx_failed(ctx)) return x;
+  if (x->ndim != 3 || x->shape[2] != c->attn.hidden) {
+    char s[96];
+    return vt_ctx_fail(ctx, "nn_layer", "input %s must be [B, T, %lld]",
+                       vt_shape_str(x, s, sizeof s), (long long)c->attn.hidden);
+  }
   nn_drop d = nn_drop_begin(ctx, f, c->dropout > 0 || c->drop_path > 0 || c->mlp.dropout > 0);
   if (!c->recompute) return layer_body(ctx, l, x, f, &d);
   recompute_args a = {.layer = l, .f = *f, .d = d};

@@ -114,9 +114,9 @@ static int group_of(const vt_optim_cfg *c, const char *name) {
 
 void vt_optim_free(vt_optim *o) {
   if (o->be) {
-    if (o->m) o->be->free(o->m);
-    if (o->v) o->be->free(o->v);
-    if (o->segs) o->be->free(o->segs);
+    vt_buf_free(o->be, o->m);
+    vt_buf_free(o->be, o->v);
+    vt_buf_free(o->be, o->segs);
   }
   free(o->groups);
   free(o->covered);
@@ -124,9 +124,7 @@ void vt_optim_free(vt_optim *o) {
 }
 
 static float *alloc_zeroed(const vt_backend *be, size_t n) {
-  float *p = be->alloc(n * sizeof(float));
-  if (p) be->fill(p, (int64_t)n, 0.0f);
-  return p;
+  return vt_buf_alloc_zeroed(be, n * sizeof(float));
 }
 
 int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err, size_t err_len) {
@@ -134,8 +132,9 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   if (check_cfg(cfg, err, err_len)) return -1;
   const struct vt_optim_kernels *k = ps->be ? ps->be->optim : NULL;
   if (!k || !k->sumsq || !k->scale || !k->adam_update || !k->sgd_update) {
-    snprintf(err, err_len, "optimizer: the %s backend has no optimizer kernels (vt_backend.optim)",
-             ps->be ? ps->be->name : "(none)");
+    snprintf(err, err_len,
+             "optimizer: not supported on the %s backend (no kernels of the %s family)",
+             ps->be ? ps->be->name : "(none)", vt_backend_family_name(VT_FAMILY_OPTIM));
     return -1;
   }
   for (int g = 0; g < cfg->n_groups; g++) {
@@ -209,8 +208,8 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
                                                .n = n - s < SEG_MAX ? n - s : SEG_MAX};
   }
   size_t seg_bytes = sizeof *host * (size_t)(o->n_segs ? o->n_segs : 1);
-  o->segs = o->be->alloc(seg_bytes);
-  if (o->segs) o->be->copy(o->segs, host, seg_bytes, VT_COPY_H2D);
+  o->segs = vt_buf_alloc(o->be, seg_bytes);
+  if (o->segs) vt_buf_from_host(o->be, o->segs, host, seg_bytes);
   free(host);
   free(count);
   free(which);
@@ -235,7 +234,7 @@ oom:
 double vt_optim_grad_norm(const vt_params *ps) {
   if (!ps->be || !ps->be->optim) return -1.0;
   if (!ps->grad_numel) return 0.0;
-  return sqrt(ps->be->optim->sumsq(ps->grad, (int64_t)ps->grad_numel));
+  return sqrt(ps->be->optim->sumsq(ps->be, ps->grad, (int64_t)ps->grad_numel));
 }
 
 /* torch.nn.utils.clip_grad_norm_'s coefficient, computed in float as torch does. */
@@ -249,7 +248,8 @@ double vt_optim_clip_grads(vt_params *ps, double max_norm) {
   if (!ps->be || !ps->be->optim) return -1.0;
   double norm = vt_optim_grad_norm(ps);
   float c = clip_coef(norm, max_norm);
-  if (c < 1.0f && isfinite(norm)) ps->be->optim->scale(ps->grad, (int64_t)ps->grad_numel, c);
+  if (c < 1.0f && isfinite(norm))
+    ps->be->optim->scale(ps->be, ps->grad, (int64_t)ps->grad_numel, c);
   return norm;
 }
 
@@ -291,7 +291,7 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
                           .l2 = (float)gr->weight_decay,
                           .lr = (float)lr,
                           .momentum = (float)c->momentum};
-      k->sgd_update(segs, nseg, ps->grad, o->m, h);
+      k->sgd_update(o->be, segs, nseg, ps->grad, o->m, h);
       continue;
     }
     bool adamw = c->kind == VT_OPTIM_ADAMW;
@@ -305,7 +305,7 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
                          .step_size = (float)(lr / bc1),
                          .bc2_sqrt = (float)sqrt(bc2),
                          .eps = (float)c->eps};
-    k->adam_update(segs, nseg, ps->grad, o->m, o->v, h);
+    k->adam_update(o->be, segs, nseg, ps->grad, o->m, o->v, h);
   }
   if (stats) *stats = st;
   return 0;

@@ -36,11 +36,11 @@ static int allreduce_grads(trainer *t, char *err, size_t err_len) {
       snprintf(err, err_len, "out of host memory for the gradient all-reduce");
       return -1;
     }
-    ps->be->copy(host, ps->grad, sizeof(float) * ps->grad_numel, VT_COPY_D2H);
+    vt_params_grad_to_host(ps, host);
   }
   int rc = vt_dist_allreduce_sum(t->dist, host, ps->grad_numel);
   if (host != ps->grad) {
-    if (!rc) ps->be->copy(ps->grad, host, sizeof(float) * ps->grad_numel, VT_COPY_H2D);
+    if (!rc) vt_params_grad_from_host(ps, host);
     free(host);
   }
   if (rc) snprintf(err, err_len, "step %lld: gradient all-reduce failed", (long long)t->step + 1);
@@ -95,8 +95,7 @@ static int phase_step(trainer *t, int p, phase_result *res, char *err, size_t er
   }
   res->count = stats[nt];
   /* the one place the sums become means: gradients and reported terms alike */
-  if (res->count > 0 && t->ps.grad_numel)
-    t->ps.be->optim->scale(t->ps.grad, (int64_t)t->ps.grad_numel, (float)(1.0 / res->count));
+  if (res->count > 0 && t->ps.grad_numel) vt_params_scale_grad(&t->ps, (float)(1.0 / res->count));
   for (int k = 0; k < nt; k++) {
     if (m->terms[k].phase != p) continue;
     res->term[k] = res->count > 0 ? stats[k] / res->count : 0;

@@ -80,7 +80,7 @@ static const void *produce_state(void *vctx, int i, void *scratch, char *err, si
   const st_entry *e = &((const st_entry *)((void **)vctx)[1])[i];
   size_t numel = 1;
   for (int d = 0; d < e->ndim; d++) numel *= (size_t)e->shape[d];
-  t->ps.be->copy(scratch, e->data, numel * sizeof(float), VT_COPY_D2H);
+  vt_buf_to_host(t->ps.be, scratch, e->data, numel * sizeof(float));
   return scratch;
 }
 
@@ -195,7 +195,7 @@ static int read_state(trainer *t, const char *name, const vt_param *prm, float *
   }
   if (st_tensor_read(st, VT_F32, r->host, (size_t)numel * sizeof(float), r->err, r->err_len))
     return -1;
-  t->ps.be->copy(buf, r->host, (size_t)numel * sizeof(float), VT_COPY_H2D);
+  vt_buf_from_host(t->ps.be, buf, r->host, (size_t)numel * sizeof(float));
   return 0;
 }
 
