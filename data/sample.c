@@ -269,8 +269,11 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
       return SAMPLE_UNKNOWN_SET;
     }
   }
-  if (tts_sample_is_speech(o))
+  if (tts_sample_is_speech(o)) { /* no turns: nothing is inserted, nothing ends a turn */
+    s->inserted_id = -1;
+    s->end_tag = true;
     return tts_sample_from_json(o, cfg ? cfg->codec_vocab : TTS_DATA_CODEC_VOCAB, s, err, err_len);
+  }
   json_t *conv = json_object_get(o, "conversations");
   if (!json_is_array(conv) || json_array_size(conv) == 0) {
     data_seterr(err, err_len, "%s: conversations: expected a non-empty list", s->where);

@@ -110,7 +110,7 @@ static void reader(const char *dir) {
       CHECK_MSG(strstr(err, want[i].field) && strstr(err, "speech.jsonl:"),
                 "%s: message '%s' should name '%s' and the line", want[i].id, err, want[i].field);
     if (got == 1) {
-      CHECK(s.text && s.n_turns == 0 && s.n_codec >= 1);
+      CHECK(s.text && s.n_turns == 0 && s.n_codec >= 1 && s.inserted_id == -1 && s.end_tag);
       if (!strcmp(s.id, "ok1"))
         CHECK(s.n_codec == 3 && s.codec[2] == 1023 && !strcmp(s.text, "Hello there."));
       sample_free(&s);

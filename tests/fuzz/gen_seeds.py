@@ -85,6 +85,10 @@ def jsonl_seeds():
     put("jsonl", "[" + line + " x, " + line + "]")
     put("jsonl", b"\xef\xbb[" + line.encode() + b"]")
     put("jsonl", b"{\"id\": \"\xff\xfe\", \"conversations\": []}\n" + line.encode())
+    copy("jsonl", os.path.join(FIXTURES, "tts", "speech.jsonl"))  # stage 3.2 speech lines
+    speech = json.dumps({"id": "s", "set": "demo", "text": "hi", "codec": [0, 1023, 7]})
+    put("jsonl", speech + "\n" + speech.replace("1023", "1024") + "\n" + speech[:-4] + "\n")
+    put("jsonl", "[" + speech + "," + line + "]")
 
 
 def yaml_seeds():
