@@ -15,6 +15,8 @@ static const char *unusable(const trainer *t, const int32_t *ids, size_t n, size
   if (takes_codec(t)) { /* a speech decoder: a text (any length) and its codec tokens */
     if (!n_codec) return "it has no codec tokens (the model learns to predict them)";
     if (n < 1) return "it has no text tokens";
+    /* a cut text would no longer match its speech */
+    if ((int64_t)n > t->cfg->max_len) return "its text is longer than data.max_len";
   } else if (n < 2)
     return "it has fewer than 2 tokens";
   int64_t v = t->model->vocab_size;
