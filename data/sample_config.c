@@ -10,6 +10,7 @@ void sample_config_default(sample_config *c) {
   memset(c, 0, sizeof *c);
   c->max_len = 6200;
   c->shard_samples = 8192;
+  c->codec_vocab = 1024;
   c->check_media = true;
 }
 
@@ -80,8 +81,9 @@ static int load_sets(ycfg *y, yaml_node_t *sets, sample_config *c, char *err, si
 }
 
 int sample_config_load(sample_config *c, const char *path, char *err, size_t err_len) {
-  static const char *const keys[] = {"tokenizer",      "max_len", "shard_samples", "check_media",
-                                     "system_prompts", "sets",    "inputs",        NULL};
+  static const char *const keys[] = {"tokenizer",   "max_len",        "shard_samples",
+                                     "check_media", "system_prompts", "sets",
+                                     "inputs",      "codec_vocab",    NULL};
   static const char *const prompt_keys[] = {"image", "video", "language", NULL};
   ycfg y;
   if (ycfg_load(&y, path, err, err_len)) return -1;
@@ -104,6 +106,9 @@ int sample_config_load(sample_config *c, const char *path, char *err, size_t err
   if ((n = ycfg_get(&y, root, "shard_samples")) &&
       ycfg_int_range(&y, n, "shard_samples", 1, SAMPLE_MAX_SHARD_SAMPLES, &c->shard_samples, err,
                      err_len))
+    goto done;
+  if ((n = ycfg_get(&y, root, "codec_vocab")) &&
+      ycfg_int_range(&y, n, "codec_vocab", 1, INT32_MAX, &c->codec_vocab, err, err_len))
     goto done;
   if ((n = ycfg_get(&y, root, "check_media")) &&
       ycfg_bool(&y, n, "check_media", &c->check_media, err, err_len))

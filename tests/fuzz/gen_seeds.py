@@ -85,6 +85,10 @@ def jsonl_seeds():
     put("jsonl", "[" + line + " x, " + line + "]")
     put("jsonl", b"\xef\xbb[" + line.encode() + b"]")
     put("jsonl", b"{\"id\": \"\xff\xfe\", \"conversations\": []}\n" + line.encode())
+    copy("jsonl", os.path.join(FIXTURES, "tts", "speech.jsonl"))  # stage 3.2 speech lines
+    speech = json.dumps({"id": "s", "set": "demo", "text": "hi", "codec": [0, 1023, 7]})
+    put("jsonl", speech + "\n" + speech.replace("1023", "1024") + "\n" + speech[:-4] + "\n")
+    put("jsonl", "[" + speech + "," + line + "]")
 
 
 def yaml_seeds():
@@ -140,7 +144,8 @@ def shard_seeds():
     put("shard", shard_input(), "good")
     put("shard", shard_input(n_tokens=9, steps=(4, 5)), "good2")
     put("shard", shard_input(bad_crc=True), "bad_crc")
-    put("shard", shard_input(version=2), "version2")
+    put("shard", shard_input(version=2), "version2")  # version 2 without its codec datasets
+    put("shard", shard_input(version=3), "version3")
     put("shard", shard_input(attr_flags=[None, 0x19, None, None]), "n_samples_array")
     put("shard", shard_input(attr_flags=[0x05, None, None, None]), "version_string")
     put("shard", shard_input(ds_flags=[0x20] + [None] * 10), "tokens_not_stored")
