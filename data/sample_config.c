@@ -10,6 +10,7 @@ void sample_config_default(sample_config *c) {
   memset(c, 0, sizeof *c);
   c->max_len = 6200;
   c->shard_samples = 8192;
+  c->codec_vocab = 1024;
   c->check_media = true;
 }
 
@@ -70,8 +71,9 @@ static int load_sets(ycfg *y, yaml_node_t *sets, sample_config *c, char *err, si
 }
 
 int sample_config_load(sample_config *c, const char *path, char *err, size_t err_len) {
-  static const char *const keys[] = {"tokenizer",      "max_len", "shard_samples", "check_media",
-                                     "system_prompts", "sets",    "inputs",        NULL};
+  static const char *const keys[] = {"tokenizer",   "max_len",        "shard_samples",
+                                     "check_media", "system_prompts", "sets",
+                                     "inputs",      "codec_vocab",    NULL};
   static const char *const prompt_keys[] = {"image", "video", "language", NULL};
   ycfg y;
   if (ycfg_load(&y, path, err, err_len)) return -1;
@@ -92,6 +94,14 @@ int sample_config_load(sample_config *c, const char *path, char *err, size_t err
   if ((n = ycfg_get(&y, root, "shard_samples")) &&
       ycfg_int(&y, n, "shard_samples", &c->shard_samples, err, err_len))
     goto done;
+  if ((n = ycfg_get(&y, root, "codec_vocab")) &&
+      ycfg_int(&y, n, "codec_vocab", &c->codec_vocab, err, err_len))
+    goto done;
+  if (c->codec_vocab < 1 || c->codec_vocab > INT32_MAX) {
+    snprintf(err, err_len, "%s: codec_vocab must be between 1 and %d, got %lld", path, INT32_MAX,
+             c->codec_vocab);
+    goto done;
+  }
   if (c->max_len < 1 || c->shard_samples < 1) {
     snprintf(err, err_len, "%s: max_len and shard_samples must be positive", path);
     goto done;

@@ -4,7 +4,9 @@
  *   sample_id_offsets i64[N+1], sample_ids u8[..] (UTF-8 ids, not NUL-terminated),
  *   media_offsets i64[N+1] (into the media_* arrays), media_kind i32[M] (chat_media_kind),
  *   media_pos i64[M] (token position inside the sample), media_item i32[M],
- *   media_path_offsets i64[M+1], media_paths u8[..]
+ *   media_path_offsets i64[M+1], media_paths u8[..],
+ *   codec_offsets i64[N+1] (into codec_tokens), codec_tokens i32[C] (speech codec ids)
+ * Version 1 shards have no codec datasets and read as samples without codec tokens.
  * Root attributes: format_version i32, n_samples i64, n_tokens i64, checksum u32 (CRC32 of
  * the datasets' bytes in the order above). */
 #include "data/shard.h"
@@ -55,14 +57,16 @@ enum {
   DS_MEDIA_ITEM,
   DS_PATH_OFFSETS,
   DS_PATHS,
+  DS_CODEC_OFFSETS, /* format version 2 */
+  DS_CODEC_TOKENS,
   DS_COUNT
 };
 
 static const char *const ds_name[DS_COUNT] = {
-    "tokens",        "labels",     "sample_offsets", "sample_id_offsets", "sample_ids",
-    "media_offsets", "media_kind", "media_pos",      "media_item",        "media_path_offsets",
-    "media_paths"};
-static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1};
+    "tokens",        "labels",        "sample_offsets", "sample_id_offsets", "sample_ids",
+    "media_offsets", "media_kind",    "media_pos",      "media_item",        "media_path_offsets",
+    "media_paths",   "codec_offsets", "codec_tokens"};
+static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1, 8, 4};
 
 static hid_t ds_mem_type(int d) {
   return ds_elem[d] == 8 ? H5T_NATIVE_INT64 : ds_elem[d] == 4 ? H5T_NATIVE_INT32 : H5T_NATIVE_UINT8;
@@ -88,7 +92,8 @@ int shard_writer_open(shard_writer **out, const char *path, char *err, size_t er
   }
   snprintf(w->path, sizeof w->path, "%s", path);
   int rc = vec_i64(&w->ds[DS_SAMPLE_OFFSETS], 0) | vec_i64(&w->ds[DS_ID_OFFSETS], 0) |
-           vec_i64(&w->ds[DS_MEDIA_OFFSETS], 0) | vec_i64(&w->ds[DS_PATH_OFFSETS], 0);
+           vec_i64(&w->ds[DS_MEDIA_OFFSETS], 0) | vec_i64(&w->ds[DS_PATH_OFFSETS], 0) |
+           vec_i64(&w->ds[DS_CODEC_OFFSETS], 0);
   if (rc) {
     shard_writer_abort(w);
     data_seterr(err, err_len, "out of memory");
@@ -124,6 +129,8 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
     rc |= vec_i64(&v[DS_PATH_OFFSETS], (int64_t)v[DS_PATHS].n);
   }
   rc |= vec_i64(&v[DS_MEDIA_OFFSETS], (int64_t)(v[DS_MEDIA_KIND].n / 4));
+  rc |= vec_add(&v[DS_CODEC_TOKENS], s->codec, s->n_codec * 4);
+  rc |= vec_i64(&v[DS_CODEC_OFFSETS], (int64_t)(v[DS_CODEC_TOKENS].n / 4));
   if (rc) {
     data_seterr(err, err_len, "%s: out of memory", w->path);
     return -1;
@@ -207,9 +214,9 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
 
 struct shard {
   char path[4096];
-  hid_t file, tokens, labels;
-  int64_t n_samples, n_tokens;
-  vec small[DS_COUNT]; /* every dataset except tokens and labels, read whole */
+  hid_t file, tokens, labels, codec;
+  int64_t n_samples, n_tokens, n_codec;
+  vec small[DS_COUNT]; /* every dataset except tokens, labels and codec_tokens, read whole */
 };
 
 static const int64_t *I64(const shard *s, int d) { return (const int64_t *)s->small[d].p; }
@@ -225,6 +232,7 @@ void shard_close(shard *s) {
   if (!s) return;
   if (s->tokens > 0) H5Dclose(s->tokens);
   if (s->labels > 0) H5Dclose(s->labels);
+  if (s->codec > 0) H5Dclose(s->codec);
   if (s->file > 0) H5Fclose(s->file);
   for (int d = 0; d < DS_COUNT; d++) free(s->small[d].p);
   free(s);
@@ -274,7 +282,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   shard *s = calloc(1, sizeof *s);
   if (!s) return -1;
   snprintf(s->path, sizeof s->path, "%s", path);
-  s->file = s->tokens = s->labels = -1;
+  s->file = s->tokens = s->labels = s->codec = -1;
   if (access(path, R_OK) != 0) {
     data_seterr(err, err_len, "shard %s: cannot read: %s", path, strerror(errno));
     goto fail;
@@ -293,13 +301,23 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
                 path);
     goto fail;
   }
-  if (version != SHARD_FORMAT_VERSION) {
-    data_seterr(err, err_len, "shard %s: format version %d, this build reads version %d", path,
-                version, SHARD_FORMAT_VERSION);
+  if (version < 1 || version > SHARD_FORMAT_VERSION) {
+    data_seterr(err, err_len, "shard %s: format version %d, this build reads versions 1 to %d",
+                path, version, SHARD_FORMAT_VERSION);
     goto fail;
   }
-  int64_t len[DS_COUNT];
-  for (int d = 0; d < DS_COUNT; d++) {
+  /* version 1 has no codec datasets: its samples have no codec tokens */
+  int n_ds = version == 1 ? DS_CODEC_OFFSETS : DS_COUNT;
+  int64_t len[DS_COUNT] = {0};
+  if (version == 1) {
+    len[DS_CODEC_OFFSETS] = s->n_samples + 1;
+    s->small[DS_CODEC_OFFSETS].p = calloc((size_t)len[DS_CODEC_OFFSETS] + 1, 8);
+    if (!s->small[DS_CODEC_OFFSETS].p || s->n_samples < 0) {
+      data_seterr(err, err_len, "shard %s: out of memory or bad n_samples", path);
+      goto fail;
+    }
+  }
+  for (int d = 0; d < n_ds; d++) {
     hid_t ds = H5Dopen2(s->file, ds_name[d], H5P_DEFAULT);
     len[d] = ds < 0 ? -1 : ds_len(ds);
     if (len[d] < 0) {
@@ -311,6 +329,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       s->tokens = ds;
     else if (d == DS_LABELS)
       s->labels = ds;
+    else if (d == DS_CODEC_TOKENS)
+      s->codec = ds;
     else {
       vec *v = &s->small[d];
       size_t bytes = (size_t)len[d] * ds_elem[d];
@@ -325,6 +345,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     }
   }
   s->n_tokens = len[DS_TOKENS];
+  s->n_codec = len[DS_CODEC_TOKENS];
   int64_t n = s->n_samples, m = len[DS_MEDIA_KIND];
   if (len[DS_LABELS] != s->n_tokens || len[DS_SAMPLE_OFFSETS] != n + 1 ||
       len[DS_ID_OFFSETS] != n + 1 || len[DS_MEDIA_OFFSETS] != n + 1 || len[DS_MEDIA_POS] != m ||
@@ -332,7 +353,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       !offsets_ok(I64(s, DS_SAMPLE_OFFSETS), n + 1, s->n_tokens) ||
       !offsets_ok(I64(s, DS_ID_OFFSETS), n + 1, len[DS_IDS]) ||
       !offsets_ok(I64(s, DS_MEDIA_OFFSETS), n + 1, m) ||
-      !offsets_ok(I64(s, DS_PATH_OFFSETS), m + 1, len[DS_PATHS])) {
+      !offsets_ok(I64(s, DS_PATH_OFFSETS), m + 1, len[DS_PATHS]) ||
+      len[DS_CODEC_OFFSETS] != n + 1 || !offsets_ok(I64(s, DS_CODEC_OFFSETS), n + 1, s->n_codec)) {
     data_seterr(err, err_len, "shard %s: dataset sizes or offsets are inconsistent (corrupt)",
                 path);
     goto fail;
@@ -341,11 +363,11 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     uLong crc = crc32(0L, Z_NULL, 0);
     const int64_t chunk = 1 << 20;
     int32_t *buf = malloc((size_t)chunk * sizeof *buf);
-    for (int d = 0; d < DS_COUNT && buf; d++) {
-      if (d == DS_TOKENS || d == DS_LABELS) {
-        hid_t ds = d == DS_TOKENS ? s->tokens : s->labels;
-        for (int64_t off = 0; off < s->n_tokens; off += chunk) {
-          int64_t k = s->n_tokens - off < chunk ? s->n_tokens - off : chunk;
+    for (int d = 0; d < n_ds && buf; d++) {
+      if (d == DS_TOKENS || d == DS_LABELS || d == DS_CODEC_TOKENS) {
+        hid_t ds = d == DS_TOKENS ? s->tokens : d == DS_LABELS ? s->labels : s->codec;
+        for (int64_t off = 0; off < len[d]; off += chunk) {
+          int64_t k = len[d] - off < chunk ? len[d] - off : chunk;
           if (read_range(ds, H5T_NATIVE_INT32, off, k, buf)) {
             free(buf);
             data_seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
@@ -376,6 +398,7 @@ void shard_sample_free(shard_sample *s) {
   free(s->id);
   tok_ids_free(&s->ids);
   tok_ids_free(&s->labels);
+  tok_ids_free(&s->codec);
   for (size_t i = 0; i < s->n_media; i++) free(s->media_path[i]);
   free(s->media_path);
   free(s->media);
@@ -444,6 +467,13 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
     out->media[k] = (chat_media){I64(s, DS_MEDIA_POS)[j], kind[j], item[j]};
     out->media_path[k] = substr(&s->small[DS_PATHS], I64(s, DS_PATH_OFFSETS), j);
     out->n_media = k + 1;
+  }
+  int64_t c0 = I64(s, DS_CODEC_OFFSETS)[i], nc = I64(s, DS_CODEC_OFFSETS)[i + 1] - c0;
+  if (grow_ids(&out->codec, (size_t)nc) ||
+      (nc && read_range(s->codec, H5T_NATIVE_INT32, c0, nc, out->codec.v))) {
+    data_seterr(err, err_len, "shard %s: cannot read the codec tokens of sample %lld", s->path,
+                (long long)i);
+    return -1;
   }
   return 0;
 }

@@ -105,11 +105,14 @@ int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const c
   t->lengths = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
   t->pos = malloc(sizeof(int32_t) * cells);
   t->segments = malloc(sizeof(int32_t) * cells);
+  t->codec_lens = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
+  t->codec_spans = malloc(sizeof(int32_t) * 3 * (size_t)cfg->batch_size);
   if (!t->ctx) {
     snprintf(err, err_len, "%s: device: %s", cfg->path, why ? why : "no context");
     return -1;
   }
-  if (!t->ids || !t->labels || !t->lengths || !t->pos || !t->segments) {
+  if (!t->ids || !t->labels || !t->lengths || !t->pos || !t->segments || !t->codec_lens ||
+      !t->codec_spans) {
     snprintf(err, err_len, "out of memory");
     return -1;
   }
@@ -132,6 +135,10 @@ void trainer_free(trainer *t) {
   free(t->lengths);
   free(t->pos);
   free(t->segments);
+  free(t->codec);
+  free(t->codec_pad);
+  free(t->codec_lens);
+  free(t->codec_spans);
   mix_pack_free(&t->pack);
 }
 
