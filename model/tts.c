@@ -232,7 +232,7 @@ static void w_begin(i32_writer *w, vt_ctx *ctx, vt_tensor *t) {
 }
 static void w_flush(i32_writer *w) {
   if (w->dst && w->n)
-    w->be->copy(w->dst + w->done, w->buf, sizeof(int32_t) * (size_t)w->n, VT_COPY_H2D);
+    w->be->copy(w->be, w->dst + w->done, w->buf, sizeof(int32_t) * (size_t)w->n, VT_COPY_H2D);
   w->done += w->n;
   w->n = 0;
 }
