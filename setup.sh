@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(build-essential cmake pkg-config git clang-format zlib1g-dev
-          libopenblas-openmp-dev libhdf5-dev hdf5-tools libsndfile1-dev libstb-dev
+          libopenblas-openmp-dev libhdf5-dev hdf5-tools libsndfile1-dev libstb-dev libfftw3-dev
           libopenmpi-dev openmpi-bin libjansson-dev libpcre2-dev libutf8proc-dev libyaml-dev)
 missing=()
 for p in "${packages[@]}"; do
