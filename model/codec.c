@@ -267,12 +267,14 @@ static vt_tensor *enc_stages(const codec *m, vt_ctx *ctx, vt_tensor *x, int n, v
   return x;
 }
 
-static vt_tensor *global_encode(const codec *m, vt_ctx *ctx, vt_tensor *x, bool training) {
+static vt_tensor *global_encode(const codec *m, vt_ctx *ctx, vt_tensor *x, codec_mode mode) {
   for (int i = 0; i < 3; i++) x = nn_conv_forward(&m->g_conv[i], ctx, x);
   x = vt_mean(ctx, x, 2, false); /* [B, global_dim] */
   x = vt_leaky_relu(ctx, nn_linear_forward(&m->g_fc, ctx, x), LRELU_SLOPE);
-  return vt_batch_norm1d(ctx, x, m->bn_w, m->bn_b, m->bn_mean, m->bn_var, training,
-                         m->cfg.bn_momentum, m->cfg.bn_eps);
+  bool keep = mode == CODEC_TRAIN_KEEP_STATS;
+  return vt_batch_norm1d(ctx, x, m->bn_w, m->bn_b, keep ? NULL : m->bn_mean,
+                         keep ? NULL : m->bn_var, mode != CODEC_EVAL, m->cfg.bn_momentum,
+                         m->cfg.bn_eps);
 }
 
 static bool check_wave(const codec *m, vt_ctx *ctx, vt_tensor *y, const char *op) {
@@ -287,20 +289,20 @@ static bool check_wave(const codec *m, vt_ctx *ctx, vt_tensor *y, const char *op
   return true;
 }
 
-vt_tensor *codec_encode(const codec *m, vt_ctx *ctx, vt_tensor *y, bool training, vt_tensor **g) {
+vt_tensor *codec_encode(const codec *m, vt_ctx *ctx, vt_tensor *y, codec_mode mode, vt_tensor **g) {
   if (g) *g = y;
   if (!check_wave(m, ctx, y, "codec_encode")) return y;
   vt_tensor *mid = NULL;
   vt_tensor *x = enc_stages(m, ctx, y, m->cfg.n_stages, &mid);
-  if (g) *g = global_encode(m, ctx, mid, training);
+  if (g) *g = global_encode(m, ctx, mid, mode);
   return nn_conv_forward(&m->e_post, ctx, x);
 }
 
-vt_tensor *codec_global_target(const codec *m, vt_ctx *ctx, vt_tensor *yy, bool training) {
+vt_tensor *codec_global_target(const codec *m, vt_ctx *ctx, vt_tensor *yy, codec_mode mode) {
   if (!check_wave(m, ctx, yy, "codec_global_target")) return yy;
   vt_tensor *mid = NULL;
   enc_stages(m, ctx, yy, global_stage(&m->cfg) + 1, &mid);
-  return vt_detach(ctx, global_encode(m, ctx, mid, training));
+  return vt_detach(ctx, global_encode(m, ctx, mid, mode));
 }
 
 /* Straight-through quantisation of x [N, d] by one codebook: zq (the gradient to x), the

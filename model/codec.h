@@ -68,13 +68,20 @@ void codec_freeze_buffers(vt_params *ps);
  * defaults elsewhere, weight_g = |weight_v|, codebooks U(-1/n, 1/n), BatchNorm 1 / 0. */
 void codec_init_weights(const codec *m, const vt_params *ps, vt_rng *rng);
 
+/* How the global branch's BatchNorm runs. */
+typedef enum {
+  CODEC_EVAL = 0,         /* running statistics */
+  CODEC_TRAIN,            /* batch statistics; the running ones are updated */
+  CODEC_TRAIN_KEEP_STATS, /* batch statistics, running ones untouched: the generator pass of
+                             the discriminator phase, so a step updates them once, as torch */
+} codec_mode;
+
 /* Encoder on y [B, 1, L] (L a multiple of the hop): the latent [B, latent, L / hop] and, in
- * *g, the global vector [B, global_dim]. training: BatchNorm uses batch statistics and updates
- * its running ones. */
-vt_tensor *codec_encode(const codec *m, vt_ctx *ctx, vt_tensor *y, bool training, vt_tensor **g);
+ * *g, the global vector [B, global_dim]. */
+vt_tensor *codec_encode(const codec *m, vt_ctx *ctx, vt_tensor *y, codec_mode mode, vt_tensor **g);
 /* The global vector of a second segment (the first half of the encoder and the global token
  * encoder), detached: the consistency loss's target. */
-vt_tensor *codec_global_target(const codec *m, vt_ctx *ctx, vt_tensor *yy, bool training);
+vt_tensor *codec_global_target(const codec *m, vt_ctx *ctx, vt_tensor *yy, codec_mode mode);
 
 typedef struct {
   vt_tensor *q;    /* [B, latent, T] straight-through quantised latent */

@@ -30,7 +30,7 @@ static const vt_fixture_tensor *fx_need(const char *name) {
   return t;
 }
 
-static vt_tensor *fx_load(vt_ctx *ctx, const char *name) {
+static inline vt_tensor *fx_load(vt_ctx *ctx, const char *name) {
   const vt_fixture_tensor *t = fx_need(name);
   return t->is_int ? vt_from_host(ctx, VT_I32, t->ndim, t->shape, t->i)
                    : vt_from_host(ctx, VT_F32, t->ndim, t->shape, t->f);
@@ -58,7 +58,7 @@ static inline void fx_hu(const char *name, float *out, int64_t n) {
 }
 
 /* The weights of a case's sum(out * w): hu("w." + name) in out's shape. */
-static vt_tensor *fx_weight(vt_ctx *ctx, const char *name, const vt_tensor *like) {
+static inline vt_tensor *fx_weight(vt_ctx *ctx, const char *name, const vt_tensor *like) {
   char key[256];
   snprintf(key, sizeof key, "w.%s", name);
   int64_t n = vt_numel(like);
@@ -69,13 +69,13 @@ static vt_tensor *fx_weight(vt_ctx *ctx, const char *name, const vt_tensor *like
   return w;
 }
 
-static vt_tensor *fx_dot(vt_ctx *ctx, const char *name, vt_tensor *y) {
+static inline vt_tensor *fx_dot(vt_ctx *ctx, const char *name, vt_tensor *y) {
   return vt_sum(ctx, vt_mul(ctx, y, fx_weight(ctx, name, y)), VT_ALL_AXES, false);
 }
 
 /* Fills every parameter of ps from the fixture: V.NAME whole, or hu(NAME) * S.NAME. Names
  * containing one of the n_opt strings `optional` may be absent (left zero). */
-static void fx_fill_params(vt_params *ps, const char *const *optional, int n_opt) {
+static inline void fx_fill_params(vt_params *ps, const char *const *optional, int n_opt) {
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
     char key[300];
@@ -100,7 +100,7 @@ static void fx_fill_params(vt_params *ps, const char *const *optional, int n_opt
   }
 }
 
-static double fx_max_abs(const float *x, long n) {
+static inline double fx_max_abs(const float *x, long n) {
   double m = 0;
   for (long i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
   return m;
@@ -109,13 +109,13 @@ static double fx_max_abs(const float *x, long n) {
 /* f32 against the float64 reference through a few dozen layers: each op rounds to ~6e-8
  * relative, and errors grow through the depth; tol is the relative error allowed against the
  * largest value (plus the same relative per element). */
-static void fx_close(const char *what, const float *got, const vt_fixture_tensor *want,
-                     double tol) {
+static inline void fx_close(const char *what, const float *got, const vt_fixture_tensor *want,
+                            double tol) {
   CHECK_CLOSE(what, got, want->f, want->n, tol * fmax(1e-30, fx_max_abs(want->f, want->n)), tol);
 }
 
-static void fx_check_tensor(vt_ctx *ctx, const char *what, vt_tensor *t, const char *key,
-                            double tol) {
+static inline void fx_check_tensor(vt_ctx *ctx, const char *what, vt_tensor *t, const char *key,
+                                   double tol) {
   const vt_fixture_tensor *want = fx_need(key);
   if (vt_ctx_failed(ctx) || vt_numel(t) != want->n) {
     CHECK_MSG(false, "%s: %s (%lld values, want %ld)", what,
@@ -137,8 +137,8 @@ static void fx_check_tensor(vt_ctx *ctx, const char *what, vt_tensor *t, const c
   free(h);
 }
 
-static void fx_check_grad(vt_ctx *ctx, const char *what, vt_tensor *t, const char *key,
-                          double tol) {
+static inline void fx_check_grad(vt_ctx *ctx, const char *what, vt_tensor *t, const char *key,
+                                 double tol) {
   const vt_fixture_tensor *want = fx_need(key);
   float *h = malloc(sizeof(float) * (size_t)want->n);
   CHECK_MSG(vt_numel(t) == want->n, "%s: size", what);
@@ -151,8 +151,8 @@ static void fx_check_grad(vt_ctx *ctx, const char *what, vt_tensor *t, const cha
 
 /* Every trainable parameter whose name starts with prefix against KEY + G.NAME (whole) or
  * KEY + GP.NAME ([sum g h, sum |g h|, sum g^2], h = hu(NAME + "#p")). */
-static void fx_check_param_grads(vt_ctx *ctx, vt_params *ps, const char *prefix, const char *key,
-                                 double tol) {
+static inline void fx_check_param_grads(vt_ctx *ctx, vt_params *ps, const char *prefix,
+                                        const char *key, double tol) {
   /* a gradient that cancels to ~0 (a bias before BatchNorm) is checked against the scale of
    * the largest whole-stored gradient of the group, not its own */
   double scale = 0;
@@ -203,7 +203,7 @@ static void fx_check_param_grads(vt_ctx *ctx, vt_params *ps, const char *prefix,
 }
 
 /* The small config of gen_codec_fixtures.py. */
-static codec_cfg fx_codec_cfg(void) {
+static inline codec_cfg fx_codec_cfg(void) {
   codec_cfg c = codec_cfg_vita();
   c.n_stages = 2;
   c.rates[0] = 4, c.rates[1] = 2;
@@ -223,8 +223,8 @@ static codec_cfg fx_codec_cfg(void) {
   return c;
 }
 
-static disc_cfg fx_disc_cfg(int n_periods, const int *periods, int n_scales, int n_stft,
-                            const int *n_fft, const int *hop) {
+static inline disc_cfg fx_disc_cfg(int n_periods, const int *periods, int n_scales, int n_stft,
+                                   const int *n_fft, const int *hop) {
   disc_cfg d = disc_cfg_vita();
   const int mpd[5] = {4, 8, 8, 16, 16}, msd[7] = {4, 4, 8, 8, 16, 16, 16},
             groups[7] = {1, 2, 2, 2, 2, 2, 1};

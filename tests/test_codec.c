@@ -85,8 +85,8 @@ static void test_encoder(model *mm) {
   vt_ctx *ctx = vt_test_cpu_ctx();
   vt_tensor *y = fx_load(ctx, "enc.y"), *yy = fx_load(ctx, "enc.yy"), *g;
   vt_requires_grad(ctx, y);
-  vt_tensor *c = codec_encode(&mm->m, ctx, y, true, &g);
-  vt_tensor *g2 = codec_global_target(&mm->m, ctx, yy, true);
+  vt_tensor *c = codec_encode(&mm->m, ctx, y, CODEC_TRAIN, &g);
+  vt_tensor *g2 = codec_global_target(&mm->m, ctx, yy, CODEC_TRAIN);
   fx_check_tensor(ctx, "encoder latent", c, "enc.c", TOL);
   fx_check_tensor(ctx, "encoder global", g, "enc.g", TOL);
   fx_check_tensor(ctx, "encoder global target", g2, "enc.g2", TOL);
@@ -212,7 +212,7 @@ static void test_discriminators(void) {
 static void test_bad_input(model *mm) {
   vt_ctx *ctx = vt_test_cpu_ctx();
   vt_tensor *y = vt_zeros(ctx, VT_F32, 3, (int64_t[]){1, 1, 13}), *g;
-  codec_encode(&mm->m, ctx, y, false, &g);
+  codec_encode(&mm->m, ctx, y, CODEC_EVAL, &g);
   CHECK(vt_ctx_failed(ctx) && strstr(vt_ctx_error(ctx), "multiple of the hop 8"));
   vt_ctx_free(ctx);
   codec_cfg c = fx_codec_cfg();

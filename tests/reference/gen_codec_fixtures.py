@@ -658,9 +658,8 @@ SP.zero()
 for k, t in SD.p.items():
     if k.endswith("weight_u"):
         out["step.mid." + k] = t.detach().clone()
-# generator phase (the discriminators as just updated would differ; the step test checks
-# the gradients of both phases from the same parameters, which is what each phase sees
-# before its own update when the discriminator update is left out)
+# generator phase, from the same parameters: no optimizer runs in between here, so both phases'
+# gradients are checked at one point
 mel = F.l1_loss(mel_r[0], mel_g[0]) * 45 + F.l1_loss(mel_r[1], mel_g[1]) + F.l1_loss(mel_r[2], mel_g[2])
 _, ydg, fr, fg = run_mpd(ys, yh)
 fm_f, g_f = feature_loss(fr, fg), gen_loss(ydg)
@@ -676,6 +675,8 @@ for k, v in (("g_mpd", g_f), ("g_msd", g_s), ("g_stft", g_stft), ("fm_mpd", fm_f
              ("g_all", g_all)):
     out["step." + k] = v.detach().reshape(1)
 SP.grads("", "step.G.")
+out["step.running_mean"] = SP["encoder.GlobalTokenEncoder.fn.2.running_mean"].detach().clone()
+out["step.running_var"] = SP["encoder.GlobalTokenEncoder.fn.2.running_var"].detach().clone()
 for k, t in SD.p.items():
     if k.endswith("weight_u"):
         out["step.post." + k] = t.detach().clone()
