@@ -274,8 +274,8 @@ static vt_tensor *sn_weight(const disc_sn *sn, vt_ctx *ctx, bool training) {
     s = fmax(sqrt(s), 1e-12);
     for (int64_t i = 0; i < o; i++) u[i] = (float)(tmp[i] / s);
     const vt_backend *be = vt_ctx_backend(ctx);
-    be->copy(sn->u->data, u, sizeof(float) * (size_t)o, VT_COPY_H2D);
-    be->copy(sn->v->data, v, sizeof(float) * (size_t)rest, VT_COPY_H2D);
+    be->copy(be, sn->u->data, u, sizeof(float) * (size_t)o, VT_COPY_H2D);
+    be->copy(be, sn->v->data, v, sizeof(float) * (size_t)rest, VT_COPY_H2D);
     free(w), free(u), free(v), free(tmp);
   }
   vt_tensor *wm = vt_reshape(ctx, sn->w, 2, (int64_t[]){o, rest});

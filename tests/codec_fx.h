@@ -95,7 +95,7 @@ static inline void fx_fill_params(vt_params *ps, const char *const *optional, in
       fx_hu(p->name, h, n);
       for (int64_t j = 0; j < n; j++) h[j] = s ? h[j] * s->f[0] : 0.0f;
     }
-    ps->be->copy(p->t.data, h, sizeof(float) * (size_t)n, VT_COPY_H2D);
+    ps->be->copy(ps->be, p->t.data, h, sizeof(float) * (size_t)n, VT_COPY_H2D);
     free(h);
   }
 }
