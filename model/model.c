@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/codec_model.h"
 #include "model/qwen2_model.h"
 
 #define MAX_MODELS 16
 
 /* Built-in models first; vt_model_register appends. The one process-wide table of models. */
-static const vt_model_ops *models[MAX_MODELS] = {&qwen2_model_ops};
-static int n_models = 1;
+static const vt_model_ops *models[MAX_MODELS] = {&qwen2_model_ops, &codec_model_ops};
+static int n_models = 2;
 
 const vt_model_ops *vt_model_find(const char *name) {
   for (int i = 0; name && i < n_models; i++)
