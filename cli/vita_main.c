@@ -5,6 +5,7 @@ extern const cli_cmd cli_cmd_demo;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_gen_data;
 extern const cli_cmd cli_cmd_export;
+extern const cli_cmd cli_cmd_features;
 extern const cli_cmd cli_cmd_import;
 extern const cli_cmd cli_cmd_info;
 extern const cli_cmd cli_cmd_plot;
@@ -24,6 +25,7 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_info,
     &cli_cmd_plot,
     &cli_cmd_tokenize,
+    &cli_cmd_features,
     &cli_cmd_gen_data,
 };
 // clang-format on

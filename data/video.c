@@ -17,9 +17,12 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-static const char *const status_names[VID_N_STATUS] = {
-    "ok", "unreadable video", "no video stream", "video without frames", "corrupt video",
-    "bad video frame"};
+static const char *const status_names[VID_N_STATUS] = {"ok",
+                                                       "unreadable video",
+                                                       "no video stream",
+                                                       "video without frames",
+                                                       "corrupt video",
+                                                       "bad video frame"};
 
 const char *vid_status_name(vid_status s) {
   return s >= 0 && s < VID_N_STATUS ? status_names[s] : "?";
@@ -121,7 +124,8 @@ static vid_status decode_folder(const char *path, const vid_cfg *c, vid_frames *
     if (!(names[n] = strdup(e->d_name))) FAIL(VID_UNREADABLE, "%s: out of memory", path);
     n++;
   }
-  if (!n) FAIL(VID_NO_FRAMES, "%s: a folder without frame images (.jpg .jpeg .png .bmp .gif)", path);
+  if (!n)
+    FAIL(VID_NO_FRAMES, "%s: a folder without frame images (.jpg .jpeg .png .bmp .gif)", path);
   qsort(names, n, sizeof *names, cmp_str);
   int k = vid_pick_frames((int64_t)n, c->folder_fps, c, idx);
   if (frames_alloc(out, k)) FAIL(VID_UNREADABLE, "%s: out of memory", path);
@@ -131,8 +135,9 @@ static vid_status decode_folder(const char *path, const vid_cfg *c, vid_frames *
     char file[8192], why[1024];
     snprintf(file, sizeof file, "%s/%s", path, names[idx[i]]);
     img_status st = img_decode_file(file, c->max_pixels, &out->frames[i], why, sizeof why);
-    if (st) FAIL(VID_BAD_FRAME, "%s: frame %lld: %s: %s", path, (long long)idx[i],
-                 img_status_name(st), why);
+    if (st)
+      FAIL(VID_BAD_FRAME, "%s: frame %lld: %s: %s", path, (long long)idx[i], img_status_name(st),
+           why);
     out->index[i] = idx[i];
     out->times[i] = (double)idx[i] / c->folder_fps;
   }
@@ -174,8 +179,8 @@ static vid_status open_file(const char *path, bool with_decoder, vid_open_file *
     FAIL(VID_CORRUPT, "%s: cannot read the stream info: %s", path, averr(r, eb, sizeof eb));
   const AVCodec *codec = NULL;
   f->stream = av_find_best_stream(f->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-  if (f->stream < 0) FAIL(VID_NO_VIDEO, "%s: no video stream (%u streams)", path,
-                          f->fmt->nb_streams);
+  if (f->stream < 0)
+    FAIL(VID_NO_VIDEO, "%s: no video stream (%u streams)", path, f->fmt->nb_streams);
   AVStream *st = f->fmt->streams[f->stream];
   f->fps = av_q2d(st->avg_frame_rate);
   if (!(f->fps > 0)) f->fps = av_q2d(st->r_frame_rate);

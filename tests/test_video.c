@@ -48,8 +48,7 @@ static void test_pick(void) {
              (const int64_t[]){0, 60, 120, 180, 240, 330, 390, 450, 510, 570, 660, 720, 780, 840,
                                900, 990},
              16);
-  check_pick(17, 1, 1, (const int64_t[]){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16},
-             16);
+  check_pick(17, 1, 1, (const int64_t[]){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16}, 16);
   vid_cfg c = vid_cfg_default();
   int64_t idx[16];
   CHECK(vid_pick_frames(0, 10, &c, idx) == 0);
