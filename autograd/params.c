@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/ctx_impl.h"
+
 int vt_params_init(vt_params *ps, vt_device device) {
   memset(ps, 0, sizeof *ps);
   ps->device = device;
@@ -150,4 +152,31 @@ size_t vt_params_count(const vt_params *ps, bool trainable_only) {
   for (int i = 0; i < ps->n; i++)
     if (!trainable_only || ps->items[i]->trainable) n += (size_t)vt_numel(&ps->items[i]->t);
   return n;
+}
+
+vt_tensor *vt_params_concat_view(vt_ctx *ctx, vt_tensor *const *ts, int n) {
+  if (ctx->failed || n < 1) return NULL;
+  const vt_tensor *a = ts[0];
+  int64_t rows = 0;
+  for (int i = 0; i < n; i++) {
+    const vt_tensor *t = ts[i];
+    if (!t || !t->is_param || t->dtype != a->dtype || t->ndim != a->ndim ||
+        t->requires_grad != a->requires_grad || !t->grad != !a->grad ||
+        t->device.type != a->device.type || t->device.index != a->device.index)
+      return NULL;
+    for (int d = 1; d < a->ndim; d++)
+      if (t->shape[d] != a->shape[d]) return NULL;
+    if (i > 0) {
+      const vt_tensor *p = ts[i - 1];
+      if ((char *)t->data != (char *)p->data + vt_nbytes(p)) return NULL;
+      if (a->grad && t->grad != p->grad + vt_numel(p)) return NULL;
+    }
+    rows += t->shape[0];
+  }
+  vt_tensor *v = vt_arena_meta(ctx, "params_concat_view", sizeof *v);
+  if (!v) return NULL;
+  *v = *a;
+  v->shape[0] = rows;
+  v->name = NULL;
+  return v;
 }

@@ -48,4 +48,12 @@ void vt_params_zero_grad(vt_params *ps);
 vt_param *vt_params_find(const vt_params *ps, const char *name);
 size_t vt_params_count(const vt_params *ps, bool trainable_only); /* elements */
 
+struct vt_ctx;
+/* One tensor [sum of dim 0, rest] over n parameters ts[0..n) stored back to back in this order
+ * (the same trailing shape; data, and gradients when any has one, contiguous), so several
+ * projections of one input run as one GEMM; its gradient lands in the parameters' own
+ * gradient slots. The view lives in ctx's step. NULL (no error) when they are not contiguous,
+ * e.g. one of them is frozen: the caller then uses them one by one. */
+vt_tensor *vt_params_concat_view(struct vt_ctx *ctx, vt_tensor *const *ts, int n);
+
 #endif

@@ -1,6 +1,8 @@
 /* Activation recompute; see recompute.h. */
 #include "autograd/recompute.h"
 
+#include <string.h>
+
 #include "autograd/ctx_impl.h"
 
 typedef struct {
@@ -76,4 +78,13 @@ vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in, vt_
   vt_node *n = vt_record_always(ctx, "recompute", recompute_backward, out, n_in, in);
   if (n) n->extra = seg;
   return out;
+}
+
+vt_tensor *vt_recompute_args(vt_ctx *ctx, vt_segment_fn fn, const void *args, size_t args_bytes,
+                             int n_in, vt_tensor *const *in) {
+  if (ctx->failed) return &ctx->err_tensor;
+  void *copy = vt_arena_meta(ctx, "recompute", args_bytes ? args_bytes : 1);
+  if (!copy) return &ctx->err_tensor;
+  if (args_bytes) memcpy(copy, args, args_bytes);
+  return vt_recompute(ctx, fn, copy, n_in, in);
 }

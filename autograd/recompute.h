@@ -14,5 +14,10 @@ typedef vt_tensor *(*vt_segment_fn)(vt_ctx *ctx, vt_tensor *const *in, int n_in,
  * segment uses that needs a gradient must be a parameter or one of `in` (checked: otherwise
  * backward records an error). */
 vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in, vt_tensor *const *in);
+/* As vt_recompute, with per-call state: the args_bytes at args are copied into the step and fn
+ * receives the copy as `user`, in forward and again in backward. For callers whose per-call
+ * state (mask options, a dropout seed) lives on their stack, not in a long-lived struct. */
+vt_tensor *vt_recompute_args(vt_ctx *ctx, vt_segment_fn fn, const void *args, size_t args_bytes,
+                             int n_in, vt_tensor *const *in);
 
 #endif

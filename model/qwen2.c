@@ -1,4 +1,4 @@
-/* The Qwen2 decoder; see qwen2.h. */
+/* The Qwen2 decoder from the model/ building blocks; see qwen2.h. */
 #include "model/qwen2.h"
 
 #include <math.h>
@@ -72,55 +72,39 @@ int64_t qwen2_param_count(const qwen2_cfg *c) {
   return embed + c->num_hidden_layers * layer + h + (c->tie_word_embeddings ? 0 : embed);
 }
 
-/* Registers one parameter named printf-style; NULL on failure (err filled). */
-static vt_tensor *add(vt_params *ps, char *err, size_t err_len, int ndim, const int64_t *shape,
-                      const char *fmt, int64_t layer, const char *leaf) {
-  char name[160];
-  snprintf(name, sizeof name, fmt, (long long)layer, leaf);
-  return vt_params_add(ps, name, VT_F32, ndim, shape, err, err_len);
+/* The decoder layer of a config: LLaMA's with q/k/v biases. */
+static nn_layer_cfg layer_cfg(const qwen2_cfg *c) {
+  nn_layer_cfg l =
+      nn_layer_cfg_llama(c->hidden_size, c->num_attention_heads, c->num_key_value_heads,
+                         c->intermediate_size, c->rope_theta, c->rms_norm_eps, true);
+  l.attn.pack = l.mlp.pack = false;
+  l.recompute = c->recompute;
+  return l;
 }
 
 int qwen2_init(qwen2 *m, vt_params *ps, const qwen2_cfg *cfg, char *err, size_t err_len) {
+  *m = (qwen2){.cfg = *cfg, .ps = ps};
   if (qwen2_cfg_check(cfg, err, err_len)) return -1;
-  m->cfg = *cfg;
-  int64_t h = cfg->hidden_size, hd = h / cfg->num_attention_heads;
-  int64_t q = cfg->num_attention_heads * hd, kv = cfg->num_key_value_heads * hd;
-  int64_t in = cfg->intermediate_size;
+  int64_t h = cfg->hidden_size;
   m->layers = calloc((size_t)cfg->num_hidden_layers, sizeof *m->layers);
   if (!m->layers) {
     snprintf(err, err_len, "qwen2: out of memory");
     return -1;
   }
-  m->embed = vt_params_add(ps, "model.embed_tokens.weight", VT_F32, 2,
-                           (int64_t[]){cfg->vocab_size, h}, err, err_len);
-  if (!m->embed) return -1;
-  const char *f = "model.layers.%lld.%s";
-  for (int64_t l = 0; l < cfg->num_hidden_layers; l++) {
-    qwen2_layer *y = &m->layers[l];
-    y->model = m;
-    if (!(y->input_norm =
-              add(ps, err, err_len, 1, (int64_t[]){h}, f, l, "input_layernorm.weight")) ||
-        !(y->q_w = add(ps, err, err_len, 2, (int64_t[]){q, h}, f, l, "self_attn.q_proj.weight")) ||
-        !(y->q_b = add(ps, err, err_len, 1, (int64_t[]){q}, f, l, "self_attn.q_proj.bias")) ||
-        !(y->k_w = add(ps, err, err_len, 2, (int64_t[]){kv, h}, f, l, "self_attn.k_proj.weight")) ||
-        !(y->k_b = add(ps, err, err_len, 1, (int64_t[]){kv}, f, l, "self_attn.k_proj.bias")) ||
-        !(y->v_w = add(ps, err, err_len, 2, (int64_t[]){kv, h}, f, l, "self_attn.v_proj.weight")) ||
-        !(y->v_b = add(ps, err, err_len, 1, (int64_t[]){kv}, f, l, "self_attn.v_proj.bias")) ||
-        !(y->o_w = add(ps, err, err_len, 2, (int64_t[]){h, q}, f, l, "self_attn.o_proj.weight")) ||
-        !(y->post_norm =
-              add(ps, err, err_len, 1, (int64_t[]){h}, f, l, "post_attention_layernorm.weight")) ||
-        !(y->gate_w = add(ps, err, err_len, 2, (int64_t[]){in, h}, f, l, "mlp.gate_proj.weight")) ||
-        !(y->up_w = add(ps, err, err_len, 2, (int64_t[]){in, h}, f, l, "mlp.up_proj.weight")) ||
-        !(y->down_w = add(ps, err, err_len, 2, (int64_t[]){h, in}, f, l, "mlp.down_proj.weight")))
-      return -1;
+  nn_reg r = nn_reg_make(ps, err, err_len);
+  nn_embedding_init(&m->embed, &r, "model", "embed_tokens", cfg->vocab_size, h);
+  nn_layer_cfg lc = layer_cfg(cfg);
+  for (int64_t l = 0; l < cfg->num_hidden_layers && !nn_reg_failed(&r); l++) {
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "model.layers.%lld", (long long)l);
+    nn_layer_init(&m->layers[l], &r, prefix, &lc);
   }
-  m->norm = vt_params_add(ps, "model.norm.weight", VT_F32, 1, (int64_t[]){h}, err, err_len);
-  if (!m->norm) return -1;
-  m->lm_head = cfg->tie_word_embeddings
-                   ? m->embed
-                   : vt_params_add(ps, "lm_head.weight", VT_F32, 2, (int64_t[]){cfg->vocab_size, h},
-                                   err, err_len);
-  return m->lm_head ? 0 : -1;
+  nn_norm_init(&m->norm, &r, "model", "norm", NN_NORM_RMS, h, cfg->rms_norm_eps, false);
+  if (cfg->tie_word_embeddings)
+    m->lm_head = m->embed.w;
+  else
+    m->lm_head = nn_param(&r, NULL, "lm_head", "weight", 2, (int64_t[]){cfg->vocab_size, h});
+  return nn_reg_failed(&r) ? -1 : 0;
 }
 
 void qwen2_free(qwen2 *m) {
@@ -128,68 +112,29 @@ void qwen2_free(qwen2 *m) {
   m->layers = NULL;
 }
 
-static void fill(vt_tensor *t, vt_rng *rng, float std, float constant) {
-  float *x = t->data;
-  for (int64_t i = 0; i < vt_numel(t); i++) x[i] = std > 0 ? std * vt_rng_normal(rng) : constant;
-}
-
 void qwen2_init_weights(qwen2 *m, vt_rng *rng) {
+  const vt_params *ps = m->ps;
   float s = (float)m->cfg.initializer_range;
-  fill(m->embed, rng, s, 0);
+  /* draws in the order of the first implementation, so seeds give the same models */
+  nn_init_normal(ps, m->embed.w, rng, 0, s);
   for (int64_t l = 0; l < m->cfg.num_hidden_layers; l++) {
-    qwen2_layer *y = &m->layers[l];
-    vt_tensor *mats[] = {y->q_w, y->k_w, y->v_w, y->o_w, y->gate_w, y->up_w, y->down_w};
-    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) fill(mats[i], rng, s, 0);
-    fill(y->q_b, rng, 0, 0);
-    fill(y->k_b, rng, 0, 0);
-    fill(y->v_b, rng, 0, 0);
-    fill(y->input_norm, rng, 0, 1);
-    fill(y->post_norm, rng, 0, 1);
+    nn_layer *y = &m->layers[l];
+    vt_tensor *mats[] = {y->attn.q.w,  y->attn.k.w, y->attn.v.w, y->attn.o.w,
+                         y->mlp.fc1.w, y->mlp.up.w, y->mlp.fc2.w};
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+      nn_init_normal(ps, mats[i], rng, 0, s);
+    nn_init_const(ps, y->attn.q.b, 0);
+    nn_init_const(ps, y->attn.k.b, 0);
+    nn_init_const(ps, y->attn.v.b, 0);
+    nn_norm_init_weights(&y->norm1, ps);
+    nn_norm_init_weights(&y->norm2, ps);
   }
-  fill(m->norm, rng, 0, 1);
-  if (m->lm_head != m->embed) fill(m->lm_head, rng, s, 0);
+  nn_norm_init_weights(&m->norm, ps);
+  if (m->lm_head != m->embed.w) nn_init_normal(ps, m->lm_head, rng, 0, s);
 }
 
 vt_tensor *qwen2_embed(qwen2 *m, vt_ctx *ctx, vt_tensor *ids) {
-  return vt_embedding(ctx, m->embed, ids);
-}
-
-static vt_tensor *linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
-  vt_tensor *y = vt_matmul(ctx, x, w, false, true);
-  return b ? vt_add(ctx, y, b) : y;
-}
-
-/* One decoder layer: in = {x [B, T, H], pos, then lengths and segments when the forward in
- * flight has them}. */
-static vt_tensor *layer_forward(vt_ctx *ctx, vt_tensor *const *in, int n_in, void *user) {
-  const qwen2_layer *y = user;
-  const qwen2 *model = y->model;
-  const qwen2_cfg *c = &model->cfg;
-  vt_tensor *x = in[0], *pos = in[1];
-  vt_tensor *lengths = model->fwd_lengths ? in[2] : NULL;
-  vt_tensor *segments = model->fwd_segments ? in[2 + model->fwd_lengths] : NULL;
-  (void)n_in;
-  int64_t b = x->shape[0], t = x->shape[1], nh = c->num_attention_heads;
-  int64_t nkv = c->num_key_value_heads, hd = c->hidden_size / nh;
-  float eps = (float)c->rms_norm_eps, theta = (float)c->rope_theta;
-
-  vt_tensor *h = vt_rms_norm(ctx, x, y->input_norm, eps);
-  vt_tensor *q = vt_reshape(ctx, linear(ctx, h, y->q_w, y->q_b), 4, (int64_t[]){b, t, nh, hd});
-  vt_tensor *k = vt_reshape(ctx, linear(ctx, h, y->k_w, y->k_b), 4, (int64_t[]){b, t, nkv, hd});
-  vt_tensor *v = vt_reshape(ctx, linear(ctx, h, y->v_w, y->v_b), 4, (int64_t[]){b, t, nkv, hd});
-  const int to_heads[4] = {0, 2, 1, 3};
-  q = vt_permute(ctx, vt_rope(ctx, q, pos, theta, VT_ROPE_BTHD), to_heads);
-  k = vt_permute(ctx, vt_rope(ctx, k, pos, theta, VT_ROPE_BTHD), to_heads);
-  v = vt_permute(ctx, v, to_heads);
-  vt_attn_opts ao = {.mask = VT_ATTN_CAUSAL, .lengths = lengths, .segment_ids = segments};
-  vt_tensor *a = vt_permute(ctx, vt_attention(ctx, q, k, v, &ao), to_heads); /* [B, T, nh, hd] */
-  a = linear(ctx, vt_reshape(ctx, a, 3, (int64_t[]){b, t, nh * hd}), y->o_w, NULL);
-  x = vt_add(ctx, x, a);
-
-  h = vt_rms_norm(ctx, x, y->post_norm, eps);
-  vt_tensor *g = vt_silu(ctx, linear(ctx, h, y->gate_w, NULL));
-  vt_tensor *mlp = linear(ctx, vt_mul(ctx, g, linear(ctx, h, y->up_w, NULL)), y->down_w, NULL);
-  return vt_add(ctx, x, mlp);
+  return nn_embedding_forward(&m->embed, ctx, ids);
 }
 
 /* Positions 0..T-1, shared by the batch (written through a stack buffer: no heap). */
@@ -214,20 +159,14 @@ vt_tensor *qwen2_forward(qwen2 *m, vt_ctx *ctx, vt_tensor *embeds, const qwen2_l
                        vt_shape_str(embeds, s, sizeof s), (long long)m->cfg.hidden_size);
   }
   qwen2_layout lay = layout ? *layout : (qwen2_layout){0};
-  if (!lay.pos) lay.pos = positions(ctx, embeds->shape[1]);
+  nn_fwd f = {.mask = VT_ATTN_CAUSAL,
+              .lengths = lay.lengths,
+              .segments = lay.segments,
+              .pos = lay.pos ? lay.pos : positions(ctx, embeds->shape[1])};
   vt_tensor *x = embeds;
-  vt_tensor *in[4] = {x, lay.pos};
-  int n_in = 2;
-  m->fwd_lengths = lay.lengths != NULL;
-  m->fwd_segments = lay.segments != NULL;
-  if (lay.lengths) in[n_in++] = lay.lengths;
-  if (lay.segments) in[n_in++] = lay.segments;
-  for (int64_t l = 0; l < m->cfg.num_hidden_layers; l++) {
-    in[0] = x;
-    x = m->cfg.recompute ? vt_recompute(ctx, layer_forward, &m->layers[l], n_in, in)
-                         : layer_forward(ctx, in, n_in, &m->layers[l]);
-  }
-  return vt_rms_norm(ctx, x, m->norm, (float)m->cfg.rms_norm_eps);
+  for (int64_t l = 0; l < m->cfg.num_hidden_layers; l++)
+    x = nn_layer_forward(&m->layers[l], ctx, x, &f);
+  return nn_norm_forward(&m->norm, ctx, x);
 }
 
 vt_tensor *qwen2_logits(qwen2 *m, vt_ctx *ctx, vt_tensor *hidden) {

@@ -1,11 +1,13 @@
 /* qwen2: the Qwen2 / Qwen2.5 decoder (RMSNorm, RoPE, grouped-query attention with qkv bias,
  * SwiGLU MLP, tied or untied LM head) over the autograd core. Parameters are registered under
  * the HF names ("model.layers.N.self_attn.q_proj.weight", ...), so a checkpoint reads like
- * the model it came from. The config is filled by the caller (train/ reads HF config.json). */
+ * the model it came from. The config is filled by the caller (train/ reads HF config.json).
+ * Built from the model/ blocks: nn_embedding, nn_layer (nn_layer_cfg_llama), nn_norm. */
 #ifndef VT_QWEN2_H
 #define VT_QWEN2_H
 
 #include "autograd/vt.h"
+#include "model/nn_layer.h"
 
 typedef struct {
   int64_t vocab_size, hidden_size, intermediate_size;
@@ -18,22 +20,15 @@ typedef struct {
   int64_t ce_chunk_rows; /* rows of logits alive at once in the loss (0: automatic) */
 } qwen2_cfg;
 
-struct qwen2;
-
-typedef struct {
-  const struct qwen2 *model;
-  vt_tensor *input_norm, *post_norm;
-  vt_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w;
-  vt_tensor *gate_w, *up_w, *down_w;
-} qwen2_layer;
-
+/* The model: blocks of model/ (nn_*) under the HF names. Per-forward state (layout, masks)
+ * travels in the arguments of qwen2_forward / qwen2_loss, never in these fields. */
 typedef struct qwen2 {
   qwen2_cfg cfg;
-  vt_tensor *embed, *norm, *lm_head; /* lm_head == embed when tied */
-  qwen2_layer *layers;
-  /* which layout inputs the forward in flight passes to its layers (recompute re-runs them
-   * in backward, so one forward per model at a time) */
-  bool fwd_lengths, fwd_segments;
+  const vt_params *ps; /* the store the parameters live in (initialisers write through it) */
+  nn_embedding embed;
+  nn_layer *layers; /* [num_hidden_layers] */
+  nn_norm norm;
+  vt_tensor *lm_head; /* == embed.w when tied */
 } qwen2;
 
 /* How the sequences of a batch [B, T] are laid out; zero (or NULL) means one sample per row,
@@ -51,7 +46,9 @@ int qwen2_cfg_check(const qwen2_cfg *cfg, char *err, size_t err_len);
 /* Parameter count of a config, without allocating anything. */
 int64_t qwen2_param_count(const qwen2_cfg *cfg);
 
-/* Registers the parameters in ps (before vt_params_alloc). Returns 0, or -1 with err. */
+/* Registers the parameters in ps (before vt_params_alloc), each layer's in the HF order
+ * except that the q/k/v weights come before their biases (so they can be packed). Returns
+ * 0, or -1 with err; qwen2_free is safe after a failure. */
 int qwen2_init(qwen2 *m, vt_params *ps, const qwen2_cfg *cfg, char *err, size_t err_len);
 void qwen2_free(qwen2 *m);
 /* HF's initialisation: normal(0, initializer_range) matrices, zero biases, unit norms. */

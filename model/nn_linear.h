@@ -1,0 +1,40 @@
+/* Linear and embedding blocks: torch.nn.Linear (weight [out, in], optional bias [out]) and
+ * nn.Embedding (weight [n, dim]), registered under "<name>.weight" / "<name>.bias". Several
+ * linears that read one input (q/k/v, gate/up) run as one GEMM when registered back to back. */
+#ifndef VT_NN_LINEAR_H
+#define VT_NN_LINEAR_H
+
+#include "model/nn_reg.h"
+
+typedef struct {
+  vt_tensor *w, *b; /* b NULL without bias */
+  int64_t in, out;
+} nn_linear;
+
+typedef struct {
+  vt_tensor *w;
+  int64_t n, dim;
+} nn_embedding;
+
+void nn_linear_init(nn_linear *l, nn_reg *r, const char *prefix, const char *name, int64_t in,
+                    int64_t out, bool bias);
+/* y = x W^T + b over the last dim of x [..., in]. */
+vt_tensor *nn_linear_forward(const nn_linear *l, vt_ctx *ctx, vt_tensor *x);
+/* outs[i] = nn_linear_forward(ls[i], x) for n linears of the same input size. When their
+ * weights (and biases) are contiguous in the store (registered consecutively, all trainable
+ * or all frozen) it is one GEMM over a concatenated view, whose output is cut into the outs;
+ * otherwise n GEMMs. Either way the values are the same bits; only the input's gradient
+ * sums the n terms in another order. pack false forces the n GEMMs. */
+void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x, bool pack,
+                     vt_tensor **outs);
+/* Registers the weights of n linears first and then their biases, which is the order
+ * nn_linear_multi packs. */
+void nn_linear_init_packed(nn_linear *const *ls, int n, nn_reg *r, const char *prefix,
+                           const char *const *names, int64_t in, const int64_t *outs, bool bias);
+
+void nn_embedding_init(nn_embedding *e, nn_reg *r, const char *prefix, const char *name, int64_t n,
+                       int64_t dim);
+/* Rows of the table for ids (i32, any shape): [ids..., dim]. */
+vt_tensor *nn_embedding_forward(const nn_embedding *e, vt_ctx *ctx, vt_tensor *ids);
+
+#endif
