@@ -10,8 +10,7 @@
 #include "checkpoints/ckpt.h"
 #include "cli/cli.h"
 #include "data/synth.h"
-#include "train/hf_config.h"
-#include "train/hf_io.h"
+#include "stages/stage_hf.h"
 #include "train/trainer.h"
 
 static const cli_opt opts[] = {
@@ -25,18 +24,43 @@ static const cli_opt opts[] = {
     {NULL, 0, NULL, NULL},
 };
 
-/* The demo model: Qwen2's architecture at a size that trains in minutes on a CPU. */
-static qwen2_cfg demo_model(void) {
-  return (qwen2_cfg){.vocab_size = 256,
-                     .hidden_size = 128,
-                     .intermediate_size = 352,
-                     .num_hidden_layers = 2,
-                     .num_attention_heads = 4,
-                     .num_key_value_heads = 2,
-                     .max_position_embeddings = 512,
-                     .rope_theta = 1e4,
-                     .rms_norm_eps = 1e-6,
-                     .initializer_range = 0.02};
+/* The demo model: Qwen2's architecture at a size that trains in minutes on a CPU, as the HF
+ * config.json the stage names. */
+static const char demo_model[] =
+    "{\n  \"architectures\": [\"Qwen2ForCausalLM\"],\n  \"model_type\": \"qwen2\",\n"
+    "  \"hidden_act\": \"silu\",\n  \"vocab_size\": 256,\n  \"hidden_size\": 128,\n"
+    "  \"intermediate_size\": 352,\n  \"num_hidden_layers\": 2,\n  \"num_attention_heads\": 4,\n"
+    "  \"num_key_value_heads\": 2,\n  \"max_position_embeddings\": 512,\n"
+    "  \"rope_theta\": 10000.0,\n  \"rms_norm_eps\": 1e-06,\n  \"initializer_range\": 0.02,\n"
+    "  \"tie_word_embeddings\": false\n}\n";
+
+/* The demo's stage, in the form `vita train --config` reads (written to RUN/stage.yaml, so
+ * the run can be continued or varied by hand). */
+static int write_stage(const char *path, const cli_args *a, int64_t max_len, char *err,
+                       size_t err_len) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    snprintf(err, err_len, "%s: cannot write", path);
+    return -1;
+  }
+  fprintf(f,
+          "# the stage `vita demo` runs; `vita train --config %s --resume` continues it\n"
+          "stage: demo\n"
+          "device: cpu\n"
+          "model:\n  name: qwen2\n  config: config.json\n"
+          "data:\n  mixture: data/mixture.yaml\n  max_len: %lld\n"
+          "train:\n  steps: %lld\n  batch_size: %lld\n  grad_accum: 1\n  seed: %lld\n"
+          "  optimizer: adamw\n  lr: %.9g\n  max_grad_norm: 1.0\n  losses: {lm: 1.0}\n"
+          "schedule:\n  kind: cosine\n  warmup_ratio: 0.03\n  min_lr_ratio: 0.1\n"
+          "output:\n  dir: .\n  save_every: 100\n  keep_last: 2\n  log_every: %lld\n",
+          path, (long long)max_len, (long long)cli_args_int(a, "steps"),
+          (long long)cli_args_int(a, "batch"), (long long)cli_args_int(a, "seed"),
+          cli_args_float(a, "lr"), (long long)cli_args_int(a, "log-every"));
+  if (fclose(f)) {
+    snprintf(err, err_len, "%s: cannot write", path);
+    return -1;
+  }
+  return 0;
 }
 
 static int run(const cli_args *a) {
@@ -46,7 +70,8 @@ static int run(const cli_args *a) {
   /* a fresh demo starts from nothing: earlier checkpoints, metrics and exports go */
   if (!resume) {
     char p[4200];
-    const char *old[] = {"checkpoints", "metrics.jsonl", "loss.png", "data"};
+    const char *old[] = {"checkpoints", "metrics.jsonl", "loss.png",
+                         "data",        "stage.yaml",    "config.json"};
     for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
       snprintf(p, sizeof p, "%s/%s", out, old[i]);
       if (ckpt_remove_tree(p, err, sizeof err)) {
@@ -80,32 +105,22 @@ static int run(const cli_args *a) {
            (long long)sc.samples, path, synth_entropy(&sc));
   }
   /* 2. train */
-  qwen2_cfg mc = demo_model();
-  vt_train_cfg cfg;
-  memset(&cfg, 0, sizeof cfg);
-  snprintf(cfg.path, sizeof cfg.path, "(built-in demo config)");
-  snprintf(cfg.model_config, sizeof cfg.model_config, "%s/config.json", out);
-  if (!resume && hf_qwen2_config_write(cfg.model_config, &mc, err, sizeof err)) {
+  if (cli_args_int(a, "steps") < 1 || cli_args_int(a, "batch") < 1) {
+    fprintf(stderr, "vita demo: --steps and --batch must be at least 1\n");
+    return CLI_EXIT_USAGE;
+  }
+  char stage_path[4200];
+  snprintf(path, sizeof path, "%s/config.json", out);
+  snprintf(stage_path, sizeof stage_path, "%s/stage.yaml", out);
+  if (!resume && (ckpt_write_text(path, demo_model, err, sizeof err) ||
+                  write_stage(stage_path, a, sc.max_len, err, sizeof err))) {
     fprintf(stderr, "vita demo: %s\n", err);
     return CLI_EXIT_FAIL;
   }
-  snprintf(cfg.mixture, sizeof cfg.mixture, "%s/data/mixture.yaml", out);
-  snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s", out);
-  cfg.max_len = sc.max_len;
-  cfg.steps = cli_args_int(a, "steps");
-  cfg.batch_size = cli_args_int(a, "batch");
-  cfg.grad_accum = 1;
-  cfg.seed = (uint64_t)cli_args_int(a, "seed");
-  cfg.optim = vt_optim_defaults(VT_OPTIM_ADAMW);
-  cfg.optim.lr = cli_args_float(a, "lr");
-  cfg.optim.max_grad_norm = 1.0;
-  cfg.sched = (vt_sched_cfg){.kind = VT_SCHED_COSINE, .warmup_ratio = 0.03, .min_lr_ratio = 0.1};
-  cfg.save_every = 100;
-  cfg.keep_last = 2;
-  cfg.log_every = cli_args_int(a, "log-every");
-  if (cfg.steps < 1 || cfg.batch_size < 1) {
-    fprintf(stderr, "vita demo: --steps and --batch must be at least 1\n");
-    return CLI_EXIT_USAGE;
+  static stage_cfg cfg; /* large: not on the stack */
+  if (stage_config_load(&cfg, stage_path, err, sizeof err)) {
+    fprintf(stderr, "vita demo: %s\n", err);
+    return CLI_EXIT_FAIL;
   }
   vt_trainer_opts o = {.cfg = &cfg, .resume = resume, .console = stdout};
   vt_train_result r;
@@ -121,7 +136,7 @@ static int run(const cli_args *a) {
   struct stat st;
   if (stat(export_dir, &st) == 0) {
     printf("demo: %s exists already (an earlier run of the same length)\n", export_dir);
-  } else if (hf_export(r.checkpoint, export_dir, &eo, &es, err, sizeof err)) {
+  } else if (stage_hf_export(r.checkpoint, export_dir, &eo, &es, err, sizeof err)) {
     fprintf(stderr, "vita demo: export: %s\n", err);
     return CLI_EXIT_FAIL;
   }

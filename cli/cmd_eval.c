@@ -1,4 +1,6 @@
-/* `vita eval --config FILE --weights DIR`: mean LM loss of weights over a shard set. */
+/* `vita eval --config FILE --weights DIR`: the model's eval metrics (loss, token accuracy, ...)
+ * of weights over a shard set, each sample counted exactly once on any number of ranks. */
+#include <math.h>
 #include <stdio.h>
 
 #include "cli/cli.h"
@@ -18,8 +20,8 @@ static int run(const cli_args *a) {
     return CLI_EXIT_USAGE;
   }
   char err[2048];
-  vt_train_cfg cfg;
-  if (vt_train_config_load(&cfg, path, err, sizeof err)) {
+  static stage_cfg cfg; /* large: not on the stack */
+  if (stage_config_load(&cfg, path, err, sizeof err)) {
     fprintf(stderr, "vita eval: %s\n", err);
     return CLI_EXIT_FAIL;
   }
@@ -30,15 +32,24 @@ static int run(const cli_args *a) {
     fprintf(stderr, "vita eval: %s\n", err);
     return CLI_EXIT_FAIL;
   }
-  double loss;
-  int64_t tokens;
-  int rc = vt_eval(&cfg, weights, data, &dist, &loss, &tokens, err, sizeof err);
-  if (rc)
+  vt_eval_result res;
+  int rc = vt_eval(&cfg, weights, data, &dist, &res, err, sizeof err);
+  if (rc) {
     fprintf(stderr, "vita eval: %s\n", err);
-  else if (dist.rank == 0)
-    printf("eval: mean loss %.6f over %lld tokens (%s)\n", loss, (long long)tokens, data);
+  } else if (dist.rank == 0) {
+    /* every metric the model reports, each over the whole set (every sample once) */
+    printf("eval:");
+    for (int k = 0; k < res.n_metrics; k++)
+      printf("%s %s %.6f over %.0f", k ? "," : "", res.metrics[k].name,
+             res.metrics[k].count > 0 ? res.metrics[k].sum / res.metrics[k].count : NAN,
+             res.metrics[k].count);
+    printf(" (%lld samples of %s", (long long)res.samples, data);
+    if (res.skipped) printf(", %lld skipped", (long long)res.skipped);
+    printf(")\n");
+  }
   vt_dist_finalize(&dist);
   return rc ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
 
-const cli_cmd cli_cmd_eval = {"eval", "mean loss of weights over a shard set", NULL, opts, run};
+const cli_cmd cli_cmd_eval = {"eval", "eval metrics of weights over a shard set (each sample once)",
+                              NULL, opts, run};

@@ -1,10 +1,10 @@
 /* `vita export`: a trained or imported model directory (config.json + f32 weights) into a
  * HF-loadable Qwen2 checkpoint: bf16 shards + index, config.json, tokenizer files, written
- * atomically (train/hf_io.h). */
+ * atomically (stages/stage_hf.h). */
 #include <stdio.h>
 
 #include "cli/cli.h"
-#include "train/hf_io.h"
+#include "stages/stage_hf.h"
 
 static const cli_opt opts[] = {
     {"from", CLI_OPT_STR, NULL,
@@ -40,7 +40,7 @@ static int run(const cli_args *a) {
   if (o.max_shard_bytes == 0) o.max_shard_bytes = 1;
   hf_io_stats s;
   static char err[1 << 16];
-  if (hf_export(from, out, &o, &s, err, sizeof err)) {
+  if (stage_hf_export(from, out, &o, &s, err, sizeof err)) {
     fprintf(stderr, "vita export: %s\n", err);
     return CLI_EXIT_FAIL;
   }

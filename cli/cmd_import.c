@@ -1,10 +1,10 @@
 /* `vita import`: a HF Qwen2 / Qwen2.5 checkpoint directory into a directory the trainer loads as
  * initial weights (model.safetensors in f32 under the HF names, config.json, tokenizer files),
- * after checking every tensor against the config (train/hf_io.h). */
+ * after checking every tensor against the config (stages/stage_hf.h). */
 #include <stdio.h>
 
 #include "cli/cli.h"
-#include "train/hf_io.h"
+#include "stages/stage_hf.h"
 
 static const cli_opt opts[] = {
     {"from", CLI_OPT_STR, NULL, "HF model directory: config.json + model.safetensors or shards"},
@@ -39,7 +39,7 @@ static int run(const cli_args *a) {
                   .tokenizer_dir = cli_args_str(a, "tokenizer")};
   hf_io_stats s;
   static char err[1 << 16]; /* room to list every problem of a wrong checkpoint */
-  if (hf_import(from, out, &o, &s, err, sizeof err)) {
+  if (stage_hf_import(from, out, &o, &s, err, sizeof err)) {
     fprintf(stderr, "vita import: %s\n", err);
     return CLI_EXIT_FAIL;
   }

@@ -27,8 +27,8 @@ static int run(const cli_args *a) {
     return CLI_EXIT_USAGE;
   }
   char err[2048];
-  vt_train_cfg cfg;
-  if (vt_train_config_load(&cfg, path, err, sizeof err)) {
+  static stage_cfg cfg; /* large: not on the stack */
+  if (stage_config_load(&cfg, path, err, sizeof err)) {
     fprintf(stderr, "vita train: %s\n", err);
     return CLI_EXIT_FAIL;
   }

@@ -102,7 +102,7 @@ static result run_on(vt_ctx *ctx, const op_case *c, void **host, float **w) {
         vt_grad_to_host(ctx, in[k], r.grad[k]);
       }
   }
-  vt_ctx_backend(ctx)->synchronize();
+  vt_ctx_backend(ctx)->synchronize(vt_ctx_backend(ctx));
   if (vt_ctx_failed(ctx)) {
     fprintf(stderr, "  %s backward on %s: %s\n", c->name, vt_ctx_backend(ctx)->name,
             vt_ctx_error(ctx));
@@ -426,34 +426,36 @@ static void check_gemm_edges(const vt_backend *g) {
   vt_test_fill_uniform(&rng, a, B * M * K, -1, 1);
   vt_test_fill_uniform(&rng, b, K * N, -1, 1);
   vt_test_fill_uniform(&rng, c0, M * N, -1, 1);
-  float *da = g->alloc(sizeof a), *db = g->alloc(sizeof b), *dc = g->alloc(sizeof c0);
+  float *da = g->alloc(g, sizeof a), *db = g->alloc(g, sizeof b), *dc = g->alloc(g, sizeof c0);
   const float betas[3] = {0.0f, 0.5f, 1.0f};
   for (int kk = 0; kk < 2; kk++)
     for (int bi = 0; bi < 3; bi++) {
       int64_t k = kk ? K : 0;
       memcpy(want, c0, sizeof c0);
-      c->gemm(false, false, M, N, k, 0.75f, a, K, M * K, b, N, 0, betas[bi], want, N, 0, B);
-      g->copy(da, a, sizeof a, VT_COPY_H2D);
-      g->copy(db, b, sizeof b, VT_COPY_H2D);
-      g->copy(dc, c0, sizeof c0, VT_COPY_H2D);
-      g->gemm(false, false, M, N, k, 0.75f, da, K, M * K, db, N, 0, betas[bi], dc, N, 0, B);
-      g->copy(got, dc, sizeof got, VT_COPY_D2H);
+      c->gemm(c, VT_F32, false, false, M, N, k, 0.75f, a, K, M * K, b, N, 0, betas[bi], want, N, 0,
+              B);
+      g->copy(g, da, a, sizeof a, VT_COPY_H2D);
+      g->copy(g, db, b, sizeof b, VT_COPY_H2D);
+      g->copy(g, dc, c0, sizeof c0, VT_COPY_H2D);
+      g->gemm(g, VT_F32, false, false, M, N, k, 0.75f, da, K, M * K, db, N, 0, betas[bi], dc, N, 0,
+              B);
+      g->copy(g, got, dc, sizeof got, VT_COPY_D2H);
       char what[64];
       snprintf(what, sizeof what, "gemm shared C k=%lld beta=%g", (long long)k, betas[bi]);
       CHECK_MSG(close_nan(what, got, want, M * N, 16.0 * FLT_EPSILON * K * B), "%s", what);
     }
   /* index_check on its own: none bad, several bad (the first is reported) */
   int32_t idx[6] = {0, 3, 9, 2, -4, 11};
-  int32_t *di = g->alloc(sizeof idx);
-  g->copy(di, idx, sizeof idx, VT_COPY_H2D);
-  CHECK(g->index_check(di, 2, 4) == -1);
-  CHECK(g->index_check(di, 6, 4) == 2);
-  CHECK(g->index_check(di, 6, 10) == 4);
-  CHECK(g->index_check(di, 0, 1) == -1);
-  g->free(di);
-  g->free(da);
-  g->free(db);
-  g->free(dc);
+  int32_t *di = g->alloc(g, sizeof idx);
+  g->copy(g, di, idx, sizeof idx, VT_COPY_H2D);
+  CHECK(g->index_check(g, di, 2, 4) == -1);
+  CHECK(g->index_check(g, di, 6, 4) == 2);
+  CHECK(g->index_check(g, di, 6, 10) == 4);
+  CHECK(g->index_check(g, di, 0, 1) == -1);
+  g->free(g, di);
+  g->free(g, da);
+  g->free(g, db);
+  g->free(g, dc);
 }
 
 int main(void) {

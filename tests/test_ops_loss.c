@@ -415,7 +415,7 @@ static void test_errors(void) {
   none.loss = NULL;
   const vt_backend *real = ctx->be;
   ctx->be = &none;
-  const char *na = "not available on the fake backend";
+  const char *na = "not supported on the fake backend (no kernels of the loss family)";
   expect_error(ctx, vt_lm_cross_entropy(ctx, h, w, l, NULL), "lm_cross_entropy", na);
   expect_error(ctx, vt_cross_entropy(ctx, x, tt, NULL, -100, VT_LOSS_MEAN), "cross_entropy", na);
   expect_error(ctx, vt_ctc_loss(ctx, lp, tgt, ilt, tlt, NULL), "ctc_loss", na);

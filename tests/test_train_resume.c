@@ -59,8 +59,8 @@ static char *slurp(const char *path, size_t *len) {
 static int train(const char *cfg_name, bool resume, int64_t stop_after, vt_train_result *r) {
   char path[512], err[2048];
   snprintf(path, sizeof path, "%s/%s", tmp, cfg_name);
-  vt_train_cfg cfg;
-  if (vt_train_config_load(&cfg, path, err, sizeof err)) {
+  static stage_cfg cfg;
+  if (stage_config_load(&cfg, path, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
     return -1;
   }
@@ -126,12 +126,13 @@ int main(void) {
   /* vita eval on the final weights of run a */
   char cfg_path[512];
   snprintf(cfg_path, sizeof cfg_path, "%s/a.yaml", tmp);
-  vt_train_cfg cfg;
-  CHECK(vt_train_config_load(&cfg, cfg_path, err, sizeof err) == 0);
+  static stage_cfg cfg;
+  CHECK(stage_config_load(&cfg, cfg_path, err, sizeof err) == 0);
   snprintf(pa, sizeof pa, "%s/run_a/checkpoints/step-00000012", tmp);
-  double loss;
-  int64_t tokens;
-  CHECK_MSG(vt_eval(&cfg, pa, cfg.mixture, NULL, &loss, &tokens, err, sizeof err) == 0, "%s", err);
+  vt_eval_result er;
+  CHECK_MSG(vt_eval(&cfg, pa, cfg.mixture, NULL, &er, err, sizeof err) == 0, "%s", err);
+  double loss = vt_eval_value(&er, "loss");
+  int64_t tokens = (int64_t)er.metrics[0].count;
   printf("eval loss %.4f over %lld tokens; training loss went %.4f -> %.4f\n", loss,
          (long long)tokens, ra.first_loss, ra.last_loss);
   CHECK(tokens > 1000 && loss < ra.first_loss - 1.0);
@@ -176,7 +177,7 @@ int main(void) {
   f = fopen(cfg_path, "w");
   fprintf(f, "model:\n  config: x\ntrain:\n  stepz: 3\n");
   fclose(f);
-  CHECK(vt_train_config_load(&cfg, cfg_path, err, sizeof err) == -1);
+  CHECK(stage_config_load(&cfg, cfg_path, err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "stepz") && strstr(err, "bad.yaml"), "%s", err);
 
   char cmd[600];

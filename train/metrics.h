@@ -14,6 +14,13 @@ typedef struct {
   int64_t tokens; /* tokens (with a counted label) in this step, over all ranks */
   double tokens_per_s;
   bool skipped; /* non-finite gradients: update skipped */
+  /* the model's loss terms (means over the step), and the later phases' LR and grad norm */
+  const char *term_names[8];
+  double term_values[8];
+  int n_terms;
+  const char *phase_names[4];
+  double phase_lr[4], phase_grad_norm[4];
+  int n_phases;
 } vt_step_metrics;
 
 typedef struct {

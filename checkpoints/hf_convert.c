@@ -1,8 +1,8 @@
-/* HF Qwen2 import and export: check a weight set against the parameters a config describes,
- * then stream it tensor by tensor (one tensor's bytes in memory at a time, zero-copy when the
- * dtype already matches) into shards written in a temporary directory that is renamed into
- * place once the weights, config and tokenizer files are all there. */
-#include "train/hf_io.h"
+/* The model-neutral half of HF import and export: check a weight set against the parameters
+ * a model registered, then stream it tensor by tensor (one tensor's bytes in memory at a time,
+ * zero-copy when the dtype already matches) into shards written in a temporary directory that
+ * is renamed into place once the weights, config and tokenizer files are all there. */
+#include "checkpoints/hf_convert.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,7 +21,6 @@
 #include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_index.h"
 #include "checkpoints/safetensors_write.h"
-#include "train/hf_config.h"
 
 const char *const hf_tokenizer_files[] = {"tokenizer.json",
                                           "tokenizer_config.json",
@@ -47,30 +46,10 @@ static bool ends_with(const char *s, const char *suffix) {
   return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* Source tensors HF's Qwen2ForCausalLM ignores on load. */
-static bool ignored_name(const char *name, bool tied) {
-  return ends_with(name, "rotary_emb.inv_freq") || (tied && strcmp(name, "lm_head.weight") == 0);
-}
-
-/* Registers the Qwen2 parameters of cfg in ps (nothing allocated). */
-static int register_params(vt_params *ps, qwen2 *m, const qwen2_cfg *cfg, char *err,
-                           size_t err_len) {
-  if (vt_params_init(ps, (vt_device){VT_DEV_CPU, 0})) {
-    vt_seterr(err, err_len, "cannot create a CPU parameter store");
-    return -1;
-  }
-  memset(m, 0, sizeof *m);
-  if (qwen2_init(m, ps, cfg, err, err_len)) {
-    qwen2_free(m);
-    vt_params_free(ps);
-    return -1;
-  }
-  return 0;
-}
-
 /* The name/shape check of hf_check_weights on an open set. */
-static int check_index(st_index *ix, const vt_params *ps, bool tied, int *n_ignored, char *err,
+static int check_index(st_index *ix, const hf_spec *spec, int *n_ignored, char *err,
                        size_t err_len) {
+  const vt_params *ps = spec->params;
   vt_strbuf missing = {0}, unexpected = {0}, mismatch = {0}, msg = {0};
   int n_missing = 0, n_unexpected = 0, n_mismatch = 0, n_ign = 0, rc = -1;
   for (int i = 0; i < ps->n; i++) {
@@ -93,14 +72,14 @@ static int check_index(st_index *ix, const vt_params *ps, bool tied, int *n_igno
   for (int i = 0; i < ix->n; i++) {
     const char *name = ix->names[i];
     if (vt_params_find(ps, name)) continue;
-    if (ignored_name(name, tied)) {
+    if (spec->ignored && spec->ignored(spec->arg, name)) {
       n_ign++;
       continue;
     }
     vt_strbuf_addf(&unexpected, "%s%s", n_unexpected++ ? ", " : "", name);
   }
   if (n_missing || n_unexpected || n_mismatch) {
-    vt_strbuf_addf(&msg, "%s: the weights do not match the Qwen2 config:", ix->path);
+    vt_strbuf_addf(&msg, "%s: the weights do not match the %s config:", ix->path, spec->model_name);
     if (n_missing) vt_strbuf_addf(&msg, " %d missing: %s;", n_missing, missing.s);
     if (n_unexpected) vt_strbuf_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
     if (n_mismatch) vt_strbuf_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
@@ -118,19 +97,12 @@ done:
   return rc;
 }
 
-int hf_check_weights(const char *src, const qwen2_cfg *cfg, int *n_ignored, char *err,
+int hf_check_weights(const char *src, const hf_spec *spec, int *n_ignored, char *err,
                      size_t err_len) {
-  vt_params ps;
-  qwen2 m;
-  if (register_params(&ps, &m, cfg, err, err_len)) return -1;
   st_index ix;
-  int rc = -1;
-  if (st_index_open(&ix, src, err, err_len) == 0) {
-    rc = check_index(&ix, &ps, cfg->tie_word_embeddings, n_ignored, err, err_len);
-    st_index_close(&ix);
-  }
-  qwen2_free(&m);
-  vt_params_free(&ps);
+  if (st_index_open(&ix, src, err, err_len)) return -1;
+  int rc = check_index(&ix, spec, n_ignored, err, err_len);
+  st_index_close(&ix);
   return rc;
 }
 
@@ -311,39 +283,17 @@ static size_t real_precision(json_t *obj) {
   return JSON_REAL_PRECISION(15);
 }
 
-/* Export's config.json: hf_qwen2_config_write's, with the token ids of the source config (if
- * any) and the dtype of the weights under both the old and the transformers 5 key. */
-static int write_export_config(const char *src_cfg, const char *path, const qwen2_cfg *cfg,
-                               vt_dtype dtype, char *err, size_t err_len) {
-  if (hf_qwen2_config_write(path, cfg, err, err_len)) return -1;
-  json_error_t je;
-  json_t *out = json_load_file(path, 0, &je);
-  json_t *src = json_load_file(src_cfg, 0, &je);
-  int rc = -1;
-  if (!out || !src) {
-    vt_seterr(err, err_len, "%s: cannot read back: %s", out ? src_cfg : path, je.text);
-    goto done;
-  }
-  static const char *const keep[] = {"bos_token_id", "eos_token_id", "pad_token_id", NULL};
-  for (int i = 0; keep[i]; i++) {
-    json_t *v = json_object_get(src, keep[i]);
-    if (v && !json_is_null(v)) json_object_set(out, keep[i], v);
-  }
-  const char *dn = dtype == VT_BF16 ? "bfloat16" : dtype == VT_F16 ? "float16" : "float32";
-  json_object_set_new(out, "torch_dtype", json_string(dn));
-  json_object_set_new(out, "dtype", json_string(dn));
-  char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS | real_precision(out));
+/* Writes a config object as HF does: sorted keys, two-space indent, a final newline. */
+static int write_config(const char *path, json_t *cfg, char *err, size_t err_len) {
+  char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS | real_precision(cfg));
   if (!text) {
     vt_seterr(err, err_len, "%s: cannot build the config JSON", path);
-    goto done;
+    return -1;
   }
   size_t n = strlen(text);
   text[n] = '\n'; /* in place of the NUL: a final newline, as HF writes it */
-  rc = st_write_file_atomic(path, text, n + 1, err, err_len);
+  int rc = st_write_file_atomic(path, text, n + 1, err, err_len);
   free(text);
-done:
-  json_decref(out);
-  json_decref(src);
   return rc;
 }
 
@@ -390,8 +340,8 @@ static int copy_tokenizer(const char *tok_dir, const char *src_dir, const char *
   return 0;
 }
 
-static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *opts, bool export,
-                   hf_io_stats *stats, char *err, size_t err_len) {
+int hf_convert(const char *src_dir, const char *out_arg, const hf_io_opts *opts, bool export,
+               const hf_model_part *part, hf_io_stats *stats, char *err, size_t err_len) {
   hf_io_stats s = {0};
   char out_dir[4096]; /* without trailing slashes, so that out_dir.tmp is its sibling */
   if (snprintf(out_dir, sizeof out_dir, "%s", out_arg) >= (int)sizeof out_dir || !out_dir[0]) {
@@ -445,8 +395,7 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   size_t tl = strlen(out_dir) + 5;
   char *tmp = malloc(tl);
   st_entry *es = NULL;
-  vt_params ps = {0};
-  qwen2 m = {0};
+  hf_spec spec = {0};
   st_index ix;
   bool ix_open = false, registered = false, made_tmp = false;
   int rc = -1;
@@ -455,12 +404,12 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
     goto done;
   }
   snprintf(tmp, tl, "%s.tmp", out_dir);
-  if (hf_qwen2_config_read(cfg_path, &s.cfg, err, err_len)) goto done;
+  if (part->open(part->arg, cfg_path, dtype, export, &spec, err, err_len)) goto done;
+  registered = true;
+  snprintf(s.model, sizeof s.model, "%s", spec.model_name);
   if (st_index_open(&ix, src_dir, err, err_len)) goto done;
   ix_open = true;
-  if (register_params(&ps, &m, &s.cfg, err, err_len)) goto done;
-  registered = true;
-  if (check_index(&ix, &ps, s.cfg.tie_word_embeddings, &s.n_ignored, err, err_len)) goto done;
+  if (check_index(&ix, &spec, &s.n_ignored, err, err_len)) goto done;
 
   /* a stale temporary directory is the debris of an interrupted run of ours */
   if (exists(tmp) && remove_tmp_dir(tmp)) {
@@ -474,23 +423,23 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   }
   made_tmp = true;
 
-  es = calloc((size_t)ps.n + 1, sizeof *es);
+  es = calloc((size_t)spec.params->n + 1, sizeof *es);
   if (!es) {
     vt_seterr(err, err_len, "out of memory");
     goto done;
   }
-  for (int i = 0; i < ps.n; i++) {
-    const vt_param *p = ps.items[i];
+  for (int i = 0; i < spec.params->n; i++) {
+    const vt_param *p = spec.params->items[i];
     es[i] = (st_entry){.name = p->name, .dtype = dtype, .ndim = p->t.ndim};
     for (int d = 0; d < p->t.ndim; d++) es[i].shape[d] = p->t.shape[d];
     s.n_params += vt_numel(&p->t);
   }
-  s.n_tensors = ps.n;
+  s.n_tensors = spec.params->n;
   s.n_bytes = (uint64_t)s.n_params * vt_dtype_size(dtype);
   produce_ctx pc = {.ix = &ix, .entries = es, .err_path = (char *)src_dir};
   const st_kv meta[] = {{"format", "pt"}};
-  if (st_write_sharded_fn(tmp, es, ps.n, max_shard, meta, 1, produce, &pc, &s.n_shards, err,
-                          err_len))
+  if (st_write_sharded_fn(tmp, es, spec.params->n, max_shard, meta, 1, produce, &pc, &s.n_shards,
+                          err, err_len))
     goto done;
 
   char *cfg_out = join(tmp, "config.json");
@@ -498,8 +447,8 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
     vt_seterr(err, err_len, "out of memory");
     goto done;
   }
-  int crc = export ? write_export_config(cfg_path, cfg_out, &s.cfg, dtype, err, err_len)
-                   : copy_file(cfg_path, cfg_out, err, err_len);
+  int crc = spec.config ? write_config(cfg_out, spec.config, err, err_len)
+                        : copy_file(cfg_path, cfg_out, err, err_len);
   free(cfg_out);
   if (crc) goto done;
   if (copy_tokenizer(tok_dir, src_dir, tmp, &s, err, err_len)) goto done;
@@ -521,26 +470,12 @@ static int convert(const char *src_dir, const char *out_arg, const hf_io_opts *o
   rc = 0;
 done:
   if (made_tmp) remove_tmp_dir(tmp);
-  if (registered) {
-    qwen2_free(&m);
-    vt_params_free(&ps);
-  }
+  if (registered) part->close(part->arg, &spec);
   if (ix_open) st_index_close(&ix);
   free(es);
   free(tmp);
   free(cfg_path);
   return rc;
-}
-
-int hf_import(const char *src_dir, const char *out_dir, const hf_io_opts *opts, hf_io_stats *stats,
-              char *err, size_t err_len) {
-  return convert(src_dir, out_dir, opts, false, stats, err, err_len);
-}
-
-int hf_export(const char *src_dir, const char *out_dir, const hf_io_opts *opts, hf_io_stats *stats,
-              char *err, size_t err_len) {
-  hf_io_opts o = opts ? *opts : (hf_io_opts){.dtype = VT_BF16, .max_shard_bytes = 5000000000u};
-  return convert(src_dir, out_dir, &o, true, stats, err, err_len);
 }
 
 int hf_dtype_parse(const char *name) {
@@ -565,7 +500,7 @@ void hf_io_describe(const hf_io_stats *s, vt_dtype dtype, char *buf, size_t len)
   o += snprintf(buf + o, len - (size_t)o, ", %d tokenizer/generation file%s copied",
                 s->n_files_copied, s->n_files_copied == 1 ? "" : "s");
   if (s->n_ignored && o > 0 && (size_t)o < len)
-    snprintf(buf + o, len - (size_t)o, ", %d source tensor%s ignored (%s)", s->n_ignored,
-             s->n_ignored == 1 ? "" : "s",
-             s->cfg.tie_word_embeddings ? "tied lm_head, rotary inv_freq" : "rotary inv_freq");
+    snprintf(buf + o, len - (size_t)o, ", %d source tensor%s ignored (%s does not load %s)",
+             s->n_ignored, s->n_ignored == 1 ? "" : "s", s->model[0] ? s->model : "the model",
+             s->n_ignored == 1 ? "it" : "them");
 }
