@@ -72,6 +72,9 @@ typedef struct sample_reader sample_reader;
 /* Opens a JSON array or JSON-lines file (the first non-space byte decides). Returns 0, or
  * -1 when the file cannot be read (err names it). */
 int sample_reader_open(sample_reader **r, const char *path, char *err, size_t err_len);
+/* The same over len bytes of memory (copied); name stands for the file in messages. */
+int sample_reader_open_mem(sample_reader **r, const char *name, const char *data, size_t len,
+                           char *err, size_t err_len);
 /* Next item: returns 1 with *out filled (caller frees with sample_free), 0 at the end, or 2
  * when the item is skipped: *why says why, out->id names it, err says what was wrong
  * (out needs no free then). Reading always continues after a skip. */
