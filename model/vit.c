@@ -162,8 +162,7 @@ static vt_tensor *cubic_matrix(vt_ctx *ctx, int64_t in_n, int64_t out_n) {
   float row[4096];
   for (int64_t i = 0; i < out_n; i++) {
     cubic_row(i, in_n, out_n, row);
-    vt_ctx_backend(ctx)->copy((float *)a->data + i * in_n, row, sizeof(float) * (size_t)in_n,
-                              VT_COPY_H2D);
+    vt_write_host(ctx, a, i * in_n, in_n, row);
   }
   return a;
 }
