@@ -4,6 +4,7 @@
 extern const cli_cmd cli_cmd_demo;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_gen_data;
+extern const cli_cmd cli_cmd_embed;
 extern const cli_cmd cli_cmd_export;
 extern const cli_cmd cli_cmd_features;
 extern const cli_cmd cli_cmd_import;
@@ -26,6 +27,7 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_plot,
     &cli_cmd_tokenize,
     &cli_cmd_features,
+    &cli_cmd_embed,
     &cli_cmd_gen_data,
 };
 // clang-format on
