@@ -1,17 +1,22 @@
 /* Bump allocation in blocks; see arena.h. */
 #include "autograd/arena.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-void vt_arena_init(vt_arena *a, void *(*alloc)(size_t), void (*free_fn)(void *), size_t min_block) {
+void vt_arena_init(vt_arena *a, const vt_backend *be, size_t min_block) {
   memset(a, 0, sizeof *a);
-  a->alloc = alloc;
-  a->free = free_fn;
+  a->be = be;
   a->min_block = min_block ? min_block : ((size_t)64 << 20);
 }
 
 void vt_arena_free(vt_arena *a) {
-  for (int i = 0; i < a->n_blocks; i++) a->free(a->blocks[i].base);
+  for (int i = 0; i < a->n_blocks; i++) {
+    if (a->be)
+      a->be->free(a->be, a->blocks[i].base);
+    else
+      free(a->blocks[i].base);
+  }
   a->n_blocks = 0;
 }
 
@@ -23,7 +28,7 @@ size_t vt_arena_used(const vt_arena *a) {
 
 static int add_block(vt_arena *a, size_t size) {
   if (a->n_blocks == (int)(sizeof a->blocks / sizeof a->blocks[0])) return -1;
-  char *p = a->alloc(size);
+  char *p = a->be ? a->be->alloc(a->be, size) : malloc(size);
   if (!p) return -1;
   a->blocks[a->n_blocks++] = (vt_arena_block){p, size, 0};
   a->n_block_allocs++;

@@ -1,5 +1,5 @@
 /* vt_arena: a bump allocator for per-step activations and temporaries. Memory comes in
- * blocks from a backend allocator; reset() rewinds and, when a step needed more than one
+ * blocks from a backend (or the host heap); reset() rewinds and, when a step needed more than one
  * block, replaces them by one block of the combined size, so that after the first step of a
  * fixed-shape loop no further allocation happens. */
 #ifndef VT_ARENA_H
@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "autograd/backend.h"
 
 #define VT_ARENA_ALIGN 64
 
@@ -18,8 +20,7 @@ typedef struct {
 } vt_arena_block;
 
 typedef struct {
-  void *(*alloc)(size_t bytes);
-  void (*free)(void *p);
+  const vt_backend *be; /* blocks come from this backend; NULL: host malloc */
   vt_arena_block blocks[32];
   int n_blocks;
   size_t min_block;       /* size of the first block */
@@ -27,7 +28,7 @@ typedef struct {
   int64_t n_block_allocs; /* how many times a block was allocated (for tests) */
 } vt_arena;
 
-void vt_arena_init(vt_arena *a, void *(*alloc)(size_t), void (*free_fn)(void *), size_t min_block);
+void vt_arena_init(vt_arena *a, const vt_backend *be, size_t min_block);
 void vt_arena_free(vt_arena *a);
 /* NULL only when the underlying allocator fails. */
 void *vt_arena_alloc(vt_arena *a, size_t bytes);

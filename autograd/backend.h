@@ -41,74 +41,128 @@ typedef struct {
 
 /* Kernel families added by later op groups; each is defined in autograd/kernels_<family>.h
  * and implemented per device (autograd/cpu/cpu_<family>.c, autograd/cuda/cuda_<family>.cu).
- * A NULL family (or member) means the device lacks those kernels; ops then report an error. */
+ * A NULL family (or member) means the device lacks those kernels; ops then fail with an
+ * error naming the family (vt_backend_family_name). The core members above every backend
+ * fills. */
 struct vt_norm_kernels;
 struct vt_conv_kernels;
 struct vt_attn_kernels;
 struct vt_loss_kernels;
 struct vt_optim_kernels;
 
-typedef struct vt_backend {
+typedef struct vt_backend vt_backend;
+
+struct vt_backend {
   const char *name;
-  void *(*alloc)(size_t bytes); /* NULL on failure */
-  void (*free)(void *p);
+  vt_device device;
+  void *impl; /* the instance's own state (CUDA: stream, cuBLAS handle); NULL on the CPU */
+  void *(*alloc)(const vt_backend *be, size_t bytes); /* NULL on failure */
+  void (*free)(const vt_backend *be, void *p);
   /* D2D copies may overlap (memmove semantics): recompute moves a tensor down the arena. */
-  void (*copy)(void *dst, const void *src, size_t bytes, vt_copy_kind kind);
-  void (*fill)(float *x, int64_t n, float v);
-  void (*convert)(vt_dtype from, vt_dtype to, int64_t n, const void *src, void *dst);
+  void (*copy)(const vt_backend *be, void *dst, const void *src, size_t bytes, vt_copy_kind kind);
+  void (*fill)(const vt_backend *be, float *x, int64_t n, float v);
+  void (*convert)(const vt_backend *be, vt_dtype from, vt_dtype to, int64_t n, const void *src,
+                  void *dst);
   /* c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] for i < batch, row-major, where op(a)
-   * is m x k and op(b) is k x n; a stride of 0 reuses the same matrix for every i. */
-  void (*gemm)(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-               int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
-               float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch);
-  void (*binary)(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b, float *out);
+   * is m x k and op(b) is k x n; a stride of 0 reuses the same matrix for every i. a and b
+   * hold elements of dtype `in` (VT_F32 or VT_BF16, the same for both); products accumulate
+   * in f32 and c is f32. Leading dimensions and strides count elements. */
+  void (*gemm)(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+               float alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
+               int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc, int64_t stride_c,
+               int64_t batch);
+  void (*binary)(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
+                 const float *b, float *out);
   /* da += d out/d a, reduced over a's broadcast dims; likewise db. Either may be NULL. */
-  void (*binary_backward)(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
-                          const float *dout, float *da, float *db);
-  void (*unary)(vt_unary_op op, int64_t n, float alpha, const float *x, float *y);
+  void (*binary_backward)(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
+                          const float *b, const float *dout, float *da, float *db);
+  void (*unary)(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
+                float *y);
   /* dx += dy * f'(x); y = f(x) is given for ops whose derivative reads it. */
-  void (*unary_backward)(vt_unary_op op, int64_t n, float alpha, const float *x, const float *y,
-                         const float *dy, float *dx);
-  void (*axpy)(int64_t n, float alpha, const float *x, float *y); /* y += alpha * x */
+  void (*unary_backward)(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
+                         const float *x, const float *y, const float *dy, float *dx);
+  void (*axpy)(const vt_backend *be, int64_t n, float alpha, const float *x,
+               float *y); /* y += alpha * x */
   /* x viewed as [outer, len, inner], reduced over len into y [outer, inner]; for MAX the
    * argmax (index in len) is written to arg. */
-  void (*reduce)(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, const float *x,
-                 float *y, int32_t *arg);
-  void (*reduce_backward)(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
-                          const float *dy, const int32_t *arg, float *dx);
+  void (*reduce)(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
+                 const float *x, float *y, int32_t *arg);
+  void (*reduce_backward)(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_t len,
+                          int64_t inner, const float *dy, const int32_t *arg, float *dx);
   /* softmax (or log-softmax) over the last dim of [rows, cols] */
-  void (*softmax)(bool log, int64_t rows, int64_t cols, const float *x, float *y);
-  void (*softmax_backward)(bool log, int64_t rows, int64_t cols, const float *y, const float *dy,
-                           float *dx);
+  void (*softmax)(const vt_backend *be, bool log, int64_t rows, int64_t cols, const float *x,
+                  float *y);
+  void (*softmax_backward)(const vt_backend *be, bool log, int64_t rows, int64_t cols,
+                           const float *y, const float *dy, float *dx);
   /* dst[i] (+)= src[i] over an n-d index space with element strides (elem_size bytes per
    * element; accumulate only for f32). Serves permute, slice, concat and their gradients. */
-  void (*strided_copy)(int ndim, const int64_t *shape, const void *src, const int64_t *src_strides,
-                       void *dst, const int64_t *dst_strides, size_t elem_size, bool accumulate);
+  void (*strided_copy)(const vt_backend *be, int ndim, const int64_t *shape, const void *src,
+                       const int64_t *src_strides, void *dst, const int64_t *dst_strides,
+                       size_t elem_size, bool accumulate);
   /* Over [outer, n, inner] layouts: dst[o, i, :] = src[o, idx[i], :] (select),
    * dst[o, idx[i], :] += src[o, i, :] (add), dst[o, idx[i], :] = src[o, i, :] (copy),
    * dst[o, idx[i], :] = 0 (zero). */
-  void (*index_select)(int64_t outer, int64_t n_src, int64_t inner, const float *src,
-                       const int32_t *idx, int64_t n_idx, float *dst);
-  void (*index_add)(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
-                    const int32_t *idx, int64_t n_idx, float *dst);
-  void (*index_copy)(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
+  void (*index_select)(const vt_backend *be, int64_t outer, int64_t n_src, int64_t inner,
+                       const float *src, const int32_t *idx, int64_t n_idx, float *dst);
+  void (*index_add)(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                    const float *src, const int32_t *idx, int64_t n_idx, float *dst);
+  void (*index_copy)(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                     const float *src, const int32_t *idx, int64_t n_idx, float *dst);
+  void (*index_zero)(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
                      const int32_t *idx, int64_t n_idx, float *dst);
-  void (*index_zero)(int64_t outer, int64_t n_dst, int64_t inner, const int32_t *idx, int64_t n_idx,
-                     float *dst);
   /* Position of the first index outside [0, limit), or -1 when all are in range. */
-  int64_t (*index_check)(const int32_t *idx, int64_t n, int64_t limit);
-  void (*synchronize)(void);
+  int64_t (*index_check)(const vt_backend *be, const int32_t *idx, int64_t n, int64_t limit);
+  void (*synchronize)(const vt_backend *be);
+  /* Frees the instance itself (vt_backend_free); NULL for a shared instance (the CPU's). */
+  void (*release)(const vt_backend *be);
   const struct vt_norm_kernels *norm;   /* norms, RoPE, dropout, weight norm, VQ */
   const struct vt_conv_kernels *conv;   /* conv1d/2d, conv-transpose1d, pixel shuffle */
   const struct vt_attn_kernels *attn;   /* fused (flash-style) attention */
   const struct vt_loss_kernels *loss;   /* cross-entropy, CTC and the other losses */
   const struct vt_optim_kernels *optim; /* optimizer updates, norms of flat buffers */
-} vt_backend;
+};
 
+/* The kernel families, for messages and for tests that walk them. */
+typedef enum {
+  VT_FAMILY_NORM,
+  VT_FAMILY_CONV,
+  VT_FAMILY_ATTN,
+  VT_FAMILY_LOSS,
+  VT_FAMILY_OPTIM,
+  VT_FAMILY_COUNT
+} vt_kernel_family;
+
+const char *vt_backend_family_name(vt_kernel_family f); /* "norm", "conv", ... */
+bool vt_backend_has_family(const vt_backend *be, vt_kernel_family f);
+
+/* Backend instances. Every kernel receives the instance it was called through, so a device
+ * may keep per-instance state (ggml's backend contexts): a CUDA instance owns its stream and
+ * cuBLAS handle, and work queued through one instance runs in order. Tensors and buffers that
+ * ops combine (a ctx and the parameter store it reads) should share one instance.
+ * The CPU instance is stateless and shared: never freed. */
 const vt_backend *vt_backend_cpu(void);
-/* NULL when the build has no CUDA backend or no GPU is usable; *why says which. */
-const vt_backend *vt_backend_cuda(int device_index, const char **why);
+/* A new instance on cuda:device_index with its own stream and cuBLAS handle, released with
+ * vt_backend_free. NULL when the build has no CUDA backend or no GPU is usable; *why says
+ * which. */
+vt_backend *vt_backend_cuda(int device_index, const char **why);
+/* A new instance for a device (the shared one for the CPU); NULL with *why when unusable. */
+const vt_backend *vt_backend_for(vt_device device, const char **why);
+/* Releases an instance from vt_backend_cuda / vt_backend_for after synchronising it; the CPU
+ * instance and NULL are ignored. Memory allocated through it must be freed first. */
+void vt_backend_free(const vt_backend *be);
 /* Number of usable GPUs (0 without a CUDA build). */
 int vt_cuda_device_count(void);
+
+/* Device buffers for the layers above autograd/ (optimizer moments, staging, flat buffers):
+ * allocation, fills and host copies go through these, so no upper layer dereferences device
+ * memory or calls the vtable itself. Host copies are complete when they return. */
+void *vt_buf_alloc(const vt_backend *be, size_t bytes); /* NULL when out of memory */
+void *vt_buf_alloc_zeroed(const vt_backend *be, size_t bytes);
+void vt_buf_free(const vt_backend *be, void *dev); /* NULL is fine */
+void vt_buf_to_host(const vt_backend *be, void *host, const void *dev, size_t bytes);
+void vt_buf_from_host(const vt_backend *be, void *dev, const void *host, size_t bytes);
+void vt_buf_fill_f32(const vt_backend *be, float *dev, int64_t n, float value);
+/* Waits until everything queued on the backend has finished. */
+void vt_backend_sync(const vt_backend *be);
 
 #endif

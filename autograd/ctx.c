@@ -9,26 +9,29 @@
 
 vt_ctx *vt_ctx_init(const vt_ctx_opts *opts, const char **err) {
   vt_ctx_opts o = opts ? *opts : (vt_ctx_opts){0};
-  const vt_backend *be = NULL;
+  const vt_backend *be = o.backend;
   const char *why = "unknown device type";
-  if (o.device.type == VT_DEV_CPU)
-    be = vt_backend_cpu();
-  else if (o.device.type == VT_DEV_CUDA)
-    be = vt_backend_cuda(o.device.index, &why);
+  bool owns = false;
+  if (!be) {
+    be = vt_backend_for(o.device, &why);
+    owns = be && be != vt_backend_cpu();
+  }
   if (!be) {
     if (err) *err = why;
     return NULL;
   }
   vt_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx) {
+    if (owns) vt_backend_free(be);
     if (err) *err = "out of host memory";
     return NULL;
   }
-  ctx->device = o.device;
+  ctx->device = be->device;
   ctx->be = be;
+  ctx->owns_be = owns;
   ctx->grad_enabled = true;
-  vt_arena_init(&ctx->meta, malloc, free, (size_t)1 << 20);
-  vt_arena_init(&ctx->data, be->alloc, be->free, o.arena_bytes);
+  vt_arena_init(&ctx->meta, NULL, (size_t)1 << 20);
+  vt_arena_init(&ctx->data, be, o.arena_bytes);
   ctx->err_value = NAN;
   ctx->err_tensor = (vt_tensor){.dtype = VT_F32, .ndim = 1, .shape = {1}, .data = &ctx->err_value};
   return ctx;
@@ -39,6 +42,7 @@ void vt_ctx_free(vt_ctx *ctx) {
   vt_arena_free(&ctx->meta);
   vt_arena_free(&ctx->data);
   free(ctx->tape);
+  if (ctx->owns_be) vt_backend_free(ctx->be);
   free(ctx);
 }
 
@@ -128,7 +132,7 @@ vt_tensor *vt_alloc_tensor(vt_ctx *ctx, const char *op, vt_dtype dtype, int ndim
 float *vt_grad(vt_ctx *ctx, vt_tensor *t) {
   if (!t->grad) {
     t->grad = vt_arena_data(ctx, "backward", (size_t)vt_numel(t) * sizeof(float));
-    if (t->grad) ctx->be->fill(t->grad, vt_numel(t), 0.0f);
+    if (t->grad) ctx->be->fill(ctx->be, t->grad, vt_numel(t), 0.0f);
   }
   return t->grad;
 }
@@ -187,7 +191,7 @@ bool vt_backward(vt_ctx *ctx, vt_tensor *loss) {
   }
   float *g = vt_grad(ctx, loss);
   if (!g) return false;
-  ctx->be->fill(g, 1, 1.0f);
+  ctx->be->fill(ctx->be, g, 1, 1.0f);
   for (int64_t i = ctx->n_nodes - 1; i >= 0 && !ctx->failed; i--) {
     vt_node *n = &ctx->tape[i];
     if (n->out->grad) n->backward(ctx, n);
@@ -219,6 +223,13 @@ bool vt_check_dtype(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_dtype wa
   return false;
 }
 
+bool vt_need_kernels(vt_ctx *ctx, const char *op, vt_kernel_family family, bool present) {
+  if (present) return true;
+  vt_ctx_fail(ctx, op, "not supported on the %s backend (no kernels of the %s family)",
+              ctx->be->name, vt_backend_family_name(family));
+  return false;
+}
+
 bool vt_check_axis(vt_ctx *ctx, const char *op, const vt_tensor *t, int *axis) {
   int a = *axis < 0 ? *axis + t->ndim : *axis;
   if (a < 0 || a >= t->ndim) {
@@ -240,25 +251,25 @@ vt_tensor *vt_zeros(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *shape)
   vt_tensor *t = vt_new(ctx, dtype, ndim, shape);
   if (ctx->failed) return t;
   if (dtype == VT_F32)
-    ctx->be->fill(t->data, vt_numel(t), 0.0f);
+    ctx->be->fill(ctx->be, t->data, vt_numel(t), 0.0f);
   else {
     /* zero bytes are zero in every dtype we have */
     size_t words = (vt_nbytes(t) + 3) / 4;
-    ctx->be->fill(t->data, (int64_t)words, 0.0f);
+    ctx->be->fill(ctx->be, t->data, (int64_t)words, 0.0f);
   }
   return t;
 }
 
 vt_tensor *vt_full(vt_ctx *ctx, int ndim, const int64_t *shape, float value) {
   vt_tensor *t = vt_new(ctx, VT_F32, ndim, shape);
-  if (!ctx->failed) ctx->be->fill(t->data, vt_numel(t), value);
+  if (!ctx->failed) ctx->be->fill(ctx->be, t->data, vt_numel(t), value);
   return t;
 }
 
 vt_tensor *vt_from_host(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *shape,
                         const void *host) {
   vt_tensor *t = vt_new(ctx, dtype, ndim, shape);
-  if (!ctx->failed) ctx->be->copy(t->data, host, vt_nbytes(t), VT_COPY_H2D);
+  if (!ctx->failed) ctx->be->copy(ctx->be, t->data, host, vt_nbytes(t), VT_COPY_H2D);
   return t;
 }
 
@@ -267,7 +278,7 @@ void vt_to_host(vt_ctx *ctx, const vt_tensor *t, void *host) {
     memcpy(host, &ctx->err_value, sizeof(float));
     return;
   }
-  ctx->be->copy(host, t->data, vt_nbytes(t), VT_COPY_D2H);
+  ctx->be->copy(ctx->be, host, t->data, vt_nbytes(t), VT_COPY_D2H);
 }
 
 void vt_grad_to_host(vt_ctx *ctx, const vt_tensor *t, float *host) {
@@ -275,7 +286,35 @@ void vt_grad_to_host(vt_ctx *ctx, const vt_tensor *t, float *host) {
   if (!t->grad)
     memset(host, 0, bytes);
   else
-    ctx->be->copy(host, t->grad, bytes, VT_COPY_D2H);
+    ctx->be->copy(ctx->be, host, t->grad, bytes, VT_COPY_D2H);
+}
+
+static bool range_ok(vt_ctx *ctx, const char *op, const vt_tensor *t, int64_t first, int64_t n) {
+  if (ctx->failed) return false;
+  if (t == &ctx->err_tensor || !t->data) {
+    vt_ctx_fail(ctx, op, "the tensor has no data (an error tensor?)");
+    return false;
+  }
+  if (first < 0 || n < 0 || first > vt_numel(t) - n) {
+    char s[96];
+    vt_ctx_fail(ctx, op, "elements [%lld, %lld) lie outside %s", (long long)first,
+                (long long)(first + n), vt_shape_str(t, s, sizeof s));
+    return false;
+  }
+  return true;
+}
+
+void vt_write_host(vt_ctx *ctx, vt_tensor *t, int64_t first, int64_t n, const void *host) {
+  if (!range_ok(ctx, "write_host", t, first, n) || !n) return;
+  size_t es = vt_dtype_size(t->dtype);
+  ctx->be->copy(ctx->be, (char *)t->data + (size_t)first * es, host, (size_t)n * es, VT_COPY_H2D);
+}
+
+void vt_read_host(vt_ctx *ctx, const vt_tensor *t, int64_t first, int64_t n, void *host) {
+  if (!range_ok(ctx, "read_host", t, first, n) || !n) return;
+  size_t es = vt_dtype_size(t->dtype);
+  ctx->be->copy(ctx->be, host, (const char *)t->data + (size_t)first * es, (size_t)n * es,
+                VT_COPY_D2H);
 }
 
 void vt_requires_grad(vt_ctx *ctx, vt_tensor *t) {
@@ -286,6 +325,6 @@ void vt_requires_grad(vt_ctx *ctx, vt_tensor *t) {
 float vt_item(vt_ctx *ctx, const vt_tensor *t) {
   if (t == &ctx->err_tensor || t->dtype != VT_F32) return NAN;
   float v;
-  ctx->be->copy(&v, t->data, sizeof v, VT_COPY_D2H);
+  ctx->be->copy(ctx->be, &v, t->data, sizeof v, VT_COPY_D2H);
   return v;
 }

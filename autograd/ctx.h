@@ -18,6 +18,10 @@ typedef struct vt_ctx vt_ctx;
 typedef struct {
   vt_device device;
   size_t arena_bytes; /* first arena block; grows as needed (default 64 MiB) */
+  /* The backend instance to run on (borrowed; its device wins over `device`), e.g. the one of
+   * the parameter store the ctx reads, so both queue on one stream. NULL: the ctx makes and
+   * owns an instance for `device`. */
+  const vt_backend *backend;
 } vt_ctx_opts;
 
 /* Returns NULL when the device is unusable; *err (if given) says why. */
@@ -59,6 +63,11 @@ vt_tensor *vt_from_host(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *sh
 /* Copies a tensor's data (or gradient, as f32) to host memory of vt_nbytes / numel*4. */
 void vt_to_host(vt_ctx *ctx, const vt_tensor *t, void *host);
 void vt_grad_to_host(vt_ctx *ctx, const vt_tensor *t, float *host);
+/* Writes (reads) elements [first, first + n) of t from (to) host memory in t's dtype, e.g. a
+ * tensor filled in chunks from a stack buffer. A range outside t is a ctx error, and nothing
+ * is copied when the ctx has failed. */
+void vt_write_host(vt_ctx *ctx, vt_tensor *t, int64_t first, int64_t n, const void *host);
+void vt_read_host(vt_ctx *ctx, const vt_tensor *t, int64_t first, int64_t n, void *host);
 /* Marks a leaf tensor as needing a gradient (for inputs being differentiated). */
 void vt_requires_grad(vt_ctx *ctx, vt_tensor *t);
 /* Reads one f32 element of a (small) tensor, e.g. a loss. */

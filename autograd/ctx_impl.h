@@ -26,6 +26,7 @@ struct vt_node {
 struct vt_ctx {
   vt_device device;
   const vt_backend *be;
+  bool owns_be;  /* made by vt_ctx_init, released by vt_ctx_free */
   vt_arena meta; /* host: tensor structs, node extras */
   vt_arena data; /* device: tensor data and gradients */
   vt_node *tape;
@@ -56,6 +57,10 @@ vt_node *vt_record_always(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_ten
 /* Input checks: each returns false after recording a ctx error naming op and shapes. */
 bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts);
 bool vt_check_dtype(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_dtype want);
+/* False, with "<op>: not supported on the <backend> backend (no kernels of the <family>
+ * family)", when present is false: a backend may leave a kernel family, or a member of it,
+ * NULL. Every op that needs a family kernel checks this before running. */
+bool vt_need_kernels(vt_ctx *ctx, const char *op, vt_kernel_family family, bool present);
 /* Normalises a possibly negative axis; false (with error) when out of range. */
 bool vt_check_axis(vt_ctx *ctx, const char *op, const vt_tensor *t, int *axis);
 

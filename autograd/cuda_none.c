@@ -2,7 +2,7 @@
 #ifndef VT_HAVE_CUDA
 #include "autograd/backend.h"
 
-const vt_backend *vt_backend_cuda(int device_index, const char **why) {
+vt_backend *vt_backend_cuda(int device_index, const char **why) {
   (void)device_index;
   if (why) *why = "this build of vita-train has no CUDA backend (no CUDA toolkit was found)";
   return NULL;

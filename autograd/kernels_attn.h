@@ -35,16 +35,16 @@ typedef struct {
 
 struct vt_attn_kernels {
   /* Scratch bytes the kernels need (the op takes them from the step arena). */
-  size_t (*workspace)(const vt_attn_geom *g);
+  size_t (*workspace)(const vt_backend *be, const vt_attn_geom *g);
   /* q [B,H,Tq,Dk], k [B,Hkv,Tk,Dk], v [B,Hkv,Tk,Dv] -> out [B,H,Tq,Dv] and the log-sum-exp
    * of each row's scores lse [B,H,Tq] (-inf for a row with no visible key; its out is 0). */
-  void (*forward)(const vt_attn_geom *g, const float *q, const float *k, const float *v, float *out,
-                  float *lse, void *work);
+  void (*forward)(const vt_backend *be, const vt_attn_geom *g, const float *q, const float *k,
+                  const float *v, float *out, float *lse, void *work);
   /* Accumulates dq, dk, dv and dbias (each may be NULL) from dout, recomputing the scores
    * tile by tile from lse. dbias has the bias's shape. */
-  void (*backward)(const vt_attn_geom *g, const float *q, const float *k, const float *v,
-                   const float *out, const float *dout, const float *lse, float *dq, float *dk,
-                   float *dv, float *dbias, void *work);
+  void (*backward)(const vt_backend *be, const vt_attn_geom *g, const float *q, const float *k,
+                   const float *v, const float *out, const float *dout, const float *lse, float *dq,
+                   float *dk, float *dv, float *dbias, void *work);
 };
 
 #endif

@@ -21,17 +21,19 @@ typedef struct {
 struct vt_conv_kernels {
   /* y (+)= conv(x, weight): overwrites y, or adds into it when accumulate. work holds
    * vt_conv_work_floats(g) floats of scratch. */
-  void (*conv_forward)(const vt_conv_geom *g, const float *x, const float *weight, float *y,
-                       bool accumulate, float *work);
+  void (*conv_forward)(const vt_backend *be, const vt_conv_geom *g, const float *x,
+                       const float *weight, float *y, bool accumulate, float *work);
   /* dx += d conv / d x applied to dy (also the forward of a transposed convolution). */
-  void (*conv_backward_data)(const vt_conv_geom *g, const float *weight, const float *dy, float *dx,
-                             float *work);
+  void (*conv_backward_data)(const vt_backend *be, const vt_conv_geom *g, const float *weight,
+                             const float *dy, float *dx, float *work);
   /* dweight += d conv / d weight applied to dy. */
-  void (*conv_backward_weight)(const vt_conv_geom *g, const float *x, const float *dy,
-                               float *dweight, float *work);
+  void (*conv_backward_weight)(const vt_backend *be, const vt_conv_geom *g, const float *x,
+                               const float *dy, float *dweight, float *work);
   /* y[i, c, :] += bias[c] over y [n, c, s], and its gradient db[c] += sum of dy[:, c, :]. */
-  void (*bias_add)(int64_t n, int64_t c, int64_t s, const float *bias, float *y);
-  void (*bias_backward)(int64_t n, int64_t c, int64_t s, const float *dy, float *db);
+  void (*bias_add)(const vt_backend *be, int64_t n, int64_t c, int64_t s, const float *bias,
+                   float *y);
+  void (*bias_backward)(const vt_backend *be, int64_t n, int64_t c, int64_t s, const float *dy,
+                        float *db);
 };
 
 /* The unfolded input (im2col) is processed in chunks of output positions so that scratch stays

@@ -9,54 +9,59 @@
 struct vt_norm_kernels {
   /* Over the last dim of x [rows, cols]: y = (x - mean) * rstd * w + b (w, b [cols], either may
    * be NULL); mean and rstd [rows] are kept for the backward. */
-  void (*layer_norm)(int64_t rows, int64_t cols, float eps, const float *x, const float *w,
-                     const float *b, float *y, float *mean, float *rstd);
-  /* dx, dw, db (+)= gradients; any of them may be NULL. */
-  void (*layer_norm_backward)(int64_t rows, int64_t cols, const float *x, const float *w,
-                              const float *mean, const float *rstd, const float *dy, float *dx,
-                              float *dw, float *db);
-  /* y = x * rstd * w with rstd = 1 / sqrt(mean(x^2) + eps) over the last dim; w may be NULL. */
-  void (*rms_norm)(int64_t rows, int64_t cols, float eps, const float *x, const float *w, float *y,
-                   float *rstd);
-  void (*rms_norm_backward)(int64_t rows, int64_t cols, const float *x, const float *w,
-                            const float *rstd, const float *dy, float *dx, float *dw);
-  /* x [n, c, s]: statistics per (sample, group of c / groups channels), affine per channel;
-   * mean and rstd are [n, groups]. */
-  void (*group_norm)(int64_t n, int64_t c, int64_t s, int64_t groups, float eps, const float *x,
+  void (*layer_norm)(const vt_backend *be, int64_t rows, int64_t cols, float eps, const float *x,
                      const float *w, const float *b, float *y, float *mean, float *rstd);
-  void (*group_norm_backward)(int64_t n, int64_t c, int64_t s, int64_t groups, const float *x,
+  /* dx, dw, db (+)= gradients; any of them may be NULL. */
+  void (*layer_norm_backward)(const vt_backend *be, int64_t rows, int64_t cols, const float *x,
                               const float *w, const float *mean, const float *rstd, const float *dy,
                               float *dx, float *dw, float *db);
+  /* y = x * rstd * w with rstd = 1 / sqrt(mean(x^2) + eps) over the last dim; w may be NULL. */
+  void (*rms_norm)(const vt_backend *be, int64_t rows, int64_t cols, float eps, const float *x,
+                   const float *w, float *y, float *rstd);
+  void (*rms_norm_backward)(const vt_backend *be, int64_t rows, int64_t cols, const float *x,
+                            const float *w, const float *rstd, const float *dy, float *dx,
+                            float *dw);
+  /* x [n, c, s]: statistics per (sample, group of c / groups channels), affine per channel;
+   * mean and rstd are [n, groups]. */
+  void (*group_norm)(const vt_backend *be, int64_t n, int64_t c, int64_t s, int64_t groups,
+                     float eps, const float *x, const float *w, const float *b, float *y,
+                     float *mean, float *rstd);
+  void (*group_norm_backward)(const vt_backend *be, int64_t n, int64_t c, int64_t s, int64_t groups,
+                              const float *x, const float *w, const float *mean, const float *rstd,
+                              const float *dy, float *dx, float *dw, float *db);
   /* x [n, c, s], statistics per channel over n and s. Training: batch statistics (biased
    * variance), and when running_mean/var are given they move by momentum towards the batch
    * mean and the unbiased variance. Eval: the running statistics. mean and rstd [c] receive
    * what normalised x. */
-  void (*batch_norm)(int64_t n, int64_t c, int64_t s, bool training, float momentum, float eps,
-                     const float *x, const float *w, const float *b, float *running_mean,
-                     float *running_var, float *y, float *mean, float *rstd);
-  void (*batch_norm_backward)(int64_t n, int64_t c, int64_t s, bool training, const float *x,
-                              const float *w, const float *mean, const float *rstd, const float *dy,
-                              float *dx, float *dw, float *db);
+  void (*batch_norm)(const vt_backend *be, int64_t n, int64_t c, int64_t s, bool training,
+                     float momentum, float eps, const float *x, const float *w, const float *b,
+                     float *running_mean, float *running_var, float *y, float *mean, float *rstd);
+  void (*batch_norm_backward)(const vt_backend *be, int64_t n, int64_t c, int64_t s, bool training,
+                              const float *x, const float *w, const float *mean, const float *rstd,
+                              const float *dy, float *dx, float *dw, float *db);
   /* Rotary embedding, HF rotate_half convention, on x viewed as [b, ho, t, hi, d] where the
    * position of (b, t) is pos[b * pos_bstride + t] (pos_bstride 0 shares one row). Forward
    * writes y; inverse applies the transposed rotation and adds into y (the backward). */
-  void (*rope)(int64_t b, int64_t ho, int64_t t, int64_t hi, int64_t d, float theta,
-               const int32_t *pos, int64_t pos_bstride, const float *x, float *y, bool inverse);
+  void (*rope)(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int64_t hi, int64_t d,
+               float theta, const int32_t *pos, int64_t pos_bstride, const float *x, float *y,
+               bool inverse);
   /* y = x * keep / (1 - p), keep[i] = vt_dropout_uniform(seed, offset + i) >= p. */
-  void (*dropout)(int64_t n, float p, uint64_t seed, uint64_t offset, const float *x, float *y);
+  void (*dropout)(const vt_backend *be, int64_t n, float p, uint64_t seed, uint64_t offset,
+                  const float *x, float *y);
   /* dx += dy * keep / (1 - p), the mask regenerated from seed and offset. */
-  void (*dropout_backward)(int64_t n, float p, uint64_t seed, uint64_t offset, const float *dy,
-                           float *dx);
+  void (*dropout_backward)(const vt_backend *be, int64_t n, float p, uint64_t seed, uint64_t offset,
+                           const float *dy, float *dx);
   /* w[r, :] = g[r] * v[r, :] / |v[r, :]| for v [rows, cols]; norm [rows] keeps |v[r, :]|. */
-  void (*weight_norm)(int64_t rows, int64_t cols, const float *g, const float *v, float *w,
-                      float *norm);
+  void (*weight_norm)(const vt_backend *be, int64_t rows, int64_t cols, const float *g,
+                      const float *v, float *w, float *norm);
   /* dg, dv (+)= gradients; either may be NULL. */
-  void (*weight_norm_backward)(int64_t rows, int64_t cols, const float *g, const float *v,
-                               const float *norm, const float *dw, float *dg, float *dv);
+  void (*weight_norm_backward)(const vt_backend *be, int64_t rows, int64_t cols, const float *g,
+                               const float *v, const float *norm, const float *dw, float *dg,
+                               float *dv);
   /* For each row of x [n, d]: idx = argmin_k |x - codebook[k]|^2 over codebook [k, d] (the
    * first on ties), zq = codebook[idx]. */
-  void (*vq_nearest)(int64_t n, int64_t k, int64_t d, const float *x, const float *codebook,
-                     int32_t *idx, float *zq);
+  void (*vq_nearest)(const vt_backend *be, int64_t n, int64_t k, int64_t d, const float *x,
+                     const float *codebook, int32_t *idx, float *zq);
 };
 
 /* The dropout mask as a pure function of (seed, counter): a splitmix64 finaliser of the pair,

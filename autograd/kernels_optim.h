@@ -63,13 +63,13 @@ struct vt_optim_kernels {
   /* Sum of squares of x[0..n) accumulated in double. Deterministic for a given n whatever the
    * thread count; a non-finite element makes the result non-finite, which is how the optimizer
    * detects NaN/Inf gradients without a separate pass. */
-  double (*sumsq)(const float *x, int64_t n);
-  void (*scale)(float *x, int64_t n, float alpha); /* x *= alpha */
+  double (*sumsq)(const vt_backend *be, const float *x, int64_t n);
+  void (*scale)(const vt_backend *be, float *x, int64_t n, float alpha); /* x *= alpha */
   /* The segments (a device array) of one parameter group, updated in place. */
-  void (*adam_update)(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *m, float *v,
-                      vt_adam_hparams h);
-  void (*sgd_update)(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *buf,
-                     vt_sgd_hparams h);
+  void (*adam_update)(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
+                      const float *grad, float *m, float *v, vt_adam_hparams h);
+  void (*sgd_update)(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
+                     const float *grad, float *buf, vt_sgd_hparams h);
 };
 
 #endif

@@ -40,7 +40,7 @@ static bool segments_plan(vt_ctx *ctx, const vt_tensor *ids, vt_attn_geom *g) {
   int32_t *dev = h ? vt_arena_data(ctx, OP, sizeof(int32_t) * (size_t)(2 * n + 1)) : NULL;
   if (!dev) return false;
   int32_t *id = h + 2 * n;
-  ctx->be->copy(id, ids->data, sizeof(int32_t) * (size_t)n, VT_COPY_D2H);
+  ctx->be->copy(ctx->be, id, ids->data, sizeof(int32_t) * (size_t)n, VT_COPY_D2H);
   for (int64_t b = 0; b < g->B; b++)
     for (int64_t start = 0, end; start < T; start = end) {
       for (end = start + 1; end < T && id[b * T + end] == id[b * T + start];) end++;
@@ -49,7 +49,7 @@ static bool segments_plan(vt_ctx *ctx, const vt_tensor *ids, vt_attn_geom *g) {
         h[(b * T + t) * 2 + 1] = (int32_t)end;
       }
     }
-  ctx->be->copy(dev, h, sizeof(int32_t) * (size_t)(2 * n), VT_COPY_H2D);
+  ctx->be->copy(ctx->be, dev, h, sizeof(int32_t) * (size_t)(2 * n), VT_COPY_H2D);
   g->segments = dev;
   return true;
 }
@@ -133,10 +133,10 @@ static void attention_backward(vt_ctx *ctx, vt_node *n) {
   if (v->requires_grad && !(dv = vt_grad(ctx, v))) return;
   if (bias && bias->requires_grad && !(db = vt_grad(ctx, bias))) return;
   const struct vt_attn_kernels *kr = ctx->be->attn;
-  void *work = vt_arena_data(ctx, OP, kr->workspace(&sv->g));
+  void *work = vt_arena_data(ctx, OP, kr->workspace(ctx->be, &sv->g));
   if (!work) return;
-  kr->backward(&sv->g, q->data, k->data, v->data, n->out->data, n->out->grad, sv->lse->data, dq, dk,
-               dv, db, work);
+  kr->backward(ctx->be, &sv->g, q->data, k->data, v->data, n->out->data, n->out->grad,
+               sv->lse->data, dq, dk, dv, db, work);
 }
 
 vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
@@ -151,16 +151,16 @@ vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
       !vt_check_dtype(ctx, OP, v, VT_F32))
     return &ctx->err_tensor;
   const struct vt_attn_kernels *kr = ctx->be->attn;
-  if (!kr || !kr->forward || !kr->backward || !kr->workspace)
-    return vt_ctx_fail(ctx, OP, "not available on the %s backend", ctx->be->name);
+  if (!vt_need_kernels(ctx, OP, VT_FAMILY_ATTN, kr && kr->forward && kr->backward && kr->workspace))
+    return &ctx->err_tensor;
   vt_attn_geom g;
   if (!attn_plan(ctx, q, k, v, &o, &g)) return &ctx->err_tensor;
   int64_t shape[4] = {g.B, g.H, g.Tq, g.Dv};
   vt_tensor *out = vt_alloc_tensor(ctx, OP, VT_F32, 4, shape);
   vt_tensor *lse = out ? vt_alloc_tensor(ctx, OP, VT_F32, 3, shape) : NULL;
-  void *work = lse ? vt_arena_data(ctx, OP, kr->workspace(&g)) : NULL;
+  void *work = lse ? vt_arena_data(ctx, OP, kr->workspace(ctx->be, &g)) : NULL;
   if (!work) return &ctx->err_tensor;
-  kr->forward(&g, q->data, k->data, v->data, out->data, lse->data, work);
+  kr->forward(ctx->be, &g, q->data, k->data, v->data, out->data, lse->data, work);
   vt_tensor *in[4] = {q, k, v, o.bias};
   vt_node *n = vt_record(ctx, OP, attention_backward, out, o.bias ? 4 : 3, in);
   if (n) {

@@ -29,19 +29,19 @@ static void conv_backward(vt_ctx *ctx, vt_node *n) {
   if (db) {
     /* the bias is per channel of the output: conv output, or transposed conv input */
     int64_t c = transposed ? g->cin : g->cout, s = transposed ? g->h * g->w : g->oh * g->ow;
-    k->bias_backward(g->n, c, s, dy, db);
+    k->bias_backward(ctx->be, g->n, c, s, dy, db);
   }
   if (!dx && !dw) return;
   vt_arena_mark mark;
   float *work = scratch_push(ctx, n->op, g, &mark);
   if (!work) return;
   if (!transposed) {
-    if (dx) k->conv_backward_data(g, w->data, dy, dx, work);
-    if (dw) k->conv_backward_weight(g, x->data, dy, dw, work);
+    if (dx) k->conv_backward_data(ctx->be, g, w->data, dy, dx, work);
+    if (dw) k->conv_backward_weight(ctx->be, g, x->data, dy, dw, work);
   } else {
     /* out = conv^T(x): dx = conv(dy), dw from the conv with input dy and output-grad x */
-    if (dx) k->conv_forward(g, dy, w->data, dx, true, work);
-    if (dw) k->conv_backward_weight(g, dy, x->data, dw, work);
+    if (dx) k->conv_forward(ctx->be, g, dy, w->data, dx, true, work);
+    if (dw) k->conv_backward_weight(ctx->be, g, dy, x->data, dw, work);
   }
   scratch_pop(ctx, mark);
 }
@@ -59,15 +59,15 @@ static vt_tensor *conv_run(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor 
   float *work = scratch_push(ctx, op, g, &mark);
   if (!work) return &ctx->err_tensor;
   if (!transposed) {
-    k->conv_forward(g, x->data, w->data, out->data, false, work);
+    k->conv_forward(ctx->be, g, x->data, w->data, out->data, false, work);
   } else {
-    ctx->be->fill(out->data, vt_numel(out), 0.0f);
-    k->conv_backward_data(g, w->data, x->data, out->data, work);
+    ctx->be->fill(ctx->be, out->data, vt_numel(out), 0.0f);
+    k->conv_backward_data(ctx->be, g, w->data, x->data, out->data, work);
   }
   scratch_pop(ctx, mark);
   if (b) {
     int64_t c = out_shape[1], s = vt_numel(out) / (g->n * c);
-    k->bias_add(g->n, c, s, b->data, out->data);
+    k->bias_add(ctx->be, g->n, c, s, b->data, out->data);
   }
   vt_tensor *in[3] = {x, w, b};
   vt_node *n = vt_record(ctx, op, conv_backward, out, b ? 3 : 2, in);
@@ -83,7 +83,7 @@ static vt_tensor *conv_run(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor 
 static bool conv_check(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor *w, vt_tensor *b,
                        int ndim, int64_t bias_len) {
   const struct vt_conv_kernels *k = ctx->be->conv;
-  if (!vt_have_kernel(ctx, op,
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_CONV,
                       k && k->conv_forward && k->conv_backward_data && k->conv_backward_weight &&
                           k->bias_add && k->bias_backward) ||
       !vt_check_dtype(ctx, op, x, VT_F32) || !vt_check_dtype(ctx, op, w, VT_F32))
@@ -254,7 +254,7 @@ static void pixel_shuffle_backward(vt_ctx *ctx, vt_node *n) {
   if (!dx) return;
   int64_t shape[5], xs[5], os[5];
   shuffle_layout(x, n->i[0], shape, xs, os);
-  ctx->be->strided_copy(5, shape, n->out->grad, os, dx, xs, sizeof(float), true);
+  ctx->be->strided_copy(ctx->be, 5, shape, n->out->grad, os, dx, xs, sizeof(float), true);
 }
 
 vt_tensor *vt_pixel_shuffle(vt_ctx *ctx, vt_tensor *x, int factor) {
@@ -272,7 +272,7 @@ vt_tensor *vt_pixel_shuffle(vt_ctx *ctx, vt_tensor *x, int factor) {
   if (!out) return &ctx->err_tensor;
   int64_t shape[5], xs[5], os[5];
   shuffle_layout(x, f, shape, xs, os);
-  ctx->be->strided_copy(5, shape, x->data, xs, out->data, os, sizeof(float), false);
+  ctx->be->strided_copy(ctx->be, 5, shape, x->data, xs, out->data, os, sizeof(float), false);
   vt_node *n = vt_record(ctx, op, pixel_shuffle_backward, out, 1, &x);
   if (n) n->i[0] = f;
   return out;

@@ -12,7 +12,8 @@ static void ctc_backward(vt_ctx *ctx, vt_node *n) {
   ctc_saved *s = n->extra;
   float *dlp = vt_grad(ctx, n->in[0]);
   if (!dlp) return;
-  ctx->be->loss->scale_rows_acc(s->B, s->per_sample, s->factor, n->out->grad, s->grad, dlp);
+  ctx->be->loss->scale_rows_acc(ctx->be, s->B, s->per_sample, s->factor, n->out->grad, s->grad,
+                                dlp);
 }
 
 static bool lengths_ok(vt_ctx *ctx, const char *op, const vt_tensor *t, int64_t B,
@@ -74,14 +75,14 @@ vt_tensor *vt_ctc_loss(vt_ctx *ctx, vt_tensor *log_probs, vt_tensor *targets,
   float *nll = vt_arena_data(ctx, op, sizeof(float) * (size_t)(2 * B + 1));
   float *grad =
       want_grad && nll ? vt_arena_data(ctx, op, sizeof(float) * (size_t)(B * T * C) + 1) : NULL;
-  void *work = nll ? vt_arena_data(ctx, op, k->ctc_workspace(B, T, S)) : NULL;
+  void *work = nll ? vt_arena_data(ctx, op, k->ctc_workspace(ctx->be, B, T, S)) : NULL;
   vt_tensor *out = work && (grad || !want_grad) ? vt_loss_scalar(ctx, op) : NULL;
   if (!out) return &ctx->err_tensor;
   float *factor = nll + B;
-  k->ctc_forward(B, T, C, S, log_probs->data, targets->data, input_lengths->data,
+  k->ctc_forward(ctx->be, B, T, C, S, log_probs->data, targets->data, input_lengths->data,
                  target_lengths->data, o.blank, nll, grad, work);
-  k->ctc_reduce(B, nll, target_lengths->data, o.reduction == VT_LOSS_MEAN, o.zero_infinity, factor,
-                out->data);
+  k->ctc_reduce(ctx->be, B, nll, target_lengths->data, o.reduction == VT_LOSS_MEAN, o.zero_infinity,
+                factor, out->data);
   vt_node *n = vt_record(ctx, op, ctc_backward, out, 1, &log_probs);
   if (n) {
     ctc_saved *s = vt_arena_meta(ctx, op, sizeof *s);

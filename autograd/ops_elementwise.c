@@ -34,7 +34,8 @@ static void binary_backward(vt_ctx *ctx, vt_node *n) {
   float *da = a->requires_grad ? vt_grad(ctx, a) : NULL;
   float *db = b->requires_grad ? vt_grad(ctx, b) : NULL;
   if (ctx->failed) return;
-  ctx->be->binary_backward((vt_binary_op)n->i[0], &bc, a->data, b->data, n->out->grad, da, db);
+  ctx->be->binary_backward(ctx->be, (vt_binary_op)n->i[0], &bc, a->data, b->data, n->out->grad, da,
+                           db);
 }
 
 static vt_tensor *binary(vt_ctx *ctx, const char *op, vt_binary_op kind, vt_tensor *a,
@@ -46,7 +47,7 @@ static vt_tensor *binary(vt_ctx *ctx, const char *op, vt_binary_op kind, vt_tens
   if (!broadcast(ctx, op, a, b, &bc)) return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, bc.ndim, bc.shape);
   if (!out) return &ctx->err_tensor;
-  ctx->be->binary(kind, &bc, a->data, b->data, out->data);
+  ctx->be->binary(ctx->be, kind, &bc, a->data, b->data, out->data);
   vt_tensor *in[2] = {a, b};
   vt_node *n = vt_record(ctx, op, binary_backward, out, 2, in);
   if (n) n->i[0] = kind;
@@ -70,8 +71,8 @@ static void unary_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0];
   float *dx = vt_grad(ctx, x);
   if (!dx) return;
-  ctx->be->unary_backward((vt_unary_op)n->i[0], vt_numel(x), n->f[0], x->data, n->out->data,
-                          n->out->grad, dx);
+  ctx->be->unary_backward(ctx->be, (vt_unary_op)n->i[0], vt_numel(x), n->f[0], x->data,
+                          n->out->data, n->out->grad, dx);
 }
 
 static vt_tensor *unary(vt_ctx *ctx, const char *op, vt_unary_op kind, float alpha, vt_tensor *x) {
@@ -79,7 +80,7 @@ static vt_tensor *unary(vt_ctx *ctx, const char *op, vt_unary_op kind, float alp
   if (!vt_check_dtype(ctx, op, x, VT_F32)) return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
-  ctx->be->unary(kind, vt_numel(x), alpha, x->data, out->data);
+  ctx->be->unary(ctx->be, kind, vt_numel(x), alpha, x->data, out->data);
   vt_node *n = vt_record(ctx, op, unary_backward, out, 1, &x);
   if (n) {
     n->i[0] = kind;

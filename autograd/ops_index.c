@@ -14,10 +14,10 @@ static bool check_index(vt_ctx *ctx, const char *op, const vt_tensor *idx, int64
                 vt_shape_str(idx, s, sizeof s));
     return false;
   }
-  int64_t bad = ctx->be->index_check(idx->data, vt_numel(idx), limit);
+  int64_t bad = ctx->be->index_check(ctx->be, idx->data, vt_numel(idx), limit);
   if (bad >= 0) {
     int32_t v = 0;
-    ctx->be->copy(&v, (const int32_t *)idx->data + bad, sizeof v, VT_COPY_D2H);
+    ctx->be->copy(ctx->be, &v, (const int32_t *)idx->data + bad, sizeof v, VT_COPY_D2H);
     vt_ctx_fail(ctx, op, "index %d at position %lld is outside [0, %lld)", v, (long long)bad,
                 (long long)limit);
     return false;
@@ -31,7 +31,7 @@ static void index_select_backward(vt_ctx *ctx, vt_node *n) {
   if (!dx) return;
   int64_t outer, len, inner;
   vt_split_axis(x, (int)n->i[0], &outer, &len, &inner);
-  ctx->be->index_add(outer, len, inner, n->out->grad, idx->data, vt_numel(idx), dx);
+  ctx->be->index_add(ctx->be, outer, len, inner, n->out->grad, idx->data, vt_numel(idx), dx);
 }
 
 vt_tensor *vt_index_select(vt_ctx *ctx, vt_tensor *x, int axis, vt_tensor *idx) {
@@ -46,7 +46,7 @@ vt_tensor *vt_index_select(vt_ctx *ctx, vt_tensor *x, int axis, vt_tensor *idx) 
   vt_tensor *out = vt_alloc_tensor(ctx, "index_select", VT_F32, x->ndim, shape);
   if (!out) return &ctx->err_tensor;
   vt_split_axis(x, axis, &outer, &len, &inner);
-  ctx->be->index_select(outer, len, inner, x->data, idx->data, idx->shape[0], out->data);
+  ctx->be->index_select(ctx->be, outer, len, inner, x->data, idx->data, idx->shape[0], out->data);
   vt_tensor *in[2] = {x, idx};
   vt_node *n = vt_record(ctx, "index_select", index_select_backward, out, 2, in);
   if (n) n->i[0] = axis;
@@ -81,8 +81,8 @@ static void scatter_backward(vt_ctx *ctx, vt_node *n) {
     vt_tensor *tmp = vt_alloc_tensor(ctx, "backward", VT_F32, src->ndim, src->shape);
     float *dsrc = vt_grad(ctx, src);
     if (!tmp || !dsrc) return;
-    ctx->be->index_select(outer, len, inner, dout, idx->data, ni, tmp->data);
-    ctx->be->axpy(vt_numel(src), 1.0f, tmp->data, dsrc);
+    ctx->be->index_select(ctx->be, outer, len, inner, dout, idx->data, ni, tmp->data);
+    ctx->be->axpy(ctx->be, vt_numel(src), 1.0f, tmp->data, dsrc);
   }
   if (base->requires_grad) {
     float *dbase = vt_grad(ctx, base);
@@ -90,11 +90,11 @@ static void scatter_backward(vt_ctx *ctx, vt_node *n) {
     if (is_copy) { /* overwritten rows pass no gradient to base */
       vt_tensor *tmp = vt_alloc_tensor(ctx, "backward", VT_F32, base->ndim, base->shape);
       if (!tmp) return;
-      ctx->be->copy(tmp->data, dout, vt_nbytes(base), VT_COPY_D2D);
-      ctx->be->index_zero(outer, len, inner, idx->data, ni, tmp->data);
+      ctx->be->copy(ctx->be, tmp->data, dout, vt_nbytes(base), VT_COPY_D2D);
+      ctx->be->index_zero(ctx->be, outer, len, inner, idx->data, ni, tmp->data);
       dout = tmp->data;
     }
-    ctx->be->axpy(vt_numel(base), 1.0f, dout, dbase);
+    ctx->be->axpy(ctx->be, vt_numel(base), 1.0f, dout, dbase);
   }
 }
 
@@ -106,11 +106,11 @@ static vt_tensor *scatter(vt_ctx *ctx, const char *op, bool is_copy, vt_tensor *
   if (!out) return &ctx->err_tensor;
   int64_t outer, len, inner;
   vt_split_axis(base, axis, &outer, &len, &inner);
-  ctx->be->copy(out->data, base->data, vt_nbytes(base), VT_COPY_D2D);
+  ctx->be->copy(ctx->be, out->data, base->data, vt_nbytes(base), VT_COPY_D2D);
   if (is_copy)
-    ctx->be->index_copy(outer, len, inner, src->data, idx->data, vt_numel(idx), out->data);
+    ctx->be->index_copy(ctx->be, outer, len, inner, src->data, idx->data, vt_numel(idx), out->data);
   else
-    ctx->be->index_add(outer, len, inner, src->data, idx->data, vt_numel(idx), out->data);
+    ctx->be->index_add(ctx->be, outer, len, inner, src->data, idx->data, vt_numel(idx), out->data);
   vt_tensor *in[3] = {base, idx, src};
   vt_node *n = vt_record(ctx, op, scatter_backward, out, 3, in);
   if (n) {
@@ -132,7 +132,8 @@ static void embedding_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *w = n->in[0], *ids = n->in[1];
   float *dw = vt_grad(ctx, w);
   if (dw)
-    ctx->be->index_add(1, w->shape[0], w->shape[1], n->out->grad, ids->data, vt_numel(ids), dw);
+    ctx->be->index_add(ctx->be, 1, w->shape[0], w->shape[1], n->out->grad, ids->data, vt_numel(ids),
+                       dw);
 }
 
 vt_tensor *vt_embedding(vt_ctx *ctx, vt_tensor *weight, vt_tensor *ids) {
@@ -151,7 +152,7 @@ vt_tensor *vt_embedding(vt_ctx *ctx, vt_tensor *weight, vt_tensor *ids) {
   shape[ids->ndim] = weight->shape[1];
   vt_tensor *out = vt_alloc_tensor(ctx, "embedding", VT_F32, ids->ndim + 1, shape);
   if (!out) return &ctx->err_tensor;
-  ctx->be->index_select(1, weight->shape[0], weight->shape[1], weight->data, ids->data,
+  ctx->be->index_select(ctx->be, 1, weight->shape[0], weight->shape[1], weight->data, ids->data,
                         vt_numel(ids), out->data);
   vt_tensor *in[2] = {weight, ids};
   vt_record(ctx, "embedding", embedding_backward, out, 2, in);

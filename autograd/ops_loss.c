@@ -11,14 +11,13 @@
 
 const struct vt_loss_kernels *vt_loss_family(vt_ctx *ctx, const char *op) {
   const struct vt_loss_kernels *k = ctx->be->loss;
-  if (!k) vt_ctx_fail(ctx, op, "not available on the %s backend", ctx->be->name);
-  return k;
+  return vt_need_kernels(ctx, op, VT_FAMILY_LOSS, k != NULL) ? k : NULL;
 }
 
 int32_t *vt_loss_host_i32(vt_ctx *ctx, const char *op, const vt_tensor *t) {
   size_t bytes = (size_t)vt_numel(t) * sizeof(int32_t);
   int32_t *h = vt_arena_meta(ctx, op, bytes ? bytes : sizeof(int32_t));
-  if (h && bytes) ctx->be->copy(h, t->data, bytes, VT_COPY_D2H);
+  if (h && bytes) ctx->be->copy(ctx->be, h, t->data, bytes, VT_COPY_D2H);
   return h;
 }
 
@@ -47,8 +46,8 @@ static void ce_backward(vt_ctx *ctx, vt_node *n) {
   ce_saved *s = n->extra;
   float *dx = vt_grad(ctx, n->in[0]);
   if (!dx) return;
-  ctx->be->loss->ce_backward(s->rows, s->cols, n->in[0]->data, s->target, s->ignore, s->class_w,
-                             s->lse, n->out->grad, s->denom, dx, true);
+  ctx->be->loss->ce_backward(ctx->be, s->rows, s->cols, n->in[0]->data, s->target, s->ignore,
+                             s->class_w, s->lse, n->out->grad, s->denom, dx, true);
 }
 
 vt_tensor *vt_cross_entropy(vt_ctx *ctx, vt_tensor *logits, vt_tensor *targets,
@@ -86,9 +85,9 @@ vt_tensor *vt_cross_entropy(vt_ctx *ctx, vt_tensor *logits, vt_tensor *targets,
   if (!out) return &ctx->err_tensor;
   float *nll = lse + rows, *wrow = nll + rows, *denom = wrow + rows;
   const float *w = class_weights ? class_weights->data : NULL;
-  k->ce_forward(rows, cols, logits->data, targets->data, ignore_index, w, lse, nll, wrow);
+  k->ce_forward(ctx->be, rows, cols, logits->data, targets->data, ignore_index, w, lse, nll, wrow);
   bool mean = reduction == VT_LOSS_MEAN;
-  k->ratio_sum(rows, nll, mean ? wrow : NULL, out->data, denom);
+  k->ratio_sum(ctx->be, rows, nll, mean ? wrow : NULL, out->data, denom);
   vt_node *n = vt_record(ctx, op, ce_backward, out, 1, &logits);
   if (n) {
     ce_saved *s = vt_arena_meta(ctx, op, sizeof *s);
@@ -117,9 +116,9 @@ typedef struct {
 /* Logits of counted rows [c0, c0 + nr) into s->scratch (rows gathered into s->hbuf). */
 static void lmce_logits(vt_ctx *ctx, const lmce_saved *s, const float *hidden, const float *w,
                         int64_t c0, int64_t nr) {
-  ctx->be->index_select(1, s->N, s->D, hidden, s->idx + c0, nr, s->hbuf);
-  ctx->be->gemm(false, true, nr, s->V, s->D, 1.0f, s->hbuf, s->D, 0, w, s->D, 0, 0.0f, s->scratch,
-                s->V, 0, 1);
+  ctx->be->index_select(ctx->be, 1, s->N, s->D, hidden, s->idx + c0, nr, s->hbuf);
+  ctx->be->gemm(ctx->be, VT_F32, false, true, nr, s->V, s->D, 1.0f, s->hbuf, s->D, 0, w, s->D, 0,
+                0.0f, s->scratch, s->V, 0, 1);
 }
 
 static void lmce_backward(vt_ctx *ctx, vt_node *n) {
@@ -137,16 +136,16 @@ static void lmce_backward(vt_ctx *ctx, vt_node *n) {
     int64_t nr = s->Nv - c0 < s->chunk ? s->Nv - c0 : s->chunk;
     if (!s->kept) lmce_logits(ctx, s, hidden->data, weight->data, c0, nr);
     /* scratch: logits -> d loss / d logits, in place */
-    be->loss->ce_backward(nr, s->V, s->scratch, s->tgt + c0, VT_IGNORE_INDEX, NULL, s->lse + c0,
+    be->loss->ce_backward(be, nr, s->V, s->scratch, s->tgt + c0, VT_IGNORE_INDEX, NULL, s->lse + c0,
                           n->out->grad, s->denom, s->scratch, false);
     if (dh) {
-      be->gemm(false, false, nr, s->D, s->V, 1.0f, s->scratch, s->V, 0, weight->data, s->D, 0, 0.0f,
-               dhbuf, s->D, 0, 1);
-      be->index_add(1, s->N, s->D, dhbuf, s->idx + c0, nr, dh);
+      be->gemm(be, VT_F32, false, false, nr, s->D, s->V, 1.0f, s->scratch, s->V, 0, weight->data,
+               s->D, 0, 0.0f, dhbuf, s->D, 0, 1);
+      be->index_add(be, 1, s->N, s->D, dhbuf, s->idx + c0, nr, dh);
     }
     if (dw)
-      be->gemm(true, false, s->V, s->D, nr, 1.0f, s->scratch, s->V, 0, s->hbuf, s->D, 0, 1.0f, dw,
-               s->D, 0, 1);
+      be->gemm(be, VT_F32, true, false, s->V, s->D, nr, 1.0f, s->scratch, s->V, 0, s->hbuf, s->D, 0,
+               1.0f, dw, s->D, 0, 1);
   }
 }
 
@@ -178,13 +177,13 @@ vt_tensor *vt_lm_cross_entropy(vt_ctx *ctx, vt_tensor *hidden, vt_tensor *weight
   if (!o.labels_shifted) {
     int32_t *t = vt_arena_data(ctx, op, sizeof(int32_t) * (size_t)(s.N ? s.N : 1));
     if (!t) return &ctx->err_tensor;
-    k->shift_labels(B, T, labels->data, VT_IGNORE_INDEX, t);
+    k->shift_labels(ctx->be, B, T, labels->data, VT_IGNORE_INDEX, t);
     tgt_dev = t;
   }
   /* Only rows with a counted label get logits: find them on the host. */
   int32_t *th = vt_arena_meta(ctx, op, sizeof(int32_t) * (size_t)(2 * s.N + 1));
   if (!th) return &ctx->err_tensor;
-  if (s.N) ctx->be->copy(th, tgt_dev, sizeof(int32_t) * (size_t)s.N, VT_COPY_D2H);
+  if (s.N) ctx->be->copy(ctx->be, th, tgt_dev, sizeof(int32_t) * (size_t)s.N, VT_COPY_D2H);
   int64_t bad = bad_target(th, s.N, s.V, VT_IGNORE_INDEX);
   if (bad >= 0)
     return vt_ctx_fail(ctx, op,
@@ -211,17 +210,17 @@ vt_tensor *vt_lm_cross_entropy(vt_ctx *ctx, vt_tensor *hidden, vt_tensor *weight
   float *nll = s.lse + nv, *wrow = nll + nv;
   s.denom = wrow + nv;
   if (s.Nv) {
-    ctx->be->copy(s.idx, idx_h, sizeof(int32_t) * (size_t)s.Nv, VT_COPY_H2D);
-    ctx->be->copy(s.tgt, th, sizeof(int32_t) * (size_t)s.Nv, VT_COPY_H2D);
+    ctx->be->copy(ctx->be, s.idx, idx_h, sizeof(int32_t) * (size_t)s.Nv, VT_COPY_H2D);
+    ctx->be->copy(ctx->be, s.tgt, th, sizeof(int32_t) * (size_t)s.Nv, VT_COPY_H2D);
   }
   for (int64_t c0 = 0; c0 < s.Nv; c0 += s.chunk) {
     int64_t nr = s.Nv - c0 < s.chunk ? s.Nv - c0 : s.chunk;
     lmce_logits(ctx, &s, hidden->data, weight->data, c0, nr);
-    k->ce_forward(nr, s.V, s.scratch, s.tgt + c0, VT_IGNORE_INDEX, NULL, s.lse + c0, nll + c0,
-                  wrow + c0);
+    k->ce_forward(ctx->be, nr, s.V, s.scratch, s.tgt + c0, VT_IGNORE_INDEX, NULL, s.lse + c0,
+                  nll + c0, wrow + c0);
   }
   bool mean = o.reduction == VT_LOSS_MEAN;
-  k->ratio_sum(s.Nv, nll, mean ? wrow : NULL, out->data, s.denom);
+  k->ratio_sum(ctx->be, s.Nv, nll, mean ? wrow : NULL, out->data, s.denom);
   if (!mean) s.denom = NULL;
   /* The tape runs once (vt_backward drops it), so backward may turn the kept logits into
    * their gradient in place. */
@@ -250,8 +249,8 @@ static void dist_backward(vt_ctx *ctx, vt_node *n) {
   float *da = NULL, *db = NULL;
   if (a->requires_grad && !(da = vt_grad(ctx, a))) return;
   if (b->requires_grad && !(db = vt_grad(ctx, b))) return;
-  ctx->be->loss->dist_backward(s->kind, vt_numel(a), a->data, b->data, n->out->grad, s->scale_a,
-                               s->scale_b, da, db);
+  ctx->be->loss->dist_backward(ctx->be, s->kind, vt_numel(a), a->data, b->data, n->out->grad,
+                               s->scale_a, s->scale_b, da, db);
 }
 
 /* value scale * sum f(a - b); gradients scale_a to a and scale_b to b (a stop-gradient on one
@@ -261,7 +260,7 @@ static vt_tensor *dist(vt_ctx *ctx, const char *op, vt_dist_kind kind, vt_tensor
   const struct vt_loss_kernels *k = vt_loss_family(ctx, op);
   vt_tensor *out = k ? vt_loss_scalar(ctx, op) : NULL;
   if (!out) return &ctx->err_tensor;
-  k->dist_forward(kind, vt_numel(a), a->data, b->data, scale, out->data);
+  k->dist_forward(ctx->be, kind, vt_numel(a), a->data, b->data, scale, out->data);
   vt_tensor *in[2] = {a, b};
   vt_node *n = vt_record(ctx, op, dist_backward, out, 2, in);
   if (n) {
@@ -327,8 +326,8 @@ static void cosine_backward(vt_ctx *ctx, vt_node *n) {
   float *da = NULL, *db = NULL;
   if (a->requires_grad && !(da = vt_grad(ctx, a))) return;
   if (b->requires_grad && !(db = vt_grad(ctx, b))) return;
-  ctx->be->loss->cosine_backward(s->rows, s->dim, a->data, b->data, COS_EPS, 1.0f / (float)s->rows,
-                                 s->cos, n->out->grad, da, db);
+  ctx->be->loss->cosine_backward(ctx->be, s->rows, s->dim, a->data, b->data, COS_EPS,
+                                 1.0f / (float)s->rows, s->cos, n->out->grad, da, db);
 }
 
 vt_tensor *vt_cosine_loss(vt_ctx *ctx, vt_tensor *a, vt_tensor *b) {
@@ -342,7 +341,8 @@ vt_tensor *vt_cosine_loss(vt_ctx *ctx, vt_tensor *a, vt_tensor *b) {
   float *cos = vt_arena_data(ctx, op, sizeof(float) * (size_t)rows);
   vt_tensor *out = cos ? vt_loss_scalar(ctx, op) : NULL;
   if (!out) return &ctx->err_tensor;
-  k->cosine_forward(rows, dim, a->data, b->data, COS_EPS, 1.0f / (float)rows, cos, out->data);
+  k->cosine_forward(ctx->be, rows, dim, a->data, b->data, COS_EPS, 1.0f / (float)rows, cos,
+                    out->data);
   vt_tensor *in[2] = {a, b};
   vt_node *n = vt_record(ctx, op, cosine_backward, out, 2, in);
   if (n) {

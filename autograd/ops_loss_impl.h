@@ -6,7 +6,7 @@
 #include "autograd/ctx_impl.h"
 #include "autograd/kernels_loss.h"
 
-/* The loss family of the ctx's backend; NULL (with "<op>: not available on ...") when none. */
+/* The loss family of the ctx's backend; NULL (with "<op>: not supported on ...") when none. */
 const struct vt_loss_kernels *vt_loss_family(vt_ctx *ctx, const char *op);
 /* A host copy of t's i32 data in the meta arena (NULL with a ctx error when out of memory). */
 int32_t *vt_loss_host_i32(vt_ctx *ctx, const char *op, const vt_tensor *t);

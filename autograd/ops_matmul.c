@@ -57,22 +57,22 @@ static void matmul_backward(vt_ctx *ctx, vt_node *n) {
     float *dA = vt_grad(ctx, a);
     if (!dA) return;
     if (!g.ta) /* dA[m,k] = dC @ op(B)^T */
-      ctx->be->gemm(false, !g.tb, g.m, g.k, g.n, 1.0f, dC, g.n, g.stride_c, B, ldb, g.stride_b,
-                    1.0f, dA, lda, g.stride_a, g.batch);
+      ctx->be->gemm(ctx->be, VT_F32, false, !g.tb, g.m, g.k, g.n, 1.0f, dC, g.n, g.stride_c, B, ldb,
+                    g.stride_b, 1.0f, dA, lda, g.stride_a, g.batch);
     else /* dA[k,m] = op(B) @ dC^T */
-      ctx->be->gemm(g.tb, true, g.k, g.m, g.n, 1.0f, B, ldb, g.stride_b, dC, g.n, g.stride_c, 1.0f,
-                    dA, lda, g.stride_a, g.batch);
+      ctx->be->gemm(ctx->be, VT_F32, g.tb, true, g.k, g.m, g.n, 1.0f, B, ldb, g.stride_b, dC, g.n,
+                    g.stride_c, 1.0f, dA, lda, g.stride_a, g.batch);
   }
   if (b->requires_grad) {
     float *dB = vt_grad(ctx, b);
     if (!dB) return;
     /* A shared B receives the sum over the batch: stride 0 on dB accumulates (beta = 1). */
     if (!g.tb) /* dB[k,n] = op(A)^T @ dC */
-      ctx->be->gemm(!g.ta, false, g.k, g.n, g.m, 1.0f, A, lda, g.stride_a, dC, g.n, g.stride_c,
-                    1.0f, dB, ldb, g.stride_b, g.batch);
+      ctx->be->gemm(ctx->be, VT_F32, !g.ta, false, g.k, g.n, g.m, 1.0f, A, lda, g.stride_a, dC, g.n,
+                    g.stride_c, 1.0f, dB, ldb, g.stride_b, g.batch);
     else /* dB[n,k] = dC^T @ op(A) */
-      ctx->be->gemm(true, g.ta, g.n, g.k, g.m, 1.0f, dC, g.n, g.stride_c, A, lda, g.stride_a, 1.0f,
-                    dB, ldb, g.stride_b, g.batch);
+      ctx->be->gemm(ctx->be, VT_F32, true, g.ta, g.n, g.k, g.m, 1.0f, dC, g.n, g.stride_c, A, lda,
+                    g.stride_a, 1.0f, dB, ldb, g.stride_b, g.batch);
   }
 }
 
@@ -88,8 +88,8 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb) 
   shape[a->ndim - 1] = g.n;
   vt_tensor *out = vt_alloc_tensor(ctx, "matmul", VT_F32, a->ndim, shape);
   if (!out) return &ctx->err_tensor;
-  ctx->be->gemm(ta, tb, g.m, g.n, g.k, 1.0f, a->data, ta ? g.m : g.k, g.stride_a, b->data,
-                tb ? g.k : g.n, g.stride_b, 0.0f, out->data, g.n, g.stride_c, g.batch);
+  ctx->be->gemm(ctx->be, VT_F32, ta, tb, g.m, g.n, g.k, 1.0f, a->data, ta ? g.m : g.k, g.stride_a,
+                b->data, tb ? g.k : g.n, g.stride_b, 0.0f, out->data, g.n, g.stride_c, g.batch);
   vt_tensor *in[2] = {a, b};
   vt_node *n = vt_record(ctx, "matmul", matmul_backward, out, 2, in);
   if (n) {

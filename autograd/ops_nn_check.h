@@ -6,12 +6,11 @@
 
 #include "autograd/ctx_impl.h"
 
-/* False (with "<op>: not available on the <backend> backend") when a kernel is missing: a
- * backend may leave a family, or one member of it, NULL. */
-static inline bool vt_have_kernel(vt_ctx *ctx, const char *op, bool present) {
-  if (present) return true;
-  vt_ctx_fail(ctx, op, "not available on the %s backend", ctx->be->name);
-  return false;
+/* False (with "<op>: not supported on the <backend> backend (no kernels of the <family>
+ * family)") when a kernel is missing: a backend may leave a family, or one member, NULL. */
+static inline bool vt_have_kernel(vt_ctx *ctx, const char *op, vt_kernel_family family,
+                                  bool present) {
+  return vt_need_kernels(ctx, op, family, present);
 }
 
 /* Whether the backend has norm-family kernel `member` (ops_norm.c, ops_quant.c). */

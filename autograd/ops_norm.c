@@ -30,7 +30,7 @@ static void layer_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *w = vt_node_opt(n, 1, n->i[0], 0), *b = vt_node_opt(n, 1, n->i[0], 1);
   float *dx = vt_grad_if(ctx, x), *dw = vt_grad_if(ctx, w), *db = vt_grad_if(ctx, b);
   if (ctx->failed) return;
-  ctx->be->norm->layer_norm_backward(n->i[1], n->i[2], x->data, w ? w->data : NULL,
+  ctx->be->norm->layer_norm_backward(ctx->be, n->i[1], n->i[2], x->data, w ? w->data : NULL,
                                      n->saved[0]->data, n->saved[1]->data, n->out->grad, dx, dw,
                                      db);
 }
@@ -38,7 +38,8 @@ static void layer_norm_backward(vt_ctx *ctx, vt_node *n) {
 vt_tensor *vt_layer_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias, float eps) {
   const char *op = "layer_norm";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, layer_norm) && NORM_HAS(ctx, layer_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, layer_norm) && NORM_HAS(ctx, layer_norm_backward)) ||
       !check_x(ctx, op, x, 1))
     return &ctx->err_tensor;
   int64_t cols = x->shape[x->ndim - 1], rows = vt_numel(x) / cols;
@@ -47,7 +48,7 @@ vt_tensor *vt_layer_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor
     return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape), *mean, *rstd;
   if (!out || !alloc_stats(ctx, op, rows, &mean, &rstd)) return &ctx->err_tensor;
-  ctx->be->norm->layer_norm(rows, cols, eps, x->data, weight ? weight->data : NULL,
+  ctx->be->norm->layer_norm(ctx->be, rows, cols, eps, x->data, weight ? weight->data : NULL,
                             bias ? bias->data : NULL, out->data, mean->data, rstd->data);
   vt_tensor *in[3] = {x}, *opt[2] = {weight, bias};
   int64_t mask;
@@ -69,14 +70,15 @@ static void rms_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *w = n->n_in > 1 ? n->in[1] : NULL;
   float *dx = vt_grad_if(ctx, x), *dw = vt_grad_if(ctx, w);
   if (ctx->failed) return;
-  ctx->be->norm->rms_norm_backward(n->i[1], n->i[2], x->data, w ? w->data : NULL, n->saved[0]->data,
-                                   n->out->grad, dx, dw);
+  ctx->be->norm->rms_norm_backward(ctx->be, n->i[1], n->i[2], x->data, w ? w->data : NULL,
+                                   n->saved[0]->data, n->out->grad, dx, dw);
 }
 
 vt_tensor *vt_rms_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, float eps) {
   const char *op = "rms_norm";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, rms_norm) && NORM_HAS(ctx, rms_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, rms_norm) && NORM_HAS(ctx, rms_norm_backward)) ||
       !check_x(ctx, op, x, 1))
     return &ctx->err_tensor;
   int64_t cols = x->shape[x->ndim - 1], rows = vt_numel(x) / cols;
@@ -84,8 +86,8 @@ vt_tensor *vt_rms_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, float eps) 
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   vt_tensor *rstd = out ? vt_alloc_tensor(ctx, op, VT_F32, 1, &rows) : NULL;
   if (!rstd) return &ctx->err_tensor;
-  ctx->be->norm->rms_norm(rows, cols, eps, x->data, weight ? weight->data : NULL, out->data,
-                          rstd->data);
+  ctx->be->norm->rms_norm(ctx->be, rows, cols, eps, x->data, weight ? weight->data : NULL,
+                          out->data, rstd->data);
   vt_tensor *in[2] = {x, weight};
   vt_node *n = vt_record(ctx, op, rms_norm_backward, out, weight ? 2 : 1, in);
   if (n) {
@@ -102,7 +104,7 @@ static void group_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *w = vt_node_opt(n, 1, n->i[0], 0), *b = vt_node_opt(n, 1, n->i[0], 1);
   float *dx = vt_grad_if(ctx, x), *dw = vt_grad_if(ctx, w), *db = vt_grad_if(ctx, b);
   if (ctx->failed) return;
-  ctx->be->norm->group_norm_backward(n->i[1], n->i[2], n->i[3], n->i[4], x->data,
+  ctx->be->norm->group_norm_backward(ctx->be, n->i[1], n->i[2], n->i[3], n->i[4], x->data,
                                      w ? w->data : NULL, n->saved[0]->data, n->saved[1]->data,
                                      n->out->grad, dx, dw, db);
 }
@@ -111,7 +113,8 @@ vt_tensor *vt_group_norm(vt_ctx *ctx, vt_tensor *x, int64_t groups, vt_tensor *w
                          vt_tensor *bias, float eps) {
   const char *op = "group_norm";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, group_norm) && NORM_HAS(ctx, group_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, group_norm) && NORM_HAS(ctx, group_norm_backward)) ||
       !check_x(ctx, op, x, 2))
     return &ctx->err_tensor;
   int64_t nb = x->shape[0], c = x->shape[1], s = vt_numel(x) / (nb * c);
@@ -124,7 +127,7 @@ vt_tensor *vt_group_norm(vt_ctx *ctx, vt_tensor *x, int64_t groups, vt_tensor *w
     return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape), *mean, *rstd;
   if (!out || !alloc_stats(ctx, op, nb * groups, &mean, &rstd)) return &ctx->err_tensor;
-  ctx->be->norm->group_norm(nb, c, s, groups, eps, x->data, weight ? weight->data : NULL,
+  ctx->be->norm->group_norm(ctx->be, nb, c, s, groups, eps, x->data, weight ? weight->data : NULL,
                             bias ? bias->data : NULL, out->data, mean->data, rstd->data);
   vt_tensor *in[3] = {x}, *opt[2] = {weight, bias};
   int64_t mask;
@@ -148,7 +151,7 @@ static void batch_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *w = vt_node_opt(n, 1, n->i[0], 0), *b = vt_node_opt(n, 1, n->i[0], 1);
   float *dx = vt_grad_if(ctx, x), *dw = vt_grad_if(ctx, w), *db = vt_grad_if(ctx, b);
   if (ctx->failed) return;
-  ctx->be->norm->batch_norm_backward(n->i[1], n->i[2], n->i[3], n->i[4], x->data,
+  ctx->be->norm->batch_norm_backward(ctx->be, n->i[1], n->i[2], n->i[3], n->i[4], x->data,
                                      w ? w->data : NULL, n->saved[0]->data, n->saved[1]->data,
                                      n->out->grad, dx, dw, db);
 }
@@ -158,7 +161,8 @@ vt_tensor *vt_batch_norm1d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tens
                            float momentum, float eps) {
   const char *op = "batch_norm1d";
   VT_OP_INPUTS(ctx, op, x);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, batch_norm) && NORM_HAS(ctx, batch_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, batch_norm) && NORM_HAS(ctx, batch_norm_backward)) ||
       !check_x(ctx, op, x, 2))
     return &ctx->err_tensor;
   char sx[96];
@@ -180,7 +184,7 @@ vt_tensor *vt_batch_norm1d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tens
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape), *mean, *rstd;
   if (!out || !alloc_stats(ctx, op, c, &mean, &rstd)) return &ctx->err_tensor;
   ctx->be->norm->batch_norm(
-      nb, c, s, training, momentum, eps, x->data, weight ? weight->data : NULL,
+      ctx->be, nb, c, s, training, momentum, eps, x->data, weight ? weight->data : NULL,
       bias ? bias->data : NULL, running_mean ? running_mean->data : NULL,
       running_var ? running_var->data : NULL, out->data, mean->data, rstd->data);
   vt_tensor *in[3] = {x}, *opt[2] = {weight, bias};
@@ -207,15 +211,15 @@ static void rope_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *pos = n->in[1];
   float *dx = vt_grad(ctx, x);
   if (!dx) return;
-  ctx->be->norm->rope(n->i[0], n->i[1], n->i[2], n->i[3], n->i[4], n->f[0], pos->data, n->i[5],
-                      n->out->grad, dx, true);
+  ctx->be->norm->rope(ctx->be, n->i[0], n->i[1], n->i[2], n->i[3], n->i[4], n->f[0], pos->data,
+                      n->i[5], n->out->grad, dx, true);
 }
 
 vt_tensor *vt_rope(vt_ctx *ctx, vt_tensor *x, vt_tensor *pos, float theta, vt_rope_layout layout) {
   const char *op = "rope";
   VT_OP_INPUTS(ctx, op, x, pos);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, rope)) || !vt_check_dtype(ctx, op, x, VT_F32) ||
-      !vt_check_dtype(ctx, op, pos, VT_I32))
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM, NORM_HAS(ctx, rope)) ||
+      !vt_check_dtype(ctx, op, x, VT_F32) || !vt_check_dtype(ctx, op, pos, VT_I32))
     return &ctx->err_tensor;
   char sx[96], sp[96];
   if (x->ndim != 4 || x->shape[3] % 2 || x->shape[3] > ROPE_MAX_HEAD_DIM)
@@ -233,7 +237,8 @@ vt_tensor *vt_rope(vt_ctx *ctx, vt_tensor *x, vt_tensor *pos, float theta, vt_ro
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
   int64_t ho = bthd ? 1 : h, hi = bthd ? h : 1, pstride = shared ? 0 : t;
-  ctx->be->norm->rope(b, ho, t, hi, d, theta, pos->data, pstride, x->data, out->data, false);
+  ctx->be->norm->rope(ctx->be, b, ho, t, hi, d, theta, pos->data, pstride, x->data, out->data,
+                      false);
   vt_tensor *in[2] = {x, pos};
   vt_node *n = vt_record(ctx, op, rope_backward, out, 2, in);
   if (n) {
@@ -254,8 +259,8 @@ static void dropout_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0];
   float *dx = vt_grad(ctx, x);
   if (!dx) return;
-  ctx->be->norm->dropout_backward(vt_numel(x), n->f[0], (uint64_t)n->i[0], (uint64_t)n->i[1],
-                                  n->out->grad, dx);
+  ctx->be->norm->dropout_backward(ctx->be, vt_numel(x), n->f[0], (uint64_t)n->i[0],
+                                  (uint64_t)n->i[1], n->out->grad, dx);
 }
 
 vt_tensor *vt_dropout_seeded(vt_ctx *ctx, vt_tensor *x, float p, bool training, uint64_t seed,
@@ -269,15 +274,16 @@ vt_tensor *vt_dropout_seeded(vt_ctx *ctx, vt_tensor *x, float p, bool training, 
                        vt_shape_str(x, sx, sizeof sx));
   }
   if (!training || p == 0.0f) return x;
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, dropout) && NORM_HAS(ctx, dropout_backward)))
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, dropout) && NORM_HAS(ctx, dropout_backward)))
     return &ctx->err_tensor;
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
   if (p == 1.0f) { /* every element dropped, as torch: zeros (and 1/(1-p) is infinite) */
-    ctx->be->fill(out->data, vt_numel(out), 0.0f);
+    ctx->be->fill(ctx->be, out->data, vt_numel(out), 0.0f);
     return out; /* constant: nothing to record */
   }
-  ctx->be->norm->dropout(vt_numel(x), p, seed, offset, x->data, out->data);
+  ctx->be->norm->dropout(ctx->be, vt_numel(x), p, seed, offset, x->data, out->data);
   vt_node *n = vt_record(ctx, op, dropout_backward, out, 1, &x);
   if (n) {
     n->i[0] = (int64_t)seed;

@@ -8,14 +8,15 @@ static void weight_norm_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *g = n->in[0], *v = n->in[1];
   float *dg = vt_grad_if(ctx, g), *dv = vt_grad_if(ctx, v);
   if (ctx->failed) return;
-  ctx->be->norm->weight_norm_backward(n->i[0], n->i[1], g->data, v->data, n->saved[0]->data,
-                                      n->out->grad, dg, dv);
+  ctx->be->norm->weight_norm_backward(ctx->be, n->i[0], n->i[1], g->data, v->data,
+                                      n->saved[0]->data, n->out->grad, dg, dv);
 }
 
 vt_tensor *vt_weight_norm(vt_ctx *ctx, vt_tensor *g, vt_tensor *v) {
   const char *op = "weight_norm";
   VT_OP_INPUTS(ctx, op, g, v);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, weight_norm) && NORM_HAS(ctx, weight_norm_backward)) ||
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM,
+                      NORM_HAS(ctx, weight_norm) && NORM_HAS(ctx, weight_norm_backward)) ||
       !vt_check_dtype(ctx, op, g, VT_F32) || !vt_check_dtype(ctx, op, v, VT_F32))
     return &ctx->err_tensor;
   char sg[96], sv[96];
@@ -27,7 +28,7 @@ vt_tensor *vt_weight_norm(vt_ctx *ctx, vt_tensor *g, vt_tensor *v) {
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, v->ndim, v->shape);
   vt_tensor *norm = out ? vt_alloc_tensor(ctx, op, VT_F32, 1, &rows) : NULL;
   if (!norm) return &ctx->err_tensor;
-  ctx->be->norm->weight_norm(rows, cols, g->data, v->data, out->data, norm->data);
+  ctx->be->norm->weight_norm(ctx->be, rows, cols, g->data, v->data, out->data, norm->data);
   vt_tensor *in[2] = {g, v};
   vt_node *n = vt_record(ctx, op, weight_norm_backward, out, 2, in);
   if (n) {
@@ -43,15 +44,15 @@ static void vq_ste_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0];
   float *dx = vt_grad(ctx, x);
   if (!dx) return;
-  ctx->be->axpy(vt_numel(x), 1.0f, n->out->grad, dx);
+  ctx->be->axpy(ctx->be, vt_numel(x), 1.0f, n->out->grad, dx);
 }
 
 vt_tensor *vt_vq_ste(vt_ctx *ctx, vt_tensor *x, vt_tensor *codebook, vt_tensor **indices) {
   const char *op = "vq_ste";
   if (indices) *indices = &ctx->err_tensor;
   VT_OP_INPUTS(ctx, op, x, codebook);
-  if (!vt_have_kernel(ctx, op, NORM_HAS(ctx, vq_nearest)) || !vt_check_dtype(ctx, op, x, VT_F32) ||
-      !vt_check_dtype(ctx, op, codebook, VT_F32))
+  if (!vt_have_kernel(ctx, op, VT_FAMILY_NORM, NORM_HAS(ctx, vq_nearest)) ||
+      !vt_check_dtype(ctx, op, x, VT_F32) || !vt_check_dtype(ctx, op, codebook, VT_F32))
     return &ctx->err_tensor;
   char sx[96], sc[96];
   if (x->ndim < 1 || codebook->ndim != 2 || x->shape[x->ndim - 1] != codebook->shape[1] ||
@@ -62,8 +63,8 @@ vt_tensor *vt_vq_ste(vt_ctx *ctx, vt_tensor *x, vt_tensor *codebook, vt_tensor *
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   vt_tensor *idx = out ? vt_alloc_tensor(ctx, op, VT_I32, x->ndim - 1, x->shape) : NULL;
   if (!idx) return &ctx->err_tensor;
-  ctx->be->norm->vq_nearest(rows, codebook->shape[0], d, x->data, codebook->data, idx->data,
-                            out->data);
+  ctx->be->norm->vq_nearest(ctx->be, rows, codebook->shape[0], d, x->data, codebook->data,
+                            idx->data, out->data);
   vt_record(ctx, op, vq_ste_backward, out, 1, &x);
   if (indices) *indices = idx;
   return out;

@@ -6,7 +6,7 @@ static void reduce_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0];
   float *dx = vt_grad(ctx, x);
   if (!dx) return;
-  ctx->be->reduce_backward((vt_reduce_op)n->i[0], n->i[1], n->i[2], n->i[3], n->out->grad,
+  ctx->be->reduce_backward(ctx->be, (vt_reduce_op)n->i[0], n->i[1], n->i[2], n->i[3], n->out->grad,
                            n->saved[0] ? n->saved[0]->data : NULL, dx);
 }
 
@@ -44,7 +44,7 @@ static vt_tensor *reduce(vt_ctx *ctx, const char *op, vt_reduce_op kind, vt_tens
     arg = vt_alloc_tensor(ctx, op, VT_I32, nd, shape);
     if (!arg) return &ctx->err_tensor;
   }
-  ctx->be->reduce(kind, outer, len, inner, x->data, out->data, arg ? arg->data : NULL);
+  ctx->be->reduce(ctx->be, kind, outer, len, inner, x->data, out->data, arg ? arg->data : NULL);
   vt_node *n = vt_record(ctx, op, reduce_backward, out, 1, &x);
   if (n) {
     n->i[0] = kind;
@@ -71,7 +71,8 @@ static void softmax_backward(vt_ctx *ctx, vt_node *n) {
   float *dx = vt_grad(ctx, x);
   if (!dx) return;
   int64_t cols = x->shape[x->ndim - 1];
-  ctx->be->softmax_backward(n->i[0], vt_numel(x) / cols, cols, n->out->data, n->out->grad, dx);
+  ctx->be->softmax_backward(ctx->be, n->i[0], vt_numel(x) / cols, cols, n->out->data, n->out->grad,
+                            dx);
 }
 
 static vt_tensor *softmax(vt_ctx *ctx, const char *op, bool log, vt_tensor *x) {
@@ -84,7 +85,7 @@ static vt_tensor *softmax(vt_ctx *ctx, const char *op, bool log, vt_tensor *x) {
   vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
   int64_t cols = x->shape[x->ndim - 1];
-  ctx->be->softmax(log, vt_numel(x) / cols, cols, x->data, out->data);
+  ctx->be->softmax(ctx->be, log, vt_numel(x) / cols, cols, x->data, out->data);
   vt_node *n = vt_record(ctx, op, softmax_backward, out, 1, &x);
   if (n) n->i[0] = log;
   return out;

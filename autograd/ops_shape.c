@@ -6,7 +6,7 @@
 
 static void reshape_backward(vt_ctx *ctx, vt_node *n) {
   float *dx = vt_grad(ctx, n->in[0]);
-  if (dx) ctx->be->axpy(vt_numel(n->out), 1.0f, n->out->grad, dx);
+  if (dx) ctx->be->axpy(ctx->be, vt_numel(n->out), 1.0f, n->out->grad, dx);
 }
 
 vt_tensor *vt_reshape(vt_ctx *ctx, vt_tensor *x, int ndim, const int64_t *shape) {
@@ -59,7 +59,8 @@ static void permute_backward(vt_ctx *ctx, vt_node *n) {
   int64_t src[VT_MAX_DIMS], dst[VT_MAX_DIMS];
   permuted_strides(x, n->i, dst);
   vt_contiguous_strides(out->ndim, out->shape, src);
-  ctx->be->strided_copy(out->ndim, out->shape, out->grad, src, dx, dst, sizeof(float), true);
+  ctx->be->strided_copy(ctx->be, out->ndim, out->shape, out->grad, src, dx, dst, sizeof(float),
+                        true);
 }
 
 vt_tensor *vt_permute(vt_ctx *ctx, vt_tensor *x, const int *perm) {
@@ -81,8 +82,8 @@ vt_tensor *vt_permute(vt_ctx *ctx, vt_tensor *x, const int *perm) {
   int64_t src[VT_MAX_DIMS], dst[VT_MAX_DIMS];
   permuted_strides(x, p64, src);
   vt_contiguous_strides(out->ndim, out->shape, dst);
-  ctx->be->strided_copy(x->ndim, shape, x->data, src, out->data, dst, vt_dtype_size(x->dtype),
-                        false);
+  ctx->be->strided_copy(ctx->be, x->ndim, shape, x->data, src, out->data, dst,
+                        vt_dtype_size(x->dtype), false);
   vt_node *n = vt_record(ctx, "permute", permute_backward, out, 1, &x);
   if (n) memcpy(n->i, p64, sizeof(int64_t) * (size_t)x->ndim);
   return out;
@@ -109,11 +110,11 @@ static void block_copy(vt_ctx *ctx, int64_t outer, int64_t len, int64_t inner, i
   int64_t shape[2] = {outer, len * inner};
   int64_t narrow[2] = {len * inner, 1}, wide[2] = {total * inner, 1};
   if (to_wide)
-    ctx->be->strided_copy(2, shape, src, narrow, (char *)dst + offset * inner * (int64_t)esize,
-                          wide, esize, accumulate);
+    ctx->be->strided_copy(ctx->be, 2, shape, src, narrow,
+                          (char *)dst + offset * inner * (int64_t)esize, wide, esize, accumulate);
   else
-    ctx->be->strided_copy(2, shape, (const char *)src + offset * inner * (int64_t)esize, wide, dst,
-                          narrow, esize, accumulate);
+    ctx->be->strided_copy(ctx->be, 2, shape, (const char *)src + offset * inner * (int64_t)esize,
+                          wide, dst, narrow, esize, accumulate);
 }
 
 static void concat_backward(vt_ctx *ctx, vt_node *n) {
@@ -217,7 +218,7 @@ vt_tensor *vt_cast(vt_ctx *ctx, vt_tensor *x, vt_dtype dtype) {
     return vt_ctx_fail(ctx, "cast", "unknown target dtype %d", (int)dtype);
   vt_tensor *out = vt_alloc_tensor(ctx, "cast", dtype, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
-  ctx->be->convert(x->dtype, dtype, vt_numel(x), x->data, out->data);
+  ctx->be->convert(ctx->be, x->dtype, dtype, vt_numel(x), x->data, out->data);
   if (x->dtype == VT_F32 && dtype == VT_F32) vt_record(ctx, "cast", cast_backward, out, 1, &x);
   return out;
 }
@@ -226,6 +227,6 @@ vt_tensor *vt_detach(vt_ctx *ctx, vt_tensor *x) {
   VT_OP_INPUTS(ctx, "detach", x);
   vt_tensor *out = vt_alloc_tensor(ctx, "detach", x->dtype, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
-  ctx->be->copy(out->data, x->data, vt_nbytes(x), VT_COPY_D2D);
+  ctx->be->copy(ctx->be, out->data, x->data, vt_nbytes(x), VT_COPY_D2D);
   return out;
 }

@@ -1,5 +1,6 @@
 /* Named parameters in flat per-dtype buffers; see params.h. */
 #include "autograd/params.h"
+#include "autograd/checked.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
@@ -11,8 +12,15 @@
 int vt_params_init(vt_params *ps, vt_device device) {
   memset(ps, 0, sizeof *ps);
   ps->device = device;
-  ps->be = device.type == VT_DEV_CPU ? vt_backend_cpu() : vt_backend_cuda(device.index, NULL);
+  ps->be = vt_backend_for(device, NULL);
+  ps->owns_be = ps->be && ps->be != vt_backend_cpu();
   return ps->be ? 0 : -1;
+}
+
+void vt_params_init_backend(vt_params *ps, const vt_backend *be) {
+  memset(ps, 0, sizeof *ps);
+  ps->device = be->device;
+  ps->be = be;
 }
 
 void vt_params_free(vt_params *ps) {
@@ -21,17 +29,46 @@ void vt_params_free(vt_params *ps) {
     free(ps->items[i]);
   }
   free(ps->items);
+  free(ps->index);
   if (ps->be) {
     for (int d = 0; d < VT_DTYPE_COUNT; d++)
-      if (ps->data[d]) ps->be->free(ps->data[d]);
-    if (ps->grad) ps->be->free(ps->grad);
+      if (ps->data[d]) ps->be->free(ps->be, ps->data[d]);
+    if (ps->grad) ps->be->free(ps->be, ps->grad);
+    if (ps->owns_be) vt_backend_free(ps->be);
   }
   memset(ps, 0, sizeof *ps);
 }
 
+static size_t name_hash(const char *s) { /* FNV-1a */
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return (size_t)h;
+}
+
+/* Rebuilds the name index with room for twice the items (a registration with 100,000 names
+ * must not compare each new name with every earlier one). Returns 0 or -1 out of memory. */
+static int index_grow(vt_params *ps, size_t want) {
+  size_t cap = 64;
+  while (cap < want * 2) cap *= 2;
+  int *ix = malloc(cap * sizeof *ix);
+  if (!ix) return -1;
+  for (size_t i = 0; i < cap; i++) ix[i] = -1;
+  for (int i = 0; i < ps->n; i++) {
+    size_t j = name_hash(ps->items[i]->name) & (cap - 1);
+    while (ix[j] >= 0) j = (j + 1) & (cap - 1);
+    ix[j] = i;
+  }
+  free(ps->index);
+  ps->index = ix;
+  ps->index_cap = cap;
+  return 0;
+}
+
 vt_param *vt_params_find(const vt_params *ps, const char *name) {
-  for (int i = 0; i < ps->n; i++)
-    if (strcmp(ps->items[i]->name, name) == 0) return ps->items[i];
+  if (!ps->index) return NULL;
+  for (size_t j = name_hash(name) & (ps->index_cap - 1); ps->index[j] >= 0;
+       j = (j + 1) & (ps->index_cap - 1))
+    if (strcmp(ps->items[ps->index[j]]->name, name) == 0) return ps->items[ps->index[j]];
   return NULL;
 }
 
@@ -54,6 +91,17 @@ vt_tensor *vt_params_add(vt_params *ps, const char *name, vt_dtype dtype, int nd
       snprintf(err, err_len, "parameter %s: size %lld in dim %d", name, (long long)shape[d], d);
       return NULL;
     }
+  /* the element count, its padded total in the store and the store's bytes all fit */
+  int64_t numel;
+  size_t es = vt_dtype_size(dtype), align = 64 / es, padded, total, bytes;
+  if (vt_prod_i64_overflows(shape, ndim, &numel) ||
+      vt_add_size_overflows((size_t)numel, align - 1, &padded) ||
+      vt_add_size_overflows(ps->numel[dtype], padded / align * align, &total) ||
+      vt_mul_size_overflows(total, es, &bytes) || bytes > (size_t)INT64_MAX) {
+    snprintf(err, err_len, "parameter %s: its size (or the store's total) overflows", name);
+    return NULL;
+  }
+  if ((size_t)ps->n + 1 > ps->index_cap / 2 && index_grow(ps, (size_t)ps->n + 1)) goto oom;
   if (ps->n == ps->cap) {
     int cap = ps->cap ? ps->cap * 2 : 64;
     vt_param **items = realloc(ps->items, sizeof *items * (size_t)cap);
@@ -75,9 +123,10 @@ vt_tensor *vt_params_add(vt_params *ps, const char *name, vt_dtype dtype, int nd
   p->offset = ps->numel[dtype];
   p->trainable = dtype == VT_F32;
   /* keep every parameter 64-byte aligned inside its buffer */
-  size_t es = vt_dtype_size(dtype), align = 64 / es;
-  size_t n = (size_t)vt_numel(&p->t);
-  ps->numel[dtype] += (n + align - 1) / align * align;
+  ps->numel[dtype] = total;
+  size_t j = name_hash(name) & (ps->index_cap - 1);
+  while (ps->index[j] >= 0) j = (j + 1) & (ps->index_cap - 1);
+  ps->index[j] = ps->n;
   ps->items[ps->n++] = p;
   return &p->t;
 oom:
@@ -89,13 +138,13 @@ int vt_params_alloc(vt_params *ps, char *err, size_t err_len) {
   for (int d = 0; d < VT_DTYPE_COUNT; d++) {
     if (!ps->numel[d]) continue;
     size_t bytes = ps->numel[d] * vt_dtype_size((vt_dtype)d);
-    ps->data[d] = ps->be->alloc(bytes);
+    ps->data[d] = ps->be->alloc(ps->be, bytes);
     if (!ps->data[d]) {
       snprintf(err, err_len, "out of %s memory allocating %zu bytes of %s parameters", ps->be->name,
                bytes, vt_dtype_name((vt_dtype)d));
       return -1;
     }
-    ps->be->fill(ps->data[d], (int64_t)((bytes + 3) / 4), 0.0f);
+    ps->be->fill(ps->be, ps->data[d], (int64_t)((bytes + 3) / 4), 0.0f);
   }
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
@@ -116,7 +165,7 @@ int vt_params_set_trainable(vt_params *ps, const char *glob, bool trainable) {
 }
 
 int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len) {
-  if (ps->grad) ps->be->free(ps->grad);
+  if (ps->grad) ps->be->free(ps->be, ps->grad);
   ps->grad = NULL;
   size_t total = 0;
   for (int i = 0; i < ps->n; i++) {
@@ -127,13 +176,13 @@ int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len) {
   }
   ps->grad_numel = total;
   if (total) {
-    ps->grad = ps->be->alloc(total * sizeof(float));
+    ps->grad = ps->be->alloc(ps->be, total * sizeof(float));
     if (!ps->grad) {
       snprintf(err, err_len, "out of %s memory allocating %zu gradient values", ps->be->name,
                total);
       return -1;
     }
-    ps->be->fill(ps->grad, (int64_t)total, 0.0f);
+    ps->be->fill(ps->be, ps->grad, (int64_t)total, 0.0f);
   }
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
@@ -144,7 +193,7 @@ int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len) {
 }
 
 void vt_params_zero_grad(vt_params *ps) {
-  if (ps->grad) ps->be->fill(ps->grad, (int64_t)ps->grad_numel, 0.0f);
+  if (ps->grad) ps->be->fill(ps->be, ps->grad, (int64_t)ps->grad_numel, 0.0f);
 }
 
 size_t vt_params_count(const vt_params *ps, bool trainable_only) {
@@ -179,4 +228,134 @@ vt_tensor *vt_params_concat_view(vt_ctx *ctx, vt_tensor *const *ts, int n) {
   v->shape[0] = rows;
   v->name = NULL;
   return v;
+}
+
+/* t must point into the store's buffer of its dtype: a tensor of another store (or a step
+ * tensor) would be copied through the wrong backend. */
+static bool param_check(const vt_params *ps, const vt_tensor *t, char *err, size_t err_len) {
+  const char *name = t && t->name ? t->name : "(unnamed)";
+  if (!t || !t->is_param || (unsigned)t->dtype >= VT_DTYPE_COUNT || !ps->allocated ||
+      !ps->data[t->dtype]) {
+    snprintf(err, err_len, "parameter %s: not a parameter of this allocated store", name);
+    return false;
+  }
+  const char *base = ps->data[t->dtype], *p = t->data;
+  size_t es = vt_dtype_size(t->dtype);
+  if (p < base || p + vt_nbytes(t) > base + ps->numel[t->dtype] * es) {
+    snprintf(err, err_len, "parameter %s: its data lies outside this store's %s buffer", name,
+             vt_dtype_name(t->dtype));
+    return false;
+  }
+  return true;
+}
+
+int vt_param_write(const vt_params *ps, vt_tensor *t, const void *host, char *err, size_t err_len) {
+  if (!param_check(ps, t, err, err_len)) return -1;
+  vt_buf_from_host(ps->be, t->data, host, vt_nbytes(t));
+  return 0;
+}
+
+int vt_param_read(const vt_params *ps, const vt_tensor *t, void *host, char *err, size_t err_len) {
+  if (!param_check(ps, t, err, err_len)) return -1;
+  vt_buf_to_host(ps->be, host, t->data, vt_nbytes(t));
+  return 0;
+}
+
+/* Conversions go through a stack buffer in chunks: no heap, any size. */
+enum { PARAM_CHUNK = 2048 };
+
+static void to_dtype(vt_dtype dt, const float *src, int64_t n, void *dst) {
+  for (int64_t i = 0; i < n; i++) switch (dt) {
+    case VT_F32: ((float *)dst)[i] = src[i]; break;
+    case VT_BF16: ((uint16_t *)dst)[i] = vt_f32_to_bf16(src[i]); break;
+    case VT_F16: ((uint16_t *)dst)[i] = vt_f32_to_f16(src[i]); break;
+    case VT_I32: ((int32_t *)dst)[i] = (int32_t)src[i]; break;
+    default: ((int64_t *)dst)[i] = (int64_t)src[i]; break;
+    }
+}
+
+static void from_dtype(vt_dtype dt, const void *src, int64_t n, float *dst) {
+  for (int64_t i = 0; i < n; i++) switch (dt) {
+    case VT_F32: dst[i] = ((const float *)src)[i]; break;
+    case VT_BF16: dst[i] = vt_bf16_to_f32(((const uint16_t *)src)[i]); break;
+    case VT_F16: dst[i] = vt_f16_to_f32(((const uint16_t *)src)[i]); break;
+    case VT_I32: dst[i] = (float)((const int32_t *)src)[i]; break;
+    default: dst[i] = (float)((const int64_t *)src)[i]; break;
+    }
+}
+
+/* Writes n f32 values (all equal to *fill when host is NULL) into t, converted. */
+static void write_converted(const vt_params *ps, vt_tensor *t, const float *host, float fill) {
+  int64_t n = vt_numel(t);
+  size_t es = vt_dtype_size(t->dtype);
+  float vals[PARAM_CHUNK];
+  int64_t words[PARAM_CHUNK]; /* the widest dtype is 8 bytes */
+  if (!host)
+    for (int i = 0; i < PARAM_CHUNK; i++) vals[i] = fill;
+  for (int64_t i0 = 0; i0 < n; i0 += PARAM_CHUNK) {
+    int64_t m = n - i0 < PARAM_CHUNK ? n - i0 : PARAM_CHUNK;
+    to_dtype(t->dtype, host ? host + i0 : vals, m, words);
+    vt_buf_from_host(ps->be, (char *)t->data + (size_t)i0 * es, words, (size_t)m * es);
+  }
+}
+
+int vt_param_write_f32(const vt_params *ps, vt_tensor *t, const float *host, char *err,
+                       size_t err_len) {
+  if (!param_check(ps, t, err, err_len)) return -1;
+  if (t->dtype == VT_F32)
+    vt_buf_from_host(ps->be, t->data, host, vt_nbytes(t));
+  else
+    write_converted(ps, t, host, 0.0f);
+  return 0;
+}
+
+int vt_param_read_f32(const vt_params *ps, const vt_tensor *t, float *host, char *err,
+                      size_t err_len) {
+  if (!param_check(ps, t, err, err_len)) return -1;
+  if (t->dtype == VT_F32) {
+    vt_buf_to_host(ps->be, host, t->data, vt_nbytes(t));
+    return 0;
+  }
+  int64_t n = vt_numel(t), words[PARAM_CHUNK];
+  size_t es = vt_dtype_size(t->dtype);
+  for (int64_t i0 = 0; i0 < n; i0 += PARAM_CHUNK) {
+    int64_t m = n - i0 < PARAM_CHUNK ? n - i0 : PARAM_CHUNK;
+    vt_buf_to_host(ps->be, words, (const char *)t->data + (size_t)i0 * es, (size_t)m * es);
+    from_dtype(t->dtype, words, m, host + i0);
+  }
+  return 0;
+}
+
+int vt_param_fill(const vt_params *ps, vt_tensor *t, float value, char *err, size_t err_len) {
+  if (!param_check(ps, t, err, err_len)) return -1;
+  if (t->dtype == VT_F32)
+    vt_buf_fill_f32(ps->be, t->data, vt_numel(t), value);
+  else
+    write_converted(ps, t, NULL, value);
+  return 0;
+}
+
+int vt_param_grad_read(const vt_params *ps, const vt_tensor *t, float *host, char *err,
+                       size_t err_len) {
+  if (!param_check(ps, t, err, err_len)) return -1;
+  size_t bytes = (size_t)vt_numel(t) * sizeof(float);
+  if (t->grad)
+    vt_buf_to_host(ps->be, host, t->grad, bytes);
+  else
+    memset(host, 0, bytes);
+  return 0;
+}
+
+void vt_params_grad_to_host(const vt_params *ps, float *host) {
+  if (ps->grad) vt_buf_to_host(ps->be, host, ps->grad, ps->grad_numel * sizeof(float));
+}
+
+void vt_params_grad_from_host(vt_params *ps, const float *host) {
+  if (ps->grad) vt_buf_from_host(ps->be, ps->grad, host, ps->grad_numel * sizeof(float));
+}
+
+void vt_params_scale_grad(vt_params *ps, float alpha) {
+  /* the core vtable's unary scale works in place on every backend */
+  if (ps->grad && alpha != 1.0f)
+    ps->be->unary(ps->be, VT_UN_SCALE, (int64_t)ps->grad_numel, alpha, ps->grad, ps->grad);
 }

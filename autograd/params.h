@@ -22,18 +22,26 @@ typedef struct {
   int n, cap;
   vt_device device;
   const vt_backend *be;
+  bool owns_be;
   void *data[VT_DTYPE_COUNT];
   size_t numel[VT_DTYPE_COUNT];
   float *grad;
   size_t grad_numel;
   bool allocated;
+  int *index; /* open-addressing hash of item indices by name (-1 empty): finds in O(1) */
+  size_t index_cap;
 } vt_params;
 
-/* Returns 0, or -1 when the device has no usable backend. */
+/* Returns 0, or -1 when the device has no usable backend. The store makes and owns a backend
+ * instance for the device (the shared one on the CPU). */
 int vt_params_init(vt_params *ps, vt_device device);
+/* The same on a borrowed instance (which must outlive the store), e.g. to share one stream
+ * with a ctx; ps->be is the instance either way. */
+void vt_params_init_backend(vt_params *ps, const vt_backend *be);
 void vt_params_free(vt_params *ps);
 /* Registers a parameter (trainable by default) before vt_params_alloc. Returns NULL (and
- * writes err) on a duplicate name, a bad shape or after allocation. */
+ * writes err) on a duplicate name, a bad shape (a size <= 0, or sizes whose product or the
+ * store's total overflows) or after allocation. */
 vt_tensor *vt_params_add(vt_params *ps, const char *name, vt_dtype dtype, int ndim,
                          const int64_t *shape, char *err, size_t err_len);
 /* Allocates the flat buffers (zeroed) and points every parameter into them. */
@@ -55,5 +63,28 @@ struct vt_ctx;
  * gradient slots. The view lives in ctx's step. NULL (no error) when they are not contiguous,
  * e.g. one of them is frozen: the caller then uses them one by one. */
 vt_tensor *vt_params_concat_view(struct vt_ctx *ctx, vt_tensor *const *ts, int n);
+
+/* Parameter memory from the host, through the store's backend: nothing above autograd/ reads
+ * or writes t->data or t->grad itself, so the same code serves every device. t must be a
+ * parameter of the allocated store ps; host holds vt_numel(t) elements. Each returns 0, or -1
+ * with a message naming the parameter in err. */
+int vt_param_write(const vt_params *ps, vt_tensor *t, const void *host, char *err,
+                   size_t err_len); /* host in t's dtype */
+int vt_param_read(const vt_params *ps, const vt_tensor *t, void *host, char *err, size_t err_len);
+/* As above with f32 host values, converted to or from t's dtype (round to nearest even). */
+int vt_param_write_f32(const vt_params *ps, vt_tensor *t, const float *host, char *err,
+                       size_t err_len);
+int vt_param_read_f32(const vt_params *ps, const vt_tensor *t, float *host, char *err,
+                      size_t err_len);
+/* Sets every element of t to value (in t's dtype). */
+int vt_param_fill(const vt_params *ps, vt_tensor *t, float value, char *err, size_t err_len);
+/* The f32 gradient of t; zeros for a parameter without one (frozen). */
+int vt_param_grad_read(const vt_params *ps, const vt_tensor *t, float *host, char *err,
+                       size_t err_len);
+/* The flat gradient buffer (grad_numel f32 values) to and from host memory, e.g. around a
+ * host all-reduce, and scaled in place on the device (e.g. by 1 / world after a sum). */
+void vt_params_grad_to_host(const vt_params *ps, float *host);
+void vt_params_grad_from_host(vt_params *ps, const float *host);
+void vt_params_scale_grad(vt_params *ps, float alpha);
 
 #endif

@@ -71,7 +71,8 @@ vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in, vt_
   vt_arena_rewind(&ctx->data, mark);
   vt_tensor *out = vt_alloc_tensor(ctx, "recompute", tmp->dtype, tmp->ndim, tmp->shape);
   if (!out) return &ctx->err_tensor;
-  if (out->data != tmp->data) ctx->be->copy(out->data, tmp->data, vt_nbytes(tmp), VT_COPY_D2D);
+  if (out->data != tmp->data)
+    ctx->be->copy(ctx->be, out->data, tmp->data, vt_nbytes(tmp), VT_COPY_D2D);
   segment *seg = vt_arena_meta(ctx, "recompute", sizeof *seg);
   if (!seg) return &ctx->err_tensor;
   *seg = (segment){fn, user};

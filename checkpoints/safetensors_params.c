@@ -14,6 +14,20 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size_t err_len) {
+  return st_load_params_sel(ps, src, &(st_load_sel){0}, flags, err, err_len);
+}
+
+/* The name parameter p has in the source ("" prefix: its own), or NULL when it lacks it. */
+static const char *source_name(const vt_param *p, const char *prefix) {
+  size_t n = strlen(prefix);
+  return strncmp(p->name, prefix, n) == 0 ? p->name + n : NULL;
+}
+
+int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, unsigned flags,
+                       char *err, size_t err_len) {
+  const char *prefix = sel->prefix ? sel->prefix : "";
+  if (sel->select || *prefix) flags |= ST_LOAD_ALLOW_UNEXPECTED; /* a part of the source */
+  int n_loaded = 0;
   if (!ps->allocated) {
     st_seterr(err, err_len, "%s: the parameter store is not allocated", src->path);
     return -1;
@@ -28,11 +42,14 @@ int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size
     goto done;
   }
   size_t max_bytes = 0;
+  int n_sel = 0;
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
-    pnames[i] = p->name;
-    const st_tensor *t;
-    if (st_index_get(src, p->name, &t, err, err_len)) goto done;
+    if (sel->select && !sel->select(p, sel->arg)) continue;
+    const char *name = source_name(p, prefix);
+    const st_tensor *t = NULL;
+    if (name) pnames[n_sel++] = name;
+    if (name && st_index_get(src, name, &t, err, err_len)) goto done;
     if (!t) {
       st_str_addf(&missing, "%s%s", n_missing++ ? ", " : "", p->name);
       continue;
@@ -50,10 +67,10 @@ int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size
     size_t nb = vt_nbytes(&p->t);
     if (nb > max_bytes) max_bytes = nb;
   }
-  qsort(pnames, (size_t)ps->n, sizeof *pnames, cmp_str);
-  for (int i = 0; i < src->n; i++) {
+  qsort(pnames, (size_t)n_sel, sizeof *pnames, cmp_str);
+  for (int i = 0; i < src->n && !(flags & ST_LOAD_ALLOW_UNEXPECTED); i++) {
     const char *name = src->names[i];
-    if (!bsearch(&name, pnames, (size_t)ps->n, sizeof *pnames, cmp_str))
+    if (!bsearch(&name, pnames, (size_t)n_sel, sizeof *pnames, cmp_str))
       st_str_addf(&unexpected, "%s%s", n_unexpected++ ? ", " : "", name);
   }
   if (n_missing && (flags & ST_LOAD_ALLOW_MISSING)) n_missing = 0;
@@ -66,6 +83,17 @@ int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size
     if (msg.s && msg.len) msg.s[--msg.len] = '\0'; /* drop the last ';' */
     st_str_give(&msg, err, err_len);
     goto done;
+  }
+
+  /* NaN or Inf in weights (or moments) would turn every later step into NaN: refused here,
+   * still before anything is written */
+  for (int i = 0; i < ps->n; i++) {
+    int64_t at;
+    if (found[i] && (at = st_first_nonfinite(found[i])) >= 0) {
+      st_seterr(err, err_len, "%s: %s: element %lld is not finite (NaN or Inf)", src->path,
+                found[i]->name, (long long)at);
+      goto done;
+    }
   }
 
   bool on_cpu = ps->device.type == VT_DEV_CPU;
@@ -85,8 +113,10 @@ int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size
       st_seterr(err, err_len, "%s: %s", src->path, e);
       goto done;
     }
-    if (!on_cpu) ps->be->copy(p->t.data, stage, nb, VT_COPY_H2D);
+    if (!on_cpu) vt_buf_from_host(ps->be, p->t.data, stage, nb);
+    n_loaded++;
   }
+  if (sel->n_loaded) *sel->n_loaded = n_loaded;
   rc = 0;
 done:
   free(found);
@@ -123,7 +153,7 @@ static const void *produce_param(void *vctx, int i, void *scratch, char *err, si
   const void *src = p->t.data;
   if (c->ps->device.type != VT_DEV_CPU) {
     void *dst = e->dtype == p->t.dtype ? scratch : c->host;
-    c->ps->be->copy(dst, p->t.data, nb, VT_COPY_D2H);
+    vt_buf_to_host(c->ps->be, dst, p->t.data, nb);
     if (e->dtype == p->t.dtype) return scratch;
     src = dst;
   } else if (e->dtype == p->t.dtype) {

@@ -19,6 +19,19 @@ enum {
  * mismatches by name (cut to err_len with "(truncated)"); only an I64 value out of I32 range
  * is found while copying. Returns 0 or -1. */
 int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size_t err_len);
+/* Which parameters to fill and under which names the source holds them. */
+typedef struct {
+  const char *prefix; /* a parameter's source name is its name without this prefix (and a
+                       * parameter without the prefix is missing); NULL: "" */
+  bool (*select)(const vt_param *p, void *arg); /* NULL: every parameter */
+  void *arg;
+  int *n_loaded; /* parameters filled (when not NULL) */
+} st_load_sel;
+
+/* st_load_params over the parameters sel selects, read under their source names. Source
+ * tensors no selected parameter reads are ignored when a selection or a prefix is given. */
+int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, unsigned flags,
+                       char *err, size_t err_len);
 /* The same from a path as st_index_open takes it. */
 int st_load_params_path(vt_params *ps, const char *path, unsigned flags, char *err, size_t err_len);
 

@@ -127,8 +127,8 @@ vt_tensor *nn_sinusoid_table(vt_ctx *ctx, int64_t t, int64_t dim) {
       row[j] = sinf(a);
       if (j + 1 < dim) row[j + 1] = cosf(a);
     }
-    vt_ctx_backend(ctx)->copy((float *)pe->data + i * dim, row, sizeof(float) * (size_t)dim,
-                              VT_COPY_H2D);
+    vt_buf_from_host(vt_ctx_backend(ctx), (float *)pe->data + i * dim, row,
+                     sizeof(float) * (size_t)dim);
   }
   return pe;
 }

@@ -95,7 +95,7 @@ void nn_conv_init_weight_norm(const nn_conv *c, const vt_params *ps) {
     double s = 0;
     for (int64_t j0 = 0; j0 < per; j0 += 4096) {
       int64_t m = per - j0 < 4096 ? per - j0 : 4096;
-      ps->be->copy(v, (float *)c->v->data + i * per + j0, sizeof(float) * (size_t)m, VT_COPY_D2H);
+      vt_buf_to_host(ps->be, v, (float *)c->v->data + i * per + j0, sizeof(float) * (size_t)m);
       for (int64_t j = 0; j < m; j++) s += (double)v[j] * v[j];
     }
     g = (float)sqrt(s);

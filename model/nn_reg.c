@@ -56,7 +56,7 @@ vt_tensor *nn_param(nn_reg *r, const char *prefix, const char *name, const char 
   } while (0)
 
 void nn_write(const vt_params *ps, vt_tensor *t, int64_t offset, const float *host, int64_t n) {
-  ps->be->copy((float *)t->data + offset, host, sizeof(float) * (size_t)n, VT_COPY_H2D);
+  vt_buf_from_host(ps->be, (float *)t->data + offset, host, sizeof(float) * (size_t)n);
 }
 
 void nn_init_normal(const vt_params *ps, vt_tensor *t, vt_rng *rng, float mean, float std) {

@@ -145,8 +145,7 @@ static vt_tensor *positions(vt_ctx *ctx, int64_t t) {
   for (int64_t i0 = 0; i0 < t; i0 += 1024) {
     int64_t n = t - i0 < 1024 ? t - i0 : 1024;
     for (int64_t i = 0; i < n; i++) chunk[i] = (int32_t)(i0 + i);
-    vt_ctx_backend(ctx)->copy((int32_t *)pos->data + i0, chunk, sizeof(int32_t) * (size_t)n,
-                              VT_COPY_H2D);
+    vt_write_host(ctx, pos, i0, n, chunk);
   }
   return pos;
 }

@@ -1,10 +1,10 @@
 // ctest-labels: e2e
-/* HF import/export (train/hf_io.c) on the tiny Qwen2 saved by transformers: the imported model
- * gives HF's reference logits; a bf16 export (one file, or several shards with an index)
- * re-imports to exactly the logits of the model with its weights rounded to bf16; tied
- * embeddings export without lm_head; f16 sources convert; a source with missing, unexpected,
- * misshaped or corrupt tensors is refused naming every problem, leaving no output behind.
- * With VT_HF_IO_KEEP=DIR set, the sharded export and our logits are kept there for
+/* HF import/export (checkpoints/hf_convert.c through stages/stage_hf.c) on the tiny Qwen2 saved by
+ * transformers: the imported model gives HF's reference logits; a bf16 export (one file, or several
+ * shards with an index) re-imports to exactly the logits of the model with its weights rounded to
+ * bf16; tied embeddings export without lm_head; f16 sources convert; a source with missing,
+ * unexpected, misshaped or corrupt tensors is refused naming every problem, leaving no output
+ * behind. With VT_HF_IO_KEEP=DIR set, the sharded export and our logits are kept there for
  * tests/reference/check_export_loads.py. */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
@@ -19,9 +19,9 @@
 #include "checkpoints/safetensors_params.h"
 #include "checkpoints/safetensors_write.h"
 #include "model/qwen2.h"
+#include "stages/stage_hf.h"
+#include "tests/qwen2_config.h"
 #include "tests/testutil.h"
-#include "train/hf_config.h"
-#include "train/hf_io.h"
 
 /* f32 tolerance as in test_qwen2_parity.c: 256 ulps of the largest value. */
 #define REL (256 * 1.1920929e-7)
@@ -220,7 +220,8 @@ static void test_import(const qwen2_cfg *cfg) {
   mkdir(tmp_path("imp.tmp"), 0755);
   FILE *junk = fopen(tmp_path("imp.tmp/model.safetensors.tmp"), "w");
   if (junk) fclose(junk);
-  CHECK_MSG(hf_import(fixture_dir(), tmp_path("imp"), &o, &s, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(stage_hf_import(fixture_dir(), tmp_path("imp"), &o, &s, err, sizeof err) == 0, "%s",
+            err);
   CHECK(!exists(tmp_path("imp.tmp")));
   CHECK(s.n_tensors == 27 && s.n_shards == 1 && s.n_ignored == 0);
   CHECK(s.n_params == qwen2_param_count(cfg) && s.n_bytes == 4 * (uint64_t)s.n_params);
@@ -230,8 +231,8 @@ static void test_import(const qwen2_cfg *cfg) {
   CHECK(s.n_files_copied == 1);
   CHECK(!exists(tmp_path("imp/model.safetensors.index.json")));
   /* missing parents of the output are created, a trailing slash is fine */
-  CHECK_MSG(hf_import(fixture_dir(), tmp_path("a/b/imp/"), NULL, NULL, err, sizeof err) == 0, "%s",
-            err);
+  CHECK_MSG(stage_hf_import(fixture_dir(), tmp_path("a/b/imp/"), NULL, NULL, err, sizeof err) == 0,
+            "%s", err);
   CHECK(same_file(tmp_path("imp/model.safetensors"), tmp_path("a/b/imp/model.safetensors")));
 
   model md;
@@ -257,7 +258,8 @@ static void test_export_roundtrip(const qwen2_cfg *cfg, const char *tok_dir) {
   char err[4096];
   hf_io_stats s;
   hf_io_opts o = {.dtype = VT_BF16, .max_shard_bytes = 5000000000u, .tokenizer_dir = tok_dir};
-  CHECK_MSG(hf_export(tmp_path("imp"), tmp_path("exp"), &o, &s, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(stage_hf_export(tmp_path("imp"), tmp_path("exp"), &o, &s, err, sizeof err) == 0, "%s",
+            err);
   CHECK(s.n_shards == 1 && s.n_tensors == 27 && s.n_bytes == 2 * (uint64_t)s.n_params);
   CHECK(exists(tmp_path("exp/model.safetensors")));
   CHECK(!exists(tmp_path("exp/model.safetensors.index.json")));
@@ -296,8 +298,8 @@ static void test_export_roundtrip(const qwen2_cfg *cfg, const char *tok_dir) {
   float *want = logits_of(&orig);
   CHECK(memcmp(f32_logits, want, sizeof(float) * (size_t)ref_n) != 0); /* rounding is visible */
 
-  CHECK_MSG(hf_import(tmp_path("exp"), tmp_path("re"), &(hf_io_opts){.dtype = VT_F32}, &s, err,
-                      sizeof err) == 0,
+  CHECK_MSG(stage_hf_import(tmp_path("exp"), tmp_path("re"), &(hf_io_opts){.dtype = VT_F32}, &s,
+                            err, sizeof err) == 0,
             "%s", err);
   model re;
   if (model_load(&re, tmp_path("re"))) {
@@ -326,7 +328,8 @@ static void test_sharded(const char *tok_dir) {
   hf_io_stats s;
   const size_t max = 40000; /* the tiny model is 148,608 bytes in bf16 */
   hf_io_opts o = {.dtype = VT_BF16, .max_shard_bytes = max, .tokenizer_dir = tok_dir};
-  CHECK_MSG(hf_export(tmp_path("imp"), tmp_path("shard"), &o, &s, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(stage_hf_export(tmp_path("imp"), tmp_path("shard"), &o, &s, err, sizeof err) == 0, "%s",
+            err);
   CHECK_MSG(s.n_shards >= 4, "%d shards", s.n_shards);
   CHECK(!exists(tmp_path("shard/model.safetensors")));
   json_error_t je;
@@ -366,8 +369,8 @@ static void test_sharded(const char *tok_dir) {
   json_decref(ix);
 
   /* the sharded set re-imports to the single-file export's weights */
-  CHECK_MSG(hf_import(tmp_path("shard"), tmp_path("re_shard"), &(hf_io_opts){.dtype = VT_F32}, &s,
-                      err, sizeof err) == 0,
+  CHECK_MSG(stage_hf_import(tmp_path("shard"), tmp_path("re_shard"), &(hf_io_opts){.dtype = VT_F32},
+                            &s, err, sizeof err) == 0,
             "%s", err);
   model a, b;
   if (model_load(&a, tmp_path("re_shard")) && model_load(&b, tmp_path("re"))) {
@@ -389,12 +392,12 @@ static void test_tied(void) {
   write_source(tmp_path("tied_src"), NULL, text);
   free(text);
   hf_io_stats s;
-  CHECK_MSG(hf_import(tmp_path("tied_src"), tmp_path("tied"), &(hf_io_opts){.dtype = VT_F32}, &s,
-                      err, sizeof err) == 0,
+  CHECK_MSG(stage_hf_import(tmp_path("tied_src"), tmp_path("tied"), &(hf_io_opts){.dtype = VT_F32},
+                            &s, err, sizeof err) == 0,
             "%s", err);
   CHECK(s.n_tensors == 26 && s.n_ignored == 1);
-  CHECK_MSG(hf_export(tmp_path("tied"), tmp_path("tied_exp"), NULL, &s, err, sizeof err) == 0, "%s",
-            err);
+  CHECK_MSG(stage_hf_export(tmp_path("tied"), tmp_path("tied_exp"), NULL, &s, err, sizeof err) == 0,
+            "%s", err);
   st_index ix;
   CHECK(st_index_open(&ix, tmp_path("tied_exp"), err, sizeof err) == 0);
   CHECK(ix.n == 26 && !st_index_has(&ix, "lm_head.weight") &&
@@ -417,8 +420,8 @@ static bool to_f16(st_entry *e, void *data, size_t nbytes) {
 static void test_f16_source(void) {
   char err[4096];
   write_source(tmp_path("f16_src"), to_f16, NULL);
-  CHECK_MSG(hf_import(tmp_path("f16_src"), tmp_path("f16"), NULL, NULL, err, sizeof err) == 0, "%s",
-            err);
+  CHECK_MSG(stage_hf_import(tmp_path("f16_src"), tmp_path("f16"), NULL, NULL, err, sizeof err) == 0,
+            "%s", err);
   model a, b;
   if (model_load(&a, tmp_path("f16")) && model_load(&b, fixture_dir())) {
     for (int i = 0; i < a.ps.n; i++) {
@@ -450,7 +453,7 @@ static bool break_some(st_entry *e, void *data, size_t nbytes) {
 static void test_refused(void) {
   char err[8192];
   write_source(tmp_path("bad_src"), break_some, NULL);
-  int rc = hf_import(tmp_path("bad_src"), tmp_path("bad"), NULL, NULL, err, sizeof err);
+  int rc = stage_hf_import(tmp_path("bad_src"), tmp_path("bad"), NULL, NULL, err, sizeof err);
   CHECK(rc == -1);
   const char *want[] = {
       "2 missing: ",
@@ -465,18 +468,21 @@ static void test_refused(void) {
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     CHECK_MSG(rc && strstr(err, want[i]), "message lacks \"%s\": %s", want[i], err);
   CHECK(!exists(tmp_path("bad")) && !exists(tmp_path("bad.tmp")));
-  CHECK(hf_export(tmp_path("bad_src"), tmp_path("bad"), NULL, NULL, err, sizeof err) == -1);
+  CHECK(stage_hf_export(tmp_path("bad_src"), tmp_path("bad"), NULL, NULL, err, sizeof err) == -1);
   CHECK(strstr(err, "model.norm.weights") != NULL);
 
   /* the same list from hf_check_weights; cut short safely in a small buffer */
   qwen2_cfg cfg;
   CHECK(hf_qwen2_config_read(path_in(fixture_dir(), "config.json"), &cfg, err, sizeof err) == 0);
   char err2[8192], small[64];
-  CHECK(hf_check_weights(tmp_path("bad_src"), &cfg, NULL, err2, sizeof err2) == -1);
+  CHECK(stage_hf_check(tmp_path("bad_src"), path_in(fixture_dir(), "config.json"), NULL, err2,
+                       sizeof err2) == -1);
   CHECK(strstr(err2, "1 unexpected: model.norm.weights") != NULL);
-  CHECK(hf_check_weights(tmp_path("bad_src"), &cfg, NULL, small, sizeof small) == -1);
+  CHECK(stage_hf_check(tmp_path("bad_src"), path_in(fixture_dir(), "config.json"), NULL, small,
+                       sizeof small) == -1);
   CHECK(strlen(small) < sizeof small && strstr(small, "(truncated)"));
-  CHECK(hf_check_weights(fixture_dir(), &cfg, NULL, err2, sizeof err2) == 0);
+  CHECK(stage_hf_check(fixture_dir(), path_in(fixture_dir(), "config.json"), NULL, err2,
+                       sizeof err2) == 0);
 
   /* truncated weights, missing config, missing source, occupied output */
   mkdir(tmp_path("trunc_src"), 0755);
@@ -490,17 +496,18 @@ static void test_refused(void) {
   write_source(tmp_path("noweights_src"), NULL, NULL);
   unlink(tmp_path("noweights_src/model.safetensors"));
   rename(tmp_path("noweights_src/config.json"), tmp_path("trunc_src/config.json"));
-  CHECK(hf_import(tmp_path("trunc_src"), tmp_path("bad"), NULL, NULL, err, sizeof err) == -1);
+  CHECK(stage_hf_import(tmp_path("trunc_src"), tmp_path("bad"), NULL, NULL, err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "trunc_src/model.safetensors"), "%s", err);
-  CHECK(hf_import(tmp_path("noweights_src"), tmp_path("bad"), NULL, NULL, err, sizeof err) == -1);
+  CHECK(stage_hf_import(tmp_path("noweights_src"), tmp_path("bad"), NULL, NULL, err, sizeof err) ==
+        -1);
   CHECK_MSG(strstr(err, "noweights_src/config.json"), "%s", err);
-  CHECK(hf_import(tmp_path("nowhere"), tmp_path("bad"), NULL, NULL, err, sizeof err) == -1);
+  CHECK(stage_hf_import(tmp_path("nowhere"), tmp_path("bad"), NULL, NULL, err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "nowhere"), "%s", err);
-  CHECK(hf_export(tmp_path("imp"), tmp_path("exp"), NULL, NULL, err, sizeof err) == -1);
+  CHECK(stage_hf_export(tmp_path("imp"), tmp_path("exp"), NULL, NULL, err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "already exists"), "%s", err);
-  CHECK(hf_export(tmp_path("imp"), tmp_path("x"),
-                  &(hf_io_opts){.dtype = VT_BF16, .tokenizer_dir = tmp_path("trunc_src")}, NULL,
-                  err, sizeof err) == -1);
+  CHECK(stage_hf_export(tmp_path("imp"), tmp_path("x"),
+                        &(hf_io_opts){.dtype = VT_BF16, .tokenizer_dir = tmp_path("trunc_src")},
+                        NULL, err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "no tokenizer files"), "%s", err);
   CHECK(!exists(tmp_path("bad")) && !exists(tmp_path("x")) && !exists(tmp_path("x.tmp")));
 
@@ -508,7 +515,7 @@ static void test_refused(void) {
   mkdir(tmp_path("y.tmp"), 0755);
   FILE *notes = fopen(tmp_path("y.tmp/notes.txt"), "w");
   if (notes) fclose(notes);
-  CHECK(hf_import(fixture_dir(), tmp_path("y"), NULL, NULL, err, sizeof err) == -1);
+  CHECK(stage_hf_import(fixture_dir(), tmp_path("y"), NULL, NULL, err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "not ours"), "%s", err);
   CHECK(exists(tmp_path("y.tmp/notes.txt")) && !exists(tmp_path("y")));
 }
@@ -534,8 +541,8 @@ static void test_from_checkpoint(void) {
   if (f) fclose(f);
   CHECK_MSG(ckpt_commit(&w, 0, err, sizeof err) == 0, "%s", err);
   hf_io_stats s;
-  CHECK_MSG(hf_export(tmp_path("run"), tmp_path("run_exp"), NULL, &s, err, sizeof err) == 0, "%s",
-            err);
+  CHECK_MSG(stage_hf_export(tmp_path("run"), tmp_path("run_exp"), NULL, &s, err, sizeof err) == 0,
+            "%s", err);
   CHECK_MSG(strstr(s.source, "run/checkpoints/step-00000007"), "exported from %s", s.source);
   CHECK(same_file(tmp_path("run_exp/model.safetensors"), tmp_path("exp/model.safetensors")));
   CHECK(!s.has_tokenizer);
@@ -548,7 +555,7 @@ static void test_from_checkpoint(void) {
     fputc('x', d);
     fclose(d);
   }
-  CHECK(hf_export(w.final, tmp_path("run_bad"), NULL, NULL, err, sizeof err) == -1);
+  CHECK(stage_hf_export(w.final, tmp_path("run_bad"), NULL, NULL, err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "model.safetensors"), "%s", err);
   CHECK(!exists(tmp_path("run_bad")) && !exists(tmp_path("run_bad.tmp")));
 }
@@ -559,7 +566,8 @@ static void keep_for_python(const char *dir, const char *tok_dir) {
   char err[4096];
   mkdir(dir, 0755);
   hf_io_opts o = {.dtype = VT_BF16, .max_shard_bytes = 60000, .tokenizer_dir = tok_dir};
-  CHECK_MSG(hf_export(tmp_path("imp"), path_in(dir, "export"), &o, NULL, err, sizeof err) == 0,
+  CHECK_MSG(stage_hf_export(tmp_path("imp"), path_in(dir, "export"), &o, NULL, err, sizeof err) ==
+                0,
             "%s", err);
   model md;
   if (!model_load(&md, fixture_dir())) return;

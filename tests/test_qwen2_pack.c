@@ -7,8 +7,8 @@
 
 #include "checkpoints/safetensors_params.h"
 #include "model/qwen2.h"
+#include "tests/qwen2_config.h"
 #include "tests/testutil.h"
-#include "train/hf_config.h"
 
 enum { LA = 5, LB = 7 };
 

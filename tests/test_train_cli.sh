@@ -47,7 +47,7 @@ interrupt TERM 143 --resume $((step + 2))
 seq 1 3000 | cmp -s - <(sed 's/{"step": \([0-9]*\),.*/\1/' "$T/run/metrics.jsonl") && ok "steps 1..3000 once each" || bad "steps in metrics"
 
 out=$("$VITA" eval --config "$T/train.yaml" --weights "$T/run/checkpoints/step-00003000" 2>&1)
-grep -qE 'eval: mean loss [0-9.]+ over [0-9]+ tokens' <<<"$out" && ok eval || bad "eval: $out"
+grep -qE 'eval: loss [0-9.]+ over [0-9]+, token_acc 0\.[0-9]+ over [0-9]+ \(128 samples' <<<"$out" && ok eval || bad "eval: $out"
 "$VITA" plot "$T/run" >/dev/null 2>&1 && [ -s "$T/run/loss.png" ] && ok plot || bad plot
 "$VITA" export --from "$T/run" --out "$T/export" >/dev/null 2>&1 && [ -s "$T/export/config.json" ] && ok export || bad export
 

@@ -3,9 +3,12 @@
  * and resumed from its checkpoint logs bit-identical losses to an uninterrupted run and ends
  * with byte-identical weights; a corrupt newest checkpoint is refused and the previous one
  * used; vita eval's mean loss matches the trained model. */
+#include <dirent.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "checkpoints/ckpt.h"
 #include "data/synth.h"
@@ -59,8 +62,8 @@ static char *slurp(const char *path, size_t *len) {
 static int train(const char *cfg_name, bool resume, int64_t stop_after, vt_train_result *r) {
   char path[512], err[2048];
   snprintf(path, sizeof path, "%s/%s", tmp, cfg_name);
-  vt_train_cfg cfg;
-  if (vt_train_config_load(&cfg, path, err, sizeof err)) {
+  static stage_cfg cfg;
+  if (stage_config_load(&cfg, path, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
     return -1;
   }
@@ -68,6 +71,42 @@ static int train(const char *cfg_name, bool resume, int64_t stop_after, vt_train
   int rc = vt_train(&o, r, err, sizeof err);
   if (rc) fprintf(stderr, "train: %s\n", err);
   return rc;
+}
+
+/* Edits DIR/trainer.json (set key, in phase 0 when in_phase) and rewrites DIR's manifest so
+ * that it matches again: a checkpoint consistent on disk whose state lies. */
+static void forge_state(const char *dir, const char *key, json_int_t v, bool in_phase) {
+  char p[1024];
+  snprintf(p, sizeof p, "%s/trainer.json", dir);
+  json_t *j = json_load_file(p, 0, NULL);
+  CHECK(j != NULL);
+  if (!j) return;
+  json_t *obj = in_phase ? json_array_get(json_object_get(j, "phases"), 0) : j;
+  json_object_set_new(obj, key, json_integer(v));
+  CHECK(json_dump_file(j, p, JSON_INDENT(2)) == 0);
+  json_decref(j);
+  char man[8192];
+  int64_t step = atoll(strrchr(dir, '-') + 1);
+  size_t n =
+      (size_t)snprintf(man, sizeof man, "vita-train checkpoint v1\nstep %lld\n", (long long)step);
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] == '.' || !strcmp(e->d_name, "COMPLETE")) continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    size_t len = 0;
+    char *buf = slurp(p, &len);
+    uLong crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)buf, (uInt)len);
+    n += (size_t)snprintf(man + n, sizeof man - n, "file %s %zu %08lx\n", e->d_name, len, crc);
+    free(buf);
+  }
+  if (d) closedir(d);
+  snprintf(p, sizeof p, "%s/COMPLETE", dir);
+  FILE *f = fopen(p, "w");
+  fputs(man, f);
+  fclose(f);
+  char err[512];
+  CHECK_MSG(ckpt_verify(dir, err, sizeof err) == 0, "%s", err);
 }
 
 int main(void) {
@@ -123,15 +162,24 @@ int main(void) {
   snprintf(pb, sizeof pb, "%s/run_b/checkpoints", tmp);
   CHECK(ckpt_find_latest(pb, dir, sizeof dir, &step, err, sizeof err) == 1 && step == 10);
 
+  /* checkpoints whose trainer.json lies (step 99 in step-10, optim_t -5 in step-7): each is
+   * refused naming the file and field, and resume falls back to step 5 */
+  forge_state(dir, "step", 99, false);
+  snprintf(pa, sizeof pa, "%s/run_b/checkpoints/step-00000007", tmp);
+  forge_state(pa, "optim_t", -5, true);
+  CHECK(train("b.yaml", true, 0, &rb) == 0);
+  CHECK_MSG(rb.start_step == 5 && rb.step == 12, "resumed from %lld", (long long)rb.start_step);
+
   /* vita eval on the final weights of run a */
   char cfg_path[512];
   snprintf(cfg_path, sizeof cfg_path, "%s/a.yaml", tmp);
-  vt_train_cfg cfg;
-  CHECK(vt_train_config_load(&cfg, cfg_path, err, sizeof err) == 0);
+  static stage_cfg cfg;
+  CHECK(stage_config_load(&cfg, cfg_path, err, sizeof err) == 0);
   snprintf(pa, sizeof pa, "%s/run_a/checkpoints/step-00000012", tmp);
-  double loss;
-  int64_t tokens;
-  CHECK_MSG(vt_eval(&cfg, pa, cfg.mixture, NULL, &loss, &tokens, err, sizeof err) == 0, "%s", err);
+  vt_eval_result er;
+  CHECK_MSG(vt_eval(&cfg, pa, cfg.mixture, NULL, &er, err, sizeof err) == 0, "%s", err);
+  double loss = vt_eval_value(&er, "loss");
+  int64_t tokens = (int64_t)er.metrics[0].count;
   printf("eval loss %.4f over %lld tokens; training loss went %.4f -> %.4f\n", loss,
          (long long)tokens, ra.first_loss, ra.last_loss);
   CHECK(tokens > 1000 && loss < ra.first_loss - 1.0);
@@ -176,7 +224,7 @@ int main(void) {
   f = fopen(cfg_path, "w");
   fprintf(f, "model:\n  config: x\ntrain:\n  stepz: 3\n");
   fclose(f);
-  CHECK(vt_train_config_load(&cfg, cfg_path, err, sizeof err) == -1);
+  CHECK(stage_config_load(&cfg, cfg_path, err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "stepz") && strstr(err, "bad.yaml"), "%s", err);
 
   char cmd[600];

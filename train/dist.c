@@ -43,19 +43,30 @@ void vt_dist_finalize(vt_dist *d) {
   d->initialized_here = 0;
 }
 
-int vt_dist_allreduce_mean(const vt_dist *d, float *buf, size_t n) {
+/* MPI counts are int: reduce in slices. */
+static int allreduce(const vt_dist *d, void *buf, size_t n, MPI_Datatype type, size_t size,
+                     MPI_Op op) {
   if (d->world <= 1) return 0;
-  /* MPI counts are int: reduce in slices */
   const size_t slice = (size_t)1 << 30;
   for (size_t off = 0; off < n; off += slice) {
     int count = (int)(n - off < slice ? n - off : slice);
-    if (MPI_Allreduce(MPI_IN_PLACE, buf + off, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) !=
+    if (MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * size, count, type, op, MPI_COMM_WORLD) !=
         MPI_SUCCESS)
       return -1;
   }
-  float inv = 1.0f / (float)d->world;
-  for (size_t i = 0; i < n; i++) buf[i] *= inv;
   return 0;
+}
+
+int vt_dist_allreduce_sum(const vt_dist *d, float *buf, size_t n) {
+  return allreduce(d, buf, n, MPI_FLOAT, sizeof(float), MPI_SUM);
+}
+
+int vt_dist_allreduce_sum_f64(const vt_dist *d, double *buf, size_t n) {
+  return allreduce(d, buf, n, MPI_DOUBLE, sizeof(double), MPI_SUM);
+}
+
+int vt_dist_allreduce_max_f64(const vt_dist *d, double *buf, size_t n) {
+  return allreduce(d, buf, n, MPI_DOUBLE, sizeof(double), MPI_MAX);
 }
 
 int vt_dist_broadcast(const vt_dist *d, void *buf, size_t bytes) {
@@ -81,7 +92,15 @@ int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len)
   return 0;
 }
 void vt_dist_finalize(vt_dist *d) { (void)d; }
-int vt_dist_allreduce_mean(const vt_dist *d, float *buf, size_t n) {
+int vt_dist_allreduce_sum(const vt_dist *d, float *buf, size_t n) {
+  (void)d, (void)buf, (void)n;
+  return 0;
+}
+int vt_dist_allreduce_sum_f64(const vt_dist *d, double *buf, size_t n) {
+  (void)d, (void)buf, (void)n;
+  return 0;
+}
+int vt_dist_allreduce_max_f64(const vt_dist *d, double *buf, size_t n) {
   (void)d, (void)buf, (void)n;
   return 0;
 }

@@ -15,8 +15,12 @@ typedef struct {
  * process is a group of one and MPI is not initialised. Returns 0, or -1 with a message. */
 int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len);
 void vt_dist_finalize(vt_dist *d);
-/* buf <- mean over ranks of buf (host memory), in place. Returns 0 or -1. */
-int vt_dist_allreduce_mean(const vt_dist *d, float *buf, size_t n);
+/* buf <- sum over ranks of buf (host memory), in place: the caller divides where it knows
+ * by what (the trainer: by the global token count). Returns 0 or -1. */
+int vt_dist_allreduce_sum(const vt_dist *d, float *buf, size_t n);
+/* The same in double (loss sums and counts, exact to 2^53), and the maximum. */
+int vt_dist_allreduce_sum_f64(const vt_dist *d, double *buf, size_t n);
+int vt_dist_allreduce_max_f64(const vt_dist *d, double *buf, size_t n);
 /* buf <- rank 0's buf. Returns 0 or -1. */
 int vt_dist_broadcast(const vt_dist *d, void *buf, size_t bytes);
 void vt_dist_barrier(const vt_dist *d);

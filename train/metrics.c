@@ -79,12 +79,22 @@ static void fmt_duration(double s, char *buf, size_t len) {
 }
 
 void vt_metrics_step(vt_metrics *m, const vt_step_metrics *s, bool print) {
+  char extra[1024];
+  size_t o = 0;
+  for (int i = 0; i < s->n_terms && o < sizeof extra; i++)
+    o += (size_t)snprintf(extra + o, sizeof extra - o, ", \"loss_%s\": %.9g", s->term_names[i],
+                          s->term_values[i]);
+  for (int i = 0; i < s->n_phases && o < sizeof extra; i++)
+    o += (size_t)snprintf(extra + o, sizeof extra - o, ", \"lr_%s\": %.9g, \"grad_norm_%s\": %.9g",
+                          s->phase_names[i], s->phase_lr[i], s->phase_names[i],
+                          s->phase_grad_norm[i]);
+  if (!o) extra[0] = '\0';
   if (m->jsonl) {
     fprintf(m->jsonl,
             "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": "
-            "%lld, \"tokens_per_s\": %.6g%s}\n",
+            "%lld, \"tokens_per_s\": %.6g%s%s}\n",
             (long long)s->step, s->loss, s->lr, s->grad_norm, (long long)s->tokens, s->tokens_per_s,
-            s->skipped ? ", \"skipped\": true" : "");
+            extra, s->skipped ? ", \"skipped\": true" : "");
     fflush(m->jsonl);
   }
   if (!print || !m->console) return;
@@ -96,11 +106,17 @@ void vt_metrics_step(vt_metrics *m, const vt_step_metrics *s, bool print) {
   char bar[32];
   for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
   bar[width] = '\0';
+  char terms[512] = "";
+  o = 0;
+  for (int i = 0; i < s->n_terms && o < sizeof terms; i++)
+    o += (size_t)snprintf(terms + o, sizeof terms - o, "%s%s %.4f", i ? ", " : " (",
+                          s->term_names[i], s->term_values[i]);
+  if (o && o < sizeof terms) snprintf(terms + o, sizeof terms - o, ")");
   fprintf(m->console,
-          "%s[%s] step %lld/%lld | loss %.4f | lr %.2e | grad %.3f | %.0f tok/s | "
+          "%s[%s] step %lld/%lld | loss %.4f%s | lr %.2e | grad %.3f | %.0f tok/s | "
           "ETA %s%s%s",
-          m->tty ? "\r" : "", bar, (long long)s->step, (long long)m->total_steps, s->loss, s->lr,
-          s->grad_norm, s->tokens_per_s, eta, s->skipped ? " | skipped (non-finite)" : "",
+          m->tty ? "\r" : "", bar, (long long)s->step, (long long)m->total_steps, s->loss, terms,
+          s->lr, s->grad_norm, s->tokens_per_s, eta, s->skipped ? " | skipped (non-finite)" : "",
           m->tty ? "\033[K" : "\n");
   fflush(m->console);
 }

@@ -114,18 +114,17 @@ static int group_of(const vt_optim_cfg *c, const char *name) {
 
 void vt_optim_free(vt_optim *o) {
   if (o->be) {
-    if (o->m) o->be->free(o->m);
-    if (o->v) o->be->free(o->v);
-    if (o->segs) o->be->free(o->segs);
+    vt_buf_free(o->be, o->m);
+    vt_buf_free(o->be, o->v);
+    vt_buf_free(o->be, o->segs);
   }
   free(o->groups);
+  free(o->covered);
   memset(o, 0, sizeof *o);
 }
 
 static float *alloc_zeroed(const vt_backend *be, size_t n) {
-  float *p = be->alloc(n * sizeof(float));
-  if (p) be->fill(p, (int64_t)n, 0.0f);
-  return p;
+  return vt_buf_alloc_zeroed(be, n * sizeof(float));
 }
 
 int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err, size_t err_len) {
@@ -133,8 +132,9 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   if (check_cfg(cfg, err, err_len)) return -1;
   const struct vt_optim_kernels *k = ps->be ? ps->be->optim : NULL;
   if (!k || !k->sumsq || !k->scale || !k->adam_update || !k->sgd_update) {
-    snprintf(err, err_len, "optimizer: the %s backend has no optimizer kernels (vt_backend.optim)",
-             ps->be ? ps->be->name : "(none)");
+    snprintf(err, err_len,
+             "optimizer: not supported on the %s backend (no kernels of the %s family)",
+             ps->be ? ps->be->name : "(none)", vt_backend_family_name(VT_FAMILY_OPTIM));
     return -1;
   }
   for (int g = 0; g < cfg->n_groups; g++) {
@@ -158,7 +158,12 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
     }
   }
   o->cfg = *cfg;
-  o->cfg.groups = NULL; /* the caller's globs are not kept */
+  o->cfg.groups = NULL; /* the caller's globs and selection are not kept */
+  o->cfg.only = NULL;
+  o->covered = calloc((size_t)ps->n + 1, sizeof *o->covered);
+  if (!o->covered) goto oom;
+  for (int i = 0; i < ps->n; i++)
+    o->covered[i] = ps->items[i]->trainable && (!cfg->only || cfg->only[i]);
   o->ps = ps;
   o->be = ps->be;
   o->numel = ps->grad_numel;
@@ -180,7 +185,7 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   if (!count) goto oom_which;
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
-    if (!p->trainable) continue;
+    if (!o->covered[i]) continue;
     int ig = 2 * group_of(cfg, p->name) + (!cfg->decay_all && vt_optim_is_no_decay(p));
     which[i] = ig;
     count[ig + 1] += (vt_numel(&p->t) + SEG_MAX - 1) / SEG_MAX;
@@ -195,7 +200,7 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   if (!host) goto oom_count;
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
-    if (!p->trainable) continue;
+    if (!o->covered[i]) continue;
     int64_t n = vt_numel(&p->t);
     for (int64_t s = 0; s < n; s += SEG_MAX)
       host[count[which[i]]++] = (vt_optim_seg){.param = (float *)p->t.data + s,
@@ -203,8 +208,8 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
                                                .n = n - s < SEG_MAX ? n - s : SEG_MAX};
   }
   size_t seg_bytes = sizeof *host * (size_t)(o->n_segs ? o->n_segs : 1);
-  o->segs = o->be->alloc(seg_bytes);
-  if (o->segs) o->be->copy(o->segs, host, seg_bytes, VT_COPY_H2D);
+  o->segs = vt_buf_alloc(o->be, seg_bytes);
+  if (o->segs) vt_buf_from_host(o->be, o->segs, host, seg_bytes);
   free(host);
   free(count);
   free(which);
@@ -229,7 +234,7 @@ oom:
 double vt_optim_grad_norm(const vt_params *ps) {
   if (!ps->be || !ps->be->optim) return -1.0;
   if (!ps->grad_numel) return 0.0;
-  return sqrt(ps->be->optim->sumsq(ps->grad, (int64_t)ps->grad_numel));
+  return sqrt(ps->be->optim->sumsq(ps->be, ps->grad, (int64_t)ps->grad_numel));
 }
 
 /* torch.nn.utils.clip_grad_norm_'s coefficient, computed in float as torch does. */
@@ -243,7 +248,8 @@ double vt_optim_clip_grads(vt_params *ps, double max_norm) {
   if (!ps->be || !ps->be->optim) return -1.0;
   double norm = vt_optim_grad_norm(ps);
   float c = clip_coef(norm, max_norm);
-  if (c < 1.0f && isfinite(norm)) ps->be->optim->scale(ps->grad, (int64_t)ps->grad_numel, c);
+  if (c < 1.0f && isfinite(norm))
+    ps->be->optim->scale(ps->be, ps->grad, (int64_t)ps->grad_numel, c);
   return norm;
 }
 
@@ -285,7 +291,7 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
                           .l2 = (float)gr->weight_decay,
                           .lr = (float)lr,
                           .momentum = (float)c->momentum};
-      k->sgd_update(segs, nseg, ps->grad, o->m, h);
+      k->sgd_update(o->be, segs, nseg, ps->grad, o->m, h);
       continue;
     }
     bool adamw = c->kind == VT_OPTIM_ADAMW;
@@ -299,7 +305,7 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
                          .step_size = (float)(lr / bc1),
                          .bc2_sqrt = (float)sqrt(bc2),
                          .eps = (float)c->eps};
-    k->adam_update(segs, nseg, ps->grad, o->m, o->v, h);
+    k->adam_update(o->be, segs, nseg, ps->grad, o->m, o->v, h);
   }
   if (stats) *stats = st;
   return 0;
@@ -308,9 +314,14 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
 int vt_optim_state(const vt_optim *o, const char *name, float **m, float **v, int64_t *numel,
                    char *err, size_t err_len) {
   const vt_param *p = vt_params_find(o->ps, name);
-  if (!p || !p->trainable) {
+  bool mine = false;
+  for (int i = 0; p && i < o->ps->n; i++)
+    if (o->ps->items[i] == p) mine = o->covered[i];
+  if (!p || !mine) {
     snprintf(err, err_len, "optimizer state: parameter %s is %s", name,
-             p ? "frozen (frozen parameters have no state)" : "unknown");
+             !p             ? "unknown"
+             : p->trainable ? "not updated by this optimizer (no state here)"
+                            : "frozen (frozen parameters have no state)");
     return -1;
   }
   *m = o->m ? o->m + p->grad_offset : NULL;

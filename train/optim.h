@@ -35,6 +35,9 @@ typedef struct {
   /* Weight decay is not applied to parameters that vt_optim_is_no_decay() names (biases,
    * norms, layer scales, every 1-D parameter) unless decay_all is set. */
   bool decay_all;
+  /* [ps->n] or NULL: the optimizer updates trainable parameter i only where only[i] (a phase
+   * of a multi-phase model owns its own optimizer over its parameters). */
+  const bool *only;
 } vt_optim_cfg;
 
 /* PyTorch's defaults for the kind: AdamW lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0.01;
@@ -66,9 +69,11 @@ typedef struct {
   int n_int_groups;
   int64_t t;         /* updates applied (Adam's bias-correction step); checkpointed */
   int64_t n_skipped; /* steps skipped because a gradient was NaN or Inf */
+  bool *covered;     /* [ps->n]: parameters this optimizer updates and holds state for */
 } vt_optim;
 
-/* Builds the optimizer over the trainable parameters of ps (after vt_params_alloc_grads):
+/* Builds the optimizer over the trainable parameters of ps (after vt_params_alloc_grads),
+ * those of cfg->only when given:
  * assigns groups, allocates zeroed moments and the segment table. Frozen parameters get no
  * state. Returns 0, or -1 with a message in err (bad hyper-parameter, a glob matching nothing,
  * a device without optim kernels, out of memory). vt_optim_free releases everything. */
@@ -103,7 +108,7 @@ double vt_optim_clip_grads(vt_params *ps, double max_norm);
 /* The optimizer state of one parameter, for checkpoints: *m and *v point at its numel values
  * in the flat moment buffers (device memory owned by the optimizer; *v is NULL for SGD, both
  * NULL for plain SGD). Returns 0, or -1 with a message when the name is unknown or the
- * parameter is frozen (frozen parameters have no state). */
+ * parameter is frozen or not this optimizer's (such parameters have no state here). */
 int vt_optim_state(const vt_optim *o, const char *name, float **m, float **v, int64_t *numel,
                    char *err, size_t err_len);
 

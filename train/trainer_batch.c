@@ -1,34 +1,35 @@
-/* Micro-batches from the data mixture; see trainer_impl.h. */
+/* Micro-batches from the data mixture, on the host and then as a model-neutral vt_batch on
+ * the device; see trainer_impl.h. */
 #include <stdio.h>
 #include <string.h>
 
 #include "train/trainer_impl.h"
 
-#define IGNORE_LABEL (-100)
+static bool takes_codec(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_CODEC); }
 
-/* Why a sample cannot be trained on by this (text-only) stage, or NULL. */
-static const char *unusable(const trainer *t, const shard_sample *s) {
-  if (s->n_media) return "it has image/video/audio placeholders (media stages come later)";
-  if (s->ids.n < 2) return "it has fewer than 2 tokens";
-  for (size_t i = 0; i < s->ids.n; i++)
-    if (s->ids.v[i] < 0 || s->ids.v[i] >= t->mcfg.vocab_size)
-      return "a token id is outside the model's vocabulary";
-  return NULL;
-}
-
-/* Why a pack cannot be trained on, or NULL. */
-static const char *unusable_pack(const trainer *t, const mix_pack *p) {
-  if (p->n_media) return "a packed sample has image/video/audio placeholders";
-  if (p->ids.n < 2) return "it has fewer than 2 tokens";
-  for (size_t i = 0; i < p->ids.n; i++)
-    if (p->ids.v[i] < 0 || p->ids.v[i] >= t->mcfg.vocab_size)
-      return "a token id is outside the model's vocabulary";
+/* Why the model cannot take a sample (its tokens, its media), or NULL. */
+static const char *unusable(const trainer *t, const int32_t *ids, size_t n, size_t n_media,
+                            size_t n_codec) {
+  if (n_media && !(t->model->media & ~VT_MEDIA_BIT(VT_MEDIA_CODEC)))
+    return "it has image/video/audio placeholders this model does not take";
+  if (takes_codec(t)) { /* a speech decoder: a text (any length) and its codec tokens */
+    if (!n_codec) return "it has no codec tokens (the model learns to predict them)";
+    if (n < 1) return "it has no text tokens";
+    /* a cut text would no longer match its speech */
+    if ((int64_t)n > t->cfg->max_len) return "its text is longer than data.max_len";
+  } else if (n < 2)
+    return "it has fewer than 2 tokens";
+  int64_t v = t->model->vocab_size;
+  for (size_t i = 0; v && i < n; i++)
+    if (ids[i] < 0 || ids[i] >= v) return "a token id is outside the model's vocabulary";
   return NULL;
 }
 
 static int skip(trainer *t, const char *id, const char *why, int tries, char *err, size_t err_len) {
-  t->skipped_samples++;
-  if (t->skipped_samples <= 10) fprintf(stderr, "warning: skipping %s: %s\n", id, why);
+  if (t->count_samples) {
+    t->skipped_samples++;
+    if (t->skipped_samples <= 10) fprintf(stderr, "warning: skipping %s: %s\n", id, why);
+  }
   if (tries > 1000) {
     snprintf(err, err_len, "1000 samples in a row could not be used; last: %s", why);
     return -1;
@@ -36,41 +37,70 @@ static int skip(trainer *t, const char *id, const char *why, int tries, char *er
   return 0;
 }
 
-/* Row i of the batch (stride max_len) from the next usable sample; returns its length. */
+/* Row i (stride max_len) from the sample just read into t->sample; returns its length. */
+static int64_t put_sample(trainer *t, int64_t i) {
+  int64_t max_len = t->cfg->max_len, n = (int64_t)t->sample.ids.n;
+  if (n > max_len) {
+    n = max_len;
+    if (t->count_samples) t->truncated_samples++;
+  }
+  memcpy(t->ids + i * max_len, t->sample.ids.v, sizeof(int32_t) * (size_t)n);
+  memcpy(t->labels + i * max_len, t->sample.labels.v, sizeof(int32_t) * (size_t)n);
+  t->batch_samples++;
+  if (takes_codec(t)) {
+    size_t nc = t->sample.codec.n;
+    if (t->codec_n + nc > t->codec_cap) {
+      size_t cap = 2 * (t->codec_n + nc);
+      int32_t *p = realloc(t->codec, cap * sizeof *p);
+      if (!p) return -1;
+      t->codec = p;
+      t->codec_cap = cap;
+    }
+    memcpy(t->codec + t->codec_n, t->sample.codec.v, nc * sizeof(int32_t));
+    t->codec_n += nc;
+    t->codec_lens[i] = (int32_t)nc;
+  }
+  return n;
+}
+
+/* Row i of the batch from the next usable sample or pack; returns its length, -1 on error. */
 static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len) {
   int64_t max_len = t->cfg->max_len;
-  int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
   for (int tries = 0;; tries++) {
+    if (t->mixcfg.pack && takes_codec(t)) {
+      snprintf(err, err_len,
+               "packing (mixture pack: true) is not supported for a model that "
+               "predicts codec tokens; set pack: false");
+      return -1;
+    }
     if (t->mixcfg.pack) {
       if (mix_next_packed(m, max_len, &t->pack, err, err_len)) return -1;
-      const char *why = unusable_pack(t, &t->pack);
+      const char *why = unusable(t, t->pack.ids.v, t->pack.ids.n, t->pack.n_media, 0);
       if (why) {
         if (skip(t, "a packed row", why, tries, err, err_len)) return -1;
         continue;
       }
       int64_t n = (int64_t)t->pack.ids.n;
-      memcpy(ids, t->pack.ids.v, sizeof(int32_t) * (size_t)n);
+      int32_t *labels = t->labels + i * max_len;
+      memcpy(t->ids + i * max_len, t->pack.ids.v, sizeof(int32_t) * (size_t)n);
       memcpy(labels, t->pack.labels.v, sizeof(int32_t) * (size_t)n);
       /* no sample predicts the first token of the next one */
-      for (size_t k = 0; k < t->pack.n_seq; k++) labels[t->pack.starts[k]] = IGNORE_LABEL;
+      for (size_t k = 0; k < t->pack.n_seq; k++) labels[t->pack.starts[k]] = VT_IGNORE_INDEX;
       mix_pack_segments(&t->pack, (size_t)max_len, t->segments + i * max_len, t->pos + i * max_len);
-      t->truncated_samples += t->pack.n_truncated;
+      if (t->count_samples) t->truncated_samples += t->pack.n_truncated;
+      t->batch_samples += (int64_t)t->pack.n_seq;
       return n;
     }
     mix_ref ref;
     if (mix_next(m, &t->sample, &ref, err, err_len)) return -1;
-    const char *why = unusable(t, &t->sample);
+    const char *why =
+        unusable(t, t->sample.ids.v, t->sample.ids.n, t->sample.n_media, t->sample.codec.n);
     if (why) {
       if (skip(t, t->sample.id ? t->sample.id : "?", why, tries, err, err_len)) return -1;
       continue;
     }
-    int64_t n = (int64_t)t->sample.ids.n;
-    if (n > max_len) {
-      n = max_len;
-      t->truncated_samples++;
-    }
-    memcpy(ids, t->sample.ids.v, sizeof(int32_t) * (size_t)n);
-    memcpy(labels, t->sample.labels.v, sizeof(int32_t) * (size_t)n);
+    int64_t n = put_sample(t, i);
+    if (n < 0) snprintf(err, err_len, "out of memory for the codec tokens of a batch");
     return n;
   }
 }
@@ -80,33 +110,116 @@ static void repack(int32_t *buf, int64_t i, int64_t max_len, int64_t T) {
   memmove(buf + i * T, buf + i * max_len, sizeof(int32_t) * (size_t)T);
 }
 
-int trainer_next_batch(trainer *t, mix *m, char *err, size_t err_len) {
-  int64_t b = t->cfg->batch_size, max_len = t->cfg->max_len;
-  t->batch_t = 0;
-  t->batch_tokens = 0;
-  for (int64_t i = 0; i < b; i++) {
-    int64_t n = next_row(t, m, i, err, err_len);
-    if (n < 0) return -1;
-    int32_t *labels = t->labels + i * max_len;
-    t->lengths[i] = (int32_t)n;
-    for (int64_t k = 1; k < n; k++) t->batch_tokens += labels[k] != IGNORE_LABEL;
-    if (n > t->batch_t) t->batch_t = n;
-  }
-  /* pad to the longest row and repack rows to a stride of batch_t */
-  int64_t T = t->batch_t;
-  for (int64_t i = 0; i < b; i++) {
+static void begin_batch(trainer *t, bool packed) {
+  t->batch_rows = t->batch_t = t->batch_tokens = t->batch_samples = 0;
+  t->codec_n = 0;
+  t->batch_packed = packed;
+}
+
+static void add_row(trainer *t, int64_t n) {
+  int32_t *labels = t->labels + t->batch_rows * t->cfg->max_len;
+  t->lengths[t->batch_rows++] = (int32_t)n;
+  for (int64_t k = 1; k < n; k++) t->batch_tokens += labels[k] != VT_IGNORE_INDEX;
+  if (n > t->batch_t) t->batch_t = n;
+}
+
+/* Pads to the longest row and repacks rows to a stride of batch_t. */
+static void end_batch(trainer *t) {
+  int64_t T = t->batch_t, max_len = t->cfg->max_len;
+  for (int64_t i = 0; i < t->batch_rows; i++) {
     int64_t n = t->lengths[i];
     int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
     for (int64_t k = n; k < T; k++) {
       ids[k] = 0;
-      labels[k] = IGNORE_LABEL;
+      labels[k] = VT_IGNORE_INDEX;
     }
     repack(t->ids, i, max_len, T);
     repack(t->labels, i, max_len, T);
-    if (t->mixcfg.pack) {
+    if (t->batch_packed) {
       repack(t->pos, i, max_len, T);
       repack(t->segments, i, max_len, T);
     }
   }
+}
+
+int trainer_next_batch(trainer *t, mix *m, char *err, size_t err_len) {
+  begin_batch(t, t->mixcfg.pack);
+  for (int64_t i = 0; i < t->cfg->batch_size; i++) {
+    int64_t n = next_row(t, m, i, err, err_len);
+    if (n < 0) return -1;
+    add_row(t, n);
+  }
+  end_batch(t);
   return 0;
+}
+
+int trainer_eval_batch(trainer *t, mix *m, int64_t *slot, int64_t stride, int64_t end,
+                       int64_t *skipped, char *err, size_t err_len) {
+  /* one sample per row, unpacked: each sample is seen alone, exactly once */
+  begin_batch(t, false);
+  mix_cursor c = mix_get_cursor(m);
+  while (t->batch_rows < t->cfg->batch_size && *slot < end) {
+    c.epoch = 0;
+    c.pos = *slot;
+    *slot += stride;
+    if (mix_set_cursor(m, &c, err, err_len) || mix_next(m, &t->sample, NULL, err, err_len))
+      return -1;
+    if (unusable(t, t->sample.ids.v, t->sample.ids.n, t->sample.n_media, t->sample.codec.n)) {
+      (*skipped)++;
+      continue;
+    }
+    int64_t n = put_sample(t, t->batch_rows);
+    if (n < 0) {
+      snprintf(err, err_len, "out of memory for the codec tokens of a batch");
+      return -1;
+    }
+    add_row(t, n);
+  }
+  end_batch(t);
+  return 0;
+}
+
+void trainer_upload(trainer *t, vt_batch *b) {
+  vt_ctx *ctx = t->ctx;
+  int64_t B = t->batch_rows, T = t->batch_t;
+  memset(b, 0, sizeof *b);
+  b->rows = B;
+  b->len = T;
+  b->tokens = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, t->ids);
+  b->labels = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, t->labels);
+  b->lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->lengths);
+  if (t->batch_packed) {
+    b->positions = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, t->pos);
+    b->segments = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, t->segments);
+  }
+  b->label_tokens = t->batch_tokens;
+  b->samples = t->batch_samples;
+  if (takes_codec(t) && B > 0) { /* one codec item per row, padded to the longest */
+    int64_t C = 1;
+    for (int64_t i = 0; i < B; i++) C = t->codec_lens[i] > C ? t->codec_lens[i] : C;
+    if ((size_t)(B * C) > t->codec_pad_cap) {
+      int32_t *p = realloc(t->codec_pad, sizeof(int32_t) * (size_t)(B * C));
+      if (!p) {
+        vt_ctx_fail(ctx, "trainer", "out of memory for the codec tokens of a batch");
+        return;
+      }
+      t->codec_pad = p;
+      t->codec_pad_cap = (size_t)(B * C);
+    }
+    size_t off = 0;
+    for (int64_t i = 0; i < B; i++) {
+      int32_t n = t->codec_lens[i];
+      memcpy(t->codec_pad + i * C, t->codec + off, sizeof(int32_t) * (size_t)n);
+      for (int64_t k = n; k < C; k++) t->codec_pad[i * C + k] = 0;
+      off += (size_t)n;
+      t->codec_spans[3 * i] = (int32_t)i, t->codec_spans[3 * i + 1] = 0;
+      t->codec_spans[3 * i + 2] = 0;
+    }
+    b->media[b->n_media++] =
+        (vt_media){.kind = VT_MEDIA_CODEC,
+                   .n = B,
+                   .data = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, C}, t->codec_pad),
+                   .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->codec_lens),
+                   .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->codec_spans)};
+  }
 }

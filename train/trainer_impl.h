@@ -1,47 +1,86 @@
-/* Internals of the trainer shared by trainer.c (the loop), trainer_batch.c (batches from the
- * mixture) and trainer_ckpt.c (checkpoint save and resume). */
+/* Internals of the trainer shared by trainer.c (the loop and eval), trainer_setup.c (model,
+ * weights, optimizers), trainer_batch.c (batches from the mixture) and trainer_ckpt.c
+ * (checkpoint save and resume). */
 #ifndef VT_TRAINER_IMPL_H
 #define VT_TRAINER_IMPL_H
 
 #include "data/mixture.h"
 #include "data/pack.h"
-#include "model/qwen2.h"
 #include "train/metrics.h"
+#include "train/optim.h"
+#include "train/schedule.h"
 #include "train/trainer.h"
 
+/* One phase of the step: the parameters it updates, its optimizer state and schedule. */
 typedef struct {
-  const vt_train_cfg *cfg;
-  const vt_dist *dist;
-  vt_dist solo;
-  qwen2_cfg mcfg;
-  qwen2 model;
-  bool model_ready;
-  vt_params ps;
+  vt_optim_cfg ocfg;
+  vt_optim_group_cfg groups[STAGE_MAX_GROUPS];
   vt_optim opt;
   bool opt_ready;
+  vt_sched_cfg scfg;
   vt_sched sched;
+  bool *updates; /* [ps.n]: parameter i is trainable and in this phase */
+} trainer_phase;
+
+typedef struct {
+  const stage_cfg *cfg;
+  const vt_dist *dist;
+  vt_dist solo;
+  vt_model *model;
+  vt_params ps;
+  bool ps_ready;
+  trainer_phase phases[VT_MODEL_MAX_PHASES];
+  int n_phases;
+  double weights[VT_MODEL_MAX_TERMS]; /* of the model's terms, by index */
   mix_config mixcfg;
   mix *mix;
   vt_ctx *ctx;
   vt_rng rng;
   int64_t step, total_steps, tokens_seen;
   int64_t skipped_samples, truncated_samples;
-  /* one micro-batch on the host: [batch, max_len] */
+  bool count_samples; /* count skips and cuts (the first phase of a step reads the data) */
+  /* one micro-batch on the host: up to [batch_size, max_len] */
   int32_t *ids, *labels, *lengths;
   int32_t *pos, *segments; /* packed batches only: RoPE positions and sample index per token */
   mix_pack pack;
-  int64_t batch_t;      /* padded length of the current batch */
-  int64_t batch_tokens; /* labels counted by the loss in the current batch */
+  int64_t batch_rows;    /* rows filled (the last eval batch may hold fewer) */
+  int64_t batch_t;       /* padded length of the current batch */
+  int64_t batch_tokens;  /* labels counted in the current batch */
+  int64_t batch_samples; /* samples in it */
+  bool batch_packed;
+  /* codec tokens of each row, for models that take them (the speech decoder): appended per
+   * row, padded to [rows, longest] at upload; buffers grow to the largest batch seen */
+  int32_t *codec, *codec_pad, *codec_lens, *codec_spans;
+  size_t codec_n, codec_cap, codec_pad_cap;
   shard_sample sample;
 } trainer;
 
-/* Creates the model and the parameter store from cfg->model_config. */
-int trainer_build_model(trainer *t, char *err, size_t err_len);
-/* Fills the next micro-batch from m (skipping unusable samples, counted). */
+/* trainer_setup.c */
+/* Everything but the weights: model, parameter store, context, data, host buffers. An
+ * eval_view opens the mixture as one rank (eval passes split it by slot themselves). */
+int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const char *mixture,
+                  bool eval_view, char *err, size_t err_len);
+void trainer_free(trainer *t);
+/* Trainable and frozen patterns, gradient buffer, one optimizer per phase. */
+int trainer_setup_optim(trainer *t, int64_t steps_per_epoch, char *err, size_t err_len);
+/* Marks what phase p backpropagates into: its parameters need gradients, the rest not, so
+ * the tape records nothing through parts the phase does not train. */
+void trainer_enter_phase(trainer *t, int p);
+
+/* trainer_batch.c */
+/* Fills the next training micro-batch from m (skipping unusable samples, counted). */
 int trainer_next_batch(trainer *t, mix *m, char *err, size_t err_len);
+/* Fills an eval batch from slots *slot, *slot + stride, ... < end of the epoch-0 order of a
+ * one-rank mixture m; advances *slot. Rows left empty at the end make a shorter batch. */
+int trainer_eval_batch(trainer *t, mix *m, int64_t *slot, int64_t stride, int64_t end,
+                       int64_t *skipped, char *err, size_t err_len);
+/* The host batch as device tensors of the ctx. */
+void trainer_upload(trainer *t, vt_batch *b);
+
+/* trainer_ckpt.c */
 /* Saves a checkpoint of the current step under RUN_DIR/checkpoints (rank 0 writes). */
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len);
-/* Restores weights, optimizer, step, RNG and data cursor from a checkpoint directory. */
+/* Restores weights, optimizers, step, RNG and data cursor from a checkpoint directory. */
 int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len);
 
 #endif

@@ -128,13 +128,15 @@ static size_t per_thread_floats(const vt_attn_geom *g) {
   return (size_t)(2 * BQ * BK + BQ * d);
 }
 
-static size_t cpu_attn_workspace(const vt_attn_geom *g) {
+static size_t cpu_attn_workspace(const vt_backend *be, const vt_attn_geom *g) {
+  (void)be;
   size_t rows = (size_t)(g->B * g->H * g->Tq); /* backward: D_i = dout_i . out_i */
   return (rows + per_thread_floats(g) * (size_t)omp_get_max_threads()) * sizeof(float) + 64;
 }
 
-static void cpu_attn_forward(const vt_attn_geom *g, const float *q, const float *k, const float *v,
-                             float *out, float *lse, void *work) {
+static void cpu_attn_forward(const vt_backend *be, const vt_attn_geom *g, const float *q,
+                             const float *k, const float *v, float *out, float *lse, void *work) {
+  (void)be;
   const int64_t nqt = (g->Tq + BQ - 1) / BQ, group = g->H / g->Hkv;
   const int64_t units = g->B * g->H * nqt;
   const int nt = omp_get_max_threads();
@@ -207,9 +209,11 @@ VT_SIMD_HOT void tile_grads(int64_t nq, int64_t nk, const float *lse, const floa
   }
 }
 
-static void cpu_attn_backward(const vt_attn_geom *g, const float *q, const float *k, const float *v,
-                              const float *out, const float *dout, const float *lse, float *dq,
-                              float *dk, float *dv, float *dbias, void *work) {
+static void cpu_attn_backward(const vt_backend *be, const vt_attn_geom *g, const float *q,
+                              const float *k, const float *v, const float *out, const float *dout,
+                              const float *lse, float *dq, float *dk, float *dv, float *dbias,
+                              void *work) {
+  (void)be;
   const int64_t group = g->H / g->Hkv, nqt = (g->Tq + BQ - 1) / BQ;
   const int64_t rows = g->B * g->H * g->Tq;
   const int nt = omp_get_max_threads();

@@ -13,20 +13,27 @@
 /* Loops shorter than this run on one thread: forking costs more than it saves. */
 #define PAR_MIN 32768
 
-static void *cpu_alloc(size_t bytes) {
+static void *cpu_alloc(const vt_backend *be, size_t bytes) {
+  (void)be;
   void *p = NULL;
   if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
   return p;
 }
 
-static void cpu_free(void *p) { free(p); }
+static void cpu_free(const vt_backend *be, void *p) {
+  (void)be;
+  free(p);
+}
 
-static void cpu_copy(void *dst, const void *src, size_t bytes, vt_copy_kind kind) {
+static void cpu_copy(const vt_backend *be, void *dst, const void *src, size_t bytes,
+                     vt_copy_kind kind) {
+  (void)be;
   (void)kind;
   if (bytes) memmove(dst, src, bytes);
 }
 
-static void cpu_fill(float *x, int64_t n, float v) {
+static void cpu_fill(const vt_backend *be, float *x, int64_t n, float v) {
+  (void)be;
   if (v == 0.0f) {
     memset(x, 0, (size_t)n * sizeof(float));
     return;
@@ -54,7 +61,9 @@ static void store_f32(vt_dtype t, void *p, int64_t i, float v) {
   }
 }
 
-static void cpu_convert(vt_dtype from, vt_dtype to, int64_t n, const void *src, void *dst) {
+static void cpu_convert(const vt_backend *be, vt_dtype from, vt_dtype to, int64_t n,
+                        const void *src, void *dst) {
+  (void)be;
   if (from == to) {
     memmove(dst, src, (size_t)n * vt_dtype_size(from));
     return;
@@ -71,13 +80,69 @@ static void cpu_convert(vt_dtype from, vt_dtype to, int64_t n, const void *src, 
             for (int64_t i = 0; i < n; i++) store_f32(to, dst, i, load_f32(from, src, i)););
 }
 
-static void cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                     int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
-                     float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch) {
+static void sgemm_batch(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float *a, int64_t lda, int64_t stride_a, const float *b, int64_t ldb,
+                        int64_t stride_b, float beta, float *c, int64_t ldc, int64_t stride_c,
+                        int64_t batch) {
   for (int64_t i = 0; i < batch; i++)
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)m, (int)n, (int)k, alpha, a + i * stride_a, (int)lda, b + i * stride_b,
                 (int)ldb, beta, c + i * stride_c, (int)ldc);
+}
+
+/* A stored rows x cols bf16 matrix (leading dimension ld) as dense f32. */
+static void bf16_panel(const uint16_t *x, int64_t rows, int64_t cols, int64_t ld, float *out) {
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < cols; j++) out[r * cols + j] = vt_bf16_to_f32(x[r * ld + j]);
+}
+
+/* bf16 inputs: Debian's OpenBLAS has no sbgemm, so each operand is widened to f32 (exact)
+ * and multiplied by sgemm, which accumulates in f32 as the contract says. Correct, not fast:
+ * a fast bf16 path is later work. Without memory for the panels a plain loop does the same
+ * arithmetic in place. */
+static void gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const uint16_t *a, int64_t lda, int64_t stride_a, const uint16_t *b,
+                      int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
+                      int64_t stride_c, int64_t batch) {
+  int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+  size_t na = (size_t)(ar * ac), nb = (size_t)(br * bc);
+  float *pa = malloc(sizeof(float) * (na + nb + 1));
+  if (!pa) {
+    for (int64_t i = 0; i < batch; i++)
+      for (int64_t r = 0; r < m; r++)
+        for (int64_t j = 0; j < n; j++) {
+          float acc = 0.0f;
+          for (int64_t p = 0; p < k; p++) {
+            const uint16_t *ea = a + i * stride_a + (ta ? p * lda + r : r * lda + p);
+            const uint16_t *eb = b + i * stride_b + (tb ? j * ldb + p : p * ldb + j);
+            acc += vt_bf16_to_f32(*ea) * vt_bf16_to_f32(*eb);
+          }
+          float *pc = c + i * stride_c + r * ldc + j;
+          *pc = alpha * acc + (beta == 0.0f ? 0.0f : beta * *pc);
+        }
+    return;
+  }
+  float *pb = pa + na;
+  for (int64_t i = 0; i < batch; i++) {
+    if (i == 0 || stride_a) bf16_panel(a + i * stride_a, ar, ac, lda, pa);
+    if (i == 0 || stride_b) bf16_panel(b + i * stride_b, br, bc, ldb, pb);
+    sgemm_batch(ta, tb, m, n, k, alpha, pa, ac > 0 ? ac : 1, 0, pb, bc > 0 ? bc : 1, 0, beta,
+                c + i * stride_c, ldc, 0, 1);
+  }
+  free(pa);
+}
+
+static void cpu_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m, int64_t n,
+                     int64_t k, float alpha, const void *a, int64_t lda, int64_t stride_a,
+                     const void *b, int64_t ldb, int64_t stride_b, float beta, float *c,
+                     int64_t ldc, int64_t stride_c, int64_t batch) {
+  (void)be;
+  if (in == VT_BF16)
+    gemm_bf16(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+              batch);
+  else
+    sgemm_batch(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+                batch);
 }
 
 /* Offsets of a and b for the start of output row r (row = all dims but the last). */
@@ -99,8 +164,9 @@ static void bcast_rows(const vt_bcast *bc, int64_t *rows, int64_t *cols) {
   for (int d = 0; d + 1 < bc->ndim; d++) *rows *= bc->shape[d];
 }
 
-static void cpu_binary(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
-                       float *out) {
+static void cpu_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
+                       const float *b, float *out) {
+  (void)be;
   int64_t rows, cols;
   bcast_rows(bc, &rows, &cols);
   int64_t la = bc->ndim ? bc->sa[bc->ndim - 1] : 0, lb = bc->ndim ? bc->sb[bc->ndim - 1] : 0;
@@ -171,8 +237,10 @@ static void grad_into(vt_binary_op op, int which, const vt_bcast *bc, const floa
       });
 }
 
-static void cpu_binary_backward(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
-                                const float *dout, float *da, float *db) {
+static void cpu_binary_backward(const vt_backend *be, vt_binary_op op, const vt_bcast *bc,
+                                const float *a, const float *b, const float *dout, float *da,
+                                float *db) {
+  (void)be;
   if (da) grad_into(op, 0, bc, a, b, dout, da);
   if (db) grad_into(op, 1, bc, a, b, dout, db);
 }
@@ -209,7 +277,9 @@ VT_SIMD_HOT void unary_backward_vec(vt_unary_op op, int64_t n, const float *x, c
   }
 }
 
-static void cpu_unary(vt_unary_op op, int64_t n, float alpha, const float *x, float *y) {
+static void cpu_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
+                      float *y) {
+  (void)be;
   if (unary_vectorised(op)) {
     int64_t nb = (n + VEC_BLOCK - 1) / VEC_BLOCK;
     VT_OMP_IF(
@@ -223,8 +293,9 @@ static void cpu_unary(vt_unary_op op, int64_t n, float alpha, const float *x, fl
             for (int64_t i = 0; i < n; i++) y[i] = vt_unary_f(op, alpha, x[i]););
 }
 
-static void cpu_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x,
-                               const float *y, const float *dy, float *dx) {
+static void cpu_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
+                               const float *x, const float *y, const float *dy, float *dx) {
+  (void)be;
   if (unary_vectorised(op) && (y || op != VT_UN_SIGMOID)) {
     int64_t nb = (n + VEC_BLOCK - 1) / VEC_BLOCK;
     VT_OMP_IF(
@@ -239,13 +310,15 @@ static void cpu_unary_backward(vt_unary_op op, int64_t n, float alpha, const flo
             dy[i] * vt_unary_df(op, alpha, x[i], y ? y[i] : 0.0f););
 }
 
-static void cpu_axpy(int64_t n, float alpha, const float *x, float *y) {
+static void cpu_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, float *y) {
+  (void)be;
   VT_OMP_IF(n > PAR_MIN, "omp parallel for simd",
             for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];);
 }
 
-static void cpu_reduce(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, const float *x,
-                       float *y, int32_t *arg) {
+static void cpu_reduce(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_t len,
+                       int64_t inner, const float *x, float *y, int32_t *arg) {
+  (void)be;
   VT_OMP_IF(
       outer * len * inner > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < outer; o++) {
         const float *px = x + o * len * inner;
@@ -278,8 +351,9 @@ static void cpu_reduce(vt_reduce_op op, int64_t outer, int64_t len, int64_t inne
       });
 }
 
-static void cpu_reduce_backward(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
-                                const float *dy, const int32_t *arg, float *dx) {
+static void cpu_reduce_backward(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_t len,
+                                int64_t inner, const float *dy, const int32_t *arg, float *dx) {
+  (void)be;
   float scale = op == VT_RED_MEAN ? 1.0f / (float)len : 1.0f;
   VT_OMP_IF(
       outer * len * inner > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < outer; o++) {
@@ -295,7 +369,9 @@ static void cpu_reduce_backward(vt_reduce_op op, int64_t outer, int64_t len, int
       });
 }
 
-static void cpu_softmax(bool log, int64_t rows, int64_t cols, const float *x, float *y) {
+static void cpu_softmax(const vt_backend *be, bool log, int64_t rows, int64_t cols, const float *x,
+                        float *y) {
+  (void)be;
   VT_OMP_IF(
       rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
         const float *px = x + r * cols;
@@ -315,8 +391,9 @@ static void cpu_softmax(bool log, int64_t rows, int64_t cols, const float *x, fl
       });
 }
 
-static void cpu_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y,
-                                 const float *dy, float *dx) {
+static void cpu_softmax_backward(const vt_backend *be, bool log, int64_t rows, int64_t cols,
+                                 const float *y, const float *dy, float *dx) {
+  (void)be;
   VT_OMP_IF(
       rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
         const float *py = y + r * cols, *pdy = dy + r * cols;
@@ -332,9 +409,10 @@ static void cpu_softmax_backward(bool log, int64_t rows, int64_t cols, const flo
       });
 }
 
-static void cpu_strided_copy(int ndim, const int64_t *shape, const void *src,
+static void cpu_strided_copy(const vt_backend *be, int ndim, const int64_t *shape, const void *src,
                              const int64_t *src_strides, void *dst, const int64_t *dst_strides,
                              size_t elem_size, bool accumulate) {
+  (void)be;
   int64_t cols = ndim ? shape[ndim - 1] : 1, rows = 1;
   for (int d = 0; d + 1 < ndim; d++) rows *= shape[d];
   int64_t ls = ndim ? src_strides[ndim - 1] : 0, ld = ndim ? dst_strides[ndim - 1] : 0;
@@ -362,16 +440,18 @@ static void cpu_strided_copy(int ndim, const int64_t *shape, const void *src,
       });
 }
 
-static void cpu_index_select(int64_t outer, int64_t n_src, int64_t inner, const float *src,
-                             const int32_t *idx, int64_t n_idx, float *dst) {
+static void cpu_index_select(const vt_backend *be, int64_t outer, int64_t n_src, int64_t inner,
+                             const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
+  (void)be;
   VT_OMP_IF(outer * n_idx * inner > PAR_MIN, "omp parallel for collapse(2)",
             for (int64_t o = 0; o < outer; o++) for (int64_t i = 0; i < n_idx; i++)
                 memcpy(dst + (o * n_idx + i) * inner, src + (o * n_src + idx[i]) * inner,
                        (size_t)inner * sizeof(float)););
 }
 
-static void cpu_index_add(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
-                          const int32_t *idx, int64_t n_idx, float *dst) {
+static void cpu_index_add(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                          const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
+  (void)be;
   /* Repeated indices add into the same row: split the work by columns, not by index. */
   int64_t block = 256;
   int64_t n_blocks = (inner + block - 1) / block;
@@ -387,28 +467,31 @@ static void cpu_index_add(int64_t outer, int64_t n_dst, int64_t inner, const flo
       });
 }
 
-static void cpu_index_copy(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
-                           const int32_t *idx, int64_t n_idx, float *dst) {
+static void cpu_index_copy(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                           const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
+  (void)be;
   for (int64_t o = 0; o < outer; o++)
     for (int64_t i = 0; i < n_idx; i++)
       memcpy(dst + (o * n_dst + idx[i]) * inner, src + (o * n_idx + i) * inner,
              (size_t)inner * sizeof(float));
 }
 
-static void cpu_index_zero(int64_t outer, int64_t n_dst, int64_t inner, const int32_t *idx,
-                           int64_t n_idx, float *dst) {
+static void cpu_index_zero(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                           const int32_t *idx, int64_t n_idx, float *dst) {
+  (void)be;
   for (int64_t o = 0; o < outer; o++)
     for (int64_t i = 0; i < n_idx; i++)
       memset(dst + (o * n_dst + idx[i]) * inner, 0, (size_t)inner * sizeof(float));
 }
 
-static int64_t cpu_index_check(const int32_t *idx, int64_t n, int64_t limit) {
+static int64_t cpu_index_check(const vt_backend *be, const int32_t *idx, int64_t n, int64_t limit) {
+  (void)be;
   for (int64_t i = 0; i < n; i++)
     if (idx[i] < 0 || idx[i] >= limit) return i;
   return -1;
 }
 
-static void cpu_synchronize(void) {}
+static void cpu_synchronize(const vt_backend *be) { (void)be; }
 
 /* Kernel families, each defined in its own autograd/cpu/cpu_<family>.c. */
 extern const struct vt_norm_kernels vt_cpu_norm_kernels;
@@ -419,6 +502,7 @@ extern const struct vt_optim_kernels vt_cpu_optim_kernels;
 
 static const vt_backend cpu_backend = {
     .name = "cpu",
+    .device = {VT_DEV_CPU, 0},
     .alloc = cpu_alloc,
     .free = cpu_free,
     .copy = cpu_copy,
@@ -449,3 +533,10 @@ static const vt_backend cpu_backend = {
 };
 
 const vt_backend *vt_backend_cpu(void) { return &cpu_backend; }
+
+const vt_backend *vt_backend_for(vt_device device, const char **why) {
+  if (device.type == VT_DEV_CPU) return &cpu_backend;
+  if (device.type == VT_DEV_CUDA) return vt_backend_cuda(device.index, why);
+  if (why) *why = "unknown device type";
+  return NULL;
+}

@@ -74,8 +74,9 @@ static geom_sizes sizes(const vt_conv_geom *g) {
   return s;
 }
 
-static void cpu_conv_forward(const vt_conv_geom *g, const float *x, const float *weight, float *y,
-                             bool accumulate, float *work) {
+static void cpu_conv_forward(const vt_backend *be, const vt_conv_geom *g, const float *x,
+                             const float *weight, float *y, bool accumulate, float *work) {
+  (void)be;
   geom_sizes s = sizes(g);
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
@@ -94,8 +95,9 @@ static void cpu_conv_forward(const vt_conv_geom *g, const float *x, const float 
     }
 }
 
-static void cpu_conv_backward_data(const vt_conv_geom *g, const float *weight, const float *dy,
-                                   float *dx, float *work) {
+static void cpu_conv_backward_data(const vt_backend *be, const vt_conv_geom *g, const float *weight,
+                                   const float *dy, float *dx, float *work) {
+  (void)be;
   geom_sizes s = sizes(g);
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
@@ -114,8 +116,9 @@ static void cpu_conv_backward_data(const vt_conv_geom *g, const float *weight, c
     }
 }
 
-static void cpu_conv_backward_weight(const vt_conv_geom *g, const float *x, const float *dy,
-                                     float *dweight, float *work) {
+static void cpu_conv_backward_weight(const vt_backend *be, const vt_conv_geom *g, const float *x,
+                                     const float *dy, float *dweight, float *work) {
+  (void)be;
   geom_sizes s = sizes(g);
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
@@ -134,7 +137,9 @@ static void cpu_conv_backward_weight(const vt_conv_geom *g, const float *x, cons
     }
 }
 
-static void cpu_bias_add(int64_t n, int64_t c, int64_t s, const float *bias, float *y) {
+static void cpu_bias_add(const vt_backend *be, int64_t n, int64_t c, int64_t s, const float *bias,
+                         float *y) {
+  (void)be;
   VT_OMP_IF(
       n * c * s > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < n * c; r++) {
         float b = bias[r % c];
@@ -143,7 +148,9 @@ static void cpu_bias_add(int64_t n, int64_t c, int64_t s, const float *bias, flo
       });
 }
 
-static void cpu_bias_backward(int64_t n, int64_t c, int64_t s, const float *dy, float *db) {
+static void cpu_bias_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
+                              const float *dy, float *db) {
+  (void)be;
   VT_OMP_IF(
       n * c * s > PAR_MIN, "omp parallel for", for (int64_t ch = 0; ch < c; ch++) {
         double acc = 0;

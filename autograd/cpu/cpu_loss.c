@@ -38,9 +38,10 @@ VT_SIMD_HOT void ce_row_softmax(const float *x, int64_t cols, float l, float fw,
   }
 }
 
-static void cpu_ce_forward(int64_t rows, int64_t cols, const float *logits, const int32_t *target,
-                           int32_t ignore_index, const float *class_w, float *lse, float *nll,
-                           float *wrow) {
+static void cpu_ce_forward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
+                           const int32_t *target, int32_t ignore_index, const float *class_w,
+                           float *lse, float *nll, float *wrow) {
+  (void)be;
   VT_OMP_IF(
       rows * cols > PAR_MIN, "omp parallel for schedule(static)",
       for (int64_t r = 0; r < rows; r++) {
@@ -58,10 +59,11 @@ static void cpu_ce_forward(int64_t rows, int64_t cols, const float *logits, cons
       });
 }
 
-static void cpu_ce_backward(int64_t rows, int64_t cols, const float *logits, const int32_t *target,
-                            int32_t ignore_index, const float *class_w, const float *lse,
-                            const float *gout, const float *denom, float *dlogits,
+static void cpu_ce_backward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
+                            const int32_t *target, int32_t ignore_index, const float *class_w,
+                            const float *lse, const float *gout, const float *denom, float *dlogits,
                             bool accumulate) {
+  (void)be;
   float d = denom ? denom[0] : 1.0f, f = d != 0 ? gout[0] / d : 0.0f;
   VT_OMP_IF(
       rows * cols > PAR_MIN, "omp parallel for schedule(static)",
@@ -79,8 +81,9 @@ static void cpu_ce_backward(int64_t rows, int64_t cols, const float *logits, con
       });
 }
 
-static void cpu_ratio_sum(int64_t n, const float *num, const float *den, float *out,
-                          float *den_sum) {
+static void cpu_ratio_sum(const vt_backend *be, int64_t n, const float *num, const float *den,
+                          float *out, float *den_sum) {
+  (void)be;
   double a = 0, b = den ? 0 : 1;
   for (int64_t i = 0; i < n; i++) a += num[i];
   if (den)
@@ -89,8 +92,9 @@ static void cpu_ratio_sum(int64_t n, const float *num, const float *den, float *
   if (den_sum) den_sum[0] = (float)b;
 }
 
-static void cpu_shift_labels(int64_t B, int64_t T, const int32_t *labels, int32_t ignore_index,
-                             int32_t *targets) {
+static void cpu_shift_labels(const vt_backend *be, int64_t B, int64_t T, const int32_t *labels,
+                             int32_t ignore_index, int32_t *targets) {
+  (void)be;
   for (int64_t b = 0; b < B; b++) {
     for (int64_t t = 0; t + 1 < T; t++) targets[b * T + t] = labels[b * T + t + 1];
     if (T > 0) targets[b * T + T - 1] = ignore_index;
@@ -109,14 +113,17 @@ static int ctc_threads(int64_t B) {
   return B < nt ? (int)(B > 0 ? B : 1) : nt;
 }
 
-static size_t cpu_ctc_workspace(int64_t B, int64_t T, int64_t S) {
+static size_t cpu_ctc_workspace(const vt_backend *be, int64_t B, int64_t T, int64_t S) {
+  (void)be;
   return (size_t)(T * (2 * S + 1)) * 2 * sizeof(double) * (size_t)ctc_threads(B);
 }
 
 /* Alignment lattice over the extended label l' = (blank, y1, blank, y2, ..., blank). */
-static void cpu_ctc_forward(int64_t B, int64_t T, int64_t C, int64_t S, const float *log_probs,
-                            const int32_t *targets, const int32_t *in_len, const int32_t *tgt_len,
-                            int32_t blank, float *nll, float *grad, void *work) {
+static void cpu_ctc_forward(const vt_backend *be, int64_t B, int64_t T, int64_t C, int64_t S,
+                            const float *log_probs, const int32_t *targets, const int32_t *in_len,
+                            const int32_t *tgt_len, int32_t blank, float *nll, float *grad,
+                            void *work) {
+  (void)be;
   const int64_t Lmax = 2 * S + 1;
 /* (macros: a directive cannot sit inside the VT_OMP_IF argument) */
 #define LAB(s) ((s) % 2 ? y[(s) / 2] : blank)
@@ -178,8 +185,10 @@ static void cpu_ctc_forward(int64_t B, int64_t T, int64_t C, int64_t S, const fl
 #undef SKIP
 }
 
-static void cpu_ctc_reduce(int64_t B, const float *nll, const int32_t *tgt_len, bool mean,
-                           bool zero_infinity, float *factor, float *out) {
+static void cpu_ctc_reduce(const vt_backend *be, int64_t B, const float *nll,
+                           const int32_t *tgt_len, bool mean, bool zero_infinity, float *factor,
+                           float *out) {
+  (void)be;
   double s = 0;
   for (int64_t b = 0; b < B; b++) {
     double f = mean ? 1.0 / ((double)(tgt_len[b] > 1 ? tgt_len[b] : 1) * (double)B) : 1.0;
@@ -190,8 +199,9 @@ static void cpu_ctc_reduce(int64_t B, const float *nll, const int32_t *tgt_len, 
   out[0] = (float)s;
 }
 
-static void cpu_scale_rows_acc(int64_t B, int64_t n, const float *factor, const float *gout,
-                               const float *src, float *dst) {
+static void cpu_scale_rows_acc(const vt_backend *be, int64_t B, int64_t n, const float *factor,
+                               const float *gout, const float *src, float *dst) {
+  (void)be;
   VT_OMP_IF(
       B * n > PAR_MIN, "omp parallel for", for (int64_t b = 0; b < B; b++) {
         float f = gout[0] * factor[b];
@@ -204,8 +214,9 @@ static void cpu_scale_rows_acc(int64_t B, int64_t n, const float *factor, const 
  * order, so a loss is bitwise the same whatever OMP_NUM_THREADS is. */
 #define SUM_BLOCKS 64
 
-static void cpu_dist_forward(vt_dist_kind kind, int64_t n, const float *a, const float *b,
-                             float scale, float *out) {
+static void cpu_dist_forward(const vt_backend *be, vt_dist_kind kind, int64_t n, const float *a,
+                             const float *b, float scale, float *out) {
+  (void)be;
   double part[SUM_BLOCKS] = {0}, s = 0;
   int64_t per = (n + SUM_BLOCKS - 1) / SUM_BLOCKS;
   VT_OMP_IF(
@@ -222,9 +233,10 @@ static void cpu_dist_forward(vt_dist_kind kind, int64_t n, const float *a, const
   out[0] = (float)(scale * s);
 }
 
-static void cpu_dist_backward(vt_dist_kind kind, int64_t n, const float *a, const float *b,
-                              const float *gout, float scale_a, float scale_b, float *da,
-                              float *db) {
+static void cpu_dist_backward(const vt_backend *be, vt_dist_kind kind, int64_t n, const float *a,
+                              const float *b, const float *gout, float scale_a, float scale_b,
+                              float *da, float *db) {
+  (void)be;
   float g = gout[0];
   VT_OMP_IF(
       n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) {
@@ -235,8 +247,9 @@ static void cpu_dist_backward(vt_dist_kind kind, int64_t n, const float *a, cons
       });
 }
 
-static void cpu_cosine_forward(int64_t rows, int64_t dim, const float *a, const float *b, float eps,
-                               float scale, float *cos, float *out) {
+static void cpu_cosine_forward(const vt_backend *be, int64_t rows, int64_t dim, const float *a,
+                               const float *b, float eps, float scale, float *cos, float *out) {
+  (void)be;
   double s = 0;
   VT_OMP_IF(
       rows * dim > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
@@ -250,9 +263,10 @@ static void cpu_cosine_forward(int64_t rows, int64_t dim, const float *a, const 
   out[0] = (float)(scale * s);
 }
 
-static void cpu_cosine_backward(int64_t rows, int64_t dim, const float *a, const float *b,
-                                float eps, float scale, const float *cos, const float *gout,
-                                float *da, float *db) {
+static void cpu_cosine_backward(const vt_backend *be, int64_t rows, int64_t dim, const float *a,
+                                const float *b, float eps, float scale, const float *cos,
+                                const float *gout, float *da, float *db) {
+  (void)be;
   float g = -gout[0] * scale; /* d (1 - cos) = -d cos */
   VT_OMP_IF(
       rows * dim > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {

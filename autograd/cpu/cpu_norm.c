@@ -13,8 +13,10 @@
  * in dx, so dx runs row-parallel and dw/db run column-parallel over blocks of this many. */
 #define COL_BLOCK 64
 
-static void cpu_layer_norm(int64_t rows, int64_t cols, float eps, const float *x, const float *w,
-                           const float *b, float *y, float *mean, float *rstd) {
+static void cpu_layer_norm(const vt_backend *be, int64_t rows, int64_t cols, float eps,
+                           const float *x, const float *w, const float *b, float *y, float *mean,
+                           float *rstd) {
+  (void)be;
   VT_OMP_IF(
       rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
         const float *px = x + r * cols;
@@ -38,9 +40,11 @@ static void cpu_layer_norm(int64_t rows, int64_t cols, float eps, const float *x
       });
 }
 
-static void cpu_layer_norm_backward(int64_t rows, int64_t cols, const float *x, const float *w,
-                                    const float *mean, const float *rstd, const float *dy,
-                                    float *dx, float *dw, float *db) {
+static void cpu_layer_norm_backward(const vt_backend *be, int64_t rows, int64_t cols,
+                                    const float *x, const float *w, const float *mean,
+                                    const float *rstd, const float *dy, float *dx, float *dw,
+                                    float *db) {
+  (void)be;
   if (dx) {
     VT_OMP_IF(
         rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
@@ -82,8 +86,9 @@ static void cpu_layer_norm_backward(int64_t rows, int64_t cols, const float *x, 
   }
 }
 
-static void cpu_rms_norm(int64_t rows, int64_t cols, float eps, const float *x, const float *w,
-                         float *y, float *rstd) {
+static void cpu_rms_norm(const vt_backend *be, int64_t rows, int64_t cols, float eps,
+                         const float *x, const float *w, float *y, float *rstd) {
+  (void)be;
   VT_OMP_IF(
       rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
         const float *px = x + r * cols;
@@ -96,8 +101,10 @@ static void cpu_rms_norm(int64_t rows, int64_t cols, float eps, const float *x, 
       });
 }
 
-static void cpu_rms_norm_backward(int64_t rows, int64_t cols, const float *x, const float *w,
-                                  const float *rstd, const float *dy, float *dx, float *dw) {
+static void cpu_rms_norm_backward(const vt_backend *be, int64_t rows, int64_t cols, const float *x,
+                                  const float *w, const float *rstd, const float *dy, float *dx,
+                                  float *dw) {
+  (void)be;
   if (dx) {
     VT_OMP_IF(
         rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
@@ -131,9 +138,10 @@ static void cpu_rms_norm_backward(int64_t rows, int64_t cols, const float *x, co
   }
 }
 
-static void cpu_group_norm(int64_t n, int64_t c, int64_t s, int64_t groups, float eps,
-                           const float *x, const float *w, const float *b, float *y, float *mean,
-                           float *rstd) {
+static void cpu_group_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, int64_t groups,
+                           float eps, const float *x, const float *w, const float *b, float *y,
+                           float *mean, float *rstd) {
+  (void)be;
   int64_t cg = c / groups, len = cg * s;
   VT_OMP_IF(
       n * c * s > PAR_MIN, "omp parallel for", for (int64_t ng = 0; ng < n * groups; ng++) {
@@ -157,9 +165,11 @@ static void cpu_group_norm(int64_t n, int64_t c, int64_t s, int64_t groups, floa
       });
 }
 
-static void cpu_group_norm_backward(int64_t n, int64_t c, int64_t s, int64_t groups, const float *x,
-                                    const float *w, const float *mean, const float *rstd,
-                                    const float *dy, float *dx, float *dw, float *db) {
+static void cpu_group_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
+                                    int64_t groups, const float *x, const float *w,
+                                    const float *mean, const float *rstd, const float *dy,
+                                    float *dx, float *dw, float *db) {
+  (void)be;
   int64_t cg = c / groups, len = cg * s;
   if (dx) {
     VT_OMP_IF(
@@ -204,10 +214,11 @@ static void cpu_group_norm_backward(int64_t n, int64_t c, int64_t s, int64_t gro
   }
 }
 
-static void cpu_batch_norm(int64_t n, int64_t c, int64_t s, bool training, float momentum,
-                           float eps, const float *x, const float *w, const float *b,
-                           float *running_mean, float *running_var, float *y, float *mean,
-                           float *rstd) {
+static void cpu_batch_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, bool training,
+                           float momentum, float eps, const float *x, const float *w,
+                           const float *b, float *running_mean, float *running_var, float *y,
+                           float *mean, float *rstd) {
+  (void)be;
   int64_t cnt = n * s;
   VT_OMP_IF(
       n * c * s > PAR_MIN, "omp parallel for", for (int64_t ch = 0; ch < c; ch++) {
@@ -245,9 +256,11 @@ static void cpu_batch_norm(int64_t n, int64_t c, int64_t s, bool training, float
       });
 }
 
-static void cpu_batch_norm_backward(int64_t n, int64_t c, int64_t s, bool training, const float *x,
-                                    const float *w, const float *mean, const float *rstd,
-                                    const float *dy, float *dx, float *dw, float *db) {
+static void cpu_batch_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
+                                    bool training, const float *x, const float *w,
+                                    const float *mean, const float *rstd, const float *dy,
+                                    float *dx, float *dw, float *db) {
+  (void)be;
   int64_t cnt = n * s;
   VT_OMP_IF(
       n * c * s > PAR_MIN, "omp parallel for", for (int64_t ch = 0; ch < c; ch++) {
@@ -274,9 +287,10 @@ static void cpu_batch_norm_backward(int64_t n, int64_t c, int64_t s, bool traini
       });
 }
 
-static void cpu_rope(int64_t b, int64_t ho, int64_t t, int64_t hi, int64_t d, float theta,
-                     const int32_t *pos, int64_t pos_bstride, const float *x, float *y,
+static void cpu_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int64_t hi, int64_t d,
+                     float theta, const int32_t *pos, int64_t pos_bstride, const float *x, float *y,
                      bool inverse) {
+  (void)be;
   int64_t half = d / 2;
   VT_OMP_IF(
       b * ho * t * hi * d > PAR_MIN, "omp parallel for collapse(2)",
@@ -310,24 +324,27 @@ static void cpu_rope(int64_t b, int64_t ho, int64_t t, int64_t hi, int64_t d, fl
       });
 }
 
-static void cpu_dropout(int64_t n, float p, uint64_t seed, uint64_t offset, const float *x,
-                        float *y) {
+static void cpu_dropout(const vt_backend *be, int64_t n, float p, uint64_t seed, uint64_t offset,
+                        const float *x, float *y) {
+  (void)be;
   float scale = 1.0f / (1.0f - p);
   VT_OMP_IF(n > PAR_MIN, "omp parallel for",
             for (int64_t i = 0; i < n; i++) y[i] =
                 vt_dropout_uniform(seed, offset + (uint64_t)i) >= p ? x[i] * scale : 0.0f;);
 }
 
-static void cpu_dropout_backward(int64_t n, float p, uint64_t seed, uint64_t offset,
-                                 const float *dy, float *dx) {
+static void cpu_dropout_backward(const vt_backend *be, int64_t n, float p, uint64_t seed,
+                                 uint64_t offset, const float *dy, float *dx) {
+  (void)be;
   float scale = 1.0f / (1.0f - p);
   VT_OMP_IF(n > PAR_MIN, "omp parallel for",
             for (int64_t i = 0; i < n; i++) if (vt_dropout_uniform(seed, offset + (uint64_t)i) >= p)
                 dx[i] += dy[i] * scale;);
 }
 
-static void cpu_weight_norm(int64_t rows, int64_t cols, const float *g, const float *v, float *w,
-                            float *norm) {
+static void cpu_weight_norm(const vt_backend *be, int64_t rows, int64_t cols, const float *g,
+                            const float *v, float *w, float *norm) {
+  (void)be;
   VT_OMP_IF(
       rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
         const float *pv = v + r * cols;
@@ -340,8 +357,10 @@ static void cpu_weight_norm(int64_t rows, int64_t cols, const float *g, const fl
       });
 }
 
-static void cpu_weight_norm_backward(int64_t rows, int64_t cols, const float *g, const float *v,
-                                     const float *norm, const float *dw, float *dg, float *dv) {
+static void cpu_weight_norm_backward(const vt_backend *be, int64_t rows, int64_t cols,
+                                     const float *g, const float *v, const float *norm,
+                                     const float *dw, float *dg, float *dv) {
+  (void)be;
   VT_OMP_IF(
       rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
         const float *pv = v + r * cols, *pd = dw + r * cols;
@@ -357,8 +376,9 @@ static void cpu_weight_norm_backward(int64_t rows, int64_t cols, const float *g,
       });
 }
 
-static void cpu_vq_nearest(int64_t n, int64_t k, int64_t d, const float *x, const float *codebook,
-                           int32_t *idx, float *zq) {
+static void cpu_vq_nearest(const vt_backend *be, int64_t n, int64_t k, int64_t d, const float *x,
+                           const float *codebook, int32_t *idx, float *zq) {
+  (void)be;
   VT_OMP_IF(
       n * k * d > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) {
         const float *px = x + i * d;

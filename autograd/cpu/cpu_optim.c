@@ -24,7 +24,8 @@ VT_SIMD_CLONES double sumsq_block(const float *x, int64_t n) {
   return s;
 }
 
-static double cpu_sumsq(const float *x, int64_t n) {
+static double cpu_sumsq(const vt_backend *be, const float *x, int64_t n) {
+  (void)be;
   double part[SUMSQ_BLOCKS];
   VT_OMP_IF(
       n > PAR_MIN, "omp parallel for schedule(static)", for (int b = 0; b < SUMSQ_BLOCKS; b++) {
@@ -36,7 +37,8 @@ static double cpu_sumsq(const float *x, int64_t n) {
   return s;
 }
 
-static void cpu_scale(float *x, int64_t n, float alpha) {
+static void cpu_scale(const vt_backend *be, float *x, int64_t n, float alpha) {
+  (void)be;
   VT_OMP_IF(n > PAR_MIN, "omp parallel for schedule(static)",
             for (int64_t i = 0; i < n; i++) x[i] *= alpha;);
 }
@@ -49,8 +51,9 @@ VT_SIMD_CLONES void adam_seg(int64_t n, float *p, float *m, float *v, const floa
   for (int64_t i = 0; i < n; i++) vt_adam_elem(&p[i], &m[i], &v[i], g[i], h);
 }
 
-static void cpu_adam_update(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *m,
-                            float *v, vt_adam_hparams h) {
+static void cpu_adam_update(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
+                            const float *grad, float *m, float *v, vt_adam_hparams h) {
+  (void)be;
   VT_OMP_IF(
       nseg > 1, "omp parallel for schedule(dynamic, 4)", for (int64_t s = 0; s < nseg; s++) {
         int64_t f = segs[s].flat;
@@ -58,8 +61,9 @@ static void cpu_adam_update(const vt_optim_seg *segs, int64_t nseg, const float 
       });
 }
 
-static void cpu_sgd_update(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *buf,
-                           vt_sgd_hparams h) {
+static void cpu_sgd_update(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
+                           const float *grad, float *buf, vt_sgd_hparams h) {
+  (void)be;
   VT_OMP_IF(
       nseg > 1, "omp parallel for schedule(dynamic, 4)", for (int64_t s = 0; s < nseg; s++) {
         float *p = segs[s].param;

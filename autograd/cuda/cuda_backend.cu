@@ -1,21 +1,18 @@
-/* The CUDA backend: device set-up, memory, conversions, cuBLAS GEMM and the vtable. The other
- * kernels live in cuda_elementwise.cu, cuda_reduce.cu and cuda_index.cu. One device per
- * process; its stream and cuBLAS handle are the process-wide state in vt_cuda. */
+/* The CUDA backend: instances, memory, conversions, cuBLAS GEMM and the vtable. The other
+ * kernels live in cuda_elementwise.cu, cuda_reduce.cu and cuda_index.cu. Each instance made
+ * by vt_backend_cuda owns its stream, cuBLAS handle and scratch (vt_cuda_inst); nothing here
+ * is process-wide beyond the device's CUDA context. */
 #include <limits.h>
-#include <pthread.h>
 
 #include "autograd/cuda/cuda_common.cuh"
-
-vt_cuda_state vt_cuda;
-static pthread_mutex_t vt_cuda_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool vt_cuda_ready;
 
 void vt_cuda_die(const char *file, int line, const char *what, const char *msg) {
   fprintf(stderr, "%s:%d: CUDA error in %s: %s\n", file, line, what, msg);
   abort();
 }
 
-static void *cuda_alloc(size_t bytes) {
+static void *cuda_alloc(const vt_backend *be, size_t bytes) {
+  (void)be;
   void *p = NULL;
   cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
   if (e == cudaErrorMemoryAllocation) {
@@ -26,11 +23,13 @@ static void *cuda_alloc(size_t bytes) {
   return p;
 }
 
-static void cuda_free(void *p) {
+static void cuda_free(const vt_backend *be, void *p) {
+  (void)be;
   if (p) VT_CUDA_CHECK(cudaFree(p));
 }
 
-static void cuda_copy(void *dst, const void *src, size_t bytes, vt_copy_kind kind) {
+static void cuda_copy(const vt_backend *be, void *dst, const void *src, size_t bytes,
+                      vt_copy_kind kind) {
   if (!bytes) return;
   cudaMemcpyKind k = kind == VT_COPY_H2D   ? cudaMemcpyHostToDevice
                      : kind == VT_COPY_D2H ? cudaMemcpyDeviceToHost
@@ -40,26 +39,27 @@ static void cuda_copy(void *dst, const void *src, size_t bytes, vt_copy_kind kin
     /* overlapping regions (recompute moves a tensor down the arena): memmove semantics via
      * a stream-ordered temporary */
     void *tmp = NULL;
-    VT_CUDA_CHECK(cudaMallocAsync(&tmp, bytes, vt_cuda.stream));
-    VT_CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, vt_cuda.stream));
-    VT_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, vt_cuda.stream));
-    VT_CUDA_CHECK(cudaFreeAsync(tmp, vt_cuda.stream));
+    VT_CUDA_CHECK(cudaMallocAsync(&tmp, bytes, VT_STREAM(be)));
+    VT_CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, VT_STREAM(be)));
+    VT_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, VT_STREAM(be)));
+    VT_CUDA_CHECK(cudaFreeAsync(tmp, VT_STREAM(be)));
     return;
   }
-  VT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, vt_cuda.stream));
+  VT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, VT_STREAM(be)));
   /* Host memory may be reused as soon as we return. */
-  if (kind != VT_COPY_D2D) VT_CUDA_CHECK(cudaStreamSynchronize(vt_cuda.stream));
+  if (kind != VT_COPY_D2D) VT_CUDA_CHECK(cudaStreamSynchronize(VT_STREAM(be)));
 }
 
 __global__ void fill_kernel(float *x, int64_t n, float v) { VT_GRID_STRIDE(i, n) x[i] = v; }
 
-static void cuda_fill(float *x, int64_t n, float v) {
+static void cuda_fill(const vt_backend *be, float *x, int64_t n, float v) {
   if (n <= 0) return;
   if (v == 0.0f && !signbit(v)) {
-    VT_CUDA_CHECK(cudaMemsetAsync(x, 0, (size_t)n * sizeof(float), vt_cuda.stream));
+    VT_CUDA_CHECK(cudaMemsetAsync(x, 0, (size_t)n * sizeof(float), VT_STREAM(be)));
     return;
   }
-  fill_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(x, n, v);
+  fill_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(x, n,
+                                                                                             v);
   VT_CUDA_LAUNCHED();
 }
 
@@ -94,14 +94,15 @@ __global__ void convert_kernel(vt_dtype from, vt_dtype to, int64_t n, const void
   }
 }
 
-static void cuda_convert(vt_dtype from, vt_dtype to, int64_t n, const void *src, void *dst) {
+static void cuda_convert(const vt_backend *be, vt_dtype from, vt_dtype to, int64_t n,
+                         const void *src, void *dst) {
   if (n <= 0) return;
   if (from == to) {
     VT_CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)n * vt_dtype_size(from),
-                                  cudaMemcpyDeviceToDevice, vt_cuda.stream));
+                                  cudaMemcpyDeviceToDevice, VT_STREAM(be)));
     return;
   }
-  convert_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
+  convert_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
       from, to, n, src, dst);
   VT_CUDA_LAUNCHED();
 }
@@ -119,54 +120,88 @@ static int gemm_int(int64_t v) {
   return (int)(v > 0 ? v : 1);
 }
 
-/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. */
-static void cuda_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                      const float *a, int64_t lda, int64_t stride_a, const float *b, int64_t ldb,
-                      int64_t stride_b, float beta, float *c, int64_t ldc, int64_t stride_c,
-                      int64_t batch) {
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. f32
+ * inputs use full FP32 math (the handle's default, no TF32) so results match the CPU; bf16
+ * inputs go through cublasGemmEx with f32 compute and an f32 C. */
+static void cuda_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m, int64_t n,
+                      int64_t k, float alpha, const void *a, int64_t lda, int64_t stride_a,
+                      const void *b, int64_t ldb, int64_t stride_b, float beta, float *c,
+                      int64_t ldc, int64_t stride_c, int64_t batch) {
   if (m <= 0 || n <= 0 || batch <= 0) return;
   if (k <= 0) { /* op(A) op(B) is zero: C = beta * C, once per batch as the loop would */
     for (int64_t i = 0; i < batch; i++) {
-      scale_matrix_kernel<<<vt_cuda_blocks(m * n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
-                            vt_cuda.stream>>>(m, n, beta, c + i * stride_c, ldc);
+      scale_matrix_kernel<<<vt_cuda_blocks(be, m * n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                            VT_STREAM(be)>>>(m, n, beta, c + i * stride_c, ldc);
       VT_CUDA_LAUNCHED();
     }
     return;
   }
+  cublasHandle_t h = vt_cuda_of(be)->cublas;
   cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-  int im = gemm_int(m), in = gemm_int(n), ik = gemm_int(k);
+  int im = gemm_int(m), in_ = gemm_int(n), ik = gemm_int(k);
   int ilda = gemm_int(lda), ildb = gemm_int(ldb), ildc = gemm_int(ldc);
-  if (stride_c == 0 && batch > 1) {
-    /* Every batch accumulates into the same C: one GEMM after another, in stream order. */
-    for (int64_t i = 0; i < batch; i++)
-      VT_CUBLAS_CHECK(cublasSgemm(vt_cuda.cublas, opb, opa, in, im, ik, &alpha, b + i * stride_b,
-                                  ildb, a + i * stride_a, ilda, &beta, c, ildc));
+  size_t es = vt_dtype_size(in);
+  cudaDataType_t t = in == VT_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  const char *pa = (const char *)a, *pb = (const char *)b;
+  if (in == VT_F32) { /* the plain SGEMM calls: full FP32 under the handle's default math */
+    const float *fa = (const float *)a, *fb = (const float *)b;
+    if (stride_c == 0 && batch > 1) {
+      /* Every batch accumulates into the same C: one GEMM after another, in stream order. */
+      for (int64_t i = 0; i < batch; i++)
+        VT_CUBLAS_CHECK(cublasSgemm(h, opb, opa, in_, im, ik, &alpha, fb + i * stride_b, ildb,
+                                    fa + i * stride_a, ilda, &beta, c, ildc));
+      return;
+    }
+    VT_CUBLAS_CHECK(cublasSgemmStridedBatched(h, opb, opa, in_, im, ik, &alpha, fb, ildb, stride_b,
+                                              fa, ilda, stride_a, &beta, c, ildc, stride_c,
+                                              gemm_int(batch)));
     return;
   }
-  VT_CUBLAS_CHECK(cublasSgemmStridedBatched(vt_cuda.cublas, opb, opa, in, im, ik, &alpha, b, ildb,
-                                            stride_b, a, ilda, stride_a, &beta, c, ildc, stride_c,
-                                            gemm_int(batch)));
+  if (stride_c == 0 && batch > 1) {
+    for (int64_t i = 0; i < batch; i++)
+      VT_CUBLAS_CHECK(cublasGemmEx(h, opb, opa, in_, im, ik, &alpha, pb + i * stride_b * es, t,
+                                   ildb, pa + i * stride_a * es, t, ilda, &beta, c, CUDA_R_32F,
+                                   ildc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  VT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      h, opb, opa, in_, im, ik, &alpha, b, t, ildb, stride_b, a, t, ilda, stride_a, &beta, c,
+      CUDA_R_32F, ildc, stride_c, gemm_int(batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 __global__ void axpy_kernel(int64_t n, float alpha, const float *x, float *y) {
   VT_GRID_STRIDE(i, n) y[i] += alpha * x[i];
 }
 
-void vt_cuda_axpy(int64_t n, float alpha, const float *x, float *y) {
+void vt_cuda_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, float *y) {
   if (n <= 0) return;
-  axpy_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(n, alpha,
-                                                                                          x, y);
+  axpy_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      n, alpha, x, y);
   VT_CUDA_LAUNCHED();
 }
 
-static void cuda_synchronize(void) { VT_CUDA_CHECK(cudaStreamSynchronize(vt_cuda.stream)); }
+static void cuda_synchronize(const vt_backend *be) {
+  VT_CUDA_CHECK(cudaStreamSynchronize(VT_STREAM(be)));
+}
+
+static void cuda_release(const vt_backend *be) {
+  vt_cuda_inst *st = vt_cuda_of(be);
+  VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+  VT_CUDA_CHECK(cudaFree(st->scratch));
+  VT_CUBLAS_CHECK(cublasDestroy(st->cublas));
+  VT_CUDA_CHECK(cudaStreamDestroy(st->stream));
+  free(st);
+  free((void *)be);
+}
 
 /* Filled by name (CUDA C++ has no designated initialisers before C++20); members added to
  * vt_backend later stay NULL until written here. */
-static vt_backend cuda_backend;
-
-static void cuda_fill_table(vt_backend *t) {
+static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
+  memset(t, 0, sizeof *t);
   t->name = "cuda";
+  t->device.type = VT_DEV_CUDA;
+  t->device.index = st->device;
+  t->impl = st;
   t->alloc = cuda_alloc;
   t->free = cuda_free;
   t->copy = cuda_copy;
@@ -189,7 +224,8 @@ static void cuda_fill_table(vt_backend *t) {
   t->index_zero = vt_cuda_index_zero;
   t->index_check = vt_cuda_index_check;
   t->synchronize = cuda_synchronize;
-  /* Kernel families not yet written for CUDA: ops report an error for a NULL family. */
+  t->release = cuda_release;
+  /* Kernel families not yet written for CUDA (issue 15): ops fail naming the family. */
   t->norm = NULL;
   t->conv = NULL;
   t->attn = NULL;
@@ -206,43 +242,37 @@ extern "C" int vt_cuda_device_count(void) {
   return n;
 }
 
-extern "C" const vt_backend *vt_backend_cuda(int device_index, const char **why) {
-  static char reason[160];
-  const char *fail = NULL;
-  pthread_mutex_lock(&vt_cuda_lock);
+extern "C" vt_backend *vt_backend_cuda(int device_index, const char **why) {
+  static __thread char reason[160];
   int n = vt_cuda_device_count();
   if (n == 0) {
-    fail = "no usable CUDA device (cudaGetDeviceCount found none)";
-  } else if (device_index < 0 || device_index >= n) {
-    snprintf(reason, sizeof reason, "cuda:%d does not exist (%d device%s found)", device_index, n,
-             n == 1 ? "" : "s");
-    fail = reason;
-  } else if (vt_cuda_ready && device_index != vt_cuda.device) {
-    snprintf(reason, sizeof reason,
-             "this process already uses cuda:%d; one device per process (asked for cuda:%d)",
-             vt_cuda.device, device_index);
-    fail = reason;
-  } else {
-    /* The current device is per host thread: set it for every thread that makes a context. */
-    VT_CUDA_CHECK(cudaSetDevice(device_index));
-  }
-  if (!fail && !vt_cuda_ready) {
-    vt_cuda.device = device_index;
-    VT_CUDA_CHECK(
-        cudaDeviceGetAttribute(&vt_cuda.num_sms, cudaDevAttrMultiProcessorCount, device_index));
-    VT_CUDA_CHECK(cudaStreamCreateWithFlags(&vt_cuda.stream, cudaStreamNonBlocking));
-    VT_CUBLAS_CHECK(cublasCreate(&vt_cuda.cublas));
-    VT_CUBLAS_CHECK(cublasSetStream(vt_cuda.cublas, vt_cuda.stream));
-    /* Full FP32: TF32 tensor-core math would change results against the CPU backend. */
-    VT_CUBLAS_CHECK(cublasSetMathMode(vt_cuda.cublas, CUBLAS_DEFAULT_MATH));
-    VT_CUDA_CHECK(cudaMalloc(&vt_cuda.scratch, sizeof *vt_cuda.scratch));
-    cuda_fill_table(&cuda_backend);
-    vt_cuda_ready = true;
-  }
-  pthread_mutex_unlock(&vt_cuda_lock);
-  if (fail) {
-    if (why) *why = fail;
+    if (why) *why = "no usable CUDA device (cudaGetDeviceCount found none)";
     return NULL;
   }
-  return &cuda_backend;
+  if (device_index < 0 || device_index >= n) {
+    snprintf(reason, sizeof reason, "cuda:%d does not exist (%d device%s found)", device_index, n,
+             n == 1 ? "" : "s");
+    if (why) *why = reason;
+    return NULL;
+  }
+  vt_backend *be = (vt_backend *)calloc(1, sizeof *be);
+  vt_cuda_inst *st = (vt_cuda_inst *)calloc(1, sizeof *st);
+  if (!be || !st) {
+    free(be);
+    free(st);
+    if (why) *why = "out of host memory for a CUDA backend instance";
+    return NULL;
+  }
+  /* The current device is per host thread: set it for every thread that makes an instance. */
+  VT_CUDA_CHECK(cudaSetDevice(device_index));
+  st->device = device_index;
+  VT_CUDA_CHECK(cudaDeviceGetAttribute(&st->num_sms, cudaDevAttrMultiProcessorCount, device_index));
+  VT_CUDA_CHECK(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
+  VT_CUBLAS_CHECK(cublasCreate(&st->cublas));
+  VT_CUBLAS_CHECK(cublasSetStream(st->cublas, st->stream));
+  /* Full FP32: TF32 tensor-core math would change results against the CPU backend. */
+  VT_CUBLAS_CHECK(cublasSetMathMode(st->cublas, CUBLAS_DEFAULT_MATH));
+  VT_CUDA_CHECK(cudaMalloc(&st->scratch, sizeof *st->scratch));
+  cuda_fill_table(be, st);
+  return be;
 }

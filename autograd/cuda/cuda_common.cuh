@@ -1,4 +1,4 @@
-/* Shared declarations of the CUDA backend: error checks, the per-process device state (stream,
+/* Shared declarations of the CUDA backend: error checks, the per-instance state (stream,
  * cuBLAS handle, scratch), launch helpers and the kernels each autograd/cuda/cuda_*.cu defines.
  * Only the .cu files include this; everything else reaches the kernels through vt_backend. */
 #ifndef VT_CUDA_COMMON_CUH
@@ -42,23 +42,27 @@ extern "C" {
 
 [[noreturn]] void vt_cuda_die(const char *file, int line, const char *what, const char *msg);
 
-/* The process-wide CUDA state: one device per process, set up once by vt_backend_cuda. */
+/* The state of one backend instance (vt_backend.impl): its own stream, cuBLAS handle and
+ * scratch, so instances never share mutable state; the device's CUDA context is the only
+ * process-wide state. Kernels run on the calling thread's current device, which
+ * vt_backend_cuda sets to the instance's. */
 typedef struct {
   int device;
-  cudaStream_t stream;         /* every kernel, copy and GEMM is queued here, in order */
-  cublasHandle_t cublas;       /* full FP32 math (no TF32) */
+  cudaStream_t stream;         /* every kernel, copy and GEMM of the instance is queued here */
+  cublasHandle_t cublas;       /* full FP32 math (no TF32) for f32 GEMMs */
   unsigned long long *scratch; /* 8 device bytes for index_check */
   int num_sms;
-} vt_cuda_state;
+} vt_cuda_inst;
 
-extern vt_cuda_state vt_cuda;
+static inline vt_cuda_inst *vt_cuda_of(const vt_backend *be) { return (vt_cuda_inst *)be->impl; }
+#define VT_STREAM(be) (vt_cuda_of(be)->stream)
 
 #define VT_CUDA_THREADS 256
 
 /* Blocks for a grid-stride loop over n items: enough to fill the GPU, never more than needed. */
-static inline unsigned vt_cuda_blocks(int64_t n, int threads) {
+static inline unsigned vt_cuda_blocks(const vt_backend *be, int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;
-  int64_t cap = (int64_t)vt_cuda.num_sms * 32;
+  int64_t cap = (int64_t)vt_cuda_of(be)->num_sms * 32;
   if (b > cap) b = cap;
   return (unsigned)(b < 1 ? 1 : b);
 }
@@ -68,33 +72,36 @@ static inline unsigned vt_cuda_blocks(int64_t n, int threads) {
        i += (int64_t)blockDim.x * gridDim.x)
 
 /* Kernels of the other files, with the vt_backend signatures. */
-void vt_cuda_binary(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
-                    float *out);
-void vt_cuda_binary_backward(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
-                             const float *dout, float *da, float *db);
-void vt_cuda_unary(vt_unary_op op, int64_t n, float alpha, const float *x, float *y);
-void vt_cuda_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x, const float *y,
-                            const float *dy, float *dx);
-void vt_cuda_axpy(int64_t n, float alpha, const float *x, float *y);
-void vt_cuda_reduce(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, const float *x,
-                    float *y, int32_t *arg);
-void vt_cuda_reduce_backward(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
-                             const float *dy, const int32_t *arg, float *dx);
-void vt_cuda_softmax(bool log, int64_t rows, int64_t cols, const float *x, float *y);
-void vt_cuda_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y, const float *dy,
-                              float *dx);
-void vt_cuda_strided_copy(int ndim, const int64_t *shape, const void *src,
+void vt_cuda_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
+                    const float *b, float *out);
+void vt_cuda_binary_backward(const vt_backend *be, vt_binary_op op, const vt_bcast *bc,
+                             const float *a, const float *b, const float *dout, float *da,
+                             float *db);
+void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
+                   float *y);
+void vt_cuda_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
+                            const float *x, const float *y, const float *dy, float *dx);
+void vt_cuda_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, float *y);
+void vt_cuda_reduce(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_t len,
+                    int64_t inner, const float *x, float *y, int32_t *arg);
+void vt_cuda_reduce_backward(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_t len,
+                             int64_t inner, const float *dy, const int32_t *arg, float *dx);
+void vt_cuda_softmax(const vt_backend *be, bool log, int64_t rows, int64_t cols, const float *x,
+                     float *y);
+void vt_cuda_softmax_backward(const vt_backend *be, bool log, int64_t rows, int64_t cols,
+                              const float *y, const float *dy, float *dx);
+void vt_cuda_strided_copy(const vt_backend *be, int ndim, const int64_t *shape, const void *src,
                           const int64_t *src_strides, void *dst, const int64_t *dst_strides,
                           size_t elem_size, bool accumulate);
-void vt_cuda_index_select(int64_t outer, int64_t n_src, int64_t inner, const float *src,
-                          const int32_t *idx, int64_t n_idx, float *dst);
-void vt_cuda_index_add(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
-                       const int32_t *idx, int64_t n_idx, float *dst);
-void vt_cuda_index_copy(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
+void vt_cuda_index_select(const vt_backend *be, int64_t outer, int64_t n_src, int64_t inner,
+                          const float *src, const int32_t *idx, int64_t n_idx, float *dst);
+void vt_cuda_index_add(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                       const float *src, const int32_t *idx, int64_t n_idx, float *dst);
+void vt_cuda_index_copy(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                        const float *src, const int32_t *idx, int64_t n_idx, float *dst);
+void vt_cuda_index_zero(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
                         const int32_t *idx, int64_t n_idx, float *dst);
-void vt_cuda_index_zero(int64_t outer, int64_t n_dst, int64_t inner, const int32_t *idx,
-                        int64_t n_idx, float *dst);
-int64_t vt_cuda_index_check(const int32_t *idx, int64_t n, int64_t limit);
+int64_t vt_cuda_index_check(const vt_backend *be, const int32_t *idx, int64_t n, int64_t limit);
 
 /* Warp-level reductions (full warp). */
 static __device__ __forceinline__ float vt_warp_sum(float v) {

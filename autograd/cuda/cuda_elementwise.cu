@@ -47,15 +47,15 @@ static bool bcast_dense(const vt_bcast *bc, const int64_t *s) {
   return true;
 }
 
-void vt_cuda_binary(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
-                    float *out) {
+void vt_cuda_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
+                    const float *b, float *out) {
   int64_t n = bcast_numel(bc);
   if (n <= 0) return;
-  unsigned blocks = vt_cuda_blocks(n, VT_CUDA_THREADS);
+  unsigned blocks = vt_cuda_blocks(be, n, VT_CUDA_THREADS);
   if (bcast_dense(bc, bc->sa) && bcast_dense(bc, bc->sb))
-    binary_same_kernel<<<blocks, VT_CUDA_THREADS, 0, vt_cuda.stream>>>(op, n, a, b, out);
+    binary_same_kernel<<<blocks, VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(op, n, a, b, out);
   else
-    binary_bcast_kernel<<<blocks, VT_CUDA_THREADS, 0, vt_cuda.stream>>>(op, *bc, n, a, b, out);
+    binary_bcast_kernel<<<blocks, VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(op, *bc, n, a, b, out);
   VT_CUDA_LAUNCHED();
 }
 
@@ -129,8 +129,8 @@ __global__ void grad_block_kernel(vt_binary_op op, int which, grad_plan p, int64
   }
 }
 
-static void grad_into(vt_binary_op op, int which, const vt_bcast *bc, const float *a,
-                      const float *b, const float *dout, float *dst) {
+static void grad_into(const vt_backend *be, vt_binary_op op, int which, const vt_bcast *bc,
+                      const float *a, const float *b, const float *dout, float *dst) {
   const int64_t *s = which ? bc->sb : bc->sa;
   int64_t so[VT_MAX_DIMS], nx = 1, nr = 1;
   int64_t stride = 1;
@@ -156,13 +156,13 @@ static void grad_into(vt_binary_op op, int which, const vt_bcast *bc, const floa
     last_reduced = red;
   }
   if (nx <= 0 || nr <= 0) return;
-  if (nr == 1 || (!last_reduced && nx >= (int64_t)vt_cuda.num_sms * 64)) {
-    grad_thread_kernel<<<vt_cuda_blocks(nx, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
-        op, which, p, nx, nr, a, b, dout, dst);
+  if (nr == 1 || (!last_reduced && nx >= (int64_t)vt_cuda_of(be)->num_sms * 64)) {
+    grad_thread_kernel<<<vt_cuda_blocks(be, nx, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                         VT_STREAM(be)>>>(op, which, p, nx, nr, a, b, dout, dst);
   } else {
     int threads = nr >= 4096 ? 256 : nr >= 512 ? 128 : 32;
     /* Few elements with long reductions: split each over chunks (added atomically). */
-    int64_t want = ((int64_t)vt_cuda.num_sms * 8 + nx - 1) / nx;
+    int64_t want = ((int64_t)vt_cuda_of(be)->num_sms * 8 + nx - 1) / nx;
     int64_t max_chunks = (nr + threads * 16 - 1) / (threads * 16);
     int64_t chunks = want < max_chunks ? want : max_chunks;
     if (chunks > 65535) chunks = 65535;
@@ -171,16 +171,17 @@ static void grad_into(vt_binary_op op, int which, const vt_bcast *bc, const floa
     chunks = (nr + chunk - 1) / chunk;
     if (nx > INT32_MAX) vt_cuda_die(__FILE__, __LINE__, "binary_backward", "too many elements");
     dim3 grid((unsigned)nx, (unsigned)chunks);
-    grad_block_kernel<<<grid, threads, 0, vt_cuda.stream>>>(op, which, p, nr, chunk, a, b, dout,
-                                                            dst);
+    grad_block_kernel<<<grid, threads, 0, VT_STREAM(be)>>>(op, which, p, nr, chunk, a, b, dout,
+                                                           dst);
   }
   VT_CUDA_LAUNCHED();
 }
 
-void vt_cuda_binary_backward(vt_binary_op op, const vt_bcast *bc, const float *a, const float *b,
-                             const float *dout, float *da, float *db) {
-  if (da) grad_into(op, 0, bc, a, b, dout, da);
-  if (db) grad_into(op, 1, bc, a, b, dout, db);
+void vt_cuda_binary_backward(const vt_backend *be, vt_binary_op op, const vt_bcast *bc,
+                             const float *a, const float *b, const float *dout, float *da,
+                             float *db) {
+  if (da) grad_into(be, op, 0, bc, a, b, dout, da);
+  if (db) grad_into(be, op, 1, bc, a, b, dout, db);
 }
 
 __global__ void unary_kernel(vt_unary_op op, int64_t n, float alpha, const float *x, float *y) {
@@ -192,17 +193,18 @@ __global__ void unary_backward_kernel(vt_unary_op op, int64_t n, float alpha, co
   VT_GRID_STRIDE(i, n) dx[i] += dy[i] * vt_unary_df(op, alpha, x[i], y ? y[i] : 0.0f);
 }
 
-void vt_cuda_unary(vt_unary_op op, int64_t n, float alpha, const float *x, float *y) {
+void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
+                   float *y) {
   if (n <= 0) return;
-  unary_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
+  unary_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
       op, n, alpha, x, y);
   VT_CUDA_LAUNCHED();
 }
 
-void vt_cuda_unary_backward(vt_unary_op op, int64_t n, float alpha, const float *x, const float *y,
-                            const float *dy, float *dx) {
+void vt_cuda_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
+                            const float *x, const float *y, const float *dy, float *dx) {
   if (n <= 0) return;
-  unary_backward_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
-      op, n, alpha, x, y, dy, dx);
+  unary_backward_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                          VT_STREAM(be)>>>(op, n, alpha, x, y, dy, dx);
   VT_CUDA_LAUNCHED();
 }

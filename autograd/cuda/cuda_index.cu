@@ -39,7 +39,7 @@ __global__ void strided_add_kernel(copy_plan p, int64_t n, const float *src, flo
   }
 }
 
-void vt_cuda_strided_copy(int ndim, const int64_t *shape, const void *src,
+void vt_cuda_strided_copy(const vt_backend *be, int ndim, const int64_t *shape, const void *src,
                           const int64_t *src_strides, void *dst, const int64_t *dst_strides,
                           size_t elem_size, bool accumulate) {
   copy_plan p;
@@ -52,8 +52,8 @@ void vt_cuda_strided_copy(int ndim, const int64_t *shape, const void *src,
     n *= shape[k];
   }
   if (n <= 0) return;
-  unsigned blocks = vt_cuda_blocks(n, VT_CUDA_THREADS);
-  cudaStream_t s = vt_cuda.stream;
+  unsigned blocks = vt_cuda_blocks(be, n, VT_CUDA_THREADS);
+  cudaStream_t s = VT_STREAM(be);
   if (accumulate) {
     strided_add_kernel<<<blocks, VT_CUDA_THREADS, 0, s>>>(p, n, (const float *)src, (float *)dst);
   } else {
@@ -113,28 +113,28 @@ __global__ void index_zero_kernel(int64_t n, int64_t n_dst, int64_t inner, const
 #define INDEX_LAUNCH(kernel, n, ...)                                                               \
   do {                                                                                             \
     if ((n) <= 0) return;                                                                          \
-    kernel<<<vt_cuda_blocks((n), VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(          \
+    kernel<<<vt_cuda_blocks(be, (n), VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(       \
         (n), __VA_ARGS__);                                                                         \
     VT_CUDA_LAUNCHED();                                                                            \
   } while (0)
 
-void vt_cuda_index_select(int64_t outer, int64_t n_src, int64_t inner, const float *src,
-                          const int32_t *idx, int64_t n_idx, float *dst) {
+void vt_cuda_index_select(const vt_backend *be, int64_t outer, int64_t n_src, int64_t inner,
+                          const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
   INDEX_LAUNCH(index_select_kernel, outer * n_idx * inner, n_src, inner, src, idx, n_idx, dst);
 }
 
-void vt_cuda_index_add(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
-                       const int32_t *idx, int64_t n_idx, float *dst) {
+void vt_cuda_index_add(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                       const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
   INDEX_LAUNCH(index_add_kernel, outer * n_idx * inner, n_dst, inner, src, idx, n_idx, dst);
 }
 
-void vt_cuda_index_copy(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
-                        const int32_t *idx, int64_t n_idx, float *dst) {
+void vt_cuda_index_copy(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                        const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
   INDEX_LAUNCH(index_copy_kernel, outer * n_idx * inner, n_dst, inner, src, idx, n_idx, dst);
 }
 
-void vt_cuda_index_zero(int64_t outer, int64_t n_dst, int64_t inner, const int32_t *idx,
-                        int64_t n_idx, float *dst) {
+void vt_cuda_index_zero(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
+                        const int32_t *idx, int64_t n_idx, float *dst) {
   INDEX_LAUNCH(index_zero_kernel, outer * n_idx * inner, n_dst, inner, idx, n_idx, dst);
 }
 
@@ -143,16 +143,16 @@ __global__ void index_check_kernel(const int32_t *idx, int64_t n, int64_t limit,
   VT_GRID_STRIDE(i, n) if (idx[i] < 0 || idx[i] >= limit) atomicMin(first, (unsigned long long)i);
 }
 
-int64_t vt_cuda_index_check(const int32_t *idx, int64_t n, int64_t limit) {
+int64_t vt_cuda_index_check(const vt_backend *be, const int32_t *idx, int64_t n, int64_t limit) {
   if (n <= 0) return -1;
   unsigned long long first;
   /* all bits set: ULLONG_MAX, "none found" */
-  VT_CUDA_CHECK(cudaMemsetAsync(vt_cuda.scratch, 0xff, sizeof first, vt_cuda.stream));
-  index_check_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(
-      idx, n, limit, vt_cuda.scratch);
+  VT_CUDA_CHECK(cudaMemsetAsync(vt_cuda_of(be)->scratch, 0xff, sizeof first, VT_STREAM(be)));
+  index_check_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      idx, n, limit, vt_cuda_of(be)->scratch);
   VT_CUDA_LAUNCHED();
-  VT_CUDA_CHECK(cudaMemcpyAsync(&first, vt_cuda.scratch, sizeof first, cudaMemcpyDeviceToHost,
-                                vt_cuda.stream));
-  VT_CUDA_CHECK(cudaStreamSynchronize(vt_cuda.stream));
+  VT_CUDA_CHECK(cudaMemcpyAsync(&first, vt_cuda_of(be)->scratch, sizeof first,
+                                cudaMemcpyDeviceToHost, VT_STREAM(be)));
+  VT_CUDA_CHECK(cudaStreamSynchronize(VT_STREAM(be)));
   return first == ULLONG_MAX ? -1 : (int64_t)first;
 }

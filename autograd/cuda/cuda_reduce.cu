@@ -91,22 +91,22 @@ __global__ void reduce_thread_kernel(vt_reduce_op op, int64_t outer, int64_t len
   }
 }
 
-void vt_cuda_reduce(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner, const float *x,
-                    float *y, int32_t *arg) {
+void vt_cuda_reduce(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_t len,
+                    int64_t inner, const float *x, float *y, int32_t *arg) {
   int64_t n_out = outer * inner;
   if (n_out <= 0) return;
   if (len == 0) { /* only sum reaches here with an empty axis */
-    VT_CUDA_CHECK(cudaMemsetAsync(y, 0, (size_t)n_out * sizeof(float), vt_cuda.stream));
+    VT_CUDA_CHECK(cudaMemsetAsync(y, 0, (size_t)n_out * sizeof(float), VT_STREAM(be)));
     return;
   }
-  if (inner == 1 || n_out < (int64_t)vt_cuda.num_sms * 64) {
+  if (inner == 1 || n_out < (int64_t)vt_cuda_of(be)->num_sms * 64) {
     int threads = len >= 8192 ? 1024 : len >= 1024 ? 256 : 32;
     int64_t blocks = n_out < 65535 * 16 ? n_out : 65535 * 16;
-    reduce_block_kernel<<<(unsigned)blocks, threads, 0, vt_cuda.stream>>>(op, n_out, len, inner, x,
-                                                                          y, arg);
+    reduce_block_kernel<<<(unsigned)blocks, threads, 0, VT_STREAM(be)>>>(op, n_out, len, inner, x,
+                                                                         y, arg);
   } else {
-    reduce_thread_kernel<<<vt_cuda_blocks(n_out, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
-                           vt_cuda.stream>>>(op, outer, len, inner, x, y, arg);
+    reduce_thread_kernel<<<vt_cuda_blocks(be, n_out, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                           VT_STREAM(be)>>>(op, outer, len, inner, x, y, arg);
   }
   VT_CUDA_LAUNCHED();
 }
@@ -127,19 +127,19 @@ __global__ void max_backward_kernel(int64_t n_out, int64_t len, int64_t inner, c
   }
 }
 
-void vt_cuda_reduce_backward(vt_reduce_op op, int64_t outer, int64_t len, int64_t inner,
-                             const float *dy, const int32_t *arg, float *dx) {
+void vt_cuda_reduce_backward(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_t len,
+                             int64_t inner, const float *dy, const int32_t *arg, float *dx) {
   if (op == VT_RED_MAX) {
     int64_t n_out = outer * inner;
     if (n_out <= 0) return;
-    max_backward_kernel<<<vt_cuda_blocks(n_out, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
-                          vt_cuda.stream>>>(n_out, len, inner, dy, arg, dx);
+    max_backward_kernel<<<vt_cuda_blocks(be, n_out, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                          VT_STREAM(be)>>>(n_out, len, inner, dy, arg, dx);
   } else {
     int64_t n = outer * len * inner;
     if (n <= 0) return;
     float scale = op == VT_RED_MEAN ? 1.0f / (float)len : 1.0f;
-    reduce_backward_kernel<<<vt_cuda_blocks(n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
-                             vt_cuda.stream>>>(n, len, inner, scale, dy, dx);
+    reduce_backward_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                             VT_STREAM(be)>>>(n, len, inner, scale, dy, dx);
   }
   VT_CUDA_LAUNCHED();
 }
@@ -221,34 +221,35 @@ __global__ void softmax_backward_kernel(bool log, int64_t rows, int64_t cols, co
 #define SOFTMAX_WARP_COLS 1024
 #define SOFTMAX_BLOCK 512
 
-static unsigned softmax_blocks(int64_t rows, bool warp) {
+static unsigned softmax_blocks(const vt_backend *be, int64_t rows, bool warp) {
   int64_t per_block = warp ? VT_CUDA_THREADS / 32 : 1;
   int64_t b = (rows + per_block - 1) / per_block;
-  int64_t cap = (int64_t)vt_cuda.num_sms * 64;
+  int64_t cap = (int64_t)vt_cuda_of(be)->num_sms * 64;
   return (unsigned)(b < cap ? b : cap);
 }
 
-void vt_cuda_softmax(bool log, int64_t rows, int64_t cols, const float *x, float *y) {
+void vt_cuda_softmax(const vt_backend *be, bool log, int64_t rows, int64_t cols, const float *x,
+                     float *y) {
   if (rows <= 0 || cols <= 0) return;
   if (cols <= SOFTMAX_WARP_COLS)
-    softmax_kernel<true>
-        <<<softmax_blocks(rows, true), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(log, rows, cols, x, y);
+    softmax_kernel<true><<<softmax_blocks(be, rows, true), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+        log, rows, cols, x, y);
   else
-    softmax_kernel<false>
-        <<<softmax_blocks(rows, false), SOFTMAX_BLOCK, 0, vt_cuda.stream>>>(log, rows, cols, x, y);
+    softmax_kernel<false><<<softmax_blocks(be, rows, false), SOFTMAX_BLOCK, 0, VT_STREAM(be)>>>(
+        log, rows, cols, x, y);
   VT_CUDA_LAUNCHED();
 }
 
-void vt_cuda_softmax_backward(bool log, int64_t rows, int64_t cols, const float *y, const float *dy,
-                              float *dx) {
+void vt_cuda_softmax_backward(const vt_backend *be, bool log, int64_t rows, int64_t cols,
+                              const float *y, const float *dy, float *dx) {
   if (rows <= 0 || cols <= 0) return;
   if (cols <= SOFTMAX_WARP_COLS)
     softmax_backward_kernel<true>
-        <<<softmax_blocks(rows, true), VT_CUDA_THREADS, 0, vt_cuda.stream>>>(log, rows, cols, y, dy,
-                                                                             dx);
+        <<<softmax_blocks(be, rows, true), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(log, rows, cols, y,
+                                                                                dy, dx);
   else
     softmax_backward_kernel<false>
-        <<<softmax_blocks(rows, false), SOFTMAX_BLOCK, 0, vt_cuda.stream>>>(log, rows, cols, y, dy,
-                                                                            dx);
+        <<<softmax_blocks(be, rows, false), SOFTMAX_BLOCK, 0, VT_STREAM(be)>>>(log, rows, cols, y,
+                                                                               dy, dx);
   VT_CUDA_LAUNCHED();
 }

@@ -1,0 +1,57 @@
+/* `vita export`: a trained or imported model directory (config.json + f32 weights) into a
+ * HF-loadable Qwen2 checkpoint: bf16 shards + index, config.json, tokenizer files, written
+ * atomically (stages/stage_hf.h). */
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "stages/stage_hf.h"
+
+static const cli_opt opts[] = {
+    {"from", CLI_OPT_STR, NULL,
+     "model directory (config.json + safetensors), checkpoint, or run (its newest checkpoint)"},
+    {"out", CLI_OPT_STR, NULL, "output directory (must not exist, or be empty)"},
+    {"tokenizer", CLI_OPT_STR, NULL,
+     "copy tokenizer files from here (default: the --from directory)"},
+    {"max-shard-gb", CLI_OPT_FLOAT, "5", "largest shard in GB; one model.safetensors when it fits"},
+    {"dtype", CLI_OPT_STR, "bf16", "dtype of the exported weights: bf16, f16 or f32"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int run(const cli_args *a) {
+  const char *from = cli_args_str(a, "from"), *out = cli_args_str(a, "out");
+  int dtype = hf_dtype_parse(cli_args_str(a, "dtype"));
+  double gb = cli_args_float(a, "max-shard-gb");
+  if (!from || !out || a->n_positional) {
+    fprintf(stderr, "vita export: give --from DIR and --out DIR (see vita export --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (dtype < 0) {
+    fprintf(stderr, "vita export: --dtype %s: expected bf16, f16 or f32\n",
+            cli_args_str(a, "dtype"));
+    return CLI_EXIT_USAGE;
+  }
+  if (!(gb > 0) || gb > 1e6) {
+    fprintf(stderr, "vita export: --max-shard-gb %g: expected a size in GB > 0\n", gb);
+    return CLI_EXIT_USAGE;
+  }
+  hf_io_opts o = {.dtype = (vt_dtype)dtype,
+                  .max_shard_bytes = (size_t)(gb * 1e9),
+                  .tokenizer_dir = cli_args_str(a, "tokenizer")};
+  if (o.max_shard_bytes == 0) o.max_shard_bytes = 1;
+  hf_io_stats s;
+  static char err[1 << 16];
+  if (stage_hf_export(from, out, &o, &s, err, sizeof err)) {
+    fprintf(stderr, "vita export: %s\n", err);
+    return CLI_EXIT_FAIL;
+  }
+  char line[512];
+  hf_io_describe(&s, o.dtype, line, sizeof line);
+  printf("exported %s -> %s: %s\n", s.source, out, line);
+  if (!s.has_tokenizer)
+    fprintf(stderr, "vita export: note: no tokenizer.json or vocab.json copied; give --tokenizer "
+                    "DIR for a checkpoint HF can tokenize with\n");
+  return CLI_EXIT_OK;
+}
+
+const cli_cmd cli_cmd_export = {"export", "model directory -> HF-loadable Qwen2 checkpoint (bf16)",
+                                NULL, opts, run};

@@ -1,0 +1,54 @@
+/* `vita import`: a HF Qwen2 / Qwen2.5 checkpoint directory into a directory the trainer loads as
+ * initial weights (model.safetensors in f32 under the HF names, config.json, tokenizer files),
+ * after checking every tensor against the config (stages/stage_hf.h). */
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "stages/stage_hf.h"
+
+static const cli_opt opts[] = {
+    {"from", CLI_OPT_STR, NULL, "HF model directory: config.json + model.safetensors or shards"},
+    {"out", CLI_OPT_STR, NULL, "output directory (must not exist, or be empty)"},
+    {"dtype", CLI_OPT_STR, "f32", "dtype of the weights written: f32, bf16 or f16"},
+    {"max-shard-gb", CLI_OPT_FLOAT, "0",
+     "split the weights into shards of this many GB (0: one file)"},
+    {"tokenizer", CLI_OPT_STR, NULL,
+     "copy tokenizer files from here (default: the --from directory)"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int run(const cli_args *a) {
+  const char *from = cli_args_str(a, "from"), *out = cli_args_str(a, "out");
+  int dtype = hf_dtype_parse(cli_args_str(a, "dtype"));
+  double gb = cli_args_float(a, "max-shard-gb");
+  if (!from || !out || a->n_positional) {
+    fprintf(stderr, "vita import: give --from HF_DIR and --out DIR (see vita import --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (dtype < 0) {
+    fprintf(stderr, "vita import: --dtype %s: expected f32, bf16 or f16\n",
+            cli_args_str(a, "dtype"));
+    return CLI_EXIT_USAGE;
+  }
+  if (!(gb >= 0) || gb > 1e6) {
+    fprintf(stderr, "vita import: --max-shard-gb %g: expected a size in GB >= 0\n", gb);
+    return CLI_EXIT_USAGE;
+  }
+  hf_io_opts o = {.dtype = (vt_dtype)dtype,
+                  .max_shard_bytes = (size_t)(gb * 1e9),
+                  .tokenizer_dir = cli_args_str(a, "tokenizer")};
+  hf_io_stats s;
+  static char err[1 << 16]; /* room to list every problem of a wrong checkpoint */
+  if (stage_hf_import(from, out, &o, &s, err, sizeof err)) {
+    fprintf(stderr, "vita import: %s\n", err);
+    return CLI_EXIT_FAIL;
+  }
+  char line[512];
+  hf_io_describe(&s, o.dtype, line, sizeof line);
+  printf("imported %s -> %s: %s\n", from, out, line);
+  return CLI_EXIT_OK;
+}
+
+const cli_cmd cli_cmd_import = {
+    "import", "HF Qwen2/Qwen2.5 checkpoint -> weights the trainer loads (checked)", NULL, opts,
+    run};

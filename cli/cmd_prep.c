@@ -1,0 +1,157 @@
+/* `vita prep`: VITA JSON -> HDF5 shards (data/prep.h), and `vita prep --verify` to check
+ * existing shards (version, shapes, checksum). */
+#include "cli/cli.h"
+#include "data/prep.h"
+#include "data/shard.h"
+
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const cli_opt opts[] = {
+    {"config", CLI_OPT_STR, NULL, "data config YAML (sets and folders, prompts, max_len, inputs)"},
+    {"out", CLI_OPT_STR, NULL, "output directory for the shards"},
+    {"tokenizer", CLI_OPT_STR, NULL, "tokenizer directory (overrides the config's tokenizer)"},
+    {"max-len", CLI_OPT_INT, NULL, "skip samples longer than this many tokens (default 6200)"},
+    {"shard-samples", CLI_OPT_INT, NULL, "samples per shard (default 8192)"},
+    {"prefix", CLI_OPT_STR, "shard", "shard file names: OUT/PREFIX-00000.h5"},
+    {"progress", CLI_OPT_FLAG, NULL, "show the progress bar even when stderr is not a terminal"},
+    {"quiet", CLI_OPT_FLAG, NULL, "no progress bar"},
+    {"skipped", CLI_OPT_STR, NULL, "write every skipped sample (reason, id, message) to this file"},
+    {"verify", CLI_OPT_FLAG, NULL, "check the shards (files or directories) given as arguments"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int verify(const cli_args *a) {
+  int bad = 0, n = 0;
+  char err[1024];
+  for (int i = 0; i < a->n_positional; i++) {
+    struct stat st;
+    char pat[4200];
+    const char *p = a->positional[i];
+    if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+      snprintf(pat, sizeof pat, "%s/*.h5", p);
+    else
+      snprintf(pat, sizeof pat, "%s", p);
+    glob_t g;
+    if (glob(pat, GLOB_NOCHECK, NULL, &g) != 0) continue;
+    for (size_t k = 0; k < g.gl_pathc; k++) {
+      shard *s;
+      n++;
+      if (shard_open(&s, g.gl_pathv[k], true, err, sizeof err)) {
+        fprintf(stderr, "vita prep: %s\n", err);
+        bad++;
+        continue;
+      }
+      printf("ok %s: %lld samples, %lld tokens\n", g.gl_pathv[k], (long long)shard_n_samples(s),
+             (long long)shard_n_tokens(s));
+      shard_close(s);
+    }
+    globfree(&g);
+  }
+  if (n == 0) {
+    fprintf(stderr, "vita prep --verify: no shards given\n");
+    return CLI_EXIT_USAGE;
+  }
+  return bad ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
+/* Shards with this prefix that this run did not write come from an earlier run; a mixture
+ * over the directory would read them too, so say so (never delete the user's files). */
+static void warn_stale(const char *out, const char *prefix, int64_t n_written) {
+  char pat[4200];
+  snprintf(pat, sizeof pat, "%s/%s-*.h5", out, prefix);
+  glob_t g;
+  if (glob(pat, 0, NULL, &g) != 0) return;
+  for (size_t k = 0; k < g.gl_pathc; k++) {
+    const char *base = strrchr(g.gl_pathv[k], '/');
+    base = base ? base + 1 : g.gl_pathv[k];
+    long long idx = -1;
+    if (sscanf(base + strlen(prefix), "-%lld.h5", &idx) == 1 && idx >= n_written)
+      fprintf(stderr, "vita prep: warning: %s is from an earlier run; remove it before training\n",
+              g.gl_pathv[k]);
+  }
+  globfree(&g);
+}
+
+static int run(const cli_args *a) {
+  if (cli_args_flag(a, "verify")) return verify(a);
+  const char *out = cli_args_str(a, "out");
+  if (!out) {
+    fprintf(stderr, "vita prep: --out DIR is required (see vita prep --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  char err[1024];
+  sample_config cfg;
+  sample_config_default(&cfg);
+  const char *cfg_path = cli_args_str(a, "config");
+  if (cfg_path && sample_config_load(&cfg, cfg_path, err, sizeof err)) {
+    fprintf(stderr, "vita prep: %s\n", err);
+    sample_config_free(&cfg);
+    return CLI_EXIT_FAIL;
+  }
+  if (cli_args_given(a, "max-len")) cfg.max_len = cli_args_int(a, "max-len");
+  if (cli_args_given(a, "shard-samples")) cfg.shard_samples = cli_args_int(a, "shard-samples");
+  const char *tok_dir = cli_args_str(a, "tokenizer");
+  if (!tok_dir) tok_dir = cfg.tokenizer;
+  const char **inputs = NULL;
+  size_t n_inputs = 0;
+  int rc = CLI_EXIT_USAGE;
+  if (cfg.max_len < 1 || cfg.shard_samples < 1) {
+    fprintf(stderr, "vita prep: --max-len and --shard-samples must be positive\n");
+    goto done;
+  }
+  if (!tok_dir) {
+    fprintf(stderr, "vita prep: no tokenizer (--tokenizer DIR or `tokenizer:` in the config)\n");
+    goto done;
+  }
+  inputs = calloc(cfg.n_inputs + (size_t)a->n_positional + 1, sizeof *inputs);
+  for (size_t i = 0; i < cfg.n_inputs; i++) inputs[n_inputs++] = cfg.inputs[i];
+  for (int i = 0; i < a->n_positional; i++) inputs[n_inputs++] = a->positional[i];
+  if (n_inputs == 0) {
+    fprintf(stderr, "vita prep: no input JSON files (arguments or `inputs:` in the config)\n");
+    goto done;
+  }
+  tok_tokenizer *tok;
+  if (tok_init(&tok, tok_dir, err, sizeof err)) {
+    fprintf(stderr, "vita prep: %s\n", err);
+    rc = CLI_EXIT_FAIL;
+    goto done;
+  }
+  prep_opts o = {.cfg = &cfg,
+                 .tok = tok,
+                 .inputs = inputs,
+                 .n_inputs = n_inputs,
+                 .out_dir = out,
+                 .prefix = cli_args_str(a, "prefix"),
+                 .progress = !cli_args_flag(a, "quiet") &&
+                             (cli_args_flag(a, "progress") || isatty(STDERR_FILENO))};
+  prep_stats st;
+  int prc = prep_run(&o, &st, err, sizeof err);
+  prep_print_summary(stdout, &st, out, 20);
+  const char *log = cli_args_str(a, "skipped");
+  if (log) {
+    FILE *f = fopen(log, "w");
+    if (!f) fprintf(stderr, "vita prep: cannot write %s\n", log);
+    for (size_t i = 0; f && i < st.n_skips; i++)
+      fprintf(f, "%s\t%s\t%s\n", sample_reason_name(st.skips[i].reason), st.skips[i].id,
+              st.skips[i].message);
+    if (f) fclose(f);
+  }
+  if (prc) fprintf(stderr, "vita prep: %s\n", err);
+  warn_stale(out, o.prefix ? o.prefix : "shard", st.n_shards);
+  rc = prc ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+  prep_stats_free(&st);
+  tok_free(tok);
+done:
+  free(inputs);
+  sample_config_free(&cfg);
+  return rc;
+}
+
+const cli_cmd cli_cmd_prep = {"prep", "tokenize VITA JSON samples into checksummed HDF5 shards",
+                              "[input.json|input.jsonl ...] (with --verify: shards or dirs)", opts,
+                              run};

@@ -1,0 +1,123 @@
+/* The stage config (YAML) that `vita train --config STAGE.yaml` runs: which model and which
+ * of its parts train, where each part's initial weights come from (several sources, each
+ * with a name prefix), the loss terms and their weights, the data mixture and its ratios,
+ * the optimizer (per-group learning rates, per-phase overrides), the schedule, the device
+ * and the output. Values are plain (strings and numbers); train/ turns them into optimizer
+ * and schedule settings. Unknown keys are errors naming the key, its line and the file. */
+#ifndef VT_STAGE_CONFIG_H
+#define VT_STAGE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autograd/tensor.h"
+#include "model/model.h"
+
+#define STAGE_PATH 4096
+#define STAGE_GLOBS 1024 /* comma-separated fnmatch globs */
+#define STAGE_MAX_LIST 32
+#define STAGE_MAX_GROUPS 16
+#define STAGE_MAX_PARTS 16
+#define STAGE_MAX_INIT 8
+#define STAGE_MAX_RATIOS 16
+
+/* A named set of parameters (model.parts): usable wherever globs are. */
+typedef struct {
+  char name[64];
+  char globs[STAGE_GLOBS];
+} stage_part;
+
+/* One source of initial weights (init:): every selected parameter is read from `from` under
+ * the name it has there, which is ours without `prefix` (ours = prefix + theirs). */
+typedef struct {
+  char from[STAGE_PATH];    /* safetensors file, index, model or checkpoint directory */
+  char params[STAGE_GLOBS]; /* which parameters it fills ("*": all); parts expanded */
+  char prefix[256];
+  int line; /* of the entry, for messages */
+} stage_init;
+
+typedef struct {
+  char globs[STAGE_GLOBS];
+  double lr, weight_decay; /* NAN: the optimizer's */
+} stage_group;
+
+/* Optimizer settings; NAN / -1 / "" mean "not given" (defaults of the kind, or in a phase
+ * the top-level train values). */
+typedef struct {
+  char kind[16]; /* adamw, adam, sgd */
+  double lr, weight_decay, beta1, beta2, eps, momentum, max_grad_norm;
+  int decay_all;
+  stage_group groups[STAGE_MAX_GROUPS];
+  int n_groups; /* -1: not given */
+} stage_optim;
+
+typedef struct {
+  char kind[16]; /* constant, cosine, noam, exp_epoch */
+  int64_t warmup_steps, steps_per_epoch;
+  double warmup_ratio, min_lr_ratio, noam_model_dim, gamma;
+} stage_sched;
+
+/* train.phases.NAME: overrides for one phase of a multi-phase model. */
+typedef struct {
+  char name[64];
+  stage_optim optim;
+  stage_sched sched;
+} stage_phase;
+
+typedef struct {
+  char name[64];
+  double weight;
+} stage_weight;
+
+typedef struct {
+  char path[STAGE_PATH]; /* the config file itself */
+  char name[128];        /* stage: (default: the file's base name) */
+  vt_device device;      /* device: cpu | cuda[:N] */
+  /* model: */
+  char model_name[64];           /* "" : from the config's model_type */
+  char model_config[STAGE_PATH]; /* the model's JSON config file, or a directory with config.json */
+  char tokenizer[STAGE_PATH];    /* copied on export; "" = none */
+  vt_model_opts model_opts;
+  bool frozen_train; /* model.frozen_mode: train */
+  stage_part parts[STAGE_MAX_PARTS];
+  int n_parts;
+  /* init: */
+  stage_init init[STAGE_MAX_INIT];
+  int n_init;
+  /* data: */
+  char mixture[STAGE_PATH];
+  char eval_mixture[STAGE_PATH];
+  stage_weight ratios[STAGE_MAX_RATIOS]; /* dataset ratios overriding the mixture's */
+  int n_ratios;
+  int64_t max_len;
+  /* train: */
+  int64_t steps, epochs, batch_size, grad_accum;
+  uint64_t seed;
+  char trainable[STAGE_MAX_LIST][STAGE_GLOBS]; /* parts expanded; empty = everything */
+  int n_trainable;
+  char frozen[STAGE_MAX_LIST][STAGE_GLOBS]; /* applied after trainable */
+  int n_frozen;
+  stage_weight losses[VT_MODEL_MAX_TERMS]; /* term weights; terms not named weigh 1 */
+  int n_losses;
+  stage_optim optim;
+  stage_phase phases[VT_MODEL_MAX_PHASES];
+  int n_phases;
+  stage_sched sched;
+  /* output: */
+  char out_dir[STAGE_PATH];
+  int64_t save_every, log_every, eval_every;
+  int keep_last;
+} stage_cfg;
+
+/* Defaults of every field (a config built in code, like the demo's, starts here). */
+void stage_cfg_defaults(stage_cfg *cfg);
+/* Loads and validates path; relative paths in it are taken from the file's directory.
+ * Returns 0, or -1 with err naming the file, the line and the key. */
+int stage_config_load(stage_cfg *cfg, const char *path, char *err, size_t err_len);
+/* The phase overrides called name, or NULL. */
+const stage_phase *stage_find_phase(const stage_cfg *cfg, const char *name);
+/* The weight of loss term name (1 when the config does not name it). */
+double stage_loss_weight(const stage_cfg *cfg, const char *name);
+
+#endif
