@@ -196,8 +196,8 @@ static void test_nonfinite_skip(void) {
   vt_optim_cfg c = vt_optim_defaults(VT_OPTIM_ADAMW);
   c.max_grad_norm = 1.0;
   CHECK(vt_optim_init(&o, &ps, &c, err, sizeof err) == 0);
-  size_t np = ps.numel[VT_F32], ng = ps.grad_numel;
-  float *p0 = malloc(np * 4), *m0 = malloc(ng * 4), *v0 = malloc(ng * 4);
+  size_t np = ps.numel[VT_F32], ng = ps.grad_numel, ns = o.state_numel; /* moments: ns values */
+  float *p0 = malloc(np * 4), *m0 = malloc(ns * 4), *v0 = malloc(ns * 4);
   vt_optim_stats st;
   for (int k = 0; k < 6; k++) {
     vt_test_fill_uniform(&r, ps.grad, (long)ng, -1, 1);
@@ -206,15 +206,15 @@ static void test_nonfinite_skip(void) {
       q->t.grad[7] = k == 2 ? NAN : -INFINITY;
     }
     memcpy(p0, ps.data[VT_F32], np * 4);
-    memcpy(m0, o.m, ng * 4);
-    memcpy(v0, o.v, ng * 4);
+    memcpy(m0, o.m, ns * 4);
+    memcpy(v0, o.v, ns * 4);
     int64_t t0 = o.t;
     CHECK(vt_optim_step(&o, 1.0, 100 + k, &st, err, sizeof err) == 0);
     bool bad = k == 2 || k == 4;
     CHECK(st.skipped == bad && (bool)isfinite(st.grad_norm) == !bad);
     CHECK(o.t == t0 + !bad);
-    bool same = !memcmp(p0, ps.data[VT_F32], np * 4) && !memcmp(m0, o.m, ng * 4) &&
-                !memcmp(v0, o.v, ng * 4);
+    bool same = !memcmp(p0, ps.data[VT_F32], np * 4) && !memcmp(m0, o.m, ns * 4) &&
+                !memcmp(v0, o.v, ns * 4);
     CHECK_MSG(same == bad, "step %d: state %s", k, same ? "unchanged" : "changed");
   }
   CHECK(o.n_skipped == 2 && o.t == 4);
