@@ -233,7 +233,22 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     goto done;
   }
   if (trainer_setup_optim(&t, spe, err, err_len)) goto done;
-  if (found && trainer_restore(&t, ckpt_dir, err, err_len)) goto done;
+  /* a checkpoint whose state does not match it (trainer.json against the manifest, NaN in the
+   * moments, ...) is skipped for the one before it, as an incomplete one is */
+  while (found && trainer_restore(&t, ckpt_dir, err, err_len)) {
+    fprintf(stderr, "warning: skipping checkpoint %s: %s\n", ckpt_dir, err);
+    char why[1024];
+    found = ckpt_find_before(ckpt_root, ckpt_step, ckpt_dir, sizeof ckpt_dir, &ckpt_step, why,
+                             sizeof why);
+    if (found <= 0) {
+      if (found < 0)
+        snprintf(err, err_len, "%s", why);
+      else
+        snprintf(err, err_len, "%s: no checkpoint left that can be resumed (see the warnings)",
+                 ckpt_root);
+      goto done;
+    }
+  }
   r->start_step = t.step;
   if (found) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", ckpt_dir); /* if nothing is left */
   r->total_steps = t.total_steps;
