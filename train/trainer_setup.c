@@ -22,8 +22,9 @@ static bool stage_backend_ok(const stage_cfg *c, char *err, size_t err_len) {
   for (size_t i = 0; ok && i < sizeof need / sizeof *need; i++)
     if (!vt_backend_has_family(be, need[i])) {
       snprintf(err, err_len,
-               "%s: device: the %s backend has no %s kernels yet (vt_backend.%s); use device: cpu",
-               c->path, be->name, vt_backend_family_name(need[i]), vt_backend_family_name(need[i]));
+               "%s: device: training is not supported on the %s backend (no kernels of the %s "
+               "family yet); use device: cpu",
+               c->path, be->name, vt_backend_family_name(need[i]));
       ok = false;
     }
   vt_backend_free(be);
