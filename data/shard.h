@@ -1,6 +1,6 @@
-/* HDF5 shards of tokenized samples (ids, labels, offsets, media references, format version,
- * CRC32). shard_writer writes a shard whole under a temporary name and renames it; shard_open
- * checks version and checksum, shard_read_sample reads one sample by offset. */
+/* HDF5 shards of tokenized samples (ids, labels, offsets, media references, codec tokens,
+ * format version, CRC32). shard_writer writes a shard whole under a temporary name and renames it;
+ * shard_open checks version and checksum, shard_read_sample reads one sample by offset. */
 #ifndef VT_DATA_SHARD_H
 #define VT_DATA_SHARD_H
 
@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHARD_FORMAT_VERSION 1
+#define SHARD_FORMAT_VERSION 2 /* 2 adds codec tokens per sample; 1 still reads */
 
 /* One sample as written: media[i] goes with media_path[i]. */
 typedef struct {
@@ -20,6 +20,8 @@ typedef struct {
   const chat_media *media;
   const char *const *media_path;
   size_t n_media;
+  const int32_t *codec; /* speech codec token ids (stage 3.2), n_codec of them */
+  size_t n_codec;
 } shard_sample_in;
 
 typedef struct shard_writer shard_writer;
@@ -40,6 +42,7 @@ void shard_writer_abort(shard_writer *w);
 typedef struct {
   char *id;
   tok_ids ids, labels;
+  tok_ids codec; /* speech codec token ids; empty when the sample has none */
   chat_media *media;
   char **media_path;
   size_t n_media, cap_media;

@@ -61,9 +61,9 @@ int main(void) {
   const char *p0[1] = {"/data/img/cat.jpg"};
   const char *p2[2] = {"/data/a.wav", "/data/b.wav"};
   shard_sample_in in[3] = {
-      {"first", ids[0], labels[0], 5, m0, p0, 1},
-      {"second", ids[1], labels[1], 3, NULL, NULL, 0},
-      {"third-中", ids[2], labels[2], 7, m2, p2, 2},
+      {"first", ids[0], labels[0], 5, m0, p0, 1, NULL, 0},
+      {"second", ids[1], labels[1], 3, NULL, NULL, 0, NULL, 0},
+      {"third-中", ids[2], labels[2], 7, m2, p2, 2, NULL, 0},
   };
   shard_writer *w;
   CHECK_MSG(shard_writer_open(&w, path, err, sizeof err) == 0, "%s", err);

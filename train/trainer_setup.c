@@ -34,7 +34,8 @@ static bool stage_backend_ok(const stage_cfg *c, char *err, size_t err_len) {
 static int open_mixture(trainer *t, const char *mixture, bool one_rank, char *err, size_t err_len) {
   const stage_cfg *c = t->cfg;
   if (mix_config_load(&t->mixcfg, mixture, err, err_len)) return -1;
-  for (int i = 0; i < c->n_ratios; i++) {
+  /* the stage's ratios shape its training epochs; an eval pass covers the set as it is */
+  for (int i = 0; !one_rank && i < c->n_ratios; i++) {
     size_t d = 0;
     while (d < t->mixcfg.n_datasets && strcmp(t->mixcfg.datasets[d].name, c->ratios[i].name)) d++;
     if (d == t->mixcfg.n_datasets) {
@@ -106,11 +107,14 @@ int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const c
   t->lengths = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
   t->pos = malloc(sizeof(int32_t) * cells);
   t->segments = malloc(sizeof(int32_t) * cells);
+  t->codec_lens = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
+  t->codec_spans = malloc(sizeof(int32_t) * 3 * (size_t)cfg->batch_size);
   if (!t->ctx) {
     snprintf(err, err_len, "%s: device: %s", cfg->path, why ? why : "no context");
     return -1;
   }
-  if (!t->ids || !t->labels || !t->lengths || !t->pos || !t->segments) {
+  if (!t->ids || !t->labels || !t->lengths || !t->pos || !t->segments || !t->codec_lens ||
+      !t->codec_spans) {
     snprintf(err, err_len, "out of memory");
     return -1;
   }
@@ -134,6 +138,10 @@ void trainer_free(trainer *t) {
   free(t->lengths);
   free(t->pos);
   free(t->segments);
+  free(t->codec);
+  free(t->codec_pad);
+  free(t->codec_lens);
+  free(t->codec_spans);
   mix_pack_free(&t->pack);
 }
 
