@@ -8,8 +8,8 @@
 
 #include "checkpoints/safetensors.h"
 #include "model/qwen2.h"
+#include "tests/qwen2_config.h"
 #include "tests/testutil.h"
-#include "train/hf_config.h"
 
 static const char *fixture(const char *name) {
   static char path[1024];
