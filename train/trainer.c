@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/checked.h"
 #include "autograd/fmt.h"
 #include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_params.h"
@@ -228,7 +229,14 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       goto done;
   }
   int64_t spe = steps_per_epoch(&t);
-  t.total_steps = cfg->steps > 0 ? cfg->steps : cfg->epochs * spe;
+  if (cfg->steps > 0)
+    t.total_steps = cfg->steps;
+  else if (vt_mul_i64_overflows(cfg->epochs, spe, &t.total_steps) ||
+           t.total_steps > STAGE_MAX_STEPS) {
+    snprintf(err, err_len, "%s: train.epochs %lld x %lld steps per epoch is too many steps",
+             cfg->path, (long long)cfg->epochs, (long long)spe);
+    goto done;
+  }
   if (t.total_steps < 1) {
     snprintf(err, err_len, "%s: the data mixture %s gives no steps", cfg->path, cfg->mixture);
     goto done;
