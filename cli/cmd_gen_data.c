@@ -1,5 +1,6 @@
 /* `vita gen-data --out DIR`: writes generated token shards and a mixture config, the data of
  * the built-in job and the end-to-end tests. */
+#include <stdint.h>
 #include <stdio.h>
 
 #include "cli/cli.h"
@@ -21,6 +22,10 @@ static int run(const cli_args *a) {
   const char *out = cli_args_str(a, "out");
   if (!out) {
     fprintf(stderr, "vita gen-data: --out DIR is required\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (cli_args_int(a, "vocab") > INT32_MAX) { /* ids are int32: not wrapped into another */
+    fprintf(stderr, "vita gen-data: --vocab must be at most %d\n", INT32_MAX);
     return CLI_EXIT_USAGE;
   }
   synth_cfg c = {.samples = cli_args_int(a, "samples"),
