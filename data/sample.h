@@ -31,6 +31,10 @@ typedef struct {
   size_t n_inputs;
 } sample_config;
 
+/* Upper bounds of the config's integers: a sample length in tokens, samples per shard. */
+#define SAMPLE_MAX_LEN (1LL << 24)
+#define SAMPLE_MAX_SHARD_SAMPLES (1LL << 24)
+
 void sample_config_default(sample_config *c);
 /* Loads path over the defaults. Unknown keys are an error naming the key and the file.
  * Returns 0, or -1 with err. sample_config_free releases (also after a failed load). */
