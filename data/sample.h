@@ -5,6 +5,7 @@
 #define VT_DATA_SAMPLE_H
 
 #include "data/chat.h"
+#include "data/media.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@ typedef struct {
   long long shard_samples; /* samples per shard; default 8192 */
   long long codec_vocab;   /* speech samples: codec ids must be below this; default 1024 */
   bool check_media;        /* stat every medium; default true */
+  media_cfg media;         /* `media:` decoding, tiling and frame rule (data/media.h) */
   chat_prompts prompts;    /* NULL fields: chat_default_prompts */
   sample_set *sets;
   size_t n_sets;
@@ -53,6 +55,7 @@ typedef enum {
   SAMPLE_PLACEHOLDER_MISMATCH, /* <image>/<video>/<audio> count != listed media */
   SAMPLE_BAD_TEMPLATE,         /* roles out of order, bad inserted_id */
   SAMPLE_TOO_LONG,             /* more tokens than max_len */
+  SAMPLE_BAD_MEDIA,            /* an image or video that does not decode (prep) */
   SAMPLE_N_REASONS
 } sample_reason;
 

@@ -12,6 +12,7 @@ void sample_config_default(sample_config *c) {
   c->shard_samples = 8192;
   c->codec_vocab = 1024;
   c->check_media = true;
+  c->media = media_cfg_default();
 }
 
 void sample_config_free(sample_config *c) {
@@ -81,9 +82,9 @@ static int load_sets(ycfg *y, yaml_node_t *sets, sample_config *c, char *err, si
 }
 
 int sample_config_load(sample_config *c, const char *path, char *err, size_t err_len) {
-  static const char *const keys[] = {"tokenizer",   "max_len",        "shard_samples",
-                                     "check_media", "system_prompts", "sets",
-                                     "inputs",      "codec_vocab",    NULL};
+  static const char *const keys[] = {"tokenizer",      "max_len", "shard_samples", "check_media",
+                                     "system_prompts", "sets",    "inputs",        "codec_vocab",
+                                     "media",          NULL};
   static const char *const prompt_keys[] = {"image", "video", "language", NULL};
   ycfg y;
   if (ycfg_load(&y, path, err, err_len)) return -1;
@@ -123,6 +124,8 @@ int sample_config_load(sample_config *c, const char *path, char *err, size_t err
       if (!(*dst[k] = strdup(s))) goto oom;
     }
   }
+  if ((n = ycfg_get(&y, root, "media")) && media_cfg_load(&y, n, &c->media, err, err_len))
+    goto done;
   if (load_sets(&y, ycfg_get(&y, root, "sets"), c, err, err_len)) goto done;
   if ((n = ycfg_get(&y, root, "inputs"))) {
     if (n->type != YAML_SEQUENCE_NODE) {
