@@ -49,6 +49,7 @@ typedef enum {
   SAMPLE_PLACEHOLDER_MISMATCH, /* <image>/<video>/<audio> count != listed media */
   SAMPLE_BAD_TEMPLATE,         /* roles out of order, bad inserted_id */
   SAMPLE_TOO_LONG,             /* more tokens than max_len */
+  SAMPLE_BAD_AUDIO,            /* an audio file is corrupt, empty, too long or too short */
   SAMPLE_N_REASONS
 } sample_reason;
 

@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHARD_FORMAT_VERSION 2 /* 2 adds codec tokens per sample; 1 still reads */
+/* 2 adds codec tokens per sample, 3 the fbank and waveforms of audio clips; 1 and 2 still read */
+#define SHARD_FORMAT_VERSION 3
 
 /* One sample as written: media[i] goes with media_path[i]. */
 typedef struct {
@@ -22,6 +23,16 @@ typedef struct {
   size_t n_media;
   const int32_t *codec; /* speech codec token ids (stage 3.2), n_codec of them */
   size_t n_codec;
+  /* audio clips (the sample's <audio> in order): fbank [frames[k], fbank_bins] as f16 bits,
+   * back to back, and optionally each clip's waveform (int16 PCM at wave_rate); one shard
+   * holds one fbank_bins and one wave_rate */
+  size_t n_audio;
+  int fbank_bins;
+  const int64_t *fbank_frames;
+  const uint16_t *fbank;
+  const int16_t *const *wave; /* NULL: no waveforms kept */
+  const int64_t *wave_len;
+  int wave_rate;
 } shard_sample_in;
 
 typedef struct shard_writer shard_writer;
@@ -43,6 +54,13 @@ typedef struct {
   char *id;
   tok_ids ids, labels;
   tok_ids codec; /* speech codec token ids; empty when the sample has none */
+  /* stored audio clips: fbank [fbank_frames[k], fbank_bins] f16 bits back to back, and the
+   * waveforms (wave_len[k] int16 samples each at wave_rate; all 0 when none are kept) */
+  size_t n_audio, cap_audio, cap_wave_len, cap_fbank, cap_wave;
+  int fbank_bins, wave_rate;
+  int64_t *fbank_frames, *wave_len;
+  uint16_t *fbank;
+  int16_t *wave;
   chat_media *media;
   char **media_path;
   size_t n_media, cap_media;

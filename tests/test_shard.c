@@ -61,9 +61,21 @@ int main(void) {
   const char *p0[1] = {"/data/img/cat.jpg"};
   const char *p2[2] = {"/data/a.wav", "/data/b.wav"};
   shard_sample_in in[3] = {
-      {"first", ids[0], labels[0], 5, m0, p0, 1, NULL, 0},
-      {"second", ids[1], labels[1], 3, NULL, NULL, 0, NULL, 0},
-      {"third-中", ids[2], labels[2], 7, m2, p2, 2, NULL, 0},
+      {.id = "first",
+       .ids = ids[0],
+       .labels = labels[0],
+       .n = 5,
+       .media = m0,
+       .media_path = p0,
+       .n_media = 1},
+      {.id = "second", .ids = ids[1], .labels = labels[1], .n = 3},
+      {.id = "third-中",
+       .ids = ids[2],
+       .labels = labels[2],
+       .n = 7,
+       .media = m2,
+       .media_path = p2,
+       .n_media = 2},
   };
   shard_writer *w;
   CHECK_MSG(shard_writer_open(&w, path, err, sizeof err) == 0, "%s", err);
