@@ -8,13 +8,15 @@
 
 #include "model/qwen2_model.h"
 
-extern const vt_model_ops tts_model_ops; /* model/tts_model.c */
+extern const vt_model_ops tts_model_ops;       /* model/tts_model.c */
+extern const vt_model_ops audio_ctc_model_ops; /* model/audio_enc_model.c */
 
 #define MAX_MODELS 16
 
 /* Built-in models first; vt_model_register appends. The one process-wide table of models. */
-static const vt_model_ops *models[MAX_MODELS] = {&qwen2_model_ops, &tts_model_ops};
-static int n_models = 2;
+static const vt_model_ops *models[MAX_MODELS] = {&qwen2_model_ops, &tts_model_ops,
+                                                 &audio_ctc_model_ops};
+static int n_models = 3;
 
 const vt_model_ops *vt_model_find(const char *name) {
   for (int i = 0; name && i < n_models; i++)
