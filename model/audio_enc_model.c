@@ -129,7 +129,9 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
     free(m);
     return NULL;
   }
-  m->base.vocab_size = c.ctc_vocab;
+  /* token ids are no input (the transcript is read from the labels): vocab_size 0 lets chat
+   * rows with their placeholders through */
+  m->base.vocab_size = 0;
   m->base.media = VT_MEDIA_BIT(VT_MEDIA_FBANK);
   /* the encoder and the CTC head train; CMVN stats are buffers in no phase */
   m->base.phases[0] =
