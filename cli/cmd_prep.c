@@ -23,6 +23,11 @@ static const cli_opt opts[] = {
     {"quiet", CLI_OPT_FLAG, NULL, "no progress bar"},
     {"skipped", CLI_OPT_STR, NULL, "write every skipped sample (reason, id, message) to this file"},
     {"verify", CLI_OPT_FLAG, NULL, "check the shards (files or directories) given as arguments"},
+    {"audio-features", CLI_OPT_FLAG, NULL,
+     "store each <audio> clip's fbank (f16) for the encoder stages; bad audio skips the sample"},
+    {"wave-rate", CLI_OPT_INT, "0", "with --audio-features: also store waveforms at this rate"},
+    {"audio-channel", CLI_OPT_STR, "first", "audio: first (channel 0) or mix"},
+    {"audio-max-seconds", CLI_OPT_FLOAT, "600", "audio clips longer than this skip the sample"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -129,6 +134,17 @@ static int run(const cli_args *a) {
     rc = CLI_EXIT_FAIL;
     goto done;
   }
+  aud_prep_opts ao = aud_prep_opts_default();
+  ao.wave_rate = (int)cli_args_int(a, "wave-rate");
+  ao.load.max_seconds = cli_args_float(a, "audio-max-seconds");
+  const char *ch = cli_args_str(a, "audio-channel");
+  if (strcmp(ch, "mix") == 0) {
+    ao.load.channel = AUD_CHANNEL_MIX;
+  } else if (strcmp(ch, "first") != 0 || ao.wave_rate < 0 || ao.wave_rate > 384000) {
+    fprintf(stderr, "vita prep: --audio-channel first|mix and 0 <= --wave-rate <= 384000\n");
+    tok_free(tok);
+    goto done;
+  }
   /* the skip log is opened before the run: an unwritable path fails now, not after it */
   const char *log = cli_args_str(a, "skipped");
   FILE *logf = log ? fopen(log, "w") : NULL;
@@ -139,6 +155,7 @@ static int run(const cli_args *a) {
     goto done;
   }
   prep_opts o = {.cfg = &cfg,
+                 .audio = cli_args_flag(a, "audio-features") ? &ao : NULL,
                  .tok = tok,
                  .inputs = inputs,
                  .n_inputs = n_inputs,

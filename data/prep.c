@@ -68,6 +68,33 @@ static int flush_shard(shard_writer **w, prep_stats *st, char *err, size_t err_l
   return rc;
 }
 
+/* The fbank (and waveforms) of the sample's <audio> clips, in placeholder order, into in. Returns
+ * true, or false with msg (a bad clip: the sample is skipped). */
+static bool audio_clips(aud_prep *ap, const aud_prep_opts *ao, const chat_sample *cs,
+                        const char **paths, shard_sample_in *in, char *msg, size_t len) {
+  const char *clips[64];
+  size_t n = 0;
+  for (size_t k = 0; k < cs->n_media; k++) {
+    if (cs->media[k].kind != CHAT_MEDIA_AUDIO) continue;
+    if (n == 64) {
+      snprintf(msg, len, "more than 64 audio clips in one sample");
+      return false;
+    }
+    clips[n++] = paths[k];
+  }
+  if (n == 0) return true;
+  aud_reason r = aud_prep_clips(ap, ao, clips, n, msg, len);
+  if (r != AUD_OK) return false;
+  in->n_audio = n;
+  in->fbank_bins = ao->fbank.num_mel_bins;
+  in->fbank_frames = ap->frames;
+  in->fbank = ap->fbank;
+  in->wave = ao->wave_rate > 0 ? (const int16_t *const *)ap->wave : NULL;
+  in->wave_len = ap->wave_len;
+  in->wave_rate = ao->wave_rate;
+  return true;
+}
+
 int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
   const char *prefix = o->prefix ? o->prefix : "shard";
@@ -86,6 +113,8 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   media_tiles tiles = {0};
   int rc = 0;
   char msg[1024];
+  aud_prep ap = {0};
+  if (o->audio && aud_prep_init(&ap, o->audio, err, err_len)) return -1;
   for (size_t i = 0; i < o->n_inputs && rc == 0; i++) {
     sample_reader *r;
     if (sample_reader_open(&r, o->inputs[i], err, err_len)) {
@@ -142,8 +171,27 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         sample_free(&s);
         continue;
       }
-      shard_sample_in in = {s.id,       cs.ids.v, cs.labels.v, cs.ids.n, cs.media, paths,
-                            cs.n_media, s.codec,  s.n_codec,   n_tiles,  tiles.px, tiles.size};
+      shard_sample_in in = {.id = s.id,
+                            .ids = cs.ids.v,
+                            .labels = cs.labels.v,
+                            .n = cs.ids.n,
+                            .media = cs.media,
+                            .media_path = paths,
+                            .n_media = cs.n_media,
+                            .codec = s.codec,
+                            .n_codec = s.n_codec,
+                            .n_tiles = n_tiles,
+                            .tiles = tiles.px,
+                            .tile_size = tiles.size};
+      if (paths && o->audio && !audio_clips(&ap, o->audio, &cs, paths, &in, msg, sizeof msg)) {
+        char full[1600];
+        snprintf(full, sizeof full, "%s: %s", s.where, msg);
+        add_skip(st, SAMPLE_BAD_AUDIO, s.id, full);
+        free(paths);
+        free(n_tiles);
+        sample_free(&s);
+        continue;
+      }
       if (!w) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s-%05lld.h5", o->out_dir, prefix, (long long)st->n_shards);
@@ -157,6 +205,8 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         st->n_tokens += (int64_t)cs.ids.n;
         for (size_t k = 0; k < cs.labels.n; k++) st->n_trained += cs.labels.v[k] != CHAT_IGNORE;
         st->n_codec += (int64_t)s.n_codec;
+        st->n_audio += (int64_t)in.n_audio;
+        for (size_t k = 0; k < in.n_audio; k++) st->n_audio_frames += in.fbank_frames[k];
         if (shard_writer_samples(w) >= o->cfg->shard_samples)
           rc = flush_shard(&w, st, err, err_len);
       }
@@ -167,6 +217,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
     pg.done_before += total;
     sample_reader_close(r);
   }
+  aud_prep_free(&ap);
   if (rc == 0)
     rc = flush_shard(&w, st, err, err_len);
   else
@@ -186,6 +237,9 @@ void prep_print_summary(FILE *f, const prep_stats *st, const char *out_dir, int 
   fprintf(f, "prep: %lld tokens, %lld trained (labels != -100)\n", (long long)st->n_tokens,
           (long long)st->n_trained);
   if (st->n_codec) fprintf(f, "prep: %lld codec tokens\n", (long long)st->n_codec);
+  if (st->n_audio)
+    fprintf(f, "prep: %lld audio clips, %lld fbank frames (%.1f h)\n", (long long)st->n_audio,
+            (long long)st->n_audio_frames, (double)st->n_audio_frames / 360000.0);
   for (int r = 1; r < SAMPLE_N_REASONS; r++) {
     if (!st->n_skipped[r]) continue;
     fprintf(f, "skipped %-28s %6lld:", sample_reason_name((sample_reason)r),

@@ -4,6 +4,7 @@
 #ifndef VT_DATA_PREP_H
 #define VT_DATA_PREP_H
 
+#include "data/audio_prep.h"
 #include "data/sample.h"
 
 #include <stdbool.h>
@@ -18,7 +19,8 @@ typedef struct {
 
 typedef struct {
   int64_t n_read, n_written, n_tokens, n_trained, n_shards;
-  int64_t n_codec; /* codec tokens of speech samples (stage 3.2) */
+  int64_t n_codec;                 /* codec tokens of speech samples (stage 3.2) */
+  int64_t n_audio, n_audio_frames; /* stored audio clips and their fbank frames */
   int64_t n_skipped[SAMPLE_N_REASONS];
   prep_skip *skips; /* every skipped sample, in input order */
   size_t n_skips, cap_skips;
@@ -32,6 +34,9 @@ typedef struct {
   const char *out_dir; /* created if missing */
   const char *prefix;  /* shard names: OUT/PREFIX-00000.h5; NULL: "shard" */
   bool progress;       /* progress bar on stderr */
+  /* audio clips: NULL keeps only their paths; else each <audio> clip's fbank (and waveform
+   * when audio->wave_rate > 0) goes into the shard, and a bad clip skips the sample */
+  const aud_prep_opts *audio;
 } prep_opts;
 
 /* Runs the pipeline. Returns 0 when every input was read (bad samples are not failures), or

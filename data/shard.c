@@ -7,10 +7,13 @@
  *   media_path_offsets i64[M+1], media_paths u8[..],
  *   codec_offsets i64[N+1] (into codec_tokens), codec_tokens i32[C] (speech codec ids),
  *   media_tile_offsets i64[M+1] (into tiles, in tiles), tiles u8[K * S * S * 3] (each medium's
- *   image tiles or video frames after resize, HWC, normalised only when loaded)
+ *   image tiles or video frames after resize, HWC, normalised only when loaded),
+ *   audio_offsets i64[N+1] (clips of each sample), fbank_offsets i64[A+1] (frames),
+ *   fbank u16[F * fbank_bins] (f16 bits, [frames, bins] per clip, before CMVN),
+ *   wave_offsets i64[A+1] (samples; all 0 when no waveforms are kept), wave i16[W] (PCM)
  * Root attributes: format_version i32, n_samples i64, n_tokens i64, tile_size i32 (S, 0 without
- * tiles), checksum u32 (CRC32 of the datasets' bytes in the order above). A shard of another
- * format version is refused. */
+ * tiles), fbank_bins i32, wave_rate i32 (0 without audio / waveforms), checksum u32 (CRC32 of
+ * the datasets' bytes in the order above). A shard of another format version is refused. */
 #include "data/shard.h"
 #include "autograd/checked.h"
 #include "autograd/regfile.h"
@@ -65,20 +68,40 @@ enum {
   DS_CODEC_TOKENS,
   DS_TILE_OFFSETS,
   DS_TILES,
+  DS_AUDIO_OFFSETS,
+  DS_FBANK_OFFSETS,
+  DS_FBANK,
+  DS_WAVE_OFFSETS,
+  DS_WAVE,
   DS_COUNT
 };
 
 static const char *const ds_name[DS_COUNT] = {
     "tokens",        "labels",        "sample_offsets", "sample_id_offsets",  "sample_ids",
     "media_offsets", "media_kind",    "media_pos",      "media_item",         "media_path_offsets",
-    "media_paths",   "codec_offsets", "codec_tokens",   "media_tile_offsets", "tiles"};
-static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1, 8, 4, 8, 1};
+    "media_paths",   "codec_offsets", "codec_tokens",   "media_tile_offsets", "tiles",
+    "audio_offsets", "fbank_offsets", "fbank",          "wave_offsets",       "wave"};
+static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8,
+                                         1, 8, 4, 8, 1, 8, 8, 2, 8, 2};
 
 static hid_t ds_mem_type(int d) {
-  return ds_elem[d] == 8 ? H5T_NATIVE_INT64 : ds_elem[d] == 4 ? H5T_NATIVE_INT32 : H5T_NATIVE_UINT8;
+  if (d == DS_WAVE) return H5T_NATIVE_INT16;
+  return ds_elem[d] == 8   ? H5T_NATIVE_INT64
+         : ds_elem[d] == 4 ? H5T_NATIVE_INT32
+         : ds_elem[d] == 2 ? H5T_NATIVE_UINT16
+                           : H5T_NATIVE_UINT8;
 }
 static hid_t ds_file_type(int d) {
-  return ds_elem[d] == 8 ? H5T_STD_I64LE : ds_elem[d] == 4 ? H5T_STD_I32LE : H5T_STD_U8LE;
+  if (d == DS_WAVE) return H5T_STD_I16LE;
+  return ds_elem[d] == 8   ? H5T_STD_I64LE
+         : ds_elem[d] == 4 ? H5T_STD_I32LE
+         : ds_elem[d] == 2 ? H5T_STD_U16LE
+                           : H5T_STD_U8LE;
+}
+/* The datasets read by range when a sample is read, never whole. */
+static bool ds_big(int d) {
+  return d == DS_TOKENS || d == DS_LABELS || d == DS_CODEC_TOKENS || d == DS_TILES ||
+         d == DS_FBANK || d == DS_WAVE;
 }
 
 /* ---- writer ---------------------------------------------------------------------------- */
@@ -88,6 +111,7 @@ struct shard_writer {
   vec ds[DS_COUNT];
   int64_t n_samples, n_tiles;
   int32_t tile_size;
+  int32_t fbank_bins, wave_rate; /* of the audio written so far (0: none yet) */
 };
 
 int shard_writer_open(shard_writer **out, const char *path, char *err, size_t err_len) {
@@ -100,7 +124,9 @@ int shard_writer_open(shard_writer **out, const char *path, char *err, size_t er
   snprintf(w->path, sizeof w->path, "%s", path);
   int rc = vec_i64(&w->ds[DS_SAMPLE_OFFSETS], 0) | vec_i64(&w->ds[DS_ID_OFFSETS], 0) |
            vec_i64(&w->ds[DS_MEDIA_OFFSETS], 0) | vec_i64(&w->ds[DS_PATH_OFFSETS], 0) |
-           vec_i64(&w->ds[DS_CODEC_OFFSETS], 0) | vec_i64(&w->ds[DS_TILE_OFFSETS], 0);
+           vec_i64(&w->ds[DS_CODEC_OFFSETS], 0) | vec_i64(&w->ds[DS_TILE_OFFSETS], 0) |
+           vec_i64(&w->ds[DS_AUDIO_OFFSETS], 0) | vec_i64(&w->ds[DS_FBANK_OFFSETS], 0) |
+           vec_i64(&w->ds[DS_WAVE_OFFSETS], 0);
   if (rc) {
     shard_writer_abort(w);
     data_seterr(err, err_len, "out of memory");
@@ -130,6 +156,15 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
                 s->id, s->tile_size, w->tile_size);
     return -1;
   }
+  /* checked before anything is appended: a refused sample leaves the writer as it was */
+  if (s->n_audio &&
+      ((w->fbank_bins && s->fbank_bins != w->fbank_bins) ||
+       (w->wave_rate && s->wave && s->wave_rate != w->wave_rate) || s->fbank_bins < 1)) {
+    data_seterr(err, err_len,
+                "%s: sample %s: fbank bins %d / wave rate %d differ from the shard's %d / %d",
+                w->path, s->id, s->fbank_bins, s->wave_rate, w->fbank_bins, w->wave_rate);
+    return -1;
+  }
   if (tiles) w->tile_size = s->tile_size;
   size_t tile_bytes = (size_t)s->tile_size * (size_t)s->tile_size * 3;
   int rc = vec_add(&v[DS_TOKENS], s->ids, s->n * 4) | vec_add(&v[DS_LABELS], s->labels, s->n * 4);
@@ -150,6 +185,21 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
   rc |= vec_i64(&v[DS_MEDIA_OFFSETS], (int64_t)(v[DS_MEDIA_KIND].n / 4));
   rc |= vec_add(&v[DS_CODEC_TOKENS], s->codec, s->n_codec * 4);
   rc |= vec_i64(&v[DS_CODEC_OFFSETS], (int64_t)(v[DS_CODEC_TOKENS].n / 4));
+  int64_t frame_end = s->n_audio ? (int64_t)(v[DS_FBANK].n / 2 / (size_t)s->fbank_bins) : 0;
+  for (size_t k = 0; k < s->n_audio; k++) {
+    frame_end += s->fbank_frames[k];
+    rc |= vec_i64(&v[DS_FBANK_OFFSETS], frame_end);
+    if (s->wave) rc |= vec_add(&v[DS_WAVE], s->wave[k], (size_t)s->wave_len[k] * 2);
+    rc |= vec_i64(&v[DS_WAVE_OFFSETS], (int64_t)(v[DS_WAVE].n / 2));
+  }
+  if (s->n_audio) {
+    size_t frames = 0;
+    for (size_t k = 0; k < s->n_audio; k++) frames += (size_t)s->fbank_frames[k];
+    rc |= vec_add(&v[DS_FBANK], s->fbank, frames * (size_t)s->fbank_bins * 2);
+    w->fbank_bins = s->fbank_bins;
+    if (s->wave) w->wave_rate = s->wave_rate;
+  }
+  rc |= vec_i64(&v[DS_AUDIO_OFFSETS], (int64_t)(v[DS_FBANK_OFFSETS].n / 8) - 1);
   if (rc) {
     data_seterr(err, err_len, "%s: out of memory", w->path);
     return -1;
@@ -213,6 +263,8 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
                   write_attr(f, "n_samples", H5T_STD_I64LE, H5T_NATIVE_INT64, &w->n_samples) ||
                   write_attr(f, "n_tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &n_tokens) ||
                   write_attr(f, "tile_size", H5T_STD_I32LE, H5T_NATIVE_INT32, &w->tile_size) ||
+                  write_attr(f, "fbank_bins", H5T_STD_I32LE, H5T_NATIVE_INT32, &w->fbank_bins) ||
+                  write_attr(f, "wave_rate", H5T_STD_I32LE, H5T_NATIVE_INT32, &w->wave_rate) ||
                   write_attr(f, "checksum", H5T_STD_U32LE, H5T_NATIVE_UINT32, &sum))) {
     data_seterr(err, err_len, "%s: cannot write attributes", tmp);
     rc = -1;
@@ -234,10 +286,10 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
 
 struct shard {
   char path[4096];
-  hid_t file, tokens, labels, codec, tiles;
+  hid_t file, tokens, labels, codec, tiles, fbank, wave;
   int64_t n_samples, n_tokens, n_codec;
-  int32_t tile_size;
-  vec small[DS_COUNT]; /* every dataset except tokens, labels, codec_tokens and tiles, read whole */
+  int32_t tile_size, fbank_bins, wave_rate;
+  vec small[DS_COUNT]; /* every dataset but the ds_big ones, read whole */
 };
 
 static const int64_t *I64(const shard *s, int d) { return (const int64_t *)s->small[d].p; }
@@ -255,6 +307,8 @@ void shard_close(shard *s) {
   if (s->labels > 0) H5Dclose(s->labels);
   if (s->codec > 0) H5Dclose(s->codec);
   if (s->tiles > 0) H5Dclose(s->tiles);
+  if (s->fbank > 0) H5Dclose(s->fbank);
+  if (s->wave > 0) H5Dclose(s->wave);
   if (s->file > 0) H5Fclose(s->file);
   for (int d = 0; d < DS_COUNT; d++) free(s->small[d].p);
   free(s);
@@ -359,6 +413,20 @@ static bool offsets_ok(const int64_t *o, int64_t n, int64_t end) {
   return true;
 }
 
+/* The audio datasets agree with each other and with the fbank and wave lengths. */
+static bool audio_ok(const shard *s, const int64_t *len) {
+  int64_t n = s->n_samples, a = len[DS_FBANK_OFFSETS] - 1;
+  if (len[DS_AUDIO_OFFSETS] != n + 1 || a < 0 || len[DS_WAVE_OFFSETS] != a + 1 ||
+      !offsets_ok(I64(s, DS_AUDIO_OFFSETS), n + 1, a))
+    return false;
+  int64_t bins = s->fbank_bins, frames = a ? I64(s, DS_FBANK_OFFSETS)[a] : 0;
+  if ((a && bins < 1) || (bins && len[DS_FBANK] % bins) ||
+      !offsets_ok(I64(s, DS_FBANK_OFFSETS), a + 1, bins ? len[DS_FBANK] / bins : 0) ||
+      (a && frames * bins != len[DS_FBANK]))
+    return false;
+  return offsets_ok(I64(s, DS_WAVE_OFFSETS), a + 1, len[DS_WAVE]);
+}
+
 int shard_open(shard **out, const char *path, bool verify, char *err, size_t err_len) {
   *out = NULL;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -368,7 +436,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     return -1;
   }
   snprintf(s->path, sizeof s->path, "%s", path);
-  s->file = s->tokens = s->labels = s->codec = s->tiles = -1;
+  s->file = s->tokens = s->labels = s->codec = s->tiles = s->fbank = s->wave = -1;
   int64_t file_size = 0;
   char why[512];
   int fd = vt_open_regular(path, &file_size, why, sizeof why);
@@ -395,8 +463,15 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
                 version, SHARD_FORMAT_VERSION);
     goto fail;
   }
-  if (read_attr(path, s->file, "tile_size", H5T_NATIVE_INT32, &s->tile_size, err, err_len))
+  if (read_attr(path, s->file, "tile_size", H5T_NATIVE_INT32, &s->tile_size, err, err_len) ||
+      read_attr(path, s->file, "fbank_bins", H5T_NATIVE_INT32, &s->fbank_bins, err, err_len) ||
+      read_attr(path, s->file, "wave_rate", H5T_NATIVE_INT32, &s->wave_rate, err, err_len))
     goto fail;
+  if (s->fbank_bins < 0 || s->fbank_bins > 1024 || s->wave_rate < 0 || s->wave_rate > 384000) {
+    data_seterr(err, err_len, "shard %s: attributes fbank_bins %d / wave_rate %d out of range",
+                path, s->fbank_bins, s->wave_rate);
+    goto fail;
+  }
   int n_ds = DS_COUNT;
   int64_t len[DS_COUNT] = {0};
   for (int d = 0; d < n_ds; d++) {
@@ -418,6 +493,10 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       s->codec = ds;
     else if (d == DS_TILES)
       s->tiles = ds;
+    else if (d == DS_FBANK)
+      s->fbank = ds;
+    else if (d == DS_WAVE)
+      s->wave = ds;
     else {
       vec *v = &s->small[d];
       size_t bytes = (size_t)len[d] * ds_elem[d]; /* bounded by the file size above */
@@ -461,7 +540,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       !offsets_ok(I64(s, DS_TILE_OFFSETS), m + 1,
                   s->tile_size ? len[DS_TILES] / ((int64_t)s->tile_size * s->tile_size * 3) : 0) ||
       (s->tile_size && len[DS_TILES] % ((int64_t)s->tile_size * s->tile_size * 3)) ||
-      (!s->tile_size && len[DS_TILES])) {
+      (!s->tile_size && len[DS_TILES]) || !audio_ok(s, len)) {
     data_seterr(err, err_len, "shard %s: dataset sizes or offsets are inconsistent (corrupt)",
                 path);
     goto fail;
@@ -488,27 +567,24 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     const int64_t chunk = 1 << 20;
     int32_t *buf = malloc((size_t)chunk * sizeof *buf);
     for (int d = 0; d < DS_COUNT && buf; d++) {
-      if (d == DS_TOKENS || d == DS_LABELS || d == DS_CODEC_TOKENS || d == DS_TILES) {
+      if (ds_big(d)) {
         hid_t ds = d == DS_TOKENS         ? s->tokens
                    : d == DS_LABELS       ? s->labels
                    : d == DS_CODEC_TOKENS ? s->codec
-                                          : s->tiles;
-        int64_t total = d == DS_TILES ? len[DS_TILES] / 4 : len[d]; /* in 4-byte words */
-        hid_t mt = d == DS_TILES ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32;
-        int64_t el = d == DS_TILES ? 4 : 1; /* elements a word */
-        for (int64_t off = 0; off < total; off += chunk) {
-          int64_t k = total - off < chunk ? total - off : chunk;
-          if (read_range(ds, mt, off * el, k * el, buf)) {
+                   : d == DS_TILES        ? s->tiles
+                   : d == DS_FBANK        ? s->fbank
+                                          : s->wave;
+        int64_t el = (int64_t)ds_elem[d], per = chunk * 4 / el; /* elements a chunk */
+        for (int64_t off = 0; off < len[d]; off += per) {
+          int64_t k = len[d] - off < per ? len[d] - off : per;
+          if (read_range(ds, ds_mem_type(d), off, k, buf)) {
             free(buf);
             data_seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
                         ds_name[d]);
             goto fail;
           }
-          crc = crc32(crc, (const Bytef *)buf, (uInt)(k * 4));
+          crc = crc32(crc, (const Bytef *)buf, (uInt)(k * el));
         }
-        int64_t rest = d == DS_TILES ? len[DS_TILES] % 4 : 0; /* tiles are 3 bytes a pixel */
-        if (rest && read_range(ds, mt, len[DS_TILES] - rest, rest, buf) == 0)
-          crc = crc32(crc, (const Bytef *)buf, (uInt)rest);
       } else if (s->small[d].n) {
         crc = crc32(crc, (const Bytef *)s->small[d].p, (uInt)s->small[d].n);
       }
@@ -534,6 +610,10 @@ void shard_sample_free(shard_sample *s) {
   tok_ids_free(&s->codec);
   free(s->n_tiles);
   free(s->tiles);
+  free(s->fbank_frames);
+  free(s->fbank);
+  free(s->wave_len);
+  free(s->wave);
   for (size_t i = 0; i < s->n_media; i++) free(s->media_path[i]);
   free(s->media_path);
   free(s->media);
@@ -558,6 +638,47 @@ static int grow_ids(tok_ids *a, size_t n) {
     a->cap = n;
   }
   a->n = n;
+  return 0;
+}
+
+/* Grows *p to hold n elements of size bytes (n may be 0). */
+static int grow(void **p, size_t *cap, size_t n, size_t size) {
+  if (n <= *cap) return 0;
+  void *q = realloc(*p, n * size);
+  if (!q) return -1;
+  *p = q;
+  *cap = n;
+  return 0;
+}
+
+/* The stored fbank and waveforms of sample i's audio clips. */
+static int read_audio(shard *s, int64_t i, shard_sample *out, char *err, size_t err_len) {
+  const int64_t *ao = I64(s, DS_AUDIO_OFFSETS), *fo = I64(s, DS_FBANK_OFFSETS);
+  const int64_t *wo = I64(s, DS_WAVE_OFFSETS);
+  int64_t a0 = ao[i], na = ao[i + 1] - a0;
+  int64_t f0 = fo[a0], nf = fo[a0 + na] - f0, w0 = wo[a0], nw = wo[a0 + na] - w0;
+  size_t bins = (size_t)s->fbank_bins;
+  out->n_audio = (size_t)na;
+  out->fbank_bins = s->fbank_bins;
+  out->wave_rate = s->wave_rate;
+  if (grow((void **)&out->fbank_frames, &out->cap_audio, (size_t)na, sizeof(int64_t)) ||
+      grow((void **)&out->wave_len, &out->cap_wave_len, (size_t)na, sizeof(int64_t)) ||
+      grow((void **)&out->fbank, &out->cap_fbank, (size_t)nf * bins, sizeof(uint16_t)) ||
+      grow((void **)&out->wave, &out->cap_wave, (size_t)nw, sizeof(int16_t))) {
+    data_seterr(err, err_len, "out of memory for the audio of sample %lld", (long long)i);
+    return -1;
+  }
+  for (int64_t k = 0; k < na; k++) {
+    out->fbank_frames[k] = fo[a0 + k + 1] - fo[a0 + k];
+    out->wave_len[k] = wo[a0 + k + 1] - wo[a0 + k];
+  }
+  if ((nf && read_range(s->fbank, H5T_NATIVE_UINT16, f0 * (int64_t)bins, nf * (int64_t)bins,
+                        out->fbank)) ||
+      (nw && read_range(s->wave, H5T_NATIVE_INT16, w0, nw, out->wave))) {
+    data_seterr(err, err_len, "shard %s: cannot read the audio of sample %lld", s->path,
+                (long long)i);
+    return -1;
+  }
   return 0;
 }
 
@@ -634,5 +755,5 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
                 (long long)i);
     return -1;
   }
-  return 0;
+  return read_audio(s, i, out, err, err_len);
 }

@@ -1,7 +1,7 @@
 /* HDF5 shards of tokenized samples (ids, labels, offsets, media references, codec tokens, uint8
- * image tiles per medium, format version, CRC32). shard_writer writes a shard whole under a
- * temporary name and renames it; shard_open checks version and checksum, shard_read_sample reads
- * one sample by offset. */
+ * image tiles per medium, audio fbank and waveforms, format version, CRC32). shard_writer writes a
+ * shard whole under a temporary name and renames it; shard_open checks version and checksum,
+ * shard_read_sample reads one sample by offset. */
 #ifndef VT_DATA_SHARD_H
 #define VT_DATA_SHARD_H
 
@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHARD_FORMAT_VERSION 3 /* 2 added codec tokens, 3 the tiles; another version is refused */
+/* 2 added codec tokens, 3 the tiles, 4 the fbank and waveforms of audio clips; a shard of
+ * another version is refused */
+#define SHARD_FORMAT_VERSION 4
 
 /* One sample as written: media[i] goes with media_path[i]. */
 typedef struct {
@@ -26,6 +28,16 @@ typedef struct {
   const int32_t *n_tiles; /* tiles of media[i] (NULL: none); a shard holds one tile size */
   const uint8_t *tiles;   /* all of them in media order, tile_size^2 * 3 bytes each (HWC) */
   int tile_size;
+  /* audio clips (the sample's <audio> in order): fbank [frames[k], fbank_bins] as f16 bits,
+   * back to back, and optionally each clip's waveform (int16 PCM at wave_rate); one shard
+   * holds one fbank_bins and one wave_rate */
+  size_t n_audio;
+  int fbank_bins;
+  const int64_t *fbank_frames;
+  const uint16_t *fbank;
+  const int16_t *const *wave; /* NULL: no waveforms kept */
+  const int64_t *wave_len;
+  int wave_rate;
 } shard_sample_in;
 
 typedef struct shard_writer shard_writer;
@@ -47,6 +59,13 @@ typedef struct {
   char *id;
   tok_ids ids, labels;
   tok_ids codec; /* speech codec token ids; empty when the sample has none */
+  /* stored audio clips: fbank [fbank_frames[k], fbank_bins] f16 bits back to back, and the
+   * waveforms (wave_len[k] int16 samples each at wave_rate; all 0 when none are kept) */
+  size_t n_audio, cap_audio, cap_wave_len, cap_fbank, cap_wave;
+  int fbank_bins, wave_rate;
+  int64_t *fbank_frames, *wave_len;
+  uint16_t *fbank;
+  int16_t *wave;
   chat_media *media;
   char **media_path;
   size_t n_media, cap_media;

@@ -34,8 +34,13 @@ static void write_shard(const char *path, int first_tag, int n) {
     snprintf(id, sizeof id, "s%d", tag);
     bool img = tag == 1001;
     if (img) ids[1] = CHAT_IMAGE_ID, labels[1] = CHAT_IGNORE;
-    shard_sample_in in = {id, ids,  labels, (size_t)L, img ? &m : NULL, img ? &p : NULL, img, NULL,
-                          0,  NULL, NULL,   0};
+    shard_sample_in in = {.id = id,
+                          .ids = ids,
+                          .labels = labels,
+                          .n = (size_t)L,
+                          .media = img ? &m : NULL,
+                          .media_path = img ? &p : NULL,
+                          .n_media = img};
     shard_write_sample(w, &in, err, sizeof err);
   }
   if (shard_writer_close(w, err, sizeof err)) {

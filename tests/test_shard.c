@@ -65,9 +65,25 @@ int main(void) {
   for (size_t i = 0; i < sizeof tiles; i++) tiles[i] = (uint8_t)(i * 7 + 1);
   const int32_t nt0[1] = {3}, nt2[2] = {0, 0};
   shard_sample_in in[3] = {
-      {"first", ids[0], labels[0], 5, m0, p0, 1, NULL, 0, nt0, tiles, 5},
-      {"second", ids[1], labels[1], 3, NULL, NULL, 0, NULL, 0, NULL, NULL, 0},
-      {"third-中", ids[2], labels[2], 7, m2, p2, 2, NULL, 0, nt2, NULL, 0},
+      {.id = "first",
+       .ids = ids[0],
+       .labels = labels[0],
+       .n = 5,
+       .media = m0,
+       .media_path = p0,
+       .n_media = 1,
+       .n_tiles = nt0,
+       .tiles = tiles,
+       .tile_size = 5},
+      {.id = "second", .ids = ids[1], .labels = labels[1], .n = 3},
+      {.id = "third-中",
+       .ids = ids[2],
+       .labels = labels[2],
+       .n = 7,
+       .media = m2,
+       .media_path = p2,
+       .n_media = 2,
+       .n_tiles = nt2},
   };
   shard_writer *w;
   CHECK_MSG(shard_writer_open(&w, path, err, sizeof err) == 0, "%s", err);

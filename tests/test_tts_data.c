@@ -1,5 +1,5 @@
 // ctest-labels: unit
-/* Stage 3.2 data: codec tokens per sample in shards (format 3; a version-1 shard is refused
+/* Stage 3.2 data: codec tokens per sample in shards (format 4; a version-1 shard is refused
  * by name), speech JSON lines read by the sample reader (good lines kept, each
  * kind of bad line refused with its reason and field), and the generated (text, codec) pairs
  * follow their rule, are reproducible and keep the held-out set apart. */
@@ -49,7 +49,7 @@ static void shard_codec(const char *dir) {
   snprintf(path, sizeof path, "%s/data/shard_v1.h5", fx ? fx : "tests/fixtures");
   CHECK(shard_open(&s, path, true, err, sizeof err) != 0);
   CHECK_MSG(strstr(err, "shard_v1.h5") && strstr(err, "format version 1") &&
-                strstr(err, "reads version 3"),
+                strstr(err, "reads version 4"),
             "%s", err);
   shard_sample_free(&out);
 }

@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "autograd/dtype.h"
 #include "train/trainer_impl.h"
 
 static bool takes_codec(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_CODEC); }
+static bool takes_fbank(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_FBANK); }
 
 /* Why the model cannot take a sample (its tokens, its media), or NULL. */
 static const char *unusable(const trainer *t, const int32_t *ids, const int32_t *labels, size_t n,
@@ -19,6 +21,8 @@ static const char *unusable(const trainer *t, const int32_t *ids, const int32_t 
     if ((int64_t)n > t->cfg->max_len) return "its text is longer than data.max_len";
   } else if (n < 2)
     return "it has fewer than 2 tokens";
+  if (takes_fbank(t) && !t->sample.n_audio)
+    return "it has no stored fbank (vita prep --audio-features)";
   int64_t v = t->model->vocab_size;
   for (size_t i = 0; v && i < n; i++)
     if (ids[i] < 0 || ids[i] >= v) return "a token id is outside the model's vocabulary";
@@ -65,6 +69,20 @@ static int64_t put_sample(trainer *t, int64_t i) {
     t->codec_n += nc;
     t->codec_lens[i] = (int32_t)nc;
   }
+  if (takes_fbank(t)) { /* the sample's first clip (an ASR pair has one) */
+    size_t bins = (size_t)t->sample.fbank_bins, nf = (size_t)t->sample.fbank_frames[0] * bins;
+    if (t->fb_n + nf > t->fb_cap) {
+      size_t cap = 2 * (t->fb_n + nf);
+      float *p = realloc(t->fb, cap * sizeof *p);
+      if (!p) return -1;
+      t->fb = p;
+      t->fb_cap = cap;
+    }
+    for (size_t k = 0; k < nf; k++) t->fb[t->fb_n + k] = vt_f16_to_f32(t->sample.fbank[k]);
+    t->fb_n += nf;
+    t->fb_frames[i] = (int32_t)t->sample.fbank_frames[0];
+    t->fb_bins = (int32_t)bins;
+  }
   return n;
 }
 
@@ -72,6 +90,12 @@ static int64_t put_sample(trainer *t, int64_t i) {
 static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len) {
   int64_t max_len = t->cfg->max_len;
   for (int tries = 0;; tries++) {
+    if (t->mixcfg.pack && takes_fbank(t)) {
+      snprintf(err, err_len,
+               "packing (mixture pack: true) is not supported for a model that takes fbank "
+               "items; set pack: false");
+      return -1;
+    }
     if (t->mixcfg.pack && takes_codec(t)) {
       snprintf(err, err_len,
                "packing (mixture pack: true) is not supported for a model that "
@@ -126,6 +150,7 @@ static void repack(int32_t *buf, int64_t i, int64_t max_len, int64_t T) {
 static void begin_batch(trainer *t, bool packed) {
   t->batch_rows = t->batch_t = t->batch_tokens = t->batch_samples = 0;
   t->codec_n = 0;
+  t->fb_n = 0;
   t->batch_packed = packed;
 }
 
@@ -235,5 +260,32 @@ void trainer_upload(trainer *t, vt_batch *b) {
                    .data = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, C}, t->codec_pad),
                    .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->codec_lens),
                    .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->codec_spans)};
+  }
+  if (takes_fbank(t) && B > 0) { /* one fbank item per row, zero-padded to the longest clip */
+    int64_t Fr = 1, bins = t->fb_bins > 0 ? t->fb_bins : 1;
+    for (int64_t i = 0; i < B; i++) Fr = t->fb_frames[i] > Fr ? t->fb_frames[i] : Fr;
+    if ((size_t)(B * Fr * bins) > t->fb_pad_cap) {
+      float *p = realloc(t->fb_pad, sizeof(float) * (size_t)(B * Fr * bins));
+      if (!p) {
+        vt_ctx_fail(ctx, "trainer", "out of memory for the fbank of a batch");
+        return;
+      }
+      t->fb_pad = p;
+      t->fb_pad_cap = (size_t)(B * Fr * bins);
+    }
+    memset(t->fb_pad, 0, sizeof(float) * (size_t)(B * Fr * bins));
+    size_t off = 0;
+    for (int64_t i = 0; i < B; i++) {
+      size_t n = (size_t)t->fb_frames[i] * (size_t)bins;
+      memcpy(t->fb_pad + i * Fr * bins, t->fb + off, sizeof(float) * n);
+      off += n;
+      t->fb_spans[3 * i] = (int32_t)i, t->fb_spans[3 * i + 1] = 0, t->fb_spans[3 * i + 2] = 0;
+    }
+    b->media[b->n_media++] =
+        (vt_media){.kind = VT_MEDIA_FBANK,
+                   .n = B,
+                   .data = vt_from_host(ctx, VT_F32, 3, (int64_t[]){B, Fr, bins}, t->fb_pad),
+                   .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->fb_frames),
+                   .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->fb_spans)};
   }
 }

@@ -53,6 +53,11 @@ typedef struct {
    * row, padded to [rows, longest] at upload; buffers grow to the largest batch seen */
   int32_t *codec, *codec_pad, *codec_lens, *codec_spans;
   size_t codec_n, codec_cap, codec_pad_cap;
+  /* the first stored audio clip's fbank of each row (f16 -> f32), for models that take
+   * VT_MEDIA_FBANK (the audio encoder): appended per row, padded at upload */
+  float *fb, *fb_pad;
+  int32_t *fb_frames, *fb_spans, fb_bins;
+  size_t fb_n, fb_cap, fb_pad_cap;
   shard_sample sample;
 } trainer;
 

@@ -109,12 +109,14 @@ int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const c
   t->segments = malloc(sizeof(int32_t) * cells);
   t->codec_lens = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
   t->codec_spans = malloc(sizeof(int32_t) * 3 * (size_t)cfg->batch_size);
+  t->fb_frames = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
+  t->fb_spans = malloc(sizeof(int32_t) * 3 * (size_t)cfg->batch_size);
   if (!t->ctx) {
     snprintf(err, err_len, "%s: device: %s", cfg->path, why ? why : "no context");
     return -1;
   }
   if (!t->ids || !t->labels || !t->lengths || !t->pos || !t->segments || !t->codec_lens ||
-      !t->codec_spans) {
+      !t->codec_spans || !t->fb_frames || !t->fb_spans) {
     snprintf(err, err_len, "out of memory");
     return -1;
   }
@@ -142,6 +144,10 @@ void trainer_free(trainer *t) {
   free(t->codec_pad);
   free(t->codec_lens);
   free(t->codec_spans);
+  free(t->fb);
+  free(t->fb_pad);
+  free(t->fb_frames);
+  free(t->fb_spans);
   mix_pack_free(&t->pack);
 }
 
