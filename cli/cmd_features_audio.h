@@ -23,6 +23,8 @@ typedef struct {
 int cli_features_audio(const char *file, const char *out, const cli_features_audio_opts *o,
                        FILE *report);
 
-extern const cli_cmd cli_cmd_features_audio; /* named "audio": a subcommand of `features` */
+/* `vita features audio FILE`: the entry in cmd_features.c's table of kinds, with the audio
+ * options of that command's shared option table. */
+int cli_features_audio_run(const cli_args *a, const char *file);
 
 #endif

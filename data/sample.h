@@ -5,23 +5,27 @@
 #define VT_DATA_SAMPLE_H
 
 #include "data/chat.h"
+#include "data/media.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   char *name;
   char *folder[3]; /* per chat_media_kind, resolved; NULL: the set's `folder`, else JSON dir */
 } sample_set;
 
-/* The data (prep) config. Keys: tokenizer, max_len, shard_samples, check_media,
+/* The data (prep) config. Keys: tokenizer, max_len, shard_samples, codec_vocab, check_media,
  * system_prompts {image, video, language}, sets {NAME: {folder, image_folder, video_folder,
  * audio_folder}}, inputs [JSON files]. Relative paths are taken from the file's directory. */
 typedef struct {
   char *tokenizer;         /* NULL: none given */
   long long max_len;       /* longest sample in tokens (placeholders count 1); default 6200 */
   long long shard_samples; /* samples per shard; default 8192 */
+  long long codec_vocab;   /* speech samples: codec ids must be below this; default 1024 */
   bool check_media;        /* stat every medium; default true */
+  media_cfg media;         /* `media:` decoding, tiling and frame rule (data/media.h) */
   chat_prompts prompts;    /* NULL fields: chat_default_prompts */
   sample_set *sets;
   size_t n_sets;
@@ -51,6 +55,7 @@ typedef enum {
   SAMPLE_PLACEHOLDER_MISMATCH, /* <image>/<video>/<audio> count != listed media */
   SAMPLE_BAD_TEMPLATE,         /* roles out of order, bad inserted_id */
   SAMPLE_TOO_LONG,             /* more tokens than max_len */
+  SAMPLE_BAD_MEDIA,            /* an image or video that does not decode (prep) */
   SAMPLE_N_REASONS
 } sample_reason;
 
@@ -66,7 +71,11 @@ typedef struct {
   size_t n_media[3];
   int inserted_id; /* -1 when absent */
   bool end_tag;    /* default true */
-  void *json_;     /* owned parsed item */
+  /* a speech sample (data/tts_data.h): its text (no turns then) and codec ids, else NULL */
+  const char *text;
+  int32_t *codec; /* owned */
+  size_t n_codec;
+  void *json_; /* owned parsed item */
 } sample;
 
 void sample_free(sample *s);

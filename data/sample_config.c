@@ -10,7 +10,9 @@ void sample_config_default(sample_config *c) {
   memset(c, 0, sizeof *c);
   c->max_len = 6200;
   c->shard_samples = 8192;
+  c->codec_vocab = 1024;
   c->check_media = true;
+  c->media = media_cfg_default();
 }
 
 void sample_config_free(sample_config *c) {
@@ -81,7 +83,8 @@ static int load_sets(ycfg *y, yaml_node_t *sets, sample_config *c, char *err, si
 
 int sample_config_load(sample_config *c, const char *path, char *err, size_t err_len) {
   static const char *const keys[] = {"tokenizer",      "max_len", "shard_samples", "check_media",
-                                     "system_prompts", "sets",    "inputs",        NULL};
+                                     "system_prompts", "sets",    "inputs",        "codec_vocab",
+                                     "media",          NULL};
   static const char *const prompt_keys[] = {"image", "video", "language", NULL};
   ycfg y;
   if (ycfg_load(&y, path, err, err_len)) return -1;
@@ -105,6 +108,9 @@ int sample_config_load(sample_config *c, const char *path, char *err, size_t err
       ycfg_int_range(&y, n, "shard_samples", 1, SAMPLE_MAX_SHARD_SAMPLES, &c->shard_samples, err,
                      err_len))
     goto done;
+  if ((n = ycfg_get(&y, root, "codec_vocab")) &&
+      ycfg_int_range(&y, n, "codec_vocab", 1, INT32_MAX, &c->codec_vocab, err, err_len))
+    goto done;
   if ((n = ycfg_get(&y, root, "check_media")) &&
       ycfg_bool(&y, n, "check_media", &c->check_media, err, err_len))
     goto done;
@@ -118,6 +124,8 @@ int sample_config_load(sample_config *c, const char *path, char *err, size_t err
       if (!(*dst[k] = strdup(s))) goto oom;
     }
   }
+  if ((n = ycfg_get(&y, root, "media")) && media_cfg_load(&y, n, &c->media, err, err_len))
+    goto done;
   if (load_sets(&y, ycfg_get(&y, root, "sets"), c, err, err_len)) goto done;
   if ((n = ycfg_get(&y, root, "inputs"))) {
     if (n->type != YAML_SEQUENCE_NODE) {

@@ -53,6 +53,7 @@ static int each_state(trainer *t, state_fn fn, void *arg) {
 }
 
 typedef struct {
+  const vt_backend *be; /* where the state lives */
   st_entry *e;
   char *names;
   int n, cap;
@@ -76,16 +77,16 @@ static int add_entry(trainer *t, const char *name, const vt_param *prm, float *b
 /* The bytes of a state tensor: downloaded from the optimizer's device into scratch. */
 static const void *produce_state(void *vctx, int i, void *scratch, char *err, size_t err_len) {
   (void)err, (void)err_len;
-  trainer *t = ((void **)vctx)[0];
-  const st_entry *e = &((const st_entry *)((void **)vctx)[1])[i];
+  const entry_list *l = vctx;
+  const st_entry *e = &l->e[i];
   size_t numel = 1;
   for (int d = 0; d < e->ndim; d++) numel *= (size_t)e->shape[d];
-  vt_buf_to_host(t->ps.be, scratch, e->data, numel * sizeof(float));
+  vt_buf_to_host(l->be, scratch, e->data, numel * sizeof(float));
   return scratch;
 }
 
 static int save_optim(trainer *t, const char *path, const st_kv *meta, char *err, size_t err_len) {
-  entry_list l = {.cap = 2 * t->ps.n * t->n_phases + 1};
+  entry_list l = {.be = t->ps.be, .cap = 2 * t->ps.n * t->n_phases + 1};
   for (int i = 0; i < t->ps.n; i++)
     l.names_cap += 2 * (size_t)t->n_phases * (strlen(t->ps.items[i]->name) + 96);
   l.e = malloc(sizeof *l.e * (size_t)l.cap);
@@ -98,8 +99,7 @@ static int save_optim(trainer *t, const char *path, const st_kv *meta, char *err
   rc = 0;
   if (l.n > 0) {
     st_sort_entries(l.e, l.n);
-    void *pc[2] = {t, l.e};
-    rc = st_write_fn(path, l.e, l.n, meta, 1, produce_state, pc, err, err_len);
+    rc = st_write_fn(path, l.e, l.n, meta, 1, produce_state, &l, err, err_len);
   }
 done:
   free(l.e);
