@@ -44,6 +44,13 @@ int ckpt_mkdirs(const char *path, char *err, size_t err_len) {
     *p = '/';
   }
   if (mkdir(buf, 0755) && errno != EEXIST) goto fail;
+  /* EEXIST also comes for a file of that name: the caller wants a directory */
+  struct stat st;
+  if (stat(path, &st) != 0) goto fail;
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(err, err_len, "%s: cannot create directory: a file of that name exists", path);
+    return -1;
+  }
   return 0;
 fail:
   snprintf(err, err_len, "%s: cannot create directory: %s", buf, strerror(errno));

@@ -3,6 +3,7 @@
  * resume), and exports the result as a HF checkpoint: the whole path of a stage, in a couple
  * of minutes on two cores, with nothing to download. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,7 +41,7 @@ static int write_stage(const char *path, const cli_args *a, int64_t max_len, cha
                        size_t err_len) {
   FILE *f = fopen(path, "w");
   if (!f) {
-    snprintf(err, err_len, "%s: cannot write", path);
+    snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
     return -1;
   }
   fprintf(f,
@@ -57,7 +58,7 @@ static int write_stage(const char *path, const cli_args *a, int64_t max_len, cha
           (long long)cli_args_int(a, "batch"), (long long)cli_args_int(a, "seed"),
           cli_args_float(a, "lr"), (long long)cli_args_int(a, "log-every"));
   if (fclose(f)) {
-    snprintf(err, err_len, "%s: cannot write", path);
+    snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
     return -1;
   }
   return 0;

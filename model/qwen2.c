@@ -54,10 +54,27 @@ int qwen2_cfg_check(const qwen2_cfg *c, char *err, size_t err_len) {
              (long long)(c->hidden_size / c->num_attention_heads));
     return -1;
   }
-  if (!(c->rope_theta > 0) || !(c->rms_norm_eps > 0)) {
-    snprintf(err, err_len, "qwen2 config: rope_theta and rms_norm_eps must be positive");
+  if (!(c->rope_theta > 0) || !(c->rms_norm_eps > 0) || !isfinite(c->rope_theta) ||
+      !isfinite(c->rms_norm_eps)) {
+    snprintf(err, err_len, "qwen2 config: rope_theta and rms_norm_eps must be positive and finite");
     return -1;
   }
+  /* upper bounds far beyond any real model, so that no product of sizes (parameter counts,
+   * the embedding table's bytes) can overflow: a config is a file a user hands over */
+  const struct {
+    const char *name;
+    int64_t v, max;
+  } cap[] = {{"vocab_size", c->vocab_size, INT32_MAX}, /* token ids are int32 */
+             {"hidden_size", c->hidden_size, INT64_C(1) << 20},
+             {"intermediate_size", c->intermediate_size, INT64_C(1) << 22},
+             {"num_hidden_layers", c->num_hidden_layers, INT64_C(1) << 12},
+             {"num_attention_heads", c->num_attention_heads, c->hidden_size}};
+  for (size_t i = 0; i < sizeof cap / sizeof cap[0]; i++)
+    if (cap[i].v > cap[i].max) {
+      snprintf(err, err_len, "qwen2 config: %s must be in [1, %lld], got %lld", cap[i].name,
+               (long long)cap[i].max, (long long)cap[i].v);
+      return -1;
+    }
   return 0;
 }
 

@@ -66,6 +66,11 @@ int qwen2_cfg_from_json(const json_t *root, const char *where, qwen2_cfg *cfg, c
   if (json_object_get(root, "max_position_embeddings") &&
       get_int(root, where, "max_position_embeddings", &cfg->max_position_embeddings, err, err_len))
     return -1;
+  if (cfg->max_position_embeddings < 1 || cfg->max_position_embeddings > (INT64_C(1) << 24)) {
+    snprintf(err, err_len, "%s: field \"max_position_embeddings\": expected [1, 2^24], found %lld",
+             where, (long long)cfg->max_position_embeddings);
+    return -1;
+  }
   if (get_num(root, where, "rms_norm_eps", &cfg->rms_norm_eps, true, err, err_len) ||
       get_num(root, where, "initializer_range", &cfg->initializer_range, false, err, err_len))
     return -1;
@@ -83,8 +88,24 @@ int qwen2_cfg_from_json(const json_t *root, const char *where, qwen2_cfg *cfg, c
       return -1;
     }
   }
+  /* booleans are JSON booleans and the activation a string: 1, "true" or 5 would otherwise
+   * be read as something the file did not say */
+  static const char *const bools[] = {"tie_word_embeddings", "use_sliding_window"};
+  for (int i = 0; i < 2; i++) {
+    json_t *b = json_object_get(root, bools[i]);
+    if (b && !json_is_boolean(b)) {
+      snprintf(err, err_len, "%s: field \"%s\": expected true or false, found another type", where,
+               bools[i]);
+      return -1;
+    }
+  }
+  json_t *actv = json_object_get(root, "hidden_act");
+  if (actv && !json_is_string(actv)) {
+    snprintf(err, err_len, "%s: field \"hidden_act\": expected a string", where);
+    return -1;
+  }
   cfg->tie_word_embeddings = json_is_true(json_object_get(root, "tie_word_embeddings"));
-  const char *act = json_string_value(json_object_get(root, "hidden_act"));
+  const char *act = json_string_value(actv);
   if (act && strcmp(act, "silu") != 0) {
     snprintf(err, err_len, "%s: field \"hidden_act\": expected \"silu\", found \"%s\"", where, act);
     return -1;

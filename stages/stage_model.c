@@ -2,9 +2,11 @@
 #include "stages/stage_model.h"
 
 #include <fnmatch.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "autograd/regfile.h"
 #include "checkpoints/safetensors_params.h"
 
 json_t *stage_read_json(const char *path, char *resolved, size_t resolved_len, char *err,
@@ -14,8 +16,14 @@ json_t *stage_read_json(const char *path, char *resolved, size_t resolved_len, c
   bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
   snprintf(p, sizeof p, is_dir ? "%s/config.json" : "%s", path);
   if (resolved) snprintf(resolved, resolved_len, "%s", p);
+  /* a regular file (a FIFO would block), and a key given twice is an error, not the last
+   * one silently winning */
+  size_t len;
+  char *text = vt_read_regular(p, 64u << 20, &len, err, err_len);
+  if (!text) return NULL;
   json_error_t je;
-  json_t *j = json_load_file(p, 0, &je);
+  json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  free(text);
   if (!j) {
     snprintf(err, err_len, "%s: line %d: %s", p, je.line, je.text);
     return NULL;

@@ -31,6 +31,9 @@ if [ -f "$tok/tokenizer.json" ]; then
   check skipped-unwritable 1 "--skipped $tmp/no/such/dir/skips.tsv: cannot write: No such file" -- \
     "$VITA" prep --tokenizer "$tok" --out "$tmp/shards" --skipped "$tmp/no/such/dir/skips.tsv" "$tmp/in.jsonl"; n=$((n+1))
 fi
+echo x > "$tmp/afile"
+check out-is-a-file 1 "afile: cannot create directory: a file of that name exists" -- \
+  "$VITA" demo --steps 2 --out "$tmp/afile"; n=$((n+1))
 # export: a training checkpoint without its manifest, or with one that lists only config.json
 if "$VITA" demo --steps 2 --batch 2 --log-every 0 --out "$tmp/run" >/dev/null 2>&1; then
   ck=$(ls -d "$tmp"/run/*/checkpoints/step-* "$tmp"/run/checkpoints/step-* 2>/dev/null | tail -1)

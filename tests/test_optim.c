@@ -314,10 +314,16 @@ static void test_errors(void) {
 
   c = vt_optim_defaults(VT_OPTIM_ADAM);
   c.beta2 = 1.0;
-  CHECK(vt_optim_init(&o, &ps, &c, err, sizeof err) == -1 && strstr(err, "betas"));
+  CHECK(vt_optim_init(&o, &ps, &c, err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "beta2 1 must be finite and lie in [0, 1)"), "%s", err); /* which beta */
+  c = vt_optim_defaults(VT_OPTIM_ADAMW);
+  c.eps = INFINITY;
+  CHECK(vt_optim_init(&o, &ps, &c, err, sizeof err) == -1 && strstr(err, "eps inf"));
   c = vt_optim_defaults(VT_OPTIM_SGD);
   c.lr = -1;
   CHECK(vt_optim_init(&o, &ps, &c, err, sizeof err) == -1);
+  c.lr = INFINITY;
+  CHECK(vt_optim_init(&o, &ps, &c, err, sizeof err) == -1 && strstr(err, "lr inf"));
 
   /* a backend without optim kernels (CUDA for now) is an error, not a crash */
   vt_backend nokernels = *ps.be;

@@ -75,17 +75,24 @@ static int check_cfg(const vt_optim_cfg *c, char *err, size_t err_len) {
     snprintf(err, err_len, "optimizer: unknown kind %d", (int)c->kind);
     return -1;
   }
-  if (!(c->lr >= 0) || !(c->weight_decay >= 0) || !(c->max_grad_norm >= 0)) {
-    snprintf(err, err_len, "optimizer: lr %g, weight_decay %g, max_grad_norm %g (want >= 0)", c->lr,
-             c->weight_decay, c->max_grad_norm);
-    return -1;
-  }
-  if (c->kind != VT_OPTIM_SGD &&
-      (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) || !(c->eps >= 0))) {
-    snprintf(err, err_len, "optimizer: betas (%g, %g) must lie in [0, 1) and eps %g >= 0", c->beta1,
-             c->beta2, c->eps);
-    return -1;
-  }
+  /* each value by name, finite (a config built in code is not checked by the YAML reader) */
+  const struct {
+    const char *name;
+    double v, lo, hi;
+    bool hi_open;
+  } vals[] = {{"lr", c->lr, 0, INFINITY, true},
+              {"weight_decay", c->weight_decay, 0, INFINITY, true},
+              {"max_grad_norm", c->max_grad_norm, 0, INFINITY, true},
+              {"beta1", c->beta1, 0, 1, true},
+              {"beta2", c->beta2, 0, 1, true},
+              {"eps", c->eps, 0, INFINITY, true}};
+  int n_vals = c->kind == VT_OPTIM_SGD ? 3 : 6;
+  for (int i = 0; i < n_vals; i++)
+    if (!(vals[i].v >= vals[i].lo && vals[i].v < vals[i].hi)) {
+      snprintf(err, err_len, "optimizer: %s %g must be finite and lie in [%g, %g)", vals[i].name,
+               vals[i].v, vals[i].lo, vals[i].hi);
+      return -1;
+    }
   if (c->kind == VT_OPTIM_SGD && !(c->momentum >= 0 && c->momentum < 1)) {
     snprintf(err, err_len, "optimizer: SGD momentum %g must lie in [0, 1)", c->momentum);
     return -1;

@@ -35,14 +35,19 @@ int vt_sched_init(vt_sched *s, const vt_sched_cfg *cfg, char *err, size_t err_le
     }
     return 0;
   case VT_SCHED_NOAM:
-    if (cfg->warmup_steps <= 0 || cfg->noam_model_dim < 0) {
-      snprintf(err, err_len, "noam schedule: warmup_steps %lld must be positive (model_dim %g)",
-               (long long)cfg->warmup_steps, cfg->noam_model_dim);
+    if (cfg->warmup_steps <= 0) {
+      snprintf(err, err_len, "noam schedule: warmup_steps %lld must be positive",
+               (long long)cfg->warmup_steps);
+      return -1;
+    }
+    if (!(cfg->noam_model_dim >= 0 && isfinite(cfg->noam_model_dim))) {
+      snprintf(err, err_len, "noam schedule: noam_model_dim %g must be finite and >= 0",
+               cfg->noam_model_dim);
       return -1;
     }
     return 0;
   case VT_SCHED_EXP_EPOCH:
-    if (cfg->steps_per_epoch <= 0 || !(cfg->gamma > 0)) {
+    if (cfg->steps_per_epoch <= 0 || !(cfg->gamma > 0 && isfinite(cfg->gamma))) {
       snprintf(err, err_len,
                "exponential schedule: steps_per_epoch %lld and gamma %g must be positive",
                (long long)cfg->steps_per_epoch, cfg->gamma);
