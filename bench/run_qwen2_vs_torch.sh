@@ -26,7 +26,7 @@ c_variants=(c)
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
   c_variants+=(c-auto)
 fi
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs);" \
+echo "machine: $(nproc --all) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs);" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ); threads $threads;" \
   "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 for r in $(seq "$reps"); do

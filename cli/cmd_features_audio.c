@@ -74,6 +74,12 @@ int cli_features_audio(const char *file, const char *out, const cli_features_aud
 }
 
 int cli_features_audio_run(const cli_args *a, const char *file) {
+  if (cli_args_int(a, "mel-bins") < 1 || cli_args_int(a, "mel-bins") > 1024 ||
+      cli_args_int(a, "prompts") > 65536) {
+    fprintf(stderr, "vita features audio: --mel-bins must be in [1, 1024], --prompts at most "
+                    "65536\n");
+    return CLI_EXIT_USAGE;
+  }
   cli_features_audio_opts o = {.channel = AUD_CHANNEL_FIRST,
                                .dither = cli_args_float(a, "dither"),
                                .seed = (uint64_t)cli_args_int(a, "seed"),

@@ -484,6 +484,7 @@ static int load_sections(stage_cfg *cfg, ycfg *c, char *err, size_t err_len) {
       opt_int(c, o, "eval_every", "output", &cfg->eval_every, err, err_len))
     return -1;
   cfg->seed = (uint64_t)seed;
+  if (keep < 0 || keep > INT32_MAX) keep = -1; /* refused below */
   cfg->keep_last = (int)keep;
   return 0;
 }
@@ -515,6 +516,20 @@ int stage_config_load(stage_cfg *cfg, const char *path, char *err, size_t err_le
     bad = "train.grad_accum must be at least 1";
   else if (cfg->max_len < 2)
     bad = "data.max_len must be at least 2";
+  /* upper bounds, so that no product of them (host buffers of batch_size x max_len tokens,
+   * epochs x steps per epoch) can overflow */
+  else if (cfg->max_len > STAGE_MAX_LEN)
+    bad = "data.max_len must be at most 16777216";
+  else if (cfg->batch_size > STAGE_MAX_BATCH || cfg->grad_accum > STAGE_MAX_BATCH)
+    bad = "train.batch_size and train.grad_accum must be at most 1048576";
+  else if (cfg->batch_size * cfg->max_len > STAGE_MAX_TOKENS)
+    bad = "train.batch_size x data.max_len must be at most 2^31 tokens";
+  else if (cfg->steps > STAGE_MAX_STEPS || cfg->epochs > STAGE_MAX_STEPS)
+    bad = "train.steps and train.epochs must be at most 2^40";
+  else if (cfg->seed > (uint64_t)INT64_MAX)
+    bad = "train.seed must be in [0, 2^63) (a negative seed is not one)";
+  else if (cfg->keep_last < 0)
+    bad = "output.keep_last must not be negative";
   else if (cfg->save_every < 0 || cfg->log_every < 0 || cfg->eval_every < 0)
     bad = "output intervals must not be negative";
   else if (cfg->eval_every > 0 && !cfg->eval_mixture[0])

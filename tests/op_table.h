@@ -9,6 +9,7 @@
 #include <float.h>
 #include <string.h>
 
+#include "autograd/ops_spectral.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 
@@ -257,6 +258,13 @@ GRAPH(speech_ce, vt_speech_token_ce(c, x[0], x[1], VT_SPEECH_PAD))
 GRAPH(cosine, vt_cosine_loss(c, x[0], x[1]))
 GRAPH(vq_loss, vt_vq_loss(c, x[0], x[1], 0.25f))
 
+/* ---- spectral family --------------------------------------------------------------------- */
+
+GRAPH(stft_window, vt_stft(c, x[0], x[1], 16, 5)) /* overlapping frames, a window */
+GRAPH(stft_gapped, vt_stft(c, x[0], NULL, 8, 11)) /* frames with gaps between them */
+GRAPH(complex_abs, vt_complex_abs(c, x[0], 1e-3f))
+GRAPH(log_clamp, vt_log_clamp(c, x[0], 0.3f))
+
 /* ---- planted values in random inputs ----------------------------------------------------- */
 
 /* [4, 40] over the last axis: a row of ties, a row with two NaNs, a row of -inf, a free row. */
@@ -299,6 +307,15 @@ static void plant_convert(void **host) {
                         3.4e38f,
                         1.0f + FLT_EPSILON};
   memcpy(x, edge, sizeof edge);
+}
+
+/* [4, 10] in [0.05, 2): values kept 0.02 away from log_clamp's bound 0.3, where the
+ * derivative jumps and finite differences would straddle it. */
+static void plant_clamp(void **host) {
+  float *x = host[0];
+  for (int i = 0; i < 40; i++)
+    if (fabsf(x[i] - 0.3f) < 0.02f) x[i] += 0.05f;
+  x[0] = 0.1f; /* clamped */
 }
 
 /* ---- the table --------------------------------------------------------------------------- */
@@ -358,6 +375,9 @@ static void plant_convert(void **host) {
     .name = nm, .family = VT_FAMILY_LOSS, .fn = f, .param = prm, .fixture = "ops/loss.txt",        \
     .keys = k, .out = "loss", .w = "=1", .tol = T_LOSS, .no_fd = true                              \
   }
+/* A random case of a kernel family (finite differences included). */
+#define RND_FAM(nm, fam, f, t, n, prep, ...)                                                       \
+  { .name = nm, .family = fam, .fn = f, .n_in = n, .in = __VA_ARGS__, .prepare = prep, .terms = t }
 /* A random case: inputs from specs, checked across backends (and by finite differences when
  * small); t bounds the longest sum behind an element. */
 #define RND(nm, f, t, n, ...)                                                                      \
@@ -475,6 +495,15 @@ static const op_case OT_CASES[] = {
     LOSS("cos", cosine, NULL, "a:da b:db"),
     LOSS_NOFD("cos_small", cosine, NULL, "a:da b:db"),
     LOSS_NOFD("vq", vq_loss, NULL, "zq:dzq x:dx"),
+
+    /* spectral family: against a direct DFT in test_codec_spectral.c; here by finite
+     * differences and across backends */
+    RND_FAM("stft window", VT_FAMILY_SPECTRAL, stft_window, 16, 2, NULL,
+            {F(2, 2, 40), FN(0.2f, 1.0f, 1, 16)}),
+    RND_FAM("stft gapped", VT_FAMILY_SPECTRAL, stft_gapped, 8, 1, NULL, {F(2, 3, 50)}),
+    RND_FAM("complex_abs", VT_FAMILY_SPECTRAL, complex_abs, 2, 1, NULL, {F(3, 3, 5, 2)}),
+    RND_FAM("log_clamp", VT_FAMILY_SPECTRAL, log_clamp, 1, 1, plant_clamp,
+            {FR(0.05f, 2.0f, 2, 4, 10)}),
 
     /* Random cases shaped to reach every kernel path of a device (warp, block and thread
      * variants, chunked broadcast gradients, repeated indices). matmul: the four transpose

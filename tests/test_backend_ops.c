@@ -387,6 +387,7 @@ static int add_backends(backend_run *runs, int max) {
   r->table.attn = NULL;
   r->table.loss = NULL;
   r->table.optim = NULL;
+  r->table.spectral = NULL;
   r->be = &r->table;
   snprintf(r->label, sizeof r->label, "cpu-core");
   /* cpu-partial: every family, but the norm family without RoPE, as a device filling a

@@ -59,6 +59,8 @@ static char *slurp(const char *path, size_t *len) {
   return b;
 }
 
+static volatile sig_atomic_t stop_flag;
+
 static int train(const char *cfg_name, bool resume, int64_t stop_after, vt_train_result *r) {
   char path[512], err[2048];
   snprintf(path, sizeof path, "%s/%s", tmp, cfg_name);
@@ -67,7 +69,7 @@ static int train(const char *cfg_name, bool resume, int64_t stop_after, vt_train
     fprintf(stderr, "%s\n", err);
     return -1;
   }
-  vt_trainer_opts o = {.cfg = &cfg, .resume = resume, .stop_after = stop_after};
+  vt_trainer_opts o = {.cfg = &cfg, .resume = resume, .stop_after = stop_after, .stop = &stop_flag};
   int rc = vt_train(&o, r, err, sizeof err);
   if (rc) fprintf(stderr, "train: %s\n", err);
   return rc;
@@ -132,6 +134,28 @@ int main(void) {
   CHECK(strstr(rb.checkpoint, "step-00000007") != NULL);
   CHECK(train("b.yaml", true, 0, &rb) == 0);
   CHECK(rb.start_step == 7 && rb.step == 12 && !rb.interrupted);
+
+  /* a stop request inside a step (between its two micro-batches) ends it without an update,
+   * saves step 0 with the data rewound, and the resumed run ends with run a's weights */
+  write_config("c.yaml", "run_c", 12, 0);
+  vt_train_result rc;
+  stop_flag = 1;
+  CHECK(train("c.yaml", false, 0, &rc) == 0);
+  stop_flag = 0;
+  CHECK_MSG(rc.interrupted && rc.step == 0 && strstr(rc.checkpoint, "step-00000000"),
+            "stopped at %lld (%s)", (long long)rc.step, rc.checkpoint);
+  CHECK(train("c.yaml", true, 0, &rc) == 0);
+  CHECK(rc.start_step == 0 && rc.step == 12);
+  {
+    char pa_[512], pc_[512];
+    snprintf(pa_, sizeof pa_, "%s/run_a/checkpoints/step-00000012/model.safetensors", tmp);
+    snprintf(pc_, sizeof pc_, "%s/run_c/checkpoints/step-00000012/model.safetensors", tmp);
+    size_t la_ = 0, lc_ = 0;
+    char *wa_ = slurp(pa_, &la_), *wc_ = slurp(pc_, &lc_);
+    CHECK(wa_ && wc_ && la_ == lc_ && memcmp(wa_, wc_, la_) == 0);
+    free(wa_);
+    free(wc_);
+  }
 
   char la[32][32], lb[32][32];
   int na = read_losses("run_a", la, 32), nb = read_losses("run_b", lb, 32);

@@ -231,6 +231,7 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->attn = NULL;
   t->loss = NULL;
   t->optim = NULL;
+  t->spectral = NULL;
 }
 
 extern "C" int vt_cuda_device_count(void) {
