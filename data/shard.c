@@ -472,9 +472,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
                 path, s->fbank_bins, s->wave_rate);
     goto fail;
   }
-  int n_ds = DS_COUNT;
   int64_t len[DS_COUNT] = {0};
-  for (int d = 0; d < n_ds; d++) {
+  for (int d = 0; d < DS_COUNT; d++) {
     hid_t ds = H5Dopen2(s->file, ds_name[d], H5P_DEFAULT);
     if (ds < 0) {
       data_seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
@@ -520,14 +519,6 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
                 path, (long long)n, (long long)n_tokens_attr, (long long)len[DS_SAMPLE_OFFSETS] - 1,
                 (long long)s->n_tokens);
     goto fail;
-  }
-  if (version == 1) { /* every sample has no codec tokens (n is bounded by the file size) */
-    len[DS_CODEC_OFFSETS] = n + 1;
-    s->small[DS_CODEC_OFFSETS].p = calloc((size_t)n + 2, sizeof(int64_t));
-    if (!s->small[DS_CODEC_OFFSETS].p) {
-      data_seterr(err, err_len, "shard %s: out of memory", path);
-      goto fail;
-    }
   }
   if (len[DS_LABELS] != s->n_tokens || len[DS_ID_OFFSETS] != n + 1 ||
       len[DS_MEDIA_OFFSETS] != n + 1 || len[DS_MEDIA_POS] != m || len[DS_MEDIA_ITEM] != m ||
