@@ -75,21 +75,11 @@ int cli_features_audio(const char *file, const char *out, const cli_features_aud
 
 static const cli_opt opts[] = {
     {"out", CLI_OPT_STR, NULL, "write the features to this .safetensors file (tensor `fbank`)"},
-    {"channel", CLI_OPT_STR, "first", "first (channel 0, as the public code) or mix (mean)"},
-    {"dither", CLI_OPT_FLOAT, "0", "Gaussian dither std on the 32768-scaled samples"},
-    {"seed", CLI_OPT_INT, "0", "dither noise seed"},
-    {"mel-bins", CLI_OPT_INT, "80", "mel bins"},
-    {"prompts", CLI_OPT_INT, "0", "audio prompt embeddings prepended per clip (counted in tokens)"},
-    {"max-seconds", CLI_OPT_FLOAT, "600", "refuse longer files (0: no limit)"},
+    CLI_FEATURES_AUDIO_OPTS,
     {NULL, 0, NULL, NULL},
 };
 
-static int run(const cli_args *a) {
-  if (a->n_positional != 1) {
-    fprintf(stderr, "vita features audio: expected one audio FILE, found %d arguments\n",
-            a->n_positional);
-    return CLI_EXIT_USAGE;
-  }
+int cli_features_audio_sub(const cli_args *a, const char *file) {
   cli_features_audio_opts o = {.channel = AUD_CHANNEL_FIRST,
                                .dither = cli_args_float(a, "dither"),
                                .seed = (uint64_t)cli_args_int(a, "seed"),
@@ -107,7 +97,16 @@ static int run(const cli_args *a) {
     fprintf(stderr, "vita features audio: --prompts: expected 0..4096, found %d\n", o.prompts);
     return CLI_EXIT_USAGE;
   }
-  return cli_features_audio(a->positional[0], cli_args_str(a, "out"), &o, stdout);
+  return cli_features_audio(file, cli_args_str(a, "out"), &o, stdout);
+}
+
+static int run(const cli_args *a) {
+  if (a->n_positional != 1) {
+    fprintf(stderr, "vita features audio: expected one audio FILE, found %d arguments\n",
+            a->n_positional);
+    return CLI_EXIT_USAGE;
+  }
+  return cli_features_audio_sub(a, a->positional[0]);
 }
 
 const cli_cmd cli_cmd_features_audio = {
