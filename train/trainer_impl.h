@@ -49,6 +49,11 @@ typedef struct {
   int64_t batch_samples; /* samples in it */
   bool batch_packed;
   shard_sample sample;
+  /* the batch's image tiles (normalised, [n, 3, S, S]) and their spans (row, start, count) */
+  float *tiles;
+  int32_t *spans;
+  int64_t n_tiles, cap_tiles;
+  int tile_size;
 } trainer;
 
 /* trainer_setup.c */

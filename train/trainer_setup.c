@@ -132,6 +132,8 @@ void trainer_free(trainer *t) {
   free(t->lengths);
   free(t->pos);
   free(t->segments);
+  free(t->tiles);
+  free(t->spans);
   mix_pack_free(&t->pack);
 }
 
