@@ -437,8 +437,8 @@ done:
   return rc;
 }
 
-int ckpt_find_latest(const char *root, char *dir, size_t dir_len, int64_t *step, char *err,
-                     size_t err_len) {
+int ckpt_find_before(const char *root, int64_t before, char *dir, size_t dir_len, int64_t *step,
+                     char *err, size_t err_len) {
   struct stat st;
   if (stat(root, &st) != 0) return 0; /* no checkpoints yet */
   if (!S_ISDIR(st.st_mode)) {
@@ -451,6 +451,7 @@ int ckpt_find_latest(const char *root, char *dir, size_t dir_len, int64_t *step,
     long long s;
     char tail[8];
     if (sscanf(names[i], "step-%lld%7s", &s, tail) != 1) continue; /* .tmp and strangers */
+    if (s >= before) continue;
     char p[CKPT_PATH_MAX], why[1024];
     snprintf(p, sizeof p, "%s/%s", root, names[i]);
     if (ckpt_verify(p, why, sizeof why)) {
@@ -463,6 +464,11 @@ int ckpt_find_latest(const char *root, char *dir, size_t dir_len, int64_t *step,
   }
   free_list(names, n);
   return found;
+}
+
+int ckpt_find_latest(const char *root, char *dir, size_t dir_len, int64_t *step, char *err,
+                     size_t err_len) {
+  return ckpt_find_before(root, INT64_MAX, dir, dir_len, step, err, err_len);
 }
 
 char *ckpt_read_text(const char *path, char *err, size_t err_len) {

@@ -34,6 +34,10 @@ void ckpt_abort(ckpt_writer *w);
  * when there is none, -1 on an error reading root. */
 int ckpt_find_latest(const char *root, char *dir, size_t dir_len, int64_t *step, char *err,
                      size_t err_len);
+/* The same among the checkpoints of steps below `before` (the fallback when the newest one
+ * turns out unusable). */
+int ckpt_find_before(const char *root, int64_t before, char *dir, size_t dir_len, int64_t *step,
+                     char *err, size_t err_len);
 /* Checks dir's manifest: its step is the directory's (step-N), every file of the directory
  * is listed, every listed file is a regular file with the listed size and CRC32. Returns 0,
  * or -1 naming the file and what differs. */

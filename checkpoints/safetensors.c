@@ -1,6 +1,7 @@
 /* safetensors reader: mmap, header validation (every size, offset and name checked before any
  * pointer into the data is formed), lookup by name and dtype conversion. */
 #include "checkpoints/safetensors.h"
+#include "autograd/regfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -394,14 +395,11 @@ int st_file_open_mem(st_file *f, const void *buf, size_t len, const char *label,
 
 int st_file_open(st_file *f, const char *path, char *err, size_t err_len) {
   memset(f, 0, sizeof *f);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    st_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-    return -1;
-  }
+  int fd = vt_open_regular(path, NULL, err, err_len); /* a FIFO would block open() */
+  if (fd < 0) return -1;
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    st_seterr(err, err_len, "%s: not a regular file", path);
+  if (fstat(fd, &st) != 0) {
+    st_seterr(err, err_len, "%s: cannot stat: %s", path, strerror(errno));
     close(fd);
     return -1;
   }

@@ -4,6 +4,7 @@
  * the shared option table below (the parser needs one table per command). */
 #include "checkpoints/safetensors_write.h"
 #include "cli/cli.h"
+#include "cli/cmd_features_audio.h"
 #include "data/tiling.h"
 #include "data/video.h"
 
@@ -20,7 +21,7 @@ typedef struct {
 
 static const cli_opt opts[] = {
     {"out", CLI_OPT_STR, NULL,
-     "write the normalised tiles to this .safetensors (key pixel_values)"},
+     "write to this .safetensors (image/video: pixel_values, the normalised tiles; audio: fbank)"},
     {"max-pixels", CLI_OPT_INT, "89478485", "refuse images (frames) with more pixels"},
     {"aspect", CLI_OPT_STR, "square",
      "image_aspect_ratio: square, or pad (to a square of the mean)"},
@@ -32,6 +33,13 @@ static const cli_opt opts[] = {
     {"min-frames", CLI_OPT_INT, "4", "video: fewest frames (repeated if the video is short)"},
     {"max-frames", CLI_OPT_INT, "16", "video: most frames (evenly spaced if long)"},
     {"folder-fps", CLI_OPT_FLOAT, "1", "video: frame rate of a folder of frame images"},
+    /* audio (cmd_features_audio.c) */
+    {"channel", CLI_OPT_STR, "first", "audio: first (channel 0, as the public code) or mix (mean)"},
+    {"dither", CLI_OPT_FLOAT, "0", "audio: Gaussian dither std on the 32768-scaled samples"},
+    {"seed", CLI_OPT_INT, "0", "audio: dither noise seed"},
+    {"mel-bins", CLI_OPT_INT, "80", "audio: mel bins"},
+    {"prompts", CLI_OPT_INT, "0", "audio: prompt embeddings prepended per clip (in the tokens)"},
+    {"max-seconds", CLI_OPT_FLOAT, "600", "audio: refuse longer files (0: no limit)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -144,6 +152,8 @@ static int run_video(const cli_args *a, const char *file) {
 static const features_sub subs[] = {
     {"image", "grid, tile and token counts of an image; --out writes the tiles", run_image},
     {"video", "picked frame times of a video or frame folder; --out writes the frames", run_video},
+    {"audio", "fbank (before CMVN) with frame, encoder-frame and LLM-token counts; --out writes it",
+     cli_features_audio_run},
 };
 
 static int run(const cli_args *a) {
@@ -156,6 +166,6 @@ static int run(const cli_args *a) {
   return CLI_EXIT_USAGE;
 }
 
-const cli_cmd cli_cmd_features = {"features",
-                                  "what the pipeline makes of one medium: image or video tiles",
-                                  "image|video FILE", opts, run};
+const cli_cmd cli_cmd_features = {
+    "features", "what the pipeline makes of one medium: image or video tiles, audio fbank",
+    "image|video|audio FILE", opts, run};

@@ -2,6 +2,7 @@
 #include "data/prep.h"
 #include "data/data_err.h"
 #include "data/shard.h"
+#include "data/tts_data.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -103,8 +104,9 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         add_skip(st, why, s.id, msg);
         continue;
       }
-      if (chat_encode(o->tok, &o->cfg->prompts, s.turns, s.n_turns, s.inserted_id, s.end_tag, &cs,
-                      msg, sizeof msg)) {
+      if (s.text ? tts_sample_encode(o->tok, &s, &cs, msg, sizeof msg)
+                 : chat_encode(o->tok, &o->cfg->prompts, s.turns, s.n_turns, s.inserted_id,
+                               s.end_tag, &cs, msg, sizeof msg)) {
         char full[1600];
         snprintf(full, sizeof full, "%s: %s", s.where, msg);
         add_skip(st, SAMPLE_BAD_TEMPLATE, s.id, full);
@@ -140,8 +142,8 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         sample_free(&s);
         continue;
       }
-      shard_sample_in in = {s.id,  cs.ids.v,   cs.labels.v, cs.ids.n, cs.media,
-                            paths, cs.n_media, n_tiles,     tiles.px, tiles.size};
+      shard_sample_in in = {s.id,       cs.ids.v, cs.labels.v, cs.ids.n, cs.media, paths,
+                            cs.n_media, s.codec,  s.n_codec,   n_tiles,  tiles.px, tiles.size};
       if (!w) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s-%05lld.h5", o->out_dir, prefix, (long long)st->n_shards);
@@ -154,6 +156,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         st->n_written++;
         st->n_tokens += (int64_t)cs.ids.n;
         for (size_t k = 0; k < cs.labels.n; k++) st->n_trained += cs.labels.v[k] != CHAT_IGNORE;
+        st->n_codec += (int64_t)s.n_codec;
         if (shard_writer_samples(w) >= o->cfg->shard_samples)
           rc = flush_shard(&w, st, err, err_len);
       }
@@ -182,6 +185,7 @@ void prep_print_summary(FILE *f, const prep_stats *st, const char *out_dir, int 
           (long long)skipped);
   fprintf(f, "prep: %lld tokens, %lld trained (labels != -100)\n", (long long)st->n_tokens,
           (long long)st->n_trained);
+  if (st->n_codec) fprintf(f, "prep: %lld codec tokens\n", (long long)st->n_codec);
   for (int r = 1; r < SAMPLE_N_REASONS; r++) {
     if (!st->n_skipped[r]) continue;
     fprintf(f, "skipped %-28s %6lld:", sample_reason_name((sample_reason)r),

@@ -6,6 +6,7 @@
 #include "data/sample.h"
 #include "autograd/regfile.h"
 #include "data/data_err.h"
+#include "data/tts_data.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -153,6 +154,7 @@ void sample_free(sample *s) {
     free(s->media[k]);
   }
   free(s->turns);
+  free(s->codec);
   json_decref((json_t *)s->json_);
   memset(s, 0, sizeof *s);
 }
@@ -259,6 +261,19 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
     return SAMPLE_BAD_FIELD;
   }
   s->set = json_string_value(set);
+  if (s->set && cfg && cfg->n_sets) {
+    bool known = false;
+    for (size_t i = 0; i < cfg->n_sets; i++) known |= !strcmp(cfg->sets[i].name, s->set);
+    if (!known && tts_sample_is_speech(o)) {
+      data_seterr(err, err_len, "%s: set: '%s' is not in the data config", s->where, s->set);
+      return SAMPLE_UNKNOWN_SET;
+    }
+  }
+  if (tts_sample_is_speech(o)) { /* no turns: nothing is inserted, nothing ends a turn */
+    s->inserted_id = -1;
+    s->end_tag = true;
+    return tts_sample_from_json(o, cfg ? cfg->codec_vocab : TTS_DATA_CODEC_VOCAB, s, err, err_len);
+  }
   json_t *conv = json_object_get(o, "conversations");
   if (!json_is_array(conv) || json_array_size(conv) == 0) {
     data_seterr(err, err_len, "%s: conversations: expected a non-empty list", s->where);

@@ -5,10 +5,12 @@
  *   media_offsets i64[N+1] (into the media_* arrays), media_kind i32[M] (chat_media_kind),
  *   media_pos i64[M] (token position inside the sample), media_item i32[M],
  *   media_path_offsets i64[M+1], media_paths u8[..],
+ *   codec_offsets i64[N+1] (into codec_tokens), codec_tokens i32[C] (speech codec ids),
  *   media_tile_offsets i64[M+1] (into tiles, in tiles), tiles u8[K * S * S * 3] (each medium's
  *   image tiles or video frames after resize, HWC, normalised only when loaded)
  * Root attributes: format_version i32, n_samples i64, n_tokens i64, tile_size i32 (S, 0 without
- * tiles), checksum u32 (CRC32 of the datasets' bytes in the order above). */
+ * tiles), checksum u32 (CRC32 of the datasets' bytes in the order above). A shard of another
+ * format version is refused. */
 #include "data/shard.h"
 #include "autograd/checked.h"
 #include "autograd/regfile.h"
@@ -59,19 +61,18 @@ enum {
   DS_MEDIA_ITEM,
   DS_PATH_OFFSETS,
   DS_PATHS,
+  DS_CODEC_OFFSETS,
+  DS_CODEC_TOKENS,
   DS_TILE_OFFSETS,
   DS_TILES,
   DS_COUNT
 };
 
-static const char *const ds_name[DS_COUNT] = {"tokens",         "labels",
-                                              "sample_offsets", "sample_id_offsets",
-                                              "sample_ids",     "media_offsets",
-                                              "media_kind",     "media_pos",
-                                              "media_item",     "media_path_offsets",
-                                              "media_paths",    "media_tile_offsets",
-                                              "tiles"};
-static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1, 8, 1};
+static const char *const ds_name[DS_COUNT] = {
+    "tokens",        "labels",        "sample_offsets", "sample_id_offsets",  "sample_ids",
+    "media_offsets", "media_kind",    "media_pos",      "media_item",         "media_path_offsets",
+    "media_paths",   "codec_offsets", "codec_tokens",   "media_tile_offsets", "tiles"};
+static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1, 8, 4, 8, 1};
 
 static hid_t ds_mem_type(int d) {
   return ds_elem[d] == 8 ? H5T_NATIVE_INT64 : ds_elem[d] == 4 ? H5T_NATIVE_INT32 : H5T_NATIVE_UINT8;
@@ -99,7 +100,7 @@ int shard_writer_open(shard_writer **out, const char *path, char *err, size_t er
   snprintf(w->path, sizeof w->path, "%s", path);
   int rc = vec_i64(&w->ds[DS_SAMPLE_OFFSETS], 0) | vec_i64(&w->ds[DS_ID_OFFSETS], 0) |
            vec_i64(&w->ds[DS_MEDIA_OFFSETS], 0) | vec_i64(&w->ds[DS_PATH_OFFSETS], 0) |
-           vec_i64(&w->ds[DS_TILE_OFFSETS], 0);
+           vec_i64(&w->ds[DS_CODEC_OFFSETS], 0) | vec_i64(&w->ds[DS_TILE_OFFSETS], 0);
   if (rc) {
     shard_writer_abort(w);
     data_seterr(err, err_len, "out of memory");
@@ -147,6 +148,8 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
   }
   if (tiles) rc |= vec_add(&v[DS_TILES], s->tiles, (size_t)tiles * tile_bytes);
   rc |= vec_i64(&v[DS_MEDIA_OFFSETS], (int64_t)(v[DS_MEDIA_KIND].n / 4));
+  rc |= vec_add(&v[DS_CODEC_TOKENS], s->codec, s->n_codec * 4);
+  rc |= vec_i64(&v[DS_CODEC_OFFSETS], (int64_t)(v[DS_CODEC_TOKENS].n / 4));
   if (rc) {
     data_seterr(err, err_len, "%s: out of memory", w->path);
     return -1;
@@ -231,10 +234,10 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
 
 struct shard {
   char path[4096];
-  hid_t file, tokens, labels, tiles;
-  int64_t n_samples, n_tokens;
+  hid_t file, tokens, labels, codec, tiles;
+  int64_t n_samples, n_tokens, n_codec;
   int32_t tile_size;
-  vec small[DS_COUNT]; /* every dataset except tokens, labels and tiles, read whole */
+  vec small[DS_COUNT]; /* every dataset except tokens, labels, codec_tokens and tiles, read whole */
 };
 
 static const int64_t *I64(const shard *s, int d) { return (const int64_t *)s->small[d].p; }
@@ -250,6 +253,7 @@ void shard_close(shard *s) {
   if (!s) return;
   if (s->tokens > 0) H5Dclose(s->tokens);
   if (s->labels > 0) H5Dclose(s->labels);
+  if (s->codec > 0) H5Dclose(s->codec);
   if (s->tiles > 0) H5Dclose(s->tiles);
   if (s->file > 0) H5Fclose(s->file);
   for (int d = 0; d < DS_COUNT; d++) free(s->small[d].p);
@@ -364,7 +368,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     return -1;
   }
   snprintf(s->path, sizeof s->path, "%s", path);
-  s->file = s->tokens = s->labels = s->tiles = -1;
+  s->file = s->tokens = s->labels = s->codec = s->tiles = -1;
   int64_t file_size = 0;
   char why[512];
   int fd = vt_open_regular(path, &file_size, why, sizeof why);
@@ -386,16 +390,16 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       read_attr(path, s->file, "n_samples", H5T_NATIVE_INT64, &s->n_samples, err, err_len) ||
       read_attr(path, s->file, "n_tokens", H5T_NATIVE_INT64, &n_tokens_attr, err, err_len))
     goto fail;
-  if (version == SHARD_FORMAT_VERSION &&
-      read_attr(path, s->file, "tile_size", H5T_NATIVE_INT32, &s->tile_size, err, err_len))
-    goto fail;
   if (version != SHARD_FORMAT_VERSION) {
     data_seterr(err, err_len, "shard %s: format version %d, this build reads version %d", path,
                 version, SHARD_FORMAT_VERSION);
     goto fail;
   }
-  int64_t len[DS_COUNT];
-  for (int d = 0; d < DS_COUNT; d++) {
+  if (read_attr(path, s->file, "tile_size", H5T_NATIVE_INT32, &s->tile_size, err, err_len))
+    goto fail;
+  int n_ds = DS_COUNT;
+  int64_t len[DS_COUNT] = {0};
+  for (int d = 0; d < n_ds; d++) {
     hid_t ds = H5Dopen2(s->file, ds_name[d], H5P_DEFAULT);
     if (ds < 0) {
       data_seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
@@ -410,6 +414,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       s->tokens = ds;
     else if (d == DS_LABELS)
       s->labels = ds;
+    else if (d == DS_CODEC_TOKENS)
+      s->codec = ds;
     else if (d == DS_TILES)
       s->tiles = ds;
     else {
@@ -426,6 +432,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     }
   }
   s->n_tokens = len[DS_TOKENS];
+  s->n_codec = len[DS_CODEC_TOKENS];
   int64_t n = s->n_samples, m = len[DS_MEDIA_KIND];
   if (n < 0 || n != len[DS_SAMPLE_OFFSETS] - 1 || n_tokens_attr != s->n_tokens) {
     data_seterr(err, err_len,
@@ -435,13 +442,22 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
                 (long long)s->n_tokens);
     goto fail;
   }
+  if (version == 1) { /* every sample has no codec tokens (n is bounded by the file size) */
+    len[DS_CODEC_OFFSETS] = n + 1;
+    s->small[DS_CODEC_OFFSETS].p = calloc((size_t)n + 2, sizeof(int64_t));
+    if (!s->small[DS_CODEC_OFFSETS].p) {
+      data_seterr(err, err_len, "shard %s: out of memory", path);
+      goto fail;
+    }
+  }
   if (len[DS_LABELS] != s->n_tokens || len[DS_ID_OFFSETS] != n + 1 ||
       len[DS_MEDIA_OFFSETS] != n + 1 || len[DS_MEDIA_POS] != m || len[DS_MEDIA_ITEM] != m ||
       len[DS_PATH_OFFSETS] != m + 1 || !offsets_ok(I64(s, DS_SAMPLE_OFFSETS), n + 1, s->n_tokens) ||
       !offsets_ok(I64(s, DS_ID_OFFSETS), n + 1, len[DS_IDS]) ||
       !offsets_ok(I64(s, DS_MEDIA_OFFSETS), n + 1, m) ||
-      !offsets_ok(I64(s, DS_PATH_OFFSETS), m + 1, len[DS_PATHS]) || len[DS_TILE_OFFSETS] != m + 1 ||
-      s->tile_size < 0 || s->tile_size > 8192 ||
+      !offsets_ok(I64(s, DS_PATH_OFFSETS), m + 1, len[DS_PATHS]) ||
+      len[DS_CODEC_OFFSETS] != n + 1 || !offsets_ok(I64(s, DS_CODEC_OFFSETS), n + 1, s->n_codec) ||
+      len[DS_TILE_OFFSETS] != m + 1 || s->tile_size < 0 || s->tile_size > 8192 ||
       !offsets_ok(I64(s, DS_TILE_OFFSETS), m + 1,
                   s->tile_size ? len[DS_TILES] / ((int64_t)s->tile_size * s->tile_size * 3) : 0) ||
       (s->tile_size && len[DS_TILES] % ((int64_t)s->tile_size * s->tile_size * 3)) ||
@@ -472,9 +488,12 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     const int64_t chunk = 1 << 20;
     int32_t *buf = malloc((size_t)chunk * sizeof *buf);
     for (int d = 0; d < DS_COUNT && buf; d++) {
-      if (d == DS_TOKENS || d == DS_LABELS || d == DS_TILES) {
-        hid_t ds = d == DS_TOKENS ? s->tokens : d == DS_LABELS ? s->labels : s->tiles;
-        int64_t total = d == DS_TILES ? len[DS_TILES] / 4 : s->n_tokens; /* in 4-byte words */
+      if (d == DS_TOKENS || d == DS_LABELS || d == DS_CODEC_TOKENS || d == DS_TILES) {
+        hid_t ds = d == DS_TOKENS         ? s->tokens
+                   : d == DS_LABELS       ? s->labels
+                   : d == DS_CODEC_TOKENS ? s->codec
+                                          : s->tiles;
+        int64_t total = d == DS_TILES ? len[DS_TILES] / 4 : len[d]; /* in 4-byte words */
         hid_t mt = d == DS_TILES ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32;
         int64_t el = d == DS_TILES ? 4 : 1; /* elements a word */
         for (int64_t off = 0; off < total; off += chunk) {
@@ -512,6 +531,7 @@ void shard_sample_free(shard_sample *s) {
   free(s->id);
   tok_ids_free(&s->ids);
   tok_ids_free(&s->labels);
+  tok_ids_free(&s->codec);
   free(s->n_tiles);
   free(s->tiles);
   for (size_t i = 0; i < s->n_media; i++) free(s->media_path[i]);
@@ -585,6 +605,13 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
     out->media_path[k] = substr(&s->small[DS_PATHS], I64(s, DS_PATH_OFFSETS), j);
     out->n_tiles[k] = (int32_t)(I64(s, DS_TILE_OFFSETS)[j + 1] - I64(s, DS_TILE_OFFSETS)[j]);
     out->n_media = k + 1;
+  }
+  int64_t c0 = I64(s, DS_CODEC_OFFSETS)[i], nc = I64(s, DS_CODEC_OFFSETS)[i + 1] - c0;
+  if (grow_ids(&out->codec, (size_t)nc) ||
+      (nc && read_range(s->codec, H5T_NATIVE_INT32, c0, nc, out->codec.v))) {
+    data_seterr(err, err_len, "shard %s: cannot read the codec tokens of sample %lld", s->path,
+                (long long)i);
+    return -1;
   }
   /* the sample's tiles: one hyperslab, as uint8 */
   out->tile_size = s->tile_size;

@@ -32,6 +32,11 @@ void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *
 void nn_linear_init_packed(nn_linear *const *ls, int n, nn_reg *r, const char *prefix,
                            const char *const *names, int64_t in, const int64_t *outs, bool bias);
 
+/* torch.nn.Linear's default initialisation: weight and bias uniform in +-1/sqrt(in). */
+void nn_linear_init_default(const nn_linear *l, const vt_params *ps, vt_rng *rng);
+/* HF's: weight normal(0, std), bias zero. */
+void nn_linear_init_normal(const nn_linear *l, const vt_params *ps, vt_rng *rng, float std);
+
 void nn_embedding_init(nn_embedding *e, nn_reg *r, const char *prefix, const char *name, int64_t n,
                        int64_t dim);
 /* Rows of the table for ids (i32, any shape): [ids..., dim]. */

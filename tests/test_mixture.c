@@ -34,8 +34,8 @@ static void write_shard(const char *path, int first_tag, int n) {
     snprintf(id, sizeof id, "s%d", tag);
     bool img = tag == 1001;
     if (img) ids[1] = CHAT_IMAGE_ID, labels[1] = CHAT_IGNORE;
-    shard_sample_in in = {id,  ids,  labels, (size_t)L, img ? &m : NULL, img ? &p : NULL,
-                          img, NULL, NULL,   0};
+    shard_sample_in in = {id, ids,  labels, (size_t)L, img ? &m : NULL, img ? &p : NULL, img, NULL,
+                          0,  NULL, NULL,   0};
     shard_write_sample(w, &in, err, sizeof err);
   }
   if (shard_writer_close(w, err, sizeof err)) {

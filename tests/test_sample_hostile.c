@@ -117,7 +117,37 @@ static void test_media_dir(void) {
   rmdir(dir);
 }
 
+static void test_config_ranges(void) {
+  static const struct {
+    const char *text, *want;
+  } cases[] = {
+      {"max_len: 0\n", "max_len: expected an integer in [1, 16777216], found 0"},
+      {"max_len: 4611686018427387904\n", "max_len: expected an integer in [1, 16777216]"},
+      {"shard_samples: -1\n", "shard_samples: expected an integer in [1, 16777216], found -1"},
+      {"max_len: 10\nmax_len: 20\n", "duplicate key 'max_len' (first given at line 1)"},
+      {"check_media: \"false\"\n", "check_media: expected true or false, found the quoted"},
+  };
+  char path[] = "/tmp/vt_sample_cfg_XXXXXX", err[512];
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  close(fd);
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    FILE *f = fopen(path, "w");
+    fputs(cases[i].text, f);
+    fclose(f);
+    sample_config c;
+    sample_config_default(&c);
+    err[0] = 0;
+    CHECK_MSG(sample_config_load(&c, path, err, sizeof err) == -1 && strstr(err, cases[i].want) &&
+                  strstr(err, path),
+              "case %zu: %s", i, err);
+    sample_config_free(&c);
+  }
+  unlink(path);
+}
+
 int main(void) {
+  test_config_ranges();
   test_nul_line();
   test_bom();
   test_unclosed_element();

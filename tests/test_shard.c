@@ -65,9 +65,9 @@ int main(void) {
   for (size_t i = 0; i < sizeof tiles; i++) tiles[i] = (uint8_t)(i * 7 + 1);
   const int32_t nt0[1] = {3}, nt2[2] = {0, 0};
   shard_sample_in in[3] = {
-      {"first", ids[0], labels[0], 5, m0, p0, 1, nt0, tiles, 5},
-      {"second", ids[1], labels[1], 3, NULL, NULL, 0, NULL, NULL, 0},
-      {"third-中", ids[2], labels[2], 7, m2, p2, 2, nt2, NULL, 0},
+      {"first", ids[0], labels[0], 5, m0, p0, 1, NULL, 0, nt0, tiles, 5},
+      {"second", ids[1], labels[1], 3, NULL, NULL, 0, NULL, 0, NULL, NULL, 0},
+      {"third-中", ids[2], labels[2], 7, m2, p2, 2, NULL, 0, nt2, NULL, 0},
   };
   shard_writer *w;
   CHECK_MSG(shard_writer_open(&w, path, err, sizeof err) == 0, "%s", err);

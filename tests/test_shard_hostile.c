@@ -39,7 +39,8 @@ int main(void) {
   expect("good", NULL);
   expect("good2", NULL);
   expect("bad_crc", "checksum mismatch");
-  expect("version1", "format version 1, this build reads version 2");
+  expect("version2", "format version 2, this build reads version 3");
+  expect("version4", "format version 4, this build reads version 3");
   expect("version_string", "attribute format_version: expected an integer");
   expect("n_samples_array", "attribute n_samples: expected a scalar, found 2 values");
   expect("n_samples_max", "attributes say 9223372036854775807 samples");

@@ -64,7 +64,13 @@ static int phase_step(trainer *t, int p, phase_result *res, char *err, size_t er
     trainer_upload(t, &b);
     vt_model_loss out = {0};
     vt_tensor *objective = NULL;
-    if (!m->ops->loss(m, t->ctx, &b, &st, &out) && out.count > 0) {
+    if (m->ops->loss(m, t->ctx, &b, &st, &out)) {
+      snprintf(err, err_len, "step %lld: model %s, phase %s: %s", (long long)t->step + 1,
+               m->ops->name, m->phases[p].name,
+               vt_ctx_failed(t->ctx) ? vt_ctx_error(t->ctx) : "the loss failed");
+      return -1;
+    }
+    if (out.count > 0) {
       for (int k = 0; k < out.n_terms; k++) {
         int ti = vt_model_term_index(m, out.terms[k].name);
         if (ti < 0 || m->terms[ti].phase != p) {
@@ -130,7 +136,8 @@ static int eval_pass(trainer *t, mix *m, vt_eval_result *res, char *err, size_t 
     vt_metric got[VT_MODEL_MAX_METRICS];
     int n = 0;
     if (t->model->ops->eval(t->model, t->ctx, &b, got, &n) || vt_ctx_failed(t->ctx)) {
-      snprintf(err, err_len, "eval: %s", vt_ctx_error(t->ctx));
+      snprintf(err, err_len, "eval: model %s: %s", t->model->ops->name,
+               vt_ctx_failed(t->ctx) ? vt_ctx_error(t->ctx) : "the metrics failed");
       goto done;
     }
     for (int k = 0; k < n && k < VT_MODEL_MAX_METRICS; k++) {
@@ -142,7 +149,8 @@ static int eval_pass(trainer *t, mix *m, vt_eval_result *res, char *err, size_t 
     samples += b.samples;
     vt_ctx_reset(t->ctx);
   }
-  /* a rank with no sample still knows the model's metric names: ask the largest count */
+  /* how many metrics: the most any rank saw (a rank without samples saw none); the names are
+   * those of the rank's own batches, and rank 0, holding slot 0, always has them */
   acc[2 * VT_MODEL_MAX_METRICS] = (double)samples;
   acc[2 * VT_MODEL_MAX_METRICS + 1] = (double)skipped;
   double nm = n_metrics;
@@ -225,7 +233,22 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     goto done;
   }
   if (trainer_setup_optim(&t, spe, err, err_len)) goto done;
-  if (found && trainer_restore(&t, ckpt_dir, err, err_len)) goto done;
+  /* a checkpoint whose state does not match it (trainer.json against the manifest, NaN in the
+   * moments, ...) is skipped for the one before it, as an incomplete one is */
+  while (found && trainer_restore(&t, ckpt_dir, err, err_len)) {
+    fprintf(stderr, "warning: skipping checkpoint %s: %s\n", ckpt_dir, err);
+    char why[1024];
+    found = ckpt_find_before(ckpt_root, ckpt_step, ckpt_dir, sizeof ckpt_dir, &ckpt_step, why,
+                             sizeof why);
+    if (found <= 0) {
+      if (found < 0)
+        snprintf(err, err_len, "%s", why);
+      else
+        snprintf(err, err_len, "%s: no checkpoint left that can be resumed (see the warnings)",
+                 ckpt_root);
+      goto done;
+    }
+  }
   r->start_step = t.step;
   if (found) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", ckpt_dir); /* if nothing is left */
   r->total_steps = t.total_steps;

@@ -48,6 +48,10 @@ typedef struct {
   int64_t batch_tokens;  /* labels counted in the current batch */
   int64_t batch_samples; /* samples in it */
   bool batch_packed;
+  /* codec tokens of each row, for models that take them (the speech decoder): appended per
+   * row, padded to [rows, longest] at upload; buffers grow to the largest batch seen */
+  int32_t *codec, *codec_pad, *codec_lens, *codec_spans;
+  size_t codec_n, codec_cap, codec_pad_cap;
   shard_sample sample;
   /* the batch's image tiles (normalised, [n, 3, S, S]) and their spans (row, start, count) */
   float *tiles;

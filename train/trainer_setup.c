@@ -34,7 +34,8 @@ static const vt_backend *stage_backend(const stage_cfg *c, char *err, size_t err
 static int open_mixture(trainer *t, const char *mixture, bool one_rank, char *err, size_t err_len) {
   const stage_cfg *c = t->cfg;
   if (mix_config_load(&t->mixcfg, mixture, err, err_len)) return -1;
-  for (int i = 0; i < c->n_ratios; i++) {
+  /* the stage's ratios shape its training epochs; an eval pass covers the set as it is */
+  for (int i = 0; !one_rank && i < c->n_ratios; i++) {
     size_t d = 0;
     while (d < t->mixcfg.n_datasets && strcmp(t->mixcfg.datasets[d].name, c->ratios[i].name)) d++;
     if (d == t->mixcfg.n_datasets) {
@@ -98,18 +99,22 @@ int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const c
   /* eval passes read a one-rank view of the set and split it by slot (see vt_eval) */
   if (open_mixture(t, mixture, eval_view, err, err_len)) return -1;
   const char *why = NULL;
-  t->ctx = vt_ctx_init(&(vt_ctx_opts){.device = cfg->device}, &why);
+  /* the store's instance: on CUDA the step and the optimizer then share one stream */
+  t->ctx = vt_ctx_init(&(vt_ctx_opts){.device = cfg->device, .backend = t->ps.be}, &why);
   size_t cells = (size_t)(cfg->batch_size * cfg->max_len);
   t->ids = malloc(sizeof(int32_t) * cells);
   t->labels = malloc(sizeof(int32_t) * cells);
   t->lengths = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
   t->pos = malloc(sizeof(int32_t) * cells);
   t->segments = malloc(sizeof(int32_t) * cells);
+  t->codec_lens = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
+  t->codec_spans = malloc(sizeof(int32_t) * 3 * (size_t)cfg->batch_size);
   if (!t->ctx) {
     snprintf(err, err_len, "%s: device: %s", cfg->path, why ? why : "no context");
     return -1;
   }
-  if (!t->ids || !t->labels || !t->lengths || !t->pos || !t->segments) {
+  if (!t->ids || !t->labels || !t->lengths || !t->pos || !t->segments || !t->codec_lens ||
+      !t->codec_spans) {
     snprintf(err, err_len, "out of memory");
     return -1;
   }
@@ -122,10 +127,11 @@ void trainer_free(trainer *t) {
     free(t->phases[p].updates);
   }
   vt_model_destroy(t->model);
+  vt_ctx_free(t->ctx); /* before the store: the ctx borrows the store's backend instance */
+  t->ctx = NULL;
   if (t->ps_ready) vt_params_free(&t->ps);
   if (t->mix) mix_close(t->mix);
   mix_config_free(&t->mixcfg);
-  vt_ctx_free(t->ctx);
   shard_sample_free(&t->sample);
   free(t->ids);
   free(t->labels);
@@ -134,6 +140,10 @@ void trainer_free(trainer *t) {
   free(t->segments);
   free(t->tiles);
   free(t->spans);
+  free(t->codec);
+  free(t->codec_pad);
+  free(t->codec_lens);
+  free(t->codec_spans);
   mix_pack_free(&t->pack);
 }
 

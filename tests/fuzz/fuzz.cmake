@@ -21,7 +21,7 @@ vt_fuzz(fuzz_safetensors SOURCES ${VT_FUZZ_ST_SRC} LIBS PkgConfig::VT_CKPT_DEPS)
 foreach(t tokenizer yaml jsonl shard)
   if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${t}.c)
     vt_fuzz(fuzz_${t} SOURCES ${VT_FUZZ_DATA_SRC} ${VT_FUZZ_COMMON}
-            LIBS PkgConfig::VT_DATA_DEPS ${HDF5_C_LIBRARIES} m)
+            LIBS $<TARGET_PROPERTY:vt_data,INTERFACE_LINK_LIBRARIES>)
     target_include_directories(fuzz_${t} PRIVATE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
   endif()
 endforeach()

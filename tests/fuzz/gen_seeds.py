@@ -85,6 +85,10 @@ def jsonl_seeds():
     put("jsonl", "[" + line + " x, " + line + "]")
     put("jsonl", b"\xef\xbb[" + line.encode() + b"]")
     put("jsonl", b"{\"id\": \"\xff\xfe\", \"conversations\": []}\n" + line.encode())
+    copy("jsonl", os.path.join(FIXTURES, "tts", "speech.jsonl"))  # stage 3.2 speech lines
+    speech = json.dumps({"id": "s", "set": "demo", "text": "hi", "codec": [0, 1023, 7]})
+    put("jsonl", speech + "\n" + speech.replace("1023", "1024") + "\n" + speech[:-4] + "\n")
+    put("jsonl", "[" + speech + "," + line + "]")
 
 
 def yaml_seeds():
@@ -99,7 +103,7 @@ def yaml_seeds():
     put("yaml", "[" * 70 + "]" * 70)
 
 
-def shard_input(n_tokens=5, steps=(2, 3), version=2, bad_crc=False, attr_flags=None,
+def shard_input(n_tokens=5, steps=(2, 3), version=3, bad_crc=False, attr_flags=None,
                 ds_flags=None, kind=0, pos=0):
     """Bytes that tests/fuzz/shard_fuzz_one.h turns into a shard: per attribute a flag byte
     and 32 value bytes, per dataset a flag byte, a length byte and the contents (i64 offsets
@@ -115,7 +119,7 @@ def shard_input(n_tokens=5, steps=(2, 3), version=2, bad_crc=False, attr_flags=N
     i64 = lambda v: struct.pack("<%dq" % len(v), *v)
     ids = b"ab"[:n].ljust(n, b"c")
     media = [(i64([0] + [1] * n), struct.pack("<i", kind), i64([pos]), struct.pack("<i", 0),
-              i64([0, 3]), b"x.j", i64([0, 0]), b"")]  # no tiles
+              i64([0, 3]), b"x.j", i64([0] * (n + 1)), b"", i64([0, 0]), b"")]  # no codec, tiles
     datasets = [toks, labels, i64(offs), i64(list(range(n + 1))), ids] + list(media[0])
     crc = zlib.crc32(b"".join(datasets)) ^ (1 if bad_crc else 0)
     out = b""
@@ -124,7 +128,7 @@ def shard_input(n_tokens=5, steps=(2, 3), version=2, bad_crc=False, attr_flags=N
         f = attr_flags[k] if attr_flags and k < len(attr_flags) and attr_flags[k] is not None \
             else flag
         out += bytes([f]) + v.to_bytes(w, "little", signed=v < 0).ljust(32, b"\0")
-    kinds = [4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1, 8, 1]
+    kinds = [4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1, 8, 4, 8, 1]
     for k, d in enumerate(datasets):
         f = ds_flags[k] if ds_flags and k < len(ds_flags) and ds_flags[k] is not None else 0
         cnt = len(d) // kinds[k]
@@ -141,7 +145,8 @@ def shard_seeds():
     put("shard", shard_input(), "good")
     put("shard", shard_input(n_tokens=9, steps=(4, 5)), "good2")
     put("shard", shard_input(bad_crc=True), "bad_crc")
-    put("shard", shard_input(version=1), "version1")
+    put("shard", shard_input(version=2), "version2")
+    put("shard", shard_input(version=4), "version4")
     put("shard", shard_input(attr_flags=[None, 0x19, None, None]), "n_samples_array")
     put("shard", shard_input(attr_flags=[0x05, None, None, None]), "version_string")
     put("shard", shard_input(ds_flags=[0x20] + [None] * 10), "tokens_not_stored")

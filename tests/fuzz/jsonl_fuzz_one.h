@@ -35,7 +35,12 @@ static int jsonl_fuzz_one(const uint8_t *data, size_t size) {
       break;
     }
     if (rc == 1) {
-      if (why != SAMPLE_OK || s.n_turns == 0) bad = 1;
+      /* a conversation, or a speech sample: a text and 1 to codec_vocab ids below 1024 */
+      bool speech = s.text && s.n_codec > 0 && s.n_turns == 0;
+      if (why != SAMPLE_OK || (s.n_turns == 0 && !speech)) bad = 1;
+      if (s.text && (strlen(s.text) == 0 || strlen(s.text) > size)) bad = 1;
+      for (size_t i = 0; i < s.n_codec; i++)
+        if (s.codec[i] < 0 || s.codec[i] >= cfg.codec_vocab) bad = 1;
       for (size_t i = 0; i < s.n_turns; i++)
         if (!s.turns[i].value || strlen(s.turns[i].value) > size) bad = 1;
       if (s.inserted_id < -1 || (s.inserted_id >= 0 && (size_t)s.inserted_id >= s.n_turns)) bad = 1;

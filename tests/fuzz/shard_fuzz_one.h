@@ -45,14 +45,15 @@ static inline hid_t shard_fz_type(int t) {
 static inline int shard_fz_write(shard_fz_in *in, const char *path) {
   static const char *const attrs[5] = {"format_version", "n_samples", "n_tokens", "checksum",
                                        "tile_size"};
-  static const char *const dsets[13] = {"tokens",         "labels",
+  static const char *const dsets[15] = {"tokens",         "labels",
                                         "sample_offsets", "sample_id_offsets",
                                         "sample_ids",     "media_offsets",
                                         "media_kind",     "media_pos",
                                         "media_item",     "media_path_offsets",
-                                        "media_paths",    "media_tile_offsets",
+                                        "media_paths",    "codec_offsets",
+                                        "codec_tokens",   "media_tile_offsets",
                                         "tiles"};
-  static const int ds_type[13] = {0, 0, 1, 1, 2, 1, 0, 1, 0, 1, 2, 1, 2};
+  static const int ds_type[15] = {0, 0, 1, 1, 2, 1, 0, 1, 0, 1, 2, 1, 0, 1, 2};
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
   hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -74,7 +75,7 @@ static inline int shard_fz_write(shard_fz_in *in, const char *path) {
     H5Sclose(sp);
     H5Tclose(ty);
   }
-  for (int d = 0; d < 13; d++) {
+  for (int d = 0; d < 15; d++) {
     int flags = (int)shard_fz_take(in, 1);
     if (flags == 0xff) continue; /* dataset missing */
     int t = (flags & 0x40) ? (flags & 0x7) % 6 : ds_type[d];
