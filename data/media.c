@@ -44,7 +44,8 @@ static int pos_float(ycfg *y, yaml_node_t *map, const char *key, double *out, ch
 int media_cfg_load(ycfg *y, yaml_node_t *map, media_cfg *m, char *err, size_t err_len) {
   static const char *const keys[] = {
       "decode",    "image_aspect_ratio", "max_tiles",        "thumbnail",        "max_pixels",
-      "video_fps", "video_min_frames",   "video_max_frames", "frame_folder_fps", NULL};
+      "video_fps", "video_min_frames",   "video_max_frames", "frame_folder_fps", "tile_size",
+      NULL};
   if (ycfg_check_keys(y, map, keys, "media", err, err_len)) return -1;
   yaml_node_t *n;
   const char *s;
@@ -73,6 +74,7 @@ int media_cfg_load(ycfg *y, yaml_node_t *map, media_cfg *m, char *err, size_t er
   }
   m->video.max_pixels = m->max_pixels;
   if (int_in(y, map, "max_tiles", 1, 64, &m->tiles.max_tiles, err, err_len) ||
+      int_in(y, map, "tile_size", 14, 4096, &m->tiles.size, err, err_len) ||
       int_in(y, map, "video_min_frames", 1, 256, &m->video.min_frames, err, err_len) ||
       int_in(y, map, "video_max_frames", 1, 256, &m->video.max_frames, err, err_len) ||
       pos_float(y, map, "video_fps", &m->video.rate, err, err_len) ||

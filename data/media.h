@@ -15,7 +15,7 @@
 
 typedef struct {
   bool decode;          /* decode media in prep and store tiles (default true) */
-  tile_cfg tiles;       /* image_aspect_ratio (square | pad), max_tiles, thumbnail */
+  tile_cfg tiles;       /* image_aspect_ratio (square | pad), max_tiles, thumbnail, tile_size */
   vid_cfg video;        /* video_fps, video_min_frames, video_max_frames, frame_folder_fps */
   long long max_pixels; /* per image or frame (default Pillow's 89478485) */
 } media_cfg;

@@ -111,8 +111,10 @@ typedef struct vt_model_ops {
 /* The common head of every model (the first member of its own struct), filled by create. */
 struct vt_model {
   const vt_model_ops *ops;
-  int64_t vocab_size; /* a batch's token ids lie in [0, vocab_size); 0: the model reads none */
-  unsigned media;     /* VT_MEDIA_BIT of each medium it consumes; others are skipped samples */
+  int64_t vocab_size;   /* a batch's token ids lie in [0, vocab_size); 0: the model reads none */
+  unsigned media;       /* VT_MEDIA_BIT of each medium it consumes; others are skipped samples */
+  int64_t image_tokens; /* positions one image tile (or video frame) fills; 0: none */
+  int32_t image_sep;    /* the token after each tile's span (Qwen2's "\n", 198) */
   vt_model_phase phases[VT_MODEL_MAX_PHASES];
   int n_phases;
   vt_model_term terms[VT_MODEL_MAX_TERMS];

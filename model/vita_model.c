@@ -135,6 +135,10 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   m->src = json_deep_copy(config);
   m->base.vocab_size = m->qcfg.vocab_size;
   m->base.media = VT_MEDIA_BIT(VT_MEDIA_IMAGE);
+  int64_t g = m->vcfg.image_size / m->vcfg.patch_size;
+  m->base.image_tokens = (g / 2) * (g / 2);
+  json_t *sep = json_object_get(config, "image_newline_token_id");
+  m->base.image_sep = json_is_integer(sep) ? (int32_t)json_integer_value(sep) : 198;
   m->base.phases[0] = (vt_model_phase){"main", "*"};
   m->base.n_phases = 1;
   m->base.terms[0] = (vt_model_term){"lm", 0};

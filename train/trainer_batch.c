@@ -4,14 +4,21 @@
 #include <string.h>
 
 #include "autograd/dtype.h"
+#include "data/tiling.h"
 #include "train/trainer_impl.h"
+
+/* Whether the model takes image tiles (and so image and video placeholders). */
+static bool takes_images(const trainer *t) {
+  return (t->model->media & VT_MEDIA_BIT(VT_MEDIA_IMAGE)) && t->model->image_tokens > 0;
+}
 
 static bool takes_codec(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_CODEC); }
 static bool takes_fbank(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_FBANK); }
 
-/* Why the model cannot take a sample (its tokens, its media), or NULL. */
+/* Why the model cannot take a sample (its tokens, its media), or NULL. Image and video
+ * placeholders are expanded into tile spans by put_sample (unpacked rows only). */
 static const char *unusable(const trainer *t, const int32_t *ids, const int32_t *labels, size_t n,
-                            size_t n_media, size_t n_codec) {
+                            size_t n_media, size_t n_codec, bool packed) {
   if (n_media && !(t->model->media & ~VT_MEDIA_BIT(VT_MEDIA_CODEC)))
     return "it has image/video/audio placeholders this model does not take";
   if (takes_codec(t)) { /* a speech decoder: a text (any length) and its codec tokens */
@@ -24,14 +31,83 @@ static const char *unusable(const trainer *t, const int32_t *ids, const int32_t 
   if (takes_fbank(t) && !t->sample.n_audio)
     return "it has no stored fbank (vita prep --audio-features)";
   int64_t v = t->model->vocab_size;
-  for (size_t i = 0; v && i < n; i++)
+  for (size_t i = 0; v && i < n; i++) {
+    if (takes_images(t) && (ids[i] == CHAT_IMAGE_ID || ids[i] == CHAT_VIDEO_ID)) {
+      if (packed) return "packed rows with images are not supported yet (set pack: false)";
+      continue;
+    }
     if (ids[i] < 0 || ids[i] >= v) return "a token id is outside the model's vocabulary";
+  }
   /* a label the loss would index with is as bad as a token id: the sample is skipped and
    * counted, not the run aborted */
   for (size_t i = 0; v && labels && i < n; i++)
     if (labels[i] != VT_IGNORE_INDEX && (labels[i] < 0 || labels[i] >= v))
       return "a label is outside the model's vocabulary";
   return NULL;
+}
+
+/* Appends the sample's k-th tile (normalised) to the batch's tiles with its span. */
+static int add_tile(trainer *t, const shard_sample *s, int64_t k, int32_t row, int32_t start) {
+  int sz = s->tile_size;
+  size_t per = (size_t)3 * (size_t)sz * (size_t)sz;
+  if (t->n_tiles && sz != t->tile_size) return -1;
+  if (t->n_tiles == t->cap_tiles) {
+    int64_t cap = t->cap_tiles ? 2 * t->cap_tiles : 16;
+    float *nt = realloc(t->tiles, sizeof(float) * per * (size_t)cap);
+    if (nt) t->tiles = nt;
+    int32_t *ns = realloc(t->spans, sizeof(int32_t) * 3 * (size_t)cap);
+    if (ns) t->spans = ns;
+    if (!nt || !ns) return -1;
+    t->cap_tiles = cap;
+  }
+  t->tile_size = sz;
+  tile_normalize(s->tiles + (size_t)k * per, sz, t->tiles + (size_t)t->n_tiles * per);
+  int32_t *sp = t->spans + 3 * t->n_tiles++;
+  sp[0] = row, sp[1] = start, sp[2] = (int32_t)t->model->image_tokens;
+  return 0;
+}
+
+/* Row i from t->sample with each image / video placeholder expanded: per tile (frame) its
+ * image_tokens positions then image_sep, labels ignored there (DESIGN.md §7). Returns the
+ * length, or -1 when it does not fit max_len or its tiles are missing (why says which). */
+static int64_t expand_sample(trainer *t, int64_t i, const char **why) {
+  const shard_sample *s = &t->sample;
+  int64_t max_len = t->cfg->max_len, span = t->model->image_tokens, o = 0, first = t->n_tiles;
+  int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
+  int64_t tile0 = 0; /* index of the current medium's first tile in the sample */
+  size_t k = 0;      /* media are in position order */
+  for (size_t p = 0; p < s->ids.n; p++) {
+    int32_t id = s->ids.v[p];
+    bool vis = id == CHAT_IMAGE_ID || id == CHAT_VIDEO_ID;
+    while (vis && k < s->n_media && s->media[k].pos < (int64_t)p) tile0 += s->n_tiles[k++];
+    if (!vis) {
+      if (o >= max_len) goto too_long;
+      ids[o] = id, labels[o++] = s->labels.v[p];
+      continue;
+    }
+    if (k >= s->n_media || s->media[k].pos != (int64_t)p || s->n_tiles[k] < 1) {
+      *why = "an image or video placeholder has no tiles in the shard (prep with media.decode)";
+      t->n_tiles = first;
+      return -1;
+    }
+    for (int32_t j = 0; j < s->n_tiles[k]; j++) {
+      if (o + span + 1 > max_len) goto too_long;
+      if (add_tile(t, s, tile0 + j, (int32_t)i, (int32_t)o)) {
+        *why = "out of memory for image tiles (or tiles of two sizes)";
+        t->n_tiles = first;
+        return -1;
+      }
+      for (int64_t q = 0; q < span; q++) ids[o + q] = 0, labels[o + q] = VT_IGNORE_INDEX;
+      o += span;
+      ids[o] = t->model->image_sep, labels[o++] = VT_IGNORE_INDEX;
+    }
+  }
+  t->batch_samples++;
+  return o;
+too_long:
+  *why = "longer than max_len once its images are expanded into tiles";
+  t->n_tiles = first;
+  return -1;
 }
 
 static int skip(trainer *t, const char *id, const char *why, int tries, char *err, size_t err_len) {
@@ -46,8 +122,10 @@ static int skip(trainer *t, const char *id, const char *why, int tries, char *er
   return 0;
 }
 
-/* Row i (stride max_len) from the sample just read into t->sample; returns its length. */
-static int64_t put_sample(trainer *t, int64_t i) {
+/* Row i (stride max_len) from the sample just read into t->sample; returns its length, -1
+ * (why set) for a sample with images that cannot be expanded (skipped), or -2 out of memory. */
+static int64_t put_sample(trainer *t, int64_t i, const char **why) {
+  if (takes_images(t) && t->sample.n_tiles_total > 0) return expand_sample(t, i, why);
   int64_t max_len = t->cfg->max_len, n = (int64_t)t->sample.ids.n;
   if (n > max_len) {
     n = max_len;
@@ -61,7 +139,7 @@ static int64_t put_sample(trainer *t, int64_t i) {
     if (t->codec_n + nc > t->codec_cap) {
       size_t cap = 2 * (t->codec_n + nc);
       int32_t *p = realloc(t->codec, cap * sizeof *p);
-      if (!p) return -1;
+      if (!p) return -2;
       t->codec = p;
       t->codec_cap = cap;
     }
@@ -105,7 +183,7 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
     if (t->mixcfg.pack) {
       if (mix_next_packed(m, max_len, &t->pack, err, err_len)) return -1;
       const char *why =
-          unusable(t, t->pack.ids.v, t->pack.labels.v, t->pack.ids.n, t->pack.n_media, 0);
+          unusable(t, t->pack.ids.v, t->pack.labels.v, t->pack.ids.n, t->pack.n_media, 0, true);
       if (why) {
         if (skip(t, "a packed row", why, tries, err, err_len)) return -1;
         continue;
@@ -124,8 +202,10 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
     mix_ref ref;
     if (mix_next(m, &t->sample, &ref, err, err_len)) return -1;
     const char *why = unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n,
-                               t->sample.n_media, t->sample.codec.n);
-    if (why) {
+                               t->sample.n_media, t->sample.codec.n, false);
+    int64_t n = why ? -1 : put_sample(t, i, &why);
+    if (n == -2) snprintf(err, err_len, "out of memory for the codec tokens of a batch");
+    if (n == -1) {
       char where[768];
       snprintf(where, sizeof where, "%.500s (dataset %s, sample %lld)",
                t->sample.id ? t->sample.id : "?",
@@ -136,8 +216,6 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
       if (skip(t, where, why, tries, err, err_len)) return -1;
       continue;
     }
-    int64_t n = put_sample(t, i);
-    if (n < 0) snprintf(err, err_len, "out of memory for the codec tokens of a batch");
     return n;
   }
 }
@@ -149,6 +227,7 @@ static void repack(int32_t *buf, int64_t i, int64_t max_len, int64_t T) {
 
 static void begin_batch(trainer *t, bool packed) {
   t->batch_rows = t->batch_t = t->batch_tokens = t->batch_samples = 0;
+  t->n_tiles = 0;
   t->codec_n = 0;
   t->fb_n = 0;
   t->batch_packed = packed;
@@ -202,12 +281,13 @@ int trainer_eval_batch(trainer *t, mix *m, int64_t *slot, int64_t stride, int64_
     *slot += stride;
     if (mix_set_cursor(m, &c, err, err_len) || mix_next(m, &t->sample, NULL, err, err_len))
       return -1;
-    if (unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n, t->sample.n_media,
-                 t->sample.codec.n)) {
+    const char *why = unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n,
+                               t->sample.n_media, t->sample.codec.n, false);
+    int64_t n = why ? -1 : put_sample(t, t->batch_rows, &why);
+    if (n == -1) {
       (*skipped)++;
       continue;
     }
-    int64_t n = put_sample(t, t->batch_rows);
     if (n < 0) {
       snprintf(err, err_len, "out of memory for the codec tokens of a batch");
       return -1;
@@ -230,6 +310,13 @@ void trainer_upload(trainer *t, vt_batch *b) {
   if (t->batch_packed) {
     b->positions = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, t->pos);
     b->segments = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, t->segments);
+  }
+  if (t->n_tiles) {
+    int64_t n = t->n_tiles, sz = t->tile_size;
+    b->media[0] = (vt_media){VT_MEDIA_IMAGE, n,
+                             vt_from_host(ctx, VT_F32, 4, (int64_t[]){n, 3, sz, sz}, t->tiles),
+                             NULL, vt_from_host(ctx, VT_I32, 2, (int64_t[]){n, 3}, t->spans)};
+    b->n_media = 1;
   }
   b->label_tokens = t->batch_tokens;
   b->samples = t->batch_samples;

@@ -59,6 +59,11 @@ typedef struct {
   int32_t *fb_frames, *fb_spans, fb_bins;
   size_t fb_n, fb_cap, fb_pad_cap;
   shard_sample sample;
+  /* the batch's image tiles (normalised, [n, 3, S, S]) and their spans (row, start, count) */
+  float *tiles;
+  int32_t *spans;
+  int64_t n_tiles, cap_tiles;
+  int tile_size;
 } trainer;
 
 /* trainer_setup.c */

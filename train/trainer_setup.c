@@ -140,6 +140,8 @@ void trainer_free(trainer *t) {
   free(t->lengths);
   free(t->pos);
   free(t->segments);
+  free(t->tiles);
+  free(t->spans);
   free(t->codec);
   free(t->codec_pad);
   free(t->codec_lens);
