@@ -1,6 +1,7 @@
 /* The `vita` binary: one entry point, subcommands from cli/cmd_*.c. */
 #include "cli/cli.h"
 
+extern const cli_cmd cli_cmd_codec;
 extern const cli_cmd cli_cmd_demo;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_gen_data;
@@ -25,6 +26,7 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_plot,
     &cli_cmd_tokenize,
     &cli_cmd_gen_data,
+    &cli_cmd_codec,
 };
 // clang-format on
 
