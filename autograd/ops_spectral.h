@@ -1,6 +1,7 @@
 /* Spectral ops for audio losses and discriminators: the short-time Fourier transform (FFTW on
  * the CPU; its backward is the adjoint transform), the complex magnitude and a clamped log.
- * Same conventions as autograd/ops.h; CPU only (another device records a ctx error). */
+ * Same conventions as autograd/ops.h; kernels of the spectral family (a device without them
+ * records a ctx error naming the family). */
 #ifndef VT_OPS_SPECTRAL_H
 #define VT_OPS_SPECTRAL_H
 

@@ -20,16 +20,22 @@ static int run(const cli_args *a) {
     fprintf(stderr, "vita info: %s\n", err);
     return CLI_EXIT_FAIL;
   }
-  int64_t n = info.n_params;
+  int64_t n = info.n_params, nt = info.n_phase_params;
   printf("model: %s (%s)\n", info.model, a->positional[0]);
   if (info.arch[0]) printf("  %s\n", info.arch);
   printf("  %d parameter tensors; loss terms: %s; %d phase%s per step\n", info.n_tensors,
          info.terms, info.n_phases, info.n_phases == 1 ? "" : "s");
-  printf("parameters: %s\n", vt_group_digits(n, num, sizeof num));
+  if (nt == n) {
+    printf("parameters: %s\n", vt_group_digits(n, num, sizeof num));
+  } else {
+    char all[48];
+    printf("parameters: %s trained (%s with the frozen inputs)\n",
+           vt_group_digits(nt, num, sizeof num), vt_group_digits(n, all, sizeof all));
+  }
   const double gib = 1024.0 * 1024.0 * 1024.0;
   printf("memory for full training (one rank, no sharding): weights f32 %.1f GiB, gradients "
          "f32 %.1f GiB, AdamW moments %.1f GiB; bf16 weights alone %.1f GiB\n",
-         4.0 * n / gib, 4.0 * n / gib, 8.0 * n / gib, 2.0 * n / gib);
+         4.0 * n / gib, 4.0 * nt / gib, 8.0 * nt / gib, 2.0 * n / gib);
   return CLI_EXIT_OK;
 }
 

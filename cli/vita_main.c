@@ -1,11 +1,16 @@
 /* The `vita` binary: one entry point, subcommands from cli/cmd_*.c. */
 #include "cli/cli.h"
 
+#include <string.h>
+
+extern const cli_cmd cli_cmd_cmvn;
 extern const cli_cmd cli_cmd_codec;
 extern const cli_cmd cli_cmd_demo;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_gen_data;
+extern const cli_cmd cli_cmd_embed;
 extern const cli_cmd cli_cmd_export;
+extern const cli_cmd cli_cmd_features;
 extern const cli_cmd cli_cmd_import;
 extern const cli_cmd cli_cmd_info;
 extern const cli_cmd cli_cmd_plot;
@@ -25,6 +30,9 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_info,
     &cli_cmd_plot,
     &cli_cmd_tokenize,
+    &cli_cmd_cmvn,
+    &cli_cmd_features,
+    &cli_cmd_embed,
     &cli_cmd_gen_data,
     &cli_cmd_codec,
 };

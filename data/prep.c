@@ -2,6 +2,7 @@
 #include "data/prep.h"
 #include "data/data_err.h"
 #include "data/shard.h"
+#include "data/tts_data.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -82,6 +83,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   }
   shard_writer *w = NULL;
   chat_sample cs = {0};
+  media_tiles tiles = {0};
   int rc = 0;
   char msg[1024];
   for (size_t i = 0; i < o->n_inputs && rc == 0; i++) {
@@ -102,8 +104,9 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         add_skip(st, why, s.id, msg);
         continue;
       }
-      if (chat_encode(o->tok, &o->cfg->prompts, s.turns, s.n_turns, s.inserted_id, s.end_tag, &cs,
-                      msg, sizeof msg)) {
+      if (s.text ? tts_sample_encode(o->tok, &s, &cs, msg, sizeof msg)
+                 : chat_encode(o->tok, &o->cfg->prompts, s.turns, s.n_turns, s.inserted_id,
+                               s.end_tag, &cs, msg, sizeof msg)) {
         char full[1600];
         snprintf(full, sizeof full, "%s: %s", s.where, msg);
         add_skip(st, SAMPLE_BAD_TEMPLATE, s.id, full);
@@ -118,20 +121,42 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         continue;
       }
       const char **paths = malloc((cs.n_media ? cs.n_media : 1) * sizeof *paths);
+      int32_t *n_tiles = calloc(cs.n_media ? cs.n_media : 1, sizeof *n_tiles);
       for (size_t k = 0; paths && k < cs.n_media; k++)
         paths[k] = s.media[cs.media[k].kind][cs.media[k].item];
-      shard_sample_in in = {s.id, cs.ids.v, cs.labels.v, cs.ids.n, cs.media, paths, cs.n_media};
+      /* images and videos become uint8 tiles now; one that does not decode skips the sample */
+      tiles.n_tiles = 0;
+      bool bad = false;
+      for (size_t k = 0; paths && n_tiles && o->cfg->media.decode && k < cs.n_media && !bad; k++) {
+        if (!media_add_tiles(&o->cfg->media, cs.media[k].kind, paths[k], &tiles, &n_tiles[k], msg,
+                             sizeof msg))
+          continue;
+        char full[1600];
+        snprintf(full, sizeof full, "%s: %s", s.where, msg);
+        add_skip(st, SAMPLE_BAD_MEDIA, s.id, full);
+        bad = true;
+      }
+      if (bad) {
+        free(paths);
+        free(n_tiles);
+        sample_free(&s);
+        continue;
+      }
+      shard_sample_in in = {s.id,       cs.ids.v, cs.labels.v, cs.ids.n, cs.media, paths,
+                            cs.n_media, s.codec,  s.n_codec,   n_tiles,  tiles.px, tiles.size};
       if (!w) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s-%05lld.h5", o->out_dir, prefix, (long long)st->n_shards);
         rc = shard_writer_open(&w, path, err, err_len);
       }
-      if (rc == 0 && (!paths || shard_write_sample(w, &in, err, err_len))) rc = -1;
+      if (rc == 0 && (!paths || !n_tiles || shard_write_sample(w, &in, err, err_len))) rc = -1;
       free(paths);
+      free(n_tiles);
       if (rc == 0) {
         st->n_written++;
         st->n_tokens += (int64_t)cs.ids.n;
         for (size_t k = 0; k < cs.labels.n; k++) st->n_trained += cs.labels.v[k] != CHAT_IGNORE;
+        st->n_codec += (int64_t)s.n_codec;
         if (shard_writer_samples(w) >= o->cfg->shard_samples)
           rc = flush_shard(&w, st, err, err_len);
       }
@@ -148,6 +173,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
     shard_writer_abort(w); /* never a half shard */
   show(&pg, st, pg.total, true);
   chat_sample_free(&cs);
+  media_tiles_free(&tiles);
   return rc;
 }
 
@@ -159,6 +185,7 @@ void prep_print_summary(FILE *f, const prep_stats *st, const char *out_dir, int 
           (long long)skipped);
   fprintf(f, "prep: %lld tokens, %lld trained (labels != -100)\n", (long long)st->n_tokens,
           (long long)st->n_trained);
+  if (st->n_codec) fprintf(f, "prep: %lld codec tokens\n", (long long)st->n_codec);
   for (int r = 1; r < SAMPLE_N_REASONS; r++) {
     if (!st->n_skipped[r]) continue;
     fprintf(f, "skipped %-28s %6lld:", sample_reason_name((sample_reason)r),

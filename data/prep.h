@@ -18,6 +18,7 @@ typedef struct {
 
 typedef struct {
   int64_t n_read, n_written, n_tokens, n_trained, n_shards;
+  int64_t n_codec; /* codec tokens of speech samples (stage 3.2) */
   int64_t n_skipped[SAMPLE_N_REASONS];
   prep_skip *skips; /* every skipped sample, in input order */
   size_t n_skips, cap_skips;

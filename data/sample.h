@@ -5,29 +5,37 @@
 #define VT_DATA_SAMPLE_H
 
 #include "data/chat.h"
+#include "data/media.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   char *name;
   char *folder[3]; /* per chat_media_kind, resolved; NULL: the set's `folder`, else JSON dir */
 } sample_set;
 
-/* The data (prep) config. Keys: tokenizer, max_len, shard_samples, check_media,
+/* The data (prep) config. Keys: tokenizer, max_len, shard_samples, codec_vocab, check_media,
  * system_prompts {image, video, language}, sets {NAME: {folder, image_folder, video_folder,
  * audio_folder}}, inputs [JSON files]. Relative paths are taken from the file's directory. */
 typedef struct {
   char *tokenizer;         /* NULL: none given */
   long long max_len;       /* longest sample in tokens (placeholders count 1); default 6200 */
   long long shard_samples; /* samples per shard; default 8192 */
+  long long codec_vocab;   /* speech samples: codec ids must be below this; default 1024 */
   bool check_media;        /* stat every medium; default true */
+  media_cfg media;         /* `media:` decoding, tiling and frame rule (data/media.h) */
   chat_prompts prompts;    /* NULL fields: chat_default_prompts */
   sample_set *sets;
   size_t n_sets;
   char **inputs;
   size_t n_inputs;
 } sample_config;
+
+/* Upper bounds of the config's integers: a sample length in tokens, samples per shard. */
+#define SAMPLE_MAX_LEN (1LL << 24)
+#define SAMPLE_MAX_SHARD_SAMPLES (1LL << 24)
 
 void sample_config_default(sample_config *c);
 /* Loads path over the defaults. Unknown keys are an error naming the key and the file.
@@ -47,6 +55,7 @@ typedef enum {
   SAMPLE_PLACEHOLDER_MISMATCH, /* <image>/<video>/<audio> count != listed media */
   SAMPLE_BAD_TEMPLATE,         /* roles out of order, bad inserted_id */
   SAMPLE_TOO_LONG,             /* more tokens than max_len */
+  SAMPLE_BAD_MEDIA,            /* an image or video that does not decode (prep) */
   SAMPLE_N_REASONS
 } sample_reason;
 
@@ -62,7 +71,11 @@ typedef struct {
   size_t n_media[3];
   int inserted_id; /* -1 when absent */
   bool end_tag;    /* default true */
-  void *json_;     /* owned parsed item */
+  /* a speech sample (data/tts_data.h): its text (no turns then) and codec ids, else NULL */
+  const char *text;
+  int32_t *codec; /* owned */
+  size_t n_codec;
+  void *json_; /* owned parsed item */
 } sample;
 
 void sample_free(sample *s);
@@ -72,6 +85,9 @@ typedef struct sample_reader sample_reader;
 /* Opens a JSON array or JSON-lines file (the first non-space byte decides). Returns 0, or
  * -1 when the file cannot be read (err names it). */
 int sample_reader_open(sample_reader **r, const char *path, char *err, size_t err_len);
+/* The same over len bytes of memory (copied); name stands for the file in messages. */
+int sample_reader_open_mem(sample_reader **r, const char *name, const char *data, size_t len,
+                           char *err, size_t err_len);
 /* Next item: returns 1 with *out filled (caller frees with sample_free), 0 at the end, or 2
  * when the item is skipped: *why says why, out->id names it, err says what was wrong
  * (out needs no free then). Reading always continues after a skip. */

@@ -4,10 +4,16 @@
  *   sample_id_offsets i64[N+1], sample_ids u8[..] (UTF-8 ids, not NUL-terminated),
  *   media_offsets i64[N+1] (into the media_* arrays), media_kind i32[M] (chat_media_kind),
  *   media_pos i64[M] (token position inside the sample), media_item i32[M],
- *   media_path_offsets i64[M+1], media_paths u8[..]
- * Root attributes: format_version i32, n_samples i64, n_tokens i64, checksum u32 (CRC32 of
- * the datasets' bytes in the order above). */
+ *   media_path_offsets i64[M+1], media_paths u8[..],
+ *   codec_offsets i64[N+1] (into codec_tokens), codec_tokens i32[C] (speech codec ids),
+ *   media_tile_offsets i64[M+1] (into tiles, in tiles), tiles u8[K * S * S * 3] (each medium's
+ *   image tiles or video frames after resize, HWC, normalised only when loaded)
+ * Root attributes: format_version i32, n_samples i64, n_tokens i64, tile_size i32 (S, 0 without
+ * tiles), checksum u32 (CRC32 of the datasets' bytes in the order above). A shard of another
+ * format version is refused. */
 #include "data/shard.h"
+#include "autograd/checked.h"
+#include "autograd/regfile.h"
 #include "data/data_err.h"
 
 #include <errno.h>
@@ -55,14 +61,18 @@ enum {
   DS_MEDIA_ITEM,
   DS_PATH_OFFSETS,
   DS_PATHS,
+  DS_CODEC_OFFSETS,
+  DS_CODEC_TOKENS,
+  DS_TILE_OFFSETS,
+  DS_TILES,
   DS_COUNT
 };
 
 static const char *const ds_name[DS_COUNT] = {
-    "tokens",        "labels",     "sample_offsets", "sample_id_offsets", "sample_ids",
-    "media_offsets", "media_kind", "media_pos",      "media_item",        "media_path_offsets",
-    "media_paths"};
-static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1};
+    "tokens",        "labels",        "sample_offsets", "sample_id_offsets",  "sample_ids",
+    "media_offsets", "media_kind",    "media_pos",      "media_item",         "media_path_offsets",
+    "media_paths",   "codec_offsets", "codec_tokens",   "media_tile_offsets", "tiles"};
+static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1, 8, 4, 8, 1};
 
 static hid_t ds_mem_type(int d) {
   return ds_elem[d] == 8 ? H5T_NATIVE_INT64 : ds_elem[d] == 4 ? H5T_NATIVE_INT32 : H5T_NATIVE_UINT8;
@@ -76,7 +86,8 @@ static hid_t ds_file_type(int d) {
 struct shard_writer {
   char path[4096];
   vec ds[DS_COUNT];
-  int64_t n_samples;
+  int64_t n_samples, n_tiles;
+  int32_t tile_size;
 };
 
 int shard_writer_open(shard_writer **out, const char *path, char *err, size_t err_len) {
@@ -88,7 +99,8 @@ int shard_writer_open(shard_writer **out, const char *path, char *err, size_t er
   }
   snprintf(w->path, sizeof w->path, "%s", path);
   int rc = vec_i64(&w->ds[DS_SAMPLE_OFFSETS], 0) | vec_i64(&w->ds[DS_ID_OFFSETS], 0) |
-           vec_i64(&w->ds[DS_MEDIA_OFFSETS], 0) | vec_i64(&w->ds[DS_PATH_OFFSETS], 0);
+           vec_i64(&w->ds[DS_MEDIA_OFFSETS], 0) | vec_i64(&w->ds[DS_PATH_OFFSETS], 0) |
+           vec_i64(&w->ds[DS_CODEC_OFFSETS], 0) | vec_i64(&w->ds[DS_TILE_OFFSETS], 0);
   if (rc) {
     shard_writer_abort(w);
     data_seterr(err, err_len, "out of memory");
@@ -111,6 +123,15 @@ int64_t shard_writer_tokens(const shard_writer *w) {
 
 int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, size_t err_len) {
   vec *v = w->ds;
+  int64_t tiles = 0;
+  for (size_t i = 0; s->n_tiles && i < s->n_media; i++) tiles += s->n_tiles[i];
+  if (tiles && w->tile_size && s->tile_size != w->tile_size) {
+    data_seterr(err, err_len, "%s: sample %s: tiles of %d pixels, the shard holds %d", w->path,
+                s->id, s->tile_size, w->tile_size);
+    return -1;
+  }
+  if (tiles) w->tile_size = s->tile_size;
+  size_t tile_bytes = (size_t)s->tile_size * (size_t)s->tile_size * 3;
   int rc = vec_add(&v[DS_TOKENS], s->ids, s->n * 4) | vec_add(&v[DS_LABELS], s->labels, s->n * 4);
   rc |= vec_i64(&v[DS_SAMPLE_OFFSETS], (int64_t)(v[DS_TOKENS].n / 4));
   rc |= vec_add(&v[DS_IDS], s->id, strlen(s->id));
@@ -122,8 +143,13 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
     const char *p = s->media_path ? s->media_path[i] : "";
     rc |= vec_add(&v[DS_PATHS], p, strlen(p));
     rc |= vec_i64(&v[DS_PATH_OFFSETS], (int64_t)v[DS_PATHS].n);
+    w->n_tiles += s->n_tiles ? s->n_tiles[i] : 0;
+    rc |= vec_i64(&v[DS_TILE_OFFSETS], w->n_tiles);
   }
+  if (tiles) rc |= vec_add(&v[DS_TILES], s->tiles, (size_t)tiles * tile_bytes);
   rc |= vec_i64(&v[DS_MEDIA_OFFSETS], (int64_t)(v[DS_MEDIA_KIND].n / 4));
+  rc |= vec_add(&v[DS_CODEC_TOKENS], s->codec, s->n_codec * 4);
+  rc |= vec_i64(&v[DS_CODEC_OFFSETS], (int64_t)(v[DS_CODEC_TOKENS].n / 4));
   if (rc) {
     data_seterr(err, err_len, "%s: out of memory", w->path);
     return -1;
@@ -186,6 +212,7 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
   if (rc == 0 && (write_attr(f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &version) ||
                   write_attr(f, "n_samples", H5T_STD_I64LE, H5T_NATIVE_INT64, &w->n_samples) ||
                   write_attr(f, "n_tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &n_tokens) ||
+                  write_attr(f, "tile_size", H5T_STD_I32LE, H5T_NATIVE_INT32, &w->tile_size) ||
                   write_attr(f, "checksum", H5T_STD_U32LE, H5T_NATIVE_UINT32, &sum))) {
     data_seterr(err, err_len, "%s: cannot write attributes", tmp);
     rc = -1;
@@ -207,9 +234,10 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
 
 struct shard {
   char path[4096];
-  hid_t file, tokens, labels;
-  int64_t n_samples, n_tokens;
-  vec small[DS_COUNT]; /* every dataset except tokens and labels, read whole */
+  hid_t file, tokens, labels, codec, tiles;
+  int64_t n_samples, n_tokens, n_codec;
+  int32_t tile_size;
+  vec small[DS_COUNT]; /* every dataset except tokens, labels, codec_tokens and tiles, read whole */
 };
 
 static const int64_t *I64(const shard *s, int d) { return (const int64_t *)s->small[d].p; }
@@ -225,6 +253,8 @@ void shard_close(shard *s) {
   if (!s) return;
   if (s->tokens > 0) H5Dclose(s->tokens);
   if (s->labels > 0) H5Dclose(s->labels);
+  if (s->codec > 0) H5Dclose(s->codec);
+  if (s->tiles > 0) H5Dclose(s->tiles);
   if (s->file > 0) H5Fclose(s->file);
   for (int d = 0; d < DS_COUNT; d++) free(s->small[d].p);
   free(s);
@@ -252,12 +282,73 @@ static int read_range(hid_t ds, hid_t mtype, int64_t off, int64_t n, void *buf) 
   return r < 0 ? -1 : 0;
 }
 
-static int read_attr(hid_t f, const char *name, hid_t mtype, void *x) {
-  if (H5Aexists(f, name) <= 0) return -1;
+/* Reads a root attribute that must be one integer of at most 8 bytes: its type and shape are
+ * checked before the read, so an array or a string where a scalar belongs is an error (not a
+ * write past x). Returns 0, or -1 with err naming the attribute. */
+static int read_attr(const char *path, hid_t f, const char *name, hid_t mtype, void *x, char *err,
+                     size_t err_len) {
+  if (H5Aexists(f, name) <= 0) {
+    data_seterr(err, err_len, "shard %s: attribute %s is missing", path, name);
+    return -1;
+  }
   hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-  herr_t r = a < 0 ? -1 : H5Aread(a, mtype, x);
+  hid_t sp = a < 0 ? -1 : H5Aget_space(a), ty = a < 0 ? -1 : H5Aget_type(a);
+  H5S_class_t sc = sp < 0 ? H5S_NO_CLASS : H5Sget_simple_extent_type(sp);
+  hssize_t npts = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+  H5T_class_t tc = ty < 0 ? H5T_NO_CLASS : H5Tget_class(ty);
+  size_t tsize = ty < 0 ? 0 : H5Tget_size(ty);
+  int rc = -1;
+  if (a < 0 || sp < 0 || ty < 0)
+    data_seterr(err, err_len, "shard %s: attribute %s is unreadable (corrupt?)", path, name);
+  else if ((sc != H5S_SCALAR && sc != H5S_SIMPLE) || npts != 1)
+    data_seterr(err, err_len, "shard %s: attribute %s: expected a scalar, found %lld values", path,
+                name, (long long)npts);
+  else if (tc != H5T_INTEGER || tsize > 8)
+    data_seterr(err, err_len,
+                "shard %s: attribute %s: expected an integer, found HDF5 type class %d "
+                "of %zu bytes",
+                path, name, (int)tc, tsize);
+  else if (H5Aread(a, mtype, x) < 0)
+    data_seterr(err, err_len, "shard %s: attribute %s: cannot read (out of range?)", path, name);
+  else
+    rc = 0;
+  if (ty >= 0) H5Tclose(ty);
+  if (sp >= 0) H5Sclose(sp);
   if (a >= 0) H5Aclose(a);
-  return r < 0 ? -1 : 0;
+  return rc;
+}
+
+/* A dataset must be 1-D integers of the element size of its kind, with all its bytes stored:
+ * a length the file cannot hold (a 2 KB shard declaring 2^36 tokens) is refused here, before
+ * anything is allocated or checksummed by it. Returns its length, or -1 with err. */
+static int64_t check_dataset(const char *path, hid_t ds, int d, int64_t file_size, char *err,
+                             size_t err_len) {
+  int64_t n = ds_len(ds);
+  hid_t ty = H5Dget_type(ds);
+  H5T_class_t tc = ty < 0 ? H5T_NO_CLASS : H5Tget_class(ty);
+  size_t tsize = ty < 0 ? 0 : H5Tget_size(ty);
+  if (ty >= 0) H5Tclose(ty);
+  size_t bytes;
+  if (n < 0) {
+    data_seterr(err, err_len, "shard %s: dataset %s: expected one dimension", path, ds_name[d]);
+    return -1;
+  }
+  if (tc != H5T_INTEGER || tsize != ds_elem[d]) {
+    data_seterr(err, err_len,
+                "shard %s: dataset %s: expected %zu-byte integers, found HDF5 type "
+                "class %d of %zu bytes",
+                path, ds_name[d], ds_elem[d], (int)tc, tsize);
+    return -1;
+  }
+  if (vt_bytes_overflows(n, ds_elem[d], &bytes) || (int64_t)bytes > file_size ||
+      (bytes && H5Dget_storage_size(ds) < (hsize_t)bytes)) {
+    data_seterr(err, err_len,
+                "shard %s: dataset %s declares %lld elements, more than the file (%lld bytes) "
+                "holds: truncated or corrupt",
+                path, ds_name[d], (long long)n, (long long)file_size);
+    return -1;
+  }
+  return n;
 }
 
 /* offsets must start at 0, never decrease, and end at `end` */
@@ -272,13 +363,20 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   *out = NULL;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   shard *s = calloc(1, sizeof *s);
-  if (!s) return -1;
+  if (!s) {
+    data_seterr(err, err_len, "shard %s: out of memory", path);
+    return -1;
+  }
   snprintf(s->path, sizeof s->path, "%s", path);
-  s->file = s->tokens = s->labels = -1;
-  if (access(path, R_OK) != 0) {
-    data_seterr(err, err_len, "shard %s: cannot read: %s", path, strerror(errno));
+  s->file = s->tokens = s->labels = s->codec = s->tiles = -1;
+  int64_t file_size = 0;
+  char why[512];
+  int fd = vt_open_regular(path, &file_size, why, sizeof why);
+  if (fd < 0) {
+    data_seterr(err, err_len, "shard %s", why);
     goto fail;
   }
+  close(fd);
   s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (s->file < 0) {
     data_seterr(err, err_len, "shard %s: not a readable HDF5 file (truncated or corrupt)", path);
@@ -286,34 +384,43 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   }
   int32_t version = 0;
   uint32_t sum = 0;
-  if (read_attr(s->file, "format_version", H5T_NATIVE_INT32, &version) ||
-      read_attr(s->file, "checksum", H5T_NATIVE_UINT32, &sum) ||
-      read_attr(s->file, "n_samples", H5T_NATIVE_INT64, &s->n_samples)) {
-    data_seterr(err, err_len, "shard %s: missing format_version/checksum/n_samples attributes",
-                path);
+  int64_t n_tokens_attr = 0;
+  if (read_attr(path, s->file, "format_version", H5T_NATIVE_INT32, &version, err, err_len) ||
+      read_attr(path, s->file, "checksum", H5T_NATIVE_UINT32, &sum, err, err_len) ||
+      read_attr(path, s->file, "n_samples", H5T_NATIVE_INT64, &s->n_samples, err, err_len) ||
+      read_attr(path, s->file, "n_tokens", H5T_NATIVE_INT64, &n_tokens_attr, err, err_len))
     goto fail;
-  }
   if (version != SHARD_FORMAT_VERSION) {
     data_seterr(err, err_len, "shard %s: format version %d, this build reads version %d", path,
                 version, SHARD_FORMAT_VERSION);
     goto fail;
   }
-  int64_t len[DS_COUNT];
-  for (int d = 0; d < DS_COUNT; d++) {
+  if (read_attr(path, s->file, "tile_size", H5T_NATIVE_INT32, &s->tile_size, err, err_len))
+    goto fail;
+  int n_ds = DS_COUNT;
+  int64_t len[DS_COUNT] = {0};
+  for (int d = 0; d < n_ds; d++) {
     hid_t ds = H5Dopen2(s->file, ds_name[d], H5P_DEFAULT);
-    len[d] = ds < 0 ? -1 : ds_len(ds);
-    if (len[d] < 0) {
-      if (ds >= 0) H5Dclose(ds);
+    if (ds < 0) {
       data_seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
+      goto fail;
+    }
+    len[d] = check_dataset(path, ds, d, file_size, err, err_len);
+    if (len[d] < 0) {
+      H5Dclose(ds);
       goto fail;
     }
     if (d == DS_TOKENS)
       s->tokens = ds;
     else if (d == DS_LABELS)
       s->labels = ds;
+    else if (d == DS_CODEC_TOKENS)
+      s->codec = ds;
+    else if (d == DS_TILES)
+      s->tiles = ds;
     else {
       vec *v = &s->small[d];
-      size_t bytes = (size_t)len[d] * ds_elem[d];
+      size_t bytes = (size_t)len[d] * ds_elem[d]; /* bounded by the file size above */
       v->p = malloc(bytes + 8);
       v->n = bytes;
       int r = v->p ? read_range(ds, ds_mem_type(d), 0, len[d], v->p) : -1;
@@ -325,28 +432,73 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     }
   }
   s->n_tokens = len[DS_TOKENS];
+  s->n_codec = len[DS_CODEC_TOKENS];
   int64_t n = s->n_samples, m = len[DS_MEDIA_KIND];
-  if (len[DS_LABELS] != s->n_tokens || len[DS_SAMPLE_OFFSETS] != n + 1 ||
-      len[DS_ID_OFFSETS] != n + 1 || len[DS_MEDIA_OFFSETS] != n + 1 || len[DS_MEDIA_POS] != m ||
-      len[DS_MEDIA_ITEM] != m || len[DS_PATH_OFFSETS] != m + 1 ||
-      !offsets_ok(I64(s, DS_SAMPLE_OFFSETS), n + 1, s->n_tokens) ||
+  if (n < 0 || n != len[DS_SAMPLE_OFFSETS] - 1 || n_tokens_attr != s->n_tokens) {
+    data_seterr(err, err_len,
+                "shard %s: attributes say %lld samples and %lld tokens, the datasets hold %lld "
+                "and %lld (corrupt)",
+                path, (long long)n, (long long)n_tokens_attr, (long long)len[DS_SAMPLE_OFFSETS] - 1,
+                (long long)s->n_tokens);
+    goto fail;
+  }
+  if (version == 1) { /* every sample has no codec tokens (n is bounded by the file size) */
+    len[DS_CODEC_OFFSETS] = n + 1;
+    s->small[DS_CODEC_OFFSETS].p = calloc((size_t)n + 2, sizeof(int64_t));
+    if (!s->small[DS_CODEC_OFFSETS].p) {
+      data_seterr(err, err_len, "shard %s: out of memory", path);
+      goto fail;
+    }
+  }
+  if (len[DS_LABELS] != s->n_tokens || len[DS_ID_OFFSETS] != n + 1 ||
+      len[DS_MEDIA_OFFSETS] != n + 1 || len[DS_MEDIA_POS] != m || len[DS_MEDIA_ITEM] != m ||
+      len[DS_PATH_OFFSETS] != m + 1 || !offsets_ok(I64(s, DS_SAMPLE_OFFSETS), n + 1, s->n_tokens) ||
       !offsets_ok(I64(s, DS_ID_OFFSETS), n + 1, len[DS_IDS]) ||
       !offsets_ok(I64(s, DS_MEDIA_OFFSETS), n + 1, m) ||
-      !offsets_ok(I64(s, DS_PATH_OFFSETS), m + 1, len[DS_PATHS])) {
+      !offsets_ok(I64(s, DS_PATH_OFFSETS), m + 1, len[DS_PATHS]) ||
+      len[DS_CODEC_OFFSETS] != n + 1 || !offsets_ok(I64(s, DS_CODEC_OFFSETS), n + 1, s->n_codec) ||
+      len[DS_TILE_OFFSETS] != m + 1 || s->tile_size < 0 || s->tile_size > 8192 ||
+      !offsets_ok(I64(s, DS_TILE_OFFSETS), m + 1,
+                  s->tile_size ? len[DS_TILES] / ((int64_t)s->tile_size * s->tile_size * 3) : 0) ||
+      (s->tile_size && len[DS_TILES] % ((int64_t)s->tile_size * s->tile_size * 3)) ||
+      (!s->tile_size && len[DS_TILES])) {
     data_seterr(err, err_len, "shard %s: dataset sizes or offsets are inconsistent (corrupt)",
                 path);
     goto fail;
+  }
+  /* every medium: a known kind, an item >= 0, a position inside its sample */
+  const int32_t *kind = (const int32_t *)s->small[DS_MEDIA_KIND].p;
+  const int32_t *item = (const int32_t *)s->small[DS_MEDIA_ITEM].p;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t sl = shard_sample_len(s, i);
+    for (int64_t j = I64(s, DS_MEDIA_OFFSETS)[i]; j < I64(s, DS_MEDIA_OFFSETS)[i + 1]; j++) {
+      int64_t pos = I64(s, DS_MEDIA_POS)[j];
+      if (kind[j] < 0 || kind[j] > CHAT_MEDIA_AUDIO || item[j] < 0 || pos < 0 || pos >= sl) {
+        data_seterr(err, err_len,
+                    "shard %s: sample %lld: medium %lld has kind %d, item %d, position %lld "
+                    "(the sample has %lld tokens): corrupt",
+                    path, (long long)i, (long long)j, kind[j], item[j], (long long)pos,
+                    (long long)sl);
+        goto fail;
+      }
+    }
   }
   if (verify) {
     uLong crc = crc32(0L, Z_NULL, 0);
     const int64_t chunk = 1 << 20;
     int32_t *buf = malloc((size_t)chunk * sizeof *buf);
     for (int d = 0; d < DS_COUNT && buf; d++) {
-      if (d == DS_TOKENS || d == DS_LABELS) {
-        hid_t ds = d == DS_TOKENS ? s->tokens : s->labels;
-        for (int64_t off = 0; off < s->n_tokens; off += chunk) {
-          int64_t k = s->n_tokens - off < chunk ? s->n_tokens - off : chunk;
-          if (read_range(ds, H5T_NATIVE_INT32, off, k, buf)) {
+      if (d == DS_TOKENS || d == DS_LABELS || d == DS_CODEC_TOKENS || d == DS_TILES) {
+        hid_t ds = d == DS_TOKENS         ? s->tokens
+                   : d == DS_LABELS       ? s->labels
+                   : d == DS_CODEC_TOKENS ? s->codec
+                                          : s->tiles;
+        int64_t total = d == DS_TILES ? len[DS_TILES] / 4 : len[d]; /* in 4-byte words */
+        hid_t mt = d == DS_TILES ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32;
+        int64_t el = d == DS_TILES ? 4 : 1; /* elements a word */
+        for (int64_t off = 0; off < total; off += chunk) {
+          int64_t k = total - off < chunk ? total - off : chunk;
+          if (read_range(ds, mt, off * el, k * el, buf)) {
             free(buf);
             data_seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
                         ds_name[d]);
@@ -354,6 +506,9 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
           }
           crc = crc32(crc, (const Bytef *)buf, (uInt)(k * 4));
         }
+        int64_t rest = d == DS_TILES ? len[DS_TILES] % 4 : 0; /* tiles are 3 bytes a pixel */
+        if (rest && read_range(ds, mt, len[DS_TILES] - rest, rest, buf) == 0)
+          crc = crc32(crc, (const Bytef *)buf, (uInt)rest);
       } else if (s->small[d].n) {
         crc = crc32(crc, (const Bytef *)s->small[d].p, (uInt)s->small[d].n);
       }
@@ -376,6 +531,9 @@ void shard_sample_free(shard_sample *s) {
   free(s->id);
   tok_ids_free(&s->ids);
   tok_ids_free(&s->labels);
+  tok_ids_free(&s->codec);
+  free(s->n_tiles);
+  free(s->tiles);
   for (size_t i = 0; i < s->n_media; i++) free(s->media_path[i]);
   free(s->media_path);
   free(s->media);
@@ -430,11 +588,13 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
     chat_media *cm = realloc(out->media, m * sizeof *cm);
     char **mp = cm ? realloc(out->media_path, m * sizeof *mp) : NULL;
     if (cm) out->media = cm;
-    if (!cm || !mp) {
+    if (mp) out->media_path = mp;
+    int32_t *nt = mp ? realloc(out->n_tiles, m * sizeof *nt) : NULL;
+    if (!cm || !mp || !nt) {
       data_seterr(err, err_len, "out of memory");
       return -1;
     }
-    out->media_path = mp;
+    out->n_tiles = nt;
     out->cap_media = m;
   }
   const int32_t *kind = (const int32_t *)s->small[DS_MEDIA_KIND].p;
@@ -443,7 +603,36 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
     int64_t j = m0 + (int64_t)k;
     out->media[k] = (chat_media){I64(s, DS_MEDIA_POS)[j], kind[j], item[j]};
     out->media_path[k] = substr(&s->small[DS_PATHS], I64(s, DS_PATH_OFFSETS), j);
+    out->n_tiles[k] = (int32_t)(I64(s, DS_TILE_OFFSETS)[j + 1] - I64(s, DS_TILE_OFFSETS)[j]);
     out->n_media = k + 1;
+  }
+  int64_t c0 = I64(s, DS_CODEC_OFFSETS)[i], nc = I64(s, DS_CODEC_OFFSETS)[i + 1] - c0;
+  if (grow_ids(&out->codec, (size_t)nc) ||
+      (nc && read_range(s->codec, H5T_NATIVE_INT32, c0, nc, out->codec.v))) {
+    data_seterr(err, err_len, "shard %s: cannot read the codec tokens of sample %lld", s->path,
+                (long long)i);
+    return -1;
+  }
+  /* the sample's tiles: one hyperslab, as uint8 */
+  out->tile_size = s->tile_size;
+  size_t tb = (size_t)s->tile_size * (size_t)s->tile_size * 3;
+  int64_t t0 = I64(s, DS_TILE_OFFSETS)[m0], t1 = I64(s, DS_TILE_OFFSETS)[m1];
+  out->n_tiles_total = t1 - t0;
+  size_t bytes = (size_t)(t1 - t0) * tb;
+  if (bytes > out->tiles_cap) {
+    uint8_t *t = realloc(out->tiles, bytes);
+    if (!t) {
+      data_seterr(err, err_len, "out of memory for %lld tiles", (long long)(t1 - t0));
+      return -1;
+    }
+    out->tiles = t;
+    out->tiles_cap = bytes;
+  }
+  if (bytes &&
+      read_range(s->tiles, H5T_NATIVE_UINT8, t0 * (int64_t)tb, (int64_t)bytes, out->tiles)) {
+    data_seterr(err, err_len, "shard %s: cannot read the tiles of sample %lld (corrupt?)", s->path,
+                (long long)i);
+    return -1;
   }
   return 0;
 }

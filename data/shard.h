@@ -1,6 +1,7 @@
-/* HDF5 shards of tokenized samples (ids, labels, offsets, media references, format version,
- * CRC32). shard_writer writes a shard whole under a temporary name and renames it; shard_open
- * checks version and checksum, shard_read_sample reads one sample by offset. */
+/* HDF5 shards of tokenized samples (ids, labels, offsets, media references, codec tokens, uint8
+ * image tiles per medium, format version, CRC32). shard_writer writes a shard whole under a
+ * temporary name and renames it; shard_open checks version and checksum, shard_read_sample reads
+ * one sample by offset. */
 #ifndef VT_DATA_SHARD_H
 #define VT_DATA_SHARD_H
 
@@ -10,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHARD_FORMAT_VERSION 1
+#define SHARD_FORMAT_VERSION 3 /* 2 added codec tokens, 3 the tiles; another version is refused */
 
 /* One sample as written: media[i] goes with media_path[i]. */
 typedef struct {
@@ -20,6 +21,11 @@ typedef struct {
   const chat_media *media;
   const char *const *media_path;
   size_t n_media;
+  const int32_t *codec; /* speech codec token ids (stage 3.2), n_codec of them */
+  size_t n_codec;
+  const int32_t *n_tiles; /* tiles of media[i] (NULL: none); a shard holds one tile size */
+  const uint8_t *tiles;   /* all of them in media order, tile_size^2 * 3 bytes each (HWC) */
+  int tile_size;
 } shard_sample_in;
 
 typedef struct shard_writer shard_writer;
@@ -40,9 +46,15 @@ void shard_writer_abort(shard_writer *w);
 typedef struct {
   char *id;
   tok_ids ids, labels;
+  tok_ids codec; /* speech codec token ids; empty when the sample has none */
   chat_media *media;
   char **media_path;
   size_t n_media, cap_media;
+  int32_t *n_tiles;      /* per medium */
+  uint8_t *tiles;        /* n_tiles_total tiles of tile_size^2 * 3 bytes, in media order */
+  int64_t n_tiles_total; /* tile_normalize (data/tiling.h) gives the model's input */
+  size_t tiles_cap;
+  int tile_size;
 } shard_sample;
 
 void shard_sample_free(shard_sample *s);

@@ -99,6 +99,10 @@ typedef struct vt_model_ops {
    * a tensor of a source checkpoint that is not a parameter but is no error either (HF's
    * rotary inv_freq, the lm_head of a tied model); NULL: none are. */
   bool (*hf_ignored)(const vt_model *m, const char *tensor_name);
+  /* A parameter the model registers but does not own (the speech decoder's frozen copy of the
+   * LLM's input embeddings, which another model exports): not written by an export, not
+   * expected by an import. NULL: the model owns every parameter. */
+  bool (*hf_external)(const vt_model *m, const char *param_name);
   /* The config.json of an export from the model's config and the source's (token ids and
    * the like are kept from src, which may be NULL); dtype names the weights written. */
   json_t *(*hf_config)(const vt_model *m, const json_t *src, vt_dtype dtype);

@@ -7,21 +7,25 @@
 #include "stages/stage_model.h"
 
 typedef struct {
-  vt_params ps;
-  bool ps_ready;
+  vt_params ps, own; /* what the model registers; the part of it the model owns */
+  bool ps_ready, own_ready;
   vt_model *model;
   json_t *config;
 } part_state;
 
 static bool ignored(void *arg, const char *name) {
   vt_model *m = ((part_state *)arg)->model;
-  return m->ops->hf_ignored && m->ops->hf_ignored(m, name);
+  /* a parameter another model owns is no error in a source either (a training checkpoint
+   * holds it) and is not carried over */
+  return (m->ops->hf_ignored && m->ops->hf_ignored(m, name)) ||
+         (m->ops->hf_external && m->ops->hf_external(m, name));
 }
 
 static void part_close(void *arg, hf_spec *spec) {
   part_state *s = arg;
   vt_model_destroy(s->model);
   if (s->ps_ready) vt_params_free(&s->ps);
+  if (s->own_ready) vt_params_free(&s->own);
   json_decref(s->config);
   memset(s, 0, sizeof *s);
   memset(spec, 0, sizeof *spec);
@@ -50,8 +54,24 @@ static int part_open(void *arg, const char *config_path, vt_dtype dtype, bool ex
       goto done;
     }
   }
+  /* the weights of an import or export are the model's own parameters only */
+  const vt_params *params = &s->ps;
+  if (s->model->ops->hf_external) {
+    if (vt_params_init(&s->own, (vt_device){VT_DEV_CPU, 0})) {
+      snprintf(err, err_len, "cannot create a CPU parameter store");
+      goto done;
+    }
+    s->own_ready = true;
+    for (int i = 0; i < s->ps.n; i++) {
+      const vt_param *p = s->ps.items[i];
+      if (s->model->ops->hf_external(s->model, p->name)) continue;
+      if (!vt_params_add(&s->own, p->name, p->t.dtype, p->t.ndim, p->t.shape, err, err_len))
+        goto done;
+    }
+    params = &s->own;
+  }
   *spec = (hf_spec){.model_name = s->model->ops->name,
-                    .params = &s->ps,
+                    .params = params,
                     .ignored = ignored,
                     .arg = s,
                     .config = s->config};
@@ -104,7 +124,12 @@ int stage_model_describe(const char *path, stage_model_info *info, char *err, si
   }
   snprintf(info->model, sizeof info->model, "%s", m->ops->name);
   if (m->ops->describe) m->ops->describe(m, info->arch, sizeof info->arch);
-  for (int i = 0; i < ps.n; i++) info->n_params += vt_numel(&ps.items[i]->t);
+  for (int i = 0; i < ps.n; i++) {
+    info->n_params += vt_numel(&ps.items[i]->t);
+    bool in_phase = false;
+    for (int p = 0; p < m->n_phases; p++) in_phase |= vt_model_phase_has(m, p, ps.items[i]->name);
+    if (in_phase) info->n_phase_params += vt_numel(&ps.items[i]->t);
+  }
   info->n_tensors = ps.n;
   info->n_phases = m->n_phases;
   info->n_terms = m->n_terms;

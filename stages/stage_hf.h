@@ -21,9 +21,11 @@ int stage_hf_check(const char *src, const char *config_path, int *n_ignored, cha
                    size_t err_len);
 
 typedef struct {
-  char model[64];   /* the registered model */
-  char arch[512];   /* its describe() line */
-  int64_t n_params; /* elements, exact */
+  char model[64];         /* the registered model */
+  char arch[512];         /* its describe() line */
+  int64_t n_params;       /* elements, exact */
+  int64_t n_phase_params; /* of them, in some phase (what training updates; the rest, like the
+                           * speech decoder's LLM table, are frozen inputs) */
   int n_tensors;
   int n_phases, n_terms;
   char terms[256]; /* "lm" */

@@ -5,14 +5,28 @@
 
 #include "train/trainer_impl.h"
 
+static bool takes_codec(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_CODEC); }
+
 /* Why the model cannot take a sample (its tokens, its media), or NULL. */
-static const char *unusable(const trainer *t, const int32_t *ids, size_t n, size_t n_media) {
-  if (n_media && !t->model->media)
+static const char *unusable(const trainer *t, const int32_t *ids, const int32_t *labels, size_t n,
+                            size_t n_media, size_t n_codec) {
+  if (n_media && !(t->model->media & ~VT_MEDIA_BIT(VT_MEDIA_CODEC)))
     return "it has image/video/audio placeholders this model does not take";
-  if (n < 2) return "it has fewer than 2 tokens";
+  if (takes_codec(t)) { /* a speech decoder: a text (any length) and its codec tokens */
+    if (!n_codec) return "it has no codec tokens (the model learns to predict them)";
+    if (n < 1) return "it has no text tokens";
+    /* a cut text would no longer match its speech */
+    if ((int64_t)n > t->cfg->max_len) return "its text is longer than data.max_len";
+  } else if (n < 2)
+    return "it has fewer than 2 tokens";
   int64_t v = t->model->vocab_size;
   for (size_t i = 0; v && i < n; i++)
     if (ids[i] < 0 || ids[i] >= v) return "a token id is outside the model's vocabulary";
+  /* a label the loss would index with is as bad as a token id: the sample is skipped and
+   * counted, not the run aborted */
+  for (size_t i = 0; v && labels && i < n; i++)
+    if (labels[i] != VT_IGNORE_INDEX && (labels[i] < 0 || labels[i] >= v))
+      return "a label is outside the model's vocabulary";
   return NULL;
 }
 
@@ -38,6 +52,19 @@ static int64_t put_sample(trainer *t, int64_t i) {
   memcpy(t->ids + i * max_len, t->sample.ids.v, sizeof(int32_t) * (size_t)n);
   memcpy(t->labels + i * max_len, t->sample.labels.v, sizeof(int32_t) * (size_t)n);
   t->batch_samples++;
+  if (takes_codec(t)) {
+    size_t nc = t->sample.codec.n;
+    if (t->codec_n + nc > t->codec_cap) {
+      size_t cap = 2 * (t->codec_n + nc);
+      int32_t *p = realloc(t->codec, cap * sizeof *p);
+      if (!p) return -1;
+      t->codec = p;
+      t->codec_cap = cap;
+    }
+    memcpy(t->codec + t->codec_n, t->sample.codec.v, nc * sizeof(int32_t));
+    t->codec_n += nc;
+    t->codec_lens[i] = (int32_t)nc;
+  }
   return n;
 }
 
@@ -45,9 +72,16 @@ static int64_t put_sample(trainer *t, int64_t i) {
 static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len) {
   int64_t max_len = t->cfg->max_len;
   for (int tries = 0;; tries++) {
+    if (t->mixcfg.pack && takes_codec(t)) {
+      snprintf(err, err_len,
+               "packing (mixture pack: true) is not supported for a model that "
+               "predicts codec tokens; set pack: false");
+      return -1;
+    }
     if (t->mixcfg.pack) {
       if (mix_next_packed(m, max_len, &t->pack, err, err_len)) return -1;
-      const char *why = unusable(t, t->pack.ids.v, t->pack.ids.n, t->pack.n_media);
+      const char *why =
+          unusable(t, t->pack.ids.v, t->pack.labels.v, t->pack.ids.n, t->pack.n_media, 0);
       if (why) {
         if (skip(t, "a packed row", why, tries, err, err_len)) return -1;
         continue;
@@ -65,12 +99,22 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
     }
     mix_ref ref;
     if (mix_next(m, &t->sample, &ref, err, err_len)) return -1;
-    const char *why = unusable(t, t->sample.ids.v, t->sample.ids.n, t->sample.n_media);
+    const char *why = unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n,
+                               t->sample.n_media, t->sample.codec.n);
     if (why) {
-      if (skip(t, t->sample.id ? t->sample.id : "?", why, tries, err, err_len)) return -1;
+      char where[768];
+      snprintf(where, sizeof where, "%.500s (dataset %s, sample %lld)",
+               t->sample.id ? t->sample.id : "?",
+               ref.dataset >= 0 && (size_t)ref.dataset < t->mixcfg.n_datasets
+                   ? t->mixcfg.datasets[ref.dataset].name
+                   : "?",
+               (long long)ref.index);
+      if (skip(t, where, why, tries, err, err_len)) return -1;
       continue;
     }
-    return put_sample(t, i);
+    int64_t n = put_sample(t, i);
+    if (n < 0) snprintf(err, err_len, "out of memory for the codec tokens of a batch");
+    return n;
   }
 }
 
@@ -81,6 +125,7 @@ static void repack(int32_t *buf, int64_t i, int64_t max_len, int64_t T) {
 
 static void begin_batch(trainer *t, bool packed) {
   t->batch_rows = t->batch_t = t->batch_tokens = t->batch_samples = 0;
+  t->codec_n = 0;
   t->batch_packed = packed;
 }
 
@@ -132,11 +177,17 @@ int trainer_eval_batch(trainer *t, mix *m, int64_t *slot, int64_t stride, int64_
     *slot += stride;
     if (mix_set_cursor(m, &c, err, err_len) || mix_next(m, &t->sample, NULL, err, err_len))
       return -1;
-    if (unusable(t, t->sample.ids.v, t->sample.ids.n, t->sample.n_media)) {
+    if (unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n, t->sample.n_media,
+                 t->sample.codec.n)) {
       (*skipped)++;
       continue;
     }
-    add_row(t, put_sample(t, t->batch_rows));
+    int64_t n = put_sample(t, t->batch_rows);
+    if (n < 0) {
+      snprintf(err, err_len, "out of memory for the codec tokens of a batch");
+      return -1;
+    }
+    add_row(t, n);
   }
   end_batch(t);
   return 0;
@@ -157,4 +208,32 @@ void trainer_upload(trainer *t, vt_batch *b) {
   }
   b->label_tokens = t->batch_tokens;
   b->samples = t->batch_samples;
+  if (takes_codec(t) && B > 0) { /* one codec item per row, padded to the longest */
+    int64_t C = 1;
+    for (int64_t i = 0; i < B; i++) C = t->codec_lens[i] > C ? t->codec_lens[i] : C;
+    if ((size_t)(B * C) > t->codec_pad_cap) {
+      int32_t *p = realloc(t->codec_pad, sizeof(int32_t) * (size_t)(B * C));
+      if (!p) {
+        vt_ctx_fail(ctx, "trainer", "out of memory for the codec tokens of a batch");
+        return;
+      }
+      t->codec_pad = p;
+      t->codec_pad_cap = (size_t)(B * C);
+    }
+    size_t off = 0;
+    for (int64_t i = 0; i < B; i++) {
+      int32_t n = t->codec_lens[i];
+      memcpy(t->codec_pad + i * C, t->codec + off, sizeof(int32_t) * (size_t)n);
+      for (int64_t k = n; k < C; k++) t->codec_pad[i * C + k] = 0;
+      off += (size_t)n;
+      t->codec_spans[3 * i] = (int32_t)i, t->codec_spans[3 * i + 1] = 0;
+      t->codec_spans[3 * i + 2] = 0;
+    }
+    b->media[b->n_media++] =
+        (vt_media){.kind = VT_MEDIA_CODEC,
+                   .n = B,
+                   .data = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, C}, t->codec_pad),
+                   .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->codec_lens),
+                   .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->codec_spans)};
+  }
 }

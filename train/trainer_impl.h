@@ -38,7 +38,8 @@ typedef struct {
   vt_rng rng;
   int64_t step, total_steps, tokens_seen;
   int64_t skipped_samples, truncated_samples;
-  bool count_samples; /* count skips and cuts (the first phase of a step reads the data) */
+  bool count_samples;          /* count skips and cuts (the first phase of a step reads the data) */
+  volatile sig_atomic_t *stop; /* a stop request, checked between micro-batches too */
   /* one micro-batch on the host: up to [batch_size, max_len] */
   int32_t *ids, *labels, *lengths;
   int32_t *pos, *segments; /* packed batches only: RoPE positions and sample index per token */
@@ -48,6 +49,10 @@ typedef struct {
   int64_t batch_tokens;  /* labels counted in the current batch */
   int64_t batch_samples; /* samples in it */
   bool batch_packed;
+  /* codec tokens of each row, for models that take them (the speech decoder): appended per
+   * row, padded to [rows, longest] at upload; buffers grow to the largest batch seen */
+  int32_t *codec, *codec_pad, *codec_lens, *codec_spans;
+  size_t codec_n, codec_cap, codec_pad_cap;
   shard_sample sample;
 } trainer;
 
