@@ -4,6 +4,7 @@
 #include <string.h>
 
 extern const cli_cmd cli_cmd_cmvn;
+extern const cli_cmd cli_cmd_codec;
 extern const cli_cmd cli_cmd_demo;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_gen_data;
@@ -33,6 +34,7 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_features,
     &cli_cmd_embed,
     &cli_cmd_gen_data,
+    &cli_cmd_codec,
 };
 // clang-format on
 

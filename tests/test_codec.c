@@ -172,6 +172,11 @@ static void test_discriminators(void) {
   CHECK_MSG(!nn_reg_failed(&r), "%s", err);
   if (nn_reg_failed(&r) || vt_params_alloc(&ps, err, sizeof err)) return;
   disc_freeze_buffers(&ps);
+  /* only the spectral norm's u and v are buffers: weight norm's weight_v trains */
+  CHECK(!vt_params_find(&ps, "msd.discriminators.0.convs.0.weight_v")->trainable &&
+        !vt_params_find(&ps, "msd.discriminators.0.conv_post.weight_u")->trainable &&
+        vt_params_find(&ps, "msd.discriminators.1.convs.0.weight_v")->trainable &&
+        vt_params_find(&ps, "mpd.discriminators.1.conv_post.weight_v")->trainable);
   vt_params_alloc_grads(&ps, err, sizeof err);
   const char *opt[2] = {"mpd.discriminators.0.", ".weight_v"};
   fx_fill_params(&ps, opt, 2);

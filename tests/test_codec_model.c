@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "model/codec_model.h"
+#include "stages/stage_config.h"
+#include "stages/stage_model.h"
 #include "tests/testutil.h"
 #include "train/optim.h"
 
@@ -228,7 +230,35 @@ static void test_training(void) {
   vt_params_free(&ps);
 }
 
+/* configs/stages/ticodec-3.1.yaml: TiCodec's optimizers and schedule for both phases, and the
+ * model config it names opens as the full-size codec. */
+static void test_stage_config(void) {
+  static stage_cfg c;
+  char path[1024], err[1024];
+  snprintf(path, sizeof path, "%s/configs/stages/ticodec-3.1.yaml", getenv("VT_SOURCE_DIR"));
+  CHECK_MSG(stage_config_load(&c, path, err, sizeof err) == 0, "%s", err);
+  CHECK(!strcmp(c.model_name, "ticodec") && c.batch_size == 20 && c.n_phases == 2);
+  for (int p = 0; p < 2; p++) {
+    const stage_phase *ph = stage_find_phase(&c, p ? "gen" : "disc");
+    CHECK(ph && !strcmp(ph->optim.kind, "adam") && ph->optim.lr == 2e-4 && ph->optim.beta1 == 0.5 &&
+          ph->optim.beta2 == 0.9);
+  }
+  CHECK(!strcmp(c.sched.kind, "exp_epoch") && c.sched.gamma == 0.98);
+  vt_params ps;
+  vt_params_init(&ps, (vt_device){VT_DEV_CPU, 0});
+  vt_model *m = stage_model_open(c.model_name, c.model_config, NULL, &ps, err, sizeof err);
+  CHECK_MSG(m, "%s", err);
+  if (m) {
+    /* the full-size codec: 24 kHz, 40 tokens a second; every term has a weight of 1 */
+    CHECK(codec_hop(&codec_model_config(m)->codec) == 600);
+    for (int i = 0; i < m->n_terms; i++) CHECK(stage_loss_weight(&c, m->terms[i].name) == 1.0);
+    vt_model_destroy(m);
+  }
+  vt_params_free(&ps);
+}
+
 int main(void) {
+  test_stage_config();
   test_config();
   test_training();
   return vt_test_finish("test_codec_model");

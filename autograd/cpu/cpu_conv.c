@@ -3,6 +3,7 @@
  * outside any parallel region so OpenBLAS can use the same pool. */
 #include "autograd/cpu/cpu_par.h"
 #include <cblas.h>
+#include <string.h>
 
 #include "autograd/kernels_conv.h"
 
@@ -15,8 +16,35 @@ static bool is_direct(const vt_conv_geom *g) {
 }
 
 /* col[r, q] = x[ci, iy, ix] for r = (ci, ky, kx) and output position p0 + q (zero outside). */
+/* One im2col row of a 1-D conv (h = kh = 1): dst[q] = x[base + q * sw] inside the input, 0
+ * outside, as three runs instead of a bounds check per element (the codec's long waveforms
+ * spend most of a step here). */
+static void im2col_row_1d(const float *xc, int64_t w, int64_t base, int64_t sw, int64_t np,
+                          float *dst) {
+  int64_t qa = base >= 0 ? 0 : (-base + sw - 1) / sw;    /* first q inside */
+  int64_t qb = base >= w ? 0 : (w - base + sw - 1) / sw; /* first q past the end */
+  if (qa > np) qa = np;
+  if (qb > np) qb = np;
+  if (qb < qa) qb = qa;
+  for (int64_t q = 0; q < qa; q++) dst[q] = 0.0f;
+  if (sw == 1)
+    memcpy(dst + qa, xc + base + qa, sizeof(float) * (size_t)(qb - qa));
+  else
+    for (int64_t q = qa; q < qb; q++) dst[q] = xc[base + q * sw];
+  for (int64_t q = qb; q < np; q++) dst[q] = 0.0f;
+}
+
 static void im2col(const vt_conv_geom *g, const float *x, int64_t p0, int64_t np, float *col) {
   int64_t rows = g->cin / g->groups * g->kh * g->kw;
+  if (g->h == 1 && g->kh == 1 && g->ph == 0) { /* 1-D: every output position is in row 0 */
+    VT_OMP_IF(
+        rows * np > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+          int64_t ci = r / g->kw, kx = r % g->kw;
+          im2col_row_1d(x + ci * g->w, g->w, p0 * g->sw - g->pw + kx * g->dw, g->sw, np,
+                        col + r * np);
+        });
+    return;
+  }
   VT_OMP_IF(
       rows * np > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
         int64_t ci = r / (g->kh * g->kw), ky = r / g->kw % g->kh, kx = r % g->kw;

@@ -1,0 +1,409 @@
+/* `vita codec init|encode|decode`: the speech codec's tools.
+ *   vita codec init --config model.json --out DIR [--seed N]   a freshly initialised codec
+ *   vita codec encode IN.wav --weights DIR [--out tokens.txt]  waveform -> codec tokens
+ *   vita codec decode tokens.txt --weights DIR --out OUT.wav   codec tokens -> waveform
+ * A weights directory holds config.json (the codec's model.json) and model.safetensors. The
+ * tokens file: '#' comments, a line "global G1 ... Gn" (the global tokens; absent: VITA-1.5's
+ * fixed ones, as its inference uses), then the frame tokens, whitespace-separated. WAV files
+ * are mono 16-bit PCM or 32-bit float at the codec's rate (a multi-channel file: channel 0). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoints/safetensors_params.h"
+#include "cli/cli.h"
+#include "model/codec_model.h"
+#include "stages/stage_model.h"
+
+static const cli_opt opts[] = {
+    {"config", CLI_OPT_STR, NULL, "init: the codec's model.json"},
+    {"weights", CLI_OPT_STR, NULL,
+     "encode / decode: directory with config.json + model.safetensors"},
+    {"out", CLI_OPT_STR, NULL,
+     "init: directory; encode: tokens file (default stdout); decode: wav"},
+    {"seed", CLI_OPT_INT, "1234", "init: weight initialisation seed"},
+    {NULL, 0, NULL, NULL},
+};
+
+/* ---- WAV (RIFF) I/O: the small subset the codec needs ---- */
+
+static uint32_t le32(const unsigned char *p) {
+  return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Reads channel 0 of a PCM16 or float32 WAV. Returns the samples (caller frees) or NULL with
+ * err naming the file and what was wrong. */
+static float *wav_read(const char *path, int *rate, int64_t *n, char *err, size_t len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, len, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  unsigned char h[12], ch[8];
+  int fmt = 0, channels = 0, bits = 0;
+  float *out = NULL;
+  if (fread(h, 1, 12, f) != 12 || memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVE", 4)) {
+    snprintf(err, len, "%s: offset 0: expected a RIFF/WAVE header", path);
+    goto done;
+  }
+  while (fread(ch, 1, 8, f) == 8) {
+    uint32_t size = le32(ch + 4);
+    long at = ftell(f);
+    if (!memcmp(ch, "fmt ", 4)) {
+      unsigned char b[16];
+      if (size < 16 || fread(b, 1, 16, f) != 16) break;
+      fmt = b[0] | b[1] << 8;
+      channels = b[2] | b[3] << 8;
+      *rate = (int)le32(b + 4);
+      bits = b[14] | b[15] << 8;
+      if (fmt == 0xFFFE && size >= 40) { /* WAVE_FORMAT_EXTENSIBLE: the subformat's tag */
+        unsigned char x[24];
+        if (fread(x, 1, 24, f) != 24) break;
+        fmt = x[8] | x[9] << 8;
+      }
+    } else if (!memcmp(ch, "data", 4)) {
+      if (!((fmt == 1 && bits == 16) || (fmt == 3 && bits == 32)) || channels < 1) {
+        snprintf(err, len,
+                 "%s: fmt chunk: expected 16-bit PCM or 32-bit float, found format %d with %d "
+                 "bits, %d channels",
+                 path, fmt, bits, channels);
+        goto done;
+      }
+      int64_t frame = (int64_t)channels * bits / 8, frames = size / frame;
+      unsigned char *raw = malloc((size_t)(frames * frame) + 1);
+      out = malloc(sizeof(float) * (size_t)(frames > 0 ? frames : 1));
+      if (!raw || !out || fread(raw, 1, (size_t)(frames * frame), f) != (size_t)(frames * frame)) {
+        snprintf(err, len, "%s: data chunk: %lld frames announced, fewer present", path,
+                 (long long)frames);
+        free(raw), free(out);
+        out = NULL;
+        goto done;
+      }
+      for (int64_t i = 0; i < frames; i++) {
+        const unsigned char *p = raw + i * frame;
+        if (fmt == 1) {
+          out[i] = (float)(int16_t)(p[0] | p[1] << 8) / 32768.0f;
+        } else {
+          uint32_t u = le32(p);
+          memcpy(&out[i], &u, 4);
+        }
+      }
+      free(raw);
+      *n = frames;
+      goto done;
+    }
+    if (fseek(f, at + (long)size + (long)(size & 1), SEEK_SET)) break;
+  }
+  snprintf(err, len, "%s: no fmt and data chunks found", path);
+done:
+  fclose(f);
+  return out;
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Writes mono 16-bit PCM, clipping to [-1, 1]. */
+static int wav_write(const char *path, const float *x, int64_t n, int rate, char *err, size_t len) {
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    snprintf(err, len, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  unsigned char h[44];
+  memcpy(h, "RIFF", 4);
+  put32(h + 4, (uint32_t)(36 + 2 * n));
+  memcpy(h + 8, "WAVEfmt ", 8);
+  put32(h + 16, 16);
+  h[20] = 1, h[21] = 0, h[22] = 1, h[23] = 0; /* PCM, mono */
+  put32(h + 24, (uint32_t)rate);
+  put32(h + 28, (uint32_t)rate * 2);
+  h[32] = 2, h[33] = 0, h[34] = 16, h[35] = 0;
+  memcpy(h + 36, "data", 4);
+  put32(h + 40, (uint32_t)(2 * n));
+  bool ok = fwrite(h, 1, 44, f) == 44;
+  for (int64_t i = 0; ok && i < n; i++) {
+    float v = x[i] > 1 ? 1 : x[i] < -1 ? -1 : x[i];
+    int16_t s = (int16_t)(v * 32767.0f);
+    unsigned char b[2] = {(unsigned char)(s & 0xff), (unsigned char)((uint16_t)s >> 8)};
+    ok = fwrite(b, 1, 2, f) == 2;
+  }
+  if (fclose(f) || !ok) {
+    snprintf(err, len, "%s: write failed", path);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- the model directory ---- */
+
+typedef struct {
+  vt_params ps;
+  vt_model *m;
+  const codec *c;
+  bool ps_ready;
+} codec_dir;
+
+static void dir_close(codec_dir *d) {
+  if (d->m) vt_model_destroy(d->m);
+  if (d->ps_ready) vt_params_free(&d->ps);
+}
+
+/* Opens config.json of dir (must be a ticodec) and, when load, its weights. */
+static int dir_open(codec_dir *d, const char *dir, bool load, char *err, size_t len) {
+  memset(d, 0, sizeof *d);
+  if (vt_params_init(&d->ps, (vt_device){VT_DEV_CPU, 0})) {
+    snprintf(err, len, "no CPU backend");
+    return -1;
+  }
+  d->ps_ready = true;
+  d->m = stage_model_open("ticodec", dir, NULL, &d->ps, err, len);
+  if (!d->m || vt_params_alloc(&d->ps, err, len)) return -1;
+  d->c = codec_model_codec(d->m);
+  if (load && st_load_params_path(&d->ps, dir, 0, err, len)) return -1;
+  return 0;
+}
+
+static int cmd_init(const cli_args *a, char *err, size_t len) {
+  const char *cfg = cli_args_str(a, "config"), *out = cli_args_str(a, "out");
+  if (!cfg || !out) {
+    fprintf(stderr, "vita codec init: --config model.json and --out DIR are required\n");
+    return CLI_EXIT_USAGE;
+  }
+  codec_dir d;
+  int rc = CLI_EXIT_FAIL;
+  if (dir_open(&d, cfg, false, err, len)) goto done;
+  vt_rng rng;
+  vt_rng_seed(&rng, (uint64_t)cli_args_int(a, "seed"));
+  if (d.m->ops->init_weights(d.m, &d.ps, &rng, err, len)) goto done;
+  if (mkdir(out, 0755) && errno != EEXIST) {
+    snprintf(err, len, "%s: %s", out, strerror(errno));
+    goto done;
+  }
+  char path[4096];
+  snprintf(path, sizeof path, "%s/config.json", out);
+  json_t *j = d.m->ops->config_json(d.m);
+  int jr = json_dump_file(j, path, JSON_INDENT(2));
+  json_decref(j);
+  if (jr) {
+    snprintf(err, len, "%s: cannot write", path);
+    goto done;
+  }
+  snprintf(path, sizeof path, "%s/model.safetensors", out);
+  if (st_save_params(&d.ps, path, NULL, err, len)) goto done;
+  printf("codec: %zu parameters (%s) -> %s\n", vt_params_count(&d.ps, false), cfg, out);
+  rc = CLI_EXIT_OK;
+done:
+  dir_close(&d);
+  return rc;
+}
+
+static int cmd_encode(const cli_args *a, const char *in, char *err, size_t len) {
+  const char *w = cli_args_str(a, "weights"), *out = cli_args_str(a, "out");
+  codec_dir d;
+  int rc = CLI_EXIT_FAIL, rate = 0;
+  int64_t n = 0;
+  float *x = NULL;
+  vt_ctx *ctx = NULL;
+  FILE *f = NULL;
+  if (dir_open(&d, w, true, err, len) || !(x = wav_read(in, &rate, &n, err, len))) goto done;
+  const codec_cfg *c = &d.c->cfg;
+  int hop = codec_hop(c);
+  if (rate != c->sample_rate) {
+    snprintf(err, len, "%s: sample rate: expected %d Hz (the codec's), found %d (resample first)",
+             in, c->sample_rate, rate);
+    goto done;
+  }
+  int64_t padded = (n + hop - 1) / hop * hop; /* zero-padded to whole frames */
+  if (padded == 0) padded = hop;
+  float *xp = calloc((size_t)padded, sizeof(float));
+  if (!xp) goto done;
+  memcpy(xp, x, sizeof(float) * (size_t)n);
+  free(x);
+  x = xp;
+  const char *cerr = NULL;
+  ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, &cerr);
+  if (!ctx) {
+    snprintf(err, len, "%s", cerr ? cerr : "no context");
+    goto done;
+  }
+  vt_set_grad_enabled(ctx, false);
+  vt_tensor *y = vt_from_host(ctx, VT_F32, 3, (int64_t[]){1, 1, padded}, x), *g;
+  vt_tensor *lat = codec_encode(d.c, ctx, y, CODEC_EVAL, &g);
+  codec_vq q = codec_quantize(d.c, ctx, lat, g);
+  if (vt_ctx_failed(ctx)) {
+    snprintf(err, len, "%s", vt_ctx_error(ctx));
+    goto done;
+  }
+  int64_t T = padded / hop;
+  int32_t *tok = malloc(sizeof(int32_t) * (size_t)T), gt[16];
+  vt_to_host(ctx, q.idx, tok);
+  vt_to_host(ctx, q.gidx, gt);
+  f = out ? fopen(out, "w") : stdout;
+  if (!f) {
+    snprintf(err, len, "%s: %s", out, strerror(errno));
+    free(tok);
+    goto done;
+  }
+  fprintf(f, "# ticodec tokens of %s: %lld frames of %d samples at %d Hz\nglobal", in, (long long)T,
+          hop, rate);
+  for (int j = 0; j < c->n_global; j++) fprintf(f, " %d", gt[j]);
+  fprintf(f, "\n");
+  for (int64_t t = 0; t < T; t++)
+    fprintf(f, "%d%c", tok[t], t + 1 == T || t % 20 == 19 ? '\n' : ' ');
+  free(tok);
+  rc = CLI_EXIT_OK;
+done:
+  if (f && f != stdout && fclose(f)) rc = CLI_EXIT_FAIL;
+  free(x);
+  if (ctx) vt_ctx_free(ctx);
+  dir_close(&d);
+  return rc;
+}
+
+/* Reads a tokens file: the global line (if any) into g (*has_g), the frame tokens into a
+ * malloc'd array. Every id must lie in [0, n_codes). */
+static int32_t *read_tokens(const char *path, int n_codes, int n_global, int32_t *g, bool *has_g,
+                            int64_t *n, char *err, size_t len) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(err, len, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  int64_t cap = 1024;
+  int32_t *t = malloc(sizeof(int32_t) * (size_t)cap);
+  char line[8192];
+  *n = 0;
+  *has_g = false;
+  for (int ln = 1; t && fgets(line, sizeof line, f); ln++) {
+    if (line[0] == '#') continue;
+    char *p = line, *e;
+    bool global = !strncmp(p, "global", 6);
+    if (global) p += 6;
+    int k = 0;
+    for (;;) {
+      while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+      if (!*p) break;
+      long v = strtol(p, &e, 10);
+      if (e == p || v < 0 || v >= n_codes) {
+        snprintf(err, len, "%s:%d: expected a token id in [0, %d), found \"%.20s\"", path, ln,
+                 n_codes, p);
+        free(t), fclose(f);
+        return NULL;
+      }
+      p = e;
+      if (global) {
+        if (k < n_global) g[k] = (int32_t)v;
+        k++;
+        continue;
+      }
+      if (*n == cap) {
+        int32_t *nt = realloc(t, sizeof(int32_t) * (size_t)(cap *= 2));
+        if (!nt) {
+          free(t), fclose(f);
+          snprintf(err, len, "out of memory");
+          return NULL;
+        }
+        t = nt;
+      }
+      t[(*n)++] = (int32_t)v;
+    }
+    if (global && k != n_global) {
+      snprintf(err, len, "%s:%d: global: expected %d tokens (the codec's codebooks), found %d",
+               path, ln, n_global, k);
+      free(t), fclose(f);
+      return NULL;
+    }
+    *has_g |= global;
+  }
+  fclose(f);
+  if (t && *n == 0) {
+    snprintf(err, len, "%s: no frame tokens", path);
+    free(t);
+    return NULL;
+  }
+  return t;
+}
+
+static int cmd_decode(const cli_args *a, const char *in, char *err, size_t len) {
+  const char *w = cli_args_str(a, "weights"), *out = cli_args_str(a, "out");
+  if (!out) {
+    fprintf(stderr, "vita codec decode: --out OUT.wav is required\n");
+    return CLI_EXIT_USAGE;
+  }
+  codec_dir d;
+  int rc = CLI_EXIT_FAIL;
+  int32_t *tok = NULL, gt[16];
+  float *y = NULL;
+  vt_ctx *ctx = NULL;
+  bool has_g;
+  int64_t T;
+  if (dir_open(&d, w, true, err, len)) goto done;
+  const codec_cfg *c = &d.c->cfg;
+  if (!(tok = read_tokens(in, c->n_codes, c->n_global, gt, &has_g, &T, err, len))) goto done;
+  if (!has_g) { /* VITA-1.5 decodes with fixed global tokens */
+    if (c->n_global != 8 || c->n_codes <= 975) {
+      snprintf(err, len,
+               "%s: no global line, and this codec (%d global codebooks of %d codes) "
+               "cannot use VITA-1.5's fixed global tokens",
+               in, c->n_global, c->n_codes);
+      goto done;
+    }
+    memcpy(gt, CODEC_VITA_GLOBAL_TOKENS, sizeof CODEC_VITA_GLOBAL_TOKENS);
+  }
+  const char *cerr = NULL;
+  ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, &cerr);
+  if (!ctx) {
+    snprintf(err, len, "%s", cerr ? cerr : "no context");
+    goto done;
+  }
+  vt_set_grad_enabled(ctx, false);
+  vt_tensor *q, *gq;
+  codec_embed(d.c, ctx, vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, T}, tok),
+              vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, c->n_global}, gt), &q, &gq);
+  vt_tensor *wav = codec_decode(d.c, ctx, q, gq);
+  if (vt_ctx_failed(ctx)) {
+    snprintf(err, len, "%s", vt_ctx_error(ctx));
+    goto done;
+  }
+  int64_t n = vt_numel(wav);
+  y = malloc(sizeof(float) * (size_t)n);
+  vt_to_host(ctx, wav, y);
+  if (wav_write(out, y, n, c->sample_rate, err, len)) goto done;
+  printf("%lld tokens -> %s (%.3f s at %d Hz)\n", (long long)T, out, (double)n / c->sample_rate,
+         c->sample_rate);
+  rc = CLI_EXIT_OK;
+done:
+  free(tok);
+  free(y);
+  if (ctx) vt_ctx_free(ctx);
+  dir_close(&d);
+  return rc;
+}
+
+static int run(const cli_args *a) {
+  const char *sub = a->n_positional > 0 ? a->positional[0] : NULL;
+  char err[2048] = "";
+  int rc;
+  if (sub && !strcmp(sub, "init") && a->n_positional == 1) {
+    rc = cmd_init(a, err, sizeof err);
+  } else if (sub && (!strcmp(sub, "encode") || !strcmp(sub, "decode")) && a->n_positional == 2) {
+    if (!cli_args_str(a, "weights")) {
+      fprintf(stderr, "vita codec %s: --weights DIR is required\n", sub);
+      return CLI_EXIT_USAGE;
+    }
+    rc = !strcmp(sub, "encode") ? cmd_encode(a, a->positional[1], err, sizeof err)
+                                : cmd_decode(a, a->positional[1], err, sizeof err);
+  } else {
+    fprintf(stderr, "vita codec: expected init, encode IN.wav or decode TOKENS (see --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (rc == CLI_EXIT_FAIL) fprintf(stderr, "vita codec %s: %s\n", sub, err);
+  return rc;
+}
+
+const cli_cmd cli_cmd_codec = {"codec", "speech codec: init a model, encode wav -> tokens, decode",
+                               "init | encode IN.wav | decode TOKENS.txt", opts, run};
