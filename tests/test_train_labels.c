@@ -30,7 +30,7 @@ int main(void) {
     labels[3] = 5000;
     char id[32];
     snprintf(id, sizeof id, "bad-%d", s);
-    shard_sample_in in = {id, ids, labels, 8, NULL, NULL, 0};
+    shard_sample_in in = {.id = id, .ids = ids, .labels = labels, .n = 8};
     CHECK(shard_write_sample(w, &in, err, sizeof err) == 0);
   }
   CHECK_MSG(shard_writer_close(w, err, sizeof err) == 0, "%s", err);
