@@ -5,6 +5,7 @@
  * safetensors corpus has its own replay (test_safetensors_corpus). */
 #include <dirent.h>
 
+#include "tests/fuzz/cli_fuzz_one.h"
 #include "tests/fuzz/jsonl_fuzz_one.h"
 #include "tests/fuzz/manifest_fuzz_one.h"
 #include "tests/fuzz/shard_fuzz_one.h"
@@ -45,5 +46,6 @@ int main(void) {
   replay("yaml", yaml_fuzz_one, 5);
   replay("shard", shard_fuzz_one, 5);
   replay("manifest", manifest_fuzz_one, 5);
+  replay("cli", cli_fuzz_one, 5);
   return vt_test_finish("test_fuzz_corpus");
 }

@@ -29,3 +29,6 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_manifest.c)
   vt_fuzz(fuzz_manifest SOURCES ${CMAKE_SOURCE_DIR}/checkpoints/ckpt.c ${VT_FUZZ_COMMON}
           LIBS ZLIB::ZLIB)
 endif()
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_cli.c)
+  vt_fuzz(fuzz_cli SOURCES ${CMAKE_SOURCE_DIR}/cli/cli.c)
+endif()

@@ -170,7 +170,15 @@ def manifest_seeds():
     put("manifest", head + "step 1\nfile ../../etc/passwd 1 00000000\n")
 
 
+def cli_seeds():
+    for args in (["--steps", "12", "--lr=1e-4", "--out", "run", "a.json"],
+                 ["--resume", "--max-len", "-5"], ["--steps", "99999999999999999999"],
+                 ["--lr", "inf"], ["--", "--steps", "x"], ["--help"], ["--out"], ["-x"]):
+        put("cli", "\0".join(args))
+
+
 if __name__ == "__main__":
+    cli_seeds()
     manifest_seeds()
     shard_seeds()
     tokenizer_seeds()
