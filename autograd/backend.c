@@ -33,7 +33,8 @@ void vt_backend_free(const vt_backend *be) {
 }
 
 const char *vt_backend_family_name(vt_kernel_family f) {
-  static const char *const names[VT_FAMILY_COUNT] = {"norm", "conv", "attn", "loss", "optim"};
+  static const char *const names[VT_FAMILY_COUNT] = {"norm", "conv",  "attn",
+                                                     "loss", "optim", "spectral"};
   return (unsigned)f < VT_FAMILY_COUNT ? names[f] : "unknown";
 }
 
@@ -44,6 +45,7 @@ bool vt_backend_has_family(const vt_backend *be, vt_kernel_family f) {
   case VT_FAMILY_ATTN: return be->attn != NULL;
   case VT_FAMILY_LOSS: return be->loss != NULL;
   case VT_FAMILY_OPTIM: return be->optim != NULL;
+  case VT_FAMILY_SPECTRAL: return be->spectral != NULL;
   default: return false;
   }
 }

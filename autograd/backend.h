@@ -49,6 +49,7 @@ struct vt_conv_kernels;
 struct vt_attn_kernels;
 struct vt_loss_kernels;
 struct vt_optim_kernels;
+struct vt_spectral_kernels;
 
 typedef struct vt_backend vt_backend;
 
@@ -115,11 +116,12 @@ struct vt_backend {
   void (*synchronize)(const vt_backend *be);
   /* Frees the instance itself (vt_backend_free); NULL for a shared instance (the CPU's). */
   void (*release)(const vt_backend *be);
-  const struct vt_norm_kernels *norm;   /* norms, RoPE, dropout, weight norm, VQ */
-  const struct vt_conv_kernels *conv;   /* conv1d/2d, conv-transpose1d, pixel shuffle */
-  const struct vt_attn_kernels *attn;   /* fused (flash-style) attention */
-  const struct vt_loss_kernels *loss;   /* cross-entropy, CTC and the other losses */
-  const struct vt_optim_kernels *optim; /* optimizer updates, norms of flat buffers */
+  const struct vt_norm_kernels *norm;         /* norms, RoPE, dropout, weight norm, VQ */
+  const struct vt_conv_kernels *conv;         /* conv1d/2d, conv-transpose1d, pixel shuffle */
+  const struct vt_attn_kernels *attn;         /* fused (flash-style) attention */
+  const struct vt_loss_kernels *loss;         /* cross-entropy, CTC and the other losses */
+  const struct vt_optim_kernels *optim;       /* optimizer updates, norms of flat buffers */
+  const struct vt_spectral_kernels *spectral; /* STFT and its adjoint, magnitudes, log */
 };
 
 /* The kernel families, for messages and for tests that walk them. */
@@ -129,6 +131,7 @@ typedef enum {
   VT_FAMILY_ATTN,
   VT_FAMILY_LOSS,
   VT_FAMILY_OPTIM,
+  VT_FAMILY_SPECTRAL,
   VT_FAMILY_COUNT
 } vt_kernel_family;
 

@@ -105,13 +105,15 @@ vt_tensor *vt_transpose(vt_ctx *ctx, vt_tensor *x, int d0, int d1) {
 static void block_copy(vt_ctx *ctx, int64_t outer, int64_t len, int64_t inner, int64_t total,
                        int64_t offset, const void *src, void *dst, size_t esize, bool to_wide,
                        bool accumulate) {
-  int64_t shape[3] = {outer, len, inner};
-  int64_t narrow[3] = {len * inner, inner, 1}, wide[3] = {total * inner, inner, 1};
+  /* each outer index moves one contiguous run of len * inner elements: 2 dims, so the kernel
+   * copies runs, not single elements (a last-axis slice has inner 1) */
+  int64_t shape[2] = {outer, len * inner};
+  int64_t narrow[2] = {len * inner, 1}, wide[2] = {total * inner, 1};
   if (to_wide)
-    ctx->be->strided_copy(ctx->be, 3, shape, src, narrow,
+    ctx->be->strided_copy(ctx->be, 2, shape, src, narrow,
                           (char *)dst + offset * inner * (int64_t)esize, wide, esize, accumulate);
   else
-    ctx->be->strided_copy(ctx->be, 3, shape, (const char *)src + offset * inner * (int64_t)esize,
+    ctx->be->strided_copy(ctx->be, 2, shape, (const char *)src + offset * inner * (int64_t)esize,
                           wide, dst, narrow, esize, accumulate);
 }
 

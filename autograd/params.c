@@ -1,5 +1,6 @@
 /* Named parameters in flat per-dtype buffers; see params.h. */
 #include "autograd/params.h"
+#include "autograd/checked.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ void vt_params_free(vt_params *ps) {
     free(ps->items[i]);
   }
   free(ps->items);
+  free(ps->index);
   if (ps->be) {
     for (int d = 0; d < VT_DTYPE_COUNT; d++)
       if (ps->data[d]) ps->be->free(ps->be, ps->data[d]);
@@ -37,9 +39,36 @@ void vt_params_free(vt_params *ps) {
   memset(ps, 0, sizeof *ps);
 }
 
+static size_t name_hash(const char *s) { /* FNV-1a */
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return (size_t)h;
+}
+
+/* Rebuilds the name index with room for twice the items (a registration with 100,000 names
+ * must not compare each new name with every earlier one). Returns 0 or -1 out of memory. */
+static int index_grow(vt_params *ps, size_t want) {
+  size_t cap = 64;
+  while (cap < want * 2) cap *= 2;
+  int *ix = malloc(cap * sizeof *ix);
+  if (!ix) return -1;
+  for (size_t i = 0; i < cap; i++) ix[i] = -1;
+  for (int i = 0; i < ps->n; i++) {
+    size_t j = name_hash(ps->items[i]->name) & (cap - 1);
+    while (ix[j] >= 0) j = (j + 1) & (cap - 1);
+    ix[j] = i;
+  }
+  free(ps->index);
+  ps->index = ix;
+  ps->index_cap = cap;
+  return 0;
+}
+
 vt_param *vt_params_find(const vt_params *ps, const char *name) {
-  for (int i = 0; i < ps->n; i++)
-    if (strcmp(ps->items[i]->name, name) == 0) return ps->items[i];
+  if (!ps->index) return NULL;
+  for (size_t j = name_hash(name) & (ps->index_cap - 1); ps->index[j] >= 0;
+       j = (j + 1) & (ps->index_cap - 1))
+    if (strcmp(ps->items[ps->index[j]]->name, name) == 0) return ps->items[ps->index[j]];
   return NULL;
 }
 
@@ -62,6 +91,17 @@ vt_tensor *vt_params_add(vt_params *ps, const char *name, vt_dtype dtype, int nd
       snprintf(err, err_len, "parameter %s: size %lld in dim %d", name, (long long)shape[d], d);
       return NULL;
     }
+  /* the element count, its padded total in the store and the store's bytes all fit */
+  int64_t numel;
+  size_t es = vt_dtype_size(dtype), align = 64 / es, padded, total, bytes;
+  if (vt_prod_i64_overflows(shape, ndim, &numel) ||
+      vt_add_size_overflows((size_t)numel, align - 1, &padded) ||
+      vt_add_size_overflows(ps->numel[dtype], padded / align * align, &total) ||
+      vt_mul_size_overflows(total, es, &bytes) || bytes > (size_t)INT64_MAX) {
+    snprintf(err, err_len, "parameter %s: its size (or the store's total) overflows", name);
+    return NULL;
+  }
+  if ((size_t)ps->n + 1 > ps->index_cap / 2 && index_grow(ps, (size_t)ps->n + 1)) goto oom;
   if (ps->n == ps->cap) {
     int cap = ps->cap ? ps->cap * 2 : 64;
     vt_param **items = realloc(ps->items, sizeof *items * (size_t)cap);
@@ -83,9 +123,10 @@ vt_tensor *vt_params_add(vt_params *ps, const char *name, vt_dtype dtype, int nd
   p->offset = ps->numel[dtype];
   p->trainable = dtype == VT_F32;
   /* keep every parameter 64-byte aligned inside its buffer */
-  size_t es = vt_dtype_size(dtype), align = 64 / es;
-  size_t n = (size_t)vt_numel(&p->t);
-  ps->numel[dtype] += (n + align - 1) / align * align;
+  ps->numel[dtype] = total;
+  size_t j = name_hash(name) & (ps->index_cap - 1);
+  while (ps->index[j] >= 0) j = (j + 1) & (ps->index_cap - 1);
+  ps->index[j] = ps->n;
   ps->items[ps->n++] = p;
   return &p->t;
 oom:

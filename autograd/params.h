@@ -28,6 +28,8 @@ typedef struct {
   float *grad;
   size_t grad_numel;
   bool allocated;
+  int *index; /* open-addressing hash of item indices by name (-1 empty): finds in O(1) */
+  size_t index_cap;
 } vt_params;
 
 /* Returns 0, or -1 when the device has no usable backend. The store makes and owns a backend
@@ -38,7 +40,8 @@ int vt_params_init(vt_params *ps, vt_device device);
 void vt_params_init_backend(vt_params *ps, const vt_backend *be);
 void vt_params_free(vt_params *ps);
 /* Registers a parameter (trainable by default) before vt_params_alloc. Returns NULL (and
- * writes err) on a duplicate name, a bad shape or after allocation. */
+ * writes err) on a duplicate name, a bad shape (a size <= 0, or sizes whose product or the
+ * store's total overflows) or after allocation. */
 vt_tensor *vt_params_add(vt_params *ps, const char *name, vt_dtype dtype, int ndim,
                          const int64_t *shape, char *err, size_t err_len);
 /* Allocates the flat buffers (zeroed) and points every parameter into them. */

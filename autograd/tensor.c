@@ -1,12 +1,12 @@
 /* Shape helpers for vt_tensor. */
 #include "autograd/tensor.h"
+#include "autograd/checked.h"
 
 #include <stdio.h>
 
 int64_t vt_shape_numel(int ndim, const int64_t *shape) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  return n;
+  int64_t n;
+  return vt_prod_i64_overflows(shape, ndim, &n) ? -1 : n; /* checked: sizes may come from files */
 }
 
 int64_t vt_numel(const vt_tensor *t) { return vt_shape_numel(t->ndim, t->shape); }

@@ -33,6 +33,7 @@ typedef struct vt_tensor {
 
 int64_t vt_numel(const vt_tensor *t);
 size_t vt_nbytes(const vt_tensor *t);
+/* Product of the sizes; -1 when one is negative or the product overflows int64. */
 int64_t vt_shape_numel(int ndim, const int64_t *shape);
 bool vt_same_shape(const vt_tensor *a, const vt_tensor *b);
 /* Writes "[2, 3, 4] f32" into buf; returns buf. */

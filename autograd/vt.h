@@ -9,6 +9,7 @@
 #include "autograd/ops_conv.h"
 #include "autograd/ops_loss.h"
 #include "autograd/ops_norm.h"
+#include "autograd/ops_spectral.h"
 #include "autograd/params.h"
 #include "autograd/recompute.h"
 #include "autograd/rng.h"

@@ -2,9 +2,11 @@
 # Trains the issue-5 Qwen2-shaped model with vita-train's C bench and with PyTorch on the CPU,
 # one after the other (never concurrently), with the same thread count, REPS rounds that
 # alternate the sides, and prints each side's best tokens/s, its peak RSS (max over its runs)
-# and the ratios C / torch. When the environment pins OpenBLAS's kernels (OPENBLAS_CORETYPE,
-# e.g. Haswell = AVX2 sgemm) the C side also runs with the variable unset ("c-auto": OpenBLAS
-# picks the kernels for this CPU, e.g. Cooperlake = AVX-512); "c" is the run as configured.
+# and the ratios C / torch, plus the C step's efficiency (model FLOP/s over plain sgemm's on
+# the step's GEMM shapes, measured inside each C run). When the environment pins OpenBLAS's
+# kernels (OPENBLAS_CORETYPE, e.g. Haswell = AVX2 sgemm) the C side also runs with the
+# variable unset ("c-auto": OpenBLAS picks the kernels for this CPU, e.g. Cooperlake =
+# AVX-512); "c" is the run as configured.
 # Usage: bench/run_qwen2_vs_torch.sh [BUILD_DIR]
 #   env: THREADS (default 2), STEPS (6), WARMUP (2), REPS (2), ATTN (eager|sdpa; default
 #   eager, the faster of the two here), C_ARGS (extra C bench args, e.g. --recompute)
@@ -24,7 +26,7 @@ c_variants=(c)
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
   c_variants+=(c-auto)
 fi
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs);" \
+echo "machine: $(nproc --all) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs);" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ); threads $threads;" \
   "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 for r in $(seq "$reps"); do
@@ -43,16 +45,20 @@ import sys
 best = {}
 for line in open(sys.argv[1]):
     kv = dict(f.split("=", 1) for f in line.split()[1:])
-    b = best.setdefault(kv["impl"], {"tps": 0.0, "gflops": 0.0, "rss": 0.0})
+    b = best.setdefault(kv["impl"], {"tps": 0.0, "gflops": 0.0, "rss": 0.0, "eff": None})
     if float(kv["tokens_per_s"]) > b["tps"]:
         b["tps"], b["gflops"] = float(kv["tokens_per_s"]), float(kv["gflops"])
     b["rss"] = max(b["rss"], float(kv["peak_rss_mib"]))
+    if "efficiency" in kv:  # the C bench: model FLOP/s over sgemm's on the same shapes
+        b["eff"] = max(b["eff"] or 0.0, float(kv["efficiency"]))
 t = best["torch"]
 for name, b in best.items():
+    eff = f"  efficiency {b['eff']:.3f}" if b["eff"] is not None else ""
     print(f"{name:6s} best tokens/s {b['tps']:8.1f}  GFLOP/s {b['gflops']:7.2f}  "
-          f"peak RSS {b['rss']:7.1f} MiB")
+          f"peak RSS {b['rss']:7.1f} MiB{eff}")
 for name, b in best.items():
     if name != "torch":
         print(f"SUMMARY impl={name} tokens_per_s_ratio={b['tps'] / t['tps']:.2f} "
-              f"peak_rss_ratio={b['rss'] / t['rss']:.2f} (vs torch; target >= 1.5 and <= 1.0)")
+              f"peak_rss_ratio={b['rss'] / t['rss']:.2f} efficiency={b['eff'] or 0:.3f} "
+              f"(vs torch; target >= 1.5 and <= 1.0; efficiency target >= 0.85)")
 PY

@@ -34,9 +34,39 @@ void ckpt_abort(ckpt_writer *w);
  * when there is none, -1 on an error reading root. */
 int ckpt_find_latest(const char *root, char *dir, size_t dir_len, int64_t *step, char *err,
                      size_t err_len);
-/* Checks dir's manifest: every listed file present with the listed size and CRC32, nothing
- * listed missing. Returns 0, or -1 naming the file and what differs. */
+/* The same among the checkpoints of steps below `before` (the fallback when the newest one
+ * turns out unusable). */
+int ckpt_find_before(const char *root, int64_t before, char *dir, size_t dir_len, int64_t *step,
+                     char *err, size_t err_len);
+/* Checks dir's manifest: its step is the directory's (step-N), every file of the directory
+ * is listed, every listed file is a regular file with the listed size and CRC32. Returns 0,
+ * or -1 naming the file and what differs. */
 int ckpt_verify(const char *dir, char *err, size_t err_len);
+
+/* The manifest (COMPLETE) as parsed: "vita-train checkpoint v1", one "step N", and lines
+ * "file NAME SIZE CRC32" (plain names, no duplicates; sorted by name here). */
+typedef struct {
+  char name[256];
+  uint64_t size;
+  uint32_t crc;
+} ckpt_entry;
+
+typedef struct {
+  int64_t step;
+  ckpt_entry *files;
+  size_t n_files;
+} ckpt_manifest;
+
+#define CKPT_MANIFEST_MAX (16u << 20) /* bytes a manifest may have */
+#define CKPT_TEXT_MAX (64u << 20)     /* bytes ckpt_read_text reads at most */
+
+/* Parses len bytes of manifest text (where names it in messages). Returns 0, or -1 with err
+ * naming the line; ckpt_manifest_free releases m either way. */
+int ckpt_manifest_parse(const char *text, size_t len, const char *where, ckpt_manifest *m,
+                        char *err, size_t err_len);
+/* Reads and parses dir/COMPLETE (a regular file of at most CKPT_MANIFEST_MAX bytes). */
+int ckpt_manifest_read(const char *dir, ckpt_manifest *m, char *err, size_t err_len);
+void ckpt_manifest_free(ckpt_manifest *m);
 
 /* rm -r (files, links and directories, depth first, never following links). Returns 0, or
  * -1 with err naming what could not be removed; a missing path is not an error. */
@@ -45,7 +75,8 @@ int ckpt_remove_tree(const char *path, char *err, size_t err_len);
 int ckpt_mkdirs(const char *path, char *err, size_t err_len);
 
 /* Whole small files (trainer state JSON): read into a malloc'd NUL-terminated buffer the
- * caller frees, and written atomically (tmp, fsync, rename). */
+ * caller frees (a regular file of at most CKPT_TEXT_MAX bytes), and written atomically (tmp,
+ * fsync, rename). */
 char *ckpt_read_text(const char *path, char *err, size_t err_len);
 int ckpt_write_text(const char *path, const char *text, char *err, size_t err_len);
 

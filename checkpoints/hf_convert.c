@@ -369,11 +369,16 @@ int hf_convert(const char *src_dir, const char *out_arg, const hf_io_opts *opts,
   if (export) {
     /* a run directory: its newest complete checkpoint; a checkpoint: its manifest verified */
     char *cfg = join(src_dir, "config.json"), *man = join(src_dir, "COMPLETE");
+    char *state = join(src_dir, "trainer.json");
     bool has_cfg = cfg && exists(cfg), has_man = man && exists(man);
+    bool is_ckpt = state && exists(state); /* the trainer's checkpoints hold trainer.json */
     free(cfg);
     free(man);
+    free(state);
     int64_t step;
-    if (has_man && ckpt_verify(src_dir, err, err_len)) return -1;
+    /* a training checkpoint is exported only when its manifest verifies: one without it was
+     * never completed (a crash while saving), and its weights may be half written */
+    if ((has_man || is_ckpt) && ckpt_verify(src_dir, err, err_len)) return -1;
     if (!has_cfg && !has_man) { /* RUN/checkpoints/step-N (the trainer's layout) or ROOT/step-N */
       char *root = join(src_dir, "checkpoints");
       int found = ckpt_find_latest(root && is_dir(root) ? root : src_dir, s.source, sizeof s.source,

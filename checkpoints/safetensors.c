@@ -1,6 +1,7 @@
 /* safetensors reader: mmap, header validation (every size, offset and name checked before any
  * pointer into the data is formed), lookup by name and dtype conversion. */
 #include "checkpoints/safetensors.h"
+#include "autograd/regfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -394,14 +395,11 @@ int st_file_open_mem(st_file *f, const void *buf, size_t len, const char *label,
 
 int st_file_open(st_file *f, const char *path, char *err, size_t err_len) {
   memset(f, 0, sizeof *f);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    st_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-    return -1;
-  }
+  int fd = vt_open_regular(path, NULL, err, err_len); /* a FIFO would block open() */
+  if (fd < 0) return -1;
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    st_seterr(err, err_len, "%s: not a regular file", path);
+  if (fstat(fd, &st) != 0) {
+    st_seterr(err, err_len, "%s: cannot stat: %s", path, strerror(errno));
     close(fd);
     return -1;
   }
@@ -543,4 +541,23 @@ int st_tensor_read(const st_tensor *t, vt_dtype to, void *dst, size_t dst_bytes,
     return -1;
   }
   return 0;
+}
+
+int64_t st_first_nonfinite(const st_tensor *t) {
+  const unsigned char *p = (const unsigned char *)t->data;
+  if (t->dtype == VT_F32) {
+    for (int64_t i = 0; i < t->numel; i++) { /* exponent all ones: Inf or NaN */
+      uint32_t b;
+      memcpy(&b, p + 4 * i, 4);
+      if ((b & 0x7f800000u) == 0x7f800000u) return i;
+    }
+  } else if (t->dtype == VT_BF16 || t->dtype == VT_F16) {
+    uint16_t mask = t->dtype == VT_BF16 ? 0x7f80u : 0x7c00u;
+    for (int64_t i = 0; i < t->numel; i++) {
+      uint16_t b;
+      memcpy(&b, p + 2 * i, 2);
+      if ((b & mask) == mask) return i;
+    }
+  }
+  return -1;
 }

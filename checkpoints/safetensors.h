@@ -75,4 +75,8 @@ int st_dtype_from_name(const char *name);
 /* "[2, 3, 4]" into buf; returns buf. */
 char *st_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 
+/* Index of the first NaN or Inf element of a float tensor (f32, bf16, f16; little-endian
+ * bit patterns, no conversion), or -1 when all are finite or the tensor holds integers. */
+int64_t st_first_nonfinite(const st_tensor *t);
+
 #endif

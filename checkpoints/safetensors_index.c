@@ -1,6 +1,7 @@
 /* Sharded safetensors sets: parses model.safetensors.index.json with jansson, keeps the names
  * sorted for lookup, and opens each shard the first time one of its tensors is asked for. */
 #include "checkpoints/safetensors_index.h"
+#include "autograd/regfile.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -139,6 +140,9 @@ static bool safe_shard_name(const char *s) {
   return true;
 }
 
+/* An index names every tensor once: 64 MiB is far beyond any real model's. */
+#define ST_INDEX_MAX_BYTES (64u << 20)
+
 static int open_index(st_index *ix, const char *path, char *err, size_t err_len) {
   ix->path = strdup(path);
   ix->dir = dir_of(path);
@@ -147,7 +151,11 @@ static int open_index(st_index *ix, const char *path, char *err, size_t err_len)
     return -1;
   }
   json_error_t je;
-  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+  size_t len;
+  char *text = vt_read_regular(path, ST_INDEX_MAX_BYTES, &len, err, err_len);
+  if (!text) return -1;
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  free(text);
   if (!root) {
     st_seterr(err, err_len, "%s: not a valid JSON index: %s (line %d, column %d)", path, je.text,
               je.line, je.column);

@@ -85,6 +85,17 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
     goto done;
   }
 
+  /* NaN or Inf in weights (or moments) would turn every later step into NaN: refused here,
+   * still before anything is written */
+  for (int i = 0; i < ps->n; i++) {
+    int64_t at;
+    if (found[i] && (at = st_first_nonfinite(found[i])) >= 0) {
+      st_seterr(err, err_len, "%s: %s: element %lld is not finite (NaN or Inf)", src->path,
+                found[i]->name, (long long)at);
+      goto done;
+    }
+  }
+
   bool on_cpu = ps->device.type == VT_DEV_CPU;
   if (!on_cpu && max_bytes) {
     stage = malloc(max_bytes);

@@ -104,12 +104,19 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, cli_args *out, bool *wa
       }
       val = argv[++i];
     }
-    int64_t iv;
+    int64_t iv = 0;
     double fv;
     if ((o->kind == CLI_OPT_INT && !parse_int(val, &iv)) ||
         (o->kind == CLI_OPT_FLOAT && !parse_float(val, &fv))) {
       snprintf(err, err_len, "vita %s: flag '--%s' expects %s, got '%s'", cmd->name, o->name,
                o->kind == CLI_OPT_INT ? "an integer" : "a finite number", val);
+      return CLI_EXIT_USAGE;
+    }
+    /* no option of any command counts below zero: a negative --log-every, --max-len or seed
+     * (which would wrap to 2^64 - 1) is refused here for all of them */
+    if (o->kind == CLI_OPT_INT && iv < 0) {
+      snprintf(err, err_len, "vita %s: flag '--%s' expects an integer >= 0, got '%s'", cmd->name,
+               o->name, val);
       return CLI_EXIT_USAGE;
     }
     out->values[k] = val;

@@ -73,13 +73,13 @@ int cli_features_audio(const char *file, const char *out, const cli_features_aud
   return rc;
 }
 
-static const cli_opt opts[] = {
-    {"out", CLI_OPT_STR, NULL, "write the features to this .safetensors file (tensor `fbank`)"},
-    CLI_FEATURES_AUDIO_OPTS,
-    {NULL, 0, NULL, NULL},
-};
-
-int cli_features_audio_sub(const cli_args *a, const char *file) {
+int cli_features_audio_run(const cli_args *a, const char *file) {
+  if (cli_args_int(a, "mel-bins") < 1 || cli_args_int(a, "mel-bins") > 1024 ||
+      cli_args_int(a, "prompts") > 65536) {
+    fprintf(stderr, "vita features audio: --mel-bins must be in [1, 1024], --prompts at most "
+                    "65536\n");
+    return CLI_EXIT_USAGE;
+  }
   cli_features_audio_opts o = {.channel = AUD_CHANNEL_FIRST,
                                .dither = cli_args_float(a, "dither"),
                                .seed = (uint64_t)cli_args_int(a, "seed"),
@@ -99,16 +99,3 @@ int cli_features_audio_sub(const cli_args *a, const char *file) {
   }
   return cli_features_audio(file, cli_args_str(a, "out"), &o, stdout);
 }
-
-static int run(const cli_args *a) {
-  if (a->n_positional != 1) {
-    fprintf(stderr, "vita features audio: expected one audio FILE, found %d arguments\n",
-            a->n_positional);
-    return CLI_EXIT_USAGE;
-  }
-  return cli_features_audio_sub(a, a->positional[0]);
-}
-
-const cli_cmd cli_cmd_features_audio = {
-    "audio", "audio FILE -> fbank (before CMVN), with frame, encoder-frame and LLM-token counts",
-    "FILE", opts, run};

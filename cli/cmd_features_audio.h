@@ -23,19 +23,8 @@ typedef struct {
 int cli_features_audio(const char *file, const char *out, const cli_features_audio_opts *o,
                        FILE *report);
 
-extern const cli_cmd cli_cmd_features_audio; /* named "audio": a subcommand of `features` */
-
-/* For a `vita features` dispatcher with one shared option table (cli/cmd_features.c): these
- * entries go into that table (beside its "out"), and its "audio" kind calls
- * cli_features_audio_sub(args, file). */
-#define CLI_FEATURES_AUDIO_OPTS                                                                    \
-  {"channel", CLI_OPT_STR, "first", "audio: first (channel 0, as the public code) or mix"},        \
-      {"dither", CLI_OPT_FLOAT, "0", "audio: Gaussian dither std on the 32768-scaled samples"},    \
-      {"seed", CLI_OPT_INT, "0", "audio: dither noise seed"},                                      \
-      {"mel-bins", CLI_OPT_INT, "80", "audio: mel bins"},                                          \
-      {"prompts", CLI_OPT_INT, "0", "audio: prompt embeddings per clip (counted in tokens)"}, {    \
-    "max-seconds", CLI_OPT_FLOAT, "600", "audio: refuse longer files (0: no limit)"                \
-  }
-int cli_features_audio_sub(const cli_args *a, const char *file);
+/* `vita features audio FILE`: the entry in cmd_features.c's table of kinds, with the audio
+ * options of that command's shared option table. */
+int cli_features_audio_run(const cli_args *a, const char *file);
 
 #endif

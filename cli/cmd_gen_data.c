@@ -3,6 +3,7 @@
  * speech decoder instead (DIR/train, DIR/eval) and the embedding table of a random LLM
  * (DIR/llm/model.safetensors, model.embed_tokens.weight) to condition on. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,11 @@ static int run(const cli_args *a) {
   const char *out = cli_args_str(a, "out"), *kind = cli_args_str(a, "kind");
   if (!out) {
     fprintf(stderr, "vita gen-data: --out DIR is required\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (cli_args_given(a, "vocab") && cli_args_int(a, "vocab") > INT32_MAX) {
+    /* ids are int32: not wrapped into another */
+    fprintf(stderr, "vita gen-data: --vocab must be at most %d\n", INT32_MAX);
     return CLI_EXIT_USAGE;
   }
   if (!strcmp(kind, "tts")) return run_tts(a, out);

@@ -4,6 +4,7 @@
 #include "data/prep.h"
 #include "data/shard.h"
 
+#include <errno.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,13 @@ static int run(const cli_args *a) {
   }
   if (cli_args_given(a, "max-len")) cfg.max_len = cli_args_int(a, "max-len");
   if (cli_args_given(a, "shard-samples")) cfg.shard_samples = cli_args_int(a, "shard-samples");
+  if (cfg.max_len < 1 || cfg.max_len > SAMPLE_MAX_LEN || cfg.shard_samples < 1 ||
+      cfg.shard_samples > SAMPLE_MAX_SHARD_SAMPLES) {
+    fprintf(stderr, "vita prep: --max-len and --shard-samples must be in [1, %lld]\n",
+            (long long)SAMPLE_MAX_LEN);
+    sample_config_free(&cfg);
+    return CLI_EXIT_USAGE;
+  }
   const char *tok_dir = cli_args_str(a, "tokenizer");
   if (!tok_dir) tok_dir = cfg.tokenizer;
   const char **inputs = NULL;
@@ -126,6 +134,15 @@ static int run(const cli_args *a) {
     rc = CLI_EXIT_FAIL;
     goto done;
   }
+  /* the skip log is opened before the run: an unwritable path fails now, not after it */
+  const char *log = cli_args_str(a, "skipped");
+  FILE *logf = log ? fopen(log, "w") : NULL;
+  if (log && !logf) {
+    fprintf(stderr, "vita prep: --skipped %s: cannot write: %s\n", log, strerror(errno));
+    tok_free(tok);
+    rc = CLI_EXIT_FAIL;
+    goto done;
+  }
   aud_prep_opts ao = aud_prep_opts_default();
   ao.wave_rate = (int)cli_args_int(a, "wave-rate");
   ao.load.max_seconds = cli_args_float(a, "audio-max-seconds");
@@ -134,6 +151,7 @@ static int run(const cli_args *a) {
     ao.load.channel = AUD_CHANNEL_MIX;
   } else if (strcmp(ch, "first") != 0 || ao.wave_rate < 0 || ao.wave_rate > 384000) {
     fprintf(stderr, "vita prep: --audio-channel first|mix and 0 <= --wave-rate <= 384000\n");
+    if (logf) fclose(logf);
     tok_free(tok);
     goto done;
   }
@@ -149,18 +167,25 @@ static int run(const cli_args *a) {
   prep_stats st;
   int prc = prep_run(&o, &st, err, sizeof err);
   prep_print_summary(stdout, &st, out, 20);
-  const char *log = cli_args_str(a, "skipped");
-  if (log) {
-    FILE *f = fopen(log, "w");
-    if (!f) fprintf(stderr, "vita prep: cannot write %s\n", log);
-    for (size_t i = 0; f && i < st.n_skips; i++)
-      fprintf(f, "%s\t%s\t%s\n", sample_reason_name(st.skips[i].reason), st.skips[i].id,
-              st.skips[i].message);
-    if (f) fclose(f);
+  bool log_failed = false;
+  if (logf) {
+    for (size_t i = 0; i < st.n_skips; i++) {
+      /* one line per skip: tabs and newlines inside an id or a message would split it */
+      fprintf(logf, "%s\t", sample_reason_name(st.skips[i].reason));
+      for (int f = 0; f < 2; f++) {
+        const char *v = f ? st.skips[i].message : st.skips[i].id;
+        for (; v && *v; v++) fputc(*v == '\t' || *v == '\n' || *v == '\r' ? ' ' : *v, logf);
+        fputc(f ? '\n' : '\t', logf);
+      }
+    }
+    log_failed = ferror(logf) != 0;
+    if (fclose(logf) != 0) log_failed = true;
+    if (log_failed)
+      fprintf(stderr, "vita prep: --skipped %s: cannot write: %s\n", log, strerror(errno));
   }
   if (prc) fprintf(stderr, "vita prep: %s\n", err);
   warn_stale(out, o.prefix ? o.prefix : "shard", st.n_shards);
-  rc = prc ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+  rc = prc || log_failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
   prep_stats_free(&st);
   tok_free(tok);
 done:

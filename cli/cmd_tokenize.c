@@ -3,6 +3,8 @@
 #include "cli/cli.h"
 #include "data/tokenizer.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +42,27 @@ static int run(const cli_args *a) {
     ids.n = 0;
     if (decode) {
       char *s = line, *end;
+      bool range_ok = true;
       for (;;) {
-        long v = strtol(s, &end, 10);
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
         if (end == s) break;
-        tok_ids_push(&ids, (int32_t)v);
+        if (errno || v < 0 || v > INT32_MAX) { /* not wrapped into another id */
+          fprintf(stderr, "vita tokenize: line %ld: id %.*s is outside [0, 2^31)\n", lineno,
+                  (int)(end - s), s);
+          range_ok = false;
+          break;
+        }
+        if (tok_ids_push(&ids, (int32_t)v)) {
+          fprintf(stderr, "vita tokenize: line %ld: out of memory\n", lineno);
+          range_ok = false;
+          break;
+        }
         s = end;
+      }
+      if (!range_ok) {
+        rc = CLI_EXIT_FAIL;
+        break;
       }
       while (*s == ' ' || *s == '\t' || *s == '\r') s++;
       text.n = 0;

@@ -1,9 +1,11 @@
 /* `vita train --config FILE [--resume]`: one stage of training; `mpirun -np N vita train`
- * runs it data-parallel. SIGINT/SIGTERM finish the current step, save a checkpoint and exit
- * with 130/143; `--resume` continues from the newest complete checkpoint. */
+ * runs it data-parallel. SIGINT/SIGTERM stop at the next micro-batch, save a checkpoint and
+ * exit with 130/143 (a second signal exits at once); `--resume` continues from the newest complete
+ * checkpoint. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "train/trainer.h"
@@ -11,7 +13,17 @@
 /* Set by the handler; the one piece of process-wide state signals need. */
 static volatile sig_atomic_t stop_signal;
 
-static void on_signal(int sig) { stop_signal = sig; }
+/* The first signal asks for a stop at the next micro-batch boundary (with a checkpoint); a
+ * second one stops at once: checkpoints are written atomically, so none is left half. */
+static void on_signal(int sig) {
+  if (stop_signal) {
+    static const char msg[] = "\nvita train: second signal, stopping now without saving\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(128 + sig);
+  }
+  stop_signal = sig;
+}
 
 static const cli_opt opts[] = {
     {"config", CLI_OPT_STR, NULL, "stage config (YAML)"},

@@ -1,6 +1,5 @@
 /* The `vita` binary: one entry point, subcommands from cli/cmd_*.c. */
 #include "cli/cli.h"
-#include "cli/cmd_features_audio.h"
 
 #include <string.h>
 
@@ -8,7 +7,9 @@ extern const cli_cmd cli_cmd_cmvn;
 extern const cli_cmd cli_cmd_demo;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_gen_data;
+extern const cli_cmd cli_cmd_embed;
 extern const cli_cmd cli_cmd_export;
+extern const cli_cmd cli_cmd_features;
 extern const cli_cmd cli_cmd_import;
 extern const cli_cmd cli_cmd_info;
 extern const cli_cmd cli_cmd_plot;
@@ -29,14 +30,12 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_plot,
     &cli_cmd_tokenize,
     &cli_cmd_cmvn,
+    &cli_cmd_features,
+    &cli_cmd_embed,
     &cli_cmd_gen_data,
 };
 // clang-format on
 
 int main(int argc, char **argv) {
-  /* Temporary, audio branch only: `vita features audio` until cli/cmd_features.c dispatches. */
-  static const cli_cmd *const features[] = {&cli_cmd_features_audio};
-  if (argc >= 2 && strcmp(argv[1], "features") == 0)
-    return cli_main(features, 1, argc - 1, argv + 1);
   return cli_main(commands, (int)(sizeof commands / sizeof commands[0]), argc, argv);
 }

@@ -10,3 +10,12 @@ find_package(HDF5 REQUIRED COMPONENTS C)
 target_include_directories(vt_data PUBLIC ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
 target_compile_definitions(vt_data PUBLIC ${HDF5_C_DEFINITIONS} ${HDF5_DEFINITIONS})
 target_link_libraries(vt_data PUBLIC PkgConfig::VT_DATA_DEPS PkgConfig::VT_AUDIO_DEPS ${HDF5_C_LIBRARIES} m)
+# Media: stb_image (header-only, Debian libstb-dev) for images, FFmpeg's libraries for video.
+# Debian: libstb-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
+pkg_check_modules(VT_MEDIA_DEPS REQUIRED IMPORTED_TARGET libavformat libavcodec libswscale libavutil)
+target_link_libraries(vt_data PUBLIC PkgConfig::VT_MEDIA_DEPS)
+if(VT_SANITIZE)
+  # stb_image shifts negative values by design; UBSan would stop on its code, not ours
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/data/image_stb.c PROPERTIES
+                              COMPILE_OPTIONS "-fno-sanitize=undefined")
+endif()

@@ -1,5 +1,6 @@
 /* Mixture config (libyaml via data/yamlcfg.h), epoch orders and rank slices. */
 #include "data/mixture.h"
+#include "autograd/checked.h"
 #include "data/data_err.h"
 #include "data/yamlcfg.h"
 
@@ -30,12 +31,15 @@ int mix_config_add(mix_config *c, const char *name, double ratio, const char *co
   mix_dataset *ds = realloc(c->datasets, (c->n_datasets + 1) * sizeof *ds);
   if (!ds) return -1;
   c->datasets = ds;
-  mix_dataset *d = &ds[c->n_datasets++];
-  d->name = strdup(name);
-  d->ratio = ratio;
+  mix_dataset *d = &ds[c->n_datasets];
+  *d = (mix_dataset){.name = strdup(name), .ratio = ratio};
   d->shards = calloc(n_shards ? n_shards : 1, sizeof *d->shards);
-  d->n_shards = n_shards;
-  for (size_t i = 0; i < n_shards; i++) d->shards[i] = strdup(shards[i]);
+  c->n_datasets++; /* counted now, so mix_config_free releases what was copied */
+  if (!d->name || !d->shards) return -1;
+  for (size_t i = 0; i < n_shards; i++) {
+    if (!(d->shards[i] = strdup(shards[i]))) return -1;
+    d->n_shards = i + 1;
+  }
   return 0;
 }
 
@@ -57,9 +61,14 @@ static int expand(const char *pat, char ***list, size_t *n) {
     return -1;
   }
   *list = l;
-  for (size_t i = 0; i < g.gl_pathc; i++) l[(*n)++] = strdup(g.gl_pathv[i]);
+  rc = 0;
+  for (size_t i = 0; i < g.gl_pathc && rc == 0; i++)
+    if (!(l[*n] = strdup(g.gl_pathv[i])))
+      rc = -1;
+    else
+      (*n)++;
   globfree(&g);
-  return 0;
+  return rc;
 }
 
 int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) {
@@ -75,19 +84,18 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
     goto done;
   }
   long long seed = 0;
-  if ((n = ycfg_get(&y, root, "seed")) && ycfg_int(&y, n, "seed", &seed, err, err_len)) goto done;
+  if ((n = ycfg_get(&y, root, "seed")) &&
+      ycfg_int_range(&y, n, "seed", 0, INT64_MAX, &seed, err, err_len))
+    goto done;
   c->seed = (uint64_t)seed;
   if ((n = ycfg_get(&y, root, "verify")) && ycfg_bool(&y, n, "verify", &c->verify, err, err_len))
     goto done;
   if ((n = ycfg_get(&y, root, "pack")) && ycfg_bool(&y, n, "pack", &c->pack, err, err_len))
     goto done;
   long long max_len = 0;
-  if ((n = ycfg_get(&y, root, "max_len")) && ycfg_int(&y, n, "max_len", &max_len, err, err_len))
+  if ((n = ycfg_get(&y, root, "max_len")) &&
+      ycfg_int_range(&y, n, "max_len", 0, MIX_MAX_LEN, &max_len, err, err_len))
     goto done;
-  if (max_len < 0) {
-    data_seterr(err, err_len, "%s: max_len: expected a length >= 0", path);
-    goto done;
-  }
   c->max_len = max_len;
   list = ycfg_get(&y, root, "datasets");
   if (!list || list->type != YAML_SEQUENCE_NODE) {
@@ -105,8 +113,9 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
     if ((n = ycfg_get(&y, d, "name")) && ycfg_str(&y, n, "name", &name, err, err_len)) goto done;
     if ((n = ycfg_get(&y, d, "ratio")) && ycfg_float(&y, n, "ratio", &ratio, err, err_len))
       goto done;
-    if (!(ratio >= 0) || !isfinite(ratio)) {
-      data_seterr(err, err_len, "%s: %s.ratio: expected a number >= 0", path, name);
+    if (!(ratio >= 0 && ratio <= MIX_MAX_RATIO)) {
+      data_seterr(err, err_len, "%s: %s.ratio: expected a number in [0, %g], found %g", path, name,
+                  MIX_MAX_RATIO, ratio);
       goto done;
     }
     char **files = NULL;
@@ -132,7 +141,10 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
       data_seterr(err, err_len, "%s: %s.shards: no shard files found", path, name);
       goto fail_files;
     }
-    mix_config_add(c, name, ratio, (const char *const *)files, nf);
+    if (mix_config_add(c, name, ratio, (const char *const *)files, nf)) {
+      data_seterr(err, err_len, "%s: %s: out of memory for %zu shard paths", path, name, nf);
+      goto fail_files;
+    }
     for (size_t i = 0; i < nf; i++) free(files[i]);
     free(files);
     continue;
@@ -161,10 +173,11 @@ int mix_cursor_parse(mix_cursor *c, const char *s, char *err, size_t err_len) {
   if (sscanf(s,
              "mix-cursor v1 seed=%" SCNu64 " epoch=%" SCNd64 " pos=%" SCNd64 " rank=%d world=%d%n",
              &x.seed, &x.epoch, &x.pos, &x.rank, &x.world, &used) != 5 ||
-      x.epoch < 0 || x.pos < 0 || x.world < 1 || x.rank < 0 || x.rank >= x.world) {
+      x.epoch < 0 || x.epoch > MIX_MAX_EPOCH || x.pos < 0 || x.pos > MIX_MAX_EPOCH || x.world < 1 ||
+      x.rank < 0 || x.rank >= x.world) {
     data_seterr(err, err_len,
-                "cursor: expected \"mix-cursor v1 seed=S epoch=E pos=P rank=R world=W\", "
-                "found \"%.80s\"",
+                "cursor: expected \"mix-cursor v1 seed=S epoch=E pos=P rank=R world=W\" with "
+                "0 <= epoch, pos <= 2^62 and 0 <= rank < world, found \"%.80s\"",
                 s);
     return -1;
   }
@@ -216,12 +229,17 @@ static void shuffle(int64_t *a, int64_t n, uint64_t *s) {
 
 static int64_t ds_count(const mix_ds *d) { return d->cum[d->n_shards]; }
 
+/* Slots of one epoch: whole repeats plus the rounded fraction of each dataset. Checked: a
+ * huge ratio times a huge dataset is an error, not a wrapped count. Returns -1 on overflow. */
 static int64_t epoch_total(const mix *m) {
   int64_t t = 0;
   for (size_t d = 0; d < m->n_ds; d++) {
-    int64_t n = ds_count(&m->ds[d]);
+    int64_t n = ds_count(&m->ds[d]), rep;
     double whole = floor(m->ds[d].ratio);
-    t += (int64_t)whole * n + (int64_t)floor((m->ds[d].ratio - whole) * (double)n + 0.5);
+    int64_t part = (int64_t)floor((m->ds[d].ratio - whole) * (double)n + 0.5);
+    if (vt_mul_i64_overflows((int64_t)whole, n, &rep) || vt_add_i64_overflows(t, rep, &t) ||
+        vt_add_i64_overflows(t, part, &t))
+      return -1;
   }
   return t;
 }
@@ -259,7 +277,11 @@ int mix_open(mix **out, const mix_config *cfg, int rank, int world, char *err, s
     return -1;
   }
   mix *m = calloc(1, sizeof *m);
-  m->ds = calloc(cfg->n_datasets, sizeof *m->ds);
+  if (!m || !(m->ds = calloc(cfg->n_datasets, sizeof *m->ds))) {
+    free(m);
+    data_seterr(err, err_len, "mixture: out of memory for %zu datasets", cfg->n_datasets);
+    return -1;
+  }
   m->n_ds = cfg->n_datasets;
   m->seed = cfg->seed;
   m->rank = rank;
@@ -273,28 +295,47 @@ int mix_open(mix **out, const mix_config *cfg, int rank, int world, char *err, s
     ds->shards = calloc(c->n_shards ? c->n_shards : 1, sizeof *ds->shards);
     ds->cum = calloc(c->n_shards + 1, sizeof *ds->cum);
     ds->base = base;
+    if (!ds->shards || !ds->cum) {
+      data_seterr(err, err_len, "mixture: dataset %s: out of memory for %zu shards", c->name,
+                  c->n_shards);
+      mix_close(m);
+      return -1;
+    }
     for (size_t i = 0; i < c->n_shards; i++) {
       if (shard_open(&ds->shards[i], c->shards[i], cfg->verify, err, err_len)) {
         mix_close(m);
         return -1;
       }
       ds->n_shards = i + 1;
-      ds->cum[i + 1] = ds->cum[i] + shard_n_samples(ds->shards[i]);
+      ds->cum[i + 1] = ds->cum[i] + shard_n_samples(ds->shards[i]); /* each < file size */
     }
-    base += ds_count(ds);
+    if (vt_add_i64_overflows(base, ds_count(ds), &base)) {
+      data_seterr(err, err_len, "mixture: dataset %s: sample count overflows", c->name);
+      mix_close(m);
+      return -1;
+    }
     if (ds_count(ds) > largest) largest = ds_count(ds);
   }
   m->n_order = epoch_total(m);
+  if (m->n_order < 0) {
+    data_seterr(err, err_len, "mixture: the ratios times the dataset sizes overflow an epoch");
+    mix_close(m);
+    return -1;
+  }
   if (m->n_order / world == 0) {
     data_seterr(err, err_len, "mixture: an epoch has %lld samples, fewer than %d ranks",
                 (long long)m->n_order, world);
     mix_close(m);
     return -1;
   }
-  m->order = malloc((size_t)(m->n_order ? m->n_order : 1) * sizeof *m->order);
-  m->scratch = malloc((size_t)(largest ? largest : 1) * sizeof *m->scratch);
-  if (!m->order || !m->scratch) {
-    data_seterr(err, err_len, "mixture: out of memory");
+  size_t ob, sb;
+  if (vt_bytes_overflows(m->n_order, sizeof *m->order, &ob) ||
+      vt_bytes_overflows(largest ? largest : 1, sizeof *m->scratch, &sb) ||
+      !(m->order = malloc(ob)) || !(m->scratch = malloc(sb))) {
+    data_seterr(err, err_len,
+                "mixture: out of memory for the order of an epoch of %lld samples (%lld in the "
+                "largest dataset)",
+                (long long)m->n_order, (long long)largest);
     mix_close(m);
     return -1;
   }
@@ -373,19 +414,26 @@ mix_cursor mix_get_cursor(const mix *m) {
 }
 
 int mix_set_cursor(mix *m, const mix_cursor *c, char *err, size_t err_len) {
-  if (c->seed != m->seed || c->world < 1) {
+  if (c->seed != m->seed) {
     data_seterr(err, err_len, "cursor: seed %" PRIu64 " does not match the mixture's %" PRIu64,
                 c->seed, m->seed);
     return -1;
   }
-  /* After every rank of the old world took pos samples, exactly the first pos * world slots
-   * of the epoch are consumed; continue from there with this world's stride. */
-  int64_t consumed = c->pos * c->world, pos = consumed / m->world;
-  if (pos > mix_epoch_len(m)) {
-    data_seterr(err, err_len, "cursor: %lld slots consumed, beyond the epoch length (other data?)",
-                (long long)consumed);
+  if (c->world < 1 || c->epoch < 0 || c->epoch > MIX_MAX_EPOCH || c->pos < 0) {
+    data_seterr(err, err_len, "cursor: epoch %lld, pos %lld, world %d out of range",
+                (long long)c->epoch, (long long)c->pos, c->world);
     return -1;
   }
+  /* After every rank of the old world took pos samples, exactly the first pos * world slots
+   * of the epoch are consumed; continue from there with this world's stride. */
+  int64_t consumed;
+  if (vt_mul_i64_overflows(c->pos, c->world, &consumed) || consumed / m->world > mix_epoch_len(m)) {
+    data_seterr(err, err_len,
+                "cursor: pos %lld of world %d is beyond the epoch length %lld (other data?)",
+                (long long)c->pos, c->world, (long long)mix_epoch_len(m));
+    return -1;
+  }
+  int64_t pos = consumed / m->world;
   m->epoch = c->epoch;
   m->pos = pos;
   return 0;

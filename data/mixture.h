@@ -17,6 +17,13 @@ typedef struct {
   size_t n_shards;
 } mix_dataset;
 
+/* Limits on what a config or a cursor may say: a ratio repeats a dataset at most this often,
+ * a packed length, an epoch or a position beyond these is an error (so no product of them
+ * overflows). */
+#define MIX_MAX_RATIO 1000.0
+#define MIX_MAX_LEN (INT64_C(1) << 26)
+#define MIX_MAX_EPOCH (INT64_C(1) << 62)
+
 /* Keys: seed, verify, pack, max_len, datasets [{name, shards (dir, glob or list), ratio}]. */
 typedef struct {
   uint64_t seed;
@@ -27,8 +34,9 @@ typedef struct {
   size_t n_datasets;
 } mix_config;
 
-/* Loads path; unknown keys, a dataset without shards or a negative ratio are errors naming
- * the key and the file. Returns 0 or -1. mix_config_free releases (also after failure). */
+/* Loads path; unknown keys, a dataset without shards, a ratio outside [0, MIX_MAX_RATIO], a
+ * seed outside [0, 2^63) are errors naming the key and the file. Returns 0 or -1. mix_config_free
+ * releases (also after failure). */
 int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len);
 /* Adds a dataset programmatically (shard paths are copied). Returns 0 or -1. */
 int mix_config_add(mix_config *c, const char *name, double ratio, const char *const *shards,

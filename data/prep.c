@@ -83,8 +83,7 @@ static bool audio_clips(aud_prep *ap, const aud_prep_opts *ao, const chat_sample
     clips[n++] = paths[k];
   }
   if (n == 0) return true;
-  aud_reason r = aud_prep_clips(ap, ao, clips, n, msg, len);
-  if (r != AUD_OK) return false;
+  if (aud_prep_clips(ap, ao, clips, n, msg, len) != AUD_OK) return false;
   in->n_audio = n;
   in->fbank_bins = ao->fbank.num_mel_bins;
   in->fbank_frames = ap->frames;
@@ -110,6 +109,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   }
   shard_writer *w = NULL;
   chat_sample cs = {0};
+  media_tiles tiles = {0};
   int rc = 0;
   char msg[1024];
   aud_prep ap = {0};
@@ -149,8 +149,27 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         continue;
       }
       const char **paths = malloc((cs.n_media ? cs.n_media : 1) * sizeof *paths);
+      int32_t *n_tiles = calloc(cs.n_media ? cs.n_media : 1, sizeof *n_tiles);
       for (size_t k = 0; paths && k < cs.n_media; k++)
         paths[k] = s.media[cs.media[k].kind][cs.media[k].item];
+      /* images and videos become uint8 tiles now; one that does not decode skips the sample */
+      tiles.n_tiles = 0;
+      bool bad = false;
+      for (size_t k = 0; paths && n_tiles && o->cfg->media.decode && k < cs.n_media && !bad; k++) {
+        if (!media_add_tiles(&o->cfg->media, cs.media[k].kind, paths[k], &tiles, &n_tiles[k], msg,
+                             sizeof msg))
+          continue;
+        char full[1600];
+        snprintf(full, sizeof full, "%s: %s", s.where, msg);
+        add_skip(st, SAMPLE_BAD_MEDIA, s.id, full);
+        bad = true;
+      }
+      if (bad) {
+        free(paths);
+        free(n_tiles);
+        sample_free(&s);
+        continue;
+      }
       shard_sample_in in = {.id = s.id,
                             .ids = cs.ids.v,
                             .labels = cs.labels.v,
@@ -159,12 +178,16 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
                             .media_path = paths,
                             .n_media = cs.n_media,
                             .codec = s.codec,
-                            .n_codec = s.n_codec};
+                            .n_codec = s.n_codec,
+                            .n_tiles = n_tiles,
+                            .tiles = tiles.px,
+                            .tile_size = tiles.size};
       if (paths && o->audio && !audio_clips(&ap, o->audio, &cs, paths, &in, msg, sizeof msg)) {
         char full[1600];
         snprintf(full, sizeof full, "%s: %s", s.where, msg);
-        add_skip(st, SAMPLE_BAD_AUDIO, s.id, full);
+        add_skip(st, SAMPLE_BAD_MEDIA, s.id, full);
         free(paths);
+        free(n_tiles);
         sample_free(&s);
         continue;
       }
@@ -173,8 +196,9 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         snprintf(path, sizeof path, "%s/%s-%05lld.h5", o->out_dir, prefix, (long long)st->n_shards);
         rc = shard_writer_open(&w, path, err, err_len);
       }
-      if (rc == 0 && (!paths || shard_write_sample(w, &in, err, err_len))) rc = -1;
+      if (rc == 0 && (!paths || !n_tiles || shard_write_sample(w, &in, err, err_len))) rc = -1;
       free(paths);
+      free(n_tiles);
       if (rc == 0) {
         st->n_written++;
         st->n_tokens += (int64_t)cs.ids.n;
@@ -192,13 +216,14 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
     pg.done_before += total;
     sample_reader_close(r);
   }
-  aud_prep_free(&ap);
   if (rc == 0)
     rc = flush_shard(&w, st, err, err_len);
   else
     shard_writer_abort(w); /* never a half shard */
   show(&pg, st, pg.total, true);
   chat_sample_free(&cs);
+  media_tiles_free(&tiles);
+  aud_prep_free(&ap);
   return rc;
 }
 

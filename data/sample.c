@@ -4,6 +4,7 @@
  * at a time (JSON_DISABLE_EOF_CHECK); after a malformed element the reader resynchronises at
  * the next ',' outside strings and brackets. */
 #include "data/sample.h"
+#include "autograd/regfile.h"
 #include "data/data_err.h"
 #include "data/tts_data.h"
 
@@ -21,7 +22,7 @@
 static const char *const reason_names[SAMPLE_N_REASONS] = {
     "ok",           "malformed JSON", "not UTF-8",     "bad field",
     "unknown role", "unknown set",    "missing media", "placeholder count mismatch",
-    "bad template", "too long",       "bad audio"};
+    "bad template", "too long",       "bad media"};
 
 const char *sample_reason_name(sample_reason r) {
   return r >= 0 && r < SAMPLE_N_REASONS ? reason_names[r] : "?";
@@ -31,6 +32,7 @@ struct sample_reader {
   char path[4096], dir[4096];
   char *buf;
   size_t len, pos;
+  bool mapped; /* buf is an mmap (else malloc'd) */
   size_t *bad; /* offsets of non-UTF-8 bytes, ascending */
   size_t n_bad;
   bool array, done;
@@ -38,35 +40,11 @@ struct sample_reader {
   size_t lc_pos, lc_line; /* line counting resumes here (items come in file order) */
 };
 
-int sample_reader_open(sample_reader **out, const char *path, char *err, size_t err_len) {
-  *out = NULL;
-  int fd = open(path, O_RDONLY);
-  struct stat sb;
-  if (fd < 0 || fstat(fd, &sb) != 0) {
-    data_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-    if (fd >= 0) close(fd);
-    return -1;
-  }
-  sample_reader *r = calloc(1, sizeof *r);
-  if (!r) {
-    close(fd);
-    data_seterr(err, err_len, "out of memory");
-    return -1;
-  }
-  /* mapped privately: pages are read on demand and dropped under memory pressure, and the
-   * '?' written over bad bytes stays in this process */
-  r->len = (size_t)sb.st_size;
-  if (r->len > 0) {
-    r->buf = mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    if (r->buf == MAP_FAILED) {
-      data_seterr(err, err_len, "%s: cannot map: %s", path, strerror(errno));
-      close(fd);
-      free(r);
-      return -1;
-    }
-    posix_madvise(r->buf, r->len, POSIX_MADV_SEQUENTIAL);
-  }
-  close(fd);
+/* JSON whitespace only: a NUL byte is not space (strchr(" \t\r\n", 0) would say it is). */
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Everything after the bytes are in r->buf: mark what is not UTF-8, find the start. */
+static int reader_start(sample_reader *r, const char *path, char *err, size_t err_len) {
   snprintf(r->path, sizeof r->path, "%s", path);
   snprintf(r->dir, sizeof r->dir, "%s", path);
   char *slash = strrchr(r->dir, '/');
@@ -81,18 +59,76 @@ int sample_reader_open(sample_reader **out, const char *path, char *err, size_t 
     if (tok_utf8_valid(r->buf + at, r->len - at, &bad)) break;
     if (r->n_bad == cap) {
       cap = cap ? cap * 2 : 16;
-      r->bad = realloc(r->bad, cap * sizeof *r->bad);
+      size_t *nb = realloc(r->bad, cap * sizeof *r->bad);
+      if (!nb) {
+        data_seterr(err, err_len, "%s: out of memory", path);
+        return -1;
+      }
+      r->bad = nb;
     }
     r->bad[r->n_bad++] = at + bad;
     r->buf[at + bad] = '?';
     at += bad + 1;
   }
   size_t i = 0;
-  while (i < r->len && strchr(" \t\r\n", r->buf[i])) i++;
-  if (i + 3 <= r->len && (unsigned char)r->buf[i] == 0xEF) i += 3; /* BOM */
+  /* a byte-order mark only when all three bytes are one */
+  if (r->len >= 3 && memcmp(r->buf, "\xEF\xBB\xBF", 3) == 0) i = 3;
+  while (i < r->len && is_space(r->buf[i])) i++;
   r->lc_line = 1;
   r->array = i < r->len && r->buf[i] == '[';
   r->pos = r->array ? i + 1 : i;
+  return 0;
+}
+
+int sample_reader_open(sample_reader **out, const char *path, char *err, size_t err_len) {
+  *out = NULL;
+  int64_t size = 0;
+  int fd = vt_open_regular(path, &size, err, err_len);
+  if (fd < 0) return -1;
+  sample_reader *r = calloc(1, sizeof *r);
+  if (!r) {
+    close(fd);
+    data_seterr(err, err_len, "%s: out of memory", path);
+    return -1;
+  }
+  /* mapped privately: pages are read on demand and dropped under memory pressure, and the
+   * '?' written over bad bytes stays in this process */
+  r->len = (size_t)size;
+  if (r->len > 0) {
+    r->buf = mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (r->buf == MAP_FAILED) {
+      data_seterr(err, err_len, "%s: cannot map: %s", path, strerror(errno));
+      close(fd);
+      free(r);
+      return -1;
+    }
+    r->mapped = true;
+    posix_madvise(r->buf, r->len, POSIX_MADV_SEQUENTIAL);
+  }
+  close(fd);
+  if (reader_start(r, path, err, err_len)) {
+    sample_reader_close(r);
+    return -1;
+  }
+  *out = r;
+  return 0;
+}
+
+int sample_reader_open_mem(sample_reader **out, const char *name, const char *data, size_t len,
+                           char *err, size_t err_len) {
+  *out = NULL;
+  sample_reader *r = calloc(1, sizeof *r);
+  if (!r || !(r->buf = malloc(len ? len : 1))) {
+    free(r);
+    data_seterr(err, err_len, "%s: out of memory", name);
+    return -1;
+  }
+  if (len) memcpy(r->buf, data, len);
+  r->len = len;
+  if (reader_start(r, name, err, err_len)) {
+    sample_reader_close(r);
+    return -1;
+  }
   *out = r;
   return 0;
 }
@@ -104,7 +140,10 @@ void sample_reader_progress(const sample_reader *r, size_t *done, size_t *total)
 
 void sample_reader_close(sample_reader *r) {
   if (!r) return;
-  if (r->len > 0) munmap(r->buf, r->len);
+  if (r->mapped)
+    munmap(r->buf, r->len);
+  else
+    free(r->buf);
   free(r->bad);
   free(r);
 }
@@ -128,9 +167,15 @@ static size_t line_of(sample_reader *r, size_t off) {
 }
 
 static bool has_bad_byte(const sample_reader *r, size_t a, size_t b) {
-  for (size_t i = 0; i < r->n_bad; i++)
-    if (r->bad[i] >= a && r->bad[i] < b) return true;
-  return false;
+  size_t lo = 0, hi = r->n_bad; /* first bad offset >= a (the offsets ascend) */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (r->bad[mid] < a)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < r->n_bad && r->bad[lo] < b;
 }
 
 /* From off, skips a value up to the next ',' or ']' at depth 0 (strings respected). */
@@ -157,6 +202,31 @@ static size_t resync(const sample_reader *r, size_t off) {
   return r->len;
 }
 
+/* From off (a malformed element), finds where the next element starts: the first '{' after
+ * a ',' that parses as an object with conversations and is followed by ',' or ']'. A missing
+ * closing bracket makes the JSON parser read the following elements as part of the broken
+ * one, and counting brackets never finds its end, so each candidate is tried instead. Falls
+ * back to counting brackets after a bounded number of tries. */
+static size_t next_element(const sample_reader *r, size_t off) {
+  int tries = 0;
+  for (size_t q = off + 1; q < r->len && tries < 4096; q++) {
+    if (r->buf[q] != '{') continue;
+    size_t p = q;
+    while (p > off && is_space(r->buf[p - 1])) p--;
+    if (p == off || r->buf[p - 1] != ',') continue;
+    tries++;
+    json_error_t je;
+    json_t *o = json_loadb(r->buf + q, r->len - q, JSON_DISABLE_EOF_CHECK, &je);
+    bool ok = json_is_object(o) && json_object_get(o, "conversations");
+    json_decref(o);
+    if (!ok) continue;
+    size_t e = q + (size_t)je.position;
+    while (e < r->len && is_space(r->buf[e])) e++;
+    if (e < r->len && (r->buf[e] == ',' || r->buf[e] == ']')) return q;
+  }
+  return resync(r, off);
+}
+
 static int add_media(sample *s, int kind, const char *path) {
   char **m = realloc(s->media[kind], (s->n_media[kind] + 1) * sizeof *m);
   if (!m) return -1;
@@ -177,7 +247,7 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   static const char *const kind_key[3] = {"image", "video", "audio"};
   static const char *const kind_tag[3] = {"<image>", "<video>", "<audio>"};
   json_t *id = json_object_get(o, "id");
-  if (json_is_string(id))
+  if (json_is_string(id) && json_string_value(id)[0]) /* an empty id keeps FILE:LINE */
     snprintf(s->id, sizeof s->id, "%s", json_string_value(id));
   else if (json_is_integer(id))
     snprintf(s->id, sizeof s->id, "%lld", json_integer_value(id));
@@ -199,8 +269,11 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
       return SAMPLE_UNKNOWN_SET;
     }
   }
-  if (tts_sample_is_speech(o))
+  if (tts_sample_is_speech(o)) { /* no turns: nothing is inserted, nothing ends a turn */
+    s->inserted_id = -1;
+    s->end_tag = true;
     return tts_sample_from_json(o, cfg ? cfg->codec_vocab : TTS_DATA_CODEC_VOCAB, s, err, err_len);
+  }
   json_t *conv = json_object_get(o, "conversations");
   if (!json_is_array(conv) || json_array_size(conv) == 0) {
     data_seterr(err, err_len, "%s: conversations: expected a non-empty list", s->where);
@@ -208,6 +281,11 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   }
   s->n_turns = json_array_size(conv);
   s->turns = calloc(s->n_turns, sizeof *s->turns);
+  if (!s->turns) {
+    data_seterr(err, err_len, "%s: conversations: out of memory for %zu turns", s->where,
+                s->n_turns);
+    return SAMPLE_BAD_FIELD;
+  }
   int tags[3] = {0, 0, 0};
   for (size_t i = 0; i < s->n_turns; i++) {
     json_t *t = json_array_get(conv, i);
@@ -236,8 +314,10 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   json_t *ins = json_object_get(o, "inserted_id");
   s->inserted_id = -1;
   if (ins && !json_is_null(ins)) {
-    if (!json_is_integer(ins)) {
-      data_seterr(err, err_len, "%s: inserted_id: expected an integer", s->where);
+    json_int_t v = json_integer_value(ins);
+    if (!json_is_integer(ins) || v < 0 || (size_t)v >= s->n_turns) {
+      data_seterr(err, err_len, "%s: inserted_id: expected a turn index in [0, %zu)", s->where,
+                  s->n_turns);
       return SAMPLE_BAD_FIELD;
     }
     s->inserted_id = (int)json_integer_value(ins);
@@ -282,7 +362,8 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
         return SAMPLE_BAD_FIELD;
       }
       struct stat sb;
-      if ((!cfg || cfg->check_media) && stat(path, &sb) != 0) {
+      if ((!cfg || cfg->check_media) && (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))) {
+        /* a directory (or a device) where a medium belongs is a missing medium */
         data_seterr(err, err_len, "%s: %s: file not found: %s", s->where, kind_key[k], path);
         return SAMPLE_MISSING_MEDIA;
       }
@@ -305,7 +386,7 @@ int sample_reader_next(sample_reader *r, const sample_config *cfg, sample *out, 
   json_error_t je;
   for (;;) {
     if (r->done) return 0;
-    while (r->pos < r->len && strchr(" \t\r\n", r->buf[r->pos])) r->pos++;
+    while (r->pos < r->len && is_space(r->buf[r->pos])) r->pos++;
     if (r->pos >= r->len) {
       r->done = true;
       if (r->array) { /* an array that never closed */
@@ -324,22 +405,25 @@ int sample_reader_next(sample_reader *r, const sample_config *cfg, sample *out, 
         return 0;
       }
       o = json_loadb(r->buf + start, r->len - start, JSON_DISABLE_EOF_CHECK, &je);
-      end = o ? start + (size_t)je.position : resync(r, start);
-      if (end <= start) end = start + 1;
-      r->pos = end;
-      while (r->pos < r->len && strchr(" \t\r\n", r->buf[r->pos])) r->pos++;
-      if (r->pos < r->len && r->buf[r->pos] == ',')
-        r->pos++;
-      else if (r->pos < r->len && r->buf[r->pos] == ']')
-        r->done = true;
-      else if (o) { /* element not followed by , or ]: treat the rest as malformed */
-        json_decref(o);
-        o = NULL;
-        je = (json_error_t){0};
-        snprintf(je.text, sizeof je.text, "expected ',' or ']' after the element");
-        end = r->pos = resync(r, r->pos);
-        if (r->pos < r->len && r->buf[r->pos] == ',') r->pos++;
+      if (o) {
+        end = r->pos = start + (size_t)je.position;
+        while (r->pos < r->len && is_space(r->buf[r->pos])) r->pos++;
+        if (r->pos < r->len && r->buf[r->pos] == ',') {
+          r->pos++;
+        } else if (r->pos < r->len && r->buf[r->pos] == ']') {
+          r->done = true;
+        } else { /* element not followed by , or ]: the element is malformed */
+          json_decref(o);
+          o = NULL;
+          je = (json_error_t){0};
+          snprintf(je.text, sizeof je.text, "expected ',' or ']' after the element");
+          end = r->pos = next_element(r, r->pos);
+        }
+      } else {
+        end = r->pos = next_element(r, start);
       }
+      if (end <= start) end = r->pos = start + 1;
+      if (r->pos < r->len && r->buf[r->pos] == ',') r->pos++;
     } else {
       const char *nl = memchr(r->buf + start, '\n', r->len - start);
       end = nl ? (size_t)(nl - r->buf) : r->len;

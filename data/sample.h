@@ -5,6 +5,7 @@
 #define VT_DATA_SAMPLE_H
 
 #include "data/chat.h"
+#include "data/media.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,12 +25,17 @@ typedef struct {
   long long shard_samples; /* samples per shard; default 8192 */
   long long codec_vocab;   /* speech samples: codec ids must be below this; default 1024 */
   bool check_media;        /* stat every medium; default true */
+  media_cfg media;         /* `media:` decoding, tiling and frame rule (data/media.h) */
   chat_prompts prompts;    /* NULL fields: chat_default_prompts */
   sample_set *sets;
   size_t n_sets;
   char **inputs;
   size_t n_inputs;
 } sample_config;
+
+/* Upper bounds of the config's integers: a sample length in tokens, samples per shard. */
+#define SAMPLE_MAX_LEN (1LL << 24)
+#define SAMPLE_MAX_SHARD_SAMPLES (1LL << 24)
 
 void sample_config_default(sample_config *c);
 /* Loads path over the defaults. Unknown keys are an error naming the key and the file.
@@ -49,7 +55,7 @@ typedef enum {
   SAMPLE_PLACEHOLDER_MISMATCH, /* <image>/<video>/<audio> count != listed media */
   SAMPLE_BAD_TEMPLATE,         /* roles out of order, bad inserted_id */
   SAMPLE_TOO_LONG,             /* more tokens than max_len */
-  SAMPLE_BAD_AUDIO,            /* an audio file is corrupt, empty, too long or too short */
+  SAMPLE_BAD_MEDIA,            /* an image, video or audio clip that does not decode (prep) */
   SAMPLE_N_REASONS
 } sample_reason;
 
@@ -79,6 +85,9 @@ typedef struct sample_reader sample_reader;
 /* Opens a JSON array or JSON-lines file (the first non-space byte decides). Returns 0, or
  * -1 when the file cannot be read (err names it). */
 int sample_reader_open(sample_reader **r, const char *path, char *err, size_t err_len);
+/* The same over len bytes of memory (copied); name stands for the file in messages. */
+int sample_reader_open_mem(sample_reader **r, const char *name, const char *data, size_t len,
+                           char *err, size_t err_len);
 /* Next item: returns 1 with *out filled (caller frees with sample_free), 0 at the end, or 2
  * when the item is skipped: *why says why, out->id names it, err says what was wrong
  * (out needs no free then). Reading always continues after a skip. */

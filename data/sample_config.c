@@ -12,6 +12,7 @@ void sample_config_default(sample_config *c) {
   c->shard_samples = 8192;
   c->codec_vocab = 1024;
   c->check_media = true;
+  c->media = media_cfg_default();
 }
 
 void sample_config_free(sample_config *c) {
@@ -46,6 +47,10 @@ static int load_sets(ycfg *y, yaml_node_t *sets, sample_config *c, char *err, si
   }
   size_t n = (size_t)(sets->data.mapping.pairs.top - sets->data.mapping.pairs.start);
   c->sets = calloc(n ? n : 1, sizeof *c->sets);
+  if (!c->sets) {
+    snprintf(err, err_len, "%s: sets: out of memory for %zu sets", y->path, n);
+    return -1;
+  }
   for (yaml_node_pair_t *p = sets->data.mapping.pairs.start; p < sets->data.mapping.pairs.top;
        p++) {
     yaml_node_t *kn = yaml_document_get_node(&y->doc, p->key);
@@ -56,7 +61,10 @@ static int load_sets(ycfg *y, yaml_node_t *sets, sample_config *c, char *err, si
     snprintf(where, sizeof where, "sets.%s", name);
     if (ycfg_check_keys(y, vn, set_keys, where, err, err_len)) return -1;
     sample_set *s = &c->sets[c->n_sets++];
-    s->name = strdup(name);
+    if (!(s->name = strdup(name))) {
+      snprintf(err, err_len, "%s: sets.%s: out of memory", y->path, name);
+      return -1;
+    }
     const char *all = NULL, *v;
     yaml_node_t *f = ycfg_get(y, vn, "folder");
     if (f && ycfg_str(y, f, "folder", &all, err, err_len)) return -1;
@@ -64,16 +72,19 @@ static int load_sets(ycfg *y, yaml_node_t *sets, sample_config *c, char *err, si
       f = ycfg_get(y, vn, set_keys[k + 1]);
       v = all;
       if (f && ycfg_str(y, f, set_keys[k + 1], &v, err, err_len)) return -1;
-      s->folder[k] = v ? resolved(y, v) : NULL;
+      if (v && !(s->folder[k] = resolved(y, v))) {
+        snprintf(err, err_len, "%s: %s: out of memory", y->path, where);
+        return -1;
+      }
     }
   }
   return 0;
 }
 
 int sample_config_load(sample_config *c, const char *path, char *err, size_t err_len) {
-  static const char *const keys[] = {"tokenizer",   "max_len",        "shard_samples",
-                                     "check_media", "system_prompts", "sets",
-                                     "inputs",      "codec_vocab",    NULL};
+  static const char *const keys[] = {"tokenizer",      "max_len", "shard_samples", "check_media",
+                                     "system_prompts", "sets",    "inputs",        "codec_vocab",
+                                     "media",          NULL};
   static const char *const prompt_keys[] = {"image", "video", "language", NULL};
   ycfg y;
   if (ycfg_load(&y, path, err, err_len)) return -1;
@@ -87,25 +98,19 @@ int sample_config_load(sample_config *c, const char *path, char *err, size_t err
   const char *s;
   if ((n = ycfg_get(&y, root, "tokenizer"))) {
     if (ycfg_str(&y, n, "tokenizer", &s, err, err_len)) goto done;
-    c->tokenizer = resolved(&y, s);
+    if (!(c->tokenizer = resolved(&y, s))) goto oom;
   }
-  if ((n = ycfg_get(&y, root, "max_len")) && ycfg_int(&y, n, "max_len", &c->max_len, err, err_len))
+  /* lengths are int32 token counts, shards are held in memory while written */
+  if ((n = ycfg_get(&y, root, "max_len")) &&
+      ycfg_int_range(&y, n, "max_len", 1, SAMPLE_MAX_LEN, &c->max_len, err, err_len))
     goto done;
   if ((n = ycfg_get(&y, root, "shard_samples")) &&
-      ycfg_int(&y, n, "shard_samples", &c->shard_samples, err, err_len))
+      ycfg_int_range(&y, n, "shard_samples", 1, SAMPLE_MAX_SHARD_SAMPLES, &c->shard_samples, err,
+                     err_len))
     goto done;
   if ((n = ycfg_get(&y, root, "codec_vocab")) &&
-      ycfg_int(&y, n, "codec_vocab", &c->codec_vocab, err, err_len))
+      ycfg_int_range(&y, n, "codec_vocab", 1, INT32_MAX, &c->codec_vocab, err, err_len))
     goto done;
-  if (c->codec_vocab < 1 || c->codec_vocab > INT32_MAX) {
-    snprintf(err, err_len, "%s: codec_vocab must be between 1 and %d, got %lld", path, INT32_MAX,
-             c->codec_vocab);
-    goto done;
-  }
-  if (c->max_len < 1 || c->shard_samples < 1) {
-    snprintf(err, err_len, "%s: max_len and shard_samples must be positive", path);
-    goto done;
-  }
   if ((n = ycfg_get(&y, root, "check_media")) &&
       ycfg_bool(&y, n, "check_media", &c->check_media, err, err_len))
     goto done;
@@ -116,9 +121,11 @@ int sample_config_load(sample_config *c, const char *path, char *err, size_t err
       yaml_node_t *p = ycfg_get(&y, n, prompt_keys[k]);
       if (!p) continue;
       if (ycfg_str(&y, p, prompt_keys[k], &s, err, err_len)) goto done;
-      *dst[k] = strdup(s);
+      if (!(*dst[k] = strdup(s))) goto oom;
     }
   }
+  if ((n = ycfg_get(&y, root, "media")) && media_cfg_load(&y, n, &c->media, err, err_len))
+    goto done;
   if (load_sets(&y, ycfg_get(&y, root, "sets"), c, err, err_len)) goto done;
   if ((n = ycfg_get(&y, root, "inputs"))) {
     if (n->type != YAML_SEQUENCE_NODE) {
@@ -128,14 +135,19 @@ int sample_config_load(sample_config *c, const char *path, char *err, size_t err
     }
     size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     c->inputs = calloc(cnt ? cnt : 1, sizeof *c->inputs);
+    if (!c->inputs) goto oom;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
       if (ycfg_str(&y, yaml_document_get_node(&y.doc, *it), "inputs[]", &s, err, err_len))
         goto done;
-      c->inputs[c->n_inputs++] = resolved(&y, s);
+      if (!(c->inputs[c->n_inputs] = resolved(&y, s))) goto oom;
+      c->n_inputs++;
     }
   }
   rc = 0;
+  goto done;
+oom:
+  snprintf(err, err_len, "%s: out of memory", path);
 done:
   ycfg_free(&y);
   return rc;

@@ -6,14 +6,18 @@
  *   media_pos i64[M] (token position inside the sample), media_item i32[M],
  *   media_path_offsets i64[M+1], media_paths u8[..],
  *   codec_offsets i64[N+1] (into codec_tokens), codec_tokens i32[C] (speech codec ids),
+ *   media_tile_offsets i64[M+1] (into tiles, in tiles), tiles u8[K * S * S * 3] (each medium's
+ *   image tiles or video frames after resize, HWC, normalised only when loaded),
  *   audio_offsets i64[N+1] (clips of each sample), fbank_offsets i64[A+1] (frames),
  *   fbank u16[F * fbank_bins] (f16 bits, [frames, bins] per clip, before CMVN),
- *   wave_offsets i64[A+1] (samples; all 0 when no waveforms are kept), wave i16[W] (PCM)
- * Version 1 shards have no codec datasets and read as samples without codec tokens; versions
- * 1 and 2 have no audio datasets and read as samples without stored audio.
- * Root attributes: format_version i32, n_samples i64, n_tokens i64, checksum u32 (CRC32 of
- * the datasets' bytes in the order above); version 3 also fbank_bins i32, wave_rate i32. */
+ *   wave_offsets i64[A+1] (samples; all 0 when no waveforms are kept), wave i16[W] (PCM);
+ *   the audio datasets and attributes may be absent (shards written before them): no audio
+ * Root attributes: format_version i32, n_samples i64, n_tokens i64, tile_size i32 (S, 0 without
+ * tiles), fbank_bins i32, wave_rate i32, checksum u32 (CRC32 of the datasets' bytes in the
+ * order above). A shard of another format version is refused. */
 #include "data/shard.h"
+#include "autograd/checked.h"
+#include "autograd/regfile.h"
 #include "data/data_err.h"
 
 #include <errno.h>
@@ -61,9 +65,11 @@ enum {
   DS_MEDIA_ITEM,
   DS_PATH_OFFSETS,
   DS_PATHS,
-  DS_CODEC_OFFSETS, /* format version 2 */
+  DS_CODEC_OFFSETS,
   DS_CODEC_TOKENS,
-  DS_AUDIO_OFFSETS, /* format version 3 */
+  DS_TILE_OFFSETS,
+  DS_TILES,
+  DS_AUDIO_OFFSETS, /* optional in version 3 (with the fbank_bins attribute) */
   DS_FBANK_OFFSETS,
   DS_FBANK,
   DS_WAVE_OFFSETS,
@@ -71,16 +77,13 @@ enum {
   DS_COUNT
 };
 
-static const char *const ds_name[DS_COUNT] = {"tokens",         "labels",
-                                              "sample_offsets", "sample_id_offsets",
-                                              "sample_ids",     "media_offsets",
-                                              "media_kind",     "media_pos",
-                                              "media_item",     "media_path_offsets",
-                                              "media_paths",    "codec_offsets",
-                                              "codec_tokens",   "audio_offsets",
-                                              "fbank_offsets",  "fbank",
-                                              "wave_offsets",   "wave"};
-static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8, 1, 8, 4, 8, 8, 2, 8, 2};
+static const char *const ds_name[DS_COUNT] = {
+    "tokens",        "labels",        "sample_offsets", "sample_id_offsets",  "sample_ids",
+    "media_offsets", "media_kind",    "media_pos",      "media_item",         "media_path_offsets",
+    "media_paths",   "codec_offsets", "codec_tokens",   "media_tile_offsets", "tiles",
+    "audio_offsets", "fbank_offsets", "fbank",          "wave_offsets",       "wave"};
+static const size_t ds_elem[DS_COUNT] = {4, 4, 8, 8, 1, 8, 4, 8, 4, 8,
+                                         1, 8, 4, 8, 1, 8, 8, 2, 8, 2};
 
 static hid_t ds_mem_type(int d) {
   if (d == DS_WAVE) return H5T_NATIVE_INT16;
@@ -96,17 +99,14 @@ static hid_t ds_file_type(int d) {
          : ds_elem[d] == 2 ? H5T_STD_U16LE
                            : H5T_STD_U8LE;
 }
-/* The datasets read by range when a sample is read, never whole. */
-static bool ds_big(int d) {
-  return d == DS_TOKENS || d == DS_LABELS || d == DS_CODEC_TOKENS || d == DS_FBANK || d == DS_WAVE;
-}
 
 /* ---- writer ---------------------------------------------------------------------------- */
 
 struct shard_writer {
   char path[4096];
   vec ds[DS_COUNT];
-  int64_t n_samples;
+  int64_t n_samples, n_tiles;
+  int32_t tile_size;
   int32_t fbank_bins, wave_rate; /* of the audio written so far (0: none yet) */
 };
 
@@ -120,8 +120,9 @@ int shard_writer_open(shard_writer **out, const char *path, char *err, size_t er
   snprintf(w->path, sizeof w->path, "%s", path);
   int rc = vec_i64(&w->ds[DS_SAMPLE_OFFSETS], 0) | vec_i64(&w->ds[DS_ID_OFFSETS], 0) |
            vec_i64(&w->ds[DS_MEDIA_OFFSETS], 0) | vec_i64(&w->ds[DS_PATH_OFFSETS], 0) |
-           vec_i64(&w->ds[DS_CODEC_OFFSETS], 0) | vec_i64(&w->ds[DS_AUDIO_OFFSETS], 0) |
-           vec_i64(&w->ds[DS_FBANK_OFFSETS], 0) | vec_i64(&w->ds[DS_WAVE_OFFSETS], 0);
+           vec_i64(&w->ds[DS_CODEC_OFFSETS], 0) | vec_i64(&w->ds[DS_TILE_OFFSETS], 0) |
+           vec_i64(&w->ds[DS_AUDIO_OFFSETS], 0) | vec_i64(&w->ds[DS_FBANK_OFFSETS], 0) |
+           vec_i64(&w->ds[DS_WAVE_OFFSETS], 0);
   if (rc) {
     shard_writer_abort(w);
     data_seterr(err, err_len, "out of memory");
@@ -144,6 +145,13 @@ int64_t shard_writer_tokens(const shard_writer *w) {
 
 int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, size_t err_len) {
   vec *v = w->ds;
+  int64_t tiles = 0;
+  for (size_t i = 0; s->n_tiles && i < s->n_media; i++) tiles += s->n_tiles[i];
+  if (tiles && w->tile_size && s->tile_size != w->tile_size) {
+    data_seterr(err, err_len, "%s: sample %s: tiles of %d pixels, the shard holds %d", w->path,
+                s->id, s->tile_size, w->tile_size);
+    return -1;
+  }
   /* checked before anything is appended: a refused sample leaves the writer as it was */
   if (s->n_audio &&
       ((w->fbank_bins && s->fbank_bins != w->fbank_bins) ||
@@ -153,6 +161,8 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
                 w->path, s->id, s->fbank_bins, s->wave_rate, w->fbank_bins, w->wave_rate);
     return -1;
   }
+  if (tiles) w->tile_size = s->tile_size;
+  size_t tile_bytes = (size_t)s->tile_size * (size_t)s->tile_size * 3;
   int rc = vec_add(&v[DS_TOKENS], s->ids, s->n * 4) | vec_add(&v[DS_LABELS], s->labels, s->n * 4);
   rc |= vec_i64(&v[DS_SAMPLE_OFFSETS], (int64_t)(v[DS_TOKENS].n / 4));
   rc |= vec_add(&v[DS_IDS], s->id, strlen(s->id));
@@ -164,7 +174,10 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
     const char *p = s->media_path ? s->media_path[i] : "";
     rc |= vec_add(&v[DS_PATHS], p, strlen(p));
     rc |= vec_i64(&v[DS_PATH_OFFSETS], (int64_t)v[DS_PATHS].n);
+    w->n_tiles += s->n_tiles ? s->n_tiles[i] : 0;
+    rc |= vec_i64(&v[DS_TILE_OFFSETS], w->n_tiles);
   }
+  if (tiles) rc |= vec_add(&v[DS_TILES], s->tiles, (size_t)tiles * tile_bytes);
   rc |= vec_i64(&v[DS_MEDIA_OFFSETS], (int64_t)(v[DS_MEDIA_KIND].n / 4));
   rc |= vec_add(&v[DS_CODEC_TOKENS], s->codec, s->n_codec * 4);
   rc |= vec_i64(&v[DS_CODEC_OFFSETS], (int64_t)(v[DS_CODEC_TOKENS].n / 4));
@@ -245,6 +258,7 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
   if (rc == 0 && (write_attr(f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &version) ||
                   write_attr(f, "n_samples", H5T_STD_I64LE, H5T_NATIVE_INT64, &w->n_samples) ||
                   write_attr(f, "n_tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &n_tokens) ||
+                  write_attr(f, "tile_size", H5T_STD_I32LE, H5T_NATIVE_INT32, &w->tile_size) ||
                   write_attr(f, "fbank_bins", H5T_STD_I32LE, H5T_NATIVE_INT32, &w->fbank_bins) ||
                   write_attr(f, "wave_rate", H5T_STD_I32LE, H5T_NATIVE_INT32, &w->wave_rate) ||
                   write_attr(f, "checksum", H5T_STD_U32LE, H5T_NATIVE_UINT32, &sum))) {
@@ -268,11 +282,10 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
 
 struct shard {
   char path[4096];
-  hid_t file, tokens, labels, codec;
-  hid_t fbank, wave; /* version 3 */
+  hid_t file, tokens, labels, codec, tiles, fbank, wave;
   int64_t n_samples, n_tokens, n_codec;
-  int32_t fbank_bins, wave_rate;
-  vec small[DS_COUNT]; /* every dataset but the ds_big ones, read whole */
+  int32_t tile_size, fbank_bins, wave_rate;
+  vec small[DS_COUNT]; /* every dataset except tokens, labels, codec_tokens and tiles, read whole */
 };
 
 static const int64_t *I64(const shard *s, int d) { return (const int64_t *)s->small[d].p; }
@@ -289,6 +302,7 @@ void shard_close(shard *s) {
   if (s->tokens > 0) H5Dclose(s->tokens);
   if (s->labels > 0) H5Dclose(s->labels);
   if (s->codec > 0) H5Dclose(s->codec);
+  if (s->tiles > 0) H5Dclose(s->tiles);
   if (s->fbank > 0) H5Dclose(s->fbank);
   if (s->wave > 0) H5Dclose(s->wave);
   if (s->file > 0) H5Fclose(s->file);
@@ -318,12 +332,73 @@ static int read_range(hid_t ds, hid_t mtype, int64_t off, int64_t n, void *buf) 
   return r < 0 ? -1 : 0;
 }
 
-static int read_attr(hid_t f, const char *name, hid_t mtype, void *x) {
-  if (H5Aexists(f, name) <= 0) return -1;
+/* Reads a root attribute that must be one integer of at most 8 bytes: its type and shape are
+ * checked before the read, so an array or a string where a scalar belongs is an error (not a
+ * write past x). Returns 0, or -1 with err naming the attribute. */
+static int read_attr(const char *path, hid_t f, const char *name, hid_t mtype, void *x, char *err,
+                     size_t err_len) {
+  if (H5Aexists(f, name) <= 0) {
+    data_seterr(err, err_len, "shard %s: attribute %s is missing", path, name);
+    return -1;
+  }
   hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-  herr_t r = a < 0 ? -1 : H5Aread(a, mtype, x);
+  hid_t sp = a < 0 ? -1 : H5Aget_space(a), ty = a < 0 ? -1 : H5Aget_type(a);
+  H5S_class_t sc = sp < 0 ? H5S_NO_CLASS : H5Sget_simple_extent_type(sp);
+  hssize_t npts = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+  H5T_class_t tc = ty < 0 ? H5T_NO_CLASS : H5Tget_class(ty);
+  size_t tsize = ty < 0 ? 0 : H5Tget_size(ty);
+  int rc = -1;
+  if (a < 0 || sp < 0 || ty < 0)
+    data_seterr(err, err_len, "shard %s: attribute %s is unreadable (corrupt?)", path, name);
+  else if ((sc != H5S_SCALAR && sc != H5S_SIMPLE) || npts != 1)
+    data_seterr(err, err_len, "shard %s: attribute %s: expected a scalar, found %lld values", path,
+                name, (long long)npts);
+  else if (tc != H5T_INTEGER || tsize > 8)
+    data_seterr(err, err_len,
+                "shard %s: attribute %s: expected an integer, found HDF5 type class %d "
+                "of %zu bytes",
+                path, name, (int)tc, tsize);
+  else if (H5Aread(a, mtype, x) < 0)
+    data_seterr(err, err_len, "shard %s: attribute %s: cannot read (out of range?)", path, name);
+  else
+    rc = 0;
+  if (ty >= 0) H5Tclose(ty);
+  if (sp >= 0) H5Sclose(sp);
   if (a >= 0) H5Aclose(a);
-  return r < 0 ? -1 : 0;
+  return rc;
+}
+
+/* A dataset must be 1-D integers of the element size of its kind, with all its bytes stored:
+ * a length the file cannot hold (a 2 KB shard declaring 2^36 tokens) is refused here, before
+ * anything is allocated or checksummed by it. Returns its length, or -1 with err. */
+static int64_t check_dataset(const char *path, hid_t ds, int d, int64_t file_size, char *err,
+                             size_t err_len) {
+  int64_t n = ds_len(ds);
+  hid_t ty = H5Dget_type(ds);
+  H5T_class_t tc = ty < 0 ? H5T_NO_CLASS : H5Tget_class(ty);
+  size_t tsize = ty < 0 ? 0 : H5Tget_size(ty);
+  if (ty >= 0) H5Tclose(ty);
+  size_t bytes;
+  if (n < 0) {
+    data_seterr(err, err_len, "shard %s: dataset %s: expected one dimension", path, ds_name[d]);
+    return -1;
+  }
+  if (tc != H5T_INTEGER || tsize != ds_elem[d]) {
+    data_seterr(err, err_len,
+                "shard %s: dataset %s: expected %zu-byte integers, found HDF5 type "
+                "class %d of %zu bytes",
+                path, ds_name[d], ds_elem[d], (int)tc, tsize);
+    return -1;
+  }
+  if (vt_bytes_overflows(n, ds_elem[d], &bytes) || (int64_t)bytes > file_size ||
+      (bytes && H5Dget_storage_size(ds) < (hsize_t)bytes)) {
+    data_seterr(err, err_len,
+                "shard %s: dataset %s declares %lld elements, more than the file (%lld bytes) "
+                "holds: truncated or corrupt",
+                path, ds_name[d], (long long)n, (long long)file_size);
+    return -1;
+  }
+  return n;
 }
 
 /* offsets must start at 0, never decrease, and end at `end` */
@@ -338,12 +413,12 @@ static bool offsets_ok(const int64_t *o, int64_t n, int64_t end) {
 static bool audio_ok(const shard *s, const int64_t *len) {
   int64_t n = s->n_samples, a = len[DS_FBANK_OFFSETS] - 1;
   if (len[DS_AUDIO_OFFSETS] != n + 1 || a < 0 || len[DS_WAVE_OFFSETS] != a + 1 ||
+      s->fbank_bins < 0 || s->fbank_bins > 4096 || s->wave_rate < 0 ||
       !offsets_ok(I64(s, DS_AUDIO_OFFSETS), n + 1, a))
     return false;
-  int64_t bins = s->fbank_bins, frames = a ? I64(s, DS_FBANK_OFFSETS)[a] : 0;
-  if ((a && bins < 1) || (bins && len[DS_FBANK] % bins) ||
-      !offsets_ok(I64(s, DS_FBANK_OFFSETS), a + 1, bins ? len[DS_FBANK] / bins : 0) ||
-      (a && frames * bins != len[DS_FBANK]))
+  int64_t bins = s->fbank_bins;
+  if ((a && bins < 1) || (bins && len[DS_FBANK] % bins) || (!bins && len[DS_FBANK]) ||
+      !offsets_ok(I64(s, DS_FBANK_OFFSETS), a + 1, bins ? len[DS_FBANK] / bins : 0))
     return false;
   return offsets_ok(I64(s, DS_WAVE_OFFSETS), a + 1, len[DS_WAVE]);
 }
@@ -352,13 +427,20 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   *out = NULL;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   shard *s = calloc(1, sizeof *s);
-  if (!s) return -1;
+  if (!s) {
+    data_seterr(err, err_len, "shard %s: out of memory", path);
+    return -1;
+  }
   snprintf(s->path, sizeof s->path, "%s", path);
-  s->file = s->tokens = s->labels = s->codec = s->fbank = s->wave = -1;
-  if (access(path, R_OK) != 0) {
-    data_seterr(err, err_len, "shard %s: cannot read: %s", path, strerror(errno));
+  s->file = s->tokens = s->labels = s->codec = s->tiles = s->fbank = s->wave = -1;
+  int64_t file_size = 0;
+  char why[512];
+  int fd = vt_open_regular(path, &file_size, why, sizeof why);
+  if (fd < 0) {
+    data_seterr(err, err_len, "shard %s", why);
     goto fail;
   }
+  close(fd);
   s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (s->file < 0) {
     data_seterr(err, err_len, "shard %s: not a readable HDF5 file (truncated or corrupt)", path);
@@ -366,49 +448,52 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   }
   int32_t version = 0;
   uint32_t sum = 0;
-  if (read_attr(s->file, "format_version", H5T_NATIVE_INT32, &version) ||
-      read_attr(s->file, "checksum", H5T_NATIVE_UINT32, &sum) ||
-      read_attr(s->file, "n_samples", H5T_NATIVE_INT64, &s->n_samples)) {
-    data_seterr(err, err_len, "shard %s: missing format_version/checksum/n_samples attributes",
-                path);
+  int64_t n_tokens_attr = 0;
+  if (read_attr(path, s->file, "format_version", H5T_NATIVE_INT32, &version, err, err_len) ||
+      read_attr(path, s->file, "checksum", H5T_NATIVE_UINT32, &sum, err, err_len) ||
+      read_attr(path, s->file, "n_samples", H5T_NATIVE_INT64, &s->n_samples, err, err_len) ||
+      read_attr(path, s->file, "n_tokens", H5T_NATIVE_INT64, &n_tokens_attr, err, err_len))
+    goto fail;
+  if (version != SHARD_FORMAT_VERSION) {
+    data_seterr(err, err_len, "shard %s: format version %d, this build reads version %d", path,
+                version, SHARD_FORMAT_VERSION);
     goto fail;
   }
-  if (version < 1 || version > SHARD_FORMAT_VERSION) {
-    data_seterr(err, err_len, "shard %s: format version %d, this build reads versions 1 to %d",
-                path, version, SHARD_FORMAT_VERSION);
+  if (read_attr(path, s->file, "tile_size", H5T_NATIVE_INT32, &s->tile_size, err, err_len) ||
+      (H5Aexists(s->file, "fbank_bins") > 0 &&
+       (read_attr(path, s->file, "fbank_bins", H5T_NATIVE_INT32, &s->fbank_bins, err, err_len) ||
+        read_attr(path, s->file, "wave_rate", H5T_NATIVE_INT32, &s->wave_rate, err, err_len))))
     goto fail;
-  }
-  /* version 1 has no codec datasets: its samples have no codec tokens; versions 1 and 2 have
-   * no audio datasets: zero offsets stand in for them */
-  int n_ds = version == 1 ? DS_CODEC_OFFSETS : version == 2 ? DS_AUDIO_OFFSETS : DS_COUNT;
+  int n_ds = DS_COUNT;
   int64_t len[DS_COUNT] = {0};
-  const int zero_offsets[3] = {DS_CODEC_OFFSETS, DS_AUDIO_OFFSETS, DS_FBANK_OFFSETS};
-  for (int z = version == 1 ? 0 : 1; version < 3 && z < 3; z++) {
-    int d = zero_offsets[z];
-    len[d] = d == DS_FBANK_OFFSETS ? 1 : s->n_samples + 1;
-    s->small[d].p = s->n_samples < 0 ? NULL : calloc((size_t)len[d] + 1, 8);
-    if (!s->small[d].p) {
-      data_seterr(err, err_len, "shard %s: out of memory or bad n_samples", path);
+  /* The audio datasets (fbank_bins set) came later within version 3: a shard without them
+   * reads as samples without stored audio (zero offsets stand in, outside the checksum). */
+  const bool has_audio = H5Aexists(s->file, "fbank_bins") > 0;
+  for (int d = 0; d < n_ds; d++) {
+    if (!has_audio && d >= DS_AUDIO_OFFSETS) {
+      len[d] = d == DS_AUDIO_OFFSETS ? s->n_samples + 1 : (d == DS_FBANK || d == DS_WAVE) ? 0 : 1;
+      if (d == DS_FBANK || d == DS_WAVE) continue;
+      if (s->n_samples < 0 || s->n_samples > (int64_t)(file_size / 8) + 1) {
+        data_seterr(err, err_len,
+                    "shard %s: attributes say %lld samples, more than the file holds (corrupt)",
+                    path, (long long)s->n_samples);
+        goto fail;
+      }
+      s->small[d].p = calloc((size_t)len[d] + 1, sizeof(int64_t));
+      if (!s->small[d].p) {
+        data_seterr(err, err_len, "shard %s: out of memory", path);
+        goto fail;
+      }
+      continue; /* .n stays 0: nothing enters the checksum */
+    }
+    hid_t ds = H5Dopen2(s->file, ds_name[d], H5P_DEFAULT);
+    if (ds < 0) {
+      data_seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
       goto fail;
     }
-  }
-  if (version < 3) {
-    len[DS_WAVE_OFFSETS] = 1;
-    s->small[DS_WAVE_OFFSETS].p = calloc(2, 8);
-    if (!s->small[DS_WAVE_OFFSETS].p) goto fail;
-  } else if (read_attr(s->file, "fbank_bins", H5T_NATIVE_INT32, &s->fbank_bins) ||
-             read_attr(s->file, "wave_rate", H5T_NATIVE_INT32, &s->wave_rate) ||
-             s->fbank_bins < 0 || s->wave_rate < 0) {
-    data_seterr(err, err_len, "shard %s: missing or negative fbank_bins/wave_rate attributes",
-                path);
-    goto fail;
-  }
-  for (int d = 0; d < n_ds; d++) {
-    hid_t ds = H5Dopen2(s->file, ds_name[d], H5P_DEFAULT);
-    len[d] = ds < 0 ? -1 : ds_len(ds);
+    len[d] = check_dataset(path, ds, d, file_size, err, err_len);
     if (len[d] < 0) {
-      if (ds >= 0) H5Dclose(ds);
-      data_seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
+      H5Dclose(ds);
       goto fail;
     }
     if (d == DS_TOKENS)
@@ -417,13 +502,15 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       s->labels = ds;
     else if (d == DS_CODEC_TOKENS)
       s->codec = ds;
+    else if (d == DS_TILES)
+      s->tiles = ds;
     else if (d == DS_FBANK)
       s->fbank = ds;
     else if (d == DS_WAVE)
       s->wave = ds;
     else {
       vec *v = &s->small[d];
-      size_t bytes = (size_t)len[d] * ds_elem[d];
+      size_t bytes = (size_t)len[d] * ds_elem[d]; /* bounded by the file size above */
       v->p = malloc(bytes + 8);
       v->n = bytes;
       int r = v->p ? read_range(ds, ds_mem_type(d), 0, len[d], v->p) : -1;
@@ -437,40 +524,93 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   s->n_tokens = len[DS_TOKENS];
   s->n_codec = len[DS_CODEC_TOKENS];
   int64_t n = s->n_samples, m = len[DS_MEDIA_KIND];
-  if (len[DS_LABELS] != s->n_tokens || len[DS_SAMPLE_OFFSETS] != n + 1 ||
-      len[DS_ID_OFFSETS] != n + 1 || len[DS_MEDIA_OFFSETS] != n + 1 || len[DS_MEDIA_POS] != m ||
-      len[DS_MEDIA_ITEM] != m || len[DS_PATH_OFFSETS] != m + 1 ||
-      !offsets_ok(I64(s, DS_SAMPLE_OFFSETS), n + 1, s->n_tokens) ||
+  if (n < 0 || n != len[DS_SAMPLE_OFFSETS] - 1 || n_tokens_attr != s->n_tokens) {
+    data_seterr(err, err_len,
+                "shard %s: attributes say %lld samples and %lld tokens, the datasets hold %lld "
+                "and %lld (corrupt)",
+                path, (long long)n, (long long)n_tokens_attr, (long long)len[DS_SAMPLE_OFFSETS] - 1,
+                (long long)s->n_tokens);
+    goto fail;
+  }
+  if (version == 1) { /* every sample has no codec tokens (n is bounded by the file size) */
+    len[DS_CODEC_OFFSETS] = n + 1;
+    s->small[DS_CODEC_OFFSETS].p = calloc((size_t)n + 2, sizeof(int64_t));
+    if (!s->small[DS_CODEC_OFFSETS].p) {
+      data_seterr(err, err_len, "shard %s: out of memory", path);
+      goto fail;
+    }
+  }
+  if (len[DS_LABELS] != s->n_tokens || len[DS_ID_OFFSETS] != n + 1 ||
+      len[DS_MEDIA_OFFSETS] != n + 1 || len[DS_MEDIA_POS] != m || len[DS_MEDIA_ITEM] != m ||
+      len[DS_PATH_OFFSETS] != m + 1 || !offsets_ok(I64(s, DS_SAMPLE_OFFSETS), n + 1, s->n_tokens) ||
       !offsets_ok(I64(s, DS_ID_OFFSETS), n + 1, len[DS_IDS]) ||
       !offsets_ok(I64(s, DS_MEDIA_OFFSETS), n + 1, m) ||
       !offsets_ok(I64(s, DS_PATH_OFFSETS), m + 1, len[DS_PATHS]) ||
       len[DS_CODEC_OFFSETS] != n + 1 || !offsets_ok(I64(s, DS_CODEC_OFFSETS), n + 1, s->n_codec) ||
-      !audio_ok(s, len)) {
+      len[DS_TILE_OFFSETS] != m + 1 || s->tile_size < 0 || s->tile_size > 8192 ||
+      !offsets_ok(I64(s, DS_TILE_OFFSETS), m + 1,
+                  s->tile_size ? len[DS_TILES] / ((int64_t)s->tile_size * s->tile_size * 3) : 0) ||
+      (s->tile_size && len[DS_TILES] % ((int64_t)s->tile_size * s->tile_size * 3)) ||
+      (!s->tile_size && len[DS_TILES]) || !audio_ok(s, len)) {
     data_seterr(err, err_len, "shard %s: dataset sizes or offsets are inconsistent (corrupt)",
                 path);
     goto fail;
+  }
+  /* every medium: a known kind, an item >= 0, a position inside its sample */
+  const int32_t *kind = (const int32_t *)s->small[DS_MEDIA_KIND].p;
+  const int32_t *item = (const int32_t *)s->small[DS_MEDIA_ITEM].p;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t sl = shard_sample_len(s, i);
+    for (int64_t j = I64(s, DS_MEDIA_OFFSETS)[i]; j < I64(s, DS_MEDIA_OFFSETS)[i + 1]; j++) {
+      int64_t pos = I64(s, DS_MEDIA_POS)[j];
+      if (kind[j] < 0 || kind[j] > CHAT_MEDIA_AUDIO || item[j] < 0 || pos < 0 || pos >= sl) {
+        data_seterr(err, err_len,
+                    "shard %s: sample %lld: medium %lld has kind %d, item %d, position %lld "
+                    "(the sample has %lld tokens): corrupt",
+                    path, (long long)i, (long long)j, kind[j], item[j], (long long)pos,
+                    (long long)sl);
+        goto fail;
+      }
+    }
   }
   if (verify) {
     uLong crc = crc32(0L, Z_NULL, 0);
     const int64_t chunk = 1 << 20;
     int32_t *buf = malloc((size_t)chunk * sizeof *buf);
-    for (int d = 0; d < n_ds && buf; d++) {
-      if (ds_big(d)) {
-        hid_t ds = d == DS_TOKENS         ? s->tokens
-                   : d == DS_LABELS       ? s->labels
-                   : d == DS_CODEC_TOKENS ? s->codec
-                   : d == DS_FBANK        ? s->fbank
-                                          : s->wave;
-        for (int64_t off = 0; off < len[d]; off += chunk) {
-          int64_t k = len[d] - off < chunk ? len[d] - off : chunk;
+    for (int d = 0; d < DS_COUNT && buf; d++) {
+      if (d == DS_FBANK || d == DS_WAVE) { /* 2-byte elements, read in chunks of them */
+        hid_t ds = d == DS_FBANK ? s->fbank : s->wave;
+        for (int64_t off = 0; off < len[d]; off += 2 * chunk) {
+          int64_t k = len[d] - off < 2 * chunk ? len[d] - off : 2 * chunk;
           if (read_range(ds, ds_mem_type(d), off, k, buf)) {
             free(buf);
             data_seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
                         ds_name[d]);
             goto fail;
           }
-          crc = crc32(crc, (const Bytef *)buf, (uInt)(k * (int64_t)ds_elem[d]));
+          crc = crc32(crc, (const Bytef *)buf, (uInt)(k * 2));
         }
+      } else if (d == DS_TOKENS || d == DS_LABELS || d == DS_CODEC_TOKENS || d == DS_TILES) {
+        hid_t ds = d == DS_TOKENS         ? s->tokens
+                   : d == DS_LABELS       ? s->labels
+                   : d == DS_CODEC_TOKENS ? s->codec
+                                          : s->tiles;
+        int64_t total = d == DS_TILES ? len[DS_TILES] / 4 : len[d]; /* in 4-byte words */
+        hid_t mt = d == DS_TILES ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32;
+        int64_t el = d == DS_TILES ? 4 : 1; /* elements a word */
+        for (int64_t off = 0; off < total; off += chunk) {
+          int64_t k = total - off < chunk ? total - off : chunk;
+          if (read_range(ds, mt, off * el, k * el, buf)) {
+            free(buf);
+            data_seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
+                        ds_name[d]);
+            goto fail;
+          }
+          crc = crc32(crc, (const Bytef *)buf, (uInt)(k * 4));
+        }
+        int64_t rest = d == DS_TILES ? len[DS_TILES] % 4 : 0; /* tiles are 3 bytes a pixel */
+        if (rest && read_range(ds, mt, len[DS_TILES] - rest, rest, buf) == 0)
+          crc = crc32(crc, (const Bytef *)buf, (uInt)rest);
       } else if (s->small[d].n) {
         crc = crc32(crc, (const Bytef *)s->small[d].p, (uInt)s->small[d].n);
       }
@@ -494,6 +634,8 @@ void shard_sample_free(shard_sample *s) {
   tok_ids_free(&s->ids);
   tok_ids_free(&s->labels);
   tok_ids_free(&s->codec);
+  free(s->n_tiles);
+  free(s->tiles);
   free(s->fbank_frames);
   free(s->fbank);
   free(s->wave_len);
@@ -593,11 +735,13 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
     chat_media *cm = realloc(out->media, m * sizeof *cm);
     char **mp = cm ? realloc(out->media_path, m * sizeof *mp) : NULL;
     if (cm) out->media = cm;
-    if (!cm || !mp) {
+    if (mp) out->media_path = mp;
+    int32_t *nt = mp ? realloc(out->n_tiles, m * sizeof *nt) : NULL;
+    if (!cm || !mp || !nt) {
       data_seterr(err, err_len, "out of memory");
       return -1;
     }
-    out->media_path = mp;
+    out->n_tiles = nt;
     out->cap_media = m;
   }
   const int32_t *kind = (const int32_t *)s->small[DS_MEDIA_KIND].p;
@@ -606,12 +750,34 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
     int64_t j = m0 + (int64_t)k;
     out->media[k] = (chat_media){I64(s, DS_MEDIA_POS)[j], kind[j], item[j]};
     out->media_path[k] = substr(&s->small[DS_PATHS], I64(s, DS_PATH_OFFSETS), j);
+    out->n_tiles[k] = (int32_t)(I64(s, DS_TILE_OFFSETS)[j + 1] - I64(s, DS_TILE_OFFSETS)[j]);
     out->n_media = k + 1;
   }
   int64_t c0 = I64(s, DS_CODEC_OFFSETS)[i], nc = I64(s, DS_CODEC_OFFSETS)[i + 1] - c0;
   if (grow_ids(&out->codec, (size_t)nc) ||
       (nc && read_range(s->codec, H5T_NATIVE_INT32, c0, nc, out->codec.v))) {
     data_seterr(err, err_len, "shard %s: cannot read the codec tokens of sample %lld", s->path,
+                (long long)i);
+    return -1;
+  }
+  /* the sample's tiles: one hyperslab, as uint8 */
+  out->tile_size = s->tile_size;
+  size_t tb = (size_t)s->tile_size * (size_t)s->tile_size * 3;
+  int64_t t0 = I64(s, DS_TILE_OFFSETS)[m0], t1 = I64(s, DS_TILE_OFFSETS)[m1];
+  out->n_tiles_total = t1 - t0;
+  size_t bytes = (size_t)(t1 - t0) * tb;
+  if (bytes > out->tiles_cap) {
+    uint8_t *t = realloc(out->tiles, bytes);
+    if (!t) {
+      data_seterr(err, err_len, "out of memory for %lld tiles", (long long)(t1 - t0));
+      return -1;
+    }
+    out->tiles = t;
+    out->tiles_cap = bytes;
+  }
+  if (bytes &&
+      read_range(s->tiles, H5T_NATIVE_UINT8, t0 * (int64_t)tb, (int64_t)bytes, out->tiles)) {
+    data_seterr(err, err_len, "shard %s: cannot read the tiles of sample %lld (corrupt?)", s->path,
                 (long long)i);
     return -1;
   }

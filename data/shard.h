@@ -1,6 +1,7 @@
-/* HDF5 shards of tokenized samples (ids, labels, offsets, media references, codec tokens,
- * format version, CRC32). shard_writer writes a shard whole under a temporary name and renames it;
- * shard_open checks version and checksum, shard_read_sample reads one sample by offset. */
+/* HDF5 shards of tokenized samples (ids, labels, offsets, media references, codec tokens, uint8
+ * image tiles per medium, format version, CRC32). shard_writer writes a shard whole under a
+ * temporary name and renames it; shard_open checks version and checksum, shard_read_sample reads
+ * one sample by offset. */
 #ifndef VT_DATA_SHARD_H
 #define VT_DATA_SHARD_H
 
@@ -10,7 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 2 adds codec tokens per sample, 3 the fbank and waveforms of audio clips; 1 and 2 still read */
+/* 2 added codec tokens, 3 the tiles and (optional within 3: fbank_bins attribute) the fbank and
+ * waveforms of audio clips; another version is refused */
 #define SHARD_FORMAT_VERSION 3
 
 /* One sample as written: media[i] goes with media_path[i]. */
@@ -23,6 +25,9 @@ typedef struct {
   size_t n_media;
   const int32_t *codec; /* speech codec token ids (stage 3.2), n_codec of them */
   size_t n_codec;
+  const int32_t *n_tiles; /* tiles of media[i] (NULL: none); a shard holds one tile size */
+  const uint8_t *tiles;   /* all of them in media order, tile_size^2 * 3 bytes each (HWC) */
+  int tile_size;
   /* audio clips (the sample's <audio> in order): fbank [frames[k], fbank_bins] as f16 bits,
    * back to back, and optionally each clip's waveform (int16 PCM at wave_rate); one shard
    * holds one fbank_bins and one wave_rate */
@@ -54,6 +59,14 @@ typedef struct {
   char *id;
   tok_ids ids, labels;
   tok_ids codec; /* speech codec token ids; empty when the sample has none */
+  chat_media *media;
+  char **media_path;
+  size_t n_media, cap_media;
+  int32_t *n_tiles;      /* per medium */
+  uint8_t *tiles;        /* n_tiles_total tiles of tile_size^2 * 3 bytes, in media order */
+  int64_t n_tiles_total; /* tile_normalize (data/tiling.h) gives the model's input */
+  size_t tiles_cap;
+  int tile_size;
   /* stored audio clips: fbank [fbank_frames[k], fbank_bins] f16 bits back to back, and the
    * waveforms (wave_len[k] int16 samples each at wave_rate; all 0 when none are kept) */
   size_t n_audio, cap_audio, cap_wave_len, cap_fbank, cap_wave;
@@ -61,9 +74,6 @@ typedef struct {
   int64_t *fbank_frames, *wave_len;
   uint16_t *fbank;
   int16_t *wave;
-  chat_media *media;
-  char **media_path;
-  size_t n_media, cap_media;
 } shard_sample;
 
 void shard_sample_free(shard_sample *s);

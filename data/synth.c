@@ -38,11 +38,18 @@ static double uniform(uint64_t *s) { return (double)(next_u64(s) >> 11) * 0x1.0p
 static int64_t below(uint64_t *s, int64_t n) { return (int64_t)(uniform(s) * (double)n); }
 
 int synth_write(const char *dir, const synth_cfg *c, char *err, size_t err_len) {
-  if (c->samples < 1 || c->n_shards < 1 || c->vocab < 2 || c->min_len < 2 ||
-      c->max_len < c->min_len || c->noise < 0 || c->noise > 1) {
+  /* the upper bounds keep every buffer and product in range (max_len 2^62 once wrapped the
+   * allocation into a heap overflow) */
+  if (c->samples < 1 || c->n_shards < 1 || c->n_shards > c->samples || c->vocab < 2 ||
+      c->min_len < 2 || c->max_len < c->min_len || c->max_len > SYNTH_MAX_LEN ||
+      c->samples > SYNTH_MAX_SAMPLES || !(c->noise >= 0 && c->noise <= 1)) {
     snprintf(err, err_len,
-             "synthetic data: samples and shards >= 1, vocab >= 2, "
-             "2 <= min_len <= max_len and noise in [0, 1] expected");
+             "synthetic data: 1 <= shards <= samples <= %lld, vocab >= 2, "
+             "2 <= min_len <= max_len <= %lld and noise in [0, 1] expected (found samples %lld, "
+             "shards %lld, vocab %d, lengths %lld..%lld, noise %g)",
+             (long long)SYNTH_MAX_SAMPLES, (long long)SYNTH_MAX_LEN, (long long)c->samples,
+             (long long)c->n_shards, c->vocab, (long long)c->min_len, (long long)c->max_len,
+             c->noise);
     return -1;
   }
   char buf[4096];

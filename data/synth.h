@@ -18,6 +18,10 @@ typedef struct {
 } synth_cfg;
 
 synth_cfg synth_defaults(void);
+/* Largest sample length and count synth_write accepts. */
+#define SYNTH_MAX_LEN (INT64_C(1) << 24)
+#define SYNTH_MAX_SAMPLES (INT64_C(1) << 32)
+
 /* Writes DIR/shard-0000k.h5 and DIR/mixture.yaml (one dataset, ratio 1, the given seed).
  * Returns 0 or -1 with err. */
 int synth_write(const char *dir, const synth_cfg *cfg, char *err, size_t err_len);

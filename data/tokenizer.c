@@ -2,6 +2,7 @@
  * NFC via utf8proc. Vocabulary and word cache are open-addressing hash maps over byte
  * strings; merges are a hash map from the id pair to (rank, merged id). */
 #include "data/tokenizer.h"
+#include "autograd/regfile.h"
 #include "data/data_err.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -13,6 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <utf8proc.h>
+
+/* Ids are int32 everywhere (shards, labels); the table stays below 2^31 entries. */
+#define TOK_MAX_ID INT32_MAX
+/* A real tokenizer.json is a few MB (Qwen2's: 7 MB). */
+#define TOK_MAX_JSON_BYTES (512u << 20)
 
 /* ---- small growable arrays ---------------------------------------------------------- */
 
@@ -151,7 +157,7 @@ static str_slot *strmap_put(strmap *m, const char *k, size_t n, int32_t val, uin
     m->arena = a;
     m->arena_cap = cap;
   }
-  memcpy(m->arena + m->arena_n, k, n);
+  if (n) memcpy(m->arena + m->arena_n, k, n);
   size_t i = hash_bytes(k, n) & m->mask;
   while (m->slots[i].off != UINT32_MAX) i = (i + 1) & m->mask;
   s = &m->slots[i];
@@ -265,18 +271,40 @@ bool tok_utf8_valid(const char *s, size_t n, size_t *bad_at) {
   return true;
 }
 
-static int read_config(tok_tokenizer *t, const char *dir) {
-  char path[4096];
+/* tokenizer_config.json is optional; when present it must parse, and its eos/pad tokens must
+ * be tokens of this vocabulary. */
+static int read_config(tok_tokenizer *t, const char *dir, char *err, size_t err_len) {
+  char path[4200];
   snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+  struct stat st;
+  if (stat(path, &st) != 0) return 0;
+  size_t len;
+  char *text = vt_read_regular(path, TOK_MAX_JSON_BYTES, &len, err, err_len);
+  if (!text) return -1;
   json_error_t je;
-  json_t *root = json_load_file(path, 0, &je);
-  if (!root) return 0; /* optional */
-  const char *eos = json_string_value(json_object_get(root, "eos_token"));
-  const char *pad = json_string_value(json_object_get(root, "pad_token"));
-  if (eos) t->eos_id = tok_token_id(t, eos);
-  if (pad) t->pad_id = tok_token_id(t, pad);
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  free(text);
+  if (!root) {
+    data_seterr(err, err_len, "%s: line %d: %s", path, je.line, je.text);
+    return -1;
+  }
+  /* eos_token / pad_token are a string or an AddedToken object {"content": ...} */
+  static const char *const keys[2] = {"eos_token", "pad_token"};
+  int32_t *dst[2] = {&t->eos_id, &t->pad_id};
+  int rc = 0;
+  for (int k = 0; k < 2 && rc == 0; k++) {
+    json_t *v = json_object_get(root, keys[k]);
+    if (json_is_object(v)) v = json_object_get(v, "content");
+    if (!v || json_is_null(v)) continue;
+    if (!json_is_string(v)) {
+      data_seterr(err, err_len, "%s: %s: expected a string or null", path, keys[k]);
+      rc = -1;
+    } else {
+      *dst[k] = tok_token_id(t, json_string_value(v));
+    }
+  }
   json_decref(root);
-  return 0;
+  return rc;
 }
 
 /* Finds the Split regex in pre_tokenizer (directly or inside a Sequence). */
@@ -300,9 +328,10 @@ static int cmp_added(const void *a, const void *b) {
   return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
 }
 
-static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_len) {
+static int load_json(tok_tokenizer *t, const char *file, const char *text, size_t text_len,
+                     char *err, size_t err_len) {
   json_error_t je;
-  json_t *root = json_load_file(file, 0, &je);
+  json_t *root = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, &je);
   if (!root) {
     data_seterr(err, err_len, "%s: line %d: %s", file, je.line, je.text);
     return -1;
@@ -347,25 +376,52 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
   for (int i = 0; i < 324; i++) byte_of_cp[i] = -1;
   for (int b = 0; b < 256; b++) byte_of_cp[cp_of_byte[b]] = (int16_t)b;
 
-  /* vocabulary */
-  int32_t max_id = -1;
+  /* vocabulary: ids are checked before any table is sized by them, and the table is bounded
+   * by the entries the file holds (ids may leave a few gaps, not a 2^31 hole) */
+  if (added && !json_is_array(added)) {
+    data_seterr(err, err_len, "%s: added_tokens: expected a list", file);
+    goto done;
+  }
+  json_int_t max_id = -1;
   const char *key;
   json_t *val;
   json_object_foreach(vocab, key, val) {
-    if (json_integer_value(val) > max_id) max_id = (int32_t)json_integer_value(val);
+    json_int_t id = json_integer_value(val);
+    if (!json_is_integer(val) || id < 0 || id >= TOK_MAX_ID) {
+      char found[32] = "a non-integer";
+      if (json_is_integer(val)) snprintf(found, sizeof found, "%lld", (long long)id);
+      data_seterr(err, err_len, "%s: model.vocab[\"%.40s\"]: expected an id in [0, %d), found %s",
+                  file, key, TOK_MAX_ID, found);
+      goto done;
+    }
+    if (id > max_id) max_id = id;
   }
   for (size_t i = 0; i < json_array_size(added); i++) {
-    json_int_t id = json_integer_value(json_object_get(json_array_get(added, i), "id"));
-    if (id > max_id) max_id = (int32_t)id;
+    json_t *idv = json_object_get(json_array_get(added, i), "id");
+    json_int_t id = json_integer_value(idv);
+    if (!json_is_integer(idv) || id < 0 || id >= TOK_MAX_ID) {
+      data_seterr(err, err_len, "%s: added_tokens[%zu].id: expected an id in [0, %d)", file, i,
+                  TOK_MAX_ID);
+      goto done;
+    }
+    if (id > max_id) max_id = id;
   }
-  t->n_ids = max_id + 1;
+  size_t entries = json_object_size(vocab) + json_array_size(added);
+  if ((size_t)max_id >= 2 * entries + 1024) {
+    data_seterr(err, err_len,
+                "%s: model.vocab: largest id %lld for only %zu tokens: the id table would be "
+                "mostly empty",
+                file, (long long)max_id, entries);
+    goto done;
+  }
+  t->n_ids = (int32_t)max_id + 1;
   t->id_off = calloc((size_t)t->n_ids, sizeof *t->id_off);
   t->id_len = calloc((size_t)t->n_ids, sizeof *t->id_len);
   t->id_text = calloc((size_t)t->n_ids, sizeof *t->id_text);
   t->id_special = calloc((size_t)t->n_ids, sizeof *t->id_special);
   if (!t->id_off || !t->id_len || !t->id_text || !t->id_special ||
       strmap_init(&t->vocab, json_object_size(vocab)) != 0) {
-    data_seterr(err, err_len, "%s: out of memory", file);
+    data_seterr(err, err_len, "%s: out of memory for %d ids", file, t->n_ids);
     goto done;
   }
   for (int32_t i = 0; i < t->n_ids; i++) t->id_len[i] = UINT32_MAX; /* unused id */
@@ -377,8 +433,18 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
     }
     long n = unmap_token(key, byte_of_cp, buf);
     json_int_t id = json_integer_value(val);
-    if (n < 0 || !json_is_integer(val) || id < 0) {
+    if (n <= 0 || !json_is_integer(val) || id < 0) { /* n == 0: an empty token */
       data_seterr(err, err_len, "%s: model.vocab: bad entry \"%s\"", file, key);
+      goto done;
+    }
+    if (strmap_find(&t->vocab, buf, (size_t)n)) {
+      data_seterr(err, err_len, "%s: model.vocab: \"%.40s\" is the same bytes as another token",
+                  file, key);
+      goto done;
+    }
+    if (t->id_len[id] != UINT32_MAX) {
+      data_seterr(err, err_len, "%s: model.vocab[\"%.40s\"]: id %lld is already another token's",
+                  file, key, (long long)id);
       goto done;
     }
     str_slot *s = strmap_put(&t->vocab, buf, (size_t)n, (int32_t)id, 0);
@@ -451,31 +517,82 @@ static int load_json(tok_tokenizer *t, const char *file, char *err, size_t err_l
   }
 
   /* added tokens */
-  t->n_added = (int)json_array_size(added);
-  t->added = calloc((size_t)t->n_added + 1, sizeof *t->added);
-  for (int i = 0; i < t->n_added; i++) {
-    json_t *a = json_array_get(added, (size_t)i);
+  t->added = calloc(json_array_size(added) + 1, sizeof *t->added);
+  if (!t->added) {
+    data_seterr(err, err_len, "%s: out of memory", file);
+    goto done;
+  }
+  for (size_t i = 0; i < json_array_size(added); i++) {
+    json_t *a = json_array_get(added, i);
     const char *content = json_string_value(json_object_get(a, "content"));
-    json_t *idv = json_object_get(a, "id");
-    if (!content || !*content || !json_is_integer(idv)) {
-      data_seterr(err, err_len, "%s: added_tokens[%d]: expected content and id", file, i);
+    json_t *idv = json_object_get(a, "id"), *sp = json_object_get(a, "special");
+    if (!content || !*content || !json_is_integer(idv) || (sp && !json_is_boolean(sp))) {
+      data_seterr(err, err_len,
+                  "%s: added_tokens[%zu]: expected a non-empty string content, an integer id "
+                  "and a boolean special",
+                  file, i);
       goto done;
     }
-    added_token *at = &t->added[i];
+    int32_t id = (int32_t)json_integer_value(idv); /* range-checked above */
+    size_t clen = strlen(content);
+    if (t->id_len[id] != UINT32_MAX && !t->id_text[id] &&
+        (t->id_len[id] != clen || memcmp(t->vocab.arena + t->id_off[id], content, clen) != 0)) {
+      data_seterr(err, err_len,
+                  "%s: added_tokens[%zu].id: %d is a vocabulary token with other bytes than "
+                  "\"%.40s\"",
+                  file, i, id, content);
+      goto done;
+    }
+    if (t->id_text[id]) {
+      data_seterr(err, err_len, "%s: added_tokens[%zu].id: %d is already added token \"%.40s\"",
+                  file, i, id, t->id_text[id]);
+      goto done;
+    }
+    added_token *at = &t->added[t->n_added];
     at->text = strdup(content);
+    if (!at->text) {
+      data_seterr(err, err_len, "%s: out of memory", file);
+      goto done;
+    }
+    t->n_added++;
     at->len = strlen(content);
-    at->id = (int32_t)json_integer_value(idv);
-    at->special = json_is_true(json_object_get(a, "special"));
+    at->id = id;
+    at->special = json_is_true(sp);
     t->added_first[(unsigned char)content[0]] = true;
-    t->id_text[at->id] = at->text;
-    t->id_len[at->id] = (uint32_t)at->len;
-    t->id_special[at->id] = at->special;
+    t->id_text[id] = at->text;
+    t->id_len[id] = (uint32_t)at->len;
+    t->id_special[id] = at->special;
   }
   qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
   rc = 0;
 done:
   json_decref(root);
   return rc;
+}
+
+static int init_from(tok_tokenizer **out, const char *file, const char *text, size_t len,
+                     const char *dir, char *err, size_t err_len) {
+  tok_tokenizer *t = calloc(1, sizeof *t);
+  if (!t) {
+    data_seterr(err, err_len, "%s: out of memory", file);
+    return -1;
+  }
+  t->eos_id = t->pad_id = -1;
+  if (load_json(t, file, text, len, err, err_len) != 0) {
+    tok_free(t);
+    return -1;
+  }
+  if (strmap_init(&t->cache, 1 << 14) != 0) {
+    data_seterr(err, err_len, "%s: out of memory", file);
+    tok_free(t);
+    return -1;
+  }
+  if (dir && read_config(t, dir, err, err_len) != 0) {
+    tok_free(t);
+    return -1;
+  }
+  *out = t;
+  return 0;
 }
 
 int tok_init(tok_tokenizer **out, const char *path, char *err, size_t err_len) {
@@ -498,19 +615,18 @@ int tok_init(tok_tokenizer **out, const char *path, char *err, size_t err_len) {
     else
       strcpy(dir, ".");
   }
-  tok_tokenizer *t = calloc(1, sizeof *t);
-  if (!t) {
-    data_seterr(err, err_len, "out of memory");
-    return -1;
-  }
-  t->eos_id = t->pad_id = -1;
-  if (load_json(t, file, err, err_len) != 0 || strmap_init(&t->cache, 1 << 14) != 0) {
-    tok_free(t);
-    return -1;
-  }
-  read_config(t, dir);
-  *out = t;
-  return 0;
+  size_t len;
+  char *text = vt_read_regular(file, TOK_MAX_JSON_BYTES, &len, err, err_len);
+  if (!text) return -1;
+  int rc = init_from(out, file, text, len, dir, err, err_len);
+  free(text);
+  return rc;
+}
+
+int tok_init_mem(tok_tokenizer **out, const char *name, const char *json, size_t len, char *err,
+                 size_t err_len) {
+  *out = NULL;
+  return init_from(out, name, json, len, NULL, err, err_len);
 }
 
 void tok_free(tok_tokenizer *t) {

@@ -32,6 +32,10 @@ typedef struct tok_tokenizer tok_tokenizer;
  * or the tokenizer.json file itself. On success *out owns the tokenizer (tok_free).
  * Returns 0, or -1 with a message in err naming the file and field. */
 int tok_init(tok_tokenizer **out, const char *path, char *err, size_t err_len);
+/* The same from a tokenizer.json held in memory (name stands for the file in messages); no
+ * tokenizer_config.json is read, so eos and pad are -1. */
+int tok_init_mem(tok_tokenizer **out, const char *name, const char *json, size_t len, char *err,
+                 size_t err_len);
 void tok_free(tok_tokenizer *t);
 
 /* Appends the ids of `len` bytes of UTF-8 text to out. Added/special tokens in the text are

@@ -6,17 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/codec_model.h"
 #include "model/qwen2_model.h"
+#include "model/vita_model.h"
 
 extern const vt_model_ops tts_model_ops;       /* model/tts_model.c */
 extern const vt_model_ops audio_ctc_model_ops; /* model/audio_enc_model.c */
 
 #define MAX_MODELS 16
 
-/* Built-in models first; vt_model_register appends. The one process-wide table of models. */
-static const vt_model_ops *models[MAX_MODELS] = {&qwen2_model_ops, &tts_model_ops,
-                                                 &audio_ctc_model_ops};
-static int n_models = 3;
+/* Built-in models first; vt_model_register appends. The one process-wide table of models.
+ * vita before qwen2: a "vita-Qwen2" config is the omni model (qwen2 also reads that type). */
+static const vt_model_ops *models[MAX_MODELS] = {&vita_model_ops, &qwen2_model_ops, &tts_model_ops,
+                                                 &codec_model_ops, &audio_ctc_model_ops};
+static int n_models = 5;
 
 const vt_model_ops *vt_model_find(const char *name) {
   for (int i = 0; name && i < n_models; i++)

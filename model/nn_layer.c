@@ -106,6 +106,21 @@ void nn_layer_init(nn_layer *l, nn_reg *r, const char *prefix, const nn_layer_cf
   }
 }
 
+void nn_layer_init_weights(const nn_layer *l, const vt_params *ps, vt_rng *rng, float std,
+                           float ls_init) {
+  const nn_attn *a = &l->attn;
+  const nn_linear *lins[] = {&a->q,   &a->k,       &a->v,      &a->qkv,    &a->o,
+                             &a->pos, &l->mlp.fc1, &l->mlp.up, &l->mlp.fc2};
+  for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++)
+    if (lins[i]->w) nn_linear_init_normal(lins[i], ps, rng, std);
+  nn_init_normal(ps, a->pos_u, rng, 0, std);
+  nn_init_normal(ps, a->pos_v, rng, 0, std);
+  nn_norm_init_weights(&l->norm1, ps);
+  nn_norm_init_weights(&l->norm2, ps);
+  nn_init_const(ps, l->ls1, ls_init);
+  nn_init_const(ps, l->ls2, ls_init);
+}
+
 /* The residual branch tail: dropout, layer scale, drop path. */
 static vt_tensor *branch(vt_ctx *ctx, const nn_layer *l, vt_tensor *y, vt_tensor *ls,
                          const nn_drop *d, int site_drop, int site_path) {

@@ -44,6 +44,10 @@ nn_layer_cfg nn_layer_cfg_wenet(int64_t hidden, int64_t heads, int64_t ffn, doub
                                 float dropout);
 
 void nn_layer_init(nn_layer *l, nn_reg *r, const char *prefix, const nn_layer_cfg *cfg);
+/* HF-style initialisation: every linear normal(0, std) with zero bias (q, k, v or qkv, o,
+ * linear_pos, then the MLP's), pos_bias_u/v normal(0, std), norms one / zero, ls1/ls2 ls_init. */
+void nn_layer_init_weights(const nn_layer *l, const vt_params *ps, vt_rng *rng, float std,
+                           float ls_init);
 /* x [B, T, hidden] -> [B, T, hidden]. */
 vt_tensor *nn_layer_forward(const nn_layer *l, vt_ctx *ctx, vt_tensor *x, const nn_fwd *f);
 

@@ -1,6 +1,8 @@
 /* Linear and embedding blocks; see nn_linear.h. */
 #include "model/nn_linear.h"
 
+#include <math.h>
+
 void nn_linear_init(nn_linear *l, nn_reg *r, const char *prefix, const char *name, int64_t in,
                     int64_t out, bool bias) {
   l->in = in;
@@ -63,4 +65,15 @@ void nn_embedding_init(nn_embedding *e, nn_reg *r, const char *prefix, const cha
 
 vt_tensor *nn_embedding_forward(const nn_embedding *e, vt_ctx *ctx, vt_tensor *ids) {
   return vt_embedding(ctx, e->w, ids);
+}
+
+void nn_linear_init_default(const nn_linear *l, const vt_params *ps, vt_rng *rng) {
+  float bound = 1.0f / sqrtf((float)l->in);
+  nn_init_uniform(ps, l->w, rng, -bound, bound);
+  nn_init_uniform(ps, l->b, rng, -bound, bound);
+}
+
+void nn_linear_init_normal(const nn_linear *l, const vt_params *ps, vt_rng *rng, float std) {
+  nn_init_normal(ps, l->w, rng, 0, std);
+  nn_init_const(ps, l->b, 0);
 }

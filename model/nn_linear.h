@@ -23,14 +23,20 @@ vt_tensor *nn_linear_forward(const nn_linear *l, vt_ctx *ctx, vt_tensor *x);
 /* outs[i] = nn_linear_forward(ls[i], x) for n linears of the same input size. When their
  * weights (and biases) are contiguous in the store (registered consecutively, all trainable
  * or all frozen) it is one GEMM over a concatenated view, whose output is cut into the outs;
- * otherwise n GEMMs. Either way the values are the same bits; only the input's gradient
- * sums the n terms in another order. pack false forces the n GEMMs. */
+ * otherwise n GEMMs. The two agree within f32 rounding: the input's gradient sums the n terms
+ * in another order, and some BLAS kernels (OpenBLAS's Haswell sgemm) round an output tile
+ * differently by where it sits in C. pack false forces the n GEMMs. */
 void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x, bool pack,
                      vt_tensor **outs);
 /* Registers the weights of n linears first and then their biases, which is the order
  * nn_linear_multi packs. */
 void nn_linear_init_packed(nn_linear *const *ls, int n, nn_reg *r, const char *prefix,
                            const char *const *names, int64_t in, const int64_t *outs, bool bias);
+
+/* torch.nn.Linear's default initialisation: weight and bias uniform in +-1/sqrt(in). */
+void nn_linear_init_default(const nn_linear *l, const vt_params *ps, vt_rng *rng);
+/* HF's: weight normal(0, std), bias zero. */
+void nn_linear_init_normal(const nn_linear *l, const vt_params *ps, vt_rng *rng, float std);
 
 void nn_embedding_init(nn_embedding *e, nn_reg *r, const char *prefix, const char *name, int64_t n,
                        int64_t dim);

@@ -77,7 +77,7 @@ static nn_layer_cfg layer_cfg(const qwen2_cfg *c) {
   nn_layer_cfg l =
       nn_layer_cfg_llama(c->hidden_size, c->num_attention_heads, c->num_key_value_heads,
                          c->intermediate_size, c->rope_theta, c->rms_norm_eps, true);
-  l.attn.pack = l.mlp.pack = false;
+  l.attn.pack = l.mlp.pack = !c->unpacked;
   l.recompute = c->recompute;
   return l;
 }

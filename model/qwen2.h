@@ -18,6 +18,9 @@ typedef struct {
   /* training options, not part of the HF config */
   bool recompute;        /* recompute each layer's activations in backward */
   int64_t ce_chunk_rows; /* rows of logits alive at once in the loss (0: automatic) */
+  /* q/k/v and gate/up as separate GEMMs instead of one each (packing rounds a few values
+   * differently with some BLAS kernels; the results agree within f32 tolerance) */
+  bool unpacked;
 } qwen2_cfg;
 
 /* The model: blocks of model/ (nn_*) under the HF names. Per-forward state (layout, masks)

@@ -202,6 +202,12 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
 
 static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, int *n) {
   qwen2_model *m = (qwen2_model *)base;
+  if (!b->label_tokens) { /* nothing counted: no forward (a mean over nothing is NaN) */
+    out[0] = (vt_metric){"loss", 0, 0};
+    out[1] = (vt_metric){"token_acc", 0, 0};
+    *n = 2;
+    return 0;
+  }
   qwen2_layout lay = layout_of(b);
   vt_tensor *hidden = qwen2_forward(&m->q, ctx, qwen2_embed(&m->q, ctx, b->tokens), &lay);
   vt_lm_ce_opts o = {.chunk_rows = m->cfg.ce_chunk_rows};

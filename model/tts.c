@@ -161,8 +161,6 @@ void tts_init_weights(tts *m, const vt_params *ps, vt_rng *rng, bool with_llm) {
 
 /* ---- batch layout ---------------------------------------------------------------------- */
 
-#define TTS_MAX_ROWS 4096 /* rows per batch: the per-row layout lives on the stack */
-
 typedef struct {
   int64_t B, k;    /* rows; vectors per text token */
   int64_t Tt, Tx;  /* padded text length, padded conditioning (NAR) length */

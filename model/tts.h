@@ -37,8 +37,10 @@ typedef struct {
   nn_linear out_fnn;
 } tts;
 
-/* One batch on the host: row b holds text_lens[b] text ids (LLM vocabulary) and
- * codec_lens[b] codec ids; rows are strided by text_stride / codec_stride. */
+/* One batch on the host: row b holds text_lens[b] >= 1 text ids (LLM vocabulary) and
+ * codec_lens[b] >= 0 codec ids; rows are strided by text_stride / codec_stride; at most
+ * TTS_MAX_ROWS rows (their layout is computed on the stack). */
+#define TTS_MAX_ROWS 4096
 typedef struct {
   int64_t batch;
   const int32_t *text, *text_lens;

@@ -63,6 +63,14 @@ static yaml_node_t *item(ycfg *c, yaml_node_item_t *it) {
 
 static int line_of(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
 
+/* The text of a mapping key (a name), or NULL with err when the key is not a plain scalar. */
+static const char *key_name(ycfg *c, const yaml_node_t *k, const char *where, char *err,
+                            size_t err_len) {
+  if (k && k->type == YAML_SCALAR_NODE) return (const char *)k->data.scalar.value;
+  snprintf(err, err_len, "%s:%d: %s: expected names as keys", c->path, k ? line_of(k) : 0, where);
+  return NULL;
+}
+
 /* A pattern, or a part's name standing for its globs, appended to out (comma-separated). */
 static int add_pattern(const stage_cfg *cfg, const char *s, char *out, size_t out_len) {
   const char *globs = s;
@@ -142,7 +150,11 @@ static int read_weights(ycfg *c, yaml_node_t *map, const char *key, const char *
                max);
       return -1;
     }
-    snprintf(out[*n].name, sizeof out[*n].name, "%s", (const char *)k->data.scalar.value);
+    char wk[96];
+    snprintf(wk, sizeof wk, "%s.%s", where, key);
+    const char *name = key_name(c, k, wk, err, err_len);
+    if (!name) return -1;
+    snprintf(out[*n].name, sizeof out[*n].name, "%s", name);
     char full[160];
     snprintf(full, sizeof full, "%s.%s.%s", where, key, out[*n].name);
     if (ycfg_float(c, val, full, &out[*n].weight, err, err_len)) return -1;
@@ -321,7 +333,9 @@ static int read_model(ycfg *c, yaml_node_t *m, stage_cfg *cfg, char *err, size_t
       return -1;
     }
     stage_part *sp = &cfg->parts[cfg->n_parts];
-    snprintf(sp->name, sizeof sp->name, "%s", (const char *)k->data.scalar.value);
+    const char *name = key_name(c, k, "model.parts", err, err_len);
+    if (!name) return -1;
+    snprintf(sp->name, sizeof sp->name, "%s", name);
     char full[96];
     snprintf(full, sizeof full, "model.parts.%s", sp->name);
     /* parts are defined by globs only (a part naming another would depend on order) */
@@ -385,7 +399,9 @@ static int read_phases(ycfg *c, yaml_node_t *v, stage_cfg *cfg, char *err, size_
       return -1;
     }
     stage_phase *ph = &cfg->phases[cfg->n_phases];
-    snprintf(ph->name, sizeof ph->name, "%s", (const char *)k->data.scalar.value);
+    const char *name = key_name(c, k, "train.phases", err, err_len);
+    if (!name) return -1;
+    snprintf(ph->name, sizeof ph->name, "%s", name);
     optim_unset(&ph->optim);
     sched_unset(&ph->sched);
     char where[96];
@@ -468,6 +484,7 @@ static int load_sections(stage_cfg *cfg, ycfg *c, char *err, size_t err_len) {
       opt_int(c, o, "eval_every", "output", &cfg->eval_every, err, err_len))
     return -1;
   cfg->seed = (uint64_t)seed;
+  if (keep < 0 || keep > INT32_MAX) keep = -1; /* refused below */
   cfg->keep_last = (int)keep;
   return 0;
 }
@@ -499,6 +516,20 @@ int stage_config_load(stage_cfg *cfg, const char *path, char *err, size_t err_le
     bad = "train.grad_accum must be at least 1";
   else if (cfg->max_len < 2)
     bad = "data.max_len must be at least 2";
+  /* upper bounds, so that no product of them (host buffers of batch_size x max_len tokens,
+   * epochs x steps per epoch) can overflow */
+  else if (cfg->max_len > STAGE_MAX_LEN)
+    bad = "data.max_len must be at most 16777216";
+  else if (cfg->batch_size > STAGE_MAX_BATCH || cfg->grad_accum > STAGE_MAX_BATCH)
+    bad = "train.batch_size and train.grad_accum must be at most 1048576";
+  else if (cfg->batch_size * cfg->max_len > STAGE_MAX_TOKENS)
+    bad = "train.batch_size x data.max_len must be at most 2^31 tokens";
+  else if (cfg->steps > STAGE_MAX_STEPS || cfg->epochs > STAGE_MAX_STEPS)
+    bad = "train.steps and train.epochs must be at most 2^40";
+  else if (cfg->seed > (uint64_t)INT64_MAX)
+    bad = "train.seed must be in [0, 2^63) (a negative seed is not one)";
+  else if (cfg->keep_last < 0)
+    bad = "output.keep_last must not be negative";
   else if (cfg->save_every < 0 || cfg->log_every < 0 || cfg->eval_every < 0)
     bad = "output intervals must not be negative";
   else if (cfg->eval_every > 0 && !cfg->eval_mixture[0])

@@ -112,6 +112,12 @@ typedef struct {
 
 /* Defaults of every field (a config built in code, like the demo's, starts here). */
 void stage_cfg_defaults(stage_cfg *cfg);
+/* Upper bounds of a stage's sizes (the config is refused beyond them). */
+#define STAGE_MAX_LEN (INT64_C(1) << 24)
+#define STAGE_MAX_BATCH (INT64_C(1) << 20)
+#define STAGE_MAX_TOKENS (INT64_C(1) << 31)
+#define STAGE_MAX_STEPS (INT64_C(1) << 40)
+
 /* Loads and validates path; relative paths in it are taken from the file's directory.
  * Returns 0, or -1 with err naming the file, the line and the key. */
 int stage_config_load(stage_cfg *cfg, const char *path, char *err, size_t err_len);

@@ -86,7 +86,10 @@ int stage_load_init(const stage_cfg *cfg, vt_params *ps, FILE *log, char *err, s
     int n = 0;
     st_load_sel sel = {
         .prefix = si->prefix, .select = select_init, .arg = (void *)si, .n_loaded = &n};
-    int rc = st_load_params_sel(ps, &ix, &sel, 0, why, sizeof why);
+    /* tensors the source has beyond the selection are left there (a HF directory's rotary
+     * tables, the other parts of an earlier stage's checkpoint); a selected parameter it
+     * lacks is an error, so a source of the wrong model still fails */
+    int rc = st_load_params_sel(ps, &ix, &sel, ST_LOAD_ALLOW_UNEXPECTED, why, sizeof why);
     st_index_close(&ix);
     if (rc) {
       snprintf(err, err_len, "%s:%d: init: %s", cfg->path, si->line, why);

@@ -23,7 +23,8 @@ vt_model *stage_model_open(const char *name, const char *path, const vt_model_op
                            vt_params *ps, char *err, size_t err_len);
 
 /* Loads cfg's init sources in order into the allocated ps (later sources win where they
- * overlap); every parameter a source selects must be there with its shape. Returns 0, or
+ * overlap); every parameter a source selects must be there with its shape, and tensors of
+ * the source no selected parameter reads are ignored. Returns 0, or
  * -1 with err naming the config line, the source and the tensors. A note per source goes to
  * log when not NULL. */
 int stage_load_init(const stage_cfg *cfg, vt_params *ps, FILE *log, char *err, size_t err_len);

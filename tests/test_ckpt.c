@@ -90,6 +90,63 @@ int main(void) {
   mkdir(p, 0755);
   CHECK(ckpt_verify(p, err, sizeof err) == -1 && strstr(err, "never completed"));
 
+  /* a file the manifest does not list, a manifest of another step, a FIFO in place of a file */
+  save(root, 70, 0);
+  snprintf(p, sizeof p, "%s/step-00000070", root);
+  CHECK(ckpt_verify(p, err, sizeof err) == 0);
+  write_file(p, "extra.bin", "sneaked in");
+  CHECK(ckpt_verify(p, err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "extra.bin: not listed in the manifest"), "%s", err);
+  snprintf(p, sizeof p, "%s/step-00000070/extra.bin", root);
+  unlink(p);
+  char moved[CKPT_PATH_MAX];
+  snprintf(p, sizeof p, "%s/step-00000070", root);
+  snprintf(moved, sizeof moved, "%s/step-00000013", root);
+  CHECK(rename(p, moved) == 0);
+  CHECK(ckpt_verify(moved, err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "says step 70, the directory is step 13"), "%s", err);
+  CHECK(rename(moved, p) == 0);
+  snprintf(p, sizeof p, "%s/step-00000070/trainer.json", root);
+  unlink(p);
+  CHECK(mkfifo(p, 0600) == 0);
+  snprintf(p, sizeof p, "%s/step-00000070", root);
+  CHECK(ckpt_verify(p, err, sizeof err) == -1); /* at once: the FIFO is never opened to read */
+  CHECK_MSG(strstr(err, "trainer.json: cannot open: not a regular file"), "%s", err);
+
+  /* the manifest parser itself */
+  static const struct {
+    const char *text, *want;
+  } bad[] = {
+      {"vita-train checkpoint v2\nstep 1\nfile a 1 00000000\n", "line 1: expected"},
+      {"vita-train checkpoint v1\nfile a 1 00000000\n", "no \"step N\" line"},
+      {"vita-train checkpoint v1\nstep 1\nstep 2\nfile a 1 00000000\n", "line 3"},
+      {"vita-train checkpoint v1\nstep -1\nfile a 1 00000000\n", "line 2"},
+      {"vita-train checkpoint v1\nstep 1\nfile a -1 00000000\n", "line 3"},
+      {"vita-train checkpoint v1\nstep 1\nfile a 18446744073709551616 00000000\n", "line 3"},
+      {"vita-train checkpoint v1\nstep 1\nfile ../x 1 00000000\n", "line 3"},
+      {"vita-train checkpoint v1\nstep 1\nfile COMPLETE 1 00000000\n", "line 3"},
+      {"vita-train checkpoint v1\nstep 1\nfile a 1 0000000g\n", "line 3"},
+      {"vita-train checkpoint v1\nstep 1\nfile a 1 00000000\nfile a 2 00000000\n",
+       "a is listed twice"},
+      {"vita-train checkpoint v1\nstep 1\n", "lists no files"},
+      {"vita-train checkpoint v1\nstep 1\n\nfile a 1 00000000\n", "line 3"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    ckpt_manifest m;
+    CHECK_MSG(ckpt_manifest_parse(bad[i].text, strlen(bad[i].text), "M", &m, err, sizeof err) ==
+                      -1 &&
+                  strstr(err, bad[i].want),
+              "case %zu: %s", i, err);
+    ckpt_manifest_free(&m);
+  }
+  ckpt_manifest m;
+  const char *good =
+      "vita-train checkpoint v1\nstep 12\nfile b.bin 3 0000abcd\nfile a 0 ffffffff\n";
+  CHECK_MSG(ckpt_manifest_parse(good, strlen(good), "M", &m, err, sizeof err) == 0, "%s", err);
+  CHECK(m.step == 12 && m.n_files == 2 && !strcmp(m.files[0].name, "a") &&
+        m.files[0].crc == 0xffffffffu && m.files[1].size == 3 && m.files[1].crc == 0xabcd);
+  ckpt_manifest_free(&m);
+
   char cmd[CKPT_PATH_MAX + 16];
   snprintf(cmd, sizeof cmd, "rm -rf %s", root);
   CHECK(system(cmd) == 0);

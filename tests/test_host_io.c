@@ -1,8 +1,9 @@
-// ctest-labels: unit
+// ctest-labels: unit cuda
 /* The host <-> device helpers the upper layers use instead of touching tensor memory:
  * parameter writes and reads (as stored and converted from / to f32), fills, gradients, the
- * flat gradient buffer, ranged copies of step tensors and raw device buffers. Each runs on
- * the CPU backend and, when a GPU is present, on cuda:0 with the same expectations. */
+ * flat gradient buffer, ranged copies of step tensors, raw device buffers, and backend
+ * instances shared by a ctx and a store. Each runs on the CPU backend and, when a GPU is
+ * present, on cuda:0 with the same expectations. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,7 +105,7 @@ static void check_ctx(vt_device dev) {
   vt_ctx_free(ctx);
 
   /* raw device buffers */
-  const vt_backend *be = dev.type == VT_DEV_CPU ? vt_backend_cpu() : vt_backend_cuda(0, NULL);
+  const vt_backend *be = vt_backend_for(dev, NULL);
   float *d = vt_buf_alloc_zeroed(be, 40 * sizeof(float));
   float h[40] = {1}, src[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
   vt_buf_to_host(be, h, d, sizeof h);
@@ -116,9 +117,63 @@ static void check_ctx(vt_device dev) {
   CHECK(h[4] == 1.5f && h[5] == 1.0f && h[14] == 10.0f && h[15] == 1.5f);
   vt_buf_free(be, d);
   vt_buf_free(be, NULL);
+  vt_backend_free(be); /* a no-op for the shared CPU instance */
+}
+
+/* Instances: a ctx and a store share one borrowed instance; families are named; a device
+ * that does not exist is refused with a reason; two CUDA instances work independently. */
+static void check_instances(void) {
+  const char *why = NULL;
+  CHECK(vt_backend_for((vt_device){(vt_device_type)7, 0}, &why) == NULL);
+  CHECK_MSG(why && strstr(why, "unknown device"), "why: %s", why ? why : "(null)");
+  why = NULL;
+  CHECK(vt_backend_cuda(vt_cuda_device_count(), &why) == NULL && why != NULL);
+  CHECK(!strcmp(vt_backend_family_name(VT_FAMILY_NORM), "norm"));
+  CHECK(!strcmp(vt_backend_family_name(VT_FAMILY_OPTIM), "optim"));
+  CHECK(vt_backend_has_family(vt_backend_cpu(), VT_FAMILY_ATTN));
+  vt_backend_free(vt_backend_cpu()); /* the shared CPU instance ignores it */
+
+  vt_device dev = {vt_cuda_device_count() > 0 ? VT_DEV_CUDA : VT_DEV_CPU, 0};
+  const vt_backend *be = vt_backend_for(dev, &why);
+  CHECK_MSG(be != NULL, "%s", why);
+  if (!be) return;
+  vt_params ps;
+  vt_params_init_backend(&ps, be);
+  CHECK(ps.be == be && ps.device.type == dev.type);
+  char err[256];
+  vt_tensor *w = vt_params_add(&ps, "w", VT_F32, 1, (int64_t[]){4}, err, sizeof err);
+  CHECK(vt_params_alloc(&ps, err, sizeof err) == 0);
+  CHECK(vt_param_write_f32(&ps, w, (float[]){1, 2, 3, 4}, err, sizeof err) == 0);
+  /* the device comes from the borrowed instance, whatever .device says */
+  vt_ctx *ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}, .backend = be}, NULL);
+  CHECK(vt_ctx_backend(ctx) == be && vt_ctx_device(ctx).type == dev.type);
+  float y[4];
+  vt_to_host(ctx, vt_scale(ctx, w, 2.0f), y);
+  CHECK(y[0] == 2.0f && y[3] == 8.0f);
+  vt_ctx_free(ctx); /* does not release the borrowed instance */
+  CHECK(vt_param_read_f32(&ps, w, y, err, sizeof err) == 0 && y[2] == 3.0f);
+  vt_params_free(&ps);
+  if (dev.type == VT_DEV_CUDA) {
+    /* a second instance: its own stream; releasing it leaves the first working */
+    vt_backend *b2 = vt_backend_cuda(0, &why);
+    CHECK(b2 != NULL && b2 != be && b2->impl != be->impl);
+    float *d2 = vt_buf_alloc(b2, 16), h[4] = {0};
+    vt_buf_fill_f32(b2, d2, 4, 7.0f);
+    vt_buf_to_host(b2, h, d2, 16);
+    CHECK(h[0] == 7.0f && h[3] == 7.0f);
+    vt_buf_free(b2, d2);
+    vt_backend_free(b2);
+    float *d1 = vt_buf_alloc(be, 16);
+    vt_buf_fill_f32(be, d1, 4, 5.0f);
+    vt_buf_to_host(be, h, d1, 16);
+    CHECK(h[1] == 5.0f);
+    vt_buf_free(be, d1);
+  }
+  vt_backend_free(be);
 }
 
 int main(void) {
+  check_instances();
   check_params((vt_device){VT_DEV_CPU, 0});
   check_ctx((vt_device){VT_DEV_CPU, 0});
   if (vt_cuda_device_count() > 0) {

@@ -282,6 +282,53 @@ static void test_config(void) {
   mix_config_free(&c);
 }
 
+/* Loads text as a mixture config; returns the status with the message in err. */
+static int load_text(const char *text, char *err, size_t n) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/hostile.yaml", dir);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+  mix_config c = {0};
+  int rc = mix_config_load(&c, path, err, n);
+  mix_config_free(&c);
+  return rc;
+}
+
+static void test_hostile(void) {
+  char err[512] = "";
+  CHECK(load_text("datasets:\n  - {name: a, shards: a, ratio: 1e300}\n", err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "a.ratio: expected a number in [0, 1000], found 1e+300"), "%s", err);
+  CHECK(load_text("datasets:\n  - {name: a, shards: a, ratio: 1, ratio: 2}\n", err, sizeof err) ==
+        -1);
+  CHECK_MSG(strstr(err, "duplicate key 'ratio'"), "%s", err);
+  CHECK(load_text("seed: -1\ndatasets:\n  - {name: a, shards: a}\n", err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "seed: expected an integer in [0, 9223372036854775807]"), "%s", err);
+  CHECK(load_text("max_len: 4611686018427387904\ndatasets:\n  - {name: a, shards: a}\n", err,
+                  sizeof err) == -1);
+  CHECK_MSG(strstr(err, "max_len: expected an integer in [0, 67108864]"), "%s", err);
+  /* a cursor at an epoch near INT64_MAX, or whose pos times world overflows, is refused */
+  mix_cursor c;
+  CHECK(mix_cursor_parse(&c, "mix-cursor v1 seed=5 epoch=9223372036854775807 pos=0 rank=0 world=1",
+                         err, sizeof err) == -1);
+  mix *m = open_mix(1.0, 1.0, 5, 0, 1);
+  if (!m) return;
+  c = (mix_cursor){.seed = 5, .epoch = INT64_MAX, .pos = 0, .rank = 0, .world = 1};
+  CHECK(mix_set_cursor(m, &c, err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "out of range"), "%s", err);
+  c = (mix_cursor){.seed = 5, .epoch = 0, .pos = INT64_MAX / 2, .rank = 0, .world = 4};
+  CHECK(mix_set_cursor(m, &c, err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "beyond the epoch length"), "%s", err);
+  mix_close(m);
+  /* ratios whose epoch would overflow are refused by mix_open, not wrapped */
+  mix_config big = {.seed = 1, .verify = false};
+  const char *as[2] = {a0, a1};
+  for (int i = 0; i < 3; i++) mix_config_add(&big, "a", 1000.0, as, 2);
+  CHECK(mix_open(&m, &big, 0, 1, err, sizeof err) == 0); /* 36000 slots: fine */
+  mix_close(m);
+  mix_config_free(&big);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/vt_test_mix_XXXXXX");
   if (!mkdtemp(dir)) return 1;
@@ -299,6 +346,7 @@ int main(void) {
   test_cursor();
   test_packing();
   test_config();
+  test_hostile();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);

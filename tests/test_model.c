@@ -81,6 +81,9 @@ int main(void) {
   /* the registry */
   CHECK(vt_model_find("qwen2") == &qwen2_model_ops && vt_model_find("llama") == NULL);
   json_t *j = json_pack("{s:s}", "model_type", "vita-Qwen2");
+  /* VITA's release config is the omni model (model/vita_model.h), which holds a Qwen2 */
+  CHECK(vt_model_for_config(j, "x.json", err, sizeof err) == vt_model_find("vita"));
+  json_object_set_new(j, "model_type", json_string("qwen2"));
   CHECK(vt_model_for_config(j, "x.json", err, sizeof err) == &qwen2_model_ops);
   json_object_set_new(j, "model_type", json_string("bert"));
   CHECK(vt_model_for_config(j, "x.json", err, sizeof err) == NULL);

@@ -604,6 +604,30 @@ static void test_tables_and_init(void) {
   CHECK_CLOSE("weight norm init keeps v", wv, vv, 12, 1e-6, 1e-5);
   vt_ctx_free(ctx);
   vt_params_free(&ps);
+
+  /* HF-style layer init: matrices normal(0, std), biases 0, norms 1, layer scales ls_init */
+  one_layer o;
+  nn_layer_cfg cfg = nn_layer_cfg_internvit(64, 4, 256, 1e-6);
+  one_layer_init(&o, &cfg, 1);
+  nn_layer_init_weights(&o.l, &o.ps, &rng, 0.02f, 0.1f);
+  double s1 = 0, s2 = 0;
+  int64_t n = vt_numel(o.l.mlp.fc1.w);
+  const float *fw = o.l.mlp.fc1.w->data; /* the test reads CPU memory directly */
+  for (int64_t i = 0; i < n; i++) s1 += fw[i], s2 += (double)fw[i] * fw[i];
+  double mean = s1 / (double)n, sd = sqrt(s2 / (double)n - mean * mean);
+  CHECK_MSG(fabs(mean) < 0.001 && fabs(sd - 0.02) < 0.001, "fc1 mean %g std %g", mean, sd);
+  CHECK(((const float *)o.l.attn.qkv.b->data)[5] == 0 &&
+        ((const float *)o.l.norm1.w->data)[3] == 1 && ((const float *)o.l.norm1.b->data)[3] == 0 &&
+        ((const float *)o.l.ls2->data)[7] == 0.1f);
+  nn_linear lin = o.l.mlp.fc2; /* [64, 256]: torch's default bound 1/16 */
+  nn_linear_init_default(&lin, &o.ps, &rng);
+  float lo = 1, hi = -1;
+  for (int64_t i = 0; i < vt_numel(lin.w); i++) {
+    float v = ((const float *)lin.w->data)[i];
+    lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+  }
+  CHECK_MSG(lo >= -0.0625f && hi <= 0.0625f && lo < -0.06f && hi > 0.06f, "range %g %g", lo, hi);
+  vt_params_free(&o.ps);
 }
 
 int main(void) {

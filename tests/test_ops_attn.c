@@ -1,7 +1,7 @@
 // ctest-labels: unit grad
-/* Fused attention: values and gradients against PyTorch's plain formula (fixtures from
- * tests/reference/gen_attn_loss_fixtures.py) for every mask kind, GQA and the bias; finite
- * differences on each mask kind; fully masked rows; error paths. */
+/* Fused attention beyond the PyTorch fixture cases of tests/op_table.h: finite differences
+ * on each mask kind, fully masked rows, the relative-position forms, thread-count invariance
+ * and error paths. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,103 +10,6 @@
 #include "autograd/ops_attn.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
-
-/* Mirrors the cases of gen_attn_loss_fixtures.py. */
-typedef struct {
-  const char *name;
-  vt_attn_mask_kind mask;
-  int64_t chunk, left, prefix;
-  float scale;
-} fx_case;
-
-static const fx_case CASES[] = {
-    {"bidir", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0},
-    {"causal_gqa", VT_ATTN_CAUSAL, 0, 0, 0, 0},
-    {"causal_cross", VT_ATTN_CAUSAL, 0, 0, 0, 0},
-    {"padding", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0},
-    {"chunk", VT_ATTN_CHUNK, 2, 1, 0, 0},
-    {"chunk_full_left", VT_ATTN_CHUNK, 3, -1, 0, 0},
-    {"prefix", VT_ATTN_PREFIX, 0, 0, 3, 0},
-    {"prefix_per_sample", VT_ATTN_PREFIX, 0, 0, 0, 0},
-    {"bias_heads", VT_ATTN_CAUSAL, 0, 0, 0, 0},
-    {"bias_shared", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0},
-    {"bias_batch", VT_ATTN_CHUNK, 2, 0, 0, 0},
-    {"dk_ne_dv", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0.5f},
-    {"segments_causal", VT_ATTN_CAUSAL, 0, 0, 0, 0},
-    {"segments_bidir", VT_ATTN_BIDIRECTIONAL, 0, 0, 0, 0},
-    {"tiles", VT_ATTN_CAUSAL, 0, 0, 0, 0},
-};
-
-static const vt_fixture_tensor *find(const vt_fixture *fx, const char *c, const char *f) {
-  char key[160];
-  snprintf(key, sizeof key, "%s.%s", c, f);
-  for (int i = 0; i < fx->n; i++)
-    if (!strcmp(fx->t[i].name, key)) return &fx->t[i];
-  return NULL;
-}
-
-static vt_tensor *load(vt_ctx *ctx, const vt_fixture_tensor *t) {
-  if (!t) return NULL;
-  if (t->is_int) return vt_from_host(ctx, VT_I32, t->ndim, t->shape, t->i);
-  return vt_from_host(ctx, VT_F32, t->ndim, t->shape, t->f);
-}
-
-/* f32 results of sums over a few dozen terms, compared with a float64 reference. */
-#define ATOL 2e-5
-#define RTOL 1e-4
-
-static void check_grad_of(vt_ctx *ctx, const char *what, vt_tensor *t,
-                          const vt_fixture_tensor *want) {
-  float *g = malloc(sizeof(float) * (size_t)want->n);
-  vt_grad_to_host(ctx, t, g);
-  CHECK_CLOSE(what, g, want->f, want->n, ATOL, RTOL);
-  free(g);
-}
-
-static void test_fixtures(void) {
-  vt_fixture *fx = vt_fixture_load("ops/attn.txt");
-  vt_ctx *ctx = vt_test_cpu_ctx();
-  for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
-    const fx_case *fc = &CASES[c];
-    vt_tensor *q = load(ctx, find(fx, fc->name, "q")), *k = load(ctx, find(fx, fc->name, "k"));
-    vt_tensor *v = load(ctx, find(fx, fc->name, "v")), *w = load(ctx, find(fx, fc->name, "w"));
-    vt_attn_opts o = {.mask = fc->mask,
-                      .scale = fc->scale,
-                      .chunk_size = fc->chunk,
-                      .left_chunks = fc->left,
-                      .prefix = fc->prefix,
-                      .lengths = load(ctx, find(fx, fc->name, "lengths")),
-                      .prefix_lengths = load(ctx, find(fx, fc->name, "prefix_lengths")),
-                      .segment_ids = load(ctx, find(fx, fc->name, "segments")),
-                      .bias = load(ctx, find(fx, fc->name, "bias"))};
-    vt_requires_grad(ctx, q);
-    vt_requires_grad(ctx, k);
-    vt_requires_grad(ctx, v);
-    if (o.bias) vt_requires_grad(ctx, o.bias);
-    vt_tensor *out = vt_attention(ctx, q, k, v, &o);
-    vt_tensor *loss = vt_sum(ctx, vt_mul(ctx, out, w), VT_ALL_AXES, false);
-    CHECK_MSG(!vt_ctx_failed(ctx), "%s: %s", fc->name, vt_ctx_error(ctx));
-    if (vt_ctx_failed(ctx)) break;
-    char what[160];
-    const vt_fixture_tensor *wo = find(fx, fc->name, "out");
-    float *got = malloc(sizeof(float) * (size_t)wo->n);
-    vt_to_host(ctx, out, got);
-    snprintf(what, sizeof what, "%s.out", fc->name);
-    CHECK_CLOSE(what, got, wo->f, wo->n, ATOL, RTOL);
-    free(got);
-    CHECK(vt_backward(ctx, loss));
-    const char *gn[4] = {"dq", "dk", "dv", "dbias"};
-    vt_tensor *gt[4] = {q, k, v, o.bias};
-    for (int i = 0; i < 4; i++) {
-      if (!gt[i]) continue;
-      snprintf(what, sizeof what, "%s.%s", fc->name, gn[i]);
-      check_grad_of(ctx, what, gt[i], find(fx, fc->name, gn[i]));
-    }
-    vt_ctx_reset(ctx);
-  }
-  vt_ctx_free(ctx);
-  vt_fixture_free(fx);
-}
 
 /* Finite differences: inputs q, k, v (+ bias) differentiated, lengths as i32 inputs. */
 typedef struct {
@@ -344,7 +247,6 @@ static void test_errors(void) {
 }
 
 int main(void) {
-  test_fixtures();
   test_gradcheck();
   test_empty_rows();
   test_relpos_forms();

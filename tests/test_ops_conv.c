@@ -1,61 +1,14 @@
 // ctest-labels: unit grad
-/* Conv-family ops (conv1d, conv2d, conv-transpose1d, pixel shuffle) against PyTorch
- * (tests/fixtures/ops/norm_conv.txt): forward values, gradients of sum(out * w) and a
- * finite-difference check of every mode; long inputs that take several im2col chunks against
- * a direct loop; and the error paths, which must not abort. */
+/* Conv-family checks beyond the PyTorch fixture cases of tests/op_table.h: long inputs that
+ * take several im2col chunks against a direct loop, 1x1 grouped kernels and inputs used twice
+ * by finite differences, and the error paths, which must not abort. */
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "autograd/ctx_impl.h"
 #include "autograd/ops_conv.h"
-#include "tests/opcase.h"
-
-static vt_tensor *g_conv1d(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_conv1d(c, in[0], in[1], in[2], 2, 2, 2, 2);
-}
-static vt_tensor *g_conv1d_plain(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_conv1d(c, in[0], in[1], NULL, 1, 0, 1, 1);
-}
-static vt_tensor *g_conv1d_pad(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_conv1d_pad(c, in[0], in[1], in[2], 2, 0, 4, 1, 1);
-}
-static vt_tensor *g_conv2d(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_conv2d(c, in[0], in[1], in[2], 2, 1, 1, 2);
-}
-static vt_tensor *g_conv2d_s2(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_conv2d(c, in[0], in[1], NULL, 2, 2, 0, 0);
-}
-static vt_tensor *g_convt(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_conv_transpose1d(c, in[0], in[1], in[2], 3, 1, 2);
-}
-static vt_tensor *g_convt_plain(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_conv_transpose1d(c, in[0], in[1], NULL, 2, 0, 0);
-}
-static vt_tensor *g_pixel_shuffle(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_pixel_shuffle(c, in[0], 2);
-}
-
-static void test_fixture_cases(void) {
-  vt_fixture *fx = vt_fixture_load("ops/norm_conv.txt");
-  /* stride 2, padding 2, dilation 2, groups 2, bias */
-  opcase_run(fx, "conv1d", g_conv1d, 3, 64, true);
-  opcase_run(fx, "conv1d_plain", g_conv1d_plain, 2, 64, true);
-  /* the audio adapter's F.pad(x, (0, 4)) then stride-2 conv */
-  opcase_run(fx, "conv1d_pad", g_conv1d_pad, 3, 64, true);
-  opcase_run(fx, "conv2d", g_conv2d, 3, 64, true);
-  opcase_run(fx, "conv2d_s2", g_conv2d_s2, 2, 64, true);
-  /* stride 3, padding 1, output_padding 2, bias */
-  opcase_run(fx, "conv_transpose1d", g_convt, 3, 64, true);
-  opcase_run(fx, "conv_transpose1d_plain", g_convt_plain, 2, 64, true);
-  /* VITA's InternViT pixel_shuffle(x, 0.5) on a non-square map, so the order is pinned */
-  opcase_run(fx, "pixel_shuffle", g_pixel_shuffle, 1, 64, true);
-  vt_fixture_free(fx);
-}
+#include "tests/gradcheck.h"
 
 /* A long 1-D input makes the kernels walk several im2col chunks (and a 1x1 conv the direct
  * path); compare with a plain loop, and check the gradients by finite differences on a
@@ -214,7 +167,6 @@ static void test_errors(void) {
 }
 
 int main(void) {
-  test_fixture_cases();
   test_long_and_1x1();
   test_accumulate();
   test_errors();

@@ -1,90 +1,14 @@
 // ctest-labels: unit grad
-/* Norm-family ops (LayerNorm, RMSNorm, GroupNorm, BatchNorm1d, RoPE, weight norm, VQ) against
- * PyTorch (tests/fixtures/ops/norm_conv.txt): forward values, gradients of sum(out * w) and a
- * finite-difference check of every mode; dropout's reproducibility and mask statistics; and
- * the error paths (bad shapes, a backend without the kernels) that must not abort. */
+/* Norm-family checks that are not per-op cases (those, against PyTorch and by finite
+ * differences, are rows of tests/op_table.h): dropout's reproducibility and mask statistics,
+ * inputs shared by several ops, and the error paths (bad shapes, a backend without the
+ * kernels) that must not abort. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "autograd/ctx_impl.h"
 #include "autograd/ops_norm.h"
-#include "tests/opcase.h"
-
-static vt_tensor *g_layer_norm(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_layer_norm(c, in[0], in[1], in[2], 1e-5f);
-}
-static vt_tensor *g_layer_norm_plain(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_layer_norm(c, in[0], NULL, NULL, 1e-6f);
-}
-static vt_tensor *g_rms_norm(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_rms_norm(c, in[0], in[1], 1e-6f);
-}
-static vt_tensor *g_group_norm(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_group_norm(c, in[0], 3, in[1], in[2], 1e-5f);
-}
-static vt_tensor *g_group_norm_4d(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_group_norm(c, in[0], 2, NULL, NULL, 1e-5f);
-}
-static vt_tensor *g_bn_train(vt_ctx *c, vt_tensor **in, void *u) {
-  opcase_extra *ex = u;
-  *ex = (opcase_extra){{in[3], in[4]}, {"running_mean", "running_var"}};
-  return vt_batch_norm1d(c, in[0], in[1], in[2], in[3], in[4], true, 0.1f, 1e-5f);
-}
-static vt_tensor *g_bn_train_2d(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_batch_norm1d(c, in[0], in[1], in[2], NULL, NULL, true, 0.1f, 1e-5f);
-}
-static vt_tensor *g_bn_eval(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_batch_norm1d(c, in[0], in[1], in[2], in[3], in[4], false, 0.1f, 1e-5f);
-}
-static vt_tensor *g_rope_bthd(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_rope(c, in[0], in[1], 10000.0f, VT_ROPE_BTHD);
-}
-static vt_tensor *g_rope_bhtd(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_rope(c, in[0], in[1], 1e6f, VT_ROPE_BHTD);
-}
-static vt_tensor *g_rope_far(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_rope(c, in[0], in[1], 1e6f, VT_ROPE_BTHD);
-}
-static vt_tensor *g_weight_norm(vt_ctx *c, vt_tensor **in, void *u) {
-  (void)u;
-  return vt_weight_norm(c, in[0], in[1]);
-}
-static vt_tensor *g_vq(vt_ctx *c, vt_tensor **in, void *u) {
-  opcase_extra *ex = u;
-  vt_tensor *idx;
-  vt_tensor *zq = vt_vq_ste(c, in[0], in[1], &idx);
-  *ex = (opcase_extra){{idx, NULL}, {"idx", NULL}};
-  return zq;
-}
-
-static void test_fixture_cases(void) {
-  vt_fixture *fx = vt_fixture_load("ops/norm_conv.txt");
-  opcase_run(fx, "layer_norm", g_layer_norm, 3, 64, true);
-  opcase_run(fx, "layer_norm_plain", g_layer_norm_plain, 1, 64, true);
-  opcase_run(fx, "rms_norm", g_rms_norm, 2, 64, true);
-  opcase_run(fx, "group_norm", g_group_norm, 3, 64, true);
-  opcase_run(fx, "group_norm_4d", g_group_norm_4d, 1, 64, true);
-  opcase_run(fx, "batch_norm_train", g_bn_train, 5, 64, true);
-  opcase_run(fx, "batch_norm_train_2d", g_bn_train_2d, 3, 64, true);
-  opcase_run(fx, "batch_norm_eval", g_bn_eval, 5, 64, true);
-  /* non-contiguous per-batch positions, and heads-first with shared positions */
-  opcase_run(fx, "rope_bthd", g_rope_bthd, 2, 64, true);
-  opcase_run(fx, "rope_bhtd", g_rope_bhtd, 2, 64, true);
-  /* positions up to 32767: angles are formed in f32 exactly as HF does (pos * inv_freq) */
-  opcase_run(fx, "rope_far", g_rope_far, 2, 64, true);
-  opcase_run(fx, "weight_norm", g_weight_norm, 2, 64, true);
-  /* zq is piecewise constant in x, so finite differences see 0 where the straight-through
-   * gradient is the identity: only the PyTorch gradient is compared. */
-  opcase_run(fx, "vq_ste", g_vq, 2, 64, false);
-  vt_fixture_free(fx);
-}
+#include "tests/gradcheck.h"
 
 static vt_tensor *g_dropout(vt_ctx *c, vt_tensor **in, void *u) {
   (void)u;
@@ -247,7 +171,6 @@ static void test_errors(void) {
 }
 
 int main(void) {
-  test_fixture_cases();
   test_dropout();
   test_shared_inputs();
   test_errors();

@@ -196,8 +196,8 @@ static void test_nonfinite_skip(void) {
   vt_optim_cfg c = vt_optim_defaults(VT_OPTIM_ADAMW);
   c.max_grad_norm = 1.0;
   CHECK(vt_optim_init(&o, &ps, &c, err, sizeof err) == 0);
-  size_t np = ps.numel[VT_F32], ng = ps.grad_numel;
-  float *p0 = malloc(np * 4), *m0 = malloc(ng * 4), *v0 = malloc(ng * 4);
+  size_t np = ps.numel[VT_F32], ng = ps.grad_numel, ns = o.state_numel; /* moments: ns values */
+  float *p0 = malloc(np * 4), *m0 = malloc(ns * 4), *v0 = malloc(ns * 4);
   vt_optim_stats st;
   for (int k = 0; k < 6; k++) {
     vt_test_fill_uniform(&r, ps.grad, (long)ng, -1, 1);
@@ -206,15 +206,15 @@ static void test_nonfinite_skip(void) {
       q->t.grad[7] = k == 2 ? NAN : -INFINITY;
     }
     memcpy(p0, ps.data[VT_F32], np * 4);
-    memcpy(m0, o.m, ng * 4);
-    memcpy(v0, o.v, ng * 4);
+    memcpy(m0, o.m, ns * 4);
+    memcpy(v0, o.v, ns * 4);
     int64_t t0 = o.t;
     CHECK(vt_optim_step(&o, 1.0, 100 + k, &st, err, sizeof err) == 0);
     bool bad = k == 2 || k == 4;
     CHECK(st.skipped == bad && (bool)isfinite(st.grad_norm) == !bad);
     CHECK(o.t == t0 + !bad);
-    bool same = !memcmp(p0, ps.data[VT_F32], np * 4) && !memcmp(m0, o.m, ng * 4) &&
-                !memcmp(v0, o.v, ng * 4);
+    bool same = !memcmp(p0, ps.data[VT_F32], np * 4) && !memcmp(m0, o.m, ns * 4) &&
+                !memcmp(v0, o.v, ns * 4);
     CHECK_MSG(same == bad, "step %d: state %s", k, same ? "unchanged" : "changed");
   }
   CHECK(o.n_skipped == 2 && o.t == 4);
@@ -344,7 +344,64 @@ static void test_errors(void) {
   vt_params_free(&ps);
 }
 
+/* cfg.only: two optimizers over one store (the phases of a multi-phase model), each updating
+ * and holding state for its own parameters only, each step equal to an optimizer built over
+ * that parameter alone. */
+static void test_only(void) {
+  char err[256];
+  vt_params ps;
+  vt_params_init(&ps, (vt_device){VT_DEV_CPU, 0});
+  const char *names[3] = {"a.w", "b.w", "c.w"};
+  const int64_t sizes[3] = {4, 6, 3};
+  for (int i = 0; i < 3; i++)
+    CHECK(vt_params_add(&ps, names[i], VT_F32, 1, &sizes[i], err, sizeof err));
+  CHECK(vt_params_alloc(&ps, err, sizeof err) == 0 &&
+        vt_params_alloc_grads(&ps, err, sizeof err) == 0);
+  vt_param *pa = vt_params_find(&ps, "a.w"), *pb = vt_params_find(&ps, "b.w"),
+           *pc = vt_params_find(&ps, "c.w");
+  float before[3][6];
+  vt_param *all[3] = {pa, pb, pc};
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < sizes[k]; i++) {
+      before[k][i] = ((float *)all[k]->t.data)[i] = 0.1f * (float)(k * 6 + i);
+      all[k]->t.grad[i] = 0.5f - 0.07f * (float)(k * 6 + i);
+    }
+  bool only_b[3] = {false, true, false}, only_ac[3] = {true, false, true};
+  vt_optim_cfg cb = vt_optim_defaults(VT_OPTIM_ADAMW), cac = vt_optim_defaults(VT_OPTIM_SGD);
+  cb.only = only_b;
+  cac.momentum = 0.9;
+  cac.only = only_ac;
+  vt_optim ob, oac;
+  CHECK(vt_optim_init(&ob, &ps, &cb, err, sizeof err) == 0);
+  CHECK(vt_optim_init(&oac, &ps, &cac, err, sizeof err) == 0);
+  /* b's state is its own 6 values; a and c span the store around b */
+  CHECK(ob.flat_lo == pb->grad_offset && ob.state_numel == 6 && oac.flat_lo == 0 &&
+        oac.state_numel == pc->grad_offset + 3);
+  float *m, *v;
+  int64_t n;
+  CHECK(vt_optim_state(&ob, "b.w", &m, &v, &n, err, sizeof err) == 0 && n == 6 && m == ob.m);
+  CHECK(vt_optim_state(&ob, "a.w", &m, &v, &n, err, sizeof err) == -1 && strstr(err, "a.w"));
+  CHECK(vt_optim_state(&oac, "c.w", &m, &v, &n, err, sizeof err) == 0 &&
+        m == oac.m + pc->grad_offset && !v);
+  vt_optim_stats st;
+  CHECK(vt_optim_step(&ob, 1.0, 1, &st, err, sizeof err) == 0);
+  const float *wa = pa->t.data, *wb = pb->t.data, *wc = pc->t.data;
+  CHECK(!memcmp(wa, before[0], 4 * sizeof(float)) && !memcmp(wc, before[2], 3 * sizeof(float)));
+  /* b's update is AdamW's first step on b alone (1-D: no decay): w - lr * g / (|g| + eps) */
+  for (int i = 0; i < 6; i++) {
+    float g = pb->t.grad[i], want = before[1][i] - 1e-3f * g / (fabsf(g) + 1e-8f);
+    CHECK_MSG(fabsf(wb[i] - want) <= 1e-6f, "b[%d] %g, want %g", i, wb[i], want);
+  }
+  CHECK(vt_optim_step(&oac, 1.0, 1, &st, err, sizeof err) == 0);
+  CHECK(fabsf(wa[0] - (before[0][0] - 1e-3f * pa->t.grad[0])) <= 1e-7f &&
+        fabsf(wc[2] - (before[2][2] - 1e-3f * pc->t.grad[2])) <= 1e-7f);
+  vt_optim_free(&ob);
+  vt_optim_free(&oac);
+  vt_params_free(&ps);
+}
+
 int main(void) {
+  test_only();
   test_torch_trajectories();
   test_nonfinite_skip();
   test_no_decay_rule();

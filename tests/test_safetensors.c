@@ -549,6 +549,30 @@ static void test_params(void) {
   }
   vt_params_free(&dst);
 
+  /* a NaN or an Inf in the file: refused by tensor and element, nothing loaded */
+  for (int k = 0; k < 2; k++) {
+    vt_param *e = (vt_param *)vt_params_find(&src, k ? "model.norm.weight" : "lm_head.weight");
+    uint16_t keep16 = k ? ((uint16_t *)e->t.data)[2] : 0;
+    float keep32 = k ? 0.0f : ((float *)e->t.data)[4];
+    if (k)
+      ((uint16_t *)e->t.data)[2] = 0x7f80; /* bf16 +Inf */
+    else
+      ((float *)e->t.data)[4] = NAN;
+    const char *bad = st_tmp("nonfinite.safetensors");
+    CHECK_MSG(st_save_params(&src, bad, NULL, err, sizeof err) == 0, "%s", err);
+    make_store(&dst, base, 4, false);
+    CHECK(st_load_params_path(&dst, bad, 0, err, sizeof err) == -1);
+    CHECK_MSG(has(err, k ? "model.norm.weight: element 2 is not finite"
+                         : "lm_head.weight: element 4 is not finite"),
+              "%s", err);
+    CHECK(((float *)vt_params_find(&dst, "model.embed_tokens.weight")->t.data)[0] == 0);
+    vt_params_free(&dst);
+    if (k)
+      ((uint16_t *)e->t.data)[2] = keep16;
+    else
+      ((float *)e->t.data)[4] = keep32;
+  }
+
   /* everything wrong at once: all of it listed, nothing loaded */
   const pspec other[] = {{"model.embed_tokens.weight", VT_F32, 2, {3, 4}},
                          {"model.norm.weight", VT_BF16, 1, {3}},

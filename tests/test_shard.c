@@ -60,6 +60,10 @@ int main(void) {
   chat_media m2[2] = {{1, CHAT_MEDIA_AUDIO, 0}, {4, CHAT_MEDIA_AUDIO, 1}};
   const char *p0[1] = {"/data/img/cat.jpg"};
   const char *p2[2] = {"/data/a.wav", "/data/b.wav"};
+  /* the image of the first sample has 3 tiles of 5 x 5 pixels; the audio of the third none */
+  uint8_t tiles[3 * 5 * 5 * 3];
+  for (size_t i = 0; i < sizeof tiles; i++) tiles[i] = (uint8_t)(i * 7 + 1);
+  const int32_t nt0[1] = {3}, nt2[2] = {0, 0};
   shard_sample_in in[3] = {
       {.id = "first",
        .ids = ids[0],
@@ -67,7 +71,10 @@ int main(void) {
        .n = 5,
        .media = m0,
        .media_path = p0,
-       .n_media = 1},
+       .n_media = 1,
+       .n_tiles = nt0,
+       .tiles = tiles,
+       .tile_size = 5},
       {.id = "second", .ids = ids[1], .labels = labels[1], .n = 3},
       {.id = "third-中",
        .ids = ids[2],
@@ -75,7 +82,8 @@ int main(void) {
        .n = 7,
        .media = m2,
        .media_path = p2,
-       .n_media = 2},
+       .n_media = 2,
+       .n_tiles = nt2},
   };
   shard_writer *w;
   CHECK_MSG(shard_writer_open(&w, path, err, sizeof err) == 0, "%s", err);
@@ -106,7 +114,10 @@ int main(void) {
                       out.media[k].item == in[s].media[k].item,
                   "media %d.%zu", s, k);
         CHECK_MSG(!strcmp(out.media_path[k], in[s].media_path[k]), "path %s", out.media_path[k]);
+        CHECK_MSG(out.n_tiles[k] == (in[s].n_tiles ? in[s].n_tiles[k] : 0), "tiles %d.%zu", s, k);
       }
+      CHECK_MSG(out.n_tiles_total == (s == 0 ? 3 : 0) && out.tile_size == 5, "tiles of %d", s);
+      if (s == 0) CHECK(out.n_tiles_total == 3 && !memcmp(out.tiles, tiles, sizeof tiles));
     }
     CHECK_MSG(shard_read_sample(sh, 3, &out, err, sizeof err) == -1, "out of range read");
     shard_sample_free(&out);

@@ -162,7 +162,7 @@ int main(void) {
   printf("device error: %s\n", err);
 
   /* the shipped stage configs read and build */
-  const char *shipped[] = {"configs/tiny/train.yaml"};
+  const char *shipped[] = {"configs/tiny/train.yaml", "configs/stages/qwen2.5-7b-sft.yaml"};
   for (size_t i = 0; i < sizeof shipped / sizeof *shipped; i++) {
     snprintf(path, sizeof path, "%s/%s", getenv("VT_SOURCE_DIR"), shipped[i]);
     CHECK_MSG(stage_config_load(&cfg, path, err, sizeof err) == 0, "%s", err);

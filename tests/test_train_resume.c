@@ -3,9 +3,12 @@
  * and resumed from its checkpoint logs bit-identical losses to an uninterrupted run and ends
  * with byte-identical weights; a corrupt newest checkpoint is refused and the previous one
  * used; vita eval's mean loss matches the trained model. */
+#include <dirent.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "checkpoints/ckpt.h"
 #include "data/synth.h"
@@ -56,6 +59,8 @@ static char *slurp(const char *path, size_t *len) {
   return b;
 }
 
+static volatile sig_atomic_t stop_flag;
+
 static int train(const char *cfg_name, bool resume, int64_t stop_after, vt_train_result *r) {
   char path[512], err[2048];
   snprintf(path, sizeof path, "%s/%s", tmp, cfg_name);
@@ -64,10 +69,46 @@ static int train(const char *cfg_name, bool resume, int64_t stop_after, vt_train
     fprintf(stderr, "%s\n", err);
     return -1;
   }
-  vt_trainer_opts o = {.cfg = &cfg, .resume = resume, .stop_after = stop_after};
+  vt_trainer_opts o = {.cfg = &cfg, .resume = resume, .stop_after = stop_after, .stop = &stop_flag};
   int rc = vt_train(&o, r, err, sizeof err);
   if (rc) fprintf(stderr, "train: %s\n", err);
   return rc;
+}
+
+/* Edits DIR/trainer.json (set key, in phase 0 when in_phase) and rewrites DIR's manifest so
+ * that it matches again: a checkpoint consistent on disk whose state lies. */
+static void forge_state(const char *dir, const char *key, json_int_t v, bool in_phase) {
+  char p[1024];
+  snprintf(p, sizeof p, "%s/trainer.json", dir);
+  json_t *j = json_load_file(p, 0, NULL);
+  CHECK(j != NULL);
+  if (!j) return;
+  json_t *obj = in_phase ? json_array_get(json_object_get(j, "phases"), 0) : j;
+  json_object_set_new(obj, key, json_integer(v));
+  CHECK(json_dump_file(j, p, JSON_INDENT(2)) == 0);
+  json_decref(j);
+  char man[8192];
+  int64_t step = atoll(strrchr(dir, '-') + 1);
+  size_t n =
+      (size_t)snprintf(man, sizeof man, "vita-train checkpoint v1\nstep %lld\n", (long long)step);
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] == '.' || !strcmp(e->d_name, "COMPLETE")) continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    size_t len = 0;
+    char *buf = slurp(p, &len);
+    uLong crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)buf, (uInt)len);
+    n += (size_t)snprintf(man + n, sizeof man - n, "file %s %zu %08lx\n", e->d_name, len, crc);
+    free(buf);
+  }
+  if (d) closedir(d);
+  snprintf(p, sizeof p, "%s/COMPLETE", dir);
+  FILE *f = fopen(p, "w");
+  fputs(man, f);
+  fclose(f);
+  char err[512];
+  CHECK_MSG(ckpt_verify(dir, err, sizeof err) == 0, "%s", err);
 }
 
 int main(void) {
@@ -93,6 +134,28 @@ int main(void) {
   CHECK(strstr(rb.checkpoint, "step-00000007") != NULL);
   CHECK(train("b.yaml", true, 0, &rb) == 0);
   CHECK(rb.start_step == 7 && rb.step == 12 && !rb.interrupted);
+
+  /* a stop request inside a step (between its two micro-batches) ends it without an update,
+   * saves step 0 with the data rewound, and the resumed run ends with run a's weights */
+  write_config("c.yaml", "run_c", 12, 0);
+  vt_train_result rc;
+  stop_flag = 1;
+  CHECK(train("c.yaml", false, 0, &rc) == 0);
+  stop_flag = 0;
+  CHECK_MSG(rc.interrupted && rc.step == 0 && strstr(rc.checkpoint, "step-00000000"),
+            "stopped at %lld (%s)", (long long)rc.step, rc.checkpoint);
+  CHECK(train("c.yaml", true, 0, &rc) == 0);
+  CHECK(rc.start_step == 0 && rc.step == 12);
+  {
+    char pa_[512], pc_[512];
+    snprintf(pa_, sizeof pa_, "%s/run_a/checkpoints/step-00000012/model.safetensors", tmp);
+    snprintf(pc_, sizeof pc_, "%s/run_c/checkpoints/step-00000012/model.safetensors", tmp);
+    size_t la_ = 0, lc_ = 0;
+    char *wa_ = slurp(pa_, &la_), *wc_ = slurp(pc_, &lc_);
+    CHECK(wa_ && wc_ && la_ == lc_ && memcmp(wa_, wc_, la_) == 0);
+    free(wa_);
+    free(wc_);
+  }
 
   char la[32][32], lb[32][32];
   int na = read_losses("run_a", la, 32), nb = read_losses("run_b", lb, 32);
@@ -122,6 +185,14 @@ int main(void) {
   int64_t step;
   snprintf(pb, sizeof pb, "%s/run_b/checkpoints", tmp);
   CHECK(ckpt_find_latest(pb, dir, sizeof dir, &step, err, sizeof err) == 1 && step == 10);
+
+  /* checkpoints whose trainer.json lies (step 99 in step-10, optim_t -5 in step-7): each is
+   * refused naming the file and field, and resume falls back to step 5 */
+  forge_state(dir, "step", 99, false);
+  snprintf(pa, sizeof pa, "%s/run_b/checkpoints/step-00000007", tmp);
+  forge_state(pa, "optim_t", -5, true);
+  CHECK(train("b.yaml", true, 0, &rb) == 0);
+  CHECK_MSG(rb.start_step == 5 && rb.step == 12, "resumed from %lld", (long long)rb.start_step);
 
   /* vita eval on the final weights of run a */
   char cfg_path[512];

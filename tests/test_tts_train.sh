@@ -4,7 +4,8 @@
 # a learnable rule and a random LLM embedding table; `vita train --config 3.2-tiny.yaml` (the
 # shipped tiny config, its paths pointed at this run) loads the table, prints a falling loss,
 # and its held-out token accuracy beats the best constant guess (unigram_acc), both printed at
-# each eval; `vita eval` on the checkpoint agrees with the last eval line.
+# each eval; `vita eval` on the checkpoint agrees with the last eval line; texts longer than
+# data.max_len are skipped, not cut.
 set -euo pipefail
 : "${VITA:?}" "${VT_SOURCE_DIR:?}"
 T="$(mktemp -d /tmp/vt_test_tts_train_XXXXXX)"
@@ -47,4 +48,10 @@ cat "$T/eval.txt"
 acc2=$(sed -n 's/.*token_acc \([0-9.]*\) over.*/\1/p' "$T/eval.txt")
 awk -v a="$acc" -v b="$acc2" 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4) }' ||
   fail "vita eval's token_acc $acc2 differs from the run's $acc"
+# texts longer than data.max_len are skipped (cut, they would no longer match their speech)
+sed -e "s|max_len: 32|max_len: 3|" -e "s|steps: 160|steps: 3|" -e "s|eval_every: 80|eval_every: 0|" \
+  -e "s|dir: $T/run|dir: $T/run-short|" "$T/3.2.yaml" >"$T/short.yaml"
+"$VITA" train --config "$T/short.yaml" >"$T/short.txt" 2>&1 || fail "short run: $(cat "$T/short.txt")"
+grep -q "skipping .*its text is longer than data.max_len" "$T/short.txt" ||
+  fail "long texts not skipped: $(cat "$T/short.txt")"
 echo "test_tts_train: ok"

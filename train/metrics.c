@@ -78,23 +78,39 @@ static void fmt_duration(double s, char *buf, size_t len) {
     snprintf(buf, len, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
 }
 
+/* A number as JSON: NaN and Inf have no JSON form, so they are written as null (a skipped
+ * step's grad_norm), and every line of metrics.jsonl stays valid JSON. */
+typedef struct {
+  char s[32];
+} json_num;
+
+static json_num jnum(double v, int digits) {
+  json_num n;
+  if (isfinite(v))
+    snprintf(n.s, sizeof n.s, "%.*g", digits, v);
+  else
+    snprintf(n.s, sizeof n.s, "null");
+  return n;
+}
+
 void vt_metrics_step(vt_metrics *m, const vt_step_metrics *s, bool print) {
   char extra[1024];
   size_t o = 0;
   for (int i = 0; i < s->n_terms && o < sizeof extra; i++)
-    o += (size_t)snprintf(extra + o, sizeof extra - o, ", \"loss_%s\": %.9g", s->term_names[i],
-                          s->term_values[i]);
+    o += (size_t)snprintf(extra + o, sizeof extra - o, ", \"loss_%s\": %s", s->term_names[i],
+                          jnum(s->term_values[i], 9).s);
   for (int i = 0; i < s->n_phases && o < sizeof extra; i++)
-    o += (size_t)snprintf(extra + o, sizeof extra - o, ", \"lr_%s\": %.9g, \"grad_norm_%s\": %.9g",
-                          s->phase_names[i], s->phase_lr[i], s->phase_names[i],
-                          s->phase_grad_norm[i]);
+    o += (size_t)snprintf(extra + o, sizeof extra - o, ", \"lr_%s\": %s, \"grad_norm_%s\": %s",
+                          s->phase_names[i], jnum(s->phase_lr[i], 9).s, s->phase_names[i],
+                          jnum(s->phase_grad_norm[i], 9).s);
   if (!o) extra[0] = '\0';
   if (m->jsonl) {
     fprintf(m->jsonl,
-            "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": "
-            "%lld, \"tokens_per_s\": %.6g%s%s}\n",
-            (long long)s->step, s->loss, s->lr, s->grad_norm, (long long)s->tokens, s->tokens_per_s,
-            extra, s->skipped ? ", \"skipped\": true" : "");
+            "{\"step\": %lld, \"loss\": %s, \"lr\": %s, \"grad_norm\": %s, \"tokens\": "
+            "%lld, \"tokens_per_s\": %s%s%s}\n",
+            (long long)s->step, jnum(s->loss, 9).s, jnum(s->lr, 9).s, jnum(s->grad_norm, 9).s,
+            (long long)s->tokens, jnum(s->tokens_per_s, 6).s, extra,
+            s->skipped ? ", \"skipped\": true" : "");
     fflush(m->jsonl);
   }
   if (!print || !m->console) return;
@@ -134,7 +150,7 @@ void vt_metrics_note(vt_metrics *m, const char *fmt, ...) {
 
 void vt_metrics_value(vt_metrics *m, int64_t step, const char *key, double value) {
   if (!m->jsonl) return;
-  fprintf(m->jsonl, "{\"step\": %lld, \"%s\": %.9g}\n", (long long)step, key, value);
+  fprintf(m->jsonl, "{\"step\": %lld, \"%s\": %s}\n", (long long)step, key, jnum(value, 9).s);
   fflush(m->jsonl);
 }
 

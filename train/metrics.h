@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "model/model.h"
+
 typedef struct {
   int64_t step; /* 1-based: optimizer steps done */
   double loss, lr, grad_norm;
@@ -15,11 +17,11 @@ typedef struct {
   double tokens_per_s;
   bool skipped; /* non-finite gradients: update skipped */
   /* the model's loss terms (means over the step), and the later phases' LR and grad norm */
-  const char *term_names[8];
-  double term_values[8];
+  const char *term_names[VT_MODEL_MAX_TERMS];
+  double term_values[VT_MODEL_MAX_TERMS];
   int n_terms;
-  const char *phase_names[4];
-  double phase_lr[4], phase_grad_norm[4];
+  const char *phase_names[VT_MODEL_MAX_PHASES];
+  double phase_lr[VT_MODEL_MAX_PHASES], phase_grad_norm[VT_MODEL_MAX_PHASES];
   int n_phases;
 } vt_step_metrics;
 

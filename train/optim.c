@@ -162,8 +162,19 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   o->cfg.only = NULL;
   o->covered = calloc((size_t)ps->n + 1, sizeof *o->covered);
   if (!o->covered) goto oom;
-  for (int i = 0; i < ps->n; i++)
-    o->covered[i] = ps->items[i]->trainable && (!cfg->only || cfg->only[i]);
+  size_t lo = SIZE_MAX, hi = 0;
+  for (int i = 0; i < ps->n; i++) {
+    vt_param *p = ps->items[i];
+    o->covered[i] = p->trainable && (!cfg->only || cfg->only[i]);
+    if (!o->covered[i]) continue;
+    if (p->grad_offset < lo) lo = p->grad_offset;
+    if (p->grad_offset + (size_t)vt_numel(&p->t) > hi)
+      hi = p->grad_offset + (size_t)vt_numel(&p->t);
+  }
+  /* the moments span only the covered stretch of the gradient buffer: a phase's optimizer
+   * holds no state for the other phases' parameters */
+  o->flat_lo = lo < hi ? lo : 0;
+  o->state_numel = lo < hi ? hi - lo : 0;
   o->ps = ps;
   o->be = ps->be;
   o->numel = ps->grad_numel;
@@ -204,7 +215,7 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
     int64_t n = vt_numel(&p->t);
     for (int64_t s = 0; s < n; s += SEG_MAX)
       host[count[which[i]]++] = (vt_optim_seg){.param = (float *)p->t.data + s,
-                                               .flat = (int64_t)p->grad_offset + s,
+                                               .flat = (int64_t)(p->grad_offset - o->flat_lo) + s,
                                                .n = n - s < SEG_MAX ? n - s : SEG_MAX};
   }
   size_t seg_bytes = sizeof *host * (size_t)(o->n_segs ? o->n_segs : 1);
@@ -216,7 +227,7 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   if (!o->segs) goto oom;
   bool need_m = cfg->kind != VT_OPTIM_SGD || cfg->momentum > 0;
   bool need_v = cfg->kind != VT_OPTIM_SGD;
-  size_t n = o->numel ? o->numel : 1;
+  size_t n = o->state_numel ? o->state_numel : 1;
   if ((need_m && !(o->m = alloc_zeroed(o->be, n))) || (need_v && !(o->v = alloc_zeroed(o->be, n))))
     goto oom;
   return 0;
@@ -279,6 +290,7 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
   st.clip_coef = gs;
   o->t++;
   const vt_optim_cfg *c = &o->cfg;
+  float *grad = o->flat_lo ? ps->grad + o->flat_lo : ps->grad; /* where the segments count from */
   double bc1 = 1.0 - pow(c->beta1, (double)o->t), bc2 = 1.0 - pow(c->beta2, (double)o->t);
   for (int g = 0; g < o->n_int_groups; g++) {
     const vt_optim_group *gr = &o->groups[g];
@@ -291,7 +303,7 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
                           .l2 = (float)gr->weight_decay,
                           .lr = (float)lr,
                           .momentum = (float)c->momentum};
-      k->sgd_update(o->be, segs, nseg, ps->grad, o->m, h);
+      k->sgd_update(o->be, segs, nseg, grad, o->m, h);
       continue;
     }
     bool adamw = c->kind == VT_OPTIM_ADAMW;
@@ -305,7 +317,7 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
                          .step_size = (float)(lr / bc1),
                          .bc2_sqrt = (float)sqrt(bc2),
                          .eps = (float)c->eps};
-    k->adam_update(o->be, segs, nseg, ps->grad, o->m, o->v, h);
+    k->adam_update(o->be, segs, nseg, grad, o->m, o->v, h);
   }
   if (stats) *stats = st;
   return 0;
@@ -324,8 +336,8 @@ int vt_optim_state(const vt_optim *o, const char *name, float **m, float **v, in
                             : "frozen (frozen parameters have no state)");
     return -1;
   }
-  *m = o->m ? o->m + p->grad_offset : NULL;
-  *v = o->v ? o->v + p->grad_offset : NULL;
+  *m = o->m ? o->m + (p->grad_offset - o->flat_lo) : NULL;
+  *v = o->v ? o->v + (p->grad_offset - o->flat_lo) : NULL;
   *numel = vt_numel(&p->t);
   return 0;
 }

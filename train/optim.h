@@ -1,7 +1,8 @@
 /* Optimizers over a vt_params store: AdamW (decoupled decay), Adam (coupled L2) and SGD, with
  * parameter groups chosen by name globs, global-norm clipping and skipping of non-finite steps.
  * Moments are fp32 and flat, laid out exactly like the store's gradient buffer (trainable
- * parameters only), so an update is one pass through the backend's optim kernels. */
+ * parameters only; the stretch of it an optimizer's own parameters span), so an update is one
+ * pass through the backend's optim kernels. */
 #ifndef VT_OPTIM_H
 #define VT_OPTIM_H
 
@@ -62,7 +63,9 @@ typedef struct {
   vt_params *ps;
   const vt_backend *be;
   size_t numel;       /* == ps->grad_numel when the optimizer was built */
-  float *m, *v;       /* moments (device), numel values each; NULL where unused */
+  size_t flat_lo;     /* the moments mirror gradient values [flat_lo, flat_lo + state_numel) */
+  size_t state_numel; /* (all of them unless cfg->only leaves some out) */
+  float *m, *v;       /* moments (device), state_numel values each; NULL where unused */
   vt_optim_seg *segs; /* device array of segments, grouped by internal group */
   int64_t n_segs;
   vt_optim_group *groups; /* host array */

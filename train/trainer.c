@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/checked.h"
 #include "autograd/fmt.h"
 #include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_params.h"
@@ -59,12 +60,26 @@ static int phase_step(trainer *t, int p, phase_result *res, char *err, size_t er
   vt_params_zero_grad(&t->ps);
   vt_model_step st = {.phase = p, .train = true, .frozen_train = cfg->frozen_train, .rng = &t->rng};
   for (int64_t micro = 0; micro < cfg->grad_accum; micro++) {
+    /* a stop request between the micro-batches of the first phase ends the step before any
+     * update (a long step with many micro-batches stops within one of them); the ranks agree,
+     * as every rank must leave the step together */
+    if (micro > 0 && p == 0 && t->stop) {
+      double want = *t->stop ? 1.0 : 0.0;
+      if (t->dist->world > 1) vt_dist_allreduce_max_f64(t->dist, &want, 1);
+      if (want > 0) return 1;
+    }
     if (trainer_next_batch(t, t->mix, err, err_len)) return -1;
     vt_batch b;
     trainer_upload(t, &b);
     vt_model_loss out = {0};
     vt_tensor *objective = NULL;
-    if (!m->ops->loss(m, t->ctx, &b, &st, &out) && out.count > 0) {
+    if (m->ops->loss(m, t->ctx, &b, &st, &out)) {
+      snprintf(err, err_len, "step %lld: model %s, phase %s: %s", (long long)t->step + 1,
+               m->ops->name, m->phases[p].name,
+               vt_ctx_failed(t->ctx) ? vt_ctx_error(t->ctx) : "the loss failed");
+      return -1;
+    }
+    if (out.count > 0) {
       for (int k = 0; k < out.n_terms; k++) {
         int ti = vt_model_term_index(m, out.terms[k].name);
         if (ti < 0 || m->terms[ti].phase != p) {
@@ -130,7 +145,8 @@ static int eval_pass(trainer *t, mix *m, vt_eval_result *res, char *err, size_t 
     vt_metric got[VT_MODEL_MAX_METRICS];
     int n = 0;
     if (t->model->ops->eval(t->model, t->ctx, &b, got, &n) || vt_ctx_failed(t->ctx)) {
-      snprintf(err, err_len, "eval: %s", vt_ctx_error(t->ctx));
+      snprintf(err, err_len, "eval: model %s: %s", t->model->ops->name,
+               vt_ctx_failed(t->ctx) ? vt_ctx_error(t->ctx) : "the metrics failed");
       goto done;
     }
     for (int k = 0; k < n && k < VT_MODEL_MAX_METRICS; k++) {
@@ -142,7 +158,8 @@ static int eval_pass(trainer *t, mix *m, vt_eval_result *res, char *err, size_t 
     samples += b.samples;
     vt_ctx_reset(t->ctx);
   }
-  /* a rank with no sample still knows the model's metric names: ask the largest count */
+  /* how many metrics: the most any rank saw (a rank without samples saw none); the names are
+   * those of the rank's own batches, and rank 0, holding slot 0, always has them */
   acc[2 * VT_MODEL_MAX_METRICS] = (double)samples;
   acc[2 * VT_MODEL_MAX_METRICS + 1] = (double)skipped;
   double nm = n_metrics;
@@ -196,6 +213,7 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
   mix_config eval_cfg = {0};
   mix *eval_mix = NULL;
   if (trainer_setup(&t, cfg, o->dist, cfg->mixture, false, err, err_len)) goto done;
+  t.stop = o->stop;
   const vt_dist *d = t.dist;
   /* the eval set: a one-rank view split by slot, so every sample counts once (see eval_pass) */
   if (cfg->eval_every && (mix_config_load(&eval_cfg, cfg->eval_mixture, err, err_len) ||
@@ -219,13 +237,35 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       goto done;
   }
   int64_t spe = steps_per_epoch(&t);
-  t.total_steps = cfg->steps > 0 ? cfg->steps : cfg->epochs * spe;
+  if (cfg->steps > 0)
+    t.total_steps = cfg->steps;
+  else if (vt_mul_i64_overflows(cfg->epochs, spe, &t.total_steps) ||
+           t.total_steps > STAGE_MAX_STEPS) {
+    snprintf(err, err_len, "%s: train.epochs %lld x %lld steps per epoch is too many steps",
+             cfg->path, (long long)cfg->epochs, (long long)spe);
+    goto done;
+  }
   if (t.total_steps < 1) {
     snprintf(err, err_len, "%s: the data mixture %s gives no steps", cfg->path, cfg->mixture);
     goto done;
   }
   if (trainer_setup_optim(&t, spe, err, err_len)) goto done;
-  if (found && trainer_restore(&t, ckpt_dir, err, err_len)) goto done;
+  /* a checkpoint whose state does not match it (trainer.json against the manifest, NaN in the
+   * moments, ...) is skipped for the one before it, as an incomplete one is */
+  while (found && trainer_restore(&t, ckpt_dir, err, err_len)) {
+    fprintf(stderr, "warning: skipping checkpoint %s: %s\n", ckpt_dir, err);
+    char why[1024];
+    found = ckpt_find_before(ckpt_root, ckpt_step, ckpt_dir, sizeof ckpt_dir, &ckpt_step, why,
+                             sizeof why);
+    if (found <= 0) {
+      if (found < 0)
+        snprintf(err, err_len, "%s", why);
+      else
+        snprintf(err, err_len, "%s: no checkpoint left that can be resumed (see the warnings)",
+                 ckpt_root);
+      goto done;
+    }
+  }
   r->start_step = t.step;
   if (found) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", ckpt_dir); /* if nothing is left */
   r->total_steps = t.total_steps;
@@ -255,10 +295,23 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
      * process with batch 2B on the same samples. Each phase reads the same micro-batches. */
     mix_cursor step_start = mix_get_cursor(t.mix);
     phase_result pr[VT_MODEL_MAX_PHASES];
-    for (int p = 0; p < t.n_phases; p++) {
+    int cut = 0;
+    for (int p = 0; p < t.n_phases && !cut; p++) {
       t.count_samples = p == 0;
       if (p > 0 && mix_set_cursor(t.mix, &step_start, err, err_len)) goto done;
-      if (phase_step(&t, p, &pr[p], err, err_len)) goto done;
+      cut = phase_step(&t, p, &pr[p], err, err_len);
+      if (cut < 0) goto done;
+    }
+    if (cut) { /* stopped inside the step: no update made; the data rewound to its start */
+      vt_params_zero_grad(&t.ps);
+      if (mix_set_cursor(t.mix, &step_start, err, err_len) ||
+          trainer_save(&t, r->checkpoint, sizeof r->checkpoint, err, err_len))
+        goto done;
+      if (console)
+        vt_metrics_note(&met, "stopped inside step %lld; saved checkpoint %s",
+                        (long long)t.step + 1, r->checkpoint);
+      r->interrupted = true;
+      break;
     }
     t.step++;
     int64_t global_count = (int64_t)llround(pr[0].count);

@@ -21,7 +21,7 @@ typedef struct {
   bool resume;                 /* continue from the newest complete checkpoint, if any */
   const vt_dist *dist;         /* NULL: one process */
   FILE *console;               /* progress output (rank 0 only); NULL = quiet */
-  volatile sig_atomic_t *stop; /* set asynchronously: save after the current step, return */
+  volatile sig_atomic_t *stop; /* set asynchronously: stop at the next micro-batch, save, return */
   int64_t stop_after;          /* > 0: act as if stopped once this step is done (tests) */
 } vt_trainer_opts;
 

@@ -10,13 +10,15 @@ static bool takes_codec(const trainer *t) { return t->model->media & VT_MEDIA_BI
 static bool takes_fbank(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_FBANK); }
 
 /* Why the model cannot take a sample (its tokens, its media), or NULL. */
-static const char *unusable(const trainer *t, const int32_t *ids, size_t n, size_t n_media,
-                            size_t n_codec) {
+static const char *unusable(const trainer *t, const int32_t *ids, const int32_t *labels, size_t n,
+                            size_t n_media, size_t n_codec) {
   if (n_media && !(t->model->media & ~VT_MEDIA_BIT(VT_MEDIA_CODEC)))
     return "it has image/video/audio placeholders this model does not take";
   if (takes_codec(t)) { /* a speech decoder: a text (any length) and its codec tokens */
     if (!n_codec) return "it has no codec tokens (the model learns to predict them)";
     if (n < 1) return "it has no text tokens";
+    /* a cut text would no longer match its speech */
+    if ((int64_t)n > t->cfg->max_len) return "its text is longer than data.max_len";
   } else if (n < 2)
     return "it has fewer than 2 tokens";
   if (takes_fbank(t) && !t->sample.n_audio)
@@ -24,6 +26,11 @@ static const char *unusable(const trainer *t, const int32_t *ids, size_t n, size
   int64_t v = t->model->vocab_size;
   for (size_t i = 0; v && i < n; i++)
     if (ids[i] < 0 || ids[i] >= v) return "a token id is outside the model's vocabulary";
+  /* a label the loss would index with is as bad as a token id: the sample is skipped and
+   * counted, not the run aborted */
+  for (size_t i = 0; v && labels && i < n; i++)
+    if (labels[i] != VT_IGNORE_INDEX && (labels[i] < 0 || labels[i] >= v))
+      return "a label is outside the model's vocabulary";
   return NULL;
 }
 
@@ -97,7 +104,8 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
     }
     if (t->mixcfg.pack) {
       if (mix_next_packed(m, max_len, &t->pack, err, err_len)) return -1;
-      const char *why = unusable(t, t->pack.ids.v, t->pack.ids.n, t->pack.n_media, 0);
+      const char *why =
+          unusable(t, t->pack.ids.v, t->pack.labels.v, t->pack.ids.n, t->pack.n_media, 0);
       if (why) {
         if (skip(t, "a packed row", why, tries, err, err_len)) return -1;
         continue;
@@ -115,10 +123,17 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
     }
     mix_ref ref;
     if (mix_next(m, &t->sample, &ref, err, err_len)) return -1;
-    const char *why =
-        unusable(t, t->sample.ids.v, t->sample.ids.n, t->sample.n_media, t->sample.codec.n);
+    const char *why = unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n,
+                               t->sample.n_media, t->sample.codec.n);
     if (why) {
-      if (skip(t, t->sample.id ? t->sample.id : "?", why, tries, err, err_len)) return -1;
+      char where[768];
+      snprintf(where, sizeof where, "%.500s (dataset %s, sample %lld)",
+               t->sample.id ? t->sample.id : "?",
+               ref.dataset >= 0 && (size_t)ref.dataset < t->mixcfg.n_datasets
+                   ? t->mixcfg.datasets[ref.dataset].name
+                   : "?",
+               (long long)ref.index);
+      if (skip(t, where, why, tries, err, err_len)) return -1;
       continue;
     }
     int64_t n = put_sample(t, i);
@@ -187,7 +202,8 @@ int trainer_eval_batch(trainer *t, mix *m, int64_t *slot, int64_t stride, int64_
     *slot += stride;
     if (mix_set_cursor(m, &c, err, err_len) || mix_next(m, &t->sample, NULL, err, err_len))
       return -1;
-    if (unusable(t, t->sample.ids.v, t->sample.ids.n, t->sample.n_media, t->sample.codec.n)) {
+    if (unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n, t->sample.n_media,
+                 t->sample.codec.n)) {
       (*skipped)++;
       continue;
     }

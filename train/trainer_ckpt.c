@@ -53,6 +53,7 @@ static int each_state(trainer *t, state_fn fn, void *arg) {
 }
 
 typedef struct {
+  const vt_backend *be; /* where the state lives */
   st_entry *e;
   char *names;
   int n, cap;
@@ -76,16 +77,16 @@ static int add_entry(trainer *t, const char *name, const vt_param *prm, float *b
 /* The bytes of a state tensor: downloaded from the optimizer's device into scratch. */
 static const void *produce_state(void *vctx, int i, void *scratch, char *err, size_t err_len) {
   (void)err, (void)err_len;
-  trainer *t = ((void **)vctx)[0];
-  const st_entry *e = &((const st_entry *)((void **)vctx)[1])[i];
+  const entry_list *l = vctx;
+  const st_entry *e = &l->e[i];
   size_t numel = 1;
   for (int d = 0; d < e->ndim; d++) numel *= (size_t)e->shape[d];
-  vt_buf_to_host(t->ps.be, scratch, e->data, numel * sizeof(float));
+  vt_buf_to_host(l->be, scratch, e->data, numel * sizeof(float));
   return scratch;
 }
 
 static int save_optim(trainer *t, const char *path, const st_kv *meta, char *err, size_t err_len) {
-  entry_list l = {.cap = 2 * t->ps.n * t->n_phases + 1};
+  entry_list l = {.be = t->ps.be, .cap = 2 * t->ps.n * t->n_phases + 1};
   for (int i = 0; i < t->ps.n; i++)
     l.names_cap += 2 * (size_t)t->n_phases * (strlen(t->ps.items[i]->name) + 96);
   l.e = malloc(sizeof *l.e * (size_t)l.cap);
@@ -98,8 +99,7 @@ static int save_optim(trainer *t, const char *path, const st_kv *meta, char *err
   rc = 0;
   if (l.n > 0) {
     st_sort_entries(l.e, l.n);
-    void *pc[2] = {t, l.e};
-    rc = st_write_fn(path, l.e, l.n, meta, 1, produce_state, pc, err, err_len);
+    rc = st_write_fn(path, l.e, l.n, meta, 1, produce_state, &l, err, err_len);
   }
 done:
   free(l.e);
@@ -193,62 +193,78 @@ static int read_state(trainer *t, const char *name, const vt_param *prm, float *
              r->path, name, st ? "has the wrong size" : "is missing");
     return -1;
   }
+  int64_t bad = st_first_nonfinite(st);
+  if (bad >= 0) {
+    snprintf(r->err, r->err_len, "%s: %s: element %lld is not finite (NaN or Inf)", r->path, name,
+             (long long)bad);
+    return -1;
+  }
   if (st_tensor_read(st, VT_F32, r->host, (size_t)numel * sizeof(float), r->err, r->err_len))
     return -1;
   vt_buf_from_host(t->ps.be, buf, r->host, (size_t)numel * sizeof(float));
   return 0;
 }
 
-static int json_int(json_t *root, const char *key, const char *path, int64_t *out, char *err,
-                    size_t err_len) {
+/* An integer field in [lo, hi]; the message names the file and the field. */
+static int json_int(json_t *root, const char *key, const char *path, int64_t lo, int64_t hi,
+                    int64_t *out, char *err, size_t err_len) {
   json_t *v = json_object_get(root, key);
-  if (!json_is_integer(v)) {
-    snprintf(err, err_len, "%s: field \"%s\": expected an integer", path, key);
+  if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+    char found[40] = "no integer";
+    if (json_is_integer(v)) snprintf(found, sizeof found, "%lld", (long long)json_integer_value(v));
+    snprintf(err, err_len, "%s: field \"%s\": expected an integer in [%lld, %lld], found %s", path,
+             key, (long long)lo, (long long)hi, found);
     return -1;
   }
   *out = json_integer_value(v);
   return 0;
 }
 
-int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
+/* trainer.json as read, before any of it is applied */
+typedef struct {
+  int64_t step, total_steps, tokens_seen, skipped_samples;
+  int64_t optim_t[VT_MODEL_MAX_PHASES], optim_skipped[VT_MODEL_MAX_PHASES];
+  uint64_t rng[4];
+  mix_cursor cursor;
+} saved_state;
+
+/* Reads dir/trainer.json and checks it against the checkpoint it sits in: the step against
+ * the manifest (whose step ckpt_verify matched to the directory name), the step within the
+ * total, each phase's optimizer counts within the step, the RNG and the data cursor. */
+static int read_saved_state(trainer *t, const char *dir, saved_state *s, char *err,
+                            size_t err_len) {
   char p[8400];
-  snprintf(p, sizeof p, "%s/model.safetensors", dir);
-  if (st_load_params_path(&t->ps, p, 0, err, err_len)) return -1;
-  /* optimizer moments by name, staged through one host buffer of the largest parameter */
-  snprintf(p, sizeof p, "%s/optim.safetensors", dir);
-  size_t largest = 1;
-  for (int i = 0; i < t->ps.n; i++)
-    if ((size_t)vt_numel(&t->ps.items[i]->t) > largest)
-      largest = (size_t)vt_numel(&t->ps.items[i]->t);
-  restore_ctx rc_ = {
-      .path = p, .host = malloc(largest * sizeof(float)), .err = err, .err_len = err_len};
-  if (!rc_.host) {
-    snprintf(err, err_len, "checkpoint: out of host memory");
-    return -1;
-  }
-  int st = each_state(t, read_state, &rc_);
-  if (rc_.open) st_file_close(&rc_.f);
-  free(rc_.host);
-  if (st) return -1;
-  /* trainer state */
   snprintf(p, sizeof p, "%s/trainer.json", dir);
+  ckpt_manifest man;
+  if (ckpt_manifest_read(dir, &man, err, err_len)) return -1;
+  int64_t man_step = man.step;
+  ckpt_manifest_free(&man);
   char *text = ckpt_read_text(p, err, err_len);
   if (!text) return -1;
   json_error_t je;
-  json_t *j = json_loads(text, 0, &je);
+  json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
   free(text);
   int rc = -1;
   const char *fmt = j ? json_string_value(json_object_get(j, "format")) : NULL;
   if (!j || !fmt || strcmp(fmt, STATE_FORMAT) != 0) {
-    snprintf(err, err_len, "%s: not a trainer state (expected format \"%s\")", p, STATE_FORMAT);
+    if (!j)
+      snprintf(err, err_len, "%s: line %d: %s", p, je.line, je.text);
+    else
+      snprintf(err, err_len, "%s: not a trainer state (expected format \"%s\")", p, STATE_FORMAT);
     goto done;
   }
-  if (json_int(j, "step", p, &t->step, err, err_len) ||
-      json_int(j, "tokens_seen", p, &t->tokens_seen, err, err_len) ||
-      json_int(j, "skipped_samples", p, &t->skipped_samples, err, err_len))
+  if (json_int(j, "total_steps", p, 1, INT64_MAX / 2, &s->total_steps, err, err_len) ||
+      json_int(j, "step", p, 0, s->total_steps, &s->step, err, err_len) ||
+      json_int(j, "tokens_seen", p, 0, INT64_MAX, &s->tokens_seen, err, err_len) ||
+      json_int(j, "skipped_samples", p, 0, INT64_MAX, &s->skipped_samples, err, err_len))
     goto done;
+  if (s->step != man_step) {
+    snprintf(err, err_len, "%s: field \"step\": %lld, but the checkpoint's manifest says %lld", p,
+             (long long)s->step, (long long)man_step);
+    goto done;
+  }
   json_t *phases = json_object_get(j, "phases");
-  if (json_array_size(phases) != (size_t)t->n_phases) {
+  if (json_array_size(phases) != (size_t)t->n_phases || t->n_phases > VT_MODEL_MAX_PHASES) {
     snprintf(err, err_len, "%s: field \"phases\": expected %d phases (model %s), found %zu", p,
              t->n_phases, t->model->ops->name, json_array_size(phases));
     goto done;
@@ -261,31 +277,82 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
                t->model->phases[k].name, name ? name : "(none)");
       goto done;
     }
-    if (json_int(ph, "optim_t", p, &t->phases[k].opt.t, err, err_len) ||
-        json_int(ph, "optim_skipped", p, &t->phases[k].opt.n_skipped, err, err_len))
+    /* at most one update (made or skipped) per phase and step */
+    char where[8600];
+    snprintf(where, sizeof where, "%s: phase %s", p, name);
+    if (json_int(ph, "optim_t", where, 0, s->step, &s->optim_t[k], err, err_len) ||
+        json_int(ph, "optim_skipped", where, 0, s->step - s->optim_t[k], &s->optim_skipped[k], err,
+                 err_len))
       goto done;
   }
   json_t *rng = json_object_get(j, "rng");
   for (int i = 0; i < 4; i++) {
     const char *h = json_string_value(json_array_get(rng, (size_t)i));
-    if (!h) {
-      snprintf(err, err_len, "%s: field \"rng\": expected 4 hex strings", p);
+    char *end = NULL;
+    s->rng[i] = h ? strtoull(h, &end, 16) : 0;
+    if (!h || json_array_size(rng) != 4 || strlen(h) != 16 || *end) {
+      snprintf(err, err_len, "%s: field \"rng\": expected 4 strings of 16 hex digits", p);
       goto done;
     }
-    t->rng.s[i] = strtoull(h, NULL, 16);
   }
-  /* the data cursor as saved (with the world size of the saving run): mix_set_cursor maps
-   * it onto this run's world, so a run can resume on another number of ranks */
+  if (!(s->rng[0] | s->rng[1] | s->rng[2] | s->rng[3])) {
+    snprintf(err, err_len, "%s: field \"rng\": the all-zero state is not a generator state", p);
+    goto done;
+  }
   const char *cs = json_string_value(json_object_get(j, "data_cursor"));
-  mix_cursor cur;
+  char why[512];
   if (!cs) {
     snprintf(err, err_len, "%s: field \"data_cursor\": expected a string", p);
     goto done;
   }
-  if (mix_cursor_parse(&cur, cs, err, err_len) || mix_set_cursor(t->mix, &cur, err, err_len))
+  if (mix_cursor_parse(&s->cursor, cs, why, sizeof why)) {
+    snprintf(err, err_len, "%s: field \"data_cursor\": %s", p, why);
     goto done;
+  }
   rc = 0;
 done:
   json_decref(j);
   return rc;
+}
+
+int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
+  /* the state first: a checkpoint whose trainer.json is wrong is refused before any weight
+   * is loaded */
+  saved_state s = {0};
+  if (read_saved_state(t, dir, &s, err, err_len)) return -1;
+  char p[8400];
+  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  if (st_load_params_path(&t->ps, p, 0, err, err_len)) return -1;
+  /* optimizer moments by name, staged through one host buffer of the largest parameter */
+  snprintf(p, sizeof p, "%s/optim.safetensors", dir);
+  size_t largest = 1;
+  for (int i = 0; i < t->ps.n; i++)
+    if ((size_t)vt_numel(&t->ps.items[i]->t) > largest)
+      largest = (size_t)vt_numel(&t->ps.items[i]->t);
+  restore_ctx rc_ = {
+      .path = p, .host = malloc(largest * sizeof(float)), .err = err, .err_len = err_len};
+  if (!rc_.host) {
+    snprintf(err, err_len, "%s: out of host memory for %zu moments", p, largest);
+    return -1;
+  }
+  int st = each_state(t, read_state, &rc_);
+  if (rc_.open) st_file_close(&rc_.f);
+  free(rc_.host);
+  if (st) return -1;
+  /* the data cursor as saved (with the world size of the saving run): mix_set_cursor maps
+   * it onto this run's world, so a run can resume on another number of ranks */
+  char why[512];
+  if (mix_set_cursor(t->mix, &s.cursor, why, sizeof why)) {
+    snprintf(err, err_len, "%s/trainer.json: field \"data_cursor\": %s", dir, why);
+    return -1;
+  }
+  t->step = s.step;
+  t->tokens_seen = s.tokens_seen;
+  t->skipped_samples = s.skipped_samples;
+  for (int k = 0; k < t->n_phases; k++) {
+    t->phases[k].opt.t = s.optim_t[k];
+    t->phases[k].opt.n_skipped = s.optim_skipped[k];
+  }
+  for (int i = 0; i < 4; i++) t->rng.s[i] = s.rng[i];
+  return 0;
 }

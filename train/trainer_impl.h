@@ -38,7 +38,8 @@ typedef struct {
   vt_rng rng;
   int64_t step, total_steps, tokens_seen;
   int64_t skipped_samples, truncated_samples;
-  bool count_samples; /* count skips and cuts (the first phase of a step reads the data) */
+  bool count_samples;          /* count skips and cuts (the first phase of a step reads the data) */
+  volatile sig_atomic_t *stop; /* a stop request, checked between micro-batches too */
   /* one micro-batch on the host: up to [batch_size, max_len] */
   int32_t *ids, *labels, *lengths;
   int32_t *pos, *segments; /* packed batches only: RoPE positions and sample index per token */

@@ -7,34 +7,35 @@
 #include "stages/stage_model.h"
 #include "train/trainer_impl.h"
 
-/* The backend of the stage's device, with every kernel family training needs; else an error
- * naming the device and the family missing. */
-static const vt_backend *stage_backend(const stage_cfg *c, char *err, size_t err_len) {
-  if (c->device.type == VT_DEV_CPU) return vt_backend_cpu();
+/* Whether the stage's device has every kernel family training needs; else an error naming
+ * the device and the family missing. The instance made to ask is released again. */
+static bool stage_backend_ok(const stage_cfg *c, char *err, size_t err_len) {
+  if (c->device.type == VT_DEV_CPU) return true;
   const char *why = "no CUDA backend in this build";
-  const vt_backend *be = vt_backend_cuda(c->device.index, &why);
+  vt_backend *be = vt_backend_cuda(c->device.index, &why);
   if (!be) {
     snprintf(err, err_len, "%s: device: cuda:%d is not usable: %s", c->path, c->device.index, why);
-    return NULL;
+    return false;
   }
-  const struct {
-    const char *name;
-    const void *family;
-  } fam[] = {{"norm", be->norm}, {"attn", be->attn}, {"loss", be->loss}, {"optim", be->optim}};
-  for (size_t i = 0; i < sizeof fam / sizeof *fam; i++)
-    if (!fam[i].family) {
+  const vt_kernel_family need[] = {VT_FAMILY_NORM, VT_FAMILY_ATTN, VT_FAMILY_LOSS, VT_FAMILY_OPTIM};
+  bool ok = true;
+  for (size_t i = 0; ok && i < sizeof need / sizeof *need; i++)
+    if (!vt_backend_has_family(be, need[i])) {
       snprintf(err, err_len,
-               "%s: device: the %s backend has no %s kernels yet (vt_backend.%s); use device: cpu",
-               c->path, be->name, fam[i].name, fam[i].name);
-      return NULL;
+               "%s: device: training is not supported on the %s backend (no kernels of the %s "
+               "family yet); use device: cpu",
+               c->path, be->name, vt_backend_family_name(need[i]));
+      ok = false;
     }
-  return be;
+  vt_backend_free(be);
+  return ok;
 }
 
 static int open_mixture(trainer *t, const char *mixture, bool one_rank, char *err, size_t err_len) {
   const stage_cfg *c = t->cfg;
   if (mix_config_load(&t->mixcfg, mixture, err, err_len)) return -1;
-  for (int i = 0; i < c->n_ratios; i++) {
+  /* the stage's ratios shape its training epochs; an eval pass covers the set as it is */
+  for (int i = 0; !one_rank && i < c->n_ratios; i++) {
     size_t d = 0;
     while (d < t->mixcfg.n_datasets && strcmp(t->mixcfg.datasets[d].name, c->ratios[i].name)) d++;
     if (d == t->mixcfg.n_datasets) {
@@ -85,7 +86,7 @@ int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const c
   }
   t->dist = dist;
   vt_rng_seed(&t->rng, cfg->seed);
-  if (!stage_backend(cfg, err, err_len)) return -1;
+  if (!stage_backend_ok(cfg, err, err_len)) return -1;
   if (vt_params_init(&t->ps, cfg->device)) {
     snprintf(err, err_len, "%s: device: no parameter store on this device", cfg->path);
     return -1;
@@ -98,7 +99,8 @@ int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const c
   /* eval passes read a one-rank view of the set and split it by slot (see vt_eval) */
   if (open_mixture(t, mixture, eval_view, err, err_len)) return -1;
   const char *why = NULL;
-  t->ctx = vt_ctx_init(&(vt_ctx_opts){.device = cfg->device}, &why);
+  /* the store's instance: on CUDA the step and the optimizer then share one stream */
+  t->ctx = vt_ctx_init(&(vt_ctx_opts){.device = cfg->device, .backend = t->ps.be}, &why);
   size_t cells = (size_t)(cfg->batch_size * cfg->max_len);
   t->ids = malloc(sizeof(int32_t) * cells);
   t->labels = malloc(sizeof(int32_t) * cells);
@@ -127,10 +129,11 @@ void trainer_free(trainer *t) {
     free(t->phases[p].updates);
   }
   vt_model_destroy(t->model);
+  vt_ctx_free(t->ctx); /* before the store: the ctx borrows the store's backend instance */
+  t->ctx = NULL;
   if (t->ps_ready) vt_params_free(&t->ps);
   if (t->mix) mix_close(t->mix);
   mix_config_free(&t->mixcfg);
-  vt_ctx_free(t->ctx);
   shard_sample_free(&t->sample);
   free(t->ids);
   free(t->labels);

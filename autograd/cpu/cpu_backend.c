@@ -499,6 +499,7 @@ extern const struct vt_conv_kernels vt_cpu_conv_kernels;
 extern const struct vt_attn_kernels vt_cpu_attn_kernels;
 extern const struct vt_loss_kernels vt_cpu_loss_kernels;
 extern const struct vt_optim_kernels vt_cpu_optim_kernels;
+extern const struct vt_spectral_kernels vt_cpu_spectral_kernels;
 
 static const vt_backend cpu_backend = {
     .name = "cpu",
@@ -530,6 +531,7 @@ static const vt_backend cpu_backend = {
     .attn = &vt_cpu_attn_kernels,
     .loss = &vt_cpu_loss_kernels,
     .optim = &vt_cpu_optim_kernels,
+    .spectral = &vt_cpu_spectral_kernels,
 };
 
 const vt_backend *vt_backend_cpu(void) { return &cpu_backend; }

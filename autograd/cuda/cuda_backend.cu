@@ -143,8 +143,21 @@ static void cuda_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64
   size_t es = vt_dtype_size(in);
   cudaDataType_t t = in == VT_BF16 ? CUDA_R_16BF : CUDA_R_32F;
   const char *pa = (const char *)a, *pb = (const char *)b;
+  if (in == VT_F32) { /* the plain SGEMM calls: full FP32 under the handle's default math */
+    const float *fa = (const float *)a, *fb = (const float *)b;
+    if (stride_c == 0 && batch > 1) {
+      /* Every batch accumulates into the same C: one GEMM after another, in stream order. */
+      for (int64_t i = 0; i < batch; i++)
+        VT_CUBLAS_CHECK(cublasSgemm(h, opb, opa, in_, im, ik, &alpha, fb + i * stride_b, ildb,
+                                    fa + i * stride_a, ilda, &beta, c, ildc));
+      return;
+    }
+    VT_CUBLAS_CHECK(cublasSgemmStridedBatched(h, opb, opa, in_, im, ik, &alpha, fb, ildb, stride_b,
+                                              fa, ilda, stride_a, &beta, c, ildc, stride_c,
+                                              gemm_int(batch)));
+    return;
+  }
   if (stride_c == 0 && batch > 1) {
-    /* Every batch accumulates into the same C: one GEMM after another, in stream order. */
     for (int64_t i = 0; i < batch; i++)
       VT_CUBLAS_CHECK(cublasGemmEx(h, opb, opa, in_, im, ik, &alpha, pb + i * stride_b * es, t,
                                    ildb, pa + i * stride_a * es, t, ilda, &beta, c, CUDA_R_32F,
@@ -218,6 +231,7 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->attn = NULL;
   t->loss = NULL;
   t->optim = NULL;
+  t->spectral = NULL;
 }
 
 extern "C" int vt_cuda_device_count(void) {

@@ -1,11 +1,31 @@
 # libFuzzer targets (clang, -DVT_FUZZ=ON). The code under test is compiled into the fuzzer
 # itself so it carries the coverage and sanitizer instrumentation; the corpus lives in
-# tests/fuzz/corpus/NAME and is replayed by a regular ctest (tests/test_*_corpus.c).
-#   fuzz_safetensors -max_total_time=300 tests/fuzz/corpus/safetensors
+# tests/fuzz/corpus/NAME and is replayed by a regular ctest (tests/test_*_corpus.c), so what
+# the fuzzers found stays checked with any compiler. One run at a time, e.g.
+#   build-fuzz/fuzz_tokenizer -max_total_time=300 -jobs=1 tests/fuzz/corpus/tokenizer
+function(vt_fuzz name)
+  cmake_parse_arguments(F "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/fuzz/${name}.c ${F_SOURCES})
+  # -fno-sanitize-recover: undefined behaviour stops the run like a crash, so it is found
+  target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined
+                         -fno-sanitize-recover=all -g -fno-omit-frame-pointer)
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined
+                      -fno-sanitize-recover=all)
+  target_link_libraries(${name} PRIVATE ${F_LIBS} vt_autograd)
+endfunction()
+
 file(GLOB VT_FUZZ_ST_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/checkpoints/safetensors*.c)
-add_executable(fuzz_safetensors ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_safetensors.c
-                                ${VT_FUZZ_ST_SRC})
-target_compile_options(fuzz_safetensors PRIVATE -fsanitize=fuzzer,address,undefined -g
-                       -fno-omit-frame-pointer)
-target_link_options(fuzz_safetensors PRIVATE -fsanitize=fuzzer,address,undefined)
-target_link_libraries(fuzz_safetensors PRIVATE vt_autograd PkgConfig::VT_CKPT_DEPS)
+file(GLOB VT_FUZZ_DATA_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/data/*.c)
+set(VT_FUZZ_COMMON ${CMAKE_SOURCE_DIR}/autograd/regfile.c)
+vt_fuzz(fuzz_safetensors SOURCES ${VT_FUZZ_ST_SRC} LIBS PkgConfig::VT_CKPT_DEPS)
+foreach(t tokenizer yaml jsonl shard)
+  if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${t}.c)
+    vt_fuzz(fuzz_${t} SOURCES ${VT_FUZZ_DATA_SRC} ${VT_FUZZ_COMMON}
+            LIBS $<TARGET_PROPERTY:vt_data,INTERFACE_LINK_LIBRARIES>)
+    target_include_directories(fuzz_${t} PRIVATE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
+  endif()
+endforeach()
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_manifest.c)
+  vt_fuzz(fuzz_manifest SOURCES ${CMAKE_SOURCE_DIR}/checkpoints/ckpt.c ${VT_FUZZ_COMMON}
+          LIBS ZLIB::ZLIB)
+endif()

@@ -1,0 +1,324 @@
+/* VITA's vision path behind the model interface; see vita_model.h. The LLM part is qwen2.h's
+ * decoder, configured by qwen2_cfg_from_json from the same config.json. */
+#include "model/vita_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/qwen2_model.h"
+
+#define VITA_TOWER "model.vision_tower.vision_tower"
+#define VITA_PROJECTOR "model.mm_projector"
+
+typedef struct {
+  vt_model base;
+  qwen2_cfg qcfg;
+  vit_cfg vcfg;
+  qwen2 q;
+  vit tower;
+  vit_adapter adapter;
+  json_t *src; /* the config read, for fields we do not interpret (mm_vision_tower, ...) */
+  vt_tensor *head;
+} vita_model;
+
+static int field_int(const json_t *o, const char *where, const char *key, int64_t *out, char *err,
+                     size_t err_len) {
+  json_t *v = json_object_get(o, key);
+  if (!v) return 0;
+  if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+    snprintf(err, err_len, "%s: field \"%s\": expected a positive integer", where, key);
+    return -1;
+  }
+  *out = json_integer_value(v);
+  return 0;
+}
+
+static int field_num(const json_t *o, const char *where, const char *key, double *out, char *err,
+                     size_t err_len) {
+  json_t *v = json_object_get(o, key);
+  if (!v) return 0;
+  if (!json_is_number(v)) {
+    snprintf(err, err_len, "%s: field \"%s\": expected a number", where, key);
+    return -1;
+  }
+  *out = json_number_value(v);
+  return 0;
+}
+
+int vit_cfg_from_json(const json_t *c, const char *where, vit_cfg *cfg, char *err, size_t err_len) {
+  *cfg = vit_cfg_300m();
+  if (!json_is_object(c)) {
+    snprintf(err, err_len, "%s: vision config: expected an object", where);
+    return -1;
+  }
+  const char *norm = json_string_value(json_object_get(c, "norm_type"));
+  if (norm && strcmp(norm, "layer_norm")) {
+    snprintf(err, err_len,
+             "%s: field \"norm_type\": expected \"layer_norm\" (InternViT-300M), found \"%s\"",
+             where, norm);
+    return -1;
+  }
+  if (json_is_true(json_object_get(c, "qk_normalization"))) {
+    snprintf(err, err_len, "%s: field \"qk_normalization\": true is the 6B model's, not supported",
+             where);
+    return -1;
+  }
+  const char *act = json_string_value(json_object_get(c, "hidden_act"));
+  if (act && strcmp(act, "gelu")) {
+    snprintf(err, err_len, "%s: field \"hidden_act\": expected \"gelu\", found \"%s\"", where, act);
+    return -1;
+  }
+  if (field_int(c, where, "image_size", &cfg->image_size, err, err_len) ||
+      field_int(c, where, "patch_size", &cfg->patch_size, err, err_len) ||
+      field_int(c, where, "hidden_size", &cfg->hidden_size, err, err_len) ||
+      field_int(c, where, "intermediate_size", &cfg->intermediate_size, err, err_len) ||
+      field_int(c, where, "num_hidden_layers", &cfg->num_hidden_layers, err, err_len) ||
+      field_int(c, where, "num_attention_heads", &cfg->num_attention_heads, err, err_len) ||
+      field_num(c, where, "layer_norm_eps", &cfg->layer_norm_eps, err, err_len) ||
+      field_num(c, where, "drop_path_rate", &cfg->drop_path_rate, err, err_len) ||
+      field_num(c, where, "initializer_range", &cfg->initializer_range, err, err_len) ||
+      field_num(c, where, "initializer_factor", &cfg->initializer_factor, err, err_len))
+    return -1;
+  char why[256];
+  if (vit_cfg_check(cfg, why, sizeof why)) {
+    snprintf(err, err_len, "%s: %s", where, why);
+    return -1;
+  }
+  return 0;
+}
+
+json_t *vit_cfg_to_json(const vit_cfg *c) {
+  return json_pack(
+      "{s:s, s:[s], s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:s, s:s, "
+      "s:b, s:b, s:I}",
+      "model_type", "intern_vit_6b", "architectures", "InternVisionModel", "image_size",
+      (json_int_t)c->image_size, "patch_size", (json_int_t)c->patch_size, "hidden_size",
+      (json_int_t)c->hidden_size, "intermediate_size", (json_int_t)c->intermediate_size,
+      "num_hidden_layers", (json_int_t)c->num_hidden_layers, "num_attention_heads",
+      (json_int_t)c->num_attention_heads, "layer_norm_eps", c->layer_norm_eps, "drop_path_rate",
+      c->drop_path_rate, "initializer_range", c->initializer_range, "initializer_factor",
+      c->initializer_factor, "norm_type", "layer_norm", "hidden_act", "gelu", "qkv_bias", 1,
+      "qk_normalization", 0, "num_channels", (json_int_t)3);
+}
+
+static vt_model *create(const json_t *config, const char *where, const vt_model_opts *opts,
+                        vt_params *ps, char *err, size_t err_len) {
+  vita_model *m = calloc(1, sizeof *m);
+  if (!m) {
+    snprintf(err, err_len, "vita: out of memory");
+    return NULL;
+  }
+  const char *pt = json_string_value(json_object_get(config, "mm_projector_type"));
+  json_t *mh = json_object_get(config, "mm_hidden_size");
+  if (qwen2_cfg_from_json(config, where, &m->qcfg, err, err_len)) goto fail;
+  json_t *vc = json_object_get(config, "vision_config");
+  if (vit_cfg_from_json(vc ? vc : json_object(), where, &m->vcfg, err, err_len)) goto fail;
+  if (pt && strcmp(pt, "mlp2x_gelu")) {
+    snprintf(err, err_len, "%s: field \"mm_projector_type\": expected \"mlp2x_gelu\", found \"%s\"",
+             where, pt);
+    goto fail;
+  }
+  int64_t feat = 4 * m->vcfg.hidden_size; /* the 2x2 pixel shuffle */
+  if (mh && (!json_is_integer(mh) || json_integer_value(mh) != feat)) {
+    snprintf(err, err_len, "%s: field \"mm_hidden_size\": expected %lld (4 x the tower's hidden)",
+             where, (long long)feat);
+    goto fail;
+  }
+  m->qcfg.recompute = m->vcfg.recompute = opts->recompute;
+  m->qcfg.ce_chunk_rows = opts->ce_chunk_rows;
+  if (qwen2_init(&m->q, ps, &m->qcfg, err, err_len) ||
+      vit_init(&m->tower, ps, &m->vcfg, VITA_TOWER, err, err_len) ||
+      vit_adapter_init(&m->adapter, ps, VITA_PROJECTOR, feat, m->qcfg.hidden_size, err, err_len))
+    goto fail;
+  m->head = m->q.lm_head;
+  m->src = json_deep_copy(config);
+  m->base.vocab_size = m->qcfg.vocab_size;
+  m->base.media = VT_MEDIA_BIT(VT_MEDIA_IMAGE);
+  m->base.phases[0] = (vt_model_phase){"main", "*"};
+  m->base.n_phases = 1;
+  m->base.terms[0] = (vt_model_term){"lm", 0};
+  m->base.n_terms = 1;
+  return &m->base;
+fail:
+  qwen2_free(&m->q);
+  vit_free(&m->tower);
+  free(m);
+  return NULL;
+}
+
+static void destroy(vt_model *base) {
+  vita_model *m = (vita_model *)base;
+  qwen2_free(&m->q);
+  vit_free(&m->tower);
+  json_decref(m->src);
+  free(m);
+}
+
+static int init_weights(vt_model *base, vt_params *ps, vt_rng *rng, char *err, size_t err_len) {
+  vita_model *m = (vita_model *)base;
+  (void)ps, (void)err, (void)err_len;
+  qwen2_init_weights(&m->q, rng);
+  vit_init_weights(&m->tower, rng);
+  vit_adapter_init_weights(&m->adapter, rng, (float)m->qcfg.initializer_range);
+  return 0;
+}
+
+/* The release's config.json fields (model_type vita-Qwen2, the projector) around Qwen2's, with
+ * the tower's config under "vision_config". */
+static json_t *config_json(const vt_model *base) {
+  const vita_model *m = (const vita_model *)base;
+  json_t *o = qwen2_cfg_to_json(&m->qcfg);
+  if (!o) return NULL;
+  json_object_set_new(o, "model_type", json_string("vita-Qwen2"));
+  json_object_set_new(o, "architectures", json_pack("[s]", "VITAQwen2ForCausalLM"));
+  json_object_set_new(o, "mm_projector_type", json_string("mlp2x_gelu"));
+  json_object_set_new(o, "mm_hidden_size", json_integer(4 * m->vcfg.hidden_size));
+  json_object_set_new(o, "vision_config", vit_cfg_to_json(&m->vcfg));
+  static const char *const keep[] = {"mm_vision_tower", "mm_audio_encoder", "image_aspect_ratio",
+                                     NULL};
+  for (int i = 0; m->src && keep[i]; i++) {
+    json_t *v = json_object_get(m->src, keep[i]);
+    if (v) json_object_set(o, keep[i], v);
+  }
+  return o;
+}
+
+/* The input embeddings of b: token embeddings, with each image tile's adapter outputs in its
+ * span. The vision tower runs only when the batch has tiles. */
+static vt_tensor *embeddings(vita_model *m, vt_ctx *ctx, const vt_batch *b, const nn_fwd *f) {
+  int64_t B = b->rows, T = b->len, H = m->qcfg.hidden_size;
+  vt_tensor *emb = qwen2_embed(&m->q, ctx, b->tokens);
+  const vt_media *img = vt_batch_media(b, VT_MEDIA_IMAGE);
+  if (!img || img->n == 0 || vt_ctx_failed(ctx)) return emb;
+  vt_tensor *px = img->data;
+  int64_t n = img->n, p = m->vcfg.patch_size;
+  if (px->ndim != 4 || px->shape[0] != n) {
+    char s[96];
+    return vt_ctx_fail(ctx, "vita", "image tiles %s must be [%lld, 3, H, W]",
+                       vt_shape_str(px, s, sizeof s), (long long)n);
+  }
+  int64_t gh = px->shape[2] / p, gw = px->shape[3] / p, per = (gh / 2) * (gw / 2);
+  vt_tensor *hid = vit_hidden(&m->tower, ctx, px, f);
+  vt_tensor *tok = vit_adapter_forward(&m->adapter, ctx, vit_features(&m->tower, ctx, hid, gh, gw));
+  if (vt_ctx_failed(ctx)) return tok;
+  /* where the n * per outputs go in the flattened [B * T, H] embeddings */
+  int32_t *spans = malloc(sizeof(int32_t) * (size_t)(3 * n));
+  int32_t *idx = malloc(sizeof(int32_t) * (size_t)(n * per));
+  if (!spans || !idx) {
+    free(spans), free(idx);
+    return vt_ctx_fail(ctx, "vita", "out of host memory for %lld image spans", (long long)n);
+  }
+  vt_to_host(ctx, img->spans, spans);
+  for (int64_t i = 0; i < n; i++) {
+    int32_t row = spans[i * 3], start = spans[i * 3 + 1], count = spans[i * 3 + 2];
+    if (row < 0 || row >= B || start < 0 || count != per || start + count > T) {
+      free(spans), free(idx);
+      return vt_ctx_fail(ctx, "vita",
+                         "image tile %lld: span (row %d, start %d, count %d) outside the batch "
+                         "[%lld, %lld] or not %lld tokens",
+                         (long long)i, row, start, count, (long long)B, (long long)T,
+                         (long long)per);
+    }
+    for (int64_t k = 0; k < per; k++) idx[i * per + k] = (int32_t)(row * T + start + k);
+  }
+  vt_tensor *ti = vt_from_host(ctx, VT_I32, 1, (int64_t[]){n * per}, idx);
+  free(spans), free(idx);
+  vt_tensor *flat = vt_reshape(ctx, emb, 2, (int64_t[]){B * T, H});
+  flat = vt_index_copy(ctx, flat, 0, ti, vt_reshape(ctx, tok, 2, (int64_t[]){n * per, H}));
+  return vt_reshape(ctx, flat, 3, (int64_t[]){B, T, H});
+}
+
+static vt_tensor *hidden_of(vita_model *m, vt_ctx *ctx, const vt_batch *b,
+                            const vt_model_step *st) {
+  nn_fwd f = {.training = st && st->train, .rng = st ? st->rng : NULL};
+  vt_tensor *emb = embeddings(m, ctx, b, &f);
+  qwen2_layout lay = {.lengths = b->lengths, .pos = b->positions, .segments = b->segments};
+  return qwen2_forward(&m->q, ctx, emb, &lay);
+}
+
+static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_step *st,
+                vt_model_loss *out) {
+  vita_model *m = (vita_model *)base;
+  out->n_terms = 1;
+  out->terms[0].name = "lm";
+  out->count = (double)b->label_tokens;
+  if (!b->label_tokens) {
+    out->terms[0].sum = vt_zeros(ctx, VT_F32, 0, NULL);
+    return vt_ctx_failed(ctx) ? -1 : 0;
+  }
+  vt_lm_ce_opts o = {.chunk_rows = m->qcfg.ce_chunk_rows};
+  vt_tensor *mean = vt_lm_cross_entropy(ctx, hidden_of(m, ctx, b, st), m->head, b->labels, &o);
+  out->terms[0].sum = vt_scale(ctx, mean, (float)b->label_tokens);
+  return vt_ctx_failed(ctx) ? -1 : 0;
+}
+
+static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, int *n) {
+  vita_model *m = (vita_model *)base;
+  vt_lm_ce_opts o = {.chunk_rows = m->qcfg.ce_chunk_rows};
+  double mean =
+      vt_item(ctx, vt_lm_cross_entropy(ctx, hidden_of(m, ctx, b, NULL), m->head, b->labels, &o));
+  if (vt_ctx_failed(ctx)) return -1;
+  out[0] = (vt_metric){"loss", mean * (double)b->label_tokens, (double)b->label_tokens};
+  *n = 1;
+  return 0;
+}
+
+static void describe(const vt_model *base, char *buf, size_t len) {
+  const vita_model *m = (const vita_model *)base;
+  const vit_cfg *v = &m->vcfg;
+  const qwen2_cfg *q = &m->qcfg;
+  snprintf(buf, len,
+           "InternViT %lld layers, hidden %lld, %lldpx / %lld (%lld params) -> mlp2x_gelu %lld -> "
+           "%lld (%lld params) -> Qwen2 %lld layers, hidden %lld, vocab %lld (%lld params)",
+           (long long)v->num_hidden_layers, (long long)v->hidden_size, (long long)v->image_size,
+           (long long)v->patch_size, (long long)vit_param_count(v), (long long)(4 * v->hidden_size),
+           (long long)q->hidden_size,
+           (long long)vit_adapter_param_count(4 * v->hidden_size, q->hidden_size),
+           (long long)q->num_hidden_layers, (long long)q->hidden_size, (long long)q->vocab_size,
+           (long long)qwen2_param_count(q));
+}
+
+/* The release also holds the audio encoder and adapter, which this model does not have yet:
+ * they are counted as ignored, not silently loaded. */
+static bool hf_ignored(const vt_model *base, const char *name) {
+  const vita_model *m = (const vita_model *)base;
+  size_t l = strlen(name);
+  return !strncmp(name, "model.audio_encoder.", 20) ||
+         (l >= 19 && !strcmp(name + l - 19, "rotary_emb.inv_freq")) ||
+         (m->qcfg.tie_word_embeddings && !strcmp(name, "lm_head.weight"));
+}
+
+static json_t *hf_config(const vt_model *base, const json_t *src, vt_dtype dtype) {
+  json_t *out = config_json(base);
+  static const char *const keep[] = {"bos_token_id", "eos_token_id", "pad_token_id", NULL};
+  for (int i = 0; out && src && keep[i]; i++) {
+    json_t *v = json_object_get(src, keep[i]);
+    if (v && !json_is_null(v)) json_object_set(out, keep[i], v);
+  }
+  const char *dn = dtype == VT_BF16 ? "bfloat16" : dtype == VT_F16 ? "float16" : "float32";
+  if (out) json_object_set_new(out, "torch_dtype", json_string(dn));
+  return out;
+}
+
+vita_vision vita_model_vision(vt_model *base) {
+  if (!base || base->ops != &vita_model_ops) return (vita_vision){0};
+  vita_model *m = (vita_model *)base;
+  return (vita_vision){&m->tower, &m->adapter};
+}
+
+static const char *const model_types[] = {"vita-Qwen2", NULL};
+
+const vt_model_ops vita_model_ops = {
+    .name = "vita",
+    .model_types = model_types,
+    .create = create,
+    .destroy = destroy,
+    .init_weights = init_weights,
+    .config_json = config_json,
+    .loss = loss,
+    .eval = eval,
+    .describe = describe,
+    .hf_ignored = hf_ignored,
+    .hf_config = hf_config,
+};
