@@ -134,6 +134,15 @@ static int run(const cli_args *a) {
     rc = CLI_EXIT_FAIL;
     goto done;
   }
+  /* the skip log is opened before the run: an unwritable path fails now, not after it */
+  const char *log = cli_args_str(a, "skipped");
+  FILE *logf = log ? fopen(log, "w") : NULL;
+  if (log && !logf) {
+    fprintf(stderr, "vita prep: --skipped %s: cannot write: %s\n", log, strerror(errno));
+    tok_free(tok);
+    rc = CLI_EXIT_FAIL;
+    goto done;
+  }
   aud_prep_opts ao = aud_prep_opts_default();
   ao.wave_rate = (int)cli_args_int(a, "wave-rate");
   ao.load.max_seconds = cli_args_float(a, "audio-max-seconds");
@@ -142,16 +151,8 @@ static int run(const cli_args *a) {
     ao.load.channel = AUD_CHANNEL_MIX;
   } else if (strcmp(ch, "first") != 0 || ao.wave_rate < 0 || ao.wave_rate > 384000) {
     fprintf(stderr, "vita prep: --audio-channel first|mix and 0 <= --wave-rate <= 384000\n");
+    if (logf) fclose(logf);
     tok_free(tok);
-    goto done;
-  }
-  /* the skip log is opened before the run: an unwritable path fails now, not after it */
-  const char *log = cli_args_str(a, "skipped");
-  FILE *logf = log ? fopen(log, "w") : NULL;
-  if (log && !logf) {
-    fprintf(stderr, "vita prep: --skipped %s: cannot write: %s\n", log, strerror(errno));
-    tok_free(tok);
-    rc = CLI_EXIT_FAIL;
     goto done;
   }
   prep_opts o = {.cfg = &cfg,

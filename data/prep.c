@@ -83,8 +83,7 @@ static bool audio_clips(aud_prep *ap, const aud_prep_opts *ao, const chat_sample
     clips[n++] = paths[k];
   }
   if (n == 0) return true;
-  aud_reason r = aud_prep_clips(ap, ao, clips, n, msg, len);
-  if (r != AUD_OK) return false;
+  if (aud_prep_clips(ap, ao, clips, n, msg, len) != AUD_OK) return false;
   in->n_audio = n;
   in->fbank_bins = ao->fbank.num_mel_bins;
   in->fbank_frames = ap->frames;
@@ -186,7 +185,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
       if (paths && o->audio && !audio_clips(&ap, o->audio, &cs, paths, &in, msg, sizeof msg)) {
         char full[1600];
         snprintf(full, sizeof full, "%s: %s", s.where, msg);
-        add_skip(st, SAMPLE_BAD_AUDIO, s.id, full);
+        add_skip(st, SAMPLE_BAD_MEDIA, s.id, full);
         free(paths);
         free(n_tiles);
         sample_free(&s);
@@ -217,7 +216,6 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
     pg.done_before += total;
     sample_reader_close(r);
   }
-  aud_prep_free(&ap);
   if (rc == 0)
     rc = flush_shard(&w, st, err, err_len);
   else
@@ -225,6 +223,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   show(&pg, st, pg.total, true);
   chat_sample_free(&cs);
   media_tiles_free(&tiles);
+  aud_prep_free(&ap);
   return rc;
 }
 

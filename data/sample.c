@@ -22,7 +22,7 @@
 static const char *const reason_names[SAMPLE_N_REASONS] = {
     "ok",           "malformed JSON", "not UTF-8",     "bad field",
     "unknown role", "unknown set",    "missing media", "placeholder count mismatch",
-    "bad template", "too long",       "bad media",     "bad audio"};
+    "bad template", "too long",       "bad media"};
 
 const char *sample_reason_name(sample_reason r) {
   return r >= 0 && r < SAMPLE_N_REASONS ? reason_names[r] : "?";

@@ -55,8 +55,7 @@ typedef enum {
   SAMPLE_PLACEHOLDER_MISMATCH, /* <image>/<video>/<audio> count != listed media */
   SAMPLE_BAD_TEMPLATE,         /* roles out of order, bad inserted_id */
   SAMPLE_TOO_LONG,             /* more tokens than max_len */
-  SAMPLE_BAD_MEDIA,            /* an image or video that does not decode (prep) */
-  SAMPLE_BAD_AUDIO,            /* an audio file is corrupt, empty, too long or too short */
+  SAMPLE_BAD_MEDIA,            /* an image, video or audio clip that does not decode (prep) */
   SAMPLE_N_REASONS
 } sample_reason;
 

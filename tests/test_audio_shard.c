@@ -133,7 +133,7 @@ static void test_prep(void) {
       .cfg = &cfg, .tok = tok, .inputs = inputs, .n_inputs = 1, .out_dir = out, .audio = &ao};
   prep_stats st;
   CHECK_MSG(prep_run(&o, &st, err, sizeof err) == 0, "%s", err);
-  CHECK(st.n_read == 4 && st.n_written == 3 && st.n_skipped[SAMPLE_BAD_AUDIO] == 1);
+  CHECK(st.n_read == 4 && st.n_written == 3 && st.n_skipped[SAMPLE_BAD_MEDIA] == 1);
   CHECK(st.n_audio == 2 && st.n_audio_frames == 98 + 101);
   CHECK(st.n_skips == 1 && strcmp(st.skips[0].id, "c") == 0 &&
         strstr(st.skips[0].message, "cut.wav"));
