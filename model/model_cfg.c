@@ -19,12 +19,12 @@ const char *model_cfg_type_name(const json_t *v) {
 }
 
 /* The field, or NULL: *rc 0 when it may be absent, -1 (err filled) when it was required. */
-static json_t *field(const json_t *o, const char *where, const char *key, bool required, int *rc,
-                     char *err, size_t err_len) {
+static json_t *field(const json_t *o, const char *where, const char *key, bool required,
+                     const char *expected, int *rc, char *err, size_t err_len) {
   json_t *v = json_object_get(o, key);
   *rc = 0;
   if (!v && required) {
-    vt_seterr(err, err_len, "%s: field \"%s\": missing", where, key);
+    vt_seterr(err, err_len, "%s: field \"%s\": expected %s, missing", where, key, expected);
     *rc = -1;
   }
   return v;
@@ -33,7 +33,7 @@ static json_t *field(const json_t *o, const char *where, const char *key, bool r
 int model_cfg_int(const json_t *o, const char *where, const char *key, bool required, int64_t lo,
                   int64_t hi, int64_t *out, char *err, size_t err_len) {
   int rc;
-  json_t *v = field(o, where, key, required, &rc, err, err_len);
+  json_t *v = field(o, where, key, required, "an integer", &rc, err, err_len);
   if (!v) return rc;
   if (!json_is_integer(v)) {
     vt_seterr(err, err_len, "%s: field \"%s\": expected an integer, found %s", where, key,
@@ -53,7 +53,7 @@ int model_cfg_int(const json_t *o, const char *where, const char *key, bool requ
 int model_cfg_num(const json_t *o, const char *where, const char *key, bool required, double *out,
                   char *err, size_t err_len) {
   int rc;
-  json_t *v = field(o, where, key, required, &rc, err, err_len);
+  json_t *v = field(o, where, key, required, "a number", &rc, err, err_len);
   if (!v) return rc;
   if (!json_is_number(v)) {
     vt_seterr(err, err_len, "%s: field \"%s\": expected a number, found %s", where, key,
@@ -72,7 +72,7 @@ int model_cfg_num(const json_t *o, const char *where, const char *key, bool requ
 int model_cfg_bool(const json_t *o, const char *where, const char *key, bool required, bool *out,
                    char *err, size_t err_len) {
   int rc;
-  json_t *v = field(o, where, key, required, &rc, err, err_len);
+  json_t *v = field(o, where, key, required, "true or false", &rc, err, err_len);
   if (!v) return rc;
   if (!json_is_boolean(v)) {
     vt_seterr(err, err_len, "%s: field \"%s\": expected true or false, found %s", where, key,
@@ -86,7 +86,7 @@ int model_cfg_bool(const json_t *o, const char *where, const char *key, bool req
 int model_cfg_ints(const json_t *o, const char *where, const char *key, bool required, int64_t lo,
                    int64_t hi, int *out, int max, int *n, char *err, size_t err_len) {
   int rc;
-  json_t *v = field(o, where, key, required, &rc, err, err_len);
+  json_t *v = field(o, where, key, required, "a list of integers", &rc, err, err_len);
   if (!v) return rc;
   if (!json_is_array(v) || json_array_size(v) > (size_t)max) {
     vt_seterr(err, err_len, "%s: field \"%s\": expected a list of at most %d integers, found %s",

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model_cfg.h"
 #include "model/qwen2_model.h"
 
 typedef struct {
@@ -19,27 +20,12 @@ typedef struct {
 
 static int get_int(const json_t *root, const char *where, const char *key, int64_t *out, char *err,
                    size_t err_len) {
-  json_t *v = json_object_get(root, key);
-  if (!json_is_integer(v)) {
-    snprintf(err, err_len, "%s: field \"%s\": expected an integer, %s", where, key,
-             v ? "found another type" : "missing");
-    return -1;
-  }
-  *out = json_integer_value(v);
-  return 0;
+  return model_cfg_int(root, where, key, true, INT64_MIN, INT64_MAX, out, err, err_len);
 }
 
 static int get_num(const json_t *root, const char *where, const char *key, double *out,
                    bool required, char *err, size_t err_len) {
-  json_t *v = json_object_get(root, key);
-  if (!v && !required) return 0;
-  if (!json_is_number(v)) {
-    snprintf(err, err_len, "%s: field \"%s\": expected a number, %s", where, key,
-             v ? "found another type" : "missing");
-    return -1;
-  }
-  *out = json_number_value(v);
-  return 0;
+  return model_cfg_num(root, where, key, required, out, err, err_len);
 }
 
 /* HF transformers' Qwen2Config fields; rope_theta at the top level or inside rope_parameters
@@ -90,27 +76,23 @@ int qwen2_cfg_from_json(const json_t *root, const char *where, qwen2_cfg *cfg, c
   }
   /* booleans are JSON booleans and the activation a string: 1, "true" or 5 would otherwise
    * be read as something the file did not say */
-  static const char *const bools[] = {"tie_word_embeddings", "use_sliding_window"};
-  for (int i = 0; i < 2; i++) {
-    json_t *b = json_object_get(root, bools[i]);
-    if (b && !json_is_boolean(b)) {
-      snprintf(err, err_len, "%s: field \"%s\": expected true or false, found another type", where,
-               bools[i]);
-      return -1;
-    }
-  }
+  bool sliding = false;
+  cfg->tie_word_embeddings = false;
+  if (model_cfg_bool(root, where, "tie_word_embeddings", false, &cfg->tie_word_embeddings, err,
+                     err_len) ||
+      model_cfg_bool(root, where, "use_sliding_window", false, &sliding, err, err_len))
+    return -1;
   json_t *actv = json_object_get(root, "hidden_act");
   if (actv && !json_is_string(actv)) {
     snprintf(err, err_len, "%s: field \"hidden_act\": expected a string", where);
     return -1;
   }
-  cfg->tie_word_embeddings = json_is_true(json_object_get(root, "tie_word_embeddings"));
   const char *act = json_string_value(actv);
   if (act && strcmp(act, "silu") != 0) {
     snprintf(err, err_len, "%s: field \"hidden_act\": expected \"silu\", found \"%s\"", where, act);
     return -1;
   }
-  if (json_is_true(json_object_get(root, "use_sliding_window"))) {
+  if (sliding) {
     snprintf(err, err_len,
              "%s: field \"use_sliding_window\": sliding-window attention is not supported", where);
     return -1;

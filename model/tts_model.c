@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "model/model_cfg.h"
 #include "model/tts.h"
 
 /* A host array grown to the largest batch seen, then reused (no allocation per step). */
@@ -75,25 +76,12 @@ static int read_cfg(const json_t *root, const char *where, tts_cfg *c, char *err
       return -1;
     }
   }
-  for (int i = 0; i < (int)(sizeof int_keys / sizeof int_keys[0]); i++) {
-    v = json_object_get(root, int_keys[i]);
-    if (!json_is_integer(v)) {
-      snprintf(err, err_len, "%s: field \"%s\": expected an integer, %s", where, int_keys[i],
-               v ? "found another type" : "missing");
+  for (int i = 0; i < (int)(sizeof int_keys / sizeof int_keys[0]); i++)
+    if (model_cfg_int(root, where, int_keys[i], true, INT64_MIN, INT64_MAX, int_field(c, i), err,
+                      err_len))
       return -1;
-    }
-    *int_field(c, i) = json_integer_value(v);
-  }
-  for (int i = 0; i < (int)(sizeof num_keys / sizeof num_keys[0]); i++) {
-    v = json_object_get(root, num_keys[i]);
-    if (!v) continue;
-    if (!json_is_number(v)) {
-      snprintf(err, err_len, "%s: field \"%s\": expected a number, found another type", where,
-               num_keys[i]);
-      return -1;
-    }
-    *num_field(c, i) = json_number_value(v);
-  }
+  for (int i = 0; i < (int)(sizeof num_keys / sizeof num_keys[0]); i++)
+    if (model_cfg_num(root, where, num_keys[i], false, num_field(c, i), err, err_len)) return -1;
   char why[400];
   if (tts_cfg_check(c, why, sizeof why)) {
     snprintf(err, err_len, "%s: %s", where, why);

@@ -1,6 +1,7 @@
 /* VITA's vision path behind the model interface; see vita_model.h. The LLM part is qwen2.h's
  * decoder, configured by qwen2_cfg_from_json from the same config.json. */
 #include "model/vita_model.h"
+#include "model/model_cfg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,28 +23,15 @@ typedef struct {
   vt_tensor *head;
 } vita_model;
 
+/* Optional fields: an integer must be positive, a number finite. */
 static int field_int(const json_t *o, const char *where, const char *key, int64_t *out, char *err,
                      size_t err_len) {
-  json_t *v = json_object_get(o, key);
-  if (!v) return 0;
-  if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-    snprintf(err, err_len, "%s: field \"%s\": expected a positive integer", where, key);
-    return -1;
-  }
-  *out = json_integer_value(v);
-  return 0;
+  return model_cfg_int(o, where, key, false, 1, INT64_MAX, out, err, err_len);
 }
 
 static int field_num(const json_t *o, const char *where, const char *key, double *out, char *err,
                      size_t err_len) {
-  json_t *v = json_object_get(o, key);
-  if (!v) return 0;
-  if (!json_is_number(v)) {
-    snprintf(err, err_len, "%s: field \"%s\": expected a number", where, key);
-    return -1;
-  }
-  *out = json_number_value(v);
-  return 0;
+  return model_cfg_num(o, where, key, false, out, err, err_len);
 }
 
 int vit_cfg_from_json(const json_t *c, const char *where, vit_cfg *cfg, char *err, size_t err_len) {
