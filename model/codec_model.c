@@ -1,6 +1,9 @@
 /* The codec behind the model interface; see codec_model.h. */
 #include "model/codec_model.h"
+#include "autograd/fmt.h"
+#include "model/model_cfg.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,46 +27,36 @@ codec_model_cfg codec_model_cfg_vita(void) {
 
 /* ---- config I/O ---- */
 
-/* An optional array of n_max ints at key: *n gets its length (NULL: the length must be
- * exactly n_max). */
+/* Optional fields through the shared getters (model_cfg.h), narrowed to the config's types:
+ * an array of n_max ints (NULL n: exactly n_max), an int, a float. */
 static int get_ints(const json_t *root, const char *where, const char *key, int *out, int *n,
                     int n_max, char *err, size_t err_len) {
-  json_t *v = json_object_get(root, key);
-  if (!v) return 0;
-  size_t len = json_is_array(v) ? json_array_size(v) : 0;
-  bool ok = json_is_array(v) && len >= 1 && (n ? (int)len <= n_max : (int)len == n_max);
-  for (size_t i = 0; ok && i < len; i++) ok = json_is_integer(json_array_get(v, i));
-  if (!ok) {
-    snprintf(err, err_len, "%s: field \"%s\": expected an array of %s%d integers", where, key,
-             n ? "1 to " : "", n_max);
+  int got = 0;
+  if (model_cfg_ints(root, where, key, false, INT_MIN, INT_MAX, out, n_max, &got, err, err_len))
+    return -1;
+  if (!json_object_get(root, key)) return 0;
+  if (got < 1 || (!n && got != n_max)) {
+    vt_seterr(err, err_len, "%s: field \"%s\": expected an array of %s%d integers, found %d", where,
+              key, n ? "1 to " : "", n_max, got);
     return -1;
   }
-  for (size_t i = 0; i < len; i++) out[i] = (int)json_integer_value(json_array_get(v, i));
-  if (n) *n = (int)len;
+  if (n) *n = got;
   return 0;
 }
 
 static int get_int(const json_t *root, const char *where, const char *key, int *out, char *err,
                    size_t err_len) {
-  json_t *v = json_object_get(root, key);
-  if (!v) return 0;
-  if (!json_is_integer(v)) {
-    snprintf(err, err_len, "%s: field \"%s\": expected an integer", where, key);
-    return -1;
-  }
-  *out = (int)json_integer_value(v);
+  int64_t v = *out;
+  if (model_cfg_int(root, where, key, false, INT_MIN, INT_MAX, &v, err, err_len)) return -1;
+  *out = (int)v;
   return 0;
 }
 
 static int get_float(const json_t *root, const char *where, const char *key, float *out, char *err,
                      size_t err_len) {
-  json_t *v = json_object_get(root, key);
-  if (!v) return 0;
-  if (!json_is_number(v)) {
-    snprintf(err, err_len, "%s: field \"%s\": expected a number", where, key);
-    return -1;
-  }
-  *out = (float)json_number_value(v);
+  double v = *out;
+  if (model_cfg_num(root, where, key, false, &v, err, err_len)) return -1;
+  *out = (float)v;
   return 0;
 }
 
