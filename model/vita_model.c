@@ -100,8 +100,10 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   const char *pt = json_string_value(json_object_get(config, "mm_projector_type"));
   json_t *mh = json_object_get(config, "mm_hidden_size");
   if (qwen2_cfg_from_json(config, where, &m->qcfg, err, err_len)) goto fail;
-  json_t *vc = json_object_get(config, "vision_config");
-  if (vit_cfg_from_json(vc ? vc : json_object(), where, &m->vcfg, err, err_len)) goto fail;
+  json_t *vc = json_object_get(config, "vision_config"), *none = vc ? NULL : json_object();
+  int vrc = vit_cfg_from_json(vc ? vc : none, where, &m->vcfg, err, err_len);
+  json_decref(none);
+  if (vrc) goto fail;
   if (pt && strcmp(pt, "mlp2x_gelu")) {
     snprintf(err, err_len, "%s: field \"mm_projector_type\": expected \"mlp2x_gelu\", found \"%s\"",
              where, pt);
@@ -125,8 +127,11 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   m->base.media = VT_MEDIA_BIT(VT_MEDIA_IMAGE);
   int64_t g = m->vcfg.image_size / m->vcfg.patch_size;
   m->base.image_tokens = (g / 2) * (g / 2);
-  json_t *sep = json_object_get(config, "image_newline_token_id");
-  m->base.image_sep = json_is_integer(sep) ? (int32_t)json_integer_value(sep) : 198;
+  int64_t sep = 198; /* "\n" in the Qwen2 vocabulary */
+  if (model_cfg_int(config, where, "image_newline_token_id", false, 0, m->qcfg.vocab_size - 1, &sep,
+                    err, err_len))
+    goto fail;
+  m->base.image_sep = (int32_t)sep;
   m->base.phases[0] = (vt_model_phase){"main", "*"};
   m->base.n_phases = 1;
   m->base.terms[0] = (vt_model_term){"lm", 0};
