@@ -471,14 +471,14 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   const bool has_audio = H5Aexists(s->file, "fbank_bins") > 0;
   for (int d = 0; d < n_ds; d++) {
     if (!has_audio && d >= DS_AUDIO_OFFSETS) {
-      len[d] = d == DS_AUDIO_OFFSETS ? s->n_samples + 1 : (d == DS_FBANK || d == DS_WAVE) ? 0 : 1;
-      if (d == DS_FBANK || d == DS_WAVE) continue;
-      if (s->n_samples < 0 || s->n_samples > (int64_t)(file_size / 8) + 1) {
+      if (d == DS_FBANK || d == DS_WAVE) continue;                           /* len 0 */
+      if (s->n_samples < 0 || s->n_samples > (int64_t)(file_size / 8) + 1) { /* before n + 1 */
         data_seterr(err, err_len,
                     "shard %s: attributes say %lld samples, more than the file holds (corrupt)",
                     path, (long long)s->n_samples);
         goto fail;
       }
+      len[d] = d == DS_AUDIO_OFFSETS ? s->n_samples + 1 : 1;
       s->small[d].p = calloc((size_t)len[d] + 1, sizeof(int64_t));
       if (!s->small[d].p) {
         data_seterr(err, err_len, "shard %s: out of memory", path);
