@@ -14,6 +14,7 @@
 #include "model/audio_enc.h"
 #include "model/audio_enc_ctc.h"
 #include "model/model.h"
+#include "model/model_cfg.h"
 
 typedef struct {
   vt_model base;
@@ -62,27 +63,21 @@ static int read_cfg(const json_t *root, const char *where, audio_enc_cfg *c, aud
       snprintf(err, err_len, "%s: field \"%s\": not an audio_ctc field", where, key);
       return -1;
     }
-    if (!strcmp(key, "model_type") || !strcmp(key, "chunk_mode")) {
-      if (!json_is_string(v)) {
-        snprintf(err, err_len, "%s: field \"%s\": expected a string", where, key);
-        return -1;
-      }
-    } else if (!strcmp(key, "dropout") || !strcmp(key, "norm_eps")) {
-      if (!json_is_number(v)) {
-        snprintf(err, err_len, "%s: field \"%s\": expected a number, found another type", where,
-                 key);
-        return -1;
-      }
-    } else if (!json_is_integer(v)) {
-      snprintf(err, err_len, "%s: field \"%s\": expected an integer, found another type", where,
-               key);
+    if ((!strcmp(key, "model_type") || !strcmp(key, "chunk_mode")) && !json_is_string(v)) {
+      snprintf(err, err_len, "%s: field \"%s\": expected a string, found %s", where, key,
+               model_cfg_type_name(v));
       return -1;
     }
   }
   for (int i = 0; i < (int)(sizeof int_keys / sizeof int_keys[0]); i++)
-    if ((v = json_object_get(root, int_keys[i]))) *int_field(c, a, sep, i) = json_integer_value(v);
-  if ((v = json_object_get(root, "dropout"))) c->dropout = (float)json_number_value(v);
-  if ((v = json_object_get(root, "norm_eps"))) c->norm_eps = json_number_value(v);
+    if (model_cfg_int(root, where, int_keys[i], false, INT64_MIN, INT64_MAX,
+                      int_field(c, a, sep, i), err, err_len))
+      return -1;
+  double dropout = c->dropout;
+  if (model_cfg_num(root, where, "dropout", false, &dropout, err, err_len) ||
+      model_cfg_num(root, where, "norm_eps", false, &c->norm_eps, err, err_len))
+    return -1;
+  c->dropout = (float)dropout;
   if ((v = json_object_get(root, "chunk_mode"))) {
     int k = -1;
     for (int i = 0; i < 3; i++)
