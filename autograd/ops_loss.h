@@ -5,11 +5,11 @@
 #define VT_OPS_LOSS_H
 
 #include "autograd/ctx.h"
+#include "autograd/ignore.h"
 
 typedef enum { VT_LOSS_MEAN = 0, VT_LOSS_SUM } vt_loss_reduction;
 
-#define VT_IGNORE_INDEX (-100) /* label of tokens that are not trained */
-#define VT_SPEECH_PAD 1027     /* PAD of the speech decoder's 1028 codec classes */
+#define VT_SPEECH_PAD 1027 /* PAD of the speech decoder's 1028 codec classes */
 
 /* Cross-entropy of logits [..., C] against i32 targets with the leading shape (same number of
  * rows). class_weights (f32 [C], constant) or NULL; rows whose target is ignore_index do not

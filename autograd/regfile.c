@@ -1,6 +1,8 @@
 /* vt_open_regular and friends; see regfile.h. */
 #include "autograd/regfile.h"
 
+#include "autograd/fmt.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -8,26 +10,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void seterr(char *err, size_t len, const char *path, const char *why) {
-  if (err && len) snprintf(err, len, "%s: cannot open: %s", path, why);
-}
+/* path and the system's reason, the form every open failure takes */
+#define OPEN_FAIL(err, len, path, why) vt_seterr(err, len, "%s: cannot open: %s", path, why)
 
 int vt_open_regular(const char *path, int64_t *size, char *err, size_t err_len) {
   /* O_NONBLOCK so that opening a FIFO without a writer returns at once; fstat then decides */
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
-    seterr(err, err_len, path, strerror(errno));
+    OPEN_FAIL(err, err_len, path, strerror(errno));
     return -1;
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    seterr(err, err_len, path, strerror(errno));
+    OPEN_FAIL(err, err_len, path, strerror(errno));
     close(fd);
     return -1;
   }
   if (!S_ISREG(st.st_mode)) {
-    seterr(err, err_len, path,
-           S_ISDIR(st.st_mode) ? "not a regular file (a directory)" : "not a regular file");
+    OPEN_FAIL(err, err_len, path,
+              S_ISDIR(st.st_mode) ? "not a regular file (a directory)" : "not a regular file");
     close(fd);
     return -1;
   }
@@ -42,7 +43,7 @@ FILE *vt_fopen_regular(const char *path, int64_t *size, char *err, size_t err_le
   if (fd < 0) return NULL;
   FILE *f = fdopen(fd, "rb");
   if (!f) {
-    seterr(err, err_len, path, strerror(errno));
+    OPEN_FAIL(err, err_len, path, strerror(errno));
     close(fd);
   }
   return f;

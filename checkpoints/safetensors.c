@@ -10,7 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoints/st_internal.h"
+#include "autograd/fmt.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader assumes a little-endian host"
@@ -95,20 +98,20 @@ static const char *pool_add(st_file *f, size_t *at, const char *s) {
 
 static int parse_metadata(st_file *f, const json_t *m, size_t *at, char *err, size_t err_len) {
   if (!json_is_object(m)) {
-    st_seterr(err, err_len, "%s: \"__metadata__\": expected an object of strings, found %s",
+    vt_seterr(err, err_len, "%s: \"__metadata__\": expected an object of strings, found %s",
               f->path, json_kind(m));
     return -1;
   }
   f->meta = (const char **)calloc(2 * json_object_size(m) + 1, sizeof *f->meta);
   if (!f->meta) {
-    st_seterr(err, err_len, "%s: out of memory", f->path);
+    vt_seterr(err, err_len, "%s: out of memory", f->path);
     return -1;
   }
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)m, key, v) {
     if (!json_is_string(v)) {
-      st_seterr(err, err_len, "%s: \"__metadata__\": key \"%s\": expected a string, found %s",
+      vt_seterr(err, err_len, "%s: \"__metadata__\": key \"%s\": expected a string, found %s",
                 f->path, key, json_kind(v));
       return -1;
     }
@@ -122,7 +125,7 @@ static int parse_metadata(st_file *f, const json_t *m, size_t *at, char *err, si
 static int parse_dtype(st_file *f, const char *name, const json_t *d, st_tensor *t, char *err,
                        size_t err_len) {
   if (!json_is_string(d)) {
-    st_seterr(err, err_len, "%s: tensor \"%s\": \"dtype\": expected a string, found %s", f->path,
+    vt_seterr(err, err_len, "%s: tensor \"%s\": \"dtype\": expected a string, found %s", f->path,
               name, d ? json_kind(d) : "nothing");
     return -1;
   }
@@ -134,13 +137,13 @@ static int parse_dtype(st_file *f, const char *name, const json_t *d, st_tensor 
   }
   for (size_t i = 0; i < sizeof st_unsupported / sizeof *st_unsupported; i++)
     if (strcmp(s, st_unsupported[i]) == 0) {
-      st_seterr(err, err_len,
+      vt_seterr(err, err_len,
                 "%s: tensor \"%s\": \"dtype\": %s is not supported (expected F32, BF16, F16, "
                 "I32 or I64)",
                 f->path, name, s);
       return -1;
     }
-  st_seterr(err, err_len,
+  vt_seterr(err, err_len,
             "%s: tensor \"%s\": \"dtype\": unknown dtype \"%.40s\" (expected F32, BF16, F16, "
             "I32 or I64)",
             f->path, name, s);
@@ -150,13 +153,13 @@ static int parse_dtype(st_file *f, const char *name, const json_t *d, st_tensor 
 static int parse_shape(st_file *f, const char *name, const json_t *s, st_tensor *t, char *err,
                        size_t err_len) {
   if (!json_is_array(s)) {
-    st_seterr(err, err_len, "%s: tensor \"%s\": \"shape\": expected an array, found %s", f->path,
+    vt_seterr(err, err_len, "%s: tensor \"%s\": \"shape\": expected an array, found %s", f->path,
               name, s ? json_kind(s) : "nothing");
     return -1;
   }
   size_t nd = json_array_size(s);
   if (nd > ST_MAX_DIMS) {
-    st_seterr(err, err_len, "%s: tensor \"%s\": \"shape\": %zu dimensions, at most %d supported",
+    vt_seterr(err, err_len, "%s: tensor \"%s\": \"shape\": %zu dimensions, at most %d supported",
               f->path, name, nd, ST_MAX_DIMS);
     return -1;
   }
@@ -165,21 +168,21 @@ static int parse_shape(st_file *f, const char *name, const json_t *s, st_tensor 
   for (size_t i = 0; i < nd; i++) {
     const json_t *d = json_array_get(s, i);
     if (!json_is_integer(d)) {
-      st_seterr(err, err_len,
+      vt_seterr(err, err_len,
                 "%s: tensor \"%s\": \"shape\"[%zu]: expected a non-negative integer, found %s",
                 f->path, name, i, json_kind(d));
       return -1;
     }
     json_int_t v = json_integer_value(d);
     if (v < 0) {
-      st_seterr(err, err_len,
+      vt_seterr(err, err_len,
                 "%s: tensor \"%s\": \"shape\"[%zu]: expected a non-negative integer, found %lld",
                 f->path, name, i, (long long)v);
       return -1;
     }
     t->shape[i] = (int64_t)v;
     if (v != 0 && numel > INT64_MAX / (int64_t)v) {
-      st_seterr(err, err_len,
+      vt_seterr(err, err_len,
                 "%s: tensor \"%s\": \"shape\": the element count overflows 64 bits at "
                 "dimension %zu",
                 f->path, name, i);
@@ -195,7 +198,7 @@ static int parse_offsets(st_file *f, const char *name, const json_t *o, st_tenso
                          size_t err_len) {
   if (!json_is_array(o) || json_array_size(o) != 2 || !json_is_integer(json_array_get(o, 0)) ||
       !json_is_integer(json_array_get(o, 1))) {
-    st_seterr(err, err_len,
+    vt_seterr(err, err_len,
               "%s: tensor \"%s\": \"data_offsets\": expected [begin, end] (two integers), found "
               "%s%s",
               f->path, name, o ? json_kind(o) : "nothing",
@@ -207,14 +210,14 @@ static int parse_offsets(st_file *f, const char *name, const json_t *o, st_tenso
   json_int_t b = json_integer_value(json_array_get(o, 0));
   json_int_t e = json_integer_value(json_array_get(o, 1));
   if (b < 0 || e < b) {
-    st_seterr(err, err_len,
+    vt_seterr(err, err_len,
               "%s: tensor \"%s\": \"data_offsets\": expected 0 <= begin <= end, found [%lld, "
               "%lld]",
               f->path, name, (long long)b, (long long)e);
     return -1;
   }
   if ((uint64_t)e > f->data_len) {
-    st_seterr(err, err_len,
+    vt_seterr(err, err_len,
               "%s: tensor \"%s\": \"data_offsets\": [%lld, %lld] runs past the end of the data "
               "section (%zu bytes)",
               f->path, name, (long long)b, (long long)e, f->data_len);
@@ -223,12 +226,12 @@ static int parse_offsets(st_file *f, const char *name, const json_t *o, st_tenso
   size_t es = vt_dtype_size(t->dtype);
   char sh[160];
   if (t->numel > (int64_t)(INT64_MAX / (int64_t)es)) {
-    st_seterr(err, err_len, "%s: tensor \"%s\": \"shape\": the byte count overflows 64 bits",
+    vt_seterr(err, err_len, "%s: tensor \"%s\": \"shape\": the byte count overflows 64 bits",
               f->path, name);
     return -1;
   }
   if ((uint64_t)(e - b) != (uint64_t)t->numel * es) {
-    st_seterr(err, err_len,
+    vt_seterr(err, err_len,
               "%s: tensor \"%s\": \"data_offsets\": [%lld, %lld] holds %lld bytes, expected "
               "%llu for shape %s of %s",
               f->path, name, (long long)b, (long long)e, (long long)(e - b),
@@ -246,7 +249,7 @@ static int parse_offsets(st_file *f, const char *name, const json_t *o, st_tenso
 static int parse_tensor(st_file *f, const char *name, const json_t *info, st_tensor *t, char *err,
                         size_t err_len) {
   if (!json_is_object(info)) {
-    st_seterr(err, err_len,
+    vt_seterr(err, err_len,
               "%s: tensor \"%s\": expected an object with \"dtype\", \"shape\" and "
               "\"data_offsets\", found %s",
               f->path, name, json_kind(info));
@@ -280,7 +283,7 @@ static int parse_header(st_file *f, const json_t *root, char *err, size_t err_le
   f->tensors = (st_tensor *)calloc(count + 1, sizeof *f->tensors);
   f->by_name = (int *)malloc((count + 1) * sizeof *f->by_name);
   if (!f->names || !f->tensors || !f->by_name) {
-    st_seterr(err, err_len, "%s: out of memory for a header of %zu tensors", f->path, count);
+    vt_seterr(err, err_len, "%s: out of memory for a header of %zu tensors", f->path, count);
     return -1;
   }
   size_t at = 0;
@@ -301,7 +304,7 @@ static int parse_header(st_file *f, const json_t *root, char *err, size_t err_le
   qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_by_name);
   for (int i = 1; i < f->n; i++)
     if (strcmp(f->tensors[f->by_name[i - 1]].name, f->tensors[f->by_name[i]].name) == 0) {
-      st_seterr(err, err_len, "%s: tensor \"%s\" appears twice in the header", f->path,
+      vt_seterr(err, err_len, "%s: tensor \"%s\" appears twice in the header", f->path,
                 f->tensors[f->by_name[i]].name);
       return -1;
     }
@@ -309,7 +312,7 @@ static int parse_header(st_file *f, const json_t *root, char *err, size_t err_le
   /* data: no two non-empty tensors may share a byte */
   int *ord = (int *)malloc(((size_t)f->n + 1) * sizeof *ord);
   if (!ord) {
-    st_seterr(err, err_len, "%s: out of memory", f->path);
+    vt_seterr(err, err_len, "%s: out of memory", f->path);
     return -1;
   }
   int m = 0;
@@ -319,7 +322,7 @@ static int parse_header(st_file *f, const json_t *root, char *err, size_t err_le
   for (int i = 1; i < m; i++) {
     const st_tensor *a = &f->tensors[ord[i - 1]], *b = &f->tensors[ord[i]];
     if (b->begin < a->end) {
-      st_seterr(err, err_len,
+      vt_seterr(err, err_len,
                 "%s: tensors \"%s\" and \"%s\" overlap: \"data_offsets\" [%llu, %llu] and "
                 "[%llu, %llu]",
                 f->path, a->name, b->name, (unsigned long long)a->begin, (unsigned long long)a->end,
@@ -334,19 +337,19 @@ static int parse_header(st_file *f, const json_t *root, char *err, size_t err_le
 
 static int parse_file(st_file *f, const unsigned char *buf, size_t len, char *err, size_t err_len) {
   if (len < 8) {
-    st_seterr(err, err_len, "%s: file is %zu bytes, shorter than the 8-byte header length", f->path,
+    vt_seterr(err, err_len, "%s: file is %zu bytes, shorter than the 8-byte header length", f->path,
               len);
     return -1;
   }
   uint64_t hl = 0;
   for (int i = 7; i >= 0; i--) hl = (hl << 8) | buf[i];
   if (hl > ST_MAX_HEADER_BYTES) {
-    st_seterr(err, err_len, "%s: header length %llu is larger than the limit of %u bytes", f->path,
+    vt_seterr(err, err_len, "%s: header length %llu is larger than the limit of %u bytes", f->path,
               (unsigned long long)hl, ST_MAX_HEADER_BYTES);
     return -1;
   }
   if (hl > len - 8) {
-    st_seterr(err, err_len,
+    vt_seterr(err, err_len,
               "%s: header length %llu runs past the end of the file (%zu bytes follow the "
               "length)",
               f->path, (unsigned long long)hl, len - 8);
@@ -360,15 +363,15 @@ static int parse_file(st_file *f, const unsigned char *buf, size_t len, char *er
   json_t *root = json_loadb((const char *)buf + 8, (size_t)hl, JSON_REJECT_DUPLICATES, &je);
   if (!root) {
     if (json_error_code(&je) == json_error_duplicate_key)
-      st_seterr(err, err_len, "%s: header: duplicate tensor name (%s)", f->path, je.text);
+      vt_seterr(err, err_len, "%s: header: duplicate tensor name (%s)", f->path, je.text);
     else
-      st_seterr(err, err_len, "%s: header is not valid JSON: %s at byte %d of %llu", f->path,
+      vt_seterr(err, err_len, "%s: header is not valid JSON: %s at byte %d of %llu", f->path,
                 je.text, je.position, (unsigned long long)hl);
     return -1;
   }
   int rc = 0;
   if (!json_is_object(root)) {
-    st_seterr(err, err_len, "%s: header: expected a JSON object, found %s", f->path,
+    vt_seterr(err, err_len, "%s: header: expected a JSON object, found %s", f->path,
               json_kind(root));
     rc = -1;
   } else {
@@ -383,7 +386,7 @@ int st_file_open_mem(st_file *f, const void *buf, size_t len, const char *label,
   memset(f, 0, sizeof *f);
   f->path = strdup(label ? label : "(memory)");
   if (!f->path) {
-    st_seterr(err, err_len, "out of memory");
+    vt_seterr(err, err_len, "out of memory");
     return -1;
   }
   if (parse_file(f, (const unsigned char *)buf, len, err, err_len)) {
@@ -399,13 +402,13 @@ int st_file_open(st_file *f, const char *path, char *err, size_t err_len) {
   if (fd < 0) return -1;
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    st_seterr(err, err_len, "%s: cannot stat: %s", path, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot stat: %s", path, strerror(errno));
     close(fd);
     return -1;
   }
   f->path = strdup(path);
   if (!f->path) {
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     close(fd);
     return -1;
   }
@@ -419,7 +422,7 @@ int st_file_open(st_file *f, const char *path, char *err, size_t err_len) {
   void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (map == MAP_FAILED) {
-    st_seterr(err, err_len, "%s: cannot mmap %zu bytes: %s", path, len, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot mmap %zu bytes: %s", path, len, strerror(errno));
     st_file_close(f);
     return -1;
   }
@@ -488,7 +491,7 @@ int st_convert(vt_dtype from, const void *src, vt_dtype to, void *dst, size_t n,
   const unsigned char *s = (const unsigned char *)src;
   unsigned char *d = (unsigned char *)dst;
   if ((unsigned)from >= VT_DTYPE_COUNT || (unsigned)to >= VT_DTYPE_COUNT) {
-    st_seterr(err, err_len, "invalid dtype");
+    vt_seterr(err, err_len, "invalid dtype");
     return -1;
   }
   size_t fs = vt_dtype_size(from), ts = vt_dtype_size(to);
@@ -514,7 +517,7 @@ int st_convert(vt_dtype from, const void *src, vt_dtype to, void *dst, size_t n,
       int64_t v;
       memcpy(&v, s + 8 * i, 8);
       if (v < INT32_MIN || v > INT32_MAX) {
-        st_seterr(err, err_len, "element %zu: I64 value %lld does not fit in I32", i, (long long)v);
+        vt_seterr(err, err_len, "element %zu: I64 value %lld does not fit in I32", i, (long long)v);
         return -1;
       }
       int32_t w = (int32_t)v;
@@ -522,7 +525,7 @@ int st_convert(vt_dtype from, const void *src, vt_dtype to, void *dst, size_t n,
     }
     return 0;
   }
-  st_seterr(err, err_len, "cannot convert %s to %s (float and integer dtypes do not mix)",
+  vt_seterr(err, err_len, "cannot convert %s to %s (float and integer dtypes do not mix)",
             st_names[from], st_names[to]);
   return -1;
 }
@@ -531,13 +534,13 @@ int st_tensor_read(const st_tensor *t, vt_dtype to, void *dst, size_t dst_bytes,
                    size_t err_len) {
   size_t want = (size_t)t->numel * vt_dtype_size(to);
   if (dst_bytes != want) {
-    st_seterr(err, err_len, "tensor \"%s\": destination holds %zu bytes, expected %zu (%lld %s)",
+    vt_seterr(err, err_len, "tensor \"%s\": destination holds %zu bytes, expected %zu (%lld %s)",
               t->name, dst_bytes, want, (long long)t->numel, st_dtype_name(to));
     return -1;
   }
   char e[256];
   if (st_convert(t->dtype, t->data, to, dst, (size_t)t->numel, e, sizeof e)) {
-    st_seterr(err, err_len, "tensor \"%s\": %s", t->name, e);
+    vt_seterr(err, err_len, "tensor \"%s\": %s", t->name, e);
     return -1;
   }
   return 0;

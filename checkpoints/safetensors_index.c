@@ -7,7 +7,10 @@
 #include <jansson.h>
 #include <sys/stat.h>
 
-#include "checkpoints/st_internal.h"
+#include "autograd/fmt.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define ST_INDEX_NAME "model.safetensors.index.json"
 
@@ -54,7 +57,7 @@ static int alloc_arrays(st_index *ix, int n_files, int n, char *err, size_t err_
   ix->names = (char **)calloc((size_t)n + 1, sizeof *ix->names);
   ix->file_of = (int *)calloc((size_t)n + 1, sizeof *ix->file_of);
   if (!ix->files || !ix->shards || !ix->opened || !ix->names || !ix->file_of) {
-    st_seterr(err, err_len, "%s: out of memory", ix->path);
+    vt_seterr(err, err_len, "%s: out of memory", ix->path);
     return -1;
   }
   return 0;
@@ -74,7 +77,7 @@ static int sort_names(st_index *ix, char *err, size_t err_len) {
     free(ord);
     free(names);
     free(file_of);
-    st_seterr(err, err_len, "%s: out of memory", ix->path);
+    vt_seterr(err, err_len, "%s: out of memory", ix->path);
     return -1;
   }
   for (int i = 0; i < ix->n; i++) ord[i] = i;
@@ -96,7 +99,7 @@ static int open_single(st_index *ix, const char *path, char *err, size_t err_len
   ix->path = strdup(path);
   ix->dir = dir_of(path);
   if (!ix->path || !ix->dir) {
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return -1;
   }
   const char *base = strrchr(path, '/');
@@ -113,13 +116,13 @@ static int open_single(st_index *ix, const char *path, char *err, size_t err_len
   ix->opened[0] = true;
   ix->total_size = (int64_t)f.data_len;
   if (!ix->files[0]) {
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return -1;
   }
   for (int i = 0; i < f.n; i++) {
     ix->names[i] = strdup(f.tensors[i].name);
     if (!ix->names[i]) {
-      st_seterr(err, err_len, "%s: out of memory", path);
+      vt_seterr(err, err_len, "%s: out of memory", path);
       return -1;
     }
     ix->n++;
@@ -147,7 +150,7 @@ static int open_index(st_index *ix, const char *path, char *err, size_t err_len)
   ix->path = strdup(path);
   ix->dir = dir_of(path);
   if (!ix->path || !ix->dir) {
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return -1;
   }
   json_error_t je;
@@ -157,7 +160,7 @@ static int open_index(st_index *ix, const char *path, char *err, size_t err_len)
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
   free(text);
   if (!root) {
-    st_seterr(err, err_len, "%s: not a valid JSON index: %s (line %d, column %d)", path, je.text,
+    vt_seterr(err, err_len, "%s: not a valid JSON index: %s (line %d, column %d)", path, je.text,
               je.line, je.column);
     return -1;
   }
@@ -166,13 +169,13 @@ static int open_index(st_index *ix, const char *path, char *err, size_t err_len)
   json_t *md = json_object_get(root, "metadata");
   ix->total_size = -1;
   if (!json_is_object(root) || !json_is_object(wm)) {
-    st_seterr(err, err_len, "%s: expected an object with a \"weight_map\" object", path);
+    vt_seterr(err, err_len, "%s: expected an object with a \"weight_map\" object", path);
     goto done;
   }
   if (md && !json_is_null(md)) {
     json_t *ts = json_object_get(md, "total_size");
     if (!json_is_object(md) || (ts && !json_is_integer(ts) && !json_is_real(ts))) {
-      st_seterr(err, err_len, "%s: \"metadata\": expected an object with a numeric total_size",
+      vt_seterr(err, err_len, "%s: \"metadata\": expected an object with a numeric total_size",
                 path);
       goto done;
     }
@@ -184,7 +187,7 @@ static int open_index(st_index *ix, const char *path, char *err, size_t err_len)
   json_t *v;
   json_object_foreach(wm, key, v) {
     if (!json_is_string(v) || !safe_shard_name(json_string_value(v))) {
-      st_seterr(err, err_len,
+      vt_seterr(err, err_len,
                 "%s: \"weight_map\": tensor \"%s\": expected a relative shard file name, found "
                 "%s%s%s",
                 path, key,
@@ -201,14 +204,14 @@ static int open_index(st_index *ix, const char *path, char *err, size_t err_len)
     if (fi < 0) {
       ix->files[ix->n_files] = strdup(file);
       if (!ix->files[ix->n_files]) {
-        st_seterr(err, err_len, "%s: out of memory", path);
+        vt_seterr(err, err_len, "%s: out of memory", path);
         goto done;
       }
       fi = ix->n_files++;
     }
     ix->names[ix->n] = strdup(key);
     if (!ix->names[ix->n]) {
-      st_seterr(err, err_len, "%s: out of memory", path);
+      vt_seterr(err, err_len, "%s: out of memory", path);
       goto done;
     }
     ix->file_of[ix->n++] = fi;
@@ -240,14 +243,14 @@ int st_index_open(st_index *ix, const char *path, char *err, size_t err_len) {
   if (is_dir(path)) {
     char *idx = join(path, ST_INDEX_NAME), *single = join(path, "model.safetensors");
     if (!idx || !single) {
-      st_seterr(err, err_len, "%s: out of memory", path);
+      vt_seterr(err, err_len, "%s: out of memory", path);
       rc = -1;
     } else if (exists(idx)) {
       rc = open_index(ix, idx, err, err_len);
     } else if (exists(single)) {
       rc = open_single(ix, single, err, err_len);
     } else {
-      st_seterr(err, err_len, "%s: directory has neither %s nor model.safetensors", path,
+      vt_seterr(err, err_len, "%s: directory has neither %s nor model.safetensors", path,
                 ST_INDEX_NAME);
       rc = -1;
     }
@@ -286,7 +289,7 @@ int st_index_get(st_index *ix, const char *name, const st_tensor **out, char *er
   if (!ix->opened[fi]) {
     char *p = join(ix->dir, ix->files[fi]);
     if (!p) {
-      st_seterr(err, err_len, "%s: out of memory", ix->path);
+      vt_seterr(err, err_len, "%s: out of memory", ix->path);
       return -1;
     }
     int rc = st_file_open(&ix->shards[fi], p, err, err_len);
@@ -296,7 +299,7 @@ int st_index_get(st_index *ix, const char *name, const st_tensor **out, char *er
   }
   *out = st_find(&ix->shards[fi], name);
   if (!*out) {
-    st_seterr(err, err_len, "%s: maps tensor \"%s\" to %s, which has no such tensor", ix->path,
+    vt_seterr(err, err_len, "%s: maps tensor \"%s\" to %s, which has no such tensor", ix->path,
               name, ix->files[fi]);
     return -1;
   }

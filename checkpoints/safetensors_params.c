@@ -3,7 +3,10 @@
  * download and dtype conversion) into st_write_fn / st_write_sharded_fn. */
 #include "checkpoints/safetensors_params.h"
 
-#include "checkpoints/st_internal.h"
+#include "autograd/fmt.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static bool float_dtype(vt_dtype t) { return t == VT_F32 || t == VT_BF16 || t == VT_F16; }
 
@@ -29,16 +32,16 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
   if (sel->select || *prefix) flags |= ST_LOAD_ALLOW_UNEXPECTED; /* a part of the source */
   int n_loaded = 0;
   if (!ps->allocated) {
-    st_seterr(err, err_len, "%s: the parameter store is not allocated", src->path);
+    vt_seterr(err, err_len, "%s: the parameter store is not allocated", src->path);
     return -1;
   }
   const st_tensor **found = (const st_tensor **)calloc((size_t)ps->n + 1, sizeof *found);
   const char **pnames = (const char **)malloc(((size_t)ps->n + 1) * sizeof *pnames);
-  st_str missing = {0}, unexpected = {0}, mismatch = {0}, msg = {0};
+  vt_strbuf missing = {0}, unexpected = {0}, mismatch = {0}, msg = {0};
   int n_missing = 0, n_unexpected = 0, n_mismatch = 0, rc = -1;
   void *stage = NULL;
   if (!found || !pnames) {
-    st_seterr(err, err_len, "%s: out of memory", src->path);
+    vt_seterr(err, err_len, "%s: out of memory", src->path);
     goto done;
   }
   size_t max_bytes = 0;
@@ -51,16 +54,16 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
     if (name) pnames[n_sel++] = name;
     if (name && st_index_get(src, name, &t, err, err_len)) goto done;
     if (!t) {
-      st_str_addf(&missing, "%s%s", n_missing++ ? ", " : "", p->name);
+      vt_strbuf_addf(&missing, "%s%s", n_missing++ ? ", " : "", p->name);
       continue;
     }
     bool shape_ok = t->ndim == p->t.ndim;
     for (int d = 0; shape_ok && d < t->ndim; d++) shape_ok = t->shape[d] == p->t.shape[d];
     if (!shape_ok || !same_kind(t->dtype, p->t.dtype)) {
       char a[160], b[160];
-      st_str_addf(&mismatch, "%s%s (file %s %s, parameter %s %s)", n_mismatch++ ? ", " : "",
-                  p->name, st_shape_str(t->ndim, t->shape, a, sizeof a), st_dtype_name(t->dtype),
-                  st_shape_str(p->t.ndim, p->t.shape, b, sizeof b), st_dtype_name(p->t.dtype));
+      vt_strbuf_addf(&mismatch, "%s%s (file %s %s, parameter %s %s)", n_mismatch++ ? ", " : "",
+                     p->name, st_shape_str(t->ndim, t->shape, a, sizeof a), st_dtype_name(t->dtype),
+                     st_shape_str(p->t.ndim, p->t.shape, b, sizeof b), st_dtype_name(p->t.dtype));
       continue;
     }
     found[i] = t;
@@ -71,17 +74,17 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
   for (int i = 0; i < src->n && !(flags & ST_LOAD_ALLOW_UNEXPECTED); i++) {
     const char *name = src->names[i];
     if (!bsearch(&name, pnames, (size_t)n_sel, sizeof *pnames, cmp_str))
-      st_str_addf(&unexpected, "%s%s", n_unexpected++ ? ", " : "", name);
+      vt_strbuf_addf(&unexpected, "%s%s", n_unexpected++ ? ", " : "", name);
   }
   if (n_missing && (flags & ST_LOAD_ALLOW_MISSING)) n_missing = 0;
   if (n_unexpected && (flags & ST_LOAD_ALLOW_UNEXPECTED)) n_unexpected = 0;
   if (n_missing || n_unexpected || n_mismatch) {
-    st_str_addf(&msg, "%s: does not match the parameters:", src->path);
-    if (n_missing) st_str_addf(&msg, " %d missing: %s;", n_missing, missing.s);
-    if (n_unexpected) st_str_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
-    if (n_mismatch) st_str_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
+    vt_strbuf_addf(&msg, "%s: does not match the parameters:", src->path);
+    if (n_missing) vt_strbuf_addf(&msg, " %d missing: %s;", n_missing, missing.s);
+    if (n_unexpected) vt_strbuf_addf(&msg, " %d unexpected: %s;", n_unexpected, unexpected.s);
+    if (n_mismatch) vt_strbuf_addf(&msg, " %d mismatched: %s;", n_mismatch, mismatch.s);
     if (msg.s && msg.len) msg.s[--msg.len] = '\0'; /* drop the last ';' */
-    st_str_give(&msg, err, err_len);
+    vt_strbuf_give(&msg, err, err_len);
     goto done;
   }
 
@@ -90,7 +93,7 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
   for (int i = 0; i < ps->n; i++) {
     int64_t at;
     if (found[i] && (at = st_first_nonfinite(found[i])) >= 0) {
-      st_seterr(err, err_len, "%s: %s: element %lld is not finite (NaN or Inf)", src->path,
+      vt_seterr(err, err_len, "%s: %s: element %lld is not finite (NaN or Inf)", src->path,
                 found[i]->name, (long long)at);
       goto done;
     }
@@ -100,7 +103,7 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
   if (!on_cpu && max_bytes) {
     stage = malloc(max_bytes);
     if (!stage) {
-      st_seterr(err, err_len, "%s: out of memory (%zu bytes of staging)", src->path, max_bytes);
+      vt_seterr(err, err_len, "%s: out of memory (%zu bytes of staging)", src->path, max_bytes);
       goto done;
     }
   }
@@ -110,7 +113,7 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
     size_t nb = vt_nbytes(&p->t);
     char e[512];
     if (st_tensor_read(found[i], p->t.dtype, on_cpu ? p->t.data : stage, nb, e, sizeof e)) {
-      st_seterr(err, err_len, "%s: %s", src->path, e);
+      vt_seterr(err, err_len, "%s: %s", src->path, e);
       goto done;
     }
     if (!on_cpu) vt_buf_from_host(ps->be, p->t.data, stage, nb);
@@ -161,7 +164,7 @@ static const void *produce_param(void *vctx, int i, void *scratch, char *err, si
   }
   char m[256];
   if (st_convert(p->t.dtype, src, e->dtype, scratch, (size_t)vt_numel(&p->t), m, sizeof m)) {
-    st_seterr(err, err_len, "parameter \"%s\": %s", p->name, m);
+    vt_seterr(err, err_len, "parameter \"%s\": %s", p->name, m);
     return NULL;
   }
   return scratch;
@@ -171,11 +174,11 @@ int st_save_params(const vt_params *ps, const char *path, const st_save_opts *op
                    size_t err_len) {
   st_save_opts o = opts ? *opts : (st_save_opts){.dtype = -1};
   if (!ps->allocated) {
-    st_seterr(err, err_len, "%s: the parameter store is not allocated", path);
+    vt_seterr(err, err_len, "%s: the parameter store is not allocated", path);
     return -1;
   }
   if (o.dtype >= VT_DTYPE_COUNT || (o.dtype >= 0 && !float_dtype((vt_dtype)o.dtype))) {
-    st_seterr(err, err_len, "%s: cannot save parameters as dtype %d", path, o.dtype);
+    vt_seterr(err, err_len, "%s: cannot save parameters as dtype %d", path, o.dtype);
     return -1;
   }
   st_entry *es = (st_entry *)calloc((size_t)ps->n + 1, sizeof *es);
@@ -183,7 +186,7 @@ int st_save_params(const vt_params *ps, const char *path, const st_save_opts *op
   save_ctx c = {.ps = ps, .entries = es, .params = params};
   int rc = -1;
   if (!es || !params) {
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     goto done;
   }
   size_t max_bytes = 0;
@@ -201,7 +204,7 @@ int st_save_params(const vt_params *ps, const char *path, const st_save_opts *op
   if (ps->device.type != VT_DEV_CPU && max_bytes) {
     c.host = malloc(max_bytes);
     if (!c.host) {
-      st_seterr(err, err_len, "%s: out of memory (%zu bytes of staging)", path, max_bytes);
+      vt_seterr(err, err_len, "%s: out of memory (%zu bytes of staging)", path, max_bytes);
       goto done;
     }
   }

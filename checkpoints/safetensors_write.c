@@ -9,7 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoints/st_internal.h"
+#include "autograd/fmt.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- files ------------------------------------------------------------------------------ */
 
@@ -44,30 +47,30 @@ static int open_tmp(const char *path, char **tmp, char *err, size_t err_len) {
   size_t n = strlen(path) + 5;
   *tmp = (char *)malloc(n);
   if (!*tmp) {
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return -1;
   }
   snprintf(*tmp, n, "%s.tmp", path);
   int fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) st_seterr(err, err_len, "%s: cannot create: %s", *tmp, strerror(errno));
+  if (fd < 0) vt_seterr(err, err_len, "%s: cannot create: %s", *tmp, strerror(errno));
   return fd;
 }
 
 /* fsync + close + rename; on any failure removes tmp. */
 static int commit_tmp(int fd, const char *tmp, const char *path, char *err, size_t err_len) {
   if (fsync(fd) != 0) {
-    st_seterr(err, err_len, "%s: fsync failed: %s", tmp, strerror(errno));
+    vt_seterr(err, err_len, "%s: fsync failed: %s", tmp, strerror(errno));
     close(fd);
     unlink(tmp);
     return -1;
   }
   if (close(fd) != 0) {
-    st_seterr(err, err_len, "%s: close failed: %s", tmp, strerror(errno));
+    vt_seterr(err, err_len, "%s: close failed: %s", tmp, strerror(errno));
     unlink(tmp);
     return -1;
   }
   if (rename(tmp, path) != 0) {
-    st_seterr(err, err_len, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
     unlink(tmp);
     return -1;
   }
@@ -83,7 +86,7 @@ int st_write_file_atomic(const char *path, const void *buf, size_t len, char *er
     return -1;
   }
   if (write_all(fd, buf, len)) {
-    st_seterr(err, err_len, "%s: write failed: %s", tmp, strerror(errno));
+    vt_seterr(err, err_len, "%s: write failed: %s", tmp, strerror(errno));
     close(fd);
     unlink(tmp);
     free(tmp);
@@ -134,12 +137,12 @@ static int check_entries(const char *path, const st_entry *ts, const int *idx, i
   for (int k = 0; k < m; k++) {
     const st_entry *e = &ts[idx[k]];
     if (!e->name || !e->name[0] || strcmp(e->name, "__metadata__") == 0) {
-      st_seterr(err, err_len, "%s: tensor %d: name \"%s\" is not allowed", path, idx[k],
+      vt_seterr(err, err_len, "%s: tensor %d: name \"%s\" is not allowed", path, idx[k],
                 e->name ? e->name : "(null)");
       return -1;
     }
     if ((unsigned)e->dtype >= VT_DTYPE_COUNT || e->ndim < 0 || e->ndim > ST_MAX_DIMS) {
-      st_seterr(err, err_len, "%s: tensor \"%s\": bad dtype %d or ndim %d", path, e->name,
+      vt_seterr(err, err_len, "%s: tensor \"%s\": bad dtype %d or ndim %d", path, e->name,
                 (int)e->dtype, e->ndim);
       return -1;
     }
@@ -147,7 +150,7 @@ static int check_entries(const char *path, const st_entry *ts, const int *idx, i
     for (int d = 0; d < e->ndim; d++) {
       if (e->shape[d] < 0 ||
           (e->shape[d] && numel > (uint64_t)INT64_MAX / (uint64_t)e->shape[d] / 8)) {
-        st_seterr(err, err_len, "%s: tensor \"%s\": bad shape dimension %d (%lld)", path, e->name,
+        vt_seterr(err, err_len, "%s: tensor \"%s\": bad shape dimension %d (%lld)", path, e->name,
                   d, (long long)e->shape[d]);
         return -1;
       }
@@ -157,7 +160,7 @@ static int check_entries(const char *path, const st_entry *ts, const int *idx, i
   }
   int *by = (int *)malloc(((size_t)m + 1) * sizeof *by);
   if (!by) {
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return -1;
   }
   memcpy(by, idx, (size_t)m * sizeof *by);
@@ -165,7 +168,7 @@ static int check_entries(const char *path, const st_entry *ts, const int *idx, i
   qsort(by, (size_t)m, sizeof *by, cmp_index_name);
   for (int k = 1; k < m; k++)
     if (strcmp(ts[by[k - 1]].name, ts[by[k]].name) == 0) {
-      st_seterr(err, err_len, "%s: tensor \"%s\" is given twice", path, ts[by[k]].name);
+      vt_seterr(err, err_len, "%s: tensor \"%s\" is given twice", path, ts[by[k]].name);
       free(by);
       return -1;
     }
@@ -186,7 +189,7 @@ static char *build_header(const char *path, const st_entry *ts, const int *idx, 
       bad = !meta[i].key || !meta[i].value ||
             json_object_set_new(mo, meta[i].key, json_string(meta[i].value));
     if (bad) {
-      st_seterr(err, err_len, "%s: metadata key or value missing or not UTF-8", path);
+      vt_seterr(err, err_len, "%s: metadata key or value missing or not UTF-8", path);
       json_decref(root);
       return NULL;
     }
@@ -211,24 +214,24 @@ static char *build_header(const char *path, const st_entry *ts, const int *idx, 
     }
     if (!bad) {
       bad = json_object_set_new(root, e->name, info);
-      if (bad) st_seterr(err, err_len, "%s: tensor name \"%s\" is not UTF-8", path, e->name);
+      if (bad) vt_seterr(err, err_len, "%s: tensor name \"%s\" is not UTF-8", path, e->name);
     } else {
       json_decref(info);
-      st_seterr(err, err_len, "%s: out of memory building the header", path);
+      vt_seterr(err, err_len, "%s: out of memory building the header", path);
     }
     off += bytes[idx[k]];
   }
   char *s = bad ? NULL : json_dumps(root, JSON_COMPACT);
   json_decref(root);
   if (!s) {
-    if (!bad) st_seterr(err, err_len, "%s: out of memory building the header", path);
+    if (!bad) vt_seterr(err, err_len, "%s: out of memory building the header", path);
     return NULL;
   }
   size_t n = strlen(s), padded = (n + 7) / 8 * 8;
   char *h = (char *)realloc(s, padded + 1);
   if (!h) {
     free(s);
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return NULL;
   }
   memset(h + n, ' ', padded - n);
@@ -245,7 +248,7 @@ static int write_one(const char *path, const st_entry *ts, const int *idx, int m
     if (idx[k] + 1 > n_all) n_all = idx[k] + 1;
   size_t *bytes = (size_t *)calloc((size_t)n_all + 1, sizeof *bytes);
   if (!bytes) {
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return -1;
   }
   char *header = NULL, *tmp = NULL;
@@ -261,7 +264,7 @@ static int write_one(const char *path, const st_entry *ts, const int *idx, int m
       if (bytes[idx[k]] > max) max = bytes[idx[k]];
     scratch = malloc(max);
     if (!scratch) {
-      st_seterr(err, err_len, "%s: out of memory (%zu bytes of scratch)", path, max);
+      vt_seterr(err, err_len, "%s: out of memory (%zu bytes of scratch)", path, max);
       goto done;
     }
   }
@@ -270,7 +273,7 @@ static int write_one(const char *path, const st_entry *ts, const int *idx, int m
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hl >> (8 * i));
   if (write_all(fd, len8, 8) || write_all(fd, header, hl)) {
-    st_seterr(err, err_len, "%s: write failed: %s", tmp, strerror(errno));
+    vt_seterr(err, err_len, "%s: write failed: %s", tmp, strerror(errno));
     goto fail;
   }
   for (int k = 0; k < m; k++) {
@@ -278,11 +281,11 @@ static int write_one(const char *path, const st_entry *ts, const int *idx, int m
     if (!bytes[idx[k]]) continue;
     const void *src = produce ? produce(ctx, idx[k], scratch, err, err_len) : e->data;
     if (!src) {
-      if (!produce) st_seterr(err, err_len, "%s: tensor \"%s\": data is NULL", path, e->name);
+      if (!produce) vt_seterr(err, err_len, "%s: tensor \"%s\": data is NULL", path, e->name);
       goto fail;
     }
     if (write_all(fd, src, bytes[idx[k]])) {
-      st_seterr(err, err_len, "%s: write failed: %s", tmp, strerror(errno));
+      vt_seterr(err, err_len, "%s: write failed: %s", tmp, strerror(errno));
       goto fail;
     }
   }
@@ -305,7 +308,7 @@ int st_write_fn(const char *path, const st_entry *ts, int n, const st_kv *meta, 
   if (n < 0) n = 0;
   int *idx = (int *)malloc(((size_t)n + 1) * sizeof *idx);
   if (!idx) {
-    st_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return -1;
   }
   for (int i = 0; i < n; i++) idx[i] = i;
@@ -350,7 +353,7 @@ static int write_index(const char *dir, const st_entry *ts, const int *shard_of,
   json_decref(root);
   int rc = -1;
   if (!s) {
-    st_seterr(err, err_len, "%s/model.safetensors.index.json: out of memory", dir);
+    vt_seterr(err, err_len, "%s/model.safetensors.index.json: out of memory", dir);
   } else {
     size_t len = strlen(s);
     char *t = (char *)realloc(s, len + 2);
@@ -371,7 +374,7 @@ int st_write_sharded_fn(const char *dir, const st_entry *ts, int n, size_t max_s
                         int *n_shards, char *err, size_t err_len) {
   if (n < 0) n = 0;
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-    st_seterr(err, err_len, "%s: cannot create directory: %s", dir, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot create directory: %s", dir, strerror(errno));
     return -1;
   }
   int *idx = (int *)malloc(((size_t)n + 1) * sizeof *idx);
@@ -380,7 +383,7 @@ int st_write_sharded_fn(const char *dir, const st_entry *ts, int n, size_t max_s
   size_t *bytes = (size_t *)calloc((size_t)n + 1, sizeof *bytes);
   int rc = -1, ns = 0;
   if (!idx || !shard_of || !order || !bytes) {
-    st_seterr(err, err_len, "%s: out of memory", dir);
+    vt_seterr(err, err_len, "%s: out of memory", dir);
     goto done;
   }
   for (int i = 0; i < n; i++) idx[i] = i;
@@ -409,7 +412,7 @@ int st_write_sharded_fn(const char *dir, const st_entry *ts, int n, size_t max_s
   {
     int *num = (int *)malloc(((size_t)n + 1) * sizeof *num);
     if (!num) {
-      st_seterr(err, err_len, "%s: out of memory", dir);
+      vt_seterr(err, err_len, "%s: out of memory", dir);
       goto done;
     }
     for (int i = 0; i < n; i++) num[i] = -1;
@@ -433,7 +436,7 @@ int st_write_sharded_fn(const char *dir, const st_entry *ts, int n, size_t max_s
   if (ns == 1) {
     char *path = join(dir, "model.safetensors");
     if (!path) {
-      st_seterr(err, err_len, "%s: out of memory", dir);
+      vt_seterr(err, err_len, "%s: out of memory", dir);
       goto done;
     }
     sort_base = ts;
@@ -452,7 +455,7 @@ int st_write_sharded_fn(const char *dir, const st_entry *ts, int n, size_t max_s
     snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", s + 1, ns);
     char *path = join(dir, fname);
     if (!path) {
-      st_seterr(err, err_len, "%s: out of memory", dir);
+      vt_seterr(err, err_len, "%s: out of memory", dir);
       goto done;
     }
     int r = write_one(path, ts, order, m, meta, n_meta, produce, ctx, err, err_len);

@@ -1,6 +1,6 @@
 /* libsndfile decoding and libsoxr resampling; see audio.h. */
 #include "data/audio.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 
 #include <math.h>
 #include <sndfile.h>
@@ -36,21 +36,20 @@ aud_reason aud_read(const char *path, aud_channel_mode channel, double max_secon
   memset(&info, 0, sizeof info);
   SNDFILE *f = sf_open(path, SFM_READ, &info);
   if (!f) {
-    data_seterr(err, err_len, "%s: cannot decode audio: %s", path, sf_strerror(NULL));
+    vt_seterr(err, err_len, "%s: cannot decode audio: %s", path, sf_strerror(NULL));
     return AUD_UNREADABLE;
   }
   aud_reason rc = AUD_OK;
   float *buf = NULL, *mono = NULL;
   if (info.channels < 1 || info.samplerate <= 0) {
-    data_seterr(err, err_len,
-                "%s: expected at least 1 channel and a positive rate, found %d, %d Hz", path,
-                info.channels, info.samplerate);
+    vt_seterr(err, err_len, "%s: expected at least 1 channel and a positive rate, found %d, %d Hz",
+              path, info.channels, info.samplerate);
     rc = AUD_UNREADABLE;
     goto done;
   }
   if (max_seconds > 0 && info.frames > 0 && (double)info.frames / info.samplerate > max_seconds) {
-    data_seterr(err, err_len, "%s: %.1f s of audio, expected at most %.1f s", path,
-                (double)info.frames / info.samplerate, max_seconds);
+    vt_seterr(err, err_len, "%s: %.1f s of audio, expected at most %.1f s", path,
+              (double)info.frames / info.samplerate, max_seconds);
     rc = AUD_TOO_LONG;
     goto done;
   }
@@ -61,7 +60,7 @@ aud_reason aud_read(const char *path, aud_channel_mode channel, double max_secon
   mono = malloc(cap * sizeof *mono);
   buf = malloc((size_t)AUD_BLOCK * (size_t)info.channels * sizeof *buf);
   if (!mono || !buf) {
-    data_seterr(err, err_len, "%s: out of memory for %zu samples", path, cap);
+    vt_seterr(err, err_len, "%s: out of memory for %zu samples", path, cap);
     rc = AUD_NO_MEMORY;
     goto done;
   }
@@ -74,7 +73,7 @@ aud_reason aud_read(const char *path, aud_channel_mode channel, double max_secon
       size_t ncap = cap * 2 > n + (size_t)got ? cap * 2 : n + (size_t)got;
       float *p = realloc(mono, ncap * sizeof *p);
       if (!p) {
-        data_seterr(err, err_len, "%s: out of memory for %zu samples", path, ncap);
+        vt_seterr(err, err_len, "%s: out of memory for %zu samples", path, ncap);
         rc = AUD_NO_MEMORY;
         goto done;
       }
@@ -93,25 +92,25 @@ aud_reason aud_read(const char *path, aud_channel_mode channel, double max_secon
     }
     n += (size_t)got;
     if (max_seconds > 0 && (double)n / info.samplerate > max_seconds) {
-      data_seterr(err, err_len, "%s: more than %.1f s of audio, expected at most %.1f s", path,
-                  (double)n / info.samplerate, max_seconds);
+      vt_seterr(err, err_len, "%s: more than %.1f s of audio, expected at most %.1f s", path,
+                (double)n / info.samplerate, max_seconds);
       rc = AUD_TOO_LONG;
       goto done;
     }
   }
   if (sf_error(f) != SF_ERR_NO_ERROR && n == 0) {
-    data_seterr(err, err_len, "%s: cannot decode audio: %s", path, sf_strerror(f));
+    vt_seterr(err, err_len, "%s: cannot decode audio: %s", path, sf_strerror(f));
     rc = AUD_UNREADABLE;
     goto done;
   }
   if (n == 0) {
-    data_seterr(err, err_len, "%s: expected audio samples, found none", path);
+    vt_seterr(err, err_len, "%s: expected audio samples, found none", path);
     rc = AUD_EMPTY;
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
     if (!isfinite(mono[i])) {
-      data_seterr(err, err_len, "%s: sample %zu is not finite", path, i);
+      vt_seterr(err, err_len, "%s: sample %zu is not finite", path, i);
       rc = AUD_UNREADABLE;
       goto done;
     }
@@ -134,14 +133,14 @@ aud_reason aud_resample(const float *in, size_t n, int in_rate, int out_rate, fl
   *out = NULL;
   *n_out = 0;
   if (in_rate <= 0 || out_rate <= 0) {
-    data_seterr(err, err_len, "resample: expected positive rates, found %d -> %d Hz", in_rate,
-                out_rate);
+    vt_seterr(err, err_len, "resample: expected positive rates, found %d -> %d Hz", in_rate,
+              out_rate);
     return AUD_BAD_RATE;
   }
   size_t m = (size_t)llround((double)n * out_rate / in_rate);
   float *y = malloc((m ? m : 1) * sizeof *y);
   if (!y) {
-    data_seterr(err, err_len, "resample: out of memory for %zu samples", m);
+    vt_seterr(err, err_len, "resample: out of memory for %zu samples", m);
     return AUD_NO_MEMORY;
   }
   if (in_rate == out_rate) {
@@ -153,7 +152,7 @@ aud_reason aud_resample(const float *in, size_t n, int in_rate, int out_rate, fl
     soxr_error_t e =
         soxr_oneshot((double)in_rate, (double)out_rate, 1, in, n, NULL, y, m, &done, &io, &q, NULL);
     if (e) {
-      data_seterr(err, err_len, "resample %d -> %d Hz: %s", in_rate, out_rate, soxr_strerror(e));
+      vt_seterr(err, err_len, "resample %d -> %d Hz: %s", in_rate, out_rate, soxr_strerror(e));
       free(y);
       return AUD_BAD_RATE;
     }
@@ -187,14 +186,14 @@ int aud_write_wav16(const char *path, const float *x, size_t n, int rate, char *
   SF_INFO info = {.samplerate = rate, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
   SNDFILE *f = sf_open(path, SFM_WRITE, &info);
   if (!f) {
-    data_seterr(err, err_len, "%s: cannot write WAV: %s", path, sf_strerror(NULL));
+    vt_seterr(err, err_len, "%s: cannot write WAV: %s", path, sf_strerror(NULL));
     return -1;
   }
   sf_count_t put = sf_writef_float(f, x, (sf_count_t)n);
   int bad = put != (sf_count_t)n;
   if (sf_close(f) != 0) bad = 1;
   if (bad) {
-    data_seterr(err, err_len, "%s: short write (%lld of %zu samples)", path, (long long)put, n);
+    vt_seterr(err, err_len, "%s: short write (%lld of %zu samples)", path, (long long)put, n);
     return -1;
   }
   return 0;

@@ -1,6 +1,6 @@
 /* File -> fbank; see audio_feat.h. */
 #include "data/audio_feat.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +13,8 @@ aud_reason aud_fbank_file(const char *path, const aud_load_opts *o, const fbank_
   if (wave) memset(wave, 0, sizeof *wave);
   const fbank_opts *fo = fbank_plan_opts(plan);
   if (o->rate <= 0 || (double)o->rate != fo->sample_rate) {
-    data_seterr(err, err_len, "%s: features at %g Hz need audio at that rate, asked for %d Hz",
-                path, fo->sample_rate, o->rate);
+    vt_seterr(err, err_len, "%s: features at %g Hz need audio at that rate, asked for %d Hz", path,
+              fo->sample_rate, o->rate);
     return AUD_BAD_RATE;
   }
   aud_wave w;
@@ -22,8 +22,8 @@ aud_reason aud_fbank_file(const char *path, const aud_load_opts *o, const fbank_
   if (r != AUD_OK) return r;
   size_t T = fbank_num_frames(plan, w.n);
   if (T < min_frames || T == 0) {
-    data_seterr(err, err_len, "%s: %.3f s gives %zu fbank frames, expected at least %zu", path,
-                (double)w.n / w.rate, T, min_frames ? min_frames : 1);
+    vt_seterr(err, err_len, "%s: %.3f s gives %zu fbank frames, expected at least %zu", path,
+              (double)w.n / w.rate, T, min_frames ? min_frames : 1);
     aud_wave_free(&w);
     return AUD_TOO_SHORT;
   }
@@ -32,7 +32,7 @@ aud_reason aud_fbank_file(const char *path, const aud_load_opts *o, const fbank_
     free(x);
     free(f);
     aud_wave_free(&w);
-    data_seterr(err, err_len, "%s: out of memory for %zu frames", path, T);
+    vt_seterr(err, err_len, "%s: out of memory for %zu frames", path, T);
     return AUD_NO_MEMORY;
   }
   for (size_t i = 0; i < w.n; i++) x[i] = w.data[i] * 32768.0f;
@@ -41,7 +41,7 @@ aud_reason aud_fbank_file(const char *path, const aud_load_opts *o, const fbank_
   if (rc) {
     free(f);
     aud_wave_free(&w);
-    data_seterr(err, err_len, "%s: out of memory computing %zu frames", path, T);
+    vt_seterr(err, err_len, "%s: out of memory computing %zu frames", path, T);
     return AUD_NO_MEMORY;
   }
   *feats = f;

@@ -1,7 +1,7 @@
 /* Audio clips for the shards; see audio_prep.h. */
 #include "data/audio_prep.h"
 #include "autograd/dtype.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -50,7 +50,7 @@ aud_reason aud_prep_clips(aud_prep *p, const aud_prep_opts *o, const char *const
     if (l) p->wave_len = l;
     int16_t **w = l ? realloc(p->wave, n * sizeof *w) : NULL;
     if (!w) {
-      data_seterr(err, err_len, "out of memory for %zu audio clips", n);
+      vt_seterr(err, err_len, "out of memory for %zu audio clips", n);
       return AUD_NO_MEMORY;
     }
     p->wave = w;
@@ -72,7 +72,7 @@ aud_reason aud_prep_clips(aud_prep *p, const aud_prep_opts *o, const char *const
       uint16_t *q = realloc(p->fbank, need * 2 * sizeof *q);
       if (!q) {
         free(feats);
-        data_seterr(err, err_len, "%s: out of memory for %zu frames", paths[k], T);
+        vt_seterr(err, err_len, "%s: out of memory for %zu frames", paths[k], T);
         return AUD_NO_MEMORY;
       }
       p->fbank = q;
@@ -99,7 +99,7 @@ aud_reason aud_prep_clips(aud_prep *p, const aud_prep_opts *o, const char *const
         }
       aud_wave_free(&w);
       if (!p->wave[k]) {
-        data_seterr(err, err_len, "%s: out of memory for the waveform", paths[k]);
+        vt_seterr(err, err_len, "%s: out of memory for the waveform", paths[k]);
         return AUD_NO_MEMORY;
       }
       p->wave_len[k] = (int64_t)m;

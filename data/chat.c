@@ -3,7 +3,7 @@
  * <|im_end|> without the newline (dropped entirely when end_tag is false). Text between special
  * tokens, markers and placeholders is tokenized as one piece, as HF would tokenize it. */
 #include "data/chat.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,8 +64,8 @@ typedef struct {
 } builder;
 
 static int push_id(builder *b, int32_t id, bool trained) {
-  if (tok_ids_push(&b->s->ids, id) || tok_ids_push(&b->s->labels, trained ? id : CHAT_IGNORE)) {
-    data_seterr(b->err, b->err_len, "out of memory");
+  if (tok_ids_push(&b->s->ids, id) || tok_ids_push(&b->s->labels, trained ? id : VT_IGNORE_INDEX)) {
+    vt_seterr(b->err, b->err_len, "out of memory");
     return -1;
   }
   return 0;
@@ -75,8 +75,8 @@ static int push_text(builder *b, const char *text, size_t len, bool trained) {
   size_t n0 = b->s->ids.n;
   if (tok_encode(b->t, text, len, &b->s->ids, b->err, b->err_len) != 0) return -1;
   for (size_t i = n0; i < b->s->ids.n; i++)
-    if (tok_ids_push(&b->s->labels, trained ? b->s->ids.v[i] : CHAT_IGNORE)) {
-      data_seterr(b->err, b->err_len, "out of memory");
+    if (tok_ids_push(&b->s->labels, trained ? b->s->ids.v[i] : VT_IGNORE_INDEX)) {
+      vt_seterr(b->err, b->err_len, "out of memory");
       return -1;
     }
   return 0;
@@ -89,7 +89,7 @@ static int push_media(builder *b, chat_media_kind kind) {
     size_t cap = s->cap_media ? s->cap_media * 2 : 8;
     chat_media *m = realloc(s->media, cap * sizeof *m);
     if (!m) {
-      data_seterr(b->err, b->err_len, "out of memory");
+      vt_seterr(b->err, b->err_len, "out of memory");
       return -1;
     }
     s->media = m;
@@ -115,7 +115,7 @@ static int push_question(builder *b, const char *prefix, const char *q) {
   size_t plen = strlen(prefix), qlen = strlen(q);
   char *buf = malloc(plen + qlen + 1);
   if (!buf) {
-    data_seterr(b->err, b->err_len, "out of memory");
+    vt_seterr(b->err, b->err_len, "out of memory");
     return -1;
   }
   memcpy(buf, prefix, plen);
@@ -161,7 +161,7 @@ int chat_encode(tok_tokenizer *t, const chat_prompts *prompts, const chat_turn *
   else
     sys = prompts && prompts->language ? prompts->language : d->language;
   if (n_turns == 0) {
-    data_seterr(err, err_len, "conversations: empty");
+    vt_seterr(err, err_len, "conversations: empty");
     return -1;
   }
   /* which answer is the inserted (unanswered) turn */
@@ -169,8 +169,8 @@ int chat_encode(tok_tokenizer *t, const chat_prompts *prompts, const chat_turn *
   if (inserted_id >= 0 && (size_t)inserted_id < n_turns)
     skip_answer = turns[inserted_id].from == CHAT_FROM_HUMAN ? inserted_id + 1 : inserted_id;
   else if (inserted_id >= 0) {
-    data_seterr(err, err_len, "inserted_id: %d is not a turn index (0..%zu)", inserted_id,
-                n_turns - 1);
+    vt_seterr(err, err_len, "inserted_id: %d is not a turn index (0..%zu)", inserted_id,
+              n_turns - 1);
     return -1;
   }
 
@@ -178,7 +178,7 @@ int chat_encode(tok_tokenizer *t, const chat_prompts *prompts, const chat_turn *
   size_t slen = strlen(sys);
   char *sysbuf = slen + 8 < sizeof head ? head : malloc(slen + 8);
   if (!sysbuf) {
-    data_seterr(err, err_len, "out of memory");
+    vt_seterr(err, err_len, "out of memory");
     return -1;
   }
   memcpy(sysbuf, "system\n", 7);
@@ -194,9 +194,9 @@ int chat_encode(tok_tokenizer *t, const chat_prompts *prompts, const chat_turn *
     const chat_turn *turn = &turns[i];
     chat_role want = i % 2 == 0 ? CHAT_FROM_HUMAN : CHAT_FROM_GPT;
     if (turn->from != want) {
-      data_seterr(err, err_len, "conversations[%zu].from: expected %s, found %s", i,
-                  want == CHAT_FROM_HUMAN ? "human" : "gpt",
-                  turn->from == CHAT_FROM_HUMAN ? "human" : "gpt");
+      vt_seterr(err, err_len, "conversations[%zu].from: expected %s, found %s", i,
+                want == CHAT_FROM_HUMAN ? "human" : "gpt",
+                turn->from == CHAT_FROM_HUMAN ? "human" : "gpt");
       return -1;
     }
     const char *v = turn->value ? turn->value : "";
@@ -219,7 +219,7 @@ int chat_encode(tok_tokenizer *t, const chat_prompts *prompts, const chat_turn *
     if (rc != 0) {
       char inner[256];
       snprintf(inner, sizeof inner, "%s", err ? err : "");
-      data_seterr(err, err_len, "conversations[%zu].value: %s", i, inner);
+      vt_seterr(err, err_len, "conversations[%zu].value: %s", i, inner);
     }
   }
   return rc;

@@ -4,6 +4,7 @@
 #ifndef VT_DATA_CHAT_H
 #define VT_DATA_CHAT_H
 
+#include "autograd/ignore.h"
 #include "data/tokenizer.h"
 
 #include <stdbool.h>
@@ -11,9 +12,8 @@
 #include <stdint.h>
 
 /* Placeholder ids in the token stream (negative, never valid vocabulary ids; the model
- * splices the medium's embeddings there). Labels at placeholders are CHAT_IGNORE. */
+ * splices the medium's embeddings there). Labels at placeholders are VT_IGNORE_INDEX. */
 enum {
-  CHAT_IGNORE = -100,
   CHAT_IMAGE_ID = -200,
   CHAT_VIDEO_ID = -300,
   CHAT_AUDIO_ID = -500,
@@ -57,7 +57,7 @@ typedef struct {
 
 typedef struct {
   tok_ids ids;    /* token ids with placeholder ids */
-  tok_ids labels; /* same length; CHAT_IGNORE where not trained */
+  tok_ids labels; /* same length; VT_IGNORE_INDEX where not trained */
   chat_media *media;
   size_t n_media, cap_media;
   int32_t n_per_kind[3]; /* placeholders found per chat_media_kind */

@@ -1,6 +1,6 @@
 /* Global CMVN stats and their JSON; see cmvn.h. */
 #include "data/cmvn.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -55,21 +55,21 @@ static int read_vec(json_t *root, const char *path, const char *key, double **ou
                     char *err, size_t len) {
   json_t *a = json_object_get(root, key);
   if (!a || !json_is_array(a)) {
-    data_seterr(err, len, "%s: %s: expected an array of numbers, found %s", path, key,
-                a ? "another JSON type" : "no such field");
+    vt_seterr(err, len, "%s: %s: expected an array of numbers, found %s", path, key,
+              a ? "another JSON type" : "no such field");
     return -1;
   }
   *n = json_array_size(a);
   *out = malloc((*n ? *n : 1) * sizeof(double));
   if (!*out) {
-    data_seterr(err, len, "%s: out of memory", path);
+    vt_seterr(err, len, "%s: out of memory", path);
     return -1;
   }
   for (size_t i = 0; i < *n; i++) {
     json_t *v = json_array_get(a, i);
     if (!json_is_number(v) || !isfinite(json_number_value(v))) {
-      data_seterr(err, len, "%s: %s[%zu]: expected a finite number, found %s", path, key, i,
-                  json_is_string(v) ? "a string" : "another JSON type");
+      vt_seterr(err, len, "%s: %s[%zu]: expected a finite number, found %s", path, key, i,
+                json_is_string(v) ? "a string" : "another JSON type");
       free(*out);
       *out = NULL;
       return -1;
@@ -84,35 +84,34 @@ int cmvn_stats_load(cmvn_stats *s, const char *path, char *err, size_t err_len) 
   json_error_t je;
   json_t *root = json_load_file(path, 0, &je);
   if (!root) {
-    data_seterr(err, err_len, "%s:%d: expected CMVN JSON: %s", path, je.line, je.text);
+    vt_seterr(err, err_len, "%s:%d: expected CMVN JSON: %s", path, je.line, je.text);
     return -1;
   }
   int rc = -1;
   double *mean = NULL, *var = NULL;
   size_t nm = 0, nv = 0;
   if (!json_is_object(root)) {
-    data_seterr(err, err_len, "%s: expected a JSON object with mean_stat, var_stat, frame_num",
-                path);
+    vt_seterr(err, err_len, "%s: expected a JSON object with mean_stat, var_stat, frame_num", path);
     goto done;
   }
   if (read_vec(root, path, "mean_stat", &mean, &nm, err, err_len) ||
       read_vec(root, path, "var_stat", &var, &nv, err, err_len))
     goto done;
   if (nm == 0 || nm != nv) {
-    data_seterr(err, err_len, "%s: var_stat: expected %zu values like mean_stat, found %zu", path,
-                nm, nv);
+    vt_seterr(err, err_len, "%s: var_stat: expected %zu values like mean_stat, found %zu", path, nm,
+              nv);
     goto done;
   }
   json_t *fn = json_object_get(root, "frame_num");
   if (!fn || !json_is_number(fn) || !(json_number_value(fn) >= 1)) {
-    data_seterr(err, err_len, "%s: frame_num: expected a positive number, found %s", path,
-                !fn                  ? "no such field"
-                : json_is_number(fn) ? "a value < 1"
-                                     : "another JSON type");
+    vt_seterr(err, err_len, "%s: frame_num: expected a positive number, found %s", path,
+              !fn                  ? "no such field"
+              : json_is_number(fn) ? "a value < 1"
+                                   : "another JSON type");
     goto done;
   }
   if (nm > 4096 || cmvn_stats_init(s, (int)nm)) {
-    data_seterr(err, err_len, "%s: mean_stat: expected at most 4096 values, found %zu", path, nm);
+    vt_seterr(err, err_len, "%s: mean_stat: expected at most 4096 values, found %zu", path, nm);
     goto done;
   }
   memcpy(s->sum, mean, nm * sizeof(double));
@@ -131,7 +130,7 @@ int cmvn_stats_save(const cmvn_stats *s, const char *path, char *err, size_t err
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   FILE *f = fopen(tmp, "w");
   if (!f) {
-    data_seterr(err, err_len, "%s: cannot write", tmp);
+    vt_seterr(err, err_len, "%s: cannot write", tmp);
     return -1;
   }
   /* Written by hand rather than by jansson so the doubles keep all 17 digits. */
@@ -148,7 +147,7 @@ int cmvn_stats_save(const cmvn_stats *s, const char *path, char *err, size_t err
   if (fclose(f) != 0) bad = 1;
   if (bad || rename(tmp, path) != 0) {
     remove(tmp);
-    data_seterr(err, err_len, "%s: write failed", path);
+    vt_seterr(err, err_len, "%s: write failed", path);
     return -1;
   }
   return 0;
@@ -157,15 +156,15 @@ int cmvn_stats_save(const cmvn_stats *s, const char *path, char *err, size_t err
 int cmvn_from_stats(cmvn *c, const cmvn_stats *s, char *err, size_t err_len) {
   memset(c, 0, sizeof *c);
   if (s->frames < 1 || s->dim < 1) {
-    data_seterr(err, err_len, "cmvn: expected stats of at least one frame, found %lld frames",
-                (long long)s->frames);
+    vt_seterr(err, err_len, "cmvn: expected stats of at least one frame, found %lld frames",
+              (long long)s->frames);
     return -1;
   }
   c->mean = malloc(sizeof(float) * (size_t)s->dim);
   c->istd = malloc(sizeof(float) * (size_t)s->dim);
   if (!c->mean || !c->istd) {
     cmvn_free(c);
-    data_seterr(err, err_len, "cmvn: out of memory");
+    vt_seterr(err, err_len, "cmvn: out of memory");
     return -1;
   }
   c->dim = s->dim;

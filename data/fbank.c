@@ -1,7 +1,7 @@
 /* Kaldi fbank with FFTW; see fbank.h. The order of the steps and the mel triangles follow Kaldi's
  * feature-fbank / mel-computations (as torchaudio.compliance.kaldi restates them). */
 #include "data/fbank.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 
 #include <fftw3.h>
 #include <float.h>
@@ -73,7 +73,7 @@ void fbank_plan_free(fbank_plan *p) {
 }
 
 static int check_opts(const fbank_opts *o, char *err, size_t len) {
-#define BAD(...) (data_seterr(err, len, "fbank options: " __VA_ARGS__), -1)
+#define BAD(...) (vt_seterr(err, len, "fbank options: " __VA_ARGS__), -1)
   if (!(o->sample_rate >= 1000 && o->sample_rate <= 384000))
     return BAD("sample_rate: expected 1000..384000 Hz, found %g", o->sample_rate);
   if (!(o->frame_length_ms > 0 && o->frame_length_ms <= 1000))
@@ -109,10 +109,10 @@ int fbank_plan_init(fbank_plan **out, const fbank_opts *o, char *err, size_t err
   p->win = (int)(o->sample_rate * o->frame_length_ms * 0.001);
   p->shift = (int)(o->sample_rate * o->frame_shift_ms * 0.001);
   if (p->win < 2 || p->shift < 1) {
-    data_seterr(err, err_len,
-                "fbank options: frame_length_ms/frame_shift_ms: expected at least 2/1 samples, "
-                "found %d/%d at %g Hz",
-                p->win, p->shift, o->sample_rate);
+    vt_seterr(err, err_len,
+              "fbank options: frame_length_ms/frame_shift_ms: expected at least 2/1 samples, "
+              "found %d/%d at %g Hz",
+              p->win, p->shift, o->sample_rate);
     fbank_plan_free(p);
     return -1;
   }
@@ -125,9 +125,9 @@ int fbank_plan_init(fbank_plan **out, const fbank_opts *o, char *err, size_t err
   p->nbins = p->nfft / 2 + 1;
   const int nm = o->num_mel_bins, nfb = p->nfft / 2; /* the Nyquist bin gets no weight */
   if (nm > nfb) {
-    data_seterr(err, err_len,
-                "fbank options: num_mel_bins: expected at most %d for a %d-point FFT, found %d",
-                nfb, p->nfft, nm);
+    vt_seterr(err, err_len,
+              "fbank options: num_mel_bins: expected at most %d for a %d-point FFT, found %d", nfb,
+              p->nfft, nm);
     fbank_plan_free(p);
     return -1;
   }
@@ -159,10 +159,10 @@ int fbank_plan_init(fbank_plan **out, const fbank_opts *o, char *err, size_t err
     }
     if (first < 0) {
       /* Kaldi refuses mel bins that cover no FFT bin: too many bins for this resolution */
-      data_seterr(err, err_len,
-                  "fbank options: num_mel_bins: mel bin %d covers no FFT bin with a %d-point FFT "
-                  "at %g Hz; use fewer bins or a longer frame",
-                  m, p->nfft, o->sample_rate);
+      vt_seterr(err, err_len,
+                "fbank options: num_mel_bins: mel bin %d covers no FFT bin with a %d-point FFT "
+                "at %g Hz; use fewer bins or a longer frame",
+                m, p->nfft, o->sample_rate);
       fbank_plan_free(p);
       return -1;
     }
@@ -185,14 +185,14 @@ int fbank_plan_init(fbank_plan **out, const fbank_opts *o, char *err, size_t err
   fftw_free(in);
   fftw_free(spec);
   if (!p->fft) {
-    data_seterr(err, err_len, "fbank: FFTW could not plan a %d-point real FFT", p->nfft);
+    vt_seterr(err, err_len, "fbank: FFTW could not plan a %d-point real FFT", p->nfft);
     fbank_plan_free(p);
     return -1;
   }
   *out = p;
   return 0;
 oom:
-  data_seterr(err, err_len, "fbank: out of memory");
+  vt_seterr(err, err_len, "fbank: out of memory");
   fbank_plan_free(p);
   return -1;
 }

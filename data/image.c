@@ -4,7 +4,7 @@
  * decode silently as grey or black pixels, refuses CMYK JPEGs (stb would guess a conversion),
  * and reads the size so that a decompression bomb is refused before any pixel is allocated. */
 #include "data/image.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 #include "data/image_impl.h"
 
 #include <errno.h>
@@ -71,7 +71,7 @@ static img_format sniff(const uint8_t *b, size_t n) {
 
 #define FAIL(st, ...)                                                                              \
   do {                                                                                             \
-    data_seterr(err, err_len, __VA_ARGS__);                                                        \
+    vt_seterr(err, err_len, __VA_ARGS__);                                                          \
     return st;                                                                                     \
   } while (0)
 
@@ -253,7 +253,7 @@ img_status img_decode_file(const char *path, long long max_pixels, img_rgb *out,
   int fd = open(path, O_RDONLY);
   struct stat sb;
   if (fd < 0 || fstat(fd, &sb) != 0) {
-    data_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
     return IMG_UNREADABLE;
   }
@@ -277,7 +277,7 @@ img_status img_decode_file(const char *path, long long max_pixels, img_rgb *out,
   close(fd);
   img_status st;
   if (got != n) {
-    data_seterr(err, err_len, "%s: read %zu of %zu bytes", path, got, n);
+    vt_seterr(err, err_len, "%s: read %zu of %zu bytes", path, got, n);
     st = IMG_UNREADABLE;
   } else {
     st = img_decode_mem(buf, n, path, max_pixels, out, err, err_len);

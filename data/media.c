@@ -1,7 +1,7 @@
 /* The media config and media -> tiles; see media.h. */
 #include "data/media.h"
+#include "autograd/fmt.h"
 #include "data/chat.h"
-#include "data/data_err.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +20,8 @@ static int int_in(ycfg *y, yaml_node_t *map, const char *key, long long lo, long
   if (!n) return 0;
   if (ycfg_int(y, n, key, &v, err, err_len)) return -1;
   if (v < lo || v > hi) {
-    data_seterr(err, err_len, "%s:%zu: media.%s: expected %lld..%lld, found %lld", y->path,
-                n->start_mark.line + 1, key, lo, hi, v);
+    vt_seterr(err, err_len, "%s:%zu: media.%s: expected %lld..%lld, found %lld", y->path,
+              n->start_mark.line + 1, key, lo, hi, v);
     return -1;
   }
   *out = (int)v;
@@ -34,8 +34,8 @@ static int pos_float(ycfg *y, yaml_node_t *map, const char *key, double *out, ch
   if (!n) return 0;
   if (ycfg_float(y, n, key, out, err, err_len)) return -1;
   if (!(*out > 0) || *out > 1000) {
-    data_seterr(err, err_len, "%s:%zu: media.%s: expected a rate in (0, 1000], found %g", y->path,
-                n->start_mark.line + 1, key, *out);
+    vt_seterr(err, err_len, "%s:%zu: media.%s: expected a rate in (0, 1000], found %g", y->path,
+              n->start_mark.line + 1, key, *out);
     return -1;
   }
   return 0;
@@ -57,9 +57,9 @@ int media_cfg_load(ycfg *y, yaml_node_t *map, media_cfg *m, char *err, size_t er
   if ((n = ycfg_get(y, map, "image_aspect_ratio"))) {
     if (ycfg_str(y, n, "image_aspect_ratio", &s, err, err_len)) return -1;
     if (strcmp(s, "square") && strcmp(s, "pad")) {
-      data_seterr(err, err_len,
-                  "%s:%zu: media.image_aspect_ratio: expected square or pad, found '%s'", y->path,
-                  n->start_mark.line + 1, s);
+      vt_seterr(err, err_len,
+                "%s:%zu: media.image_aspect_ratio: expected square or pad, found '%s'", y->path,
+                n->start_mark.line + 1, s);
       return -1;
     }
     m->tiles.pad = !strcmp(s, "pad");
@@ -67,8 +67,8 @@ int media_cfg_load(ycfg *y, yaml_node_t *map, media_cfg *m, char *err, size_t er
   if ((n = ycfg_get(y, map, "max_pixels"))) {
     if (ycfg_int(y, n, "max_pixels", &m->max_pixels, err, err_len)) return -1;
     if (m->max_pixels < 1) {
-      data_seterr(err, err_len, "%s:%zu: media.max_pixels: expected > 0, found %lld", y->path,
-                  n->start_mark.line + 1, m->max_pixels);
+      vt_seterr(err, err_len, "%s:%zu: media.max_pixels: expected > 0, found %lld", y->path,
+                n->start_mark.line + 1, m->max_pixels);
       return -1;
     }
   }
@@ -112,7 +112,7 @@ int media_add_tiles(const media_cfg *m, int kind, const char *path, media_tiles 
     img_rgb im;
     img_status st = img_decode_file(path, m->max_pixels, &im, why, sizeof why);
     if (st) {
-      data_seterr(err, err_len, "%s: %s", img_status_name(st), why);
+      vt_seterr(err, err_len, "%s: %s", img_status_name(st), why);
       return -1;
     }
     tile_set ts;
@@ -121,7 +121,7 @@ int media_add_tiles(const media_cfg *m, int kind, const char *path, media_tiles 
     uint8_t *dst = rc ? NULL : reserve(t, (size_t)ts.n);
     if (!dst) {
       if (!rc) tile_set_free(&ts);
-      data_seterr(err, err_len, "%s: out of memory for its tiles", path);
+      vt_seterr(err, err_len, "%s: out of memory for its tiles", path);
       return -1;
     }
     memcpy(dst, ts.px, (size_t)ts.n * tb);
@@ -135,7 +135,7 @@ int media_add_tiles(const media_cfg *m, int kind, const char *path, media_tiles 
   vid_frames fr;
   vid_status st = vid_decode(path, &vc, &fr, why, sizeof why);
   if (st) {
-    data_seterr(err, err_len, "%s: %s", vid_status_name(st), why);
+    vt_seterr(err, err_len, "%s: %s", vid_status_name(st), why);
     return -1;
   }
   uint8_t *dst = reserve(t, (size_t)fr.n);
@@ -143,7 +143,7 @@ int media_add_tiles(const media_cfg *m, int kind, const char *path, media_tiles 
   for (int i = 0; rc == 0 && i < fr.n; i++)
     rc = tile_frame(&fr.frames[i], &m->tiles, dst + (size_t)i * tb);
   if (rc) {
-    data_seterr(err, err_len, "%s: out of memory for its frames", path);
+    vt_seterr(err, err_len, "%s: out of memory for its frames", path);
   } else {
     t->n_tiles += (size_t)fr.n;
     *n_added = fr.n;

@@ -1,7 +1,7 @@
 /* Mixture config (libyaml via data/yamlcfg.h), epoch orders and rank slices. */
 #include "data/mixture.h"
 #include "autograd/checked.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 #include "data/yamlcfg.h"
 
 #include <glob.h>
@@ -80,7 +80,7 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
   int rc = -1;
   yaml_node_t *root = ycfg_root(&y), *n, *list;
   if (!root || ycfg_check_keys(&y, root, keys, "the mixture config", err, err_len)) {
-    if (!root) data_seterr(err, err_len, "%s: empty config", path);
+    if (!root) vt_seterr(err, err_len, "%s: empty config", path);
     goto done;
   }
   long long seed = 0;
@@ -99,7 +99,7 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
   c->max_len = max_len;
   list = ycfg_get(&y, root, "datasets");
   if (!list || list->type != YAML_SEQUENCE_NODE) {
-    data_seterr(err, err_len, "%s: datasets: expected a list of {name, shards, ratio}", path);
+    vt_seterr(err, err_len, "%s: datasets: expected a list of {name, shards, ratio}", path);
     goto done;
   }
   for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
@@ -114,8 +114,8 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
     if ((n = ycfg_get(&y, d, "ratio")) && ycfg_float(&y, n, "ratio", &ratio, err, err_len))
       goto done;
     if (!(ratio >= 0 && ratio <= MIX_MAX_RATIO)) {
-      data_seterr(err, err_len, "%s: %s.ratio: expected a number in [0, %g], found %g", path, name,
-                  MIX_MAX_RATIO, ratio);
+      vt_seterr(err, err_len, "%s: %s.ratio: expected a number in [0, %g], found %g", path, name,
+                MIX_MAX_RATIO, ratio);
       goto done;
     }
     char **files = NULL;
@@ -133,16 +133,16 @@ int mix_config_load(mix_config *c, const char *path, char *err, size_t err_len) 
       if (ycfg_str(&y, e, "shards", &s, err, err_len)) goto fail_files;
       ycfg_resolve(&y, s, full, sizeof full);
       if (expand(full, &files, &nf)) {
-        data_seterr(err, err_len, "%s: %s.shards: cannot expand %s", path, name, full);
+        vt_seterr(err, err_len, "%s: %s.shards: cannot expand %s", path, name, full);
         goto fail_files;
       }
     }
     if (nf == 0) {
-      data_seterr(err, err_len, "%s: %s.shards: no shard files found", path, name);
+      vt_seterr(err, err_len, "%s: %s.shards: no shard files found", path, name);
       goto fail_files;
     }
     if (mix_config_add(c, name, ratio, (const char *const *)files, nf)) {
-      data_seterr(err, err_len, "%s: %s: out of memory for %zu shard paths", path, name, nf);
+      vt_seterr(err, err_len, "%s: %s: out of memory for %zu shard paths", path, name, nf);
       goto fail_files;
     }
     for (size_t i = 0; i < nf; i++) free(files[i]);
@@ -175,10 +175,10 @@ int mix_cursor_parse(mix_cursor *c, const char *s, char *err, size_t err_len) {
              &x.seed, &x.epoch, &x.pos, &x.rank, &x.world, &used) != 5 ||
       x.epoch < 0 || x.epoch > MIX_MAX_EPOCH || x.pos < 0 || x.pos > MIX_MAX_EPOCH || x.world < 1 ||
       x.rank < 0 || x.rank >= x.world) {
-    data_seterr(err, err_len,
-                "cursor: expected \"mix-cursor v1 seed=S epoch=E pos=P rank=R world=W\" with "
-                "0 <= epoch, pos <= 2^62 and 0 <= rank < world, found \"%.80s\"",
-                s);
+    vt_seterr(err, err_len,
+              "cursor: expected \"mix-cursor v1 seed=S epoch=E pos=P rank=R world=W\" with "
+              "0 <= epoch, pos <= 2^62 and 0 <= rank < world, found \"%.80s\"",
+              s);
     return -1;
   }
   *c = x;
@@ -272,14 +272,14 @@ static void build_order(mix *m, int64_t epoch) {
 int mix_open(mix **out, const mix_config *cfg, int rank, int world, char *err, size_t err_len) {
   *out = NULL;
   if (world < 1 || rank < 0 || rank >= world || cfg->n_datasets == 0) {
-    data_seterr(err, err_len, "mixture: need at least one dataset and 0 <= rank < world (%d, %d)",
-                rank, world);
+    vt_seterr(err, err_len, "mixture: need at least one dataset and 0 <= rank < world (%d, %d)",
+              rank, world);
     return -1;
   }
   mix *m = calloc(1, sizeof *m);
   if (!m || !(m->ds = calloc(cfg->n_datasets, sizeof *m->ds))) {
     free(m);
-    data_seterr(err, err_len, "mixture: out of memory for %zu datasets", cfg->n_datasets);
+    vt_seterr(err, err_len, "mixture: out of memory for %zu datasets", cfg->n_datasets);
     return -1;
   }
   m->n_ds = cfg->n_datasets;
@@ -296,8 +296,8 @@ int mix_open(mix **out, const mix_config *cfg, int rank, int world, char *err, s
     ds->cum = calloc(c->n_shards + 1, sizeof *ds->cum);
     ds->base = base;
     if (!ds->shards || !ds->cum) {
-      data_seterr(err, err_len, "mixture: dataset %s: out of memory for %zu shards", c->name,
-                  c->n_shards);
+      vt_seterr(err, err_len, "mixture: dataset %s: out of memory for %zu shards", c->name,
+                c->n_shards);
       mix_close(m);
       return -1;
     }
@@ -310,7 +310,7 @@ int mix_open(mix **out, const mix_config *cfg, int rank, int world, char *err, s
       ds->cum[i + 1] = ds->cum[i] + shard_n_samples(ds->shards[i]); /* each < file size */
     }
     if (vt_add_i64_overflows(base, ds_count(ds), &base)) {
-      data_seterr(err, err_len, "mixture: dataset %s: sample count overflows", c->name);
+      vt_seterr(err, err_len, "mixture: dataset %s: sample count overflows", c->name);
       mix_close(m);
       return -1;
     }
@@ -318,13 +318,13 @@ int mix_open(mix **out, const mix_config *cfg, int rank, int world, char *err, s
   }
   m->n_order = epoch_total(m);
   if (m->n_order < 0) {
-    data_seterr(err, err_len, "mixture: the ratios times the dataset sizes overflow an epoch");
+    vt_seterr(err, err_len, "mixture: the ratios times the dataset sizes overflow an epoch");
     mix_close(m);
     return -1;
   }
   if (m->n_order / world == 0) {
-    data_seterr(err, err_len, "mixture: an epoch has %lld samples, fewer than %d ranks",
-                (long long)m->n_order, world);
+    vt_seterr(err, err_len, "mixture: an epoch has %lld samples, fewer than %d ranks",
+              (long long)m->n_order, world);
     mix_close(m);
     return -1;
   }
@@ -332,10 +332,10 @@ int mix_open(mix **out, const mix_config *cfg, int rank, int world, char *err, s
   if (vt_bytes_overflows(m->n_order, sizeof *m->order, &ob) ||
       vt_bytes_overflows(largest ? largest : 1, sizeof *m->scratch, &sb) ||
       !(m->order = malloc(ob)) || !(m->scratch = malloc(sb))) {
-    data_seterr(err, err_len,
-                "mixture: out of memory for the order of an epoch of %lld samples (%lld in the "
-                "largest dataset)",
-                (long long)m->n_order, (long long)largest);
+    vt_seterr(err, err_len,
+              "mixture: out of memory for the order of an epoch of %lld samples (%lld in the "
+              "largest dataset)",
+              (long long)m->n_order, (long long)largest);
     mix_close(m);
     return -1;
   }
@@ -415,22 +415,22 @@ mix_cursor mix_get_cursor(const mix *m) {
 
 int mix_set_cursor(mix *m, const mix_cursor *c, char *err, size_t err_len) {
   if (c->seed != m->seed) {
-    data_seterr(err, err_len, "cursor: seed %" PRIu64 " does not match the mixture's %" PRIu64,
-                c->seed, m->seed);
+    vt_seterr(err, err_len, "cursor: seed %" PRIu64 " does not match the mixture's %" PRIu64,
+              c->seed, m->seed);
     return -1;
   }
   if (c->world < 1 || c->epoch < 0 || c->epoch > MIX_MAX_EPOCH || c->pos < 0) {
-    data_seterr(err, err_len, "cursor: epoch %lld, pos %lld, world %d out of range",
-                (long long)c->epoch, (long long)c->pos, c->world);
+    vt_seterr(err, err_len, "cursor: epoch %lld, pos %lld, world %d out of range",
+              (long long)c->epoch, (long long)c->pos, c->world);
     return -1;
   }
   /* After every rank of the old world took pos samples, exactly the first pos * world slots
    * of the epoch are consumed; continue from there with this world's stride. */
   int64_t consumed;
   if (vt_mul_i64_overflows(c->pos, c->world, &consumed) || consumed / m->world > mix_epoch_len(m)) {
-    data_seterr(err, err_len,
-                "cursor: pos %lld of world %d is beyond the epoch length %lld (other data?)",
-                (long long)c->pos, c->world, (long long)mix_epoch_len(m));
+    vt_seterr(err, err_len,
+              "cursor: pos %lld of world %d is beyond the epoch length %lld (other data?)",
+              (long long)c->pos, c->world, (long long)mix_epoch_len(m));
     return -1;
   }
   int64_t pos = consumed / m->world;

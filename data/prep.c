@@ -1,6 +1,6 @@
 /* vita prep: read samples, apply the chat template, write shards of shard_samples samples. */
 #include "data/prep.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 #include "data/shard.h"
 #include "data/tts_data.h"
 
@@ -98,8 +98,8 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
   const char *prefix = o->prefix ? o->prefix : "shard";
   if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
-    data_seterr(err, err_len, "%s: cannot create the output directory: %s", o->out_dir,
-                strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot create the output directory: %s", o->out_dir,
+              strerror(errno));
     return -1;
   }
   progress pg = {.on = o->progress};
@@ -202,7 +202,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
       if (rc == 0) {
         st->n_written++;
         st->n_tokens += (int64_t)cs.ids.n;
-        for (size_t k = 0; k < cs.labels.n; k++) st->n_trained += cs.labels.v[k] != CHAT_IGNORE;
+        for (size_t k = 0; k < cs.labels.n; k++) st->n_trained += cs.labels.v[k] != VT_IGNORE_INDEX;
         st->n_codec += (int64_t)s.n_codec;
         st->n_audio += (int64_t)in.n_audio;
         for (size_t k = 0; k < in.n_audio; k++) st->n_audio_frames += in.fbank_frames[k];

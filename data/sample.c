@@ -4,8 +4,8 @@
  * at a time (JSON_DISABLE_EOF_CHECK); after a malformed element the reader resynchronises at
  * the next ',' outside strings and brackets. */
 #include "data/sample.h"
+#include "autograd/fmt.h"
 #include "autograd/regfile.h"
-#include "data/data_err.h"
 #include "data/tts_data.h"
 
 #include <errno.h>
@@ -61,7 +61,7 @@ static int reader_start(sample_reader *r, const char *path, char *err, size_t er
       cap = cap ? cap * 2 : 16;
       size_t *nb = realloc(r->bad, cap * sizeof *r->bad);
       if (!nb) {
-        data_seterr(err, err_len, "%s: out of memory", path);
+        vt_seterr(err, err_len, "%s: out of memory", path);
         return -1;
       }
       r->bad = nb;
@@ -88,7 +88,7 @@ int sample_reader_open(sample_reader **out, const char *path, char *err, size_t 
   sample_reader *r = calloc(1, sizeof *r);
   if (!r) {
     close(fd);
-    data_seterr(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return -1;
   }
   /* mapped privately: pages are read on demand and dropped under memory pressure, and the
@@ -97,7 +97,7 @@ int sample_reader_open(sample_reader **out, const char *path, char *err, size_t 
   if (r->len > 0) {
     r->buf = mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (r->buf == MAP_FAILED) {
-      data_seterr(err, err_len, "%s: cannot map: %s", path, strerror(errno));
+      vt_seterr(err, err_len, "%s: cannot map: %s", path, strerror(errno));
       close(fd);
       free(r);
       return -1;
@@ -120,7 +120,7 @@ int sample_reader_open_mem(sample_reader **out, const char *name, const char *da
   sample_reader *r = calloc(1, sizeof *r);
   if (!r || !(r->buf = malloc(len ? len : 1))) {
     free(r);
-    data_seterr(err, err_len, "%s: out of memory", name);
+    vt_seterr(err, err_len, "%s: out of memory", name);
     return -1;
   }
   if (len) memcpy(r->buf, data, len);
@@ -252,12 +252,12 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   else if (json_is_integer(id))
     snprintf(s->id, sizeof s->id, "%lld", json_integer_value(id));
   if (not_utf8) {
-    data_seterr(err, err_len, "%s: text is not UTF-8", s->where);
+    vt_seterr(err, err_len, "%s: text is not UTF-8", s->where);
     return SAMPLE_NOT_UTF8;
   }
   json_t *set = json_object_get(o, "set");
   if (set && !json_is_string(set)) {
-    data_seterr(err, err_len, "%s: set: expected a string", s->where);
+    vt_seterr(err, err_len, "%s: set: expected a string", s->where);
     return SAMPLE_BAD_FIELD;
   }
   s->set = json_string_value(set);
@@ -265,7 +265,7 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
     bool known = false;
     for (size_t i = 0; i < cfg->n_sets; i++) known |= !strcmp(cfg->sets[i].name, s->set);
     if (!known && tts_sample_is_speech(o)) {
-      data_seterr(err, err_len, "%s: set: '%s' is not in the data config", s->where, s->set);
+      vt_seterr(err, err_len, "%s: set: '%s' is not in the data config", s->where, s->set);
       return SAMPLE_UNKNOWN_SET;
     }
   }
@@ -276,14 +276,13 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   }
   json_t *conv = json_object_get(o, "conversations");
   if (!json_is_array(conv) || json_array_size(conv) == 0) {
-    data_seterr(err, err_len, "%s: conversations: expected a non-empty list", s->where);
+    vt_seterr(err, err_len, "%s: conversations: expected a non-empty list", s->where);
     return SAMPLE_BAD_FIELD;
   }
   s->n_turns = json_array_size(conv);
   s->turns = calloc(s->n_turns, sizeof *s->turns);
   if (!s->turns) {
-    data_seterr(err, err_len, "%s: conversations: out of memory for %zu turns", s->where,
-                s->n_turns);
+    vt_seterr(err, err_len, "%s: conversations: out of memory for %zu turns", s->where, s->n_turns);
     return SAMPLE_BAD_FIELD;
   }
   int tags[3] = {0, 0, 0};
@@ -292,8 +291,8 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
     const char *from = json_string_value(json_object_get(t, "from"));
     const char *value = json_string_value(json_object_get(t, "value"));
     if (!from || !value) {
-      data_seterr(err, err_len, "%s: conversations[%zu]: expected string fields from and value",
-                  s->where, i);
+      vt_seterr(err, err_len, "%s: conversations[%zu]: expected string fields from and value",
+                s->where, i);
       return SAMPLE_BAD_FIELD;
     }
     if (!strcmp(from, "human") || !strcmp(from, "user"))
@@ -301,10 +300,10 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
     else if (!strcmp(from, "gpt") || !strcmp(from, "assistant"))
       s->turns[i].from = CHAT_FROM_GPT;
     else {
-      data_seterr(err, err_len,
-                  "%s: conversations[%zu].from: unknown role '%s' (expected human or "
-                  "gpt)",
-                  s->where, i, from);
+      vt_seterr(err, err_len,
+                "%s: conversations[%zu].from: unknown role '%s' (expected human or "
+                "gpt)",
+                s->where, i, from);
       return SAMPLE_UNKNOWN_ROLE;
     }
     s->turns[i].value = value;
@@ -316,8 +315,8 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   if (ins && !json_is_null(ins)) {
     json_int_t v = json_integer_value(ins);
     if (!json_is_integer(ins) || v < 0 || (size_t)v >= s->n_turns) {
-      data_seterr(err, err_len, "%s: inserted_id: expected a turn index in [0, %zu)", s->where,
-                  s->n_turns);
+      vt_seterr(err, err_len, "%s: inserted_id: expected a turn index in [0, %zu)", s->where,
+                s->n_turns);
       return SAMPLE_BAD_FIELD;
     }
     s->inserted_id = (int)json_integer_value(ins);
@@ -326,7 +325,7 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   s->end_tag = true;
   if (et && !json_is_null(et)) {
     if (!json_is_boolean(et)) {
-      data_seterr(err, err_len, "%s: end_tag: expected true or false", s->where);
+      vt_seterr(err, err_len, "%s: end_tag: expected true or false", s->where);
       return SAMPLE_BAD_FIELD;
     }
     s->end_tag = json_is_true(et);
@@ -337,7 +336,7 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
     for (size_t i = 0; i < cfg->n_sets; i++)
       if (!strcmp(cfg->sets[i].name, s->set)) st = &cfg->sets[i];
   if (s->set && cfg && cfg->n_sets && !st) {
-    data_seterr(err, err_len, "%s: set: '%s' is not in the data config", s->where, s->set);
+    vt_seterr(err, err_len, "%s: set: '%s' is not in the data config", s->where, s->set);
     return SAMPLE_UNKNOWN_SET;
   }
   for (int k = 0; k < 3; k++) {
@@ -347,8 +346,8 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
       json_t *e = json_is_array(m) ? json_array_get(m, i) : m;
       const char *name = json_string_value(e);
       if (!name) {
-        data_seterr(err, err_len, "%s: %s: expected a path or a list of paths", s->where,
-                    kind_key[k]);
+        vt_seterr(err, err_len, "%s: %s: expected a path or a list of paths", s->where,
+                  kind_key[k]);
         return SAMPLE_BAD_FIELD;
       }
       char path[8192];
@@ -358,19 +357,19 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
       else
         snprintf(path, sizeof path, "%s/%s", folder, name);
       if (add_media(s, k, path)) {
-        data_seterr(err, err_len, "out of memory");
+        vt_seterr(err, err_len, "out of memory");
         return SAMPLE_BAD_FIELD;
       }
       struct stat sb;
       if ((!cfg || cfg->check_media) && (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))) {
         /* a directory (or a device) where a medium belongs is a missing medium */
-        data_seterr(err, err_len, "%s: %s: file not found: %s", s->where, kind_key[k], path);
+        vt_seterr(err, err_len, "%s: %s: file not found: %s", s->where, kind_key[k], path);
         return SAMPLE_MISSING_MEDIA;
       }
     }
     if ((size_t)tags[k] != s->n_media[k]) {
-      data_seterr(err, err_len, "%s: %d %s placeholder(s) in the human turns but %zu %s file(s)",
-                  s->where, tags[k], kind_tag[k], s->n_media[k], kind_key[k]);
+      vt_seterr(err, err_len, "%s: %d %s placeholder(s) in the human turns but %zu %s file(s)",
+                s->where, tags[k], kind_tag[k], s->n_media[k], kind_key[k]);
       return SAMPLE_PLACEHOLDER_MISMATCH;
     }
   }
@@ -392,7 +391,7 @@ int sample_reader_next(sample_reader *r, const sample_config *cfg, sample *out, 
       if (r->array) { /* an array that never closed */
         snprintf(out->id, sizeof out->id, "%.480s:%zu", r->path, line_of(r, r->len));
         snprintf(out->where, sizeof out->where, "%s", out->id);
-        data_seterr(err, err_len, "%s: the JSON array is not closed with ']'", out->where);
+        vt_seterr(err, err_len, "%s: the JSON array is not closed with ']'", out->where);
         *why = SAMPLE_BAD_JSON;
         return 2;
       }
@@ -437,7 +436,7 @@ int sample_reader_next(sample_reader *r, const sample_config *cfg, sample *out, 
   snprintf(out->where, sizeof out->where, "%.480s:%zu", r->path, line);
   snprintf(out->id, sizeof out->id, "%.500s", out->where);
   if (!o || !json_is_object(o)) {
-    data_seterr(err, err_len, "%s: %s", out->where, o ? "expected a JSON object" : je.text);
+    vt_seterr(err, err_len, "%s: %s", out->where, o ? "expected a JSON object" : je.text);
     json_decref(o);
     *why = SAMPLE_BAD_JSON;
     return 2;

@@ -16,8 +16,8 @@
  * the datasets' bytes in the order above). A shard of another format version is refused. */
 #include "data/shard.h"
 #include "autograd/checked.h"
+#include "autograd/fmt.h"
 #include "autograd/regfile.h"
-#include "data/data_err.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -118,7 +118,7 @@ int shard_writer_open(shard_writer **out, const char *path, char *err, size_t er
   shard_writer *w = calloc(1, sizeof *w);
   if (!w || strlen(path) + 5 >= sizeof w->path) {
     free(w);
-    data_seterr(err, err_len, "%s: path too long or out of memory", path);
+    vt_seterr(err, err_len, "%s: path too long or out of memory", path);
     return -1;
   }
   snprintf(w->path, sizeof w->path, "%s", path);
@@ -129,7 +129,7 @@ int shard_writer_open(shard_writer **out, const char *path, char *err, size_t er
            vec_i64(&w->ds[DS_WAVE_OFFSETS], 0);
   if (rc) {
     shard_writer_abort(w);
-    data_seterr(err, err_len, "out of memory");
+    vt_seterr(err, err_len, "out of memory");
     return -1;
   }
   *out = w;
@@ -152,17 +152,17 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
   int64_t tiles = 0;
   for (size_t i = 0; s->n_tiles && i < s->n_media; i++) tiles += s->n_tiles[i];
   if (tiles && w->tile_size && s->tile_size != w->tile_size) {
-    data_seterr(err, err_len, "%s: sample %s: tiles of %d pixels, the shard holds %d", w->path,
-                s->id, s->tile_size, w->tile_size);
+    vt_seterr(err, err_len, "%s: sample %s: tiles of %d pixels, the shard holds %d", w->path, s->id,
+              s->tile_size, w->tile_size);
     return -1;
   }
   /* checked before anything is appended: a refused sample leaves the writer as it was */
   if (s->n_audio &&
       ((w->fbank_bins && s->fbank_bins != w->fbank_bins) ||
        (w->wave_rate && s->wave && s->wave_rate != w->wave_rate) || s->fbank_bins < 1)) {
-    data_seterr(err, err_len,
-                "%s: sample %s: fbank bins %d / wave rate %d differ from the shard's %d / %d",
-                w->path, s->id, s->fbank_bins, s->wave_rate, w->fbank_bins, w->wave_rate);
+    vt_seterr(err, err_len,
+              "%s: sample %s: fbank bins %d / wave rate %d differ from the shard's %d / %d",
+              w->path, s->id, s->fbank_bins, s->wave_rate, w->fbank_bins, w->wave_rate);
     return -1;
   }
   if (tiles) w->tile_size = s->tile_size;
@@ -201,7 +201,7 @@ int shard_write_sample(shard_writer *w, const shard_sample_in *s, char *err, siz
   }
   rc |= vec_i64(&v[DS_AUDIO_OFFSETS], (int64_t)(v[DS_FBANK_OFFSETS].n / 8) - 1);
   if (rc) {
-    data_seterr(err, err_len, "%s: out of memory", w->path);
+    vt_seterr(err, err_len, "%s: out of memory", w->path);
     return -1;
   }
   w->n_samples++;
@@ -232,7 +232,7 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
   H5Pclose(fcpl);
   int rc = 0;
   if (f < 0) {
-    data_seterr(err, err_len, "%s: cannot create", tmp);
+    vt_seterr(err, err_len, "%s: cannot create", tmp);
     shard_writer_abort(w);
     return -1;
   }
@@ -245,7 +245,7 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
     hid_t ds = H5Dcreate2(f, ds_name[d], ds_file_type(d), sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (ds < 0 ||
         (n && H5Dwrite(ds, ds_mem_type(d), H5S_ALL, H5S_ALL, H5P_DEFAULT, w->ds[d].p) < 0)) {
-      data_seterr(err, err_len, "%s: cannot write dataset %s", tmp, ds_name[d]);
+      vt_seterr(err, err_len, "%s: cannot write dataset %s", tmp, ds_name[d]);
       rc = -1;
     }
     for (size_t off = 0; off < w->ds[d].n; off += 1u << 30) {
@@ -266,15 +266,15 @@ int shard_writer_close(shard_writer *w, char *err, size_t err_len) {
                   write_attr(f, "fbank_bins", H5T_STD_I32LE, H5T_NATIVE_INT32, &w->fbank_bins) ||
                   write_attr(f, "wave_rate", H5T_STD_I32LE, H5T_NATIVE_INT32, &w->wave_rate) ||
                   write_attr(f, "checksum", H5T_STD_U32LE, H5T_NATIVE_UINT32, &sum))) {
-    data_seterr(err, err_len, "%s: cannot write attributes", tmp);
+    vt_seterr(err, err_len, "%s: cannot write attributes", tmp);
     rc = -1;
   }
   if (H5Fclose(f) < 0 && rc == 0) {
-    data_seterr(err, err_len, "%s: cannot close (disk full?)", tmp);
+    vt_seterr(err, err_len, "%s: cannot close (disk full?)", tmp);
     rc = -1;
   }
   if (rc == 0 && rename(tmp, w->path) != 0) {
-    data_seterr(err, err_len, "%s: cannot rename to %s: %s", tmp, w->path, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot rename to %s: %s", tmp, w->path, strerror(errno));
     rc = -1;
   }
   if (rc != 0) unlink(tmp);
@@ -342,7 +342,7 @@ static int read_range(hid_t ds, hid_t mtype, int64_t off, int64_t n, void *buf) 
 static int read_attr(const char *path, hid_t f, const char *name, hid_t mtype, void *x, char *err,
                      size_t err_len) {
   if (H5Aexists(f, name) <= 0) {
-    data_seterr(err, err_len, "shard %s: attribute %s is missing", path, name);
+    vt_seterr(err, err_len, "shard %s: attribute %s is missing", path, name);
     return -1;
   }
   hid_t a = H5Aopen(f, name, H5P_DEFAULT);
@@ -353,17 +353,17 @@ static int read_attr(const char *path, hid_t f, const char *name, hid_t mtype, v
   size_t tsize = ty < 0 ? 0 : H5Tget_size(ty);
   int rc = -1;
   if (a < 0 || sp < 0 || ty < 0)
-    data_seterr(err, err_len, "shard %s: attribute %s is unreadable (corrupt?)", path, name);
+    vt_seterr(err, err_len, "shard %s: attribute %s is unreadable (corrupt?)", path, name);
   else if ((sc != H5S_SCALAR && sc != H5S_SIMPLE) || npts != 1)
-    data_seterr(err, err_len, "shard %s: attribute %s: expected a scalar, found %lld values", path,
-                name, (long long)npts);
+    vt_seterr(err, err_len, "shard %s: attribute %s: expected a scalar, found %lld values", path,
+              name, (long long)npts);
   else if (tc != H5T_INTEGER || tsize > 8)
-    data_seterr(err, err_len,
-                "shard %s: attribute %s: expected an integer, found HDF5 type class %d "
-                "of %zu bytes",
-                path, name, (int)tc, tsize);
+    vt_seterr(err, err_len,
+              "shard %s: attribute %s: expected an integer, found HDF5 type class %d "
+              "of %zu bytes",
+              path, name, (int)tc, tsize);
   else if (H5Aread(a, mtype, x) < 0)
-    data_seterr(err, err_len, "shard %s: attribute %s: cannot read (out of range?)", path, name);
+    vt_seterr(err, err_len, "shard %s: attribute %s: cannot read (out of range?)", path, name);
   else
     rc = 0;
   if (ty >= 0) H5Tclose(ty);
@@ -384,22 +384,22 @@ static int64_t check_dataset(const char *path, hid_t ds, int d, int64_t file_siz
   if (ty >= 0) H5Tclose(ty);
   size_t bytes;
   if (n < 0) {
-    data_seterr(err, err_len, "shard %s: dataset %s: expected one dimension", path, ds_name[d]);
+    vt_seterr(err, err_len, "shard %s: dataset %s: expected one dimension", path, ds_name[d]);
     return -1;
   }
   if (tc != H5T_INTEGER || tsize != ds_elem[d]) {
-    data_seterr(err, err_len,
-                "shard %s: dataset %s: expected %zu-byte integers, found HDF5 type "
-                "class %d of %zu bytes",
-                path, ds_name[d], ds_elem[d], (int)tc, tsize);
+    vt_seterr(err, err_len,
+              "shard %s: dataset %s: expected %zu-byte integers, found HDF5 type "
+              "class %d of %zu bytes",
+              path, ds_name[d], ds_elem[d], (int)tc, tsize);
     return -1;
   }
   if (vt_bytes_overflows(n, ds_elem[d], &bytes) || (int64_t)bytes > file_size ||
       (bytes && H5Dget_storage_size(ds) < (hsize_t)bytes)) {
-    data_seterr(err, err_len,
-                "shard %s: dataset %s declares %lld elements, more than the file (%lld bytes) "
-                "holds: truncated or corrupt",
-                path, ds_name[d], (long long)n, (long long)file_size);
+    vt_seterr(err, err_len,
+              "shard %s: dataset %s declares %lld elements, more than the file (%lld bytes) "
+              "holds: truncated or corrupt",
+              path, ds_name[d], (long long)n, (long long)file_size);
     return -1;
   }
   return n;
@@ -432,7 +432,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   shard *s = calloc(1, sizeof *s);
   if (!s) {
-    data_seterr(err, err_len, "shard %s: out of memory", path);
+    vt_seterr(err, err_len, "shard %s: out of memory", path);
     return -1;
   }
   snprintf(s->path, sizeof s->path, "%s", path);
@@ -441,13 +441,13 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   char why[512];
   int fd = vt_open_regular(path, &file_size, why, sizeof why);
   if (fd < 0) {
-    data_seterr(err, err_len, "shard %s", why);
+    vt_seterr(err, err_len, "shard %s", why);
     goto fail;
   }
   close(fd);
   s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (s->file < 0) {
-    data_seterr(err, err_len, "shard %s: not a readable HDF5 file (truncated or corrupt)", path);
+    vt_seterr(err, err_len, "shard %s: not a readable HDF5 file (truncated or corrupt)", path);
     goto fail;
   }
   int32_t version = 0;
@@ -459,8 +459,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       read_attr(path, s->file, "n_tokens", H5T_NATIVE_INT64, &n_tokens_attr, err, err_len))
     goto fail;
   if (version != SHARD_FORMAT_VERSION) {
-    data_seterr(err, err_len, "shard %s: format version %d, this build reads version %d", path,
-                version, SHARD_FORMAT_VERSION);
+    vt_seterr(err, err_len, "shard %s: format version %d, this build reads version %d", path,
+              version, SHARD_FORMAT_VERSION);
     goto fail;
   }
   if (read_attr(path, s->file, "tile_size", H5T_NATIVE_INT32, &s->tile_size, err, err_len) ||
@@ -468,15 +468,15 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       read_attr(path, s->file, "wave_rate", H5T_NATIVE_INT32, &s->wave_rate, err, err_len))
     goto fail;
   if (s->fbank_bins < 0 || s->fbank_bins > 1024 || s->wave_rate < 0 || s->wave_rate > 384000) {
-    data_seterr(err, err_len, "shard %s: attributes fbank_bins %d / wave_rate %d out of range",
-                path, s->fbank_bins, s->wave_rate);
+    vt_seterr(err, err_len, "shard %s: attributes fbank_bins %d / wave_rate %d out of range", path,
+              s->fbank_bins, s->wave_rate);
     goto fail;
   }
   int64_t len[DS_COUNT] = {0};
   for (int d = 0; d < DS_COUNT; d++) {
     hid_t ds = H5Dopen2(s->file, ds_name[d], H5P_DEFAULT);
     if (ds < 0) {
-      data_seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
+      vt_seterr(err, err_len, "shard %s: dataset %s missing or unreadable", path, ds_name[d]);
       goto fail;
     }
     len[d] = check_dataset(path, ds, d, file_size, err, err_len);
@@ -504,7 +504,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
       int r = v->p ? read_range(ds, ds_mem_type(d), 0, len[d], v->p) : -1;
       H5Dclose(ds);
       if (r) {
-        data_seterr(err, err_len, "shard %s: cannot read dataset %s (corrupt?)", path, ds_name[d]);
+        vt_seterr(err, err_len, "shard %s: cannot read dataset %s (corrupt?)", path, ds_name[d]);
         goto fail;
       }
     }
@@ -513,11 +513,11 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
   s->n_codec = len[DS_CODEC_TOKENS];
   int64_t n = s->n_samples, m = len[DS_MEDIA_KIND];
   if (n < 0 || n != len[DS_SAMPLE_OFFSETS] - 1 || n_tokens_attr != s->n_tokens) {
-    data_seterr(err, err_len,
-                "shard %s: attributes say %lld samples and %lld tokens, the datasets hold %lld "
-                "and %lld (corrupt)",
-                path, (long long)n, (long long)n_tokens_attr, (long long)len[DS_SAMPLE_OFFSETS] - 1,
-                (long long)s->n_tokens);
+    vt_seterr(err, err_len,
+              "shard %s: attributes say %lld samples and %lld tokens, the datasets hold %lld "
+              "and %lld (corrupt)",
+              path, (long long)n, (long long)n_tokens_attr, (long long)len[DS_SAMPLE_OFFSETS] - 1,
+              (long long)s->n_tokens);
     goto fail;
   }
   if (len[DS_LABELS] != s->n_tokens || len[DS_ID_OFFSETS] != n + 1 ||
@@ -532,8 +532,7 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
                   s->tile_size ? len[DS_TILES] / ((int64_t)s->tile_size * s->tile_size * 3) : 0) ||
       (s->tile_size && len[DS_TILES] % ((int64_t)s->tile_size * s->tile_size * 3)) ||
       (!s->tile_size && len[DS_TILES]) || !audio_ok(s, len)) {
-    data_seterr(err, err_len, "shard %s: dataset sizes or offsets are inconsistent (corrupt)",
-                path);
+    vt_seterr(err, err_len, "shard %s: dataset sizes or offsets are inconsistent (corrupt)", path);
     goto fail;
   }
   /* every medium: a known kind, an item >= 0, a position inside its sample */
@@ -544,11 +543,11 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     for (int64_t j = I64(s, DS_MEDIA_OFFSETS)[i]; j < I64(s, DS_MEDIA_OFFSETS)[i + 1]; j++) {
       int64_t pos = I64(s, DS_MEDIA_POS)[j];
       if (kind[j] < 0 || kind[j] > CHAT_MEDIA_AUDIO || item[j] < 0 || pos < 0 || pos >= sl) {
-        data_seterr(err, err_len,
-                    "shard %s: sample %lld: medium %lld has kind %d, item %d, position %lld "
-                    "(the sample has %lld tokens): corrupt",
-                    path, (long long)i, (long long)j, kind[j], item[j], (long long)pos,
-                    (long long)sl);
+        vt_seterr(err, err_len,
+                  "shard %s: sample %lld: medium %lld has kind %d, item %d, position %lld "
+                  "(the sample has %lld tokens): corrupt",
+                  path, (long long)i, (long long)j, kind[j], item[j], (long long)pos,
+                  (long long)sl);
         goto fail;
       }
     }
@@ -570,8 +569,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
           int64_t k = len[d] - off < per ? len[d] - off : per;
           if (read_range(ds, ds_mem_type(d), off, k, buf)) {
             free(buf);
-            data_seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
-                        ds_name[d]);
+            vt_seterr(err, err_len, "shard %s: cannot read %s (truncated or corrupt)", path,
+                      ds_name[d]);
             goto fail;
           }
           crc = crc32(crc, (const Bytef *)buf, (uInt)(k * el));
@@ -582,8 +581,8 @@ int shard_open(shard **out, const char *path, bool verify, char *err, size_t err
     }
     free(buf);
     if ((uint32_t)crc != sum) {
-      data_seterr(err, err_len, "shard %s: checksum mismatch (stored %08x, computed %08x): corrupt",
-                  path, sum, (uint32_t)crc);
+      vt_seterr(err, err_len, "shard %s: checksum mismatch (stored %08x, computed %08x): corrupt",
+                path, sum, (uint32_t)crc);
       goto fail;
     }
   }
@@ -656,7 +655,7 @@ static int read_audio(shard *s, int64_t i, shard_sample *out, char *err, size_t 
       grow((void **)&out->wave_len, &out->cap_wave_len, (size_t)na, sizeof(int64_t)) ||
       grow((void **)&out->fbank, &out->cap_fbank, (size_t)nf * bins, sizeof(uint16_t)) ||
       grow((void **)&out->wave, &out->cap_wave, (size_t)nw, sizeof(int16_t))) {
-    data_seterr(err, err_len, "out of memory for the audio of sample %lld", (long long)i);
+    vt_seterr(err, err_len, "out of memory for the audio of sample %lld", (long long)i);
     return -1;
   }
   for (int64_t k = 0; k < na; k++) {
@@ -666,8 +665,8 @@ static int read_audio(shard *s, int64_t i, shard_sample *out, char *err, size_t 
   if ((nf && read_range(s->fbank, H5T_NATIVE_UINT16, f0 * (int64_t)bins, nf * (int64_t)bins,
                         out->fbank)) ||
       (nw && read_range(s->wave, H5T_NATIVE_INT16, w0, nw, out->wave))) {
-    data_seterr(err, err_len, "shard %s: cannot read the audio of sample %lld", s->path,
-                (long long)i);
+    vt_seterr(err, err_len, "shard %s: cannot read the audio of sample %lld", s->path,
+              (long long)i);
     return -1;
   }
   return 0;
@@ -675,8 +674,8 @@ static int read_audio(shard *s, int64_t i, shard_sample *out, char *err, size_t 
 
 int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t err_len) {
   if (i < 0 || i >= s->n_samples) {
-    data_seterr(err, err_len, "shard %s: sample %lld out of range (%lld samples)", s->path,
-                (long long)i, (long long)s->n_samples);
+    vt_seterr(err, err_len, "shard %s: sample %lld out of range (%lld samples)", s->path,
+              (long long)i, (long long)s->n_samples);
     return -1;
   }
   int64_t a = I64(s, DS_SAMPLE_OFFSETS)[i], n = shard_sample_len(s, i);
@@ -685,13 +684,12 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
   free(out->id);
   out->id = substr(&s->small[DS_IDS], I64(s, DS_ID_OFFSETS), i);
   if (!out->id || grow_ids(&out->ids, (size_t)n) || grow_ids(&out->labels, (size_t)n)) {
-    data_seterr(err, err_len, "out of memory");
+    vt_seterr(err, err_len, "out of memory");
     return -1;
   }
   if (read_range(s->tokens, H5T_NATIVE_INT32, a, n, out->ids.v) ||
       read_range(s->labels, H5T_NATIVE_INT32, a, n, out->labels.v)) {
-    data_seterr(err, err_len, "shard %s: cannot read sample %lld (corrupt?)", s->path,
-                (long long)i);
+    vt_seterr(err, err_len, "shard %s: cannot read sample %lld (corrupt?)", s->path, (long long)i);
     return -1;
   }
   int64_t m0 = I64(s, DS_MEDIA_OFFSETS)[i], m1 = I64(s, DS_MEDIA_OFFSETS)[i + 1];
@@ -703,7 +701,7 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
     if (mp) out->media_path = mp;
     int32_t *nt = mp ? realloc(out->n_tiles, m * sizeof *nt) : NULL;
     if (!cm || !mp || !nt) {
-      data_seterr(err, err_len, "out of memory");
+      vt_seterr(err, err_len, "out of memory");
       return -1;
     }
     out->n_tiles = nt;
@@ -721,8 +719,8 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
   int64_t c0 = I64(s, DS_CODEC_OFFSETS)[i], nc = I64(s, DS_CODEC_OFFSETS)[i + 1] - c0;
   if (grow_ids(&out->codec, (size_t)nc) ||
       (nc && read_range(s->codec, H5T_NATIVE_INT32, c0, nc, out->codec.v))) {
-    data_seterr(err, err_len, "shard %s: cannot read the codec tokens of sample %lld", s->path,
-                (long long)i);
+    vt_seterr(err, err_len, "shard %s: cannot read the codec tokens of sample %lld", s->path,
+              (long long)i);
     return -1;
   }
   /* the sample's tiles: one hyperslab, as uint8 */
@@ -734,7 +732,7 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
   if (bytes > out->tiles_cap) {
     uint8_t *t = realloc(out->tiles, bytes);
     if (!t) {
-      data_seterr(err, err_len, "out of memory for %lld tiles", (long long)(t1 - t0));
+      vt_seterr(err, err_len, "out of memory for %lld tiles", (long long)(t1 - t0));
       return -1;
     }
     out->tiles = t;
@@ -742,8 +740,8 @@ int shard_read_sample(shard *s, int64_t i, shard_sample *out, char *err, size_t 
   }
   if (bytes &&
       read_range(s->tiles, H5T_NATIVE_UINT8, t0 * (int64_t)tb, (int64_t)bytes, out->tiles)) {
-    data_seterr(err, err_len, "shard %s: cannot read the tiles of sample %lld (corrupt?)", s->path,
-                (long long)i);
+    vt_seterr(err, err_len, "shard %s: cannot read the tiles of sample %lld (corrupt?)", s->path,
+              (long long)i);
     return -1;
   }
   return read_audio(s, i, out, err, err_len);

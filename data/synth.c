@@ -1,5 +1,6 @@
 /* Synthetic token shards; see synth.h. */
 #include "data/synth.h"
+#include "autograd/ignore.h"
 
 #include <errno.h>
 #include <math.h>
@@ -88,7 +89,7 @@ int synth_write(const char *dir, const synth_cfg *c, char *err, size_t err_len) 
       ids[0] = (int32_t)below(&s, c->vocab);
       for (int64_t t = 1; t < len; t++)
         ids[t] = uniform(&s) < c->noise ? (int32_t)below(&s, c->vocab) : next[ids[t - 1]];
-      for (int64_t t = 0; t < len; t++) labels[t] = t < prompt ? -100 : ids[t];
+      for (int64_t t = 0; t < len; t++) labels[t] = t < prompt ? VT_IGNORE_INDEX : ids[t];
       snprintf(id, sizeof id, "synth-%lld", (long long)written);
       shard_sample_in in = {.id = id, .ids = ids, .labels = labels, .n = (size_t)len};
       if (shard_write_sample(w, &in, err, err_len)) {

@@ -2,8 +2,8 @@
  * NFC via utf8proc. Vocabulary and word cache are open-addressing hash maps over byte
  * strings; merges are a hash map from the id pair to (rank, merged id). */
 #include "data/tokenizer.h"
+#include "autograd/fmt.h"
 #include "autograd/regfile.h"
-#include "data/data_err.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <jansson.h>
@@ -285,7 +285,7 @@ static int read_config(tok_tokenizer *t, const char *dir, char *err, size_t err_
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
   free(text);
   if (!root) {
-    data_seterr(err, err_len, "%s: line %d: %s", path, je.line, je.text);
+    vt_seterr(err, err_len, "%s: line %d: %s", path, je.line, je.text);
     return -1;
   }
   /* eos_token / pad_token are a string or an AddedToken object {"content": ...} */
@@ -297,7 +297,7 @@ static int read_config(tok_tokenizer *t, const char *dir, char *err, size_t err_
     if (json_is_object(v)) v = json_object_get(v, "content");
     if (!v || json_is_null(v)) continue;
     if (!json_is_string(v)) {
-      data_seterr(err, err_len, "%s: %s: expected a string or null", path, keys[k]);
+      vt_seterr(err, err_len, "%s: %s: expected a string or null", path, keys[k]);
       rc = -1;
     } else {
       *dst[k] = tok_token_id(t, json_string_value(v));
@@ -333,7 +333,7 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
   json_error_t je;
   json_t *root = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, &je);
   if (!root) {
-    data_seterr(err, err_len, "%s: line %d: %s", file, je.line, je.text);
+    vt_seterr(err, err_len, "%s: line %d: %s", file, je.line, je.text);
     return -1;
   }
   int rc = -1;
@@ -343,18 +343,18 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
   json_t *merges = json_object_get(model, "merges");
   json_t *added = json_object_get(root, "added_tokens");
   if (!mtype || strcmp(mtype, "BPE") != 0 || !json_is_object(vocab) || !json_is_array(merges)) {
-    data_seterr(err, err_len, "%s: model: expected a BPE model with vocab and merges", file);
+    vt_seterr(err, err_len, "%s: model: expected a BPE model with vocab and merges", file);
     goto done;
   }
   const char *norm =
       json_string_value(json_object_get(json_object_get(root, "normalizer"), "type"));
   if (norm && strcmp(norm, "NFC") != 0) {
-    data_seterr(err, err_len, "%s: normalizer.type: expected NFC or null, found %s", file, norm);
+    vt_seterr(err, err_len, "%s: normalizer.type: expected NFC or null, found %s", file, norm);
     goto done;
   }
   const char *pattern = find_split_regex(json_object_get(root, "pre_tokenizer"));
   if (!pattern) {
-    data_seterr(err, err_len, "%s: pre_tokenizer: expected a Split with a Regex pattern", file);
+    vt_seterr(err, err_len, "%s: pre_tokenizer: expected a Split with a Regex pattern", file);
     goto done;
   }
   int ec;
@@ -364,7 +364,7 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
   if (!t->re) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(ec, msg, sizeof msg);
-    data_seterr(err, err_len, "%s: pre_tokenizer regex at %zu: %s", file, (size_t)eo, (char *)msg);
+    vt_seterr(err, err_len, "%s: pre_tokenizer regex at %zu: %s", file, (size_t)eo, (char *)msg);
     goto done;
   }
   t->jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
@@ -379,7 +379,7 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
   /* vocabulary: ids are checked before any table is sized by them, and the table is bounded
    * by the entries the file holds (ids may leave a few gaps, not a 2^31 hole) */
   if (added && !json_is_array(added)) {
-    data_seterr(err, err_len, "%s: added_tokens: expected a list", file);
+    vt_seterr(err, err_len, "%s: added_tokens: expected a list", file);
     goto done;
   }
   json_int_t max_id = -1;
@@ -390,8 +390,8 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
     if (!json_is_integer(val) || id < 0 || id >= TOK_MAX_ID) {
       char found[32] = "a non-integer";
       if (json_is_integer(val)) snprintf(found, sizeof found, "%lld", (long long)id);
-      data_seterr(err, err_len, "%s: model.vocab[\"%.40s\"]: expected an id in [0, %d), found %s",
-                  file, key, TOK_MAX_ID, found);
+      vt_seterr(err, err_len, "%s: model.vocab[\"%.40s\"]: expected an id in [0, %d), found %s",
+                file, key, TOK_MAX_ID, found);
       goto done;
     }
     if (id > max_id) max_id = id;
@@ -400,18 +400,18 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
     json_t *idv = json_object_get(json_array_get(added, i), "id");
     json_int_t id = json_integer_value(idv);
     if (!json_is_integer(idv) || id < 0 || id >= TOK_MAX_ID) {
-      data_seterr(err, err_len, "%s: added_tokens[%zu].id: expected an id in [0, %d)", file, i,
-                  TOK_MAX_ID);
+      vt_seterr(err, err_len, "%s: added_tokens[%zu].id: expected an id in [0, %d)", file, i,
+                TOK_MAX_ID);
       goto done;
     }
     if (id > max_id) max_id = id;
   }
   size_t entries = json_object_size(vocab) + json_array_size(added);
   if ((size_t)max_id >= 2 * entries + 1024) {
-    data_seterr(err, err_len,
-                "%s: model.vocab: largest id %lld for only %zu tokens: the id table would be "
-                "mostly empty",
-                file, (long long)max_id, entries);
+    vt_seterr(err, err_len,
+              "%s: model.vocab: largest id %lld for only %zu tokens: the id table would be "
+              "mostly empty",
+              file, (long long)max_id, entries);
     goto done;
   }
   t->n_ids = (int32_t)max_id + 1;
@@ -421,35 +421,35 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
   t->id_special = calloc((size_t)t->n_ids, sizeof *t->id_special);
   if (!t->id_off || !t->id_len || !t->id_text || !t->id_special ||
       strmap_init(&t->vocab, json_object_size(vocab)) != 0) {
-    data_seterr(err, err_len, "%s: out of memory for %d ids", file, t->n_ids);
+    vt_seterr(err, err_len, "%s: out of memory for %d ids", file, t->n_ids);
     goto done;
   }
   for (int32_t i = 0; i < t->n_ids; i++) t->id_len[i] = UINT32_MAX; /* unused id */
   char buf[1024];
   json_object_foreach(vocab, key, val) {
     if (strlen(key) >= sizeof buf) {
-      data_seterr(err, err_len, "%s: model.vocab: token too long: %.40s...", file, key);
+      vt_seterr(err, err_len, "%s: model.vocab: token too long: %.40s...", file, key);
       goto done;
     }
     long n = unmap_token(key, byte_of_cp, buf);
     json_int_t id = json_integer_value(val);
     if (n <= 0 || !json_is_integer(val) || id < 0) { /* n == 0: an empty token */
-      data_seterr(err, err_len, "%s: model.vocab: bad entry \"%s\"", file, key);
+      vt_seterr(err, err_len, "%s: model.vocab: bad entry \"%s\"", file, key);
       goto done;
     }
     if (strmap_find(&t->vocab, buf, (size_t)n)) {
-      data_seterr(err, err_len, "%s: model.vocab: \"%.40s\" is the same bytes as another token",
-                  file, key);
+      vt_seterr(err, err_len, "%s: model.vocab: \"%.40s\" is the same bytes as another token", file,
+                key);
       goto done;
     }
     if (t->id_len[id] != UINT32_MAX) {
-      data_seterr(err, err_len, "%s: model.vocab[\"%.40s\"]: id %lld is already another token's",
-                  file, key, (long long)id);
+      vt_seterr(err, err_len, "%s: model.vocab[\"%.40s\"]: id %lld is already another token's",
+                file, key, (long long)id);
       goto done;
     }
     str_slot *s = strmap_put(&t->vocab, buf, (size_t)n, (int32_t)id, 0);
     if (!s) {
-      data_seterr(err, err_len, "%s: out of memory", file);
+      vt_seterr(err, err_len, "%s: out of memory", file);
       goto done;
     }
     t->id_off[id] = s->off;
@@ -459,7 +459,7 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
     char c = (char)b;
     str_slot *s = strmap_find(&t->vocab, &c, 1);
     if (!s) {
-      data_seterr(err, err_len, "%s: model.vocab: no token for byte 0x%02x", file, b);
+      vt_seterr(err, err_len, "%s: model.vocab: no token for byte 0x%02x", file, b);
       goto done;
     }
     t->byte_id[b] = s->val;
@@ -470,7 +470,7 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
   while (cap < nm * 2) cap *= 2;
   t->merges = malloc(cap * sizeof *t->merges);
   if (!t->merges) {
-    data_seterr(err, err_len, "%s: out of memory", file);
+    vt_seterr(err, err_len, "%s: out of memory", file);
     goto done;
   }
   t->merge_mask = cap - 1;
@@ -509,17 +509,17 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
       t->merges[j] = (merge_slot){.key = k, .rank = (uint32_t)r, .id = sab->val};
     continue;
   bad_merge:
-    data_seterr(err, err_len,
-                "%s: model.merges[%zu]: expected two vocabulary tokens whose "
-                "concatenation is a token",
-                file, r);
+    vt_seterr(err, err_len,
+              "%s: model.merges[%zu]: expected two vocabulary tokens whose "
+              "concatenation is a token",
+              file, r);
     goto done;
   }
 
   /* added tokens */
   t->added = calloc(json_array_size(added) + 1, sizeof *t->added);
   if (!t->added) {
-    data_seterr(err, err_len, "%s: out of memory", file);
+    vt_seterr(err, err_len, "%s: out of memory", file);
     goto done;
   }
   for (size_t i = 0; i < json_array_size(added); i++) {
@@ -527,31 +527,31 @@ static int load_json(tok_tokenizer *t, const char *file, const char *text, size_
     const char *content = json_string_value(json_object_get(a, "content"));
     json_t *idv = json_object_get(a, "id"), *sp = json_object_get(a, "special");
     if (!content || !*content || !json_is_integer(idv) || (sp && !json_is_boolean(sp))) {
-      data_seterr(err, err_len,
-                  "%s: added_tokens[%zu]: expected a non-empty string content, an integer id "
-                  "and a boolean special",
-                  file, i);
+      vt_seterr(err, err_len,
+                "%s: added_tokens[%zu]: expected a non-empty string content, an integer id "
+                "and a boolean special",
+                file, i);
       goto done;
     }
     int32_t id = (int32_t)json_integer_value(idv); /* range-checked above */
     size_t clen = strlen(content);
     if (t->id_len[id] != UINT32_MAX && !t->id_text[id] &&
         (t->id_len[id] != clen || memcmp(t->vocab.arena + t->id_off[id], content, clen) != 0)) {
-      data_seterr(err, err_len,
-                  "%s: added_tokens[%zu].id: %d is a vocabulary token with other bytes than "
-                  "\"%.40s\"",
-                  file, i, id, content);
+      vt_seterr(err, err_len,
+                "%s: added_tokens[%zu].id: %d is a vocabulary token with other bytes than "
+                "\"%.40s\"",
+                file, i, id, content);
       goto done;
     }
     if (t->id_text[id]) {
-      data_seterr(err, err_len, "%s: added_tokens[%zu].id: %d is already added token \"%.40s\"",
-                  file, i, id, t->id_text[id]);
+      vt_seterr(err, err_len, "%s: added_tokens[%zu].id: %d is already added token \"%.40s\"", file,
+                i, id, t->id_text[id]);
       goto done;
     }
     added_token *at = &t->added[t->n_added];
     at->text = strdup(content);
     if (!at->text) {
-      data_seterr(err, err_len, "%s: out of memory", file);
+      vt_seterr(err, err_len, "%s: out of memory", file);
       goto done;
     }
     t->n_added++;
@@ -574,7 +574,7 @@ static int init_from(tok_tokenizer **out, const char *file, const char *text, si
                      const char *dir, char *err, size_t err_len) {
   tok_tokenizer *t = calloc(1, sizeof *t);
   if (!t) {
-    data_seterr(err, err_len, "%s: out of memory", file);
+    vt_seterr(err, err_len, "%s: out of memory", file);
     return -1;
   }
   t->eos_id = t->pad_id = -1;
@@ -583,7 +583,7 @@ static int init_from(tok_tokenizer **out, const char *file, const char *text, si
     return -1;
   }
   if (strmap_init(&t->cache, 1 << 14) != 0) {
-    data_seterr(err, err_len, "%s: out of memory", file);
+    vt_seterr(err, err_len, "%s: out of memory", file);
     tok_free(t);
     return -1;
   }
@@ -600,7 +600,7 @@ int tok_init(tok_tokenizer **out, const char *path, char *err, size_t err_len) {
   char dir[4096], file[4200];
   struct stat st;
   if (stat(path, &st) != 0) {
-    data_seterr(err, err_len, "%s: no such file or directory", path);
+    vt_seterr(err, err_len, "%s: no such file or directory", path);
     return -1;
   }
   if (S_ISDIR(st.st_mode)) {
@@ -799,13 +799,13 @@ static int encode_plain(tok_tokenizer *t, const char *s, size_t n, size_t base, 
   if (!ascii) {
     size_t bad;
     if (!tok_utf8_valid(s, n, &bad)) {
-      data_seterr(err, err_len, "text is not UTF-8 at byte %zu", base + bad);
+      vt_seterr(err, err_len, "text is not UTF-8 at byte %zu", base + bad);
       return -1;
     }
     utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &nfc,
                                       UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     if (m < 0) {
-      data_seterr(err, err_len, "NFC at byte %zu: %s", base, utf8proc_errmsg(m));
+      vt_seterr(err, err_len, "NFC at byte %zu: %s", base, utf8proc_errmsg(m));
       return -1;
     }
     s = (const char *)nfc;
@@ -824,7 +824,7 @@ static int encode_plain(tok_tokenizer *t, const char *s, size_t n, size_t base, 
     if (m < 0) { /* e.g. a JIT stack or match limit: refuse rather than split wrongly */
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(m, msg, sizeof msg);
-      data_seterr(err, err_len, "pre-tokenizer regex at byte %zu: %s", base + start, (char *)msg);
+      vt_seterr(err, err_len, "pre-tokenizer regex at byte %zu: %s", base + start, (char *)msg);
       free(nfc);
       return -1;
     }
@@ -839,7 +839,7 @@ static int encode_plain(tok_tokenizer *t, const char *s, size_t n, size_t base, 
     }
     start = me;
   }
-  if (rc != 0) data_seterr(err, err_len, "out of memory");
+  if (rc != 0) vt_seterr(err, err_len, "out of memory");
   free(nfc);
   return rc;
 }
@@ -866,7 +866,7 @@ int tok_encode(tok_tokenizer *t, const char *text, size_t len, tok_ids *out, cha
     }
     if (encode_plain(t, text + seg, pos - seg, seg, out, err, err_len) != 0) return -1;
     if (tok_ids_push(out, hit->id) != 0) {
-      data_seterr(err, err_len, "out of memory");
+      vt_seterr(err, err_len, "out of memory");
       return -1;
     }
     pos += hit->len;
@@ -881,13 +881,13 @@ int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, bool skip_s
   for (size_t i = 0; i < n; i++) {
     int32_t id = ids[i];
     if (id < 0 || id >= t->n_ids || t->id_len[id] == UINT32_MAX) {
-      data_seterr(err, err_len, "decode: id %d at position %zu is not in the vocabulary", id, i);
+      vt_seterr(err, err_len, "decode: id %d at position %zu is not in the vocabulary", id, i);
       return -1;
     }
     if (t->id_special[id] && skip_special) continue;
     const char *p = t->id_text[id] ? t->id_text[id] : t->vocab.arena + t->id_off[id];
     if (bytes_append(out, p, t->id_len[id]) != 0) {
-      data_seterr(err, err_len, "out of memory");
+      vt_seterr(err, err_len, "out of memory");
       return -1;
     }
   }

@@ -1,6 +1,6 @@
 /* Stage 3.2 speech samples; see tts_data.h. */
 #include "data/tts_data.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -17,24 +17,24 @@ sample_reason tts_sample_from_json(const void *json_object, int64_t codec_vocab,
   static const char *const not_here[] = {"conversations", "image", "video", "audio"};
   for (size_t i = 0; i < sizeof not_here / sizeof not_here[0]; i++)
     if (json_object_get(o, not_here[i])) {
-      data_seterr(err, err_len, "%s: %s: a speech sample (text + codec) has no %s", s->where,
-                  not_here[i], not_here[i]);
+      vt_seterr(err, err_len, "%s: %s: a speech sample (text + codec) has no %s", s->where,
+                not_here[i], not_here[i]);
       return SAMPLE_BAD_FIELD;
     }
   const char *text = json_string_value(json_object_get(o, "text"));
   if (!text || !text[0]) {
-    data_seterr(err, err_len, "%s: text: expected a non-empty string", s->where);
+    vt_seterr(err, err_len, "%s: text: expected a non-empty string", s->where);
     return SAMPLE_BAD_FIELD;
   }
   const json_t *codec = json_object_get(o, "codec");
   size_t n = json_array_size(codec);
   if (!json_is_array(codec) || n == 0) {
-    data_seterr(err, err_len, "%s: codec: expected a non-empty list of codec token ids", s->where);
+    vt_seterr(err, err_len, "%s: codec: expected a non-empty list of codec token ids", s->where);
     return SAMPLE_BAD_FIELD;
   }
   s->codec = malloc(n * sizeof *s->codec);
   if (!s->codec) {
-    data_seterr(err, err_len, "%s: out of memory", s->where);
+    vt_seterr(err, err_len, "%s: out of memory", s->where);
     return SAMPLE_BAD_FIELD;
   }
   for (size_t i = 0; i < n; i++) {
@@ -42,10 +42,10 @@ sample_reason tts_sample_from_json(const void *json_object, int64_t codec_vocab,
     json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
     if (!json_is_integer(v) || x < 0 || x >= codec_vocab) {
       if (json_is_integer(v))
-        data_seterr(err, err_len, "%s: codec[%zu]: %lld is not a codec id (expected 0 to %lld)",
-                    s->where, i, (long long)x, (long long)codec_vocab - 1);
+        vt_seterr(err, err_len, "%s: codec[%zu]: %lld is not a codec id (expected 0 to %lld)",
+                  s->where, i, (long long)x, (long long)codec_vocab - 1);
       else
-        data_seterr(err, err_len, "%s: codec[%zu]: expected an integer", s->where, i);
+        vt_seterr(err, err_len, "%s: codec[%zu]: expected an integer", s->where, i);
       return SAMPLE_BAD_FIELD;
     }
     s->codec[i] = (int32_t)x;
@@ -60,12 +60,12 @@ int tts_sample_encode(tok_tokenizer *t, const sample *s, chat_sample *out, char 
   chat_sample_reset(out);
   char msg[512];
   if (tok_encode(t, s->text, strlen(s->text), &out->ids, msg, sizeof msg)) {
-    data_seterr(err, err_len, "%s: text: %s", s->where, msg);
+    vt_seterr(err, err_len, "%s: text: %s", s->where, msg);
     return -1;
   }
   for (size_t i = 0; i < out->ids.n; i++)
-    if (tok_ids_push(&out->labels, CHAT_IGNORE)) {
-      data_seterr(err, err_len, "%s: out of memory", s->where);
+    if (tok_ids_push(&out->labels, VT_IGNORE_INDEX)) {
+      vt_seterr(err, err_len, "%s: out of memory", s->where);
       return -1;
     }
   return 0;

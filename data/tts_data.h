@@ -19,7 +19,7 @@ bool tts_sample_is_speech(const void *json_object);
  * in [0, codec_vocab), conversations or media given as well). */
 sample_reason tts_sample_from_json(const void *json_object, int64_t codec_vocab, sample *s,
                                    char *err, size_t err_len);
-/* The shard form of a speech sample: the text's token ids, labels all CHAT_IGNORE (the LLM
+/* The shard form of a speech sample: the text's token ids, labels all VT_IGNORE_INDEX (the LLM
  * is not trained on them), no media. Returns 0, or -1 with err. */
 int tts_sample_encode(tok_tokenizer *t, const sample *s, chat_sample *out, char *err,
                       size_t err_len);

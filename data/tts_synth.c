@@ -1,6 +1,7 @@
 /* Generated (text, codec) pairs; see tts_synth.h. */
 #include "data/tts_synth.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
+#include "autograd/ignore.h"
 #include "data/shard.h"
 
 #include <errno.h>
@@ -43,7 +44,7 @@ static int mkdir_p(const char *dir, char *err, size_t err_len) {
     if (*p != '/' && !end) continue;
     *p = '\0';
     if (mkdir(buf, 0755) && errno != EEXIST) {
-      data_seterr(err, err_len, "%s: cannot create: %s", buf, strerror(errno));
+      vt_seterr(err, err_len, "%s: cannot create: %s", buf, strerror(errno));
       return -1;
     }
     if (end) return 0;
@@ -74,7 +75,7 @@ static int write_set(const rule *r, const char *dir, const char *name, int64_t n
       for (int64_t j = 0; j < len; j++) {
         int32_t t = (int32_t)below(s, c->text_vocab);
         r->text[j] = t;
-        r->labels[j] = -100; /* the LLM is not trained on the text */
+        r->labels[j] = VT_IGNORE_INDEX; /* the LLM is not trained on the text */
         for (int32_t f = 0; f < r->dur[t]; f++, nc++)
           r->codec[nc] = (double)(next_u64(s) >> 11) * 0x1.0p-53 < c->noise
                              ? (int32_t)below(s, c->codec_vocab)
@@ -98,7 +99,7 @@ static int write_set(const rule *r, const char *dir, const char *name, int64_t n
   snprintf(mpath, sizeof mpath, "%s/mixture.yaml", dir);
   FILE *f = fopen(mpath, "w");
   if (!f) {
-    data_seterr(err, err_len, "%s: cannot write: %s", mpath, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot write: %s", mpath, strerror(errno));
     return -1;
   }
   fprintf(f,
@@ -106,7 +107,7 @@ static int write_set(const rule *r, const char *dir, const char *name, int64_t n
           "verify: true\ndatasets:\n  - name: %s\n    shards: .\n    ratio: 1.0\n",
           (long long)n, (unsigned long long)c->seed, name);
   if (fclose(f)) {
-    data_seterr(err, err_len, "%s: cannot write", mpath);
+    vt_seterr(err, err_len, "%s: cannot write", mpath);
     return -1;
   }
   return 0;
@@ -116,10 +117,10 @@ int tts_synth_write(const char *dir, const tts_synth_cfg *c, char *err, size_t e
   if (c->samples < 1 || c->eval_samples < 1 || c->n_shards < 1 || c->n_shards > c->samples ||
       c->text_vocab < 1 || c->min_text < 1 || c->max_text < c->min_text || c->codec_vocab < 2 ||
       c->min_frames < 1 || c->max_frames < c->min_frames || !(c->noise >= 0 && c->noise <= 1)) {
-    data_seterr(err, err_len,
-                "generated speech data: samples, eval_samples >= 1, 1 <= shards <= samples, "
-                "text_vocab >= 1, 1 <= min_text <= max_text, codec_vocab >= 2, "
-                "1 <= min_frames <= max_frames and noise in [0, 1] expected");
+    vt_seterr(err, err_len,
+              "generated speech data: samples, eval_samples >= 1, 1 <= shards <= samples, "
+              "text_vocab >= 1, 1 <= min_text <= max_text, codec_vocab >= 2, "
+              "1 <= min_frames <= max_frames and noise in [0, 1] expected");
     return -1;
   }
   rule r = {.c = c};
@@ -130,7 +131,7 @@ int tts_synth_write(const char *dir, const tts_synth_cfg *c, char *err, size_t e
   r.codec = malloc(sizeof(int32_t) * (size_t)(c->max_text * c->max_frames));
   int rc = -1;
   if (!r.dur || !r.code || !r.text || !r.labels || !r.codec) {
-    data_seterr(err, err_len, "generated speech data: out of memory");
+    vt_seterr(err, err_len, "generated speech data: out of memory");
     goto done;
   }
   uint64_t s = c->seed;

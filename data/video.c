@@ -2,7 +2,7 @@
  * stream's packets (no decoding) to know the frame count the rule needs, once decoding frames
  * in order and keeping the picked ones as RGB (swscale at the frame's own size). */
 #include "data/video.h"
-#include "data/data_err.h"
+#include "autograd/fmt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -84,7 +84,7 @@ static int frames_alloc(vid_frames *v, int n) {
 
 #define FAIL(st, ...)                                                                              \
   do {                                                                                             \
-    data_seterr(err, err_len, __VA_ARGS__);                                                        \
+    vt_seterr(err, err_len, __VA_ARGS__);                                                          \
     rc = st;                                                                                       \
     goto done;                                                                                     \
   } while (0)
@@ -299,22 +299,22 @@ vid_status vid_decode(const char *path, const vid_cfg *c, vid_frames *out, char 
   memset(out, 0, sizeof *out);
   if (c->max_frames < 1 || c->min_frames < 1 || c->max_frames > 256 || c->min_frames > 256 ||
       !(c->rate > 0) || !(c->folder_fps > 0)) {
-    data_seterr(err, err_len,
-                "%s: bad video config: rate %g, min_frames %d, max_frames %d, folder_fps %g "
-                "(expected rates > 0 and 1..256 frames)",
-                path, c->rate, c->min_frames, c->max_frames, c->folder_fps);
+    vt_seterr(err, err_len,
+              "%s: bad video config: rate %g, min_frames %d, max_frames %d, folder_fps %g "
+              "(expected rates > 0 and 1..256 frames)",
+              path, c->rate, c->min_frames, c->max_frames, c->folder_fps);
     return VID_UNREADABLE;
   }
   /* FFmpeg logs every decoding problem on stderr; ours are reported with the file's name */
   if (av_log_get_level() == AV_LOG_INFO) av_log_set_level(AV_LOG_FATAL);
   struct stat sb;
   if (stat(path, &sb) != 0) {
-    data_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     return VID_UNREADABLE;
   }
   if (S_ISDIR(sb.st_mode)) return decode_folder(path, c, out, err, err_len);
   if (sb.st_size == 0) {
-    data_seterr(err, err_len, "%s: empty file (0 bytes)", path);
+    vt_seterr(err, err_len, "%s: empty file (0 bytes)", path);
     return VID_UNREADABLE;
   }
   return decode_file(path, c, out, err, err_len);

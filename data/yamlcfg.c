@@ -1,7 +1,7 @@
 /* libyaml document helpers for data configs. */
 #include "data/yamlcfg.h"
+#include "autograd/fmt.h"
 #include "autograd/regfile.h"
-#include "data/data_err.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,7 +23,7 @@ static int check_depth(const char *name, const unsigned char *buf, size_t len, c
                        size_t err_len) {
   yaml_parser_t p;
   if (!yaml_parser_initialize(&p)) {
-    data_seterr(err, err_len, "%s: out of memory", name);
+    vt_seterr(err, err_len, "%s: out of memory", name);
     return -1;
   }
   yaml_parser_set_input_string(&p, buf, len);
@@ -36,8 +36,8 @@ static int check_depth(const char *name, const unsigned char *buf, size_t len, c
     yaml_event_delete(&ev);
     if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
       if (++depth > YCFG_MAX_DEPTH) {
-        data_seterr(err, err_len, "%s:%zu: nesting deeper than %d levels", name, line,
-                    YCFG_MAX_DEPTH);
+        vt_seterr(err, err_len, "%s:%zu: nesting deeper than %d levels", name, line,
+                  YCFG_MAX_DEPTH);
         rc = -1;
         break;
       }
@@ -75,7 +75,7 @@ static int check_duplicates(ycfg *c, char *err, size_t err_len) {
     if (k > cap) {
       key_line *nk = realloc(kl, k * sizeof *kl);
       if (!nk) {
-        data_seterr(err, err_len, "%s: out of memory", c->path);
+        vt_seterr(err, err_len, "%s: out of memory", c->path);
         rc = -1;
         break;
       }
@@ -90,8 +90,8 @@ static int check_duplicates(ycfg *c, char *err, size_t err_len) {
     qsort(kl, m, sizeof *kl, cmp_key_line);
     for (size_t i = 1; i < m; i++)
       if (strcmp(kl[i - 1].key, kl[i].key) == 0) {
-        data_seterr(err, err_len, "%s:%zu: duplicate key '%.200s' (first given at line %zu)",
-                    c->path, kl[i].line, kl[i].key, kl[i - 1].line);
+        vt_seterr(err, err_len, "%s:%zu: duplicate key '%.200s' (first given at line %zu)", c->path,
+                  kl[i].line, kl[i].key, kl[i - 1].line);
         rc = -1;
         break;
       }
@@ -111,21 +111,21 @@ int ycfg_load_mem(ycfg *c, const char *name, const char *buf, size_t len, char *
   else
     strcpy(c->dir, ".");
   if (memchr(buf, 0, len)) {
-    data_seterr(err, err_len, "%s: a NUL byte at offset %zu: not a text file", name,
-                (size_t)((const char *)memchr(buf, 0, len) - buf));
+    vt_seterr(err, err_len, "%s: a NUL byte at offset %zu: not a text file", name,
+              (size_t)((const char *)memchr(buf, 0, len) - buf));
     return -1;
   }
   if (check_depth(name, (const unsigned char *)buf, len, err, err_len)) return -1;
   yaml_parser_t p;
   if (!yaml_parser_initialize(&p)) {
-    data_seterr(err, err_len, "%s: out of memory", name);
+    vt_seterr(err, err_len, "%s: out of memory", name);
     return -1;
   }
   yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
   int ok = yaml_parser_load(&p, &c->doc);
   if (!ok)
-    data_seterr(err, err_len, "%s:%zu: YAML: %s", name, p.problem_mark.line + 1,
-                p.problem ? p.problem : "parse error");
+    vt_seterr(err, err_len, "%s:%zu: YAML: %s", name, p.problem_mark.line + 1,
+              p.problem ? p.problem : "parse error");
   yaml_parser_delete(&p);
   if (!ok) return -1;
   c->loaded = true;
@@ -169,8 +169,8 @@ yaml_node_t *ycfg_get(ycfg *c, yaml_node_t *map, const char *key) {
 int ycfg_check_keys(ycfg *c, yaml_node_t *map, const char *const *allowed, const char *where,
                     char *err, size_t err_len) {
   if (!map || map->type != YAML_MAPPING_NODE) {
-    data_seterr(err, err_len, "%s:%zu: %s: expected a mapping", c->path,
-                map ? map->start_mark.line + 1 : 1, where);
+    vt_seterr(err, err_len, "%s:%zu: %s: expected a mapping", c->path,
+              map ? map->start_mark.line + 1 : 1, where);
     return -1;
   }
   for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
@@ -184,8 +184,8 @@ int ycfg_check_keys(ycfg *c, yaml_node_t *map, const char *const *allowed, const
         strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
         strncat(list, allowed[i], sizeof list - strlen(list) - 1);
       }
-      data_seterr(err, err_len, "%s:%zu: unknown key '%s' in %s (known: %s)", c->path,
-                  kn->start_mark.line + 1, k ? k : "?", where, list);
+      vt_seterr(err, err_len, "%s:%zu: unknown key '%s' in %s (known: %s)", c->path,
+                kn->start_mark.line + 1, k ? k : "?", where, list);
       return -1;
     }
   }
@@ -195,8 +195,8 @@ int ycfg_check_keys(ycfg *c, yaml_node_t *map, const char *const *allowed, const
 static int expect(ycfg *c, yaml_node_t *n, const char *key, const char *what, char *err,
                   size_t err_len) {
   const char *s = scalar(n);
-  data_seterr(err, err_len, "%s:%zu: %s: expected %s, found %s", c->path,
-              n ? n->start_mark.line + 1 : 0, key, what, s ? s : "a list or mapping");
+  vt_seterr(err, err_len, "%s:%zu: %s: expected %s, found %s", c->path,
+            n ? n->start_mark.line + 1 : 0, key, what, s ? s : "a list or mapping");
   return -1;
 }
 
@@ -219,8 +219,8 @@ static const char *plain(yaml_node_t *n) {
 static int expect_plain(ycfg *c, yaml_node_t *n, const char *key, const char *what, char *err,
                         size_t err_len) {
   if (scalar(n) && !plain(n)) {
-    data_seterr(err, err_len, "%s:%zu: %s: expected %s, found the quoted string \"%.80s\"", c->path,
-                n->start_mark.line + 1, key, what, scalar(n));
+    vt_seterr(err, err_len, "%s:%zu: %s: expected %s, found the quoted string \"%.80s\"", c->path,
+              n->start_mark.line + 1, key, what, scalar(n));
     return -1;
   }
   return expect(c, n, key, what, err, err_len);
@@ -233,8 +233,8 @@ int ycfg_int(ycfg *c, yaml_node_t *n, const char *key, long long *out, char *err
   long long v = s ? strtoll(s, &end, 10) : 0;
   if (!s || end == s || *end) return expect_plain(c, n, key, "an integer", err, err_len);
   if (errno == ERANGE) {
-    data_seterr(err, err_len, "%s:%zu: %s: %.80s is outside the 64-bit integer range", c->path,
-                n->start_mark.line + 1, key, s);
+    vt_seterr(err, err_len, "%s:%zu: %s: %.80s is outside the 64-bit integer range", c->path,
+              n->start_mark.line + 1, key, s);
     return -1;
   }
   *out = v;
@@ -246,8 +246,8 @@ int ycfg_int_range(ycfg *c, yaml_node_t *n, const char *key, long long lo, long 
   long long v;
   if (ycfg_int(c, n, key, &v, err, err_len)) return -1;
   if (v < lo || v > hi) {
-    data_seterr(err, err_len, "%s:%zu: %s: expected an integer in [%lld, %lld], found %lld",
-                c->path, n->start_mark.line + 1, key, lo, hi, v);
+    vt_seterr(err, err_len, "%s:%zu: %s: expected an integer in [%lld, %lld], found %lld", c->path,
+              n->start_mark.line + 1, key, lo, hi, v);
     return -1;
   }
   *out = v;
@@ -260,8 +260,8 @@ int ycfg_float(ycfg *c, yaml_node_t *n, const char *key, double *out, char *err,
   double v = s ? strtod(s, &end) : 0;
   if (!s || end == s || *end) return expect_plain(c, n, key, "a number", err, err_len);
   if (!isfinite(v)) { /* inf, nan, and 1e400 (which strtod turns into inf) */
-    data_seterr(err, err_len, "%s:%zu: %s: expected a finite number, found %.80s", c->path,
-                n->start_mark.line + 1, key, s);
+    vt_seterr(err, err_len, "%s:%zu: %s: expected a finite number, found %.80s", c->path,
+              n->start_mark.line + 1, key, s);
     return -1;
   }
   *out = v;

@@ -58,7 +58,7 @@ static void test_fixture(tok_tokenizer *t) {
   CHECK_MSG(s.ids.n == 51, "n = %zu", s.ids.n);
   for (size_t i = 0; i < s.labels.n; i++) {
     bool trained = (i >= 27 && i <= 34) || (i >= 45 && i <= 50);
-    CHECK_MSG((s.labels.v[i] != CHAT_IGNORE) == trained, "label mask wrong at %zu", i);
+    CHECK_MSG((s.labels.v[i] != VT_IGNORE_INDEX) == trained, "label mask wrong at %zu", i);
   }
   CHECK_MSG(s.ids.v[27] == CHAT_MARK_TEXT && s.ids.v[45] == CHAT_MARK_SPEECH, "markers");
   CHECK_MSG(s.ids.v[50] == CHAT_IM_END, "last token %d", s.ids.v[50]);

@@ -27,13 +27,13 @@ static void write_shard(const char *path, int first_tag, int n) {
   for (int i = 0; i < n; i++) {
     int tag = first_tag + i, L = len_of(tag);
     int32_t ids[16], labels[16];
-    for (int k = 0; k < L; k++) ids[k] = tag, labels[k] = k % 2 ? tag : CHAT_IGNORE;
+    for (int k = 0; k < L; k++) ids[k] = tag, labels[k] = k % 2 ? tag : VT_IGNORE_INDEX;
     chat_media m = {1, CHAT_MEDIA_IMAGE, 0};
     const char *p = "img.jpg";
     char id[32];
     snprintf(id, sizeof id, "s%d", tag);
     bool img = tag == 1001;
-    if (img) ids[1] = CHAT_IMAGE_ID, labels[1] = CHAT_IGNORE;
+    if (img) ids[1] = CHAT_IMAGE_ID, labels[1] = VT_IGNORE_INDEX;
     shard_sample_in in = {.id = id,
                           .ids = ids,
                           .labels = labels,
@@ -217,8 +217,8 @@ static void test_packing(void) {
       int tag = p.ids.v[a];
       CHECK_MSG(b - a == len_of(tag), "sample %d has %lld tokens", tag, (long long)(b - a));
       for (int64_t i = a; i < b; i++) {
-        int32_t want_label = (i - a) % 2 ? tag : CHAT_IGNORE;
-        if (tag == 1001 && i - a == 1) want_label = CHAT_IGNORE;
+        int32_t want_label = (i - a) % 2 ? tag : VT_IGNORE_INDEX;
+        if (tag == 1001 && i - a == 1) want_label = VT_IGNORE_INDEX;
         CHECK_MSG(p.ids.v[i] == tag || (tag == 1001 && i - a == 1), "id at %lld", (long long)i);
         CHECK_MSG(p.labels.v[i] == want_label, "label at %lld", (long long)i);
       }

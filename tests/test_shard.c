@@ -53,7 +53,7 @@ int main(void) {
   for (int s = 0; s < 3; s++)
     for (int i = 0; i < 7; i++) {
       ids[s][i] = 1000 * s + i;
-      labels[s][i] = i % 2 ? ids[s][i] : CHAT_IGNORE;
+      labels[s][i] = i % 2 ? ids[s][i] : VT_IGNORE_INDEX;
     }
   ids[0][2] = CHAT_IMAGE_ID;
   chat_media m0[1] = {{2, CHAT_MEDIA_IMAGE, 0}};

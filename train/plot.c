@@ -1,6 +1,8 @@
 /* plot: the raster canvas, the metrics reader and the chart (see plot.h). */
 #include "train/plot.h"
 
+#include "autograd/fmt.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -24,14 +26,6 @@ const plot_rgb PLOT_FG = {34, 34, 34};
 const plot_rgb PLOT_GRID = {226, 226, 226};
 const plot_rgb PLOT_RAW = {158, 202, 238};
 const plot_rgb PLOT_SMOOTH = {214, 69, 37};
-
-static void set_err(char *err, size_t len, const char *fmt, ...) {
-  if (!err || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- canvas ---------------------------------------------------------------------------- */
 
@@ -138,18 +132,18 @@ int plot_canvas_write_png(const plot_canvas *c, const char *path, char *err, siz
   size_t len = strlen(path) + 8;
   char *tmp = malloc(len);
   if (!tmp) {
-    set_err(err, err_len, "%s: out of memory", path);
+    vt_seterr(err, err_len, "%s: out of memory", path);
     return -1;
   }
   snprintf(tmp, len, "%s.tmp", path);
   if (!stbi_write_png(tmp, c->w, c->h, 3, c->px, c->w * 3)) {
-    set_err(err, err_len, "%s: cannot write the PNG (directory missing or not writable?)", tmp);
+    vt_seterr(err, err_len, "%s: cannot write the PNG (directory missing or not writable?)", tmp);
     remove(tmp);
     free(tmp);
     return -1;
   }
   if (rename(tmp, path)) {
-    set_err(err, err_len, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
     remove(tmp);
     free(tmp);
     return -1;
@@ -183,7 +177,7 @@ int plot_series_read(plot_series *s, const char *path, const char *metric, char 
   memset(s, 0, sizeof *s);
   FILE *f = fopen(path, "r");
   if (!f) {
-    set_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    vt_seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     return -1;
   }
   point *pts = NULL;
@@ -213,7 +207,7 @@ int plot_series_read(plot_series *s, const char *path, const char *metric, char 
         point *np = realloc(pts, sizeof *pts * (size_t)nc);
         if (!np) {
           json_decref(o);
-          set_err(err, err_len, "%s: out of memory at line %lld", path, (long long)lineno);
+          vt_seterr(err, err_len, "%s: out of memory at line %lld", path, (long long)lineno);
           rc = -1;
           break;
         }
@@ -225,14 +219,14 @@ int plot_series_read(plot_series *s, const char *path, const char *metric, char 
     json_decref(o);
   }
   if (!rc && ferror(f)) {
-    set_err(err, err_len, "%s: read error after line %lld", path, (long long)lineno);
+    vt_seterr(err, err_len, "%s: read error after line %lld", path, (long long)lineno);
     rc = -1;
   }
   free(line);
   fclose(f);
   if (!rc && n == 0) {
-    set_err(err, err_len, "%s: no numeric \"%s\" value with a \"step\" in %lld lines", path, metric,
-            (long long)s->n_lines);
+    vt_seterr(err, err_len, "%s: no numeric \"%s\" value with a \"step\" in %lld lines", path,
+              metric, (long long)s->n_lines);
     rc = -1;
   }
   if (!rc) {
@@ -240,7 +234,7 @@ int plot_series_read(plot_series *s, const char *path, const char *metric, char 
     s->x = malloc(sizeof(double) * (size_t)n);
     s->y = malloc(sizeof(double) * (size_t)n);
     if (!s->x || !s->y) {
-      set_err(err, err_len, "%s: out of memory", path);
+      vt_seterr(err, err_len, "%s: out of memory", path);
       rc = -1;
     } else {
       for (int64_t i = 0; i < n; i++) {
@@ -406,8 +400,8 @@ int plot_chart(plot_canvas *c, const double *x, const double *y, int64_t n, cons
     n_drawn++;
   }
   if (!n_drawn) {
-    set_err(err, err_len, "plot: no point to draw (%lld values%s)", (long long)n,
-            o->log_y ? ", log scale needs values > 0" : "");
+    vt_seterr(err, err_len, "plot: no point to draw (%lld values%s)", (long long)n,
+              o->log_y ? ", log scale needs values > 0" : "");
     return -1;
   }
   if (xmax == xmin) xmin -= 1, xmax += 1;
@@ -443,14 +437,14 @@ int plot_chart(plot_canvas *c, const double *x, const double *y, int64_t n, cons
   L.y0 = 4 * ch_h;
   L.y1 = H - 4 * ch_h;
   if (L.x1 - L.x0 < 20 || L.y1 - L.y0 < 20) {
-    set_err(err, err_len, "plot: %d x %d pixels is too small for a chart", W, H);
+    vt_seterr(err, err_len, "plot: %d x %d pixels is too small for a chart", W, H);
     return -1;
   }
   int max_xt = (L.x1 - L.x0) / (8 * ch_w);
   linear_ticks(L.xmin, L.xmax, max_xt < 2 ? 2 : max_xt, &xt);
 
   if (plot_canvas_init(c, W, H, PLOT_BG)) {
-    set_err(err, err_len, "plot: out of memory for a %d x %d canvas", W, H);
+    vt_seterr(err, err_len, "plot: out of memory for a %d x %d canvas", W, H);
     return -1;
   }
   /* grid and tick labels (ticks ascend, so labels go bottom-up) */
@@ -514,7 +508,7 @@ int plot_chart(plot_canvas *c, const double *x, const double *y, int64_t n, cons
     ema = malloc(sizeof(double) * (size_t)n);
     if (!ema) {
       plot_canvas_free(c);
-      set_err(err, err_len, "plot: out of memory for %lld points", (long long)n);
+      vt_seterr(err, err_len, "plot: out of memory for %lld points", (long long)n);
       return -1;
     }
     plot_ema(y, n, smooth, ema);
