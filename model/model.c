@@ -118,23 +118,3 @@ bool vt_model_phase_has(const vt_model *m, int p, const char *param_name) {
   }
   return false;
 }
-
-/* Values are drawn on the host in chunks and copied to the store's device: the RNG stream is
- * the same on every backend, so a GPU run starts from the CPU run's weights. */
-#define INIT_CHUNK 4096
-
-int vt_init_normal(const vt_params *ps, vt_tensor *t, vt_rng *rng, float std) {
-  float buf[INIT_CHUNK];
-  int64_t n = vt_numel(t);
-  for (int64_t i0 = 0; i0 < n; i0 += INIT_CHUNK) {
-    int64_t k = n - i0 < INIT_CHUNK ? n - i0 : INIT_CHUNK;
-    for (int64_t i = 0; i < k; i++) buf[i] = std * vt_rng_normal(rng);
-    vt_buf_from_host(ps->be, (float *)t->data + i0, buf, sizeof(float) * (size_t)k);
-  }
-  return 0;
-}
-
-int vt_init_const(const vt_params *ps, vt_tensor *t, float value) {
-  ps->be->fill(ps->be, (float *)t->data, vt_numel(t), value);
-  return 0;
-}

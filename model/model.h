@@ -148,9 +148,4 @@ int vt_model_phase_index(const vt_model *m, const char *name);
 /* Whether a parameter name is one phase p updates (its globs). */
 bool vt_model_phase_has(const vt_model *m, int p, const char *param_name);
 
-/* Weight initialisation through the store's backend (device-neutral): t <- normal(0, std),
- * drawn from rng in element order, or t <- value. Return 0 or -1 (out of host memory). */
-int vt_init_normal(const vt_params *ps, vt_tensor *t, vt_rng *rng, float std);
-int vt_init_const(const vt_params *ps, vt_tensor *t, float value);
-
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/model_cfg.h"
+#include "model/nn_reg.h"
 #include "model/qwen2_model.h"
 
 typedef struct {
@@ -154,9 +155,9 @@ static int init_weights(vt_model *base, vt_params *ps, vt_rng *rng, char *err, s
     size_t l = strlen(p->name);
     bool bias = l >= 4 && !strcmp(p->name + l - 4, "bias");
     if (p->t.ndim >= 2)
-      vt_init_normal(ps, &p->t, rng, s);
+      nn_init_normal(ps, &p->t, rng, 0.0f, s);
     else
-      vt_init_const(ps, &p->t, bias ? 0.0f : 1.0f);
+      nn_init_const(ps, &p->t, bias ? 0.0f : 1.0f);
   }
   return 0;
 }

@@ -12,6 +12,7 @@
 #include "checkpoints/safetensors.h"
 #include "data/synth.h"
 #include "model/model.h"
+#include "model/nn_reg.h"
 #include "stages/stage_config.h"
 #include "tests/testutil.h"
 #include "train/trainer.h"
@@ -64,7 +65,7 @@ static void tp_destroy(vt_model *m) { free(m); }
 static int tp_init(vt_model *base, vt_params *ps, vt_rng *rng, char *err, size_t err_len) {
   (void)err, (void)err_len;
   tp_model *m = (tp_model *)base;
-  for (int i = m->first; i < m->last; i++) vt_init_normal(ps, &ps->items[i]->t, rng, 0.1f);
+  for (int i = m->first; i < m->last; i++) nn_init_normal(ps, &ps->items[i]->t, rng, 0.0f, 0.1f);
   return 0;
 }
 
