@@ -60,15 +60,13 @@ static int get_float(const json_t *root, const char *where, const char *key, flo
   return 0;
 }
 
+/* The model_type values this model reads (also its ops table's list). */
+static const char *const model_types[] = {"ticodec", NULL};
+
 int codec_model_cfg_from_json(const json_t *root, const char *where, codec_model_cfg *cfg,
                               char *err, size_t err_len) {
   *cfg = codec_model_cfg_vita();
-  const char *type = json_string_value(json_object_get(root, "model_type"));
-  if (!type || strcmp(type, "ticodec")) {
-    snprintf(err, err_len, "%s: field \"model_type\": expected \"ticodec\", found %s%s%s", where,
-             type ? "\"" : "", type ? type : "none", type ? "\"" : "");
-    return -1;
-  }
+  if (model_cfg_type(root, where, model_types, err, err_len)) return -1;
   codec_cfg *c = &cfg->codec;
   disc_cfg *d = &cfg->disc;
   codec_gan_cfg *g = &cfg->gan;
@@ -461,7 +459,6 @@ static void describe(const vt_model *base, char *buf, size_t len) {
            c->disc.n_periods, c->disc.n_scales, c->disc.n_stft);
 }
 
-static const char *const model_types[] = {"ticodec", NULL};
 const vt_model_ops codec_model_ops = {.name = "ticodec",
                                       .model_types = model_types,
                                       .create = create,

@@ -2,6 +2,7 @@
 #include "model/model_cfg.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "autograd/fmt.h"
 
@@ -105,4 +106,17 @@ int model_cfg_ints(const json_t *o, const char *where, const char *key, bool req
   }
   *n = (int)json_array_size(v);
   return 0;
+}
+
+int model_cfg_type(const json_t *o, const char *where, const char *const *types, char *err,
+                   size_t err_len) {
+  const char *type = json_string_value(json_object_get(o, "model_type"));
+  for (int i = 0; type && types[i]; i++)
+    if (!strcmp(type, types[i])) return 0;
+  vt_strbuf want = {0};
+  for (int i = 0; types[i]; i++) vt_strbuf_addf(&want, "%s\"%s\"", i ? " or " : "", types[i]);
+  vt_seterr(err, err_len, "%s: field \"model_type\": expected %s, found %s%s%s", where,
+            want.s ? want.s : "?", type ? "\"" : "", type ? type : "none", type ? "\"" : "");
+  vt_strbuf_free(&want);
+  return -1;
 }

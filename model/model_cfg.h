@@ -23,6 +23,10 @@ int model_cfg_bool(const json_t *o, const char *where, const char *key, bool req
 int model_cfg_ints(const json_t *o, const char *where, const char *key, bool required, int64_t lo,
                    int64_t hi, int *out, int max, int *n, char *err, size_t err_len);
 
+/* The config's model_type is one of types (NULL-terminated), or -1 naming what was found. */
+int model_cfg_type(const json_t *o, const char *where, const char *const *types, char *err,
+                   size_t err_len);
+
 /* "a string", "an integer", ... for messages. */
 const char *model_cfg_type_name(const json_t *v);
 

@@ -31,15 +31,13 @@ static int get_num(const json_t *root, const char *where, const char *key, doubl
 
 /* HF transformers' Qwen2Config fields; rope_theta at the top level or inside rope_parameters
  * (transformers 5). */
+/* The model_type values this model reads (also its ops table's list). */
+static const char *const model_types[] = {"qwen2", "vita-Qwen2", NULL};
+
 int qwen2_cfg_from_json(const json_t *root, const char *where, qwen2_cfg *cfg, char *err,
                         size_t err_len) {
   *cfg = qwen2_cfg_7b(); /* defaults for optional fields */
-  const char *type = json_string_value(json_object_get(root, "model_type"));
-  if (!type || (strcmp(type, "qwen2") != 0 && strcmp(type, "vita-Qwen2") != 0)) {
-    snprintf(err, err_len, "%s: field \"model_type\": expected \"qwen2\", found %s%s%s", where,
-             type ? "\"" : "", type ? type : "none", type ? "\"" : "");
-    return -1;
-  }
+  if (model_cfg_type(root, where, model_types, err, err_len)) return -1;
   if (get_int(root, where, "vocab_size", &cfg->vocab_size, err, err_len) ||
       get_int(root, where, "hidden_size", &cfg->hidden_size, err, err_len) ||
       get_int(root, where, "intermediate_size", &cfg->intermediate_size, err, err_len) ||
@@ -294,8 +292,6 @@ static json_t *hf_config(const vt_model *base, const json_t *src, vt_dtype dtype
   json_object_set_new(out, "dtype", json_string(dn));
   return out;
 }
-
-static const char *const model_types[] = {"qwen2", "vita-Qwen2", NULL};
 
 const vt_model_ops qwen2_model_ops = {
     .name = "qwen2",

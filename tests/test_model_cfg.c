@@ -52,5 +52,17 @@ int main(void) {
   CHECK(model_cfg_ints(o, "c", "bad", true, 0, 9, v, 4, &n, err, sizeof err) == -1);
   CHECK_MSG(strstr(err, "element 1"), "%s", err);
   json_decref(o);
+
+  static const char *const types[] = {"qwen2", "vita-Qwen2", NULL};
+  o = obj("{\"model_type\": \"vita-Qwen2\"}");
+  CHECK(model_cfg_type(o, "c", types, err, sizeof err) == 0);
+  json_decref(o);
+  o = obj("{\"model_type\": \"llama\"}");
+  CHECK(model_cfg_type(o, "c", types, err, sizeof err) == -1);
+  CHECK_MSG(strstr(err, "expected \"qwen2\" or \"vita-Qwen2\", found \"llama\""), "%s", err);
+  json_decref(o);
+  o = obj("{}");
+  CHECK(model_cfg_type(o, "c", types, err, sizeof err) == -1 && strstr(err, "found none"));
+  json_decref(o);
   return vt_test_finish("test_model_cfg");
 }

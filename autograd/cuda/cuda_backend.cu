@@ -225,7 +225,7 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->index_check = vt_cuda_index_check;
   t->synchronize = cuda_synchronize;
   t->release = cuda_release;
-  /* Kernel families not yet written for CUDA (issue 15): ops fail naming the family. */
+  /* Kernel families without CUDA kernels yet: their ops fail naming the family. */
   t->norm = NULL;
   t->conv = NULL;
   t->attn = NULL;
