@@ -1,15 +1,40 @@
 /* `vita info`: what a model config describes — which model, its architecture, the exact
  * parameter count and the memory full training needs — from the config alone: the model
- * registers its parameters (through the model interface), nothing is allocated. */
+ * registers its parameters (through the model interface), nothing is allocated. With
+ * --stage, the stage's plan on one rank: trainable parameters, FLOPs per sample at the
+ * configured lengths, and memory (`vita plan` for other world sizes and ZeRO stages). */
 #include <stdio.h>
 
 #include "autograd/fmt.h"
 #include "cli/cli.h"
+#include "cli/cmd_plan.h"
 #include "stages/stage_hf.h"
 
-static const cli_opt opts[] = {{NULL, 0, NULL, NULL}};
+static const cli_opt opts[] = {
+    {"stage", CLI_OPT_STR, NULL, "a stage config (YAML): its plan on one rank instead"},
+    {NULL, 0, NULL, NULL}};
+
+static int run_stage(const char *path) {
+  char err[2048];
+  static stage_cfg cfg;
+  stage_plan p;
+  if (stage_config_load(&cfg, path, err, sizeof err) ||
+      stage_plan_make(&cfg, &(stage_plan_opts){.world = 1}, &p, err, sizeof err)) {
+    fprintf(stderr, "vita info: %s\n", err);
+    return CLI_EXIT_FAIL;
+  }
+  cli_plan_print(stdout, path, &p, 0);
+  return CLI_EXIT_OK;
+}
 
 static int run(const cli_args *a) {
+  if (cli_args_str(a, "stage")) {
+    if (a->n_positional) {
+      fprintf(stderr, "vita info: give a model config or --stage STAGE.yaml, not both\n");
+      return CLI_EXIT_USAGE;
+    }
+    return run_stage(cli_args_str(a, "stage"));
+  }
   if (a->n_positional != 1) {
     fprintf(stderr, "vita info: give one model config.json (or a directory holding one)\n");
     return CLI_EXIT_USAGE;
@@ -41,4 +66,4 @@ static int run(const cli_args *a) {
 
 const cli_cmd cli_cmd_info = {
     "info", "describe a model config: model, architecture, parameter count, memory",
-    "CONFIG.json|MODEL_DIR", opts, run};
+    "[CONFIG.json|MODEL_DIR]", opts, run};

@@ -13,6 +13,7 @@ extern const cli_cmd cli_cmd_export;
 extern const cli_cmd cli_cmd_features;
 extern const cli_cmd cli_cmd_import;
 extern const cli_cmd cli_cmd_info;
+extern const cli_cmd cli_cmd_plan;
 extern const cli_cmd cli_cmd_plot;
 extern const cli_cmd cli_cmd_prep;
 extern const cli_cmd cli_cmd_tokenize;
@@ -28,6 +29,7 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_import,
     &cli_cmd_export,
     &cli_cmd_info,
+    &cli_cmd_plan,
     &cli_cmd_plot,
     &cli_cmd_tokenize,
     &cli_cmd_cmvn,

@@ -15,6 +15,7 @@
 #include "model/audio_enc_ctc.h"
 #include "model/model.h"
 #include "model/model_cfg.h"
+#include "model/model_cost.h"
 
 typedef struct {
   vt_model base;
@@ -349,6 +350,16 @@ static void describe(const vt_model *base, char *buf, size_t len) {
 
 static const char *const model_types[] = {"vita_audio_encoder", "audio_ctc", NULL};
 
+/* One part, "audio_encoder" (with its CTC head and the adapter when present, which are
+ * small). tokens are fbank frames; default 3000 (30 s at 100 Hz), batch 1. */
+static int cost(const vt_model *base, vt_model_shape *s, vt_model_cost *parts) {
+  const audio_model *m = (const audio_model *)base;
+  if (s->batch <= 0) s->batch = 1;
+  if (s->tokens <= 0) s->tokens = 3000;
+  model_cost_audio_enc(&m->enc.cfg, s->batch, s->tokens, "*", &parts[0]);
+  return 1;
+}
+
 const vt_model_ops audio_ctc_model_ops = {.name = "audio_ctc",
                                           .model_types = model_types,
                                           .create = create,
@@ -357,4 +368,5 @@ const vt_model_ops audio_ctc_model_ops = {.name = "audio_ctc",
                                           .config_json = config_json,
                                           .loss = loss,
                                           .eval = eval,
-                                          .describe = describe};
+                                          .describe = describe,
+                                          .cost = cost};

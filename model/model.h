@@ -69,6 +69,30 @@ typedef struct {
   double sum, count;
 } vt_metric;
 
+/* The size of one micro-batch at a stage's configured lengths, for cost estimates. Zeros ask
+ * the model for its default (documented by each model's cost hook). */
+typedef struct {
+  int64_t batch;  /* samples */
+  int64_t tokens; /* sequence positions of a sample: LLM tokens, speech-decoder text
+                     tokens, audio-encoder fbank frames, codec waveform samples */
+  int64_t tiles;  /* image tiles of a sample (vision models) */
+  int64_t audio;  /* fbank frames of a sample's audio clips (models with audio) */
+  int64_t speech; /* codec tokens of a sample (the speech decoder) */
+} vt_model_shape;
+
+/* One part of a model's forward, in data-flow order, at a vt_model_shape. Gradients reach a
+ * part when it or a part before it trains; a part that gets none runs off the tape. */
+typedef struct {
+  char name[32];                   /* "vision", "adapter", "llm" */
+  char params[256];                /* comma-separated globs of the part's parameters */
+  double flops_weight, flops_attn; /* forward FLOPs: GEMMs against weights; attention */
+  double act_bytes;                /* step arena bytes on the tape, no recompute */
+  double act_bytes_recompute;      /* with per-layer recompute */
+  double act_bytes_frozen;         /* forward alone (the part off the tape) */
+} vt_model_cost;
+
+#define VT_MODEL_MAX_COST_PARTS 8
+
 typedef struct vt_model vt_model;
 
 typedef struct vt_model_ops {
@@ -106,6 +130,11 @@ typedef struct vt_model_ops {
   /* The config.json of an export from the model's config and the source's (token ids and
    * the like are kept from src, which may be NULL); dtype names the weights written. */
   json_t *(*hf_config)(const vt_model *m, const json_t *src, vt_dtype dtype);
+
+  /* Cost of one micro-batch of shape s (zeros filled with the model's defaults, written back)
+   * as parts[0..n), n <= VT_MODEL_MAX_COST_PARTS, for `vita plan`. Returns n, or 0 when the
+   * model gives no estimate. NULL: none. */
+  int (*cost)(const vt_model *m, vt_model_shape *s, vt_model_cost *parts);
 } vt_model_ops;
 
 /* The common head of every model (the first member of its own struct), filled by create. */

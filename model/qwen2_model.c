@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/model_cfg.h"
+#include "model/model_cost.h"
 #include "model/nn_reg.h"
 #include "model/qwen2_model.h"
 
@@ -293,6 +294,15 @@ static json_t *hf_config(const vt_model *base, const json_t *src, vt_dtype dtype
   return out;
 }
 
+/* One part, "llm": every parameter. Defaults: batch 1, tokens the context length. */
+static int cost(const vt_model *base, vt_model_shape *s, vt_model_cost *parts) {
+  const qwen2_model *m = (const qwen2_model *)base;
+  if (s->batch <= 0) s->batch = 1;
+  if (s->tokens <= 0) s->tokens = m->cfg.max_position_embeddings;
+  model_cost_qwen2(&m->q.cfg, s, "*", &parts[0]);
+  return 1;
+}
+
 const vt_model_ops qwen2_model_ops = {
     .name = "qwen2",
     .model_types = model_types,
@@ -305,4 +315,5 @@ const vt_model_ops qwen2_model_ops = {
     .describe = describe,
     .hf_ignored = hf_ignored,
     .hf_config = hf_config,
+    .cost = cost,
 };

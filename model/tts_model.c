@@ -14,6 +14,7 @@
 
 #include "model/model.h"
 #include "model/model_cfg.h"
+#include "model/model_cost.h"
 #include "model/tts.h"
 
 /* A host array grown to the largest batch seen, then reused (no allocation per step). */
@@ -324,6 +325,17 @@ static json_t *hf_config(const vt_model *base, const json_t *src, vt_dtype dtype
 
 static const char *const model_types[] = {"tts_decoder", "LLM2TTSCodecAR", NULL};
 
+/* One part, "speech_decoder" (the frozen LLM table is a gather: no FLOPs). Defaults: batch 1,
+ * 64 text tokens, 12 codec tokens per text token (about 40 Hz speech of English text). */
+static int cost(const vt_model *base, vt_model_shape *s, vt_model_cost *parts) {
+  const tts_model *m = (const tts_model *)base;
+  if (s->batch <= 0) s->batch = 1;
+  if (s->tokens <= 0) s->tokens = 64;
+  if (s->speech <= 0) s->speech = 12 * s->tokens;
+  model_cost_tts(&m->t.cfg, s, "*", &parts[0]);
+  return 1;
+}
+
 const vt_model_ops tts_model_ops = {
     .name = "tts_decoder",
     .model_types = model_types,
@@ -337,4 +349,5 @@ const vt_model_ops tts_model_ops = {
     .hf_ignored = hf_ignored,
     .hf_external = hf_external,
     .hf_config = hf_config,
+    .cost = cost,
 };

@@ -2,6 +2,7 @@
  * decoder, configured by qwen2_cfg_from_json from the same config.json. */
 #include "model/vita_model.h"
 #include "model/model_cfg.h"
+#include "model/model_cost.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,21 @@ vita_vision vita_model_vision(vt_model *base) {
 
 static const char *const model_types[] = {"vita-Qwen2", NULL};
 
+/* Parts "vision", "adapter", "llm". Defaults: batch 1, tokens the context length, and as many
+ * tiles as fill a quarter of the tokens (an image-heavy sample). */
+static int cost(const vt_model *base, vt_model_shape *s, vt_model_cost *parts) {
+  const vita_model *m = (const vita_model *)base;
+  if (s->batch <= 0) s->batch = 1;
+  if (s->tokens <= 0) s->tokens = m->qcfg.max_position_embeddings;
+  if (s->tiles <= 0) s->tiles = s->tokens / 4 / (m->base.image_tokens + 1);
+  if (s->tiles <= 0) s->tiles = 1;
+  model_cost_vit(&m->tower.cfg, m->qcfg.hidden_size, s, VITA_TOWER ".*", VITA_PROJECTOR ".*",
+                 &parts[0], &parts[1]);
+  model_cost_qwen2(&m->q.cfg, s, "model.embed_tokens.*,model.layers.*,model.norm.*,lm_head.*",
+                   &parts[2]);
+  return 3;
+}
+
 const vt_model_ops vita_model_ops = {
     .name = "vita",
     .model_types = model_types,
@@ -318,4 +334,5 @@ const vt_model_ops vita_model_ops = {
     .describe = describe,
     .hf_ignored = hf_ignored,
     .hf_config = hf_config,
+    .cost = cost,
 };

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "stages/stage_model.h"
+#include "stages/stage_plan.h"
 #include "train/trainer_impl.h"
 
 /* Whether the stage's device has every kernel family training needs; else an error naming
@@ -153,40 +154,11 @@ void trainer_free(trainer *t) {
   mix_pack_free(&t->pack);
 }
 
-/* Trainable and frozen patterns; every pattern must match something (a typo otherwise). */
+/* Trainable and frozen patterns (every pattern must match something: a typo otherwise), then
+ * gradient buffers for what trains. */
 static int apply_masks(trainer *t, char *err, size_t err_len) {
-  const stage_cfg *c = t->cfg;
-  vt_params *ps = &t->ps;
-  if (c->n_trainable) {
-    vt_params_set_trainable(ps, "*", false);
-    for (int i = 0; i < c->n_trainable; i++) {
-      int n = 0;
-      for (int k = 0; k < ps->n; k++)
-        if (stage_globs_match(c->trainable[i], ps->items[k]->name))
-          n += vt_params_set_trainable(ps, ps->items[k]->name, true);
-      if (!n) {
-        snprintf(err, err_len, "%s: train.trainable: \"%s\" matches no parameter", c->path,
-                 c->trainable[i]);
-        return -1;
-      }
-    }
-  }
-  for (int i = 0; i < c->n_frozen; i++) {
-    int n = 0;
-    for (int k = 0; k < ps->n; k++)
-      if (stage_globs_match(c->frozen[i], ps->items[k]->name))
-        n += vt_params_set_trainable(ps, ps->items[k]->name, false);
-    if (!n) {
-      snprintf(err, err_len, "%s: train.frozen: \"%s\" matches no parameter", c->path,
-               c->frozen[i]);
-      return -1;
-    }
-  }
-  if (!vt_params_count(ps, true)) {
-    snprintf(err, err_len, "%s: the trainable patterns leave nothing to train", c->path);
-    return -1;
-  }
-  return vt_params_alloc_grads(ps, err, err_len);
+  if (stage_apply_trainable(t->cfg, &t->ps, err, err_len)) return -1;
+  return vt_params_alloc_grads(&t->ps, err, err_len);
 }
 
 static vt_optim_kind optim_kind(const char *s) {

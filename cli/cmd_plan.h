@@ -1,0 +1,14 @@
+/* The stage plan as `vita plan` and `vita info --stage` print it. */
+#ifndef VT_CMD_PLAN_H
+#define VT_CMD_PLAN_H
+
+#include <stdio.h>
+
+#include "stages/stage_plan.h"
+
+/* Prints p for the stage at path; memory > 0 adds whether it fits that many bytes. */
+void cli_plan_print(FILE *f, const char *path, const stage_plan *p, double memory);
+/* "80GiB", "512MiB", "1.5TB", "1e9" -> bytes; -1 when s is not a size. */
+double cli_parse_bytes(const char *s);
+
+#endif

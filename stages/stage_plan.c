@@ -1,0 +1,130 @@
+/* Stage plans: memory per rank and FLOPs per step from the config (see stage_plan.h). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "stages/stage_model.h"
+#include "stages/stage_plan.h"
+
+int stage_apply_trainable(const stage_cfg *c, vt_params *ps, char *err, size_t err_len) {
+  if (c->n_trainable) {
+    vt_params_set_trainable(ps, "*", false);
+    for (int i = 0; i < c->n_trainable; i++) {
+      int n = 0;
+      for (int k = 0; k < ps->n; k++)
+        if (stage_globs_match(c->trainable[i], ps->items[k]->name))
+          n += vt_params_set_trainable(ps, ps->items[k]->name, true);
+      if (!n) {
+        snprintf(err, err_len, "%s: train.trainable: \"%s\" matches no parameter", c->path,
+                 c->trainable[i]);
+        return -1;
+      }
+    }
+  }
+  for (int i = 0; i < c->n_frozen; i++) {
+    int n = 0;
+    for (int k = 0; k < ps->n; k++)
+      if (stage_globs_match(c->frozen[i], ps->items[k]->name))
+        n += vt_params_set_trainable(ps, ps->items[k]->name, false);
+    if (!n) {
+      snprintf(err, err_len, "%s: train.frozen: \"%s\" matches no parameter", c->path,
+               c->frozen[i]);
+      return -1;
+    }
+  }
+  if (!vt_params_count(ps, true)) {
+    snprintf(err, err_len, "%s: the trainable patterns leave nothing to train", c->path);
+    return -1;
+  }
+  return 0;
+}
+
+/* Elements of a shard of n over w ranks (padded up). */
+static double shard(int64_t n, int w) { return (double)((n + w - 1) / w); }
+
+/* Memory per rank (see the header's formulas). */
+static void plan_memory(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *p) {
+  double n = (double)p->n_params, nt = (double)p->n_trainable;
+  int w = o->zero >= 1 ? o->world : 1;
+  double master = o->zero >= 1 ? shard(p->n_trainable, o->world) : nt;
+  p->weights = o->bf16 ? 2.0 * n + 4.0 * (n - nt) + 4.0 * master : 4.0 * n;
+  double bucket = o->bucket_bytes > 0 ? o->bucket_bytes : 25.0 * 1024 * 1024;
+  p->grads = o->zero >= 2 ? 4.0 * shard(p->n_trainable, o->world) + 2.0 * bucket : 4.0 * nt;
+  double per = !strcmp(cfg->optim.kind, "sgd") ? 4.0 : 8.0;
+  p->optim = per * (w > 1 ? shard(p->n_trainable, w) : nt);
+}
+
+/* Activations and FLOPs from the model's cost parts. */
+static void plan_compute(const stage_plan_opts *o, stage_plan *p) {
+  bool grad = false;
+  double flops = 0;
+  p->act = p->act_recompute = 0;
+  for (int i = 0; i < p->n_parts; i++) {
+    stage_plan_part *q = &p->parts[i];
+    const vt_model_cost *c = &q->cost;
+    grad = grad || q->n_trainable > 0;
+    q->grad = grad;
+    flops += c->flops_weight + c->flops_attn;
+    if (grad) {
+      flops += c->flops_weight + 2.0 * c->flops_attn;
+      if (q->n_params > 0) flops += c->flops_weight * (double)q->n_trainable / (double)q->n_params;
+      p->act += c->act_bytes;
+      p->act_recompute += c->act_bytes_recompute;
+    } else {
+      p->act += c->act_bytes_frozen;
+      p->act_recompute += c->act_bytes_frozen;
+    }
+  }
+  p->flops_sample = flops / (double)p->shape.batch;
+  p->flops_step = p->flops_sample * (double)p->shape.batch * (double)p->grad_accum * o->world;
+}
+
+int stage_plan_make(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *p, char *err,
+                    size_t err_len) {
+  memset(p, 0, sizeof *p);
+  if (o->world < 1 || o->zero < 0 || o->zero > 2) {
+    snprintf(err, err_len, "plan: world %d and ZeRO stage %d: expected world >= 1, stage 0..2",
+             o->world, o->zero);
+    return -1;
+  }
+  vt_params ps;
+  vt_params_init(&ps, (vt_device){VT_DEV_CPU, 0});
+  vt_model *m =
+      stage_model_open(cfg->model_name, cfg->model_config, &cfg->model_opts, &ps, err, err_len);
+  int rc = -1;
+  if (!m || stage_apply_trainable(cfg, &ps, err, err_len)) goto out;
+  snprintf(p->model, sizeof p->model, "%s", m->ops->name);
+  p->world = o->world, p->zero = o->zero, p->bf16 = o->bf16;
+  p->grad_accum = cfg->grad_accum > 0 ? cfg->grad_accum : 1;
+  p->n_params = (int64_t)vt_params_count(&ps, false);
+  p->n_trainable = (int64_t)vt_params_count(&ps, true);
+  plan_memory(cfg, o, p);
+  p->shape = o->shape;
+  if (p->shape.batch <= 0) p->shape.batch = cfg->batch_size;
+  if (p->shape.tokens <= 0) p->shape.tokens = cfg->max_len;
+  vt_model_cost costs[VT_MODEL_MAX_COST_PARTS];
+  memset(costs, 0, sizeof costs);
+  p->n_parts = m->ops->cost ? m->ops->cost(m, &p->shape, costs) : 0;
+  if (p->shape.batch <= 0) p->shape.batch = 1;
+  for (int i = 0; i < p->n_parts; i++) p->parts[i].cost = costs[i];
+  /* each parameter counts in the first part whose globs take it */
+  for (int k = 0; k < ps.n; k++) {
+    for (int i = 0; i < p->n_parts; i++) {
+      if (!stage_globs_match(costs[i].params, ps.items[k]->name)) continue;
+      int64_t e = vt_numel(&ps.items[k]->t);
+      p->parts[i].n_params += e;
+      if (ps.items[k]->trainable) p->parts[i].n_trainable += e;
+      break;
+    }
+  }
+  plan_compute(o, p);
+  rc = 0;
+out:
+  vt_model_destroy(m);
+  vt_params_free(&ps);
+  return rc;
+}
+
+double stage_plan_total(const stage_plan *p, bool recompute) {
+  return p->weights + p->grads + p->optim + (recompute ? p->act_recompute : p->act);
+}

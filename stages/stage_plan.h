@@ -1,0 +1,63 @@
+/* A stage's plan (`vita plan`, `vita info --stage`): what one rank holds and what a step
+ * computes, from the stage config alone (the model registers its parameters, nothing is
+ * allocated), at a world size, a ZeRO stage and a precision.
+ *
+ * Memory per rank, N parameters of which Nt train, W ranks, ZeRO stage S (shards padded to a
+ * multiple of W, frozen parameters take no shard):
+ *   weights    fp32: 4 N; bf16: 2 N compute copies + 4 (N - Nt) frozen + 4 Nt masters
+ *              (4 Nt / W at S >= 1)
+ *   gradients  4 Nt (S < 2), or 4 Nt / W plus two reduction buckets (S = 2)
+ *   optimizer  AdamW / Adam 8 Nt, SGD 4 Nt (/ W at S >= 1)
+ *   activations  the step arena of one micro-batch: the model's cost hook (model.h), per part
+ *              on the tape when gradients reach it, forward alone otherwise
+ * FLOPs of a sample: each part's forward; input gradients (the forward's GEMMs again and
+ * twice its attention) where gradients reach it; weight gradients for its trainable share. */
+#ifndef VT_STAGE_PLAN_H
+#define VT_STAGE_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "stages/stage_config.h"
+
+typedef struct {
+  int world;            /* ranks, >= 1 */
+  int zero;             /* 0, 1 or 2 */
+  bool bf16;            /* bf16 compute copies over fp32 masters */
+  vt_model_shape shape; /* zeros: the stage's max_len and batch_size, then the model's defaults */
+  double bucket_bytes;  /* one gradient reduction bucket (0: 25 MiB) */
+} stage_plan_opts;
+
+typedef struct {
+  vt_model_cost cost;
+  int64_t n_params, n_trainable;
+  bool grad; /* gradients reach it (it or a part before it trains) */
+} stage_plan_part;
+
+typedef struct {
+  char model[64];
+  vt_model_shape shape; /* the micro-batch planned (defaults filled) */
+  int world, zero;
+  bool bf16;
+  int64_t n_params, n_trainable, grad_accum;
+  stage_plan_part parts[VT_MODEL_MAX_COST_PARTS];
+  int n_parts;                  /* 0: the model gives no cost estimate (no activations or FLOPs) */
+  double weights, grads, optim; /* bytes per rank */
+  double act, act_recompute;    /* bytes per rank, one micro-batch */
+  double flops_sample;          /* forward + backward of one sample */
+  double flops_step;            /* of one optimizer step over all ranks */
+} stage_plan;
+
+/* The trainable set of cfg (train.trainable, then train.frozen) applied to ps's flags; every
+ * pattern must match a parameter. Returns 0, or -1 with err naming the file and the pattern.
+ * The trainer uses it too, so the plan counts what a run trains. */
+int stage_apply_trainable(const stage_cfg *cfg, vt_params *ps, char *err, size_t err_len);
+
+/* Plans cfg at o. Returns 0, or -1 with err (the config, the model, the options). */
+int stage_plan_make(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *p, char *err,
+                    size_t err_len);
+/* Bytes per rank in all, with or without per-layer recompute. */
+double stage_plan_total(const stage_plan *p, bool recompute);
+
+#endif
