@@ -6,8 +6,10 @@
 #include <dirent.h>
 
 #include "tests/fuzz/cli_fuzz_one.h"
+#include "tests/fuzz/config_fuzz_one.h"
 #include "tests/fuzz/jsonl_fuzz_one.h"
 #include "tests/fuzz/manifest_fuzz_one.h"
+#include "tests/fuzz/media_fuzz_one.h"
 #include "tests/fuzz/shard_fuzz_one.h"
 #include "tests/fuzz/tok_fuzz_one.h"
 #include "tests/fuzz/yaml_fuzz_one.h"
@@ -47,5 +49,7 @@ int main(void) {
   replay("shard", shard_fuzz_one, 5);
   replay("manifest", manifest_fuzz_one, 5);
   replay("cli", cli_fuzz_one, 5);
+  replay("media", media_fuzz_one, 5);
+  replay("config", config_fuzz_one, 5);
   return vt_test_finish("test_fuzz_corpus");
 }

@@ -18,7 +18,7 @@ file(GLOB VT_FUZZ_ST_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/checkpoints/safet
 file(GLOB VT_FUZZ_DATA_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/data/*.c)
 set(VT_FUZZ_COMMON ${CMAKE_SOURCE_DIR}/autograd/regfile.c)
 vt_fuzz(fuzz_safetensors SOURCES ${VT_FUZZ_ST_SRC} LIBS PkgConfig::VT_CKPT_DEPS)
-foreach(t tokenizer yaml jsonl shard)
+foreach(t tokenizer yaml jsonl shard media)
   if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${t}.c)
     vt_fuzz(fuzz_${t} SOURCES ${VT_FUZZ_DATA_SRC} ${VT_FUZZ_COMMON}
             LIBS $<TARGET_PROPERTY:vt_data,INTERFACE_LINK_LIBRARIES>)
@@ -31,4 +31,13 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_manifest.c)
 endif()
 if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_cli.c)
   vt_fuzz(fuzz_cli SOURCES ${CMAKE_SOURCE_DIR}/cli/cli.c)
+endif()
+# the config readers: the stage YAML (stages/) and every model's config.json (model/)
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_config.c)
+  file(GLOB VT_FUZZ_MODEL_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/model/*.c)
+  vt_fuzz(fuzz_config SOURCES ${CMAKE_SOURCE_DIR}/stages/stage_config.c ${VT_FUZZ_MODEL_SRC}
+          ${VT_FUZZ_DATA_SRC} ${VT_FUZZ_COMMON}
+          LIBS $<TARGET_PROPERTY:vt_data,INTERFACE_LINK_LIBRARIES>
+          $<TARGET_PROPERTY:vt_model,INTERFACE_LINK_LIBRARIES>)
+  target_include_directories(fuzz_config PRIVATE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
 endif()

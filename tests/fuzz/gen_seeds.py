@@ -177,6 +177,36 @@ def cli_seeds():
         put("cli", "\0".join(args))
 
 
+def fixture(*parts):
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "fixtures", *parts), "rb") as f:
+        return f.read()
+
+
+def media_seeds():
+    """First byte: 0 image, 1 audio, 2 video (media_fuzz_one.h); small real files after it."""
+    for name in ("synth_gray.png", "synth.bmp", "synth.gif", "cmyk.jpg", "bomb.png"):
+        put("media", b"\x00" + fixture("image", name), "image-" + name)
+    for name in ("tone8k.wav", "quiet16k.wav"):
+        put("media", b"\x01" + fixture("audio", name), "audio-" + name)
+    for name in ("c2s_10fps.mp4", "c3s_30fps.mkv", "audio_only.m4a"):
+        put("media", b"\x02" + fixture("video", name), "video-" + name)
+
+
+def config_seeds():
+    """First byte: even a stage YAML, odd a model config.json (config_fuzz_one.h)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    for name in ("1.1.yaml", "3.2-tiny.yaml", "ticodec-3.1.yaml"):
+        with open(os.path.join(root, "configs", "stages", name), "rb") as f:
+            put("config", b"\x00" + f.read(), "stage-" + name)
+    put("config", b"\x00stage: s\nmodel: {config: c}\ndata: {mixture: m, max_len: 8}\n"
+        b"train: {steps: 1, batch_size: 2}\noutput: {dir: o}\n", "stage-minimal")
+    for name in ("qwen2_tiny", "vit_tiny", "tts_tiny"):
+        put("config", b"\x01" + fixture(name, "config.json"), "model-" + name)
+    with open(os.path.join(root, "configs", "tiny", "codec.json"), "rb") as f:
+        put("config", b"\x01" + f.read(), "model-codec")
+
+
 if __name__ == "__main__":
     cli_seeds()
     manifest_seeds()
@@ -184,3 +214,5 @@ if __name__ == "__main__":
     tokenizer_seeds()
     jsonl_seeds()
     yaml_seeds()
+    media_seeds()
+    config_seeds()
