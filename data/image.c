@@ -164,10 +164,11 @@ static img_status check_bmp(const uint8_t *b, size_t n, const char *name, char *
     FAIL(IMG_CORRUPT, "%s: BMP: size %lld x %lld", name, (long long)w, (long long)h);
   if (comp == 0 || comp == 3 || comp == 6) { /* uncompressed rows: their extent is known */
     int64_t row = ((w * (int64_t)bpp + 31) / 32) * 4;
+    /* the product in double for the message: it may not fit an int64 (hostile sizes) */
     if (h > INT64_MAX / (row ? row : 1) - off || (int64_t)off + row * h > (int64_t)n)
       FAIL(IMG_TRUNCATED,
-           "%s: BMP: %lld x %lld at %u bits needs %lld bytes from byte %u, file has %zu", name,
-           (long long)w, (long long)h, bpp, (long long)(row * h), off, n);
+           "%s: BMP: %lld x %lld at %u bits needs %.0f bytes from byte %u, file has %zu", name,
+           (long long)w, (long long)h, bpp, (double)row * (double)h, off, n);
   }
   return IMG_OK;
 }
