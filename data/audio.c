@@ -174,6 +174,13 @@ aud_reason aud_load(const char *path, const aud_load_opts *o, aud_wave *out, cha
     aud_wave_free(out);
     return r;
   }
+  if (m == 0) { /* a clip shorter than one output sample (a file claiming a huge rate) */
+    vt_seterr(err, err_len, "%s: %zu samples at %d Hz leave no sample at %d Hz", path, out->n,
+              out->rate, o->rate);
+    free(y);
+    aud_wave_free(out);
+    return AUD_EMPTY;
+  }
   free(out->data);
   out->data = y;
   out->n = m;
