@@ -13,10 +13,11 @@ mkdir -p "$dir/wav"
 words=(red green blue black white yellow one two three four five six seven eight nine ten
   cat dog bird fish big small old new)
 voices=(en-us en-gb en-gb-x-rp)
+# into $s, in this shell: a $(...) subshell would reseed RANDOM and the data would not repeat
 sentence() {
-  local n=$((2 + RANDOM % 3)) s="" i
+  local n=$((2 + RANDOM % 3)) i
+  s=""
   for ((i = 0; i < n; i++)); do s+="${s:+ }${words[RANDOM % ${#words[@]}]}"; done
-  echo "$s"
 }
 declare -A seen
 emit() { # split count seed
@@ -24,7 +25,7 @@ emit() { # split count seed
   RANDOM=$3
   : >"$dir/$split.jsonl"
   while [ "$k" -lt "$count" ]; do
-    s=$(sentence)
+    sentence
     if [ "$split" = eval ] && [ -n "${seen[$s]:-}" ]; then continue; fi
     [ "$split" = train ] && seen[$s]=1
     k=$((k + 1))

@@ -20,7 +20,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 if [ -n "${VT_AUDIO_CER_FULL:-}" ]; then
   ntrain=400 neval=40 steps=240 every=80 want=0.5
 else
-  ntrain=200 neval=24 steps=180 every=180 want=0.8
+  ntrain=200 neval=24 steps=200 every=200 want=0.8
 fi
 "$SRC/tests/gen_espeak_asr.sh" "$T" "$ntrain" "$neval" 1
 for split in train eval; do
