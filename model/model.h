@@ -135,6 +135,12 @@ typedef struct vt_model_ops {
    * as parts[0..n), n <= VT_MODEL_MAX_COST_PARTS, for `vita plan`. Returns n, or 0 when the
    * model gives no estimate. NULL: none. */
   int (*cost)(const vt_model *m, vt_model_shape *s, vt_model_cost *parts);
+
+  /* Audio spliced into the token sequence: the positions one <audio> clip of `frames` fbank
+   * frames fills (the batch builder expands each placeholder into that many, labels ignored,
+   * and gives each clip a VT_MEDIA_FBANK item with its span). NULL: a model that takes fbank
+   * takes each row's first clip whole (stage 2.1a), with no span. */
+  int64_t (*audio_positions)(const vt_model *m, int64_t frames);
 } vt_model_ops;
 
 /* The common head of every model (the first member of its own struct), filled by create. */
