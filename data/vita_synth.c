@@ -165,7 +165,7 @@ static int scene(vsynth_ctx *x, int split, int64_t k, uint8_t *rgb) {
   if (add(x, 0, split,
           json_pack("{s:s, s:s, s:s, s:o}", "id", id, "set", "caption", "image", rel,
                     "conversations", turns(dq, cap)),
-          "Describe the picture.", cap))
+          NULL, NULL))
     return -1;
   /* the caption's text as speech for stage 3.2: codec ids by the documented rule */
   json_t *codes = json_array();

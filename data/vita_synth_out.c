@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,21 @@ static int tokenizer(vsynth_ctx *x) {
   if (vsynth_texts_add(&t, buf) || vsynth_texts_add(&t, "user\n") ||
       vsynth_texts_add(&t, "assistant\n") || vsynth_texts_add(&t, "\n"))
     goto oom;
+  /* each distinct text once, and the caption's pieces rather than the captions drawn: the
+   * tokenizer is then the same for every seed and size */
+  if (vsynth_texts_add(&t, "Describe the picture.")) goto oom;
+  for (int c = 0; c < SHAPES_N_COLOURS; c++)
+    for (int s = 0; s < SHAPES_N_SHAPES; s++)
+      for (int p = 0; p < SHAPES_N_POS; p++) {
+        shapes_scene one = {.n = 1, .obj = {{.shape = s, .colour = c, .pos = p}}};
+        shapes_caption(&one, buf, sizeof buf);
+        if (vsynth_texts_add(&t, buf)) goto oom;
+      }
+  if (vsynth_texts_add(&t, ", a") || vsynth_texts_add(&t, " and a")) goto oom;
   for (size_t i = 0; i < x->texts.n; i++) {
+    bool seen = false;
+    for (size_t k = 0; k < i && !seen; k++) seen = !strcmp(x->texts.v[k], x->texts.v[i]);
+    if (seen) continue;
     snprintf(buf, sizeof buf, "\n%s", x->texts.v[i]);
     if (vsynth_texts_add(&t, buf) || vsynth_texts_add(&t, x->texts.v[i])) goto oom;
   }
@@ -264,6 +279,29 @@ static void tts_chance(vsynth_ctx *x, json_t *out) {
                                 "training codec id (the eval also prints unigram_acc)"));
 }
 
+static const char *answer_of(json_t *sample) {
+  return json_string_value(
+      json_object_get(json_array_get(json_object_get(sample, "conversations"), 1), "value"));
+}
+
+/* 2.1b chance: the most frequent training transcript, scored on the held-out clips. */
+static double asr_exact_chance(vsynth_ctx *x) {
+  json_t *cnt = json_object();
+  const char *best = NULL;
+  json_int_t top = 0, hit = 0;
+  for (size_t i = 0; i < json_array_size(x->samples[3][0]); i++) {
+    const char *a = answer_of(json_array_get(x->samples[3][0], i));
+    json_int_t c = json_integer_value(json_object_get(cnt, a)) + 1;
+    json_object_set_new(cnt, a, json_integer(c));
+    if (c > top) top = c, best = a;
+  }
+  size_t n = json_array_size(x->samples[3][1]);
+  for (size_t i = 0; i < n; i++)
+    hit += best && !strcmp(answer_of(json_array_get(x->samples[3][1], i)), best);
+  json_decref(cnt);
+  return n ? (double)hit / (double)n : 0.0;
+}
+
 int vsynth_finish(vsynth_ctx *x) {
   char path[4300];
   sample_config cfg;
@@ -281,11 +319,19 @@ int vsynth_finish(vsynth_ctx *x) {
   qa_chance(x, 1, ch);
   qa_chance(x, 2, ch);
   json_object_set_new(ch, "asr",
-                      json_pack("{s:s, s:s, s:f, s:s}", "metric", "cer", "better", "lower",
-                                "chance", 1.0, "says",
+                      json_pack("{s:s, s:s, s:f, s:f, s:s}", "metric", "cer", "better", "lower",
+                                "chance", 1.0, "exact_chance", asr_exact_chance(x), "says",
                                 "held-out character error rate; chance: 1.0, the CER of "
-                                "transcribing nothing"));
+                                "transcribing nothing; exact_chance: the whole transcript "
+                                "right by always saying the most frequent training one"));
   tts_chance(x, ch);
+  /* flat copies for `chance: chance.json:KEY` in curriculum configs */
+  static const char *const flat[][3] = {
+      {"caption_loss", "caption", "unigram"}, {"qa_acc", "qa", "chance"},
+      {"sqa_acc", "sqa", "chance"},           {"asr_cer", "asr", "chance"},
+      {"asr_exact", "asr", "exact_chance"},   {"tts_token_acc", "tts", "chance"}};
+  for (size_t i = 0; i < sizeof flat / sizeof *flat; i++)
+    json_object_set(ch, flat[i][0], json_object_get(json_object_get(ch, flat[i][1]), flat[i][2]));
   snprintf(path, sizeof path, "%s/chance.json", x->dir);
   if (json_dump_file(ch, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER)) {
     vt_seterr(x->err, x->err_len, "%s: cannot write", path);
