@@ -35,7 +35,7 @@ const char *const vsynth_tasks[5] = {"caption", "qa", "sqa", "asr", "tts"};
 static const int train_rates[] = {140, 175, 210}, eval_rate = 160;
 
 int vsynth_defaults(const char *size, vsynth_cfg *out) {
-  vsynth_cfg c = {.qa_per_scene = 2, .image_size = 112, .espeak = "espeak-ng", .seed = 1};
+  vsynth_cfg c = {.qa_per_scene = 4, .image_size = 112, .espeak = "espeak-ng", .seed = 1};
   if (!size || !strcmp(size, "small"))
     c.train_scenes = 480, c.eval_scenes = 96;
   else if (!strcmp(size, "tiny"))
@@ -125,6 +125,13 @@ static json_t *turns(const char *q, const char *a) {
                    a);
 }
 
+/* Appends a question and its answer as two turns to conversations. */
+static void push_turns(json_t *conversations, const char *q, const char *a) {
+  json_t *t = turns(q, a);
+  json_array_extend(conversations, t);
+  json_decref(t);
+}
+
 static int add(vsynth_ctx *x, int task, int split, json_t *sample, const char *q, const char *a) {
   if (!sample || json_array_append_new(x->samples[task][split], sample) ||
       (q && vsynth_texts_add(&x->texts, q)) || (a && vsynth_texts_add(&x->texts, a))) {
@@ -177,28 +184,44 @@ static int scene(vsynth_ctx *x, int split, int64_t k, uint8_t *rgb) {
           NULL, NULL))
     return -1;
 
+  /* one conversation per image: qa_per_scene questions (a shuffle of the types, so each
+   * conversation asks them all once when there are four), each about a random object; the
+   * same turns spoken for sqa */
+  json_t *qt = json_array(), *st = json_array(), *types = json_array(), *clips = json_array();
+  int order[SHAPES_N_Q] = {0, 1, 2, 3};
+  for (int i = SHAPES_N_Q - 1; i > 0; i--) {
+    int j = (int)vt_rng_below(&x->rng, (uint64_t)(i + 1)), t = order[i];
+    order[i] = order[j], order[j] = t;
+  }
   for (int j = 0; j < c->qa_per_scene; j++) {
-    shapes_q type = (shapes_q)vt_rng_below(&x->rng, SHAPES_N_Q);
+    shapes_q type = (shapes_q)order[j % SHAPES_N_Q];
     int obj = (int)vt_rng_below(&x->rng, (uint64_t)s.n);
     shapes_question(&s, type, obj, q, sizeof q, a, sizeof a);
-    snprintf(qi, sizeof qi, "<image>\n%s", q);
-    snprintf(id, sizeof id, "qa-%s-%05lld-%d", sp, (long long)k, j);
-    if (add(x, 1, split,
-            json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", id, "set", "qa", "qtype",
-                      shapes_q_names[type], "image", rel, "conversations", turns(qi, a)),
-            q, a))
-      return -1;
+    snprintf(qi, sizeof qi, "%s%s", j ? "" : "<image>\n", q);
     char clip[64];
     int rate = split ? eval_rate : train_rates[vt_rng_below(&x->rng, 3)];
-    if (clip_of(x, q, rate, clip, sizeof clip)) return -1;
-    snprintf(id, sizeof id, "sqa-%s-%05lld-%d", sp, (long long)k, j);
-    if (add(x, 2, split,
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", id, "set", "sqa", "qtype",
-                      shapes_q_names[type], "image", rel, "audio", clip, "conversations",
-                      turns("<image>\n<audio>", a)),
-            NULL, NULL))
+    if (clip_of(x, q, rate, clip, sizeof clip) || vsynth_texts_add(&x->texts, q) ||
+        vsynth_texts_add(&x->texts, a)) {
+      json_decref(qt), json_decref(st), json_decref(types), json_decref(clips);
       return -1;
+    }
+    push_turns(qt, qi, a);
+    push_turns(st, j ? "<audio>" : "<image>\n<audio>", a);
+    json_array_append_new(types, json_string(shapes_q_names[type]));
+    json_array_append_new(clips, json_string(clip));
   }
+  snprintf(id, sizeof id, "qa-%s-%05lld", sp, (long long)k);
+  if (add(x, 1, split,
+          json_pack("{s:s, s:s, s:O, s:s, s:o}", "id", id, "set", "qa", "qtypes", types, "image",
+                    rel, "conversations", qt),
+          NULL, NULL))
+    return json_decref(st), json_decref(types), json_decref(clips), -1;
+  snprintf(id, sizeof id, "sqa-%s-%05lld", sp, (long long)k);
+  if (add(x, 2, split,
+          json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "id", id, "set", "sqa", "qtypes", types,
+                    "image", rel, "audio", clips, "conversations", st),
+          NULL, NULL))
+    return -1;
   return 0;
 }
 

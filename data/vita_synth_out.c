@@ -211,42 +211,43 @@ done:
   return rc;
 }
 
-/* QA chance: per question type, the training set's most frequent answer, scored on the
- * held-out set (the best guess without the image); and the uniform 1 / answers. */
+/* QA chance: per question type, the training set's most frequent answer, scored on every
+ * held-out answer (the best guess without the image); and the uniform 1 / answers. */
 static void qa_chance(vsynth_ctx *x, int task, json_t *out) {
   json_t *counts = json_object(), *per = json_object();
-  for (size_t i = 0; i < json_array_size(x->samples[task][0]); i++) {
-    json_t *s = json_array_get(x->samples[task][0], i);
-    const char *q = json_string_value(json_object_get(s, "qtype"));
-    const char *a = json_string_value(
-        json_object_get(json_array_get(json_object_get(s, "conversations"), 1), "value"));
-    json_t *c = json_object_get(counts, q);
-    if (!c) json_object_set_new(counts, q, c = json_object());
-    json_object_set_new(c, a, json_integer(json_integer_value(json_object_get(c, a)) + 1));
-  }
   double hit = 0, uni = 0;
-  size_t n = json_array_size(x->samples[task][1]);
-  for (size_t i = 0; i < n; i++) {
-    json_t *s = json_array_get(x->samples[task][1], i);
-    const char *q = json_string_value(json_object_get(s, "qtype"));
-    const char *a = json_string_value(
-        json_object_get(json_array_get(json_object_get(s, "conversations"), 1), "value"));
-    const char *best = NULL, *key;
-    json_int_t bc = -1;
-    json_t *v;
-    json_object_foreach(json_object_get(counts, q), key, v) {
-      if (json_integer_value(v) > bc) bc = json_integer_value(v), best = key;
+  size_t n = 0;
+  for (int split = 0; split < 2; split++)
+    for (size_t i = 0; i < json_array_size(x->samples[task][split]); i++) {
+      json_t *s = json_array_get(x->samples[task][split], i);
+      json_t *types = json_object_get(s, "qtypes"), *conv = json_object_get(s, "conversations");
+      for (size_t j = 0; j < json_array_size(types); j++) {
+        const char *q = json_string_value(json_array_get(types, j));
+        const char *a =
+            json_string_value(json_object_get(json_array_get(conv, 2 * j + 1), "value"));
+        json_t *c = json_object_get(counts, q);
+        if (split == 0) {
+          if (!c) json_object_set_new(counts, q, c = json_object());
+          json_object_set_new(c, a, json_integer(json_integer_value(json_object_get(c, a)) + 1));
+          continue;
+        }
+        const char *best = NULL, *key;
+        json_int_t bc = -1;
+        json_t *v;
+        json_object_foreach(c, key, v) {
+          if (json_integer_value(v) > bc) bc = json_integer_value(v), best = key;
+        }
+        bool h = best && !strcmp(best, a);
+        hit += h, n++;
+        for (int t = 0; t < SHAPES_N_Q; t++)
+          if (!strcmp(q, shapes_q_names[t])) uni += 1.0 / shapes_q_answers((shapes_q)t);
+        json_t *p = json_object_get(per, q);
+        if (!p) json_object_set_new(per, q, p = json_pack("{s:i, s:i}", "n", 0, "hit", 0));
+        json_object_set_new(p, "n", json_integer(json_integer_value(json_object_get(p, "n")) + 1));
+        json_object_set_new(p, "hit",
+                            json_integer(json_integer_value(json_object_get(p, "hit")) + h));
+      }
     }
-    hit += best && !strcmp(best, a);
-    for (int t = 0; t < SHAPES_N_Q; t++)
-      if (!strcmp(q, shapes_q_names[t])) uni += 1.0 / shapes_q_answers((shapes_q)t);
-    json_t *p = json_object_get(per, q);
-    if (!p) json_object_set_new(per, q, p = json_pack("{s:i, s:i}", "n", 0, "hit", 0));
-    json_object_set_new(p, "n", json_integer(json_integer_value(json_object_get(p, "n")) + 1));
-    json_object_set_new(
-        p, "hit",
-        json_integer(json_integer_value(json_object_get(p, "hit")) + (best && !strcmp(best, a))));
-  }
   json_object_set_new(
       out, vsynth_tasks[task],
       json_pack("{s:s, s:s, s:f, s:f, s:o, s:s}", "metric", "qa_acc", "better", "higher", "chance",

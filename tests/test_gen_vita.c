@@ -60,11 +60,6 @@ static json_t *load(const char *name) {
   return j;
 }
 
-static const char *answer(json_t *s) {
-  return json_string_value(
-      json_object_get(json_array_get(json_object_get(s, "conversations"), 1), "value"));
-}
-
 /* Every question of qa-SPLIT against the pixels of its image. */
 static void check_answers(json_t *scenes, const char *split, int *checked) {
   char name[64];
@@ -73,10 +68,7 @@ static void check_answers(json_t *scenes, const char *split, int *checked) {
   for (size_t i = 0; qa && i < json_array_size(qa); i++) {
     json_t *s = json_array_get(qa, i);
     const char *img = json_string_value(json_object_get(s, "image"));
-    const char *type = json_string_value(json_object_get(s, "qtype"));
-    const char *q = json_string_value(
-        json_object_get(json_array_get(json_object_get(s, "conversations"), 0), "value"));
-    const char *a = answer(s);
+    json_t *types = json_object_get(s, "qtypes"), *conv = json_object_get(s, "conversations");
     json_t *objs = json_object_get(scenes, img);
     char path[512], err[512];
     snprintf(path, sizeof path, "%s/%s", dir, img);
@@ -103,28 +95,37 @@ static void check_answers(json_t *scenes, const char *split, int *checked) {
                                    json_string_value(json_object_get(o, "shape"))),
                 "%s object %d: drawn shape %d", img, k, shp[k]);
     }
-    bool ok = false;
-    if (!strcmp(type, "count")) {
-      ok = index_of(shapes_count_names, 4, a) == n;
-    } else {
-      for (int k = 0; k < n && !ok; k++) {
-        const char *cn = shapes_colour_names[col[k] < 0 ? 0 : col[k]];
-        const char *sn = shapes_shape_names[shp[k] < 0 ? 0 : shp[k]];
-        char want_q[128];
-        if (!strcmp(type, "colour")) {
-          snprintf(want_q, sizeof want_q, "What colour is the %s?", sn);
-          ok = strstr(q, want_q) && !strcmp(a, cn);
-        } else if (!strcmp(type, "shape")) {
-          snprintf(want_q, sizeof want_q, "What shape is the %s object?", cn);
-          ok = strstr(q, want_q) && !strcmp(a, sn);
-        } else {
-          snprintf(want_q, sizeof want_q, "Where is the %s %s?", cn, sn);
-          ok = strstr(q, want_q) && pos[k] >= 0 && !strcmp(a, shapes_pos_names[pos[k]]);
+    CHECK_MSG(json_array_size(conv) == 2 * json_array_size(types) && json_array_size(types) > 0,
+              "%s: %zu turns for %zu questions", img, json_array_size(conv),
+              json_array_size(types));
+    for (size_t t = 0; t < json_array_size(types); t++) {
+      const char *type = json_string_value(json_array_get(types, t));
+      const char *q = json_string_value(json_object_get(json_array_get(conv, 2 * t), "value"));
+      const char *a = json_string_value(json_object_get(json_array_get(conv, 2 * t + 1), "value"));
+      bool ok = false;
+      CHECK_MSG((t == 0) == (strstr(q, "<image>") != NULL), "%s turn %zu: \"%s\"", img, t, q);
+      if (!strcmp(type, "count")) {
+        ok = index_of(shapes_count_names, 4, a) == n;
+      } else {
+        for (int k = 0; k < n && !ok; k++) {
+          const char *cn = shapes_colour_names[col[k] < 0 ? 0 : col[k]];
+          const char *sn = shapes_shape_names[shp[k] < 0 ? 0 : shp[k]];
+          char want_q[128];
+          if (!strcmp(type, "colour")) {
+            snprintf(want_q, sizeof want_q, "What colour is the %s?", sn);
+            ok = strstr(q, want_q) && !strcmp(a, cn);
+          } else if (!strcmp(type, "shape")) {
+            snprintf(want_q, sizeof want_q, "What shape is the %s object?", cn);
+            ok = strstr(q, want_q) && !strcmp(a, sn);
+          } else {
+            snprintf(want_q, sizeof want_q, "Where is the %s %s?", cn, sn);
+            ok = strstr(q, want_q) && pos[k] >= 0 && !strcmp(a, shapes_pos_names[pos[k]]);
+          }
         }
       }
+      CHECK_MSG(ok, "%s: \"%s\" -> \"%s\" disagrees with the pixels", img, q, a);
+      (*checked)++;
     }
-    CHECK_MSG(ok, "%s: \"%s\" -> \"%s\" disagrees with the pixels", img, q, a);
-    (*checked)++;
     img_free(&im);
   }
   json_decref(qa);
@@ -134,8 +135,11 @@ static void check_answers(json_t *scenes, const char *split, int *checked) {
 static json_t *field_set(const char *file, const char *key) {
   json_t *set = json_object(), *arr = load(file);
   for (size_t i = 0; arr && i < json_array_size(arr); i++) {
-    const char *v = json_string_value(json_object_get(json_array_get(arr, i), key));
-    if (v) json_object_set_new(set, v, json_true());
+    json_t *f = json_object_get(json_array_get(arr, i), key); /* a string or a list of them */
+    for (size_t k = 0; k < (json_is_array(f) ? json_array_size(f) : 1); k++) {
+      const char *v = json_string_value(json_is_array(f) ? json_array_get(f, k) : f);
+      if (v) json_object_set_new(set, v, json_true());
+    }
   }
   json_decref(arr);
   return set;
@@ -177,19 +181,21 @@ int main(void) {
                 (long long)st.samples[t][s]);
       json_decref(j);
     }
-  CHECK(st.samples[0][0] == c.train_scenes && st.samples[1][1] == c.eval_scenes * c.qa_per_scene);
+  CHECK(st.samples[0][0] == c.train_scenes && st.samples[1][1] == c.eval_scenes);
 
   /* answers against pixels, both splits */
   json_t *scenes = load("scenes.json");
   int checked = 0;
   check_answers(scenes, "train", &checked);
   check_answers(scenes, "eval", &checked);
-  CHECK_MSG(checked == (int)(st.samples[1][0] + st.samples[1][1]), "%d questions checked", checked);
+  CHECK_MSG(checked == (int)(c.train_scenes + c.eval_scenes) * c.qa_per_scene,
+            "%d questions checked", checked);
   json_decref(scenes);
 
   /* held-out images, clips and ids are not in training */
-  static const char *const pairs[][2] = {{"caption", "image"}, {"qa", "image"}, {"sqa", "image"},
-                                         {"asr", "audio"},     {"qa", "id"},    {"tts", "id"}};
+  static const char *const pairs[][2] = {{"caption", "image"}, {"qa", "image"},  {"sqa", "image"},
+                                         {"asr", "audio"},     {"sqa", "audio"}, {"qa", "id"},
+                                         {"tts", "id"}};
   for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
     char a[64], b[64];
     snprintf(a, sizeof a, "%s-train.json", pairs[i][0]);
