@@ -1,7 +1,9 @@
 /* `vita gen-data --out DIR`: writes generated token shards and a mixture config, the data of
  * the built-in job and the end-to-end tests. `--kind tts` writes (text, codec) pairs for the
  * speech decoder instead (DIR/train, DIR/eval) and the embedding table of a random LLM
- * (DIR/llm/model.safetensors, model.embed_tokens.weight) to condition on. */
+ * (DIR/llm/model.safetensors, model.embed_tokens.weight) to condition on. `--kind vita` writes
+ * the tiny curriculum's multimodal dataset (data/vita_synth.h): images, speech, JSON, a tiny
+ * tokenizer, shards, mixtures and chance levels. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,10 +16,13 @@
 #include "cli/cli.h"
 #include "data/synth.h"
 #include "data/tts_synth.h"
+#include "data/vita_synth.h"
 
 static const cli_opt opts[] = {
     {"out", CLI_OPT_STR, NULL, "output directory"},
-    {"kind", CLI_OPT_STR, "lm", "lm (token sequences) or tts ((text, codec) pairs)"},
+    {"kind", CLI_OPT_STR, "lm",
+     "lm (token sequences), tts ((text, codec) pairs) or vita (images, speech, JSON, shards)"},
+    {"size", CLI_OPT_STR, "small", "vita: small (the demo's) or tiny (tests)"},
     {"samples", CLI_OPT_INT, "2048", "number of (training) samples"},
     {"eval-samples", CLI_OPT_INT, "128", "tts: held-out pairs"},
     {"shards", CLI_OPT_INT, "2", "number of shards"},
@@ -100,6 +105,30 @@ static int run_tts(const cli_args *a, const char *out) {
   return CLI_EXIT_OK;
 }
 
+static int run_vita(const cli_args *a, const char *out) {
+  vsynth_cfg c;
+  const char *size = cli_args_str(a, "size");
+  if (vsynth_defaults(size, &c)) {
+    fprintf(stderr, "vita gen-data: --size: expected small or tiny, got '%s'\n", size);
+    return CLI_EXIT_USAGE;
+  }
+  c.seed = (uint64_t)cli_args_int(a, "seed");
+  vsynth_stats st;
+  char err[2048];
+  if (vsynth_write(out, &c, &st, err, sizeof err)) {
+    fprintf(stderr, "vita gen-data: %s\n", err);
+    return CLI_EXIT_FAIL;
+  }
+  printf("wrote %lld images and %lld speech clips (%lld espeak-ng runs) to %s, a tokenizer of "
+         "%d tokens, shards and mixtures:\n",
+         (long long)st.images, (long long)st.clips, (long long)st.espeak_runs, out, st.vocab_size);
+  for (int t = 0; t < 5; t++)
+    printf("  %-8s %5lld train, %4lld held-out samples\n", vsynth_tasks[t],
+           (long long)st.samples[t][0], (long long)st.samples[t][1]);
+  printf("chance levels in %s/chance.json\n", out);
+  return CLI_EXIT_OK;
+}
+
 static int run(const cli_args *a) {
   const char *out = cli_args_str(a, "out"), *kind = cli_args_str(a, "kind");
   if (!out) {
@@ -112,8 +141,9 @@ static int run(const cli_args *a) {
     return CLI_EXIT_USAGE;
   }
   if (!strcmp(kind, "tts")) return run_tts(a, out);
+  if (!strcmp(kind, "vita")) return run_vita(a, out);
   if (strcmp(kind, "lm") != 0) {
-    fprintf(stderr, "vita gen-data: --kind: expected lm or tts, got '%s'\n", kind);
+    fprintf(stderr, "vita gen-data: --kind: expected lm, tts or vita, got '%s'\n", kind);
     return CLI_EXIT_USAGE;
   }
   synth_cfg c = synth_defaults();

@@ -2,28 +2,11 @@
  * runs it data-parallel. SIGINT/SIGTERM stop at the next micro-batch, save a checkpoint and
  * exit with 130/143 (a second signal exits at once); `--resume` continues from the newest complete
  * checkpoint. */
-#include <signal.h>
 #include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_stop.h"
 #include "train/trainer.h"
-
-/* Set by the handler; the one piece of process-wide state signals need. */
-static volatile sig_atomic_t stop_signal;
-
-/* The first signal asks for a stop at the next micro-batch boundary (with a checkpoint); a
- * second one stops at once: checkpoints are written atomically, so none is left half. */
-static void on_signal(int sig) {
-  if (stop_signal) {
-    static const char msg[] = "\nvita train: second signal, stopping now without saving\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(128 + sig);
-  }
-  stop_signal = sig;
-}
 
 static const cli_opt opts[] = {
     {"config", CLI_OPT_STR, NULL, "stage config (YAML)"},
@@ -49,16 +32,12 @@ static int run(const cli_args *a) {
     fprintf(stderr, "vita train: %s\n", err);
     return CLI_EXIT_FAIL;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  volatile sig_atomic_t *stop = cli_stop_install("vita train");
   vt_trainer_opts o = {.cfg = &cfg,
                        .resume = cli_args_flag(a, "resume"),
                        .dist = &dist,
                        .console = stdout,
-                       .stop = &stop_signal,
+                       .stop = stop,
                        .stop_after = cli_args_int(a, "stop-after")};
   vt_train_result r;
   int rc = vt_train(&o, &r, err, sizeof err);
@@ -78,7 +57,7 @@ static int run(const cli_args *a) {
   }
   vt_dist_finalize(&dist);
   if (rc) return CLI_EXIT_FAIL;
-  if (r.interrupted && stop_signal) return 128 + stop_signal;
+  if (r.interrupted && *stop) return 128 + *stop;
   return CLI_EXIT_OK;
 }
 

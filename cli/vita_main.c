@@ -5,6 +5,7 @@
 
 extern const cli_cmd cli_cmd_cmvn;
 extern const cli_cmd cli_cmd_codec;
+extern const cli_cmd cli_cmd_curriculum;
 extern const cli_cmd cli_cmd_demo;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_gen_data;
@@ -24,6 +25,7 @@ extern const cli_cmd cli_cmd_train;
 static const cli_cmd *const commands[] = {
     &cli_cmd_demo,
     &cli_cmd_train,
+    &cli_cmd_curriculum,
     &cli_cmd_eval,
     &cli_cmd_prep,
     &cli_cmd_import,

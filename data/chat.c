@@ -63,6 +63,13 @@ typedef struct {
   size_t err_len;
 } builder;
 
+/* A template token's id in t: Qwen's tokenizer has it at the fixed id, a smaller one (the
+ * generated dataset's) elsewhere; a tokenizer without it keeps Qwen's id. */
+static int32_t template_id(const tok_tokenizer *t, const char *text, int32_t qwen) {
+  int32_t id = tok_token_id(t, text);
+  return id >= 0 ? id : qwen;
+}
+
 static int push_id(builder *b, int32_t id, bool trained) {
   if (tok_ids_push(&b->s->ids, id) || tok_ids_push(&b->s->labels, trained ? id : VT_IGNORE_INDEX)) {
     vt_seterr(b->err, b->err_len, "out of memory");
@@ -152,6 +159,11 @@ int chat_encode(tok_tokenizer *t, const chat_prompts *prompts, const chat_turn *
                 size_t err_len) {
   chat_sample_reset(out);
   builder b = {t, out, err, err_len};
+  const int32_t im_start = template_id(t, "<|im_start|>", CHAT_IM_START),
+                im_end = template_id(t, "<|im_end|>", CHAT_IM_END),
+                mark_speech = template_id(t, "\xe2\x98\x9e", CHAT_MARK_SPEECH),
+                mark_text = template_id(t, "\xe2\x98\x9c", CHAT_MARK_TEXT),
+                mark_skip = template_id(t, "\xe2\x98\x9f", CHAT_MARK_SKIP);
   const chat_prompts *d = &chat_default_prompts;
   const char *sys;
   if (has_tag(turns, n_turns, "<image>"))
@@ -183,10 +195,10 @@ int chat_encode(tok_tokenizer *t, const chat_prompts *prompts, const chat_turn *
   }
   memcpy(sysbuf, "system\n", 7);
   memcpy(sysbuf + 7, sys, slen);
-  int rc = push_id(&b, CHAT_IM_START, false);
+  int rc = push_id(&b, im_start, false);
   if (rc == 0) rc = push_text(&b, sysbuf, slen + 7, false);
   if (sysbuf != head) free(sysbuf);
-  if (rc == 0) rc = push_id(&b, CHAT_IM_END, false);
+  if (rc == 0) rc = push_id(&b, im_end, false);
   if (rc == 0) rc = push_text(&b, "\n", 1, false);
 
   bool last_question_speech = false;
@@ -201,19 +213,19 @@ int chat_encode(tok_tokenizer *t, const chat_prompts *prompts, const chat_turn *
     }
     const char *v = turn->value ? turn->value : "";
     bool last = i + 1 == n_turns;
-    rc = push_id(&b, CHAT_IM_START, false);
+    rc = push_id(&b, im_start, false);
     if (turn->from == CHAT_FROM_HUMAN) {
       last_question_speech = strstr(v, "<audio>") != NULL;
       if (rc == 0) rc = push_question(&b, "user\n", v);
-      if (rc == 0 && (!last || end_tag)) rc = push_id(&b, CHAT_IM_END, false);
+      if (rc == 0 && (!last || end_tag)) rc = push_id(&b, im_end, false);
     } else {
-      int32_t mark = (int)i == skip_answer  ? CHAT_MARK_SKIP
-                     : last_question_speech ? CHAT_MARK_SPEECH
-                                            : CHAT_MARK_TEXT;
+      int32_t mark = (int)i == skip_answer  ? mark_skip
+                     : last_question_speech ? mark_speech
+                                            : mark_text;
       if (rc == 0) rc = push_text(&b, "assistant\n", 10, false);
       if (rc == 0) rc = push_id(&b, mark, true);
       if (rc == 0) rc = push_text(&b, v, strlen(v), true);
-      if (rc == 0 && (!last || end_tag)) rc = push_id(&b, CHAT_IM_END, true);
+      if (rc == 0 && (!last || end_tag)) rc = push_id(&b, im_end, true);
     }
     if (rc == 0 && !last) rc = push_text(&b, "\n", 1, false);
     if (rc != 0) {

@@ -19,7 +19,9 @@ enum {
   CHAT_AUDIO_ID = -500,
 };
 
-/* Token ids of the template (Qwen2.5). */
+/* Token ids of the template in Qwen2.5's vocabulary. chat_encode looks each up by its text in
+ * the tokenizer it is given (a smaller tokenizer has them elsewhere) and uses these when the
+ * tokenizer lacks one. */
 enum {
   CHAT_ENDOFTEXT = 151643,
   CHAT_IM_START = 151644,

@@ -438,3 +438,52 @@ int mix_set_cursor(mix *m, const mix_cursor *c, char *err, size_t err_len) {
   m->pos = pos;
   return 0;
 }
+
+/* ---- samples drawn per dataset -------------------------------------------------------------- */
+
+size_t mix_n_datasets(const mix *m) { return m->n_ds; }
+int64_t mix_dataset_size(const mix *m, size_t d) { return d < m->n_ds ? ds_count(&m->ds[d]) : 0; }
+
+int64_t mix_dataset_per_epoch(const mix *m, size_t d) {
+  if (d >= m->n_ds) return 0;
+  int64_t n = ds_count(&m->ds[d]);
+  double whole = floor(m->ds[d].ratio);
+  return (int64_t)whole * n + (int64_t)floor((m->ds[d].ratio - whole) * (double)n + 0.5);
+}
+
+static size_t dataset_of(const mix *m, int64_t g) {
+  size_t k = 0;
+  while (k + 1 < m->n_ds && g >= m->ds[k + 1].base) k++;
+  return k;
+}
+
+int mix_drawn(mix *m, const mix_cursor *c, int64_t *counts, char *err, size_t err_len) {
+  if (c->seed != m->seed || c->world != m->world || c->epoch < 0 || c->pos < 0 ||
+      c->pos > mix_epoch_len(m)) {
+    vt_seterr(err, err_len,
+              "samples drawn: cursor (seed %" PRIu64 ", epoch %lld, pos %lld, world %d) is not "
+              "one of this mixture (seed %" PRIu64 ", world %d, %lld per epoch and rank)",
+              c->seed, (long long)c->epoch, (long long)c->pos, c->world, m->seed, m->world,
+              (long long)mix_epoch_len(m));
+    return -1;
+  }
+  for (size_t d = 0; d < m->n_ds; d++) counts[d] = 0;
+  /* the ranks together consume the first world * epoch_len slots of an epoch's order */
+  int64_t whole_slots = (int64_t)m->world * mix_epoch_len(m);
+  for (int64_t e = 0; e <= c->epoch; e++) {
+    int64_t used = e < c->epoch ? whole_slots : (int64_t)m->world * c->pos;
+    if (used == 0) continue;
+    if (used == m->n_order) { /* the whole epoch: its composition does not depend on the order */
+      for (size_t d = 0; d < m->n_ds; d++) counts[d] += mix_dataset_per_epoch(m, d);
+      if (e < c->epoch && whole_slots == m->n_order) { /* every later whole epoch alike */
+        for (size_t d = 0; d < m->n_ds; d++)
+          counts[d] += (c->epoch - 1 - e) * mix_dataset_per_epoch(m, d);
+        e = c->epoch - 1;
+      }
+      continue;
+    }
+    if (m->order_epoch != e) build_order(m, e);
+    for (int64_t i = 0; i < used; i++) counts[dataset_of(m, m->order[i])]++;
+  }
+  return 0;
+}

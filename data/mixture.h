@@ -84,4 +84,15 @@ mix_cursor mix_get_cursor(const mix *m);
  * are seen twice). Returns 0 or -1. */
 int mix_set_cursor(mix *m, const mix_cursor *c, char *err, size_t err_len);
 
+/* The datasets as opened: how many, the samples of dataset d, and its slots per epoch (the
+ * ratio's whole repeats plus its rounded fraction, a fresh seeded subset each epoch). */
+size_t mix_n_datasets(const mix *m);
+int64_t mix_dataset_size(const mix *m, size_t d);
+int64_t mix_dataset_per_epoch(const mix *m, size_t d);
+/* Samples drawn from each dataset by all ranks together from the start of the stream up to
+ * cursor c (a cursor of this mixture's seed and world): counts[d] for d < mix_n_datasets(m).
+ * Derived from the epoch orders, so it is exact after any resume; epochs drawn whole count in
+ * closed form, a partial one rebuilds its order. Returns 0 or -1. */
+int mix_drawn(mix *m, const mix_cursor *c, int64_t *counts, char *err, size_t err_len);
+
 #endif

@@ -277,14 +277,73 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
   return vt_ctx_failed(ctx) ? -1 : 0;
 }
 
+/* Answer accuracy (QA accuracy on one-word answers): an answer is a maximal run of labelled
+ * positions (its state marker, its words, its <|im_end|>), and it counts as right when the
+ * argmax at every position of the run is its label (teacher-forced, HF's shift). Also the
+ * per-token accuracy. Fills out[0..1]. */
+#define VITA_ACC_ROWS 256 /* positions whose logits are on the host at once */
+static int answer_metrics(vita_model *m, vt_ctx *ctx, const vt_batch *b, vt_tensor *hidden,
+                          vt_metric *out) {
+  int64_t rows = b->rows, T = b->len, V = m->qcfg.vocab_size, H = m->qcfg.hidden_size;
+  int32_t *labels = malloc(sizeof(int32_t) * (size_t)(rows * T));
+  float *logits = malloc(sizeof(float) * (size_t)(VITA_ACC_ROWS * V));
+  int64_t tok_ok = 0, toks = 0, ans_ok = 0, answers = 0;
+  bool run = false, run_ok = true;
+  int rc = -1;
+  if (!labels || !logits) {
+    vt_ctx_fail(ctx, "vita eval", "out of host memory for the accuracy");
+    goto done;
+  }
+  vt_to_host(ctx, b->labels, labels);
+  vt_tensor *flat = vt_reshape(ctx, hidden, 2, (int64_t[]){rows * T, H});
+  for (int64_t r0 = 0; r0 < rows * T; r0 += VITA_ACC_ROWS) {
+    int64_t r1 = r0 + VITA_ACC_ROWS < rows * T ? r0 + VITA_ACC_ROWS : rows * T;
+    vt_tensor *lg = vt_matmul(ctx, vt_slice(ctx, flat, 0, r0, r1), m->head, false, true);
+    if (vt_ctx_failed(ctx)) goto done;
+    vt_to_host(ctx, lg, logits);
+    for (int64_t r = r0; r < r1; r++) {
+      int32_t want = r % T == T - 1 ? VT_IGNORE_INDEX : labels[r + 1];
+      if (want == VT_IGNORE_INDEX) { /* a run (if any) ends here */
+        if (run) ans_ok += run_ok, answers++;
+        run = false, run_ok = true;
+        continue;
+      }
+      const float *x = logits + (r - r0) * V;
+      int64_t best = 0;
+      for (int64_t v = 1; v < V; v++)
+        if (x[v] > x[best]) best = v;
+      run = true;
+      run_ok &= best == want;
+      tok_ok += best == want;
+      toks++;
+    }
+  }
+  out[0] = (vt_metric){"token_acc", (double)tok_ok, (double)toks};
+  out[1] = (vt_metric){"qa_acc", (double)ans_ok, (double)answers};
+  rc = 0;
+done:
+  free(labels);
+  free(logits);
+  return rc;
+}
+
 static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, int *n) {
   vita_model *m = (vita_model *)base;
+  if (!b->label_tokens) { /* nothing counted: no forward (a mean over nothing is NaN) */
+    out[0] = (vt_metric){"loss", 0, 0};
+    out[1] = (vt_metric){"token_acc", 0, 0};
+    out[2] = (vt_metric){"qa_acc", 0, 0};
+    *n = 3;
+    if (m->audio.head) out[(*n)++] = (vt_metric){"modality_acc", 0, 0};
+    return 0;
+  }
   vt_lm_ce_opts o = {.chunk_rows = m->qcfg.ce_chunk_rows};
   vt_tensor *hid = hidden_of(m, ctx, b, NULL);
   double mean = vt_item(ctx, vt_lm_cross_entropy(ctx, hid, m->head, b->labels, &o));
   if (vt_ctx_failed(ctx)) return -1;
   out[0] = (vt_metric){"loss", mean * (double)b->label_tokens, (double)b->label_tokens};
-  *n = 1;
+  *n = 3;
+  if (answer_metrics(m, ctx, b, hid, out + 1)) return -1;
   if (m->audio.head) { /* the head's accuracy over the clips with a state marker after them */
     int64_t clips, hit;
     audio_llm_modality_loss(&m->audio, ctx, hid, b, &clips, &hit);

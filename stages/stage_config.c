@@ -111,8 +111,8 @@ static int read_list(ycfg *c, const stage_cfg *cfg, yaml_node_t *map, const char
   yaml_node_t *v = ycfg_get(c, map, key);
   char full[64];
   snprintf(full, sizeof full, "train.%s", key);
-  *n = 0;
   if (!v) return 0;
+  *n = 0; /* a list given replaces the one before (an overlay's) */
   if (v->type == YAML_SEQUENCE_NODE) {
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
          it++) {
@@ -135,7 +135,6 @@ static int read_list(ycfg *c, const stage_cfg *cfg, yaml_node_t *map, const char
 static int read_weights(ycfg *c, yaml_node_t *map, const char *key, const char *where,
                         stage_weight *out, int max, int *n, char *err, size_t err_len) {
   yaml_node_t *v = ycfg_get(c, map, key);
-  *n = 0;
   if (!v) return 0;
   if (v->type != YAML_MAPPING_NODE) {
     snprintf(err, err_len, "%s:%d: %s.%s: expected a mapping of names to numbers", c->path,
@@ -145,25 +144,28 @@ static int read_weights(ycfg *c, yaml_node_t *map, const char *key, const char *
   for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
     yaml_node_t *k = yaml_document_get_node(&c->doc, p->key);
     yaml_node_t *val = yaml_document_get_node(&c->doc, p->value);
-    if (*n == max) {
-      snprintf(err, err_len, "%s:%d: %s.%s: at most %d entries", c->path, line_of(v), where, key,
-               max);
-      return -1;
-    }
     char wk[96];
     snprintf(wk, sizeof wk, "%s.%s", where, key);
     const char *name = key_name(c, k, wk, err, err_len);
     if (!name) return -1;
-    snprintf(out[*n].name, sizeof out[*n].name, "%s", name);
-    char full[160];
-    snprintf(full, sizeof full, "%s.%s.%s", where, key, out[*n].name);
-    if (ycfg_float(c, val, full, &out[*n].weight, err, err_len)) return -1;
-    if (!(out[*n].weight >= 0)) {
-      snprintf(err, err_len, "%s:%d: %s: expected a number >= 0, found %g", c->path, line_of(val),
-               full, out[*n].weight);
+    /* a name given again (by an overlay) replaces its weight; mappings merge */
+    int i = 0;
+    while (i < *n && strcmp(out[i].name, name)) i++;
+    if (i == max) {
+      snprintf(err, err_len, "%s:%d: %s.%s: at most %d entries", c->path, line_of(v), where, key,
+               max);
       return -1;
     }
-    (*n)++;
+    snprintf(out[i].name, sizeof out[i].name, "%s", name);
+    char full[160];
+    snprintf(full, sizeof full, "%s.%s.%s", where, key, out[i].name);
+    if (ycfg_float(c, val, full, &out[i].weight, err, err_len)) return -1;
+    if (!(out[i].weight >= 0)) {
+      snprintf(err, err_len, "%s:%d: %s: expected a number >= 0, found %g", c->path, line_of(val),
+               full, out[i].weight);
+      return -1;
+    }
+    if (i == *n) (*n)++;
   }
   return 0;
 }
@@ -316,7 +318,7 @@ static int read_model(ycfg *c, yaml_node_t *m, stage_cfg *cfg, char *err, size_t
              c->path, line_of(ycfg_get(c, m, "frozen_mode")), mode);
     return -1;
   }
-  cfg->frozen_train = !strcmp(mode, "train");
+  if (ycfg_get(c, m, "frozen_mode")) cfg->frozen_train = !strcmp(mode, "train");
   yaml_node_t *parts = ycfg_get(c, m, "parts");
   if (!parts) return 0;
   if (parts->type != YAML_MAPPING_NODE) {
@@ -327,14 +329,16 @@ static int read_model(ycfg *c, yaml_node_t *m, stage_cfg *cfg, char *err, size_t
   for (yaml_node_pair_t *p = parts->data.mapping.pairs.start; p < parts->data.mapping.pairs.top;
        p++) {
     yaml_node_t *k = yaml_document_get_node(&c->doc, p->key);
-    if (cfg->n_parts == STAGE_MAX_PARTS) {
+    const char *name = key_name(c, k, "model.parts", err, err_len);
+    if (!name) return -1;
+    int at = 0; /* a part named again (by an overlay) is redefined in place */
+    while (at < cfg->n_parts && strcmp(cfg->parts[at].name, name)) at++;
+    if (at == STAGE_MAX_PARTS) {
       snprintf(err, err_len, "%s:%d: model.parts: at most %d parts", c->path, line_of(k),
                STAGE_MAX_PARTS);
       return -1;
     }
-    stage_part *sp = &cfg->parts[cfg->n_parts];
-    const char *name = key_name(c, k, "model.parts", err, err_len);
-    if (!name) return -1;
+    stage_part *sp = &cfg->parts[at];
     snprintf(sp->name, sizeof sp->name, "%s", name);
     char full[96];
     snprintf(full, sizeof full, "model.parts.%s", sp->name);
@@ -345,7 +349,7 @@ static int read_model(ycfg *c, yaml_node_t *m, stage_cfg *cfg, char *err, size_t
                            sizeof sp->globs, err, err_len);
     cfg->n_parts = saved;
     if (rc) return -1;
-    cfg->n_parts++;
+    if (at == cfg->n_parts) cfg->n_parts++;
   }
   return 0;
 }
@@ -357,6 +361,7 @@ static int read_init(ycfg *c, yaml_node_t *v, stage_cfg *cfg, char *err, size_t 
              line_of(v));
     return -1;
   }
+  cfg->n_init = 0; /* a list given replaces the one before (an overlay's) */
   for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
     yaml_node_t *e = item(c, it);
     if (cfg->n_init == STAGE_MAX_INIT) {
@@ -393,17 +398,21 @@ static int read_phases(ycfg *c, yaml_node_t *v, stage_cfg *cfg, char *err, size_
   for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
     yaml_node_t *k = yaml_document_get_node(&c->doc, p->key);
     yaml_node_t *val = yaml_document_get_node(&c->doc, p->value);
-    if (cfg->n_phases == VT_MODEL_MAX_PHASES) {
+    const char *name = key_name(c, k, "train.phases", err, err_len);
+    if (!name) return -1;
+    int at = 0; /* a phase named again (by an overlay) gets its keys merged */
+    while (at < cfg->n_phases && strcmp(cfg->phases[at].name, name)) at++;
+    if (at == VT_MODEL_MAX_PHASES) {
       snprintf(err, err_len, "%s:%d: train.phases: at most %d phases", c->path, line_of(k),
                VT_MODEL_MAX_PHASES);
       return -1;
     }
-    stage_phase *ph = &cfg->phases[cfg->n_phases];
-    const char *name = key_name(c, k, "train.phases", err, err_len);
-    if (!name) return -1;
-    snprintf(ph->name, sizeof ph->name, "%s", name);
-    optim_unset(&ph->optim);
-    sched_unset(&ph->sched);
+    stage_phase *ph = &cfg->phases[at];
+    if (at == cfg->n_phases) {
+      snprintf(ph->name, sizeof ph->name, "%s", name);
+      optim_unset(&ph->optim);
+      sched_unset(&ph->sched);
+    }
     char where[96];
     snprintf(where, sizeof where, "train.phases.%s", ph->name);
     const char *keys[16];
@@ -418,15 +427,22 @@ static int read_phases(ycfg *c, yaml_node_t *v, stage_cfg *cfg, char *err, size_
     char sw[128];
     snprintf(sw, sizeof sw, "%s.schedule", where);
     if (s && read_sched(c, s, sw, &ph->sched, err, err_len)) return -1;
-    cfg->n_phases++;
+    if (at == cfg->n_phases) cfg->n_phases++;
   }
   return 0;
 }
 
-static int load_sections(stage_cfg *cfg, ycfg *c, char *err, size_t err_len) {
-  yaml_node_t *root = ycfg_root(c);
-  static const char *const top[] = {"stage", "device",   "model",  "init", "data",
-                                    "train", "schedule", "output", NULL};
+/* The sections of root into cfg. An overlay (a curriculum's overrides) may give any subset;
+ * extra names keys of root that belong to the caller. Absent keys leave cfg alone. */
+static int load_sections(stage_cfg *cfg, ycfg *c, yaml_node_t *root, bool overlay,
+                         const char *const *extra, char *err, size_t err_len) {
+  static const char *const top0[] = {"stage", "device",   "model",  "init", "data",
+                                     "train", "schedule", "output", NULL};
+  const char *top[32];
+  int ntop = 0;
+  for (int i = 0; top0[i]; i++) top[ntop++] = top0[i];
+  for (int i = 0; extra && extra[i] && ntop < 31; i++) top[ntop++] = extra[i];
+  top[ntop] = NULL;
   static const char *const data_keys[] = {"mixture", "eval_mixture", "ratios", "max_len", NULL};
   static const char *const out_keys[] = {"dir",       "save_every", "keep_last",
                                          "log_every", "eval_every", NULL};
@@ -451,7 +467,7 @@ static int load_sections(stage_cfg *cfg, ycfg *c, char *err, size_t err_len) {
       (t && ycfg_check_keys(c, t, train_keys, "train", err, err_len)) ||
       (o && ycfg_check_keys(c, o, out_keys, "output", err, err_len)))
     return -1;
-  if (!m || !d || !t || !o) {
+  if (!overlay && (!m || !d || !t || !o)) {
     snprintf(err, err_len, "%s: the sections model, data, train and output are required", c->path);
     return -1;
   }
@@ -489,18 +505,9 @@ static int load_sections(stage_cfg *cfg, ycfg *c, char *err, size_t err_len) {
   return 0;
 }
 
-int stage_config_load(stage_cfg *cfg, const char *path, char *err, size_t err_len) {
-  stage_cfg_defaults(cfg);
-  snprintf(cfg->path, sizeof cfg->path, "%s", path);
-  const char *base = strrchr(path, '/');
-  snprintf(cfg->name, sizeof cfg->name, "%s", base ? base + 1 : path);
-  char *dot = strrchr(cfg->name, '.');
-  if (dot && dot != cfg->name) *dot = '\0';
-  ycfg c;
-  if (ycfg_load(&c, path, err, err_len)) return -1;
-  int rc = load_sections(cfg, &c, err, err_len);
-  ycfg_free(&c);
-  if (rc) return -1;
+/* The checks of a whole config, after every overlay. */
+static int validate(stage_cfg *cfg, char *err, size_t err_len) {
+  const char *path = cfg->path;
   const char *bad = NULL;
   if (!cfg->model_config[0])
     bad = "model.config is required";
@@ -539,6 +546,27 @@ int stage_config_load(stage_cfg *cfg, const char *path, char *err, size_t err_le
     return -1;
   }
   return 0;
+}
+
+int stage_config_load(stage_cfg *cfg, const char *path, char *err, size_t err_len) {
+  return stage_config_load_with(cfg, path, NULL, NULL, 0, NULL, err, err_len);
+}
+
+int stage_config_load_with(stage_cfg *cfg, const char *path, ycfg *ov, yaml_node_t *const *maps,
+                           int n_maps, const char *const *extra, char *err, size_t err_len) {
+  stage_cfg_defaults(cfg);
+  snprintf(cfg->path, sizeof cfg->path, "%s", path);
+  const char *base = strrchr(path, '/');
+  snprintf(cfg->name, sizeof cfg->name, "%s", base ? base + 1 : path);
+  char *dot = strrchr(cfg->name, '.');
+  if (dot && dot != cfg->name) *dot = '\0';
+  ycfg c;
+  if (ycfg_load(&c, path, err, err_len)) return -1;
+  int rc = load_sections(cfg, &c, ycfg_root(&c), false, NULL, err, err_len);
+  ycfg_free(&c);
+  for (int i = 0; !rc && i < n_maps; i++)
+    if (maps[i]) rc = load_sections(cfg, ov, maps[i], true, extra, err, err_len);
+  return rc ? -1 : validate(cfg, err, err_len);
 }
 
 const stage_phase *stage_find_phase(const stage_cfg *cfg, const char *name) {

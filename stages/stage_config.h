@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "autograd/tensor.h"
+#include "data/yamlcfg.h"
 #include "model/model.h"
 
 #define STAGE_PATH 4096
@@ -21,6 +22,7 @@
 #define STAGE_MAX_PARTS 16
 #define STAGE_MAX_INIT 8
 #define STAGE_MAX_RATIOS 16
+#define STAGE_MAX_BASES 16 /* earlier stages whose weights a curriculum stage starts from */
 
 /* A named set of parameters (model.parts): usable wherever globs are. */
 typedef struct {
@@ -121,6 +123,15 @@ void stage_cfg_defaults(stage_cfg *cfg);
 /* Loads and validates path; relative paths in it are taken from the file's directory.
  * Returns 0, or -1 with err naming the file, the line and the key. */
 int stage_config_load(stage_cfg *cfg, const char *path, char *err, size_t err_len);
+/* stage_config_load, then the overlays maps[0..n_maps) of ov applied in order (NULL entries
+ * skipped): mappings with the stage config's keys (a curriculum's overrides), relative paths
+ * in them taken from ov's file. A scalar given replaces, a list given (init, trainable,
+ * frozen, groups) replaces the list, a mapping merges by name (parts, ratios, losses, phases);
+ * model.parts redefined after trainable patterns were expanded do not change those patterns.
+ * extra: further keys the overlay maps may hold (the caller's own). The whole config is
+ * validated after the last overlay. Returns 0 or -1 with err naming file, line and key. */
+int stage_config_load_with(stage_cfg *cfg, const char *path, ycfg *ov, yaml_node_t *const *maps,
+                           int n_maps, const char *const *extra, char *err, size_t err_len);
 /* The phase overrides called name, or NULL. */
 const stage_phase *stage_find_phase(const stage_cfg *cfg, const char *name);
 /* The weight of loss term name (1 when the config does not name it). */

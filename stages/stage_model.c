@@ -69,43 +69,100 @@ bool stage_globs_match(const char *globs, const char *name) {
   }
 }
 
-static bool select_init(const vt_param *p, void *arg) {
-  return stage_globs_match(((const stage_init *)arg)->params, p->name);
+/* What a source of stage_load_init_over fills: the parameters its globs select (NULL: all)
+ * that no base newer than `newer` (bases[0 .. newer)) holds. */
+typedef struct {
+  const char *globs;
+  st_index *bases;
+  int newer;
+} init_pick;
+
+static bool held_by(const init_pick *k, const char *name) {
+  for (int b = 0; b < k->newer; b++)
+    if (st_index_has(&k->bases[b], name)) return true;
+  return false;
+}
+
+static bool select_pick(const vt_param *p, void *arg) {
+  const init_pick *k = arg;
+  return (!k->globs || stage_globs_match(k->globs, p->name)) && !held_by(k, p->name);
 }
 
 /* A checkpoint or model directory holds model.safetensors (or shards with an index): the
  * index reader takes the directory itself. */
-int stage_load_init(const stage_cfg *cfg, vt_params *ps, FILE *log, char *err, size_t err_len) {
+int stage_load_init_over(const stage_cfg *cfg, vt_params *ps, const char *const *bases, int n_bases,
+                         FILE *log, char *err, size_t err_len) {
+  st_index ixs[STAGE_MAX_BASES];
+  int n_open = 0, rc = -1;
+  char why[8192];
+  if (n_bases > STAGE_MAX_BASES) {
+    snprintf(err, err_len, "%s: at most %d earlier stages' weights (given %d)", cfg->path,
+             STAGE_MAX_BASES, n_bases);
+    return -1;
+  }
+  for (; n_open < n_bases; n_open++)
+    if (st_index_open(&ixs[n_open], bases[n_open], why, sizeof why)) {
+      snprintf(err, err_len, "%s: the weights of an earlier stage: %s", cfg->path, why);
+      goto done;
+    }
   for (int i = 0; i < cfg->n_init; i++) {
     const stage_init *si = &cfg->init[i];
-    int matched = 0;
-    for (int k = 0; k < ps->n; k++) matched += select_init(ps->items[k], (void *)si);
+    init_pick all = {si->params, ixs, 0}, rest = {si->params, ixs, n_bases};
+    int matched = 0, left = 0;
+    for (int k = 0; k < ps->n; k++) {
+      matched += select_pick(ps->items[k], &all);
+      left += select_pick(ps->items[k], &rest);
+    }
     if (!matched) {
       snprintf(err, err_len, "%s:%d: init: params \"%s\" match no parameter of the model",
                cfg->path, si->line, si->params);
-      return -1;
+      goto done;
+    }
+    if (!left) {
+      if (log)
+        fprintf(log, "init: %s: every parameter it fills (%s) comes from an earlier stage\n",
+                si->from, si->params);
+      continue;
     }
     st_index ix;
-    char why[8192];
     if (st_index_open(&ix, si->from, why, sizeof why)) {
       snprintf(err, err_len, "%s:%d: init: %s", cfg->path, si->line, why);
-      return -1;
+      goto done;
     }
     int n = 0;
-    st_load_sel sel = {
-        .prefix = si->prefix, .select = select_init, .arg = (void *)si, .n_loaded = &n};
+    st_load_sel sel = {.prefix = si->prefix, .select = select_pick, .arg = &rest, .n_loaded = &n};
     /* tensors the source has beyond the selection are left there (a HF directory's rotary
      * tables, the other parts of an earlier stage's checkpoint); a selected parameter it
      * lacks is an error, so a source of the wrong model still fails */
-    int rc = st_load_params_sel(ps, &ix, &sel, ST_LOAD_ALLOW_UNEXPECTED, why, sizeof why);
+    int lrc = st_load_params_sel(ps, &ix, &sel, ST_LOAD_ALLOW_UNEXPECTED, why, sizeof why);
     st_index_close(&ix);
-    if (rc) {
+    if (lrc) {
       snprintf(err, err_len, "%s:%d: init: %s", cfg->path, si->line, why);
-      return -1;
+      goto done;
     }
     if (log)
       fprintf(log, "init: %d parameter tensors (%s) from %s%s%s%s\n", n, si->params, si->from,
               si->prefix[0] ? " with prefix \"" : "", si->prefix, si->prefix[0] ? "\"" : "");
   }
-  return 0;
+  /* each base fills what it holds and no newer base does: loaded last, so it wins over the
+   * stage's own sources wherever both hold a name */
+  for (int b = 0; b < n_bases; b++) {
+    init_pick pick = {NULL, ixs, b};
+    int n = 0;
+    st_load_sel sel = {.select = select_pick, .arg = &pick, .n_loaded = &n};
+    if (st_load_params_sel(ps, &ixs[b], &sel, ST_LOAD_ALLOW_UNEXPECTED | ST_LOAD_ALLOW_MISSING, why,
+                           sizeof why)) {
+      snprintf(err, err_len, "%s: the weights of an earlier stage: %s", cfg->path, why);
+      goto done;
+    }
+    if (log && n) fprintf(log, "init: %d parameter tensors from %s\n", n, bases[b]);
+  }
+  rc = 0;
+done:
+  for (int b = 0; b < n_open; b++) st_index_close(&ixs[b]);
+  return rc;
+}
+
+int stage_load_init(const stage_cfg *cfg, vt_params *ps, FILE *log, char *err, size_t err_len) {
+  return stage_load_init_over(cfg, ps, NULL, 0, log, err, err_len);
 }

@@ -29,6 +29,14 @@ vt_model *stage_model_open(const char *name, const char *path, const vt_model_op
  * log when not NULL. */
 int stage_load_init(const stage_cfg *cfg, vt_params *ps, FILE *log, char *err, size_t err_len);
 
+/* Initial weights in a curriculum: every parameter one of `bases` holds (checkpoint or model
+ * directories of earlier stages, newest first; the newest holding a name wins) comes from
+ * there, and cfg's own sources fill only the rest (a source all of whose parameters the bases
+ * hold is not opened). The bases' other tensors are ignored. With no bases this is
+ * stage_load_init. Returns 0 or -1 with err. */
+int stage_load_init_over(const stage_cfg *cfg, vt_params *ps, const char *const *bases, int n_bases,
+                         FILE *log, char *err, size_t err_len);
+
 /* Whether name matches one of the comma-separated fnmatch globs. */
 bool stage_globs_match(const char *globs, const char *name);
 

@@ -1,4 +1,5 @@
 /* The training loop and evaluation; see trainer.h. */
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,36 @@ double vt_eval_value(const vt_eval_result *res, const char *name) {
   return NAN;
 }
 
+/* RUN_DIR/samples.json: what the mixture gave out from step 0 to the cursor (see trainer.h). */
+static int write_samples(trainer *t, char *err, size_t err_len) {
+  size_t n = mix_n_datasets(t->mix);
+  int64_t *drawn = calloc(n ? n : 1, sizeof *drawn);
+  mix_cursor c = mix_get_cursor(t->mix);
+  if (!drawn || mix_drawn(t->mix, &c, drawn, err, err_len)) {
+    if (!drawn) snprintf(err, err_len, "out of memory");
+    free(drawn);
+    return -1;
+  }
+  json_t *ds = json_array();
+  for (size_t d = 0; d < n; d++)
+    json_array_append_new(
+        ds, json_pack("{s:s, s:f, s:I, s:I, s:I}", "name", t->mixcfg.datasets[d].name, "ratio",
+                      t->mixcfg.datasets[d].ratio, "size", (json_int_t)mix_dataset_size(t->mix, d),
+                      "per_epoch", (json_int_t)mix_dataset_per_epoch(t->mix, d), "drawn",
+                      (json_int_t)drawn[d]));
+  free(drawn);
+  json_t *j = json_pack("{s:s, s:I, s:o}", "stage", t->cfg->name, "step", (json_int_t)t->step,
+                        "datasets", ds);
+  char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+  json_decref(j);
+  char path[STAGE_PATH + 32];
+  snprintf(path, sizeof path, "%s/samples.json", t->cfg->out_dir);
+  int rc = text ? ckpt_write_text(path, text, err, err_len) : -1;
+  if (!text) snprintf(err, err_len, "%s: out of memory", path);
+  free(text);
+  return rc;
+}
+
 static void note_eval(vt_metrics *met, int64_t step, const vt_eval_result *er) {
   char line[512];
   size_t o = 0;
@@ -233,7 +264,10 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
   if (!found) {
     /* same seed on every rank: same weights; sources then overwrite what they hold */
     if (t.model->ops->init_weights(t.model, &t.ps, &t.rng, err, err_len) ||
-        stage_load_init(cfg, &t.ps, console, err, err_len))
+        stage_load_init_over(cfg, &t.ps, o->base_weights, o->n_base_weights, console, err, err_len))
+      goto done;
+    if (o->save_initial && d->rank == 0 &&
+        st_save_params(&t.ps, o->save_initial, NULL, err, err_len))
       goto done;
   }
   int64_t spe = steps_per_epoch(&t);
@@ -269,6 +303,8 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
   r->start_step = t.step;
   if (found) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", ckpt_dir); /* if nothing is left */
   r->total_steps = t.total_steps;
+  r->params = (int64_t)vt_params_count(&t.ps, false);
+  r->trainable_params = (int64_t)vt_params_count(&t.ps, true);
   if (d->rank == 0 && ckpt_mkdirs(cfg->out_dir, err, err_len)) goto done;
   if (d->rank == 0 &&
       vt_metrics_open(&met, cfg->out_dir, t.step, t.total_steps, console, err, err_len))
@@ -365,6 +401,7 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     }
   }
   r->step = t.step;
+  if (d->rank == 0 && write_samples(&t, err, err_len)) goto done;
   r->skipped_samples = t.skipped_samples;
   r->truncated_samples = t.truncated_samples;
   if (console && (t.skipped_samples || t.truncated_samples))

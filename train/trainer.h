@@ -23,6 +23,12 @@ typedef struct {
   FILE *console;               /* progress output (rank 0 only); NULL = quiet */
   volatile sig_atomic_t *stop; /* set asynchronously: stop at the next micro-batch, save, return */
   int64_t stop_after;          /* > 0: act as if stopped once this step is done (tests) */
+  /* weights of earlier stages (checkpoint or model directories, newest first) that fill every
+   * parameter they hold before the stage's own init sources fill the rest (a curriculum);
+   * not used when resuming from the stage's own checkpoint */
+  const char *const *base_weights;
+  int n_base_weights;
+  const char *save_initial; /* when set: the initial weights are written there (safetensors) */
 } vt_trainer_opts;
 
 typedef struct {
@@ -33,7 +39,12 @@ typedef struct {
   bool interrupted;
   char checkpoint[4096]; /* the last checkpoint written ("" if none) */
   int64_t skipped_samples, truncated_samples;
+  int64_t params, trainable_params; /* elements */
 } vt_train_result;
+
+/* Besides checkpoints and metrics.jsonl, a run writes RUN_DIR/samples.json when it returns:
+ * {"stage", "step", "datasets": [{"name", "ratio", "size", "per_epoch", "drawn"}]}, drawn
+ * counting every sample the mixture gave out on all ranks since step 0 (skipped ones too). */
 
 /* Returns 0 (also when interrupted: see r->interrupted), or -1 with err. */
 int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err_len);

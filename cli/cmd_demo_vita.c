@@ -1,0 +1,247 @@
+/* `vita demo` (--kind vita, the default): the built-in job. It writes the generated VITA
+ * dataset (data/vita_synth.h) to OUT/data, runs the tiny curriculum of configs/tiny-vita (stage
+ * 0 standing in for the pretrained LLM, then 1.1 -> 3.2) through the curriculum runner with
+ * the data paths pointed at OUT/data (OUT/curriculum.yaml, which `vita curriculum ... --resume`
+ * continues), draws each stage's loss curve, exports the VITA model and the speech decoder,
+ * and ends with each stage's held-out metric next to its chance level. */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include "cli/cmd_demo_vita.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoints/ckpt.h"
+#include "cli/cli_stop.h"
+#include "data/vita_synth.h"
+#include "stages/stage_hf.h"
+#include "train/curriculum.h"
+#include "train/plot.h"
+
+/* The tiny curriculum: stage config, training and held-out mixtures of the generated data,
+ * the metric and its chance level's key in chance.json (NULL: an eval metric, unigram_acc). */
+static const struct {
+  const char *config, *mix, *eval, *metric, *chance, *says;
+} stages[] = {
+    {"0-llm", "vision", "caption-eval", "loss", "caption_loss", "caption loss, no image yet"},
+    {"1.1", "caption", "caption-eval", "loss", "caption_loss", "caption loss"},
+    {"1.2", "caption", "caption-eval", "loss", "caption_loss", "caption loss"},
+    {"1.3", "vision", "qa-eval", "qa_acc", "qa_acc", "QA accuracy"},
+    {"2.1a", "asr", "asr-eval", "cer", "asr_cer", "CER"},
+    {"2.1b", "asr", "asr-eval", "qa_acc", "asr_exact", "exact transcripts"},
+    {"2.2", "omni", "sqa-eval", "qa_acc", "sqa_acc", "spoken-QA accuracy"},
+    {"3.2", "tts", "tts-eval", "token_acc", NULL, "speech-token accuracy"},
+};
+enum { N_STAGES = sizeof stages / sizeof stages[0] };
+
+static int write_curriculum(const char *path, const char *configs, const char *out, double scale,
+                            char *err, size_t err_len) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+    return -1;
+  }
+  fprintf(f,
+          "# the curriculum `vita demo` runs: configs/tiny-vita's stages on %s/data\n"
+          "#   vita curriculum %s --resume   continues it\nname: tiny-vita\n"
+          "output: {dir: %s/run}\nstages:\n",
+          out, path, out);
+  int rc = 0;
+  for (int i = 0; i < N_STAGES && !rc; i++) {
+    char stage_path[4300];
+    snprintf(stage_path, sizeof stage_path, "%s/%s.yaml", configs, stages[i].config);
+    fprintf(f,
+            "  - config: %s\n    data.mixture: %s/data/mix/%s.yaml\n"
+            "    data.eval_mixture: %s/data/mix/%s.yaml\n    metric: %s\n",
+            stage_path, out, stages[i].mix, out, stages[i].eval, stages[i].metric);
+    if (stages[i].chance)
+      fprintf(f, "    chance: %s/data/chance.json:%s\n", out, stages[i].chance);
+    else
+      fprintf(f, "    chance: unigram_acc\n");
+    if (scale != 1.0) { /* a shorter run (tests): each stage's steps scaled, evaluated at the end */
+      static stage_cfg cfg; /* large: not on the stack */
+      if (stage_config_load(&cfg, stage_path, err, err_len)) {
+        rc = -1;
+        break;
+      }
+      int64_t steps = (int64_t)ceil((double)cfg.steps * scale);
+      if (steps < 1) steps = 1;
+      fprintf(f, "    train.steps: %lld\n    output.eval_every: %lld\n", (long long)steps,
+              (long long)steps);
+    }
+  }
+  if (fclose(f) && !rc) {
+    snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+    rc = -1;
+  }
+  return rc;
+}
+
+/* Each stage's loss curve, RUN/<n>-<stage>/loss.png. */
+static void plot_stages(const curriculum *cur) {
+  char err[1024];
+  for (int i = 0; i < cur->n_stages; i++) {
+    char metrics[4300], png[4300], title[160];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", cur->stages[i].dir);
+    snprintf(png, sizeof png, "%s/loss.png", cur->stages[i].dir);
+    snprintf(title, sizeof title, "stage %d/%d %s: loss", i + 1, cur->n_stages,
+             cur->stages[i].cfg->name);
+    plot_opts o = {.smooth = 0.6, .title = title, .x_label = "step"};
+    if (plot_metrics(metrics, "loss", png, &o, NULL, NULL, err, sizeof err))
+      fprintf(stderr, "vita demo: plot: %s\n", err);
+  }
+}
+
+/* The final checkpoint of stage i (stage.json's "checkpoint"), into buf; "" if none. */
+static void final_checkpoint(const curriculum *cur, int i, char *buf, size_t len) {
+  char path[4300];
+  snprintf(path, sizeof path, "%s/stage.json", cur->stages[i].dir);
+  json_t *j = json_load_file(path, 0, NULL);
+  const char *ck = json_string_value(json_object_get(j, "checkpoint"));
+  snprintf(buf, len, "%s", ck ? ck : "");
+  json_decref(j);
+}
+
+static int export_one(const char *ckpt, const char *dir, const char *tokenizer, const char *what) {
+  char err[2048];
+  hf_io_opts eo = {.dtype = VT_BF16, .tokenizer_dir = tokenizer};
+  hf_io_stats es;
+  if (ckpt_remove_tree(dir, err, sizeof err) ||
+      stage_hf_export(ckpt, dir, &eo, &es, err, sizeof err)) {
+    fprintf(stderr, "vita demo: export of %s: %s\n", what, err);
+    return -1;
+  }
+  printf("demo: exported %s (%d tensors, bf16) to %s\n", what, es.n_tensors, dir);
+  return 0;
+}
+
+/* The table the demo ends with: each stage's metric against its chance level. */
+static int report(const curriculum *cur, const char *out) {
+  char path[4300];
+  snprintf(path, sizeof path, "%s/run/curriculum.json", out);
+  json_t *j = json_load_file(path, 0, NULL);
+  json_t *rows = json_object_get(j, "stages");
+  int beaten = 0;
+  printf("\n%-6s %-26s %-10s %10s %10s  %s\n", "stage", "held-out metric", "name", "value",
+         "chance", "beats chance");
+  for (size_t i = 0; i < json_array_size(rows) && i < (size_t)cur->n_stages; i++) {
+    json_t *ev = json_object_get(json_array_get(rows, i), "eval");
+    double v = json_number_value(json_object_get(ev, "value"));
+    json_t *cj = json_object_get(ev, "chance");
+    double c = json_is_number(cj) ? json_number_value(cj) : NAN;
+    const char *name = json_string_value(json_object_get(ev, "metric"));
+    bool lower = name && (!strcmp(name, "loss") || !strcmp(name, "cer"));
+    bool ok = isfinite(v) && isfinite(c) && (lower ? v < c : v > c);
+    beaten += ok;
+    printf("%-6s %-26s %-10s %10.4f %10.4f  %s\n", cur->stages[i].cfg->name, stages[i].says,
+           name ? name : "-", v, c, ok ? "yes" : "no");
+  }
+  printf("demo: %d of %d stages beat chance (%s)\n", beaten, cur->n_stages, path);
+  json_decref(j);
+  return beaten;
+}
+
+int cli_demo_vita(const cli_args *a) {
+  const char *out = cli_args_given(a, "out") ? cli_args_str(a, "out") : "runs/tiny-vita";
+  char configs[4096];
+  bool resume = cli_args_flag(a, "resume");
+  double scale = cli_args_float(a, "scale");
+  int64_t threads = cli_args_int(a, "threads");
+  char err[4096], path[4300], abs_out[4096];
+  if (!(scale > 0 && scale <= 100) || threads < 0) {
+    fprintf(stderr, "vita demo: --scale must be in (0, 100] and --threads >= 0\n");
+    return CLI_EXIT_USAGE;
+  }
+  /* the tiny model gains nothing from threads, and on a busy machine they wait on each other */
+  if (threads > 0) omp_set_num_threads((int)threads);
+  const char *cdir = cli_args_str(a, "configs");
+  snprintf(path, sizeof path, "%s/0-llm.yaml", cdir);
+  struct stat st;
+  if (stat(path, &st) != 0 || !realpath(cdir, configs)) {
+    fprintf(stderr,
+            "vita demo: %s: not found (run from the repository root, or give --configs "
+            "configs/tiny-vita)\n",
+            path);
+    return CLI_EXIT_FAIL;
+  }
+  if (ckpt_mkdirs(out, err, sizeof err) || !realpath(out, abs_out)) {
+    fprintf(stderr, "vita demo: %s: %s\n", out, err[0] ? err : strerror(errno));
+    return CLI_EXIT_FAIL;
+  }
+  /* 1. data (kept on --resume when complete) */
+  snprintf(path, sizeof path, "%s/data/chance.json", abs_out);
+  if (!resume || stat(path, &st) != 0) {
+    vsynth_cfg vc;
+    if (vsynth_defaults(cli_args_str(a, "size"), &vc)) {
+      fprintf(stderr, "vita demo: --size: expected small or tiny\n");
+      return CLI_EXIT_USAGE;
+    }
+    vc.seed = (uint64_t)cli_args_int(a, "seed");
+    vsynth_stats vs;
+    snprintf(path, sizeof path, "%s/data", abs_out);
+    printf("demo: generating the dataset in %s (images, espeak-ng speech, shards)\n", path);
+    fflush(stdout);
+    if (ckpt_remove_tree(path, err, sizeof err) || vsynth_write(path, &vc, &vs, err, sizeof err)) {
+      fprintf(stderr, "vita demo: %s\n", err);
+      return CLI_EXIT_FAIL;
+    }
+    printf("demo: %lld images, %lld speech clips, a tokenizer of %d tokens; chance levels in "
+           "%s/chance.json\n",
+           (long long)vs.images, (long long)vs.clips, vs.vocab_size, path);
+  }
+  /* 2. the curriculum */
+  char cur_path[4300];
+  snprintf(cur_path, sizeof cur_path, "%s/curriculum.yaml", abs_out);
+  if (write_curriculum(cur_path, configs, abs_out, scale, err, sizeof err)) {
+    fprintf(stderr, "vita demo: %s\n", err);
+    return CLI_EXIT_FAIL;
+  }
+  curriculum cur;
+  if (curriculum_load(&cur, cur_path, NULL, err, sizeof err)) {
+    fprintf(stderr, "vita demo: %s\n", err);
+    return CLI_EXIT_FAIL;
+  }
+  vt_dist dist;
+  if (vt_dist_init(&dist, NULL, NULL, err, sizeof err)) {
+    fprintf(stderr, "vita demo: %s\n", err);
+    curriculum_free(&cur);
+    return CLI_EXIT_FAIL;
+  }
+  volatile sig_atomic_t *stop = cli_stop_install("vita demo");
+  curriculum_opts co = {
+      .cur = &cur, .resume = resume, .dist = &dist, .console = stdout, .stop = stop};
+  curriculum_result r;
+  int rc = CLI_EXIT_FAIL;
+  if (curriculum_run(&co, &r, err, sizeof err)) {
+    fprintf(stderr, "vita demo: stage %d/%d: %s\n", r.stage, cur.n_stages, err);
+    goto done;
+  }
+  if (r.interrupted) {
+    printf("demo: stopped in stage %d/%d; continue with: vita demo --resume\n", r.stage,
+           cur.n_stages);
+    rc = *stop ? 128 + *stop : CLI_EXIT_OK;
+    goto done;
+  }
+  /* 3. plots and exports: the VITA model of 2.2, the speech decoder of 3.2 */
+  plot_stages(&cur);
+  char ck[4300], dir[4300], tok[4300];
+  snprintf(tok, sizeof tok, "%s/data/tokenizer", abs_out);
+  final_checkpoint(&cur, N_STAGES - 2, ck, sizeof ck);
+  snprintf(dir, sizeof dir, "%s/export", abs_out);
+  if (!ck[0] || export_one(ck, dir, tok, "the VITA model (stage 2.2)")) goto done;
+  final_checkpoint(&cur, N_STAGES - 1, ck, sizeof ck);
+  snprintf(dir, sizeof dir, "%s/export-tts", abs_out);
+  if (!ck[0] || export_one(ck, dir, NULL, "the speech decoder (stage 3.2)")) goto done;
+  printf("demo: loss curves in %s/run/<n>-<stage>/loss.png\n", abs_out);
+  report(&cur, abs_out);
+  rc = CLI_EXIT_OK;
+done:
+  vt_dist_finalize(&dist);
+  curriculum_free(&cur);
+  return rc;
+}

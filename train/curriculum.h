@@ -1,0 +1,94 @@
+/* The curriculum runner (`vita curriculum CONFIG [--resume]`): stages trained in order, each
+ * from the final weights of the stages before it, resumable at any point, with a summary.
+ *
+ * The config (YAML; relative paths are from its directory):
+ *
+ *   name: tiny                      # for logs (default: the file's base name)
+ *   output: {dir: runs/curric}      # RUN; each stage runs in RUN/<n>-<stage>/
+ *   save_initial: false             # write each stage's initial weights (RUN/<n>-<stage>/
+ *                                   #   initial.safetensors), for freezing checks
+ *   defaults: {device: cpu}         # overrides applied to every stage (before its own)
+ *   stages:
+ *     - ../stages/1.1.yaml          # a stage config as it is
+ *     - config: ../stages/1.2.yaml  # or with overrides: the stage config's keys, nested
+ *       train: {steps: 20}          #   as there or dotted ("train.lr: 1e-3"); a list given
+ *       data.mixture: mix.yaml      #   replaces a list, a mapping merges (stage_config.h)
+ *       metric: token_acc           # the eval metric the summary reports (default: the
+ *                                   #   first the model's eval gives besides loss)
+ *       chance: 0.25                # its chance level: a number, the name of another eval
+ *                                   #   metric (unigram_acc), or FILE.json:key
+ *       from_previous: true         # start from the earlier stages' weights (default)
+ *
+ * Each stage's output.dir is replaced by RUN/<n>-<stage>. Its initial weights: every parameter
+ * that the final checkpoint of an earlier stage holds comes from the newest such stage; the
+ * stage's own init sources fill the parameters none of them holds (stage_load_init_over).
+ * A stage that finished has RUN/<n>-<stage>/stage.json with "status": "done" and is not run
+ * again; an interrupted one resumes from its own newest checkpoint exactly (the trainer's
+ * resume). A stop request (SIGINT/SIGTERM) saves the running stage and returns.
+ *
+ * Per stage the run dir holds the trainer's files (checkpoints/, metrics.jsonl,
+ * samples.json: samples drawn per dataset) and stage.json (status, parts trained, parameter
+ * counts, steps, the final checkpoint, eval metrics, wall time over all attempts). After
+ * each stage and at the end the summary table goes to the console and RUN/curriculum.json:
+ * stage, trained parts, trainable parameters, steps, samples drawn per dataset, loss first ->
+ * last, the eval metric (name, value, chance), wall time. */
+#ifndef VT_CURRICULUM_H
+#define VT_CURRICULUM_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "stages/stage_config.h"
+#include "train/dist.h"
+
+typedef struct {
+  stage_cfg *cfg;         /* the stage config with every override applied */
+  char dir[STAGE_PATH];   /* RUN/<n>-<stage> (= cfg->out_dir) */
+  char metric[64];        /* "" : the first eval metric besides loss */
+  char chance_metric[64]; /* chance given as another eval metric's name */
+  double chance;          /* NAN: none given (or read from chance_metric) */
+  bool from_previous;     /* start from the earlier stages' final weights */
+} curriculum_stage;
+
+typedef struct {
+  char path[STAGE_PATH];
+  char name[128];
+  char run_dir[STAGE_PATH];
+  bool save_initial;
+  curriculum_stage *stages;
+  int n_stages;
+} curriculum;
+
+/* Loads path; run_dir (may be NULL) replaces output.dir. Every stage config is loaded and
+ * validated with its overrides now, so a typo in stage 7 fails before stage 1 runs. Returns 0
+ * or -1 with err naming the file, line and key. curriculum_free releases (also on failure). */
+int curriculum_load(curriculum *c, const char *path, const char *run_dir, char *err,
+                    size_t err_len);
+void curriculum_free(curriculum *c);
+
+typedef struct {
+  const curriculum *cur;
+  bool resume; /* false: the stages' run dirs are removed first and everything runs */
+  const vt_dist *dist;
+  FILE *console; /* rank 0's progress and summaries; NULL: quiet */
+  volatile sig_atomic_t *stop;
+  int stop_stage;     /* with stop_after > 0: stop stage stop_stage (1-based) after that step */
+  int64_t stop_after; /* (tests: an interrupt at a known step) */
+} curriculum_opts;
+
+typedef struct {
+  int done;         /* stages finished (now or before) */
+  int ran;          /* stages trained by this call */
+  bool interrupted; /* stopped inside stage `stage` */
+  int stage;        /* 1-based: the stage running when it returned */
+} curriculum_result;
+
+/* Runs the stages in order (see above). Returns 0 (also when interrupted) or -1 with err. */
+int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, size_t err_len);
+
+/* Builds the summary from the stage dirs (finished, interrupted and pending stages alike),
+ * prints the table to out (may be NULL) and writes RUN/curriculum.json atomically. */
+int curriculum_summary(const curriculum *c, FILE *out, char *err, size_t err_len);
+
+#endif
