@@ -134,6 +134,29 @@ static void dir_name(const char *name, char *out, size_t len) {
     if (*p == '/' || *p == ' ' || *p == '\t') *p = '_';
 }
 
+/* "configs/x/../../runs/r" as "runs/r": the run dir is printed on every line that names a
+ * file. Only "NAME/.." pairs of plain names are dropped (lexically; no links are followed). */
+static void tidy_path(char *p) {
+  char *seg[512], buf[STAGE_PATH];
+  int n = 0;
+  bool abs = p[0] == '/';
+  snprintf(buf, sizeof buf, "%s", p);
+  for (char *t = strtok(buf, "/"); t && n < 512; t = strtok(NULL, "/")) {
+    if (!strcmp(t, ".")) continue;
+    if (!strcmp(t, "..") && n > 0 && strcmp(seg[n - 1], "..")) {
+      n--;
+      continue;
+    }
+    seg[n++] = t;
+  }
+  size_t o = 0;
+  p[0] = '\0';
+  if (abs) p[o++] = '/', p[o] = '\0';
+  for (int i = 0; i < n; i++)
+    o += (size_t)snprintf(p + o, STAGE_PATH - o, "%s%s", i ? "/" : "", seg[i]);
+  if (!o) snprintf(p, STAGE_PATH, ".");
+}
+
 /* The chance level of an entry: a number, an eval metric's name, or FILE.json:key. */
 static int read_chance(ycfg *y, yaml_node_t *v, curriculum_stage *s, char *err, size_t err_len) {
   const char *txt;
@@ -260,6 +283,7 @@ int curriculum_load(curriculum *c, const char *path, const char *run_dir, char *
     if (!v) vt_seterr(err, err_len, "%s: output.dir (the run directory) is required", path);
     goto done;
   }
+  tidy_path(c->run_dir);
   int defaults_id = 0;
   if ((v = ycfg_get(&y, root, "defaults"))) {
     if (v->type != YAML_MAPPING_NODE) {
@@ -288,12 +312,6 @@ int curriculum_load(curriculum *c, const char *path, const char *run_dir, char *
     int item = l->data.sequence.items.start[i];
     c->n_stages = i + 1;
     if (load_stage(c, &y, i, node(&y, item), defaults_id, err, err_len)) goto done;
-    for (int k = 0; k < i; k++)
-      if (!strcmp(c->stages[k].dir, c->stages[i].dir)) {
-        vt_seterr(err, err_len, "%s: stages %d and %d share the run directory %s", path, k + 1,
-                  i + 1, c->stages[i].dir);
-        goto done;
-      }
   }
   rc = 0;
 done:
