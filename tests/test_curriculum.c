@@ -419,6 +419,37 @@ int main(void) {
   }
   printf("resume: weights, losses and sample counts of every stage identical to the "
          "uninterrupted run\n");
+  /* from_previous naming parts: the speech decoder after stage 1 takes nothing but its
+   * "decoder" part from there, so its LLM table comes from its own init source (the
+   * generated table), not from stage 1's random embedding */
+  snprintf(cur_text, sizeof cur_text,
+           "output: {dir: sel}\nsave_initial: true\nstages:\n"
+           "  - {config: %s/configs/curriculum/lm-decoder.yaml, data.mixture: mix.yaml}\n"
+           "  - config: %s/configs/curriculum/tts.yaml\n"
+           "    data: {mixture: tts/train/mixture.yaml, eval_mixture: tts/eval/mixture.yaml}\n"
+           "    init: [{from: tts/llm, params: llm_embed}]\n"
+           "    train.steps: 2\n    from_previous: [decoder]\n",
+           src, src);
+  write_file("sel.yaml", cur_text);
+  CHECK(!sh("%s curriculum %s/sel.yaml > %s/sel.log 2>&1", vita, T, T));
+  {
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/sel/2-tts/initial.safetensors", T);
+    snprintf(b, sizeof b, "%s/tts/llm/model.safetensors", T);
+    st_file x, y;
+    if (!st_file_open(&x, a, err, sizeof err) && !st_file_open(&y, b, err, sizeof err)) {
+      const char *e = "model.embed_tokens.weight";
+      CHECK_MSG(same_bytes(st_find(&x, e), st_find(&y, e)),
+                "from_previous: [decoder]: the LLM table did not come from its own source");
+      st_file_close(&y);
+      st_file_close(&x);
+    } else {
+      CHECK_MSG(0, "%s", err);
+    }
+    CHECK(
+        !sh("grep -q 'init: 1 parameter tensors (model.embed_tokens.weight) from' %s/sel.log", T));
+  }
+
   /* everything done: a further --resume only prints the summary */
   CHECK(!sh("%s curriculum %s/cur.yaml --out %s/part --resume > %s/part4.log 2>&1 && "
             "grep -q 'done: 3 stages (0 trained now)' %s/part4.log",

@@ -192,9 +192,55 @@ static int read_chance(ycfg *y, yaml_node_t *v, curriculum_stage *s, char *err, 
   return rc;
 }
 
+/* from_previous: a bool, or parts / globs (one or a list; parts are expanded once the stage
+ * config is loaded, into raw until then). */
+static int read_previous(ycfg *y, yaml_node_t *v, curriculum_stage *s, char *raw, char *err,
+                         size_t err_len) {
+  const char *txt;
+  if (v->type == YAML_SCALAR_NODE && (!strcmp((const char *)v->data.scalar.value, "true") ||
+                                      !strcmp((const char *)v->data.scalar.value, "false")))
+    return ycfg_bool(y, v, "from_previous", &s->from_previous, err, err_len);
+  size_t o = 0;
+  int n = v->type == YAML_SEQUENCE_NODE
+              ? (int)(v->data.sequence.items.top - v->data.sequence.items.start)
+              : 1;
+  for (int i = 0; i < n; i++) {
+    yaml_node_t *e = v->type == YAML_SEQUENCE_NODE
+                         ? yaml_document_get_node(&y->doc, v->data.sequence.items.start[i])
+                         : v;
+    if (ycfg_str(y, e, "from_previous", &txt, err, err_len)) return -1;
+    o +=
+        (size_t)snprintf(raw + o, o < STAGE_GLOBS ? STAGE_GLOBS - o : 0, "%s%s", o ? "," : "", txt);
+  }
+  if (!o || o >= STAGE_GLOBS) {
+    vt_seterr(err, err_len,
+              "%s:%d: from_previous: expected true, false, or parts / name globs (at most %d "
+              "characters)",
+              y->path, (int)v->start_mark.line + 1, STAGE_GLOBS - 1);
+    return -1;
+  }
+  return 0;
+}
+
+/* raw (comma-separated parts or globs) with the stage's parts replaced by their globs. */
+static int expand_parts(const stage_cfg *cfg, const char *raw, char *out, size_t len) {
+  char buf[STAGE_GLOBS];
+  snprintf(buf, sizeof buf, "%s", raw);
+  size_t o = 0;
+  out[0] = '\0';
+  for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    const char *g = t;
+    for (int k = 0; k < cfg->n_parts; k++)
+      if (!strcmp(cfg->parts[k].name, t)) g = cfg->parts[k].globs;
+    o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%s", o ? "," : "", g);
+  }
+  return o < len ? 0 : -1;
+}
+
 static int load_stage(curriculum *c, ycfg *y, int index, yaml_node_t *e, int defaults_id, char *err,
                       size_t err_len) {
   curriculum_stage *s = &c->stages[index];
+  char raw[STAGE_GLOBS] = "";
   s->chance = NAN;
   s->from_previous = true;
   int line = (int)e->start_mark.line + 1;
@@ -215,8 +261,7 @@ static int load_stage(curriculum *c, ycfg *y, int index, yaml_node_t *e, int def
       return -1;
     if (metric) snprintf(s->metric, sizeof s->metric, "%s", metric);
     if ((v = ycfg_get(y, e, "chance")) && read_chance(y, v, s, err, err_len)) return -1;
-    if ((v = ycfg_get(y, e, "from_previous")) &&
-        ycfg_bool(y, v, "from_previous", &s->from_previous, err, err_len))
+    if ((v = ycfg_get(y, e, "from_previous")) && read_previous(y, v, s, raw, err, err_len))
       return -1;
     if (!(over = overlay_of(y, entry_id, err, err_len))) return -1;
   } else {
@@ -244,6 +289,10 @@ static int load_stage(curriculum *c, ycfg *y, int index, yaml_node_t *e, int def
     return -1;
   }
   snprintf(s->cfg->out_dir, sizeof s->cfg->out_dir, "%s", s->dir);
+  if (raw[0] && expand_parts(s->cfg, raw, s->previous_globs, sizeof s->previous_globs)) {
+    vt_seterr(err, err_len, "%s: stages[%d]: from_previous: too many patterns", y->path, index);
+    return -1;
+  }
   return 0;
 }
 
@@ -471,6 +520,7 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
                           .stop_after = o->stop_stage == i + 1 ? o->stop_after : 0,
                           .base_weights = bases,
                           .n_base_weights = nb,
+                          .base_globs = s->previous_globs[0] ? s->previous_globs : NULL,
                           .save_initial = c->save_initial ? init_path : NULL};
     vt_train_result tr;
     double t0 = vt_now();
