@@ -532,8 +532,15 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
       eval = final_eval(s->dir, tr.step);
       /* no eval line at the last step: one pass over the eval set now */
       if (!json_object_size(eval) && s->cfg->eval_mixture[0]) {
+        /* rank 0 wrote the checkpoint: every rank finds it once written */
+        char ck[STAGE_PATH], root[STAGE_PATH + 16];
+        int64_t step;
+        vt_dist_barrier(d);
+        snprintf(root, sizeof root, "%s/checkpoints", s->dir);
         vt_eval_result er;
-        if (vt_eval(s->cfg, tr.checkpoint, s->cfg->eval_mixture, o->dist, &er, err, err_len)) {
+        if (ckpt_find_latest(root, ck, sizeof ck, &step, err, err_len) != 1 ||
+            vt_eval(s->cfg, ck, s->cfg->eval_mixture, o->dist, &er, err, err_len)) {
+          if (!err[0]) vt_seterr(err, err_len, "%s: no checkpoint to evaluate", root);
           json_decref(eval);
           return -1;
         }
