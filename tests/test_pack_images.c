@@ -5,7 +5,10 @@
  * samples carry images (one or two tiles), two images, a two-frame video, or none; each packed
  * row carries its samples' tiles in order, segments keep the samples apart and positions
  * restart per sample. The step's loss and every parameter's gradient agree to f32 reduction
- * tolerance, the vision tower's gradients are not zero, and both runs drew the six samples. */
+ * tolerance, the vision tower's gradients are not zero, and both runs drew the six samples.
+ * Then a vision curriculum on the same data (train/curriculum.h): a stage 1.1-shaped stage
+ * (the adapter alone, unpacked) and a 1.2-shaped one (everything, packed) from its weights;
+ * the first changes the adapter's tensors only, the second starts from them and changes all. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 #include "data/chat.h"
 #include "data/shard.h"
 #include "tests/check.h"
+#include "train/curriculum.h"
 #include "train/trainer.h"
 
 static char T[] = "/tmp/vt_pack_img_XXXXXX";
@@ -186,6 +190,108 @@ static float *grad_of(const st_file *w0, const st_file *w1, const char *name, in
   return g;
 }
 
+/* Tensors of stage dir's initial weights against its final ones: how many are byte-identical
+ * and how many changed, each must-change tensor (matching globs; NULL: all) counted in bad when
+ * it did not and every other one when it did. */
+static void compare_stage(const char *dir, const char *globs, int *same, int *changed, int *bad) {
+  char a[700], b[700], err[512], ck[600], root[620];
+  int64_t step;
+  snprintf(a, sizeof a, "%s/initial.safetensors", dir);
+  snprintf(root, sizeof root, "%s/checkpoints", dir);
+  *same = *changed = 0, *bad = 1;
+  if (ckpt_find_latest(root, ck, sizeof ck, &step, err, sizeof err) != 1) return;
+  snprintf(b, sizeof b, "%s/model.safetensors", ck);
+  st_file x, y;
+  if (st_file_open(&x, a, err, sizeof err)) return;
+  if (st_file_open(&y, b, err, sizeof err)) {
+    st_file_close(&x);
+    return;
+  }
+  *bad = 0;
+  for (int k = 0; k < x.n; k++) {
+    const st_tensor *u = &x.tensors[k], *v = st_find(&y, u->name);
+    bool eq = v && u->nbytes == v->nbytes && !memcmp(u->data, v->data, u->nbytes);
+    bool want_change = !globs || !strncmp(u->name, globs, strlen(globs));
+    if (eq == want_change) {
+      (*bad)++;
+      fprintf(stderr, "%s: %s %s\n", dir, u->name, eq ? "did not change" : "changed");
+    }
+    *same += eq, *changed += !eq;
+  }
+  st_file_close(&x);
+  st_file_close(&y);
+}
+
+/* Whether every tensor of stage dir b's initial weights equals stage a's final one. */
+static bool chained(const char *a_dir, const char *b_dir) {
+  char a[700], b[700], err[512], ck[600], root[620];
+  int64_t step;
+  snprintf(root, sizeof root, "%s/checkpoints", a_dir);
+  if (ckpt_find_latest(root, ck, sizeof ck, &step, err, sizeof err) != 1) return false;
+  snprintf(a, sizeof a, "%s/model.safetensors", ck);
+  snprintf(b, sizeof b, "%s/initial.safetensors", b_dir);
+  st_file x, y;
+  if (st_file_open(&x, a, err, sizeof err)) return false;
+  if (st_file_open(&y, b, err, sizeof err)) {
+    st_file_close(&x);
+    return false;
+  }
+  bool ok = x.n == y.n;
+  for (int k = 0; ok && k < x.n; k++) {
+    const st_tensor *u = &x.tensors[k], *v = st_find(&y, u->name);
+    ok = v && u->nbytes == v->nbytes && !memcmp(u->data, v->data, u->nbytes);
+  }
+  st_file_close(&x);
+  st_file_close(&y);
+  return ok;
+}
+
+static void vision_curriculum(void) {
+  char text[2048], path[600], err[2048];
+  snprintf(text, sizeof text,
+           "model:\n  config: model.json\n  parts: {vision: model.vision_tower.*, adapter: "
+           "model.mm_projector.*, llm: [model.embed_tokens.*, model.layers.*, model.norm.*, "
+           "lm_head.*]}\n"
+           "data: {mixture: unpacked-mix.yaml, max_len: 63}\n"
+           "train: {steps: 3, batch_size: 2, seed: 5, lr: 1.0e-2, weight_decay: 0.0,\n"
+           "        trainable: [adapter]}\n"
+           "schedule: {kind: constant}\n"
+           "output: {dir: unused, log_every: 0}\n");
+  write_file("s11.yaml", text);
+  write_file("cur.yaml", "output: {dir: cur}\nsave_initial: true\nstages:\n"
+                         "  - s11.yaml\n"
+                         "  - {config: s11.yaml, stage: s12, data.mixture: packed-mix.yaml,\n"
+                         "     train.trainable: [vision, adapter, llm]}\n");
+  snprintf(path, sizeof path, "%s/cur.yaml", T);
+  curriculum cur;
+  if (curriculum_load(&cur, path, NULL, err, sizeof err)) {
+    CHECK_MSG(0, "%s", err);
+    return;
+  }
+  curriculum_opts o = {.cur = &cur};
+  curriculum_result r;
+  if (curriculum_run(&o, &r, err, sizeof err)) {
+    CHECK_MSG(0, "%s", err);
+    curriculum_free(&cur);
+    return;
+  }
+  CHECK(r.done == 2 && r.ran == 2 && !r.interrupted);
+  int same, changed, bad;
+  compare_stage(cur.stages[0].dir, "model.mm_projector.", &same, &changed, &bad);
+  CHECK_MSG(bad == 0 && changed == 4 && same > 30, "stage 1.1: %d same, %d changed, %d wrong", same,
+            changed, bad);
+  printf("vision stage 1.1 (adapter, unpacked): %d tensors byte-identical, the adapter's %d "
+         "changed\n",
+         same, changed);
+  CHECK_MSG(chained(cur.stages[0].dir, cur.stages[1].dir), "stage 1.2 does not start from 1.1");
+  compare_stage(cur.stages[1].dir, NULL, &same, &changed, &bad);
+  CHECK_MSG(bad == 0 && same == 0 && changed > 30, "stage 1.2: %d same, %d changed, %d wrong", same,
+            changed, bad);
+  printf("vision stage 1.2 (everything, packed) from 1.1's weights: all %d tensors changed\n",
+         changed);
+  curriculum_free(&cur);
+}
+
 int main(void) {
   if (!mkdtemp(T)) return 1;
   char p[600];
@@ -241,6 +347,7 @@ int main(void) {
          "of the tensor's largest gradient); %d vision tower tensors have one\n",
          compared, worst, vision_moved);
   st_file_close(&p0), st_file_close(&p1), st_file_close(&u0), st_file_close(&u1);
+  vision_curriculum();
   if (!vt_test_failures) ckpt_remove_tree(T, p, sizeof p);
   return vt_test_finish("test_pack_images");
 }
