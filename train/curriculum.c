@@ -477,9 +477,14 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
   if (!o->resume && d->rank == 0) { /* afresh: what an earlier run left goes */
     char p[STAGE_PATH + 32];
     snprintf(p, sizeof p, "%s/curriculum.json", c->run_dir);
-    remove(p);
+    bool had = !remove(p);
     for (int i = 0; i < c->n_stages; i++)
       if (ckpt_remove_tree(c->stages[i].dir, err, err_len)) return -1;
+    if (had && con)
+      fprintf(con,
+              "starting afresh in %s (the stages of an earlier run removed; --resume "
+              "continues one)\n",
+              c->run_dir);
   }
   vt_dist_barrier(d);
   static char paths[STAGE_MAX_BASES][STAGE_PATH];
@@ -490,12 +495,19 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
     json_t *prev = curriculum_read_json(s->dir, "stage.json");
     const char *status = json_string_value(json_object_get(prev, "status"));
     double wall0 = json_number_value(json_object_get(prev, "wall_s"));
+    int64_t had = json_integer_value(json_object_get(prev, "total_steps"));
     bool done = status && !strcmp(status, "done");
     json_decref(prev);
     if (done) {
       if (con)
         fprintf(con, "stage %d/%d %s: finished before, skipped\n", i + 1, c->n_stages,
                 s->cfg->name);
+      /* a finished stage is never redone, even when its config changed since */
+      if (con && s->cfg->steps > 0 && had != s->cfg->steps)
+        fprintf(con,
+                "warning: stage %s finished with %lld steps; its config now says %lld (run "
+                "without --resume to start afresh)\n",
+                s->cfg->name, (long long)had, (long long)s->cfg->steps);
       r->done++;
       continue;
     }
