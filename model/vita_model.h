@@ -29,6 +29,9 @@ typedef struct {
   vit_adapter *adapter;
 } vita_vision;
 vita_vision vita_model_vision(vt_model *m);
+/* The logits [rows, len, vocab] of batch b in eval mode (no dropout); a ctx error when m is
+ * another model. */
+vt_tensor *vita_model_logits(vt_model *m, vt_ctx *ctx, const vt_batch *b);
 
 extern const vt_model_ops vita_model_ops;
 
