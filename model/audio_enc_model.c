@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "model/audio_adapter.h"
+#include "model/audio_cfg.h"
 #include "model/audio_enc.h"
 #include "model/audio_enc_ctc.h"
 #include "model/model.h"
@@ -46,12 +47,17 @@ static int64_t *int_field(audio_enc_cfg *c, audio_adapter_cfg *a, int64_t *sep, 
 
 static const char *const chunk_names[3] = {"full", "static", "dynamic"};
 
-static int read_cfg(const json_t *root, const char *where, audio_enc_cfg *c, audio_adapter_cfg *a,
-                    int64_t *sep, char *err, size_t err_len) {
+int audio_enc_cfg_from_json(const json_t *root, const char *where, audio_enc_cfg *c,
+                            audio_adapter_cfg *a, int64_t *sep, char *err, size_t err_len) {
   *c = audio_enc_cfg_vita();
   *a = audio_adapter_cfg_vita();
   a->llm_dim = 0; /* no adapter unless llm_hidden_size is given */
   *sep = -1;
+  if (!json_is_object(root)) {
+    snprintf(err, err_len, "%s: audio config: expected an object, found %s", where,
+             model_cfg_type_name(root));
+    return -1;
+  }
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)root, key, v) {
@@ -108,7 +114,7 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   }
   audio_enc_cfg c;
   audio_adapter_cfg a;
-  if (read_cfg(config, where, &c, &a, &m->word_sep, err, err_len)) {
+  if (audio_enc_cfg_from_json(config, where, &c, &a, &m->word_sep, err, err_len)) {
     free(m);
     return NULL;
   }
@@ -151,20 +157,27 @@ static int init_weights(vt_model *base, vt_params *ps, vt_rng *rng, char *err, s
   return 0;
 }
 
-static json_t *config_json(const vt_model *base) {
-  const audio_model *m = (const audio_model *)base;
-  audio_enc_cfg c = m->enc.cfg;
-  audio_adapter_cfg a = m->ad.cfg;
-  int64_t sep = m->word_sep;
+json_t *audio_enc_cfg_to_json(const audio_enc_cfg *c0, const audio_adapter_cfg *a0,
+                              int64_t word_sep) {
+  audio_enc_cfg c = *c0;
+  audio_adapter_cfg a = a0 ? *a0 : audio_adapter_cfg_vita();
+  int64_t sep = word_sep;
   json_t *o = json_object();
-  json_object_set_new(o, "model_type", json_string("vita_audio_encoder"));
   for (int i = 0; i < (int)(sizeof int_keys / sizeof int_keys[0]); i++) {
-    if (!m->has_adapter && (i == 9 || i == 10)) continue;
+    if ((!a0 && (i == 9 || i == 10)) || (i == 11 && word_sep < 0)) continue;
     json_object_set_new(o, int_keys[i], json_integer(*int_field(&c, &a, &sep, i)));
   }
   json_object_set_new(o, "dropout", json_real(c.dropout));
   json_object_set_new(o, "norm_eps", json_real(c.norm_eps));
   json_object_set_new(o, "chunk_mode", json_string(chunk_names[c.chunk_mode]));
+  return o;
+}
+
+static json_t *config_json(const vt_model *base) {
+  const audio_model *m = (const audio_model *)base;
+  json_t *o = audio_enc_cfg_to_json(&m->enc.cfg, m->has_adapter ? &m->ad.cfg : NULL, -1);
+  json_object_set_new(o, "model_type", json_string("vita_audio_encoder"));
+  json_object_set_new(o, "word_sep_id", json_integer(m->word_sep));
   return o;
 }
 

@@ -14,6 +14,11 @@ static bool takes_images(const trainer *t) {
 
 static bool takes_codec(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_CODEC); }
 static bool takes_fbank(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_FBANK); }
+/* The model splices each clip at its <audio> placeholder (the VITA model), rather than taking
+ * each row's first clip whole (the audio encoder of stage 2.1a). */
+static bool splices_audio(const trainer *t) {
+  return takes_fbank(t) && t->model->ops->audio_positions;
+}
 
 /* Why the model cannot take a sample (its tokens, its media), or NULL. Image and video
  * placeholders are expanded into tile spans by put_sample (unpacked rows only). */
@@ -28,16 +33,24 @@ static const char *unusable(const trainer *t, const int32_t *ids, const int32_t 
     if ((int64_t)n > t->cfg->max_len) return "its text is longer than data.max_len";
   } else if (n < 2)
     return "it has fewer than 2 tokens";
-  if (takes_fbank(t) && !t->sample.n_audio)
+  if (takes_fbank(t) && !splices_audio(t) && !t->sample.n_audio)
     return "it has no stored fbank (vita prep --audio-features)";
   int64_t v = t->model->vocab_size;
+  size_t n_aud = 0;
   for (size_t i = 0; v && i < n; i++) {
+    if (splices_audio(t) && ids[i] == CHAT_AUDIO_ID) {
+      if (packed) return "packed rows with audio are not supported yet (set pack: false)";
+      n_aud++;
+      continue;
+    }
     if (takes_images(t) && (ids[i] == CHAT_IMAGE_ID || ids[i] == CHAT_VIDEO_ID)) {
       if (packed) return "packed rows with images are not supported yet (set pack: false)";
       continue;
     }
     if (ids[i] < 0 || ids[i] >= v) return "a token id is outside the model's vocabulary";
   }
+  if (n_aud && n_aud > t->sample.n_audio)
+    return "an <audio> placeholder has no stored fbank (vita prep --audio-features)";
   /* a label the loss would index with is as bad as a token id: the sample is skipped and
    * counted, not the run aborted */
   for (size_t i = 0; v && labels && i < n; i++)
@@ -67,6 +80,38 @@ static int add_tile(trainer *t, const shard_sample *s, int64_t k, int32_t row, i
   return 0;
 }
 
+/* Appends the sample's clip j (f16 fbank -> f32) to the batch's clips with its span. */
+static int add_clip(trainer *t, const shard_sample *s, size_t j, int32_t row, int32_t start,
+                    int32_t count) {
+  size_t bins = (size_t)s->fbank_bins, off = 0;
+  for (size_t q = 0; q < j; q++) off += (size_t)s->fbank_frames[q] * bins;
+  size_t nf = (size_t)s->fbank_frames[j] * bins;
+  if (t->n_au && s->fbank_bins != t->fb_bins) return -1;
+  if (t->fb_n + nf > t->fb_cap) {
+    size_t cap = 2 * (t->fb_n + nf);
+    float *p = realloc(t->fb, cap * sizeof *p);
+    if (!p) return -1;
+    t->fb = p;
+    t->fb_cap = cap;
+  }
+  if (t->n_au == t->cap_au) {
+    int64_t cap = t->cap_au ? 2 * t->cap_au : 16;
+    int32_t *nf2 = realloc(t->au_frames, sizeof(int32_t) * (size_t)cap);
+    if (nf2) t->au_frames = nf2;
+    int32_t *ns = realloc(t->au_spans, sizeof(int32_t) * 3 * (size_t)cap);
+    if (ns) t->au_spans = ns;
+    if (!nf2 || !ns) return -1;
+    t->cap_au = cap;
+  }
+  for (size_t k = 0; k < nf; k++) t->fb[t->fb_n + k] = vt_f16_to_f32(s->fbank[off + k]);
+  t->fb_n += nf;
+  t->fb_bins = (int32_t)bins;
+  t->au_frames[t->n_au] = (int32_t)s->fbank_frames[j];
+  int32_t *sp = t->au_spans + 3 * t->n_au++;
+  sp[0] = row, sp[1] = start, sp[2] = count;
+  return 0;
+}
+
 /* Row i from t->sample with each image / video placeholder expanded: per tile (frame) its
  * image_tokens positions then image_sep, labels ignored there (DESIGN.md §7). Returns the
  * length, or -1 when it does not fit max_len or its tiles are missing (why says which). */
@@ -76,9 +121,28 @@ static int64_t expand_sample(trainer *t, int64_t i, const char **why) {
   int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
   int64_t tile0 = 0; /* index of the current medium's first tile in the sample */
   size_t k = 0;      /* media are in position order */
+  int64_t first_au = t->n_au;
+  size_t first_fb = t->fb_n, clip = 0;
   for (size_t p = 0; p < s->ids.n; p++) {
     int32_t id = s->ids.v[p];
     bool vis = id == CHAT_IMAGE_ID || id == CHAT_VIDEO_ID;
+    if (id == CHAT_AUDIO_ID && splices_audio(t)) { /* clips are stored in <audio> order */
+      int64_t cnt = clip < s->n_audio
+                        ? t->model->ops->audio_positions(t->model, s->fbank_frames[clip])
+                        : 0;
+      if (cnt < 1) {
+        *why = "an <audio> clip has no stored fbank, or too few frames for the encoder";
+        goto fail;
+      }
+      if (o + cnt > max_len) goto too_long;
+      if (add_clip(t, s, clip++, (int32_t)i, (int32_t)o, (int32_t)cnt)) {
+        *why = "out of memory for audio clips (or clips of two fbank sizes)";
+        goto fail;
+      }
+      for (int64_t q = 0; q < cnt; q++) ids[o + q] = 0, labels[o + q] = VT_IGNORE_INDEX;
+      o += cnt;
+      continue;
+    }
     while (vis && k < s->n_media && s->media[k].pos < (int64_t)p) tile0 += s->n_tiles[k++];
     if (!vis) {
       if (o >= max_len) goto too_long;
@@ -87,15 +151,13 @@ static int64_t expand_sample(trainer *t, int64_t i, const char **why) {
     }
     if (k >= s->n_media || s->media[k].pos != (int64_t)p || s->n_tiles[k] < 1) {
       *why = "an image or video placeholder has no tiles in the shard (prep with media.decode)";
-      t->n_tiles = first;
-      return -1;
+      goto fail;
     }
     for (int32_t j = 0; j < s->n_tiles[k]; j++) {
       if (o + span + 1 > max_len) goto too_long;
       if (add_tile(t, s, tile0 + j, (int32_t)i, (int32_t)o)) {
         *why = "out of memory for image tiles (or tiles of two sizes)";
-        t->n_tiles = first;
-        return -1;
+        goto fail;
       }
       for (int64_t q = 0; q < span; q++) ids[o + q] = 0, labels[o + q] = VT_IGNORE_INDEX;
       o += span;
@@ -105,8 +167,11 @@ static int64_t expand_sample(trainer *t, int64_t i, const char **why) {
   t->batch_samples++;
   return o;
 too_long:
-  *why = "longer than max_len once its images are expanded into tiles";
+  *why = "longer than max_len once its images and audio are expanded";
+fail:
   t->n_tiles = first;
+  t->n_au = first_au;
+  t->fb_n = first_fb;
   return -1;
 }
 
@@ -125,7 +190,9 @@ static int skip(trainer *t, const char *id, const char *why, int tries, char *er
 /* Row i (stride max_len) from the sample just read into t->sample; returns its length, -1
  * (why set) for a sample with images that cannot be expanded (skipped), or -2 out of memory. */
 static int64_t put_sample(trainer *t, int64_t i, const char **why) {
-  if (takes_images(t) && t->sample.n_tiles_total > 0) return expand_sample(t, i, why);
+  if ((takes_images(t) && t->sample.n_tiles_total > 0) ||
+      (splices_audio(t) && t->sample.n_audio > 0))
+    return expand_sample(t, i, why);
   int64_t max_len = t->cfg->max_len, n = (int64_t)t->sample.ids.n;
   if (n > max_len) {
     n = max_len;
@@ -147,7 +214,7 @@ static int64_t put_sample(trainer *t, int64_t i, const char **why) {
     t->codec_n += nc;
     t->codec_lens[i] = (int32_t)nc;
   }
-  if (takes_fbank(t)) { /* the sample's first clip (an ASR pair has one) */
+  if (takes_fbank(t) && !splices_audio(t)) { /* the sample's first clip (an ASR pair has one) */
     size_t bins = (size_t)t->sample.fbank_bins, nf = (size_t)t->sample.fbank_frames[0] * bins;
     if (t->fb_n + nf > t->fb_cap) {
       size_t cap = 2 * (t->fb_n + nf);
@@ -168,7 +235,7 @@ static int64_t put_sample(trainer *t, int64_t i, const char **why) {
 static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len) {
   int64_t max_len = t->cfg->max_len;
   for (int tries = 0;; tries++) {
-    if (t->mixcfg.pack && takes_fbank(t)) {
+    if (t->mixcfg.pack && takes_fbank(t) && !splices_audio(t)) {
       snprintf(err, err_len,
                "packing (mixture pack: true) is not supported for a model that takes fbank "
                "items; set pack: false");
@@ -230,6 +297,7 @@ static void begin_batch(trainer *t, bool packed) {
   t->n_tiles = 0;
   t->codec_n = 0;
   t->fb_n = 0;
+  t->n_au = 0;
   t->batch_packed = packed;
 }
 
@@ -348,7 +416,33 @@ void trainer_upload(trainer *t, vt_batch *b) {
                    .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->codec_lens),
                    .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->codec_spans)};
   }
-  if (takes_fbank(t) && B > 0) { /* one fbank item per row, zero-padded to the longest clip */
+  if (splices_audio(t) && t->n_au > 0) { /* every clip, zero-padded to the longest */
+    int64_t n = t->n_au, Fr = 1, bins = t->fb_bins;
+    for (int64_t i = 0; i < n; i++) Fr = t->au_frames[i] > Fr ? t->au_frames[i] : Fr;
+    if ((size_t)(n * Fr * bins) > t->fb_pad_cap) {
+      float *p = realloc(t->fb_pad, sizeof(float) * (size_t)(n * Fr * bins));
+      if (!p) {
+        vt_ctx_fail(ctx, "trainer", "out of memory for the fbank of a batch");
+        return;
+      }
+      t->fb_pad = p;
+      t->fb_pad_cap = (size_t)(n * Fr * bins);
+    }
+    memset(t->fb_pad, 0, sizeof(float) * (size_t)(n * Fr * bins));
+    size_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+      size_t c = (size_t)t->au_frames[i] * (size_t)bins;
+      memcpy(t->fb_pad + i * Fr * bins, t->fb + off, sizeof(float) * c);
+      off += c;
+    }
+    b->media[b->n_media++] =
+        (vt_media){.kind = VT_MEDIA_FBANK,
+                   .n = n,
+                   .data = vt_from_host(ctx, VT_F32, 3, (int64_t[]){n, Fr, bins}, t->fb_pad),
+                   .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){n}, t->au_frames),
+                   .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){n, 3}, t->au_spans)};
+  }
+  if (takes_fbank(t) && !splices_audio(t) && B > 0) { /* one fbank item per row, zero-padded */
     int64_t Fr = 1, bins = t->fb_bins > 0 ? t->fb_bins : 1;
     for (int64_t i = 0; i < B; i++) Fr = t->fb_frames[i] > Fr ? t->fb_frames[i] : Fr;
     if ((size_t)(B * Fr * bins) > t->fb_pad_cap) {
