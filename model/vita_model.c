@@ -192,8 +192,7 @@ static json_t *config_json(const vt_model *base) {
 
 /* The input embeddings of b: token embeddings, with each image tile's adapter outputs in its
  * span. The vision tower runs only when the batch has tiles. */
-static vt_tensor *image_embeddings(vita_model *m, vt_ctx *ctx, const vt_batch *b,
-                                   const nn_fwd *f) {
+static vt_tensor *image_embeddings(vita_model *m, vt_ctx *ctx, const vt_batch *b, const nn_fwd *f) {
   int64_t B = b->rows, T = b->len, H = m->qcfg.hidden_size;
   vt_tensor *emb = qwen2_embed(&m->q, ctx, b->tokens);
   const vt_media *img = vt_batch_media(b, VT_MEDIA_IMAGE);
@@ -298,17 +297,17 @@ static void describe(const vt_model *base, char *buf, size_t len) {
   const vita_model *m = (const vita_model *)base;
   const vit_cfg *v = &m->vcfg;
   const qwen2_cfg *q = &m->qcfg;
-  int k = snprintf(buf, len,
-                   "InternViT %lld layers, hidden %lld, %lldpx / %lld (%lld params) -> mlp2x_gelu "
-                   "%lld -> %lld (%lld params) -> Qwen2 %lld layers, hidden %lld, vocab %lld (%lld "
-                   "params)",
-                   (long long)v->num_hidden_layers, (long long)v->hidden_size,
-                   (long long)v->image_size, (long long)v->patch_size,
-                   (long long)vit_param_count(v), (long long)(4 * v->hidden_size),
-                   (long long)q->hidden_size,
-                   (long long)vit_adapter_param_count(4 * v->hidden_size, q->hidden_size),
-                   (long long)q->num_hidden_layers, (long long)q->hidden_size,
-                   (long long)q->vocab_size, (long long)qwen2_param_count(q));
+  int k =
+      snprintf(buf, len,
+               "InternViT %lld layers, hidden %lld, %lldpx / %lld (%lld params) -> mlp2x_gelu "
+               "%lld -> %lld (%lld params) -> Qwen2 %lld layers, hidden %lld, vocab %lld (%lld "
+               "params)",
+               (long long)v->num_hidden_layers, (long long)v->hidden_size, (long long)v->image_size,
+               (long long)v->patch_size, (long long)vit_param_count(v),
+               (long long)(4 * v->hidden_size), (long long)q->hidden_size,
+               (long long)vit_adapter_param_count(4 * v->hidden_size, q->hidden_size),
+               (long long)q->num_hidden_layers, (long long)q->hidden_size, (long long)q->vocab_size,
+               (long long)qwen2_param_count(q));
   const audio_llm *a = &m->audio;
   if (a->on && k > 0 && (size_t)k < len)
     k += snprintf(buf + k, len - (size_t)k,
@@ -319,8 +318,8 @@ static void describe(const vt_model *base, char *buf, size_t len) {
                   (long long)a->ad.cfg.llm_dim, (long long)a->ad.cfg.n_prompt,
                   (long long)audio_adapter_param_count(&a->ad.cfg));
   if (a->head && k > 0 && (size_t)k < len)
-    snprintf(buf + k, len - (size_t)k, "; modality head %lld -> %d",
-             (long long)q->hidden_size, a->n_classes);
+    snprintf(buf + k, len - (size_t)k, "; modality head %lld -> %d", (long long)q->hidden_size,
+             a->n_classes);
 }
 
 /* Without an audio_config the release's audio encoder and adapter are counted as ignored, not
@@ -357,6 +356,12 @@ vt_tensor *vita_model_logits(vt_model *base, vt_ctx *ctx, const vt_batch *b) {
   if (!base || base->ops != &vita_model_ops) return vt_ctx_fail(ctx, "vita", "not a vita model");
   vita_model *m = (vita_model *)base;
   return qwen2_logits(&m->q, ctx, hidden_of(m, ctx, b, NULL));
+}
+
+audio_llm *vita_model_audio(vt_model *base) {
+  if (!base || base->ops != &vita_model_ops) return NULL;
+  vita_model *m = (vita_model *)base;
+  return m->audio.on ? &m->audio : NULL;
 }
 
 static int64_t audio_positions(const vt_model *base, int64_t frames) {

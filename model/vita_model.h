@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "model/audio_llm.h"
 #include "model/model.h"
 #include "model/vit.h"
 
@@ -32,6 +33,8 @@ vita_vision vita_model_vision(vt_model *m);
 /* The logits [rows, len, vocab] of batch b in eval mode (no dropout); a ctx error when m is
  * another model. */
 vt_tensor *vita_model_logits(vt_model *m, vt_ctx *ctx, const vt_batch *b);
+/* The audio part (encoder + adapter) of a vita model with an audio_config, else NULL. */
+audio_llm *vita_model_audio(vt_model *m);
 
 extern const vt_model_ops vita_model_ops;
 

@@ -190,11 +190,112 @@ static int write_vision_dir(const char *part, const char *src, json_t *cfg, vt_d
 
 /* mm_audio_encoder: train.yaml in the release's keys, global_cmvn from the CMVN buffers, and
  * the encoder + adapter weights named as the release's audioEncoder module has them. */
+static json_int_t int_of(const json_t *o, const char *key, json_int_t dflt) {
+  const json_t *v = json_object_get(o, key);
+  return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
 static int write_audio_dir(const char *part, const char *src, const json_t *cfg, vt_dtype dtype,
                            char *err, size_t err_len) {
-  (void)part, (void)src, (void)cfg, (void)dtype;
-  vt_seterr(err, err_len, "the audio encoder's release directory is not written yet");
-  return -1;
+  const json_t *ac = json_object_get(cfg, "audio_config");
+  json_int_t mels = int_of(ac, "n_mels", 80), hid = int_of(ac, "hidden_size", 1024);
+  json_int_t llm = int_of(cfg, "hidden_size", 3584);
+  const char *mode = json_string_value(json_object_get(ac, "chunk_mode"));
+  const json_t *dr = json_object_get(ac, "dropout");
+  double drop = json_is_number(dr) ? json_number_value(dr) : 0.1;
+  bool dyn = !mode || !strcmp(mode, "dynamic");
+  json_int_t chunk = mode && !strcmp(mode, "static") ? int_of(ac, "chunk_size", 4) : -1;
+  /* the release's whaleEncoder reads its sizes from train.yaml: a subsampling component then a
+   * transformer with the relative-position attention; audioEncoder's model_conf the adapter */
+  char *y = malloc(8192);
+  if (!y) {
+    vt_seterr(err, err_len, "out of memory");
+    return -1;
+  }
+  snprintf(
+      y, 8192,
+      "# The audio encoder of this export in the layout of VITA-1.5's audio-encoder directory\n"
+      "# (written by vita export; its weights are model.safetensors here and in the release\n"
+      "# shards as model.audio_encoder.*; global_cmvn holds the CMVN of the encoder's buffers).\n"
+      "input_dim: %lld\n"
+      "is_json_cmvn: true\n"
+      "cmvn_file: global_cmvn\n"
+      "encoder_conf:\n"
+      "  overview_conf:\n"
+      "    encoder-input-dim: %lld\n"
+      "    encoder-output-dim: %lld\n"
+      "    encoder-layer-config: subsampling-transformer\n"
+      "  para_conf:\n"
+      "    subsampling:\n"
+      "      subsampling-rate: 4\n"
+      "      subsampling-input-dim: %lld\n"
+      "      subsampling-output-dim: %lld\n"
+      "      subsampling-dropout-rate: %g\n"
+      "    transformer:\n"
+      "      transformer-input-dim: %lld\n"
+      "      transformer-output-dim: %lld\n"
+      "      transformer-attention-dim: %lld\n"
+      "      transformer-attention-heads: %lld\n"
+      "      transformer-linear-units: %lld\n"
+      "      transformer-num-blocks: %lld\n"
+      "      transformer-dropout-rate: %g\n"
+      "      transformer-attention-dropout-rate: 0.0\n"
+      "      transformer-positional-dropout-rate: %g\n"
+      "      transformer-input-layer: linear\n"
+      "      transformer-pos-enc-class: rel-enc\n"
+      "      transformer-normalize-before: true\n"
+      "      transformer-concat-after: false\n"
+      "      transformer-positionwise-layer-type: linear\n"
+      "      transformer-positionwise-conv-kernel_size: 1\n"
+      "      transformer-chunk_size: %lld\n"
+      "      transformer-left_chunks: %lld\n"
+      "      transformer-dynamic-chunks: %s\n"
+      "model_conf:\n"
+      "  enc_out_dim: %lld\n"
+      "  llm_embed_dim: %lld\n"
+      "  kernel_size: 5\n"
+      "  adpter_type: subsampling\n"
+      "  activation_func: gelu\n"
+      "  norm: layer\n"
+      "  llm_path: null\n"
+      "  freeze_llm: true\n"
+      "  add_audio_bos_eos: false\n"
+      "  audio_prompt_finetune: %s\n"
+      "  audio_prompt_num: %lld\n"
+      "dataset_conf:\n"
+      "  resample_conf:\n"
+      "    resample_rate: 16000\n"
+      "  fbank_conf:\n"
+      "    num_mel_bins: %lld\n"
+      "    frame_length: 25\n"
+      "    frame_shift: 10\n"
+      "    dither: 0.0\n",
+      (long long)mels, (long long)mels, (long long)hid, (long long)mels, (long long)hid, drop,
+      (long long)hid, (long long)hid, (long long)hid,
+      (long long)int_of(ac, "num_attention_heads", 16),
+      (long long)int_of(ac, "intermediate_size", 4096),
+      (long long)int_of(ac, "num_hidden_layers", 24), drop, drop, (long long)chunk,
+      (long long)int_of(ac, "left_chunks", -1), dyn ? "true" : "false", (long long)hid,
+      (long long)llm, int_of(ac, "audio_prompt_num", 0) > 0 ? "true" : "false",
+      (long long)int_of(ac, "audio_prompt_num", 0), (long long)mels);
+  char p[RELEASE_PATH + 128];
+  snprintf(p, sizeof p, "%s/%s/train.yaml", part, STAGE_RELEASE_AUDIO_DIR);
+  int rc = release_write_text(p, y, err, err_len);
+  free(y);
+  if (rc) return -1;
+  float *mean = malloc(sizeof(float) * (size_t)mels), *istd = malloc(sizeof(float) * (size_t)mels);
+  rc = !mean || !istd ? -1 : 0;
+  if (rc) vt_seterr(err, err_len, "out of memory");
+  if (!rc)
+    rc = release_read_f32(src, AUDIO_PREFIX "encoder.global_cmvn.mean", mean, mels, err, err_len);
+  if (!rc)
+    rc = release_read_f32(src, AUDIO_PREFIX "encoder.global_cmvn.istd", istd, mels, err, err_len);
+  snprintf(p, sizeof p, "%s/%s/global_cmvn", part, STAGE_RELEASE_AUDIO_DIR);
+  if (!rc) rc = release_write_cmvn(p, mean, istd, (int)mels, err, err_len);
+  free(mean), free(istd);
+  if (rc) return -1;
+  snprintf(p, sizeof p, "%s/%s/model.safetensors", part, STAGE_RELEASE_AUDIO_DIR);
+  return release_copy_renamed(src, AUDIO_PREFIX, p, dtype, NULL, err, err_len);
 }
 
 static void note(stage_release_stats *st, const char *fmt, const char *a) {
@@ -264,9 +365,13 @@ int stage_release_export(const char *src, const char *out, const stage_release_o
   if (begin_stage(out, part, sizeof part, err, err_len)) return -1;
   int rc = -1;
   json_t *cfg = NULL;
-  if (stage_hf_convert_sel(main->dir, part, &o.io, true,
-                           st->audio ? NULL : STAGE_RELEASE_AUDIO_GLOBS, NULL, &st->main, err,
-                           err_len))
+  int has_head = model_has(main->dir, STAGE_RELEASE_HEAD_GLOBS, err, err_len);
+  if (has_head < 0) return -1;
+  if (has_head)
+    note(st, "%s", "modality head not exported (the release has none; it is a training aid)\n");
+  const char *excl =
+      st->audio ? STAGE_RELEASE_HEAD_GLOBS : STAGE_RELEASE_AUDIO_GLOBS "," STAGE_RELEASE_HEAD_GLOBS;
+  if (stage_hf_convert_sel(main->dir, part, &o.io, true, excl, NULL, &st->main, err, err_len))
     return -1;
   if (mark(part, err, err_len)) goto done;
   snprintf(p, sizeof p, "%s/config.json", part);
@@ -280,6 +385,7 @@ int stage_release_export(const char *src, const char *out, const stage_release_o
     json_object_del(cfg, "mm_audio_encoder");
     json_object_del(cfg, "audio_config");
   }
+  json_object_del(cfg, "modality_head");
   if (!json_object_get(cfg, "image_aspect_ratio"))
     json_object_set_new(cfg, "image_aspect_ratio", json_string("square"));
   if (release_write_json(p, cfg, err, err_len)) goto done;
@@ -334,6 +440,13 @@ static int complete_vision(const char *src, json_t *cfg, stage_release_stats *st
   return 0;
 }
 
+/* The public release names an audio encoder (mm_audio_encoder) but has no audio_config: its
+ * sizes are the full-size defaults of model/audio_cfg.h. */
+static void complete_audio(json_t *cfg) {
+  if (json_object_get(cfg, "mm_audio_encoder") && !json_object_get(cfg, "audio_config"))
+    json_object_set_new(cfg, "audio_config", json_object());
+}
+
 int stage_release_import(const char *src, const char *out, const hf_io_opts *io,
                          stage_release_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
@@ -349,6 +462,7 @@ int stage_release_import(const char *src, const char *out, const hf_io_opts *io,
   st->release = true;
   int rc = -1;
   bool staged = false;
+  complete_audio(cfg);
   if (complete_vision(src, cfg, st, err, err_len) ||
       begin_stage(out, part, sizeof part, err, err_len))
     goto done;

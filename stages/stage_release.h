@@ -20,6 +20,8 @@
 /* The parameters of each part of the vita model. The LLM and the vision part are always
  * exported; audio and tts only when the source trained them or when asked. */
 #define STAGE_RELEASE_AUDIO_GLOBS "model.audio_encoder.*"
+/* The modality head, a training aid the release does not have: never exported. */
+#define STAGE_RELEASE_HEAD_GLOBS "model.predict_head.*"
 
 typedef struct {
   hf_io_opts io;     /* dtype (bf16 by default), shard size, tokenizer directory */
