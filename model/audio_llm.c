@@ -28,8 +28,10 @@ static int read_head(audio_llm *a, const json_t *h, const char *where, int64_t v
   json_object_foreach((json_t *)h, key, v) {
     if (strcmp(key, "num_classes") && strcmp(key, "class_weights") &&
         strcmp(key, "state_token_ids")) {
-      snprintf(err, err_len, "%s: modality_head field \"%s\": expected num_classes, class_weights "
-               "or state_token_ids", where, key);
+      snprintf(err, err_len,
+               "%s: modality_head field \"%s\": expected num_classes, class_weights "
+               "or state_token_ids",
+               where, key);
       return -1;
     }
   }
@@ -40,15 +42,19 @@ static int read_head(audio_llm *a, const json_t *h, const char *where, int64_t v
   json_t *w = json_object_get(h, "class_weights");
   if (w) {
     if (!json_is_array(w) || json_array_size(w) != (size_t)nc) {
-      snprintf(err, err_len, "%s: modality_head field \"class_weights\": expected a list of %d "
-               "numbers (one per class)", where, (int)nc);
+      snprintf(err, err_len,
+               "%s: modality_head field \"class_weights\": expected a list of %d "
+               "numbers (one per class)",
+               where, (int)nc);
       return -1;
     }
     for (int i = 0; i < nc; i++) {
       json_t *x = json_array_get(w, (size_t)i);
       if (!json_is_number(x) || !(json_number_value(x) >= 0)) {
-        snprintf(err, err_len, "%s: modality_head field \"class_weights\"[%d]: expected a number "
-                 ">= 0", where, i);
+        snprintf(err, err_len,
+                 "%s: modality_head field \"class_weights\"[%d]: expected a number "
+                 ">= 0",
+                 where, i);
         return -1;
       }
       a->class_w[i] = (float)json_number_value(x);
@@ -58,15 +64,19 @@ static int read_head(audio_llm *a, const json_t *h, const char *where, int64_t v
   json_t *s = json_object_get(h, "state_token_ids");
   if (s) {
     if (!json_is_array(s) || json_array_size(s) != (size_t)nc) {
-      snprintf(err, err_len, "%s: modality_head field \"state_token_ids\": expected a list of %d "
-               "token ids (the marker of each class)", where, (int)nc);
+      snprintf(err, err_len,
+               "%s: modality_head field \"state_token_ids\": expected a list of %d "
+               "token ids (the marker of each class)",
+               where, (int)nc);
       return -1;
     }
     for (int i = 0; i < nc; i++) {
       json_t *x = json_array_get(s, (size_t)i);
       if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= vocab) {
-        snprintf(err, err_len, "%s: modality_head field \"state_token_ids\"[%d]: expected a token "
-                 "id in [0, %lld)", where, i, (long long)vocab);
+        snprintf(err, err_len,
+                 "%s: modality_head field \"state_token_ids\"[%d]: expected a token "
+                 "id in [0, %lld)",
+                 where, i, (long long)vocab);
         return -1;
       }
       a->state_ids[i] = json_integer_value(x);
@@ -85,8 +95,10 @@ int audio_llm_init(audio_llm *a, vt_params *ps, const json_t *config, const char
   const json_t *ac = json_object_get(config, "audio_config");
   const json_t *hc = json_object_get(config, "modality_head");
   if (hc && !ac) {
-    snprintf(err, err_len, "%s: field \"modality_head\" needs an \"audio_config\" (its labels sit "
-             "at the audio clips)", where);
+    snprintf(err, err_len,
+             "%s: field \"modality_head\" needs an \"audio_config\" (its labels sit "
+             "at the audio clips)",
+             where);
     return -1;
   }
   if (!ac || json_is_null(ac)) return 0;
@@ -97,13 +109,17 @@ int audio_llm_init(audio_llm *a, vt_params *ps, const json_t *config, const char
   snprintf(w2, sizeof w2, "%s: audio_config", where);
   if (audio_enc_cfg_from_json(ac, w2, &c, &d, &sep, err, err_len)) return -1;
   if (c.ctc_vocab > 0) {
-    snprintf(err, err_len, "%s: field \"ctc_vocab\": the vita model has no CTC head (stage 2.1a "
-             "trains it in the audio_ctc model); expected 0, found %lld", w2, (long long)c.ctc_vocab);
+    snprintf(err, err_len,
+             "%s: field \"ctc_vocab\": the vita model has no CTC head (stage 2.1a "
+             "trains it in the audio_ctc model); expected 0, found %lld",
+             w2, (long long)c.ctc_vocab);
     return -1;
   }
   if (d.llm_dim && d.llm_dim != llm_hidden) {
-    snprintf(err, err_len, "%s: field \"llm_hidden_size\": expected the LLM's hidden_size %lld, "
-             "found %lld", w2, (long long)llm_hidden, (long long)d.llm_dim);
+    snprintf(err, err_len,
+             "%s: field \"llm_hidden_size\": expected the LLM's hidden_size %lld, "
+             "found %lld",
+             w2, (long long)llm_hidden, (long long)d.llm_dim);
     return -1;
   }
   d.llm_dim = llm_hidden;
@@ -148,9 +164,9 @@ void audio_llm_to_json(const audio_llm *a, json_t *o) {
     json_array_append_new(w, json_real(a->class_w[i]));
     json_array_append_new(s, json_integer(a->state_ids[i]));
   }
-  json_object_set_new(o, "modality_head", json_pack("{s:i, s:o, s:o}", "num_classes",
-                                                    a->n_classes, "class_weights", w,
-                                                    "state_token_ids", s));
+  json_object_set_new(o, "modality_head",
+                      json_pack("{s:i, s:o, s:o}", "num_classes", a->n_classes, "class_weights", w,
+                                "state_token_ids", s));
 }
 
 int64_t audio_llm_positions(const audio_llm *a, int64_t frames) {
@@ -192,8 +208,10 @@ vt_tensor *audio_llm_splice(audio_llm *a, vt_ctx *ctx, vt_tensor *emb, const vt_
                             const nn_fwd *f, bool frozen_train) {
   const vt_media *fm = vt_batch_media(b, VT_MEDIA_FBANK);
   if (!fm || fm->n == 0 || vt_ctx_failed(ctx)) return emb;
-  if (!a->on) return vt_ctx_fail(ctx, "vita", "the batch has audio clips but the model has no "
-                                 "audio_config");
+  if (!a->on)
+    return vt_ctx_fail(ctx, "vita",
+                       "the batch has audio clips but the model has no "
+                       "audio_config");
   int64_t B = b->rows, T = b->len, H = a->ad.cfg.llm_dim, n = fm->n;
   if (!fm->data || fm->data->ndim != 3 || fm->data->shape[0] != n ||
       fm->data->shape[2] != a->enc.cfg.n_mels) {
@@ -221,11 +239,11 @@ vt_tensor *audio_llm_splice(audio_llm *a, vt_ctx *ctx, vt_tensor *emb, const vt_
   for (int64_t i = 0; i < n; i++) {
     int32_t row = c.spans[3 * i], start = c.spans[3 * i + 1], count = c.spans[3 * i + 2];
     if (row < 0 || row >= B || start < 0 || count != al[i] || (int64_t)start + count > T) {
-      out = vt_ctx_fail(ctx, "vita",
-                        "audio clip %lld (%d frames): span (row %d, start %d, count %d) outside "
-                        "the batch [%lld, %lld] or not its %d positions",
-                        (long long)i, c.len[i], row, start, count, (long long)B, (long long)T,
-                        al[i]);
+      out =
+          vt_ctx_fail(ctx, "vita",
+                      "audio clip %lld (%d frames): span (row %d, start %d, count %d) outside "
+                      "the batch [%lld, %lld] or not its %d positions",
+                      (long long)i, c.len[i], row, start, count, (long long)B, (long long)T, al[i]);
       goto done;
     }
     total += count;
@@ -261,8 +279,10 @@ vt_tensor *audio_llm_modality_loss(audio_llm *a, vt_ctx *ctx, vt_tensor *hidden,
   int64_t B = b->rows, T = b->len, H = hidden->shape[2];
   clips c;
   if (get_clips(ctx, fm, &c)) return vt_zeros(ctx, VT_F32, 0, NULL);
-  int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * T)), *len = malloc(sizeof(int32_t) * (size_t)B);
-  int32_t *idx = malloc(sizeof(int32_t) * (size_t)c.n), *lab = malloc(sizeof(int32_t) * (size_t)c.n);
+  int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * T)),
+          *len = malloc(sizeof(int32_t) * (size_t)B);
+  int32_t *idx = malloc(sizeof(int32_t) * (size_t)c.n),
+          *lab = malloc(sizeof(int32_t) * (size_t)c.n);
   vt_tensor *loss = NULL;
   if (!tok || !len || !idx || !lab) {
     loss = vt_ctx_fail(ctx, "vita", "out of host memory for the modality labels");

@@ -5,9 +5,9 @@
  * LLM's final normed hidden state at the last position of each clip, trained with class-weighted
  * cross-entropy. A clip's label is the state marker that opens the answer after it (☞ speech
  * question, ☟ a turn not to answer, ☜ text), found in the row's tokens. Names are the release's:
- * model.audio_encoder.encoder.*, model.audio_encoder.adpter.*, model.audio_encoder.prompt_embeddings;
- * the head (absent from the release) is model.predict_head.*. A batch without fbank items does no
- * audio work. */
+ * model.audio_encoder.encoder.*, model.audio_encoder.adpter.*,
+ * model.audio_encoder.prompt_embeddings; the head (absent from the release) is
+ * model.predict_head.*. A batch without fbank items does no audio work. */
 #ifndef VT_AUDIO_LLM_H
 #define VT_AUDIO_LLM_H
 
@@ -23,13 +23,13 @@
 #define AUDIO_LLM_HEAD "model.predict_head"
 
 typedef struct {
-  bool on;  /* the config has an "audio_config" */
+  bool on;   /* the config has an "audio_config" */
   bool head; /* the config has a "modality_head" */
   audio_enc enc;
   audio_adapter ad;
   nn_linear cls;
-  int n_classes;                           /* 3 */
-  float class_w[AUDIO_LLM_MAX_CLASSES];    /* [1, 5, 1] */
+  int n_classes;                            /* 3 */
+  float class_w[AUDIO_LLM_MAX_CLASSES];     /* [1, 5, 1] */
   int64_t state_ids[AUDIO_LLM_MAX_CLASSES]; /* the marker token of each class */
 } audio_llm;
 

@@ -351,9 +351,9 @@ vita_vision vita_model_vision(vt_model *base) {
   return (vita_vision){&m->tower, &m->adapter};
 }
 
-/* The logits [rows, len, vocab] of b in eval mode (for the export checks and tests). */
 vt_tensor *vita_model_logits(vt_model *base, vt_ctx *ctx, const vt_batch *b) {
-  if (!base || base->ops != &vita_model_ops) return vt_ctx_fail(ctx, "vita", "not a vita model");
+  if (!base || base->ops != &vita_model_ops)
+    return vt_ctx_fail(ctx, "vita", "vita_model_logits: not a vita model");
   vita_model *m = (vita_model *)base;
   return qwen2_logits(&m->q, ctx, hidden_of(m, ctx, b, NULL));
 }

@@ -127,9 +127,8 @@ static int64_t expand_sample(trainer *t, int64_t i, const char **why) {
     int32_t id = s->ids.v[p];
     bool vis = id == CHAT_IMAGE_ID || id == CHAT_VIDEO_ID;
     if (id == CHAT_AUDIO_ID && splices_audio(t)) { /* clips are stored in <audio> order */
-      int64_t cnt = clip < s->n_audio
-                        ? t->model->ops->audio_positions(t->model, s->fbank_frames[clip])
-                        : 0;
+      int64_t cnt =
+          clip < s->n_audio ? t->model->ops->audio_positions(t->model, s->fbank_frames[clip]) : 0;
       if (cnt < 1) {
         *why = "an <audio> clip has no stored fbank, or too few frames for the encoder";
         goto fail;
