@@ -18,10 +18,12 @@ static const cli_opt opts[] = {
     {"max-shard-gb", CLI_OPT_FLOAT, "5", "largest shard in GB; one model.safetensors when it fits"},
     {"dtype", CLI_OPT_STR, "bf16", "dtype of the exported weights: bf16, f16 or f32"},
     {"parts", CLI_OPT_STR, NULL,
-     "vita: also export these parts when no stage trained them: audio, tts (comma-separated)"},
+     "vita: also export these parts when no stage trained them: audio, tts, codec"},
     {"all", CLI_OPT_FLAG, NULL, "vita: export every part the source has, trained or not"},
     {"tts", CLI_OPT_STR, NULL,
      "vita: the speech decoder's run, checkpoint or model directory (default: the source's)"},
+    {"codec", CLI_OPT_STR, NULL,
+     "vita: the codec's run, checkpoint or model directory (default: the source's)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -49,7 +51,8 @@ static int run(const cli_args *a) {
   stage_release_opts ro = {.io = o,
                            .parts = cli_args_str(a, "parts"),
                            .all = cli_args_flag(a, "all"),
-                           .tts = cli_args_str(a, "tts")};
+                           .tts = cli_args_str(a, "tts"),
+                           .codec = cli_args_str(a, "codec")};
   stage_release_stats s;
   static char err[1 << 16];
   if (stage_release_export(from, out, &ro, &s, err, sizeof err)) {
@@ -67,6 +70,10 @@ static int run(const cli_args *a) {
     if (s.tts_done) {
       hf_io_describe(&s.tts, o.dtype, line, sizeof line);
       printf("  speech decoder %s: %s\n", s.tts.source, line);
+    }
+    if (s.codec_done) {
+      hf_io_describe(&s.codec, o.dtype, line, sizeof line);
+      printf("  codec %s -> %s: %s\n", s.codec.source, STAGE_RELEASE_CODEC_DIR, line);
     }
   }
   if (s.notes[0]) fprintf(stderr, "%s", s.notes);

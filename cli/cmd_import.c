@@ -53,6 +53,10 @@ static int run(const cli_args *a) {
     hf_io_describe(&s.tts, o.dtype, line, sizeof line);
     printf("  speech decoder -> %s/%s: %s\n", out, STAGE_RELEASE_TTS_DIR, line);
   }
+  if (s.codec_done) {
+    hf_io_describe(&s.codec, o.dtype, line, sizeof line);
+    printf("  codec -> %s/%s: %s\n", out, STAGE_RELEASE_CODEC_DIR, line);
+  }
   if (s.notes[0]) fprintf(stderr, "%s", s.notes);
   return CLI_EXIT_OK;
 }

@@ -22,6 +22,7 @@
 
 static const char *const vita_types[] = {"vita-Qwen2", NULL};
 static const char *const tts_types[] = {"tts_decoder", "LLM2TTSCodecAR", NULL};
+static const char *const codec_types[] = {"ticodec", NULL};
 
 static bool exists(const char *p) {
   struct stat st;
@@ -58,7 +59,7 @@ static bool list_has(const char *list, const char *word) {
 }
 
 static int check_parts(const char *list, char *err, size_t err_len) {
-  static const char *const known[] = {"llm", "vision", "audio", "tts", NULL};
+  static const char *const known[] = {"llm", "vision", "audio", "tts", "codec", NULL};
   for (const char *p = list; p && *p;) {
     while (*p == ' ' || *p == ',') p++;
     const char *e = p;
@@ -67,7 +68,8 @@ static int check_parts(const char *list, char *err, size_t err_len) {
     for (int k = 0; known[k] && !ok; k++)
       ok = (size_t)(e - p) == strlen(known[k]) && !strncmp(p, known[k], (size_t)(e - p));
     if (!ok) {
-      vt_seterr(err, err_len, "--parts: unknown part \"%.*s\": expected llm, vision, audio, tts",
+      vt_seterr(err, err_len,
+                "--parts: unknown part \"%.*s\": expected llm, vision, audio, tts, codec",
                 (int)(e - p), p);
       return -1;
     }
@@ -303,24 +305,59 @@ static void note(stage_release_stats *st, const char *fmt, const char *a) {
   snprintf(st->notes + l, sizeof st->notes - l, fmt, a);
 }
 
+/* A side model (speech decoder, codec): from `given` (its flag's directory), else the latest
+ * stage of that model in S when it trained or the part is asked for. */
+static int pick_side(const release_sources *S, const char *src, const char *given, const char *part,
+                     const char *what, const char *const *types, const char *globs,
+                     release_sources *G, stage_release_opts o, stage_release_stats *st,
+                     const release_src **out, char *err, size_t err_len) {
+  bool ask = o.all || list_has(o.parts, part);
+  *out = NULL;
+  if (given) {
+    if (release_find_sources(given, G, err, err_len)) return -1;
+    *out = release_last_of(G, types);
+    if (!*out) {
+      vt_seterr(err, err_len, "--%s %s: no %s there (model %s)", part, given, what,
+                G->src[G->n - 1].model_type);
+      return -1;
+    }
+    return 0;
+  }
+  *out = release_last_of(S, types);
+  int tr = *out ? release_trained(S, types, globs, err, err_len) : 0;
+  if (tr < 0) return -1;
+  if (*out && !tr && !ask) {
+    size_t l = strlen(st->notes);
+    snprintf(st->notes + l, sizeof st->notes - l,
+             "%s not exported: no stage of %s trained it (--parts %s)\n", what, src, part);
+    *out = NULL;
+  }
+  if (list_has(o.parts, part) && !*out) {
+    vt_seterr(err, err_len, "%s: --parts %s: no %s (no %s stage there); give --%s DIR", src, part,
+              what, types[0], part);
+    return -1;
+  }
+  return 0;
+}
+
 int stage_release_export(const char *src, const char *out, const stage_release_opts *opts,
                          stage_release_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
   stage_release_opts o = *opts;
   if (check_parts(o.parts, err, err_len)) return -1;
-  release_sources S, T;
+  static release_sources S, T, C; /* large: not on the stack */
   if (release_find_sources(src, &S, err, err_len)) return -1;
   const release_src *main = release_last_of(&S, vita_types);
   if (!main) {
-    if (o.parts || o.all || o.tts) {
-      vt_seterr(err, err_len, "%s: --parts, --all and --tts need a vita model (found %s)", src,
-                S.src[S.n - 1].model_type);
+    if (o.parts || o.all || o.tts || o.codec) {
+      vt_seterr(err, err_len, "%s: --parts, --all, --tts and --codec need a vita model (found %s)",
+                src, S.src[S.n - 1].model_type);
       return -1;
     }
     return stage_hf_export(src, out, &o.io, &st->main, err, err_len);
   }
   st->release = true;
-  bool ask_audio = o.all || list_has(o.parts, "audio"), ask_tts = o.all || list_has(o.parts, "tts");
+  bool ask_audio = o.all || list_has(o.parts, "audio");
   int has_audio = model_has(main->dir, STAGE_RELEASE_AUDIO_GLOBS, err, err_len);
   if (has_audio < 0) return -1;
   int trained =
@@ -334,31 +371,14 @@ int stage_release_export(const char *src, const char *out, const stage_release_o
   if (has_audio && !st->audio)
     note(st, "audio encoder + adapter not exported: no stage of %s trained them (--parts audio)\n",
          src);
-  /* the speech decoder: --tts, else the latest tts stage of a curriculum */
-  const release_src *tts = NULL;
-  if (o.tts) {
-    if (release_find_sources(o.tts, &T, err, err_len)) return -1;
-    tts = release_last_of(&T, tts_types);
-    if (!tts) {
-      vt_seterr(err, err_len, "--tts %s: no speech decoder there (model %s)", o.tts,
-                T.src[T.n - 1].model_type);
-      return -1;
-    }
-  } else {
-    tts = release_last_of(&S, tts_types);
-    int tr = tts ? release_trained(&S, tts_types, "*", err, err_len) : 0;
-    if (tr < 0) return -1;
-    if (tts && !tr && !ask_tts) {
-      note(st, "speech decoder not exported: no stage of %s trained it (--parts tts)\n", src);
-      tts = NULL;
-    }
-  }
-  if (list_has(o.parts, "tts") && !tts) {
-    vt_seterr(err, err_len,
-              "%s: --parts tts: no speech decoder (no tts_decoder stage there); give --tts DIR",
-              src);
+  /* the speech decoder and the codec: --tts / --codec, else the latest such stage */
+  const release_src *tts = NULL, *codec = NULL;
+  if (pick_side(&S, src, o.tts, "tts", "speech decoder", tts_types, "*", &T, o, st, &tts, err,
+                err_len) ||
+      pick_side(&S, src, o.codec, "codec", "codec", codec_types, STAGE_RELEASE_CODEC_GLOBS, &C, o,
+                st, &codec, err, err_len))
     return -1;
-  }
+  st->codec_done = codec != NULL;
   st->tts_done = tts != NULL;
 
   char part[RELEASE_PATH + 8], p[RELEASE_PATH + 128];
@@ -402,6 +422,21 @@ int stage_release_export(const char *src, const char *out, const stage_release_o
     snprintf(p, sizeof p, "%s/%s/model.json", part, STAGE_RELEASE_TTS_DIR);
     int mrc = release_write_model_json(p, idim, odim, tc, err, err_len);
     json_decref(tc);
+    if (mrc) goto done;
+  }
+  if (codec) { /* inference needs the generator, quantizer and encoder, not the discriminators */
+    hf_io_opts co = o.io;
+    co.tokenizer_dir = NULL;
+    snprintf(p, sizeof p, "%s/%s", part, STAGE_RELEASE_CODEC_DIR);
+    if (stage_hf_convert_sel(codec->dir, p, &co, true, STAGE_RELEASE_DISC_GLOBS, NULL, &st->codec,
+                             err, err_len))
+      goto done;
+    snprintf(p, sizeof p, "%s/%s/config.json", part, STAGE_RELEASE_CODEC_DIR);
+    json_t *cc = release_read_json(p, err, err_len);
+    if (!cc) goto done;
+    snprintf(p, sizeof p, "%s/%s/model.json", part, STAGE_RELEASE_CODEC_DIR);
+    int mrc = release_write_json(p, cc, err, err_len);
+    json_decref(cc);
     if (mrc) goto done;
   }
   rc = finish_stage(part, out, err, err_len);
@@ -486,6 +521,22 @@ int stage_release_import(const char *src, const char *out, const hf_io_opts *io,
            "%s: the speech decoder is a torch pickle (final.pt): not imported; save its "
            "state_dict with safetensors as model.safetensors beside a config.json\n",
            dec);
+  }
+  snprintf(dec, sizeof dec, "%s/%s", src, STAGE_RELEASE_CODEC_DIR);
+  snprintf(p, sizeof p, "%s/config.json", dec);
+  if (exists(p)) {
+    char to[RELEASE_PATH + 64];
+    snprintf(to, sizeof to, "%s/%s", part, STAGE_RELEASE_CODEC_DIR);
+    hf_io_opts t = *io;
+    t.tokenizer_dir = NULL;
+    /* the release's codec is the inference part: no discriminators to expect */
+    if (stage_hf_convert_sel(dec, to, &t, false, STAGE_RELEASE_DISC_GLOBS, NULL, &st->codec, err,
+                             err_len))
+      goto done;
+    st->codec_done = true;
+  } else {
+    snprintf(p, sizeof p, "%s/final.pt", dec);
+    if (exists(p)) note(st, "%s: the codec is a torch pickle (final.pt): not imported\n", dec);
   }
   st->audio = json_object_get(cfg, "mm_audio_encoder") != NULL;
   rc = finish_stage(part, out, err, err_len);

@@ -3,9 +3,9 @@
  * release names with a config.json the release's loader reads; the side directories that
  * loader opens (an InternViT directory for mm_vision_tower, an audio-encoder directory with
  * train.yaml and global_cmvn for mm_audio_encoder); the speech decoder in
- * vita_tts_ckpt/decoder with its model.json. The source may be a curriculum run, a stage run,
- * a checkpoint or a model directory (checkpoints/release.h finds the weights). Sources of other
- * models (a plain Qwen2) take the plain HF path of stages/stage_hf.h. */
+ * vita_tts_ckpt/decoder with its model.json, the codec in vita_tts_ckpt/codec. The source may be a
+ * curriculum run, a stage run, a checkpoint or a model directory (checkpoints/release.h finds the
+ * weights). Sources of other models (a plain Qwen2) take the plain HF path of stages/stage_hf.h. */
 #ifndef VT_STAGE_RELEASE_H
 #define VT_STAGE_RELEASE_H
 
@@ -16,9 +16,14 @@
 #define STAGE_RELEASE_VISION_DIR "InternViT-300M-448px"
 #define STAGE_RELEASE_AUDIO_DIR "audio-encoder"
 #define STAGE_RELEASE_TTS_DIR "vita_tts_ckpt/decoder"
+#define STAGE_RELEASE_CODEC_DIR "vita_tts_ckpt/codec"
+/* The codec's trained parts (a 3.1 stage trained the codec when one of them has optimizer
+ * state) and its discriminators, which inference does not use and the release leaves out. */
+#define STAGE_RELEASE_CODEC_GLOBS "generator.*,quantizer.*,encoder.*"
+#define STAGE_RELEASE_DISC_GLOBS "mpd.*,msd.*,mstftd.*"
 
 /* The parameters of each part of the vita model. The LLM and the vision part are always
- * exported; audio and tts only when the source trained them or when asked. */
+ * exported; audio, tts and codec only when the source trained them or when asked. */
 #define STAGE_RELEASE_AUDIO_GLOBS "model.audio_encoder.*"
 /* The modality head, a training aid the release does not have: never exported. */
 #define STAGE_RELEASE_HEAD_GLOBS "model.predict_head.*"
@@ -28,14 +33,16 @@ typedef struct {
   const char *parts; /* optional parts asked for: "audio", "tts" (comma-separated); NULL none */
   bool all;          /* every part, trained or not */
   const char *tts;   /* the speech decoder's source; NULL: the latest tts stage of the source */
+  const char *codec; /* the codec's source; NULL: the latest ticodec stage of the source */
 } stage_release_opts;
 
 typedef struct {
-  bool release;         /* a VITA release layout (false: a plain HF export/import) */
-  hf_io_stats main;     /* the LLM + encoders' weights */
-  hf_io_stats tts;      /* the speech decoder's, when written */
-  bool audio, tts_done; /* parts written */
-  char notes[1024];     /* parts left out and why, one per line, for the console */
+  bool release;                     /* a VITA release layout (false: a plain HF export/import) */
+  hf_io_stats main;                 /* the LLM + encoders' weights */
+  hf_io_stats tts;                  /* the speech decoder's, when written */
+  hf_io_stats codec;                /* the codec's (generator, quantizer, encoder), when written */
+  bool audio, tts_done, codec_done; /* parts written */
+  char notes[1024];                 /* parts left out and why, one per line, for the console */
 } stage_release_stats;
 
 /* src (see above) -> out_dir, written as out_dir.part and renamed (out_dir must not exist or

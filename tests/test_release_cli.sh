@@ -95,6 +95,18 @@ out=$("$VITA" export --from run/1-llm --out x --parts tts 2>&1); rc=$?
   bad "--parts tts ($rc): $out"
 "$VITA" export --from run/1-llm --out rel_t --tts run/2-tts > t.txt 2>&1 &&
   [ -s rel_t/vita_tts_ckpt/decoder/model.json ] && ok "--tts DIR" || bad "--tts: $(cat t.txt)"
+# the codec: generator, quantizer and encoder, no discriminators; imported back
+"$VITA" codec init --config "$VT_SOURCE_DIR/configs/tiny/codec.json" --out codec > /dev/null 2>&1 || bad "codec init"
+"$VITA" export --from run --out rel_c --codec codec > c.txt 2>&1; rc=$?
+hdr=$(head -c 200000 rel_c/vita_tts_ckpt/codec/model.safetensors 2>/dev/null | tr -d '\0')
+if [ $rc = 0 ] && grep -q "codec codec -> vita_tts_ckpt/codec" c.txt &&
+   grep -q '"generator\.' <<<"$hdr" && grep -q '"quantizer\.' <<<"$hdr" && grep -q '"encoder\.' <<<"$hdr" &&
+   ! grep -q '"mpd\.\|"msd\.' <<<"$hdr" && [ -s rel_c/vita_tts_ckpt/codec/model.json ] &&
+   "$VITA" import --from rel_c --out imp_c > ic.txt 2>&1 && grep -q "codec -> imp_c/vita_tts_ckpt/codec" ic.txt; then
+  ok "--codec: generator/quantizer/encoder, no discriminators; imported back"
+else
+  bad "--codec ($rc): $(cat c.txt ic.txt 2>/dev/null)"
+fi
 out=$("$VITA" export --from run --out x --parts audio,speech 2>&1); rc=$?
 [ $rc = 1 ] && grep -q 'unknown part "speech"' <<<"$out" && ok "unknown part: exit 1" || bad "parts ($rc): $out"
 out=$("$VITA" export --from run --out rel 2>&1); rc=$?
@@ -110,5 +122,5 @@ out=$("$VITA" export --from run --out z 2>&1); rc=$?
 # a plain Qwen2 still exports as HF Qwen2
 "$VITA" export --from "$VT_FIXTURES/qwen2_tiny" --out q > q.txt 2>&1 && ! grep -q "VITA-1.5" q.txt &&
   [ ! -e q/InternViT-300M-448px ] && ok "qwen2: plain HF export" || bad "qwen2: $(cat q.txt)"
-echo "$((11 - fail)) passed, $fail failed"
+echo "$((12 - fail)) passed, $fail failed"
 [ $fail = 0 ]
