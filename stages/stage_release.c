@@ -13,6 +13,7 @@
 #include "autograd/fmt.h"
 #include "checkpoints/ckpt.h"
 #include "checkpoints/release.h"
+#include "data/yamlcfg.h"
 #include "stages/stage_hf.h"
 #include "stages/stage_model.h"
 
@@ -23,6 +24,8 @@
 static const char *const vita_types[] = {"vita-Qwen2", NULL};
 static const char *const tts_types[] = {"tts_decoder", "LLM2TTSCodecAR", NULL};
 static const char *const codec_types[] = {"ticodec", NULL};
+/* stages that train the audio encoder: the vita model's, and stage 2.1a's audio_ctc model */
+static const char *const audio_types[] = {"vita-Qwen2", "vita_audio_encoder", NULL};
 
 static bool exists(const char *p) {
   struct stat st;
@@ -361,7 +364,7 @@ int stage_release_export(const char *src, const char *out, const stage_release_o
   int has_audio = model_has(main->dir, STAGE_RELEASE_AUDIO_GLOBS, err, err_len);
   if (has_audio < 0) return -1;
   int trained =
-      has_audio ? release_trained(&S, vita_types, STAGE_RELEASE_AUDIO_GLOBS, err, err_len) : 0;
+      has_audio ? release_trained(&S, audio_types, STAGE_RELEASE_AUDIO_GLOBS, err, err_len) : 0;
   if (trained < 0) return -1;
   if (list_has(o.parts, "audio") && !has_audio) {
     vt_seterr(err, err_len, "%s: --parts audio: the model has no audio encoder", main->dir);
@@ -475,11 +478,80 @@ static int complete_vision(const char *src, json_t *cfg, stage_release_stats *st
   return 0;
 }
 
-/* The public release names an audio encoder (mm_audio_encoder) but has no audio_config: its
- * sizes are the full-size defaults of model/audio_cfg.h. */
-static void complete_audio(json_t *cfg) {
-  if (json_object_get(cfg, "mm_audio_encoder") && !json_object_get(cfg, "audio_config"))
-    json_object_set_new(cfg, "audio_config", json_object());
+/* A public release names an audio encoder (mm_audio_encoder) but has no audio_config: the
+ * sizes come from that directory's train.yaml (found by its path, its last component inside the
+ * release, or ours), else they are the full-size encoder's. */
+static long long yaml_int(ycfg *y, yaml_node_t *map, const char *key, long long dflt) {
+  long long v;
+  char e[256];
+  yaml_node_t *n = ycfg_get(y, map, key);
+  return n && !ycfg_int(y, n, key, &v, e, sizeof e) ? v : dflt;
+}
+
+static bool yaml_bool(ycfg *y, yaml_node_t *map, const char *key, bool dflt) {
+  bool v;
+  char e[256];
+  yaml_node_t *n = ycfg_get(y, map, key);
+  return n && !ycfg_bool(y, n, key, &v, e, sizeof e) ? v : dflt;
+}
+
+static int complete_audio(const char *src, json_t *cfg, stage_release_stats *st, char *err,
+                          size_t err_len) {
+  const char *a = json_string_value(json_object_get(cfg, "mm_audio_encoder"));
+  if (!a || json_object_get(cfg, "audio_config")) return 0;
+  const char *base = strrchr(a, '/');
+  base = base ? base + 1 : a;
+  char c[3][RELEASE_PATH + 300];
+  snprintf(c[0], sizeof c[0], "%s/train.yaml", a);
+  snprintf(c[1], sizeof c[0], "%s/%s/train.yaml", src, base);
+  snprintf(c[2], sizeof c[0], "%s/%s/train.yaml", src, STAGE_RELEASE_AUDIO_DIR);
+  json_t *ac = json_object();
+  json_object_set_new(cfg, "audio_config", ac);
+  for (int i = 0; i < 3; i++) {
+    if (!exists(c[i])) continue;
+    ycfg y;
+    if (ycfg_load(&y, c[i], err, err_len)) return -1;
+    yaml_node_t *r = ycfg_root(&y);
+    yaml_node_t *tr =
+        ycfg_get(&y, ycfg_get(&y, ycfg_get(&y, r, "encoder_conf"), "para_conf"), "transformer");
+    yaml_node_t *mc = ycfg_get(&y, r, "model_conf");
+    long long hid = yaml_int(&y, tr, "transformer-attention-dim", -1);
+    if (!tr || hid <= 0) {
+      ycfg_free(&y);
+      vt_seterr(err, err_len,
+                "%s: field \"encoder_conf.para_conf.transformer.transformer-attention-dim\": "
+                "expected a positive integer (the encoder's width)",
+                c[i]);
+      return -1;
+    }
+    json_object_set_new(ac, "n_mels", json_integer(yaml_int(&y, r, "input_dim", 80)));
+    json_object_set_new(ac, "hidden_size", json_integer(hid));
+    json_object_set_new(ac, "num_attention_heads",
+                        json_integer(yaml_int(&y, tr, "transformer-attention-heads", 16)));
+    json_object_set_new(ac, "intermediate_size",
+                        json_integer(yaml_int(&y, tr, "transformer-linear-units", 4096)));
+    json_object_set_new(ac, "num_hidden_layers",
+                        json_integer(yaml_int(&y, tr, "transformer-num-blocks", 24)));
+    bool dyn = yaml_bool(&y, tr, "transformer-dynamic-chunks", true);
+    long long chunk = yaml_int(&y, tr, "transformer-chunk_size", -1);
+    json_object_set_new(ac, "chunk_mode",
+                        json_string(dyn         ? "dynamic"
+                                    : chunk > 0 ? "static"
+                                                : "full"));
+    if (!dyn && chunk > 0) {
+      json_object_set_new(ac, "chunk_size", json_integer(chunk));
+      json_object_set_new(ac, "left_chunks",
+                          json_integer(yaml_int(&y, tr, "transformer-left_chunks", -1)));
+    }
+    if (yaml_bool(&y, mc, "audio_prompt_finetune", false))
+      json_object_set_new(ac, "audio_prompt_num",
+                          json_integer(yaml_int(&y, mc, "audio_prompt_num", 25)));
+    ycfg_free(&y);
+    return 0;
+  }
+  note(st, "%s: no mm_audio_encoder train.yaml found: the audio encoder is the full-size one\n",
+       src);
+  return 0;
 }
 
 int stage_release_import(const char *src, const char *out, const hf_io_opts *io,
@@ -497,8 +569,7 @@ int stage_release_import(const char *src, const char *out, const hf_io_opts *io,
   st->release = true;
   int rc = -1;
   bool staged = false;
-  complete_audio(cfg);
-  if (complete_vision(src, cfg, st, err, err_len) ||
+  if (complete_audio(src, cfg, st, err, err_len) || complete_vision(src, cfg, st, err, err_len) ||
       begin_stage(out, part, sizeof part, err, err_len))
     goto done;
   if (stage_hf_convert_sel(src, part, io, false, NULL, cfg, &st->main, err, err_len)) goto done;

@@ -249,6 +249,31 @@ int main(void) {
     CHECK(dl == 0 && dv == 0 && da == 0);
     vt_model_destroy(m2);
     vt_params_free(&ps2);
+    if (k) continue;
+    /* the public release's config: no vision_config or audio_config, the side directories
+     * named by paths of another machine; the sizes come from the directories inside */
+    snprintf(p, sizeof p, "%s/config.json", exp);
+    json_t *pc = release_read_json(p, err, sizeof err);
+    json_object_del(pc, "vision_config");
+    json_object_del(pc, "audio_config");
+    json_object_set_new(pc, "mm_vision_tower", json_string("/mnt/vita/InternViT-300M-448px"));
+    json_object_set_new(pc, "mm_audio_encoder", json_string("/mnt/vita/audio-encoder"));
+    CHECK(release_write_json(p, pc, err, sizeof err) == 0);
+    json_decref(pc);
+    snprintf(imp, sizeof imp, "%s/import_public", T0);
+    rc = stage_release_import(exp, imp, &io, &st, err, sizeof err);
+    CHECK_MSG(rc == 0, "import of the public-style config: %s", err);
+    m2 = rc ? NULL : open_model(imp, &ps2, err, sizeof err);
+    CHECK_MSG(rc || m2 != NULL, "%s", err);
+    if (!m2) continue;
+    run(m2, &got);
+    dl = n_diff(got.logits, ref.logits, B * T * V), da = n_diff(got.aud, ref.aud, AUD * H);
+    printf("public-style config (sizes from InternViT-300M-448px/config.json and "
+           "audio-encoder/train.yaml): %lld logits, %lld audio tokens differ\n",
+           (long long)dl, (long long)da);
+    CHECK(dl == 0 && da == 0);
+    vt_model_destroy(m2);
+    vt_params_free(&ps2);
   }
 
   /* refusals: a non-empty output, an unknown part, a speech decoder that is not there */
