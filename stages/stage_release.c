@@ -27,6 +27,12 @@ static const char *const codec_types[] = {"ticodec", NULL};
 /* stages that train the audio encoder: the vita model's, and stage 2.1a's audio_ctc model */
 static const char *const audio_types[] = {"vita-Qwen2", "vita_audio_encoder", NULL};
 
+static bool is_type(const char *t, const char *const *types) {
+  for (int i = 0; types[i]; i++)
+    if (!strcmp(t, types[i])) return true;
+  return false;
+}
+
 static bool exists(const char *p) {
   struct stat st;
   return stat(p, &st) == 0;
@@ -357,7 +363,14 @@ int stage_release_export(const char *src, const char *out, const stage_release_o
                 src, S.src[S.n - 1].model_type);
       return -1;
     }
-    return stage_hf_export(src, out, &o.io, &st->main, err, err_len);
+    /* another model: its plain HF export (of a curriculum, the latest stage of a main model) */
+    const release_src *last = &S.src[S.n - 1];
+    for (int i = S.n - 1; i >= 0; i--)
+      if (!is_type(S.src[i].model_type, tts_types) && !is_type(S.src[i].model_type, codec_types)) {
+        last = &S.src[i];
+        break;
+      }
+    return stage_hf_export(S.n > 1 ? last->dir : src, out, &o.io, &st->main, err, err_len);
   }
   st->release = true;
   bool ask_audio = o.all || list_has(o.parts, "audio");
