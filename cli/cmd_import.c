@@ -1,13 +1,16 @@
-/* `vita import`: a HF Qwen2 / Qwen2.5 checkpoint directory into a directory the trainer loads as
- * initial weights (model.safetensors in f32 under the HF names, config.json, tokenizer files),
- * after checking every tensor against the config (stages/stage_hf.h). */
+/* `vita import`: a HF Qwen2 / Qwen2.5 checkpoint directory, or a VITA-1.5 release directory,
+ * into a directory the trainer loads as initial weights (model.safetensors in f32 under the
+ * HF / release names, config.json, tokenizer files; a release's speech decoder beside them),
+ * after checking every tensor against the config (stages/stage_hf.h, stages/stage_release.h). */
 #include <stdio.h>
 
 #include "cli/cli.h"
 #include "stages/stage_hf.h"
+#include "stages/stage_release.h"
 
 static const cli_opt opts[] = {
-    {"from", CLI_OPT_STR, NULL, "HF model directory: config.json + model.safetensors or shards"},
+    {"from", CLI_OPT_STR, NULL,
+     "HF model or VITA-1.5 release directory: config.json + model.safetensors or shards"},
     {"out", CLI_OPT_STR, NULL, "output directory (must not exist, or be empty)"},
     {"dtype", CLI_OPT_STR, "f32", "dtype of the weights written: f32, bf16 or f16"},
     {"max-shard-gb", CLI_OPT_FLOAT, "0",
@@ -37,18 +40,27 @@ static int run(const cli_args *a) {
   hf_io_opts o = {.dtype = (vt_dtype)dtype,
                   .max_shard_bytes = (size_t)(gb * 1e9),
                   .tokenizer_dir = cli_args_str(a, "tokenizer")};
-  hf_io_stats s;
+  stage_release_stats s;
   static char err[1 << 16]; /* room to list every problem of a wrong checkpoint */
-  if (stage_hf_import(from, out, &o, &s, err, sizeof err)) {
+  if (stage_release_import(from, out, &o, &s, err, sizeof err)) {
     fprintf(stderr, "vita import: %s\n", err);
     return CLI_EXIT_FAIL;
   }
   char line[512];
-  hf_io_describe(&s, o.dtype, line, sizeof line);
+  hf_io_describe(&s.main, o.dtype, line, sizeof line);
   printf("imported %s -> %s: %s\n", from, out, line);
+  if (s.tts_done) {
+    hf_io_describe(&s.tts, o.dtype, line, sizeof line);
+    printf("  speech decoder -> %s/%s: %s\n", out, STAGE_RELEASE_TTS_DIR, line);
+  }
+  if (s.codec_done) {
+    hf_io_describe(&s.codec, o.dtype, line, sizeof line);
+    printf("  codec -> %s/%s: %s\n", out, STAGE_RELEASE_CODEC_DIR, line);
+  }
+  if (s.notes[0]) fprintf(stderr, "%s", s.notes);
   return CLI_EXIT_OK;
 }
 
 const cli_cmd cli_cmd_import = {
-    "import", "HF Qwen2/Qwen2.5 checkpoint -> weights the trainer loads (checked)", NULL, opts,
-    run};
+    "import", "HF Qwen2/Qwen2.5 or VITA-1.5 release -> weights the trainer loads (checked)", NULL,
+    opts, run};

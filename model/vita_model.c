@@ -418,6 +418,12 @@ vt_tensor *vita_model_logits(vt_model *base, vt_ctx *ctx, const vt_batch *b) {
   return qwen2_logits(&m->q, ctx, hidden_of(m, ctx, b, NULL));
 }
 
+audio_llm *vita_model_audio(vt_model *base) {
+  if (!base || base->ops != &vita_model_ops) return NULL;
+  vita_model *m = (vita_model *)base;
+  return m->audio.on ? &m->audio : NULL;
+}
+
 static int64_t audio_positions(const vt_model *base, int64_t frames) {
   return audio_llm_positions(&((const vita_model *)base)->audio, frames);
 }

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "model/audio_llm.h"
 #include "model/model.h"
 #include "model/vit.h"
 
@@ -32,6 +33,8 @@ typedef struct {
   vit_adapter *adapter;
 } vita_vision;
 vita_vision vita_model_vision(vt_model *m);
+/* The audio part (encoder + adapter) of a vita model with an audio_config, else NULL. */
+audio_llm *vita_model_audio(vt_model *m);
 
 /* The LM logits [B, T, vocab] of a batch with its images and audio spliced in (eval mode; for
  * tests and small evaluations: it materialises the full logits). */

@@ -15,6 +15,14 @@ int stage_hf_import(const char *src_dir, const char *out_dir, const hf_io_opts *
  * 5 GB when opts is NULL), with the model's export config.json. */
 int stage_hf_export(const char *src_dir, const char *out_dir, const hf_io_opts *opts,
                     hf_io_stats *stats, char *err, size_t err_len);
+/* Import (export false) or export as above, leaving out the model's parameters that match
+ * exclude (comma-separated globs; NULL: none): they are neither written nor expected, and a
+ * source tensor of that name is skipped (a part of the release not exported). config, when
+ * not NULL, replaces the source's config.json (an import writes it: the release's config
+ * completed with its side directories' fields). */
+int stage_hf_convert_sel(const char *src_dir, const char *out_dir, const hf_io_opts *opts,
+                         bool export, const char *exclude, const json_t *config, hf_io_stats *stats,
+                         char *err, size_t err_len);
 /* Checks the weights at src against the model of the config at config_path (see
  * hf_check_weights). */
 int stage_hf_check(const char *src, const char *config_path, int *n_ignored, char *err,
