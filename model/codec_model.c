@@ -287,6 +287,7 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   }
   m->last = ps->n;
   m->base.media = VT_MEDIA_BIT(VT_MEDIA_WAVE);
+  m->base.wave_rate = m->cfg.codec.sample_rate;
   m->base.phases[0] = (vt_model_phase){"disc", "mpd.*,msd.*,mstftd.*"};
   m->base.phases[1] = (vt_model_phase){"gen", "encoder.*,quantizer.*,generator.*"};
   m->base.n_phases = 2;

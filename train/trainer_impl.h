@@ -58,6 +58,11 @@ typedef struct {
   float *fb, *fb_pad;
   int32_t *fb_frames, *fb_spans, fb_bins;
   size_t fb_n, fb_cap, fb_pad_cap;
+  /* the first stored audio clip's waveform of each row (int16 -> f32 in [-1, 1)), for models
+   * that take VT_MEDIA_WAVE (the codec): appended per row, zero-padded at upload */
+  float *wv, *wv_pad;
+  int32_t *wv_lens, *wv_spans;
+  size_t wv_n, wv_cap, wv_pad_cap;
   shard_sample sample;
   /* the batch's image tiles (normalised, [n, 3, S, S]) and their spans (row, start, count) */
   float *tiles;
