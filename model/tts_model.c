@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/model_cfg.h"
 #include "model/tts.h"
+#include "model/tts_generate.h"
 
 /* A host array grown to the largest batch seen, then reused (no allocation per step). */
 typedef struct {
@@ -338,3 +339,7 @@ const vt_model_ops tts_model_ops = {
     .hf_external = hf_external,
     .hf_config = hf_config,
 };
+
+tts *tts_model_decoder(vt_model *m) {
+  return m && m->ops == &tts_model_ops ? &((tts_model *)m)->t : NULL;
+}
