@@ -30,7 +30,7 @@ static const cli_opt opts[] = {
     {NULL, 0, NULL, NULL},
 };
 
-/* ---- WAV (RIFF) I/O: the small subset the codec needs ---- */
+/* ---- WAV (RIFF) input: the small subset the codec needs (output: libsndfile) ---- */
 
 static uint32_t le32(const unsigned char *p) {
   return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -103,42 +103,6 @@ static float *wav_read(const char *path, int *rate, int64_t *n, char *err, size_
 done:
   fclose(f);
   return out;
-}
-
-static void put32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-/* Writes mono 16-bit PCM, clipping to [-1, 1]. */
-static int wav_write(const char *path, const float *x, int64_t n, int rate, char *err, size_t len) {
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    snprintf(err, len, "%s: %s", path, strerror(errno));
-    return -1;
-  }
-  unsigned char h[44];
-  memcpy(h, "RIFF", 4);
-  put32(h + 4, (uint32_t)(36 + 2 * n));
-  memcpy(h + 8, "WAVEfmt ", 8);
-  put32(h + 16, 16);
-  h[20] = 1, h[21] = 0, h[22] = 1, h[23] = 0; /* PCM, mono */
-  put32(h + 24, (uint32_t)rate);
-  put32(h + 28, (uint32_t)rate * 2);
-  h[32] = 2, h[33] = 0, h[34] = 16, h[35] = 0;
-  memcpy(h + 36, "data", 4);
-  put32(h + 40, (uint32_t)(2 * n));
-  bool ok = fwrite(h, 1, 44, f) == 44;
-  for (int64_t i = 0; ok && i < n; i++) {
-    float v = x[i] > 1 ? 1 : x[i] < -1 ? -1 : x[i];
-    int16_t s = (int16_t)(v * 32767.0f);
-    unsigned char b[2] = {(unsigned char)(s & 0xff), (unsigned char)((uint16_t)s >> 8)};
-    ok = fwrite(b, 1, 2, f) == 2;
-  }
-  if (fclose(f) || !ok) {
-    snprintf(err, len, "%s: write failed", path);
-    return -1;
-  }
-  return 0;
 }
 
 static int cmd_init(const cli_args *a, char *err, size_t len) {
@@ -303,7 +267,7 @@ static int cmd_decode(const cli_args *a, const char *in, char *err, size_t len) 
   if (!(tok = read_tokens(in, c->n_codes, c->n_global, gt, &has_g, &T, err, len))) goto done;
   int64_t n;
   if (!(y = cli_codec_decode(&d, tok, T, has_g ? gt : NULL, &n, err, len))) goto done;
-  if (wav_write(out, y, n, c->sample_rate, err, len)) goto done;
+  if (aud_write_wav16(out, y, (size_t)n, c->sample_rate, err, len)) goto done;
   printf("%lld tokens -> %s (%.3f s at %d Hz)\n", (long long)T, out, (double)n / c->sample_rate,
          c->sample_rate);
   rc = CLI_EXIT_OK;

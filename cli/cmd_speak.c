@@ -31,6 +31,7 @@ static const cli_opt opts[] = {
     {"temperature", CLI_OPT_FLOAT, "1.0", "top-k sampling temperature (> 0)"},
     {"max-tokens", CLI_OPT_INT, "1200", "stop after this many codec tokens (1200 = 30 s)"},
     {"seed", CLI_OPT_INT, "1234", "seed of the sampling"},
+    {"tokens", CLI_OPT_STR, NULL, "also write the codec tokens (vita codec decode reads them)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -40,6 +41,25 @@ static const char *path_or(char *buf, size_t len, const char *given, const char 
   if (!dir) return NULL;
   snprintf(buf, len, "%s/%s", dir, sub);
   return buf;
+}
+
+/* The tokens file of `vita codec`: a comment, the fixed global tokens, the frame tokens. */
+static int write_tokens(const char *path, const char *text, const int32_t *t, int64_t n, char *err,
+                        size_t len) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    snprintf(err, len, "--tokens %s: cannot write", path);
+    return -1;
+  }
+  fprintf(f, "# vita speak: %lld codec tokens of \"%.200s\"\nglobal", (long long)n, text);
+  for (int j = 0; j < 8; j++) fprintf(f, " %d", CODEC_VITA_GLOBAL_TOKENS[j]);
+  fprintf(f, "\n");
+  for (int64_t i = 0; i < n; i++) fprintf(f, "%d%c", t[i], i + 1 == n || i % 20 == 19 ? '\n' : ' ');
+  if (fclose(f)) {
+    snprintf(err, len, "--tokens %s: write failed", path);
+    return -1;
+  }
+  return 0;
 }
 
 static int run(const cli_args *a) {
@@ -111,6 +131,8 @@ static int run(const cli_args *a) {
     snprintf(err, sizeof err, "the decoder ended (EOS) before any codec token");
     goto done;
   }
+  const char *tok_out = cli_args_str(a, "tokens");
+  if (tok_out && write_tokens(tok_out, text, codes, n_codes, err, sizeof err)) goto done;
   if (!(wav = cli_codec_decode(&cd, codes, n_codes, NULL, &n, err, sizeof err))) goto done;
   int rate = cd.c->cfg.sample_rate;
   if (aud_write_wav16(out, wav, (size_t)n, rate, err, sizeof err)) goto done;
