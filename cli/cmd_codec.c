@@ -2,6 +2,9 @@
  *   vita codec init --config model.json --out DIR [--seed N]   a freshly initialised codec
  *   vita codec encode IN.wav --weights DIR [--out tokens.txt]  waveform -> codec tokens
  *   vita codec decode tokens.txt --weights DIR --out OUT.wav   codec tokens -> waveform
+ *   vita codec export --weights DIR --out RELEASE_DIR          the release layout (model.json +
+ *                                                              encoder/quantizer/generator)
+ *   vita codec import RELEASE_DIR --out DIR [--seed N]         back to a checkpoint directory
  * A weights directory holds config.json (the codec's model.json) and model.safetensors. The
  * tokens file: '#' comments, a line "global G1 ... Gn" (the global tokens; absent: VITA-1.5's
  * fixed ones, as its inference uses), then the frame tokens, whitespace-separated. WAV files
@@ -16,6 +19,7 @@
 #include "cli/cli.h"
 #include "cli/cli_codec.h"
 #include "data/audio.h"
+#include "stages/stage_codec.h"
 
 static const cli_opt opts[] = {
     {"config", CLI_OPT_STR, NULL, "init: the codec's model.json"},
@@ -23,7 +27,7 @@ static const cli_opt opts[] = {
      "encode / decode: directory with config.json + model.safetensors"},
     {"out", CLI_OPT_STR, NULL,
      "init: directory; encode: tokens file (default stdout); decode: wav"},
-    {"seed", CLI_OPT_INT, "1234", "init: weight initialisation seed"},
+    {"seed", CLI_OPT_INT, "1234", "init, import: initialisation seed (import: discriminators)"},
     {"resample", CLI_OPT_FLAG, NULL,
      "encode: any audio file libsndfile reads, channel 0 resampled to the codec's rate (libsoxr,"
      " as vita prep does)"},
@@ -282,8 +286,27 @@ static int run(const cli_args *a) {
   const char *sub = a->n_positional > 0 ? a->positional[0] : NULL;
   char err[2048] = "";
   int rc;
+  const char *out = cli_args_str(a, "out"), *w = cli_args_str(a, "weights");
+  int n = 0;
   if (sub && !strcmp(sub, "init") && a->n_positional == 1) {
     rc = cmd_init(a, err, sizeof err);
+  } else if (sub && !strcmp(sub, "export") && a->n_positional == 1) {
+    if (!w || !out) {
+      fprintf(stderr, "vita codec export: --weights DIR and --out RELEASE_DIR are required\n");
+      return CLI_EXIT_USAGE;
+    }
+    rc = stage_codec_export(w, out, &n, err, sizeof err) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    if (!rc) printf("codec export: %d tensors (encoder, quantizer, generator) -> %s\n", n, out);
+  } else if (sub && !strcmp(sub, "import") && a->n_positional == 2) {
+    if (!out) {
+      fprintf(stderr, "vita codec import: --out DIR is required\n");
+      return CLI_EXIT_USAGE;
+    }
+    rc = stage_codec_import(a->positional[1], out, (uint64_t)cli_args_int(a, "seed"), &n, err,
+                            sizeof err)
+             ? CLI_EXIT_FAIL
+             : CLI_EXIT_OK;
+    if (!rc) printf("codec import: %d tensors from %s -> %s\n", n, a->positional[1], out);
   } else if (sub && (!strcmp(sub, "encode") || !strcmp(sub, "decode")) && a->n_positional == 2) {
     if (!cli_args_str(a, "weights")) {
       fprintf(stderr, "vita codec %s: --weights DIR is required\n", sub);
@@ -292,7 +315,8 @@ static int run(const cli_args *a) {
     rc = !strcmp(sub, "encode") ? cmd_encode(a, a->positional[1], err, sizeof err)
                                 : cmd_decode(a, a->positional[1], err, sizeof err);
   } else {
-    fprintf(stderr, "vita codec: expected init, encode IN.wav or decode TOKENS (see --help)\n");
+    fprintf(stderr, "vita codec: expected init, encode IN.wav, decode TOKENS, export or import "
+                    "RELEASE_DIR (see --help)\n");
     return CLI_EXIT_USAGE;
   }
   if (rc == CLI_EXIT_FAIL) fprintf(stderr, "vita codec %s: %s\n", sub, err);
@@ -300,4 +324,5 @@ static int run(const cli_args *a) {
 }
 
 const cli_cmd cli_cmd_codec = {"codec", "speech codec: init a model, encode wav -> tokens, decode",
-                               "init | encode IN.wav | decode TOKENS.txt", opts, run};
+                               "init | encode IN.wav | decode TOKENS.txt | export | import DIR",
+                               opts, run};

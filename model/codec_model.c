@@ -450,6 +450,13 @@ done:
   return rc;
 }
 
+bool codec_model_release_param(const char *name) {
+  static const char *const parts[] = {"encoder.", "quantizer.", "generator."};
+  for (int i = 0; i < 3; i++)
+    if (!strncmp(name, parts[i], strlen(parts[i]))) return true;
+  return false;
+}
+
 static void describe(const vt_model *base, char *buf, size_t len) {
   const codec_model_cfg *c = &((const codec_model *)base)->cfg;
   snprintf(buf, len,
