@@ -286,6 +286,9 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
     return NULL;
   }
   m->last = ps->n;
+  /* running statistics and spectral-norm vectors: saved, never trained */
+  codec_freeze_buffers(ps);
+  disc_freeze_buffers(ps);
   m->base.media = VT_MEDIA_BIT(VT_MEDIA_WAVE);
   m->base.wave_rate = m->cfg.codec.sample_rate;
   m->base.phases[0] = (vt_model_phase){"disc", "mpd.*,msd.*,mstftd.*"};
