@@ -12,7 +12,6 @@
 static int32_t pick(const float *logits, int64_t V, const tts_gen_opts *o) {
   int32_t eos = (int32_t)V + 2;
   int64_t n = V + 4;
-  bool allowed_eos = true;
   int k = o->top_k > 1 ? o->top_k : 1;
   if (k > V + 1) k = (int)(V + 1);
   int32_t best[64];
@@ -20,7 +19,7 @@ static int32_t pick(const float *logits, int64_t V, const tts_gen_opts *o) {
   if (k > 64) k = 64;
   int got = 0;
   for (int64_t c = 0; c < n; c++) {
-    if (c >= V && !(c == eos && allowed_eos)) continue;
+    if (c >= V && c != eos) continue;
     float v = logits[c];
     if (got == k && v <= bv[k - 1]) continue;
     int j = got < k ? got++ : k - 1;
