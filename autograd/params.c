@@ -158,7 +158,19 @@ int vt_params_set_trainable(vt_params *ps, const char *glob, bool trainable) {
   int matched = 0;
   for (int i = 0; i < ps->n; i++)
     if (fnmatch(glob, ps->items[i]->name, 0) == 0) {
-      ps->items[i]->trainable = trainable && ps->items[i]->t.dtype == VT_F32;
+      ps->items[i]->trainable =
+          trainable && ps->items[i]->t.dtype == VT_F32 && !ps->items[i]->buffer;
+      matched++;
+    }
+  return matched;
+}
+
+int vt_params_set_buffer(vt_params *ps, const char *glob) {
+  int matched = 0;
+  for (int i = 0; i < ps->n; i++)
+    if (fnmatch(glob, ps->items[i]->name, 0) == 0) {
+      ps->items[i]->buffer = true;
+      ps->items[i]->trainable = false;
       matched++;
     }
   return matched;

@@ -15,6 +15,8 @@ typedef struct {
   size_t offset;      /* in elements, into the flat buffer of t.dtype */
   size_t grad_offset; /* in elements, into the grad buffer (trainable only) */
   bool trainable;
+  bool buffer; /* state the model updates itself (BatchNorm running statistics, spectral-norm
+                  vectors): saved with the weights, never trainable, no optimizer state */
 } vt_param;
 
 typedef struct {
@@ -49,6 +51,9 @@ int vt_params_alloc(vt_params *ps, char *err, size_t err_len);
 /* Marks every parameter whose name matches the glob (fnmatch) as trainable or frozen;
  * returns how many matched. Call vt_params_alloc_grads afterwards. */
 int vt_params_set_trainable(vt_params *ps, const char *glob, bool trainable);
+/* Marks every parameter matching the glob as a buffer (and frozen: set_trainable never makes
+ * it trainable again); returns how many matched. */
+int vt_params_set_buffer(vt_params *ps, const char *glob);
 /* Lays out the gradient buffer over the trainable f32 parameters only (zeroed); frozen
  * parameters get no gradient and no requires_grad. */
 int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len);

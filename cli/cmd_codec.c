@@ -2,6 +2,9 @@
  *   vita codec init --config model.json --out DIR [--seed N]   a freshly initialised codec
  *   vita codec encode IN.wav --weights DIR [--out tokens.txt]  waveform -> codec tokens
  *   vita codec decode tokens.txt --weights DIR --out OUT.wav   codec tokens -> waveform
+ *   vita codec export --weights DIR --out RELEASE_DIR          the release layout (model.json +
+ *                                                              encoder/quantizer/generator)
+ *   vita codec import RELEASE_DIR --out DIR [--seed N]         back to a checkpoint directory
  * A weights directory holds config.json (the codec's model.json) and model.safetensors. The
  * tokens file: '#' comments, a line "global G1 ... Gn" (the global tokens; absent: VITA-1.5's
  * fixed ones, as its inference uses), then the frame tokens, whitespace-separated. WAV files
@@ -14,8 +17,9 @@
 
 #include "checkpoints/safetensors_params.h"
 #include "cli/cli.h"
-#include "model/codec_model.h"
-#include "stages/stage_model.h"
+#include "cli/cli_codec.h"
+#include "data/audio.h"
+#include "stages/stage_codec.h"
 
 static const cli_opt opts[] = {
     {"config", CLI_OPT_STR, NULL, "init: the codec's model.json"},
@@ -23,11 +27,14 @@ static const cli_opt opts[] = {
      "encode / decode: directory with config.json + model.safetensors"},
     {"out", CLI_OPT_STR, NULL,
      "init: directory; encode: tokens file (default stdout); decode: wav"},
-    {"seed", CLI_OPT_INT, "1234", "init: weight initialisation seed"},
+    {"seed", CLI_OPT_INT, "1234", "init, import: initialisation seed (import: discriminators)"},
+    {"resample", CLI_OPT_FLAG, NULL,
+     "encode: any audio file libsndfile reads, channel 0 resampled to the codec's rate (libsoxr,"
+     " as vita prep does)"},
     {NULL, 0, NULL, NULL},
 };
 
-/* ---- WAV (RIFF) I/O: the small subset the codec needs ---- */
+/* ---- WAV (RIFF) input: the small subset the codec needs (output: libsndfile) ---- */
 
 static uint32_t le32(const unsigned char *p) {
   return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -102,80 +109,15 @@ done:
   return out;
 }
 
-static void put32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-/* Writes mono 16-bit PCM, clipping to [-1, 1]. */
-static int wav_write(const char *path, const float *x, int64_t n, int rate, char *err, size_t len) {
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    snprintf(err, len, "%s: %s", path, strerror(errno));
-    return -1;
-  }
-  unsigned char h[44];
-  memcpy(h, "RIFF", 4);
-  put32(h + 4, (uint32_t)(36 + 2 * n));
-  memcpy(h + 8, "WAVEfmt ", 8);
-  put32(h + 16, 16);
-  h[20] = 1, h[21] = 0, h[22] = 1, h[23] = 0; /* PCM, mono */
-  put32(h + 24, (uint32_t)rate);
-  put32(h + 28, (uint32_t)rate * 2);
-  h[32] = 2, h[33] = 0, h[34] = 16, h[35] = 0;
-  memcpy(h + 36, "data", 4);
-  put32(h + 40, (uint32_t)(2 * n));
-  bool ok = fwrite(h, 1, 44, f) == 44;
-  for (int64_t i = 0; ok && i < n; i++) {
-    float v = x[i] > 1 ? 1 : x[i] < -1 ? -1 : x[i];
-    int16_t s = (int16_t)(v * 32767.0f);
-    unsigned char b[2] = {(unsigned char)(s & 0xff), (unsigned char)((uint16_t)s >> 8)};
-    ok = fwrite(b, 1, 2, f) == 2;
-  }
-  if (fclose(f) || !ok) {
-    snprintf(err, len, "%s: write failed", path);
-    return -1;
-  }
-  return 0;
-}
-
-/* ---- the model directory ---- */
-
-typedef struct {
-  vt_params ps;
-  vt_model *m;
-  const codec *c;
-  bool ps_ready;
-} codec_dir;
-
-static void dir_close(codec_dir *d) {
-  if (d->m) vt_model_destroy(d->m);
-  if (d->ps_ready) vt_params_free(&d->ps);
-}
-
-/* Opens config.json of dir (must be a ticodec) and, when load, its weights. */
-static int dir_open(codec_dir *d, const char *dir, bool load, char *err, size_t len) {
-  memset(d, 0, sizeof *d);
-  if (vt_params_init(&d->ps, (vt_device){VT_DEV_CPU, 0})) {
-    snprintf(err, len, "no CPU backend");
-    return -1;
-  }
-  d->ps_ready = true;
-  d->m = stage_model_open("ticodec", dir, NULL, &d->ps, err, len);
-  if (!d->m || vt_params_alloc(&d->ps, err, len)) return -1;
-  d->c = codec_model_codec(d->m);
-  if (load && st_load_params_path(&d->ps, dir, 0, err, len)) return -1;
-  return 0;
-}
-
 static int cmd_init(const cli_args *a, char *err, size_t len) {
   const char *cfg = cli_args_str(a, "config"), *out = cli_args_str(a, "out");
   if (!cfg || !out) {
     fprintf(stderr, "vita codec init: --config model.json and --out DIR are required\n");
     return CLI_EXIT_USAGE;
   }
-  codec_dir d;
+  cli_codec d;
   int rc = CLI_EXIT_FAIL;
-  if (dir_open(&d, cfg, false, err, len)) goto done;
+  if (cli_codec_open(&d, cfg, false, err, len)) goto done;
   vt_rng rng;
   vt_rng_seed(&rng, (uint64_t)cli_args_int(a, "seed"));
   if (d.m->ops->init_weights(d.m, &d.ps, &rng, err, len)) goto done;
@@ -197,51 +139,36 @@ static int cmd_init(const cli_args *a, char *err, size_t len) {
   printf("codec: %zu parameters (%s) -> %s\n", vt_params_count(&d.ps, false), cfg, out);
   rc = CLI_EXIT_OK;
 done:
-  dir_close(&d);
+  cli_codec_close(&d);
   return rc;
 }
 
 static int cmd_encode(const cli_args *a, const char *in, char *err, size_t len) {
   const char *w = cli_args_str(a, "weights"), *out = cli_args_str(a, "out");
-  codec_dir d;
+  cli_codec d;
   int rc = CLI_EXIT_FAIL, rate = 0;
   int64_t n = 0;
   float *x = NULL;
-  vt_ctx *ctx = NULL;
   FILE *f = NULL;
-  if (dir_open(&d, w, true, err, len) || !(x = wav_read(in, &rate, &n, err, len))) goto done;
+  if (cli_codec_open(&d, w, true, err, len)) goto done;
   const codec_cfg *c = &d.c->cfg;
   int hop = codec_hop(c);
+  if (cli_args_flag(a, "resample")) {
+    aud_load_opts lo = aud_load_opts_default();
+    lo.rate = c->sample_rate;
+    aud_wave aw = {0};
+    if (aud_load(in, &lo, &aw, err, len) != AUD_OK) goto done;
+    x = aw.data, n = (int64_t)aw.n, rate = aw.rate;
+  } else if (!(x = wav_read(in, &rate, &n, err, len)))
+    goto done;
   if (rate != c->sample_rate) {
     snprintf(err, len, "%s: sample rate: expected %d Hz (the codec's), found %d (resample first)",
              in, c->sample_rate, rate);
     goto done;
   }
-  int64_t padded = (n + hop - 1) / hop * hop; /* zero-padded to whole frames */
-  if (padded == 0) padded = hop;
-  float *xp = calloc((size_t)padded, sizeof(float));
-  if (!xp) goto done;
-  memcpy(xp, x, sizeof(float) * (size_t)n);
-  free(x);
-  x = xp;
-  const char *cerr = NULL;
-  ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, &cerr);
-  if (!ctx) {
-    snprintf(err, len, "%s", cerr ? cerr : "no context");
-    goto done;
-  }
-  vt_set_grad_enabled(ctx, false);
-  vt_tensor *y = vt_from_host(ctx, VT_F32, 3, (int64_t[]){1, 1, padded}, x), *g;
-  vt_tensor *lat = codec_encode(d.c, ctx, y, CODEC_EVAL, &g);
-  codec_vq q = codec_quantize(d.c, ctx, lat, g);
-  if (vt_ctx_failed(ctx)) {
-    snprintf(err, len, "%s", vt_ctx_error(ctx));
-    goto done;
-  }
-  int64_t T = padded / hop;
-  int32_t *tok = malloc(sizeof(int32_t) * (size_t)T), gt[16];
-  vt_to_host(ctx, q.idx, tok);
-  vt_to_host(ctx, q.gidx, gt);
+  int64_t T;
+  int32_t *tok, gt[16];
+  if (cli_codec_encode(&d, x, n, &tok, &T, gt, err, len)) goto done;
   f = out ? fopen(out, "w") : stdout;
   if (!f) {
     snprintf(err, len, "%s: %s", out, strerror(errno));
@@ -259,8 +186,7 @@ static int cmd_encode(const cli_args *a, const char *in, char *err, size_t len) 
 done:
   if (f && f != stdout && fclose(f)) rc = CLI_EXIT_FAIL;
   free(x);
-  if (ctx) vt_ctx_free(ctx);
-  dir_close(&d);
+  cli_codec_close(&d);
   return rc;
 }
 
@@ -334,53 +260,25 @@ static int cmd_decode(const cli_args *a, const char *in, char *err, size_t len) 
     fprintf(stderr, "vita codec decode: --out OUT.wav is required\n");
     return CLI_EXIT_USAGE;
   }
-  codec_dir d;
+  cli_codec d;
   int rc = CLI_EXIT_FAIL;
   int32_t *tok = NULL, gt[16];
   float *y = NULL;
-  vt_ctx *ctx = NULL;
   bool has_g;
   int64_t T;
-  if (dir_open(&d, w, true, err, len)) goto done;
+  if (cli_codec_open(&d, w, true, err, len)) goto done;
   const codec_cfg *c = &d.c->cfg;
   if (!(tok = read_tokens(in, c->n_codes, c->n_global, gt, &has_g, &T, err, len))) goto done;
-  if (!has_g) { /* VITA-1.5 decodes with fixed global tokens */
-    if (c->n_global != 8 || c->n_codes <= 975) {
-      snprintf(err, len,
-               "%s: no global line, and this codec (%d global codebooks of %d codes) "
-               "cannot use VITA-1.5's fixed global tokens",
-               in, c->n_global, c->n_codes);
-      goto done;
-    }
-    memcpy(gt, CODEC_VITA_GLOBAL_TOKENS, sizeof CODEC_VITA_GLOBAL_TOKENS);
-  }
-  const char *cerr = NULL;
-  ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, &cerr);
-  if (!ctx) {
-    snprintf(err, len, "%s", cerr ? cerr : "no context");
-    goto done;
-  }
-  vt_set_grad_enabled(ctx, false);
-  vt_tensor *q, *gq;
-  codec_embed(d.c, ctx, vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, T}, tok),
-              vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, c->n_global}, gt), &q, &gq);
-  vt_tensor *wav = codec_decode(d.c, ctx, q, gq);
-  if (vt_ctx_failed(ctx)) {
-    snprintf(err, len, "%s", vt_ctx_error(ctx));
-    goto done;
-  }
-  int64_t n = vt_numel(wav);
-  y = malloc(sizeof(float) * (size_t)n);
-  vt_to_host(ctx, wav, y);
-  if (wav_write(out, y, n, c->sample_rate, err, len)) goto done;
+  int64_t n;
+  if (!(y = cli_codec_decode(&d, tok, T, has_g ? gt : NULL, &n, err, len))) goto done;
+  if (aud_write_wav16(out, y, (size_t)n, c->sample_rate, err, len)) goto done;
   printf("%lld tokens -> %s (%.3f s at %d Hz)\n", (long long)T, out, (double)n / c->sample_rate,
          c->sample_rate);
   rc = CLI_EXIT_OK;
 done:
   free(tok);
   free(y);
-  if (ctx) vt_ctx_free(ctx);
-  dir_close(&d);
+  cli_codec_close(&d);
   return rc;
 }
 
@@ -388,8 +286,27 @@ static int run(const cli_args *a) {
   const char *sub = a->n_positional > 0 ? a->positional[0] : NULL;
   char err[2048] = "";
   int rc;
+  const char *out = cli_args_str(a, "out"), *w = cli_args_str(a, "weights");
+  int n = 0;
   if (sub && !strcmp(sub, "init") && a->n_positional == 1) {
     rc = cmd_init(a, err, sizeof err);
+  } else if (sub && !strcmp(sub, "export") && a->n_positional == 1) {
+    if (!w || !out) {
+      fprintf(stderr, "vita codec export: --weights DIR and --out RELEASE_DIR are required\n");
+      return CLI_EXIT_USAGE;
+    }
+    rc = stage_codec_export(w, out, &n, err, sizeof err) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    if (!rc) printf("codec export: %d tensors (encoder, quantizer, generator) -> %s\n", n, out);
+  } else if (sub && !strcmp(sub, "import") && a->n_positional == 2) {
+    if (!out) {
+      fprintf(stderr, "vita codec import: --out DIR is required\n");
+      return CLI_EXIT_USAGE;
+    }
+    rc = stage_codec_import(a->positional[1], out, (uint64_t)cli_args_int(a, "seed"), &n, err,
+                            sizeof err)
+             ? CLI_EXIT_FAIL
+             : CLI_EXIT_OK;
+    if (!rc) printf("codec import: %d tensors from %s -> %s\n", n, a->positional[1], out);
   } else if (sub && (!strcmp(sub, "encode") || !strcmp(sub, "decode")) && a->n_positional == 2) {
     if (!cli_args_str(a, "weights")) {
       fprintf(stderr, "vita codec %s: --weights DIR is required\n", sub);
@@ -398,7 +315,8 @@ static int run(const cli_args *a) {
     rc = !strcmp(sub, "encode") ? cmd_encode(a, a->positional[1], err, sizeof err)
                                 : cmd_decode(a, a->positional[1], err, sizeof err);
   } else {
-    fprintf(stderr, "vita codec: expected init, encode IN.wav or decode TOKENS (see --help)\n");
+    fprintf(stderr, "vita codec: expected init, encode IN.wav, decode TOKENS, export or import "
+                    "RELEASE_DIR (see --help)\n");
     return CLI_EXIT_USAGE;
   }
   if (rc == CLI_EXIT_FAIL) fprintf(stderr, "vita codec %s: %s\n", sub, err);
@@ -406,4 +324,5 @@ static int run(const cli_args *a) {
 }
 
 const cli_cmd cli_cmd_codec = {"codec", "speech codec: init a model, encode wav -> tokens, decode",
-                               "init | encode IN.wav | decode TOKENS.txt", opts, run};
+                               "init | encode IN.wav | decode TOKENS.txt | export | import DIR",
+                               opts, run};

@@ -1,6 +1,7 @@
 /* `vita prep`: VITA JSON -> HDF5 shards (data/prep.h), and `vita prep --verify` to check
  * existing shards (version, shapes, checksum). */
 #include "cli/cli.h"
+#include "cli/cli_codec.h"
 #include "data/prep.h"
 #include "data/shard.h"
 
@@ -31,8 +32,19 @@ static const cli_opt opts[] = {
     {"ctc-chars", CLI_OPT_STR, NULL,
      "CTC targets (stage 2.1a): the transcripts as ids of this character vocabulary (JSON); "
      "derived from the transcripts and written when the file does not exist"},
+    {"codec", CLI_OPT_STR, NULL,
+     "codec weights directory: speech samples given as audio become its codec tokens"},
     {NULL, 0, NULL, NULL},
 };
+
+/* prep_codec_fn over an opened codec (stage 3.2 data from speech). */
+static int codec_encode_cb(void *ctx, const float *wave, int64_t n, int32_t **ids, size_t *n_ids,
+                           char *msg, size_t msg_len) {
+  int64_t T = 0;
+  if (cli_codec_encode(ctx, wave, n, ids, &T, NULL, msg, msg_len)) return -1;
+  *n_ids = (size_t)T;
+  return 0;
+}
 
 static int verify(const cli_args *a) {
   int bad = 0, n = 0;
@@ -177,8 +189,22 @@ static int run(const cli_args *a) {
            cpath, have ? "read" : "derived from the transcripts and written", chars.n, chars.n + 1,
            aud_chars_id(&chars, ' '));
   }
+  cli_codec cd = {0};
+  prep_codec pc = {.encode = codec_encode_cb, .ctx = &cd};
+  const char *codec_dir = cli_args_str(a, "codec");
+  if (codec_dir && cli_codec_open(&cd, codec_dir, true, err, sizeof err)) {
+    fprintf(stderr, "vita prep: --codec %s: %s\n", codec_dir, err);
+    cli_codec_close(&cd);
+    aud_chars_free(&chars);
+    if (logf) fclose(logf);
+    tok_free(tok);
+    rc = CLI_EXIT_FAIL;
+    goto done;
+  }
+  if (codec_dir) pc.rate = cd.c->cfg.sample_rate;
   prep_opts o = {.cfg = &cfg,
                  .ctc_chars = cpath ? &chars : NULL,
+                 .codec = codec_dir ? &pc : NULL,
                  .audio = cli_args_flag(a, "audio-features") ? &ao : NULL,
                  .tok = tok,
                  .inputs = inputs,
@@ -211,6 +237,7 @@ static int run(const cli_args *a) {
   warn_stale(out, o.prefix ? o.prefix : "shard", st.n_shards);
   rc = prc || log_failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
   prep_stats_free(&st);
+  cli_codec_close(&cd);
   tok_free(tok);
 done:
   free(inputs);

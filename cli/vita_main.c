@@ -6,6 +6,7 @@
 extern const cli_cmd cli_cmd_cmvn;
 extern const cli_cmd cli_cmd_codec;
 extern const cli_cmd cli_cmd_curriculum;
+extern const cli_cmd cli_cmd_speak;
 extern const cli_cmd cli_cmd_demo;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_gen_data;
@@ -39,6 +40,7 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_embed,
     &cli_cmd_gen_data,
     &cli_cmd_codec,
+    &cli_cmd_speak,
 };
 // clang-format on
 

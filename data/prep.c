@@ -1,6 +1,7 @@
 /* vita prep: read samples, apply the chat template, write shards of shard_samples samples. */
 #include "data/prep.h"
 #include "autograd/fmt.h"
+#include "data/audio.h"
 #include "data/shard.h"
 #include "data/tts_data.h"
 
@@ -140,6 +141,48 @@ static int ctc_sample(const aud_chars *v, const sample *s, const chat_sample *cs
   return 0;
 }
 
+/* The codec ids of a speech sample given as audio (s->codec NULL, its one audio medium), from
+ * o->codec. Returns SAMPLE_OK, or the reason to skip it with msg. */
+static sample_reason speech_codes(const prep_opts *o, sample *s, char *msg, size_t len) {
+  const char *path = s->n_media[CHAT_MEDIA_AUDIO] ? s->media[CHAT_MEDIA_AUDIO][0] : "?";
+  if (!o->codec) {
+    snprintf(msg, len,
+             "%s: audio: a speech sample without codec ids needs a codec to encode %s"
+             " (vita prep --codec DIR)",
+             s->where, path);
+    return SAMPLE_BAD_FIELD;
+  }
+  aud_load_opts lo = aud_load_opts_default();
+  lo.rate = o->codec->rate;
+  aud_wave w = {0};
+  char why[1024];
+  if (aud_load(path, &lo, &w, why, sizeof why) != AUD_OK) {
+    snprintf(msg, len, "%s: audio: %s", s->where, why);
+    return SAMPLE_BAD_MEDIA;
+  }
+  int32_t *ids = NULL;
+  size_t n = 0;
+  int rc = o->codec->encode(o->codec->ctx, w.data, (int64_t)w.n, &ids, &n, why, sizeof why);
+  aud_wave_free(&w);
+  if (rc || n == 0) {
+    free(ids);
+    snprintf(msg, len, "%s: audio: %s: %s", s->where, path, rc ? why : "no codec frames");
+    return SAMPLE_BAD_MEDIA;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] < 0 || ids[i] >= o->cfg->codec_vocab) {
+      snprintf(msg, len,
+               "%s: audio: the codec gave id %d, outside codec_vocab %lld (the data "
+               "config's)",
+               s->where, ids[i], o->cfg->codec_vocab);
+      free(ids);
+      return SAMPLE_BAD_FIELD;
+    }
+  s->codec = ids;
+  s->n_codec = n;
+  return SAMPLE_OK;
+}
+
 int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
   const char *prefix = o->prefix ? o->prefix : "shard";
@@ -177,6 +220,11 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
       show(&pg, st, pg.done_before + done, false);
       if (got == 2) {
         add_skip(st, why, s.id, msg);
+        continue;
+      }
+      if (s.text && !s.codec && (why = speech_codes(o, &s, msg, sizeof msg)) != SAMPLE_OK) {
+        add_skip(st, why, s.id, msg);
+        sample_free(&s);
         continue;
       }
       if (s.text ? tts_sample_encode(o->tok, &s, &cs, msg, sizeof msg)

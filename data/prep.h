@@ -27,6 +27,20 @@ typedef struct {
   size_t n_skips, cap_skips;
 } prep_stats;
 
+/* Encodes a mono waveform (n samples at the codec's rate, in [-1, 1)) into codec token ids:
+ * *ids malloc'd, *n_ids of them. Returns 0, or -1 with msg (the sample is skipped). */
+typedef int (*prep_codec_fn)(void *ctx, const float *wave, int64_t n, int32_t **ids, size_t *n_ids,
+                             char *msg, size_t msg_len);
+
+/* A speech codec for speech samples given as audio (data/tts_data.h): prep loads each one's
+ * audio at `rate` (resampled, channel 0) and stores encode's ids as its codec tokens. The
+ * caller owns ctx (the data layer knows no model: `vita prep --codec DIR` fills this). */
+typedef struct {
+  prep_codec_fn encode;
+  void *ctx;
+  int rate;
+} prep_codec;
+
 typedef struct {
   const sample_config *cfg; /* max_len, shard_samples, prompts, sets */
   tok_tokenizer *tok;
@@ -41,6 +55,8 @@ typedef struct {
   /* CTC targets (stage 2.1a): each sample becomes [<audio>, its transcript's character ids]
    * with the characters trained, one <audio> and no other media; NULL: chat tokens */
   const aud_chars *ctc_chars;
+  /* NULL: a speech sample given as audio is skipped ("bad field": no codec to encode it) */
+  const prep_codec *codec;
 } prep_opts;
 
 /* Runs the pipeline. Returns 0 when every input was read (bad samples are not failures), or

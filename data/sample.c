@@ -235,6 +235,31 @@ static int add_media(sample *s, int kind, const char *path) {
   return m[s->n_media[kind]++] ? 0 : -1;
 }
 
+/* The audio path of a speech sample without codec ids (resolved as other media are: the set's
+ * audio folder, else the JSON file's directory) as its one audio medium. */
+static sample_reason speech_audio(const sample_reader *r, const sample_config *cfg,
+                                  const char *name, sample *s, char *err, size_t err_len) {
+  const sample_set *st = NULL;
+  for (size_t i = 0; s->set && cfg && i < cfg->n_sets; i++)
+    if (!strcmp(cfg->sets[i].name, s->set)) st = &cfg->sets[i];
+  const char *folder = st && st->folder[CHAT_MEDIA_AUDIO] ? st->folder[CHAT_MEDIA_AUDIO] : r->dir;
+  char path[8192];
+  if (name[0] == '/')
+    snprintf(path, sizeof path, "%s", name);
+  else
+    snprintf(path, sizeof path, "%s/%s", folder, name);
+  if (add_media(s, CHAT_MEDIA_AUDIO, path)) {
+    vt_seterr(err, err_len, "out of memory");
+    return SAMPLE_BAD_FIELD;
+  }
+  struct stat sb;
+  if ((!cfg || cfg->check_media) && (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))) {
+    vt_seterr(err, err_len, "%s: audio: file not found: %s", s->where, path);
+    return SAMPLE_MISSING_MEDIA;
+  }
+  return SAMPLE_OK;
+}
+
 static int count_tag(const char *v, const char *tag) {
   int n = 0;
   for (const char *p = v; (p = strstr(p, tag)); p += strlen(tag)) n++;
@@ -272,7 +297,10 @@ static sample_reason from_json(const sample_reader *r, const sample_config *cfg,
   if (tts_sample_is_speech(o)) { /* no turns: nothing is inserted, nothing ends a turn */
     s->inserted_id = -1;
     s->end_tag = true;
-    return tts_sample_from_json(o, cfg ? cfg->codec_vocab : TTS_DATA_CODEC_VOCAB, s, err, err_len);
+    sample_reason why =
+        tts_sample_from_json(o, cfg ? cfg->codec_vocab : TTS_DATA_CODEC_VOCAB, s, err, err_len);
+    if (why != SAMPLE_OK || s->codec) return why;
+    return speech_audio(r, cfg, json_string_value(json_object_get(o, "audio")), s, err, err_len);
   }
   json_t *conv = json_object_get(o, "conversations");
   if (!json_is_array(conv) || json_array_size(conv) == 0) {

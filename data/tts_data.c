@@ -14,7 +14,7 @@ bool tts_sample_is_speech(const void *json_object) {
 sample_reason tts_sample_from_json(const void *json_object, int64_t codec_vocab, sample *s,
                                    char *err, size_t err_len) {
   const json_t *o = json_object;
-  static const char *const not_here[] = {"conversations", "image", "video", "audio"};
+  static const char *const not_here[] = {"conversations", "image", "video"};
   for (size_t i = 0; i < sizeof not_here / sizeof not_here[0]; i++)
     if (json_object_get(o, not_here[i])) {
       vt_seterr(err, err_len, "%s: %s: a speech sample (text + codec) has no %s", s->where,
@@ -26,10 +26,25 @@ sample_reason tts_sample_from_json(const void *json_object, int64_t codec_vocab,
     vt_seterr(err, err_len, "%s: text: expected a non-empty string", s->where);
     return SAMPLE_BAD_FIELD;
   }
-  const json_t *codec = json_object_get(o, "codec");
+  const json_t *codec = json_object_get(o, "codec"), *audio = json_object_get(o, "audio");
+  if (audio && codec) {
+    vt_seterr(err, err_len, "%s: audio: a speech sample has codec ids or audio, not both",
+              s->where);
+    return SAMPLE_BAD_FIELD;
+  }
+  if (audio) { /* the speech itself: vita prep --codec turns it into ids */
+    if (!json_is_string(audio) || !json_string_value(audio)[0]) {
+      vt_seterr(err, err_len, "%s: audio: expected the path of one audio file", s->where);
+      return SAMPLE_BAD_FIELD;
+    }
+    s->text = text;
+    return SAMPLE_OK;
+  }
   size_t n = json_array_size(codec);
   if (!json_is_array(codec) || n == 0) {
-    vt_seterr(err, err_len, "%s: codec: expected a non-empty list of codec token ids", s->where);
+    vt_seterr(err, err_len,
+              "%s: codec: expected a non-empty list of codec token ids (or \"audio\": a path)",
+              s->where);
     return SAMPLE_BAD_FIELD;
   }
   s->codec = malloc(n * sizeof *s->codec);

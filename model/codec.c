@@ -182,8 +182,8 @@ void codec_init(codec *m, nn_reg *r, const codec_cfg *cfg) {
 }
 
 void codec_freeze_buffers(vt_params *ps) {
-  vt_params_set_trainable(ps, "*.running_mean", false);
-  vt_params_set_trainable(ps, "*.running_var", false);
+  vt_params_set_buffer(ps, "*.running_mean");
+  vt_params_set_buffer(ps, "*.running_var");
 }
 
 /* torch's default conv / linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias. */

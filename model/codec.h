@@ -59,10 +59,11 @@ typedef struct {
 } codec;
 
 /* Registers every parameter ("encoder.*", "quantizer.*", "generator.*"); the BatchNorm
- * running statistics are registered too and must be marked frozen by the caller
- * (codec_freeze_buffers). Failures are sticky on r. */
+ * running statistics are registered too and must be marked buffers by the caller
+ * (codec_freeze_buffers; the ticodec model does). Failures are sticky on r. */
 void codec_init(codec *m, nn_reg *r, const codec_cfg *cfg);
-/* Marks the running statistics frozen (they are updated in place, never by the optimizer). */
+/* Marks the running statistics buffers (vt_params_set_buffer: updated in place, saved, never
+ * trained, no optimizer state). */
 void codec_freeze_buffers(vt_params *ps);
 /* TiCodec's initialisation: N(0, 0.01) for the convolutions HiFi-GAN initialises so, torch's
  * defaults elsewhere, weight_g = |weight_v|, codebooks U(-1/n, 1/n), BatchNorm 1 / 0. */

@@ -286,7 +286,11 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
     return NULL;
   }
   m->last = ps->n;
+  /* running statistics and spectral-norm vectors: saved, never trained */
+  codec_freeze_buffers(ps);
+  disc_freeze_buffers(ps);
   m->base.media = VT_MEDIA_BIT(VT_MEDIA_WAVE);
+  m->base.wave_rate = m->cfg.codec.sample_rate;
   m->base.phases[0] = (vt_model_phase){"disc", "mpd.*,msd.*,mstftd.*"};
   m->base.phases[1] = (vt_model_phase){"gen", "encoder.*,quantizer.*,generator.*"};
   m->base.n_phases = 2;
@@ -447,6 +451,13 @@ static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, 
 done:
   free(len), free(h), free(r);
   return rc;
+}
+
+bool codec_model_release_param(const char *name) {
+  static const char *const parts[] = {"encoder.", "quantizer.", "generator."};
+  for (int i = 0; i < 3; i++)
+    if (!strncmp(name, parts[i], strlen(parts[i]))) return true;
+  return false;
 }
 
 static void describe(const vt_model *base, char *buf, size_t len) {

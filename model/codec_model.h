@@ -32,6 +32,11 @@ json_t *codec_model_cfg_to_json(const codec_model_cfg *cfg); /* new reference */
 const codec *codec_model_codec(const vt_model *m);
 const codec_model_cfg *codec_model_config(const vt_model *m);
 
+/* Whether a parameter is part of the codec's release (VITA-1.5's vita_tts_ckpt/codec/: the
+ * encoder, quantizer and generator, under TiCodec's names as they are registered), not a
+ * discriminator, which only training needs. */
+bool codec_model_release_param(const char *name);
+
 extern const vt_model_ops codec_model_ops;
 
 #endif

@@ -154,9 +154,9 @@ void disc_free(disc *d) {
 }
 
 void disc_freeze_buffers(vt_params *ps) {
-  vt_params_set_trainable(ps, "*.weight_u", false);
+  vt_params_set_buffer(ps, "*.weight_u");
   /* the spectral-normed scale 0: its weight_v is the power iteration's v, not weight norm's */
-  vt_params_set_trainable(ps, "msd.discriminators.0.*.weight_v", false);
+  vt_params_set_buffer(ps, "msd.discriminators.0.*.weight_v");
 }
 
 static void init_conv(const nn_conv *c, const vt_params *ps, vt_rng *rng) {

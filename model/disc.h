@@ -64,8 +64,8 @@ typedef struct {
 } disc_out;
 
 /* Registers every parameter; the spectral norm's weight_u / weight_v are registered too and
- * must be frozen (disc_freeze_buffers). Returns false on no memory; registration failures are
- * sticky on r. */
+ * must be marked buffers (disc_freeze_buffers; the ticodec model does). Returns false on no memory;
+ * registration failures are sticky on r. */
 bool disc_init(disc *d, nn_reg *r, const disc_cfg *cfg);
 void disc_free(disc *d);
 void disc_freeze_buffers(vt_params *ps);

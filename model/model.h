@@ -150,6 +150,7 @@ struct vt_model {
   unsigned media;       /* VT_MEDIA_BIT of each medium it consumes; others are skipped samples */
   int64_t image_tokens; /* positions one image tile (or video frame) fills; 0: none */
   int32_t image_sep;    /* the token after each tile's span (Qwen2's "\n", 198) */
+  int wave_rate;        /* samples a second of the VT_MEDIA_WAVE it takes; 0: any */
   vt_model_phase phases[VT_MODEL_MAX_PHASES];
   int n_phases;
   vt_model_term terms[VT_MODEL_MAX_TERMS];

@@ -16,6 +16,7 @@
 #include "model/model_cfg.h"
 #include "model/model_cost.h"
 #include "model/tts.h"
+#include "model/tts_generate.h"
 
 /* A host array grown to the largest batch seen, then reused (no allocation per step). */
 typedef struct {
@@ -351,3 +352,7 @@ const vt_model_ops tts_model_ops = {
     .hf_config = hf_config,
     .cost = cost,
 };
+
+tts *tts_model_decoder(vt_model *m) {
+  return m && m->ops == &tts_model_ops ? &((tts_model *)m)->t : NULL;
+}

@@ -331,16 +331,19 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
      * are added and divided by the global count. So `mpirun -np 2` with batch B equals one
      * process with batch 2B on the same samples. Each phase reads the same micro-batches. */
     mix_cursor step_start = mix_get_cursor(t.mix);
+    vt_rng rng_start = t.rng; /* and the same random draws (a codec's segments) */
     phase_result pr[VT_MODEL_MAX_PHASES];
     int cut = 0;
     for (int p = 0; p < t.n_phases && !cut; p++) {
       t.count_samples = p == 0;
+      if (p > 0) t.rng = rng_start;
       if (p > 0 && mix_set_cursor(t.mix, &step_start, err, err_len)) goto done;
       cut = phase_step(&t, p, &pr[p], err, err_len);
       if (cut < 0) goto done;
     }
     if (cut) { /* stopped inside the step: no update made; the data rewound to its start */
       vt_params_zero_grad(&t.ps);
+      t.rng = rng_start;
       if (mix_set_cursor(t.mix, &step_start, err, err_len) ||
           trainer_save(&t, r->checkpoint, sizeof r->checkpoint, err, err_len))
         goto done;

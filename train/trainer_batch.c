@@ -1,5 +1,6 @@
 /* Micro-batches from the data mixture, on the host and then as a model-neutral vt_batch on
  * the device; see trainer_impl.h. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ static bool takes_fbank(const trainer *t) { return t->model->media & VT_MEDIA_BI
 static bool splices_audio(const trainer *t) {
   return takes_fbank(t) && t->model->ops->audio_positions;
 }
+static bool takes_wave(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_WAVE); }
 
 /* Why the model cannot take a sample (its tokens, its media), or NULL. Image and video
  * placeholders are expanded into tile spans by expand_row. */
@@ -31,6 +33,13 @@ static const char *unusable(const trainer *t, const int32_t *ids, const int32_t 
     if (n < 1) return "it has no text tokens";
     /* a cut text would no longer match its speech */
     if ((int64_t)n > t->cfg->max_len) return "its text is longer than data.max_len";
+  } else if (takes_wave(t)) { /* a codec: the first clip's waveform is the sample */
+    const shard_sample *s = &t->sample;
+    if (!s->n_audio || s->wave_len[0] < 1)
+      return "it has no stored waveform (vita prep --audio-features --wave-rate RATE)";
+    if (t->model->wave_rate && s->wave_rate != t->model->wave_rate)
+      return "its waveform's rate is not the model's (vita prep --wave-rate)";
+    if (s->wave_len[0] > INT32_MAX) return "its waveform is longer than 2^31 samples";
   } else if (n < 2)
     return "it has fewer than 2 tokens";
   if (takes_fbank(t) && !splices_audio(t) && !t->sample.n_audio)
@@ -257,6 +266,19 @@ static int64_t put_sample(trainer *t, int64_t i, const char **why) {
     t->fb_frames[i] = (int32_t)t->sample.fbank_frames[0];
     t->fb_bins = (int32_t)bins;
   }
+  if (takes_wave(t)) { /* the sample's first clip, int16 PCM -> [-1, 1) */
+    size_t nw = (size_t)t->sample.wave_len[0];
+    if (t->wv_n + nw > t->wv_cap) {
+      size_t cap = 2 * (t->wv_n + nw);
+      float *p = realloc(t->wv, cap * sizeof *p);
+      if (!p) return -2;
+      t->wv = p;
+      t->wv_cap = cap;
+    }
+    for (size_t k = 0; k < nw; k++) t->wv[t->wv_n + k] = (float)t->sample.wave[k] / 32768.0f;
+    t->wv_n += nw;
+    t->wv_lens[i] = (int32_t)nw;
+  }
   return n;
 }
 
@@ -318,7 +340,10 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
     const char *why = unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n,
                                t->sample.n_media, t->sample.codec.n, false);
     int64_t n = why ? -1 : put_sample(t, i, &why);
-    if (n == -2) snprintf(err, err_len, "out of memory for the codec tokens of a batch");
+    if (n == -2) {
+      snprintf(err, err_len, "out of memory for the codec tokens or waveforms of a batch");
+      return -1;
+    }
     if (n == -1) {
       char where[768];
       snprintf(where, sizeof where, "%.500s (dataset %s, sample %lld)",
@@ -345,6 +370,7 @@ static void begin_batch(trainer *t, bool packed) {
   t->codec_n = 0;
   t->fb_n = 0;
   t->n_au = 0;
+  t->wv_n = 0;
   t->batch_packed = packed;
 }
 
@@ -404,7 +430,7 @@ int trainer_eval_batch(trainer *t, mix *m, int64_t *slot, int64_t stride, int64_
       continue;
     }
     if (n < 0) {
-      snprintf(err, err_len, "out of memory for the codec tokens of a batch");
+      snprintf(err, err_len, "out of memory for the codec tokens or waveforms of a batch");
       return -1;
     }
     add_row(t, n);
@@ -515,5 +541,32 @@ void trainer_upload(trainer *t, vt_batch *b) {
                    .data = vt_from_host(ctx, VT_F32, 3, (int64_t[]){B, Fr, bins}, t->fb_pad),
                    .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->fb_frames),
                    .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->fb_spans)};
+  }
+  if (takes_wave(t) && B > 0) { /* one waveform per row, zero-padded to the longest */
+    int64_t S = 1;
+    for (int64_t i = 0; i < B; i++) S = t->wv_lens[i] > S ? t->wv_lens[i] : S;
+    if ((size_t)(B * S) > t->wv_pad_cap) {
+      float *p = realloc(t->wv_pad, sizeof(float) * (size_t)(B * S));
+      if (!p) {
+        vt_ctx_fail(ctx, "trainer", "out of memory for the waveforms of a batch");
+        return;
+      }
+      t->wv_pad = p;
+      t->wv_pad_cap = (size_t)(B * S);
+    }
+    size_t off = 0;
+    for (int64_t i = 0; i < B; i++) {
+      size_t n = (size_t)t->wv_lens[i];
+      memcpy(t->wv_pad + i * S, t->wv + off, sizeof(float) * n);
+      memset(t->wv_pad + i * S + n, 0, sizeof(float) * (size_t)(S - (int64_t)n));
+      off += n;
+      t->wv_spans[3 * i] = (int32_t)i, t->wv_spans[3 * i + 1] = 0, t->wv_spans[3 * i + 2] = 0;
+    }
+    b->media[b->n_media++] =
+        (vt_media){.kind = VT_MEDIA_WAVE,
+                   .n = B,
+                   .data = vt_from_host(ctx, VT_F32, 2, (int64_t[]){B, S}, t->wv_pad),
+                   .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->wv_lens),
+                   .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->wv_spans)};
   }
 }

@@ -62,6 +62,11 @@ typedef struct {
    * its fbank appended to fb, its frames and span (row, start, count) here */
   int32_t *au_frames, *au_spans;
   int64_t n_au, cap_au;
+  /* the first stored audio clip's waveform of each row (int16 -> f32 in [-1, 1)), for models
+   * that take VT_MEDIA_WAVE (the codec): appended per row, zero-padded at upload */
+  float *wv, *wv_pad;
+  int32_t *wv_lens, *wv_spans;
+  size_t wv_n, wv_cap, wv_pad_cap;
   shard_sample sample;
   /* the batch's image tiles (normalised, [n, 3, S, S]) and their spans (row, start, count) */
   float *tiles;

@@ -112,12 +112,14 @@ int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const c
   t->codec_spans = malloc(sizeof(int32_t) * 3 * (size_t)cfg->batch_size);
   t->fb_frames = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
   t->fb_spans = malloc(sizeof(int32_t) * 3 * (size_t)cfg->batch_size);
+  t->wv_lens = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
+  t->wv_spans = malloc(sizeof(int32_t) * 3 * (size_t)cfg->batch_size);
   if (!t->ctx) {
     snprintf(err, err_len, "%s: device: %s", cfg->path, why ? why : "no context");
     return -1;
   }
   if (!t->ids || !t->labels || !t->lengths || !t->pos || !t->segments || !t->codec_lens ||
-      !t->codec_spans || !t->fb_frames || !t->fb_spans) {
+      !t->codec_spans || !t->fb_frames || !t->fb_spans || !t->wv_lens || !t->wv_spans) {
     snprintf(err, err_len, "out of memory");
     return -1;
   }
@@ -153,6 +155,7 @@ void trainer_free(trainer *t) {
   free(t->fb_spans);
   free(t->au_frames);
   free(t->au_spans);
+  free(t->wv), free(t->wv_pad), free(t->wv_lens), free(t->wv_spans);
   mix_pack_free(&t->pack);
 }
 

@@ -1,0 +1,107 @@
+/* The speech codec for the commands; see cli_codec.h. */
+#include "cli/cli_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoints/safetensors_params.h"
+#include "stages/stage_model.h"
+
+void cli_codec_close(cli_codec *d) {
+  if (d->m) vt_model_destroy(d->m);
+  if (d->ps_ready) vt_params_free(&d->ps);
+  memset(d, 0, sizeof *d);
+}
+
+int cli_codec_open(cli_codec *d, const char *dir, bool load, char *err, size_t len) {
+  memset(d, 0, sizeof *d);
+  if (vt_params_init(&d->ps, (vt_device){VT_DEV_CPU, 0})) {
+    snprintf(err, len, "no CPU backend");
+    return -1;
+  }
+  d->ps_ready = true;
+  d->m = stage_model_open("ticodec", dir, NULL, &d->ps, err, len);
+  if (!d->m || vt_params_alloc(&d->ps, err, len)) return -1;
+  d->c = codec_model_codec(d->m);
+  if (load && st_load_params_path(&d->ps, dir, 0, err, len)) return -1;
+  return 0;
+}
+
+static vt_ctx *cpu_ctx(char *err, size_t len) {
+  const char *why = NULL;
+  vt_ctx *ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, &why);
+  if (!ctx) snprintf(err, len, "%s", why ? why : "no context");
+  if (ctx) vt_set_grad_enabled(ctx, false);
+  return ctx;
+}
+
+int cli_codec_encode(const cli_codec *d, const float *x, int64_t n, int32_t **tokens, int64_t *T,
+                     int32_t *global, char *err, size_t len) {
+  const codec_cfg *c = &d->c->cfg;
+  int hop = codec_hop(c);
+  int64_t padded = n > 0 ? (n + hop - 1) / hop * hop : hop;
+  float *xp = calloc((size_t)padded, sizeof(float));
+  int32_t *tok = malloc(sizeof(int32_t) * (size_t)(padded / hop));
+  vt_ctx *ctx = xp && tok ? cpu_ctx(err, len) : NULL;
+  int rc = -1;
+  if (!xp || !tok) snprintf(err, len, "out of memory for %lld samples", (long long)n);
+  if (!ctx) goto done;
+  if (n > 0) memcpy(xp, x, sizeof(float) * (size_t)n);
+  vt_tensor *y = vt_from_host(ctx, VT_F32, 3, (int64_t[]){1, 1, padded}, xp), *g;
+  vt_tensor *lat = codec_encode(d->c, ctx, y, CODEC_EVAL, &g);
+  codec_vq q = codec_quantize(d->c, ctx, lat, g);
+  if (vt_ctx_failed(ctx)) {
+    snprintf(err, len, "%s", vt_ctx_error(ctx));
+    goto done;
+  }
+  vt_to_host(ctx, q.idx, tok);
+  if (global) vt_to_host(ctx, q.gidx, global);
+  *tokens = tok;
+  *T = padded / hop;
+  tok = NULL;
+  rc = 0;
+done:
+  free(xp);
+  free(tok);
+  if (ctx) vt_ctx_free(ctx);
+  return rc;
+}
+
+float *cli_codec_decode(const cli_codec *d, const int32_t *tokens, int64_t T, const int32_t *global,
+                        int64_t *n, char *err, size_t len) {
+  const codec_cfg *c = &d->c->cfg;
+  if (!global) { /* VITA-1.5 decodes with fixed global tokens */
+    if (c->n_global != 8 || c->n_codes <= 975) {
+      snprintf(err, len,
+               "no global tokens, and this codec (%d global codebooks of %d codes) cannot use "
+               "VITA-1.5's fixed global tokens",
+               c->n_global, c->n_codes);
+      return NULL;
+    }
+    global = CODEC_VITA_GLOBAL_TOKENS;
+  }
+  for (int64_t t = 0; t < T; t++)
+    if (tokens[t] < 0 || tokens[t] >= c->n_codes) {
+      snprintf(err, len, "token %lld: %d is not a codec id (0 to %d)", (long long)t, tokens[t],
+               c->n_codes - 1);
+      return NULL;
+    }
+  vt_ctx *ctx = cpu_ctx(err, len);
+  if (!ctx) return NULL;
+  vt_tensor *q, *gq;
+  codec_embed(d->c, ctx, vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, T}, tokens),
+              vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, c->n_global}, global), &q, &gq);
+  vt_tensor *wav = codec_decode(d->c, ctx, q, gq);
+  float *y = NULL;
+  if (vt_ctx_failed(ctx))
+    snprintf(err, len, "%s", vt_ctx_error(ctx));
+  else if (!(y = malloc(sizeof(float) * (size_t)vt_numel(wav))))
+    snprintf(err, len, "out of memory for %lld samples", (long long)vt_numel(wav));
+  else {
+    vt_to_host(ctx, wav, y);
+    *n = vt_numel(wav);
+  }
+  vt_ctx_free(ctx);
+  return y;
+}

@@ -1,0 +1,36 @@
+/* The speech codec as the commands use it (`vita codec`, `vita prep --codec`, `vita speak`):
+ * a codec weights directory (config.json, the codec's model.json, and model.safetensors; a
+ * `vita train` checkpoint of stage 3.1 is one) opened on the CPU, a waveform encoded to frame
+ * and global tokens, tokens decoded to a waveform. */
+#ifndef VT_CLI_CODEC_H
+#define VT_CLI_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autograd/params.h"
+#include "model/codec_model.h"
+
+typedef struct {
+  vt_params ps;
+  vt_model *m;
+  const codec *c;
+  bool ps_ready;
+} cli_codec;
+
+/* Opens dir's config.json (a ticodec model) and, when load, its model.safetensors. Returns 0,
+ * or -1 with err (cli_codec_close releases what was opened either way). */
+int cli_codec_open(cli_codec *d, const char *dir, bool load, char *err, size_t err_len);
+void cli_codec_close(cli_codec *d);
+
+/* Encodes n samples at the codec's rate (zero-padded to whole frames): *tokens malloc'd, *T of
+ * them, and the n_global global tokens into global (NULL: not wanted). Returns 0 or -1. */
+int cli_codec_encode(const cli_codec *d, const float *x, int64_t n, int32_t **tokens, int64_t *T,
+                     int32_t *global, char *err, size_t err_len);
+/* Decodes T frame tokens with n_global global tokens (NULL: VITA-1.5's fixed ones, which need
+ * 8 global codebooks of more than 975 codes) into *n = T * hop samples (malloc'd). */
+float *cli_codec_decode(const cli_codec *d, const int32_t *tokens, int64_t T, const int32_t *global,
+                        int64_t *n, char *err, size_t err_len);
+
+#endif
