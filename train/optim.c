@@ -260,6 +260,32 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   free(count);
   free(which);
   if (!o->segs) goto oom;
+  /* whether the parameters of the stretch sit in the f32 data buffer in the gradient layout
+   * (everything trainable in store order): then ZeRO all-gathers them in place */
+  o->param_base = NULL;
+  bool same = o->state_numel > 0 && ps->data[VT_F32];
+  int64_t shift = 0;
+  bool first = true;
+  for (int i = 0; same && i < ps->n; i++) {
+    vt_param *p = ps->items[i];
+    if (!p->trainable || p->grad_offset < o->flat_lo ||
+        p->grad_offset >= o->flat_lo + o->state_numel)
+      continue;
+    int64_t d = (int64_t)p->offset - (int64_t)(p->grad_offset - o->flat_lo);
+    if (p->t.dtype != VT_F32 || (!first && d != shift)) same = false;
+    shift = d, first = false;
+  }
+  if (same && shift >= 0 && (size_t)shift + o->state_numel <= ps->numel[VT_F32]) {
+    /* frozen parameters inside the range would break the shift; none means a 1:1 map */
+    bool frozen_inside = false;
+    for (int i = 0; i < ps->n; i++) {
+      vt_param *p = ps->items[i];
+      if (!p->trainable && p->t.dtype == VT_F32 && p->offset < (size_t)shift + o->state_numel &&
+          p->offset + (size_t)vt_numel(&p->t) > (size_t)shift)
+        frozen_inside = true;
+    }
+    if (!frozen_inside) o->param_base = (float *)ps->data[VT_F32] + shift;
+  }
   bool need_m = cfg->kind != VT_OPTIM_SGD || cfg->momentum > 0;
   bool need_v = cfg->kind != VT_OPTIM_SGD;
   size_t n = o->shard_n ? o->shard_n : 1;

@@ -72,8 +72,11 @@ typedef struct {
   size_t state_numel; /* (all of them unless cfg->only leaves some out) */
   int shard_rank, shard_world;
   size_t shard_lo, shard_n; /* this rank's shard, in values from flat_lo */
-  float *m, *v;             /* moments (device), shard_n values each; NULL where unused */
-  vt_optim_seg *segs;       /* device array of segments, grouped by internal group */
+  /* the stretch's parameters as one f32 run in the gradient layout (value j of the stretch at
+   * param_base[j]), or NULL when the store lays them out otherwise (frozen ones between) */
+  float *param_base;
+  float *m, *v;       /* moments (device), shard_n values each; NULL where unused */
+  vt_optim_seg *segs; /* device array of segments, grouped by internal group */
   int64_t n_segs;
   vt_optim_group *groups; /* host array */
   int n_int_groups;
