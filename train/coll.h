@@ -42,6 +42,9 @@ typedef struct {
   /* Starts buf at root <- sum over ranks (f32); the other ranks' buf is left as it was. */
   int (*ireduce)(vt_coll *c, float *buf, size_t n, int root, const char *what, vt_coll_req *req);
   int (*wait)(vt_coll *c, vt_coll_req *req);
+  /* Whether req has completed, without waiting (a completed request needs no wait: its slot
+   * becomes -1). Also drives MPI's progress while the caller computes. */
+  int (*test)(vt_coll *c, vt_coll_req *req, bool *done);
   /* Rank r's shard of buf <- the sum over ranks of that shard, in place (the rest of buf is
    * undefined afterwards). */
   int (*reduce_scatter)(vt_coll *c, float *buf, size_t n, const char *what);

@@ -186,6 +186,25 @@ static int m_wait(vt_coll *c, vt_coll_req *req) {
   return wait_slot(c, i);
 }
 
+static int m_test(vt_coll *c, vt_coll_req *req, bool *done) {
+  *done = true;
+  if (req->slot < 0) return 0;
+  mpi_impl *m = c->impl;
+  int i = req->slot, flag = 0;
+  int rc = MPI_Test(&m->req[i], &flag, MPI_STATUS_IGNORE);
+  if (rc != MPI_SUCCESS) {
+    m->busy[i] = false;
+    req->slot = -1;
+    return mpi_fail(c, rc, m->what[i]);
+  }
+  *done = flag != 0;
+  if (!flag) return 0;
+  if (m->move_n[i]) memmove(m->move_dst[i], m->move_src[i], m->move_n[i] * sizeof(float));
+  m->busy[i] = false;
+  req->slot = -1;
+  return 0;
+}
+
 /* Counts and displacements of the shards, when they fit MPI's int; false otherwise. */
 static bool shard_counts(const vt_coll *c, size_t n, int *counts, int *displs) {
   if (n > INT_MAX) return false;
@@ -297,9 +316,9 @@ static void m_free(vt_coll *c) {
   c->impl = NULL;
 }
 
-static const vt_coll_ops mpi_ops = {
-    "mpi",       m_allreduce, m_iallreduce, m_ireduce, m_wait, m_reduce_scatter,
-    m_allgather, m_broadcast, m_barrier,    m_free};
+static const vt_coll_ops mpi_ops = {"mpi",       m_allreduce,      m_iallreduce, m_ireduce,
+                                    m_wait,      m_test,           m_reduce_scatter,
+                                    m_allgather, m_broadcast,      m_barrier,    m_free};
 
 int vt_coll_open_mpi(vt_coll *c, const vt_dist *d, double timeout_s, char *err, size_t err_len) {
   memset(c, 0, sizeof *c);
@@ -346,6 +365,11 @@ static int n_wait(vt_coll *c, vt_coll_req *req) {
   (void)c, (void)req;
   return 0;
 }
+static int n_test(vt_coll *c, vt_coll_req *req, bool *done) {
+  (void)c, (void)req;
+  *done = true;
+  return 0;
+}
 static int n_flat(vt_coll *c, float *buf, size_t n, const char *what) {
   (void)c, (void)buf, (void)n, (void)what;
   return 0;
@@ -358,7 +382,7 @@ static int n_barrier(vt_coll *c, const char *what) {
   (void)c, (void)what;
   return 0;
 }
-static const vt_coll_ops one_ops = {"mpi",  n_allreduce, n_start, n_ireduce, n_wait,
+static const vt_coll_ops one_ops = {"mpi",  n_allreduce, n_start, n_ireduce, n_wait, n_test,
                                     n_flat, n_flat,      n_bcast, n_barrier, NULL};
 
 int vt_coll_open_mpi(vt_coll *c, const vt_dist *d, double timeout_s, char *err, size_t err_len) {

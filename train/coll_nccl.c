@@ -167,6 +167,23 @@ static int x_wait(vt_coll *c, vt_coll_req *req) {
   return wait_slot(c, i);
 }
 
+static int x_test(vt_coll *c, vt_coll_req *req, bool *done) {
+  *done = true;
+  if (req->slot < 0) return 0;
+  nccl_impl *m = c->impl;
+  int i = req->slot;
+  cudaError_t q = cudaEventQuery(m->done[i]);
+  if (q == cudaErrorNotReady) {
+    *done = false;
+    return 0;
+  }
+  m->busy[i] = false;
+  req->slot = -1;
+  if (q != cudaSuccess) return fail(c, m->what[i], cudaGetErrorString(q));
+  cudaStreamWaitEvent(m->compute, m->done[i], 0);
+  return 0;
+}
+
 /* The padded staging buffer of world * shard elements (grown on demand). */
 static float *stage(vt_coll *c, size_t padded) {
   nccl_impl *m = c->impl;
@@ -261,9 +278,9 @@ static void x_free(vt_coll *c) {
   c->impl = NULL;
 }
 
-static const vt_coll_ops nccl_ops = {
-    "nccl",           x_allreduce, x_iallreduce, x_ireduce, x_wait,
-    x_reduce_scatter, x_allgather, x_broadcast,  x_barrier, x_free};
+static const vt_coll_ops nccl_ops = {"nccl",      x_allreduce,      x_iallreduce, x_ireduce,
+                                     x_wait,      x_test,           x_reduce_scatter,
+                                     x_allgather, x_broadcast,      x_barrier,    x_free};
 
 int vt_coll_open_nccl(vt_coll *c, const vt_dist *d, const vt_backend *be, double timeout_s,
                       char *err, size_t err_len) {

@@ -133,14 +133,28 @@ static void start_ready(vt_reducer *r) {
   while (r->next < r->nb && r->b[r->next].pending == 0) start_bucket(r, r->next++);
 }
 
+static void release(vt_reducer *r, const vt_bucket *k);
+
 static void on_ready(void *arg, int64_t slot) {
   vt_reducer *r = arg;
   for (int b = r->slot_b0[slot]; b < r->slot_b1[slot]; b++) r->b[b].pending--;
   start_ready(r);
+  /* test the buckets in flight: MPI progresses them only inside its calls, and ZeRO 2 drops
+   * the pages of finished ones while backward still runs */
+  while (!r->failed && r->done < r->next) {
+    bool done = false;
+    if (r->coll->ops->test(r->coll, &r->b[r->done].req, &done)) {
+      r->failed = true;
+      snprintf(r->err, sizeof r->err, "%s", r->coll->err);
+      break;
+    }
+    if (!done) break;
+    release(r, &r->b[r->done++]);
+  }
 }
 
 void vt_reducer_arm(vt_reducer *r, vt_ctx *ctx) {
-  r->next = 0;
+  r->next = r->done = 0;
   r->failed = false;
   for (int b = 0; b < r->nb; b++) {
     r->b[b].pending = 0;
@@ -195,7 +209,7 @@ int vt_reducer_finish(vt_reducer *r, char *err, size_t err_len) {
   if (r->coll->world <= 1) return 0;
   while (r->next < r->nb) start_bucket(r, r->next++);
   int rc = r->failed ? -1 : 0;
-  for (int b = 0; b < r->nb; b++) {
+  for (int b = r->done; b < r->nb; b++) {
     if (!r->b[b].started) continue;
     if (r->coll->ops->wait(r->coll, &r->b[b].req) && !rc) {
       snprintf(r->err, sizeof r->err, "%s", r->coll->err);

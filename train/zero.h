@@ -39,6 +39,7 @@ typedef struct {
   vt_bucket *b;
   int nb;
   int next;                  /* buckets [0, next) have been started */
+  int done;                  /* buckets [0, done) completed (tested during backward) */
   size_t *slot_lo, *slot_hi; /* the gradient slots of the covered parameters, sorted */
   int64_t n_slots;
   int *slot_b0, *slot_b1; /* buckets [b0, b1) each slot overlaps */
@@ -76,9 +77,10 @@ typedef struct {
 
 /* Per-rank memory of a model with n_weight_bytes of weights and n_trainable f32 trainable
  * values, an optimizer keeping moments_per_value f32 moments per value, at ZeRO stage `zero`
- * over world ranks. The gradient buffer is full size at every stage here: backward
- * accumulates into the one flat buffer, and ZeRO 2 saves communication (a reduce to the owner
- * instead of an all-reduce) and the moments of stage 1, not gradient memory. */
+ * over world ranks (nccl: GPU ranks). Gradients: the full flat buffer at stages 0 and 1; at
+ * stage 2 on the CPU the rank's shard (pages of other ranks' buckets are dropped once reduced;
+ * buckets not yet reduced during backward come on top, at most the whole buffer when the
+ * reduction falls behind); on GPUs the buffer stays allocated, so full size. */
 vt_zero_mem vt_zero_plan(double n_weight_bytes, int64_t n_trainable, int moments_per_value,
                          int zero, int world, bool nccl);
 
