@@ -82,8 +82,8 @@ static void bandwidth(vt_coll *c, double max_mb) {
       double alg = mb * 1e6 / best / 1e9;
       double bus = alg * (op == 0 ? 2 * (n - 1) / n : (n - 1) / n);
       if (c->rank == 0)
-        printf("%-15s %10.0f %8.2f %12.2f %12.2f\n", op == 0 ? "all-reduce" : "reduce-scatter",
-               mb, best * 1e3, alg, bus);
+        printf("%-15s %10.0f %8.2f %12.2f %12.2f\n", op == 0 ? "all-reduce" : "reduce-scatter", mb,
+               best * 1e3, alg, bus);
       fflush(stdout);
     }
     free(buf);
@@ -245,8 +245,8 @@ int main(int argc, char **argv) {
     dp_free(&s);
   }
   if (c.rank == 0) {
-    printf("qwen2 bench model, batch %lld x %lld per rank, median of %d steps:\n",
-           (long long)batch, (long long)seq, steps);
+    printf("qwen2 bench model, batch %lld x %lld per rank, median of %d steps:\n", (long long)batch,
+           (long long)seq, steps);
     printf("  1 rank                 %8.1f ms\n", t1 * 1e3);
     printf("  %d ranks, no overlap    %8.1f ms  overhead %+.1f%%  exposed communication %.1f ms\n",
            c.world, tn[0] * 1e3, 100 * (tn[0] / t1 - 1), ex[0] * 1e3);
@@ -269,18 +269,20 @@ int main(int argc, char **argv) {
     dp_init(&s, &c, z, bucket_mb, batch, seq);
     dp_step(&s, &c, z);
     dp_step(&s, &c, z);
-    double peak = status_mib("VmHWM:");
+    double peak = status_mib("VmHWM:"), rss_after = status_mib("VmRSS:");
     int64_t n_train = (int64_t)vt_params_count(&s.ps, true);
-    vt_zero_mem pl = vt_zero_plan(4.0 * (double)vt_params_count(&s.ps, false), n_train, 2, z,
-                                  c.world, false);
+    vt_zero_mem pl =
+        vt_zero_plan(4.0 * (double)vt_params_count(&s.ps, false), n_train, 2, z, c.world, false);
     dp_free(&s);
     if (!z) peak0 = peak;
     vt_zero_mem p0 = vt_zero_plan(4.0 * (double)n_train, n_train, 2, 0, c.world, false);
     if (c.rank == 0)
       printf("  ZeRO %d: peak %7.1f MiB (%+7.1f vs ZeRO 0); plan: weights %.1f + grads %.1f + "
-             "optimizer %.1f = %.1f MiB (%+.1f vs ZeRO 0)\n",
+             "optimizer %.1f = %.1f MiB (%+.1f vs ZeRO 0); grads between steps %.1f MiB, "
+             "resident after the steps %.1f MiB\n",
              z, peak, peak - peak0, pl.weights / 1048576, pl.grads / 1048576,
-             pl.optimizer / 1048576, pl.total / 1048576, (pl.total - p0.total) / 1048576);
+             pl.optimizer / 1048576, pl.total / 1048576, (pl.total - p0.total) / 1048576,
+             pl.grads_idle / 1048576, rss_after);
     fflush(stdout);
   }
   vt_coll_close(&solo);

@@ -316,9 +316,9 @@ static void m_free(vt_coll *c) {
   c->impl = NULL;
 }
 
-static const vt_coll_ops mpi_ops = {"mpi",       m_allreduce,      m_iallreduce, m_ireduce,
-                                    m_wait,      m_test,           m_reduce_scatter,
-                                    m_allgather, m_broadcast,      m_barrier,    m_free};
+static const vt_coll_ops mpi_ops = {"mpi",  m_allreduce,      m_iallreduce, m_ireduce,   m_wait,
+                                    m_test, m_reduce_scatter, m_allgather,  m_broadcast, m_barrier,
+                                    m_free};
 
 int vt_coll_open_mpi(vt_coll *c, const vt_dist *d, double timeout_s, char *err, size_t err_len) {
   memset(c, 0, sizeof *c);

@@ -278,9 +278,9 @@ static void x_free(vt_coll *c) {
   c->impl = NULL;
 }
 
-static const vt_coll_ops nccl_ops = {"nccl",      x_allreduce,      x_iallreduce, x_ireduce,
-                                     x_wait,      x_test,           x_reduce_scatter,
-                                     x_allgather, x_broadcast,      x_barrier,    x_free};
+static const vt_coll_ops nccl_ops = {"nccl", x_allreduce,      x_iallreduce, x_ireduce,   x_wait,
+                                     x_test, x_reduce_scatter, x_allgather,  x_broadcast, x_barrier,
+                                     x_free};
 
 int vt_coll_open_nccl(vt_coll *c, const vt_dist *d, const vt_backend *be, double timeout_s,
                       char *err, size_t err_len) {

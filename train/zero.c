@@ -228,7 +228,8 @@ vt_zero_mem vt_zero_plan(double n_weight_bytes, int64_t n_trainable, int moments
   int64_t shard = (n_trainable + world - 1) / world;
   m.shard = zero > 0 ? shard : n_trainable;
   m.weights = n_weight_bytes;
-  m.grads = 4.0 * (double)(zero == 2 && !nccl ? shard : n_trainable);
+  m.grads = 4.0 * (double)n_trainable;
+  m.grads_idle = 4.0 * (double)(zero == 2 && !nccl ? shard : n_trainable);
   m.optimizer = 4.0 * moments_per_value * (double)(zero > 0 ? shard : n_trainable);
   /* NCCL pads a sharded buffer whose length is not a multiple of the world size */
   m.comm = nccl && zero > 0 && shard * world != n_trainable ? 4.0 * (double)shard * world : 0;

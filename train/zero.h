@@ -67,20 +67,23 @@ void vt_zero_clear_grads(vt_params *ps, int zero, int world);
 
 /* Memory of one rank, in bytes (see vt_zero_plan). */
 typedef struct {
-  double weights;   /* the full model in its dtypes (every rank runs the whole forward) */
-  double grads;     /* the flat f32 gradient buffer of the trainable parameters */
-  double optimizer; /* moments (2 per value for Adam, 1 for SGD with momentum), sharded at 1+ */
-  double comm;      /* staging of the collectives (NCCL pads shards; MPI stages nothing) */
+  double weights;    /* the full model in its dtypes (every rank runs the whole forward) */
+  double grads;      /* the flat f32 gradient buffer of the trainable parameters, at its peak */
+  double grads_idle; /* what of it stays resident between steps (ZeRO 2 on the CPU: the shard) */
+  double optimizer;  /* moments (2 per value for Adam, 1 for SGD with momentum), sharded at 1+ */
+  double comm;       /* staging of the collectives (NCCL pads shards; MPI stages nothing) */
   double total;
   int64_t shard; /* values of each rank's shard (the last may be shorter) */
 } vt_zero_mem;
 
 /* Per-rank memory of a model with n_weight_bytes of weights and n_trainable f32 trainable
  * values, an optimizer keeping moments_per_value f32 moments per value, at ZeRO stage `zero`
- * over world ranks (nccl: GPU ranks). Gradients: the full flat buffer at stages 0 and 1; at
- * stage 2 on the CPU the rank's shard (pages of other ranks' buckets are dropped once reduced;
- * buckets not yet reduced during backward come on top, at most the whole buffer when the
- * reduction falls behind); on GPUs the buffer stays allocated, so full size. */
+ * over world ranks (nccl: GPU ranks). total = weights + grads + optimizer + comm. The gradient
+ * peak is the full flat buffer at every stage: backward accumulates into it and writes every
+ * page before the first buckets are reduced. At stage 2 on the CPU the pages of other ranks'
+ * buckets are dropped once reduced, so only the shard stays resident between steps
+ * (grads_idle); on GPUs the buffer stays allocated. MPI's own temporaries (a reduce keeps
+ * about one bucket per bucket in flight) are not counted. */
 vt_zero_mem vt_zero_plan(double n_weight_bytes, int64_t n_trainable, int moments_per_value,
                          int zero, int world, bool nccl);
 
