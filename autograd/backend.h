@@ -165,6 +165,9 @@ void vt_buf_free(const vt_backend *be, void *dev); /* NULL is fine */
 void vt_buf_to_host(const vt_backend *be, void *host, const void *dev, size_t bytes);
 void vt_buf_from_host(const vt_backend *be, void *dev, const void *host, size_t bytes);
 void vt_buf_fill_f32(const vt_backend *be, float *dev, int64_t n, float value);
+/* The instance's stream (a cudaStream_t on CUDA; NULL on the CPU), for code that orders its
+ * own work after the instance's, e.g. NCCL collectives on a communication stream. */
+void *vt_backend_stream(const vt_backend *be);
 /* Waits until everything queued on the backend has finished. */
 void vt_backend_sync(const vt_backend *be);
 

@@ -42,6 +42,8 @@ void vt_ctx_free(vt_ctx *ctx) {
   vt_arena_free(&ctx->meta);
   vt_arena_free(&ctx->data);
   free(ctx->tape);
+  free(ctx->hook.last);
+  free(ctx->hook.order);
   if (ctx->owns_be) vt_backend_free(ctx->be);
   free(ctx);
 }
@@ -192,10 +194,13 @@ bool vt_backward(vt_ctx *ctx, vt_tensor *loss) {
   float *g = vt_grad(ctx, loss);
   if (!g) return false;
   ctx->be->fill(ctx->be, g, 1, 1.0f);
+  if (!vt_hook_begin(ctx)) return false;
   for (int64_t i = ctx->n_nodes - 1; i >= 0 && !ctx->failed; i--) {
     vt_node *n = &ctx->tape[i];
     if (n->out->grad) n->backward(ctx, n);
+    vt_hook_after_node(ctx, i);
   }
+  if (!ctx->failed) vt_hook_end(ctx);
   ctx->n_nodes = 0; /* saved activations are no longer referenced */
   return !ctx->failed;
 }

@@ -53,6 +53,19 @@ bool vt_grad_enabled(const vt_ctx *ctx);
 bool vt_backward(vt_ctx *ctx, vt_tensor *loss);
 int64_t vt_tape_len(const vt_ctx *ctx);
 
+/* Gradient-ready hook, for communication that overlaps backward (a data-parallel bucketed
+ * all-reduce). slot_lo/slot_hi give n disjoint element ranges of the f32 buffer at base (the
+ * parameter store's flat gradients), sorted by slot_lo. During each vt_backward, fn(arg, s) is
+ * called once per slot s as soon as its gradient is final: right after the last tape node that
+ * reads a tensor whose gradient overlaps the range has run (inside a recompute segment: after
+ * the segment's backward), and for slots no node reads at the end. A slot whose gradient
+ * would change after it was reported (a parameter read inside a recompute segment and also
+ * after it on the tape) is a ctx error. The arrays are borrowed until the hook is cleared
+ * (fn NULL). */
+typedef void (*vt_grad_ready_fn)(void *arg, int64_t slot);
+void vt_ctx_set_grad_hook(vt_ctx *ctx, const float *base, const size_t *slot_lo,
+                          const size_t *slot_hi, int64_t n, vt_grad_ready_fn fn, void *arg);
+
 /* Tensors in the step arena. */
 vt_tensor *vt_new(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *shape);
 vt_tensor *vt_zeros(vt_ctx *ctx, vt_dtype dtype, int ndim, const int64_t *shape);

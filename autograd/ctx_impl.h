@@ -23,6 +23,19 @@ struct vt_node {
   float f[4];
 };
 
+/* The gradient-ready hook (vt_ctx_set_grad_hook) and its per-backward state. */
+typedef struct {
+  const float *base;
+  size_t region; /* elements from base the slots lie in */
+  const size_t *lo, *hi;
+  int64_t n;
+  vt_grad_ready_fn fn;
+  void *arg;
+  int64_t *last;  /* [n]: lowest tape index reading the slot; INT64_MAX none; -1 reported */
+  int64_t *order; /* [n]: slots by last, descending, unread ones at the end */
+  int64_t cap, next;
+} vt_grad_hook;
+
 struct vt_ctx {
   vt_device device;
   const vt_backend *be;
@@ -37,6 +50,7 @@ struct vt_ctx {
   char error[1024];
   vt_tensor err_tensor;
   float err_value;
+  vt_grad_hook hook;
 };
 
 /* A new tensor struct + data in the arena; NULL (with ctx error) when memory runs out. */
@@ -54,6 +68,14 @@ vt_node *vt_record(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *ou
  * inside them (activation recompute). */
 vt_node *vt_record_always(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out, int n_in,
                           vt_tensor *const *in);
+/* grad_hook.c: the hook's passes, called by vt_backward and recompute's backward. begin
+ * finds each slot's last reader (false on out of memory, with ctx error); after_node reports
+ * the slots node i finalised; nested handles the slots that nodes [first, end) of a recompute
+ * segment read; end reports the rest. No-ops without a hook. */
+bool vt_hook_begin(vt_ctx *ctx);
+void vt_hook_after_node(vt_ctx *ctx, int64_t i);
+void vt_hook_nested(vt_ctx *ctx, int64_t first, int64_t end);
+void vt_hook_end(vt_ctx *ctx);
 /* Input checks: each returns false after recording a ctx error naming op and shapes. */
 bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts);
 bool vt_check_dtype(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_dtype want);

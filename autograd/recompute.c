@@ -51,6 +51,7 @@ static void recompute_backward(vt_ctx *ctx, vt_node *node) {
     vt_node *n = &ctx->tape[i];
     if (n->out->grad) n->backward(ctx, n);
   }
+  vt_hook_nested(ctx, first, ctx->n_nodes);
   ctx->n_nodes = first;
   vt_arena_rewind(&ctx->data, data_mark);
   vt_arena_rewind(&ctx->meta, meta_mark);

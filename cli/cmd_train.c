@@ -32,6 +32,9 @@ static int run(const cli_args *a) {
     fprintf(stderr, "vita train: %s\n", err);
     return CLI_EXIT_FAIL;
   }
+  /* GPU ranks: the node-local rank picks the GPU (counting from the configured one) */
+  if (cfg.device.type == VT_DEV_CUDA && dist.local_world > 1 && vt_cuda_device_count() > 0)
+    cfg.device.index = (cfg.device.index + dist.local_rank) % vt_cuda_device_count();
   volatile sig_atomic_t *stop = cli_stop_install("vita train");
   vt_trainer_opts o = {.cfg = &cfg,
                        .resume = cli_args_flag(a, "resume"),
@@ -43,6 +46,8 @@ static int run(const cli_args *a) {
   int rc = vt_train(&o, &r, err, sizeof err);
   if (rc) {
     fprintf(stderr, "vita train (rank %d): %s\n", dist.rank, err);
+    /* the other ranks may wait in a collective this rank will never join: end the job */
+    if (dist.world > 1) vt_dist_abort(&dist, CLI_EXIT_FAIL);
   } else if (dist.rank == 0) {
     if (r.interrupted)
       printf("stopped at step %lld of %lld; checkpoint %s; continue with: vita train --config %s "

@@ -279,6 +279,8 @@ void stage_cfg_defaults(stage_cfg *cfg) {
   cfg->max_len = 2048;
   cfg->keep_last = 3;
   cfg->log_every = 1;
+  cfg->bucket_mb = 25.0;
+  cfg->coll_timeout_s = 600.0;
   optim_unset(&cfg->optim);
   sched_unset(&cfg->sched);
 }
@@ -456,8 +458,9 @@ static int load_sections(stage_cfg *cfg, ycfg *c, yaml_node_t *root, bool overla
   yaml_node_t *s = ycfg_get(c, root, "schedule"), *init = ycfg_get(c, root, "init");
   const char *train_keys[40];
   int nk = 0;
-  static const char *const tk[] = {"steps",     "epochs", "batch_size", "grad_accum", "seed",
-                                   "trainable", "frozen", "losses",     "phases",     NULL};
+  static const char *const tk[] = {
+      "steps",  "epochs", "batch_size", "grad_accum", "seed",           "trainable", "frozen",
+      "losses", "phases", "zero",       "bucket_mb",  "coll_timeout_s", NULL};
   for (int i = 0; tk[i]; i++) train_keys[nk++] = tk[i];
   for (int i = 0; optim_keys[i]; i++) train_keys[nk++] = optim_keys[i];
   train_keys[nk] = NULL;
@@ -475,7 +478,7 @@ static int load_sections(stage_cfg *cfg, ycfg *c, yaml_node_t *root, bool overla
               err_len) ||
       read_device(c, root, cfg, err, err_len) || (init && read_init(c, init, cfg, err, err_len)))
     return -1;
-  int64_t keep = cfg->keep_last, seed = (int64_t)cfg->seed;
+  int64_t keep = cfg->keep_last, seed = (int64_t)cfg->seed, zero = cfg->zero;
   if (opt_str(c, d, "mixture", "data", cfg->mixture, STAGE_PATH, true, err, err_len) ||
       opt_str(c, d, "eval_mixture", "data", cfg->eval_mixture, STAGE_PATH, true, err, err_len) ||
       opt_int(c, d, "max_len", "data", &cfg->max_len, err, err_len) ||
@@ -486,6 +489,9 @@ static int load_sections(stage_cfg *cfg, ycfg *c, yaml_node_t *root, bool overla
       opt_int(c, t, "batch_size", "train", &cfg->batch_size, err, err_len) ||
       opt_int(c, t, "grad_accum", "train", &cfg->grad_accum, err, err_len) ||
       opt_int(c, t, "seed", "train", &seed, err, err_len) ||
+      opt_int(c, t, "zero", "train", &zero, err, err_len) ||
+      opt_float(c, t, "bucket_mb", "train", &cfg->bucket_mb, err, err_len) ||
+      opt_float(c, t, "coll_timeout_s", "train", &cfg->coll_timeout_s, err, err_len) ||
       read_list(c, cfg, t, "trainable", cfg->trainable, &cfg->n_trainable, err, err_len) ||
       read_list(c, cfg, t, "frozen", cfg->frozen, &cfg->n_frozen, err, err_len) ||
       read_weights(c, t, "losses", "train", cfg->losses, VT_MODEL_MAX_TERMS, &cfg->n_losses, err,
@@ -500,7 +506,8 @@ static int load_sections(stage_cfg *cfg, ycfg *c, yaml_node_t *root, bool overla
       opt_int(c, o, "eval_every", "output", &cfg->eval_every, err, err_len))
     return -1;
   cfg->seed = (uint64_t)seed;
-  if (keep < 0 || keep > INT32_MAX) keep = -1; /* refused below */
+  cfg->zero = zero >= 0 && zero <= 2 ? (int)zero : -1; /* refused below */
+  if (keep < 0 || keep > INT32_MAX) keep = -1;         /* refused below */
   cfg->keep_last = (int)keep;
   return 0;
 }
@@ -521,6 +528,12 @@ static int validate(stage_cfg *cfg, char *err, size_t err_len) {
     bad = "train.batch_size must be at least 1";
   else if (cfg->grad_accum < 1)
     bad = "train.grad_accum must be at least 1";
+  else if (cfg->zero < 0)
+    bad = "train.zero must be 0, 1 or 2 (the ZeRO stage)";
+  else if (!(cfg->bucket_mb >= 0 && cfg->bucket_mb <= 65536))
+    bad = "train.bucket_mb must lie in [0, 65536] (0: one reduction after backward)";
+  else if (!(cfg->coll_timeout_s > 0 && cfg->coll_timeout_s <= 86400))
+    bad = "train.coll_timeout_s must lie in (0, 86400] seconds";
   else if (cfg->max_len < 2)
     bad = "data.max_len must be at least 2";
   /* upper bounds, so that no product of them (host buffers of batch_size x max_len tokens,

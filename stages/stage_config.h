@@ -106,6 +106,10 @@ typedef struct {
   stage_phase phases[VT_MODEL_MAX_PHASES];
   int n_phases;
   stage_sched sched;
+  /* train: data parallel (ZeRO stage 0, 1 or 2; gradient bucket size in MiB, 0 = one
+   * reduction after backward; collective deadline in seconds) */
+  int zero;
+  double bucket_mb, coll_timeout_s;
   /* output: */
   char out_dir[STAGE_PATH];
   int64_t save_every, log_every, eval_every;

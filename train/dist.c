@@ -20,7 +20,7 @@ static bool launched_by_mpi(void) {
 
 int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len) {
   memset(d, 0, sizeof *d);
-  d->world = 1;
+  d->world = d->local_world = 1;
   int inited = 0;
   MPI_Initialized(&inited);
   if (!inited && !launched_by_mpi()) return 0; /* a plain process: a group of one */
@@ -35,6 +35,14 @@ int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len)
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &d->world);
+  d->local_world = 1;
+  MPI_Comm node;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node) ==
+      MPI_SUCCESS) {
+    MPI_Comm_rank(node, &d->local_rank);
+    MPI_Comm_size(node, &d->local_world);
+    MPI_Comm_free(&node);
+  }
   return 0;
 }
 
@@ -83,14 +91,23 @@ void vt_dist_barrier(const vt_dist *d) {
   if (d->world > 1) MPI_Barrier(MPI_COMM_WORLD);
 }
 
+void vt_dist_abort(const vt_dist *d, int code) {
+  if (d->world > 1) {
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+  }
+}
+
 #else
 
 int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len) {
   (void)argc, (void)argv, (void)err, (void)err_len;
   memset(d, 0, sizeof *d);
-  d->world = 1;
+  d->world = d->local_world = 1;
   return 0;
 }
+void vt_dist_abort(const vt_dist *d, int code) { (void)d, (void)code; }
 void vt_dist_finalize(vt_dist *d) { (void)d; }
 int vt_dist_allreduce_sum(const vt_dist *d, float *buf, size_t n) {
   (void)d, (void)buf, (void)n;

@@ -8,7 +8,8 @@
 
 typedef struct {
   int rank, world;
-  int initialized_here; /* this process called MPI_Init and must finalize */
+  int local_rank, local_world; /* among the ranks of this node (the GPU a rank takes) */
+  int initialized_here;        /* this process called MPI_Init and must finalize */
 } vt_dist;
 
 /* Joins the MPI job when a launcher (mpirun, srun) started this process; otherwise the
@@ -24,5 +25,9 @@ int vt_dist_allreduce_max_f64(const vt_dist *d, double *buf, size_t n);
 /* buf <- rank 0's buf. Returns 0 or -1. */
 int vt_dist_broadcast(const vt_dist *d, void *buf, size_t bytes);
 void vt_dist_barrier(const vt_dist *d);
+/* Ends every rank of the job with exit status code (MPI_Abort); returns only in a group of
+ * one. For the command line after an error on some ranks: the others may be waiting in a
+ * collective that will never complete. */
+void vt_dist_abort(const vt_dist *d, int code);
 
 #endif

@@ -130,6 +130,16 @@ void vt_optim_free(vt_optim *o) {
   memset(o, 0, sizeof *o);
 }
 
+/* Elements [*a, *b) of parameter p that fall in this rank's shard of the stretch (all of it
+ * without sharding; an empty range when none). */
+static void piece_of(const vt_optim *o, const vt_param *p, int64_t *a, int64_t *b) {
+  int64_t g = (int64_t)(p->grad_offset - o->flat_lo), n = vt_numel(&p->t);
+  int64_t lo = (int64_t)o->shard_lo, hi = lo + (int64_t)o->shard_n;
+  *a = lo > g ? lo - g : 0;
+  *b = hi < g + n ? hi - g : n;
+  if (*b < *a) *b = *a;
+}
+
 static float *alloc_zeroed(const vt_backend *be, size_t n) {
   return vt_buf_alloc_zeroed(be, n * sizeof(float));
 }
@@ -185,6 +195,21 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   o->ps = ps;
   o->be = ps->be;
   o->numel = ps->grad_numel;
+  /* ZeRO: this rank holds the state of, and updates, only its shard of the stretch */
+  o->shard_world = cfg->shard_world > 1 ? cfg->shard_world : 1;
+  o->shard_rank = o->shard_world > 1 ? cfg->shard_rank : 0;
+  if (o->shard_rank < 0 || o->shard_rank >= o->shard_world) {
+    snprintf(err, err_len, "optimizer: shard rank %d outside [0, %d)", cfg->shard_rank,
+             o->shard_world);
+    vt_optim_free(o);
+    return -1;
+  }
+  {
+    size_t per = (o->state_numel + (size_t)o->shard_world - 1) / (size_t)o->shard_world;
+    size_t a = per * (size_t)o->shard_rank, b = a + per;
+    o->shard_lo = a < o->state_numel ? a : o->state_numel;
+    o->shard_n = (b < o->state_numel ? b : o->state_numel) - o->shard_lo;
+  }
   o->n_int_groups = 2 * (cfg->n_groups + 1); /* (user group, decays?) pairs */
   o->groups = calloc((size_t)o->n_int_groups, sizeof *o->groups);
   int *which = calloc((size_t)ps->n + 1, sizeof *which);
@@ -206,7 +231,9 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
     if (!o->covered[i]) continue;
     int ig = 2 * group_of(cfg, p->name) + (!cfg->decay_all && vt_optim_is_no_decay(p));
     which[i] = ig;
-    count[ig + 1] += (vt_numel(&p->t) + SEG_MAX - 1) / SEG_MAX;
+    int64_t a, b;
+    piece_of(o, p, &a, &b);
+    count[ig + 1] += (b - a + SEG_MAX - 1) / SEG_MAX;
   }
   for (int g = 0; g < o->n_int_groups; g++) {
     count[g + 1] += count[g];
@@ -219,11 +246,12 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
     if (!o->covered[i]) continue;
-    int64_t n = vt_numel(&p->t);
-    for (int64_t s = 0; s < n; s += SEG_MAX)
-      host[count[which[i]]++] = (vt_optim_seg){.param = (float *)p->t.data + s,
-                                               .flat = (int64_t)(p->grad_offset - o->flat_lo) + s,
-                                               .n = n - s < SEG_MAX ? n - s : SEG_MAX};
+    int64_t a, b; /* the stretch of the parameter this rank updates */
+    piece_of(o, p, &a, &b);
+    int64_t at = (int64_t)(p->grad_offset - o->flat_lo) - (int64_t)o->shard_lo;
+    for (int64_t s = a; s < b; s += SEG_MAX)
+      host[count[which[i]]++] = (vt_optim_seg){
+          .param = (float *)p->t.data + s, .flat = at + s, .n = b - s < SEG_MAX ? b - s : SEG_MAX};
   }
   size_t seg_bytes = sizeof *host * (size_t)(o->n_segs ? o->n_segs : 1);
   o->segs = vt_buf_alloc(o->be, seg_bytes);
@@ -232,9 +260,35 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
   free(count);
   free(which);
   if (!o->segs) goto oom;
+  /* whether the parameters of the stretch sit in the f32 data buffer in the gradient layout
+   * (everything trainable in store order): then ZeRO all-gathers them in place */
+  o->param_base = NULL;
+  bool same = o->state_numel > 0 && ps->data[VT_F32];
+  int64_t shift = 0;
+  bool first = true;
+  for (int i = 0; same && i < ps->n; i++) {
+    vt_param *p = ps->items[i];
+    if (!p->trainable || p->grad_offset < o->flat_lo ||
+        p->grad_offset >= o->flat_lo + o->state_numel)
+      continue;
+    int64_t d = (int64_t)p->offset - (int64_t)(p->grad_offset - o->flat_lo);
+    if (p->t.dtype != VT_F32 || (!first && d != shift)) same = false;
+    shift = d, first = false;
+  }
+  if (same && shift >= 0 && (size_t)shift + o->state_numel <= ps->numel[VT_F32]) {
+    /* frozen parameters inside the range would break the shift; none means a 1:1 map */
+    bool frozen_inside = false;
+    for (int i = 0; i < ps->n; i++) {
+      vt_param *p = ps->items[i];
+      if (!p->trainable && p->t.dtype == VT_F32 && p->offset < (size_t)shift + o->state_numel &&
+          p->offset + (size_t)vt_numel(&p->t) > (size_t)shift)
+        frozen_inside = true;
+    }
+    if (!frozen_inside) o->param_base = (float *)ps->data[VT_F32] + shift;
+  }
   bool need_m = cfg->kind != VT_OPTIM_SGD || cfg->momentum > 0;
   bool need_v = cfg->kind != VT_OPTIM_SGD;
-  size_t n = o->state_numel ? o->state_numel : 1;
+  size_t n = o->shard_n ? o->shard_n : 1;
   if ((need_m && !(o->m = alloc_zeroed(o->be, n))) || (need_v && !(o->v = alloc_zeroed(o->be, n))))
     goto oom;
   return 0;
@@ -273,6 +327,16 @@ double vt_optim_clip_grads(vt_params *ps, double max_norm) {
 
 int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *stats, char *err,
                   size_t err_len) {
+  return vt_optim_step_norm(o, lr_mult, step, NAN, stats, err, err_len);
+}
+
+double vt_optim_shard_sumsq(const vt_optim *o) {
+  if (!o->shard_n) return 0.0;
+  return o->be->optim->sumsq(o->be, o->ps->grad + o->flat_lo + o->shard_lo, (int64_t)o->shard_n);
+}
+
+int vt_optim_step_norm(vt_optim *o, double lr_mult, int64_t step, double grad_norm,
+                       vt_optim_stats *stats, char *err, size_t err_len) {
   vt_optim_stats st = {.clip_coef = 1.0, .lr = o->cfg.lr * lr_mult};
   vt_params *ps = o->ps;
   if (ps->grad_numel != o->numel || (o->numel && !ps->grad)) {
@@ -283,7 +347,7 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
     return -1;
   }
   const struct vt_optim_kernels *k = o->be->optim;
-  st.grad_norm = vt_optim_grad_norm(ps);
+  st.grad_norm = isnan(grad_norm) ? vt_optim_grad_norm(ps) : grad_norm;
   if (!isfinite(st.grad_norm)) {
     o->n_skipped++;
     st.skipped = true;
@@ -297,7 +361,8 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
   st.clip_coef = gs;
   o->t++;
   const vt_optim_cfg *c = &o->cfg;
-  float *grad = o->flat_lo ? ps->grad + o->flat_lo : ps->grad; /* where the segments count from */
+  /* where the segments count from: this rank's shard of the optimizer's stretch */
+  float *grad = ps->grad ? ps->grad + o->flat_lo + o->shard_lo : NULL;
   double bc1 = 1.0 - pow(c->beta1, (double)o->t), bc2 = 1.0 - pow(c->beta2, (double)o->t);
   for (int g = 0; g < o->n_int_groups; g++) {
     const vt_optim_group *gr = &o->groups[g];
@@ -343,8 +408,49 @@ int vt_optim_state(const vt_optim *o, const char *name, float **m, float **v, in
                             : "frozen (frozen parameters have no state)");
     return -1;
   }
+  if (o->shard_world > 1) {
+    snprintf(err, err_len,
+             "optimizer state: parameter %s: the state is sharded (ZeRO); use "
+             "vt_optim_piece",
+             name);
+    return -1;
+  }
   *m = o->m ? o->m + (p->grad_offset - o->flat_lo) : NULL;
   *v = o->v ? o->v + (p->grad_offset - o->flat_lo) : NULL;
   *numel = vt_numel(&p->t);
   return 0;
 }
+
+bool vt_optim_piece(const vt_optim *o, int i, float **m, float **v, int64_t *first, int64_t *n) {
+  *m = *v = NULL;
+  *first = *n = 0;
+  if (i < 0 || i >= o->ps->n || !o->covered[i]) return false;
+  const vt_param *p = o->ps->items[i];
+  int64_t a, b;
+  piece_of(o, p, &a, &b);
+  if (b <= a) return false;
+  size_t at = p->grad_offset - o->flat_lo + (size_t)a - o->shard_lo;
+  *m = o->m ? o->m + at : NULL;
+  *v = o->v ? o->v + at : NULL;
+  *first = a;
+  *n = b - a;
+  return true;
+}
+
+/* The updated pieces into (pack) or all parameters out of (unpack) their gradient slots. */
+static void move_params(const vt_optim *o, bool pack) {
+  vt_params *ps = o->ps;
+  for (int i = 0; i < ps->n; i++) {
+    if (!o->covered[i]) continue;
+    vt_param *p = ps->items[i];
+    int64_t a = 0, b = vt_numel(&p->t);
+    if (pack) piece_of(o, p, &a, &b);
+    if (b <= a) continue;
+    float *slot = ps->grad + p->grad_offset + a, *data = (float *)p->t.data + a;
+    o->be->copy(o->be, pack ? slot : data, pack ? data : slot, (size_t)(b - a) * sizeof(float),
+                VT_COPY_D2D);
+  }
+}
+
+void vt_optim_pack_shard(const vt_optim *o) { move_params(o, true); }
+void vt_optim_unpack_params(const vt_optim *o) { move_params(o, false); }

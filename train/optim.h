@@ -39,6 +39,11 @@ typedef struct {
   /* [ps->n] or NULL: the optimizer updates trainable parameter i only where only[i] (a phase
    * of a multi-phase model owns its own optimizer over its parameters). */
   const bool *only;
+  /* ZeRO sharding: with shard_world > 1 the optimizer holds moments for, and updates, only
+   * shard shard_rank of its stretch of the gradient buffer (vt_coll_shard_range's split);
+   * the caller reduces the gradients of that shard before the step and all-gathers the
+   * updated parameters after it (vt_optim_pack_shard, vt_optim_unpack_params). */
+  int shard_rank, shard_world;
 } vt_optim_cfg;
 
 /* PyTorch's defaults for the kind: AdamW lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0.01;
@@ -65,7 +70,12 @@ typedef struct {
   size_t numel;       /* == ps->grad_numel when the optimizer was built */
   size_t flat_lo;     /* the moments mirror gradient values [flat_lo, flat_lo + state_numel) */
   size_t state_numel; /* (all of them unless cfg->only leaves some out) */
-  float *m, *v;       /* moments (device), state_numel values each; NULL where unused */
+  int shard_rank, shard_world;
+  size_t shard_lo, shard_n; /* this rank's shard, in values from flat_lo */
+  /* the stretch's parameters as one f32 run in the gradient layout (value j of the stretch at
+   * param_base[j]), or NULL when the store lays them out otherwise (frozen ones between) */
+  float *param_base;
+  float *m, *v;       /* moments (device), shard_n values each; NULL where unused */
   vt_optim_seg *segs; /* device array of segments, grouped by internal group */
   int64_t n_segs;
   vt_optim_group *groups; /* host array */
@@ -100,6 +110,19 @@ typedef struct {
 int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *stats, char *err,
                   size_t err_len);
 
+/* The same with the global gradient norm given (NAN: computed here from the whole buffer),
+ * for sharded optimizers whose caller adds vt_optim_shard_sumsq over the ranks. */
+int vt_optim_step_norm(vt_optim *o, double lr_mult, int64_t step, double grad_norm,
+                       vt_optim_stats *stats, char *err, size_t err_len);
+/* Sum of squares (double) of the gradients of this rank's shard. */
+double vt_optim_shard_sumsq(const vt_optim *o);
+/* ZeRO's all-gather around the step: pack copies the parameter values of this rank's shard
+ * into their gradient slots (the gradients are spent by then), so that an in-place all-gather
+ * of the stretch [flat_lo, flat_lo + state_numel) of the gradient buffer gives every rank all
+ * updated values; unpack copies every covered parameter back out of its slot. */
+void vt_optim_pack_shard(const vt_optim *o);
+void vt_optim_unpack_params(const vt_optim *o);
+
 /* Global L2 norm of the store's gradient buffer, accumulated in double; -1 when the store's
  * device has no optim kernels. */
 double vt_optim_grad_norm(const vt_params *ps);
@@ -114,5 +137,10 @@ double vt_optim_clip_grads(vt_params *ps, double max_norm);
  * parameter is frozen or not this optimizer's (such parameters have no state here). */
 int vt_optim_state(const vt_optim *o, const char *name, float **m, float **v, int64_t *numel,
                    char *err, size_t err_len);
+/* The piece of parameter i (an index into ps->items) whose state this rank holds: elements
+ * [*first, *first + *n) of it, with *m and *v pointing at their moments (NULL where the
+ * kind has none). False (n = 0) when it holds none: frozen, another phase's, or another
+ * rank's shard. Without sharding the piece is the whole parameter. */
+bool vt_optim_piece(const vt_optim *o, int i, float **m, float **v, int64_t *first, int64_t *n);
 
 #endif

@@ -25,27 +25,50 @@ typedef struct {
   vt_optim_stats os;
 } phase_result;
 
-/* Gradient and statistics all-reduce: every rank's sums are added (on the host: staged
- * through the backend when the gradients live on a device), and the trainer divides by the
- * global count in one place (phase_step). */
-static int allreduce_grads(trainer *t, char *err, size_t err_len) {
-  vt_params *ps = &t->ps;
-  if (t->dist->world <= 1 || !ps->grad_numel) return 0;
-  float *host = ps->grad;
-  if (ps->device.type != VT_DEV_CPU) {
-    host = malloc(sizeof(float) * ps->grad_numel);
-    if (!host) {
-      snprintf(err, err_len, "out of host memory for the gradient all-reduce");
+/* Data parallel after the step's backward: the gradient buckets (some started during
+ * backward) complete, then the statistics are added. ZeRO 2 leaves each rank the sums of its
+ * own shard only. The trainer divides by the global count in one place (phase_step). */
+static int reduce_phase(trainer *t, trainer_phase *tp, double *stats, size_t n_stats, char *err,
+                        size_t err_len) {
+  char why[600];
+  if (t->ps.grad_numel && vt_reducer_finish(&tp->red, why, sizeof why)) {
+    snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, why);
+    return -1;
+  }
+  if (vt_coll_allreduce_f64(t->hc, stats, n_stats, VT_COLL_SUM, "loss statistics")) {
+    snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, t->hc->err);
+    return -1;
+  }
+  return 0;
+}
+
+/* The update of a phase: unsharded, one optimizer step on the reduced gradients; ZeRO 1/2,
+ * the step on this rank's shard (the global norm from the shards' sums of squares at stage
+ * 2, where only the shard holds sums), then every rank's updated shard all-gathered. */
+static int update_phase(trainer *t, trainer_phase *tp, double mult, vt_optim_stats *os, char *err,
+                        size_t err_len) {
+  vt_optim *o = &tp->opt;
+  double norm = NAN;
+  if (o->shard_world > 1 && t->cfg->zero == 2) {
+    double ss = vt_optim_shard_sumsq(o);
+    if (vt_coll_allreduce_f64(t->hc, &ss, 1, VT_COLL_SUM, "gradient norm")) {
+      snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, t->hc->err);
       return -1;
     }
-    vt_params_grad_to_host(ps, host);
+    norm = sqrt(ss);
   }
-  int rc = vt_dist_allreduce_sum(t->dist, host, ps->grad_numel);
-  if (host != ps->grad) {
-    if (!rc) vt_params_grad_from_host(ps, host);
-    free(host);
+  if (vt_optim_step_norm(o, mult, t->step + 1, norm, os, err, err_len)) return -1;
+  if (o->shard_world <= 1 || os->skipped || !o->state_numel) return 0;
+  int rc;
+  if (o->param_base) { /* the parameters lie in the gradient layout: gather them in place */
+    rc = t->dc->ops->allgather(t->dc, o->param_base, o->state_numel, "updated parameters");
+  } else {
+    vt_optim_pack_shard(o);
+    rc =
+        t->dc->ops->allgather(t->dc, t->ps.grad + o->flat_lo, o->state_numel, "updated parameters");
+    if (!rc) vt_optim_unpack_params(o);
   }
-  if (rc) snprintf(err, err_len, "step %lld: gradient all-reduce failed", (long long)t->step + 1);
+  if (rc) snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, t->dc->err);
   return rc;
 }
 
@@ -58,7 +81,8 @@ static int phase_step(trainer *t, int p, phase_result *res, char *err, size_t er
   double stats[VT_MODEL_MAX_TERMS + 1] = {0}; /* term sums, then the count */
   memset(res, 0, sizeof *res);
   trainer_enter_phase(t, p);
-  vt_params_zero_grad(&t->ps);
+  trainer_phase *tp = &t->phases[p];
+  vt_zero_clear_grads(&t->ps, cfg->zero, t->dist->world);
   vt_model_step st = {.phase = p, .train = true, .frozen_train = cfg->frozen_train, .rng = &t->rng};
   for (int64_t micro = 0; micro < cfg->grad_accum; micro++) {
     /* a stop request between the micro-batches of the first phase ends the step before any
@@ -66,7 +90,10 @@ static int phase_step(trainer *t, int p, phase_result *res, char *err, size_t er
      * as every rank must leave the step together */
     if (micro > 0 && p == 0 && t->stop) {
       double want = *t->stop ? 1.0 : 0.0;
-      if (t->dist->world > 1) vt_dist_allreduce_max_f64(t->dist, &want, 1);
+      if (vt_coll_allreduce_f64(t->hc, &want, 1, VT_COLL_MAX, "stop request")) {
+        snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, t->hc->err);
+        return -1;
+      }
       if (want > 0) return 1;
     }
     if (trainer_next_batch(t, t->mix, err, err_len)) return -1;
@@ -95,8 +122,14 @@ static int phase_step(trainer *t, int p, phase_result *res, char *err, size_t er
         objective = objective ? vt_add(t->ctx, objective, x) : x;
       }
     }
-    if (!vt_ctx_failed(t->ctx) && objective && out.count > 0 && objective->requires_grad)
+    if (!vt_ctx_failed(t->ctx) && objective && out.count > 0 && objective->requires_grad) {
+      /* the last micro-batch's backward finishes the gradients: its buckets start reducing
+       * as they become final */
+      bool last = micro == cfg->grad_accum - 1;
+      if (last) vt_reducer_arm(&tp->red, t->ctx);
       vt_backward(t->ctx, objective);
+      if (last) vt_reducer_disarm(&tp->red, t->ctx);
+    }
     if (vt_ctx_failed(t->ctx)) {
       snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, vt_ctx_error(t->ctx));
       return -1;
@@ -104,11 +137,7 @@ static int phase_step(trainer *t, int p, phase_result *res, char *err, size_t er
     vt_ctx_reset(t->ctx);
     stats[nt] += out.count;
   }
-  if (vt_dist_allreduce_sum_f64(t->dist, stats, (size_t)nt + 1) ||
-      allreduce_grads(t, err, err_len)) {
-    if (!err[0]) snprintf(err, err_len, "step %lld: all-reduce failed", (long long)t->step + 1);
-    return -1;
-  }
+  if (reduce_phase(t, tp, stats, (size_t)nt + 1, err, err_len)) return -1;
   res->count = stats[nt];
   /* the one place the sums become means: gradients and reported terms alike */
   if (res->count > 0 && t->ps.grad_numel) vt_params_scale_grad(&t->ps, (float)(1.0 / res->count));
@@ -117,13 +146,11 @@ static int phase_step(trainer *t, int p, phase_result *res, char *err, size_t er
     res->term[k] = res->count > 0 ? stats[k] / res->count : 0;
     res->loss += t->weights[k] * res->term[k];
   }
-  trainer_phase *tp = &t->phases[p];
   double mult = vt_sched_lr(&tp->sched, t->step);
   res->os = (vt_optim_stats){.lr = tp->opt.cfg.lr * mult};
   /* a phase without a counted unit has no gradient: no update (momentum would still move
    * the weights), but the step counts so the schedule and the data go on */
-  if (res->count > 0 && vt_optim_step(&tp->opt, mult, t->step + 1, &res->os, err, err_len))
-    return -1;
+  if (res->count > 0 && update_phase(t, tp, mult, &res->os, err, err_len)) return -1;
   return 0;
 }
 
@@ -164,9 +191,10 @@ static int eval_pass(trainer *t, mix *m, vt_eval_result *res, char *err, size_t 
   acc[2 * VT_MODEL_MAX_METRICS] = (double)samples;
   acc[2 * VT_MODEL_MAX_METRICS + 1] = (double)skipped;
   double nm = n_metrics;
-  if (vt_dist_allreduce_sum_f64(t->dist, acc, 2 * VT_MODEL_MAX_METRICS + 2) ||
-      vt_dist_allreduce_max_f64(t->dist, &nm, 1)) {
-    snprintf(err, err_len, "eval: all-reduce failed");
+  if (vt_coll_allreduce_f64(t->hc, acc, 2 * VT_MODEL_MAX_METRICS + 2, VT_COLL_SUM,
+                            "eval metrics") ||
+      vt_coll_allreduce_f64(t->hc, &nm, 1, VT_COLL_MAX, "eval metric count")) {
+    snprintf(err, err_len, "eval: %s", t->hc->err);
     goto done;
   }
   res->n_metrics = (int)nm;
@@ -392,7 +420,10 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     bool stop = (o->stop && *o->stop) || (o->stop_after > 0 && t.step >= o->stop_after);
     /* ranks agree on stopping: a signal may reach only some of them */
     double stop_f = stop ? 1.0 : 0.0;
-    vt_dist_allreduce_max_f64(d, &stop_f, 1);
+    if (vt_coll_allreduce_f64(t.hc, &stop_f, 1, VT_COLL_MAX, "stop request")) {
+      snprintf(err, err_len, "step %lld: %s", (long long)t.step, t.hc->err);
+      goto done;
+    }
     stop = stop_f > 0;
     bool periodic = cfg->save_every && t.step % cfg->save_every == 0;
     if (periodic || stop || t.step == t.total_steps) {

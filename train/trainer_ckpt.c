@@ -16,97 +16,6 @@
 
 #define STATE_FORMAT "vita-train trainer state v2"
 
-/* The name of moment k (0, 1) of parameter prm of phase p, into buf. */
-static void state_name(const trainer *t, int p, int k, const char *param, char *buf, size_t len) {
-  const char *kind = k == 1                                      ? "exp_avg_sq"
-                     : t->phases[p].opt.cfg.kind == VT_OPTIM_SGD ? "momentum_buffer"
-                                                                 : "exp_avg";
-  if (t->n_phases > 1)
-    snprintf(buf, len, "%s.%s.%s", t->model->phases[p].name, kind, param);
-  else
-    snprintf(buf, len, "%s.%s", kind, param);
-}
-
-/* Calls fn for every optimizer state tensor (phase, moment, parameter, its device buffer). */
-typedef int (*state_fn)(trainer *t, const char *name, const vt_param *prm, float *buf, void *arg);
-
-static int each_state(trainer *t, state_fn fn, void *arg) {
-  for (int p = 0; p < t->n_phases; p++)
-    for (int i = 0; i < t->ps.n; i++) {
-      vt_param *prm = t->ps.items[i];
-      float *m = NULL, *v = NULL;
-      int64_t numel;
-      char why[8];
-      if (!t->phases[p].updates[i] ||
-          vt_optim_state(&t->phases[p].opt, prm->name, &m, &v, &numel, why, sizeof why))
-        continue;
-      float *bufs[2] = {m, v};
-      for (int k = 0; k < 2; k++) {
-        if (!bufs[k]) continue;
-        char name[1200];
-        state_name(t, p, k, prm->name, name, sizeof name);
-        int rc = fn(t, name, prm, bufs[k], arg);
-        if (rc) return rc;
-      }
-    }
-  return 0;
-}
-
-typedef struct {
-  const vt_backend *be; /* where the state lives */
-  st_entry *e;
-  char *names;
-  int n, cap;
-  size_t used, names_cap;
-} entry_list;
-
-static int add_entry(trainer *t, const char *name, const vt_param *prm, float *buf, void *arg) {
-  (void)t;
-  entry_list *l = arg;
-  size_t len = strlen(name) + 1;
-  if (l->n == l->cap || l->used + len > l->names_cap) return -1;
-  memcpy(l->names + l->used, name, len);
-  l->e[l->n] =
-      (st_entry){.name = l->names + l->used, .dtype = VT_F32, .ndim = prm->t.ndim, .data = buf};
-  memcpy(l->e[l->n].shape, prm->t.shape, sizeof(int64_t) * (size_t)prm->t.ndim);
-  l->used += len;
-  l->n++;
-  return 0;
-}
-
-/* The bytes of a state tensor: downloaded from the optimizer's device into scratch. */
-static const void *produce_state(void *vctx, int i, void *scratch, char *err, size_t err_len) {
-  (void)err, (void)err_len;
-  const entry_list *l = vctx;
-  const st_entry *e = &l->e[i];
-  size_t numel = 1;
-  for (int d = 0; d < e->ndim; d++) numel *= (size_t)e->shape[d];
-  vt_buf_to_host(l->be, scratch, e->data, numel * sizeof(float));
-  return scratch;
-}
-
-static int save_optim(trainer *t, const char *path, const st_kv *meta, char *err, size_t err_len) {
-  entry_list l = {.be = t->ps.be, .cap = 2 * t->ps.n * t->n_phases + 1};
-  for (int i = 0; i < t->ps.n; i++)
-    l.names_cap += 2 * (size_t)t->n_phases * (strlen(t->ps.items[i]->name) + 96);
-  l.e = malloc(sizeof *l.e * (size_t)l.cap);
-  l.names = malloc(l.names_cap + 1);
-  int rc = -1;
-  if (!l.e || !l.names || each_state(t, add_entry, &l)) {
-    snprintf(err, err_len, "checkpoint: out of memory");
-    goto done;
-  }
-  rc = 0;
-  if (l.n > 0) {
-    st_sort_entries(l.e, l.n);
-    rc = st_write_fn(path, l.e, l.n, meta, 1, produce_state, &l, err, err_len);
-  }
-done:
-  free(l.e);
-  free(l.names);
-  return rc;
-}
-
 static char *state_json(trainer *t) {
   mix_cursor cur = mix_get_cursor(t->mix);
   char cursor[MIX_CURSOR_LEN], rng[4][24];
@@ -132,17 +41,46 @@ static char *state_json(trainer *t) {
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len) {
   const vt_dist *d = t->dist;
   int rc = 0;
+  ckpt_writer w;
+  char tmp[CKPT_PATH_MAX] = "";
   if (d->rank == 0) {
-    char root[4200], p[8400];
+    char root[4200];
     snprintf(root, sizeof root, "%s/checkpoints", t->cfg->out_dir);
-    ckpt_writer w;
-    if (ckpt_begin(&w, root, t->step, err, err_len)) return -1;
+    rc = ckpt_begin(&w, root, t->step, err, err_len);
+    if (!rc) snprintf(tmp, sizeof tmp, "%s", w.tmp);
+  }
+  /* sharded optimizer state: every rank writes its own file into rank 0's directory */
+  bool sharded = trainer_state_sharded(t);
+  int32_t ok = rc == 0;
+  if (sharded && (t->hc->ops->broadcast(t->hc, &ok, sizeof ok, 0, "checkpoint status") ||
+                  (ok && t->hc->ops->broadcast(t->hc, tmp, sizeof tmp, 0, "checkpoint path")))) {
+    snprintf(err, err_len, "%s", t->hc->err);
+    return -1;
+  }
+  if (!ok && sharded) {
+    if (d->rank != 0) snprintf(err, err_len, "rank 0 failed to start the checkpoint");
+    return -1;
+  }
+  bool begun = ok; /* unsharded: only rank 0 knows, and it reports below */
+  if (ok && (sharded || d->rank == 0)) rc = trainer_save_optim(t, tmp, err, err_len);
+  if (sharded) {
+    double failed = rc ? 1.0 : 0.0;
+    if (rc) fprintf(stderr, "rank %d: %s\n", d->rank, err);
+    if (vt_coll_allreduce_f64(t->hc, &failed, 1, VT_COLL_MAX, "checkpoint shard status")) {
+      snprintf(err, err_len, "%s", t->hc->err);
+      return -1;
+    }
+    if (failed > 0 && !rc) {
+      snprintf(err, err_len, "a rank failed to write its optimizer shard (see its message)");
+      rc = -1;
+    }
+  }
+  if (d->rank == 0 && begun) {
+    char p[8400];
     st_kv meta[1] = {{"format", "pt"}};
     st_save_opts so = {.dtype = -1, .meta = meta, .n_meta = 1};
     snprintf(p, sizeof p, "%s/model.safetensors", w.tmp);
-    rc = st_save_params(&t->ps, p, &so, err, err_len);
-    snprintf(p, sizeof p, "%s/optim.safetensors", w.tmp);
-    if (!rc) rc = save_optim(t, p, meta, err, err_len);
+    if (!rc) rc = st_save_params(&t->ps, p, &so, err, err_len);
     char *js = rc ? NULL : state_json(t);
     snprintf(p, sizeof p, "%s/trainer.json", w.tmp);
     if (!rc && (!js || ckpt_write_text(p, js, err, err_len))) rc = -1;
@@ -162,47 +100,14 @@ int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t 
     else
       snprintf(path_out, path_len, "%s", w.final);
   }
-  vt_dist_barrier(d);
-  /* every rank learns whether rank 0 succeeded */
-  int32_t ok = rc == 0;
-  vt_dist_broadcast(d, &ok, sizeof ok);
-  if (!ok && d->rank != 0) snprintf(err, err_len, "rank 0 failed to write the checkpoint");
+  /* every rank learns whether rank 0 succeeded, and where the checkpoint went */
+  ok = rc == 0;
+  if (t->hc->ops->broadcast(t->hc, &ok, sizeof ok, 0, "checkpoint status")) {
+    snprintf(err, err_len, "%s", t->hc->err);
+    return -1;
+  }
+  if (!ok && d->rank != 0 && !rc) snprintf(err, err_len, "rank 0 failed to write the checkpoint");
   return ok ? 0 : -1;
-}
-
-typedef struct {
-  st_file f;
-  bool open;
-  const char *path;
-  float *host;
-  char *err;
-  size_t err_len;
-} restore_ctx;
-
-static int read_state(trainer *t, const char *name, const vt_param *prm, float *buf, void *arg) {
-  restore_ctx *r = arg;
-  if (!r->open) {
-    if (st_file_open(&r->f, r->path, r->err, r->err_len)) return -1;
-    r->open = true;
-  }
-  int64_t numel = vt_numel(&prm->t);
-  const st_tensor *st = st_find(&r->f, name);
-  if (!st || st->numel != numel) {
-    snprintf(r->err, r->err_len,
-             "%s: %s %s (was the trainable set or the optimizer changed since the checkpoint?)",
-             r->path, name, st ? "has the wrong size" : "is missing");
-    return -1;
-  }
-  int64_t bad = st_first_nonfinite(st);
-  if (bad >= 0) {
-    snprintf(r->err, r->err_len, "%s: %s: element %lld is not finite (NaN or Inf)", r->path, name,
-             (long long)bad);
-    return -1;
-  }
-  if (st_tensor_read(st, VT_F32, r->host, (size_t)numel * sizeof(float), r->err, r->err_len))
-    return -1;
-  vt_buf_from_host(t->ps.be, buf, r->host, (size_t)numel * sizeof(float));
-  return 0;
 }
 
 /* An integer field in [lo, hi]; the message names the file and the field. */
@@ -323,22 +228,8 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
   char p[8400];
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
   if (st_load_params_path(&t->ps, p, 0, err, err_len)) return -1;
-  /* optimizer moments by name, staged through one host buffer of the largest parameter */
-  snprintf(p, sizeof p, "%s/optim.safetensors", dir);
-  size_t largest = 1;
-  for (int i = 0; i < t->ps.n; i++)
-    if ((size_t)vt_numel(&t->ps.items[i]->t) > largest)
-      largest = (size_t)vt_numel(&t->ps.items[i]->t);
-  restore_ctx rc_ = {
-      .path = p, .host = malloc(largest * sizeof(float)), .err = err, .err_len = err_len};
-  if (!rc_.host) {
-    snprintf(err, err_len, "%s: out of host memory for %zu moments", p, largest);
-    return -1;
-  }
-  int st = each_state(t, read_state, &rc_);
-  if (rc_.open) st_file_close(&rc_.f);
-  free(rc_.host);
-  if (st) return -1;
+  /* optimizer moments by name: this rank's pieces from whichever files hold them */
+  if (trainer_restore_optim(t, dir, err, err_len)) return -1;
   /* the data cursor as saved (with the world size of the saving run): mix_set_cursor maps
    * it onto this run's world, so a run can resume on another number of ranks */
   char why[512];

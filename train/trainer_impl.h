@@ -10,6 +10,7 @@
 #include "train/optim.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
+#include "train/zero.h"
 
 /* One phase of the step: the parameters it updates, its optimizer state and schedule. */
 typedef struct {
@@ -19,13 +20,19 @@ typedef struct {
   bool opt_ready;
   vt_sched_cfg scfg;
   vt_sched sched;
-  bool *updates; /* [ps.n]: parameter i is trainable and in this phase */
+  bool *updates;  /* [ps.n]: parameter i is trainable and in this phase */
+  vt_reducer red; /* its gradient buckets (data parallel) */
+  bool red_ready;
 } trainer_phase;
 
 typedef struct {
   const stage_cfg *cfg;
   const vt_dist *dist;
   vt_dist solo;
+  /* collectives: hc for host values (statistics, flags), dc for the store's buffers
+   * (gradients, parameters); the same MPI instance on the CPU, NCCL for dc on GPUs */
+  vt_coll coll_host, coll_dev;
+  vt_coll *hc, *dc;
   vt_model *model;
   vt_params ps;
   bool ps_ready;
@@ -102,5 +109,12 @@ void trainer_upload(trainer *t, vt_batch *b);
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len);
 /* Restores weights, optimizers, step, RNG and data cursor from a checkpoint directory. */
 int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len);
+
+/* zero_ckpt.c: the optimizer state by parameter name (pieces where ZeRO cut a parameter).
+ * Whether any phase's state is sharded; save writes this rank's file into dir (unsharded:
+ * rank 0 writes all of it), restore fills this rank's pieces from all the files in dir. */
+bool trainer_state_sharded(const trainer *t);
+int trainer_save_optim(trainer *t, const char *dir, char *err, size_t err_len);
+int trainer_restore_optim(trainer *t, const char *dir, char *err, size_t err_len);
 
 #endif

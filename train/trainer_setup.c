@@ -77,6 +77,25 @@ static int check_names(trainer *t, char *err, size_t err_len) {
   return 0;
 }
 
+/* The collectives: MPI for host values; for the store's buffers MPI on the CPU, NCCL on GPUs. */
+static int open_colls(trainer *t, char *err, size_t err_len) {
+  char why[600];
+  if (vt_coll_open_mpi(&t->coll_host, t->dist, t->cfg->coll_timeout_s, why, sizeof why)) {
+    snprintf(err, err_len, "%s: %s", t->cfg->path, why);
+    return -1;
+  }
+  t->hc = &t->coll_host;
+  t->dc = t->hc;
+  if (t->ps.device.type != VT_DEV_CPU && t->dist->world > 1) {
+    if (vt_coll_open(&t->coll_dev, t->dist, t->ps.be, t->cfg->coll_timeout_s, why, sizeof why)) {
+      snprintf(err, err_len, "%s: device: %s", t->cfg->path, why);
+      return -1;
+    }
+    t->dc = &t->coll_dev;
+  }
+  return 0;
+}
+
 int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const char *mixture,
                   bool eval_view, char *err, size_t err_len) {
   memset(t, 0, sizeof *t);
@@ -123,14 +142,18 @@ int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const c
     snprintf(err, err_len, "out of memory");
     return -1;
   }
-  return 0;
+  return open_colls(t, err, err_len);
 }
 
 void trainer_free(trainer *t) {
   for (int p = 0; p < t->n_phases; p++) {
+    if (t->phases[p].red_ready) vt_reducer_free(&t->phases[p].red);
     if (t->phases[p].opt_ready) vt_optim_free(&t->phases[p].opt);
     free(t->phases[p].updates);
   }
+  if (t->dc && t->dc != t->hc) vt_coll_close(t->dc);
+  if (t->hc) vt_coll_close(t->hc);
+  t->dc = t->hc = NULL;
   vt_model_destroy(t->model);
   vt_ctx_free(t->ctx); /* before the store: the ctx borrows the store's backend instance */
   t->ctx = NULL;
@@ -256,6 +279,11 @@ int trainer_setup_optim(trainer *t, int64_t steps_per_epoch, char *err, size_t e
     }
     resolve_optim(&c->optim, sp ? &sp->optim : NULL, tp);
     tp->ocfg.only = tp->updates;
+    /* ZeRO 1/2: each phase shards its own stretch over the ranks */
+    if (c->zero > 0 && t->dist->world > 1) {
+      tp->ocfg.shard_rank = t->dist->rank;
+      tp->ocfg.shard_world = t->dist->world;
+    }
     char why[512];
     if (vt_optim_init(&tp->opt, &t->ps, &tp->ocfg, why, sizeof why)) {
       if (t->n_phases > 1)
@@ -265,6 +293,12 @@ int trainer_setup_optim(trainer *t, int64_t steps_per_epoch, char *err, size_t e
       return -1;
     }
     tp->opt_ready = true;
+    if (vt_reducer_init(&tp->red, t->dc, &tp->opt, c->zero, c->bucket_mb * (1 << 20), why,
+                        sizeof why)) {
+      snprintf(err, err_len, "%s: %s", c->path, why);
+      return -1;
+    }
+    tp->red_ready = true;
     resolve_sched(&c->sched, sp ? &sp->sched : NULL, &tp->scfg);
     tp->scfg.total_steps = t->total_steps;
     if (tp->scfg.kind == VT_SCHED_EXP_EPOCH && !tp->scfg.steps_per_epoch)

@@ -1,0 +1,292 @@
+/* Data-parallel figures on local CPU ranks, all in one run (mpirun -np 2; bench/run_dist.sh):
+ *  1. MPI all-reduce and reduce-scatter bandwidth through the collective interface, 1 MB to
+ *     256 MB: algorithm bandwidth (bytes / time) and bus bandwidth (all-reduce x 2(n-1)/n,
+ *     reduce-scatter x (n-1)/n, as nccl-tests reports them);
+ *  2. the step time of the Qwen2 bench model (bench_qwen2_train's shape) on 1 rank and on 2
+ *     ranks with the same per-rank batch, the gradients reduced after backward (bucket_mb 0)
+ *     and overlapped with it (buckets of --bucket-mb), and the overhead of each over 1 rank;
+ *  3. the peak resident memory per rank during steps at ZeRO 0, 1 and 2 (VmHWM, reset between
+ *     stages through /proc/self/clear_refs), against vt_zero_plan.
+ * Usage: mpirun -np 2 bench_dist [steps] [--bucket-mb MB] [--max-mb MB] [--batch B] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "autograd/vt.h"
+#include "model/qwen2.h"
+#include "train/coll.h"
+#include "train/optim.h"
+#include "train/zero.h"
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* VmHWM / VmRSS of this process in MiB (-1 when /proc is unreadable). */
+static double status_mib(const char *key) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  double v = -1;
+  size_t kl = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, kl)) v = atof(line + kl + 1) / 1024.0;
+  fclose(f);
+  return v;
+}
+
+static bool reset_peak(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  bool ok = fputs("5", f) >= 0;
+  return fclose(f) == 0 && ok;
+}
+
+static void die(const char *what, const char *why) {
+  fprintf(stderr, "bench_dist: %s: %s\n", what, why);
+  exit(1);
+}
+
+static void bandwidth(vt_coll *c, double max_mb) {
+  if (c->rank == 0)
+    printf("%-15s %10s %8s %12s %12s\n", "collective", "MB", "ms", "algbw GB/s", "busbw GB/s");
+  double n = c->world;
+  for (double mb = 1; mb <= max_mb; mb *= 4) {
+    size_t count = (size_t)(mb * 1e6 / sizeof(float));
+    float *buf = malloc(count * sizeof(float));
+    if (!buf) die("bandwidth", "out of memory");
+    for (size_t i = 0; i < count; i++) buf[i] = 1.0f;
+    for (int op = 0; op < 2; op++) {
+      int reps = mb <= 16 ? 10 : 3;
+      double best = INFINITY;
+      for (int r = 0; r < reps + 1; r++) { /* the first is a warmup */
+        c->ops->barrier(c, "bench");
+        double t0 = now_s();
+        int rc;
+        if (op == 0) {
+          vt_coll_req q;
+          rc = c->ops->iallreduce(c, buf, count, "bench buffer", &q) || c->ops->wait(c, &q);
+        } else {
+          rc = c->ops->reduce_scatter(c, buf, count, "bench buffer");
+        }
+        if (rc) die("collective", c->err);
+        double t = now_s() - t0;
+        if (r > 0 && t < best) best = t;
+      }
+      /* every rank's time counts: the slowest rank's */
+      vt_coll_allreduce_f64(c, &best, 1, VT_COLL_MAX, "bench time");
+      double alg = mb * 1e6 / best / 1e9;
+      double bus = alg * (op == 0 ? 2 * (n - 1) / n : (n - 1) / n);
+      if (c->rank == 0)
+        printf("%-15s %10.0f %8.2f %12.2f %12.2f\n", op == 0 ? "all-reduce" : "reduce-scatter", mb,
+               best * 1e3, alg, bus);
+      fflush(stdout);
+    }
+    free(buf);
+  }
+}
+
+typedef struct {
+  vt_params ps;
+  qwen2 m;
+  vt_optim opt;
+  vt_reducer red;
+  vt_ctx *ctx;
+  int32_t *ids;
+  int64_t b, t;
+  vt_rng rng;
+} dp;
+
+static const qwen2_cfg bench_cfg = {.vocab_size = 8192,
+                                    .hidden_size = 512,
+                                    .intermediate_size = 1408,
+                                    .num_hidden_layers = 4,
+                                    .num_attention_heads = 8,
+                                    .num_key_value_heads = 2,
+                                    .max_position_embeddings = 2048,
+                                    .rope_theta = 1e6,
+                                    .rms_norm_eps = 1e-6,
+                                    .initializer_range = 0.02};
+
+static void dp_init(dp *s, vt_coll *c, int zero, double bucket_mb, int64_t b, int64_t t) {
+  char err[512];
+  memset(s, 0, sizeof *s);
+  s->b = b, s->t = t;
+  if (vt_params_init(&s->ps, (vt_device){VT_DEV_CPU, 0}) ||
+      qwen2_init(&s->m, &s->ps, &bench_cfg, err, sizeof err) ||
+      vt_params_alloc(&s->ps, err, sizeof err) || vt_params_alloc_grads(&s->ps, err, sizeof err))
+    die("model", err);
+  vt_rng_seed(&s->rng, 1234);
+  qwen2_init_weights(&s->m, &s->rng);
+  vt_rng_seed(&s->rng, 99 + (uint64_t)c->rank);
+  vt_optim_cfg oc = vt_optim_defaults(VT_OPTIM_ADAMW);
+  oc.lr = 1e-4;
+  if (zero > 0 && c->world > 1) oc.shard_rank = c->rank, oc.shard_world = c->world;
+  if (vt_optim_init(&s->opt, &s->ps, &oc, err, sizeof err) ||
+      vt_reducer_init(&s->red, c, &s->opt, zero, bucket_mb * (1 << 20), err, sizeof err))
+    die("optimizer", err);
+  const char *cerr = NULL;
+  s->ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, &cerr);
+  s->ids = malloc(sizeof(int32_t) * (size_t)(b * t));
+  if (!s->ctx || !s->ids) die("context", cerr ? cerr : "out of memory");
+}
+
+static void dp_free(dp *s) {
+  vt_reducer_free(&s->red);
+  vt_optim_free(&s->opt);
+  vt_ctx_free(s->ctx);
+  qwen2_free(&s->m);
+  vt_params_free(&s->ps);
+  free(s->ids);
+}
+
+/* Seconds spent in vt_reducer_finish: the communication backward did not hide. */
+static double exposed_s;
+
+/* One data-parallel step as the trainer runs it; returns its seconds. */
+static double dp_step(dp *s, vt_coll *c, int zero) {
+  char err[600];
+  double t0 = now_s();
+  for (int64_t i = 0; i < s->b * s->t; i++)
+    s->ids[i] = (int32_t)vt_rng_below(&s->rng, (uint64_t)bench_cfg.vocab_size);
+  vt_zero_clear_grads(&s->ps, zero, c->world);
+  vt_tensor *tid = vt_from_host(s->ctx, VT_I32, 2, (int64_t[]){s->b, s->t}, s->ids);
+  vt_tensor *l = qwen2_loss(&s->m, s->ctx, tid, tid, NULL);
+  vt_reducer_arm(&s->red, s->ctx);
+  bool ok = vt_backward(s->ctx, l);
+  vt_reducer_disarm(&s->red, s->ctx);
+  if (!ok) die("backward", vt_ctx_error(s->ctx));
+  double tf = now_s();
+  if (vt_reducer_finish(&s->red, err, sizeof err)) die("reduce", err);
+  exposed_s += now_s() - tf;
+  vt_params_scale_grad(&s->ps, 1.0f / (float)c->world);
+  double norm = NAN;
+  if (zero == 2 && c->world > 1) {
+    double ss = vt_optim_shard_sumsq(&s->opt);
+    vt_coll_allreduce_f64(c, &ss, 1, VT_COLL_SUM, "norm");
+    norm = sqrt(ss);
+  }
+  vt_optim_stats st;
+  if (vt_optim_step_norm(&s->opt, 1.0, 1, norm, &st, err, sizeof err)) die("step", err);
+  if (s->opt.shard_world > 1 && s->opt.param_base &&
+      c->ops->allgather(c, s->opt.param_base, s->opt.state_numel, "parameters"))
+    die("all-gather", c->err);
+  vt_ctx_reset(s->ctx);
+  return now_s() - t0;
+}
+
+/* Median of the timed steps (after one warmup step). */
+static double time_steps(dp *s, vt_coll *c, int zero, int steps) {
+  double ts[64];
+  if (steps > 64) steps = 64;
+  dp_step(s, c, zero);
+  for (int i = 0; i < steps; i++) ts[i] = dp_step(s, c, zero);
+  for (int i = 1; i < steps; i++)
+    for (int j = i; j > 0 && ts[j] < ts[j - 1]; j--) {
+      double x = ts[j];
+      ts[j] = ts[j - 1];
+      ts[j - 1] = x;
+    }
+  return ts[steps / 2];
+}
+
+int main(int argc, char **argv) {
+  int steps = 5;
+  double bucket_mb = 25, max_mb = 256;
+  int64_t batch = 2, seq = 256;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--bucket-mb") && i + 1 < argc)
+      bucket_mb = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--max-mb") && i + 1 < argc)
+      max_mb = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+      batch = atoll(argv[++i]);
+    else
+      steps = atoi(argv[i]);
+  }
+  vt_dist d;
+  char err[600];
+  if (vt_dist_init(&d, &argc, &argv, err, sizeof err)) die("MPI", err);
+  vt_coll c, solo;
+  vt_dist one = {.rank = 0, .world = 1, .local_world = 1};
+  if (vt_coll_open_mpi(&c, &d, 120, err, sizeof err) ||
+      vt_coll_open_mpi(&solo, &one, 120, err, sizeof err))
+    die("collectives", err);
+  if (c.rank == 0)
+    printf("bench_dist: %d rank(s), OMP_NUM_THREADS=%s\n", c.world,
+           getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "default");
+
+  /* 1. bandwidth */
+  if (c.world > 1) bandwidth(&c, max_mb);
+
+  /* 2. step time: 1 rank (rank 0 alone, the others wait), then all ranks */
+  double t1 = 0;
+  if (c.rank == 0) {
+    dp s;
+    dp_init(&s, &solo, 0, bucket_mb, batch, seq);
+    t1 = time_steps(&s, &solo, 0, steps);
+    dp_free(&s);
+  }
+  c.ops->barrier(&c, "bench");
+  double tn[2], ex[2];
+  for (int ov = 0; ov < 2; ov++) {
+    dp s;
+    dp_init(&s, &c, 0, ov ? bucket_mb : 0, batch, seq);
+    exposed_s = 0;
+    tn[ov] = time_steps(&s, &c, 0, steps);
+    ex[ov] = exposed_s / (steps + 1); /* per step, the warmup included */
+    vt_coll_allreduce_f64(&c, &tn[ov], 1, VT_COLL_MAX, "bench time");
+    vt_coll_allreduce_f64(&c, &ex[ov], 1, VT_COLL_MAX, "bench time");
+    if (ov && c.rank == 0) printf("  (%d buckets of <= %g MB)\n", s.red.nb, bucket_mb);
+    dp_free(&s);
+  }
+  if (c.rank == 0) {
+    printf("qwen2 bench model, batch %lld x %lld per rank, median of %d steps:\n", (long long)batch,
+           (long long)seq, steps);
+    printf("  1 rank                 %8.1f ms\n", t1 * 1e3);
+    printf("  %d ranks, no overlap    %8.1f ms  overhead %+.1f%%  exposed communication %.1f ms\n",
+           c.world, tn[0] * 1e3, 100 * (tn[0] / t1 - 1), ex[0] * 1e3);
+    printf("  %d ranks, overlap       %8.1f ms  overhead %+.1f%%  exposed communication %.1f ms\n",
+           c.world, tn[1] * 1e3, 100 * (tn[1] / t1 - 1), ex[1] * 1e3);
+    printf("RESULT step_ms_1=%.1f step_ms_dp=%.1f step_ms_dp_overlap=%.1f overhead_pct=%.1f "
+           "overhead_overlap_pct=%.1f exposed_ms=%.1f exposed_overlap_ms=%.1f\n",
+           t1 * 1e3, tn[0] * 1e3, tn[1] * 1e3, 100 * (tn[0] / t1 - 1), 100 * (tn[1] / t1 - 1),
+           ex[0] * 1e3, ex[1] * 1e3);
+  }
+
+  /* 3. peak memory per rank at ZeRO 0, 1, 2 */
+  if (c.rank == 0) printf("peak memory per rank (rank 0), 2 steps each:\n");
+  double base = -1, peak0 = 0;
+  for (int z = 0; z <= 2; z++) {
+    c.ops->barrier(&c, "bench");
+    if (!reset_peak() && c.rank == 0) printf("  (cannot reset VmHWM: peaks are cumulative)\n");
+    if (base < 0) base = status_mib("VmRSS:");
+    dp s;
+    dp_init(&s, &c, z, bucket_mb, batch, seq);
+    dp_step(&s, &c, z);
+    dp_step(&s, &c, z);
+    double peak = status_mib("VmHWM:"), rss_after = status_mib("VmRSS:");
+    int64_t n_train = (int64_t)vt_params_count(&s.ps, true);
+    vt_zero_mem pl =
+        vt_zero_plan(4.0 * (double)vt_params_count(&s.ps, false), n_train, 2, z, c.world, false);
+    dp_free(&s);
+    if (!z) peak0 = peak;
+    vt_zero_mem p0 = vt_zero_plan(4.0 * (double)n_train, n_train, 2, 0, c.world, false);
+    if (c.rank == 0)
+      printf("  ZeRO %d: peak %7.1f MiB (%+7.1f vs ZeRO 0); plan: weights %.1f + grads %.1f + "
+             "optimizer %.1f = %.1f MiB (%+.1f vs ZeRO 0); grads between steps %.1f MiB, "
+             "resident after the steps %.1f MiB\n",
+             z, peak, peak - peak0, pl.weights / 1048576, pl.grads / 1048576,
+             pl.optimizer / 1048576, pl.total / 1048576, (pl.total - p0.total) / 1048576,
+             pl.grads_idle / 1048576, rss_after);
+    fflush(stdout);
+  }
+  vt_coll_close(&solo);
+  vt_coll_close(&c);
+  vt_dist_finalize(&d);
+  return 0;
+}
