@@ -72,6 +72,14 @@ struct vt_backend {
                float alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
                int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc, int64_t stride_c,
                int64_t batch);
+  /* Whether gemm with in = VT_BF16 runs on bf16 units of this device (else it is exact but
+   * slow, or emulated). Writes the kernel and ISA, or what is missing, into buf. NULL: no
+   * fast bf16 GEMM. Mixed precision (vt_ctx_set_gemm_dtype) refuses to start without it.
+   * A device takes part in bf16 mixed precision with three members: this one, gemm with
+   * in = VT_BF16, and convert F32 -> BF16 (the parameter store's weight copies after each
+   * optimizer step and every GEMM's converted activations go through it); nothing else
+   * changes per device. */
+  bool (*gemm_bf16_info)(const vt_backend *be, char *buf, size_t len);
   void (*binary)(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
                  const float *b, float *out);
   /* da += d out/d a, reduced over a's broadcast dims; likewise db. Either may be NULL. */
@@ -168,6 +176,8 @@ void vt_buf_fill_f32(const vt_backend *be, float *dev, int64_t n, float value);
 /* The instance's stream (a cudaStream_t on CUDA; NULL on the CPU), for code that orders its
  * own work after the instance's, e.g. NCCL collectives on a communication stream. */
 void *vt_backend_stream(const vt_backend *be);
+/* be->gemm_bf16_info, or false with "the <name> backend has no bf16 GEMM" when NULL. */
+bool vt_backend_bf16_gemm(const vt_backend *be, char *buf, size_t len);
 /* Waits until everything queued on the backend has finished. */
 void vt_backend_sync(const vt_backend *be);
 

@@ -285,6 +285,21 @@ void stage_cfg_defaults(stage_cfg *cfg) {
   sched_unset(&cfg->sched);
 }
 
+static int read_precision(ycfg *c, yaml_node_t *t, stage_cfg *cfg, char *err, size_t err_len) {
+  char p[32] = "fp32";
+  if (opt_str(c, t, "precision", "train", p, sizeof p, false, err, err_len)) return -1;
+  if (!strcmp(p, "fp32")) {
+    cfg->precision = VT_F32;
+  } else if (!strcmp(p, "bf16")) {
+    cfg->precision = VT_BF16;
+  } else {
+    snprintf(err, err_len, "%s:%d: train.precision: expected fp32 or bf16, found \"%s\"", c->path,
+             line_of(ycfg_get(c, t, "precision")), p);
+    return -1;
+  }
+  return 0;
+}
+
 static int read_device(ycfg *c, yaml_node_t *root, stage_cfg *cfg, char *err, size_t err_len) {
   char dev[32] = "cpu";
   if (opt_str(c, root, "device", "the top level", dev, sizeof dev, false, err, err_len)) return -1;
@@ -460,7 +475,7 @@ static int load_sections(stage_cfg *cfg, ycfg *c, yaml_node_t *root, bool overla
   int nk = 0;
   static const char *const tk[] = {
       "steps",  "epochs", "batch_size", "grad_accum", "seed",           "trainable", "frozen",
-      "losses", "phases", "zero",       "bucket_mb",  "coll_timeout_s", NULL};
+      "losses", "phases", "zero",       "bucket_mb",  "coll_timeout_s", "precision", NULL};
   for (int i = 0; tk[i]; i++) train_keys[nk++] = tk[i];
   for (int i = 0; optim_keys[i]; i++) train_keys[nk++] = optim_keys[i];
   train_keys[nk] = NULL;
@@ -492,6 +507,7 @@ static int load_sections(stage_cfg *cfg, ycfg *c, yaml_node_t *root, bool overla
       opt_int(c, t, "zero", "train", &zero, err, err_len) ||
       opt_float(c, t, "bucket_mb", "train", &cfg->bucket_mb, err, err_len) ||
       opt_float(c, t, "coll_timeout_s", "train", &cfg->coll_timeout_s, err, err_len) ||
+      read_precision(c, t, cfg, err, err_len) ||
       read_list(c, cfg, t, "trainable", cfg->trainable, &cfg->n_trainable, err, err_len) ||
       read_list(c, cfg, t, "frozen", cfg->frozen, &cfg->n_frozen, err, err_len) ||
       read_weights(c, t, "losses", "train", cfg->losses, VT_MODEL_MAX_TERMS, &cfg->n_losses, err,

@@ -391,6 +391,10 @@ int vt_optim_step_norm(vt_optim *o, double lr_mult, int64_t step, double grad_no
                          .eps = (float)c->eps};
     k->adam_update(o->be, segs, nseg, grad, o->m, o->v, h);
   }
+  /* bf16 mixed precision: the GEMMs' copies follow the updated f32 masters (a no-op without
+   * copies). Whoever changes parameters after this (e.g. a ZeRO all-gather of the updated
+   * shards) syncs again. */
+  vt_params_sync_lowp(ps);
   if (stats) *stats = st;
   return 0;
 }
