@@ -1,5 +1,7 @@
-/* The CUDA backend: instances, memory, conversions, cuBLAS GEMM and the vtable. The other
- * kernels live in cuda_elementwise.cu, cuda_reduce.cu and cuda_index.cu. Each instance made
+/* The CUDA backend: instances, memory (a caching pool, pinned staging), conversions, cuBLAS
+ * GEMM and the vtable. The other kernels live in cuda_elementwise.cu, cuda_reduce.cu,
+ * cuda_index.cu and one file per kernel family (cuda_norm.cu, cuda_conv.cu, cuda_attn.cu,
+ * cuda_loss.cu, cuda_optim.cu, cuda_spectral.cu). Each instance made
  * by vt_backend_cuda owns its stream, cuBLAS handle and scratch (vt_cuda_inst); nothing here
  * is process-wide beyond the device's CUDA context. */
 #include <limits.h>
@@ -11,21 +13,76 @@ void vt_cuda_die(const char *file, int line, const char *what, const char *msg) 
   abort();
 }
 
+/* Memory comes from the device's stream-ordered pool (cudaMallocAsync on the instance's
+ * stream), which caches freed blocks instead of returning them to the driver: a step's arena
+ * blocks and temporaries are recycled without cudaMalloc / cudaFree round trips (the release
+ * threshold is set to keep everything, see vt_backend_cuda). Plain device memory, no managed
+ * memory. An allocation is synchronised before it is returned, so any stream may use it;
+ * frees are ordered after the work already queued on the stream. */
 static void *cuda_alloc(const vt_backend *be, size_t bytes) {
-  (void)be;
   void *p = NULL;
-  cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+  cudaStream_t s = VT_STREAM(be);
+  cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 256, s);
+  if (e == cudaErrorMemoryAllocation) {
+    /* the pool may hold freed blocks of other sizes: give them back and try once more */
+    (void)cudaGetLastError();
+    VT_CUDA_CHECK(cudaStreamSynchronize(s));
+    cudaMemPool_t pool;
+    VT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, vt_cuda_of(be)->device));
+    VT_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    e = cudaMallocAsync(&p, bytes ? bytes : 256, s);
+  }
   if (e == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError(); /* out of memory is a status for the caller, not sticky */
     return NULL;
   }
   VT_CUDA_CHECK(e);
+  VT_CUDA_CHECK(cudaStreamSynchronize(s));
   return p;
 }
 
 static void cuda_free(const vt_backend *be, void *p) {
-  (void)be;
-  if (p) VT_CUDA_CHECK(cudaFree(p));
+  if (p) VT_CUDA_CHECK(cudaFreeAsync(p, VT_STREAM(be)));
+}
+
+/* Host <-> device copies above this size go through the instance's pinned staging buffer in
+ * chunks, the host memcpy of one half overlapping the DMA of the other; smaller ones are
+ * direct. */
+#define STAGE_MIN ((size_t)256 << 10)
+
+static void staged_h2d(vt_cuda_inst *st, char *dst, const char *src, size_t bytes) {
+  for (size_t off = 0, i = 0; off < bytes; off += VT_CUDA_STAGING, i++) {
+    size_t n = bytes - off < VT_CUDA_STAGING ? bytes - off : VT_CUDA_STAGING;
+    int h = (int)(i & 1);
+    char *buf = st->staging + (size_t)h * VT_CUDA_STAGING;
+    VT_CUDA_CHECK(cudaEventSynchronize(st->staged[h])); /* this half's previous DMA is done */
+    memcpy(buf, src + off, n);
+    VT_CUDA_CHECK(cudaMemcpyAsync(dst + off, buf, n, cudaMemcpyHostToDevice, st->stream));
+    VT_CUDA_CHECK(cudaEventRecord(st->staged[h], st->stream));
+  }
+  VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+}
+
+static void staged_d2h(vt_cuda_inst *st, char *dst, const char *src, size_t bytes) {
+  size_t prev_off = 0, prev_n = 0;
+  for (size_t off = 0, i = 0; off < bytes; off += VT_CUDA_STAGING, i++) {
+    size_t n = bytes - off < VT_CUDA_STAGING ? bytes - off : VT_CUDA_STAGING;
+    int h = (int)(i & 1);
+    char *buf = st->staging + (size_t)h * VT_CUDA_STAGING;
+    VT_CUDA_CHECK(cudaMemcpyAsync(buf, src + off, n, cudaMemcpyDeviceToHost, st->stream));
+    VT_CUDA_CHECK(cudaEventRecord(st->staged[h], st->stream));
+    if (i > 0) { /* drain the other half while this chunk is in flight */
+      VT_CUDA_CHECK(cudaEventSynchronize(st->staged[h ^ 1]));
+      memcpy(dst + prev_off, st->staging + (size_t)(h ^ 1) * VT_CUDA_STAGING, prev_n);
+    }
+    prev_off = off;
+    prev_n = n;
+  }
+  VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+  if (prev_n) {
+    size_t last = (bytes - 1) / VT_CUDA_STAGING;
+    memcpy(dst + prev_off, st->staging + (last & 1) * VT_CUDA_STAGING, prev_n);
+  }
 }
 
 static void cuda_copy(const vt_backend *be, void *dst, const void *src, size_t bytes,
@@ -43,6 +100,14 @@ static void cuda_copy(const vt_backend *be, void *dst, const void *src, size_t b
     VT_CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, VT_STREAM(be)));
     VT_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, VT_STREAM(be)));
     VT_CUDA_CHECK(cudaFreeAsync(tmp, VT_STREAM(be)));
+    return;
+  }
+  vt_cuda_inst *st = vt_cuda_of(be);
+  if (kind != VT_COPY_D2D && bytes > STAGE_MIN && st->staging) {
+    if (kind == VT_COPY_H2D)
+      staged_h2d(st, (char *)dst, s, bytes);
+    else
+      staged_d2h(st, (char *)dst, s, bytes);
     return;
   }
   VT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, VT_STREAM(be)));
@@ -188,6 +253,11 @@ static void cuda_release(const vt_backend *be) {
   vt_cuda_inst *st = vt_cuda_of(be);
   VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
   VT_CUDA_CHECK(cudaFree(st->scratch));
+  VT_CUDA_CHECK(cudaFree(st->partials));
+  VT_CUDA_CHECK(cudaFreeHost(st->partials_host));
+  VT_CUDA_CHECK(cudaFreeHost(st->staging));
+  VT_CUDA_CHECK(cudaEventDestroy(st->staged[0]));
+  VT_CUDA_CHECK(cudaEventDestroy(st->staged[1]));
   VT_CUBLAS_CHECK(cublasDestroy(st->cublas));
   VT_CUDA_CHECK(cudaStreamDestroy(st->stream));
   free(st);
@@ -225,13 +295,12 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->index_check = vt_cuda_index_check;
   t->synchronize = cuda_synchronize;
   t->release = cuda_release;
-  /* Kernel families without CUDA kernels yet: their ops fail naming the family. */
-  t->norm = NULL;
-  t->conv = NULL;
-  t->attn = NULL;
-  t->loss = NULL;
-  t->optim = NULL;
-  t->spectral = NULL;
+  t->norm = vt_cuda_norm_table();
+  t->conv = vt_cuda_conv_table();
+  t->attn = vt_cuda_attn_table();
+  t->loss = vt_cuda_loss_table();
+  t->optim = vt_cuda_optim_table();
+  t->spectral = vt_cuda_spectral_table();
 }
 
 extern "C" int vt_cuda_device_count(void) {
@@ -274,6 +343,17 @@ extern "C" vt_backend *vt_backend_cuda(int device_index, const char **why) {
   /* Full FP32: TF32 tensor-core math would change results against the CPU backend. */
   VT_CUBLAS_CHECK(cublasSetMathMode(st->cublas, CUBLAS_DEFAULT_MATH));
   VT_CUDA_CHECK(cudaMalloc(&st->scratch, sizeof *st->scratch));
+  VT_CUDA_CHECK(cudaMalloc(&st->partials, sizeof(double) * VT_CUDA_PARTIALS));
+  VT_CUDA_CHECK(cudaMallocHost(&st->partials_host, sizeof(double) * VT_CUDA_PARTIALS));
+  VT_CUDA_CHECK(cudaMallocHost(&st->staging, 2 * VT_CUDA_STAGING));
+  VT_CUDA_CHECK(cudaEventCreateWithFlags(&st->staged[0], cudaEventDisableTiming));
+  VT_CUDA_CHECK(cudaEventCreateWithFlags(&st->staged[1], cudaEventDisableTiming));
+  /* The pool keeps what is freed (the default threshold of 0 would return it to the driver at
+   * every synchronisation): the caching allocator behind cuda_alloc. */
+  cudaMemPool_t pool;
+  VT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_index));
+  uint64_t keep = UINT64_MAX;
+  VT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
   cuda_fill_table(be, st);
   return be;
 }
