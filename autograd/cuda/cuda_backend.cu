@@ -185,9 +185,85 @@ static int gemm_int(int64_t v) {
   return (int)(v > 0 ? v : 1);
 }
 
+/* A bf16 GEMM shape and the cuBLASLt algorithm chosen for it, kept per instance so the
+ * heuristic runs once per shape (a training step repeats a few dozen shapes). */
+struct vt_cuda_lt_plan {
+  bool used, ok; /* ok false: no algorithm; cublasGemmEx serves that shape */
+  int64_t key[12];
+  cublasLtMatmulDesc_t op;
+  cublasLtMatrixLayout_t la, lb, lc;
+  cublasLtMatmulAlgo_t algo;
+};
+
+static void lt_plan_destroy(struct vt_cuda_lt_plan *p) {
+  if (!p->used) return;
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->la));
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lb));
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lc));
+  VT_CUBLAS_CHECK(cublasLtMatmulDescDestroy(p->op));
+  p->used = false;
+}
+
+/* The plan of column-major C[n x m] (ld ldc) = op1(X1) op2(X2), X1 = b (ld ldb), X2 = a
+ * (ld lda), for one product (the row-major C = op(A) op(B) seen column-major). */
+static uint32_t ptr_align(const void *p) {
+  uint32_t a = 256;
+  while (a > 1 && (uintptr_t)p % a) a >>= 1;
+  return a;
+}
+
+/* The plan depends on the operands' alignment too: cuBLASLt assumes 256 bytes unless told. */
+static struct vt_cuda_lt_plan *lt_plan(vt_cuda_inst *st, bool ta, bool tb, int64_t m, int64_t n,
+                                       int64_t k, const void *a, int64_t lda, const void *b,
+                                       int64_t ldb, const float *c, int64_t ldc, bool beta0) {
+  uint32_t al_a = ptr_align(a), al_b = ptr_align(b), al_c = ptr_align(c);
+  int64_t key[12] = {ta, tb, m, n, k, lda, ldb, ldc, beta0, al_a, al_b, al_c};
+  uint64_t h = 1469598103934665603ull;
+  for (int i = 0; i < 12; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ull;
+  struct vt_cuda_lt_plan *p = &st->lt_plans[h % VT_CUDA_LT_PLANS];
+  if (p->used && !memcmp(p->key, key, sizeof key)) return p;
+  lt_plan_destroy(p); /* a collision replaces the slot's plan */
+  memcpy(p->key, key, sizeof key);
+  p->used = true;
+  cublasOperation_t op1 = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op2 = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  VT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  VT_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof op1));
+  VT_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof op2));
+  /* stored shapes: X1 is n x k (k x n when transposed), X2 is k x m (m x k) */
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, (uint64_t)(tb ? k : n),
+                                             (uint64_t)(tb ? n : k), ldb));
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_16BF, (uint64_t)(ta ? m : k),
+                                             (uint64_t)(ta ? k : m), lda));
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, (uint64_t)n, (uint64_t)m, ldc));
+  cublasLtMatmulPreference_t pref;
+  VT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t ws = VT_CUDA_LT_WS;
+  VT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+  /* Lt's A is our b, its B our a */
+  const cublasLtMatmulPreferenceAttributes_t al_attr[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  const uint32_t al_val[4] = {al_b, al_a, al_c, al_c};
+  for (int i = 0; i < 4; i++)
+    VT_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, al_attr[i], &al_val[i], sizeof al_val[i]));
+  cublasLtMatmulHeuristicResult_t res;
+  int found = 0;
+  cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(st->lt, p->op, p->la, p->lb, p->lc, p->lc,
+                                                     pref, 1, &res, &found);
+  VT_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+  p->ok = hs == CUBLAS_STATUS_SUCCESS && found > 0 && res.state == CUBLAS_STATUS_SUCCESS;
+  if (p->ok) p->algo = res.algo;
+  return p;
+}
+
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. f32
- * inputs use full FP32 math (the handle's default, no TF32) so results match the CPU; bf16
- * inputs go through cublasGemmEx with f32 compute and an f32 C. */
+ * inputs use full FP32 math (the handle's default, no TF32) so results match the CPU. bf16
+ * inputs accumulate in f32 into an f32 C: one product through cuBLASLt (its algorithm planned
+ * once per shape), batches through the strided-batched cublasGemmEx. */
 static void cuda_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m, int64_t n,
                       int64_t k, float alpha, const void *a, int64_t lda, int64_t stride_a,
                       const void *b, int64_t ldb, int64_t stride_b, float beta, float *c,
@@ -221,6 +297,15 @@ static void cuda_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64
                                               fa, ilda, stride_a, &beta, c, ildc, stride_c,
                                               gemm_int(batch)));
     return;
+  }
+  if (batch == 1) { /* one bf16 product: cuBLASLt with the algorithm planned for its shape */
+    vt_cuda_inst *st = vt_cuda_of(be);
+    struct vt_cuda_lt_plan *p = lt_plan(st, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta == 0.0f);
+    if (p->ok) {
+      VT_CUBLAS_CHECK(cublasLtMatmul(st->lt, p->op, &alpha, b, p->la, a, p->lb, &beta, c, p->lc, c,
+                                     p->lc, &p->algo, st->lt_ws, VT_CUDA_LT_WS, st->stream));
+      return;
+    }
   }
   if (stride_c == 0 && batch > 1) {
     for (int64_t i = 0; i < batch; i++)
@@ -258,6 +343,10 @@ static void cuda_release(const vt_backend *be) {
   VT_CUDA_CHECK(cudaFreeHost(st->staging));
   VT_CUDA_CHECK(cudaEventDestroy(st->staged[0]));
   VT_CUDA_CHECK(cudaEventDestroy(st->staged[1]));
+  for (int i = 0; i < VT_CUDA_LT_PLANS; i++) lt_plan_destroy(&st->lt_plans[i]);
+  free(st->lt_plans);
+  VT_CUDA_CHECK(cudaFree(st->lt_ws));
+  VT_CUBLAS_CHECK(cublasLtDestroy(st->lt));
   VT_CUBLAS_CHECK(cublasDestroy(st->cublas));
   VT_CUDA_CHECK(cudaStreamDestroy(st->stream));
   free(st);
@@ -344,6 +433,10 @@ extern "C" vt_backend *vt_backend_cuda(int device_index, const char **why) {
   VT_CUBLAS_CHECK(cublasSetMathMode(st->cublas, CUBLAS_DEFAULT_MATH));
   VT_CUDA_CHECK(cudaMalloc(&st->scratch, sizeof *st->scratch));
   VT_CUDA_CHECK(cudaMalloc(&st->partials, sizeof(double) * VT_CUDA_PARTIALS));
+  VT_CUBLAS_CHECK(cublasLtCreate(&st->lt));
+  VT_CUDA_CHECK(cudaMalloc(&st->lt_ws, VT_CUDA_LT_WS));
+  st->lt_plans = (struct vt_cuda_lt_plan *)calloc(VT_CUDA_LT_PLANS, sizeof *st->lt_plans);
+  if (!st->lt_plans) vt_cuda_die(__FILE__, __LINE__, "calloc", "out of host memory");
   VT_CUDA_CHECK(cudaMallocHost(&st->partials_host, sizeof(double) * VT_CUDA_PARTIALS));
   VT_CUDA_CHECK(cudaMallocHost(&st->staging, 2 * VT_CUDA_STAGING));
   VT_CUDA_CHECK(cudaEventCreateWithFlags(&st->staged[0], cudaEventDisableTiming));

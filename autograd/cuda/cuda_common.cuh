@@ -4,6 +4,7 @@
 #ifndef VT_CUDA_COMMON_CUH
 #define VT_CUDA_COMMON_CUH
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -58,6 +59,10 @@ typedef struct {
    * the host while the other is in flight. */
   char *staging;
   cudaEvent_t staged[2];
+  /* cuBLASLt for the bf16 GEMMs: handle, workspace, and the algorithms chosen per shape */
+  cublasLtHandle_t lt;
+  void *lt_ws;
+  struct vt_cuda_lt_plan *lt_plans; /* VT_CUDA_LT_PLANS slots, cuda_backend.cu */
 } vt_cuda_inst;
 
 static inline vt_cuda_inst *vt_cuda_of(const vt_backend *be) { return (vt_cuda_inst *)be->impl; }
@@ -65,6 +70,8 @@ static inline vt_cuda_inst *vt_cuda_of(const vt_backend *be) { return (vt_cuda_i
 
 #define VT_CUDA_THREADS 256
 #define VT_CUDA_PARTIALS 256
+#define VT_CUDA_LT_WS ((size_t)32 << 20) /* cuBLASLt workspace bytes */
+#define VT_CUDA_LT_PLANS 128
 #define VT_CUDA_STAGING ((size_t)4 << 20) /* bytes per half of the staging buffer */
 
 /* Blocks for a grid-stride loop over n items: enough to fill the GPU, never more than needed. */
