@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for vita-train and builds it. Idempotent: installs only the
 # packages that are missing, then configures and builds with CMake.
-#   ./setup.sh              release build in build/ (CUDA, MPI and NCCL when present)
+#   ./setup.sh              release build in build/ (CUDA, MPI, NCCL and oneDNN when present)
 #   ./setup.sh --sanitize   also an ASan + UBSan build in build-asan/ (CPU only)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 packages=(build-essential cmake pkg-config git clang-format zlib1g-dev
           libopenblas-openmp-dev libhdf5-dev hdf5-tools libsndfile1-dev libstb-dev
           libopenmpi-dev openmpi-bin libjansson-dev libpcre2-dev libutf8proc-dev libyaml-dev
-          libsoxr-dev libfftw3-dev espeak-ng alsa-utils
+          libsoxr-dev libfftw3-dev libdnnl-dev espeak-ng alsa-utils
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
 missing=()
 for p in "${packages[@]}"; do

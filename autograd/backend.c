@@ -1,6 +1,8 @@
 /* Device-buffer helpers over the backend vtable; see backend.h. */
 #include "autograd/backend.h"
 
+#include <stdio.h>
+
 void *vt_buf_alloc(const vt_backend *be, size_t bytes) { return be->alloc(be, bytes); }
 
 void *vt_buf_alloc_zeroed(const vt_backend *be, size_t bytes) {
@@ -24,6 +26,12 @@ void vt_buf_from_host(const vt_backend *be, void *dev, const void *host, size_t 
 
 void vt_buf_fill_f32(const vt_backend *be, float *dev, int64_t n, float value) {
   if (n > 0) be->fill(be, dev, n, value);
+}
+
+bool vt_backend_bf16_gemm(const vt_backend *be, char *buf, size_t len) {
+  if (be->gemm_bf16_info) return be->gemm_bf16_info(be, buf, len);
+  snprintf(buf, len, "the %s backend has no bf16 GEMM", be->name);
+  return false;
 }
 
 void vt_backend_sync(const vt_backend *be) { be->synchronize(be); }

@@ -72,6 +72,10 @@ struct vt_backend {
                float alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
                int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc, int64_t stride_c,
                int64_t batch);
+  /* Whether gemm with in = VT_BF16 runs on bf16 units of this device (else it is exact but
+   * slow, or emulated). Writes the kernel and ISA, or what is missing, into buf. NULL: no
+   * fast bf16 GEMM. Mixed precision (vt_ctx_set_gemm_dtype) refuses to start without it. */
+  bool (*gemm_bf16_info)(const vt_backend *be, char *buf, size_t len);
   void (*binary)(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
                  const float *b, float *out);
   /* da += d out/d a, reduced over a's broadcast dims; likewise db. Either may be NULL. */
@@ -165,6 +169,8 @@ void vt_buf_free(const vt_backend *be, void *dev); /* NULL is fine */
 void vt_buf_to_host(const vt_backend *be, void *host, const void *dev, size_t bytes);
 void vt_buf_from_host(const vt_backend *be, void *dev, const void *host, size_t bytes);
 void vt_buf_fill_f32(const vt_backend *be, float *dev, int64_t n, float value);
+/* be->gemm_bf16_info, or false with "the <name> backend has no bf16 GEMM" when NULL. */
+bool vt_backend_bf16_gemm(const vt_backend *be, char *buf, size_t len);
 /* Waits until everything queued on the backend has finished. */
 void vt_backend_sync(const vt_backend *be);
 

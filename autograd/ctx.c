@@ -129,6 +129,39 @@ vt_tensor *vt_alloc_tensor(vt_ctx *ctx, const char *op, vt_dtype dtype, int ndim
   return t->data ? t : NULL;
 }
 
+int vt_ctx_set_gemm_dtype(vt_ctx *ctx, vt_dtype dtype, char *kernel, size_t kernel_len, char *err,
+                          size_t err_len) {
+  char info[256];
+  if (dtype == VT_F32) {
+    ctx->gemm_dtype = VT_F32;
+    if (kernel) snprintf(kernel, kernel_len, "%s sgemm", ctx->be->name);
+    return 0;
+  }
+  if (dtype != VT_BF16) {
+    snprintf(err, err_len, "GEMM precision %s is not supported (expected f32 or bf16)",
+             vt_dtype_name(dtype));
+    return -1;
+  }
+  if (!vt_backend_bf16_gemm(ctx->be, info, sizeof info)) {
+    snprintf(err, err_len, "bf16 precision needs bf16 GEMM units: %s", info);
+    return -1;
+  }
+  ctx->gemm_dtype = VT_BF16;
+  if (kernel) snprintf(kernel, kernel_len, "%s", info);
+  return 0;
+}
+
+vt_dtype vt_ctx_gemm_dtype(const vt_ctx *ctx) { return ctx->gemm_dtype; }
+
+const void *vt_gemm_operand(vt_ctx *ctx, const char *op, const vt_tensor *t, const float *data,
+                            int64_t n) {
+  if (ctx->gemm_dtype == VT_F32) return data;
+  if (t && t->lowp && t->data == data) return t->lowp;
+  void *h = vt_arena_data(ctx, op, sizeof(uint16_t) * (size_t)(n > 0 ? n : 1));
+  if (h && n > 0) ctx->be->convert(ctx->be, VT_F32, ctx->gemm_dtype, n, data, h);
+  return h;
+}
+
 float *vt_grad(vt_ctx *ctx, vt_tensor *t) {
   if (!t->grad) {
     t->grad = vt_arena_data(ctx, "backward", (size_t)vt_numel(t) * sizeof(float));

@@ -31,6 +31,18 @@ void vt_ctx_free(vt_ctx *ctx);
 const vt_backend *vt_ctx_backend(const vt_ctx *ctx);
 vt_device vt_ctx_device(const vt_ctx *ctx);
 
+/* Mixed precision: the input dtype of the ctx's matmul GEMMs (vt_matmul, the LM head of
+ * vt_lm_cross_entropy). VT_F32 (the default) or VT_BF16: both operands go in as bf16 (weights
+ * from the store's copies, vt_params_enable_lowp; activations and gradients converted per
+ * GEMM), products accumulate in f32 and come out f32, and every other op (norms, softmax,
+ * attention, losses, reductions, the optimizer) stays f32. bf16 needs bf16 GEMM units on the
+ * backend: without them it returns -1 and err names what is missing (e.g. "CPU lacks
+ * avx512_bf16 and amx_bf16"); the ctx stays f32. 0 on success; `kernel` (may be NULL) gets
+ * the GEMM kernel the backend reports. */
+int vt_ctx_set_gemm_dtype(vt_ctx *ctx, vt_dtype dtype, char *kernel, size_t kernel_len, char *err,
+                          size_t err_len);
+vt_dtype vt_ctx_gemm_dtype(const vt_ctx *ctx);
+
 bool vt_ctx_failed(const vt_ctx *ctx);
 const char *vt_ctx_error(const vt_ctx *ctx); /* "" when none */
 void vt_ctx_clear_error(vt_ctx *ctx);

@@ -33,6 +33,7 @@ struct vt_ctx {
   int64_t n_nodes, cap_nodes;
   int64_t tape_allocs;
   bool grad_enabled;
+  vt_dtype gemm_dtype; /* input dtype of matmul GEMMs: VT_F32, or VT_BF16 (mixed precision) */
   bool failed;
   char error[1024];
   vt_tensor err_tensor;
@@ -44,6 +45,13 @@ vt_tensor *vt_alloc_tensor(vt_ctx *ctx, const char *op, vt_dtype dtype, int ndim
                            const int64_t *shape);
 void *vt_arena_data(vt_ctx *ctx, const char *op, size_t bytes);
 void *vt_arena_meta(vt_ctx *ctx, const char *op, size_t bytes);
+/* An operand of a GEMM in the ctx's gemm dtype: `data` itself under f32; under bf16 t's
+ * bf16 copy (t->lowp, kept by the parameter store) when data is t's own data, else the n values
+ * converted into the arena, which the caller frees by rewinding ctx->data to a mark taken
+ * before. t may be NULL (a buffer of no tensor). NULL, with a ctx error, out of memory. */
+const void *vt_gemm_operand(vt_ctx *ctx, const char *op, const vt_tensor *t, const float *data,
+                            int64_t n);
+
 /* The f32 gradient of t, allocated zeroed on first use. */
 float *vt_grad(vt_ctx *ctx, vt_tensor *t);
 /* True when any input needs a gradient and grad mode is on: then records a node for out

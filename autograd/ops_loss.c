@@ -108,17 +108,22 @@ typedef struct {
   int64_t N, D, V, Nv, chunk;
   int32_t *idx, *tgt; /* device: counted rows and their targets */
   float *lse, *denom, *scratch, *hbuf;
+  const void *hin; /* hbuf as the GEMMs read it: hbuf itself, or its bf16 copy (hbuf16) */
+  void *hbuf16;
   /* One chunk holds every counted row: the forward's logits (scratch) and gathered rows (hbuf)
    * are still there at backward, which skips forming them again (a [Nv x V x D] GEMM). */
   bool kept;
 } lmce_saved;
 
 /* Logits of counted rows [c0, c0 + nr) into s->scratch (rows gathered into s->hbuf). */
-static void lmce_logits(vt_ctx *ctx, const lmce_saved *s, const float *hidden, const float *w,
+/* Under bf16 mixed precision the GEMMs take the gathered rows' bf16 copy, the weight's store
+ * copy (w is vt_gemm_operand's) and the logits' gradient converted per chunk. */
+static void lmce_logits(vt_ctx *ctx, const lmce_saved *s, const float *hidden, const void *w,
                         int64_t c0, int64_t nr) {
   ctx->be->index_select(ctx->be, 1, s->N, s->D, hidden, s->idx + c0, nr, s->hbuf);
-  ctx->be->gemm(ctx->be, VT_F32, false, true, nr, s->V, s->D, 1.0f, s->hbuf, s->D, 0, w, s->D, 0,
-                0.0f, s->scratch, s->V, 0, 1);
+  if (s->hbuf16) ctx->be->convert(ctx->be, VT_F32, VT_BF16, nr * s->D, s->hbuf, s->hbuf16);
+  ctx->be->gemm(ctx->be, ctx->gemm_dtype, false, true, nr, s->V, s->D, 1.0f, s->hin, s->D, 0, w,
+                s->D, 0, 0.0f, s->scratch, s->V, 0, 1);
 }
 
 static void lmce_backward(vt_ctx *ctx, vt_node *n) {
@@ -132,21 +137,29 @@ static void lmce_backward(vt_ctx *ctx, vt_node *n) {
     return;
   if (weight->requires_grad && !(dw = vt_grad(ctx, weight))) return;
   const vt_backend *be = ctx->be;
+  vt_dtype in = ctx->gemm_dtype;
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data);
+  const void *w = vt_gemm_operand(ctx, op, weight, weight->data, vt_numel(weight));
+  void *g16 = in == VT_F32 ? NULL : vt_arena_data(ctx, op, sizeof(uint16_t) * s->chunk * s->V);
+  if (!w || (in != VT_F32 && !g16)) return;
+  const void *g = in == VT_F32 ? (const void *)s->scratch : g16;
   for (int64_t c0 = 0; c0 < s->Nv; c0 += s->chunk) {
     int64_t nr = s->Nv - c0 < s->chunk ? s->Nv - c0 : s->chunk;
-    if (!s->kept) lmce_logits(ctx, s, hidden->data, weight->data, c0, nr);
+    if (!s->kept) lmce_logits(ctx, s, hidden->data, w, c0, nr);
     /* scratch: logits -> d loss / d logits, in place */
     be->loss->ce_backward(be, nr, s->V, s->scratch, s->tgt + c0, VT_IGNORE_INDEX, NULL, s->lse + c0,
                           n->out->grad, s->denom, s->scratch, false);
+    if (g16) be->convert(be, VT_F32, VT_BF16, nr * s->V, s->scratch, g16);
     if (dh) {
-      be->gemm(be, VT_F32, false, false, nr, s->D, s->V, 1.0f, s->scratch, s->V, 0, weight->data,
-               s->D, 0, 0.0f, dhbuf, s->D, 0, 1);
+      be->gemm(be, in, false, false, nr, s->D, s->V, 1.0f, g, s->V, 0, w, s->D, 0, 0.0f, dhbuf,
+               s->D, 0, 1);
       be->index_add(be, 1, s->N, s->D, dhbuf, s->idx + c0, nr, dh);
     }
     if (dw)
-      be->gemm(be, VT_F32, true, false, s->V, s->D, nr, 1.0f, s->scratch, s->V, 0, s->hbuf, s->D, 0,
-               1.0f, dw, s->D, 0, 1);
+      be->gemm(be, in, true, false, s->V, s->D, nr, 1.0f, g, s->V, 0, s->hin, s->D, 0, 1.0f, dw,
+               s->D, 0, 1);
   }
+  vt_arena_rewind(&ctx->data, mark);
 }
 
 vt_tensor *vt_lm_cross_entropy(vt_ctx *ctx, vt_tensor *hidden, vt_tensor *weight, vt_tensor *labels,
@@ -204,7 +217,10 @@ vt_tensor *vt_lm_cross_entropy(vt_ctx *ctx, vt_tensor *hidden, vt_tensor *weight
   s.lse = vt_arena_data(ctx, op, sizeof(float) * (3 * nv + 1));
   s.scratch = vt_arena_data(ctx, op, sizeof(float) * (size_t)(s.chunk * s.V));
   s.hbuf = vt_arena_data(ctx, op, sizeof(float) * (size_t)(s.chunk * s.D));
-  vt_tensor *out = s.hbuf ? vt_loss_scalar(ctx, op) : NULL;
+  s.hin = s.hbuf;
+  if (ctx->gemm_dtype != VT_F32 && s.hbuf)
+    s.hin = s.hbuf16 = vt_arena_data(ctx, op, sizeof(uint16_t) * (size_t)(s.chunk * s.D));
+  vt_tensor *out = s.hbuf && s.hin ? vt_loss_scalar(ctx, op) : NULL;
   if (!out || !s.idx || !s.lse || !s.scratch) return &ctx->err_tensor;
   s.tgt = s.idx + nv;
   float *nll = s.lse + nv, *wrow = nll + nv;
@@ -213,12 +229,16 @@ vt_tensor *vt_lm_cross_entropy(vt_ctx *ctx, vt_tensor *hidden, vt_tensor *weight
     ctx->be->copy(ctx->be, s.idx, idx_h, sizeof(int32_t) * (size_t)s.Nv, VT_COPY_H2D);
     ctx->be->copy(ctx->be, s.tgt, th, sizeof(int32_t) * (size_t)s.Nv, VT_COPY_H2D);
   }
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data);
+  const void *w = vt_gemm_operand(ctx, op, weight, weight->data, vt_numel(weight));
+  if (!w) return &ctx->err_tensor;
   for (int64_t c0 = 0; c0 < s.Nv; c0 += s.chunk) {
     int64_t nr = s.Nv - c0 < s.chunk ? s.Nv - c0 : s.chunk;
-    lmce_logits(ctx, &s, hidden->data, weight->data, c0, nr);
+    lmce_logits(ctx, &s, hidden->data, w, c0, nr);
     k->ce_forward(ctx->be, nr, s.V, s.scratch, s.tgt + c0, VT_IGNORE_INDEX, NULL, s.lse + c0,
                   nll + c0, wrow + c0);
   }
+  vt_arena_rewind(&ctx->data, mark); /* only a converted weight lies past it */
   bool mean = o.reduction == VT_LOSS_MEAN;
   k->ratio_sum(ctx->be, s.Nv, nll, mean ? wrow : NULL, out->data, s.denom);
   if (!mean) s.denom = NULL;

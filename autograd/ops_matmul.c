@@ -1,4 +1,5 @@
-/* Batched matmul with transposes, on the backend's GEMM (OpenBLAS sgemm on the CPU). */
+/* Batched matmul with transposes, on the backend's GEMM (OpenBLAS sgemm on the CPU; oneDNN's
+ * bf16 matmul under bf16 mixed precision). */
 #include "autograd/ctx_impl.h"
 #include "autograd/ops.h"
 
@@ -47,33 +48,41 @@ static bool mm_plan(vt_ctx *ctx, const vt_tensor *a, const vt_tensor *b, bool ta
   return true;
 }
 
+/* Under bf16 (vt_ctx_set_gemm_dtype) every GEMM here takes bf16 operands: the weights' store
+ * copies, and activations and dC converted into the arena just for the call (rewound after,
+ * so mixed precision adds no activation memory that lives past the op). */
 static void matmul_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *a = n->in[0], *b = n->in[1];
   mm_geom g;
   if (!mm_plan(ctx, a, b, n->i[0], n->i[1], &g)) return;
-  const float *A = a->data, *B = b->data, *dC = n->out->grad;
+  float *dA = NULL, *dB = NULL;
+  if (a->requires_grad && !(dA = vt_grad(ctx, a))) return;
+  if (b->requires_grad && !(dB = vt_grad(ctx, b))) return;
+  vt_dtype in = ctx->gemm_dtype;
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data);
+  const void *dC = vt_gemm_operand(ctx, "matmul", NULL, n->out->grad, vt_numel(n->out));
+  const void *A = dB ? vt_gemm_operand(ctx, "matmul", a, a->data, vt_numel(a)) : NULL;
+  const void *B = dA ? vt_gemm_operand(ctx, "matmul", b, b->data, vt_numel(b)) : NULL;
+  if (!dC || (dB && !A) || (dA && !B)) return;
   int64_t lda = g.ta ? g.m : g.k, ldb = g.tb ? g.k : g.n;
-  if (a->requires_grad) {
-    float *dA = vt_grad(ctx, a);
-    if (!dA) return;
+  if (dA) {
     if (!g.ta) /* dA[m,k] = dC @ op(B)^T */
-      ctx->be->gemm(ctx->be, VT_F32, false, !g.tb, g.m, g.k, g.n, 1.0f, dC, g.n, g.stride_c, B, ldb,
+      ctx->be->gemm(ctx->be, in, false, !g.tb, g.m, g.k, g.n, 1.0f, dC, g.n, g.stride_c, B, ldb,
                     g.stride_b, 1.0f, dA, lda, g.stride_a, g.batch);
     else /* dA[k,m] = op(B) @ dC^T */
-      ctx->be->gemm(ctx->be, VT_F32, g.tb, true, g.k, g.m, g.n, 1.0f, B, ldb, g.stride_b, dC, g.n,
+      ctx->be->gemm(ctx->be, in, g.tb, true, g.k, g.m, g.n, 1.0f, B, ldb, g.stride_b, dC, g.n,
                     g.stride_c, 1.0f, dA, lda, g.stride_a, g.batch);
   }
-  if (b->requires_grad) {
-    float *dB = vt_grad(ctx, b);
-    if (!dB) return;
+  if (dB) {
     /* A shared B receives the sum over the batch: stride 0 on dB accumulates (beta = 1). */
     if (!g.tb) /* dB[k,n] = op(A)^T @ dC */
-      ctx->be->gemm(ctx->be, VT_F32, !g.ta, false, g.k, g.n, g.m, 1.0f, A, lda, g.stride_a, dC, g.n,
+      ctx->be->gemm(ctx->be, in, !g.ta, false, g.k, g.n, g.m, 1.0f, A, lda, g.stride_a, dC, g.n,
                     g.stride_c, 1.0f, dB, ldb, g.stride_b, g.batch);
     else /* dB[n,k] = dC^T @ op(A) */
-      ctx->be->gemm(ctx->be, VT_F32, true, g.ta, g.n, g.k, g.m, 1.0f, dC, g.n, g.stride_c, A, lda,
+      ctx->be->gemm(ctx->be, in, true, g.ta, g.n, g.k, g.m, 1.0f, dC, g.n, g.stride_c, A, lda,
                     g.stride_a, 1.0f, dB, ldb, g.stride_b, g.batch);
   }
+  vt_arena_rewind(&ctx->data, mark);
 }
 
 vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb) {
@@ -88,8 +97,14 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb) 
   shape[a->ndim - 1] = g.n;
   vt_tensor *out = vt_alloc_tensor(ctx, "matmul", VT_F32, a->ndim, shape);
   if (!out) return &ctx->err_tensor;
-  ctx->be->gemm(ctx->be, VT_F32, ta, tb, g.m, g.n, g.k, 1.0f, a->data, ta ? g.m : g.k, g.stride_a,
-                b->data, tb ? g.k : g.n, g.stride_b, 0.0f, out->data, g.n, g.stride_c, g.batch);
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data);
+  const void *A = vt_gemm_operand(ctx, "matmul", a, a->data, vt_numel(a));
+  const void *B = vt_gemm_operand(ctx, "matmul", b, b->data, vt_numel(b));
+  if (!A || !B) return &ctx->err_tensor;
+  ctx->be->gemm(ctx->be, ctx->gemm_dtype, ta, tb, g.m, g.n, g.k, 1.0f, A, ta ? g.m : g.k,
+                g.stride_a, B, tb ? g.k : g.n, g.stride_b, 0.0f, out->data, g.n, g.stride_c,
+                g.batch);
+  vt_arena_rewind(&ctx->data, mark);
   vt_tensor *in[2] = {a, b};
   vt_node *n = vt_record(ctx, "matmul", matmul_backward, out, 2, in);
   if (n) {

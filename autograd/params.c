@@ -34,6 +34,7 @@ void vt_params_free(vt_params *ps) {
     for (int d = 0; d < VT_DTYPE_COUNT; d++)
       if (ps->data[d]) ps->be->free(ps->be, ps->data[d]);
     if (ps->grad) ps->be->free(ps->be, ps->grad);
+    if (ps->lowp) ps->be->free(ps->be, ps->lowp);
     if (ps->owns_be) vt_backend_free(ps->be);
   }
   memset(ps, 0, sizeof *ps);
@@ -230,6 +231,50 @@ vt_tensor *vt_params_concat_view(vt_ctx *ctx, vt_tensor *const *ts, int n) {
   return v;
 }
 
+int vt_params_enable_lowp(vt_params *ps, vt_dtype dtype, char *err, size_t err_len) {
+  if (dtype != VT_BF16) {
+    snprintf(err, err_len, "parameter copies: dtype %s is not supported (expected bf16)",
+             vt_dtype_name(dtype));
+    return -1;
+  }
+  if (!ps->allocated) {
+    snprintf(err, err_len, "parameter copies: the store is not allocated yet");
+    return -1;
+  }
+  if (!ps->lowp && ps->numel[VT_F32]) {
+    ps->lowp = ps->be->alloc(ps->be, ps->numel[VT_F32] * sizeof(uint16_t));
+    if (!ps->lowp) {
+      snprintf(err, err_len, "out of %s memory allocating bf16 copies of %zu parameters",
+               ps->be->name, ps->numel[VT_F32]);
+      return -1;
+    }
+  }
+  for (int i = 0; i < ps->n; i++) {
+    vt_param *p = ps->items[i];
+    if (p->t.dtype == VT_F32) p->t.lowp = (uint16_t *)ps->lowp + p->offset;
+  }
+  vt_params_sync_lowp(ps);
+  return 0;
+}
+
+void vt_params_sync_lowp(vt_params *ps) {
+  if (ps->lowp)
+    ps->be->convert(ps->be, VT_F32, VT_BF16, (int64_t)ps->numel[VT_F32], ps->data[VT_F32],
+                    ps->lowp);
+}
+
+void vt_params_disable_lowp(vt_params *ps) {
+  for (int i = 0; i < ps->n; i++) ps->items[i]->t.lowp = NULL;
+  if (ps->lowp) ps->be->free(ps->be, ps->lowp);
+  ps->lowp = NULL;
+}
+
+/* After a write into one parameter: its bf16 copy follows. */
+static void sync_one(const vt_params *ps, const vt_tensor *t) {
+  if (ps->lowp && t->lowp && t->dtype == VT_F32)
+    ps->be->convert(ps->be, VT_F32, VT_BF16, vt_numel(t), t->data, t->lowp);
+}
+
 /* t must point into the store's buffer of its dtype: a tensor of another store (or a step
  * tensor) would be copied through the wrong backend. */
 static bool param_check(const vt_params *ps, const vt_tensor *t, char *err, size_t err_len) {
@@ -252,6 +297,7 @@ static bool param_check(const vt_params *ps, const vt_tensor *t, char *err, size
 int vt_param_write(const vt_params *ps, vt_tensor *t, const void *host, char *err, size_t err_len) {
   if (!param_check(ps, t, err, err_len)) return -1;
   vt_buf_from_host(ps->be, t->data, host, vt_nbytes(t));
+  sync_one(ps, t);
   return 0;
 }
 
@@ -306,6 +352,7 @@ int vt_param_write_f32(const vt_params *ps, vt_tensor *t, const float *host, cha
     vt_buf_from_host(ps->be, t->data, host, vt_nbytes(t));
   else
     write_converted(ps, t, host, 0.0f);
+  sync_one(ps, t);
   return 0;
 }
 
@@ -332,6 +379,7 @@ int vt_param_fill(const vt_params *ps, vt_tensor *t, float value, char *err, siz
     vt_buf_fill_f32(ps->be, t->data, vt_numel(t), value);
   else
     write_converted(ps, t, NULL, value);
+  sync_one(ps, t);
   return 0;
 }
 

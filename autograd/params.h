@@ -27,6 +27,7 @@ typedef struct {
   size_t numel[VT_DTYPE_COUNT];
   float *grad;
   size_t grad_numel;
+  void *lowp; /* bf16 copies of the f32 buffer (same offsets), or NULL: see enable_lowp */
   bool allocated;
   int *index; /* open-addressing hash of item indices by name (-1 empty): finds in O(1) */
   size_t index_cap;
@@ -63,6 +64,20 @@ struct vt_ctx;
  * gradient slots. The view lives in ctx's step. NULL (no error) when they are not contiguous,
  * e.g. one of them is frozen: the caller then uses them one by one. */
 vt_tensor *vt_params_concat_view(struct vt_ctx *ctx, vt_tensor *const *ts, int n);
+
+/* bf16 mixed precision. The store keeps a bf16 copy of its whole f32 buffer on the device
+ * (same offsets, 2 bytes per value) and points each f32 parameter's t.lowp into it; GEMMs of a
+ * ctx in bf16 mode (vt_ctx_set_gemm_dtype) read those copies, while the f32 values stay the
+ * masters that the optimizer updates and checkpoints save. Copies are made by the backend's
+ * convert kernel (no host loop), so the same code serves every device:
+ *  - enable_lowp allocates and fills them (call after the weights are initialised or loaded;
+ *    dtype must be VT_BF16). Returns 0, or -1 with a message (out of memory, bad dtype);
+ *  - sync_lowp refreshes all of them: the optimizer calls it after each update;
+ *  - vt_param_write, _write_f32 and _fill refresh the written parameter's copy themselves;
+ *  - disable_lowp frees them (t.lowp = NULL). */
+int vt_params_enable_lowp(vt_params *ps, vt_dtype dtype, char *err, size_t err_len);
+void vt_params_sync_lowp(vt_params *ps);
+void vt_params_disable_lowp(vt_params *ps);
 
 /* Parameter memory from the host, through the store's backend: nothing above autograd/ reads
  * or writes t->data or t->grad itself, so the same code serves every device. t must be a

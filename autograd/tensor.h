@@ -25,7 +25,10 @@ typedef struct vt_tensor {
   int64_t shape[VT_MAX_DIMS];
   vt_device device;
   void *data;
-  float *grad;        /* f32 gradient of the same shape, or NULL (allocated on demand) */
+  float *grad; /* f32 gradient of the same shape, or NULL (allocated on demand) */
+  /* A bf16 copy of data in the same layout, kept current by the parameter store under bf16
+   * mixed precision (vt_params_enable_lowp); GEMMs read it instead of converting. NULL: none. */
+  void *lowp;
   bool requires_grad; /* a gradient flows to it (parameter or result of such) */
   bool is_param;      /* gradient lives in a vt_params flat buffer */
   const char *name;   /* parameter name, or NULL */

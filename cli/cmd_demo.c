@@ -22,6 +22,7 @@ static const cli_opt opts[] = {
     {"seed", CLI_OPT_INT, "1", "seed of the data and the initial weights"},
     {"log-every", CLI_OPT_INT, "20", "print a progress line every N steps"},
     {"resume", CLI_OPT_FLAG, NULL, "continue an interrupted demo run (else --out starts afresh)"},
+    {"precision", CLI_OPT_STR, "fp32", "fp32, or bf16 (bf16 GEMMs, f32 masters; needs bf16 units)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -51,12 +52,14 @@ static int write_stage(const char *path, const cli_args *a, int64_t max_len, cha
           "model:\n  name: qwen2\n  config: config.json\n"
           "data:\n  mixture: data/mixture.yaml\n  max_len: %lld\n"
           "train:\n  steps: %lld\n  batch_size: %lld\n  grad_accum: 1\n  seed: %lld\n"
+          "  precision: %s\n"
           "  optimizer: adamw\n  lr: %.9g\n  max_grad_norm: 1.0\n  losses: {lm: 1.0}\n"
           "schedule:\n  kind: cosine\n  warmup_ratio: 0.03\n  min_lr_ratio: 0.1\n"
           "output:\n  dir: .\n  save_every: 100\n  keep_last: 2\n  log_every: %lld\n",
           path, (long long)max_len, (long long)cli_args_int(a, "steps"),
           (long long)cli_args_int(a, "batch"), (long long)cli_args_int(a, "seed"),
-          cli_args_float(a, "lr"), (long long)cli_args_int(a, "log-every"));
+          cli_args_str(a, "precision"), cli_args_float(a, "lr"),
+          (long long)cli_args_int(a, "log-every"));
   if (fclose(f)) {
     snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
     return -1;

@@ -281,6 +281,21 @@ void stage_cfg_defaults(stage_cfg *cfg) {
   sched_unset(&cfg->sched);
 }
 
+static int read_precision(ycfg *c, yaml_node_t *t, stage_cfg *cfg, char *err, size_t err_len) {
+  char p[32] = "fp32";
+  if (opt_str(c, t, "precision", "train", p, sizeof p, false, err, err_len)) return -1;
+  if (!strcmp(p, "fp32")) {
+    cfg->precision = VT_F32;
+  } else if (!strcmp(p, "bf16")) {
+    cfg->precision = VT_BF16;
+  } else {
+    snprintf(err, err_len, "%s:%d: train.precision: expected fp32 or bf16, found \"%s\"", c->path,
+             line_of(ycfg_get(c, t, "precision")), p);
+    return -1;
+  }
+  return 0;
+}
+
 static int read_device(ycfg *c, yaml_node_t *root, stage_cfg *cfg, char *err, size_t err_len) {
   char dev[32] = "cpu";
   if (opt_str(c, root, "device", "the top level", dev, sizeof dev, false, err, err_len)) return -1;
@@ -440,8 +455,9 @@ static int load_sections(stage_cfg *cfg, ycfg *c, char *err, size_t err_len) {
   yaml_node_t *s = ycfg_get(c, root, "schedule"), *init = ycfg_get(c, root, "init");
   const char *train_keys[40];
   int nk = 0;
-  static const char *const tk[] = {"steps",     "epochs", "batch_size", "grad_accum", "seed",
-                                   "trainable", "frozen", "losses",     "phases",     NULL};
+  static const char *const tk[] = {"steps",  "epochs",    "batch_size", "grad_accum",
+                                   "seed",   "trainable", "frozen",     "losses",
+                                   "phases", "precision", NULL};
   for (int i = 0; tk[i]; i++) train_keys[nk++] = tk[i];
   for (int i = 0; optim_keys[i]; i++) train_keys[nk++] = optim_keys[i];
   train_keys[nk] = NULL;
@@ -470,6 +486,7 @@ static int load_sections(stage_cfg *cfg, ycfg *c, char *err, size_t err_len) {
       opt_int(c, t, "batch_size", "train", &cfg->batch_size, err, err_len) ||
       opt_int(c, t, "grad_accum", "train", &cfg->grad_accum, err, err_len) ||
       opt_int(c, t, "seed", "train", &seed, err, err_len) ||
+      read_precision(c, t, cfg, err, err_len) ||
       read_list(c, cfg, t, "trainable", cfg->trainable, &cfg->n_trainable, err, err_len) ||
       read_list(c, cfg, t, "frozen", cfg->frozen, &cfg->n_frozen, err, err_len) ||
       read_weights(c, t, "losses", "train", cfg->losses, VT_MODEL_MAX_TERMS, &cfg->n_losses, err,

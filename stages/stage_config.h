@@ -94,6 +94,9 @@ typedef struct {
   /* train: */
   int64_t steps, epochs, batch_size, grad_accum;
   uint64_t seed;
+  /* train.precision: fp32 (VT_F32, the default) or bf16 (VT_BF16: bf16 GEMMs with f32
+   * accumulation and f32 masters, see vt_ctx_set_gemm_dtype) */
+  vt_dtype precision;
   char trainable[STAGE_MAX_LIST][STAGE_GLOBS]; /* parts expanded; empty = everything */
   int n_trainable;
   char frozen[STAGE_MAX_LIST][STAGE_GLOBS]; /* applied after trainable */

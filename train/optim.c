@@ -326,6 +326,10 @@ int vt_optim_step(vt_optim *o, double lr_mult, int64_t step, vt_optim_stats *sta
                          .eps = (float)c->eps};
     k->adam_update(o->be, segs, nseg, grad, o->m, o->v, h);
   }
+  /* bf16 mixed precision: the GEMMs' copies follow the updated f32 masters (a no-op without
+   * copies). Whoever changes parameters after this (e.g. a ZeRO all-gather of the updated
+   * shards) syncs again. */
+  vt_params_sync_lowp(ps);
   if (stats) *stats = st;
   return 0;
 }

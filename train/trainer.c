@@ -266,6 +266,18 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       goto done;
     }
   }
+  /* bf16 mixed precision: the GEMMs read bf16 copies of the final initial (or restored) f32
+   * masters; without bf16 units this is an error naming what the CPU lacks */
+  char gemm_kernel[256] = "";
+  if (cfg->precision != VT_F32 && (vt_ctx_set_gemm_dtype(t.ctx, cfg->precision, gemm_kernel,
+                                                         sizeof gemm_kernel, err, err_len) ||
+                                   vt_params_enable_lowp(&t.ps, cfg->precision, err, err_len))) {
+    char why[1024];
+    snprintf(why, sizeof why, "%s", err);
+    snprintf(err, err_len, "%s: train.precision %s: %s", cfg->path, vt_dtype_name(cfg->precision),
+             why);
+    goto done;
+  }
   r->start_step = t.step;
   if (found) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", ckpt_dir); /* if nothing is left */
   r->total_steps = t.total_steps;
@@ -283,6 +295,9 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
                     cfg->name, t.model->ops->name, n1, n2, (long long)t.total_steps,
                     (long long)cfg->batch_size, (long long)cfg->grad_accum, d->world,
                     found ? ", resumed from " : "", found ? ckpt_dir : "");
+    if (cfg->precision != VT_F32)
+      vt_metrics_note(&met, "precision %s: GEMMs on %s, f32 master weights and optimizer",
+                      vt_dtype_name(cfg->precision), gemm_kernel);
   }
 
   double t_last = vt_now();

@@ -1,4 +1,5 @@
-/* The CPU backend: OpenBLAS sgemm for every matmul, OpenMP for the other loops. */
+/* The CPU backend: OpenBLAS sgemm for f32 matmuls, oneDNN for bf16 ones (cpu_gemm_dnnl.c),
+ * OpenMP for the other loops. */
 #include "autograd/cpu/cpu_par.h"
 #include <cblas.h>
 #include <float.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "autograd/backend.h"
+#include "autograd/cpu/cpu_gemm.h"
 #include "autograd/cpu/cpu_math.h"
 #include "autograd/cpu/cpu_vexp.h"
 
@@ -61,9 +63,34 @@ static void store_f32(vt_dtype t, void *p, int64_t i, float v) {
   }
 }
 
+/* f32 -> bf16 and back, the conversions of bf16 mixed precision (weight copies after every
+ * optimizer step, activations into each GEMM): vectorised clones of dtype.h's rounding. */
+VT_SIMD_HOT void f32_to_bf16_rows(int64_t n, const float *restrict src, uint16_t *restrict dst) {
+  _Pragma("omp simd") for (int64_t i = 0; i < n; i++) dst[i] = vt_f32_to_bf16(src[i]);
+}
+
+VT_SIMD_HOT void bf16_to_f32_rows(int64_t n, const uint16_t *restrict src, float *restrict dst) {
+  _Pragma("omp simd") for (int64_t i = 0; i < n; i++) dst[i] = vt_bf16_to_f32(src[i]);
+}
+
+#define CONVERT_CHUNK 16384
+
 static void cpu_convert(const vt_backend *be, vt_dtype from, vt_dtype to, int64_t n,
                         const void *src, void *dst) {
   (void)be;
+  if ((from == VT_F32 && to == VT_BF16) || (from == VT_BF16 && to == VT_F32)) {
+    int64_t chunks = (n + CONVERT_CHUNK - 1) / CONVERT_CHUNK;
+    bool narrow = from == VT_F32;
+    VT_OMP_IF(
+        n > PAR_MIN, "omp parallel for", for (int64_t c = 0; c < chunks; c++) {
+          int64_t i0 = c * CONVERT_CHUNK, len = n - i0 < CONVERT_CHUNK ? n - i0 : CONVERT_CHUNK;
+          if (narrow)
+            f32_to_bf16_rows(len, (const float *)src + i0, (uint16_t *)dst + i0);
+          else
+            bf16_to_f32_rows(len, (const uint16_t *)src + i0, (float *)dst + i0);
+        });
+    return;
+  }
   if (from == to) {
     memmove(dst, src, (size_t)n * vt_dtype_size(from));
     return;
@@ -96,9 +123,9 @@ static void bf16_panel(const uint16_t *x, int64_t rows, int64_t cols, int64_t ld
     for (int64_t j = 0; j < cols; j++) out[r * cols + j] = vt_bf16_to_f32(x[r * ld + j]);
 }
 
-/* bf16 inputs: Debian's OpenBLAS has no sbgemm, so each operand is widened to f32 (exact)
- * and multiplied by sgemm, which accumulates in f32 as the contract says. Correct, not fast:
- * a fast bf16 path is later work. Without memory for the panels a plain loop does the same
+/* bf16 inputs without oneDNN (or a shape it refuses): Debian's OpenBLAS has no sbgemm, so each
+ * operand is widened to f32 (exact) and multiplied by sgemm, which accumulates in f32 as the
+ * contract says. Correct, not fast. Without memory for the panels a plain loop does the same
  * arithmetic in place. */
 static void gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                       const uint16_t *a, int64_t lda, int64_t stride_a, const uint16_t *b,
@@ -137,12 +164,18 @@ static void cpu_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_
                      const void *b, int64_t ldb, int64_t stride_b, float beta, float *c,
                      int64_t ldc, int64_t stride_c, int64_t batch) {
   (void)be;
-  if (in == VT_BF16)
+  if (in == VT_BF16 && !vt_cpu_dnnl_gemm_bf16(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb,
+                                              stride_b, beta, c, ldc, stride_c, batch))
     gemm_bf16(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
               batch);
-  else
+  else if (in != VT_BF16)
     sgemm_batch(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
                 batch);
+}
+
+static bool cpu_gemm_bf16_info(const vt_backend *be, char *buf, size_t len) {
+  (void)be;
+  return vt_cpu_bf16_gemm_info(buf, len);
 }
 
 /* Offsets of a and b for the start of output row r (row = all dims but the last). */
@@ -510,6 +543,7 @@ static const vt_backend cpu_backend = {
     .fill = cpu_fill,
     .convert = cpu_convert,
     .gemm = cpu_gemm,
+    .gemm_bf16_info = cpu_gemm_bf16_info,
     .binary = cpu_binary,
     .binary_backward = cpu_binary_backward,
     .unary = cpu_unary,
