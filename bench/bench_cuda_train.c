@@ -5,13 +5,16 @@
  * bench_qwen2_train does: 6 P_mm tokens + 6 L B H hd T^2 (causal attention), where P_mm is every
  * parameter in a matmul (the tied embedding serves the LM head). MFU is that rate over a peak:
  * VT_PEAK_TFLOPS (default 989, dense bf16 of an H100 / H200 SXM); the fp32 figure (67) is
- * printed too, since the step computes in f32 until bf16 compute copies are wired.
+ * printed too. --bf16 trains with bf16 mixed precision (bf16 GEMMs on the parameter store's
+ * bf16 copies, f32 master weights, moments, norms, attention and losses); without it the
+ * whole step is f32 (full-FP32 GEMMs).
  *   RESULT bench=cuda_train params=... tokens_per_s=... tflops=... mfu_bf16=... mfu_fp32=...
- * Usage: bench_cuda_train [steps] [warmup] [seq] [batch] (default 4 2 2048 1). Exits 77 without
- * a GPU. */
+ * Usage: bench_cuda_train [--bf16] [steps] [warmup] [seq] [batch] (default 4 2 2048 1). Exits 77
+ * without a GPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "autograd/vt.h"
@@ -25,10 +28,12 @@ static double now_s(void) {
 }
 
 int main(int argc, char **argv) {
+  bool bf16 = argc > 1 && !strcmp(argv[1], "--bf16");
+  if (bf16) argc--, argv++;
   int steps = argc > 1 ? atoi(argv[1]) : 4, warmup = argc > 2 ? atoi(argv[2]) : 2;
   int64_t T = argc > 3 ? atoll(argv[3]) : 2048, B = argc > 4 ? atoll(argv[4]) : 1;
   if (steps < 1 || warmup < 0 || T < 2 || B < 1) {
-    fprintf(stderr, "usage: bench_cuda_train [steps] [warmup] [seq] [batch]\n");
+    fprintf(stderr, "usage: bench_cuda_train [--bf16] [steps] [warmup] [seq] [batch]\n");
     return 2;
   }
   if (vt_cuda_device_count() == 0) {
@@ -72,9 +77,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_cuda_train: %s\n", cerr ? cerr : "no ctx");
     return 1;
   }
+  char kernel[256] = "cuBLAS sgemm (full FP32)";
+  if (bf16 && (vt_ctx_set_gemm_dtype(ctx, VT_BF16, kernel, sizeof kernel, err, sizeof err) ||
+               vt_params_enable_lowp(&ps, VT_BF16, err, sizeof err))) {
+    fprintf(stderr, "bench_cuda_train: bf16: %s\n", err);
+    return 1;
+  }
   int64_t P = (int64_t)vt_params_count(&ps, false);
-  printf("qwen2 on cuda:0: %lld params, batch %lld x seq %lld, f32, %d steps after %d warm-up\n",
-         (long long)P, (long long)B, (long long)T, steps, warmup);
+  printf("qwen2 on cuda:0: %lld params, batch %lld x seq %lld, %s (GEMMs: %s), %d steps after %d "
+         "warm-up\n",
+         (long long)P, (long long)B, (long long)T, bf16 ? "bf16 mixed precision" : "f32", kernel,
+         steps, warmup);
   int32_t *ids = malloc(sizeof(int32_t) * (size_t)(B * T));
   double t0 = 0, loss0 = 0, loss = 0;
   for (int s = 0; s < warmup + steps; s++) {
@@ -113,10 +126,12 @@ int main(int argc, char **argv) {
          "(fp32 peak); loss %.4f -> %.4f\n",
          dt * 1e3, (double)(B * T) / dt, tflops, 100 * tflops / peak, peak, 100 * tflops / 67.0,
          loss0, loss);
-  printf("RESULT bench=cuda_train params=%lld seq=%lld batch=%lld step_ms=%.1f tokens_per_s=%.0f "
-         "tflops=%.2f mfu_bf16=%.4f mfu_fp32=%.4f arena_mib=%.0f loss0=%.4f loss=%.4f\n",
-         (long long)P, (long long)T, (long long)B, dt * 1e3, (double)(B * T) / dt, tflops,
-         tflops / peak, tflops / 67.0, vt_ctx_arena_high_water(ctx) / 1048576.0, loss0, loss);
+  printf("RESULT bench=cuda_train precision=%s params=%lld seq=%lld batch=%lld step_ms=%.1f "
+         "tokens_per_s=%.0f tflops=%.2f mfu_bf16=%.4f mfu_fp32=%.4f arena_mib=%.0f loss0=%.4f "
+         "loss=%.4f\n",
+         bf16 ? "bf16" : "f32", (long long)P, (long long)T, (long long)B, dt * 1e3,
+         (double)(B * T) / dt, tflops, tflops / peak, tflops / 67.0,
+         vt_ctx_arena_high_water(ctx) / 1048576.0, loss0, loss);
   free(ids);
   vt_ctx_free(ctx);
   vt_optim_free(&opt);

@@ -6,9 +6,9 @@
 #      the CPU, the bf16 GEMM, host I/O, and 10-step CPU/GPU training parity of four models;
 #   3. the GPU benchmarks: GEMM TFLOP/s next to a plain cuBLASLt call (bench_cuda_gemm),
 #      fused attention forward / backward TFLOP/s (bench_cuda_attn), and the training MFU of a
-#      ~0.5B Qwen2 at sequence 2048 (bench_cuda_train).
+#      ~0.5B Qwen2 at sequence 2048 (bench_cuda_train), in bf16 mixed precision and in f32.
 # Each part runs under `timeout`, so the whole stays under 8 minutes; a part that fails or
-# times out is reported and the next one still runs (limits: 45 + 150 + 90 + 30 + 30 + 90 s). The log goes to $OUT/gpu_check.log when
+# times out is reported and the next one still runs (limits: 45 + 140 + 80 + 30 + 30 + 75 + 50 s = 7.5 min). The log goes to $OUT/gpu_check.log when
 # OUT is set (else to the build directory), a summary table is printed last.
 #   bench/gpu_check.sh [build-dir]        (default: build-gpu under the source tree)
 # Environment: JOBS (build parallelism, default nproc), VT_GPU_PREBUILT=1 (skip the build and
@@ -55,14 +55,15 @@ if [ "${VT_GPU_PREBUILT:-0}" != 1 ]; then
     -DCMAKE_CUDA_ARCHITECTURES=90 -DVT_ENABLE_CUDA=ON -DVT_ENABLE_MPI=OFF -DVT_WERROR=ON || built=0
   if [ $built = 1 ]; then
     # shellcheck disable=SC2086
-    part build 150 cmake --build "$BUILD" -j"$JOBS" --target $TESTS $BENCHES || built=0
+    part build 140 cmake --build "$BUILD" -j"$JOBS" --target $TESTS $BENCHES || built=0
   fi
 fi
 if [ $built = 1 ]; then
-  part "ctest -L cuda" 90 ctest --test-dir "$BUILD" -L cuda --output-on-failure -j1
+  part "ctest -L cuda" 80 ctest --test-dir "$BUILD" -L cuda --output-on-failure -j1
   part gemm 30 "$BUILD/bench/bench_cuda_gemm" 20
   part attention 30 "$BUILD/bench/bench_cuda_attn" 5
-  part train-mfu 90 "$BUILD/bench/bench_cuda_train" 4 2 2048 1
+  part train-bf16 75 "$BUILD/bench/bench_cuda_train" --bf16 4 2 2048 1
+  part train-f32 50 "$BUILD/bench/bench_cuda_train" 2 1 2048 1
 fi
 
 log ""

@@ -330,6 +330,22 @@ void vt_cuda_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, 
   VT_CUDA_LAUNCHED();
 }
 
+/* bf16 GEMMs run on tensor cores from compute capability 8.0 (Ampere) on; older devices
+ * would run them through slow paths, which mixed precision refuses. */
+static bool cuda_gemm_bf16_info(const vt_backend *be, char *buf, size_t len) {
+  vt_cuda_inst *st = vt_cuda_of(be);
+  cudaDeviceProp prop;
+  VT_CUDA_CHECK(cudaGetDeviceProperties(&prop, st->device));
+  if (prop.major < 8) {
+    snprintf(buf, len, "cuda:%d (%s, sm_%d%d) has no bf16 tensor cores (sm_80 or newer)",
+             st->device, prop.name, prop.major, prop.minor);
+    return false;
+  }
+  snprintf(buf, len, "cuBLASLt bf16 tensor cores, f32 accumulate (cuda:%d, %s, sm_%d%d)",
+           st->device, prop.name, prop.major, prop.minor);
+  return true;
+}
+
 static void cuda_synchronize(const vt_backend *be) {
   VT_CUDA_CHECK(cudaStreamSynchronize(VT_STREAM(be)));
 }
@@ -367,6 +383,7 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->fill = cuda_fill;
   t->convert = cuda_convert;
   t->gemm = cuda_gemm;
+  t->gemm_bf16_info = cuda_gemm_bf16_info;
   t->binary = vt_cuda_binary;
   t->binary_backward = vt_cuda_binary_backward;
   t->unary = vt_cuda_unary;
