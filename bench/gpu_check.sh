@@ -3,7 +3,8 @@
 #   1. builds the CUDA backend for sm_90 (-DCMAKE_CUDA_ARCHITECTURES=90, -Werror), only the
 #      targets the check runs;
 #   2. runs the tests labelled cuda (ctest -L cuda): every op-table case on the GPU against
-#      the CPU, the bf16 GEMM, host I/O, and 10-step CPU/GPU training parity of four models;
+#      the CPU, the bf16 GEMM, host I/O, 10-step CPU/GPU training parity of four models, and
+#      `vita train` with device: cuda (fp32 and bf16) against the same stage on the CPU;
 #   3. the GPU benchmarks: GEMM TFLOP/s next to a plain cuBLASLt call (bench_cuda_gemm),
 #      fused attention forward / backward TFLOP/s (bench_cuda_attn), and the training MFU of a
 #      ~0.5B Qwen2 at sequence 2048 (bench_cuda_train), in bf16 mixed precision and in f32.
@@ -47,7 +48,7 @@ log "gpu_check: source $SRC, build $BUILD, log $LOG, $(date -u +%FT%TZ)"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv >>"$LOG" 2>&1 ||
   log "nvidia-smi: not available"
 
-TESTS="test_backend_ops test_gemm test_host_io test_cuda_train"
+TESTS="test_backend_ops test_gemm test_host_io test_cuda_train vita"
 BENCHES="bench_cuda_gemm bench_cuda_attn bench_cuda_train"
 built=1
 if [ "${VT_GPU_PREBUILT:-0}" != 1 ]; then
