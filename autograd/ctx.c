@@ -162,6 +162,12 @@ const void *vt_gemm_operand(vt_ctx *ctx, const char *op, const vt_tensor *t, con
   return h;
 }
 
+float *vt_grad_first(vt_ctx *ctx, vt_tensor *t, bool *fresh) {
+  *fresh = !t->grad;
+  if (!t->grad) t->grad = vt_arena_data(ctx, "backward", (size_t)vt_numel(t) * sizeof(float));
+  return t->grad;
+}
+
 float *vt_grad(vt_ctx *ctx, vt_tensor *t) {
   if (!t->grad) {
     t->grad = vt_arena_data(ctx, "backward", (size_t)vt_numel(t) * sizeof(float));

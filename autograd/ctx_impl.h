@@ -54,6 +54,10 @@ const void *vt_gemm_operand(vt_ctx *ctx, const char *op, const vt_tensor *t, con
 
 /* The f32 gradient of t, allocated zeroed on first use. */
 float *vt_grad(vt_ctx *ctx, vt_tensor *t);
+/* For a writer that can overwrite instead of accumulate: the gradient of t, allocated but NOT
+ * zeroed on first use, with *fresh = true then; the caller must then write every element
+ * (e.g. a GEMM with beta 0, a copy). Saves the zeroing pass over the activations' gradients. */
+float *vt_grad_first(vt_ctx *ctx, vt_tensor *t, bool *fresh);
 /* True when any input needs a gradient and grad mode is on: then records a node for out
  * and returns it (else NULL). */
 vt_node *vt_record(vt_ctx *ctx, const char *op, vt_backward_fn fn, vt_tensor *out, int n_in,

@@ -55,9 +55,16 @@ static void matmul_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *a = n->in[0], *b = n->in[1];
   mm_geom g;
   if (!mm_plan(ctx, a, b, n->i[0], n->i[1], &g)) return;
+  /* a gradient made here is written whole by its GEMM (beta 0) rather than zeroed first; not
+   * when the GEMM sums a batch into it (stride 0) */
   float *dA = NULL, *dB = NULL;
-  if (a->requires_grad && !(dA = vt_grad(ctx, a))) return;
-  if (b->requires_grad && !(dB = vt_grad(ctx, b))) return;
+  bool fa = false, fb = false;
+  if (a->requires_grad && !(dA = vt_grad_first(ctx, a, &fa))) return;
+  if (b->requires_grad && !(dB = vt_grad_first(ctx, b, &fb))) return;
+  float beta_a = fa && (g.batch == 1 || g.stride_a) ? 0.0f : 1.0f;
+  float beta_b = fb && (g.batch == 1 || g.stride_b) ? 0.0f : 1.0f;
+  if (beta_a != 0.0f && fa) ctx->be->fill(ctx->be, dA, vt_numel(a), 0.0f);
+  if (beta_b != 0.0f && fb) ctx->be->fill(ctx->be, dB, vt_numel(b), 0.0f);
   vt_dtype in = ctx->gemm_dtype;
   vt_arena_mark mark = vt_arena_get_mark(&ctx->data);
   const void *dC = vt_gemm_operand(ctx, "matmul", NULL, n->out->grad, vt_numel(n->out));
@@ -68,19 +75,19 @@ static void matmul_backward(vt_ctx *ctx, vt_node *n) {
   if (dA) {
     if (!g.ta) /* dA[m,k] = dC @ op(B)^T */
       ctx->be->gemm(ctx->be, in, false, !g.tb, g.m, g.k, g.n, 1.0f, dC, g.n, g.stride_c, B, ldb,
-                    g.stride_b, 1.0f, dA, lda, g.stride_a, g.batch);
+                    g.stride_b, beta_a, dA, lda, g.stride_a, g.batch);
     else /* dA[k,m] = op(B) @ dC^T */
       ctx->be->gemm(ctx->be, in, g.tb, true, g.k, g.m, g.n, 1.0f, B, ldb, g.stride_b, dC, g.n,
-                    g.stride_c, 1.0f, dA, lda, g.stride_a, g.batch);
+                    g.stride_c, beta_a, dA, lda, g.stride_a, g.batch);
   }
   if (dB) {
     /* A shared B receives the sum over the batch: stride 0 on dB accumulates (beta = 1). */
     if (!g.tb) /* dB[k,n] = op(A)^T @ dC */
       ctx->be->gemm(ctx->be, in, !g.ta, false, g.k, g.n, g.m, 1.0f, A, lda, g.stride_a, dC, g.n,
-                    g.stride_c, 1.0f, dB, ldb, g.stride_b, g.batch);
+                    g.stride_c, beta_b, dB, ldb, g.stride_b, g.batch);
     else /* dB[n,k] = dC^T @ op(A) */
       ctx->be->gemm(ctx->be, in, true, g.ta, g.n, g.k, g.m, 1.0f, dC, g.n, g.stride_c, A, lda,
-                    g.stride_a, 1.0f, dB, ldb, g.stride_b, g.batch);
+                    g.stride_a, beta_b, dB, ldb, g.stride_b, g.batch);
   }
   vt_arena_rewind(&ctx->data, mark);
 }

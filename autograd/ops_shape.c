@@ -5,7 +5,14 @@
 #include "autograd/ops.h"
 
 static void reshape_backward(vt_ctx *ctx, vt_node *n) {
-  float *dx = vt_grad(ctx, n->in[0]);
+  vt_tensor *x = n->in[0];
+  if (!x->grad && !x->is_param) {
+    /* the view's gradient has the same layout and no reader left (the tape runs in reverse):
+     * it becomes x's, with no copy and no zeroing */
+    x->grad = n->out->grad;
+    return;
+  }
+  float *dx = vt_grad(ctx, x);
   if (dx) ctx->be->axpy(ctx->be, vt_numel(n->out), 1.0f, n->out->grad, dx);
 }
 
@@ -54,13 +61,14 @@ static void permuted_strides(const vt_tensor *x, const int64_t *perm, int64_t *s
 
 static void permute_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *x = n->in[0], *out = n->out;
-  float *dx = vt_grad(ctx, x);
+  bool fresh;
+  float *dx = vt_grad_first(ctx, x, &fresh); /* the copy covers all of x: no zeroing first */
   if (!dx) return;
   int64_t src[VT_MAX_DIMS], dst[VT_MAX_DIMS];
   permuted_strides(x, n->i, dst);
   vt_contiguous_strides(out->ndim, out->shape, src);
   ctx->be->strided_copy(ctx->be, out->ndim, out->shape, out->grad, src, dx, dst, sizeof(float),
-                        true);
+                        !fresh);
 }
 
 vt_tensor *vt_permute(vt_ctx *ctx, vt_tensor *x, const int *perm) {

@@ -13,8 +13,10 @@
  * the same run: after the timed steps, `steps` more steps alternate with one call of every
  * shape; sgemm_ms is what the step's calls take at the best time seen per shape, best_step_ms
  * the fastest of those steps, and efficiency = sgemm_ms / best_step_ms (BENCH_VERBOSE=1 lists the
- * shapes, BENCH_NO_SGEMM=1 skips the reference, e.g. under a profiler). Usage: bench_qwen2_train
- * [steps] [warmup] [--recompute] [--unpacked] (OMP_NUM_THREADS sets threads) */
+ * shapes, BENCH_NO_SGEMM=1 skips the reference, e.g. under a profiler). With --bf16 the step
+ * runs in bf16 mixed precision (bf16 GEMMs from the store's weight copies, f32 everything else;
+ * impl=c-bf16, no sgemm reference). Usage: bench_qwen2_train [steps] [warmup] [--recompute]
+ * [--unpacked] [--bf16] (OMP_NUM_THREADS sets threads) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,13 +138,15 @@ static int run_step(step_state *s, double *loss) {
 
 int main(int argc, char **argv) {
   int steps = 10, warmup = 2;
-  bool recompute = false, unpacked = false;
+  bool recompute = false, unpacked = false, bf16 = false;
   int npos = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--recompute")) {
       recompute = true;
     } else if (!strcmp(argv[i], "--unpacked")) {
       unpacked = true;
+    } else if (!strcmp(argv[i], "--bf16")) {
+      bf16 = true;
     } else if (npos == 0) {
       steps = atoi(argv[i]), npos++;
     } else {
@@ -150,7 +154,8 @@ int main(int argc, char **argv) {
     }
   }
   if (steps < 1 || warmup < 0) {
-    fprintf(stderr, "usage: bench_qwen2_train [steps] [warmup] [--recompute] [--unpacked]\n");
+    fprintf(stderr,
+            "usage: bench_qwen2_train [steps] [warmup] [--recompute] [--unpacked] [--bf16]\n");
     return 2;
   }
   const int64_t B = 4, T = 256;
@@ -192,13 +197,19 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_qwen2_train: %s\n", cerr ? cerr : "no CPU context");
     return 1;
   }
+  char kernel[256] = "sgemm";
+  if (bf16 && (vt_ctx_set_gemm_dtype(ctx, VT_BF16, kernel, sizeof kernel, err, sizeof err) ||
+               vt_params_enable_lowp(&ps, VT_BF16, err, sizeof err))) {
+    fprintf(stderr, "bench_qwen2_train: --bf16: %s\n", err);
+    return 1;
+  }
   int32_t *ids = malloc(sizeof(int32_t) * (size_t)(B * T));
   int64_t P = (int64_t)vt_params_count(&ps, false);
   const char *threads = getenv("OMP_NUM_THREADS");
   printf("qwen2 bench (C): params %lld, batch %lld x seq %lld, %d steps after %d warmup, "
-         "threads %s, recompute %s\n",
+         "threads %s, recompute %s, GEMMs %s\n",
          (long long)P, (long long)B, (long long)T, steps, warmup, threads ? threads : "default",
-         recompute ? "on" : "off");
+         recompute ? "on" : "off", kernel);
 
   step_state st = {&m, &ps, &opt, ctx, &rng, ids, B, T, cfg.vocab_size, 0};
   double t_start = 0, loss0 = 0, loss = 0;
@@ -224,7 +235,7 @@ int main(int argc, char **argv) {
    * and the best of each is kept. */
   gemm_shape shapes[32];
   const char *skip = getenv("BENCH_NO_SGEMM"); /* profiling the step alone */
-  int ns = skip && *skip == '1' ? 0 : step_shapes(&cfg, B * T, T, B, unpacked, shapes);
+  int ns = (skip && *skip == '1') || bf16 ? 0 : step_shapes(&cfg, B * T, T, B, unpacked, shapes);
   size_t most = 0;
   for (int i = 0; i < ns; i++) {
     size_t mk = (size_t)(shapes[i].m * shapes[i].k), kn = (size_t)(shapes[i].k * shapes[i].n);
@@ -261,13 +272,13 @@ int main(int argc, char **argv) {
   free(ga);
   free(gb);
   free(gc);
-  printf("RESULT impl=c tokens_per_s=%.1f gflops=%.2f peak_rss_mib=%.1f step_ms=%.1f loss0=%.4f "
+  printf("RESULT impl=%s tokens_per_s=%.1f gflops=%.2f peak_rss_mib=%.1f step_ms=%.1f loss0=%.4f "
          "loss=%.4f arena_mib=%.1f blas=%s best_step_ms=%.1f sgemm_ms=%.1f sgemm_gflops=%.2f "
          "efficiency=%.3f\n",
-         tokens / dt, flops_step * steps / dt * 1e-9, ru.ru_maxrss / 1024.0, dt / steps * 1e3,
-         loss0, loss_timed, vt_ctx_arena_high_water(ctx) / 1048576.0, openblas_get_corename(),
-         ns ? best_step * 1e3 : 0.0, ref_s * 1e3, ref_s > 0 ? ref_flops / ref_s * 1e-9 : 0.0,
-         ns ? ref_s / best_step : 0.0);
+         bf16 ? "c-bf16" : "c", tokens / dt, flops_step * steps / dt * 1e-9, ru.ru_maxrss / 1024.0,
+         dt / steps * 1e3, loss0, loss_timed, vt_ctx_arena_high_water(ctx) / 1048576.0,
+         openblas_get_corename(), ns ? best_step * 1e3 : 0.0, ref_s * 1e3,
+         ref_s > 0 ? ref_flops / ref_s * 1e-9 : 0.0, ns ? ref_s / best_step : 0.0);
   free(ids);
   vt_ctx_free(ctx);
   vt_optim_free(&opt);

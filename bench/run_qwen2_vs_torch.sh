@@ -6,10 +6,15 @@
 # the step's GEMM shapes, measured inside each C run). When the environment pins OpenBLAS's
 # kernels (OPENBLAS_CORETYPE, e.g. Haswell = AVX2 sgemm) the C side also runs with the
 # variable unset ("c-auto": OpenBLAS picks the kernels for this CPU, e.g. Cooperlake =
-# AVX-512); "c" is the run as configured.
+# AVX-512); "c" is the run as configured. With BF16=1 (the default when the CPU has bf16 units)
+# both sides also run in bf16 mixed precision in the same rounds: "c-bf16" (bench --bf16:
+# oneDNN bf16 GEMMs, f32 masters) and "torch-bf16" (torch.autocast("cpu", dtype=bfloat16)),
+# with issue 16's ratios: c-bf16 / torch-bf16 (target >= 1.5), c-bf16 / c (>= 2), and peak
+# RSS c-bf16 / c (<= 1).
 # Usage: bench/run_qwen2_vs_torch.sh [BUILD_DIR]
 #   env: THREADS (default 2), STEPS (6), WARMUP (2), REPS (2), ATTN (eager|sdpa; default
-#   eager, the faster of the two here), C_ARGS (extra C bench args, e.g. --recompute)
+#   eager, the faster of the two here), C_ARGS (extra C bench args, e.g. --recompute),
+#   BF16 (1 or 0; default 1 when /proc/cpuinfo lists avx512_bf16 or amx_bf16)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -26,6 +31,14 @@ c_variants=(c)
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
   c_variants+=(c-auto)
 fi
+bf16_default=0
+grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo && bf16_default=1
+bf16=${BF16:-$bf16_default}
+torch_variants=("")
+if [ "$bf16" = 1 ]; then
+  c_variants+=(c-bf16)
+  torch_variants+=(--bf16)
+fi
 echo "machine: $(nproc --all) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs);" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ); threads $threads;" \
   "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
@@ -33,12 +46,16 @@ for r in $(seq "$reps"); do
   for v in "${c_variants[@]}"; do
     if [ "$v" = c-auto ]; then
       env -u OPENBLAS_CORETYPE "$bin" "$steps" "$warmup" ${C_ARGS:-} | sed 's/impl=c /impl=c-auto /'
+    elif [ "$v" = c-bf16 ]; then
+      "$bin" "$steps" "$warmup" --bf16 ${C_ARGS:-}
     else
       "$bin" "$steps" "$warmup" ${C_ARGS:-}
     fi | grep RESULT | tee -a "$log"
   done
-  python3 "$here/bench_qwen2_torch.py" --steps "$steps" --warmup "$warmup" --threads "$threads" \
-    --attn "$attn" 2>/dev/null | grep RESULT | tee -a "$log"
+  for tv in "${torch_variants[@]}"; do
+    python3 "$here/bench_qwen2_torch.py" --steps "$steps" --warmup "$warmup" --threads "$threads" \
+      --attn "$attn" $tv 2>/dev/null | grep RESULT | tee -a "$log"
+  done
 done
 python3 - "$log" <<'PY'
 import sys
@@ -57,8 +74,14 @@ for name, b in best.items():
     print(f"{name:6s} best tokens/s {b['tps']:8.1f}  GFLOP/s {b['gflops']:7.2f}  "
           f"peak RSS {b['rss']:7.1f} MiB{eff}")
 for name, b in best.items():
-    if name != "torch":
+    if name in ("c", "c-auto"):
         print(f"SUMMARY impl={name} tokens_per_s_ratio={b['tps'] / t['tps']:.2f} "
               f"peak_rss_ratio={b['rss'] / t['rss']:.2f} efficiency={b['eff'] or 0:.3f} "
               f"(vs torch; target >= 1.5 and <= 1.0; efficiency target >= 0.85)")
+if "c-bf16" in best and "torch-bf16" in best:
+    b, tb, c = best["c-bf16"], best["torch-bf16"], best["c"]
+    print(f"SUMMARY impl=c-bf16 tokens_per_s_ratio={b['tps'] / tb['tps']:.2f} "
+          f"vs_c_fp32={b['tps'] / c['tps']:.2f} peak_rss_vs_c_fp32={b['rss'] / c['rss']:.2f} "
+          f"peak_rss_ratio={b['rss'] / tb['rss']:.2f} "
+          f"(vs torch-bf16 autocast >= 1.5, vs our fp32 >= 2, peak RSS vs our fp32 <= 1.0)")
 PY
