@@ -18,31 +18,38 @@ void vt_cuda_die(const char *file, int line, const char *what, const char *msg) 
  * blocks and temporaries are recycled without cudaMalloc / cudaFree round trips (the release
  * threshold is set to keep everything, see vt_backend_cuda). Plain device memory, no managed
  * memory. An allocation is synchronised before it is returned, so any stream may use it;
- * frees are ordered after the work already queued on the stream. */
+ * frees are ordered after the work already queued on the stream. A device without memory
+ * pools (some virtualised ones) gets plain cudaMalloc / cudaFree. */
 static void *cuda_alloc(const vt_backend *be, size_t bytes) {
   void *p = NULL;
-  cudaStream_t s = VT_STREAM(be);
-  cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 256, s);
-  if (e == cudaErrorMemoryAllocation) {
+  vt_cuda_inst *st = vt_cuda_of(be);
+  cudaStream_t s = st->stream;
+  if (!bytes) bytes = 256;
+  cudaError_t e = st->pool ? cudaMallocAsync(&p, bytes, s) : cudaMalloc(&p, bytes);
+  if (e == cudaErrorMemoryAllocation && st->pool) {
     /* the pool may hold freed blocks of other sizes: give them back and try once more */
     (void)cudaGetLastError();
     VT_CUDA_CHECK(cudaStreamSynchronize(s));
     cudaMemPool_t pool;
-    VT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, vt_cuda_of(be)->device));
+    VT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, st->device));
     VT_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
-    e = cudaMallocAsync(&p, bytes ? bytes : 256, s);
+    e = cudaMallocAsync(&p, bytes, s);
   }
   if (e == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError(); /* out of memory is a status for the caller, not sticky */
     return NULL;
   }
   VT_CUDA_CHECK(e);
-  VT_CUDA_CHECK(cudaStreamSynchronize(s));
+  if (st->pool) VT_CUDA_CHECK(cudaStreamSynchronize(s));
   return p;
 }
 
 static void cuda_free(const vt_backend *be, void *p) {
-  if (p) VT_CUDA_CHECK(cudaFreeAsync(p, VT_STREAM(be)));
+  if (!p) return;
+  if (vt_cuda_of(be)->pool)
+    VT_CUDA_CHECK(cudaFreeAsync(p, VT_STREAM(be)));
+  else
+    VT_CUDA_CHECK(cudaFree(p)); /* synchronises the device: nothing queued still reads p */
 }
 
 /* Host <-> device copies above this size go through the instance's pinned staging buffer in
@@ -95,11 +102,11 @@ static void cuda_copy(const vt_backend *be, void *dst, const void *src, size_t b
   if (kind == VT_COPY_D2D && d < s + bytes && s < d + bytes && d != s) {
     /* overlapping regions (recompute moves a tensor down the arena): memmove semantics via
      * a stream-ordered temporary */
-    void *tmp = NULL;
-    VT_CUDA_CHECK(cudaMallocAsync(&tmp, bytes, VT_STREAM(be)));
+    void *tmp = cuda_alloc(be, bytes);
+    if (!tmp) vt_cuda_die(__FILE__, __LINE__, "copy", "out of device memory for a memmove");
     VT_CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, VT_STREAM(be)));
     VT_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, VT_STREAM(be)));
-    VT_CUDA_CHECK(cudaFreeAsync(tmp, VT_STREAM(be)));
+    cuda_free(be, tmp);
     return;
   }
   vt_cuda_inst *st = vt_cuda_of(be);
@@ -355,8 +362,10 @@ static void cuda_release(const vt_backend *be) {
   VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
   VT_CUDA_CHECK(cudaFree(st->scratch));
   VT_CUDA_CHECK(cudaFree(st->partials));
-  VT_CUDA_CHECK(cudaFreeHost(st->partials_host));
-  VT_CUDA_CHECK(cudaFreeHost(st->staging));
+  if (st->staging)
+    VT_CUDA_CHECK(cudaFreeHost(st->staging)); /* partials_host lives in it */
+  else
+    free(st->partials_host);
   VT_CUDA_CHECK(cudaEventDestroy(st->staged[0]));
   VT_CUDA_CHECK(cudaEventDestroy(st->staged[1]));
   for (int i = 0; i < VT_CUDA_LT_PLANS; i++) lt_plan_destroy(&st->lt_plans[i]);
@@ -454,16 +463,29 @@ extern "C" vt_backend *vt_backend_cuda(int device_index, const char **why) {
   VT_CUDA_CHECK(cudaMalloc(&st->lt_ws, VT_CUDA_LT_WS));
   st->lt_plans = (struct vt_cuda_lt_plan *)calloc(VT_CUDA_LT_PLANS, sizeof *st->lt_plans);
   if (!st->lt_plans) vt_cuda_die(__FILE__, __LINE__, "calloc", "out of host memory");
-  VT_CUDA_CHECK(cudaMallocHost(&st->partials_host, sizeof(double) * VT_CUDA_PARTIALS));
-  VT_CUDA_CHECK(cudaMallocHost(&st->staging, 2 * VT_CUDA_STAGING));
+  /* Pinned host memory (the staging halves, then the partial sums' copy) is an optimisation:
+   * where it cannot be had, copies go direct and the partial sums to plain host memory. */
+  if (cudaMallocHost(&st->staging, 2 * VT_CUDA_STAGING + sizeof(double) * VT_CUDA_PARTIALS) !=
+      cudaSuccess) {
+    (void)cudaGetLastError();
+    st->staging = NULL;
+  }
+  st->partials_host = st->staging ? (double *)(st->staging + 2 * VT_CUDA_STAGING)
+                                  : (double *)calloc(VT_CUDA_PARTIALS, sizeof(double));
+  if (!st->partials_host) vt_cuda_die(__FILE__, __LINE__, "calloc", "out of host memory");
   VT_CUDA_CHECK(cudaEventCreateWithFlags(&st->staged[0], cudaEventDisableTiming));
   VT_CUDA_CHECK(cudaEventCreateWithFlags(&st->staged[1], cudaEventDisableTiming));
   /* The pool keeps what is freed (the default threshold of 0 would return it to the driver at
    * every synchronisation): the caching allocator behind cuda_alloc. */
-  cudaMemPool_t pool;
-  VT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_index));
-  uint64_t keep = UINT64_MAX;
-  VT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  int pools = 0;
+  VT_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_index));
+  st->pool = pools != 0;
+  if (st->pool) {
+    cudaMemPool_t pool;
+    VT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_index));
+    uint64_t keep = UINT64_MAX;
+    VT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  }
   cuda_fill_table(be, st);
   return be;
 }

@@ -53,6 +53,7 @@ typedef struct {
   cublasHandle_t cublas;       /* full FP32 math (no TF32) for f32 GEMMs */
   unsigned long long *scratch; /* 8 device bytes for index_check */
   int num_sms;
+  bool pool;             /* the device has stream-ordered memory pools (cudaMallocAsync) */
   double *partials;      /* VT_CUDA_PARTIALS device doubles: fixed-order partial sums */
   double *partials_host; /* their pinned host copy */
   /* Pinned host staging for host <-> device copies: two halves, so one chunk is copied on
