@@ -13,7 +13,9 @@
 # OUT is set (else to the build directory), a summary table is printed last.
 #   bench/gpu_check.sh [build-dir]        (default: build-gpu under the source tree)
 # Environment: JOBS (build parallelism, default nproc), VT_GPU_PREBUILT=1 (skip the build and
-# use the build directory as it is, e.g. one carried to the machine).
+# use the build directory as it is). The machine needs the project's build dependencies
+# (setup.sh's list: OpenBLAS, FFTW, jansson, libyaml, HDF5, FFmpeg, ...); a missing one fails
+# the configure part with CMake's message, shown at the end.
 set -u
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$SRC/build-gpu}
@@ -26,15 +28,19 @@ declare -a SUMMARY
 
 log() { echo "$@" | tee -a "$LOG"; }
 
-# part NAME SECONDS CMD...: runs CMD under timeout, its output into the log (and the tail to
-# the terminal), and records the outcome for the summary.
+# part NAME SECONDS CMD...: runs CMD under timeout, its output into the log (and, when it
+# fails, its last lines to the terminal), and records the outcome for the summary.
 part() {
   local name=$1 secs=$2
   shift 2
   log "==== $name (limit ${secs}s): $*"
-  local t0=$SECONDS
-  timeout --signal=TERM --kill-after=10 "$secs" "$@" >>"$LOG" 2>&1
+  local t0=$SECONDS part_log="$LOGDIR/part.$$.log"
+  timeout --signal=TERM --kill-after=10 "$secs" "$@" >"$part_log" 2>&1
   local rc=$?
+  cat "$part_log" >>"$LOG"
+  # a failure shows its last lines here too (the reply of a remote run carries the end)
+  [ $rc -ne 0 ] && [ $rc -ne 77 ] && tail -15 "$part_log"
+  rm -f "$part_log"
   local what="ok"
   [ $rc -eq 124 ] && what="TIMED OUT"
   [ $rc -eq 77 ] && what="skipped (no GPU)"
