@@ -17,9 +17,23 @@ extern "C" {
 
 #define WARPS 4 /* warps per block */
 
-/* A dot product computed by one lane on its own (its own key or query row of a tile). */
+/* A dot product computed by one lane on its own (its own key or query row of a tile), summed
+ * in index order. Rows are read 16 bytes at a time when both are aligned for it (a quarter of
+ * the memory transactions: each lane of a warp reads a different row); the sum is the same
+ * either way. */
 static __device__ __forceinline__ float lane_dot(const float *a, const float *b, int64_t n) {
   float s = 0.0f;
+  if (((((uintptr_t)a) | ((uintptr_t)b)) & 15) == 0 && (n & 3) == 0) {
+    const float4 *a4 = (const float4 *)a, *b4 = (const float4 *)b;
+    for (int64_t d = 0; d < n / 4; d++) {
+      float4 x = a4[d], y = b4[d];
+      s += x.x * y.x;
+      s += x.y * y.y;
+      s += x.z * y.z;
+      s += x.w * y.w;
+    }
+    return s;
+  }
   for (int64_t d = 0; d < n; d++) s += a[d] * b[d];
   return s;
 }
