@@ -362,6 +362,7 @@ static void cuda_release(const vt_backend *be) {
   VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
   VT_CUDA_CHECK(cudaFree(st->scratch));
   VT_CUDA_CHECK(cudaFree(st->partials));
+  if (st->red) VT_CUDA_CHECK(cudaFree(st->red));
   if (st->staging)
     VT_CUDA_CHECK(cudaFreeHost(st->staging)); /* partials_host lives in it */
   else

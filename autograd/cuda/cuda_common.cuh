@@ -54,6 +54,8 @@ typedef struct {
   unsigned long long *scratch; /* 8 device bytes for index_check */
   int num_sms;
   bool pool;             /* the device has stream-ordered memory pools (cudaMallocAsync) */
+  double *red;           /* scratch of two-pass deterministic column sums (cuda_norm.cu) */
+  size_t red_n;          /* its size in doubles (grown on demand) */
   double *partials;      /* VT_CUDA_PARTIALS device doubles: fixed-order partial sums */
   double *partials_host; /* their pinned host copy */
   /* Pinned host staging for host <-> device copies: two halves, so one chunk is copied on

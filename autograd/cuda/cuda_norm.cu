@@ -66,20 +66,56 @@ __global__ void norm_dx_kernel(int64_t rows, int64_t cols, const float *x, const
   }
 }
 
-/* dw[j] += sum_r dy * xhat, db[j] += sum_r dy: one thread per column, rows in order. */
-__global__ void norm_dwdb_kernel(int64_t rows, int64_t cols, const float *x, const float *mean,
-                                 const float *rstd, const float *dy, float *dw, float *db) {
+/* dw[j] += sum_r dy * xhat, db[j] += sum_r dy in two deterministic passes: the rows are cut
+ * into ROW_SLICES fixed slices, one thread per (slice, column) sums its slice in row order
+ * into part[slice, column, 2] (double), then one thread per column adds the slices in order.
+ * The slices give the GPU enough threads (a 2048 x 896 RMSNorm has 896 columns). */
+#define ROW_SLICES 64
+
+__global__ void norm_dwdb_part_kernel(int64_t rows, int64_t cols, const float *x, const float *mean,
+                                      const float *rstd, const float *dy, double *part) {
+  int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, sl = blockIdx.y;
+  if (j >= cols) return;
+  int64_t r0 = rows * sl / ROW_SLICES, r1 = rows * (sl + 1) / ROW_SLICES;
+  double aw = 0, ab = 0;
+  for (int64_t r = r0; r < r1; r++) {
+    float d = dy[r * cols + j];
+    float m = mean ? mean[r] : 0.0f;
+    aw += (double)d * ((x[r * cols + j] - m) * rstd[r]);
+    ab += d;
+  }
+  part[(sl * cols + j) * 2] = aw;
+  part[(sl * cols + j) * 2 + 1] = ab;
+}
+
+__global__ void norm_dwdb_sum_kernel(int64_t cols, const double *part, float *dw, float *db) {
   VT_GRID_STRIDE(j, cols) {
     double aw = 0, ab = 0;
-    for (int64_t r = 0; r < rows; r++) {
-      float d = dy[r * cols + j];
-      float m = mean ? mean[r] : 0.0f;
-      aw += (double)d * ((x[r * cols + j] - m) * rstd[r]);
-      ab += d;
+    for (int sl = 0; sl < ROW_SLICES; sl++) {
+      aw += part[(sl * cols + j) * 2];
+      ab += part[(sl * cols + j) * 2 + 1];
     }
     if (dw) dw[j] += (float)aw;
     if (db) db[j] += (float)ab;
   }
+}
+
+/* The instance's scratch of at least n doubles (grown, never shrunk; growing waits for the
+ * work queued, since the old block may still be in use). */
+static double *red_scratch(const vt_backend *be, size_t n) {
+  vt_cuda_inst *st = vt_cuda_of(be);
+  if (st->red_n < n) {
+    VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+    if (st->red) VT_CUDA_CHECK(cudaFree(st->red));
+    st->red = NULL;
+    st->red_n = 0;
+    if (cudaMalloc(&st->red, n * sizeof(double)) != cudaSuccess) {
+      (void)cudaGetLastError();
+      vt_cuda_die(__FILE__, __LINE__, "norm backward", "out of device memory for column sums");
+    }
+    st->red_n = n;
+  }
+  return st->red;
 }
 
 static void cuda_layer_norm(const vt_backend *be, int64_t rows, int64_t cols, float eps,
@@ -101,8 +137,12 @@ static void norm_backward(const vt_backend *be, int64_t rows, int64_t cols, cons
     VT_CUDA_LAUNCHED();
   }
   if (dw || db) {
-    norm_dwdb_kernel<<<vt_cuda_blocks(be, cols, 128), 128, 0, VT_STREAM(be)>>>(rows, cols, x, mean,
-                                                                               rstd, dy, dw, db);
+    double *part = red_scratch(be, (size_t)ROW_SLICES * (size_t)cols * 2);
+    dim3 grid((unsigned)((cols + 127) / 128), ROW_SLICES);
+    norm_dwdb_part_kernel<<<grid, 128, 0, VT_STREAM(be)>>>(rows, cols, x, mean, rstd, dy, part);
+    VT_CUDA_LAUNCHED();
+    norm_dwdb_sum_kernel<<<vt_cuda_blocks(be, cols, 128), 128, 0, VT_STREAM(be)>>>(cols, part, dw,
+                                                                                   db);
     VT_CUDA_LAUNCHED();
   }
 }
