@@ -74,7 +74,11 @@ struct vt_backend {
                int64_t batch);
   /* Whether gemm with in = VT_BF16 runs on bf16 units of this device (else it is exact but
    * slow, or emulated). Writes the kernel and ISA, or what is missing, into buf. NULL: no
-   * fast bf16 GEMM. Mixed precision (vt_ctx_set_gemm_dtype) refuses to start without it. */
+   * fast bf16 GEMM. Mixed precision (vt_ctx_set_gemm_dtype) refuses to start without it.
+   * A device takes part in bf16 mixed precision with three members: this one, gemm with
+   * in = VT_BF16, and convert F32 -> BF16 (the parameter store's weight copies after each
+   * optimizer step and every GEMM's converted activations go through it); nothing else
+   * changes per device. */
   bool (*gemm_bf16_info)(const vt_backend *be, char *buf, size_t len);
   void (*binary)(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
                  const float *b, float *out);

@@ -163,7 +163,7 @@ static void copies(void) {
   CHECK(vt_params_enable_lowp(&ps, VT_F16, err, sizeof err) == -1 && strstr(err, "f16"));
   vt_rng rng;
   vt_rng_seed(&rng, 9);
-  float host[600];
+  float host[1024]; /* >= the padded gradient buffer (ps.grad_numel) */
   vt_test_fill_uniform(&rng, host, 600, -3.0f, 3.0f);
   CHECK(vt_param_write_f32(&ps, w, host, err, sizeof err) == 0);
   CHECK(vt_params_enable_lowp(&ps, VT_BF16, err, sizeof err) == 0);
@@ -177,7 +177,8 @@ static void copies(void) {
   oc.lr = 0.1;
   vt_optim opt;
   CHECK(vt_optim_init(&opt, &ps, &oc, err, sizeof err) == 0);
-  vt_test_fill_uniform(&rng, host, 600, -1.0f, 1.0f);
+  CHECK(ps.grad_numel <= 1024);
+  vt_test_fill_uniform(&rng, host, 1024, -1.0f, 1.0f);
   vt_params_grad_from_host(&ps, host);
   vt_optim_stats st;
   CHECK(vt_optim_step(&opt, 1.0, 0, &st, err, sizeof err) == 0);
