@@ -33,6 +33,45 @@ typedef struct {
   int64_t bias_b, bias_h;
 } vt_attn_geom;
 
+/* The visible key range [lo, hi) of query row i of sample b (lo == hi: none). Shared by the
+ * CPU and CUDA kernels; the geometry's arrays are read where the kernel runs. */
+static inline VT_HD void vt_attn_row_range(const vt_attn_geom *g, int64_t b, int64_t i, int64_t *lo,
+                                           int64_t *hi) {
+  int64_t l = 0, h = g->Tk;
+  switch (g->mask) {
+  case VT_ATTN_CAUSAL: h = i + (g->Tk - g->Tq) + 1; break;
+  case VT_ATTN_CHUNK: {
+    int64_t ci = i / g->chunk;
+    l = g->left_chunks < 0 ? 0 : (ci - g->left_chunks) * g->chunk;
+    h = (ci + 1) * g->chunk;
+    break;
+  }
+  case VT_ATTN_PREFIX: {
+    int64_t p = g->prefix_lengths ? g->prefix_lengths[b] : g->prefix;
+    h = i < p ? p : i + 1;
+    break;
+  }
+  default: break;
+  }
+  if (g->segments) {
+    const int32_t *seg = g->segments + (b * g->Tq + i) * 2;
+    if (seg[0] > l) l = seg[0];
+    if (seg[1] < h) h = seg[1];
+  }
+  if (g->lengths && g->lengths[b] < h) h = g->lengths[b];
+  if (h > g->Tk) h = g->Tk;
+  if (l < 0) l = 0;
+  if (h < l) h = l;
+  *lo = l;
+  *hi = h;
+}
+
+/* Offset (in elements) of the [Tq, Tk] bias slice that (sample b, head h) reads. */
+static inline VT_HD int64_t vt_attn_bias_offset(const vt_attn_geom *g, int64_t b, int64_t h) {
+  int64_t bb = g->bias_b == 1 ? 0 : b, hb = g->bias_h == 1 ? 0 : h;
+  return (bb * g->bias_h + hb) * g->Tq * g->Tk;
+}
+
 struct vt_attn_kernels {
   /* Scratch bytes the kernels need (the op takes them from the step arena). */
   size_t (*workspace)(const vt_backend *be, const vt_attn_geom *g);

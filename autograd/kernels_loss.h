@@ -4,9 +4,28 @@
 #ifndef VT_KERNELS_LOSS_H
 #define VT_KERNELS_LOSS_H
 
+#include <math.h>
+
 #include "autograd/backend.h"
 
 typedef enum { VT_DIST_L1, VT_DIST_MSE } vt_dist_kind;
+
+/* CTC lattice math shared by the CPU and CUDA kernels. The extended label is
+ * l' = (blank, y1, blank, y2, ..., blank): node s carries vt_ctc_label(s); vt_ctc_skip(s) says
+ * whether s may also be reached from s - 2 (skipping a blank between two different labels). */
+static inline VT_HD int32_t vt_ctc_label(int64_t s, const int32_t *y, int32_t blank) {
+  return s % 2 ? y[s / 2] : blank;
+}
+
+static inline VT_HD bool vt_ctc_skip(int64_t s, const int32_t *y) {
+  return s >= 2 && s % 2 && y[s / 2] != y[s / 2 - 1];
+}
+
+static inline VT_HD double vt_logaddexp(double a, double b) {
+  if (a == -INFINITY) return b;
+  if (b == -INFINITY) return a;
+  return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
+}
 
 struct vt_loss_kernels {
   /* Cross-entropy over rows of logits [rows, cols]: lse[r] = logsumexp(logits[r]),

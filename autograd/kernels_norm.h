@@ -4,6 +4,8 @@
 #ifndef VT_KERNELS_NORM_H
 #define VT_KERNELS_NORM_H
 
+#include <math.h>
+
 #include "autograd/backend.h"
 
 struct vt_norm_kernels {
@@ -63,6 +65,12 @@ struct vt_norm_kernels {
   void (*vq_nearest)(const vt_backend *be, int64_t n, int64_t k, int64_t d, const float *x,
                      const float *codebook, int32_t *idx, float *zq);
 };
+
+/* RoPE's inverse frequency of pair k of a head of size d, as HF computes it in f32:
+ * 1 / theta^(2k / d); the angle of position p is then p * inv in f32. */
+static inline VT_HD float vt_rope_inv_freq(float theta, int64_t k, int64_t d) {
+  return 1.0f / powf(theta, (float)(2 * k) / (float)d);
+}
 
 /* The dropout mask as a pure function of (seed, counter): a splitmix64 finaliser of the pair,
  * so every device draws the same mask for the same seed, and the backward regenerates it

@@ -228,7 +228,7 @@ static void test_errors(void) {
   expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "segment_ids");
   o = (vt_attn_opts){.lengths = vt_zeros(ctx, VT_F32, 1, (int64_t[]){1})};
   expect_error(ctx, vt_attention(ctx, q, k2, v, &o), "lengths");
-  /* a backend without attn kernels (the CUDA one for now) reports it */
+  /* a backend without attn kernels reports it */
   vt_backend none = *ctx->be;
   none.name = "fake";
   none.attn = NULL;

@@ -345,7 +345,7 @@ static void test_errors(void) {
   expect_error(ctx, vt_mse_loss(ctx, x, h, VT_LOSS_MEAN), "mse_loss", "[2, 4, 8]");
   expect_error(ctx, vt_cosine_loss(ctx, h, x), "cosine_loss", "[3, 4]");
   expect_error(ctx, vt_vq_loss(ctx, x, l, 0.25f), "vq_loss", "i32");
-  /* a backend without loss kernels (the CUDA one for now) reports it */
+  /* a backend without loss kernels reports it */
   vt_backend none = *ctx->be;
   none.name = "fake";
   none.loss = NULL;

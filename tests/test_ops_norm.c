@@ -154,7 +154,7 @@ static void test_errors(void) {
   vt_dropout_seeded(ctx, x, 1.5f, true, 0, 0);
   expect_error(ctx, "dropout", "1.5", "[2, 3, 8]");
 
-  /* A backend without the norm family (the CUDA table today) reports instead of crashing. */
+  /* A backend without the norm family reports instead of crashing. */
   const vt_backend *real = ctx->be;
   vt_backend fake = *real;
   fake.name = "fake";

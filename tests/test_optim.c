@@ -325,7 +325,7 @@ static void test_errors(void) {
   c.lr = INFINITY;
   CHECK(vt_optim_init(&o, &ps, &c, err, sizeof err) == -1 && strstr(err, "lr inf"));
 
-  /* a backend without optim kernels (CUDA for now) is an error, not a crash */
+  /* a backend without optim kernels is an error, not a crash */
   vt_backend nokernels = *ps.be;
   nokernels.optim = NULL;
   const vt_backend *be = ps.be;

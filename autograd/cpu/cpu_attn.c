@@ -46,44 +46,13 @@ VT_SIMD_HOT float row_exp(float *s, int64_t n, float m) {
   return sum;
 }
 
-/* The visible key range [lo, hi) of query row i of sample b. */
-static void row_range(const vt_attn_geom *g, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
-  int64_t l = 0, h = g->Tk;
-  switch (g->mask) {
-  case VT_ATTN_CAUSAL: h = i + (g->Tk - g->Tq) + 1; break;
-  case VT_ATTN_CHUNK: {
-    int64_t ci = i / g->chunk;
-    l = g->left_chunks < 0 ? 0 : (ci - g->left_chunks) * g->chunk;
-    h = (ci + 1) * g->chunk;
-    break;
-  }
-  case VT_ATTN_PREFIX: {
-    int64_t p = g->prefix_lengths ? g->prefix_lengths[b] : g->prefix;
-    h = i < p ? p : i + 1;
-    break;
-  }
-  default: break;
-  }
-  if (g->segments) {
-    const int32_t *seg = g->segments + (b * g->Tq + i) * 2;
-    if (seg[0] > l) l = seg[0];
-    if (seg[1] < h) h = seg[1];
-  }
-  if (g->lengths && g->lengths[b] < h) h = g->lengths[b];
-  if (h > g->Tk) h = g->Tk;
-  if (l < 0) l = 0;
-  if (h < l) h = l;
-  *lo = l;
-  *hi = h;
-}
-
 /* Row ranges of a query tile; returns the union [klo, khi) (empty when klo >= khi). */
 static void tile_ranges(const vt_attn_geom *g, int64_t b, int64_t q0, int64_t nq, int64_t *lo,
                         int64_t *hi, int64_t *klo, int64_t *khi) {
   *klo = g->Tk;
   *khi = 0;
   for (int64_t r = 0; r < nq; r++) {
-    row_range(g, b, q0 + r, &lo[r], &hi[r]);
+    vt_attn_row_range(g, b, q0 + r, &lo[r], &hi[r]);
     if (lo[r] < hi[r]) {
       if (lo[r] < *klo) *klo = lo[r];
       if (hi[r] > *khi) *khi = hi[r];
@@ -92,8 +61,7 @@ static void tile_ranges(const vt_attn_geom *g, int64_t b, int64_t q0, int64_t nq
 }
 
 static const float *bias_rows(const vt_attn_geom *g, const float *bias, int64_t b, int64_t h) {
-  int64_t bb = g->bias_b == 1 ? 0 : b, hb = g->bias_h == 1 ? 0 : h;
-  return bias + (bb * g->bias_h + hb) * g->Tq * g->Tk;
+  return bias + vt_attn_bias_offset(g, b, h);
 }
 
 /* S[nq x nk] = scale * q_tile k_tile^T + bias, with masked entries set to -inf. */

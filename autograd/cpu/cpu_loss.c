@@ -101,12 +101,6 @@ static void cpu_shift_labels(const vt_backend *be, int64_t B, int64_t T, const i
   }
 }
 
-static inline double logaddexp(double a, double b) {
-  if (a == -INFINITY) return b;
-  if (b == -INFINITY) return a;
-  return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
-}
-
 /* alpha and beta lattices [T, 2S + 1] in double, one pair per thread */
 static int ctc_threads(int64_t B) {
   int nt = omp_get_max_threads();
@@ -126,9 +120,8 @@ static void cpu_ctc_forward(const vt_backend *be, int64_t B, int64_t T, int64_t 
   (void)be;
   const int64_t Lmax = 2 * S + 1;
 /* (macros: a directive cannot sit inside the VT_OMP_IF argument) */
-#define LAB(s) ((s) % 2 ? y[(s) / 2] : blank)
-/* may s also come from s - 2 (skipping a blank between two different labels)? */
-#define SKIP(s) ((s) >= 2 && (s) % 2 && y[(s) / 2] != y[(s) / 2 - 1])
+#define LAB(s) vt_ctc_label((s), y, blank)
+#define SKIP(s) vt_ctc_skip((s), y)
   VT_OMP_IF(
       B * T * Lmax > 16384, "omp parallel for schedule(dynamic) num_threads(ctc_threads(B))",
       for (int64_t b = 0; b < B; b++) {
@@ -145,13 +138,13 @@ static void cpu_ctc_forward(const vt_backend *be, int64_t B, int64_t T, int64_t 
             double *a = alpha + t * Lmax;
             for (int64_t s = 0; s < L; s++) {
               double v = ap[s];
-              if (s >= 1) v = logaddexp(v, ap[s - 1]);
-              if (SKIP(s)) v = logaddexp(v, ap[s - 2]);
+              if (s >= 1) v = vt_logaddexp(v, ap[s - 1]);
+              if (SKIP(s)) v = vt_logaddexp(v, ap[s - 2]);
               a[s] = v + lp[t * C + LAB(s)];
             }
           }
           const double *al = alpha + (Tb - 1) * Lmax;
-          ll = logaddexp(al[L - 1], L >= 2 ? al[L - 2] : -INFINITY);
+          ll = vt_logaddexp(al[L - 1], L >= 2 ? al[L - 2] : -INFINITY);
         } else if (U == 0) {
           ll = 0; /* the empty alignment of an empty target */
         }
@@ -167,8 +160,8 @@ static void cpu_ctc_forward(const vt_backend *be, int64_t B, int64_t T, int64_t 
           double *bt = beta + t * Lmax;
           for (int64_t s = 0; s < L; s++) {
             double v = bn[s];
-            if (s + 1 < L) v = logaddexp(v, bn[s + 1]);
-            if (s + 2 < L && SKIP(s + 2)) v = logaddexp(v, bn[s + 2]);
+            if (s + 1 < L) v = vt_logaddexp(v, bn[s + 1]);
+            if (s + 2 < L && SKIP(s + 2)) v = vt_logaddexp(v, bn[s + 2]);
             bt[s] = v + lp[t * C + LAB(s)];
           }
         }

@@ -327,9 +327,7 @@ static void cpu_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int
         float cs[512], sn[512]; /* half <= 512: checked by the op */
         float p = (float)pos[bi * pos_bstride + ti];
         for (int64_t k = 0; k < half; k++) {
-          /* as HF: inv_freq = 1 / theta^(2k/d) in f32, angle = pos * inv_freq in f32 */
-          float inv = 1.0f / powf(theta, (float)(2 * k) / (float)d);
-          float ang = p * inv;
+          float ang = p * vt_rope_inv_freq(theta, k, d);
           cs[k] = cosf(ang);
           sn[k] = inverse ? -sinf(ang) : sinf(ang);
         }

@@ -1,5 +1,7 @@
-/* The CUDA backend: instances, memory, conversions, cuBLAS GEMM and the vtable. The other
- * kernels live in cuda_elementwise.cu, cuda_reduce.cu and cuda_index.cu. Each instance made
+/* The CUDA backend: instances, memory (a caching pool, pinned staging), conversions, cuBLAS
+ * GEMM and the vtable. The other kernels live in cuda_elementwise.cu, cuda_reduce.cu,
+ * cuda_index.cu and one file per kernel family (cuda_norm.cu, cuda_conv.cu, cuda_attn.cu,
+ * cuda_loss.cu, cuda_optim.cu, cuda_spectral.cu). Each instance made
  * by vt_backend_cuda owns its stream, cuBLAS handle and scratch (vt_cuda_inst); nothing here
  * is process-wide beyond the device's CUDA context. */
 #include <limits.h>
@@ -11,21 +13,83 @@ void vt_cuda_die(const char *file, int line, const char *what, const char *msg) 
   abort();
 }
 
+/* Memory comes from the device's stream-ordered pool (cudaMallocAsync on the instance's
+ * stream), which caches freed blocks instead of returning them to the driver: a step's arena
+ * blocks and temporaries are recycled without cudaMalloc / cudaFree round trips (the release
+ * threshold is set to keep everything, see vt_backend_cuda). Plain device memory, no managed
+ * memory. An allocation is synchronised before it is returned, so any stream may use it;
+ * frees are ordered after the work already queued on the stream. A device without memory
+ * pools (some virtualised ones) gets plain cudaMalloc / cudaFree. */
 static void *cuda_alloc(const vt_backend *be, size_t bytes) {
-  (void)be;
   void *p = NULL;
-  cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+  vt_cuda_inst *st = vt_cuda_of(be);
+  cudaStream_t s = st->stream;
+  if (!bytes) bytes = 256;
+  cudaError_t e = st->pool ? cudaMallocAsync(&p, bytes, s) : cudaMalloc(&p, bytes);
+  if (e == cudaErrorMemoryAllocation && st->pool) {
+    /* the pool may hold freed blocks of other sizes: give them back and try once more */
+    (void)cudaGetLastError();
+    VT_CUDA_CHECK(cudaStreamSynchronize(s));
+    cudaMemPool_t pool;
+    VT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, st->device));
+    VT_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    e = cudaMallocAsync(&p, bytes, s);
+  }
   if (e == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError(); /* out of memory is a status for the caller, not sticky */
     return NULL;
   }
   VT_CUDA_CHECK(e);
+  if (st->pool) VT_CUDA_CHECK(cudaStreamSynchronize(s));
   return p;
 }
 
 static void cuda_free(const vt_backend *be, void *p) {
-  (void)be;
-  if (p) VT_CUDA_CHECK(cudaFree(p));
+  if (!p) return;
+  if (vt_cuda_of(be)->pool)
+    VT_CUDA_CHECK(cudaFreeAsync(p, VT_STREAM(be)));
+  else
+    VT_CUDA_CHECK(cudaFree(p)); /* synchronises the device: nothing queued still reads p */
+}
+
+/* Host <-> device copies above this size go through the instance's pinned staging buffer in
+ * chunks, the host memcpy of one half overlapping the DMA of the other; smaller ones are
+ * direct. */
+#define STAGE_MIN ((size_t)256 << 10)
+
+static void staged_h2d(vt_cuda_inst *st, char *dst, const char *src, size_t bytes) {
+  for (size_t off = 0, i = 0; off < bytes; off += VT_CUDA_STAGING, i++) {
+    size_t n = bytes - off < VT_CUDA_STAGING ? bytes - off : VT_CUDA_STAGING;
+    int h = (int)(i & 1);
+    char *buf = st->staging + (size_t)h * VT_CUDA_STAGING;
+    VT_CUDA_CHECK(cudaEventSynchronize(st->staged[h])); /* this half's previous DMA is done */
+    memcpy(buf, src + off, n);
+    VT_CUDA_CHECK(cudaMemcpyAsync(dst + off, buf, n, cudaMemcpyHostToDevice, st->stream));
+    VT_CUDA_CHECK(cudaEventRecord(st->staged[h], st->stream));
+  }
+  VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+}
+
+static void staged_d2h(vt_cuda_inst *st, char *dst, const char *src, size_t bytes) {
+  size_t prev_off = 0, prev_n = 0;
+  for (size_t off = 0, i = 0; off < bytes; off += VT_CUDA_STAGING, i++) {
+    size_t n = bytes - off < VT_CUDA_STAGING ? bytes - off : VT_CUDA_STAGING;
+    int h = (int)(i & 1);
+    char *buf = st->staging + (size_t)h * VT_CUDA_STAGING;
+    VT_CUDA_CHECK(cudaMemcpyAsync(buf, src + off, n, cudaMemcpyDeviceToHost, st->stream));
+    VT_CUDA_CHECK(cudaEventRecord(st->staged[h], st->stream));
+    if (i > 0) { /* drain the other half while this chunk is in flight */
+      VT_CUDA_CHECK(cudaEventSynchronize(st->staged[h ^ 1]));
+      memcpy(dst + prev_off, st->staging + (size_t)(h ^ 1) * VT_CUDA_STAGING, prev_n);
+    }
+    prev_off = off;
+    prev_n = n;
+  }
+  VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+  if (prev_n) {
+    size_t last = (bytes - 1) / VT_CUDA_STAGING;
+    memcpy(dst + prev_off, st->staging + (last & 1) * VT_CUDA_STAGING, prev_n);
+  }
 }
 
 static void cuda_copy(const vt_backend *be, void *dst, const void *src, size_t bytes,
@@ -38,11 +102,19 @@ static void cuda_copy(const vt_backend *be, void *dst, const void *src, size_t b
   if (kind == VT_COPY_D2D && d < s + bytes && s < d + bytes && d != s) {
     /* overlapping regions (recompute moves a tensor down the arena): memmove semantics via
      * a stream-ordered temporary */
-    void *tmp = NULL;
-    VT_CUDA_CHECK(cudaMallocAsync(&tmp, bytes, VT_STREAM(be)));
+    void *tmp = cuda_alloc(be, bytes);
+    if (!tmp) vt_cuda_die(__FILE__, __LINE__, "copy", "out of device memory for a memmove");
     VT_CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, VT_STREAM(be)));
     VT_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, VT_STREAM(be)));
-    VT_CUDA_CHECK(cudaFreeAsync(tmp, VT_STREAM(be)));
+    cuda_free(be, tmp);
+    return;
+  }
+  vt_cuda_inst *st = vt_cuda_of(be);
+  if (kind != VT_COPY_D2D && bytes > STAGE_MIN && st->staging) {
+    if (kind == VT_COPY_H2D)
+      staged_h2d(st, (char *)dst, s, bytes);
+    else
+      staged_d2h(st, (char *)dst, s, bytes);
     return;
   }
   VT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, VT_STREAM(be)));
@@ -120,9 +192,85 @@ static int gemm_int(int64_t v) {
   return (int)(v > 0 ? v : 1);
 }
 
+/* A bf16 GEMM shape and the cuBLASLt algorithm chosen for it, kept per instance so the
+ * heuristic runs once per shape (a training step repeats a few dozen shapes). */
+struct vt_cuda_lt_plan {
+  bool used, ok; /* ok false: no algorithm; cublasGemmEx serves that shape */
+  int64_t key[12];
+  cublasLtMatmulDesc_t op;
+  cublasLtMatrixLayout_t la, lb, lc;
+  cublasLtMatmulAlgo_t algo;
+};
+
+static void lt_plan_destroy(struct vt_cuda_lt_plan *p) {
+  if (!p->used) return;
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->la));
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lb));
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lc));
+  VT_CUBLAS_CHECK(cublasLtMatmulDescDestroy(p->op));
+  p->used = false;
+}
+
+/* The plan of column-major C[n x m] (ld ldc) = op1(X1) op2(X2), X1 = b (ld ldb), X2 = a
+ * (ld lda), for one product (the row-major C = op(A) op(B) seen column-major). */
+static uint32_t ptr_align(const void *p) {
+  uint32_t a = 256;
+  while (a > 1 && (uintptr_t)p % a) a >>= 1;
+  return a;
+}
+
+/* The plan depends on the operands' alignment too: cuBLASLt assumes 256 bytes unless told. */
+static struct vt_cuda_lt_plan *lt_plan(vt_cuda_inst *st, bool ta, bool tb, int64_t m, int64_t n,
+                                       int64_t k, const void *a, int64_t lda, const void *b,
+                                       int64_t ldb, const float *c, int64_t ldc, bool beta0) {
+  uint32_t al_a = ptr_align(a), al_b = ptr_align(b), al_c = ptr_align(c);
+  int64_t key[12] = {ta, tb, m, n, k, lda, ldb, ldc, beta0, al_a, al_b, al_c};
+  uint64_t h = 1469598103934665603ull;
+  for (int i = 0; i < 12; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ull;
+  struct vt_cuda_lt_plan *p = &st->lt_plans[h % VT_CUDA_LT_PLANS];
+  if (p->used && !memcmp(p->key, key, sizeof key)) return p;
+  lt_plan_destroy(p); /* a collision replaces the slot's plan */
+  memcpy(p->key, key, sizeof key);
+  p->used = true;
+  cublasOperation_t op1 = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op2 = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  VT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  VT_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof op1));
+  VT_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof op2));
+  /* stored shapes: X1 is n x k (k x n when transposed), X2 is k x m (m x k) */
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, (uint64_t)(tb ? k : n),
+                                             (uint64_t)(tb ? n : k), ldb));
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_16BF, (uint64_t)(ta ? m : k),
+                                             (uint64_t)(ta ? k : m), lda));
+  VT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, (uint64_t)n, (uint64_t)m, ldc));
+  cublasLtMatmulPreference_t pref;
+  VT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t ws = VT_CUDA_LT_WS;
+  VT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+  /* Lt's A is our b, its B our a */
+  const cublasLtMatmulPreferenceAttributes_t al_attr[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  const uint32_t al_val[4] = {al_b, al_a, al_c, al_c};
+  for (int i = 0; i < 4; i++)
+    VT_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, al_attr[i], &al_val[i], sizeof al_val[i]));
+  cublasLtMatmulHeuristicResult_t res;
+  int found = 0;
+  cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(st->lt, p->op, p->la, p->lb, p->lc, p->lc,
+                                                     pref, 1, &res, &found);
+  VT_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+  p->ok = hs == CUBLAS_STATUS_SUCCESS && found > 0 && res.state == CUBLAS_STATUS_SUCCESS;
+  if (p->ok) p->algo = res.algo;
+  return p;
+}
+
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. f32
- * inputs use full FP32 math (the handle's default, no TF32) so results match the CPU; bf16
- * inputs go through cublasGemmEx with f32 compute and an f32 C. */
+ * inputs use full FP32 math (the handle's default, no TF32) so results match the CPU. bf16
+ * inputs accumulate in f32 into an f32 C: one product through cuBLASLt (its algorithm planned
+ * once per shape), batches through the strided-batched cublasGemmEx. */
 static void cuda_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m, int64_t n,
                       int64_t k, float alpha, const void *a, int64_t lda, int64_t stride_a,
                       const void *b, int64_t ldb, int64_t stride_b, float beta, float *c,
@@ -157,6 +305,15 @@ static void cuda_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64
                                               gemm_int(batch)));
     return;
   }
+  if (batch == 1) { /* one bf16 product: cuBLASLt with the algorithm planned for its shape */
+    vt_cuda_inst *st = vt_cuda_of(be);
+    struct vt_cuda_lt_plan *p = lt_plan(st, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta == 0.0f);
+    if (p->ok) {
+      VT_CUBLAS_CHECK(cublasLtMatmul(st->lt, p->op, &alpha, b, p->la, a, p->lb, &beta, c, p->lc, c,
+                                     p->lc, &p->algo, st->lt_ws, VT_CUDA_LT_WS, st->stream));
+      return;
+    }
+  }
   if (stride_c == 0 && batch > 1) {
     for (int64_t i = 0; i < batch; i++)
       VT_CUBLAS_CHECK(cublasGemmEx(h, opb, opa, in_, im, ik, &alpha, pb + i * stride_b * es, t,
@@ -180,6 +337,22 @@ void vt_cuda_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, 
   VT_CUDA_LAUNCHED();
 }
 
+/* bf16 GEMMs run on tensor cores from compute capability 8.0 (Ampere) on; older devices
+ * would run them through slow paths, which mixed precision refuses. */
+static bool cuda_gemm_bf16_info(const vt_backend *be, char *buf, size_t len) {
+  vt_cuda_inst *st = vt_cuda_of(be);
+  cudaDeviceProp prop;
+  VT_CUDA_CHECK(cudaGetDeviceProperties(&prop, st->device));
+  if (prop.major < 8) {
+    snprintf(buf, len, "cuda:%d (%s, sm_%d%d) has no bf16 tensor cores (sm_80 or newer)",
+             st->device, prop.name, prop.major, prop.minor);
+    return false;
+  }
+  snprintf(buf, len, "cuBLASLt bf16 tensor cores, f32 accumulate (cuda:%d, %s, sm_%d%d)",
+           st->device, prop.name, prop.major, prop.minor);
+  return true;
+}
+
 static void cuda_synchronize(const vt_backend *be) {
   VT_CUDA_CHECK(cudaStreamSynchronize(VT_STREAM(be)));
 }
@@ -188,6 +361,18 @@ static void cuda_release(const vt_backend *be) {
   vt_cuda_inst *st = vt_cuda_of(be);
   VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
   VT_CUDA_CHECK(cudaFree(st->scratch));
+  VT_CUDA_CHECK(cudaFree(st->partials));
+  if (st->red) VT_CUDA_CHECK(cudaFree(st->red));
+  if (st->staging)
+    VT_CUDA_CHECK(cudaFreeHost(st->staging)); /* partials_host lives in it */
+  else
+    free(st->partials_host);
+  VT_CUDA_CHECK(cudaEventDestroy(st->staged[0]));
+  VT_CUDA_CHECK(cudaEventDestroy(st->staged[1]));
+  for (int i = 0; i < VT_CUDA_LT_PLANS; i++) lt_plan_destroy(&st->lt_plans[i]);
+  free(st->lt_plans);
+  VT_CUDA_CHECK(cudaFree(st->lt_ws));
+  VT_CUBLAS_CHECK(cublasLtDestroy(st->lt));
   VT_CUBLAS_CHECK(cublasDestroy(st->cublas));
   VT_CUDA_CHECK(cudaStreamDestroy(st->stream));
   free(st);
@@ -208,6 +393,7 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->fill = cuda_fill;
   t->convert = cuda_convert;
   t->gemm = cuda_gemm;
+  t->gemm_bf16_info = cuda_gemm_bf16_info;
   t->binary = vt_cuda_binary;
   t->binary_backward = vt_cuda_binary_backward;
   t->unary = vt_cuda_unary;
@@ -225,13 +411,12 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->index_check = vt_cuda_index_check;
   t->synchronize = cuda_synchronize;
   t->release = cuda_release;
-  /* Kernel families without CUDA kernels yet: their ops fail naming the family. */
-  t->norm = NULL;
-  t->conv = NULL;
-  t->attn = NULL;
-  t->loss = NULL;
-  t->optim = NULL;
-  t->spectral = NULL;
+  t->norm = vt_cuda_norm_table();
+  t->conv = vt_cuda_conv_table();
+  t->attn = vt_cuda_attn_table();
+  t->loss = vt_cuda_loss_table();
+  t->optim = vt_cuda_optim_table();
+  t->spectral = vt_cuda_spectral_table();
 }
 
 extern "C" int vt_cuda_device_count(void) {
@@ -274,6 +459,34 @@ extern "C" vt_backend *vt_backend_cuda(int device_index, const char **why) {
   /* Full FP32: TF32 tensor-core math would change results against the CPU backend. */
   VT_CUBLAS_CHECK(cublasSetMathMode(st->cublas, CUBLAS_DEFAULT_MATH));
   VT_CUDA_CHECK(cudaMalloc(&st->scratch, sizeof *st->scratch));
+  VT_CUDA_CHECK(cudaMalloc(&st->partials, sizeof(double) * VT_CUDA_PARTIALS));
+  VT_CUBLAS_CHECK(cublasLtCreate(&st->lt));
+  VT_CUDA_CHECK(cudaMalloc(&st->lt_ws, VT_CUDA_LT_WS));
+  st->lt_plans = (struct vt_cuda_lt_plan *)calloc(VT_CUDA_LT_PLANS, sizeof *st->lt_plans);
+  if (!st->lt_plans) vt_cuda_die(__FILE__, __LINE__, "calloc", "out of host memory");
+  /* Pinned host memory (the staging halves, then the partial sums' copy) is an optimisation:
+   * where it cannot be had, copies go direct and the partial sums to plain host memory. */
+  if (cudaMallocHost(&st->staging, 2 * VT_CUDA_STAGING + sizeof(double) * VT_CUDA_PARTIALS) !=
+      cudaSuccess) {
+    (void)cudaGetLastError();
+    st->staging = NULL;
+  }
+  st->partials_host = st->staging ? (double *)(st->staging + 2 * VT_CUDA_STAGING)
+                                  : (double *)calloc(VT_CUDA_PARTIALS, sizeof(double));
+  if (!st->partials_host) vt_cuda_die(__FILE__, __LINE__, "calloc", "out of host memory");
+  VT_CUDA_CHECK(cudaEventCreateWithFlags(&st->staged[0], cudaEventDisableTiming));
+  VT_CUDA_CHECK(cudaEventCreateWithFlags(&st->staged[1], cudaEventDisableTiming));
+  /* The pool keeps what is freed (the default threshold of 0 would return it to the driver at
+   * every synchronisation): the caching allocator behind cuda_alloc. */
+  int pools = 0;
+  VT_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_index));
+  st->pool = pools != 0;
+  if (st->pool) {
+    cudaMemPool_t pool;
+    VT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_index));
+    uint64_t keep = UINT64_MAX;
+    VT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  }
   cuda_fill_table(be, st);
   return be;
 }

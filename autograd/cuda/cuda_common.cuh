@@ -4,6 +4,7 @@
 #ifndef VT_CUDA_COMMON_CUH
 #define VT_CUDA_COMMON_CUH
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -52,12 +53,29 @@ typedef struct {
   cublasHandle_t cublas;       /* full FP32 math (no TF32) for f32 GEMMs */
   unsigned long long *scratch; /* 8 device bytes for index_check */
   int num_sms;
+  bool pool;             /* the device has stream-ordered memory pools (cudaMallocAsync) */
+  double *red;           /* scratch of two-pass deterministic column sums (cuda_norm.cu) */
+  size_t red_n;          /* its size in doubles (grown on demand) */
+  double *partials;      /* VT_CUDA_PARTIALS device doubles: fixed-order partial sums */
+  double *partials_host; /* their pinned host copy */
+  /* Pinned host staging for host <-> device copies: two halves, so one chunk is copied on
+   * the host while the other is in flight. */
+  char *staging;
+  cudaEvent_t staged[2];
+  /* cuBLASLt for the bf16 GEMMs: handle, workspace, and the algorithms chosen per shape */
+  cublasLtHandle_t lt;
+  void *lt_ws;
+  struct vt_cuda_lt_plan *lt_plans; /* VT_CUDA_LT_PLANS slots, cuda_backend.cu */
 } vt_cuda_inst;
 
 static inline vt_cuda_inst *vt_cuda_of(const vt_backend *be) { return (vt_cuda_inst *)be->impl; }
 #define VT_STREAM(be) (vt_cuda_of(be)->stream)
 
 #define VT_CUDA_THREADS 256
+#define VT_CUDA_PARTIALS 256
+#define VT_CUDA_LT_WS ((size_t)32 << 20) /* cuBLASLt workspace bytes */
+#define VT_CUDA_LT_PLANS 128
+#define VT_CUDA_STAGING ((size_t)4 << 20) /* bytes per half of the staging buffer */
 
 /* Blocks for a grid-stride loop over n items: enough to fill the GPU, never more than needed. */
 static inline unsigned vt_cuda_blocks(const vt_backend *be, int64_t n, int threads) {
@@ -103,6 +121,22 @@ void vt_cuda_index_zero(const vt_backend *be, int64_t outer, int64_t n_dst, int6
                         const int32_t *idx, int64_t n_idx, float *dst);
 int64_t vt_cuda_index_check(const vt_backend *be, const int32_t *idx, int64_t n, int64_t limit);
 
+/* The kernel families, one table per file (cuda_norm.cu, ...), filled by name on first use. */
+const struct vt_norm_kernels *vt_cuda_norm_table(void);
+const struct vt_conv_kernels *vt_cuda_conv_table(void);
+const struct vt_attn_kernels *vt_cuda_attn_table(void);
+const struct vt_loss_kernels *vt_cuda_loss_table(void);
+const struct vt_optim_kernels *vt_cuda_optim_table(void);
+const struct vt_spectral_kernels *vt_cuda_spectral_table(void);
+
+/* Block and grid sizes of the row kernels: one block per row, up to this many blocks (the
+ * kernels loop over rows beyond that). */
+#define VT_CUDA_MAX_GRID 65535
+
+static inline unsigned vt_cuda_grid(int64_t n) {
+  return (unsigned)(n < 1 ? 1 : n > VT_CUDA_MAX_GRID ? VT_CUDA_MAX_GRID : n);
+}
+
 /* Warp-level reductions (full warp). */
 static __device__ __forceinline__ float vt_warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -124,6 +158,22 @@ static __device__ __forceinline__ float vt_block_sum(float v, float *shared) {
   __syncthreads();
   v = lane < nwarps ? shared[lane] : 0.0f;
   return vt_warp_sum(v);
+}
+
+/* The same in double: the statistics of norms and losses accumulate in double, as on the CPU. */
+static __device__ __forceinline__ double vt_warp_sum_d(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+static __device__ __forceinline__ double vt_block_sum_d(double v, double *shared) {
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  v = vt_warp_sum_d(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < nwarps ? shared[lane] : 0.0;
+  return vt_warp_sum_d(v);
 }
 
 static __device__ __forceinline__ float vt_block_max(float v, float *shared) {

@@ -1,0 +1,585 @@
+/* CUDA kernels of the norm family (autograd/kernels_norm.h). Row statistics use one block per
+ * row (or per group / channel) and accumulate in double like the CPU kernels; per-parameter
+ * gradients (dw, db) are column sums done by one thread per column in row order, so every
+ * reduction is deterministic and none uses atomics. */
+#include "autograd/cuda/cuda_common.cuh"
+
+extern "C" {
+#include "autograd/kernels_norm.h"
+}
+
+#define NT 256 /* threads of the row kernels */
+
+/* ---- LayerNorm / RMSNorm ---- */
+
+__global__ void layer_norm_kernel(int64_t rows, int64_t cols, float eps, const float *x,
+                                  const float *w, const float *b, float *y, float *mean,
+                                  float *rstd) {
+  __shared__ double sh[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *px = x + r * cols;
+    float *py = y + r * cols;
+    double s = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += px[j];
+    double m = vt_block_sum_d(s, sh) / (double)cols;
+    double ss = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      double d = px[j] - m;
+      ss += d * d;
+    }
+    ss = vt_block_sum_d(ss, sh);
+    float fm = (float)m, rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
+    if (threadIdx.x == 0) {
+      mean[r] = fm;
+      rstd[r] = rs;
+    }
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      float v = (px[j] - fm) * rs;
+      if (w) v *= w[j];
+      if (b) v += b[j];
+      py[j] = v;
+    }
+  }
+}
+
+/* rms: mean is NULL and the row is not centred. */
+__global__ void norm_dx_kernel(int64_t rows, int64_t cols, const float *x, const float *w,
+                               const float *mean, const float *rstd, const float *dy, float *dx) {
+  __shared__ double sh[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *px = x + r * cols, *pd = dy + r * cols;
+    float m = mean ? mean[r] : 0.0f, rs = rstd[r];
+    double a = 0, bs = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      float g = w ? pd[j] * w[j] : pd[j];
+      a += g;
+      bs += (double)g * ((px[j] - m) * rs);
+    }
+    a = mean ? vt_block_sum_d(a, sh) : 0.0;
+    bs = vt_block_sum_d(bs, sh);
+    float ma = (float)(a / (double)cols), mb = (float)(bs / (double)cols);
+    float *pdx = dx + r * cols;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      float g = w ? pd[j] * w[j] : pd[j];
+      pdx[j] += mean ? rs * (g - ma - (px[j] - m) * rs * mb) : rs * (g - px[j] * rs * mb);
+    }
+  }
+}
+
+/* dw[j] += sum_r dy * xhat, db[j] += sum_r dy in two deterministic passes: the rows are cut
+ * into ROW_SLICES fixed slices, one thread per (slice, column) sums its slice in row order
+ * into part[slice, column, 2] (double), then one thread per column adds the slices in order.
+ * The slices give the GPU enough threads (a 2048 x 896 RMSNorm has 896 columns). */
+#define ROW_SLICES 64
+
+__global__ void norm_dwdb_part_kernel(int64_t rows, int64_t cols, const float *x, const float *mean,
+                                      const float *rstd, const float *dy, double *part) {
+  int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, sl = blockIdx.y;
+  if (j >= cols) return;
+  int64_t r0 = rows * sl / ROW_SLICES, r1 = rows * (sl + 1) / ROW_SLICES;
+  double aw = 0, ab = 0;
+  for (int64_t r = r0; r < r1; r++) {
+    float d = dy[r * cols + j];
+    float m = mean ? mean[r] : 0.0f;
+    aw += (double)d * ((x[r * cols + j] - m) * rstd[r]);
+    ab += d;
+  }
+  part[(sl * cols + j) * 2] = aw;
+  part[(sl * cols + j) * 2 + 1] = ab;
+}
+
+__global__ void norm_dwdb_sum_kernel(int64_t cols, const double *part, float *dw, float *db) {
+  VT_GRID_STRIDE(j, cols) {
+    double aw = 0, ab = 0;
+    for (int sl = 0; sl < ROW_SLICES; sl++) {
+      aw += part[(sl * cols + j) * 2];
+      ab += part[(sl * cols + j) * 2 + 1];
+    }
+    if (dw) dw[j] += (float)aw;
+    if (db) db[j] += (float)ab;
+  }
+}
+
+/* The instance's scratch of at least n doubles (grown, never shrunk; growing waits for the
+ * work queued, since the old block may still be in use). */
+static double *red_scratch(const vt_backend *be, size_t n) {
+  vt_cuda_inst *st = vt_cuda_of(be);
+  if (st->red_n < n) {
+    VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+    if (st->red) VT_CUDA_CHECK(cudaFree(st->red));
+    st->red = NULL;
+    st->red_n = 0;
+    if (cudaMalloc(&st->red, n * sizeof(double)) != cudaSuccess) {
+      (void)cudaGetLastError();
+      vt_cuda_die(__FILE__, __LINE__, "norm backward", "out of device memory for column sums");
+    }
+    st->red_n = n;
+  }
+  return st->red;
+}
+
+static void cuda_layer_norm(const vt_backend *be, int64_t rows, int64_t cols, float eps,
+                            const float *x, const float *w, const float *b, float *y, float *mean,
+                            float *rstd) {
+  if (rows <= 0 || cols <= 0) return;
+  layer_norm_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, eps, x, w, b, y, mean,
+                                                                  rstd);
+  VT_CUDA_LAUNCHED();
+}
+
+static void norm_backward(const vt_backend *be, int64_t rows, int64_t cols, const float *x,
+                          const float *w, const float *mean, const float *rstd, const float *dy,
+                          float *dx, float *dw, float *db) {
+  if (rows <= 0 || cols <= 0) return;
+  if (dx) {
+    norm_dx_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, x, w, mean, rstd, dy,
+                                                                 dx);
+    VT_CUDA_LAUNCHED();
+  }
+  if (dw || db) {
+    double *part = red_scratch(be, (size_t)ROW_SLICES * (size_t)cols * 2);
+    dim3 grid((unsigned)((cols + 127) / 128), ROW_SLICES);
+    norm_dwdb_part_kernel<<<grid, 128, 0, VT_STREAM(be)>>>(rows, cols, x, mean, rstd, dy, part);
+    VT_CUDA_LAUNCHED();
+    norm_dwdb_sum_kernel<<<vt_cuda_blocks(be, cols, 128), 128, 0, VT_STREAM(be)>>>(cols, part, dw,
+                                                                                   db);
+    VT_CUDA_LAUNCHED();
+  }
+}
+
+static void cuda_layer_norm_backward(const vt_backend *be, int64_t rows, int64_t cols,
+                                     const float *x, const float *w, const float *mean,
+                                     const float *rstd, const float *dy, float *dx, float *dw,
+                                     float *db) {
+  norm_backward(be, rows, cols, x, w, mean, rstd, dy, dx, dw, db);
+}
+
+__global__ void rms_norm_kernel(int64_t rows, int64_t cols, float eps, const float *x,
+                                const float *w, float *y, float *rstd) {
+  __shared__ double sh[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *px = x + r * cols;
+    float *py = y + r * cols;
+    double ss = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) ss += (double)px[j] * px[j];
+    ss = vt_block_sum_d(ss, sh);
+    float rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
+    if (threadIdx.x == 0) rstd[r] = rs;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+      py[j] = w ? w[j] * (px[j] * rs) : px[j] * rs;
+  }
+}
+
+static void cuda_rms_norm(const vt_backend *be, int64_t rows, int64_t cols, float eps,
+                          const float *x, const float *w, float *y, float *rstd) {
+  if (rows <= 0 || cols <= 0) return;
+  rms_norm_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, eps, x, w, y, rstd);
+  VT_CUDA_LAUNCHED();
+}
+
+static void cuda_rms_norm_backward(const vt_backend *be, int64_t rows, int64_t cols, const float *x,
+                                   const float *w, const float *rstd, const float *dy, float *dx,
+                                   float *dw) {
+  norm_backward(be, rows, cols, x, w, NULL, rstd, dy, dx, dw, NULL);
+}
+
+/* ---- GroupNorm / BatchNorm over [n, c, s] ---- */
+
+__global__ void group_norm_kernel(int64_t n, int64_t c, int64_t s, int64_t groups, float eps,
+                                  const float *x, const float *w, const float *b, float *y,
+                                  float *mean, float *rstd) {
+  __shared__ double sh[32];
+  int64_t cg = c / groups, len = cg * s;
+  for (int64_t ng = blockIdx.x; ng < n * groups; ng += gridDim.x) {
+    const float *px = x + ng * len;
+    float *py = y + ng * len;
+    double sum = 0;
+    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) sum += px[j];
+    double m = vt_block_sum_d(sum, sh) / (double)len;
+    double ss = 0;
+    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+      double d = px[j] - m;
+      ss += d * d;
+    }
+    ss = vt_block_sum_d(ss, sh);
+    float fm = (float)m, rs = (float)(1.0 / sqrt(ss / (double)len + eps));
+    if (threadIdx.x == 0) {
+      mean[ng] = fm;
+      rstd[ng] = rs;
+    }
+    int64_t c0 = (ng % groups) * cg;
+    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+      int64_t ch = c0 + j / s;
+      float wc = w ? w[ch] : 1.0f, bc = b ? b[ch] : 0.0f;
+      py[j] = (px[j] - fm) * rs * wc + bc;
+    }
+  }
+}
+
+__global__ void group_norm_dx_kernel(int64_t n, int64_t c, int64_t s, int64_t groups,
+                                     const float *x, const float *w, const float *mean,
+                                     const float *rstd, const float *dy, float *dx) {
+  __shared__ double sh[32];
+  int64_t cg = c / groups, len = cg * s;
+  for (int64_t ng = blockIdx.x; ng < n * groups; ng += gridDim.x) {
+    const float *px = x + ng * len, *pd = dy + ng * len;
+    float *pdx = dx + ng * len;
+    float m = mean[ng], rs = rstd[ng];
+    int64_t c0 = (ng % groups) * cg;
+    double a = 0, bs = 0;
+    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+      float g = pd[j] * (w ? w[c0 + j / s] : 1.0f);
+      a += g;
+      bs += (double)g * ((px[j] - m) * rs);
+    }
+    a = vt_block_sum_d(a, sh);
+    bs = vt_block_sum_d(bs, sh);
+    float ma = (float)(a / (double)len), mb = (float)(bs / (double)len);
+    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+      float wc = w ? w[c0 + j / s] : 1.0f;
+      pdx[j] += rs * (pd[j] * wc - ma - (px[j] - m) * rs * mb);
+    }
+  }
+}
+
+/* GroupNorm's dw, db: per channel ch of [n, c, s], sums over (i, j) of dy * xhat and dy with
+ * the statistics of (i, group of ch). One block per channel. */
+__global__ void channel_grad_kernel(int64_t n, int64_t c, int64_t s, int64_t groups, const float *x,
+                                    const float *mean, const float *rstd, const float *dy,
+                                    float *dw, float *db) {
+  __shared__ double sh[32];
+  int64_t cg = c / groups;
+  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+    double aw = 0, ab = 0;
+    for (int64_t q = threadIdx.x; q < n * s; q += blockDim.x) {
+      int64_t i = q / s, j = q % s, ng = i * groups + ch / cg;
+      float d = dy[(i * c + ch) * s + j];
+      aw += (double)d * ((x[(i * c + ch) * s + j] - mean[ng]) * rstd[ng]);
+      ab += d;
+    }
+    aw = vt_block_sum_d(aw, sh);
+    ab = vt_block_sum_d(ab, sh);
+    if (threadIdx.x == 0) {
+      if (dw) dw[ch] += (float)aw;
+      if (db) db[ch] += (float)ab;
+    }
+  }
+}
+
+static void cuda_group_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, int64_t groups,
+                            float eps, const float *x, const float *w, const float *b, float *y,
+                            float *mean, float *rstd) {
+  if (n * c * s <= 0) return;
+  group_norm_kernel<<<vt_cuda_grid(n * groups), NT, 0, VT_STREAM(be)>>>(n, c, s, groups, eps, x, w,
+                                                                        b, y, mean, rstd);
+  VT_CUDA_LAUNCHED();
+}
+
+static void cuda_group_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
+                                     int64_t groups, const float *x, const float *w,
+                                     const float *mean, const float *rstd, const float *dy,
+                                     float *dx, float *dw, float *db) {
+  if (n * c * s <= 0) return;
+  if (dx) {
+    group_norm_dx_kernel<<<vt_cuda_grid(n * groups), NT, 0, VT_STREAM(be)>>>(n, c, s, groups, x, w,
+                                                                             mean, rstd, dy, dx);
+    VT_CUDA_LAUNCHED();
+  }
+  if (dw || db) {
+    channel_grad_kernel<<<vt_cuda_grid(c), NT, 0, VT_STREAM(be)>>>(n, c, s, groups, x, mean, rstd,
+                                                                   dy, dw, db);
+    VT_CUDA_LAUNCHED();
+  }
+}
+
+__global__ void batch_norm_kernel(int64_t n, int64_t c, int64_t s, bool training, float momentum,
+                                  float eps, const float *x, const float *w, const float *b,
+                                  float *running_mean, float *running_var, float *y, float *mean,
+                                  float *rstd) {
+  __shared__ double sh[32];
+  __shared__ float stat[2];
+  int64_t cnt = n * s;
+  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+    if (training) {
+      double sum = 0;
+      for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x)
+        sum += x[(q / s * c + ch) * s + q % s];
+      double m = vt_block_sum_d(sum, sh) / (double)cnt;
+      double ss = 0;
+      for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x) {
+        double d = x[(q / s * c + ch) * s + q % s] - m;
+        ss += d * d;
+      }
+      ss = vt_block_sum_d(ss, sh);
+      if (threadIdx.x == 0) {
+        stat[0] = (float)m;
+        stat[1] = (float)(1.0 / sqrt(ss / (double)cnt + eps));
+        if (running_mean)
+          running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * m);
+        if (running_var && cnt > 1)
+          running_var[ch] =
+              (float)((1.0 - momentum) * running_var[ch] + momentum * ss / (double)(cnt - 1));
+      }
+    } else if (threadIdx.x == 0) {
+      stat[0] = running_mean[ch];
+      stat[1] = (float)(1.0 / sqrt((double)running_var[ch] + eps));
+    }
+    __syncthreads();
+    float fm = stat[0], rs = stat[1];
+    if (threadIdx.x == 0) {
+      mean[ch] = fm;
+      rstd[ch] = rs;
+    }
+    float wc = w ? w[ch] : 1.0f, bc = b ? b[ch] : 0.0f;
+    for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x) {
+      int64_t o = (q / s * c + ch) * s + q % s;
+      y[o] = (x[o] - fm) * rs * wc + bc;
+    }
+    __syncthreads(); /* stat is rewritten for the next channel */
+  }
+}
+
+__global__ void batch_norm_backward_kernel(int64_t n, int64_t c, int64_t s, bool training,
+                                           const float *x, const float *w, const float *mean,
+                                           const float *rstd, const float *dy, float *dx, float *dw,
+                                           float *db) {
+  __shared__ double sh[32];
+  int64_t cnt = n * s;
+  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+    float m = mean[ch], rs = rstd[ch], wc = w ? w[ch] : 1.0f;
+    double a = 0, bs = 0;
+    for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x) {
+      int64_t o = (q / s * c + ch) * s + q % s;
+      a += dy[o];
+      bs += (double)dy[o] * ((x[o] - m) * rs);
+    }
+    a = vt_block_sum_d(a, sh);
+    bs = vt_block_sum_d(bs, sh);
+    if (threadIdx.x == 0) {
+      if (dw) dw[ch] += (float)bs;
+      if (db) db[ch] += (float)a;
+    }
+    if (!dx) continue;
+    float ma = training ? (float)(a / (double)cnt) : 0.0f;
+    float mb = training ? (float)(bs / (double)cnt) : 0.0f;
+    for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x) {
+      int64_t o = (q / s * c + ch) * s + q % s;
+      dx[o] += wc * rs * (dy[o] - ma - (x[o] - m) * rs * mb);
+    }
+  }
+}
+
+static void cuda_batch_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, bool training,
+                            float momentum, float eps, const float *x, const float *w,
+                            const float *b, float *running_mean, float *running_var, float *y,
+                            float *mean, float *rstd) {
+  if (c <= 0) return;
+  batch_norm_kernel<<<vt_cuda_grid(c), NT, 0, VT_STREAM(be)>>>(
+      n, c, s, training, momentum, eps, x, w, b, running_mean, running_var, y, mean, rstd);
+  VT_CUDA_LAUNCHED();
+}
+
+static void cuda_batch_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
+                                     bool training, const float *x, const float *w,
+                                     const float *mean, const float *rstd, const float *dy,
+                                     float *dx, float *dw, float *db) {
+  if (c <= 0) return;
+  batch_norm_backward_kernel<<<vt_cuda_grid(c), NT, 0, VT_STREAM(be)>>>(n, c, s, training, x, w,
+                                                                        mean, rstd, dy, dx, dw, db);
+  VT_CUDA_LAUNCHED();
+}
+
+/* ---- RoPE, dropout ---- */
+
+/* One thread per rotated pair (b, h0, t, h1, k), k < d / 2. */
+__global__ void rope_kernel(int64_t b, int64_t ho, int64_t t, int64_t hi, int64_t d, float theta,
+                            const int32_t *pos, int64_t pos_bstride, const float *x, float *y,
+                            bool inverse) {
+  int64_t half = d / 2, n = b * ho * t * hi * half;
+  VT_GRID_STRIDE(q, n) {
+    int64_t k = q % half, r = q / half; /* r indexes (b, h0, t, h1) */
+    int64_t ti = r / hi % t, bi = r / (hi * t * ho);
+    float p = (float)pos[bi * pos_bstride + ti];
+    float ang = p * vt_rope_inv_freq(theta, k, d);
+    float cs = cosf(ang), sn = inverse ? -sinf(ang) : sinf(ang);
+    const float *px = x + r * d;
+    float *py = y + r * d;
+    float x1 = px[k], x2 = px[k + half];
+    float o1 = x1 * cs - x2 * sn, o2 = x2 * cs + x1 * sn;
+    if (inverse) {
+      py[k] += o1;
+      py[k + half] += o2;
+    } else {
+      py[k] = o1;
+      py[k + half] = o2;
+    }
+  }
+}
+
+static void cuda_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int64_t hi, int64_t d,
+                      float theta, const int32_t *pos, int64_t pos_bstride, const float *x,
+                      float *y, bool inverse) {
+  int64_t n = b * ho * t * hi * (d / 2);
+  if (n <= 0) return;
+  rope_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      b, ho, t, hi, d, theta, pos, pos_bstride, x, y, inverse);
+  VT_CUDA_LAUNCHED();
+}
+
+__global__ void dropout_kernel(int64_t n, float p, uint64_t seed, uint64_t offset, const float *x,
+                               float *y, bool backward) {
+  float scale = 1.0f / (1.0f - p);
+  VT_GRID_STRIDE(i, n) {
+    bool keep = vt_dropout_uniform(seed, offset + (uint64_t)i) >= p;
+    if (backward) {
+      if (keep) y[i] += x[i] * scale;
+    } else {
+      y[i] = keep ? x[i] * scale : 0.0f;
+    }
+  }
+}
+
+static void cuda_dropout(const vt_backend *be, int64_t n, float p, uint64_t seed, uint64_t offset,
+                         const float *x, float *y) {
+  if (n <= 0) return;
+  dropout_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      n, p, seed, offset, x, y, false);
+  VT_CUDA_LAUNCHED();
+}
+
+static void cuda_dropout_backward(const vt_backend *be, int64_t n, float p, uint64_t seed,
+                                  uint64_t offset, const float *dy, float *dx) {
+  if (n <= 0) return;
+  dropout_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      n, p, seed, offset, dy, dx, true);
+  VT_CUDA_LAUNCHED();
+}
+
+/* ---- weight norm, VQ ---- */
+
+__global__ void weight_norm_kernel(int64_t rows, int64_t cols, const float *g, const float *v,
+                                   float *w, float *norm) {
+  __shared__ double sh[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *pv = v + r * cols;
+    double ss = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) ss += (double)pv[j] * pv[j];
+    float nr = (float)sqrt(vt_block_sum_d(ss, sh));
+    if (threadIdx.x == 0) norm[r] = nr;
+    float sc = g[r] / nr;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) w[r * cols + j] = pv[j] * sc;
+  }
+}
+
+__global__ void weight_norm_backward_kernel(int64_t rows, int64_t cols, const float *g,
+                                            const float *v, const float *norm, const float *dw,
+                                            float *dg, float *dv) {
+  __shared__ double sh[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *pv = v + r * cols, *pd = dw + r * cols;
+    double dot = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) dot += (double)pd[j] * pv[j];
+    dot = vt_block_sum_d(dot, sh);
+    float nr = norm[r];
+    if (dg && threadIdx.x == 0) dg[r] += (float)(dot / nr);
+    if (dv) {
+      float sc = g[r] / nr, proj = (float)(dot / ((double)nr * nr));
+      for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+        dv[r * cols + j] += sc * (pd[j] - pv[j] * proj);
+    }
+  }
+}
+
+static void cuda_weight_norm(const vt_backend *be, int64_t rows, int64_t cols, const float *g,
+                             const float *v, float *w, float *norm) {
+  if (rows <= 0) return;
+  weight_norm_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, g, v, w, norm);
+  VT_CUDA_LAUNCHED();
+}
+
+static void cuda_weight_norm_backward(const vt_backend *be, int64_t rows, int64_t cols,
+                                      const float *g, const float *v, const float *norm,
+                                      const float *dw, float *dg, float *dv) {
+  if (rows <= 0) return;
+  weight_norm_backward_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, g, v, norm,
+                                                                            dw, dg, dv);
+  VT_CUDA_LAUNCHED();
+}
+
+/* One block per row: threads take codes, each distance summed over d in order with explicit
+ * round-to-nearest operations (no FMA contraction), so distances equal the CPU's bit for bit
+ * and the first minimum is the same code. */
+__global__ void vq_kernel(int64_t n, int64_t k, int64_t d, const float *x, const float *codebook,
+                          int32_t *idx, float *zq) {
+  __shared__ float sd[NT];
+  __shared__ int64_t si[NT];
+  for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
+    const float *px = x + i * d;
+    float best = INFINITY;
+    int64_t bi = -1;
+    for (int64_t c = threadIdx.x; c < k; c += blockDim.x) {
+      const float *pc = codebook + c * d;
+      float dist = 0;
+      for (int64_t j = 0; j < d; j++) {
+        float df = __fsub_rn(px[j], pc[j]);
+        dist = __fadd_rn(dist, __fmul_rn(df, df));
+      }
+      if (dist < best) { /* as the CPU: the first distance below the running best */
+        best = dist;
+        bi = c;
+      }
+    }
+    sd[threadIdx.x] = best;
+    si[threadIdx.x] = bi;
+    __syncthreads();
+    for (int st = blockDim.x / 2; st > 0; st >>= 1) {
+      if (threadIdx.x < st) {
+        float d2 = sd[threadIdx.x + st];
+        int64_t i2 = si[threadIdx.x + st];
+        int64_t i1 = si[threadIdx.x];
+        /* a found code beats none; the smaller distance wins, ties to the lower code */
+        if (i2 >= 0 && (i1 < 0 || d2 < sd[threadIdx.x] || (d2 == sd[threadIdx.x] && i2 < i1))) {
+          sd[threadIdx.x] = d2;
+          si[threadIdx.x] = i2;
+        }
+      }
+      __syncthreads();
+    }
+    int64_t win = si[0] < 0 ? 0 : si[0];
+    if (threadIdx.x == 0) idx[i] = (int32_t)win;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) zq[i * d + j] = codebook[win * d + j];
+    __syncthreads(); /* sd/si are rewritten for the next row */
+  }
+}
+
+static void cuda_vq_nearest(const vt_backend *be, int64_t n, int64_t k, int64_t d, const float *x,
+                            const float *codebook, int32_t *idx, float *zq) {
+  if (n <= 0) return;
+  vq_kernel<<<vt_cuda_grid(n), NT, 0, VT_STREAM(be)>>>(n, k, d, x, codebook, idx, zq);
+  VT_CUDA_LAUNCHED();
+}
+
+static vt_norm_kernels make_table(void) {
+  vt_norm_kernels t;
+  memset(&t, 0, sizeof t);
+  t.layer_norm = cuda_layer_norm;
+  t.layer_norm_backward = cuda_layer_norm_backward;
+  t.rms_norm = cuda_rms_norm;
+  t.rms_norm_backward = cuda_rms_norm_backward;
+  t.group_norm = cuda_group_norm;
+  t.group_norm_backward = cuda_group_norm_backward;
+  t.batch_norm = cuda_batch_norm;
+  t.batch_norm_backward = cuda_batch_norm_backward;
+  t.rope = cuda_rope;
+  t.dropout = cuda_dropout;
+  t.dropout_backward = cuda_dropout_backward;
+  t.weight_norm = cuda_weight_norm;
+  t.weight_norm_backward = cuda_weight_norm_backward;
+  t.vq_nearest = cuda_vq_nearest;
+  return t;
+}
+
+const vt_norm_kernels *vt_cuda_norm_table(void) {
+  static const vt_norm_kernels t = make_table();
+  return &t;
+}
