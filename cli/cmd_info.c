@@ -23,7 +23,7 @@ static int run_stage(const char *path) {
     fprintf(stderr, "vita info: %s\n", err);
     return CLI_EXIT_FAIL;
   }
-  cli_plan_print(stdout, path, &p, 0);
+  cli_plan_print(stdout, path, &p, 0, cfg.device.type == VT_DEV_CUDA, 0);
   return CLI_EXIT_OK;
 }
 

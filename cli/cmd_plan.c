@@ -40,10 +40,21 @@ static const char *flops_str(double f, char *buf, size_t n) {
   return buf;
 }
 
-void cli_plan_print(FILE *f, const char *path, const stage_plan *p, double memory) {
+cli_plan_mem cli_plan_memory(const stage_plan *p, int zero, bool nccl) {
+  cli_plan_mem m = {.zm =
+                        vt_zero_plan(p->weights, p->n_trainable, p->moments, zero, p->world, nccl)};
+  m.total = m.zm.total + p->act;
+  m.total_recompute = m.zm.total + p->act_recompute;
+  return m;
+}
+
+void cli_plan_print(FILE *f, const char *path, const stage_plan *p, int zero, bool nccl,
+                    double memory) {
   char a[48], b[48], c[48];
+  cli_plan_mem m = cli_plan_memory(p, zero, nccl);
   fprintf(f, "stage: %s (model %s)\n", path, p->model);
-  fprintf(f, "  world %d, ZeRO %d, %s; micro-batch %lld x %lld tokens", p->world, p->zero,
+  fprintf(f, "  world %d (%s), ZeRO %d, %s; micro-batch %lld x %lld tokens", p->world,
+          nccl ? "GPU ranks, NCCL" : "CPU ranks, MPI", zero,
           p->bf16 ? "bf16 compute over fp32 masters" : "fp32", (long long)p->shape.batch,
           (long long)p->shape.tokens);
   if (p->shape.tiles) fprintf(f, ", %lld tiles", (long long)p->shape.tiles);
@@ -61,24 +72,27 @@ void cli_plan_print(FILE *f, const char *path, const stage_plan *p, double memor
             q->grad ? "" : " (no gradients reach it)");
   }
   fprintf(f, "memory per rank:\n");
-  fprintf(f, "  weights     %s\n", gib(p->weights, a, sizeof a));
-  fprintf(f, "  gradients   %s\n", gib(p->grads, a, sizeof a));
-  fprintf(f, "  optimizer   %s\n", gib(p->optim, a, sizeof a));
+  fprintf(f, "  weights     %s\n", gib(m.zm.weights, a, sizeof a));
+  if (m.zm.grads_idle != m.zm.grads)
+    fprintf(f, "  gradients   %s at the peak of backward, %s between steps\n",
+            gib(m.zm.grads, a, sizeof a), gib(m.zm.grads_idle, b, sizeof b));
+  else
+    fprintf(f, "  gradients   %s\n", gib(m.zm.grads, a, sizeof a));
+  fprintf(f, "  optimizer   %s\n", gib(m.zm.optimizer, a, sizeof a));
+  if (m.zm.comm > 0) fprintf(f, "  NCCL pads   %s\n", gib(m.zm.comm, a, sizeof a));
   if (p->n_parts) {
     fprintf(f, "  activations %s (%s with recompute)\n", gib(p->act, a, sizeof a),
             gib(p->act_recompute, b, sizeof b));
-    fprintf(f, "  total       %s (%s with recompute)\n",
-            gib(stage_plan_total(p, false), a, sizeof a),
-            gib(stage_plan_total(p, true), b, sizeof b));
+    fprintf(f, "  total       %s (%s with recompute)\n", gib(m.total, a, sizeof a),
+            gib(m.total_recompute, b, sizeof b));
     fprintf(f, "FLOPs: %s per sample (forward + backward), %s per step\n",
             flops_str(p->flops_sample, a, sizeof a), flops_str(p->flops_step, b, sizeof b));
   } else {
     fprintf(f, "  activations: not estimated (the %s model has no cost hook)\n", p->model);
-    fprintf(f, "  total       %s without activations\n",
-            gib(stage_plan_total(p, false), a, sizeof a));
+    fprintf(f, "  total       %s without activations\n", gib(m.total, a, sizeof a));
   }
   if (memory > 0) {
-    bool fit = stage_plan_total(p, false) <= memory, fit_rc = stage_plan_total(p, true) <= memory;
+    bool fit = m.total <= memory, fit_rc = m.total_recompute <= memory;
     fprintf(f, "fits %s: %s\n", gib(memory, a, sizeof a),
             fit      ? "yes"
             : fit_rc ? "only with recompute (model.recompute: true)"
@@ -91,7 +105,8 @@ static const cli_opt opts[] = {
     {"world", CLI_OPT_INT, "1", "ranks (GPUs or CPU processes)"},
     {"zero", CLI_OPT_INT, "0", "ZeRO stage: 0, 1 (optimizer state sharded) or 2 (and gradients)"},
     {"device", CLI_OPT_STR, NULL, "cpu or cuda (default: the config's)"},
-    {"precision", CLI_OPT_STR, "fp32", "fp32 or bf16 (bf16 compute copies over fp32 masters)"},
+    {"precision", CLI_OPT_STR, NULL,
+     "fp32 or bf16 (bf16 compute copies over fp32 masters; default: the config's)"},
     {"memory", CLI_OPT_STR, NULL, "device memory to check against, e.g. 80GiB"},
     {"batch", CLI_OPT_INT, "0", "micro-batch (0: the config's train.batch_size)"},
     {"tokens", CLI_OPT_INT, "0", "sequence positions per sample (0: the config's data.max_len)"},
@@ -107,7 +122,7 @@ static int run(const cli_args *a) {
     return CLI_EXIT_USAGE;
   }
   const char *prec = cli_args_str(a, "precision"), *dev = cli_args_str(a, "device");
-  if (strcmp(prec, "fp32") && strcmp(prec, "bf16")) {
+  if (prec && strcmp(prec, "fp32") && strcmp(prec, "bf16")) {
     fprintf(stderr, "vita plan: --precision: expected fp32 or bf16, found \"%s\"\n", prec);
     return CLI_EXIT_USAGE;
   }
@@ -147,15 +162,15 @@ static int run(const cli_args *a) {
     return CLI_EXIT_FAIL;
   }
   stage_plan_opts o = {.world = (int)world,
-                       .zero = (int)zero,
-                       .bf16 = !strcmp(prec, "bf16"),
+                       .bf16 = prec ? !strcmp(prec, "bf16") : cfg.precision == VT_BF16,
                        .shape = {d[0], d[1], d[2], d[3], d[4]}};
   stage_plan p;
   if (stage_plan_make(&cfg, &o, &p, err, sizeof err)) {
     fprintf(stderr, "vita plan: %s\n", err);
     return CLI_EXIT_FAIL;
   }
-  cli_plan_print(stdout, path, &p, memory);
+  bool nccl = dev ? strncmp(dev, "cuda", 4) == 0 : cfg.device.type == VT_DEV_CUDA;
+  cli_plan_print(stdout, path, &p, (int)zero, nccl, memory);
   return CLI_EXIT_OK;
 }
 

@@ -81,10 +81,11 @@ typedef struct {
 } vt_model_shape;
 
 /* One part of a model's forward, in data-flow order, at a vt_model_shape. Gradients reach a
- * part when it or a part before it trains; a part that gets none runs off the tape. */
+ * part when it or a part it reads trains; a part that gets none runs off the tape. */
 typedef struct {
   char name[32];                   /* "vision", "adapter", "llm" */
   char params[256];                /* comma-separated globs of the part's parameters */
+  unsigned inputs;                 /* bit k: it reads part k's output; 0: the part before it */
   double flops_weight, flops_attn; /* forward FLOPs: GEMMs against weights; attention */
   double act_bytes;                /* step arena bytes on the tape, no recompute */
   double act_bytes_recompute;      /* with per-layer recompute */
@@ -92,6 +93,7 @@ typedef struct {
 } vt_model_cost;
 
 #define VT_MODEL_MAX_COST_PARTS 8
+#define VT_MODEL_COST_ROOT (1u << 31) /* vt_model_cost.inputs: reads only the batch */
 
 typedef struct vt_model vt_model;
 

@@ -75,6 +75,16 @@ void model_cost_audio_enc(const audio_enc_cfg *c, int64_t batch, int64_t frames,
   model_cost_part(enc, "audio_encoder", params, layer, c->layers, h, rows, rest, 0);
 }
 
+void model_cost_audio_adapter(const audio_adapter_cfg *c, int64_t batch, int64_t frames,
+                              const char *params, vt_model_cost *ad) {
+  int64_t rows = batch * ((frames + 1) / 2), w = 2 * c->enc_dim;
+  /* the padded input, the conv's output, LayerNorm (output, normalised input), GELU, project */
+  nn_cost r = nn_cost_linear(c->kernel * c->enc_dim, w, true, rows);
+  r.act_floats += (double)(batch * (frames + 4) * c->enc_dim) + 3.0 * (double)(rows * w);
+  nn_cost_add(&r, nn_cost_linear(w, c->llm_dim, true, rows));
+  model_cost_part(ad, "audio_adapter", params, (nn_cost){0}, 0, 0, 0, r, 0);
+}
+
 void model_cost_tts(const tts_cfg *c, const vt_model_shape *s, const char *params,
                     vt_model_cost *dec) {
   int64_t h = c->hidden_size, per = c->llm_hidden_size / h;

@@ -32,6 +32,10 @@ void model_cost_vit(const vit_cfg *c, int64_t llm_hidden, const vt_model_shape *
  * part "audio_encoder". */
 void model_cost_audio_enc(const audio_enc_cfg *c, int64_t batch, int64_t frames, const char *params,
                           vt_model_cost *enc);
+/* The audio adapter (CNNSubsampling: conv1d k, stride 2, LayerNorm, GELU, Linear) over
+ * `batch` clips of `frames` encoder frames: part "audio_adapter". */
+void model_cost_audio_adapter(const audio_adapter_cfg *c, int64_t batch, int64_t frames,
+                              const char *params, vt_model_cost *ad);
 /* The speech decoder over s->batch samples of s->tokens text tokens and s->speech codec
  * tokens: part "speech_decoder". */
 void model_cost_tts(const tts_cfg *c, const vt_model_shape *s, const char *params,

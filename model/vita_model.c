@@ -430,8 +430,10 @@ static int64_t audio_positions(const vt_model *base, int64_t frames) {
 
 static const char *const model_types[] = {"vita-Qwen2", NULL};
 
-/* Parts "vision", "adapter", "llm". Defaults: batch 1, tokens the context length, and as many
- * tiles as fill a quarter of the tokens (an image-heavy sample). */
+/* Parts "vision", "adapter", then with audio "audio_encoder", "audio_adapter", and "llm",
+ * which reads both adapters. Defaults: batch 1, tokens the context length, as many tiles as
+ * fill a quarter of the tokens (an image-heavy sample), no audio (s->audio: fbank frames of a
+ * sample's clips, counted as one clip). */
 static int cost(const vt_model *base, vt_model_shape *s, vt_model_cost *parts) {
   const vita_model *m = (const vita_model *)base;
   if (s->batch <= 0) s->batch = 1;
@@ -440,9 +442,28 @@ static int cost(const vt_model *base, vt_model_shape *s, vt_model_cost *parts) {
   if (s->tiles <= 0) s->tiles = 1;
   model_cost_vit(&m->tower.cfg, m->qcfg.hidden_size, s, VITA_TOWER ".*", VITA_PROJECTOR ".*",
                  &parts[0], &parts[1]);
-  model_cost_qwen2(&m->q.cfg, s, "model.embed_tokens.*,model.layers.*,model.norm.*,lm_head.*",
-                   &parts[2]);
-  return 3;
+  int n = 2;
+  unsigned llm_in = 1u << 1;
+  if (m->audio.on) {
+    int64_t frames = s->audio > 0 ? s->audio : 0;
+    model_cost_audio_enc(&m->audio.enc.cfg, s->batch, frames,
+                         "model.audio_encoder.encoder.*,model.audio_encoder.prompt_embeddings.*",
+                         &parts[2]);
+    parts[2].inputs = VT_MODEL_COST_ROOT;
+    model_cost_audio_adapter(&m->audio.ad.cfg, s->batch, audio_enc_out_len(frames),
+                             "model.audio_encoder.adpter.*", &parts[3]);
+    if (frames <= 0) /* no clips: no audio work at all */
+      for (int k = 2; k < 4; k++)
+        parts[k].flops_weight = parts[k].flops_attn = parts[k].act_bytes =
+            parts[k].act_bytes_recompute = parts[k].act_bytes_frozen = 0;
+    llm_in |= 1u << 3;
+    n = 4;
+  }
+  model_cost_qwen2(
+      &m->q.cfg, s,
+      "model.embed_tokens.*,model.layers.*,model.norm.*,lm_head.*," AUDIO_LLM_HEAD ".*", &parts[n]);
+  parts[n].inputs = llm_in;
+  return n + 1;
 }
 
 const vt_model_ops vita_model_ops = {

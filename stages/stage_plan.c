@@ -39,30 +39,21 @@ int stage_apply_trainable(const stage_cfg *c, vt_params *ps, char *err, size_t e
   return 0;
 }
 
-/* Elements of a shard of n over w ranks (padded up). */
-static double shard(int64_t n, int w) { return (double)((n + w - 1) / w); }
-
-/* Memory per rank (see the header's formulas). */
-static void plan_memory(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *p) {
-  double n = (double)p->n_params, nt = (double)p->n_trainable;
-  int w = o->zero >= 1 ? o->world : 1;
-  double master = o->zero >= 1 ? shard(p->n_trainable, o->world) : nt;
-  p->weights = o->bf16 ? 2.0 * n + 4.0 * (n - nt) + 4.0 * master : 4.0 * n;
-  double bucket = o->bucket_bytes > 0 ? o->bucket_bytes : 25.0 * 1024 * 1024;
-  p->grads = o->zero >= 2 ? 4.0 * shard(p->n_trainable, o->world) + 2.0 * bucket : 4.0 * nt;
-  double per = !strcmp(cfg->optim.kind, "sgd") ? 4.0 : 8.0;
-  p->optim = per * (w > 1 ? shard(p->n_trainable, w) : nt);
-}
-
 /* Activations and FLOPs from the model's cost parts. */
 static void plan_compute(const stage_plan_opts *o, stage_plan *p) {
-  bool grad = false;
   double flops = 0;
   p->act = p->act_recompute = 0;
   for (int i = 0; i < p->n_parts; i++) {
     stage_plan_part *q = &p->parts[i];
     const vt_model_cost *c = &q->cost;
-    grad = grad || q->n_trainable > 0;
+    /* inputs 0: the part before it (none for the first) */
+    unsigned in = c->inputs & VT_MODEL_COST_ROOT ? 0
+                  : c->inputs                    ? c->inputs
+                  : i                            ? 1u << (i - 1)
+                                                 : 0;
+    bool grad = q->n_trainable > 0;
+    for (int k = 0; k < i; k++)
+      if (in & (1u << k)) grad = grad || p->parts[k].grad;
     q->grad = grad;
     flops += c->flops_weight + c->flops_attn;
     if (grad) {
@@ -82,9 +73,8 @@ static void plan_compute(const stage_plan_opts *o, stage_plan *p) {
 int stage_plan_make(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *p, char *err,
                     size_t err_len) {
   memset(p, 0, sizeof *p);
-  if (o->world < 1 || o->zero < 0 || o->zero > 2) {
-    snprintf(err, err_len, "plan: world %d and ZeRO stage %d: expected world >= 1, stage 0..2",
-             o->world, o->zero);
+  if (o->world < 1) {
+    snprintf(err, err_len, "plan: world %d: expected at least 1 rank", o->world);
     return -1;
   }
   vt_params ps;
@@ -94,11 +84,12 @@ int stage_plan_make(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *
   int rc = -1;
   if (!m || stage_apply_trainable(cfg, &ps, err, err_len)) goto out;
   snprintf(p->model, sizeof p->model, "%s", m->ops->name);
-  p->world = o->world, p->zero = o->zero, p->bf16 = o->bf16;
+  p->world = o->world, p->bf16 = o->bf16;
   p->grad_accum = cfg->grad_accum > 0 ? cfg->grad_accum : 1;
   p->n_params = (int64_t)vt_params_count(&ps, false);
   p->n_trainable = (int64_t)vt_params_count(&ps, true);
-  plan_memory(cfg, o, p);
+  p->weights = (o->bf16 ? 6.0 : 4.0) * (double)p->n_params;
+  p->moments = !strcmp(cfg->optim.kind, "sgd") ? 1 : 2;
   p->shape = o->shape;
   if (p->shape.batch <= 0) p->shape.batch = cfg->batch_size;
   if (p->shape.tokens <= 0) p->shape.tokens = cfg->max_len;
@@ -123,8 +114,4 @@ out:
   vt_model_destroy(m);
   vt_params_free(&ps);
   return rc;
-}
-
-double stage_plan_total(const stage_plan *p, bool recompute) {
-  return p->weights + p->grads + p->optim + (recompute ? p->act_recompute : p->act);
 }

@@ -1,17 +1,14 @@
-/* A stage's plan (`vita plan`, `vita info --stage`): what one rank holds and what a step
- * computes, from the stage config alone (the model registers its parameters, nothing is
- * allocated), at a world size, a ZeRO stage and a precision.
+/* A stage's plan (`vita plan`, `vita info --stage`): what the model of a stage holds and what
+ * one of its steps computes, from the stage config alone (the model registers its parameters,
+ * nothing is allocated). The memory a rank holds for gradients and optimizer state at a ZeRO
+ * stage is train/zero.h's vt_zero_plan, fed with the counts here (the command joins them).
  *
- * Memory per rank, N parameters of which Nt train, W ranks, ZeRO stage S (shards padded to a
- * multiple of W, frozen parameters take no shard):
- *   weights    fp32: 4 N; bf16: 2 N compute copies + 4 (N - Nt) frozen + 4 Nt masters
- *              (4 Nt / W at S >= 1)
- *   gradients  4 Nt (S < 2), or 4 Nt / W plus two reduction buckets (S = 2)
- *   optimizer  AdamW / Adam 8 Nt, SGD 4 Nt (/ W at S >= 1)
+ *   weights      fp32: 4 N bytes; bf16: 4 N f32 masters + 2 N bf16 compute copies
  *   activations  the step arena of one micro-batch: the model's cost hook (model.h), per part
- *              on the tape when gradients reach it, forward alone otherwise
+ *                on the tape when gradients reach it, forward alone otherwise
  * FLOPs of a sample: each part's forward; input gradients (the forward's GEMMs again and
- * twice its attention) where gradients reach it; weight gradients for its trainable share. */
+ * twice its attention) where gradients reach it; weight gradients for its trainable share. A
+ * part gets gradients when it trains or one of its inputs does (vt_model_cost.inputs). */
 #ifndef VT_STAGE_PLAN_H
 #define VT_STAGE_PLAN_H
 
@@ -38,9 +35,10 @@ typedef struct {
 typedef struct {
   char model[64];
   vt_model_shape shape; /* the micro-batch planned (defaults filled) */
-  int world, zero;
+  int world;
   bool bf16;
   int64_t n_params, n_trainable, grad_accum;
+  int moments; /* f32 optimizer values per trainable value (AdamW / Adam 2, SGD 1) */
   stage_plan_part parts[VT_MODEL_MAX_COST_PARTS];
   int n_parts;                  /* 0: the model gives no cost estimate (no activations or FLOPs) */
   double weights, grads, optim; /* bytes per rank */
@@ -57,7 +55,5 @@ int stage_apply_trainable(const stage_cfg *cfg, vt_params *ps, char *err, size_t
 /* Plans cfg at o. Returns 0, or -1 with err (the config, the model, the options). */
 int stage_plan_make(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *p, char *err,
                     size_t err_len);
-/* Bytes per rank in all, with or without per-layer recompute. */
-double stage_plan_total(const stage_plan *p, bool recompute);
 
 #endif

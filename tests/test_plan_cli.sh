@@ -7,13 +7,15 @@ ok() { :; }
 bad() { echo "FAIL $1: $2"; fail=1; }
 s="$VT_SOURCE_DIR/configs/stages"
 out=$("$VITA" plan --config "$s/1.1.yaml" --world 8 --zero 2 --memory 80GiB 2>&1) || bad 1.1 "$out"
-grep -q '^parameters: 7,947,161,088, trainable 27,532,288$' <<<"$out" || bad "1.1 counts" "$out"
+grep -q '^parameters: 8,322,947,232, trainable 27,532,288$' <<<"$out" || bad "1.1 counts" "$out"
 grep -q 'vision .*(no gradients reach it)' <<<"$out" || bad "1.1 frozen tower" "$out"
 grep -q '^fits 80.00 GiB: ' <<<"$out" || bad "1.1 fit line" "$out"
-# ZeRO 0 -> 1 -> 2: the optimizer state and then the gradients shrink
+# ZeRO 0 -> 1 -> 2: the optimizer state shrinks, then the gradients held between steps (CPU
+# ranks drop the pages other ranks own; the peak of backward is the whole buffer)
 opt() { "$VITA" plan --config "$s/1.2.yaml" --world 8 --zero "$1" | awk '/optimizer/ {print $2}'; }
-grd() { "$VITA" plan --config "$s/1.2.yaml" --world 8 --zero "$1" | awk '/gradients/ {print $2}'; }
-o0=$(opt 0); o1=$(opt 1); g1=$(grd 1); g2=$(grd 2)
+o0=$(opt 0); o1=$(opt 1)
+g1=$("$VITA" plan --config "$s/1.2.yaml" --world 8 --zero 1 | awk '/gradients/ {print $2}')
+g2=$("$VITA" plan --config "$s/1.2.yaml" --world 8 --zero 2 | awk '/gradients/ {print $9}')
 awk -v a="$o0" -v b="$o1" 'BEGIN {exit !(b < a / 7.9)}' || bad "zero 1 optimizer" "$o0 -> $o1"
 awk -v a="$g1" -v b="$g2" 'BEGIN {exit !(b < a / 7)}' || bad "zero 2 gradients" "$g1 -> $g2"
 # a small enough stage fits; the 7B stages do not fit one 80 GiB GPU unsharded

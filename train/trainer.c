@@ -68,7 +68,10 @@ static int update_phase(trainer *t, trainer_phase *tp, double mult, vt_optim_sta
         t->dc->ops->allgather(t->dc, t->ps.grad + o->flat_lo, o->state_numel, "updated parameters");
     if (!rc) vt_optim_unpack_params(o);
   }
-  if (rc) snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, t->dc->err);
+  if (rc)
+    snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, t->dc->err);
+  else
+    vt_params_sync_lowp(&t->ps); /* bf16 copies follow the gathered masters (no-op in fp32) */
   return rc;
 }
 
