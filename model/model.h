@@ -106,6 +106,12 @@ typedef struct vt_model_ops {
   /* The config.json of an export from the model's config and the source's (token ids and
    * the like are kept from src, which may be NULL); dtype names the weights written. */
   json_t *(*hf_config)(const vt_model *m, const json_t *src, vt_dtype dtype);
+
+  /* Audio spliced into the token sequence: the positions one <audio> clip of `frames` fbank
+   * frames fills (the batch builder expands each placeholder into that many, labels ignored,
+   * and gives each clip a VT_MEDIA_FBANK item with its span). NULL: a model that takes fbank
+   * takes each row's first clip whole (stage 2.1a), with no span. */
+  int64_t (*audio_positions)(const vt_model *m, int64_t frames);
 } vt_model_ops;
 
 /* The common head of every model (the first member of its own struct), filled by create. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/audio_llm.h"
 #include "model/qwen2_model.h"
 
 #define VITA_TOWER "model.vision_tower.vision_tower"
@@ -21,6 +22,7 @@ typedef struct {
   vit_adapter adapter;
   json_t *src; /* the config read, for fields we do not interpret (mm_vision_tower, ...) */
   vt_tensor *head;
+  audio_llm audio; /* encoder + adapter (+ modality head) when the config has audio_config */
 } vita_model;
 
 /* Optional fields: an integer must be positive, a number finite. */
@@ -119,12 +121,14 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   m->qcfg.ce_chunk_rows = opts->ce_chunk_rows;
   if (qwen2_init(&m->q, ps, &m->qcfg, err, err_len) ||
       vit_init(&m->tower, ps, &m->vcfg, VITA_TOWER, err, err_len) ||
-      vit_adapter_init(&m->adapter, ps, VITA_PROJECTOR, feat, m->qcfg.hidden_size, err, err_len))
+      vit_adapter_init(&m->adapter, ps, VITA_PROJECTOR, feat, m->qcfg.hidden_size, err, err_len) ||
+      audio_llm_init(&m->audio, ps, config, where, m->qcfg.hidden_size, opts->recompute, err,
+                     err_len))
     goto fail;
   m->head = m->q.lm_head;
   m->src = json_deep_copy(config);
   m->base.vocab_size = m->qcfg.vocab_size;
-  m->base.media = VT_MEDIA_BIT(VT_MEDIA_IMAGE);
+  m->base.media = VT_MEDIA_BIT(VT_MEDIA_IMAGE) | (m->audio.on ? VT_MEDIA_BIT(VT_MEDIA_FBANK) : 0);
   int64_t g = m->vcfg.image_size / m->vcfg.patch_size;
   m->base.image_tokens = (g / 2) * (g / 2);
   int64_t sep = 198; /* "\n" in the Qwen2 vocabulary */
@@ -136,10 +140,12 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   m->base.n_phases = 1;
   m->base.terms[0] = (vt_model_term){"lm", 0};
   m->base.n_terms = 1;
+  if (m->audio.head) m->base.terms[m->base.n_terms++] = (vt_model_term){"modality", 0};
   return &m->base;
 fail:
   qwen2_free(&m->q);
   vit_free(&m->tower);
+  audio_llm_free(&m->audio);
   free(m);
   return NULL;
 }
@@ -148,6 +154,7 @@ static void destroy(vt_model *base) {
   vita_model *m = (vita_model *)base;
   qwen2_free(&m->q);
   vit_free(&m->tower);
+  audio_llm_free(&m->audio);
   json_decref(m->src);
   free(m);
 }
@@ -158,6 +165,7 @@ static int init_weights(vt_model *base, vt_params *ps, vt_rng *rng, char *err, s
   qwen2_init_weights(&m->q, rng);
   vit_init_weights(&m->tower, rng);
   vit_adapter_init_weights(&m->adapter, rng, (float)m->qcfg.initializer_range);
+  audio_llm_init_weights(&m->audio, rng, (float)m->qcfg.initializer_range);
   return 0;
 }
 
@@ -172,6 +180,7 @@ static json_t *config_json(const vt_model *base) {
   json_object_set_new(o, "mm_projector_type", json_string("mlp2x_gelu"));
   json_object_set_new(o, "mm_hidden_size", json_integer(4 * m->vcfg.hidden_size));
   json_object_set_new(o, "vision_config", vit_cfg_to_json(&m->vcfg));
+  audio_llm_to_json(&m->audio, o);
   static const char *const keep[] = {"mm_vision_tower", "mm_audio_encoder", "image_aspect_ratio",
                                      NULL};
   for (int i = 0; m->src && keep[i]; i++) {
@@ -183,7 +192,7 @@ static json_t *config_json(const vt_model *base) {
 
 /* The input embeddings of b: token embeddings, with each image tile's adapter outputs in its
  * span. The vision tower runs only when the batch has tiles. */
-static vt_tensor *embeddings(vita_model *m, vt_ctx *ctx, const vt_batch *b, const nn_fwd *f) {
+static vt_tensor *image_embeddings(vita_model *m, vt_ctx *ctx, const vt_batch *b, const nn_fwd *f) {
   int64_t B = b->rows, T = b->len, H = m->qcfg.hidden_size;
   vt_tensor *emb = qwen2_embed(&m->q, ctx, b->tokens);
   const vt_media *img = vt_batch_media(b, VT_MEDIA_IMAGE);
@@ -226,10 +235,16 @@ static vt_tensor *embeddings(vita_model *m, vt_ctx *ctx, const vt_batch *b, cons
   return vt_reshape(ctx, flat, 3, (int64_t[]){B, T, H});
 }
 
+/* The input embeddings of b: tokens, image tiles, then audio clips at their spans. */
+static vt_tensor *embeddings(vita_model *m, vt_ctx *ctx, const vt_batch *b, const nn_fwd *f,
+                             bool frozen_train) {
+  return audio_llm_splice(&m->audio, ctx, image_embeddings(m, ctx, b, f), b, f, frozen_train);
+}
+
 static vt_tensor *hidden_of(vita_model *m, vt_ctx *ctx, const vt_batch *b,
                             const vt_model_step *st) {
   nn_fwd f = {.training = st && st->train, .rng = st ? st->rng : NULL};
-  vt_tensor *emb = embeddings(m, ctx, b, &f);
+  vt_tensor *emb = embeddings(m, ctx, b, &f, st && st->frozen_train);
   qwen2_layout lay = {.lengths = b->lengths, .pos = b->positions, .segments = b->segments};
   return qwen2_forward(&m->q, ctx, emb, &lay);
 }
@@ -240,24 +255,41 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
   out->n_terms = 1;
   out->terms[0].name = "lm";
   out->count = (double)b->label_tokens;
+  bool need_hidden = b->label_tokens || m->audio.head;
+  vt_tensor *hid = need_hidden ? hidden_of(m, ctx, b, st) : NULL;
   if (!b->label_tokens) {
     out->terms[0].sum = vt_zeros(ctx, VT_F32, 0, NULL);
-    return vt_ctx_failed(ctx) ? -1 : 0;
+  } else {
+    vt_lm_ce_opts o = {.chunk_rows = m->qcfg.ce_chunk_rows};
+    vt_tensor *mean = vt_lm_cross_entropy(ctx, hid, m->head, b->labels, &o);
+    out->terms[0].sum = vt_scale(ctx, mean, (float)b->label_tokens);
   }
-  vt_lm_ce_opts o = {.chunk_rows = m->qcfg.ce_chunk_rows};
-  vt_tensor *mean = vt_lm_cross_entropy(ctx, hidden_of(m, ctx, b, st), m->head, b->labels, &o);
-  out->terms[0].sum = vt_scale(ctx, mean, (float)b->label_tokens);
+  if (m->audio.head) {
+    /* the batch's class-weighted mean, as a sum over the batch's count (the trainer divides
+     * every term by it): one micro-batch gives PyTorch's weighted cross_entropy exactly */
+    int64_t n, hit;
+    vt_tensor *ce = audio_llm_modality_loss(&m->audio, ctx, hid, b, &n, &hit);
+    out->terms[1].name = "modality";
+    out->terms[1].sum = vt_scale(ctx, ce, (float)(out->count > 0 ? out->count : 1));
+    out->n_terms = 2;
+  }
   return vt_ctx_failed(ctx) ? -1 : 0;
 }
 
 static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, int *n) {
   vita_model *m = (vita_model *)base;
   vt_lm_ce_opts o = {.chunk_rows = m->qcfg.ce_chunk_rows};
-  double mean =
-      vt_item(ctx, vt_lm_cross_entropy(ctx, hidden_of(m, ctx, b, NULL), m->head, b->labels, &o));
+  vt_tensor *hid = hidden_of(m, ctx, b, NULL);
+  double mean = vt_item(ctx, vt_lm_cross_entropy(ctx, hid, m->head, b->labels, &o));
   if (vt_ctx_failed(ctx)) return -1;
   out[0] = (vt_metric){"loss", mean * (double)b->label_tokens, (double)b->label_tokens};
   *n = 1;
+  if (m->audio.head) { /* the head's accuracy over the clips with a state marker after them */
+    int64_t clips, hit;
+    audio_llm_modality_loss(&m->audio, ctx, hid, b, &clips, &hit);
+    if (vt_ctx_failed(ctx)) return -1;
+    out[(*n)++] = (vt_metric){"modality_acc", (double)hit, (double)clips};
+  }
   return 0;
 }
 
@@ -265,23 +297,38 @@ static void describe(const vt_model *base, char *buf, size_t len) {
   const vita_model *m = (const vita_model *)base;
   const vit_cfg *v = &m->vcfg;
   const qwen2_cfg *q = &m->qcfg;
-  snprintf(buf, len,
-           "InternViT %lld layers, hidden %lld, %lldpx / %lld (%lld params) -> mlp2x_gelu %lld -> "
-           "%lld (%lld params) -> Qwen2 %lld layers, hidden %lld, vocab %lld (%lld params)",
-           (long long)v->num_hidden_layers, (long long)v->hidden_size, (long long)v->image_size,
-           (long long)v->patch_size, (long long)vit_param_count(v), (long long)(4 * v->hidden_size),
-           (long long)q->hidden_size,
-           (long long)vit_adapter_param_count(4 * v->hidden_size, q->hidden_size),
-           (long long)q->num_hidden_layers, (long long)q->hidden_size, (long long)q->vocab_size,
-           (long long)qwen2_param_count(q));
+  int k =
+      snprintf(buf, len,
+               "InternViT %lld layers, hidden %lld, %lldpx / %lld (%lld params) -> mlp2x_gelu "
+               "%lld -> %lld (%lld params) -> Qwen2 %lld layers, hidden %lld, vocab %lld (%lld "
+               "params)",
+               (long long)v->num_hidden_layers, (long long)v->hidden_size, (long long)v->image_size,
+               (long long)v->patch_size, (long long)vit_param_count(v),
+               (long long)(4 * v->hidden_size), (long long)q->hidden_size,
+               (long long)vit_adapter_param_count(4 * v->hidden_size, q->hidden_size),
+               (long long)q->num_hidden_layers, (long long)q->hidden_size, (long long)q->vocab_size,
+               (long long)qwen2_param_count(q));
+  const audio_llm *a = &m->audio;
+  if (a->on && k > 0 && (size_t)k < len)
+    k += snprintf(buf + k, len - (size_t)k,
+                  "; audio encoder %lld layers, hidden %lld (%lld params) -> adapter %lld -> %lld, "
+                  "%lld prompts (%lld params)",
+                  (long long)a->enc.cfg.layers, (long long)a->enc.cfg.hidden,
+                  (long long)audio_enc_param_count(&a->enc.cfg), (long long)a->ad.cfg.enc_dim,
+                  (long long)a->ad.cfg.llm_dim, (long long)a->ad.cfg.n_prompt,
+                  (long long)audio_adapter_param_count(&a->ad.cfg));
+  if (a->head && k > 0 && (size_t)k < len)
+    snprintf(buf + k, len - (size_t)k, "; modality head %lld -> %d", (long long)q->hidden_size,
+             a->n_classes);
 }
 
-/* The release also holds the audio encoder and adapter, which this model does not have yet:
- * they are counted as ignored, not silently loaded. */
+/* Without an audio_config the release's audio encoder and adapter are counted as ignored, not
+ * silently loaded; a stage-2.1a CTC head is never part of this model. */
 static bool hf_ignored(const vt_model *base, const char *name) {
   const vita_model *m = (const vita_model *)base;
   size_t l = strlen(name);
-  return !strncmp(name, "model.audio_encoder.", 20) ||
+  return (!m->audio.on && !strncmp(name, "model.audio_encoder.", 20)) ||
+         !strncmp(name, "model.audio_encoder.ctc.", 24) ||
          (l >= 19 && !strcmp(name + l - 19, "rotary_emb.inv_freq")) ||
          (m->qcfg.tie_word_embeddings && !strcmp(name, "lm_head.weight"));
 }
@@ -304,6 +351,17 @@ vita_vision vita_model_vision(vt_model *base) {
   return (vita_vision){&m->tower, &m->adapter};
 }
 
+vt_tensor *vita_model_logits(vt_model *base, vt_ctx *ctx, const vt_batch *b) {
+  if (!base || base->ops != &vita_model_ops)
+    return vt_ctx_fail(ctx, "vita", "vita_model_logits: not a vita model");
+  vita_model *m = (vita_model *)base;
+  return qwen2_logits(&m->q, ctx, hidden_of(m, ctx, b, NULL));
+}
+
+static int64_t audio_positions(const vt_model *base, int64_t frames) {
+  return audio_llm_positions(&((const vita_model *)base)->audio, frames);
+}
+
 static const char *const model_types[] = {"vita-Qwen2", NULL};
 
 const vt_model_ops vita_model_ops = {
@@ -318,4 +376,5 @@ const vt_model_ops vita_model_ops = {
     .describe = describe,
     .hf_ignored = hf_ignored,
     .hf_config = hf_config,
+    .audio_positions = audio_positions,
 };

@@ -4,7 +4,10 @@
  * (the batch builder puts one span per tile, each followed by a "\n" token, and ignores the
  * labels there); a batch without images runs no vision code at all (the public code runs a
  * dummy image instead). Parameters carry the VITA-1.5 release names:
- * model.vision_tower.vision_tower.*, model.mm_projector.{0,2}.*, and the Qwen2 names. */
+ * model.vision_tower.vision_tower.*, model.mm_projector.{0,2}.*, and the Qwen2 names.
+ * With an "audio_config" the model also holds the audio encoder and adapter (model/audio_llm.h),
+ * spliced at the batch's fbank spans, and with a "modality_head" the state head (loss term
+ * "modality", eval metric "modality_acc"). */
 #ifndef VT_VITA_MODEL_H
 #define VT_VITA_MODEL_H
 
@@ -29,6 +32,10 @@ typedef struct {
   vit_adapter *adapter;
 } vita_vision;
 vita_vision vita_model_vision(vt_model *m);
+
+/* The LM logits [B, T, vocab] of a batch with its images and audio spliced in (eval mode; for
+ * tests and small evaluations: it materialises the full logits). */
+vt_tensor *vita_model_logits(vt_model *m, vt_ctx *ctx, const vt_batch *b);
 
 extern const vt_model_ops vita_model_ops;
 

@@ -14,11 +14,16 @@ static bool takes_images(const trainer *t) {
 
 static bool takes_codec(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_CODEC); }
 static bool takes_fbank(const trainer *t) { return t->model->media & VT_MEDIA_BIT(VT_MEDIA_FBANK); }
+/* The model splices each clip at its <audio> placeholder (the VITA model), rather than taking
+ * each row's first clip whole (the audio encoder of stage 2.1a). */
+static bool splices_audio(const trainer *t) {
+  return takes_fbank(t) && t->model->ops->audio_positions;
+}
 
 /* Why the model cannot take a sample (its tokens, its media), or NULL. Image and video
  * placeholders are expanded into tile spans by expand_row. */
 static const char *unusable(const trainer *t, const int32_t *ids, const int32_t *labels, size_t n,
-                            size_t n_media, size_t n_codec) {
+                            size_t n_media, size_t n_codec, bool packed) {
   if (n_media && !(t->model->media & ~VT_MEDIA_BIT(VT_MEDIA_CODEC)))
     return "it has image/video/audio placeholders this model does not take";
   if (takes_codec(t)) { /* a speech decoder: a text (any length) and its codec tokens */
@@ -28,13 +33,21 @@ static const char *unusable(const trainer *t, const int32_t *ids, const int32_t 
     if ((int64_t)n > t->cfg->max_len) return "its text is longer than data.max_len";
   } else if (n < 2)
     return "it has fewer than 2 tokens";
-  if (takes_fbank(t) && !t->sample.n_audio)
+  if (takes_fbank(t) && !splices_audio(t) && !t->sample.n_audio)
     return "it has no stored fbank (vita prep --audio-features)";
   int64_t v = t->model->vocab_size;
+  size_t n_aud = 0;
   for (size_t i = 0; v && i < n; i++) {
+    if (splices_audio(t) && ids[i] == CHAT_AUDIO_ID) {
+      if (packed) return "packed rows with audio are not supported yet (set pack: false)";
+      n_aud++;
+      continue;
+    }
     if (takes_images(t) && (ids[i] == CHAT_IMAGE_ID || ids[i] == CHAT_VIDEO_ID)) continue;
     if (ids[i] < 0 || ids[i] >= v) return "a token id is outside the model's vocabulary";
   }
+  if (n_aud && n_aud > t->sample.n_audio)
+    return "an <audio> placeholder has no stored fbank (vita prep --audio-features)";
   /* a label the loss would index with is as bad as a token id: the sample is skipped and
    * counted, not the run aborted */
   for (size_t i = 0; v && labels && i < n; i++)
@@ -55,6 +68,7 @@ typedef struct {
   int tile_size;
   const int64_t *starts; /* NULL: one sample */
   size_t n_seq;
+  const shard_sample *audio; /* whose clips the <audio> placeholders take (NULL: none) */
 } row_src;
 
 /* Appends the source's k-th tile (normalised) to the batch's tiles with its span. */
@@ -78,11 +92,44 @@ static int add_tile(trainer *t, const row_src *s, int64_t k, int32_t row, int32_
   return 0;
 }
 
+/* Appends the sample's clip j (f16 fbank -> f32) to the batch's clips with its span. */
+static int add_clip(trainer *t, const shard_sample *s, size_t j, int32_t row, int32_t start,
+                    int32_t count) {
+  size_t bins = (size_t)s->fbank_bins, off = 0;
+  for (size_t q = 0; q < j; q++) off += (size_t)s->fbank_frames[q] * bins;
+  size_t nf = (size_t)s->fbank_frames[j] * bins;
+  if (t->n_au && s->fbank_bins != t->fb_bins) return -1;
+  if (t->fb_n + nf > t->fb_cap) {
+    size_t cap = 2 * (t->fb_n + nf);
+    float *p = realloc(t->fb, cap * sizeof *p);
+    if (!p) return -1;
+    t->fb = p;
+    t->fb_cap = cap;
+  }
+  if (t->n_au == t->cap_au) {
+    int64_t cap = t->cap_au ? 2 * t->cap_au : 16;
+    int32_t *nf2 = realloc(t->au_frames, sizeof(int32_t) * (size_t)cap);
+    if (nf2) t->au_frames = nf2;
+    int32_t *ns = realloc(t->au_spans, sizeof(int32_t) * 3 * (size_t)cap);
+    if (ns) t->au_spans = ns;
+    if (!nf2 || !ns) return -1;
+    t->cap_au = cap;
+  }
+  for (size_t k = 0; k < nf; k++) t->fb[t->fb_n + k] = vt_f16_to_f32(s->fbank[off + k]);
+  t->fb_n += nf;
+  t->fb_bins = (int32_t)bins;
+  t->au_frames[t->n_au] = (int32_t)s->fbank_frames[j];
+  int32_t *sp = t->au_spans + 3 * t->n_au++;
+  sp[0] = row, sp[1] = start, sp[2] = count;
+  return 0;
+}
+
 /* Row i from src with each image / video placeholder expanded: per tile (frame) its
- * image_tokens positions then image_sep, labels ignored there (DESIGN.md §7). A pack also
- * gets its segments and positions in expanded coordinates (positions restart per sample, no
- * sample predicts the first token of the next). Returns the length, or -1 when it does not
- * fit max_len or its tiles are missing (why says which). */
+ * image_tokens positions then image_sep, labels ignored there (DESIGN.md §7); and, for a
+ * model that splices audio, each <audio> as its clip's positions (src->audio's clips, in
+ * <audio> order). A pack also gets its segments and positions in expanded coordinates
+ * (positions restart per sample, no sample predicts the first token of the next). Returns
+ * the length, or -1 when it does not fit max_len or its media are missing (why says which). */
 static int64_t expand_row(trainer *t, int64_t i, const row_src *s, const char **why) {
   int64_t max_len = t->cfg->max_len, span = t->model->image_tokens, o = 0, first = t->n_tiles;
   int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
@@ -91,6 +138,9 @@ static int64_t expand_row(trainer *t, int64_t i, const row_src *s, const char **
   size_t k = 0;      /* media are in position order */
   size_t q = 0;      /* the pack's sample holding position p */
   int64_t q0 = 0;    /* its first position in the row */
+  int64_t first_au = t->n_au;
+  size_t first_fb = t->fb_n, clip = 0;
+  const shard_sample *au = s->audio;
   for (size_t p = 0; p < s->n; p++) {
     int64_t at = o;
     if (s->starts) {
@@ -100,21 +150,34 @@ static int64_t expand_row(trainer *t, int64_t i, const row_src *s, const char **
     int32_t id = s->ids[p];
     bool vis = id == CHAT_IMAGE_ID || id == CHAT_VIDEO_ID;
     while (vis && k < s->n_media && s->media[k].pos < (int64_t)p) tile0 += s->n_tiles[k++];
-    if (!vis) {
+    if (id == CHAT_AUDIO_ID && splices_audio(t)) { /* clips are stored in <audio> order */
+      int64_t cnt = au && clip < au->n_audio
+                        ? t->model->ops->audio_positions(t->model, au->fbank_frames[clip])
+                        : 0;
+      if (cnt < 1) {
+        *why = "an <audio> clip has no stored fbank, or too few frames for the encoder";
+        goto fail;
+      }
+      if (o + cnt > max_len) goto too_long;
+      if (add_clip(t, au, clip++, (int32_t)i, (int32_t)o, (int32_t)cnt)) {
+        *why = "out of memory for audio clips (or clips of two fbank sizes)";
+        goto fail;
+      }
+      for (int64_t r = 0; r < cnt; r++) ids[o + r] = 0, labels[o + r] = VT_IGNORE_INDEX;
+      o += cnt;
+    } else if (!vis) {
       if (o >= max_len) goto too_long;
       ids[o] = id, labels[o++] = s->labels[p];
     } else {
       if (k >= s->n_media || s->media[k].pos != (int64_t)p || s->n_tiles[k] < 1) {
         *why = "an image or video placeholder has no tiles in the shard (prep with media.decode)";
-        t->n_tiles = first;
-        return -1;
+        goto fail;
       }
       for (int32_t j = 0; j < s->n_tiles[k]; j++) {
         if (o + span + 1 > max_len) goto too_long;
         if (add_tile(t, s, tile0 + j, (int32_t)i, (int32_t)o)) {
           *why = "out of memory for image tiles (or tiles of two sizes)";
-          t->n_tiles = first;
-          return -1;
+          goto fail;
         }
         for (int64_t r = 0; r < span; r++) ids[o + r] = 0, labels[o + r] = VT_IGNORE_INDEX;
         o += span;
@@ -131,8 +194,11 @@ static int64_t expand_row(trainer *t, int64_t i, const row_src *s, const char **
   t->batch_samples += s->starts ? (int64_t)s->n_seq : 1;
   return o;
 too_long:
-  *why = "longer than max_len once its images are expanded into tiles";
+  *why = "longer than max_len once its images and audio are expanded";
+fail:
   t->n_tiles = first;
+  t->n_au = first_au;
+  t->fb_n = first_fb;
   return -1;
 }
 
@@ -152,10 +218,10 @@ static int skip(trainer *t, const char *id, const char *why, int tries, char *er
  * (why set) for a sample with images that cannot be expanded (skipped), or -2 out of memory. */
 static int64_t put_sample(trainer *t, int64_t i, const char **why) {
   const shard_sample *sm = &t->sample;
-  if (takes_images(t) && sm->n_tiles_total > 0)
+  if ((takes_images(t) && sm->n_tiles_total > 0) || (splices_audio(t) && sm->n_audio > 0))
     return expand_row(t, i,
                       &(row_src){sm->ids.v, sm->labels.v, sm->ids.n, sm->media, sm->n_tiles,
-                                 sm->n_media, sm->tiles, sm->tile_size, NULL, 0},
+                                 sm->n_media, sm->tiles, sm->tile_size, NULL, 0, sm},
                       why);
   int64_t max_len = t->cfg->max_len, n = (int64_t)t->sample.ids.n;
   if (n > max_len) {
@@ -178,7 +244,7 @@ static int64_t put_sample(trainer *t, int64_t i, const char **why) {
     t->codec_n += nc;
     t->codec_lens[i] = (int32_t)nc;
   }
-  if (takes_fbank(t)) { /* the sample's first clip (an ASR pair has one) */
+  if (takes_fbank(t) && !splices_audio(t)) { /* the sample's first clip (an ASR pair has one) */
     size_t bins = (size_t)t->sample.fbank_bins, nf = (size_t)t->sample.fbank_frames[0] * bins;
     if (t->fb_n + nf > t->fb_cap) {
       size_t cap = 2 * (t->fb_n + nf);
@@ -199,7 +265,7 @@ static int64_t put_sample(trainer *t, int64_t i, const char **why) {
 static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len) {
   int64_t max_len = t->cfg->max_len;
   for (int tries = 0;; tries++) {
-    if (t->mixcfg.pack && takes_fbank(t)) {
+    if (t->mixcfg.pack && takes_fbank(t) && !splices_audio(t)) {
       snprintf(err, err_len,
                "packing (mixture pack: true) is not supported for a model that takes fbank "
                "items; set pack: false");
@@ -221,12 +287,13 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
         fprintf(stderr, "warning: skipping %lld sample(s) longer than max_len once expanded\n",
                 (long long)pk->n_dropped);
       }
-      const char *why = unusable(t, pk->ids.v, pk->labels.v, pk->ids.n, pk->n_media, 0);
+      const char *why = unusable(t, pk->ids.v, pk->labels.v, pk->ids.n, pk->n_media, 0, true);
       int64_t n = 0;
       if (!why && tile_tokens && pk->n_tiles_total > 0)
         n = expand_row(t, i,
                        &(row_src){pk->ids.v, pk->labels.v, pk->ids.n, pk->media, pk->n_tiles,
-                                  pk->n_media, pk->tiles, pk->tile_size, pk->starts, pk->n_seq},
+                                  pk->n_media, pk->tiles, pk->tile_size, pk->starts, pk->n_seq,
+                                  NULL},
                        &why);
       if (why) {
         if (skip(t, "a packed row", why, tries, err, err_len)) return -1;
@@ -250,7 +317,7 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
     mix_ref ref;
     if (mix_next(m, &t->sample, &ref, err, err_len)) return -1;
     const char *why = unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n,
-                               t->sample.n_media, t->sample.codec.n);
+                               t->sample.n_media, t->sample.codec.n, false);
     int64_t n = why ? -1 : put_sample(t, i, &why);
     if (n == -2) snprintf(err, err_len, "out of memory for the codec tokens of a batch");
     if (n == -1) {
@@ -278,6 +345,7 @@ static void begin_batch(trainer *t, bool packed) {
   t->n_tiles = 0;
   t->codec_n = 0;
   t->fb_n = 0;
+  t->n_au = 0;
   t->batch_packed = packed;
 }
 
@@ -330,7 +398,7 @@ int trainer_eval_batch(trainer *t, mix *m, int64_t *slot, int64_t stride, int64_
     if (mix_set_cursor(m, &c, err, err_len) || mix_next(m, &t->sample, NULL, err, err_len))
       return -1;
     const char *why = unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n,
-                               t->sample.n_media, t->sample.codec.n);
+                               t->sample.n_media, t->sample.codec.n, false);
     int64_t n = why ? -1 : put_sample(t, t->batch_rows, &why);
     if (n == -1) {
       (*skipped)++;
@@ -396,7 +464,33 @@ void trainer_upload(trainer *t, vt_batch *b) {
                    .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->codec_lens),
                    .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->codec_spans)};
   }
-  if (takes_fbank(t) && B > 0) { /* one fbank item per row, zero-padded to the longest clip */
+  if (splices_audio(t) && t->n_au > 0) { /* every clip, zero-padded to the longest */
+    int64_t n = t->n_au, Fr = 1, bins = t->fb_bins;
+    for (int64_t i = 0; i < n; i++) Fr = t->au_frames[i] > Fr ? t->au_frames[i] : Fr;
+    if ((size_t)(n * Fr * bins) > t->fb_pad_cap) {
+      float *p = realloc(t->fb_pad, sizeof(float) * (size_t)(n * Fr * bins));
+      if (!p) {
+        vt_ctx_fail(ctx, "trainer", "out of memory for the fbank of a batch");
+        return;
+      }
+      t->fb_pad = p;
+      t->fb_pad_cap = (size_t)(n * Fr * bins);
+    }
+    memset(t->fb_pad, 0, sizeof(float) * (size_t)(n * Fr * bins));
+    size_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+      size_t c = (size_t)t->au_frames[i] * (size_t)bins;
+      memcpy(t->fb_pad + i * Fr * bins, t->fb + off, sizeof(float) * c);
+      off += c;
+    }
+    b->media[b->n_media++] =
+        (vt_media){.kind = VT_MEDIA_FBANK,
+                   .n = n,
+                   .data = vt_from_host(ctx, VT_F32, 3, (int64_t[]){n, Fr, bins}, t->fb_pad),
+                   .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){n}, t->au_frames),
+                   .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){n, 3}, t->au_spans)};
+  }
+  if (takes_fbank(t) && !splices_audio(t) && B > 0) { /* one fbank item per row, zero-padded */
     int64_t Fr = 1, bins = t->fb_bins > 0 ? t->fb_bins : 1;
     for (int64_t i = 0; i < B; i++) Fr = t->fb_frames[i] > Fr ? t->fb_frames[i] : Fr;
     if ((size_t)(B * Fr * bins) > t->fb_pad_cap) {

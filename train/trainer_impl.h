@@ -58,6 +58,10 @@ typedef struct {
   float *fb, *fb_pad;
   int32_t *fb_frames, *fb_spans, fb_bins;
   size_t fb_n, fb_cap, fb_pad_cap;
+  /* a model that splices audio at <audio> (ops->audio_positions): every clip of the batch,
+   * its fbank appended to fb, its frames and span (row, start, count) here */
+  int32_t *au_frames, *au_spans;
+  int64_t n_au, cap_au;
   shard_sample sample;
   /* the batch's image tiles (normalised, [n, 3, S, S]) and their spans (row, start, count) */
   float *tiles;

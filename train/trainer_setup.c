@@ -150,6 +150,8 @@ void trainer_free(trainer *t) {
   free(t->fb_pad);
   free(t->fb_frames);
   free(t->fb_spans);
+  free(t->au_frames);
+  free(t->au_spans);
   mix_pack_free(&t->pack);
 }
 
