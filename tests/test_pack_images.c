@@ -6,6 +6,8 @@
  * row carries its samples' tiles in order, segments keep the samples apart and positions
  * restart per sample. The step's loss and every parameter's gradient agree to f32 reduction
  * tolerance, the vision tower's gradients are not zero, and both runs drew the six samples.
+ * With max_len below a sample's expanded length, samples with tiles are skipped and counted,
+ * not cut through their tiles.
  * Then a vision curriculum on the same data (train/curriculum.h): a stage 1.1-shaped stage
  * (the adapter alone, unpacked) and a 1.2-shaped one (everything, packed) from its weights;
  * the first changes the adapter's tensors only, the second starts from them and changes all. */
@@ -246,6 +248,40 @@ static bool chained(const char *a_dir, const char *b_dir) {
   return ok;
 }
 
+/* Packing with max_len 16: every sample with tiles is 21 positions once expanded, so it is
+ * skipped and counted, never cut through its tiles; the text-only sample (21 tokens) is cut
+ * to 16 and packed alone. One step of one row draws until that sample. */
+static void too_long(void) {
+  char text[1024], path[600], err[2048];
+  snprintf(text, sizeof text,
+           "model: {config: model.json}\n"
+           "data: {mixture: packed-mix.yaml, max_len: 16}\n"
+           "train: {steps: 1, batch_size: 1, seed: 5, lr: 1.0e-3}\n"
+           "output: {dir: short, log_every: 0}\n");
+  write_file("short.yaml", text);
+  static stage_cfg cfg;
+  snprintf(path, sizeof path, "%s/short.yaml", T);
+  vt_trainer_opts o = {.cfg = &cfg};
+  vt_train_result r;
+  if (stage_config_load(&cfg, path, err, sizeof err) || vt_train(&o, &r, err, sizeof err)) {
+    CHECK_MSG(0, "%s", err);
+    return;
+  }
+  snprintf(path, sizeof path, "%s/short/samples.json", T);
+  char *s = ckpt_read_text(path, err, sizeof err);
+  json_t *j = s ? json_loads(s, 0, NULL) : NULL;
+  int64_t drawn = json_integer_value(
+      json_object_get(json_array_get(json_object_get(j, "datasets"), 0), "drawn"));
+  json_decref(j);
+  free(s);
+  CHECK_MSG(r.truncated_samples == 1 && drawn == r.skipped_samples + 1 && isfinite(r.last_loss),
+            "max_len 16: %lld cut (want 1), %lld skipped, %lld drawn (want skipped + 1)",
+            (long long)r.truncated_samples, (long long)r.skipped_samples, (long long)drawn);
+  printf("max_len 16: %lld image samples skipped (not cut), the text-only one cut and packed "
+         "alone\n",
+         (long long)r.skipped_samples);
+}
+
 static void vision_curriculum(void) {
   char text[2048], path[600], err[2048];
   snprintf(text, sizeof text,
@@ -347,6 +383,7 @@ int main(void) {
          "of the tensor's largest gradient); %d vision tower tensors have one\n",
          compared, worst, vision_moved);
   st_file_close(&p0), st_file_close(&p1), st_file_close(&u0), st_file_close(&u1);
+  too_long();
   vision_curriculum();
   if (!vt_test_failures) ckpt_remove_tree(T, p, sizeof p);
   return vt_test_finish("test_pack_images");

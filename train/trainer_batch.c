@@ -77,7 +77,7 @@ typedef struct {
   int tile_size;
   const int64_t *starts; /* NULL: one sample */
   size_t n_seq;
-  const shard_sample *audio; /* the sample whose clips fill its <audio> spans; NULL: none */
+  const shard_sample *audio; /* whose clips the <audio> placeholders take (NULL: none) */
 } row_src;
 
 /* Appends the source's k-th tile (normalised) to the batch's tiles with its span. */
@@ -134,10 +134,11 @@ static int add_clip(trainer *t, const shard_sample *s, size_t j, int32_t row, in
 }
 
 /* Row i from src with each image / video placeholder expanded: per tile (frame) its
- * image_tokens positions then image_sep, labels ignored there (DESIGN.md §7). A pack also
- * gets its segments and positions in expanded coordinates (positions restart per sample, no
- * sample predicts the first token of the next). Returns the length, or -1 when it does not
- * fit max_len or its tiles are missing (why says which). */
+ * image_tokens positions then image_sep, labels ignored there (DESIGN.md §7); and, for a
+ * model that splices audio, each <audio> as its clip's positions (src->audio's clips, in
+ * <audio> order). A pack also gets its segments and positions in expanded coordinates
+ * (positions restart per sample, no sample predicts the first token of the next). Returns
+ * the length, or -1 when it does not fit max_len or its media are missing (why says which). */
 static int64_t expand_row(trainer *t, int64_t i, const row_src *s, const char **why) {
   int64_t max_len = t->cfg->max_len, span = t->model->image_tokens, o = 0, first = t->n_tiles;
   int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
@@ -148,6 +149,7 @@ static int64_t expand_row(trainer *t, int64_t i, const row_src *s, const char **
   int64_t q0 = 0;    /* its first position in the row */
   int64_t first_au = t->n_au;
   size_t first_fb = t->fb_n, clip = 0;
+  const shard_sample *au = s->audio;
   for (size_t p = 0; p < s->n; p++) {
     int64_t at = o;
     if (s->starts) {
@@ -157,16 +159,16 @@ static int64_t expand_row(trainer *t, int64_t i, const row_src *s, const char **
     int32_t id = s->ids[p];
     bool vis = id == CHAT_IMAGE_ID || id == CHAT_VIDEO_ID;
     while (vis && k < s->n_media && s->media[k].pos < (int64_t)p) tile0 += s->n_tiles[k++];
-    if (id == CHAT_AUDIO_ID && s->audio) { /* clips are stored in <audio> order */
-      const shard_sample *a = s->audio;
-      int64_t cnt =
-          clip < a->n_audio ? t->model->ops->audio_positions(t->model, a->fbank_frames[clip]) : 0;
+    if (id == CHAT_AUDIO_ID && splices_audio(t)) { /* clips are stored in <audio> order */
+      int64_t cnt = au && clip < au->n_audio
+                        ? t->model->ops->audio_positions(t->model, au->fbank_frames[clip])
+                        : 0;
       if (cnt < 1) {
         *why = "an <audio> clip has no stored fbank, or too few frames for the encoder";
         goto fail;
       }
       if (o + cnt > max_len) goto too_long;
-      if (add_clip(t, a, clip++, (int32_t)i, (int32_t)o, (int32_t)cnt)) {
+      if (add_clip(t, au, clip++, (int32_t)i, (int32_t)o, (int32_t)cnt)) {
         *why = "out of memory for audio clips (or clips of two fbank sizes)";
         goto fail;
       }
@@ -225,11 +227,10 @@ static int skip(trainer *t, const char *id, const char *why, int tries, char *er
  * (why set) for a sample with images that cannot be expanded (skipped), or -2 out of memory. */
 static int64_t put_sample(trainer *t, int64_t i, const char **why) {
   const shard_sample *sm = &t->sample;
-  bool audio = splices_audio(t) && sm->n_audio > 0;
-  if ((takes_images(t) && sm->n_tiles_total > 0) || audio)
+  if ((takes_images(t) && sm->n_tiles_total > 0) || (splices_audio(t) && sm->n_audio > 0))
     return expand_row(t, i,
                       &(row_src){sm->ids.v, sm->labels.v, sm->ids.n, sm->media, sm->n_tiles,
-                                 sm->n_media, sm->tiles, sm->tile_size, NULL, 0, audio ? sm : NULL},
+                                 sm->n_media, sm->tiles, sm->tile_size, NULL, 0, sm},
                       why);
   int64_t max_len = t->cfg->max_len, n = (int64_t)t->sample.ids.n;
   if (n > max_len) {
