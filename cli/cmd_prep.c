@@ -28,6 +28,9 @@ static const cli_opt opts[] = {
     {"wave-rate", CLI_OPT_INT, "0", "with --audio-features: also store waveforms at this rate"},
     {"audio-channel", CLI_OPT_STR, "first", "audio: first (channel 0) or mix"},
     {"audio-max-seconds", CLI_OPT_FLOAT, "600", "audio clips longer than this skip the sample"},
+    {"ctc-chars", CLI_OPT_STR, NULL,
+     "CTC targets (stage 2.1a): the transcripts as ids of this character vocabulary (JSON); "
+     "derived from the transcripts and written when the file does not exist"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -155,7 +158,27 @@ static int run(const cli_args *a) {
     tok_free(tok);
     goto done;
   }
+  aud_chars chars = {0};
+  const char *cpath = cli_args_str(a, "ctc-chars");
+  if (cpath) {
+    struct stat cs;
+    bool have = stat(cpath, &cs) == 0;
+    int crc = have ? aud_chars_load(&chars, cpath, err, sizeof err)
+                   : aud_chars_from_inputs(&chars, inputs, n_inputs, &cfg, err, sizeof err);
+    if (crc == 0 && !have) crc = aud_chars_save(&chars, cpath, err, sizeof err);
+    if (crc) {
+      fprintf(stderr, "vita prep: --ctc-chars: %s\n", err);
+      if (logf) fclose(logf);
+      tok_free(tok);
+      rc = CLI_EXIT_FAIL;
+      goto done;
+    }
+    printf("prep: CTC vocabulary %s %s: %zu characters + blank 0 (ctc_vocab %zu, space id %d)\n",
+           cpath, have ? "read" : "derived from the transcripts and written", chars.n, chars.n + 1,
+           aud_chars_id(&chars, ' '));
+  }
   prep_opts o = {.cfg = &cfg,
+                 .ctc_chars = cpath ? &chars : NULL,
                  .audio = cli_args_flag(a, "audio-features") ? &ao : NULL,
                  .tok = tok,
                  .inputs = inputs,
@@ -166,6 +189,7 @@ static int run(const cli_args *a) {
                              (cli_args_flag(a, "progress") || isatty(STDERR_FILENO))};
   prep_stats st;
   int prc = prep_run(&o, &st, err, sizeof err);
+  aud_chars_free(&chars);
   prep_print_summary(stdout, &st, out, 20);
   bool log_failed = false;
   if (logf) {

@@ -409,6 +409,18 @@ int mix_next(mix *m, shard_sample *out, mix_ref *ref, char *err, size_t err_len)
   return 0;
 }
 
+int mix_peek(mix *m, shard_sample *out, char *err, size_t err_len) {
+  size_t d, sh;
+  int64_t local;
+  locate(m, current(m), &d, &sh, &local);
+  return shard_read_sample(m->ds[d].shards[sh], local, out, err, err_len);
+}
+
+void mix_skip(mix *m) {
+  current(m); /* rolls over to the next epoch first, as mix_next does */
+  m->pos++;
+}
+
 mix_cursor mix_get_cursor(const mix *m) {
   return (mix_cursor){m->seed, m->epoch, m->pos, m->rank, m->world};
 }

@@ -77,6 +77,9 @@ int64_t mix_peek_len(mix *m);
 /* Reads the next sample of this rank and advances (a new epoch starts after the last).
  * ref may be NULL. Returns 0 or -1. */
 int mix_next(mix *m, shard_sample *out, mix_ref *ref, char *err, size_t err_len);
+/* Reads the next sample without advancing; mix_skip advances past it without reading. */
+int mix_peek(mix *m, shard_sample *out, char *err, size_t err_len);
+void mix_skip(mix *m);
 mix_cursor mix_get_cursor(const mix *m);
 /* Restores a cursor saved with the same config and seed. The world size may differ: the
  * first pos * world slots of the epoch count as consumed and this rank continues after them

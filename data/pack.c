@@ -12,6 +12,8 @@ void mix_pack_free(mix_pack *p) {
   free(p->media_path);
   free(p->media);
   free(p->media_seq);
+  free(p->n_tiles);
+  free(p->tiles);
   free(p->starts);
   memset(p, 0, sizeof *p);
 }
@@ -21,7 +23,42 @@ static void reset(mix_pack *p) {
   for (size_t i = 0; i < p->n_media; i++) free(p->media_path[i]);
   p->n_media = 0;
   p->n_seq = 0;
-  p->n_truncated = 0;
+  p->n_truncated = p->n_dropped = 0;
+  p->n_tiles_total = 0;
+  p->tile_size = 0;
+}
+
+static bool is_visual(const chat_media *m) {
+  return m->kind == CHAT_MEDIA_IMAGE || m->kind == CHAT_MEDIA_VIDEO;
+}
+
+/* Tokens of the first n of s once each tile of its visual media takes tile_tokens positions. */
+static int64_t expanded_len(const shard_sample *s, int64_t n, int64_t tile_tokens) {
+  int64_t len = n;
+  for (size_t k = 0; s->n_tiles && k < s->n_media; k++)
+    if (s->media[k].pos < n && is_visual(&s->media[k]) && s->n_tiles[k] > 0)
+      len += (int64_t)s->n_tiles[k] * tile_tokens - 1;
+  return len;
+}
+
+/* Appends tiles [first, first + n) of s; -2 for a tile size other than the pack's. */
+static int add_tiles(mix_pack *p, const shard_sample *s, int64_t first, int64_t n) {
+  if (p->n_tiles_total && s->tile_size != p->tile_size) return -2;
+  size_t per = (size_t)3 * (size_t)s->tile_size * (size_t)s->tile_size;
+  size_t need = (size_t)(p->n_tiles_total + n) * per;
+  if (need > p->tiles_cap) {
+    size_t cap = p->tiles_cap ? 2 * p->tiles_cap : need;
+    if (cap < need) cap = need;
+    uint8_t *t = realloc(p->tiles, cap);
+    if (!t) return -1;
+    p->tiles = t;
+    p->tiles_cap = cap;
+  }
+  memcpy(p->tiles + (size_t)p->n_tiles_total * per, s->tiles + (size_t)first * per,
+         (size_t)n * per);
+  p->n_tiles_total += n;
+  p->tile_size = s->tile_size;
+  return 0;
 }
 
 static int add_sample(mix_pack *p, const shard_sample *s, int64_t n) {
@@ -38,6 +75,7 @@ static int add_sample(mix_pack *p, const shard_sample *s, int64_t n) {
     return -1;
   for (size_t k = 0; k < s->n_media; k++) {
     if (s->media[k].pos >= n) continue; /* cut off */
+    int rc;
     if (p->n_media == p->cap_media) {
       size_t cap = p->cap_media ? p->cap_media * 2 : 16;
       chat_media *m = realloc(p->media, cap * sizeof *m);
@@ -45,10 +83,17 @@ static int add_sample(mix_pack *p, const shard_sample *s, int64_t n) {
       char **mp = m ? realloc(p->media_path, cap * sizeof *mp) : NULL;
       if (mp) p->media_path = mp;
       int32_t *ms = mp ? realloc(p->media_seq, cap * sizeof *ms) : NULL;
-      if (!ms) return -1;
-      p->media_seq = ms;
+      if (ms) p->media_seq = ms;
+      int32_t *nt = ms ? realloc(p->n_tiles, cap * sizeof *nt) : NULL;
+      if (!nt) return -1;
+      p->n_tiles = nt;
       p->cap_media = cap;
     }
+    /* the medium's tiles follow the earlier media's in the sample */
+    int64_t first = 0, nt = s->n_tiles ? s->n_tiles[k] : 0;
+    for (size_t j = 0; j < k && s->n_tiles; j++) first += s->n_tiles[j];
+    if (nt > 0 && (rc = add_tiles(p, s, first, nt))) return rc;
+    p->n_tiles[p->n_media] = (int32_t)nt;
     p->media[p->n_media] = s->media[k];
     p->media[p->n_media].pos += at;
     p->media_path[p->n_media] = strdup(s->media_path[k]);
@@ -60,24 +105,59 @@ static int add_sample(mix_pack *p, const shard_sample *s, int64_t n) {
 }
 
 int mix_next_packed(mix *m, int64_t max_len, mix_pack *out, char *err, size_t err_len) {
+  return mix_next_packed_tiles(m, max_len, 0, out, err, err_len);
+}
+
+int mix_next_packed_tiles(mix *m, int64_t max_len, int64_t tile_tokens, mix_pack *out, char *err,
+                          size_t err_len) {
   reset(out);
   shard_sample s = {0};
   int rc = 0;
+  int64_t used = 0; /* the pack's length with tiles expanded */
   for (;;) {
     if (out->n_seq > 0 && mix_get_cursor(m).pos >= mix_epoch_len(m)) break; /* epoch end */
-    int64_t len = mix_peek_len(m);
-    if (out->n_seq > 0 && (int64_t)out->ids.n + len > max_len) break;
-    if ((rc = mix_next(m, &s, NULL, err, err_len))) break;
-    int64_t n = len;
-    if (n > max_len) {
-      n = max_len;
+    int64_t len, n;
+    bool read = tile_tokens > 0; /* the length then depends on the sample's tiles */
+    if (read) {
+      if ((rc = mix_peek(m, &s, err, err_len))) break;
+      n = (int64_t)s.ids.n;
+      len = expanded_len(&s, n, tile_tokens);
+    } else {
+      n = len = mix_peek_len(m);
+    }
+    if (out->n_seq > 0 && used + len > max_len) break;
+    if (read)
+      mix_skip(m);
+    else if ((rc = mix_next(m, &s, NULL, err, err_len)))
+      break;
+    if (len > max_len && read && s.n_tiles_total > 0) {
+      if (++out->n_dropped > 1000) {
+        snprintf(err, err_len,
+                 "packing: 1000 samples in a row are longer than max_len %lld once their images "
+                 "are expanded into tiles",
+                 (long long)max_len);
+        rc = -1;
+        break;
+      }
+      continue;
+    }
+    if (len > max_len) { /* no tiles: cut */
+      n = len = max_len;
       out->n_truncated++;
     }
     if ((rc = add_sample(out, &s, n))) {
-      snprintf(err, err_len, "packing: out of memory");
+      if (rc == -2)
+        snprintf(err, err_len,
+                 "packing: tiles of %d and %d pixels in one pack (one tile size "
+                 "per mixture)",
+                 out->tile_size, s.tile_size);
+      else
+        snprintf(err, err_len, "packing: out of memory");
+      rc = -1;
       break;
     }
-    if ((int64_t)out->ids.n >= max_len) break;
+    used += len;
+    if (used >= max_len) break;
   }
   if (out->n_seq == 0 && out->starts == NULL) { /* keep starts valid for an empty pack */
     out->starts = calloc(1, sizeof *out->starts);

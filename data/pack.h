@@ -13,14 +13,27 @@ typedef struct {
   chat_media *media; /* pos is in pack coordinates */
   char **media_path;
   int32_t *media_seq; /* which packed sample each medium belongs to */
+  int32_t *n_tiles;   /* tiles of each medium (0: none stored, or audio) */
   size_t n_media, cap_media;
+  uint8_t *tiles; /* the media's tiles in media order, tile_size^2 * 3 bytes each (HWC) */
+  int64_t n_tiles_total;
+  size_t tiles_cap; /* bytes */
+  int tile_size;
   int64_t n_truncated; /* samples cut to max_len because alone they were longer */
+  int64_t n_dropped;   /* samples with tiles longer than max_len once expanded (see below) */
 } mix_pack;
 
 /* Fills out (reset first) with the next samples of m while they fit in max_len; stops at the
  * end of an epoch. A sample longer than max_len is cut to max_len and packed alone (media
  * past the cut are dropped). Returns 0 or -1. */
 int mix_next_packed(mix *m, int64_t max_len, mix_pack *out, char *err, size_t err_len);
+/* The same for a model that expands each image/video tile into tile_tokens positions (0: as
+ * mix_next_packed): a sample's length is its tokens with each such placeholder counted as its
+ * tiles times tile_tokens, and the pack carries the tiles. A sample with tiles that alone is
+ * longer than max_len is skipped and counted in n_dropped (a cut through its tiles would
+ * leave a tile without its tokens). Tiles of two sizes in one pack are an error. */
+int mix_next_packed_tiles(mix *m, int64_t max_len, int64_t tile_tokens, mix_pack *out, char *err,
+                          size_t err_len);
 void mix_pack_free(mix_pack *p);
 
 /* Per-token views of the boundaries for a row of length T >= p->ids.n (padding after the

@@ -94,6 +94,52 @@ static bool audio_clips(aud_prep *ap, const aud_prep_opts *ao, const chat_sample
   return true;
 }
 
+/* A CTC sample from the chat sample cs: [<audio>, character ids of the transcript], the
+ * characters trained, its one audio medium at position 0. Returns 0, or -1 with msg. */
+typedef struct {
+  int32_t *ids, *labels, *chars;
+  size_t cap, cap_chars;
+  chat_media media;
+} ctc_buf;
+
+static int ctc_sample(const aud_chars *v, const sample *s, const chat_sample *cs, ctc_buf *b,
+                      size_t *n, char *msg, size_t len) {
+  if (cs->n_media != 1 || cs->media[0].kind != CHAT_MEDIA_AUDIO) {
+    vt_seterr(msg, len,
+              "a CTC sample (--ctc-chars) needs exactly one <audio> and no other media, "
+              "found %zu media",
+              cs->n_media);
+    return -1;
+  }
+  const char *t = aud_chars_transcript(s);
+  int64_t k = t ? aud_chars_encode(v, t, &b->chars, &b->cap_chars, msg, len) : -1;
+  if (!t) vt_seterr(msg, len, "a CTC sample (--ctc-chars) needs an answer: its transcript");
+  if (k < 0) return -1;
+  if (k == 0) {
+    vt_seterr(msg, len, "an empty transcript (CTC needs at least one character)");
+    return -1;
+  }
+  if ((size_t)k + 1 > b->cap) {
+    size_t cap = 2 * ((size_t)k + 1);
+    int32_t *a = realloc(b->ids, cap * sizeof *a),
+            *l = a ? realloc(b->labels, cap * sizeof *l) : NULL;
+    if (a) b->ids = a;
+    if (l) b->labels = l;
+    if (!a || !l) {
+      vt_seterr(msg, len, "out of memory for a CTC sample");
+      return -1;
+    }
+    b->cap = cap;
+  }
+  b->ids[0] = CHAT_AUDIO_ID, b->labels[0] = VT_IGNORE_INDEX;
+  memcpy(b->ids + 1, b->chars, (size_t)k * sizeof(int32_t));
+  memcpy(b->labels + 1, b->chars, (size_t)k * sizeof(int32_t));
+  b->media = cs->media[0];
+  b->media.pos = 0;
+  *n = (size_t)k + 1;
+  return 0;
+}
+
 int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
   const char *prefix = o->prefix ? o->prefix : "shard";
@@ -113,6 +159,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   int rc = 0;
   char msg[1024];
   aud_prep ap = {0};
+  ctc_buf cb = {0};
   if (o->audio && aud_prep_init(&ap, o->audio, err, err_len)) return -1;
   for (size_t i = 0; i < o->n_inputs && rc == 0; i++) {
     sample_reader *r;
@@ -145,6 +192,14 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
         snprintf(msg, sizeof msg, "%s: %zu tokens, max_len is %lld", s.where, cs.ids.n,
                  o->cfg->max_len);
         add_skip(st, SAMPLE_TOO_LONG, s.id, msg);
+        sample_free(&s);
+        continue;
+      }
+      size_t n_ctc = 0;
+      if (o->ctc_chars && ctc_sample(o->ctc_chars, &s, &cs, &cb, &n_ctc, msg, sizeof msg)) {
+        char full[1600];
+        snprintf(full, sizeof full, "%s: %s", s.where, msg);
+        add_skip(st, SAMPLE_BAD_TEMPLATE, s.id, full);
         sample_free(&s);
         continue;
       }
@@ -182,6 +237,10 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
                             .n_tiles = n_tiles,
                             .tiles = tiles.px,
                             .tile_size = tiles.size};
+      if (o->ctc_chars) {
+        in.ids = cb.ids, in.labels = cb.labels, in.n = n_ctc;
+        in.media = &cb.media;
+      }
       if (paths && o->audio && !audio_clips(&ap, o->audio, &cs, paths, &in, msg, sizeof msg)) {
         char full[1600];
         snprintf(full, sizeof full, "%s: %s", s.where, msg);
@@ -201,8 +260,8 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
       free(n_tiles);
       if (rc == 0) {
         st->n_written++;
-        st->n_tokens += (int64_t)cs.ids.n;
-        for (size_t k = 0; k < cs.labels.n; k++) st->n_trained += cs.labels.v[k] != VT_IGNORE_INDEX;
+        st->n_tokens += (int64_t)in.n;
+        for (size_t k = 0; k < in.n; k++) st->n_trained += in.labels[k] != VT_IGNORE_INDEX;
         st->n_codec += (int64_t)s.n_codec;
         st->n_audio += (int64_t)in.n_audio;
         for (size_t k = 0; k < in.n_audio; k++) st->n_audio_frames += in.fbank_frames[k];
@@ -224,6 +283,7 @@ int prep_run(const prep_opts *o, prep_stats *st, char *err, size_t err_len) {
   chat_sample_free(&cs);
   media_tiles_free(&tiles);
   aud_prep_free(&ap);
+  free(cb.ids), free(cb.labels), free(cb.chars);
   return rc;
 }
 

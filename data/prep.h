@@ -4,6 +4,7 @@
 #ifndef VT_DATA_PREP_H
 #define VT_DATA_PREP_H
 
+#include "data/audio_chars.h"
 #include "data/audio_prep.h"
 #include "data/sample.h"
 
@@ -37,6 +38,9 @@ typedef struct {
   /* audio clips: NULL keeps only their paths; else each <audio> clip's fbank (and waveform
    * when audio->wave_rate > 0) goes into the shard, and a bad clip skips the sample */
   const aud_prep_opts *audio;
+  /* CTC targets (stage 2.1a): each sample becomes [<audio>, its transcript's character ids]
+   * with the characters trained, one <audio> and no other media; NULL: chat tokens */
+  const aud_chars *ctc_chars;
 } prep_opts;
 
 /* Runs the pipeline. Returns 0 when every input was read (bad samples are not failures), or

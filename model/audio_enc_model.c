@@ -4,8 +4,10 @@
  * 0] names its row) and the transcript as the row's trained labels (labels != -100 whose id is
  * in the CTC vocabulary; 0 is the blank). One loss term, "ctc": per-sample CTC loss divided by
  * its target length, summed (PyTorch's 'mean' once the trainer divides by the samples).
- * Eval metrics: loss, cer and wer (greedy decoding; words split at word_sep_id). */
+ * Eval metrics: loss, cer and wer (greedy decoding; words split at word_sep_id). CMVN stats come
+ * inline as "global_cmvn" (the JSON `vita cmvn` writes) and fill the buffers at initialisation. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@ typedef struct {
   audio_adapter ad;
   bool has_adapter;
   int64_t word_sep; /* < 0: no WER */
+  json_t *cmvn;     /* the config's "global_cmvn" stats (NULL: mean 0, istd 1) */
 } audio_model;
 
 static const char *const int_keys[] = {"n_mels",
@@ -105,7 +108,38 @@ int audio_enc_cfg_from_json(const json_t *root, const char *where, audio_enc_cfg
   return 0;
 }
 
-static vt_model *create(const json_t *config, const char *where, const vt_model_opts *opts,
+/* CMVN stats in the public global_cmvn JSON (what `vita cmvn` writes) -> mean and istd as
+ * data/cmvn.c computes them: mean = sum / n, var = sumsq / n - mean^2 floored at 1e-20, istd =
+ * 1 / sqrt(var). The model reads no files, so the stats come inline in its config. */
+static int cmvn_of(const json_t *st, const char *where, int64_t dim, float *mean, float *istd,
+                   char *err, size_t err_len) {
+  json_t *ms = json_object_get(st, "mean_stat"), *vs = json_object_get(st, "var_stat");
+  json_t *fn = json_object_get(st, "frame_num");
+  if (!json_is_array(ms) || !json_is_array(vs) || json_array_size(ms) != (size_t)dim ||
+      json_array_size(vs) != (size_t)dim || !json_is_number(fn) || !(json_number_value(fn) > 0)) {
+    snprintf(err, err_len,
+             "%s: field \"global_cmvn\": expected {mean_stat: [%lld numbers], var_stat: [%lld "
+             "numbers], frame_num: > 0} (vita cmvn's output)",
+             where, (long long)dim, (long long)dim);
+    return -1;
+  }
+  double n = json_number_value(fn);
+  for (int64_t d = 0; d < dim; d++) {
+    json_t *a = json_array_get(ms, (size_t)d), *b = json_array_get(vs, (size_t)d);
+    if (!json_is_number(a) || !json_is_number(b)) {
+      snprintf(err, err_len, "%s: field \"global_cmvn\": value %lld is not a number", where,
+               (long long)d);
+      return -1;
+    }
+    double mu = json_number_value(a) / n, var = json_number_value(b) / n - mu * mu;
+    if (var < 1e-20) var = 1e-20;
+    mean[d] = (float)mu;
+    istd[d] = (float)(1.0 / sqrt(var));
+  }
+  return 0;
+}
+
+static vt_model *create(const json_t *config0, const char *where, const vt_model_opts *opts,
                         vt_params *ps, char *err, size_t err_len) {
   audio_model *m = calloc(1, sizeof *m);
   if (!m) {
@@ -114,7 +148,19 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   }
   audio_enc_cfg c;
   audio_adapter_cfg a;
-  if (audio_enc_cfg_from_json(config, where, &c, &a, &m->word_sep, err, err_len)) {
+  json_t *config = json_copy((json_t *)config0);
+  m->cmvn = json_incref(json_object_get(config, "global_cmvn"));
+  json_object_del(config, "global_cmvn");
+  int crc = audio_enc_cfg_from_json(config, where, &c, &a, &m->word_sep, err, err_len);
+  json_decref(config);
+  if (!crc && m->cmvn) {
+    float *mu = malloc(sizeof(float) * (size_t)c.n_mels),
+          *is = malloc(sizeof(float) * (size_t)c.n_mels);
+    crc = !mu || !is || cmvn_of(m->cmvn, where, c.n_mels, mu, is, err, err_len);
+    free(mu), free(is);
+  }
+  if (crc) {
+    json_decref(m->cmvn);
     free(m);
     return NULL;
   }
@@ -146,14 +192,23 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
 static void destroy(vt_model *base) {
   audio_model *m = (audio_model *)base;
   audio_enc_free(&m->enc);
+  json_decref(m->cmvn);
   free(m);
 }
 
 static int init_weights(vt_model *base, vt_params *ps, vt_rng *rng, char *err, size_t err_len) {
-  (void)ps, (void)err, (void)err_len;
+  (void)ps;
   audio_model *m = (audio_model *)base;
   audio_enc_init_weights(&m->enc, rng);
   if (m->has_adapter) audio_adapter_init_weights(&m->ad, rng);
+  if (m->cmvn) {
+    int64_t d = m->enc.cfg.n_mels;
+    float *mu = malloc(sizeof(float) * (size_t)d), *is = malloc(sizeof(float) * (size_t)d);
+    int rc = !mu || !is || cmvn_of(m->cmvn, "audio_ctc", d, mu, is, err, err_len);
+    if (!rc) audio_enc_set_cmvn(&m->enc, mu, is);
+    free(mu), free(is);
+    if (rc) return -1;
+  }
   return 0;
 }
 
@@ -178,6 +233,7 @@ static json_t *config_json(const vt_model *base) {
   json_t *o = audio_enc_cfg_to_json(&m->enc.cfg, m->has_adapter ? &m->ad.cfg : NULL, -1);
   json_object_set_new(o, "model_type", json_string("vita_audio_encoder"));
   json_object_set_new(o, "word_sep_id", json_integer(m->word_sep));
+  if (m->cmvn) json_object_set(o, "global_cmvn", m->cmvn);
   return o;
 }
 

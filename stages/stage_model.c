@@ -69,29 +69,36 @@ bool stage_globs_match(const char *globs, const char *name) {
   }
 }
 
-/* What a source of stage_load_init_over fills: the parameters its globs select (NULL: all)
- * that no base newer than `newer` (bases[0 .. newer)) holds. */
+/* What a source of stage_load_init_over fills: the parameters its globs select that no base
+ * newer than `newer` (bases[0 .. newer)) holds; globs NULL: loading a base, which fills what
+ * base_globs allows. */
 typedef struct {
   const char *globs;
   st_index *bases;
   int newer;
+  const char *base_globs; /* what may come from the bases (NULL: all they hold) */
 } init_pick;
+
+static bool from_bases(const init_pick *k, const char *name) {
+  return !k->base_globs || stage_globs_match(k->base_globs, name);
+}
 
 static bool held_by(const init_pick *k, const char *name) {
   for (int b = 0; b < k->newer; b++)
-    if (st_index_has(&k->bases[b], name)) return true;
+    if (st_index_has(&k->bases[b], name)) return from_bases(k, name);
   return false;
 }
 
 static bool select_pick(const vt_param *p, void *arg) {
   const init_pick *k = arg;
-  return (!k->globs || stage_globs_match(k->globs, p->name)) && !held_by(k, p->name);
+  return (k->globs ? stage_globs_match(k->globs, p->name) : from_bases(k, p->name)) &&
+         !held_by(k, p->name);
 }
 
 /* A checkpoint or model directory holds model.safetensors (or shards with an index): the
  * index reader takes the directory itself. */
 int stage_load_init_over(const stage_cfg *cfg, vt_params *ps, const char *const *bases, int n_bases,
-                         FILE *log, char *err, size_t err_len) {
+                         const char *base_globs, FILE *log, char *err, size_t err_len) {
   st_index ixs[STAGE_MAX_BASES];
   int n_open = 0, rc = -1;
   char why[8192];
@@ -107,7 +114,7 @@ int stage_load_init_over(const stage_cfg *cfg, vt_params *ps, const char *const 
     }
   for (int i = 0; i < cfg->n_init; i++) {
     const stage_init *si = &cfg->init[i];
-    init_pick all = {si->params, ixs, 0}, rest = {si->params, ixs, n_bases};
+    init_pick all = {si->params, ixs, 0, base_globs}, rest = {si->params, ixs, n_bases, base_globs};
     int matched = 0, left = 0;
     for (int k = 0; k < ps->n; k++) {
       matched += select_pick(ps->items[k], &all);
@@ -147,7 +154,7 @@ int stage_load_init_over(const stage_cfg *cfg, vt_params *ps, const char *const 
   /* each base fills what it holds and no newer base does: loaded last, so it wins over the
    * stage's own sources wherever both hold a name */
   for (int b = 0; b < n_bases; b++) {
-    init_pick pick = {NULL, ixs, b};
+    init_pick pick = {NULL, ixs, b, base_globs};
     int n = 0;
     st_load_sel sel = {.select = select_pick, .arg = &pick, .n_loaded = &n};
     if (st_load_params_sel(ps, &ixs[b], &sel, ST_LOAD_ALLOW_UNEXPECTED | ST_LOAD_ALLOW_MISSING, why,
@@ -164,5 +171,5 @@ done:
 }
 
 int stage_load_init(const stage_cfg *cfg, vt_params *ps, FILE *log, char *err, size_t err_len) {
-  return stage_load_init_over(cfg, ps, NULL, 0, log, err, err_len);
+  return stage_load_init_over(cfg, ps, NULL, 0, NULL, log, err, err_len);
 }

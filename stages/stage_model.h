@@ -32,10 +32,11 @@ int stage_load_init(const stage_cfg *cfg, vt_params *ps, FILE *log, char *err, s
 /* Initial weights in a curriculum: every parameter one of `bases` holds (checkpoint or model
  * directories of earlier stages, newest first; the newest holding a name wins) comes from
  * there, and cfg's own sources fill only the rest (a source all of whose parameters the bases
- * hold is not opened). The bases' other tensors are ignored. With no bases this is
- * stage_load_init. Returns 0 or -1 with err. */
+ * hold is not opened). base_globs (comma-separated; NULL: all) limits what is taken from the
+ * bases. The bases' other tensors are ignored. With no bases this is stage_load_init. Returns
+ * 0 or -1 with err. */
 int stage_load_init_over(const stage_cfg *cfg, vt_params *ps, const char *const *bases, int n_bases,
-                         FILE *log, char *err, size_t err_len);
+                         const char *base_globs, FILE *log, char *err, size_t err_len);
 
 /* Whether name matches one of the comma-separated fnmatch globs. */
 bool stage_globs_match(const char *globs, const char *name);

@@ -134,6 +134,29 @@ static void dir_name(const char *name, char *out, size_t len) {
     if (*p == '/' || *p == ' ' || *p == '\t') *p = '_';
 }
 
+/* "configs/x/../../runs/r" as "runs/r": the run dir is printed on every line that names a
+ * file. Only "NAME/.." pairs of plain names are dropped (lexically; no links are followed). */
+static void tidy_path(char *p) {
+  char *seg[512], buf[STAGE_PATH];
+  int n = 0;
+  bool abs = p[0] == '/';
+  snprintf(buf, sizeof buf, "%s", p);
+  for (char *t = strtok(buf, "/"); t && n < 512; t = strtok(NULL, "/")) {
+    if (!strcmp(t, ".")) continue;
+    if (!strcmp(t, "..") && n > 0 && strcmp(seg[n - 1], "..")) {
+      n--;
+      continue;
+    }
+    seg[n++] = t;
+  }
+  size_t o = 0;
+  p[0] = '\0';
+  if (abs) p[o++] = '/', p[o] = '\0';
+  for (int i = 0; i < n; i++)
+    o += (size_t)snprintf(p + o, STAGE_PATH - o, "%s%s", i ? "/" : "", seg[i]);
+  if (!o) snprintf(p, STAGE_PATH, ".");
+}
+
 /* The chance level of an entry: a number, an eval metric's name, or FILE.json:key. */
 static int read_chance(ycfg *y, yaml_node_t *v, curriculum_stage *s, char *err, size_t err_len) {
   const char *txt;
@@ -169,9 +192,55 @@ static int read_chance(ycfg *y, yaml_node_t *v, curriculum_stage *s, char *err, 
   return rc;
 }
 
+/* from_previous: a bool, or parts / globs (one or a list; parts are expanded once the stage
+ * config is loaded, into raw until then). */
+static int read_previous(ycfg *y, yaml_node_t *v, curriculum_stage *s, char *raw, char *err,
+                         size_t err_len) {
+  const char *txt;
+  if (v->type == YAML_SCALAR_NODE && (!strcmp((const char *)v->data.scalar.value, "true") ||
+                                      !strcmp((const char *)v->data.scalar.value, "false")))
+    return ycfg_bool(y, v, "from_previous", &s->from_previous, err, err_len);
+  size_t o = 0;
+  int n = v->type == YAML_SEQUENCE_NODE
+              ? (int)(v->data.sequence.items.top - v->data.sequence.items.start)
+              : 1;
+  for (int i = 0; i < n; i++) {
+    yaml_node_t *e = v->type == YAML_SEQUENCE_NODE
+                         ? yaml_document_get_node(&y->doc, v->data.sequence.items.start[i])
+                         : v;
+    if (ycfg_str(y, e, "from_previous", &txt, err, err_len)) return -1;
+    o +=
+        (size_t)snprintf(raw + o, o < STAGE_GLOBS ? STAGE_GLOBS - o : 0, "%s%s", o ? "," : "", txt);
+  }
+  if (!o || o >= STAGE_GLOBS) {
+    vt_seterr(err, err_len,
+              "%s:%d: from_previous: expected true, false, or parts / name globs (at most %d "
+              "characters)",
+              y->path, (int)v->start_mark.line + 1, STAGE_GLOBS - 1);
+    return -1;
+  }
+  return 0;
+}
+
+/* raw (comma-separated parts or globs) with the stage's parts replaced by their globs. */
+static int expand_parts(const stage_cfg *cfg, const char *raw, char *out, size_t len) {
+  char buf[STAGE_GLOBS];
+  snprintf(buf, sizeof buf, "%s", raw);
+  size_t o = 0;
+  out[0] = '\0';
+  for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    const char *g = t;
+    for (int k = 0; k < cfg->n_parts; k++)
+      if (!strcmp(cfg->parts[k].name, t)) g = cfg->parts[k].globs;
+    o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%s", o ? "," : "", g);
+  }
+  return o < len ? 0 : -1;
+}
+
 static int load_stage(curriculum *c, ycfg *y, int index, yaml_node_t *e, int defaults_id, char *err,
                       size_t err_len) {
   curriculum_stage *s = &c->stages[index];
+  char raw[STAGE_GLOBS] = "";
   s->chance = NAN;
   s->from_previous = true;
   int line = (int)e->start_mark.line + 1;
@@ -192,8 +261,7 @@ static int load_stage(curriculum *c, ycfg *y, int index, yaml_node_t *e, int def
       return -1;
     if (metric) snprintf(s->metric, sizeof s->metric, "%s", metric);
     if ((v = ycfg_get(y, e, "chance")) && read_chance(y, v, s, err, err_len)) return -1;
-    if ((v = ycfg_get(y, e, "from_previous")) &&
-        ycfg_bool(y, v, "from_previous", &s->from_previous, err, err_len))
+    if ((v = ycfg_get(y, e, "from_previous")) && read_previous(y, v, s, raw, err, err_len))
       return -1;
     if (!(over = overlay_of(y, entry_id, err, err_len))) return -1;
   } else {
@@ -221,6 +289,10 @@ static int load_stage(curriculum *c, ycfg *y, int index, yaml_node_t *e, int def
     return -1;
   }
   snprintf(s->cfg->out_dir, sizeof s->cfg->out_dir, "%s", s->dir);
+  if (raw[0] && expand_parts(s->cfg, raw, s->previous_globs, sizeof s->previous_globs)) {
+    vt_seterr(err, err_len, "%s: stages[%d]: from_previous: too many patterns", y->path, index);
+    return -1;
+  }
   return 0;
 }
 
@@ -260,6 +332,7 @@ int curriculum_load(curriculum *c, const char *path, const char *run_dir, char *
     if (!v) vt_seterr(err, err_len, "%s: output.dir (the run directory) is required", path);
     goto done;
   }
+  tidy_path(c->run_dir);
   int defaults_id = 0;
   if ((v = ycfg_get(&y, root, "defaults"))) {
     if (v->type != YAML_MAPPING_NODE) {
@@ -288,12 +361,6 @@ int curriculum_load(curriculum *c, const char *path, const char *run_dir, char *
     int item = l->data.sequence.items.start[i];
     c->n_stages = i + 1;
     if (load_stage(c, &y, i, node(&y, item), defaults_id, err, err_len)) goto done;
-    for (int k = 0; k < i; k++)
-      if (!strcmp(c->stages[k].dir, c->stages[i].dir)) {
-        vt_seterr(err, err_len, "%s: stages %d and %d share the run directory %s", path, k + 1,
-                  i + 1, c->stages[i].dir);
-        goto done;
-      }
   }
   rc = 0;
 done:
@@ -410,9 +477,14 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
   if (!o->resume && d->rank == 0) { /* afresh: what an earlier run left goes */
     char p[STAGE_PATH + 32];
     snprintf(p, sizeof p, "%s/curriculum.json", c->run_dir);
-    remove(p);
+    bool had = !remove(p);
     for (int i = 0; i < c->n_stages; i++)
       if (ckpt_remove_tree(c->stages[i].dir, err, err_len)) return -1;
+    if (had && con)
+      fprintf(con,
+              "starting afresh in %s (the stages of an earlier run removed; --resume "
+              "continues one)\n",
+              c->run_dir);
   }
   vt_dist_barrier(d);
   static char paths[STAGE_MAX_BASES][STAGE_PATH];
@@ -423,12 +495,19 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
     json_t *prev = curriculum_read_json(s->dir, "stage.json");
     const char *status = json_string_value(json_object_get(prev, "status"));
     double wall0 = json_number_value(json_object_get(prev, "wall_s"));
+    int64_t had = json_integer_value(json_object_get(prev, "total_steps"));
     bool done = status && !strcmp(status, "done");
     json_decref(prev);
     if (done) {
       if (con)
         fprintf(con, "stage %d/%d %s: finished before, skipped\n", i + 1, c->n_stages,
                 s->cfg->name);
+      /* a finished stage is never redone, even when its config changed since */
+      if (con && s->cfg->steps > 0 && had != s->cfg->steps)
+        fprintf(con,
+                "warning: stage %s finished with %lld steps; its config now says %lld (run "
+                "without --resume to start afresh)\n",
+                s->cfg->name, (long long)had, (long long)s->cfg->steps);
       r->done++;
       continue;
     }
@@ -453,6 +532,7 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
                           .stop_after = o->stop_stage == i + 1 ? o->stop_after : 0,
                           .base_weights = bases,
                           .n_base_weights = nb,
+                          .base_globs = s->previous_globs[0] ? s->previous_globs : NULL,
                           .save_initial = c->save_initial ? init_path : NULL};
     vt_train_result tr;
     double t0 = vt_now();
@@ -464,8 +544,15 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
       eval = final_eval(s->dir, tr.step);
       /* no eval line at the last step: one pass over the eval set now */
       if (!json_object_size(eval) && s->cfg->eval_mixture[0]) {
+        /* rank 0 wrote the checkpoint: every rank finds it once written */
+        char ck[STAGE_PATH], root[STAGE_PATH + 16];
+        int64_t step;
+        vt_dist_barrier(d);
+        snprintf(root, sizeof root, "%s/checkpoints", s->dir);
         vt_eval_result er;
-        if (vt_eval(s->cfg, tr.checkpoint, s->cfg->eval_mixture, o->dist, &er, err, err_len)) {
+        if (ckpt_find_latest(root, ck, sizeof ck, &step, err, err_len) != 1 ||
+            vt_eval(s->cfg, ck, s->cfg->eval_mixture, o->dist, &er, err, err_len)) {
+          if (!err[0]) vt_seterr(err, err_len, "%s: no checkpoint to evaluate", root);
           json_decref(eval);
           return -1;
         }

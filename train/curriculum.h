@@ -17,11 +17,14 @@
  *                                   #   first the model's eval gives besides loss)
  *       chance: 0.25                # its chance level: a number, the name of another eval
  *                                   #   metric (unigram_acc), or FILE.json:key
- *       from_previous: true         # start from the earlier stages' weights (default)
+ *       from_previous: true         # start from the earlier stages' weights (default); false,
+ *                                   #   or parts / name globs: only those from them
  *
  * Each stage's output.dir is replaced by RUN/<n>-<stage>. Its initial weights: every parameter
  * that the final checkpoint of an earlier stage holds comes from the newest such stage; the
  * stage's own init sources fill the parameters none of them holds (stage_load_init_over).
+ * A part an earlier stage left at its random init is carried on like any other: name the
+ * parts to take (from_previous: [llm, vision]) when a later stage loads one from elsewhere.
  * A stage that finished has RUN/<n>-<stage>/stage.json with "status": "done" and is not run
  * again; an interrupted one resumes from its own newest checkpoint exactly (the trainer's
  * resume). A stop request (SIGINT/SIGTERM) saves the running stage and returns.
@@ -43,12 +46,13 @@
 #include "train/dist.h"
 
 typedef struct {
-  stage_cfg *cfg;         /* the stage config with every override applied */
-  char dir[STAGE_PATH];   /* RUN/<n>-<stage> (= cfg->out_dir) */
-  char metric[64];        /* "" : the first eval metric besides loss */
-  char chance_metric[64]; /* chance given as another eval metric's name */
-  double chance;          /* NAN: none given (or read from chance_metric) */
-  bool from_previous;     /* start from the earlier stages' final weights */
+  stage_cfg *cfg;                   /* the stage config with every override applied */
+  char dir[STAGE_PATH];             /* RUN/<n>-<stage> (= cfg->out_dir) */
+  char metric[64];                  /* "" : the first eval metric besides loss */
+  char chance_metric[64];           /* chance given as another eval metric's name */
+  double chance;                    /* NAN: none given (or read from chance_metric) */
+  bool from_previous;               /* start from the earlier stages' final weights */
+  char previous_globs[STAGE_GLOBS]; /* only these from them ("": all) */
 } curriculum_stage;
 
 typedef struct {

@@ -68,7 +68,7 @@ static json_t *stage_row(const curriculum *c, int i) {
   }
   json_object_set_new(row, "steps", json_integer(last_step));
   json_t *ds = json_object_get(sm, "datasets");
-  json_object_set(row, "samples", ds ? ds : json_array());
+  json_object_set_new(row, "samples", ds ? json_incref(ds) : json_array());
   json_object_set_new(row, "loss_first", num_or_null(first));
   json_object_set_new(row, "loss_last", num_or_null(last));
   json_t *eval = json_object_get(st, "eval");
@@ -84,7 +84,7 @@ static json_t *stage_row(const curriculum *c, int i) {
                       metric ? json_pack("{s:s, s:o, s:o}", "metric", metric, "value",
                                          num_or_null(value), "chance", num_or_null(chance))
                              : json_null());
-  json_object_set(row, "eval_all", eval ? eval : json_object());
+  json_object_set_new(row, "eval_all", eval ? json_incref(eval) : json_object());
   json_decref(st);
   json_decref(sm);
   return row;

@@ -264,7 +264,8 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
   if (!found) {
     /* same seed on every rank: same weights; sources then overwrite what they hold */
     if (t.model->ops->init_weights(t.model, &t.ps, &t.rng, err, err_len) ||
-        stage_load_init_over(cfg, &t.ps, o->base_weights, o->n_base_weights, console, err, err_len))
+        stage_load_init_over(cfg, &t.ps, o->base_weights, o->n_base_weights, o->base_globs, console,
+                             err, err_len))
       goto done;
     if (o->save_initial && d->rank == 0 &&
         st_save_params(&t.ps, o->save_initial, NULL, err, err_len))

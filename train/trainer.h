@@ -28,6 +28,7 @@ typedef struct {
    * not used when resuming from the stage's own checkpoint */
   const char *const *base_weights;
   int n_base_weights;
+  const char *base_globs;   /* what the base weights may fill (comma-separated; NULL: all) */
   const char *save_initial; /* when set: the initial weights are written there (safetensors) */
 } vt_trainer_opts;
 

@@ -21,7 +21,7 @@ static bool splices_audio(const trainer *t) {
 }
 
 /* Why the model cannot take a sample (its tokens, its media), or NULL. Image and video
- * placeholders are expanded into tile spans by put_sample (unpacked rows only). */
+ * placeholders are expanded into tile spans by expand_row. */
 static const char *unusable(const trainer *t, const int32_t *ids, const int32_t *labels, size_t n,
                             size_t n_media, size_t n_codec, bool packed) {
   if (n_media && !(t->model->media & ~VT_MEDIA_BIT(VT_MEDIA_CODEC)))
@@ -43,10 +43,7 @@ static const char *unusable(const trainer *t, const int32_t *ids, const int32_t 
       n_aud++;
       continue;
     }
-    if (takes_images(t) && (ids[i] == CHAT_IMAGE_ID || ids[i] == CHAT_VIDEO_ID)) {
-      if (packed) return "packed rows with images are not supported yet (set pack: false)";
-      continue;
-    }
+    if (takes_images(t) && (ids[i] == CHAT_IMAGE_ID || ids[i] == CHAT_VIDEO_ID)) continue;
     if (ids[i] < 0 || ids[i] >= v) return "a token id is outside the model's vocabulary";
   }
   if (n_aud && n_aud > t->sample.n_audio)
@@ -59,8 +56,23 @@ static const char *unusable(const trainer *t, const int32_t *ids, const int32_t 
   return NULL;
 }
 
-/* Appends the sample's k-th tile (normalised) to the batch's tiles with its span. */
-static int add_tile(trainer *t, const shard_sample *s, int64_t k, int32_t row, int32_t start) {
+/* What a row is built from: one sample, or a pack of several (starts: their boundaries), with
+ * the tiles of its media in media order. */
+typedef struct {
+  const int32_t *ids, *labels;
+  size_t n;
+  const chat_media *media;
+  const int32_t *n_tiles; /* per medium */
+  size_t n_media;
+  const uint8_t *tiles;
+  int tile_size;
+  const int64_t *starts; /* NULL: one sample */
+  size_t n_seq;
+  const shard_sample *audio; /* whose clips the <audio> placeholders take (NULL: none) */
+} row_src;
+
+/* Appends the source's k-th tile (normalised) to the batch's tiles with its span. */
+static int add_tile(trainer *t, const row_src *s, int64_t k, int32_t row, int32_t start) {
   int sz = s->tile_size;
   size_t per = (size_t)3 * (size_t)sz * (size_t)sz;
   if (t->n_tiles && sz != t->tile_size) return -1;
@@ -112,58 +124,74 @@ static int add_clip(trainer *t, const shard_sample *s, size_t j, int32_t row, in
   return 0;
 }
 
-/* Row i from t->sample with each image / video placeholder expanded: per tile (frame) its
- * image_tokens positions then image_sep, labels ignored there (DESIGN.md §7). Returns the
- * length, or -1 when it does not fit max_len or its tiles are missing (why says which). */
-static int64_t expand_sample(trainer *t, int64_t i, const char **why) {
-  const shard_sample *s = &t->sample;
+/* Row i from src with each image / video placeholder expanded: per tile (frame) its
+ * image_tokens positions then image_sep, labels ignored there (DESIGN.md §7); and, for a
+ * model that splices audio, each <audio> as its clip's positions (src->audio's clips, in
+ * <audio> order). A pack also gets its segments and positions in expanded coordinates
+ * (positions restart per sample, no sample predicts the first token of the next). Returns
+ * the length, or -1 when it does not fit max_len or its media are missing (why says which). */
+static int64_t expand_row(trainer *t, int64_t i, const row_src *s, const char **why) {
   int64_t max_len = t->cfg->max_len, span = t->model->image_tokens, o = 0, first = t->n_tiles;
   int32_t *ids = t->ids + i * max_len, *labels = t->labels + i * max_len;
-  int64_t tile0 = 0; /* index of the current medium's first tile in the sample */
+  int32_t *seg = t->segments + i * max_len, *pos = t->pos + i * max_len;
+  int64_t tile0 = 0; /* index of the current medium's first tile in the source */
   size_t k = 0;      /* media are in position order */
+  size_t q = 0;      /* the pack's sample holding position p */
+  int64_t q0 = 0;    /* its first position in the row */
   int64_t first_au = t->n_au;
   size_t first_fb = t->fb_n, clip = 0;
-  for (size_t p = 0; p < s->ids.n; p++) {
-    int32_t id = s->ids.v[p];
+  const shard_sample *au = s->audio;
+  for (size_t p = 0; p < s->n; p++) {
+    int64_t at = o;
+    if (s->starts) {
+      while (q + 1 < s->n_seq && (int64_t)p >= s->starts[q + 1]) q++;
+      if ((int64_t)p == s->starts[q]) q0 = o;
+    }
+    int32_t id = s->ids[p];
     bool vis = id == CHAT_IMAGE_ID || id == CHAT_VIDEO_ID;
+    while (vis && k < s->n_media && s->media[k].pos < (int64_t)p) tile0 += s->n_tiles[k++];
     if (id == CHAT_AUDIO_ID && splices_audio(t)) { /* clips are stored in <audio> order */
-      int64_t cnt =
-          clip < s->n_audio ? t->model->ops->audio_positions(t->model, s->fbank_frames[clip]) : 0;
+      int64_t cnt = au && clip < au->n_audio
+                        ? t->model->ops->audio_positions(t->model, au->fbank_frames[clip])
+                        : 0;
       if (cnt < 1) {
         *why = "an <audio> clip has no stored fbank, or too few frames for the encoder";
         goto fail;
       }
       if (o + cnt > max_len) goto too_long;
-      if (add_clip(t, s, clip++, (int32_t)i, (int32_t)o, (int32_t)cnt)) {
+      if (add_clip(t, au, clip++, (int32_t)i, (int32_t)o, (int32_t)cnt)) {
         *why = "out of memory for audio clips (or clips of two fbank sizes)";
         goto fail;
       }
-      for (int64_t q = 0; q < cnt; q++) ids[o + q] = 0, labels[o + q] = VT_IGNORE_INDEX;
+      for (int64_t r = 0; r < cnt; r++) ids[o + r] = 0, labels[o + r] = VT_IGNORE_INDEX;
       o += cnt;
-      continue;
-    }
-    while (vis && k < s->n_media && s->media[k].pos < (int64_t)p) tile0 += s->n_tiles[k++];
-    if (!vis) {
+    } else if (!vis) {
       if (o >= max_len) goto too_long;
-      ids[o] = id, labels[o++] = s->labels.v[p];
-      continue;
-    }
-    if (k >= s->n_media || s->media[k].pos != (int64_t)p || s->n_tiles[k] < 1) {
-      *why = "an image or video placeholder has no tiles in the shard (prep with media.decode)";
-      goto fail;
-    }
-    for (int32_t j = 0; j < s->n_tiles[k]; j++) {
-      if (o + span + 1 > max_len) goto too_long;
-      if (add_tile(t, s, tile0 + j, (int32_t)i, (int32_t)o)) {
-        *why = "out of memory for image tiles (or tiles of two sizes)";
+      ids[o] = id, labels[o++] = s->labels[p];
+    } else {
+      if (k >= s->n_media || s->media[k].pos != (int64_t)p || s->n_tiles[k] < 1) {
+        *why = "an image or video placeholder has no tiles in the shard (prep with media.decode)";
         goto fail;
       }
-      for (int64_t q = 0; q < span; q++) ids[o + q] = 0, labels[o + q] = VT_IGNORE_INDEX;
-      o += span;
-      ids[o] = t->model->image_sep, labels[o++] = VT_IGNORE_INDEX;
+      for (int32_t j = 0; j < s->n_tiles[k]; j++) {
+        if (o + span + 1 > max_len) goto too_long;
+        if (add_tile(t, s, tile0 + j, (int32_t)i, (int32_t)o)) {
+          *why = "out of memory for image tiles (or tiles of two sizes)";
+          goto fail;
+        }
+        for (int64_t r = 0; r < span; r++) ids[o + r] = 0, labels[o + r] = VT_IGNORE_INDEX;
+        o += span;
+        ids[o] = t->model->image_sep, labels[o++] = VT_IGNORE_INDEX;
+      }
+    }
+    if (s->starts) {
+      if ((int64_t)p == s->starts[q]) labels[at] = VT_IGNORE_INDEX;
+      for (int64_t r = at; r < o; r++) seg[r] = (int32_t)q, pos[r] = (int32_t)(r - q0);
     }
   }
-  t->batch_samples++;
+  for (int64_t r = o; s->starts && r < max_len; r++) /* padding: one more run (pack.h) */
+    seg[r] = (int32_t)s->n_seq, pos[r] = (int32_t)(r - o);
+  t->batch_samples += s->starts ? (int64_t)s->n_seq : 1;
   return o;
 too_long:
   *why = "longer than max_len once its images and audio are expanded";
@@ -189,9 +217,12 @@ static int skip(trainer *t, const char *id, const char *why, int tries, char *er
 /* Row i (stride max_len) from the sample just read into t->sample; returns its length, -1
  * (why set) for a sample with images that cannot be expanded (skipped), or -2 out of memory. */
 static int64_t put_sample(trainer *t, int64_t i, const char **why) {
-  if ((takes_images(t) && t->sample.n_tiles_total > 0) ||
-      (splices_audio(t) && t->sample.n_audio > 0))
-    return expand_sample(t, i, why);
+  const shard_sample *sm = &t->sample;
+  if ((takes_images(t) && sm->n_tiles_total > 0) || (splices_audio(t) && sm->n_audio > 0))
+    return expand_row(t, i,
+                      &(row_src){sm->ids.v, sm->labels.v, sm->ids.n, sm->media, sm->n_tiles,
+                                 sm->n_media, sm->tiles, sm->tile_size, NULL, 0, sm},
+                      why);
   int64_t max_len = t->cfg->max_len, n = (int64_t)t->sample.ids.n;
   if (n > max_len) {
     n = max_len;
@@ -247,14 +278,32 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
       return -1;
     }
     if (t->mixcfg.pack) {
-      if (mix_next_packed(m, max_len, &t->pack, err, err_len)) return -1;
-      const char *why =
-          unusable(t, t->pack.ids.v, t->pack.labels.v, t->pack.ids.n, t->pack.n_media, 0, true);
+      /* a vision model's rows hold each tile as image_tokens positions and a separator */
+      mix_pack *pk = &t->pack;
+      int64_t tile_tokens = takes_images(t) ? t->model->image_tokens + 1 : 0;
+      if (mix_next_packed_tiles(m, max_len, tile_tokens, pk, err, err_len)) return -1;
+      if (t->count_samples && pk->n_dropped) {
+        t->skipped_samples += pk->n_dropped;
+        fprintf(stderr, "warning: skipping %lld sample(s) longer than max_len once expanded\n",
+                (long long)pk->n_dropped);
+      }
+      const char *why = unusable(t, pk->ids.v, pk->labels.v, pk->ids.n, pk->n_media, 0, true);
+      int64_t n = 0;
+      if (!why && tile_tokens && pk->n_tiles_total > 0)
+        n = expand_row(t, i,
+                       &(row_src){pk->ids.v, pk->labels.v, pk->ids.n, pk->media, pk->n_tiles,
+                                  pk->n_media, pk->tiles, pk->tile_size, pk->starts, pk->n_seq,
+                                  NULL},
+                       &why);
       if (why) {
         if (skip(t, "a packed row", why, tries, err, err_len)) return -1;
         continue;
       }
-      int64_t n = (int64_t)t->pack.ids.n;
+      if (n > 0) {
+        if (t->count_samples) t->truncated_samples += pk->n_truncated;
+        return n;
+      }
+      n = (int64_t)t->pack.ids.n;
       int32_t *labels = t->labels + i * max_len;
       memcpy(t->ids + i * max_len, t->pack.ids.v, sizeof(int32_t) * (size_t)n);
       memcpy(labels, t->pack.labels.v, sizeof(int32_t) * (size_t)n);
