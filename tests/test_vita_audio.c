@@ -102,6 +102,51 @@ int main(void) {
   CHECK(vt_params_find(&ps, "model.audio_encoder.encoder.enc.1.encoders.1.self_attn.pos_bias_u"));
   CHECK(vt_params_find(&ps, "model.predict_head.weight"));
 
+  /* the config written into checkpoints reads back to the same model */
+  json_t *back = m->ops->config_json(m);
+  CHECK(json_object_get(back, "audio_config") && json_object_get(back, "modality_head"));
+  vt_params ps_back;
+  vt_params_init(&ps_back, (vt_device){VT_DEV_CPU, 0});
+  vt_model_opts o0 = {0};
+  vt_model *mb = vt_model_create(NULL, back, "config_json", &o0, &ps_back, err, sizeof err);
+  CHECK_MSG(mb && mb->n_terms == 2 && ps_back.n == ps.n &&
+                vt_params_count(&ps_back, false) == vt_params_count(&ps, false),
+            "%s", err);
+  vt_model_destroy(mb);
+  vt_params_free(&ps_back);
+  json_decref(back);
+
+  /* bad audio fields are refused naming the field */
+  const char *badcfg[][3] = {
+      {"audio_config", "{\"ctc_vocab\": 9}", "ctc_vocab"},
+      {"audio_config", "{\"llm_hidden_size\": 7}", "llm_hidden_size"},
+      {"audio_config", "{\"hidden_sise\": 16}", "hidden_sise"},
+      {"modality_head", "{\"state_token_ids\": [1, 2]}", "state_token_ids"},
+      {"modality_head", "{\"class_weights\": [1, -5, 1]}", "class_weights"},
+      {"modality_head", "{\"num_classes\": 4, \"class_weights\": [1, 1, 1, 1]}", "state_token_ids"},
+  };
+  for (int i = 0; i < 6; i++) {
+    json_t *bc = json_deep_copy(cj);
+    json_t *part = json_object_get(bc, badcfg[i][0]), *over = json_loads(badcfg[i][1], 0, NULL);
+    json_object_update(part, over);
+    vt_params pb;
+    vt_params_init(&pb, (vt_device){VT_DEV_CPU, 0});
+    vt_model *mx = vt_model_create(NULL, bc, "bad.json", &o0, &pb, err, sizeof err);
+    CHECK_MSG(!mx && strstr(err, badcfg[i][2]) && strstr(err, "bad.json"), "case %d: %s", i, err);
+    vt_model_destroy(mx);
+    vt_params_free(&pb);
+    json_decref(over);
+    json_decref(bc);
+  }
+  json_t *nohead = json_deep_copy(cj);
+  json_object_del(nohead, "audio_config");
+  vt_params pn;
+  vt_params_init(&pn, (vt_device){VT_DEV_CPU, 0});
+  CHECK(!vt_model_create(NULL, nohead, "x", &o0, &pn, err, sizeof err) &&
+        strstr(err, "modality_head"));
+  vt_params_free(&pn);
+  json_decref(nohead);
+
   vt_ctx *ctx = vt_test_cpu_ctx();
   /* logits at the valid positions of both rows */
   vt_set_grad_enabled(ctx, false);
