@@ -125,7 +125,7 @@ vt_tensor *vt_alloc_tensor(vt_ctx *ctx, const char *op, vt_dtype dtype, int ndim
   memset(t, 0, sizeof *t);
   t->dtype = dtype;
   t->ndim = ndim;
-  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim); /* a scalar's may be NULL */
   t->device = ctx->device;
   t->data = vt_arena_data(ctx, op, vt_nbytes(t));
   return t->data ? t : NULL;

@@ -19,14 +19,15 @@
 
 static const cli_opt opts[] = {
     {"kind", CLI_OPT_STR, NULL,
-     "vita (the tiny VITA curriculum, the default) or lm (one Qwen2 stage on a token language)"},
+     "vita (the tiny VITA curriculum, the default) or lm (one Qwen2 stage on a token language; "
+     "--steps, --batch, --lr, --log-every are its options and select it)"},
     {"out", CLI_OPT_STR, NULL,
      "run directory (data, checkpoints, metrics, export; vita: runs/tiny-vita, lm: runs/demo)"},
-    {"steps", CLI_OPT_INT, "200", "lm: optimizer steps"},
-    {"batch", CLI_OPT_INT, "8", "lm: sequences per step"},
-    {"lr", CLI_OPT_FLOAT, "3e-3", "lm: peak learning rate (AdamW, warmup + cosine)"},
+    {"steps", CLI_OPT_INT, "200", "optimizer steps"},
+    {"batch", CLI_OPT_INT, "8", "sequences per step (--kind lm)"},
+    {"lr", CLI_OPT_FLOAT, "3e-3", "peak learning rate, AdamW, warmup + cosine (--kind lm)"},
     {"seed", CLI_OPT_INT, "1", "seed of the data and the initial weights"},
-    {"log-every", CLI_OPT_INT, "20", "lm: print a progress line every N steps"},
+    {"log-every", CLI_OPT_INT, "20", "print a progress line every N steps (--kind lm)"},
     {"configs", CLI_OPT_STR, "configs/tiny-vita", "vita: the tiny curriculum's stage configs"},
     {"size", CLI_OPT_STR, "small", "vita: dataset size, small or tiny"},
     {"scale", CLI_OPT_FLOAT, "1", "vita: each stage's steps times this (a shorter run)"},

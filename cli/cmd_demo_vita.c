@@ -32,7 +32,7 @@ static const struct {
     {"1.1", "caption", "caption-eval", "loss", "caption_loss", "caption loss"},
     {"1.2", "caption", "caption-eval", "loss", "caption_loss", "caption loss"},
     {"1.3", "vision", "qa-eval", "qa_acc", "qa_acc", "QA accuracy"},
-    {"2.1a", "asr", "asr-eval", "cer", "asr_cer", "CER"},
+    {"2.1a", "asr-ctc", "asr-ctc-eval", "cer", "asr_cer", "CER"},
     {"2.1b", "asr", "asr-eval", "qa_acc", "asr_exact", "exact transcripts"},
     {"2.2", "omni", "sqa-eval", "qa_acc", "sqa_acc", "spoken-QA accuracy"},
     {"3.2", "tts", "tts-eval", "token_acc", NULL, "speech-token accuracy"},

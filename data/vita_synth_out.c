@@ -95,6 +95,41 @@ static int prep_config(vsynth_ctx *x) {
   return write_text(x, "prep.yaml", y);
 }
 
+/* The ASR pairs once more with character targets for stage 2.1a's CTC head
+ * (DIR/shards/asr-ctc-SPLIT): a fixed vocabulary, blank 0, space 1, a-z 2..27
+ * (DIR/ctc_chars.json, the `vita prep --ctc-chars` format). */
+static int ctc_shards(vsynth_ctx *x, const sample_config *cfg, tok_tokenizer *tok,
+                      const aud_prep_opts *ao) {
+  aud_chars chars = {0};
+  char path[4300];
+  int rc = aud_chars_add_text(&chars, "abcdefghijklmnopqrstuvwxyz a", x->err, x->err_len);
+  snprintf(path, sizeof path, "%s/ctc_chars.json", x->dir);
+  if (rc == 0) rc = aud_chars_save(&chars, path, x->err, x->err_len);
+  for (int s = 0; s < 2 && rc == 0; s++) {
+    char in[4300], out[4300];
+    snprintf(in, sizeof in, "%s/asr-%s.json", x->dir, s ? "eval" : "train");
+    snprintf(out, sizeof out, "%s/shards/asr-ctc-%s", x->dir, s ? "eval" : "train");
+    const char *inputs[1] = {in};
+    prep_opts o = {.cfg = cfg,
+                   .tok = tok,
+                   .inputs = inputs,
+                   .n_inputs = 1,
+                   .out_dir = out,
+                   .audio = ao,
+                   .ctc_chars = &chars};
+    prep_stats st;
+    rc = prep_run(&o, &st, x->err, x->err_len);
+    if (rc == 0 && st.n_written != x->st->samples[3][s]) {
+      vt_seterr(x->err, x->err_len, "%s: prep wrote %lld of %lld CTC samples", in,
+                (long long)st.n_written, (long long)x->st->samples[3][s]);
+      rc = -1;
+    }
+    prep_stats_free(&st);
+  }
+  aud_chars_free(&chars);
+  return rc;
+}
+
 /* Every JSON file through prep_run into DIR/shards/TASK-SPLIT; a skipped sample is an error
  * (the generator wrote it, so it is a bug, not bad input). */
 static int shards(vsynth_ctx *x, const sample_config *cfg, tok_tokenizer *tok) {
@@ -126,7 +161,7 @@ static int shards(vsynth_ctx *x, const sample_config *cfg, tok_tokenizer *tok) {
       prep_stats_free(&st);
       if (rc) return -1;
     }
-  return 0;
+  return ctc_shards(x, cfg, tok, &ao);
 }
 
 static int mixtures(vsynth_ctx *x) {
@@ -137,12 +172,14 @@ static int mixtures(vsynth_ctx *x) {
       {"qa", {"qa-train"}},
       {"vision", {"qa-train", "caption-train"}},
       {"asr", {"asr-train"}},
+      {"asr-ctc", {"asr-ctc-train"}},
       {"omni", {"caption-train", "qa-train", "sqa-train"}},
       {"tts", {"tts-train"}},
       {"caption-eval", {"caption-eval"}},
       {"qa-eval", {"qa-eval"}},
       {"sqa-eval", {"sqa-eval"}},
       {"asr-eval", {"asr-eval"}},
+      {"asr-ctc-eval", {"asr-ctc-eval"}},
       {"tts-eval", {"tts-eval"}},
   };
   char dir[4300], name[64], y[1024];
