@@ -47,7 +47,15 @@ static int run(const cli_args *a) {
   if (rc) {
     fprintf(stderr, "vita train (rank %d): %s\n", dist.rank, err);
     /* the other ranks may wait in a collective this rank will never join: end the job */
-    if (dist.world > 1) vt_dist_abort(&dist, CLI_EXIT_FAIL);
+    if (dist.world > 1) {
+      /* the launcher ends the job with SIGTERM, which must not start a graceful stop now;
+       * and should the abort itself hang (a peer stopped, the launcher slow), the alarm's
+       * default action ends this process, which the launcher notices too */
+      signal(SIGTERM, SIG_DFL);
+      signal(SIGINT, SIG_DFL);
+      alarm(20);
+      vt_dist_abort(&dist, CLI_EXIT_FAIL);
+    }
   } else if (dist.rank == 0) {
     if (r.interrupted)
       printf("stopped at step %lld of %lld; checkpoint %s; continue with: vita train --config %s "

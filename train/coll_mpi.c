@@ -36,11 +36,21 @@ void vt_coll_close(vt_coll *c) {
 
 #ifdef VT_HAVE_MPI
 #include <mpi.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <unistd.h>
 
 typedef struct {
   MPI_Comm comm;
   MPI_Request req[VT_COLL_MAX_REQS];
   bool busy[VT_COLL_MAX_REQS];
+  /* when each request started (ns, CLOCK_MONOTONIC; 0 = free), read by the watchdog */
+  int64_t started_ns[VT_COLL_MAX_REQS];
+  pthread_t watchdog;
+  bool watching;
+  int stop_watch; /* atomic */
+  int rank, world;
+  double timeout_s;
   char what[VT_COLL_MAX_REQS][96]; /* "all-reduce of gradient bucket 3 (4.0 MiB)" */
   /* reduce-scatter in place: the result lands at the front of the buffer and moves to the
    * shard afterwards */
@@ -48,10 +58,35 @@ typedef struct {
   size_t move_n[VT_COLL_MAX_REQS];
 } mpi_impl;
 
-static double now_s(void) {
+static int64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The last line of defence: a request older than the deadline plus a grace period means this
+ * rank is stuck inside an MPI call (a peer stopped answering mid-transfer) where the deadline
+ * checks of wait and test cannot run. The watchdog then says so and ends the process, which
+ * makes the launcher end the job. */
+static void *watch(void *arg) {
+  mpi_impl *m = arg;
+  double grace = m->timeout_s > 20 ? m->timeout_s / 2 : 10;
+  while (!__atomic_load_n(&m->stop_watch, __ATOMIC_ACQUIRE)) {
+    nanosleep(&(struct timespec){0, 250000000}, NULL);
+    int64_t now = now_ns();
+    for (int i = 0; i < VT_COLL_MAX_REQS; i++) {
+      int64_t t = __atomic_load_n(&m->started_ns[i], __ATOMIC_ACQUIRE);
+      if (t && (double)(now - t) * 1e-9 > m->timeout_s + grace) {
+        fprintf(stderr,
+                "rank %d of %d: collective watchdog: %s started %.0f s ago and has not completed "
+                "(deadline %g s): another rank died or stopped answering; ending this process\n",
+                m->rank, m->world, m->what[i], (double)(now - t) * 1e-9, m->timeout_s);
+        fflush(stderr);
+        _exit(75);
+      }
+    }
+  }
+  return NULL;
 }
 
 static void describe(char *buf, size_t len, const char *op, const char *what, size_t bytes) {
@@ -77,6 +112,7 @@ static int take_slot(vt_coll *c, const char *desc) {
   for (int i = 0; i < VT_COLL_MAX_REQS; i++)
     if (!m->busy[i]) {
       m->busy[i] = true;
+      __atomic_store_n(&m->started_ns[i], now_ns(), __ATOMIC_RELEASE);
       m->move_n[i] = 0;
       snprintf(m->what[i], sizeof m->what[i], "%s", desc);
       return i;
@@ -86,39 +122,49 @@ static int take_slot(vt_coll *c, const char *desc) {
   return -1;
 }
 
+static void free_slot(mpi_impl *m, int i) {
+  m->busy[i] = false;
+  __atomic_store_n(&m->started_ns[i], 0, __ATOMIC_RELEASE);
+}
+
+static bool past_deadline(const vt_coll *c, const mpi_impl *m, int i) {
+  return (double)(now_ns() - m->started_ns[i]) * 1e-9 > c->timeout_s;
+}
+
+static int timed_out(vt_coll *c, int i) {
+  mpi_impl *m = c->impl;
+  snprintf(c->err, sizeof c->err,
+           "rank %d of %d: %s timed out after %g s (collective timeout, train.coll_timeout_s): "
+           "another rank died or stopped answering",
+           c->rank, c->world, m->what[i], c->timeout_s);
+  return -1; /* the request stays pending: the job is ended by the caller */
+}
+
 /* Polls slot i until it completes or the deadline passes. MPI moves a large message forward
  * only inside its calls (each MPI_Test copies the next fragment), so the loop never sleeps:
  * it yields the core between polls, to a peer rank or BLAS thread that is runnable, as
  * MPI_Wait's own busy-wait would not. */
 static int wait_slot(vt_coll *c, int i) {
   mpi_impl *m = c->impl;
-  double t0 = now_s();
   int done = 0;
-  for (long polls = 0;; polls++) {
+  for (;;) {
     int rc = MPI_Test(&m->req[i], &done, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) {
-      m->busy[i] = false;
+      free_slot(m, i);
       return mpi_fail(c, rc, m->what[i]);
     }
     if (done) break;
-    if ((polls & 255) == 255 && now_s() - t0 > c->timeout_s) {
-      snprintf(c->err, sizeof c->err,
-               "rank %d of %d: %s timed out after %g s (collective timeout, train.coll_timeout_s): "
-               "another rank died or stopped answering",
-               c->rank, c->world, m->what[i], c->timeout_s);
-      /* the request stays pending: the job is ended by the caller */
-      return -1;
-    }
+    if (past_deadline(c, m, i)) return timed_out(c, i); /* from the start of the request */
     sched_yield();
   }
   if (m->move_n[i]) memmove(m->move_dst[i], m->move_src[i], m->move_n[i] * sizeof(float));
-  m->busy[i] = false;
+  free_slot(m, i);
   return 0;
 }
 
 static int run_blocking(vt_coll *c, int i, int rc) {
   if (rc != MPI_SUCCESS) {
-    ((mpi_impl *)c->impl)->busy[i] = false;
+    free_slot(c->impl, i);
     return mpi_fail(c, rc, ((mpi_impl *)c->impl)->what[i]);
   }
   return wait_slot(c, i);
@@ -166,7 +212,7 @@ static int start(vt_coll *c, float *buf, size_t n, int root, const char *what, v
           ? MPI_Ireduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, root, m->comm, &m->req[i])
           : MPI_Ireduce(buf, NULL, (int)n, MPI_FLOAT, MPI_SUM, root, m->comm, &m->req[i]);
   if (rc != MPI_SUCCESS) {
-    m->busy[i] = false;
+    free_slot(m, i);
     return mpi_fail(c, rc, desc);
   }
   req->slot = i;
@@ -196,14 +242,14 @@ static int m_test(vt_coll *c, vt_coll_req *req, bool *done) {
   int i = req->slot, flag = 0;
   int rc = MPI_Test(&m->req[i], &flag, MPI_STATUS_IGNORE);
   if (rc != MPI_SUCCESS) {
-    m->busy[i] = false;
+    free_slot(m, i);
     req->slot = -1;
     return mpi_fail(c, rc, m->what[i]);
   }
   *done = flag != 0;
-  if (!flag) return 0;
+  if (!flag) return past_deadline(c, m, i) ? timed_out(c, i) : 0;
   if (m->move_n[i]) memmove(m->move_dst[i], m->move_src[i], m->move_n[i] * sizeof(float));
-  m->busy[i] = false;
+  free_slot(m, i);
   req->slot = -1;
   return 0;
 }
@@ -314,6 +360,10 @@ static int m_barrier(vt_coll *c, const char *what) {
 static void m_free(vt_coll *c) {
   mpi_impl *m = c->impl;
   if (!m) return;
+  if (m->watching) {
+    __atomic_store_n(&m->stop_watch, 1, __ATOMIC_RELEASE);
+    pthread_join(m->watchdog, NULL);
+  }
   if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
   free(m);
   c->impl = NULL;
@@ -344,6 +394,8 @@ int vt_coll_open_mpi(vt_coll *c, const vt_dist *d, double timeout_s, char *err, 
     return -1;
   }
   MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+  m->rank = c->rank, m->world = c->world, m->timeout_s = c->timeout_s;
+  m->watching = pthread_create(&m->watchdog, NULL, watch, m) == 0;
   return 0;
 }
 
