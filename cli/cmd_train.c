@@ -2,7 +2,9 @@
  * runs it data-parallel. SIGINT/SIGTERM stop at the next micro-batch, save a checkpoint and
  * exit with 130/143 (a second signal exits at once); `--resume` continues from the newest complete
  * checkpoint. */
+#include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_stop.h"
