@@ -13,7 +13,7 @@ check() { # check NAME EXPECTED_RC PATTERN -- CMD...
 }
 check top-help 0 "demo +the built-in job" -- "$VITA" --help
 check no-args 2 'usage: vita COMMAND' -- "$VITA"
-check cmd-help 0 "--steps INT +lm: optimizer steps \\(default: 200\\)" -- "$VITA" demo --help
+check cmd-help 0 "--steps INT +optimizer steps \\(default: 200\\)" -- "$VITA" demo --help
 check unknown-flag 2 "unknown flag '--stepz'" -- "$VITA" demo --stepz 3
 check bad-int 2 "'--steps' expects an integer, got 'ten'" -- "$VITA" demo --steps ten
 check missing-value 2 "'--lr' needs a FLOAT value" -- "$VITA" demo --lr
