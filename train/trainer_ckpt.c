@@ -13,8 +13,7 @@
 #include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_params.h"
 #include "train/trainer_impl.h"
-
-#define STATE_FORMAT "vita-train trainer state v2"
+#include "train/trainer_state.h"
 
 static char *state_json(trainer *t) {
   mix_cursor cur = mix_get_cursor(t->mix);
@@ -29,7 +28,7 @@ static char *state_json(trainer *t) {
                                     (json_int_t)t->phases[p].opt.n_skipped));
   json_t *j =
       json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:[s,s,s,s], s:s, s:o}", "format",
-                STATE_FORMAT, "stage", t->cfg->name, "model", t->model->ops->name, "step",
+                TRAINER_STATE_FORMAT, "stage", t->cfg->name, "model", t->model->ops->name, "step",
                 (json_int_t)t->step, "total_steps", (json_int_t)t->total_steps, "tokens_seen",
                 (json_int_t)t->tokens_seen, "skipped_samples", (json_int_t)t->skipped_samples,
                 "rng", rng[0], rng[1], rng[2], rng[3], "data_cursor", cursor, "phases", phases);
@@ -110,33 +109,9 @@ int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t 
   return ok ? 0 : -1;
 }
 
-/* An integer field in [lo, hi]; the message names the file and the field. */
-static int json_int(json_t *root, const char *key, const char *path, int64_t lo, int64_t hi,
-                    int64_t *out, char *err, size_t err_len) {
-  json_t *v = json_object_get(root, key);
-  if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-    char found[40] = "no integer";
-    if (json_is_integer(v)) snprintf(found, sizeof found, "%lld", (long long)json_integer_value(v));
-    snprintf(err, err_len, "%s: field \"%s\": expected an integer in [%lld, %lld], found %s", path,
-             key, (long long)lo, (long long)hi, found);
-    return -1;
-  }
-  *out = json_integer_value(v);
-  return 0;
-}
-
-/* trainer.json as read, before any of it is applied */
-typedef struct {
-  int64_t step, total_steps, tokens_seen, skipped_samples;
-  int64_t optim_t[VT_MODEL_MAX_PHASES], optim_skipped[VT_MODEL_MAX_PHASES];
-  uint64_t rng[4];
-  mix_cursor cursor;
-} saved_state;
-
-/* Reads dir/trainer.json and checks it against the checkpoint it sits in: the step against
- * the manifest (whose step ckpt_verify matched to the directory name), the step within the
- * total, each phase's optimizer counts within the step, the RNG and the data cursor. */
-static int read_saved_state(trainer *t, const char *dir, saved_state *s, char *err,
+/* Reads dir/trainer.json and checks it against the checkpoint it sits in (the manifest's
+ * step, the model's phases). */
+static int read_saved_state(trainer *t, const char *dir, trainer_state *s, char *err,
                             size_t err_len) {
   char p[8400];
   snprintf(p, sizeof p, "%s/trainer.json", dir);
@@ -146,84 +121,19 @@ static int read_saved_state(trainer *t, const char *dir, saved_state *s, char *e
   ckpt_manifest_free(&man);
   char *text = ckpt_read_text(p, err, err_len);
   if (!text) return -1;
-  json_error_t je;
-  json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+  const char *names[VT_MODEL_MAX_PHASES];
+  for (int k = 0; k < t->n_phases && k < VT_MODEL_MAX_PHASES; k++)
+    names[k] = t->model->phases[k].name;
+  int rc = trainer_state_parse(text, strlen(text), p, man_step, t->model->ops->name, names,
+                               t->n_phases, s, err, err_len);
   free(text);
-  int rc = -1;
-  const char *fmt = j ? json_string_value(json_object_get(j, "format")) : NULL;
-  if (!j || !fmt || strcmp(fmt, STATE_FORMAT) != 0) {
-    if (!j)
-      snprintf(err, err_len, "%s: line %d: %s", p, je.line, je.text);
-    else
-      snprintf(err, err_len, "%s: not a trainer state (expected format \"%s\")", p, STATE_FORMAT);
-    goto done;
-  }
-  if (json_int(j, "total_steps", p, 1, INT64_MAX / 2, &s->total_steps, err, err_len) ||
-      json_int(j, "step", p, 0, s->total_steps, &s->step, err, err_len) ||
-      json_int(j, "tokens_seen", p, 0, INT64_MAX, &s->tokens_seen, err, err_len) ||
-      json_int(j, "skipped_samples", p, 0, INT64_MAX, &s->skipped_samples, err, err_len))
-    goto done;
-  if (s->step != man_step) {
-    snprintf(err, err_len, "%s: field \"step\": %lld, but the checkpoint's manifest says %lld", p,
-             (long long)s->step, (long long)man_step);
-    goto done;
-  }
-  json_t *phases = json_object_get(j, "phases");
-  if (json_array_size(phases) != (size_t)t->n_phases || t->n_phases > VT_MODEL_MAX_PHASES) {
-    snprintf(err, err_len, "%s: field \"phases\": expected %d phases (model %s), found %zu", p,
-             t->n_phases, t->model->ops->name, json_array_size(phases));
-    goto done;
-  }
-  for (int k = 0; k < t->n_phases; k++) {
-    json_t *ph = json_array_get(phases, (size_t)k);
-    const char *name = json_string_value(json_object_get(ph, "name"));
-    if (!name || strcmp(name, t->model->phases[k].name)) {
-      snprintf(err, err_len, "%s: phase %d: expected \"%s\", found \"%s\"", p, k,
-               t->model->phases[k].name, name ? name : "(none)");
-      goto done;
-    }
-    /* at most one update (made or skipped) per phase and step */
-    char where[8600];
-    snprintf(where, sizeof where, "%s: phase %s", p, name);
-    if (json_int(ph, "optim_t", where, 0, s->step, &s->optim_t[k], err, err_len) ||
-        json_int(ph, "optim_skipped", where, 0, s->step - s->optim_t[k], &s->optim_skipped[k], err,
-                 err_len))
-      goto done;
-  }
-  json_t *rng = json_object_get(j, "rng");
-  for (int i = 0; i < 4; i++) {
-    const char *h = json_string_value(json_array_get(rng, (size_t)i));
-    char *end = NULL;
-    s->rng[i] = h ? strtoull(h, &end, 16) : 0;
-    if (!h || json_array_size(rng) != 4 || strlen(h) != 16 || *end) {
-      snprintf(err, err_len, "%s: field \"rng\": expected 4 strings of 16 hex digits", p);
-      goto done;
-    }
-  }
-  if (!(s->rng[0] | s->rng[1] | s->rng[2] | s->rng[3])) {
-    snprintf(err, err_len, "%s: field \"rng\": the all-zero state is not a generator state", p);
-    goto done;
-  }
-  const char *cs = json_string_value(json_object_get(j, "data_cursor"));
-  char why[512];
-  if (!cs) {
-    snprintf(err, err_len, "%s: field \"data_cursor\": expected a string", p);
-    goto done;
-  }
-  if (mix_cursor_parse(&s->cursor, cs, why, sizeof why)) {
-    snprintf(err, err_len, "%s: field \"data_cursor\": %s", p, why);
-    goto done;
-  }
-  rc = 0;
-done:
-  json_decref(j);
   return rc;
 }
 
 int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
   /* the state first: a checkpoint whose trainer.json is wrong is refused before any weight
    * is loaded */
-  saved_state s = {0};
+  trainer_state s = {0};
   if (read_saved_state(t, dir, &s, err, err_len)) return -1;
   char p[8400];
   snprintf(p, sizeof p, "%s/model.safetensors", dir);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #ifdef VT_HAVE_DNNL
+#include <cpuid.h>
 #include <dnnl.h>
 #include <pthread.h>
 
@@ -178,8 +179,19 @@ bool vt_cpu_dnnl_gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, fl
   return ok;
 }
 
+/* The bf16 units from CPUID (leaf 7: subleaf 1 EAX bit 5 AVX512_BF16, subleaf 0 EDX bit 22
+ * AMX_BF16), read directly: older compilers (clang 14) know neither feature name. The OS
+ * saving AVX-512 state is what __builtin_cpu_supports("avx512f") reports. */
+static bool cpuid7(unsigned sub, unsigned reg, unsigned bit) {
+  unsigned r[4];
+  if (!__get_cpuid_count(7, sub, &r[0], &r[1], &r[2], &r[3])) return false;
+  return (r[reg] >> bit) & 1u;
+}
+static bool has_avx512_bf16(void) { return __builtin_cpu_supports("avx512f") && cpuid7(1, 0, 5); }
+static bool has_amx_bf16(void) { return cpuid7(0, 3, 22); }
+
 bool vt_cpu_bf16_gemm_info(char *buf, size_t len) {
-  bool units = __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+  bool units = has_avx512_bf16() || has_amx_bf16();
   const dnnl_version_t *v = dnnl_version();
   /* The kernel oneDNN picks for a probe shape names the ISA it dispatches to. */
   char impl[96] = "?";
@@ -207,7 +219,7 @@ bool vt_cpu_bf16_gemm_info(char *buf, size_t len) {
     return false;
   }
   snprintf(buf, len, "oneDNN %d.%d.%d matmul %s (CPU has %s)", v->major, v->minor, v->patch, impl,
-           __builtin_cpu_supports("amx-bf16") ? "amx_bf16" : "avx512_bf16");
+           has_amx_bf16() ? "amx_bf16" : "avx512_bf16");
   return true;
 }
 

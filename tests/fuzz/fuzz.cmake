@@ -41,3 +41,10 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_config.c)
           $<TARGET_PROPERTY:vt_model,INTERFACE_LINK_LIBRARIES>)
   target_include_directories(fuzz_config PRIVATE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
 endif()
+# trainer.json's reader (train/trainer_state.c; the data cursor's parser from data/)
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_trainer_state.c)
+  vt_fuzz(fuzz_trainer_state SOURCES ${CMAKE_SOURCE_DIR}/train/trainer_state.c
+          ${VT_FUZZ_DATA_SRC} ${VT_FUZZ_COMMON}
+          LIBS $<TARGET_PROPERTY:vt_data,INTERFACE_LINK_LIBRARIES>)
+  target_include_directories(fuzz_trainer_state PRIVATE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
+endif()

@@ -207,6 +207,25 @@ def config_seeds():
         put("config", b"\x01" + f.read(), "model-codec")
 
 
+def trainer_state_seeds():
+    """First byte: bit 0 two phases (disc, gen) else one (main), the rest the manifest's step."""
+    def state(step, phases, total=100, rng=None, cursor=None, **extra):
+        o = {"format": "vita-train trainer state v2", "stage": "s", "model": "m", "step": step,
+             "total_steps": total, "tokens_seen": 10 * step, "skipped_samples": 0,
+             "phases": [{"name": n, "optim_t": step, "optim_skipped": 0} for n in phases],
+             "rng": rng or ["0123456789abcdef", "0000000000000001", "fedcba9876543210",
+                            "00000000000000ff"],
+             "data_cursor": cursor or "mix-cursor v1 seed=1 epoch=0 pos=%d rank=0 world=1" % step}
+        o.update(extra)
+        return json.dumps(o, indent=1).encode()
+    put("trainer_state", bytes([12 << 1]) + state(12, ["main"]), "main-step-12")
+    put("trainer_state", bytes([(5 << 1) | 1]) + state(5, ["disc", "gen"]), "two-phases")
+    put("trainer_state", bytes([12 << 1]) + state(99, ["main"]), "step-not-manifest")
+    put("trainer_state", bytes([3 << 1]) + state(3, ["main"], rng=["0" * 16] * 4), "zero-rng")
+    put("trainer_state", bytes([3 << 1]) + state(3, ["main"], cursor="mix-cursor v1 seed=1 epoch=-1 pos=0 rank=0 world=1"), "bad-cursor")
+    put("trainer_state", bytes([7 << 1]) + state(7, ["main"], total=5), "past-total")
+
+
 if __name__ == "__main__":
     cli_seeds()
     manifest_seeds()
@@ -216,3 +235,4 @@ if __name__ == "__main__":
     yaml_seeds()
     media_seeds()
     config_seeds()
+    trainer_state_seeds()
