@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 15, one prepared script for one lease of a GPU machine (H100/H200):
+# The GPU check: one prepared script for one lease of a GPU machine (H100/H200):
 #   1. builds the CUDA backend for sm_90 (-DCMAKE_CUDA_ARCHITECTURES=90, -Werror), only the
 #      targets the check runs;
 #   2. runs the tests labelled cuda (ctest -L cuda): every op-table case on the GPU against

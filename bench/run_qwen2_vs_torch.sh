@@ -9,7 +9,7 @@
 # AVX-512); "c" is the run as configured. With BF16=1 (the default when the CPU has bf16 units)
 # both sides also run in bf16 mixed precision in the same rounds: "c-bf16" (bench --bf16:
 # oneDNN bf16 GEMMs, f32 masters) and "torch-bf16" (torch.autocast("cpu", dtype=bfloat16)),
-# with issue 16's ratios: c-bf16 / torch-bf16 (target >= 1.5), c-bf16 / c (>= 2), and peak
+# with the bf16 targets' ratios: c-bf16 / torch-bf16 (target >= 1.5), c-bf16 / c (>= 2), and peak
 # RSS c-bf16 / c (<= 1).
 # Usage: bench/run_qwen2_vs_torch.sh [BUILD_DIR]
 #   env: THREADS (default 2), STEPS (6), WARMUP (2), REPS (2), ATTN (eager|sdpa; default

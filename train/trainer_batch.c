@@ -382,6 +382,37 @@ static void add_row(trainer *t, int64_t n) {
   if (n > t->batch_t) t->batch_t = n;
 }
 
+/* Appends one VT_MEDIA_FBANK item of n clips (their frames in order in t->fb, bins wide),
+ * zero-padded to the longest, with their frame counts and spans. */
+static void upload_fbank(trainer *t, vt_ctx *ctx, vt_batch *b, int64_t n, int64_t bins,
+                         int32_t *frames, int32_t *spans) {
+  int64_t Fr = 1;
+  for (int64_t i = 0; i < n; i++) Fr = frames[i] > Fr ? frames[i] : Fr;
+  size_t total = (size_t)(n * Fr * bins);
+  if (total > t->fb_pad_cap) {
+    float *p = realloc(t->fb_pad, sizeof(float) * total);
+    if (!p) {
+      vt_ctx_fail(ctx, "trainer", "out of memory for the fbank of a batch");
+      return;
+    }
+    t->fb_pad = p;
+    t->fb_pad_cap = total;
+  }
+  memset(t->fb_pad, 0, sizeof(float) * total);
+  size_t off = 0;
+  for (int64_t i = 0; i < n; i++) {
+    size_t c = (size_t)frames[i] * (size_t)bins;
+    memcpy(t->fb_pad + i * Fr * bins, t->fb + off, sizeof(float) * c);
+    off += c;
+  }
+  b->media[b->n_media++] =
+      (vt_media){.kind = VT_MEDIA_FBANK,
+                 .n = n,
+                 .data = vt_from_host(ctx, VT_F32, 3, (int64_t[]){n, Fr, bins}, t->fb_pad),
+                 .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){n}, frames),
+                 .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){n, 3}, spans)};
+}
+
 /* Pads to the longest row and repacks rows to a stride of batch_t. */
 static void end_batch(trainer *t) {
   int64_t T = t->batch_t, max_len = t->cfg->max_len;
@@ -490,58 +521,12 @@ void trainer_upload(trainer *t, vt_batch *b) {
                    .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->codec_lens),
                    .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->codec_spans)};
   }
-  if (splices_audio(t) && t->n_au > 0) { /* every clip, zero-padded to the longest */
-    int64_t n = t->n_au, Fr = 1, bins = t->fb_bins;
-    for (int64_t i = 0; i < n; i++) Fr = t->au_frames[i] > Fr ? t->au_frames[i] : Fr;
-    if ((size_t)(n * Fr * bins) > t->fb_pad_cap) {
-      float *p = realloc(t->fb_pad, sizeof(float) * (size_t)(n * Fr * bins));
-      if (!p) {
-        vt_ctx_fail(ctx, "trainer", "out of memory for the fbank of a batch");
-        return;
-      }
-      t->fb_pad = p;
-      t->fb_pad_cap = (size_t)(n * Fr * bins);
-    }
-    memset(t->fb_pad, 0, sizeof(float) * (size_t)(n * Fr * bins));
-    size_t off = 0;
-    for (int64_t i = 0; i < n; i++) {
-      size_t c = (size_t)t->au_frames[i] * (size_t)bins;
-      memcpy(t->fb_pad + i * Fr * bins, t->fb + off, sizeof(float) * c);
-      off += c;
-    }
-    b->media[b->n_media++] =
-        (vt_media){.kind = VT_MEDIA_FBANK,
-                   .n = n,
-                   .data = vt_from_host(ctx, VT_F32, 3, (int64_t[]){n, Fr, bins}, t->fb_pad),
-                   .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){n}, t->au_frames),
-                   .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){n, 3}, t->au_spans)};
-  }
-  if (takes_fbank(t) && !splices_audio(t) && B > 0) { /* one fbank item per row, zero-padded */
-    int64_t Fr = 1, bins = t->fb_bins > 0 ? t->fb_bins : 1;
-    for (int64_t i = 0; i < B; i++) Fr = t->fb_frames[i] > Fr ? t->fb_frames[i] : Fr;
-    if ((size_t)(B * Fr * bins) > t->fb_pad_cap) {
-      float *p = realloc(t->fb_pad, sizeof(float) * (size_t)(B * Fr * bins));
-      if (!p) {
-        vt_ctx_fail(ctx, "trainer", "out of memory for the fbank of a batch");
-        return;
-      }
-      t->fb_pad = p;
-      t->fb_pad_cap = (size_t)(B * Fr * bins);
-    }
-    memset(t->fb_pad, 0, sizeof(float) * (size_t)(B * Fr * bins));
-    size_t off = 0;
-    for (int64_t i = 0; i < B; i++) {
-      size_t n = (size_t)t->fb_frames[i] * (size_t)bins;
-      memcpy(t->fb_pad + i * Fr * bins, t->fb + off, sizeof(float) * n);
-      off += n;
+  if (splices_audio(t) && t->n_au > 0) /* every clip at its span */
+    upload_fbank(t, ctx, b, t->n_au, t->fb_bins, t->au_frames, t->au_spans);
+  if (takes_fbank(t) && !splices_audio(t) && B > 0) { /* one fbank item per row, the whole row */
+    for (int64_t i = 0; i < B; i++)
       t->fb_spans[3 * i] = (int32_t)i, t->fb_spans[3 * i + 1] = 0, t->fb_spans[3 * i + 2] = 0;
-    }
-    b->media[b->n_media++] =
-        (vt_media){.kind = VT_MEDIA_FBANK,
-                   .n = B,
-                   .data = vt_from_host(ctx, VT_F32, 3, (int64_t[]){B, Fr, bins}, t->fb_pad),
-                   .lengths = vt_from_host(ctx, VT_I32, 1, (int64_t[]){B}, t->fb_frames),
-                   .spans = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, 3}, t->fb_spans)};
+    upload_fbank(t, ctx, b, B, t->fb_bins > 0 ? t->fb_bins : 1, t->fb_frames, t->fb_spans);
   }
   if (takes_wave(t) && B > 0) { /* one waveform per row, zero-padded to the longest */
     int64_t S = 1;
