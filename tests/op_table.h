@@ -78,6 +78,7 @@ GRAPH(mm_nt, vt_matmul(c, x[0], x[1], false, true))
 GRAPH(mm_tn, vt_matmul(c, x[0], x[1], true, false))
 GRAPH(mm_tt, vt_matmul(c, x[0], x[1], true, true))
 GRAPH(add, vt_add(c, x[0], x[1]))
+GRAPH(swiglu, vt_swiglu(c, x[0]))
 GRAPH(sub, vt_sub(c, x[0], x[1]))
 GRAPH(mul, vt_mul(c, x[0], x[1]))
 GRAPH(dvd, vt_div(c, x[0], x[1]))
@@ -388,7 +389,7 @@ static void plant_clamp(void **host) {
 #define QKV(nm, prm, k)                                                                            \
   {                                                                                                \
     .name = nm, .family = VT_FAMILY_ATTN, .fn = attention_qkv, .param = &prm,                      \
-    .fixture = "ops/attn_qkv.txt", .keys = "qkv:dqkv pos" k, .out = "out", .tol = T_ATTN           \
+    .fixture = "ops/fused.txt", .keys = "qkv:dqkv pos" k, .out = "out", .tol = T_ATTN              \
   }
 /* A loss fixture case: a scalar loss, d loss / d input given. */
 #define LOSS(nm, f, prm, k)                                                                        \
@@ -626,6 +627,14 @@ static const op_case OT_CASES[] = {
     QKV("qkv_causal_gqa", Q_CAUSAL_GQA, ""),
     QKV("qkv_segments", Q_SEGMENTS, " lengths segments"),
     QKV("qkv_plain", Q_PLAIN, ""),
+    {.name = "swiglu",
+     .family = OT_CORE,
+     .fn = swiglu,
+     .fixture = "ops/fused.txt",
+     .tol = T_CORE,
+     .n_in = 1},
+    /* odd rows and a width past the vector lanes, checked across backends and by differences */
+    RND("swiglu rows", swiglu, 1, 1, {FR(-6, 6, 3, 3, 5, 38)}),
 };
 
 #define OT_N_CASES ((int)(sizeof OT_CASES / sizeof OT_CASES[0]))

@@ -1,10 +1,11 @@
 // ctest-labels: unit grad
-/* vt_attention_qkv's fused CPU path (rope_qkv kernels) against the composition it replaces
- * (slice, vt_rope, permute, vt_attention, permute), which the op itself runs on a backend
- * without rope_qkv: outputs and input gradients must be bit-identical, on shapes that span
+/* The fused ops of the Qwen2 step against the compositions they replace, which the ops
+ * themselves run on a backend without the fused kernels: vt_attention_qkv (rope_qkv kernels;
+ * slice, vt_rope, permute, vt_attention, permute) and vt_swiglu (slice, SiLU, mul). Outputs
+ * and input gradients must be bit-identical; for the attention on shapes that span
  * several attention tiles, with GQA, per-sample positions, segments, padding, an extra reader
  * of qkv (the gradient then accumulates) and 1 and 2 threads. Also the error paths. The
- * PyTorch comparison is in tests/op_table.h (fixtures ops/attn_qkv.txt). */
+ * PyTorch comparison is in tests/op_table.h (fixtures ops/fused.txt). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -127,6 +128,37 @@ static void check_errors(vt_ctx *ctx) {
   vt_ctx_reset(ctx);
 }
 
+/* vt_swiglu fused and composed, with a second reader of x (its gradient then accumulates). */
+static void check_swiglu(vt_ctx *fused, vt_ctx *composed) {
+  enum { R = 37, F = 45, N = R * 2 * F };
+  static float x[N], w[R * F], out[2][R * F], dx[2][N];
+  vt_rng r;
+  vt_rng_seed(&r, 23);
+  vt_test_fill_uniform(&r, x, N, -8.0f, 8.0f);
+  vt_test_fill_uniform(&r, w, R * F, -1.0f, 1.0f);
+  for (int twice = 0; twice < 2; twice++)
+    for (int i = 0; i < 2; i++) {
+      vt_ctx *ctx = i ? composed : fused;
+      vt_tensor *t = vt_from_host(ctx, VT_F32, 2, (int64_t[]){R, 2 * F}, x);
+      t->requires_grad = true;
+      vt_tensor *y = vt_swiglu(ctx, t);
+      vt_tensor *loss = vt_sum(ctx, vt_mul(ctx, y, vt_from_host(ctx, VT_F32, 2, y->shape, w)),
+                               VT_ALL_AXES, false);
+      if (twice) loss = vt_add(ctx, loss, vt_sum(ctx, t, VT_ALL_AXES, false));
+      CHECK_MSG(vt_backward(ctx, loss) && !vt_ctx_failed(ctx), "swiglu: %s", vt_ctx_error(ctx));
+      vt_read_host(ctx, y, 0, R * F, out[i]);
+      vt_buf_to_host(vt_ctx_backend(ctx), dx[i], t->grad, sizeof dx[i]);
+      vt_ctx_reset(ctx);
+    }
+  CHECK_MSG(same(out[0], out[1], R * F), "swiglu: out bit-identical");
+  CHECK_MSG(same(dx[0], dx[1], N), "swiglu: dx bit-identical");
+  vt_tensor *odd = vt_from_host(fused, VT_F32, 2, (int64_t[]){2, 5}, x);
+  vt_swiglu(fused, odd);
+  CHECK(vt_ctx_failed(fused) && strstr(vt_ctx_error(fused), "[2, 5]"));
+  vt_ctx_clear_error(fused);
+  vt_ctx_reset(fused);
+}
+
 int main(void) {
   const char *err = NULL;
   vt_ctx *fused = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, &err);
@@ -138,9 +170,11 @@ int main(void) {
   plain_norm.rope_qkv = NULL;
   plain_norm.rope_qkv_backward = NULL;
   plain.norm = &plain_norm;
+  plain.swiglu = NULL;
+  plain.swiglu_backward = NULL;
   vt_ctx *composed = vt_ctx_init(&(vt_ctx_opts){.backend = &plain}, &err);
   CHECK(fused && composed);
-  if (!fused || !composed) return vt_test_finish("test_attn_qkv");
+  if (!fused || !composed) return vt_test_finish("test_fused_ops");
   const qkv_case cases[] = {
       {"bench-like causal gqa", 2, 150, 8, 2, 16, 1e6f, VT_ATTN_CAUSAL, false, false, false, false},
       {"per-sample positions, segments, padding", 2, 131, 4, 1, 8, 1e4f, VT_ATTN_CAUSAL, true, true,
@@ -152,7 +186,8 @@ int main(void) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     check_case(fused, composed, &cases[i]);
   check_errors(fused);
+  check_swiglu(fused, composed);
   vt_ctx_free(fused);
   vt_ctx_free(composed);
-  return vt_test_finish("test_attn_qkv");
+  return vt_test_finish("test_fused_ops");
 }
