@@ -357,12 +357,21 @@ VT_SIMD_HOT void swiglu_row(int64_t f, const float *x, float *y) {
  * derivative; d up = dy * silu(gate). */
 VT_SIMD_HOT void swiglu_row_backward(int64_t f, const float *x, const float *dy, float *dx,
                                      bool accumulate) {
+  /* two loops: a fresh dx holds whatever the arena held (denormals are slow even unused) */
+  if (accumulate) {
+#pragma omp simd
+    for (int64_t j = 0; j < f; j++) {
+      float g = x[j], u = x[f + j], s = vt_vsigmoidf(g);
+      dx[j] += (dy[j] * u) * (s * (1.0f + g * (1.0f - s)));
+      dx[f + j] += dy[j] * (g * s);
+    }
+    return;
+  }
 #pragma omp simd
   for (int64_t j = 0; j < f; j++) {
     float g = x[j], u = x[f + j], s = vt_vsigmoidf(g);
-    float dg = (dy[j] * u) * (s * (1.0f + g * (1.0f - s))), du = dy[j] * (g * s);
-    dx[j] = accumulate ? dx[j] + dg : dg;
-    dx[f + j] = accumulate ? dx[f + j] + du : du;
+    dx[j] = (dy[j] * u) * (s * (1.0f + g * (1.0f - s)));
+    dx[f + j] = dy[j] * (g * s);
   }
 }
 
