@@ -364,10 +364,11 @@ static void cpu_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int
       });
 }
 
-/* cos and sin of the angles of one position (half <= 512), as cpu_rope forms them. */
-static void rope_angles(float theta, int64_t d, int32_t p, float *cs, float *sn) {
+/* cos and sin of the angles of one position (half <= 512) from the inverse frequencies, as
+ * cpu_rope forms them. */
+static void rope_angles(const float *inv, int64_t d, int32_t p, float *cs, float *sn) {
   for (int64_t k = 0; k < d / 2; k++) {
-    float ang = (float)p * vt_rope_inv_freq(theta, k, d);
+    float ang = (float)p * inv[k];
     cs[k] = cosf(ang);
     sn[k] = sinf(ang);
   }
@@ -407,12 +408,14 @@ static void rope_qkv_run(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t 
                          const int32_t *pos, int64_t pos_bstride, float *packed, float *q, float *k,
                          float *v, bool backward, bool accumulate) {
   int64_t nh = hq + 2 * hkv;
+  float inv[512]; /* the inverse frequencies, once per call rather than per position */
+  for (int64_t k = 0; theta > 0 && k < d / 2; k++) inv[k] = vt_rope_inv_freq(theta, k, d);
   VT_OMP_IF(
       b * t * nh * d > PAR_MIN, "omp parallel for collapse(2)",
       for (int64_t bi = 0; bi < b; bi++) for (int64_t ti = 0; ti < t; ti++) {
         float cs[512], sn[512]; /* half <= 512: checked by the op */
         bool rot = theta > 0;
-        if (rot) rope_angles(theta, d, pos[bi * pos_bstride + ti], cs, sn);
+        if (rot) rope_angles(inv, d, pos[bi * pos_bstride + ti], cs, sn);
         float *row = packed + (bi * t + ti) * nh * d;
         for (int64_t h = 0; h < nh; h++) {
           float *hp;
