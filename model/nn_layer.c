@@ -131,9 +131,12 @@ static vt_tensor *branch(vt_ctx *ctx, const nn_layer *l, vt_tensor *y, vt_tensor
 
 static vt_tensor *layer_body(vt_ctx *ctx, const nn_layer *l, vt_tensor *x, const nn_fwd *f,
                              const nn_drop *d) {
-  vt_tensor *a = nn_attn_forward(&l->attn, ctx, nn_norm_forward(&l->norm1, ctx, x), f);
+  /* the norms' outputs are read by the projections only: stored once in the GEMM dtype */
+  vt_tensor *h = vt_gemm_input(ctx, nn_norm_forward(&l->norm1, ctx, x));
+  vt_tensor *a = nn_attn_forward(&l->attn, ctx, h, f);
   x = vt_add(ctx, x, branch(ctx, l, a, l->ls1, d, SITE_ATTN_OUT, SITE_PATH_ATTN));
-  vt_tensor *m = nn_mlp_forward(&l->mlp, ctx, nn_norm_forward(&l->norm2, ctx, x), d);
+  h = vt_gemm_input(ctx, nn_norm_forward(&l->norm2, ctx, x));
+  vt_tensor *m = nn_mlp_forward(&l->mlp, ctx, h, d);
   return vt_add(ctx, x, branch(ctx, l, m, l->ls2, d, SITE_MLP_OUT, SITE_PATH_MLP));
 }
 
