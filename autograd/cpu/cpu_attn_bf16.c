@@ -167,6 +167,7 @@ VT_SIMD_HOT void softmax_row(float *s, uint16_t *p16, int64_t nk, int64_t a, int
   }
   float inv = 1.0f / sum;
   for (int64_t c = 0; c < a; c++) p16[c] = 0;
+#pragma omp simd
   for (int64_t c = a; c < e; c++) p16[c] = vt_f32_to_bf16(s[c] * inv);
   for (int64_t c = e; c < nk; c++) p16[c] = 0;
   *lse = mx + logf(sum);
@@ -223,6 +224,7 @@ VT_SIMD_HOT void grad_row(float *s, const float *dp, uint16_t *p16, uint16_t *ds
   memset(p16, 0, sizeof(uint16_t) * (size_t)nk);
   memset(ds16, 0, sizeof(uint16_t) * (size_t)nk);
   if (l == -INFINITY) return;
+#pragma omp simd
   for (int64_t c = a; c < e; c++) {
     float pr = vt_vexpf(s[c] - l), ds = pr * (dp[c] - d);
     p16[c] = vt_f32_to_bf16(pr);
@@ -230,6 +232,7 @@ VT_SIMD_HOT void grad_row(float *s, const float *dp, uint16_t *p16, uint16_t *ds
     s[c] = ds;
   }
   if (db)
+#pragma omp simd
     for (int64_t c = a; c < e; c++) db[c] += s[c];
 }
 
