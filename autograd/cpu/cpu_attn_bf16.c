@@ -61,17 +61,6 @@ static size_t plan_carve(const vt_attn_geom *g, plan *p, char *base) {
   return off;
 }
 
-bool vt_cpu_attn_bf16_ok(void) {
-  static int known; /* 0 not asked, 1 yes, 2 no */
-  int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
-  if (!k) {
-    char info[256];
-    k = vt_cpu_bf16_gemm_info(info, sizeof info) ? 1 : 2;
-    __atomic_store_n(&known, k, __ATOMIC_RELEASE);
-  }
-  return k == 1;
-}
-
 size_t vt_cpu_attn_bf16_workspace(const vt_attn_geom *g) {
   plan p;
   return plan_carve(g, &p, NULL) + 64;

@@ -10,15 +10,13 @@
 
 #include "autograd/kernels_attn.h"
 
-/* Whether the bf16 path can run here (vt_cpu_bf16_gemm_info, asked once). */
-bool vt_cpu_attn_bf16_ok(void);
 /* Workspace bytes of both passes: bf16 copies of q, k, v and dout, and one query tile's
  * scores of every (batch, head) over all keys, f32 and bf16. */
 size_t vt_cpu_attn_bf16_workspace(const vt_attn_geom *g);
 /* False when oneDNN is not built in or refuses a product; the caller then runs the f32 path,
  * which rewrites everything forward writes. Backward accumulates into dq, dk, dv and dbias
  * as its products run: a false return after the first of them would leave a partial sum, so
- * the caller checks vt_cpu_attn_bf16_ok first. */
+ * the caller checks vt_cpu_bf16_gemm_ok first. */
 bool vt_cpu_attn_bf16_forward(const vt_attn_geom *g, const float *q, const float *k, const float *v,
                               float *out, float *lse, void *work);
 bool vt_cpu_attn_bf16_backward(const vt_attn_geom *g, const float *q, const float *k,

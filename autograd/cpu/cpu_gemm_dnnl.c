@@ -241,3 +241,14 @@ bool vt_cpu_bf16_gemm_info(char *buf, size_t len) {
 }
 
 #endif
+
+bool vt_cpu_bf16_gemm_ok(void) {
+  static int known; /* 0 not asked, 1 yes, 2 no */
+  int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
+  if (!k) {
+    char info[256];
+    k = vt_cpu_bf16_gemm_info(info, sizeof info) ? 1 : 2;
+    __atomic_store_n(&known, k, __ATOMIC_RELEASE);
+  }
+  return k == 1;
+}
