@@ -7,7 +7,8 @@
  *     and overlapped with it (buckets of --bucket-mb), and the overhead of each over 1 rank;
  *  3. the peak resident memory per rank during steps at ZeRO 0, 1 and 2 (VmHWM, reset between
  *     stages through /proc/self/clear_refs), against vt_zero_plan.
- * Usage: mpirun -np 2 bench_dist [steps] [--bucket-mb MB] [--max-mb MB] [--batch B] */
+ * Usage: mpirun -np 2 bench_dist [steps] [--bucket-mb MB] [--max-mb MB] [--batch B]
+ *        [--sweep MB,MB,...] (more overlapped bucket sizes, printed after the main figures) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,11 +199,15 @@ int main(int argc, char **argv) {
   int steps = 5;
   double bucket_mb = 25, max_mb = 256;
   int64_t batch = 2, seq = 256;
+  char *sweep = NULL;
+  double sw_mb[8];
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--bucket-mb") && i + 1 < argc)
       bucket_mb = atof(argv[++i]);
     else if (!strcmp(argv[i], "--max-mb") && i + 1 < argc)
       max_mb = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--sweep") && i + 1 < argc)
+      sweep = argv[++i];
     else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
       batch = atoll(argv[++i]);
     else
@@ -232,6 +237,16 @@ int main(int argc, char **argv) {
     dp_free(&s);
   }
   c.ops->barrier(&c, "bench");
+  /* every rank stepping alone at the same time: what sharing the cores, caches and memory
+   * bandwidth costs before any communication */
+  double tc = 0;
+  {
+    dp s;
+    dp_init(&s, &solo, 0, 0, batch, seq);
+    tc = time_steps(&s, &solo, 0, steps);
+    dp_free(&s);
+    vt_coll_allreduce_f64(&c, &tc, 1, VT_COLL_MAX, "bench time");
+  }
   double tn[2], ex[2];
   for (int ov = 0; ov < 2; ov++) {
     dp s;
@@ -244,18 +259,43 @@ int main(int argc, char **argv) {
     if (ov && c.rank == 0) printf("  (%d buckets of <= %g MB)\n", s.red.nb, bucket_mb);
     dp_free(&s);
   }
+  /* more bucket sizes, overlapped (--sweep MB,MB,...) */
+  double sw_ms[8], sw_ex[8];
+  int sw_nb[8], n_sw = 0;
+  for (char *p = sweep; p && *p && n_sw < 8;) {
+    sw_mb[n_sw] = strtod(p, &p);
+    dp s;
+    dp_init(&s, &c, 0, sw_mb[n_sw], batch, seq);
+    exposed_s = 0;
+    sw_ms[n_sw] = time_steps(&s, &c, 0, steps);
+    sw_ex[n_sw] = exposed_s / (steps + 1);
+    sw_nb[n_sw] = s.red.nb;
+    vt_coll_allreduce_f64(&c, &sw_ms[n_sw], 1, VT_COLL_MAX, "bench time");
+    vt_coll_allreduce_f64(&c, &sw_ex[n_sw], 1, VT_COLL_MAX, "bench time");
+    dp_free(&s);
+    n_sw++;
+    if (*p == ',') p++;
+  }
   if (c.rank == 0) {
     printf("qwen2 bench model, batch %lld x %lld per rank, median of %d steps:\n", (long long)batch,
            (long long)seq, steps);
     printf("  1 rank                 %8.1f ms\n", t1 * 1e3);
+    printf("  %d ranks, no collective %8.1f ms  overhead %+.1f%%  (sharing the machine)\n", c.world,
+           tc * 1e3, 100 * (tc / t1 - 1));
     printf("  %d ranks, no overlap    %8.1f ms  overhead %+.1f%%  exposed communication %.1f ms\n",
            c.world, tn[0] * 1e3, 100 * (tn[0] / t1 - 1), ex[0] * 1e3);
     printf("  %d ranks, overlap       %8.1f ms  overhead %+.1f%%  exposed communication %.1f ms\n",
            c.world, tn[1] * 1e3, 100 * (tn[1] / t1 - 1), ex[1] * 1e3);
-    printf("RESULT step_ms_1=%.1f step_ms_dp=%.1f step_ms_dp_overlap=%.1f overhead_pct=%.1f "
+    for (int i = 0; i < n_sw; i++)
+      printf(
+          "  %d ranks, overlap, %2d buckets of <= %4g MB %8.1f ms  overhead %+.1f%%  exposed %.1f "
+          "ms\n",
+          c.world, sw_nb[i], sw_mb[i], sw_ms[i] * 1e3, 100 * (sw_ms[i] / t1 - 1), sw_ex[i] * 1e3);
+    printf("RESULT step_ms_1=%.1f step_ms_shared=%.1f step_ms_dp=%.1f step_ms_dp_overlap=%.1f "
+           "overhead_pct=%.1f "
            "overhead_overlap_pct=%.1f exposed_ms=%.1f exposed_overlap_ms=%.1f\n",
-           t1 * 1e3, tn[0] * 1e3, tn[1] * 1e3, 100 * (tn[0] / t1 - 1), 100 * (tn[1] / t1 - 1),
-           ex[0] * 1e3, ex[1] * 1e3);
+           t1 * 1e3, tc * 1e3, tn[0] * 1e3, tn[1] * 1e3, 100 * (tn[0] / t1 - 1),
+           100 * (tn[1] / t1 - 1), ex[0] * 1e3, ex[1] * 1e3);
   }
 
   /* 3. peak memory per rank at ZeRO 0, 1, 2 */
