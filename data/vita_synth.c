@@ -193,9 +193,17 @@ static int scene(vsynth_ctx *x, int split, int64_t k, uint8_t *rgb) {
     int j = (int)vt_rng_below(&x->rng, (uint64_t)(i + 1)), t = order[i];
     order[i] = order[j], order[j] = t;
   }
+  int colour_obj = -1, pos_obj = -1; /* the objects the colour and position questions ask */
   for (int j = 0; j < c->qa_per_scene; j++) {
     shapes_q type = (shapes_q)order[j % SHAPES_N_Q];
     int obj = (int)vt_rng_below(&x->rng, (uint64_t)s.n);
+    /* the colour question names a position and the position question a colour: about one
+     * object, the earlier answer would tell the later one without the image */
+    int other = type == SHAPES_Q_COLOUR ? pos_obj : type == SHAPES_Q_POS ? colour_obj : -1;
+    if (s.n > 1 && obj == other)
+      obj = (obj + 1 + (int)vt_rng_below(&x->rng, (uint64_t)(s.n - 1))) % s.n;
+    if (type == SHAPES_Q_COLOUR) colour_obj = obj;
+    if (type == SHAPES_Q_POS) pos_obj = obj;
     shapes_question(&s, type, obj, q, sizeof q, a, sizeof a);
     snprintf(qi, sizeof qi, "%s%s", j ? "" : "<image>\n", q);
     char clip[64];
