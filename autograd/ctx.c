@@ -158,6 +158,7 @@ vt_dtype vt_ctx_gemm_dtype(const vt_ctx *ctx) { return ctx->gemm_dtype; }
 const void *vt_gemm_operand(vt_ctx *ctx, const char *op, const vt_tensor *t, const float *data,
                             int64_t n) {
   if (ctx->gemm_dtype == VT_F32) return data;
+  if (t && t->dtype == VT_BF16 && t->data == data) return data; /* vt_gemm_input's */
   if (t && t->lowp && t->data == data) return t->lowp;
   void *h = vt_arena_data(ctx, op, sizeof(uint16_t) * (size_t)(n > 0 ? n : 1));
   if (h && n > 0) ctx->be->convert(ctx->be, VT_F32, ctx->gemm_dtype, n, data, h);

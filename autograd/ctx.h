@@ -32,10 +32,11 @@ const vt_backend *vt_ctx_backend(const vt_ctx *ctx);
 vt_device vt_ctx_device(const vt_ctx *ctx);
 
 /* Mixed precision: the input dtype of the ctx's matmul GEMMs (vt_matmul, the LM head of
- * vt_lm_cross_entropy). VT_F32 (the default) or VT_BF16: both operands go in as bf16 (weights
- * from the store's copies, vt_params_enable_lowp; activations and gradients converted per
- * GEMM), products accumulate in f32 and come out f32, and every other op (norms, softmax,
- * attention, losses, reductions, the optimizer) stays f32. bf16 needs bf16 GEMM units on the
+ * vt_lm_cross_entropy, attention's score and value products). VT_F32 (the default) or
+ * VT_BF16: both operands go in as bf16 (weights from the store's copies, vt_params_enable_lowp;
+ * activations stored once in bf16 by vt_gemm_input, or converted per GEMM; gradients
+ * converted per GEMM), products accumulate in f32 and come out f32, and every other op (norms,
+ * softmax, losses, reductions, the optimizer) stays f32. bf16 needs bf16 GEMM units on the
  * backend: without them it returns -1 and err names what is missing (e.g. "CPU lacks
  * avx512_bf16 and amx_bf16"); the ctx stays f32. 0 on success; `kernel` (may be NULL) gets
  * the GEMM kernel the backend reports. */

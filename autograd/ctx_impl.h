@@ -60,7 +60,8 @@ vt_tensor *vt_alloc_tensor(vt_ctx *ctx, const char *op, vt_dtype dtype, int ndim
 void *vt_arena_data(vt_ctx *ctx, const char *op, size_t bytes);
 void *vt_arena_meta(vt_ctx *ctx, const char *op, size_t bytes);
 /* An operand of a GEMM in the ctx's gemm dtype: `data` itself under f32; under bf16 t's
- * bf16 copy (t->lowp, kept by the parameter store) when data is t's own data, else the n values
+ * bf16 copy (t->lowp: the parameter store's, or vt_gemm_input's) or t's own data when t is a
+ * bf16 tensor (vt_gemm_input's), when data is t's own data, else the n values
  * converted into the arena, which the caller frees by rewinding ctx->data to a mark taken
  * before. t may be NULL (a buffer of no tensor). NULL, with a ctx error, out of memory. */
 const void *vt_gemm_operand(vt_ctx *ctx, const char *op, const vt_tensor *t, const float *data,

@@ -31,6 +31,9 @@ typedef struct {
   /* Additive bias [Bb, Hb, Tq, Tk] (Bb in {1, B}, Hb in {1, H}), added after scaling. */
   const float *bias;
   int64_t bias_b, bias_h;
+  /* bf16 mixed precision: a backend may run the products with bf16 inputs (f32 accumulate;
+   * softmax and masks in f32). False: f32 throughout. */
+  bool lowp;
 } vt_attn_geom;
 
 /* The visible key range [lo, hi) of query row i of sample b (lo == hi: none). Shared by the

@@ -16,6 +16,9 @@ typedef struct {
   int64_t cout, oh, ow;
   int64_t kh, kw;
   int64_t sh, sw, ph, pw, dh, dw;
+  /* bf16 mixed precision: a backend may run the GEMMs on bf16 copies of their operands (f32
+   * accumulate and output); the unfolding and everything else stay f32. */
+  bool lowp;
 } vt_conv_geom;
 
 struct vt_conv_kernels {
@@ -45,6 +48,16 @@ static inline int64_t vt_conv_chunk_cols(const vt_conv_geom *g) {
   return cols < cap ? cols : cap;
 }
 static inline int64_t vt_conv_work_floats(const vt_conv_geom *g) {
+  int64_t c = vt_conv_chunk_cols(g), ck = g->cin / g->groups * g->kh * g->kw;
+  int64_t f = ck * (c > 0 ? c : 1);
+  /* lowp: room for bf16 copies of one GEMM's operands, the weight group [cout_g, ck] and two
+   * chunk operands ([ck, c] and [cout_g, c]), 2 bytes each, plus alignment */
+  if (g->lowp)
+    f += (g->cout / g->groups * ck + (ck + g->cout / g->groups) * (c > 0 ? c : 1)) / 2 + 64;
+  return f;
+}
+/* The f32 part of the scratch (the unfolded chunk); a lowp scratch's bf16 part follows it. */
+static inline int64_t vt_conv_col_floats(const vt_conv_geom *g) {
   int64_t c = vt_conv_chunk_cols(g);
   return (g->cin / g->groups * g->kh * g->kw) * (c > 0 ? c : 1);
 }

@@ -101,6 +101,7 @@ static bool attn_plan(vt_ctx *ctx, const vt_tensor *q, const vt_tensor *k, const
     return false;
   if (o->segment_ids && !segments_plan(ctx, o->segment_ids, g)) return false;
   g->scale = o->scale != 0 ? o->scale : 1.0f / sqrtf((float)g->Dk);
+  g->lowp = ctx->gemm_dtype == VT_BF16;
   g->chunk = o->chunk_size;
   g->left_chunks = o->left_chunks;
   g->prefix = o->prefix;
@@ -136,10 +137,12 @@ static void attention_backward(vt_ctx *ctx, vt_node *n) {
   if (v->requires_grad && !(dv = vt_grad(ctx, v))) return;
   if (bias && bias->requires_grad && !(db = vt_grad(ctx, bias))) return;
   const struct vt_attn_kernels *kr = ctx->be->attn;
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data); /* the workspace lives for the call */
   void *work = vt_arena_data(ctx, OP, kr->workspace(ctx->be, &sv->g));
   if (!work) return;
   kr->backward(ctx->be, &sv->g, q->data, k->data, v->data, n->out->data, n->out->grad,
                sv->lse->data, dq, dk, dv, db, work);
+  vt_arena_rewind(&ctx->data, mark);
 }
 
 vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
@@ -161,9 +164,11 @@ vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
   int64_t shape[4] = {g.B, g.H, g.Tq, g.Dv};
   vt_tensor *out = vt_alloc_tensor(ctx, OP, VT_F32, 4, shape);
   vt_tensor *lse = out ? vt_alloc_tensor(ctx, OP, VT_F32, 3, shape) : NULL;
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data); /* the workspace lives for the call */
   void *work = lse ? vt_arena_data(ctx, OP, kr->workspace(ctx->be, &g)) : NULL;
   if (!work) return &ctx->err_tensor;
   kr->forward(ctx->be, &g, q->data, k->data, v->data, out->data, lse->data, work);
+  vt_arena_rewind(&ctx->data, mark);
   vt_tensor *in[4] = {q, k, v, o.bias};
   vt_node *n = vt_record(ctx, OP, attention_backward, out, o.bias ? 4 : 3, in);
   if (n) {

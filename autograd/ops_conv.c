@@ -55,6 +55,8 @@ static vt_tensor *conv_run(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor 
   vt_conv_geom *gs = out ? vt_arena_meta(ctx, op, sizeof *gs) : NULL;
   if (!gs) return &ctx->err_tensor;
   *gs = *g;
+  gs->lowp = ctx->gemm_dtype == VT_BF16; /* the GEMMs in bf16 under mixed precision */
+  g = gs;
   vt_arena_mark mark;
   float *work = scratch_push(ctx, op, g, &mark);
   if (!work) return &ctx->err_tensor;

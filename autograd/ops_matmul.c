@@ -3,6 +3,8 @@
 #include "autograd/ctx_impl.h"
 #include "autograd/ops.h"
 
+#include <string.h>
+
 /* The geometry of one matmul call: batch of C[m,n] = op(A) op(B). */
 typedef struct {
   bool ta, tb;
@@ -92,10 +94,15 @@ static void matmul_backward(vt_ctx *ctx, vt_node *n) {
   vt_arena_rewind(&ctx->data, mark);
 }
 
+/* f32 always; bf16 (a tensor of vt_gemm_input) only when the GEMMs take bf16. */
+static bool operand_dtype_ok(vt_ctx *ctx, const vt_tensor *t) {
+  if (t->dtype == VT_BF16 && ctx->gemm_dtype == VT_BF16) return true;
+  return vt_check_dtype(ctx, "matmul", t, VT_F32);
+}
+
 vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb) {
   VT_OP_INPUTS(ctx, "matmul", a, b);
-  if (!vt_check_dtype(ctx, "matmul", a, VT_F32) || !vt_check_dtype(ctx, "matmul", b, VT_F32))
-    return &ctx->err_tensor;
+  if (!operand_dtype_ok(ctx, a) || !operand_dtype_ok(ctx, b)) return &ctx->err_tensor;
   mm_geom g;
   if (!mm_plan(ctx, a, b, ta, tb, &g)) return &ctx->err_tensor;
   int64_t shape[VT_MAX_DIMS];
@@ -119,4 +126,57 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb) 
     n->i[1] = tb;
   }
   return out;
+}
+
+/* Producers whose backward reads their inputs and saved statistics but never their output's
+ * values: vt_gemm_input may overwrite those values with the bf16 copy. */
+static bool output_unread(const char *op) {
+  static const char *const ok[] = {"rms_norm", "layer_norm", "mul", "permute"};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+    if (!strcmp(op, ok[i])) return true;
+  return false;
+}
+
+/* The tensor whose data y is (y itself, or the input of the reshape view y) when the op that
+ * wrote that data is the tape's last one (or the one before the view) and does not read it
+ * back; NULL otherwise. */
+static vt_tensor *compactable_base(vt_ctx *ctx, vt_tensor *y) {
+  vt_node *last = ctx->n_nodes > 0 ? &ctx->tape[ctx->n_nodes - 1] : NULL;
+  if (!last || last->out != y || y->is_param) return NULL;
+  vt_tensor *base = y;
+  if (!strcmp(last->op, "reshape")) {
+    base = last->in[0];
+    last = ctx->n_nodes > 1 ? &ctx->tape[ctx->n_nodes - 2] : NULL;
+    if (!last || last->out != base || base->data != y->data) return NULL;
+  }
+  return output_unread(last->op) ? base : NULL;
+}
+
+vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y) {
+  if (vt_ctx_failed(ctx) || ctx->gemm_dtype != VT_BF16 || y->dtype != VT_F32 || y->lowp) return y;
+  int64_t n = vt_numel(y);
+  size_t f32_bytes = (size_t)n * sizeof(float);
+  vt_tensor *base = ctx->grad_enabled ? compactable_base(ctx, y) : NULL;
+  /* y's data must be the arena's last allocation for its space to be taken back */
+  vt_arena *ar = &ctx->data;
+  vt_arena_mark top = vt_arena_get_mark(ar);
+  const char *blk = top.block >= 0 ? ar->blocks[top.block].base : NULL;
+  size_t off = blk ? (size_t)((const char *)y->data - blk) : 0;
+  size_t aligned = (f32_bytes + VT_ARENA_ALIGN - 1) & ~(size_t)(VT_ARENA_ALIGN - 1);
+  if (base && !(blk && (const char *)y->data >= blk && off + aligned == top.used)) base = NULL;
+  uint16_t *h = vt_arena_data(ctx, "gemm_input", (size_t)n * sizeof(uint16_t));
+  if (!h) return &ctx->err_tensor;
+  ctx->be->convert(ctx->be, VT_F32, VT_BF16, n, y->data, h);
+  if (!base) { /* the f32 values stay readable; GEMMs forward and backward read the copy */
+    y->lowp = h;
+    return y;
+  }
+  /* the copy moves into the first half of y's buffer, the rest goes back to the arena, and y
+   * (with its view base) becomes a bf16 tensor: only GEMMs accept it from here on */
+  ctx->be->copy(ctx->be, y->data, h, (size_t)n * sizeof(uint16_t), VT_COPY_D2D);
+  size_t half = ((size_t)n * sizeof(uint16_t) + VT_ARENA_ALIGN - 1) & ~(size_t)(VT_ARENA_ALIGN - 1);
+  vt_arena_rewind(ar, (vt_arena_mark){top.block, off + half});
+  y->dtype = VT_BF16;
+  base->dtype = VT_BF16;
+  return y;
 }

@@ -46,8 +46,10 @@ vt_tensor *vt_layer_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor
   if (!vt_check_vec(ctx, op, weight, cols, "weight", x) ||
       !vt_check_vec(ctx, op, bias, cols, "bias", x))
     return &ctx->err_tensor;
-  vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape), *mean, *rstd;
-  if (!out || !alloc_stats(ctx, op, rows, &mean, &rstd)) return &ctx->err_tensor;
+  vt_tensor *mean, *rstd, *out = NULL; /* the output last, as in vt_rms_norm */
+  if (alloc_stats(ctx, op, rows, &mean, &rstd))
+    out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
+  if (!out) return &ctx->err_tensor;
   ctx->be->norm->layer_norm(ctx->be, rows, cols, eps, x->data, weight ? weight->data : NULL,
                             bias ? bias->data : NULL, out->data, mean->data, rstd->data);
   vt_tensor *in[3] = {x}, *opt[2] = {weight, bias};
@@ -83,9 +85,10 @@ vt_tensor *vt_rms_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, float eps) 
     return &ctx->err_tensor;
   int64_t cols = x->shape[x->ndim - 1], rows = vt_numel(x) / cols;
   if (!vt_check_vec(ctx, op, weight, cols, "weight", x)) return &ctx->err_tensor;
-  vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape);
-  vt_tensor *rstd = out ? vt_alloc_tensor(ctx, op, VT_F32, 1, &rows) : NULL;
-  if (!rstd) return &ctx->err_tensor;
+  /* the output last: vt_gemm_input can then take half its space back */
+  vt_tensor *rstd = vt_alloc_tensor(ctx, op, VT_F32, 1, &rows);
+  vt_tensor *out = rstd ? vt_alloc_tensor(ctx, op, VT_F32, x->ndim, x->shape) : NULL;
+  if (!out) return &ctx->err_tensor;
   ctx->be->norm->rms_norm(ctx->be, rows, cols, eps, x->data, weight ? weight->data : NULL,
                           out->data, rstd->data);
   vt_tensor *in[2] = {x, weight};

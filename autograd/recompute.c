@@ -90,3 +90,37 @@ vt_tensor *vt_recompute_args(vt_ctx *ctx, vt_segment_fn fn, const void *args, si
   if (args_bytes) memcpy(copy, args, args_bytes);
   return vt_recompute(ctx, fn, copy, n_in, in);
 }
+
+/* Whether [a, a + n) and [b, b + n) share a byte. */
+static bool overlap(const void *a, const void *b, size_t n) {
+  const char *x = a, *y = b;
+  return x < y + n && y < x + n;
+}
+
+vt_tensor *vt_transient(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in, vt_tensor *const *in) {
+  if (ctx->failed) return &ctx->err_tensor;
+  vt_arena_mark data_mark = vt_arena_get_mark(&ctx->data);
+  vt_arena_mark meta_mark = vt_arena_get_mark(&ctx->meta);
+  int64_t nodes = ctx->n_nodes;
+  vt_tensor *tmp = fn(ctx, in, n_in, user);
+  /* keep everything when the tape (or the output itself) may still refer to fn's values */
+  if (ctx->failed || ctx->n_nodes != nodes || tmp->requires_grad || tmp->is_param ||
+      !vt_arena_after_mark(&ctx->meta, meta_mark, tmp) ||
+      !vt_arena_after_mark(&ctx->data, data_mark, tmp->data))
+    return tmp;
+  vt_tensor t = *tmp;
+  size_t nb = vt_nbytes(&t);
+  /* A staging copy above everything: the output's new place may overlap its old one (the
+   * arena allocates from its last block), but never both the old place and the stage. */
+  void *stage = vt_arena_data(ctx, "transient", nb);
+  if (!stage) return &ctx->err_tensor;
+  ctx->be->copy(ctx->be, stage, t.data, nb, VT_COPY_D2D);
+  vt_arena_rewind(&ctx->data, data_mark);
+  vt_arena_rewind(&ctx->meta, meta_mark);
+  vt_tensor *out = vt_alloc_tensor(ctx, "transient", t.dtype, t.ndim, t.shape);
+  if (!out) return &ctx->err_tensor;
+  if (out->data != t.data)
+    ctx->be->copy(ctx->be, out->data, overlap(out->data, t.data, nb) ? stage : t.data, nb,
+                  VT_COPY_D2D);
+  return out;
+}

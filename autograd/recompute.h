@@ -20,4 +20,11 @@ vt_tensor *vt_recompute(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in, vt_
 vt_tensor *vt_recompute_args(vt_ctx *ctx, vt_segment_fn fn, const void *args, size_t args_bytes,
                              int n_in, vt_tensor *const *in);
 
+/* out = fn(in) for a segment off the tape (a frozen layer whose input needs no gradient, or any
+ * segment with grad mode off): when fn records no node, everything it allocated in the step
+ * except its output is freed at once (the output moves down to where fn's allocations
+ * began), so a frozen tower's forward keeps its layers' outputs, not every layer's values.
+ * When fn records a node (something in it trains), nothing is freed: the result is fn's. */
+vt_tensor *vt_transient(vt_ctx *ctx, vt_segment_fn fn, void *user, int n_in, vt_tensor *const *in);
+
 #endif

@@ -7,7 +7,9 @@
  *     and overlapped with it (buckets of --bucket-mb), and the overhead of each over 1 rank;
  *  3. the peak resident memory per rank during steps at ZeRO 0, 1 and 2 (VmHWM, reset between
  *     stages through /proc/self/clear_refs), against vt_zero_plan.
- * Usage: mpirun -np 2 bench_dist [steps] [--bucket-mb MB] [--max-mb MB] [--batch B] */
+ * Usage: mpirun -np 2 bench_dist [steps] [--bucket-mb MB] [--max-mb MB] [--batch B]
+ *        [--sweep MB,MB,...] (more overlapped bucket sizes, printed after the main figures)
+ *        [--parts bsm] (b: bandwidth, s: step times, m: memory; all by default) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,14 @@
 #include "train/coll.h"
 #include "train/optim.h"
 #include "train/zero.h"
+
+/* CPU seconds of this process (all its threads): under a loaded machine the wall time of a
+ * step includes the time the rank waited for a core; its CPU time is the work it did. */
+static double cpu_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static double now_s(void) {
   struct timespec ts;
@@ -147,10 +157,22 @@ static void dp_free(dp *s) {
 /* Seconds spent in vt_reducer_finish: the communication backward did not hide. */
 static double exposed_s;
 
+/* CPU seconds of the last dp_step, and the median of those of the last time_steps. */
+static double step_cpu, med_cpu;
+
+static void sort(double *x, int n) {
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
+      double t = x[j];
+      x[j] = x[j - 1];
+      x[j - 1] = t;
+    }
+}
+
 /* One data-parallel step as the trainer runs it; returns its seconds. */
 static double dp_step(dp *s, vt_coll *c, int zero) {
   char err[600];
-  double t0 = now_s();
+  double t0 = now_s(), c0 = cpu_s();
   for (int64_t i = 0; i < s->b * s->t; i++)
     s->ids[i] = (int32_t)vt_rng_below(&s->rng, (uint64_t)bench_cfg.vocab_size);
   vt_zero_clear_grads(&s->ps, zero, c->world);
@@ -163,7 +185,7 @@ static double dp_step(dp *s, vt_coll *c, int zero) {
   double tf = now_s();
   if (vt_reducer_finish(&s->red, err, sizeof err)) die("reduce", err);
   exposed_s += now_s() - tf;
-  vt_params_scale_grad(&s->ps, 1.0f / (float)c->world);
+  vt_zero_scale_grads(&s->ps, &s->opt, zero, c->world, 1.0f / (float)c->world);
   double norm = NAN;
   if (zero == 2 && c->world > 1) {
     double ss = vt_optim_shard_sumsq(&s->opt);
@@ -176,33 +198,58 @@ static double dp_step(dp *s, vt_coll *c, int zero) {
       c->ops->allgather(c, s->opt.param_base, s->opt.state_numel, "parameters"))
     die("all-gather", c->err);
   vt_ctx_reset(s->ctx);
+  step_cpu = cpu_s() - c0;
   return now_s() - t0;
 }
 
-/* Median of the timed steps (after one warmup step). */
+/* Median of the timed steps (after one warmup step); their median CPU time in med_cpu. */
 static double time_steps(dp *s, vt_coll *c, int zero, int steps) {
-  double ts[64];
+  double ts[64], cs[64];
   if (steps > 64) steps = 64;
   dp_step(s, c, zero);
-  for (int i = 0; i < steps; i++) ts[i] = dp_step(s, c, zero);
-  for (int i = 1; i < steps; i++)
-    for (int j = i; j > 0 && ts[j] < ts[j - 1]; j--) {
-      double x = ts[j];
-      ts[j] = ts[j - 1];
-      ts[j - 1] = x;
-    }
+  for (int i = 0; i < steps; i++) {
+    ts[i] = dp_step(s, c, zero);
+    cs[i] = step_cpu;
+  }
+  sort(ts, steps);
+  sort(cs, steps);
+  med_cpu = cs[steps / 2];
   return ts[steps / 2];
+}
+
+typedef struct {
+  double wall, cpu, exposed; /* medians per step; exposed: mean time in vt_reducer_finish */
+  int nb;                    /* buckets */
+} run_t;
+
+/* Steps on group g (all ranks: the maxima over them through c when all is set). */
+static run_t run(vt_coll *g, vt_coll *c, bool all, double bucket_mb, int64_t b, int64_t t,
+                 int steps) {
+  dp s;
+  dp_init(&s, g, 0, bucket_mb, b, t);
+  exposed_s = 0;
+  run_t r = {.wall = time_steps(&s, g, 0, steps), .cpu = med_cpu, .nb = s.red.nb};
+  r.exposed = exposed_s / (steps + 1); /* per step, the warmup included */
+  dp_free(&s);
+  if (all) vt_coll_allreduce_f64(c, &r.wall, 3, VT_COLL_MAX, "bench time");
+  return r;
 }
 
 int main(int argc, char **argv) {
   int steps = 5;
-  double bucket_mb = 25, max_mb = 256;
+  double bucket_mb = 4, max_mb = 256;
   int64_t batch = 2, seq = 256;
+  char *sweep = NULL;
+  const char *parts = "bsm"; /* bandwidth, step times, memory */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--bucket-mb") && i + 1 < argc)
       bucket_mb = atof(argv[++i]);
     else if (!strcmp(argv[i], "--max-mb") && i + 1 < argc)
       max_mb = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--parts") && i + 1 < argc)
+      parts = argv[++i];
+    else if (!strcmp(argv[i], "--sweep") && i + 1 < argc)
+      sweep = argv[++i];
     else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
       batch = atoll(argv[++i]);
     else
@@ -221,70 +268,80 @@ int main(int argc, char **argv) {
            getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "default");
 
   /* 1. bandwidth */
-  if (c.world > 1) bandwidth(&c, max_mb);
+  if (c.world > 1 && strchr(parts, 'b')) bandwidth(&c, max_mb);
 
-  /* 2. step time: 1 rank (rank 0 alone, the others wait), then all ranks */
-  double t1 = 0;
-  if (c.rank == 0) {
-    dp s;
-    dp_init(&s, &solo, 0, bucket_mb, batch, seq);
-    t1 = time_steps(&s, &solo, 0, steps);
-    dp_free(&s);
-  }
+  /* 2. step time: 1 rank (rank 0 alone, the others wait), every rank alone at the same time
+   * (what sharing the cores, caches and memory bandwidth costs before any communication),
+   * then data parallel without overlap (bucket_mb 0), with overlap, and the --sweep sizes */
+  run_t r1 = {0}, rc = {0}, rn[10];
+  if (!strchr(parts, 's')) goto memory;
+  if (c.rank == 0) r1 = run(&solo, &c, false, 0, batch, seq, steps);
   c.ops->barrier(&c, "bench");
-  double tn[2], ex[2];
-  for (int ov = 0; ov < 2; ov++) {
-    dp s;
-    dp_init(&s, &c, 0, ov ? bucket_mb : 0, batch, seq);
-    exposed_s = 0;
-    tn[ov] = time_steps(&s, &c, 0, steps);
-    ex[ov] = exposed_s / (steps + 1); /* per step, the warmup included */
-    vt_coll_allreduce_f64(&c, &tn[ov], 1, VT_COLL_MAX, "bench time");
-    vt_coll_allreduce_f64(&c, &ex[ov], 1, VT_COLL_MAX, "bench time");
-    if (ov && c.rank == 0) printf("  (%d buckets of <= %g MB)\n", s.red.nb, bucket_mb);
-    dp_free(&s);
+  rc = run(&solo, &c, true, 0, batch, seq, steps);
+  double mbs[10] = {0, bucket_mb};
+  int nr = 2;
+  for (char *p = sweep; p && *p && nr < 10; nr++) {
+    mbs[nr] = strtod(p, &p);
+    if (*p == ',') p++;
   }
+  for (int i = 0; i < nr; i++) rn[i] = run(&c, &c, true, mbs[i], batch, seq, steps);
   if (c.rank == 0) {
-    printf("qwen2 bench model, batch %lld x %lld per rank, median of %d steps:\n", (long long)batch,
-           (long long)seq, steps);
-    printf("  1 rank                 %8.1f ms\n", t1 * 1e3);
-    printf("  %d ranks, no overlap    %8.1f ms  overhead %+.1f%%  exposed communication %.1f ms\n",
-           c.world, tn[0] * 1e3, 100 * (tn[0] / t1 - 1), ex[0] * 1e3);
-    printf("  %d ranks, overlap       %8.1f ms  overhead %+.1f%%  exposed communication %.1f ms\n",
-           c.world, tn[1] * 1e3, 100 * (tn[1] / t1 - 1), ex[1] * 1e3);
-    printf("RESULT step_ms_1=%.1f step_ms_dp=%.1f step_ms_dp_overlap=%.1f overhead_pct=%.1f "
-           "overhead_overlap_pct=%.1f exposed_ms=%.1f exposed_overlap_ms=%.1f\n",
-           t1 * 1e3, tn[0] * 1e3, tn[1] * 1e3, 100 * (tn[0] / t1 - 1), 100 * (tn[1] / t1 - 1),
-           ex[0] * 1e3, ex[1] * 1e3);
+    printf("qwen2 bench model, batch %lld x %lld per rank, median of %d steps (wall; CPU of the "
+           "busier rank):\n",
+           (long long)batch, (long long)seq, steps);
+    printf("  %-34s %8.1f ms  CPU %8.1f ms\n", "1 rank", r1.wall * 1e3, r1.cpu * 1e3);
+    char what[64];
+    snprintf(what, sizeof what, "%d ranks, no collective", c.world);
+    printf("  %-34s %8.1f ms  CPU %8.1f ms  overhead %+.1f%% (CPU %+.1f%%)\n", what, rc.wall * 1e3,
+           rc.cpu * 1e3, 100 * (rc.wall / r1.wall - 1), 100 * (rc.cpu / r1.cpu - 1));
+    for (int i = 0; i < nr; i++) {
+      if (i == 0)
+        snprintf(what, sizeof what, "%d ranks, no overlap", c.world);
+      else
+        snprintf(what, sizeof what, "%d ranks, overlap, %d x <= %g MB", c.world, rn[i].nb, mbs[i]);
+      printf("  %-34s %8.1f ms  CPU %8.1f ms  overhead %+.1f%% (CPU %+.1f%%)  exposed %.1f ms\n",
+             what, rn[i].wall * 1e3, rn[i].cpu * 1e3, 100 * (rn[i].wall / r1.wall - 1),
+             100 * (rn[i].cpu / r1.cpu - 1), rn[i].exposed * 1e3);
+    }
+    printf("RESULT step_ms_1=%.1f step_ms_shared=%.1f step_ms_dp=%.1f step_ms_dp_overlap=%.1f "
+           "overhead_pct=%.1f overhead_overlap_pct=%.1f exposed_ms=%.1f exposed_overlap_ms=%.1f "
+           "cpu_ms_1=%.1f cpu_ms_dp_overlap=%.1f cpu_overhead_overlap_pct=%.1f\n",
+           r1.wall * 1e3, rc.wall * 1e3, rn[0].wall * 1e3, rn[1].wall * 1e3,
+           100 * (rn[0].wall / r1.wall - 1), 100 * (rn[1].wall / r1.wall - 1), rn[0].exposed * 1e3,
+           rn[1].exposed * 1e3, r1.cpu * 1e3, rn[1].cpu * 1e3, 100 * (rn[1].cpu / r1.cpu - 1));
   }
 
-  /* 3. peak memory per rank at ZeRO 0, 1, 2 */
-  if (c.rank == 0) printf("peak memory per rank (rank 0), 2 steps each:\n");
-  double base = -1, peak0 = 0;
+memory:
+  if (!strchr(parts, 'm')) goto out;
+  /* 3. peak memory per rank at ZeRO 0, 1, 2 (the larger of the ranks: at ZeRO 2 they release
+   * different buckets at different times) */
+  if (c.rank == 0) printf("peak memory per rank (the larger rank), 2 steps each:\n");
+  double peak0 = 0, plan0 = 0;
   for (int z = 0; z <= 2; z++) {
     c.ops->barrier(&c, "bench");
     if (!reset_peak() && c.rank == 0) printf("  (cannot reset VmHWM: peaks are cumulative)\n");
-    if (base < 0) base = status_mib("VmRSS:");
     dp s;
     dp_init(&s, &c, z, bucket_mb, batch, seq);
     dp_step(&s, &c, z);
     dp_step(&s, &c, z);
-    double peak = status_mib("VmHWM:"), rss_after = status_mib("VmRSS:");
+    double mib[2] = {status_mib("VmHWM:"), status_mib("VmRSS:")};
+    vt_coll_allreduce_f64(&c, mib, 2, VT_COLL_MAX, "bench memory");
     int64_t n_train = (int64_t)vt_params_count(&s.ps, true);
     vt_zero_mem pl =
         vt_zero_plan(4.0 * (double)vt_params_count(&s.ps, false), n_train, 2, z, c.world, false);
+    vt_zero_plan_overlap(&pl, z, c.world, false, bucket_mb * (1 << 20), 1);
     dp_free(&s);
-    if (!z) peak0 = peak;
-    vt_zero_mem p0 = vt_zero_plan(4.0 * (double)n_train, n_train, 2, 0, c.world, false);
+    if (!z) peak0 = mib[0], plan0 = pl.total;
     if (c.rank == 0)
       printf("  ZeRO %d: peak %7.1f MiB (%+7.1f vs ZeRO 0); plan: weights %.1f + grads %.1f + "
              "optimizer %.1f = %.1f MiB (%+.1f vs ZeRO 0); grads between steps %.1f MiB, "
              "resident after the steps %.1f MiB\n",
-             z, peak, peak - peak0, pl.weights / 1048576, pl.grads / 1048576,
-             pl.optimizer / 1048576, pl.total / 1048576, (pl.total - p0.total) / 1048576,
-             pl.grads_idle / 1048576, rss_after);
+             z, mib[0], mib[0] - peak0, pl.weights / 1048576, pl.grads / 1048576,
+             pl.optimizer / 1048576, pl.total / 1048576, (pl.total - plan0) / 1048576,
+             pl.grads_idle / 1048576, mib[1]);
     fflush(stdout);
   }
+out:
   vt_coll_close(&solo);
   vt_coll_close(&c);
   vt_dist_finalize(&d);

@@ -2,8 +2,8 @@
  * dataset (data/vita_synth.h) to OUT/data, runs the tiny curriculum of configs/tiny-vita (stage
  * 0 standing in for the pretrained LLM, then 1.1 -> 3.2) through the curriculum runner with
  * the data paths pointed at OUT/data (OUT/curriculum.yaml, which `vita curriculum ... --resume`
- * continues), draws each stage's loss curve, exports the VITA model and the speech decoder,
- * and ends with each stage's held-out metric next to its chance level. */
+ * continues), draws each stage's loss curve, exports the run in the VITA-1.5 release layout (with
+ * the speech decoder), and ends with each stage's held-out metric next to its chance level. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include "cli/cmd_demo_vita.h"
 
@@ -19,9 +19,10 @@
 #include "checkpoints/ckpt.h"
 #include "cli/cli_stop.h"
 #include "data/vita_synth.h"
-#include "stages/stage_hf.h"
+#include "stages/stage_release.h"
 #include "train/curriculum.h"
 #include "train/plot.h"
+#include "train/trainer.h"
 
 /* The tiny curriculum: stage config, training and held-out mixtures of the generated data,
  * the metric and its chance level's key in chance.json (NULL: an eval metric, unigram_acc). */
@@ -33,7 +34,7 @@ static const struct {
     {"1.2", "caption", "caption-eval", "loss", "caption_loss", "caption loss"},
     {"1.3", "vision", "qa-eval", "qa_acc", "qa_acc", "QA accuracy"},
     {"2.1a", "asr-ctc", "asr-ctc-eval", "cer", "asr_cer", "CER"},
-    {"2.1b", "asr", "asr-eval", "qa_acc", "asr_exact", "exact transcripts"},
+    {"2.1b", "asr", "asr-eval", "gen_wer", "asr_wer", "WER, LLM's own transcript"},
     {"2.2", "omni", "sqa-eval", "qa_acc", "sqa_acc", "spoken-QA accuracy"},
     {"3.2", "tts", "tts-eval", "token_acc", NULL, "speech-token accuracy"},
 };
@@ -107,17 +108,62 @@ static void final_checkpoint(const curriculum *cur, int i, char *buf, size_t len
   json_decref(j);
 }
 
-static int export_one(const char *ckpt, const char *dir, const char *tokenizer, const char *what) {
-  char err[2048];
-  hf_io_opts eo = {.dtype = VT_BF16, .tokenizer_dir = tokenizer};
-  hf_io_stats es;
+/* The curriculum run -> the VITA-1.5 release layout (stages/stage_release.h): the LLM, tower,
+ * projector and the audio encoder + adapter (trained in 2.1a-2.2) as bf16 shards with the
+ * release's config.json and side directories, the tokenizer, and the speech decoder of 3.2 in
+ * vita_tts_ckpt/decoder. */
+static int export_release(const char *run, const char *dir, const char *tokenizer) {
+  static char err[1 << 16];
+  stage_release_opts ro = {
+      .io = {.dtype = VT_BF16, .max_shard_bytes = (size_t)2e9, .tokenizer_dir = tokenizer}};
+  stage_release_stats es;
   if (ckpt_remove_tree(dir, err, sizeof err) ||
-      stage_hf_export(ckpt, dir, &eo, &es, err, sizeof err)) {
-    fprintf(stderr, "vita demo: export of %s: %s\n", what, err);
+      stage_release_export(run, dir, &ro, &es, err, sizeof err)) {
+    fprintf(stderr, "vita demo: export: %s\n", err);
     return -1;
   }
-  printf("demo: exported %s (%d tensors, bf16) to %s\n", what, es.n_tensors, dir);
+  printf("demo: exported the curriculum to %s (VITA-1.5 release layout, bf16): %d tensors "
+         "(LLM, vision%s)%s\n",
+         dir, es.main.n_tensors, es.audio ? ", audio" : "",
+         es.tts_done ? " and the speech decoder in " STAGE_RELEASE_TTS_DIR : "");
+  if (es.notes[0]) printf("%s", es.notes);
   return 0;
+}
+
+/* Stage 1.3's held-out accuracy per question type (the data's qa-eval-TYPE sets: each
+ * held-out question alone) against chance.json's per-type chance (the most frequent training
+ * answer of that type), printed and written to RUN/qa-per-type.json. */
+static void qa_per_type(const curriculum *cur, const vt_dist *dist, const char *out) {
+  static const char *const types[] = {"colour", "shape", "count", "position"};
+  int i = 3; /* 1.3 */
+  char ck[4300], path[4300], err[2048];
+  final_checkpoint(cur, i, ck, sizeof ck);
+  snprintf(path, sizeof path, "%s/data/chance.json", out);
+  json_t *chance = json_load_file(path, 0, NULL), *res = json_object();
+  json_t *per = json_object_get(json_object_get(chance, "qa"), "per_type");
+  printf("stage %s QA accuracy per question type (chance: the most frequent training answer):\n",
+         cur->stages[i].cfg->name);
+  for (size_t k = 0; ck[0] && k < sizeof types / sizeof *types; k++) {
+    snprintf(path, sizeof path, "%s/data/mix/qa-eval-%s.yaml", out, types[k]);
+    vt_eval_result r;
+    if (vt_eval(cur->stages[i].cfg, ck, path, dist, &r, err, sizeof err)) {
+      fprintf(stderr, "vita demo: per-type eval: %s\n", err);
+      break;
+    }
+    json_t *p = json_object_get(per, types[k]);
+    double n = json_number_value(json_object_get(p, "n"));
+    double c = n > 0 ? json_number_value(json_object_get(p, "hit")) / n : NAN;
+    double v = vt_eval_value(&r, "qa_acc");
+    printf("  %-9s %6.4f  chance %6.4f  (%lld questions)\n", types[k], v, c, (long long)r.samples);
+    json_object_set_new(res, types[k],
+                        json_pack("{s:f, s:f, s:I}", "qa_acc", v, "chance", isfinite(c) ? c : -1.0,
+                                  "n", (json_int_t)r.samples));
+  }
+  snprintf(path, sizeof path, "%s/run/qa-per-type.json", out);
+  if (json_dump_file(res, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER))
+    fprintf(stderr, "vita demo: %s: cannot write\n", path);
+  json_decref(res);
+  json_decref(chance);
 }
 
 /* The table the demo ends with: each stage's metric against its chance level. */
@@ -135,7 +181,8 @@ static int report(const curriculum *cur, const char *out) {
     json_t *cj = json_object_get(ev, "chance");
     double c = json_is_number(cj) ? json_number_value(cj) : NAN;
     const char *name = json_string_value(json_object_get(ev, "metric"));
-    bool lower = name && (!strcmp(name, "loss") || !strcmp(name, "cer"));
+    bool lower =
+        name && (!strcmp(name, "loss") || !strcmp(name, "cer") || !strcmp(name, "gen_wer"));
     bool ok = isfinite(v) && isfinite(c) && (lower ? v < c : v > c);
     beaten += ok;
     printf("%-6s %-26s %-10s %10.4f %10.4f  %s\n", cur->stages[i].cfg->name, stages[i].says,
@@ -227,17 +274,15 @@ int cli_demo_vita(const cli_args *a) {
     rc = *stop ? 128 + *stop : CLI_EXIT_OK;
     goto done;
   }
-  /* 3. plots and exports: the VITA model of 2.2, the speech decoder of 3.2 */
+  /* 3. plots and the release export of the whole run */
   plot_stages(&cur);
-  char ck[4300], dir[4300], tok[4300];
+  char dir[4300], tok[4300], run[4300];
   snprintf(tok, sizeof tok, "%s/data/tokenizer", abs_out);
-  final_checkpoint(&cur, N_STAGES - 2, ck, sizeof ck);
+  snprintf(run, sizeof run, "%s/run", abs_out);
   snprintf(dir, sizeof dir, "%s/export", abs_out);
-  if (!ck[0] || export_one(ck, dir, tok, "the VITA model (stage 2.2)")) goto done;
-  final_checkpoint(&cur, N_STAGES - 1, ck, sizeof ck);
-  snprintf(dir, sizeof dir, "%s/export-tts", abs_out);
-  if (!ck[0] || export_one(ck, dir, NULL, "the speech decoder (stage 3.2)")) goto done;
+  if (export_release(run, dir, tok)) goto done;
   printf("demo: loss curves in %s/run/<n>-<stage>/loss.png\n", abs_out);
+  qa_per_type(&cur, &dist, abs_out);
   report(&cur, abs_out);
   rc = CLI_EXIT_OK;
 done:

@@ -43,6 +43,7 @@ static const char *flops_str(double f, char *buf, size_t n) {
 cli_plan_mem cli_plan_memory(const stage_plan *p, int zero, bool nccl) {
   cli_plan_mem m = {.zm =
                         vt_zero_plan(p->weights, p->n_trainable, p->moments, zero, p->world, nccl)};
+  vt_zero_plan_overlap(&m.zm, zero, p->world, nccl, p->bucket_bytes, p->grad_accum);
   m.total = m.zm.total + p->act;
   m.total_recompute = m.zm.total + p->act_recompute;
   return m;

@@ -1,7 +1,8 @@
 /* Chat template: <|im_start|>system\n{S}<|im_end|>\n then per turn
  * <|im_start|>user\n{q}<|im_end|>\n and <|im_start|>assistant\n{mark}{a}<|im_end|>\n, the last
  * <|im_end|> without the newline (dropped entirely when end_tag is false). Text between special
- * tokens, markers and placeholders is tokenized as one piece, as HF would tokenize it. */
+ * tokens, markers and placeholders is tokenized as one piece, as HF would tokenize it. <image>
+ * tags ending a human turn move to its start first (images_first). */
 #include "data/chat.h"
 #include "autograd/fmt.h"
 
@@ -117,6 +118,28 @@ static const struct {
     {"<audio>", 7, CHAT_MEDIA_AUDIO},
 };
 
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* DESIGN.md §7 (the public preprocess_multimodal): a human turn that ends with <image> tags
+ * has that trailing run moved to its start, the rest stripped of surrounding white space
+ * ("Describe this.\n<image>" -> "<image>Describe this."). Writes the turn as encoded to out
+ * (strlen(q) + 1 bytes). */
+static void images_first(const char *q, char *out) {
+  size_t n = strlen(q), k = 0, end = n;
+  while (end >= 7 && !memcmp(q + end - 7, "<image>", 7)) end -= 7, k++;
+  if (k == 0) {
+    memcpy(out, q, n + 1);
+    return;
+  }
+  size_t a = 0;
+  while (a < end && is_space(q[a])) a++;
+  while (end > a && is_space(q[end - 1])) end--;
+  size_t o = 0;
+  for (size_t i = 0; i < k; i++) memcpy(out + o, "<image>", 7), o += 7;
+  memcpy(out + o, q + a, end - a);
+  out[o + end - a] = '\0';
+}
+
 /* Text of a human turn after prefix: split at placeholders. */
 static int push_question(builder *b, const char *prefix, const char *q) {
   size_t plen = strlen(prefix), qlen = strlen(q);
@@ -126,7 +149,7 @@ static int push_question(builder *b, const char *prefix, const char *q) {
     return -1;
   }
   memcpy(buf, prefix, plen);
-  memcpy(buf + plen, q, qlen + 1);
+  images_first(q, buf + plen);
   const char *seg = buf, *p = buf + plen;
   int rc = 0;
   while (rc == 0 && (p = strchr(p, '<'))) {

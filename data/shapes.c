@@ -1,6 +1,7 @@
-/* Scenes of coloured shapes; see shapes.h. Positions are the four arms of a plus (left,
- * right, top, bottom of the centre), so at most one object sits in each and the words say
- * where each object is without ambiguity. */
+/* Scenes of coloured shapes; see shapes.h. Positions are the four quadrants, so at most one
+ * object sits in each and the words say where each object is without ambiguity; each object
+ * fills most of its quadrant, which is 2 x 2 of the tiny tower's 16 image tokens (112 px,
+ * patch 14, pixel shuffle 2), so a 64-dim model can read it from a fixed place. */
 #include "data/shapes.h"
 
 #include <stdio.h>
@@ -10,7 +11,8 @@ const char *const shapes_shape_names[SHAPES_N_SHAPES] = {"circle", "square", "tr
 const char *const shapes_colour_names[SHAPES_N_COLOURS] = {"red", "green", "blue", "yellow"};
 const uint8_t shapes_colour_rgb[SHAPES_N_COLOURS][3] = {
     {220, 30, 30}, {30, 170, 40}, {30, 60, 220}, {230, 200, 20}};
-const char *const shapes_pos_names[SHAPES_N_POS] = {"left", "right", "top", "bottom"};
+const char *const shapes_pos_names[SHAPES_N_POS] = {"top left", "top right", "bottom left",
+                                                    "bottom right"};
 const char *const shapes_count_names[SHAPES_MAX_OBJ + 1] = {"none", "one", "two", "three"};
 const char *const shapes_q_names[SHAPES_N_Q] = {"colour", "shape", "count", "position"};
 
@@ -34,16 +36,22 @@ void shapes_draw(vt_rng *r, int size, shapes_scene *s) {
   pick(r, SHAPES_N_SHAPES, s->n, sh);
   pick(r, SHAPES_N_COLOURS, s->n, co);
   pick(r, SHAPES_N_POS, s->n, po);
-  /* arm centres at a quarter of the side from the edge; size and place jitter a little */
-  static const int dx[SHAPES_N_POS] = {-1, 1, 0, 0}, dy[SHAPES_N_POS] = {0, 0, -1, 1};
-  int q = size * 3 / 10, jit = size / 28 > 0 ? size / 28 : 1;
+  /* quadrant centres; size and place jitter a little, the object stays in its quadrant */
+  int jit = size / 28 > 0 ? size / 28 : 1;
   for (int i = 0; i < s->n; i++) {
     shapes_obj *o = &s->obj[i];
     o->shape = sh[i], o->colour = co[i], o->pos = po[i];
-    o->r = size / 10 + below(r, jit + 1);
-    o->cx = size / 2 + dx[o->pos] * q + below(r, 2 * jit + 1) - jit;
-    o->cy = size / 2 + dy[o->pos] * q + below(r, 2 * jit + 1) - jit;
+    o->r = size / 6 + below(r, jit + 1);
+    o->cx = size / 4 + (o->pos & 1) * size / 2 + below(r, jit + 1) - jit / 2;
+    o->cy = size / 4 + (o->pos >> 1) * size / 2 + below(r, jit + 1) - jit / 2;
   }
+  /* in reading order (top left first): the caption then says the quadrants in a fixed order,
+   * which a tiny model learns to read from fixed image tokens */
+  for (int i = 1; i < s->n; i++)
+    for (int j = i; j > 0 && s->obj[j].pos < s->obj[j - 1].pos; j--) {
+      shapes_obj t = s->obj[j];
+      s->obj[j] = s->obj[j - 1], s->obj[j - 1] = t;
+    }
 }
 
 static int inside(const shapes_obj *o, int x, int y) {
@@ -75,15 +83,14 @@ int shapes_obj_at(const shapes_scene *s, int x, int y) {
   return -1;
 }
 
-static const char *where(int pos) { return pos < 2 ? "on the" : "at the"; }
-
 void shapes_caption(const shapes_scene *s, char *buf, size_t len) {
   size_t o = 0;
   for (int i = 0; i < s->n && o < len; i++) {
     const shapes_obj *b = &s->obj[i];
     const char *sep = i == 0 ? "A" : i + 1 == s->n ? " and a" : ", a";
-    o += (size_t)snprintf(buf + o, len - o, "%s %s %s %s %s", sep, shapes_colour_names[b->colour],
-                          shapes_shape_names[b->shape], where(b->pos), shapes_pos_names[b->pos]);
+    o += (size_t)snprintf(buf + o, len - o, "%s %s %s at the %s", sep,
+                          shapes_colour_names[b->colour], shapes_shape_names[b->shape],
+                          shapes_pos_names[b->pos]);
   }
   if (o + 1 < len) buf[o] = '.', buf[o + 1] = '\0';
 }
@@ -93,7 +100,7 @@ void shapes_question(const shapes_scene *s, shapes_q q, int k, char *question, s
   const shapes_obj *b = &s->obj[k];
   switch (q) {
   case SHAPES_Q_COLOUR:
-    snprintf(question, qlen, "What colour is the %s?", shapes_shape_names[b->shape]);
+    snprintf(question, qlen, "What colour is the object at the %s?", shapes_pos_names[b->pos]);
     snprintf(answer, alen, "%s", shapes_colour_names[b->colour]);
     break;
   case SHAPES_Q_SHAPE:
@@ -105,8 +112,7 @@ void shapes_question(const shapes_scene *s, shapes_q q, int k, char *question, s
     snprintf(answer, alen, "%s", shapes_count_names[s->n]);
     break;
   default:
-    snprintf(question, qlen, "Where is the %s %s?", shapes_colour_names[b->colour],
-             shapes_shape_names[b->shape]);
+    snprintf(question, qlen, "Where is the %s object?", shapes_colour_names[b->colour]);
     snprintf(answer, alen, "%s", shapes_pos_names[b->pos]);
     break;
   }

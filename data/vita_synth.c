@@ -193,9 +193,17 @@ static int scene(vsynth_ctx *x, int split, int64_t k, uint8_t *rgb) {
     int j = (int)vt_rng_below(&x->rng, (uint64_t)(i + 1)), t = order[i];
     order[i] = order[j], order[j] = t;
   }
+  int colour_obj = -1, pos_obj = -1; /* the objects the colour and position questions ask */
   for (int j = 0; j < c->qa_per_scene; j++) {
     shapes_q type = (shapes_q)order[j % SHAPES_N_Q];
     int obj = (int)vt_rng_below(&x->rng, (uint64_t)s.n);
+    /* the colour question names a position and the position question a colour: about one
+     * object, the earlier answer would tell the later one without the image */
+    int other = type == SHAPES_Q_COLOUR ? pos_obj : type == SHAPES_Q_POS ? colour_obj : -1;
+    if (s.n > 1 && obj == other)
+      obj = (obj + 1 + (int)vt_rng_below(&x->rng, (uint64_t)(s.n - 1))) % s.n;
+    if (type == SHAPES_Q_COLOUR) colour_obj = obj;
+    if (type == SHAPES_Q_POS) pos_obj = obj;
     shapes_question(&s, type, obj, q, sizeof q, a, sizeof a);
     snprintf(qi, sizeof qi, "%s%s", j ? "" : "<image>\n", q);
     char clip[64];
@@ -204,6 +212,18 @@ static int scene(vsynth_ctx *x, int split, int64_t k, uint8_t *rgb) {
         vsynth_texts_add(&x->texts, a)) {
       json_decref(qt), json_decref(st), json_decref(types), json_decref(clips);
       return -1;
+    }
+    if (split) { /* the same question alone, for the per-type held-out accuracy */
+      snprintf(id, sizeof id, "qa-eval-%05lld-%s", (long long)k, shapes_q_names[type]);
+      char q1[160];
+      snprintf(q1, sizeof q1, "<image>\n%s", q);
+      json_t *one = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "set", "qa", "image", rel,
+                              "conversations", turns(q1, a));
+      if (!one || json_array_append_new(x->qa_type[type], one)) {
+        json_decref(qt), json_decref(st), json_decref(types), json_decref(clips);
+        vt_seterr(x->err, x->err_len, "out of memory");
+        return -1;
+      }
     }
     push_turns(qt, qi, a);
     push_turns(st, j ? "<audio>" : "<image>\n<audio>", a);
@@ -269,6 +289,13 @@ static int write_samples(vsynth_ctx *x) {
         return -1;
       }
     }
+  for (int q = 0; q < SHAPES_N_Q; q++) {
+    snprintf(path, sizeof path, "%s/qa-eval-%s.json", x->dir, shapes_q_names[q]);
+    if (json_dump_file(x->qa_type[q], path, JSON_INDENT(1))) {
+      vt_seterr(x->err, x->err_len, "%s: cannot write", path);
+      return -1;
+    }
+  }
   snprintf(path, sizeof path, "%s/scenes.json", x->dir);
   if (json_dump_file(x->scenes, path, JSON_INDENT(1) | JSON_SORT_KEYS)) {
     vt_seterr(x->err, x->err_len, "%s: cannot write", path);
@@ -297,6 +324,7 @@ int vsynth_write(const char *dir, const vsynth_cfg *c, vsynth_stats *st, char *e
   uint8_t *rgb = malloc((size_t)c->image_size * (size_t)c->image_size * 3);
   x.scenes = json_object();
   for (int t = 0; t < 5; t++) x.samples[t][0] = json_array(), x.samples[t][1] = json_array();
+  for (int q = 0; q < SHAPES_N_Q; q++) x.qa_type[q] = json_array();
   if (!rgb) {
     vt_seterr(err, err_len, "out of memory");
     goto done;
@@ -314,6 +342,7 @@ done:
   free(rgb);
   json_decref(x.scenes);
   for (int t = 0; t < 5; t++) json_decref(x.samples[t][0]), json_decref(x.samples[t][1]);
+  for (int q = 0; q < SHAPES_N_Q; q++) json_decref(x.qa_type[q]);
   vsynth_texts_free(&x.texts);
   vsynth_texts_free(&x.spoken);
   return rc;

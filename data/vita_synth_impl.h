@@ -24,6 +24,7 @@ typedef struct {
   vt_rng rng;
   json_t *samples[5][2]; /* per task, train / eval: JSON arrays of samples */
   json_t *scenes;        /* image path -> its objects */
+  json_t *qa_type[4];    /* held-out one-question samples per question type (per-type QA) */
   vsynth_texts texts;    /* every question and answer text (tokenizer training) */
   vsynth_texts spoken;   /* "RATE|TEXT" of each clip, index = file number */
 } vsynth_ctx;

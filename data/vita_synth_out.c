@@ -161,6 +161,22 @@ static int shards(vsynth_ctx *x, const sample_config *cfg, tok_tokenizer *tok) {
       prep_stats_free(&st);
       if (rc) return -1;
     }
+  for (int q = 0; q < SHAPES_N_Q; q++) { /* the per-type held-out questions */
+    char in[4300], out[4300];
+    snprintf(in, sizeof in, "%s/qa-eval-%s.json", x->dir, shapes_q_names[q]);
+    snprintf(out, sizeof out, "%s/shards/qa-eval-%s", x->dir, shapes_q_names[q]);
+    const char *inputs[1] = {in};
+    prep_opts o = {.cfg = cfg, .tok = tok, .inputs = inputs, .n_inputs = 1, .out_dir = out};
+    prep_stats st;
+    int rc = prep_run(&o, &st, x->err, x->err_len);
+    if (rc == 0 && st.n_skips) {
+      vt_seterr(x->err, x->err_len, "%s: prep skipped %s: %s", in, st.skips[0].id,
+                st.skips[0].message);
+      rc = -1;
+    }
+    prep_stats_free(&st);
+    if (rc) return -1;
+  }
   return ctc_shards(x, cfg, tok, &ao);
 }
 
@@ -181,6 +197,10 @@ static int mixtures(vsynth_ctx *x) {
       {"asr-eval", {"asr-eval"}},
       {"asr-ctc-eval", {"asr-ctc-eval"}},
       {"tts-eval", {"tts-eval"}},
+      {"qa-eval-colour", {"qa-eval-colour"}},
+      {"qa-eval-shape", {"qa-eval-shape"}},
+      {"qa-eval-count", {"qa-eval-count"}},
+      {"qa-eval-position", {"qa-eval-position"}},
   };
   char dir[4300], name[64], y[1024];
   snprintf(dir, sizeof dir, "%s/mix", x->dir);
@@ -340,6 +360,64 @@ static double asr_exact_chance(vsynth_ctx *x) {
   return n ? (double)hit / (double)n : 0.0;
 }
 
+/* Words of s (split at spaces) into w (at most 16), their count. */
+static int words_of(const char *s, char w[16][32]) {
+  int n = 0;
+  while (*s && n < 16) {
+    while (*s == ' ') s++;
+    int k = 0;
+    while (*s && *s != ' ') {
+      if (k < 31) w[n][k++] = *s;
+      s++;
+    }
+    if (k) w[n][k] = '\0', n++;
+  }
+  return n;
+}
+
+/* Word edit distance between transcripts a and b. */
+static int word_distance(const char *a, const char *b) {
+  char wa[16][32], wb[16][32];
+  int na = words_of(a, wa), nb = words_of(b, wb), d[17][17];
+  for (int i = 0; i <= na; i++)
+    for (int j = 0; j <= nb; j++) {
+      if (!i || !j) {
+        d[i][j] = i + j;
+        continue;
+      }
+      int best = d[i - 1][j - 1] + (strcmp(wa[i - 1], wb[j - 1]) != 0);
+      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      d[i][j] = best;
+    }
+  return d[na][nb];
+}
+
+/* 2.1b chance (its metric: the WER of the transcript the LLM writes, greedy): the best
+ * constant transcript, the training transcript whose word errors over the training set are
+ * fewest, scored on the held-out clips; *which says whether saying nothing (WER 1.0) is better. */
+static double asr_wer_chance(vsynth_ctx *x, const char **which) {
+  json_t *tr = x->samples[3][0], *ev = x->samples[3][1];
+  const char *best = NULL;
+  long best_err = -1;
+  for (size_t i = 0; i < json_array_size(tr); i++) {
+    const char *c = answer_of(json_array_get(tr, i));
+    long e = 0;
+    for (size_t k = 0; k < json_array_size(tr); k++)
+      e += word_distance(c, answer_of(json_array_get(tr, k)));
+    if (best_err < 0 || e < best_err) best_err = e, best = c;
+  }
+  char w[16][32];
+  long err = 0, words = 0;
+  for (size_t k = 0; best && k < json_array_size(ev); k++) {
+    const char *ref = answer_of(json_array_get(ev, k));
+    err += word_distance(best, ref), words += words_of(ref, w);
+  }
+  double wer = words ? (double)err / (double)words : 1.0;
+  *which = wer < 1.0 ? best : "";
+  return wer < 1.0 ? wer : 1.0;
+}
+
 int vsynth_finish(vsynth_ctx *x) {
   char path[4300];
   sample_config cfg;
@@ -356,18 +434,26 @@ int vsynth_finish(vsynth_ctx *x) {
   if (caption_chance(x, &cfg, tok, ch)) goto done;
   qa_chance(x, 1, ch);
   qa_chance(x, 2, ch);
-  json_object_set_new(ch, "asr",
-                      json_pack("{s:s, s:s, s:f, s:f, s:s}", "metric", "cer", "better", "lower",
-                                "chance", 1.0, "exact_chance", asr_exact_chance(x), "says",
-                                "held-out character error rate; chance: 1.0, the CER of "
-                                "transcribing nothing; exact_chance: the whole transcript "
-                                "right by always saying the most frequent training one"));
+  const char *const_text = "";
+  double wer = asr_wer_chance(x, &const_text);
+  json_object_set_new(
+      ch, "asr",
+      json_pack("{s:s, s:s, s:f, s:f, s:f, s:s, s:s}", "metric", "cer", "better", "lower", "chance",
+                1.0, "exact_chance", asr_exact_chance(x), "wer_chance", wer, "wer_constant",
+                const_text, "says",
+                "held-out character error rate (2.1a's CTC); chance: 1.0, the CER of "
+                "transcribing nothing; exact_chance: the whole transcript right by always "
+                "saying the most frequent training one; wer_chance (2.1b's gen_wer, the LLM's "
+                "greedy transcript): the word error rate of the best constant transcript "
+                "(wer_constant, the training transcript with the fewest training word errors; "
+                "empty: saying nothing, WER 1.0, is no worse)"));
   tts_chance(x, ch);
   /* flat copies for `chance: chance.json:KEY` in curriculum configs */
   static const char *const flat[][3] = {
       {"caption_loss", "caption", "unigram"}, {"qa_acc", "qa", "chance"},
       {"sqa_acc", "sqa", "chance"},           {"asr_cer", "asr", "chance"},
-      {"asr_exact", "asr", "exact_chance"},   {"tts_token_acc", "tts", "chance"}};
+      {"asr_exact", "asr", "exact_chance"},   {"tts_token_acc", "tts", "chance"},
+      {"asr_wer", "asr", "wer_chance"}};
   for (size_t i = 0; i < sizeof flat / sizeof *flat; i++)
     json_object_set(ch, flat[i][0], json_object_get(json_object_get(ch, flat[i][1]), flat[i][2]));
   snprintf(path, sizeof path, "%s/chance.json", x->dir);

@@ -89,7 +89,7 @@ typedef struct {
   double flops_weight, flops_attn; /* forward FLOPs: GEMMs against weights; attention */
   double act_bytes;                /* step arena bytes on the tape, no recompute */
   double act_bytes_recompute;      /* with per-layer recompute */
-  double act_bytes_frozen;         /* forward alone (the part off the tape) */
+  double act_bytes_frozen;         /* off the tape: the layers' outputs and one layer's values */
 } vt_model_cost;
 
 #define VT_MODEL_MAX_COST_PARTS 8

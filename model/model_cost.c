@@ -15,7 +15,11 @@ void model_cost_part(vt_model_cost *p, const char *name, const char *params, nn_
   p->act_bytes = 4.0 * (2.0 * L * layer.act_floats + rest_step);
   p->act_bytes_recompute =
       4.0 * (2.0 * L * (double)hidden * (double)rows + 2.0 * layer.act_floats + rest_step);
-  p->act_bytes_frozen = 4.0 * fwd;
+  /* off the tape each layer's values are freed as it ends (nn_layer_forward, vt_transient):
+   * the layers' outputs stay, with one layer's values and one staged output at a time */
+  double freed =
+      (L + 1) * (double)hidden * (double)rows + (L > 0 ? layer.act_floats : 0) + rest.act_floats;
+  p->act_bytes_frozen = 4.0 * (freed < fwd ? freed : fwd);
 }
 
 void model_cost_qwen2(const qwen2_cfg *c, const vt_model_shape *s, const char *params,
@@ -41,9 +45,11 @@ void model_cost_vit(const vit_cfg *c, int64_t llm_hidden, const vt_model_shape *
   nn_layer_cfg lc =
       nn_layer_cfg_internvit(h, c->num_attention_heads, c->intermediate_size, c->layer_norm_eps);
   nn_cost layer = nn_cost_scale(nn_cost_layer(&lc, seq, false), (double)tiles);
-  /* the patch convolution, the class row, the position add */
+  /* the patches cut out of the pixels (two permuted copies), the patch convolution, the
+   * class row, the position add */
   nn_cost rest = nn_cost_linear(3 * c->patch_size * c->patch_size, h, true, tiles * g * g);
-  rest.act_floats += 2.0 * (double)rows * (double)h;
+  rest.act_floats += 2.0 * (double)rows * (double)h +
+                     2.0 * (double)tiles * 3 * (double)(c->image_size * c->image_size);
   model_cost_part(vision, "vision", vision_params, layer, c->num_hidden_layers, h, rows, rest, 0);
   /* feature scale and pixel shuffle (two copies), fc1 + bias, GELU, fc2 + bias */
   int64_t d = c->downsample, out_rows = tiles * (g / d) * (g / d), in = h * d * d;

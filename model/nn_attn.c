@@ -123,7 +123,8 @@ vt_tensor *nn_attn_forward(const nn_attn *a, vt_ctx *ctx, vt_tensor *x, const nn
   k = vt_permute(ctx, k, to_heads);
   v = vt_permute(ctx, v, to_heads);
   vt_tensor *o = vt_permute(ctx, vt_attention(ctx, q, k, v, &ao), to_heads); /* [B, T, H, hd] */
-  return nn_linear_forward(&a->o, ctx, vt_reshape(ctx, o, 3, (int64_t[]){b, t, nh * hd}));
+  o = vt_gemm_input(ctx, vt_reshape(ctx, o, 3, (int64_t[]){b, t, nh * hd})); /* o_proj's only */
+  return nn_linear_forward(&a->o, ctx, o);
 }
 
 vt_tensor *nn_sinusoid_table(vt_ctx *ctx, int64_t t, int64_t dim) {

@@ -131,9 +131,12 @@ static vt_tensor *branch(vt_ctx *ctx, const nn_layer *l, vt_tensor *y, vt_tensor
 
 static vt_tensor *layer_body(vt_ctx *ctx, const nn_layer *l, vt_tensor *x, const nn_fwd *f,
                              const nn_drop *d) {
-  vt_tensor *a = nn_attn_forward(&l->attn, ctx, nn_norm_forward(&l->norm1, ctx, x), f);
+  /* the norms' outputs are read by the projections only: stored once in the GEMM dtype */
+  vt_tensor *h = vt_gemm_input(ctx, nn_norm_forward(&l->norm1, ctx, x));
+  vt_tensor *a = nn_attn_forward(&l->attn, ctx, h, f);
   x = vt_add(ctx, x, branch(ctx, l, a, l->ls1, d, SITE_ATTN_OUT, SITE_PATH_ATTN));
-  vt_tensor *m = nn_mlp_forward(&l->mlp, ctx, nn_norm_forward(&l->norm2, ctx, x), d);
+  h = vt_gemm_input(ctx, nn_norm_forward(&l->norm2, ctx, x));
+  vt_tensor *m = nn_mlp_forward(&l->mlp, ctx, h, d);
   return vt_add(ctx, x, branch(ctx, l, m, l->ls2, d, SITE_MLP_OUT, SITE_PATH_MLP));
 }
 
@@ -150,6 +153,21 @@ static vt_tensor *recompute_fn(vt_ctx *ctx, vt_tensor *const *in, int n_in, void
   return layer_body(ctx, a->layer, in[0], &a->f, &a->d);
 }
 
+/* Whether a gradient reaches any parameter of the layer. */
+static bool layer_trains(const nn_layer *l) {
+  const nn_attn *a = &l->attn;
+  const nn_linear *lins[] = {&a->q,   &a->k,       &a->v,      &a->qkv,    &a->o,
+                             &a->pos, &l->mlp.fc1, &l->mlp.up, &l->mlp.fc2};
+  const vt_tensor *ts[] = {a->pos_u,   a->pos_v,   l->norm1.w, l->norm1.b,
+                           l->norm2.w, l->norm2.b, l->ls1,     l->ls2};
+  for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++)
+    if ((lins[i]->w && lins[i]->w->requires_grad) || (lins[i]->b && lins[i]->b->requires_grad))
+      return true;
+  for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+    if (ts[i] && ts[i]->requires_grad) return true;
+  return false;
+}
+
 vt_tensor *nn_layer_forward(const nn_layer *l, vt_ctx *ctx, vt_tensor *x, const nn_fwd *f) {
   static const nn_fwd eval = {0};
   if (!f) f = &eval;
@@ -161,14 +179,22 @@ vt_tensor *nn_layer_forward(const nn_layer *l, vt_ctx *ctx, vt_tensor *x, const 
                        vt_shape_str(x, s, sizeof s), (long long)c->attn.hidden);
   }
   nn_drop d = nn_drop_begin(ctx, f, c->dropout > 0 || c->drop_path > 0 || c->mlp.dropout > 0);
-  if (!c->recompute) return layer_body(ctx, l, x, f, &d);
   recompute_args a = {.layer = l, .f = *f, .d = d};
-  a.f.rng = NULL; /* seeds are drawn: the replay must not draw again */
   /* the layout tensors go in as inputs too, so recompute sees every tensor it uses */
   vt_tensor *in[8] = {x};
   vt_tensor *extra[] = {f->pos, f->lengths, f->segments, f->prefix_lengths, f->bias, f->pos_emb};
   int n = 1;
+  bool needs_grad = x->requires_grad;
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
-    if (extra[i]) in[n++] = extra[i];
+    if (extra[i]) {
+      needs_grad |= extra[i]->requires_grad;
+      in[n++] = extra[i];
+    }
+  /* Off the tape (a frozen layer on an input without gradient, e.g. a frozen vision tower, or
+   * grad mode off): only the output is kept, and recompute would only replay it for nothing. */
+  if (!vt_grad_enabled(ctx) || (!needs_grad && !layer_trains(l)))
+    return vt_transient(ctx, recompute_fn, &a, n, in);
+  if (!c->recompute) return layer_body(ctx, l, x, f, &d);
+  a.f.rng = NULL; /* seeds are drawn: the replay must not draw again */
   return vt_recompute_args(ctx, recompute_fn, &a, sizeof a, n, in);
 }

@@ -35,5 +35,5 @@ vt_tensor *nn_mlp_forward(const nn_mlp *m, vt_ctx *ctx, vt_tensor *x, const nn_d
     h = nn_act_forward(ctx, c->act, c->act_slope, nn_linear_forward(&m->fc1, ctx, x));
   }
   h = nn_dropout(ctx, h, c->dropout, d, 0);
-  return nn_linear_forward(&m->fc2, ctx, h);
+  return nn_linear_forward(&m->fc2, ctx, vt_gemm_input(ctx, h)); /* fc2 is h's only reader */
 }

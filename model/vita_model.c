@@ -327,13 +327,111 @@ done:
   return rc;
 }
 
+/* Token edit distance (Levenshtein) between a[0..na) and b[0..nb); nb <= VITA_GEN_MAX. */
+#define VITA_GEN_MAX 12 /* answers this long at most are decoded greedily */
+static int64_t edit_distance(const int32_t *a, int64_t na, const int32_t *b, int64_t nb) {
+  int64_t row[VITA_GEN_MAX + 8];
+  for (int64_t j = 0; j <= nb; j++) row[j] = j;
+  for (int64_t i = 1; i <= na; i++) {
+    int64_t diag = row[0];
+    row[0] = i;
+    for (int64_t j = 1; j <= nb; j++) {
+      int64_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up, row[j] = best;
+    }
+  }
+  return row[nb];
+}
+
+/* Greedy decoding of short single answers (an ASR transcript, a one-word answer): for each row
+ * whose labels form one run of at most VITA_GEN_MAX tokens (state marker, words, <|im_end|>),
+ * the model writes the answer itself from the prompt, one argmax at a time (not teacher-forced),
+ * until the run's last token (<|im_end|>) or the reference length + 4. gen_wer: the edit
+ * distance between the generated and the reference words (the tokens between the marker and
+ * <|im_end|>) over the reference's word count (a word error rate where every word is one
+ * token, as in the generated dataset's tokenizer); gen_exact: transcripts right as a whole.
+ * Rows of several answers are left out (fills out[0..1] with counts 0 when none is short). */
+static int greedy_metrics(vita_model *m, vt_ctx *ctx, const vt_batch *b, vt_metric *out) {
+  int64_t B = b->rows, T = b->len, V = m->qcfg.vocab_size, H = m->qcfg.hidden_size;
+  size_t cells = (size_t)(B * T);
+  int32_t *labels = malloc(sizeof(int32_t) * cells), *tok = malloc(sizeof(int32_t) * cells);
+  int64_t *a0 = malloc(sizeof(int64_t) * (size_t)B), *len = malloc(sizeof(int64_t) * (size_t)B);
+  int32_t *gen = malloc(sizeof(int32_t) * (size_t)B * (VITA_GEN_MAX + 4));
+  int64_t *ng = calloc((size_t)B, sizeof(int64_t));
+  float *lg = malloc(sizeof(float) * (size_t)V);
+  int64_t errs = 0, words = 0, exact = 0, rows = 0, steps = 0;
+  int rc = -1;
+  if (!labels || !tok || !a0 || !len || !gen || !ng || !lg) {
+    vt_ctx_fail(ctx, "vita eval", "out of host memory for greedy decoding");
+    goto done;
+  }
+  vt_to_host(ctx, b->labels, labels);
+  vt_to_host(ctx, b->tokens, tok);
+  for (int64_t r = 0; r < B; r++) { /* the row's one labelled run */
+    const int32_t *l = labels + r * T;
+    int64_t first = -1, last = -1, runs = 0;
+    for (int64_t p = 1; p < T; p++)
+      if (l[p] != VT_IGNORE_INDEX) {
+        if (first < 0 || l[p - 1] == VT_IGNORE_INDEX) runs++;
+        if (first < 0) first = p;
+        last = p;
+      }
+    bool ok = runs == 1 && last - first + 1 <= VITA_GEN_MAX && last - first >= 1;
+    a0[r] = ok ? first : -1, len[r] = ok ? last - first + 1 : 0;
+    if (ok && len[r] + 4 > steps) steps = len[r] + 4;
+  }
+  if (steps > VITA_GEN_MAX + 4) steps = VITA_GEN_MAX + 4;
+  for (int64_t k = 0; k < steps && !vt_ctx_failed(ctx); k++) {
+    /* the prompt and what was generated so far; positions after it keep the reference, which
+     * the causal mask hides from the position decoded */
+    vt_batch g = *b;
+    g.tokens = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, tok);
+    vt_tensor *hid = vt_reshape(ctx, hidden_of(m, ctx, &g, NULL), 2, (int64_t[]){B * T, H});
+    for (int64_t r = 0; r < B && !vt_ctx_failed(ctx); r++) {
+      int64_t p = a0[r] + k; /* the position written now, predicted from p - 1 */
+      if (a0[r] < 0 || p >= T || ng[r] < 0) continue;
+      vt_tensor *x =
+          vt_matmul(ctx, vt_slice(ctx, hid, 0, r * T + p - 1, r * T + p), m->head, false, true);
+      if (vt_ctx_failed(ctx)) break;
+      vt_to_host(ctx, x, lg);
+      int32_t best = 0;
+      for (int64_t v = 1; v < V; v++)
+        if (lg[v] > lg[best]) best = (int32_t)v;
+      gen[r * (VITA_GEN_MAX + 4) + ng[r]++] = best;
+      tok[r * T + p] = best;
+      if (best == labels[r * T + a0[r] + len[r] - 1] || ng[r] >= len[r] + 4) ng[r] = -ng[r];
+    }
+  }
+  if (vt_ctx_failed(ctx)) goto done;
+  for (int64_t r = 0; r < B; r++) {
+    if (a0[r] < 0) continue;
+    int64_t n = ng[r] < 0 ? -ng[r] : ng[r];
+    const int32_t *g = gen + r * (VITA_GEN_MAX + 4), *ref = labels + r * T + a0[r] + 1;
+    int64_t nref = len[r] - 2, nh = n - 1; /* without the marker and <|im_end|> */
+    if (nh > 0 && g[n - 1] == labels[r * T + a0[r] + len[r] - 1]) nh--;
+    if (nh < 0) nh = 0;
+    int64_t d = edit_distance(g + 1, nh, ref, nref);
+    errs += d, words += nref, exact += d == 0 && nh == nref, rows++;
+  }
+  out[0] = (vt_metric){"gen_wer", (double)errs, (double)words};
+  out[1] = (vt_metric){"gen_exact", (double)exact, (double)rows};
+  rc = 0;
+done:
+  free(labels), free(tok), free(a0), free(len), free(gen), free(ng), free(lg);
+  return rc;
+}
+
 static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, int *n) {
   vita_model *m = (vita_model *)base;
   if (!b->label_tokens) { /* nothing counted: no forward (a mean over nothing is NaN) */
     out[0] = (vt_metric){"loss", 0, 0};
     out[1] = (vt_metric){"token_acc", 0, 0};
     out[2] = (vt_metric){"qa_acc", 0, 0};
-    *n = 3;
+    out[3] = (vt_metric){"gen_wer", 0, 0};
+    out[4] = (vt_metric){"gen_exact", 0, 0};
+    *n = 5;
     if (m->audio.head) out[(*n)++] = (vt_metric){"modality_acc", 0, 0};
     return 0;
   }
@@ -344,6 +442,8 @@ static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, 
   out[0] = (vt_metric){"loss", mean * (double)b->label_tokens, (double)b->label_tokens};
   *n = 3;
   if (answer_metrics(m, ctx, b, hid, out + 1)) return -1;
+  if (greedy_metrics(m, ctx, b, out + 3)) return -1;
+  *n = 5;
   if (m->audio.head) { /* the head's accuracy over the clips with a state marker after them */
     int64_t clips, hit;
     audio_llm_modality_loss(&m->audio, ctx, hid, b, &clips, &hit);

@@ -86,6 +86,7 @@ int stage_plan_make(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *
   snprintf(p->model, sizeof p->model, "%s", m->ops->name);
   p->world = o->world, p->bf16 = o->bf16;
   p->grad_accum = cfg->grad_accum > 0 ? cfg->grad_accum : 1;
+  p->bucket_bytes = o->bucket_bytes > 0 ? o->bucket_bytes : cfg->bucket_mb * (1 << 20);
   p->n_params = (int64_t)vt_params_count(&ps, false);
   p->n_trainable = (int64_t)vt_params_count(&ps, true);
   p->weights = (o->bf16 ? 6.0 : 4.0) * (double)p->n_params;

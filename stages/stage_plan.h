@@ -23,7 +23,7 @@ typedef struct {
   int zero;             /* 0, 1 or 2 */
   bool bf16;            /* bf16 compute copies over fp32 masters */
   vt_model_shape shape; /* zeros: the stage's max_len and batch_size, then the model's defaults */
-  double bucket_bytes;  /* one gradient reduction bucket (0: 25 MiB) */
+  double bucket_bytes;  /* one gradient reduction bucket (0: the config's train.bucket_mb) */
 } stage_plan_opts;
 
 typedef struct {
@@ -38,7 +38,8 @@ typedef struct {
   int world;
   bool bf16;
   int64_t n_params, n_trainable, grad_accum;
-  int moments; /* f32 optimizer values per trainable value (AdamW / Adam 2, SGD 1) */
+  double bucket_bytes; /* gradient reduction buckets (0: one reduction after backward) */
+  int moments;         /* f32 optimizer values per trainable value (AdamW / Adam 2, SGD 1) */
   stage_plan_part parts[VT_MODEL_MAX_COST_PARTS];
   int n_parts;                  /* 0: the model gives no cost estimate (no activations or FLOPs) */
   double weights, grads, optim; /* bytes per rank */

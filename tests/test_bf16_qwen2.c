@@ -9,9 +9,9 @@
  * Tolerance: bf16 keeps 8 significant bits, so a rounded input is within 2^-8 relative and a
  * GEMM of rounded inputs computes each product to within 2^-7 of the f32 one: its output is off
  * by at most 2^-7 * sum |a||b|. Through a path of G such GEMMs the deviations add up, relative
- * to the size of the values compared: |got - want| <= G * 2^-7 * max |want|. Forward G = 4 L + 1
- * (q/k/v, o, gate/up, down per layer, the head; attention's own products stay f32); gradients pass
- * the path twice, G = 2 (4 L + 1). Skips (77) when the CPU has no bf16 GEMM units. */
+ * to the size of the values compared: |got - want| <= G * 2^-7 * max |want|. Forward G = 6 L + 1
+ * (q/k/v, attention's QK^T and PV, o, gate/up, down per layer, the head); gradients pass the
+ * path twice, G = 2 (6 L + 1). Skips (77) when the CPU has no bf16 GEMM units. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,7 +134,7 @@ static void compare(bool recompute, int64_t chunk) {
   char err[512];
   qwen2_cfg cfg;
   CHECK(hf_qwen2_config_read(fixture("config.json"), &cfg, err, sizeof err) == 0);
-  double g_fwd = 4.0 * (double)cfg.num_hidden_layers + 1.0, g_bwd = 2.0 * g_fwd;
+  double g_fwd = 6.0 * (double)cfg.num_hidden_layers + 1.0, g_bwd = 2.0 * g_fwd;
   run_out f = run(VT_F32, recompute, chunk), h = run(VT_BF16, recompute, chunk);
   st_file ref;
   CHECK_MSG(st_file_open(&ref, fixture("reference.safetensors"), err, sizeof err) == 0, "%s", err);

@@ -124,6 +124,44 @@ static void test_prompts(tok_tokenizer *t) {
   chat_sample_free(&s);
 }
 
+/* DESIGN.md §7: <image> tags ending a human turn move to its start, the rest stripped; tags
+ * elsewhere stay where they are. */
+static void test_images_first(tok_tokenizer *t) {
+  struct {
+    const char *q, *same_as;
+  } cases[] = {{"Describe this.\n<image><image>", "<image><image>Describe this."},
+               {" What is it? <image>", "<image>What is it?"},
+               {"<image>", "<image>"},
+               {"a<image>b", "a<image>b"}};
+  char err[256];
+  chat_sample s = {0}, w = {0};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    chat_turn a[2] = {{CHAT_FROM_HUMAN, cases[k].q}, {CHAT_FROM_GPT, "ok"}};
+    chat_turn b[2] = {{CHAT_FROM_HUMAN, cases[k].same_as}, {CHAT_FROM_GPT, "ok"}};
+    CHECK_MSG(chat_encode(t, NULL, a, 2, -1, true, &s, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(chat_encode(t, NULL, b, 2, -1, true, &w, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(s.ids.n == w.ids.n && !memcmp(s.ids.v, w.ids.v, s.ids.n * sizeof *s.ids.v) &&
+                  !memcmp(s.labels.v, w.labels.v, s.ids.n * sizeof *s.labels.v) &&
+                  s.n_media == w.n_media,
+              "\"%s\" is not encoded as \"%s\"", cases[k].q, cases[k].same_as);
+    for (size_t i = 0; i < s.n_media && i < w.n_media; i++)
+      CHECK_MSG(s.media[i].pos == w.media[i].pos, "\"%s\": medium %zu at %lld", cases[k].q, i,
+                (long long)s.media[i].pos);
+  }
+  /* the image moved: its placeholder now comes right after "user\n", before the text */
+  chat_turn a[2] = {{CHAT_FROM_HUMAN, "Describe this.\n<image>"}, {CHAT_FROM_GPT, "ok"}};
+  CHECK_MSG(chat_encode(t, NULL, a, 2, -1, true, &s, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(s.n_media == 1 && s.media[0].pos + 1 < (int64_t)s.ids.n &&
+                s.ids.v[s.media[0].pos - 1] != CHAT_IM_START,
+            "image placeholder position");
+  bool text_after = false;
+  for (size_t i = (size_t)s.media[0].pos + 1; i < s.ids.n && s.ids.v[i] != CHAT_IM_END; i++)
+    text_after = true;
+  CHECK_MSG(text_after, "the question's text does not follow the moved image");
+  chat_sample_free(&s);
+  chat_sample_free(&w);
+}
+
 int main(void) {
   const char *shared = getenv("VT_SHARED_DIR");
   char dir[4096], err[512];
@@ -135,6 +173,7 @@ int main(void) {
   }
   test_fixture(t);
   test_prompts(t);
+  test_images_first(t);
   tok_free(t);
   return vt_test_finish("test_chat");
 }

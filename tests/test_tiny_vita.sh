@@ -3,8 +3,9 @@
 # The README's main job, short: `vita demo` generates the VITA dataset (size tiny) and runs
 # the tiny curriculum 0 -> 1.1 -> 1.2 -> 1.3 -> 2.1a -> 2.1b -> 2.2 -> 3.2 of configs/tiny-vita
 # with every stage's steps scaled down (--scale), then plots each stage's loss and exports the
-# VITA model and the speech decoder. Checks: every stage finished from the one before (its
-# init line), the summary and the loss plots exist, the exports carry the release names, and
+# run in the VITA-1.5 release layout. Checks: every stage finished from the one before (its
+# init line), the summary and the loss plots exist, the export is the VITA-1.5 release layout
+# (side directories, the speech decoder), 1.3's per-type accuracy is printed, and
 # the held-out metrics that a short run already moves beat their chance levels (caption loss
 # vs the unigram loss; speech-token accuracy vs the unigram guess); the others are printed
 # with their chance level. `vita demo --kind lm` (the token-language demo) still runs.
@@ -28,12 +29,19 @@ for n in 1-0-llm 2-1.1 3-1.2 4-1.3 5-2.1a 6-2.1b 7-2.2 8-3.2; do
   [ -s "$T/demo/run/$n/loss.png" ] || fail "no loss plot for $n"
   grep -q '"status": "done"' "$T/demo/run/$n/stage.json" || fail "$n not done"
 done
-hdr=$(head -c 20000 "$T/demo/export/model.safetensors" | tr -d '\0')
-grep -q '"model_type": *"vita-Qwen2"' "$T/demo/export/config.json" || fail "export config"
+# the export: the VITA-1.5 release layout of the whole run (stages/stage_release.h)
+E="$T/demo/export"
+hdr=$(cat "$E"/model*.safetensors | head -c 40000 | tr -d '\0')
+grep -q '"model_type": *"vita-Qwen2"' "$E/config.json" || fail "export config"
+grep -q '"mm_vision_tower": *"/.*/export/InternViT-300M-448px"' "$E/config.json" ||
+  fail "export config lacks the vision tower's side directory"
+[ -s "$E/InternViT-300M-448px/config.json" ] || fail "no InternViT side directory"
 grep -q '"model.mm_projector.2.weight"' <<<"$hdr" || fail "export lacks the projector"
 grep -q '"model.audio_encoder.adpter.project.weight"' <<<"$hdr" || fail "export lacks the audio adapter"
-[ -s "$T/demo/export/tokenizer.json" ] || fail "export lacks the tokenizer"
-[ -s "$T/demo/export-tts/model.safetensors" ] || fail "no speech decoder export"
+[ -s "$E/tokenizer.json" ] || fail "export lacks the tokenizer"
+[ -s "$E/vita_tts_ckpt/decoder/model.safetensors" ] || fail "no speech decoder in the release"
+[ -s "$T/demo/run/qa-per-type.json" ] || fail "no per-type QA accuracy"
+grep -q "QA accuracy per question type" "$T/out.txt" || fail "per-type QA accuracy not printed"
 
 # metric vs chance: the demo's closing table (stage, metric, name, value, chance, yes/no)
 table=$(sed -n '/^stage  *held-out metric/,/^demo: [0-9]* of/p' "$T/out.txt")

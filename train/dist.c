@@ -1,4 +1,5 @@
 /* MPI process group; see dist.h. MPI is the one process-wide state it keeps. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "train/dist.h"
 
 #include <stdio.h>
@@ -27,6 +28,16 @@ int vt_dist_init(vt_dist *d, int *argc, char ***argv, char *err, size_t err_len)
   inited = 0;
   MPI_Initialized(&inited);
   if (!inited) {
+    /* Open MPI's non-blocking collectives (libnbc) as the reducer needs them; a value set by
+     * the user (mpirun --mca, the environment) wins. See docs/dist.md for the figures.
+     *  - all-reduce: for in-place buffers it takes a binomial tree at any size, so on 2 ranks
+     *    one rank receives the whole bucket, sums it and sends it back while the other
+     *    waits; the ring (reduce-scatter + all-gather) splits sums and traffic evenly;
+     *  - reduce (ZeRO 2): on 2-4 ranks it takes a chain of small segments, one segment per
+     *    progress call, so a bucket tested between backward's nodes never completes during
+     *    backward; the binomial tree moves it in log2(ranks) rounds. */
+    setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0);
+    setenv("OMPI_MCA_coll_libnbc_ireduce_algorithm", "2", 0);
     if (MPI_Init(argc, argv) != MPI_SUCCESS) {
       snprintf(err, err_len, "MPI_Init failed");
       return -1;

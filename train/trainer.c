@@ -143,7 +143,8 @@ static int phase_step(trainer *t, int p, phase_result *res, char *err, size_t er
   if (reduce_phase(t, tp, stats, (size_t)nt + 1, err, err_len)) return -1;
   res->count = stats[nt];
   /* the one place the sums become means: gradients and reported terms alike */
-  if (res->count > 0 && t->ps.grad_numel) vt_params_scale_grad(&t->ps, (float)(1.0 / res->count));
+  if (res->count > 0 && t->ps.grad_numel)
+    vt_zero_scale_grads(&t->ps, &tp->opt, cfg->zero, t->dist->world, (float)(1.0 / res->count));
   for (int k = 0; k < nt; k++) {
     if (m->terms[k].phase != p) continue;
     res->term[k] = res->count > 0 ? stats[k] / res->count : 0;

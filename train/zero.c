@@ -73,6 +73,10 @@ int vt_reducer_init(vt_reducer *r, vt_coll *coll, const vt_optim *o, int zero, d
       end = start;
     }
   }
+  r->window = VT_REDUCER_WINDOW;
+  r->lo = base, r->hi = base + n;
+  vt_coll_shard_range(n, world, coll->rank, &r->own_lo, &r->own_hi);
+  r->own_lo += base, r->own_hi += base;
   /* the slots: every parameter the optimizer updates, by gradient offset */
   int64_t ns = 0;
   for (int i = 0; i < ps->n; i++) ns += o->covered[i];
@@ -128,9 +132,12 @@ static void start_bucket(vt_reducer *r, int b) {
   }
 }
 
-/* Starts the ready buckets at the front of the fixed order. */
+/* Whether the window has room for one more bucket in flight. */
+static bool room(const vt_reducer *r) { return r->window <= 0 || r->next - r->done < r->window; }
+
+/* Starts the ready buckets at the front of the fixed order, as far as the window allows. */
 static void start_ready(vt_reducer *r) {
-  while (r->next < r->nb && r->b[r->next].pending == 0) start_bucket(r, r->next++);
+  while (r->next < r->nb && r->b[r->next].pending == 0 && room(r)) start_bucket(r, r->next++);
 }
 
 static void release(vt_reducer *r, const vt_bucket *k);
@@ -138,10 +145,10 @@ static void release(vt_reducer *r, const vt_bucket *k);
 static void on_ready(void *arg, int64_t slot) {
   vt_reducer *r = arg;
   for (int b = r->slot_b0[slot]; b < r->slot_b1[slot]; b++) r->b[b].pending--;
-  start_ready(r);
-  /* test the buckets in flight: MPI progresses them only inside its calls, and ZeRO 2 drops
-   * the pages of finished ones while backward still runs */
-  while (!r->failed && r->done < r->next) {
+  /* start what is ready and test the buckets in flight: MPI progresses them only inside its
+   * calls, a finished one makes room in the window, and ZeRO 2 drops its pages while
+   * backward still runs */
+  for (start_ready(r); !r->failed && r->done < r->next; start_ready(r)) {
     bool done = false;
     if (r->coll->ops->test(r->coll, &r->b[r->done].req, &done)) {
       r->failed = true;
@@ -193,9 +200,20 @@ static void drop_pages(float *lo, float *hi, bool zero_edges) {
   }
 }
 
+/* Buckets complete in order, from the end of the stretch down, so when bucket k completes
+ * every bucket above it has: the page across its upper edge can go too, when no part of it is
+ * this rank's shard or outside the stretch. The page across its lower edge waits for the
+ * bucket below (small buckets share pages; rounding each inward would keep them all). */
 static void release(vt_reducer *r, const vt_bucket *k) {
   if (r->zero != 2 || k->owner == r->coll->rank || r->ps->device.type != VT_DEV_CPU) return;
-  drop_pages(r->ps->grad + k->lo, r->ps->grad + k->hi, false);
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  float *g = r->ps->grad;
+  uintptr_t hi = (uintptr_t)(g + k->hi), down = hi / page * page,
+            up = (hi + page - 1) / page * page;
+  uintptr_t own_lo = (uintptr_t)(g + r->own_lo), own_hi = (uintptr_t)(g + r->own_hi);
+  bool whole = down >= (uintptr_t)(g + k->lo) && up <= (uintptr_t)(g + r->hi) &&
+               (own_lo == own_hi || own_hi <= down || own_lo >= up);
+  drop_pages(g + k->lo, whole ? (float *)up : g + k->hi, false);
 }
 
 void vt_zero_clear_grads(vt_params *ps, int zero, int world) {
@@ -205,17 +223,33 @@ void vt_zero_clear_grads(vt_params *ps, int zero, int world) {
     vt_params_zero_grad(ps);
 }
 
+void vt_zero_scale_grads(vt_params *ps, const vt_optim *o, int zero, int world, float alpha) {
+  if (!(zero == 2 && world > 1 && o->shard_world > 1)) {
+    vt_params_scale_grad(ps, alpha);
+    return;
+  }
+  if (ps->grad && o->shard_n && alpha != 1.0f) {
+    float *g = ps->grad + o->flat_lo + o->shard_lo;
+    ps->be->unary(ps->be, VT_UN_SCALE, (int64_t)o->shard_n, alpha, g, g);
+  }
+}
+
 int vt_reducer_finish(vt_reducer *r, char *err, size_t err_len) {
   if (r->coll->world <= 1) return 0;
-  while (r->next < r->nb) start_bucket(r, r->next++);
   int rc = r->failed ? -1 : 0;
-  for (int b = r->done; b < r->nb; b++) {
-    if (!r->b[b].started) continue;
-    if (r->coll->ops->wait(r->coll, &r->b[b].req) && !rc) {
+  /* the rest in order, at most `window` in flight: MPI holds a bucket-sized temporary for
+   * each one in flight (the sum arriving at its owner), so the window bounds that memory */
+  while (r->done < r->nb) {
+    while (!rc && r->next < r->nb && room(r)) start_bucket(r, r->next++);
+    if (r->failed && !rc) rc = -1;
+    if (r->done >= r->next) break; /* failed before starting the rest */
+    vt_bucket *k = &r->b[r->done++];
+    if (!k->started) continue;
+    if (r->coll->ops->wait(r->coll, &k->req) && !rc) {
       snprintf(r->err, sizeof r->err, "%s", r->coll->err);
       rc = -1;
     }
-    if (!rc) release(r, &r->b[b]);
+    if (!rc) release(r, k);
   }
   if (rc) vt_seterr(err, err_len, "%s", r->err);
   return rc;
@@ -235,4 +269,17 @@ vt_zero_mem vt_zero_plan(double n_weight_bytes, int64_t n_trainable, int moments
   m.comm = nccl && zero > 0 && shard * world != n_trainable ? 4.0 * (double)shard * world : 0;
   m.total = m.weights + m.grads + m.optimizer + m.comm;
   return m;
+}
+
+void vt_zero_plan_overlap(vt_zero_mem *m, int zero, int world, bool nccl, double bucket_bytes,
+                          int64_t grad_accum) {
+  if (world <= 1 || nccl || bucket_bytes <= 0) return;
+  /* MPI's temporaries: one bucket for each in flight */
+  m->comm += VT_REDUCER_WINDOW * bucket_bytes;
+  m->total += VT_REDUCER_WINDOW * bucket_bytes;
+  if (zero != 2 || grad_accum > 1) return;
+  double peak = 4.0 * (double)m->shard + VT_REDUCER_WINDOW * bucket_bytes;
+  if (peak >= m->grads) return;
+  m->total -= m->grads - peak;
+  m->grads = peak;
 }

@@ -24,6 +24,9 @@
 #include "train/coll.h"
 #include "train/optim.h"
 
+/* Buckets in flight at most: each holds an MPI temporary of its size until it completes. */
+#define VT_REDUCER_WINDOW 2
+
 typedef struct {
   size_t lo, hi; /* elements of the flat gradient buffer */
   int owner;     /* ZeRO 2: the rank that receives the sum; -1: all ranks */
@@ -43,6 +46,9 @@ typedef struct {
   size_t *slot_lo, *slot_hi; /* the gradient slots of the covered parameters, sorted */
   int64_t n_slots;
   int *slot_b0, *slot_b1; /* buckets [b0, b1) each slot overlaps */
+  size_t lo, hi;          /* the stretch, and this rank's shard of it (ZeRO 2) */
+  size_t own_lo, own_hi;
+  int window; /* buckets in flight at most (VT_REDUCER_WINDOW; <= 0: no limit) */
   bool armed, failed;
   char err[600];
 } vt_reducer;
@@ -65,13 +71,18 @@ int vt_reducer_finish(vt_reducer *r, char *err, size_t err_len);
  * resident. */
 void vt_zero_clear_grads(vt_params *ps, int zero, int world);
 
+/* Scales the reduced gradients by alpha (1 / the global count): the
+ * whole buffer, or at ZeRO 2 over several ranks only this rank's shard, which alone holds sums;
+ * touching the rest would bring back the pages the reduction returned. */
+void vt_zero_scale_grads(vt_params *ps, const vt_optim *o, int zero, int world, float alpha);
+
 /* Memory of one rank, in bytes (see vt_zero_plan). */
 typedef struct {
   double weights;    /* the full model in its dtypes (every rank runs the whole forward) */
   double grads;      /* the flat f32 gradient buffer of the trainable parameters, at its peak */
   double grads_idle; /* what of it stays resident between steps (ZeRO 2 on the CPU: the shard) */
   double optimizer;  /* moments (2 per value for Adam, 1 for SGD with momentum), sharded at 1+ */
-  double comm;       /* staging of the collectives (NCCL pads shards; MPI stages nothing) */
+  double comm;       /* staging of the collectives (NCCL pads shards; MPI: vt_zero_plan_overlap) */
   double total;
   int64_t shard; /* values of each rank's shard (the last may be shorter) */
 } vt_zero_mem;
@@ -86,5 +97,16 @@ typedef struct {
  * about one bucket per bucket in flight) are not counted. */
 vt_zero_mem vt_zero_plan(double n_weight_bytes, int64_t n_trainable, int moments_per_value,
                          int zero, int world, bool nccl);
+
+/* What the buckets change on CPU ranks (MPI), with buckets of bucket_bytes overlapped with
+ * backward: MPI holds a bucket-sized temporary for each bucket in flight, VT_REDUCER_WINDOW
+ * of them (m->comm); and at ZeRO 2 with one micro-batch per step, each bucket another rank
+ * owns is returned to the system as soon as its reduce completes, while backward still runs,
+ * so the gradient peak is this rank's shard plus the window's buckets (as long as the
+ * reductions keep pace with backward; the bench measures it). With several micro-batches the
+ * first ones write every page before any reduction, and GPU ranks keep the buffer: the peak
+ * stays the full buffer. Adjusts m->grads, m->comm and m->total. */
+void vt_zero_plan_overlap(vt_zero_mem *m, int zero, int world, bool nccl, double bucket_bytes,
+                          int64_t grad_accum);
 
 #endif

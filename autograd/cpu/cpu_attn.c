@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "autograd/cpu/cpu_attn_bf16.h"
+#include "autograd/cpu/cpu_gemm.h"
 #include "autograd/cpu/cpu_vexp.h"
 #include "autograd/kernels_attn.h"
 
@@ -103,6 +105,7 @@ static size_t per_thread_floats(const vt_attn_geom *g) {
 
 static size_t cpu_attn_workspace(const vt_backend *be, const vt_attn_geom *g) {
   (void)be;
+  if (g->lowp && vt_cpu_bf16_gemm_ok()) return vt_cpu_attn_bf16_workspace(g);
   size_t rows = (size_t)(g->B * g->H * g->Tq); /* backward: D_i = dout_i . out_i */
   return (rows + per_thread_floats(g) * (size_t)omp_get_max_threads()) * sizeof(float) + 64;
 }
@@ -110,6 +113,8 @@ static size_t cpu_attn_workspace(const vt_backend *be, const vt_attn_geom *g) {
 static void cpu_attn_forward(const vt_backend *be, const vt_attn_geom *g, const float *q,
                              const float *k, const float *v, float *out, float *lse, void *work) {
   (void)be;
+  if (g->lowp && vt_cpu_bf16_gemm_ok() && vt_cpu_attn_bf16_forward(g, q, k, v, out, lse, work))
+    return;
   const int64_t nqt = (g->Tq + BQ - 1) / BQ, group = g->H / g->Hkv;
   const int64_t units = g->B * g->H * nqt, kt = key_tile(g);
   const int nt = omp_get_max_threads();
@@ -242,6 +247,9 @@ static void cpu_attn_backward(const vt_backend *be, const vt_attn_geom *g, const
                               const float *lse, float *dq, float *dk, float *dv, float *dbias,
                               void *work) {
   (void)be;
+  if (g->lowp && vt_cpu_bf16_gemm_ok() &&
+      vt_cpu_attn_bf16_backward(g, q, k, v, out, dout, lse, dq, dk, dv, dbias, work))
+    return;
   const int64_t group = g->H / g->Hkv, nqt = (g->Tq + BQ - 1) / BQ;
   const int64_t rows = g->B * g->H * g->Tq;
   const int nt = omp_get_max_threads();

@@ -1,10 +1,13 @@
 /* CPU kernels of the conv family: im2col over chunks of output positions plus one OpenBLAS
  * sgemm per (sample, group, chunk). The unfold loops use OpenMP; the sgemm calls are made
- * outside any parallel region so OpenBLAS can use the same pool. */
+ * outside any parallel region so OpenBLAS can use the same pool. Under bf16 mixed precision
+ * (vt_conv_geom.lowp) the GEMMs run on oneDNN's bf16 matmul instead (conv_gemm). */
 #include "autograd/cpu/cpu_par.h"
 #include <cblas.h>
 #include <string.h>
 
+#include "autograd/cpu/cpu_gemm.h"
+#include "autograd/dtype.h"
 #include "autograd/kernels_conv.h"
 
 #define PAR_MIN 32768
@@ -86,6 +89,33 @@ static void col2im(const vt_conv_geom *g, const float *col, int64_t p0, int64_t 
       });
 }
 
+/* src [rows, cols] (row stride ld) -> dst contiguous bf16. */
+static void to_bf16(int64_t rows, int64_t cols, const float *src, int64_t ld, uint16_t *dst) {
+  VT_OMP_IF(
+      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = vt_f32_to_bf16(src[r * ld + c]);
+      });
+}
+
+/* C = alpha op(A) op(B) + beta C, row-major, A and B as stored with row strides lda and ldb:
+ * OpenBLAS sgemm, or under g->lowp oneDNN's bf16 matmul on copies of A and B written into
+ * the bf16 part of the scratch (vt_conv_work_floats), f32 accumulation. */
+static void conv_gemm(const vt_conv_geom *g, float *work, bool ta, bool tb, int64_t m, int64_t n,
+                      int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                      int64_t ldb, float beta, float *c, int64_t ldc) {
+  if (g->lowp && vt_cpu_bf16_gemm_ok()) {
+    uintptr_t at = (uintptr_t)(work + vt_conv_col_floats(g));
+    uint16_t *a16 = (uint16_t *)((at + 63) & ~(uintptr_t)63), *b16 = a16 + m * k;
+    int64_t ac = ta ? m : k, bc = tb ? k : n;
+    to_bf16(ta ? k : m, ac, a, lda, a16);
+    to_bf16(tb ? n : k, bc, b, ldb, b16);
+    if (vt_cpu_dnnl_gemm_bf16(ta, tb, m, n, k, alpha, a16, ac, 0, b16, bc, 0, beta, c, ldc, 0, 1))
+      return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
+              (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
 /* Sizes shared by the three kernels: per-group channels, unfolded rows, planes, chunk. */
 typedef struct {
   int64_t cin_g, cout_g, ck, ohw, hw, chunk;
@@ -116,9 +146,8 @@ static void cpu_conv_forward(const vt_backend *be, const vt_conv_geom *g, const 
         int64_t np = s.ohw - p0 < s.chunk ? s.ohw - p0 : s.chunk;
         const float *b = direct ? xg + p0 : work;
         if (!direct) im2col(g, xg, p0, np, work);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.cout_g, (int)np, (int)s.ck,
-                    1.0f, wg, (int)s.ck, b, (int)(direct ? s.ohw : np), accumulate ? 1.0f : 0.0f,
-                    yg + p0, (int)s.ohw);
+        conv_gemm(g, work, false, false, s.cout_g, np, s.ck, 1.0f, wg, s.ck, b, direct ? s.ohw : np,
+                  accumulate ? 1.0f : 0.0f, yg + p0, s.ohw);
       }
     }
 }
@@ -136,9 +165,8 @@ static void cpu_conv_backward_data(const vt_backend *be, const vt_conv_geom *g, 
       for (int64_t p0 = 0; p0 < s.ohw; p0 += s.chunk) {
         int64_t np = s.ohw - p0 < s.chunk ? s.ohw - p0 : s.chunk;
         /* d col = weight^T dy; direct convs add it straight into dx */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)s.ck, (int)np, (int)s.cout_g,
-                    1.0f, wg, (int)s.ck, dyg + p0, (int)s.ohw, direct ? 1.0f : 0.0f,
-                    direct ? dxg + p0 : work, (int)(direct ? s.ohw : np));
+        conv_gemm(g, work, true, false, s.ck, np, s.cout_g, 1.0f, wg, s.ck, dyg + p0, s.ohw,
+                  direct ? 1.0f : 0.0f, direct ? dxg + p0 : work, direct ? s.ohw : np);
         if (!direct) col2im(g, work, p0, np, dxg);
       }
     }
@@ -158,9 +186,8 @@ static void cpu_conv_backward_weight(const vt_backend *be, const vt_conv_geom *g
         int64_t np = s.ohw - p0 < s.chunk ? s.ohw - p0 : s.chunk;
         if (!direct) im2col(g, xg, p0, np, work);
         /* d weight += dy col^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s.cout_g, (int)s.ck, (int)np,
-                    1.0f, dyg + p0, (int)s.ohw, direct ? xg + p0 : work, (int)(direct ? s.ohw : np),
-                    1.0f, dwg, (int)s.ck);
+        conv_gemm(g, work, false, true, s.cout_g, s.ck, np, 1.0f, dyg + p0, s.ohw,
+                  direct ? xg + p0 : work, direct ? s.ohw : np, 1.0f, dwg, s.ck);
       }
     }
 }

@@ -19,5 +19,8 @@ bool vt_cpu_dnnl_gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, fl
  * AMX-BF16). Writes the kernel ("oneDNN 2.6.3 brg:avx512_core_bf16 (CPU has avx512_bf16)")
  * or why not ("CPU lacks avx512_bf16 and amx_bf16", "built without oneDNN") into buf. */
 bool vt_cpu_bf16_gemm_info(char *buf, size_t len);
+/* vt_cpu_bf16_gemm_info's answer without the text, asked once: kernels check it before a bf16
+ * path they cannot abandon halfway. */
+bool vt_cpu_bf16_gemm_ok(void);
 
 #endif

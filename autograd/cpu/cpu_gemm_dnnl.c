@@ -6,6 +6,7 @@
 #include "autograd/cpu/cpu_gemm.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef VT_HAVE_DNNL
@@ -24,7 +25,8 @@ typedef struct {
   bool used;
   gemm_key key;
   dnnl_primitive_t prim;
-  dnnl_memory_t a, b, c;
+  dnnl_memory_t a, b, c, scratch; /* scratch: NULL when the primitive needs none */
+  size_t scratch_bytes;
 } gemm_entry;
 
 #define CACHE_SLOTS 512 /* a power of two; cleared when 3/4 full */
@@ -36,6 +38,11 @@ static struct {
   dnnl_stream_t stream;
   gemm_entry slots[CACHE_SLOTS];
   int n_used;
+  /* One scratchpad for every primitive (calls run one at a time under the lock), grown to
+   * the largest need: with oneDNN's own (library) scratchpads each call allocated and freed
+   * its buffer, and the heap returned and faulted in those pages again every step. */
+  void *scratch;
+  size_t scratch_cap;
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static bool engine_ready(void) {
@@ -58,6 +65,7 @@ static void entry_destroy(gemm_entry *e) {
   dnnl_memory_destroy(e->a);
   dnnl_memory_destroy(e->b);
   dnnl_memory_destroy(e->c);
+  if (e->scratch) dnnl_memory_destroy(e->scratch);
   dnnl_primitive_destroy(e->prim);
   memset(e, 0, sizeof *e);
 }
@@ -87,7 +95,9 @@ static bool entry_create(gemm_entry *e, const gemm_key *k, float alpha, float be
   if (dnnl_matmul_desc_init(&md, &ad, &bd, NULL, &cd) != dnnl_success) return false;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t po = NULL;
-  bool ok = dnnl_primitive_attr_create(&attr) == dnnl_success;
+  bool ok =
+      dnnl_primitive_attr_create(&attr) == dnnl_success &&
+      dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
   if (ok && alpha != 1.0f) ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) == 0;
   if (ok && beta != 0.0f) /* c = alpha * a b + beta * c: oneDNN's sum post-op */
     ok = dnnl_post_ops_create(&po) == dnnl_success &&
@@ -103,6 +113,11 @@ static bool entry_create(gemm_entry *e, const gemm_key *k, float alpha, float be
        dnnl_memory_create(&e->a, &ad, G.engine, DNNL_MEMORY_NONE) == dnnl_success &&
        dnnl_memory_create(&e->b, &bd, G.engine, DNNL_MEMORY_NONE) == dnnl_success &&
        dnnl_memory_create(&e->c, &cd, G.engine, DNNL_MEMORY_NONE) == dnnl_success;
+  const dnnl_memory_desc_t *sd =
+      ok ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
+  e->scratch_bytes = sd ? dnnl_memory_desc_get_size(sd) : 0;
+  if (ok && e->scratch_bytes)
+    ok = dnnl_memory_create(&e->scratch, sd, G.engine, DNNL_MEMORY_NONE) == dnnl_success;
   dnnl_primitive_desc_destroy(pd);
   if (!ok) {
     entry_destroy(e);
@@ -140,8 +155,20 @@ static bool run_one(const gemm_key *k, float alpha, float beta, const uint16_t *
       dnnl_memory_set_data_handle(e->b, (void *)b) != dnnl_success ||
       dnnl_memory_set_data_handle(e->c, c) != dnnl_success)
     return false;
-  dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-  return dnnl_primitive_execute(e->prim, G.stream, 3, args) == dnnl_success &&
+  if (e->scratch_bytes > G.scratch_cap) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, e->scratch_bytes)) return false;
+    free(G.scratch);
+    G.scratch = p;
+    G.scratch_cap = e->scratch_bytes;
+  }
+  if (e->scratch && dnnl_memory_set_data_handle(e->scratch, G.scratch) != dnnl_success)
+    return false;
+  dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a},
+                             {DNNL_ARG_WEIGHTS, e->b},
+                             {DNNL_ARG_DST, e->c},
+                             {DNNL_ARG_SCRATCHPAD, e->scratch}};
+  return dnnl_primitive_execute(e->prim, G.stream, e->scratch ? 4 : 3, args) == dnnl_success &&
          dnnl_stream_wait(G.stream) == dnnl_success;
 }
 
@@ -241,3 +268,14 @@ bool vt_cpu_bf16_gemm_info(char *buf, size_t len) {
 }
 
 #endif
+
+bool vt_cpu_bf16_gemm_ok(void) {
+  static int known; /* 0 not asked, 1 yes, 2 no */
+  int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
+  if (!k) {
+    char info[256];
+    k = vt_cpu_bf16_gemm_info(info, sizeof info) ? 1 : 2;
+    __atomic_store_n(&known, k, __ATOMIC_RELEASE);
+  }
+  return k == 1;
+}

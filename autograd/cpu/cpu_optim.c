@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "autograd/cpu/cpu_vexp.h"
+#include "autograd/dtype.h"
 #include "autograd/kernels_optim.h"
 
 /* sumsq splits x into this many fixed blocks and adds their partial sums in order, so the
@@ -75,6 +76,28 @@ static void cpu_adam_update(const vt_backend *be, const vt_optim_seg *segs, int6
   });
 }
 
+/* adam_seg plus the bf16 copy, rounded as vt_f32_to_bf16 (the backend's convert) rounds. */
+VT_SIMD_CLONES void adam_seg_lowp(int64_t n, float *p, float *m, float *v, const float *g,
+                                  const vt_adam_hparams *h, uint16_t *lp) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    vt_adam_elem(&p[i], &m[i], &v[i], g[i], h);
+    lp[i] = vt_f32_to_bf16(p[i]);
+  }
+}
+
+static void cpu_adam_update_lowp(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
+                                 const float *grad, float *m, float *v, vt_adam_hparams h,
+                                 const float *base, uint16_t *lowp) {
+  (void)be;
+  VT_OMP_IF(
+      nseg > 1, "omp parallel for schedule(dynamic, 4)", for (int64_t s = 0; s < nseg; s++) {
+        int64_t f = segs[s].flat;
+        adam_seg_lowp(segs[s].n, segs[s].param, m + f, v + f, grad + f, &h,
+                      lowp + (segs[s].param - base));
+      });
+}
+
 static void cpu_sgd_update(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
                            const float *grad, float *buf, vt_sgd_hparams h) {
   (void)be;
@@ -92,4 +115,5 @@ const struct vt_optim_kernels vt_cpu_optim_kernels = {
     .scale = cpu_scale,
     .adam_update = cpu_adam_update,
     .sgd_update = cpu_sgd_update,
+    .adam_update_lowp = cpu_adam_update_lowp,
 };
