@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "autograd/cpu/cpu_vexp.h" /* VT_SIMD_CLONES */
 #include "autograd/kernels_conv.h"
 
 #define PAR_MIN 32768
@@ -227,16 +228,26 @@ static void cpu_bias_add(const vt_backend *be, int64_t n, int64_t c, int64_t s, 
       });
 }
 
+/* The sum of one channel's run in 8 fixed double lanes: a serial double sum is latency-bound
+ * (it was 1.4% of the audio encoder's step, over rows of 19,461 outputs), and fixed lanes give
+ * the same result whatever the vector width or thread count. */
+#define BIAS_LANES 8
+VT_SIMD_CLONES void bias_row_sum(const float *restrict pd, int64_t s, double *restrict lane) {
+  int64_t j = 0;
+  for (; j + BIAS_LANES <= s; j += BIAS_LANES)
+    for (int l = 0; l < BIAS_LANES; l++) lane[l] += pd[j + l];
+  for (; j < s; j++) lane[j % BIAS_LANES] += pd[j];
+}
+
 static void cpu_bias_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
                               const float *dy, float *db) {
   (void)be;
   VT_OMP_IF(
       n * c * s > PAR_MIN, "omp parallel for", for (int64_t ch = 0; ch < c; ch++) {
+        double lane[BIAS_LANES] = {0};
+        for (int64_t i = 0; i < n; i++) bias_row_sum(dy + (i * c + ch) * s, s, lane);
         double acc = 0;
-        for (int64_t i = 0; i < n; i++) {
-          const float *pd = dy + (i * c + ch) * s;
-          for (int64_t j = 0; j < s; j++) acc += pd[j];
-        }
+        for (int l = 0; l < BIAS_LANES; l++) acc += lane[l];
         db[ch] += (float)acc;
       });
 }
