@@ -7,7 +7,8 @@
  * packed row carries its samples' clips in <audio> order, expanded to their encoder positions,
  * the encoder runs once over the batch's clips, segments keep the samples apart and positions
  * restart per sample. Loss and every parameter's gradient agree to f32 reduction tolerance and
- * the audio encoder's gradients are not zero.
+ * the audio encoder's gradients are not zero. With max_len below a sample's expanded length,
+ * samples with clips are skipped and counted, not cut through their clip's positions.
  * Then at the model: one hand-built packed row of three samples (a clip without a state token
  * followed by a sample with one) against the three as rows gives the same LM and modality
  * sums, and the same row with its segment ids broken (all one segment) does not. */
@@ -215,6 +216,40 @@ static int open_pair(const char *name, st_file *w0, st_file *w1) {
   return 0;
 }
 
+/* Packing with max_len 20: every sample with clips is 28 positions once expanded, so it is
+ * skipped and counted, never cut through its clip's positions; the text-only sample (28
+ * tokens) is cut to 20 and packed alone. One step of one row draws until that sample. */
+static void too_long(void) {
+  char text[1024], path[600], err[2048];
+  snprintf(text, sizeof text,
+           "model: {config: model.json}\n"
+           "data: {mixture: packed-mix.yaml, max_len: 20}\n"
+           "train: {steps: 1, batch_size: 1, seed: 5, lr: 1.0e-3}\n"
+           "output: {dir: short, log_every: 0}\n");
+  write_file("short.yaml", text);
+  static stage_cfg cfg;
+  snprintf(path, sizeof path, "%s/short.yaml", T);
+  vt_trainer_opts o = {.cfg = &cfg};
+  vt_train_result r;
+  if (stage_config_load(&cfg, path, err, sizeof err) || vt_train(&o, &r, err, sizeof err)) {
+    CHECK_MSG(0, "%s", err);
+    return;
+  }
+  snprintf(path, sizeof path, "%s/short/samples.json", T);
+  char *s = ckpt_read_text(path, err, sizeof err);
+  json_t *j = s ? json_loads(s, 0, NULL) : NULL;
+  int64_t drawn = json_integer_value(
+      json_object_get(json_array_get(json_object_get(j, "datasets"), 0), "drawn"));
+  json_decref(j);
+  free(s);
+  CHECK_MSG(r.truncated_samples == 1 && drawn == r.skipped_samples + 1 && isfinite(r.last_loss),
+            "max_len 20: %lld cut (want 1), %lld skipped, %lld drawn (want skipped + 1)",
+            (long long)r.truncated_samples, (long long)r.skipped_samples, (long long)drawn);
+  printf("max_len 20: %lld audio samples skipped (not cut), the text-only one cut and packed "
+         "alone\n",
+         (long long)r.skipped_samples);
+}
+
 static void trainer_packed_vs_unpacked(void) {
   double lp = run("packed", true, 2), lu = run("unpacked", false, NS);
   printf("step-1 loss: packed %.7f, unpacked %.7f\n", lp, lu);
@@ -400,6 +435,7 @@ int main(void) {
   write_shard(p);
   write_file("model.json", model_json);
   trainer_packed_vs_unpacked();
+  too_long();
   model_segments(m);
   vt_model_destroy(m);
   vt_params_free(&ps);
