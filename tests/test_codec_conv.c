@@ -128,7 +128,71 @@ static void check_grad(int cin, int cout, int k, int l, geo a) {
   free(b);
 }
 
+/* The period discriminator's conv2d with a (k, 1) kernel, stride (s, 1), padding (p, 0): the
+ * im2col / col2im fast path for one-column kernels, against a loop and finite differences. */
+static void check_column_conv2d(int cin, int cout, int k, int h, int w, int s, int p) {
+  vt_ctx *ctx = vt_test_cpu_ctx();
+  int n = 2, oh = (h + 2 * p - k) / s + 1;
+  size_t nx = (size_t)n * cin * h * w, nw = (size_t)cout * cin * k, ny = (size_t)n * cout * oh * w;
+  float *x = malloc(sizeof(float) * nx), *wt = malloc(sizeof(float) * nw),
+        *b = malloc(sizeof(float) * (size_t)cout), *y = malloc(sizeof(float) * ny),
+        *ref = malloc(sizeof(float) * ny);
+  vt_rng r;
+  vt_rng_seed(&r, 17);
+  vt_test_fill_uniform(&r, x, (long)nx, -1, 1);
+  vt_test_fill_uniform(&r, wt, (long)nw, -1, 1);
+  vt_test_fill_uniform(&r, b, cout, -1, 1);
+  for (int i = 0; i < n; i++)
+    for (int o = 0; o < cout; o++)
+      for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < w; ox++) {
+          double acc = b[o];
+          for (int ci = 0; ci < cin; ci++)
+            for (int j = 0; j < k; j++) {
+              int iy = oy * s - p + j;
+              if (iy >= 0 && iy < h)
+                acc += (double)wt[(o * cin + ci) * k + j] * x[((i * cin + ci) * h + iy) * w + ox];
+            }
+          y[((i * cout + o) * oh + oy) * w + ox] = (float)acc;
+        }
+  vt_tensor *out = vt_conv2d(ctx, vt_from_host(ctx, VT_F32, 4, (int64_t[]){n, cin, h, w}, x),
+                             vt_from_host(ctx, VT_F32, 4, (int64_t[]){cout, cin, k, 1}, wt),
+                             vt_from_host(ctx, VT_F32, 1, (int64_t[]){cout}, b), s, 1, p, 0);
+  CHECK_MSG(!vt_ctx_failed(ctx), "%s", vt_ctx_error(ctx));
+  if (!vt_ctx_failed(ctx)) {
+    vt_to_host(ctx, out, ref);
+    double tol = 4.0 * cin * k * FLT_EPSILON;
+    CHECK_CLOSE("column conv2d", ref, y, (long)ny, tol, tol);
+  }
+  vt_ctx_free(ctx);
+  free(x);
+  free(wt);
+  free(b);
+  free(y);
+  free(ref);
+}
+
+static vt_tensor *g_col2d(vt_ctx *c, vt_tensor **in, void *u) {
+  (void)u;
+  return vt_conv2d(c, in[0], in[1], in[2], 3, 1, 2, 0);
+}
+
 int main(void) {
+  check_column_conv2d(1, 4, 5, 100, 3, 3, 2);
+  check_column_conv2d(4, 8, 5, 37, 7, 3, 2);
+  check_column_conv2d(8, 8, 3, 20, 11, 1, 1);
+  {
+    float x[2 * 2 * 9 * 3], w[3 * 2 * 5], b[3];
+    vt_rng r;
+    vt_rng_seed(&r, 2);
+    vt_test_fill_uniform(&r, x, 108, -1, 1);
+    vt_test_fill_uniform(&r, w, 30, -1, 1);
+    vt_test_fill_uniform(&r, b, 3, -1, 1);
+    vt_gc_input in[3] = {{VT_F32, 4, {2, 2, 9, 3}, x, true},
+                         {VT_F32, 4, {3, 2, 5, 1}, w, true},
+                         {VT_F32, 1, {3}, b, true}};
+    CHECK_GRAD("grad column conv2d", g_col2d, NULL, in, 3);
+  }
   /* the codec's shapes: ResBlock convs (dilated, same padding), strided downsampling,
    * transposed upsampling with kernel 2 x rate and odd kernels, 1 to 9 channels */
   int ch[][2] = {{4, 4}, {1, 4}, {4, 1}, {3, 5}, {8, 8}, {9, 7}, {16, 5}};

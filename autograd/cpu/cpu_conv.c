@@ -16,6 +16,12 @@ static bool is_direct(const vt_conv_geom *g) {
          g->oh == g->h && g->ow == g->w;
 }
 
+/* A kernel one column wide that keeps the width (the period discriminator's (k, 1) convs):
+ * each output row reads whole input rows. */
+static bool column_kernel(const vt_conv_geom *g) {
+  return g->kw == 1 && g->sw == 1 && g->pw == 0 && g->ow == g->w;
+}
+
 /* col[r, q] = x[ci, iy, ix] for r = (ci, ky, kx) and output position p0 + q (zero outside). */
 /* One im2col row of a 1-D conv (h = kh = 1): dst[q] = x[base + q * sw] inside the input, 0
  * outside, as three runs instead of a bounds check per element (the codec's long waveforms
@@ -46,6 +52,24 @@ static void im2col(const vt_conv_geom *g, const float *x, int64_t p0, int64_t np
         });
     return;
   }
+  if (column_kernel(g)) { /* whole input rows per output row: copies, no per-element test */
+    VT_OMP_IF(
+        rows * np > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+          const float *xc = x + r / g->kh * g->h * g->w;
+          float *dst = col + r * np;
+          for (int64_t p = p0; p < p0 + np;) {
+            int64_t oy = p / g->ow, ox = p % g->ow, len = g->ow - ox;
+            if (len > p0 + np - p) len = p0 + np - p;
+            int64_t iy = oy * g->sh - g->ph + r % g->kh * g->dh;
+            if (iy >= 0 && iy < g->h)
+              memcpy(dst + (p - p0), xc + iy * g->w + ox, sizeof(float) * (size_t)len);
+            else
+              memset(dst + (p - p0), 0, sizeof(float) * (size_t)len);
+            p += len;
+          }
+        });
+    return;
+  }
   VT_OMP_IF(
       rows * np > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
         int64_t ci = r / (g->kh * g->kw), ky = r / g->kw % g->kh, kx = r % g->kw;
@@ -67,6 +91,27 @@ static void im2col(const vt_conv_geom *g, const float *x, int64_t p0, int64_t np
  * write disjoint planes of dx. */
 static void col2im(const vt_conv_geom *g, const float *col, int64_t p0, int64_t np, float *dx) {
   int64_t cin_g = g->cin / g->groups;
+  if (column_kernel(g)) {
+    VT_OMP_IF(
+        cin_g * g->kh * np > PAR_MIN, "omp parallel for", for (int64_t ci = 0; ci < cin_g; ci++) {
+          float *xc = dx + ci * g->h * g->w;
+          for (int64_t ky = 0; ky < g->kh; ky++) {
+            const float *src = col + (ci * g->kh + ky) * np;
+            for (int64_t p = p0; p < p0 + np;) {
+              int64_t oy = p / g->ow, ox = p % g->ow, len = g->ow - ox;
+              if (len > p0 + np - p) len = p0 + np - p;
+              int64_t iy = oy * g->sh - g->ph + ky * g->dh;
+              if (iy >= 0 && iy < g->h) {
+                float *d = xc + iy * g->w + ox;
+                const float *sp = src + (p - p0);
+                for (int64_t j = 0; j < len; j++) d[j] += sp[j];
+              }
+              p += len;
+            }
+          }
+        });
+    return;
+  }
   VT_OMP_IF(
       cin_g * g->kh * g->kw * np > PAR_MIN, "omp parallel for",
       for (int64_t ci = 0; ci < cin_g; ci++) {
@@ -228,6 +273,28 @@ static void cpu_conv_backward_weight(const vt_backend *be, const vt_conv_geom *g
                                      const float *dy, float *dweight, float *work) {
   (void)be;
   geom_sizes s = sizes(g);
+  if (use_direct_1d(g, s.cout_g)) {
+    cpu_corr1d c = {.src_ld = g->w,
+                    .len = g->w,
+                    .istride = g->sw,
+                    .m = g->ow,
+                    .so = s.ck,
+                    .si = g->kw,
+                    .n_o = s.cout_g,
+                    .n_i = s.cin_g,
+                    .k = g->kw};
+    for (int64_t t = 0; t < g->kw; t++) {
+      c.off[t] = t * g->dw - g->pw;
+      c.on[t] = true;
+    }
+    for (int64_t i = 0; i < g->n; i++)
+      for (int64_t gr = 0; gr < g->groups; gr++) {
+        c.src = x + (i * g->cin + gr * s.cin_g) * s.hw;
+        cpu_corr1d_dweight(&c, dy + (i * g->cout + gr * s.cout_g) * s.ohw, s.ohw,
+                           dweight + gr * s.cout_g * s.ck);
+      }
+    return;
+  }
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
     for (int64_t gr = 0; gr < g->groups; gr++) {

@@ -28,5 +28,8 @@ typedef struct {
 
 /* Runs the correlation, threaded over chunks of output positions. */
 void cpu_corr1d_run(const cpu_corr1d *c);
+/* Its weight gradient: dw(o, i, t) += sum over j < m of dy[o * dy_ld + j] * src[i, j * istride
+ * + off[t]] (c's dst and acc unused; dw laid out as c's w). Threaded over input rows. */
+void cpu_corr1d_dweight(const cpu_corr1d *c, const float *dy, int64_t dy_ld, float *dw);
 
 #endif
