@@ -373,3 +373,33 @@ float vt_item(vt_ctx *ctx, const vt_tensor *t) {
   ctx->be->copy(ctx->be, &v, t->data, sizeof v, VT_COPY_D2H);
   return v;
 }
+
+vt_scope vt_scope_begin(vt_ctx *ctx) {
+  vt_arena_mark d = vt_arena_get_mark(&ctx->data), m = vt_arena_get_mark(&ctx->meta);
+  return (vt_scope){d.block, m.block, d.used, m.used, ctx->n_nodes};
+}
+
+vt_tensor *vt_scope_end(vt_ctx *ctx, vt_scope s, vt_tensor *keep) {
+  vt_arena_mark d = {s.data_block, s.data_used}, m = {s.meta_block, s.meta_used};
+  if (ctx->failed || ctx->grad_enabled || ctx->n_nodes != s.n_nodes || !keep || keep->grad ||
+      keep->is_param || !vt_arena_after_mark(&ctx->data, d, keep->data) ||
+      !vt_arena_after_mark(&ctx->meta, m, keep))
+    return keep;
+  vt_tensor t = *keep;
+  size_t bytes = vt_nbytes(&t);
+  vt_arena_rewind(&ctx->data, d);
+  vt_arena_rewind(&ctx->meta, m);
+  /* the new places are at or below the old ones in the same block, or in another block, so
+   * a forward copy in pieces no longer than the gap never reads what it already overwrote */
+  vt_tensor *out = vt_arena_meta(ctx, "scope", sizeof *out);
+  char *dst = out ? vt_arena_data(ctx, "scope", bytes) : NULL;
+  if (!dst) return &ctx->err_tensor;
+  const char *src = t.data;
+  size_t gap = src > dst ? (size_t)(src - dst) : bytes;
+  if (dst != src)
+    for (size_t o = 0; o < bytes; o += gap)
+      ctx->be->copy(ctx->be, dst + o, src + o, bytes - o < gap ? bytes - o : gap, VT_COPY_D2D);
+  *out = t;
+  out->data = dst;
+  return out;
+}

@@ -55,6 +55,20 @@ vt_tensor *vt_ctx_fail_at(vt_ctx *ctx, const char *file, int line, const char *o
 /* Ends a step: drops the tape and rewinds the arena (tensors from the step become invalid). */
 void vt_ctx_reset(vt_ctx *ctx);
 
+/* A no-grad scope of the step arena: vt_scope_end(ctx, s, keep) moves `keep` down to where
+ * the scope began and frees everything else allocated inside it, so inference over a long
+ * input holds only live tensors and keeps reusing the same warm pages instead of touching
+ * fresh memory for every intermediate. Tensors made inside the scope other than the returned
+ * one become invalid. Outside no-grad mode, after an error, or when keep was not made inside
+ * the scope, it frees nothing and returns keep. */
+typedef struct {
+  int data_block, meta_block;
+  size_t data_used, meta_used;
+  int64_t n_nodes;
+} vt_scope;
+vt_scope vt_scope_begin(vt_ctx *ctx);
+vt_tensor *vt_scope_end(vt_ctx *ctx, vt_scope s, vt_tensor *keep);
+
 /* No-grad mode: ops record nothing. Returns the previous setting. */
 bool vt_set_grad_enabled(vt_ctx *ctx, bool enabled);
 bool vt_grad_enabled(const vt_ctx *ctx);

@@ -2,7 +2,7 @@
 the running sums and the global branch, quantizer, HiFi-GAN generator) and its discriminators
 (MPD, MSD with spectral norm on the first scale, MS-STFT), built from the same ticodec
 model.json, trained with TiCodec's two phases and Adam(0.5, 0.9), then inference on 10 s.
-Prints: RESULT impl=torch steps_per_s=... step_ms=... rtf=... d_ms=... g_ms=...
+Prints: RESULT impl=torch steps_per_s=... step_ms=... rtf=... d_ms=... g_ms=... cpu_step_ms=... cpu_rtf=...
 Usage: python3 bench/bench_codec_torch.py [model.json] [batch] [steps] [warmup]
 (torch.set_num_threads from OMP_NUM_THREADS)."""
 import json
@@ -207,7 +207,7 @@ y = torch.stack([0.3 * torch.sin(2 * torch.pi * 150 * (1 + 0.25 * i) * t) + 0.1 
 times = [0.0, 0.0]
 for s in range(WARM + STEPS):
     if s == WARM:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
     ta = time.perf_counter()
     c, gv, g2 = enc(y, y)
     q, gq, lq = qnt(c, gv)
@@ -228,18 +228,21 @@ for s in range(WARM + STEPS):
     if s >= WARM:
         times[0] += tb - ta
         times[1] += time.perf_counter() - tb
-train_s = time.perf_counter() - t0
+train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
 hop = int(torch.prod(torch.tensor(RATES)))
 n = SR * 10 // hop * hop
 a = (0.3 * torch.sin(2 * torch.pi * 150 * torch.arange(n) / SR)).reshape(1, 1, n)
 enc.eval(), qnt.eval(), gen.eval()
+ti = ci = float("inf")
 with torch.no_grad():
-    for r in range(2):
-        t1 = time.perf_counter()
+    for r in range(4):  # a warm-up run, then the best of three (as bench_codec.c)
+        t1, c1 = time.perf_counter(), time.process_time()
         x, mid = enc.stages(a, len(RATES))
         c = enc.post(F.leaky_relu(x))
         q, gq, _ = qnt(c, enc.glob(mid))
         gen(q, gq)
-        ti = time.perf_counter() - t1
+        if r > 0:
+            ti, ci = min(ti, time.perf_counter() - t1), min(ci, time.process_time() - c1)
 print(f"RESULT impl=torch steps_per_s={STEPS / train_s:.3f} step_ms={1e3 * train_s / STEPS:.1f} "
-      f"rtf={ti / 10:.4f} d_ms={1e3 * times[0] / STEPS:.1f} g_ms={1e3 * times[1] / STEPS:.1f}")
+      f"rtf={ti / 10:.4f} d_ms={1e3 * times[0] / STEPS:.1f} g_ms={1e3 * times[1] / STEPS:.1f} "
+      f"cpu_step_ms={1e3 * train_cpu / STEPS:.1f} cpu_rtf={ci / 10:.4f}")

@@ -105,3 +105,96 @@ float *cli_codec_decode(const cli_codec *d, const int32_t *tokens, int64_t T, co
   vt_ctx_free(ctx);
   return y;
 }
+
+/* Bytes of the UTF-8 sequence starting with c (0: not a lead byte). */
+static int utf8_len(unsigned char c) {
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return 2;
+  if (c >= 0xE0 && c <= 0xEF) return 3;
+  if (c >= 0xF0 && c <= 0xF4) return 4;
+  return 0;
+}
+
+static bool is_cut_mark(const char *p, int len) {
+  static const char *const marks[] = {",", ".", "?", "!", "\n", "，", "。", "？", "！", "、"};
+  for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+    if ((int)strlen(marks[i]) == len && !memcmp(p, marks[i], (size_t)len)) return true;
+  return false;
+}
+
+/* Appends text[0, len) as a chunk (lowercased; the first one's commas as full stops) unless
+ * it is only whitespace. */
+static int add_chunk(const char *text, size_t len, char ***chunks, int *n, int *cap) {
+  bool blank = true;
+  for (size_t i = 0; i < len; i++) blank &= text[i] == ' ' || text[i] == '\t' || text[i] == '\n';
+  if (blank) return 0;
+  if (*n == *cap) {
+    int nc = *cap ? *cap * 2 : 8;
+    char **g = realloc(*chunks, sizeof(char *) * (size_t)nc);
+    if (!g) return -1;
+    *chunks = g;
+    *cap = nc;
+  }
+  /* a full-width comma (3 bytes) becomes "。" (3 bytes), an ASCII one "。" too: room for 3x */
+  char *c = malloc(len * 3 + 1);
+  if (!c) return -1;
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (*n == 0 && text[i] == ',') {
+      memcpy(c + o, "。", 3);
+      o += 3;
+    } else if (*n == 0 && i + 3 <= len && !memcmp(text + i, "，", 3)) {
+      memcpy(c + o, "。", 3);
+      o += 3;
+      i += 2;
+    } else {
+      char ch = text[i];
+      c[o++] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+    }
+  }
+  c[o] = '\0';
+  (*chunks)[(*n)++] = c;
+  return 0;
+}
+
+void cli_speak_chunks_free(char **chunks, int n) {
+  for (int i = 0; i < n; i++) free(chunks[i]);
+  free(chunks);
+}
+
+int cli_speak_chunks(const char *text, char ***chunks, int *n, char *err, size_t len) {
+  *chunks = NULL;
+  *n = 0;
+  int cap = 0;
+  size_t start = 0, i = 0, chars = 0;
+  while (text[i]) {
+    int l = utf8_len((unsigned char)text[i]);
+    for (int j = 1; l && j < l; j++)
+      if (((unsigned char)text[i + j] & 0xC0) != 0x80) l = 0;
+    if (!l) {
+      snprintf(err, len, "--text: invalid UTF-8 at byte %zu", i);
+      cli_speak_chunks_free(*chunks, *n);
+      *chunks = NULL;
+      *n = 0;
+      return -1;
+    }
+    chars++;
+    /* the demo prefixes its first chunk with a 23-character marker, so that one is cut at
+     * the first mark whatever its length */
+    bool cut = (chars >= 5 || *n == 0) && is_cut_mark(text + i, l);
+    i += (size_t)l;
+    if (cut) {
+      if (add_chunk(text + start, i - start, chunks, n, &cap)) goto oom;
+      start = i;
+      chars = 0;
+    }
+  }
+  if (add_chunk(text + start, i - start, chunks, n, &cap)) goto oom;
+  return 0;
+oom:
+  snprintf(err, len, "no memory for the text's chunks");
+  cli_speak_chunks_free(*chunks, *n);
+  *chunks = NULL;
+  *n = 0;
+  return -1;
+}

@@ -33,4 +33,14 @@ int cli_codec_encode(const cli_codec *d, const float *x, int64_t n, int32_t **to
 float *cli_codec_decode(const cli_codec *d, const int32_t *tokens, int64_t T, const int32_t *global,
                         int64_t *n, char *err, size_t err_len);
 
+/* `vita speak`'s text chunks, cut as VITA-1.5's web demo feeds its TTS: after a mark of
+ * , . ? ! (and the full-width ， 。 ？ ！ 、) or a newline once the chunk holds at least 5
+ * characters (code points), the first chunk at the first mark (the demo's 23-character
+ * first-sentence marker counts toward its 5); what remains is the last chunk. Each chunk is
+ * lowercased (ASCII), whitespace-only chunks are dropped, and the first chunk's commas become full
+ * stops (the demo's first sentence). *chunks (malloc'd strings) gets *n of them;
+ * cli_speak_chunks_free releases them. Returns 0, or -1 with err (invalid UTF-8, no memory). */
+int cli_speak_chunks(const char *text, char ***chunks, int *n, char *err, size_t err_len);
+void cli_speak_chunks_free(char **chunks, int n);
+
 #endif

@@ -6,7 +6,11 @@
  * tokenizer (--tokenizer, else DIR/tokenizer.json), its ids select rows of the frozen LLM
  * table, the decoder (NAR + AR) produces codec ids until EOS (greedy, or top-k sampling with
  * a temperature), and the codec's generator decodes them with VITA-1.5's fixed global tokens
- * to a 16-bit WAV at the codec's rate (24 kHz): tokens x hop samples. */
+ * to a 16-bit WAV at the codec's rate (24 kHz). Long texts are chunked as VITA-1.5's web demo
+ * does (cli_speak_chunks: at punctuation once a chunk has 5 characters): each chunk goes
+ * through the decoder (with its own --max-tokens) and the codec on its own and the waveforms
+ * are joined, so the WAV stays codec tokens x hop samples (the demo also trims the first
+ * chunk's leading |x| <= 0.03 for streaming playback; this does not). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,10 +97,12 @@ static int run(const cli_args *a) {
   vt_ctx *ctx = NULL;
   int32_t *codes = NULL;
   float *wav = NULL;
-  char msg[1024];
+  char **chunks = NULL;
+  int n_chunks = 0;
   if (tok_init(&tok, tdir, err, sizeof err)) goto done;
-  if (tok_encode(tok, text, strlen(text), &ids, msg, sizeof msg)) {
-    snprintf(err, sizeof err, "--text: %s", msg);
+  if (cli_speak_chunks(text, &chunks, &n_chunks, err, sizeof err)) goto done;
+  if (n_chunks == 0) {
+    snprintf(err, sizeof err, "--text: nothing to say (only whitespace)");
     goto done;
   }
   if (vt_params_init(&ps, (vt_device){VT_DEV_CPU, 0})) {
@@ -123,22 +129,59 @@ static int run(const cli_args *a) {
   vt_rng rng;
   vt_rng_seed(&rng, (uint64_t)cli_args_int(a, "seed"));
   tts_gen_opts go = {.top_k = (int)k, .temperature = (float)temp, .max_tokens = cap, .rng = &rng};
-  int64_t n_codes = 0, n = 0;
-  bool eos = false;
-  if (tts_generate(t, ctx, ids.v, (int64_t)ids.n, &go, &codes, &n_codes, &eos, err, sizeof err))
-    goto done;
+  int64_t n_codes = 0, n = 0, n_text = 0;
+  int n_eos = 0;
+  /* each chunk through the decoder and the codec on its own, the waveforms end to end */
+  for (int ci = 0; ci < n_chunks; ci++) {
+    char msg[1024];
+    tok_ids_free(&ids);
+    if (tok_encode(tok, chunks[ci], strlen(chunks[ci]), &ids, msg, sizeof msg)) {
+      snprintf(err, sizeof err, "--text chunk %d \"%.100s\": %s", ci + 1, chunks[ci], msg);
+      goto done;
+    }
+    int32_t *cc = NULL;
+    int64_t nc = 0, nw = 0;
+    bool eos = false;
+    if (tts_generate(t, ctx, ids.v, (int64_t)ids.n, &go, &cc, &nc, &eos, err, sizeof err))
+      goto done;
+    vt_ctx_reset(ctx);
+    n_text += (int64_t)ids.n;
+    n_eos += eos;
+    printf("speak: chunk %d/%d \"%s\": %zu text tokens, %lld codec tokens, %s\n", ci + 1, n_chunks,
+           chunks[ci], ids.n, (long long)nc, eos ? "EOS" : "--max-tokens reached");
+    if (nc == 0) {
+      free(cc);
+      continue;
+    }
+    float *cw = cli_codec_decode(&cd, cc, nc, NULL, &nw, err, sizeof err);
+    int32_t *gc = cw ? realloc(codes, sizeof(int32_t) * (size_t)(n_codes + nc)) : NULL;
+    float *gw = gc ? realloc(wav, sizeof(float) * (size_t)(n + nw)) : NULL;
+    if (gc) codes = gc;
+    if (gw) wav = gw;
+    if (!gw) {
+      if (cw) snprintf(err, sizeof err, "no memory for %lld samples", (long long)(n + nw));
+      free(cc);
+      free(cw);
+      goto done;
+    }
+    memcpy(codes + n_codes, cc, sizeof(int32_t) * (size_t)nc);
+    memcpy(wav + n, cw, sizeof(float) * (size_t)nw);
+    n_codes += nc;
+    n += nw;
+    free(cc);
+    free(cw);
+  }
   if (n_codes == 0) {
     snprintf(err, sizeof err, "the decoder ended (EOS) before any codec token");
     goto done;
   }
   const char *tok_out = cli_args_str(a, "tokens");
   if (tok_out && write_tokens(tok_out, text, codes, n_codes, err, sizeof err)) goto done;
-  if (!(wav = cli_codec_decode(&cd, codes, n_codes, NULL, &n, err, sizeof err))) goto done;
   int rate = cd.c->cfg.sample_rate;
   if (aud_write_wav16(out, wav, (size_t)n, rate, err, sizeof err)) goto done;
-  printf("speak: %zu text tokens -> %lld codec tokens (%s) -> %s: %lld samples, %.3f s at %d "
-         "Hz\n",
-         ids.n, (long long)n_codes, eos ? "EOS" : "--max-tokens reached", out, (long long)n,
+  printf("speak: %d chunks, %lld text tokens -> %lld codec tokens (%d of %d ended by EOS) -> %s: "
+         "%lld samples, %.3f s at %d Hz\n",
+         n_chunks, (long long)n_text, (long long)n_codes, n_eos, n_chunks, out, (long long)n,
          (double)n / rate, rate);
   rc = CLI_EXIT_OK;
 done:
@@ -150,6 +193,7 @@ done:
   if (m) vt_model_destroy(m);
   if (ps_ready) vt_params_free(&ps);
   tok_ids_free(&ids);
+  cli_speak_chunks_free(chunks, n_chunks);
   if (tok) tok_free(tok);
   return rc;
 }

@@ -252,16 +252,19 @@ static vt_tensor *enc_stages(const codec *m, vt_ctx *ctx, vt_tensor *x, int n, v
   x = nn_conv_forward(&m->e_pre, ctx, x);
   for (int i = 0; i < n; i++) {
     int64_t ch = (int64_t)c->enc_ch << (i + 1);
+    /* without a tape, each stage keeps only its output (see vt_scope_begin) */
+    vt_scope stage = vt_scope_begin(ctx);
     x = nn_conv_forward(&m->e_ups[i], ctx, x);
     vt_tensor *xs = NULL;
     for (int j = 0; j < R; j++) {
-      vt_tensor *rb = nn_resblock_forward(&m->e_res[i * R + j], ctx, x);
+      vt_scope sc = vt_scope_begin(ctx);
+      vt_tensor *rb = vt_scope_end(ctx, sc, nn_resblock_forward(&m->e_res[i * R + j], ctx, x));
       xs = xs ? vt_add(ctx, xs, rb) : rb;
       /* TiCodec normalises the running sum after each resblock, not each output */
       xs = vt_group_norm(ctx, xs, ch / c->group_ch, m->e_norm_w[i * R + j], m->e_norm_b[i * R + j],
                          1e-6f);
     }
-    x = vt_scale(ctx, xs, 1.0f / (float)R);
+    x = vt_scope_end(ctx, stage, vt_scale(ctx, xs, 1.0f / (float)R));
     if (i == global_stage(c) && mid) *mid = x;
   }
   return x;
@@ -405,14 +408,17 @@ vt_tensor *codec_decode(const codec *m, vt_ctx *ctx, vt_tensor *q, vt_tensor *gq
   vt_tensor *gcol = vt_reshape(ctx, gq, 3, (int64_t[]){gq->shape[0], gq->shape[1], 1});
   vt_tensor *x = nn_conv_forward(&m->d_pre, ctx, q);
   for (int i = 0; i < c->n_stages; i++) {
+    vt_scope stage = vt_scope_begin(ctx); /* a no-op with a tape */
     x = nn_conv_forward(&m->d_ups[i], ctx, x);
     vt_tensor *xs = NULL;
     for (int j = 0; j < R; j++) {
-      vt_tensor *rb = nn_resblock_forward(&m->d_res[i * R + j], ctx, x);
+      vt_scope sc = vt_scope_begin(ctx);
+      vt_tensor *rb = vt_scope_end(ctx, sc, nn_resblock_forward(&m->d_res[i * R + j], ctx, x));
       xs = xs ? vt_add(ctx, xs, rb) : rb;
     }
     x = vt_scale(ctx, xs, 1.0f / (float)R);
     if ((c->gen_ch >> (i + 1)) == c->global_dim) x = vt_add(ctx, x, gcol);
+    x = vt_scope_end(ctx, stage, x);
   }
   return vt_tanh(ctx, nn_conv_forward(&m->d_post, ctx, x));
 }

@@ -172,8 +172,13 @@ static inline void fx_check_param_grads(vt_ctx *ctx, vt_params *ps, const char *
     if (whole) {
       float *h = malloc(sizeof(float) * (size_t)whole->n);
       vt_grad_to_host(ctx, &p->t, h);
-      CHECK_CLOSE(k, h, whole->f, whole->n,
-                  tol * fmax(fx_max_abs(whole->f, whole->n), 1e-2 * scale), tol);
+      /* a gradient that is zero by construction (a bias before training-mode BatchNorm, the
+       * reference's is ~1e-13) is f32 round-off of a sum of terms of the group's scale: which
+       * value it lands on depends on the summation order of every conv upstream (2e-4 for
+       * 14.9 seen), so it gets the group's whole scale */
+      double want_max = fx_max_abs(whole->f, whole->n);
+      double floor = want_max < 1e-6 * scale ? scale : 1e-2 * scale;
+      CHECK_CLOSE(k, h, whole->f, whole->n, tol * fmax(want_max, floor), tol);
       free(h);
       continue;
     }

@@ -6,7 +6,7 @@
 # encoder gives (checked against `vita codec encode` of the same audio at 24 kHz); without
 # --codec they are skipped with the reason; a tiny speech decoder (3.2) trains on them; and
 # `vita speak` says a sentence through both: a valid 16-bit mono WAV at 24 kHz whose length is
-# the printed codec token count x the hop (600). Skips (77) without espeak-ng or the tokenizer.
+# the printed codec token count x the hop (600), and a longer text in the demo's chunks. Skips (77) without espeak-ng or the tokenizer.
 set -euo pipefail
 : "${VITA:?}" "${VT_SOURCE_DIR:?}"
 TOK="${VT_SHARED_DIR:-../shared}/data/qwen-tokenizer"
@@ -136,6 +136,17 @@ u() { od -A n -t "u$2" -j "$1" -N "$2" "$T/say.wav" | tr -d ' '; }
 "$VITA" speak --weights "$T/w" --text "one two three" --out "$T/k2.wav" --top-k 5 \
   --temperature 0.8 --seed 7 --max-tokens 40 >/dev/null 2>&1 || fail "top-k again"
 cmp -s "$T/k1.wav" "$T/k2.wav" || fail "top-k with one seed differs"
+# a longer text is said in the demo's chunks, each through the decoder and the codec: the
+# first cut at its first mark, the next once it has 5 characters; the WAV is their sum
+"$VITA" speak --weights "$T/w" --text "One, two three four. Five" --out "$T/ch.wav" \
+  --max-tokens 20 >"$T/ch.txt" 2>&1 || fail "chunked speak: $(cat "$T/ch.txt")"
+cat "$T/ch.txt"
+grep -q 'chunk 1/3 "one。"' "$T/ch.txt" && grep -q 'chunk 2/3 " two three four."' "$T/ch.txt" &&
+  grep -q 'chunk 3/3 " five"' "$T/ch.txt" || fail "chunks: $(cat "$T/ch.txt")"
+sum=$(sed -n 's/.* text tokens, \([0-9]*\) codec tokens, .*/\1/p' "$T/ch.txt" | paste -sd+)
+sum=$((sum))
+grep -q "3 chunks, .* -> $sum codec tokens (.*$((sum * 600)) samples" "$T/ch.txt" ||
+  fail "chunk tokens add to $sum: $(tail -1 "$T/ch.txt")"
 out=$("$VITA" speak --weights "$T/w" --out "$T/x.wav" 2>&1) && fail "no --text accepted"
 grep -q -- "--text" <<<"$out" || fail "usage: $out"
 echo "test_codec_speak: ok"

@@ -337,6 +337,11 @@ static void cpu_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alp
         });
     return;
   }
+  if (op == VT_UN_LEAKY_RELU) { /* the codec's activation: a select the compiler vectorises */
+    VT_OMP_IF(n > PAR_MIN, "omp parallel for simd",
+              for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : alpha * x[i];);
+    return;
+  }
   VT_OMP_IF(n > PAR_MIN / 4, "omp parallel for",
             for (int64_t i = 0; i < n; i++) y[i] = vt_unary_f(op, alpha, x[i]););
 }
@@ -351,6 +356,11 @@ static void cpu_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, 
           int64_t i = b * VEC_BLOCK, len = n - i < VEC_BLOCK ? n - i : VEC_BLOCK;
           unary_backward_vec(op, len, x + i, y ? y + i : NULL, dy + i, dx + i);
         });
+    return;
+  }
+  if (op == VT_UN_LEAKY_RELU) {
+    VT_OMP_IF(n > PAR_MIN, "omp parallel for simd",
+              for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : alpha * dy[i];);
     return;
   }
   VT_OMP_IF(n > PAR_MIN / 4, "omp parallel for",

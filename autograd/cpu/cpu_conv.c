@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "autograd/cpu/cpu_conv1d.h"
 #include "autograd/cpu/cpu_gemm.h"
 #include "autograd/cpu/cpu_vexp.h" /* VT_SIMD_CLONES */
 #include "autograd/dtype.h"
@@ -184,10 +185,85 @@ static geom_sizes sizes(const vt_conv_geom *g) {
   return s;
 }
 
+/* 1-D convs whose output rows are few go to the direct correlation (cpu_conv1d.h): with so
+ * few rows the unfolding copy and a short-M sgemm cost more than the arithmetic. */
+#define DIRECT_1D_MAX_ROWS 64
+static bool use_direct_1d(const vt_conv_geom *g, int64_t out_rows) {
+  return g->h == 1 && g->kh == 1 && g->oh == 1 && g->ph == 0 && g->kw <= CPU_CORR_MAX_TAPS &&
+         out_rows <= DIRECT_1D_MAX_ROWS && !is_direct(g);
+}
+
+static void direct_forward(const vt_conv_geom *g, const float *x, const float *weight, float *y,
+                           bool accumulate) {
+  geom_sizes s = sizes(g);
+  cpu_corr1d c = {.src_ld = g->w,
+                  .len = g->w,
+                  .istride = g->sw,
+                  .dst_ld = g->ow,
+                  .ostride = 1,
+                  .m = g->ow,
+                  .so = s.ck,
+                  .si = g->kw,
+                  .n_o = s.cout_g,
+                  .n_i = s.cin_g,
+                  .k = g->kw,
+                  .acc = accumulate};
+  for (int64_t t = 0; t < g->kw; t++) {
+    c.off[t] = t * g->dw - g->pw;
+    c.on[t] = true;
+  }
+  for (int64_t i = 0; i < g->n; i++)
+    for (int64_t gr = 0; gr < g->groups; gr++) {
+      c.src = x + (i * g->cin + gr * s.cin_g) * s.hw;
+      c.w = weight + gr * s.cout_g * s.ck;
+      c.dst = y + (i * g->cout + gr * s.cout_g) * s.ohw;
+      cpu_corr1d_run(&c);
+    }
+}
+
+/* dx += conv^T(dy) as sw polyphase correlations: input positions r, r + sw, ... receive the
+ * taps kx with (r + pw - kx * dw) divisible by sw, read from dy at m + (r + pw - kx * dw) / sw.
+ * No col2im scatter, no zero-stuffing. */
+static void direct_backward_data(const vt_conv_geom *g, const float *weight, const float *dy,
+                                 float *dx) {
+  geom_sizes s = sizes(g);
+  for (int64_t r = 0; r < g->sw && r < g->w; r++) {
+    cpu_corr1d c = {.src_ld = g->ow,
+                    .len = g->ow,
+                    .istride = 1,
+                    .dst_ld = g->w,
+                    .ostride = g->sw,
+                    .obase = r,
+                    .m = (g->w - r + g->sw - 1) / g->sw,
+                    .so = g->kw,
+                    .si = s.ck,
+                    .n_o = s.cin_g,
+                    .n_i = s.cout_g,
+                    .k = g->kw,
+                    .acc = true};
+    for (int64_t t = 0; t < g->kw; t++) {
+      int64_t num = r + g->pw - t * g->dw;
+      c.on[t] = ((num % g->sw) + g->sw) % g->sw == 0;
+      c.off[t] = c.on[t] ? num / g->sw : 0;
+    }
+    for (int64_t i = 0; i < g->n; i++)
+      for (int64_t gr = 0; gr < g->groups; gr++) {
+        c.dst = dx + (i * g->cin + gr * s.cin_g) * s.hw;
+        c.w = weight + gr * s.cout_g * s.ck;
+        c.src = dy + (i * g->cout + gr * s.cout_g) * s.ohw;
+        cpu_corr1d_run(&c);
+      }
+  }
+}
+
 static void cpu_conv_forward(const vt_backend *be, const vt_conv_geom *g, const float *x,
                              const float *weight, float *y, bool accumulate, float *work) {
   (void)be;
   geom_sizes s = sizes(g);
+  if (use_direct_1d(g, s.cout_g)) {
+    direct_forward(g, x, weight, y, accumulate);
+    return;
+  }
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
     for (int64_t gr = 0; gr < g->groups; gr++) {
@@ -208,6 +284,10 @@ static void cpu_conv_backward_data(const vt_backend *be, const vt_conv_geom *g, 
                                    const float *dy, float *dx, float *work) {
   (void)be;
   geom_sizes s = sizes(g);
+  if (use_direct_1d(g, s.cin_g)) {
+    direct_backward_data(g, weight, dy, dx);
+    return;
+  }
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
     for (int64_t gr = 0; gr < g->groups; gr++) {
@@ -228,6 +308,28 @@ static void cpu_conv_backward_weight(const vt_backend *be, const vt_conv_geom *g
                                      const float *dy, float *dweight, float *work) {
   (void)be;
   geom_sizes s = sizes(g);
+  if (use_direct_1d(g, s.cout_g)) {
+    cpu_corr1d c = {.src_ld = g->w,
+                    .len = g->w,
+                    .istride = g->sw,
+                    .m = g->ow,
+                    .so = s.ck,
+                    .si = g->kw,
+                    .n_o = s.cout_g,
+                    .n_i = s.cin_g,
+                    .k = g->kw};
+    for (int64_t t = 0; t < g->kw; t++) {
+      c.off[t] = t * g->dw - g->pw;
+      c.on[t] = true;
+    }
+    for (int64_t i = 0; i < g->n; i++)
+      for (int64_t gr = 0; gr < g->groups; gr++) {
+        c.src = x + (i * g->cin + gr * s.cin_g) * s.hw;
+        cpu_corr1d_dweight(&c, dy + (i * g->cout + gr * s.cout_g) * s.ohw, s.ohw,
+                           dweight + gr * s.cout_g * s.ck);
+      }
+    return;
+  }
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
     for (int64_t gr = 0; gr < g->groups; gr++) {
