@@ -31,6 +31,10 @@ typedef struct {
   /* Additive bias [Bb, Hb, Tq, Tk] (Bb in {1, B}, Hb in {1, H}), added after scaling. */
   const float *bias;
   int64_t bias_b, bias_h;
+  /* The kernels may round q, k, v and the probabilities to bf16 on the way into tensor cores
+   * (f32 accumulation): set under bf16 mixed precision (vt_ctx_gemm_dtype). The CPU ignores it;
+   * f32 mode (false) keeps every kernel's f32 accuracy. */
+  bool bf16;
 } vt_attn_geom;
 
 /* The visible key range [lo, hi) of query row i of sample b (lo == hi: none). Shared by the

@@ -71,7 +71,8 @@ static bool attn_plan(vt_ctx *ctx, const vt_tensor *q, const vt_tensor *k, const
                       .Tk = k->shape[2],
                       .Dk = q->shape[3],
                       .Dv = v->shape[3],
-                      .mask = o->mask};
+                      .mask = o->mask,
+                      .bf16 = ctx->gemm_dtype == VT_BF16};
   if (k->shape[0] != g->B || v->shape[0] != g->B || v->shape[1] != g->Hkv || v->shape[2] != g->Tk ||
       k->shape[3] != g->Dk || g->Hkv < 1 || g->H % g->Hkv != 0) {
     vt_ctx_fail(ctx, OP,

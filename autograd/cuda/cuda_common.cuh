@@ -20,6 +20,7 @@
 extern "C" {
 #include "autograd/backend.h"
 #include "autograd/cpu/cpu_math.h"
+#include "autograd/kernels_attn.h"
 }
 
 /* A failing CUDA or cuBLAS call is a broken invariant (bad input is rejected by the ops before
@@ -76,6 +77,25 @@ static inline vt_cuda_inst *vt_cuda_of(const vt_backend *be) { return (vt_cuda_i
 #define VT_CUDA_LT_WS ((size_t)32 << 20) /* cuBLASLt workspace bytes */
 #define VT_CUDA_LT_PLANS 128
 #define VT_CUDA_STAGING ((size_t)4 << 20) /* bytes per half of the staging buffer */
+
+/* VT_CUDA_SIMPLE=1 (any value but empty or "0") bypasses the fast kernels (flash attention,
+ * cuBLASLt epilogues, the vectorised elementwise paths) for the simple ones they replaced, so
+ * a broken fast kernel can be ruled out on a GPU without a rebuild. Read at each call: tests
+ * switch it within one process. */
+static inline bool vt_cuda_simple_kernels(void) {
+  const char *s = getenv("VT_CUDA_SIMPLE");
+  return s && *s && strcmp(s, "0") != 0;
+}
+
+/* Flash attention on tensor cores (cuda_attn_flash.cu): whether it serves this geometry and
+ * these pointers (bf16 allowed, head dims 64/128, 16-byte aligned), and its kernels; Dl is the
+ * backward's dout . out per row. */
+bool vt_cuda_flash_fits(const vt_attn_geom *g, const void *const *ptrs, int n);
+void vt_cuda_flash_forward(const vt_backend *be, const vt_attn_geom *g, const float *q,
+                           const float *k, const float *v, float *out, float *lse);
+void vt_cuda_flash_backward(const vt_backend *be, const vt_attn_geom *g, const float *q,
+                            const float *k, const float *v, const float *dout, const float *lse,
+                            const float *Dl, float *dq, float *dk, float *dv, float *dbias);
 
 /* Blocks for a grid-stride loop over n items: enough to fill the GPU, never more than needed. */
 static inline unsigned vt_cuda_blocks(const vt_backend *be, int64_t n, int threads) {
