@@ -64,6 +64,11 @@ struct vt_backend {
   void (*fill)(const vt_backend *be, float *x, int64_t n, float v);
   void (*convert)(const vt_backend *be, vt_dtype from, vt_dtype to, int64_t n, const void *src,
                   void *dst);
+  /* f32 -> bf16 with stochastic rounding: dst[i] = vt_f32_to_bf16_sr(src[i],
+   * vt_sr_bits(key, index0 + i)) (autograd/kernels_optim.h), so the bits depend only on the key
+   * and the element's flat index. NULL: the device rounds to nearest only. */
+  void (*convert_sr)(const vt_backend *be, int64_t n, const float *src, uint16_t *dst, uint64_t key,
+                     uint64_t index0);
   /* c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] for i < batch, row-major, where op(a)
    * is m x k and op(b) is k x n; a stride of 0 reuses the same matrix for every i. a and b
    * hold elements of dtype `in` (VT_F32 or VT_BF16, the same for both); products accumulate

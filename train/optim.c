@@ -394,7 +394,7 @@ int vt_optim_step_norm(vt_optim *o, double lr_mult, int64_t step, double grad_no
   /* bf16 mixed precision: the GEMMs' copies follow the updated f32 masters (a no-op without
    * copies). Whoever changes parameters after this (e.g. a ZeRO all-gather of the updated
    * shards) syncs again. */
-  vt_params_sync_lowp(ps);
+  vt_params_sync_lowp_step(ps, step); /* the step keys stochastic rounding, when on */
   if (stats) *stats = st;
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "autograd/cpu/cpu_gemm.h"
 #include "autograd/cpu/cpu_math.h"
 #include "autograd/cpu/cpu_vexp.h"
+#include "autograd/kernels_optim.h"
 
 /* Loops shorter than this run on one thread: forking costs more than it saves. */
 #define PAR_MIN 32768
@@ -74,6 +75,20 @@ VT_SIMD_HOT void bf16_to_f32_rows(int64_t n, const uint16_t *restrict src, float
 }
 
 #define CONVERT_CHUNK 16384
+
+/* Stochastic rounding to bf16: each element's bits come from its own index, so the chunks
+ * (and threads) may split the range anyhow. */
+static void cpu_convert_sr(const vt_backend *be, int64_t n, const float *src, uint16_t *dst,
+                           uint64_t key, uint64_t index0) {
+  (void)be;
+  int64_t chunks = (n + CONVERT_CHUNK - 1) / CONVERT_CHUNK;
+  VT_OMP_IF(
+      n > PAR_MIN, "omp parallel for", for (int64_t c = 0; c < chunks; c++) {
+        int64_t i0 = c * CONVERT_CHUNK, i1 = n - i0 < CONVERT_CHUNK ? n : i0 + CONVERT_CHUNK;
+        for (int64_t i = i0; i < i1; i++)
+          dst[i] = vt_f32_to_bf16_sr(src[i], vt_sr_bits(key, index0 + (uint64_t)i));
+      });
+}
 
 static void cpu_convert(const vt_backend *be, vt_dtype from, vt_dtype to, int64_t n,
                         const void *src, void *dst) {
@@ -542,6 +557,7 @@ static const vt_backend cpu_backend = {
     .copy = cpu_copy,
     .fill = cpu_fill,
     .convert = cpu_convert,
+    .convert_sr = cpu_convert_sr,
     .gemm = cpu_gemm,
     .gemm_bf16_info = cpu_gemm_bf16_info,
     .binary = cpu_binary,

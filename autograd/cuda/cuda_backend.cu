@@ -179,6 +179,38 @@ static void cuda_convert(const vt_backend *be, vt_dtype from, vt_dtype to, int64
   VT_CUDA_LAUNCHED();
 }
 
+/* Stochastic rounding to bf16 (kernels_optim.h, the CPU's function): four elements a thread,
+ * read as one float4 and written as one 8-byte store when the buffers are aligned for it. */
+__global__ void convert_sr_kernel(int64_t n, const float *src, uint16_t *dst, uint64_t key,
+                                  uint64_t index0, bool vec) {
+  if (vec) {
+    VT_GRID_STRIDE(i4, n / 4) {
+      float4 x = reinterpret_cast<const float4 *>(src)[i4];
+      uint64_t i = index0 + (uint64_t)(4 * i4);
+      ushort4 y = make_ushort4(vt_f32_to_bf16_sr(x.x, vt_sr_bits(key, i)),
+                               vt_f32_to_bf16_sr(x.y, vt_sr_bits(key, i + 1)),
+                               vt_f32_to_bf16_sr(x.z, vt_sr_bits(key, i + 2)),
+                               vt_f32_to_bf16_sr(x.w, vt_sr_bits(key, i + 3)));
+      reinterpret_cast<ushort4 *>(dst)[i4] = y;
+    }
+    VT_GRID_STRIDE(t, n % 4) {
+      int64_t i = n / 4 * 4 + t;
+      dst[i] = vt_f32_to_bf16_sr(src[i], vt_sr_bits(key, index0 + (uint64_t)i));
+    }
+    return;
+  }
+  VT_GRID_STRIDE(i, n) dst[i] = vt_f32_to_bf16_sr(src[i], vt_sr_bits(key, index0 + (uint64_t)i));
+}
+
+static void cuda_convert_sr(const vt_backend *be, int64_t n, const float *src, uint16_t *dst,
+                            uint64_t key, uint64_t index0) {
+  if (n <= 0) return;
+  bool vec = ((((uintptr_t)src) & 15) | (((uintptr_t)dst) & 7)) == 0 && !vt_cuda_simple_kernels();
+  convert_sr_kernel<<<vt_cuda_blocks(be, vec ? (n + 3) / 4 : n, VT_CUDA_THREADS), VT_CUDA_THREADS,
+                      0, VT_STREAM(be)>>>(n, src, dst, key, index0, vec);
+  VT_CUDA_LAUNCHED();
+}
+
 /* c = beta * c over an m x n row-major block (the k == 0 case of GEMM). */
 __global__ void scale_matrix_kernel(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
   VT_GRID_STRIDE(i, m * n) {
@@ -392,6 +424,7 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->copy = cuda_copy;
   t->fill = cuda_fill;
   t->convert = cuda_convert;
+  t->convert_sr = cuda_convert_sr;
   t->gemm = cuda_gemm;
   t->gemm_bf16_info = cuda_gemm_bf16_info;
   t->binary = vt_cuda_binary;

@@ -21,6 +21,7 @@ extern "C" {
 #include "autograd/backend.h"
 #include "autograd/cpu/cpu_math.h"
 #include "autograd/kernels_attn.h"
+#include "autograd/kernels_optim.h"
 }
 
 /* A failing CUDA or cuBLAS call is a broken invariant (bad input is rejected by the ops before
