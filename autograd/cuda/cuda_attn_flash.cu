@@ -17,6 +17,11 @@
  * Every output element is owned by one thread and summed in a fixed order: no atomics, the
  * same bits on every run. The accumulator layout of S equals the A-operand layout of the next
  * product, so P and dS go from registers to the tensor cores without shared memory. */
+#ifdef VT_FLASH_SIM
+/* tests/test_flash_sim.cpp compiles the kernels on the host, one block at a time with a
+ * fiber per thread, to check the tiling without a GPU (tests/flash_sim.h) */
+#include "tests/flash_sim.h"
+#else
 #include <cuda_bf16.h>
 
 #include "autograd/cuda/cuda_common.cuh"
@@ -24,6 +29,8 @@
 extern "C" {
 #include "autograd/kernels_attn.h"
 }
+#define FL_DYN_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
 
 #define FL_THREADS 128
 #define FL_LOG2E 1.4426950408889634f
@@ -33,7 +40,9 @@ typedef __nv_bfloat16 bf16;
 /* Two floats as one bf16x2 register, the first in the low half (the lower column). */
 static __device__ __forceinline__ uint32_t fl_pack(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t *>(&v);
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
 }
 
 static __device__ __forceinline__ uint32_t fl_ld32(const bf16 *p) {
@@ -43,10 +52,14 @@ static __device__ __forceinline__ uint32_t fl_ld32(const bf16 *p) {
 /* c += a b for one 16x16 (row-major A) by 16x8 (column-major B) bf16 product. */
 static __device__ __forceinline__ void fl_mma(float c[4], const uint32_t a[4], uint32_t b0,
                                               uint32_t b1) {
+#ifdef VT_FLASH_SIM
+  vt_sim_mma(c, a, b0, b1);
+#else
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
                "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 /* The A fragment of rows r0.. r0+15, columns k0.. k0+15 of a row-major bf16 tile. */
@@ -151,7 +164,7 @@ template <int D>
 __global__ void __launch_bounds__(FL_THREADS)
     flash_fwd(vt_attn_geom g, const float *q, const float *k, const float *v, float *out,
               float *lse) {
-  extern __shared__ __align__(16) unsigned char fl_smem[];
+  FL_DYN_SMEM(fl_smem);
   constexpr int LD = D + 8, LDT = FB_K + 8;
   bf16 *Qs = reinterpret_cast<bf16 *>(fl_smem), *Ks = Qs + FB_Q * LD, *Vt = Ks + FB_K * LD;
   __shared__ int64_t red[2 * FL_THREADS / 32];
@@ -258,7 +271,7 @@ template <int D>
 __global__ void __launch_bounds__(FL_THREADS)
     flash_dq(vt_attn_geom g, int64_t sb, int64_t sh, const float *q, const float *k, const float *v,
              const float *dout, const float *lse, const float *Dl, float *dq, float *dbias) {
-  extern __shared__ __align__(16) unsigned char fl_smem[];
+  FL_DYN_SMEM(fl_smem);
   constexpr int LD = D + 8, LDT = FQ_K + 8;
   bf16 *Qs = reinterpret_cast<bf16 *>(fl_smem), *dOs = Qs + FQ_Q * LD, *Ks = dOs + FQ_Q * LD,
        *Vs = Ks + FQ_K * LD, *Kt = Vs + FQ_K * LD;
@@ -366,7 +379,7 @@ template <int D>
 __global__ void __launch_bounds__(FL_THREADS)
     flash_dkv(vt_attn_geom g, const float *q, const float *k, const float *v, const float *dout,
               const float *lse, const float *Dl, float *dk, float *dv) {
-  extern __shared__ __align__(16) unsigned char fl_smem[];
+  FL_DYN_SMEM(fl_smem);
   constexpr int LD = D + 8, LDT = FK_Q + 8;
   bf16 *Ks = reinterpret_cast<bf16 *>(fl_smem), *Vs = Ks + FK_K * LD, *Qs = Vs + FK_K * LD,
        *dOs = Qs + FK_Q * LD, *Qt = dOs + FK_Q * LD, *dOt = Qt + D * LDT;
@@ -476,6 +489,7 @@ __global__ void __launch_bounds__(FL_THREADS)
 }
 
 /* ---- dispatch ---- */
+#ifndef VT_FLASH_SIM
 
 static bool fl_aligned(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
@@ -547,3 +561,4 @@ void vt_cuda_flash_backward(const vt_backend *be, const vt_attn_geom *g, const f
   else
     fl_backward<128>(be, g, q, k, v, dout, lse, Dl, dq, dk, dv, dbias);
 }
+#endif /* VT_FLASH_SIM */
