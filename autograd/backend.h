@@ -30,6 +30,10 @@ typedef enum { VT_RED_SUM, VT_RED_MEAN, VT_RED_MAX } vt_reduce_op;
 
 typedef enum { VT_COPY_H2D, VT_COPY_D2H, VT_COPY_D2D } vt_copy_kind;
 
+/* Epilogues fused into a GEMM (gemm_epilogue): + bias per column, then optionally GELU (the
+ * tanh form, vt_unary_f's VT_UN_GELU_TANH). */
+typedef enum { VT_EPI_BIAS = 1, VT_EPI_BIAS_GELU } vt_gemm_epilogue;
+
 /* Broadcast layout of a binary op: out is contiguous with `shape`; a and b are read with
  * element strides sa/sb, a stride of 0 marks a broadcast dimension. */
 typedef struct {
@@ -85,6 +89,15 @@ struct vt_backend {
    * optimizer step and every GEMM's converted activations go through it); nothing else
    * changes per device. */
   bool (*gemm_bf16_info)(const vt_backend *be, char *buf, size_t len);
+  /* One product with its epilogue fused (a linear layer's forward, vt_linear): row-major
+   * c[i, j] = (op(a) op(b))[i, j] + bias[j] for the m x n c (ld ldc), a and b as in gemm
+   * (batch 1, alpha 1, beta 0); VT_EPI_BIAS_GELU then writes that sum to aux (same layout)
+   * and c = GELU(sum). The sum is rounded to f32 once before the bias is added, so on the CPU
+   * the result equals gemm followed by a broadcast add bit for bit. NULL: ops run gemm and
+   * the add separately. */
+  void (*gemm_epilogue)(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m, int64_t n,
+                        int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb,
+                        const float *bias, vt_gemm_epilogue epi, float *c, int64_t ldc, float *aux);
   void (*binary)(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
                  const float *b, float *out);
   /* da += d out/d a, reduced over a's broadcast dims; likewise db. Either may be NULL. */

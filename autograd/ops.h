@@ -12,6 +12,11 @@
 /* a [..., M, K] (or [..., K, M] when ta) times b [..., K, N] (or [..., N, K] when tb).
  * Batch dims must match, or b may be 2-D and is then shared by every batch. */
 vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb);
+/* A linear layer, y = x w^T + b for x [.., k], w [n, k], b [n] (NULL: none): the product and
+ * the bias in one GEMM where the backend has gemm_epilogue (cuBLASLt's bias epilogue on the
+ * GPU), else vt_matmul then vt_add. Same values and gradients as that pair, bit for bit on
+ * the CPU. */
+vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b);
 
 /* Elementwise with NumPy-style broadcasting of trailing dims. */
 vt_tensor *vt_add(vt_ctx *ctx, vt_tensor *a, vt_tensor *b);

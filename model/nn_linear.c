@@ -23,8 +23,7 @@ void nn_linear_init_packed(nn_linear *const *ls, int n, nn_reg *r, const char *p
 }
 
 vt_tensor *nn_linear_forward(const nn_linear *l, vt_ctx *ctx, vt_tensor *x) {
-  vt_tensor *y = vt_matmul(ctx, x, l->w, false, true);
-  return l->b ? vt_add(ctx, y, l->b) : y;
+  return vt_linear(ctx, x, l->w, l->b); /* the bias fused into the GEMM where the backend can */
 }
 
 #define NN_MULTI_MAX 8
@@ -47,8 +46,7 @@ void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *
     for (int i = 0; i < n; i++) outs[i] = nn_linear_forward(ls[i], ctx, x);
     return;
   }
-  vt_tensor *y = vt_matmul(ctx, x, w, false, true);
-  if (b) y = vt_add(ctx, y, b);
+  vt_tensor *y = vt_linear(ctx, x, w, b);
   int64_t off = 0;
   for (int i = 0; i < n; i++) {
     outs[i] = vt_slice(ctx, y, -1, off, off + ls[i]->out);

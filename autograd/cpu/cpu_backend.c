@@ -549,6 +549,26 @@ extern const struct vt_loss_kernels vt_cpu_loss_kernels;
 extern const struct vt_optim_kernels vt_cpu_optim_kernels;
 extern const struct vt_spectral_kernels vt_cpu_spectral_kernels;
 
+/* The epilogue after the plain GEMM: the reference semantics of gemm_epilogue. */
+static void cpu_gemm_epilogue(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m,
+                              int64_t n, int64_t k, const void *a, int64_t lda, const void *b,
+                              int64_t ldb, const float *bias, vt_gemm_epilogue epi, float *c,
+                              int64_t ldc, float *aux) {
+  cpu_gemm(be, in, ta, tb, m, n, k, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, 0, 1);
+  VT_OMP_IF(
+      m * n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        for (int64_t j = 0; j < n; j++) {
+          float s = row[j] + bias[j];
+          if (epi == VT_EPI_BIAS_GELU) {
+            aux[i * ldc + j] = s;
+            s = vt_unary_f(VT_UN_GELU_TANH, 0.0f, s);
+          }
+          row[j] = s;
+        }
+      });
+}
+
 static const vt_backend cpu_backend = {
     .name = "cpu",
     .device = {VT_DEV_CPU, 0},
@@ -560,6 +580,7 @@ static const vt_backend cpu_backend = {
     .convert_sr = cpu_convert_sr,
     .gemm = cpu_gemm,
     .gemm_bf16_info = cpu_gemm_bf16_info,
+    .gemm_epilogue = cpu_gemm_epilogue,
     .binary = cpu_binary,
     .binary_backward = cpu_binary_backward,
     .unary = cpu_unary,

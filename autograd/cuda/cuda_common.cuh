@@ -142,6 +142,10 @@ void vt_cuda_index_zero(const vt_backend *be, int64_t outer, int64_t n_dst, int6
                         const int32_t *idx, int64_t n_idx, float *dst);
 int64_t vt_cuda_index_check(const vt_backend *be, const int32_t *idx, int64_t n, int64_t limit);
 
+/* The instance's scratch of at least n doubles for two-pass fixed-order sums (cuda_norm.cu;
+ * grown on demand, shared by the kernels of the instance's stream in stream order). */
+double *vt_cuda_red_scratch(const vt_backend *be, size_t n);
+
 /* The kernel families, one table per file (cuda_norm.cu, ...), filled by name on first use. */
 const struct vt_norm_kernels *vt_cuda_norm_table(void);
 const struct vt_conv_kernels *vt_cuda_conv_table(void);
