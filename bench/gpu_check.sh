@@ -68,7 +68,7 @@ if ! nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=c
   log "           skips, and the script exits 77. Run it on the GPU machine for the real check."
 fi
 
-TESTS="test_backend_ops test_cuda_attn test_gemm test_host_io test_cuda_train vita"
+TESTS="test_backend_ops test_cuda_attn test_gemm test_gemm_epilogue test_host_io test_cuda_train vita"
 BENCHES="bench_cuda_gemm bench_cuda_attn bench_cuda_train"
 built=1
 if [ "${VT_GPU_PREBUILT:-0}" != 1 ]; then
