@@ -30,6 +30,10 @@ typedef enum { VT_RED_SUM, VT_RED_MEAN, VT_RED_MAX } vt_reduce_op;
 
 typedef enum { VT_COPY_H2D, VT_COPY_D2H, VT_COPY_D2D } vt_copy_kind;
 
+/* Epilogues fused into a GEMM (gemm_epilogue): + bias per column, then optionally GELU (the
+ * tanh form, vt_unary_f's VT_UN_GELU_TANH). */
+typedef enum { VT_EPI_BIAS = 1, VT_EPI_BIAS_GELU } vt_gemm_epilogue;
+
 /* Broadcast layout of a binary op: out is contiguous with `shape`; a and b are read with
  * element strides sa/sb, a stride of 0 marks a broadcast dimension. */
 typedef struct {
@@ -64,6 +68,11 @@ struct vt_backend {
   void (*fill)(const vt_backend *be, float *x, int64_t n, float v);
   void (*convert)(const vt_backend *be, vt_dtype from, vt_dtype to, int64_t n, const void *src,
                   void *dst);
+  /* f32 -> bf16 with stochastic rounding: dst[i] = vt_f32_to_bf16_sr(src[i],
+   * vt_sr_bits(key, index0 + i)) (autograd/kernels_optim.h), so the bits depend only on the key
+   * and the element's flat index. NULL: the device rounds to nearest only. */
+  void (*convert_sr)(const vt_backend *be, int64_t n, const float *src, uint16_t *dst, uint64_t key,
+                     uint64_t index0);
   /* c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] for i < batch, row-major, where op(a)
    * is m x k and op(b) is k x n; a stride of 0 reuses the same matrix for every i. a and b
    * hold elements of dtype `in` (VT_F32 or VT_BF16, the same for both); products accumulate
@@ -80,6 +89,15 @@ struct vt_backend {
    * optimizer step and every GEMM's converted activations go through it); nothing else
    * changes per device. */
   bool (*gemm_bf16_info)(const vt_backend *be, char *buf, size_t len);
+  /* One product with its epilogue fused (a linear layer's forward, vt_linear): row-major
+   * c[i, j] = (op(a) op(b))[i, j] + bias[j] for the m x n c (ld ldc), a and b as in gemm
+   * (batch 1, alpha 1, beta 0); VT_EPI_BIAS_GELU then writes that sum to aux (same layout)
+   * and c = GELU(sum). The sum is rounded to f32 once before the bias is added, so on the CPU
+   * the result equals gemm followed by a broadcast add bit for bit. NULL: ops run gemm and
+   * the add separately. */
+  void (*gemm_epilogue)(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m, int64_t n,
+                        int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb,
+                        const float *bias, vt_gemm_epilogue epi, float *c, int64_t ldc, float *aux);
   void (*binary)(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
                  const float *b, float *out);
   /* da += d out/d a, reduced over a's broadcast dims; likewise db. Either may be NULL. */

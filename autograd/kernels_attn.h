@@ -31,8 +31,9 @@ typedef struct {
   /* Additive bias [Bb, Hb, Tq, Tk] (Bb in {1, B}, Hb in {1, H}), added after scaling. */
   const float *bias;
   int64_t bias_b, bias_h;
-  /* bf16 mixed precision: a backend may run the products with bf16 inputs (f32 accumulate;
-   * softmax and masks in f32). False: f32 throughout. */
+  /* bf16 mixed precision (vt_ctx_gemm_dtype): a backend may round q, k, v and the
+   * probabilities to bf16 on the way into its products (f32 accumulate; softmax and masks in
+   * f32): the CPU's oneDNN tiles, the GPU's tensor-core flash kernels. False: f32 throughout. */
   bool lowp;
 } vt_attn_geom;
 

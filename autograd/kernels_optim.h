@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "autograd/backend.h"
+#include "autograd/dtype.h"
 
 /* One contiguous run of a trainable parameter: n values at param, and the same n values at
  * flat offset `flat` of the gradient and moment buffers (which share the grad buffer's
@@ -57,6 +58,39 @@ static inline VT_HD void vt_sgd_elem(float *p, float *buf, float grad, const vt_
   float g = grad * h->grad_scale + h->l2 * *p;
   if (buf) g = *buf = h->momentum * *buf + g;
   *p = *p + (-h->lr) * g;
+}
+
+/* Stochastic rounding of the bf16 weight copies (train.stochastic_rounding): instead of the
+ * nearest bf16, x becomes the bf16 just below or just above it in magnitude, the upper one with
+ * probability equal to x's distance from the lower one in units of the gap, so the copy equals
+ * x in expectation and small updates are not lost. The randomness is a counter-based hash of
+ * (key, flat index) -- key from (seed, optimizer step), vt_sr_key -- so a run is reproducible
+ * and resumes exactly, whatever the device, thread count or chunking. Shared by the CPU and
+ * CUDA convert kernels (backend.h, convert_sr). */
+static inline VT_HD uint64_t vt_sr_mix(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static inline VT_HD uint64_t vt_sr_key(uint64_t seed, int64_t step) {
+  return vt_sr_mix(seed ^
+                   vt_sr_mix((uint64_t)step * 0xd1b54a32d192ed03ull + 0x8bb84b93962eacc9ull));
+}
+
+/* 16 random bits for element `index` under `key`. */
+static inline VT_HD uint32_t vt_sr_bits(uint64_t key, uint64_t index) {
+  return (uint32_t)(vt_sr_mix(key ^ (index * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull)) >> 48);
+}
+
+/* f32 -> bf16 rounded up (in magnitude) when the 16 dropped bits plus r16 carry: probability
+ * (dropped bits) / 2^16. Exact values stay exact; NaN stays a quiet NaN; a value within the last
+ * gap below the largest finite bf16 may round to infinity, as it may under round to nearest. */
+static inline VT_HD uint16_t vt_f32_to_bf16_sr(float f, uint32_t r16) {
+  uint32_t u = vt_f32_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u); /* quiet NaN */
+  if ((u & 0x7fffffffu) == 0x7f800000u) return (uint16_t)(u >> 16);            /* +-Inf */
+  return (uint16_t)((u + (r16 & 0xffffu)) >> 16);
 }
 
 struct vt_optim_kernels {

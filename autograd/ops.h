@@ -20,6 +20,11 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb);
  * vt_matmul accepts, so call it only on a tensor whose sole readers are matmuls. Otherwise y
  * keeps its values and gains the copy (y->lowp). Under f32 GEMMs it returns y unchanged. */
 vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y);
+/* A linear layer, y = x w^T + b for x [.., k], w [n, k], b [n] (NULL: none): the product and
+ * the bias in one GEMM where the backend has gemm_epilogue (cuBLASLt's bias epilogue on the
+ * GPU), else vt_matmul then vt_add. Same values and gradients as that pair, bit for bit on
+ * the CPU. */
+vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b);
 
 /* Elementwise with NumPy-style broadcasting of trailing dims. */
 vt_tensor *vt_add(vt_ctx *ctx, vt_tensor *a, vt_tensor *b);

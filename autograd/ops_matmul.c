@@ -180,3 +180,52 @@ vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y) {
   base->dtype = VT_BF16;
   return y;
 }
+
+/* The bias half of a fused linear layer: db += the column sums of dY, through the broadcast
+ * backward vt_add would run on y0 + b (so the bits equal the unfused pair's). */
+static void linear_bias_backward(vt_ctx *ctx, vt_node *n) {
+  vt_tensor *y = n->out, *b = n->in[0];
+  float *db = vt_grad(ctx, b);
+  if (!db) return;
+  vt_bcast bc = {.ndim = y->ndim};
+  vt_contiguous_strides(y->ndim, y->shape, bc.sa);
+  for (int d = 0; d < y->ndim; d++) {
+    bc.shape[d] = y->shape[d];
+    bc.sb[d] = d == y->ndim - 1 ? 1 : 0;
+  }
+  ctx->be->binary_backward(ctx->be, VT_BIN_ADD, &bc, y->data, b->data, y->grad, NULL, db);
+}
+
+vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
+  if (!b) return vt_matmul(ctx, x, w, false, true);
+  VT_OP_INPUTS(ctx, "linear", x, w, b);
+  /* fused where the backend has the epilogue: x [.., k] by w [n, k] is one product (the
+   * batch folds into m), the bias a vector of n */
+  bool fuse = ctx->be->gemm_epilogue && x->dtype == VT_F32 && w->dtype == VT_F32 &&
+              b->dtype == VT_F32 && x->ndim >= 2 && w->ndim == 2 && b->ndim == 1 &&
+              b->shape[0] == w->shape[0];
+  if (!fuse) return vt_add(ctx, vt_matmul(ctx, x, w, false, true), b);
+  mm_geom g;
+  if (!mm_plan(ctx, x, w, false, true, &g)) return &ctx->err_tensor;
+  int64_t shape[VT_MAX_DIMS];
+  memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+  shape[x->ndim - 1] = g.n;
+  vt_tensor *out = vt_alloc_tensor(ctx, "linear", VT_F32, x->ndim, shape);
+  if (!out) return &ctx->err_tensor;
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data);
+  const void *A = vt_gemm_operand(ctx, "linear", x, x->data, vt_numel(x));
+  const void *B = vt_gemm_operand(ctx, "linear", w, w->data, vt_numel(w));
+  if (!A || !B) return &ctx->err_tensor;
+  ctx->be->gemm_epilogue(ctx->be, ctx->gemm_dtype, false, true, g.m, g.n, g.k, A, g.k, B, g.k,
+                         b->data, VT_EPI_BIAS, out->data, g.n, NULL);
+  vt_arena_rewind(&ctx->data, mark);
+  /* two tape nodes on the one output: the matmul's own backward (dx, dw) and the bias's */
+  vt_tensor *in[2] = {x, w};
+  vt_node *n = vt_record(ctx, "linear", matmul_backward, out, 2, in);
+  if (n) {
+    n->i[0] = false;
+    n->i[1] = true;
+  }
+  if (b->requires_grad) vt_record(ctx, "linear bias", linear_bias_backward, out, 1, &b);
+  return out;
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "autograd/ctx_impl.h"
+#include "autograd/kernels_optim.h"
 
 int vt_params_init(vt_params *ps, vt_device device) {
   memset(ps, 0, sizeof *ps);
@@ -269,10 +270,35 @@ int vt_params_enable_lowp(vt_params *ps, vt_dtype dtype, char *err, size_t err_l
   return 0;
 }
 
+/* n f32 values at src into their bf16 copies at dst, flat index index0 onwards: rounded to
+ * nearest, or stochastically under the store's current key. */
+static void to_lowp(const vt_params *ps, int64_t n, const float *src, uint16_t *dst,
+                    size_t index0) {
+  if (ps->sr && ps->be->convert_sr)
+    ps->be->convert_sr(ps->be, n, src, dst, vt_sr_key(ps->sr_seed, ps->sr_step), index0);
+  else
+    ps->be->convert(ps->be, VT_F32, VT_BF16, n, src, dst);
+}
+
 void vt_params_sync_lowp(vt_params *ps) {
-  if (ps->lowp)
-    ps->be->convert(ps->be, VT_F32, VT_BF16, (int64_t)ps->numel[VT_F32], ps->data[VT_F32],
-                    ps->lowp);
+  if (ps->lowp) to_lowp(ps, (int64_t)ps->numel[VT_F32], ps->data[VT_F32], ps->lowp, 0);
+}
+
+int vt_params_set_rounding(vt_params *ps, bool stochastic, uint64_t seed, char *err,
+                           size_t err_len) {
+  if (stochastic && !ps->be->convert_sr) {
+    snprintf(err, err_len, "stochastic rounding: the %s backend has no convert_sr kernel",
+             ps->be->name);
+    return -1;
+  }
+  ps->sr = stochastic;
+  ps->sr_seed = seed;
+  return 0;
+}
+
+void vt_params_sync_lowp_step(vt_params *ps, int64_t step) {
+  ps->sr_step = step;
+  vt_params_sync_lowp(ps);
 }
 
 void vt_params_disable_lowp(vt_params *ps) {
@@ -284,7 +310,8 @@ void vt_params_disable_lowp(vt_params *ps) {
 /* After a write into one parameter: its bf16 copy follows. */
 static void sync_one(const vt_params *ps, const vt_tensor *t) {
   if (ps->lowp && t->lowp && t->dtype == VT_F32)
-    ps->be->convert(ps->be, VT_F32, VT_BF16, vt_numel(t), t->data, t->lowp);
+    to_lowp(ps, vt_numel(t), t->data, t->lowp,
+            (size_t)((uint16_t *)t->lowp - (uint16_t *)ps->lowp));
 }
 
 /* t must point into the store's buffer of its dtype: a tensor of another store (or a step

@@ -30,6 +30,11 @@ typedef struct {
   float *grad;
   size_t grad_numel;
   void *lowp; /* bf16 copies of the f32 buffer (same offsets), or NULL: see enable_lowp */
+  /* Stochastic rounding of the copies (vt_params_set_rounding): on, its seed, and the step
+   * whose key the last refresh used (vt_params_sync_lowp_step). */
+  bool sr;
+  uint64_t sr_seed;
+  int64_t sr_step;
   bool allocated;
   int *index; /* open-addressing hash of item indices by name (-1 empty): finds in O(1) */
   size_t index_cap;
@@ -83,6 +88,16 @@ vt_tensor *vt_params_concat_view(struct vt_ctx *ctx, vt_tensor *const *ts, int n
 int vt_params_enable_lowp(vt_params *ps, vt_dtype dtype, char *err, size_t err_len);
 void vt_params_sync_lowp(vt_params *ps);
 void vt_params_disable_lowp(vt_params *ps);
+/* Stochastic rounding of the bf16 copies (train.stochastic_rounding; off = round to nearest
+ * even): every later refresh draws each value's rounding from (seed, step, flat index)
+ * (vt_sr_key / vt_sr_bits, autograd/kernels_optim.h). Returns -1 with a message when the
+ * backend has no convert_sr. */
+int vt_params_set_rounding(vt_params *ps, bool stochastic, uint64_t seed, char *err,
+                           size_t err_len);
+/* sync_lowp after optimizer step `step` (1-based, as the trainer counts): the step picks the
+ * key, and later plain sync_lowp calls (a ZeRO all-gather's refresh, a parameter write) reuse
+ * it, so a resumed run that syncs at its restored step makes the same copies. */
+void vt_params_sync_lowp_step(vt_params *ps, int64_t step);
 
 /* Parameter memory from the host, through the store's backend: nothing above autograd/ reads
  * or writes t->data or t->grad itself, so the same code serves every device. t must be a

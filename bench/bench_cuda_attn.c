@@ -4,9 +4,14 @@
  * formula: forward 2 products (Q K^T, P V) of 2 B H Tq Tk D each, backward 5 (the scores
  * recomputed, dO V^T, P^T dO, dS K, dS^T Q), halved for the causal mask. Shapes: Qwen2-0.5B's
  * (14 heads, 2 KV heads, head dim 64) and a 7B-like one (28 / 4, 128), at 2048 positions.
- * Prints one line per shape and RESULT lines:
- *   RESULT bench=cuda_attn shape=... fwd_tflops=... bwd_tflops=... fwd_ms=... bwd_ms=...
+ * Each shape runs twice: the f32 kernels (kernel=simple: one warp per row, no tensor cores) and
+ * with the geometry's bf16 flag, as under bf16 mixed precision (kernel=flash: the tensor-core
+ * kernels of cuda_attn_flash.cu; VT_CUDA_SIMPLE=1 makes this the simple kernels too). The
+ * flash line also prints its largest difference from the simple path's output (a sanity
+ * check, not the test: test_cuda_attn is). Prints one line per shape and path and RESULT lines:
+ *   RESULT bench=cuda_attn kernel=... shape=... fwd_tflops=... bwd_tflops=... fwd_ms=... bwd_ms=...
  * Usage: bench_cuda_attn [repeats] (default 5). Exits 77 without a GPU. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,10 +61,11 @@ int main(int argc, char **argv) {
       {"7b-like causal B1 T2048 H28/4 D128", 1, 28, 4, 2048, 128, VT_ATTN_CAUSAL},
   };
   vt_rng rng;
-  vt_rng_seed(&rng, 42);
-  printf("fused attention on cuda:0 (backend kernels, f32), median of %d\n", reps);
-  for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
-    const shape *s = &shapes[si];
+  float *ref = NULL; /* the simple path's output of the current shape */
+  printf("fused attention on cuda:0 (backend kernels), median of %d\n", reps);
+  for (size_t run = 0; run < 2 * sizeof shapes / sizeof *shapes; run++) {
+    const shape *s = &shapes[run / 2];
+    bool flash = run % 2 == 1;
     vt_attn_geom g = {.B = s->B,
                       .H = s->H,
                       .Hkv = s->Hkv,
@@ -68,8 +74,10 @@ int main(int argc, char **argv) {
                       .Dk = s->D,
                       .Dv = s->D,
                       .scale = 0.125f,
-                      .mask = s->mask};
+                      .mask = s->mask,
+                      .lowp = flash};
     int64_t nq = s->B * s->H * s->T * s->D, nk = s->B * s->Hkv * s->T * s->D;
+    vt_rng_seed(&rng, 42 + run / 2); /* both paths of a shape see the same inputs */
     float *q = upload_random(be, &rng, nq), *k = upload_random(be, &rng, nk);
     float *v = upload_random(be, &rng, nk), *dout = upload_random(be, &rng, nq);
     float *out = vt_buf_alloc(be, sizeof(float) * (size_t)nq);
@@ -103,11 +111,23 @@ int main(int argc, char **argv) {
     double frac = s->mask == VT_ATTN_CAUSAL ? 0.5 : 1.0;
     double ff = 2 * sq * frac, bf = 5 * sq * frac;
     double fms = fwd[n / 2], bms = bwd[n / 2];
-    printf("%-40s fwd %8.2f ms %7.2f TFLOP/s   bwd %8.2f ms %7.2f TFLOP/s\n", s->what, fms,
-           ff / (fms * 1e-3) * 1e-12, bms, bf / (bms * 1e-3) * 1e-12);
-    printf("RESULT bench=cuda_attn shape=\"%s\" fwd_tflops=%.2f bwd_tflops=%.2f fwd_ms=%.3f "
-           "bwd_ms=%.3f\n",
-           s->what, ff / (fms * 1e-3) * 1e-12, bf / (bms * 1e-3) * 1e-12, fms, bms);
+    float *host = malloc(sizeof(float) * (size_t)nq);
+    vt_buf_to_host(be, host, out, sizeof(float) * (size_t)nq);
+    double maxdiff = 0;
+    if (flash && ref)
+      for (int64_t i = 0; i < nq; i++) maxdiff = fmax(maxdiff, fabs((double)host[i] - ref[i]));
+    free(ref);
+    ref = flash ? NULL : host;
+    if (flash) free(host);
+    printf("%-6s %-38s fwd %8.2f ms %7.2f TFLOP/s   bwd %8.2f ms %7.2f TFLOP/s",
+           flash ? "flash" : "simple", s->what, fms, ff / (fms * 1e-3) * 1e-12, bms,
+           bf / (bms * 1e-3) * 1e-12);
+    if (flash) printf("   max |out - simple| %.2e", maxdiff);
+    printf("\n");
+    printf("RESULT bench=cuda_attn kernel=%s shape=\"%s\" fwd_tflops=%.2f bwd_tflops=%.2f "
+           "fwd_ms=%.3f bwd_ms=%.3f\n",
+           flash ? "flash" : "simple", s->what, ff / (fms * 1e-3) * 1e-12,
+           bf / (bms * 1e-3) * 1e-12, fms, bms);
     vt_buf_free(be, q);
     vt_buf_free(be, k);
     vt_buf_free(be, v);

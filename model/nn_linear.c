@@ -23,8 +23,7 @@ void nn_linear_init_packed(nn_linear *const *ls, int n, nn_reg *r, const char *p
 }
 
 vt_tensor *nn_linear_forward(const nn_linear *l, vt_ctx *ctx, vt_tensor *x) {
-  vt_tensor *y = vt_matmul(ctx, x, l->w, false, true);
-  return l->b ? vt_add(ctx, y, l->b) : y;
+  return vt_linear(ctx, x, l->w, l->b); /* the bias fused into the GEMM where the backend can */
 }
 
 #define NN_MULTI_MAX 8
@@ -43,8 +42,7 @@ vt_tensor *nn_linear_packed(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_t
     if (nb != 0 && !b) w = NULL; /* biases not packable: fall back */
   }
   if (!w) return NULL;
-  vt_tensor *y = vt_matmul(ctx, x, w, false, true);
-  return b ? vt_add(ctx, y, b) : y;
+  return vt_linear(ctx, x, w, b); /* the bias fused into the GEMM where the backend can */
 }
 
 void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x, bool pack,

@@ -473,9 +473,14 @@ static int load_sections(stage_cfg *cfg, ycfg *c, yaml_node_t *root, bool overla
   yaml_node_t *s = ycfg_get(c, root, "schedule"), *init = ycfg_get(c, root, "init");
   const char *train_keys[40];
   int nk = 0;
-  static const char *const tk[] = {
-      "steps",  "epochs", "batch_size", "grad_accum", "seed",           "trainable", "frozen",
-      "losses", "phases", "zero",       "bucket_mb",  "coll_timeout_s", "precision", NULL};
+  static const char *const tk[] = {"steps",      "epochs",
+                                   "batch_size", "grad_accum",
+                                   "seed",       "trainable",
+                                   "frozen",     "losses",
+                                   "phases",     "zero",
+                                   "bucket_mb",  "coll_timeout_s",
+                                   "precision",  "stochastic_rounding",
+                                   NULL};
   for (int i = 0; tk[i]; i++) train_keys[nk++] = tk[i];
   for (int i = 0; optim_keys[i]; i++) train_keys[nk++] = optim_keys[i];
   train_keys[nk] = NULL;
@@ -508,6 +513,7 @@ static int load_sections(stage_cfg *cfg, ycfg *c, yaml_node_t *root, bool overla
       opt_float(c, t, "bucket_mb", "train", &cfg->bucket_mb, err, err_len) ||
       opt_float(c, t, "coll_timeout_s", "train", &cfg->coll_timeout_s, err, err_len) ||
       read_precision(c, t, cfg, err, err_len) ||
+      opt_bool(c, t, "stochastic_rounding", "train", &cfg->stochastic_rounding, err, err_len) ||
       read_list(c, cfg, t, "trainable", cfg->trainable, &cfg->n_trainable, err, err_len) ||
       read_list(c, cfg, t, "frozen", cfg->frozen, &cfg->n_frozen, err, err_len) ||
       read_weights(c, t, "losses", "train", cfg->losses, VT_MODEL_MAX_TERMS, &cfg->n_losses, err,

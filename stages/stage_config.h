@@ -99,6 +99,9 @@ typedef struct {
   /* train.precision: fp32 (VT_F32, the default) or bf16 (VT_BF16: bf16 GEMMs with f32
    * accumulation and f32 masters, see vt_ctx_set_gemm_dtype) */
   vt_dtype precision;
+  /* train.stochastic_rounding: the bf16 weight copies are rounded stochastically (seeded by
+   * train.seed and the step) instead of to nearest; needs precision bf16. Off by default. */
+  bool stochastic_rounding;
   char trainable[STAGE_MAX_LIST][STAGE_GLOBS]; /* parts expanded; empty = everything */
   int n_trainable;
   char frozen[STAGE_MAX_LIST][STAGE_GLOBS]; /* applied after trainable */

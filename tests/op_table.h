@@ -77,6 +77,7 @@ GRAPH(mm_nn, vt_matmul(c, x[0], x[1], false, false))
 GRAPH(mm_nt, vt_matmul(c, x[0], x[1], false, true))
 GRAPH(mm_tn, vt_matmul(c, x[0], x[1], true, false))
 GRAPH(mm_tt, vt_matmul(c, x[0], x[1], true, true))
+GRAPH(linear, vt_linear(c, x[0], x[1], x[2]))
 GRAPH(add, vt_add(c, x[0], x[1]))
 GRAPH(swiglu, vt_swiglu(c, x[0]))
 GRAPH(sub, vt_sub(c, x[0], x[1]))
@@ -548,6 +549,9 @@ static const op_case OT_CASES[] = {
     RND("matmul shared b tn", mm_tn, 68, 2, {F(3, 4, 24, 17), F(2, 24, 19)}),
     RND("matmul shared b tt", mm_tt, 68, 2, {F(3, 4, 24, 17), F(2, 19, 24)}),
     RND("matmul small", mm_nt, 5, 2, {F(3, 2, 3, 5), F(3, 2, 4, 5)}),
+    /* vt_linear: the bias fused into the GEMM (gemm_epilogue), batch folded into m */
+    RND("linear", linear, 34, 3, {F(3, 2, 17, 24), F(2, 19, 24), F(1, 19)}),
+    RND("linear wide", linear, 70, 3, {F(2, 70, 64), F(2, 130, 64), F(1, 130)}),
     /* binary ops with broadcasting; the gradient of the broadcast operand takes each path */
     RND("add same", add, 1, 2, {F(2, 70, 130), F(2, 70, 130)}),
     RND("add bias", add, 8, 2, {F(2, 8, 9000), F(1, 9000)}),

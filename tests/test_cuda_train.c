@@ -7,7 +7,8 @@
  * in different orders, and ten optimizer steps amplify that a little), the gradient norms
  * too, and the loss must fall on both. Skips (77) without a GPU.
  * The Qwen2 also trains with bf16 mixed precision on the second device (bf16 GEMMs, f32
- * masters), against the CPU's f32 within a bf16 tolerance.
+ * masters), against the CPU's f32 within a bf16 tolerance, and so does one with head dim 64
+ * over 80 positions, whose attention on the GPU is then the tensor-core flash kernel.
  * `test_cuda_train --cpu-twice` runs the second pass on the CPU too (the harness itself,
  * which must then agree bit for bit), for machines without a GPU. */
 #include <jansson.h>
@@ -191,12 +192,27 @@ static void qwen2_case(vt_rng *r) {
   const vt_backend *be = g_cpu_twice ? vt_backend_cpu() : NULL;
   vt_backend *gpu = g_cpu_twice ? NULL : vt_backend_cuda(0, NULL);
   if (gpu) be = gpu;
-  if (be && vt_backend_bf16_gemm(be, info, sizeof info))
+  /* head dim 64 and 80 positions (more than one 64-row tile): on the GPU, bf16 runs the
+   * tensor-core flash attention (cuda_attn_flash.cu) inside a real training step */
+  static const char *cfg64 =
+      "{\"model_type\": \"qwen2\", \"vocab_size\": 96, \"hidden_size\": 128, "
+      "\"intermediate_size\": 128, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
+      "\"num_key_value_heads\": 1, \"rms_norm_eps\": 1e-6, \"rope_theta\": 10000.0}";
+  host_batch h64 = {.B = 2, .T = 80};
+  h64.tokens = ids(r, h64.B * h64.T, 96);
+  h64.labels = malloc(sizeof(int32_t) * (size_t)(h64.B * h64.T));
+  memcpy(h64.labels, h64.tokens, sizeof(int32_t) * (size_t)(h64.B * h64.T));
+  h64.labels[0] = h64.labels[h64.T] = VT_IGNORE_INDEX;
+  h64.label_tokens = h64.B * (h64.T - 1);
+  if (be && vt_backend_bf16_gemm(be, info, sizeof info)) {
     parity_in("qwen2", cfg, &h, true);
-  else
+    parity_in("qwen2 head dim 64", cfg64, &h64, true);
+  } else {
     printf("qwen2 in bf16: not run (%s)\n", be ? info : "no backend");
+  }
   vt_backend_free(gpu);
   host_batch_free(&h);
+  host_batch_free(&h64);
 }
 
 /* The VITA model: 3 image tiles of 56 x 56 (16 patches, 4 tokens after the pixel shuffle)

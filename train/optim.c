@@ -389,17 +389,18 @@ int vt_optim_step_norm(vt_optim *o, double lr_mult, int64_t step, double grad_no
                          .step_size = (float)(lr / bc1),
                          .bc2_sqrt = (float)sqrt(bc2),
                          .eps = (float)c->eps};
-    if (ps->lowp && k->adam_update_lowp)
+    if (ps->lowp && !ps->sr && k->adam_update_lowp)
       k->adam_update_lowp(o->be, segs, nseg, grad, o->m, o->v, h, ps->data[VT_F32], ps->lowp);
     else
       k->adam_update(o->be, segs, nseg, grad, o->m, o->v, h);
   }
   /* bf16 mixed precision: the GEMMs' copies follow the updated f32 masters, refreshed inside
    * the update where the backend can (frozen parameters keep theirs: they did not change),
-   * else by one conversion of the whole buffer here (a no-op without copies). Whoever changes
-   * parameters after this (e.g. a ZeRO all-gather of the updated shards) syncs again. */
-  bool fused = c->kind != VT_OPTIM_SGD && k->adam_update_lowp;
-  if (!fused) vt_params_sync_lowp(ps);
+   * else by one conversion of the whole buffer here (a no-op without copies). Stochastic
+   * rounding refreshes here, keyed by the step. Whoever changes parameters after this (e.g. a
+   * ZeRO all-gather of the updated shards) syncs again. */
+  bool fused = c->kind != VT_OPTIM_SGD && k->adam_update_lowp && !ps->sr;
+  if (!fused) vt_params_sync_lowp_step(ps, step);
   if (stats) *stats = st;
   return 0;
 }

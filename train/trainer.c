@@ -345,6 +345,17 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
              why);
     goto done;
   }
+  /* stochastic rounding of the copies: keyed by the seed and the step, so the copies made
+   * here at a restored step are the ones the uninterrupted run made after that step */
+  if (cfg->stochastic_rounding) {
+    if (cfg->precision == VT_F32) {
+      snprintf(err, err_len, "%s: train.stochastic_rounding needs train.precision: bf16",
+               cfg->path);
+      goto done;
+    }
+    if (vt_params_set_rounding(&t.ps, true, cfg->seed, err, err_len)) goto done;
+    vt_params_sync_lowp_step(&t.ps, t.step);
+  }
   r->start_step = t.step;
   if (found) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", ckpt_dir); /* if nothing is left */
   r->total_steps = t.total_steps;

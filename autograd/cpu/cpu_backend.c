@@ -12,6 +12,7 @@
 #include "autograd/cpu/cpu_math.h"
 #include "autograd/cpu/cpu_vexp.h"
 #include "autograd/cpu/cpu_vgelu.h"
+#include "autograd/kernels_optim.h"
 
 /* Loops shorter than this run on one thread: forking costs more than it saves. */
 #define PAR_MIN 32768
@@ -75,6 +76,20 @@ VT_SIMD_HOT void bf16_to_f32_rows(int64_t n, const uint16_t *restrict src, float
 }
 
 #define CONVERT_CHUNK 16384
+
+/* Stochastic rounding to bf16: each element's bits come from its own index, so the chunks
+ * (and threads) may split the range anyhow. */
+static void cpu_convert_sr(const vt_backend *be, int64_t n, const float *src, uint16_t *dst,
+                           uint64_t key, uint64_t index0) {
+  (void)be;
+  int64_t chunks = (n + CONVERT_CHUNK - 1) / CONVERT_CHUNK;
+  VT_OMP_IF(
+      n > PAR_MIN, "omp parallel for", for (int64_t c = 0; c < chunks; c++) {
+        int64_t i0 = c * CONVERT_CHUNK, i1 = n - i0 < CONVERT_CHUNK ? n : i0 + CONVERT_CHUNK;
+        for (int64_t i = i0; i < i1; i++)
+          dst[i] = vt_f32_to_bf16_sr(src[i], vt_sr_bits(key, index0 + (uint64_t)i));
+      });
+}
 
 static void cpu_convert(const vt_backend *be, vt_dtype from, vt_dtype to, int64_t n,
                         const void *src, void *dst) {
@@ -605,6 +620,26 @@ extern const struct vt_loss_kernels vt_cpu_loss_kernels;
 extern const struct vt_optim_kernels vt_cpu_optim_kernels;
 extern const struct vt_spectral_kernels vt_cpu_spectral_kernels;
 
+/* The epilogue after the plain GEMM: the reference semantics of gemm_epilogue. */
+static void cpu_gemm_epilogue(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m,
+                              int64_t n, int64_t k, const void *a, int64_t lda, const void *b,
+                              int64_t ldb, const float *bias, vt_gemm_epilogue epi, float *c,
+                              int64_t ldc, float *aux) {
+  cpu_gemm(be, in, ta, tb, m, n, k, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, 0, 1);
+  VT_OMP_IF(
+      m * n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        for (int64_t j = 0; j < n; j++) {
+          float s = row[j] + bias[j];
+          if (epi == VT_EPI_BIAS_GELU) {
+            aux[i * ldc + j] = s;
+            s = vt_unary_f(VT_UN_GELU_TANH, 0.0f, s);
+          }
+          row[j] = s;
+        }
+      });
+}
+
 static const vt_backend cpu_backend = {
     .name = "cpu",
     .device = {VT_DEV_CPU, 0},
@@ -613,8 +648,10 @@ static const vt_backend cpu_backend = {
     .copy = cpu_copy,
     .fill = cpu_fill,
     .convert = cpu_convert,
+    .convert_sr = cpu_convert_sr,
     .gemm = cpu_gemm,
     .gemm_bf16_info = cpu_gemm_bf16_info,
+    .gemm_epilogue = cpu_gemm_epilogue,
     .binary = cpu_binary,
     .binary_backward = cpu_binary_backward,
     .unary = cpu_unary,

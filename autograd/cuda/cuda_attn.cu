@@ -8,7 +8,9 @@
  *             the bias slice (all of them map to distinct dq rows)
  *   dk, dv    a warp per (batch, kv head, key), looping over the query heads of its GQA group
  * D_i = dout_i . out_i is computed first into the workspace. This is the simple, obviously
- * correct layout; tensor-core tiles are future work (docs/bench.md). */
+ * correct layout, kept as the f32 path and the fallback: under bf16 mixed precision the
+ * tensor-core kernels of cuda_attn_flash.cu take the head dims they serve (64, 128) unless
+ * VT_CUDA_SIMPLE is set. */
 #include "autograd/cuda/cuda_common.cuh"
 
 extern "C" {
@@ -256,6 +258,11 @@ static void cuda_attn_forward(const vt_backend *be, const vt_attn_geom *g, const
   (void)work;
   int64_t rows = g->B * g->H * g->Tq;
   if (rows <= 0) return;
+  const void *ptrs[5] = {q, k, v, out, lse};
+  if (vt_cuda_flash_fits(g, ptrs, 5)) {
+    vt_cuda_flash_forward(be, g, q, k, v, out, lse);
+    return;
+  }
   dim3 grid;
   size_t smem;
   launch_warps(be, attn_fwd_kernel, rows, g->Dk + g->Dv, &grid, &smem);
@@ -274,6 +281,11 @@ static void cuda_attn_backward(const vt_backend *be, const vt_attn_geom *g, cons
   attn_delta_kernel<<<(unsigned)(blocks > cap ? cap : blocks), WARPS * 32, 0, VT_STREAM(be)>>>(
       rows, g->Dv, out, dout, D);
   VT_CUDA_LAUNCHED();
+  const void *ptrs[7] = {q, k, v, dout, dq, dk, dv};
+  if (vt_cuda_flash_fits(g, ptrs, 7)) {
+    vt_cuda_flash_backward(be, g, q, k, v, dout, lse, D, dq, dk, dv, dbias);
+    return;
+  }
   dim3 grid;
   size_t smem;
   if (dq || dbias) {

@@ -179,6 +179,38 @@ static void cuda_convert(const vt_backend *be, vt_dtype from, vt_dtype to, int64
   VT_CUDA_LAUNCHED();
 }
 
+/* Stochastic rounding to bf16 (kernels_optim.h, the CPU's function): four elements a thread,
+ * read as one float4 and written as one 8-byte store when the buffers are aligned for it. */
+__global__ void convert_sr_kernel(int64_t n, const float *src, uint16_t *dst, uint64_t key,
+                                  uint64_t index0, bool vec) {
+  if (vec) {
+    VT_GRID_STRIDE(i4, n / 4) {
+      float4 x = reinterpret_cast<const float4 *>(src)[i4];
+      uint64_t i = index0 + (uint64_t)(4 * i4);
+      ushort4 y = make_ushort4(vt_f32_to_bf16_sr(x.x, vt_sr_bits(key, i)),
+                               vt_f32_to_bf16_sr(x.y, vt_sr_bits(key, i + 1)),
+                               vt_f32_to_bf16_sr(x.z, vt_sr_bits(key, i + 2)),
+                               vt_f32_to_bf16_sr(x.w, vt_sr_bits(key, i + 3)));
+      reinterpret_cast<ushort4 *>(dst)[i4] = y;
+    }
+    VT_GRID_STRIDE(t, n % 4) {
+      int64_t i = n / 4 * 4 + t;
+      dst[i] = vt_f32_to_bf16_sr(src[i], vt_sr_bits(key, index0 + (uint64_t)i));
+    }
+    return;
+  }
+  VT_GRID_STRIDE(i, n) dst[i] = vt_f32_to_bf16_sr(src[i], vt_sr_bits(key, index0 + (uint64_t)i));
+}
+
+static void cuda_convert_sr(const vt_backend *be, int64_t n, const float *src, uint16_t *dst,
+                            uint64_t key, uint64_t index0) {
+  if (n <= 0) return;
+  bool vec = ((((uintptr_t)src) & 15) | (((uintptr_t)dst) & 7)) == 0 && !vt_cuda_simple_kernels();
+  convert_sr_kernel<<<vt_cuda_blocks(be, vec ? (n + 3) / 4 : n, VT_CUDA_THREADS), VT_CUDA_THREADS,
+                      0, VT_STREAM(be)>>>(n, src, dst, key, index0, vec);
+  VT_CUDA_LAUNCHED();
+}
+
 /* c = beta * c over an m x n row-major block (the k == 0 case of GEMM). */
 __global__ void scale_matrix_kernel(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
   VT_GRID_STRIDE(i, m * n) {
@@ -196,7 +228,7 @@ static int gemm_int(int64_t v) {
  * heuristic runs once per shape (a training step repeats a few dozen shapes). */
 struct vt_cuda_lt_plan {
   bool used, ok; /* ok false: no algorithm; cublasGemmEx serves that shape */
-  int64_t key[12];
+  int64_t key[14];
   cublasLtMatmulDesc_t op;
   cublasLtMatrixLayout_t la, lb, lc;
   cublasLtMatmulAlgo_t algo;
@@ -220,13 +252,17 @@ static uint32_t ptr_align(const void *p) {
 }
 
 /* The plan depends on the operands' alignment too: cuBLASLt assumes 256 bytes unless told. */
+/* bias: the epilogue CUBLASLT_EPILOGUE_BIAS (Lt's bias runs along D's rows, our columns), its
+ * pointer set on the plan's descriptor before each call; NULL: no epilogue. */
 static struct vt_cuda_lt_plan *lt_plan(vt_cuda_inst *st, bool ta, bool tb, int64_t m, int64_t n,
                                        int64_t k, const void *a, int64_t lda, const void *b,
-                                       int64_t ldb, const float *c, int64_t ldc, bool beta0) {
+                                       int64_t ldb, const float *c, int64_t ldc, bool beta0,
+                                       const float *bias) {
   uint32_t al_a = ptr_align(a), al_b = ptr_align(b), al_c = ptr_align(c);
-  int64_t key[12] = {ta, tb, m, n, k, lda, ldb, ldc, beta0, al_a, al_b, al_c};
+  int64_t key[14] = {ta,  tb,    m,    n,    k,    lda,          ldb,
+                     ldc, beta0, al_a, al_b, al_c, bias != NULL, bias ? ptr_align(bias) : 0};
   uint64_t h = 1469598103934665603ull;
-  for (int i = 0; i < 12; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ull;
+  for (int i = 0; i < 14; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ull;
   struct vt_cuda_lt_plan *p = &st->lt_plans[h % VT_CUDA_LT_PLANS];
   if (p->used && !memcmp(p->key, key, sizeof key)) return p;
   lt_plan_destroy(p); /* a collision replaces the slot's plan */
@@ -238,6 +274,16 @@ static struct vt_cuda_lt_plan *lt_plan(vt_cuda_inst *st, bool ta, bool tb, int64
       cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof op1));
   VT_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof op2));
+  if (bias) {
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    cudaDataType_t bt = CUDA_R_32F;
+    VT_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+    VT_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+    VT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                   sizeof bias));
+  }
   /* stored shapes: X1 is n x k (k x n when transposed), X2 is k x m (m x k) */
   VT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, (uint64_t)(tb ? k : n),
                                              (uint64_t)(tb ? n : k), ldb));
@@ -307,7 +353,8 @@ static void cuda_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64
   }
   if (batch == 1) { /* one bf16 product: cuBLASLt with the algorithm planned for its shape */
     vt_cuda_inst *st = vt_cuda_of(be);
-    struct vt_cuda_lt_plan *p = lt_plan(st, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta == 0.0f);
+    struct vt_cuda_lt_plan *p =
+        lt_plan(st, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta == 0.0f, NULL);
     if (p->ok) {
       VT_CUBLAS_CHECK(cublasLtMatmul(st->lt, p->op, &alpha, b, p->la, a, p->lb, &beta, c, p->lc, c,
                                      p->lc, &p->algo, st->lt_ws, VT_CUDA_LT_WS, st->stream));
@@ -339,6 +386,52 @@ void vt_cuda_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, 
 
 /* bf16 GEMMs run on tensor cores from compute capability 8.0 (Ampere) on; older devices
  * would run them through slow paths, which mixed precision refuses. */
+/* c[i, j] += bias[j] (add_bias), then GELU keeping the sum in aux: the epilogue when cuBLASLt
+ * does not fuse it (f32 inputs, VT_CUDA_SIMPLE, a shape without an Lt algorithm), and GELU's
+ * half of VT_EPI_BIAS_GELU after Lt's bias epilogue (add_bias false). */
+__global__ void bias_act_kernel(int64_t m, int64_t n, const float *bias, bool add_bias, bool gelu,
+                                float *c, int64_t ldc, float *aux) {
+  VT_GRID_STRIDE(idx, m * n) {
+    int64_t i = idx / n, j = idx % n;
+    float s = c[i * ldc + j];
+    if (add_bias) s += bias[j];
+    if (gelu) {
+      aux[i * ldc + j] = s;
+      s = vt_unary_f(VT_UN_GELU_TANH, 0.0f, s);
+    }
+    c[i * ldc + j] = s;
+  }
+}
+
+/* One product with the bias (and GELU) epilogue: bf16 inputs through cuBLASLt's BIAS epilogue
+ * (the bias added to the f32 accumulator inside the GEMM: no extra pass over c); otherwise, and
+ * for GELU, the plain GEMM and then bias_act_kernel. */
+static void cuda_gemm_epilogue(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_t m,
+                               int64_t n, int64_t k, const void *a, int64_t lda, const void *b,
+                               int64_t ldb, const float *bias, vt_gemm_epilogue epi, float *c,
+                               int64_t ldc, float *aux) {
+  if (m <= 0 || n <= 0) return;
+  bool gelu = epi == VT_EPI_BIAS_GELU, fused = false;
+  if (in == VT_BF16 && k > 0 && !vt_cuda_simple_kernels()) {
+    vt_cuda_inst *st = vt_cuda_of(be);
+    struct vt_cuda_lt_plan *p = lt_plan(st, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, true, bias);
+    if (p->ok) {
+      const float one = 1.0f, zero = 0.0f;
+      VT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                     &bias, sizeof bias));
+      VT_CUBLAS_CHECK(cublasLtMatmul(st->lt, p->op, &one, b, p->la, a, p->lb, &zero, c, p->lc, c,
+                                     p->lc, &p->algo, st->lt_ws, VT_CUDA_LT_WS, st->stream));
+      fused = true;
+    }
+  }
+  if (!fused) cuda_gemm(be, in, ta, tb, m, n, k, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, 0, 1);
+  if (!fused || gelu) {
+    bias_act_kernel<<<vt_cuda_blocks(be, m * n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                      VT_STREAM(be)>>>(m, n, bias, !fused, gelu, c, ldc, aux);
+    VT_CUDA_LAUNCHED();
+  }
+}
+
 static bool cuda_gemm_bf16_info(const vt_backend *be, char *buf, size_t len) {
   vt_cuda_inst *st = vt_cuda_of(be);
   cudaDeviceProp prop;
@@ -392,6 +485,8 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->copy = cuda_copy;
   t->fill = cuda_fill;
   t->convert = cuda_convert;
+  t->convert_sr = cuda_convert_sr;
+  t->gemm_epilogue = cuda_gemm_epilogue;
   t->gemm = cuda_gemm;
   t->gemm_bf16_info = cuda_gemm_bf16_info;
   t->binary = vt_cuda_binary;

@@ -20,6 +20,8 @@
 extern "C" {
 #include "autograd/backend.h"
 #include "autograd/cpu/cpu_math.h"
+#include "autograd/kernels_attn.h"
+#include "autograd/kernels_optim.h"
 }
 
 /* A failing CUDA or cuBLAS call is a broken invariant (bad input is rejected by the ops before
@@ -77,6 +79,25 @@ static inline vt_cuda_inst *vt_cuda_of(const vt_backend *be) { return (vt_cuda_i
 #define VT_CUDA_LT_PLANS 128
 #define VT_CUDA_STAGING ((size_t)4 << 20) /* bytes per half of the staging buffer */
 
+/* VT_CUDA_SIMPLE=1 (any value but empty or "0") bypasses the fast kernels (flash attention,
+ * cuBLASLt epilogues, the vectorised elementwise paths) for the simple ones they replaced, so
+ * a broken fast kernel can be ruled out on a GPU without a rebuild. Read at each call: tests
+ * switch it within one process. */
+static inline bool vt_cuda_simple_kernels(void) {
+  const char *s = getenv("VT_CUDA_SIMPLE");
+  return s && *s && strcmp(s, "0") != 0;
+}
+
+/* Flash attention on tensor cores (cuda_attn_flash.cu): whether it serves this geometry and
+ * these pointers (bf16 allowed, head dims 64/128, 16-byte aligned), and its kernels; Dl is the
+ * backward's dout . out per row. */
+bool vt_cuda_flash_fits(const vt_attn_geom *g, const void *const *ptrs, int n);
+void vt_cuda_flash_forward(const vt_backend *be, const vt_attn_geom *g, const float *q,
+                           const float *k, const float *v, float *out, float *lse);
+void vt_cuda_flash_backward(const vt_backend *be, const vt_attn_geom *g, const float *q,
+                            const float *k, const float *v, const float *dout, const float *lse,
+                            const float *Dl, float *dq, float *dk, float *dv, float *dbias);
+
 /* Blocks for a grid-stride loop over n items: enough to fill the GPU, never more than needed. */
 static inline unsigned vt_cuda_blocks(const vt_backend *be, int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;
@@ -120,6 +141,10 @@ void vt_cuda_index_copy(const vt_backend *be, int64_t outer, int64_t n_dst, int6
 void vt_cuda_index_zero(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
                         const int32_t *idx, int64_t n_idx, float *dst);
 int64_t vt_cuda_index_check(const vt_backend *be, const int32_t *idx, int64_t n, int64_t limit);
+
+/* The instance's scratch of at least n doubles for two-pass fixed-order sums (cuda_norm.cu;
+ * grown on demand, shared by the kernels of the instance's stream in stream order). */
+double *vt_cuda_red_scratch(const vt_backend *be, size_t n);
 
 /* The kernel families, one table per file (cuda_norm.cu, ...), filled by name on first use. */
 const struct vt_norm_kernels *vt_cuda_norm_table(void);

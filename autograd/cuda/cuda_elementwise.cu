@@ -104,10 +104,12 @@ __global__ void grad_thread_kernel(vt_binary_op op, int which, grad_plan p, int6
 }
 
 /* One block per element of X (and per chunk of the reduced space when X has few elements):
- * reads are coalesced when the last dim is reduced (e.g. a [N, 1] operand). */
+ * reads are coalesced when the last dim is reduced (e.g. a [N, 1] operand). With several
+ * chunks each block writes its partial sum to part[j * chunks + chunk] and grad_chunks_kernel
+ * adds them in chunk order: the same bits on every run (no atomics). */
 __global__ void grad_block_kernel(vt_binary_op op, int which, grad_plan p, int64_t nr,
                                   int64_t chunk, const float *a, const float *b, const float *dout,
-                                  float *dst) {
+                                  float *dst, double *part) {
   __shared__ float shared[32];
   int64_t j = blockIdx.x;
   int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = r0 + chunk < nr ? r0 + chunk : nr;
@@ -121,11 +123,21 @@ __global__ void grad_block_kernel(vt_binary_op op, int which, grad_plan p, int64
   }
   acc = vt_block_sum(acc, shared);
   if (threadIdx.x == 0) {
-    float *t = dst + (which ? kb : ka);
     if (gridDim.y > 1)
-      atomicAdd(t, acc);
+      part[j * gridDim.y + blockIdx.y] = acc;
     else
-      *t += acc;
+      dst[which ? kb : ka] += acc;
+  }
+}
+
+__global__ void grad_chunks_kernel(int which, grad_plan p, int64_t nx, int64_t chunks,
+                                   const double *part, float *dst) {
+  VT_GRID_STRIDE(j, nx) {
+    int64_t ko, ka, kb;
+    dims_offsets(p.keep, j, &ko, &ka, &kb);
+    float acc = 0.0f;
+    for (int64_t c = 0; c < chunks; c++) acc += (float)part[j * chunks + c];
+    dst[which ? kb : ka] += acc;
   }
 }
 
@@ -161,7 +173,7 @@ static void grad_into(const vt_backend *be, vt_binary_op op, int which, const vt
                          VT_STREAM(be)>>>(op, which, p, nx, nr, a, b, dout, dst);
   } else {
     int threads = nr >= 4096 ? 256 : nr >= 512 ? 128 : 32;
-    /* Few elements with long reductions: split each over chunks (added atomically). */
+    /* Few elements with long reductions: split each over chunks (partials added in order). */
     int64_t want = ((int64_t)vt_cuda_of(be)->num_sms * 8 + nx - 1) / nx;
     int64_t max_chunks = (nr + threads * 16 - 1) / (threads * 16);
     int64_t chunks = want < max_chunks ? want : max_chunks;
@@ -171,8 +183,14 @@ static void grad_into(const vt_backend *be, vt_binary_op op, int which, const vt
     chunks = (nr + chunk - 1) / chunk;
     if (nx > INT32_MAX) vt_cuda_die(__FILE__, __LINE__, "binary_backward", "too many elements");
     dim3 grid((unsigned)nx, (unsigned)chunks);
-    grad_block_kernel<<<grid, threads, 0, VT_STREAM(be)>>>(op, which, p, nr, chunk, a, b, dout,
-                                                           dst);
+    double *part = chunks > 1 ? vt_cuda_red_scratch(be, (size_t)(nx * chunks)) : NULL;
+    grad_block_kernel<<<grid, threads, 0, VT_STREAM(be)>>>(op, which, p, nr, chunk, a, b, dout, dst,
+                                                           part);
+    if (chunks > 1) {
+      VT_CUDA_LAUNCHED();
+      grad_chunks_kernel<<<vt_cuda_blocks(be, nx, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                           VT_STREAM(be)>>>(which, p, nx, chunks, part, dst);
+    }
   }
   VT_CUDA_LAUNCHED();
 }

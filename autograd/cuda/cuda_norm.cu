@@ -102,7 +102,7 @@ __global__ void norm_dwdb_sum_kernel(int64_t cols, const double *part, float *dw
 
 /* The instance's scratch of at least n doubles (grown, never shrunk; growing waits for the
  * work queued, since the old block may still be in use). */
-static double *red_scratch(const vt_backend *be, size_t n) {
+double *vt_cuda_red_scratch(const vt_backend *be, size_t n) {
   vt_cuda_inst *st = vt_cuda_of(be);
   if (st->red_n < n) {
     VT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
@@ -111,7 +111,7 @@ static double *red_scratch(const vt_backend *be, size_t n) {
     st->red_n = 0;
     if (cudaMalloc(&st->red, n * sizeof(double)) != cudaSuccess) {
       (void)cudaGetLastError();
-      vt_cuda_die(__FILE__, __LINE__, "norm backward", "out of device memory for column sums");
+      vt_cuda_die(__FILE__, __LINE__, "column sums", "out of device memory for partial sums");
     }
     st->red_n = n;
   }
@@ -137,7 +137,7 @@ static void norm_backward(const vt_backend *be, int64_t rows, int64_t cols, cons
     VT_CUDA_LAUNCHED();
   }
   if (dw || db) {
-    double *part = red_scratch(be, (size_t)ROW_SLICES * (size_t)cols * 2);
+    double *part = vt_cuda_red_scratch(be, (size_t)ROW_SLICES * (size_t)cols * 2);
     dim3 grid((unsigned)((cols + 127) / 128), ROW_SLICES);
     norm_dwdb_part_kernel<<<grid, 128, 0, VT_STREAM(be)>>>(rows, cols, x, mean, rstd, dy, part);
     VT_CUDA_LAUNCHED();

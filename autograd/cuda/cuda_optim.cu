@@ -43,12 +43,32 @@ static void cuda_optim_scale(const vt_backend *be, float *x, int64_t n, float al
   VT_CUDA_LAUNCHED();
 }
 
-/* Blocks stride over segments, threads over a segment's elements. */
+/* Blocks stride over segments, threads over a segment's elements. A segment whose parameter
+ * and flat offset are 16-byte aligned (with grad, m, v; vec) is read and written four floats
+ * at a time: a quarter of the memory instructions of this memory-bound pass, the same
+ * per-element math (vt_adam_elem), so the same bits. */
 __global__ void adam_kernel(const vt_optim_seg *segs, int64_t nseg, const float *grad, float *m,
-                            float *v, vt_adam_hparams h) {
+                            float *v, vt_adam_hparams h, bool vec) {
   for (int64_t s = blockIdx.x; s < nseg; s += gridDim.x) {
     vt_optim_seg sg = segs[s];
-    for (int64_t i = threadIdx.x; i < sg.n; i += blockDim.x) {
+    int64_t i0 = 0;
+    if (vec && (((uintptr_t)sg.param) & 15) == 0 && (sg.flat & 3) == 0) {
+      for (int64_t q = threadIdx.x; q < sg.n / 4; q += blockDim.x) {
+        int64_t f = sg.flat + 4 * q;
+        float4 p4 = reinterpret_cast<float4 *>(sg.param)[q];
+        float4 m4 = *reinterpret_cast<float4 *>(m + f), v4 = *reinterpret_cast<float4 *>(v + f);
+        float4 g4 = *reinterpret_cast<const float4 *>(grad + f);
+        vt_adam_elem(&p4.x, &m4.x, &v4.x, g4.x, &h);
+        vt_adam_elem(&p4.y, &m4.y, &v4.y, g4.y, &h);
+        vt_adam_elem(&p4.z, &m4.z, &v4.z, g4.z, &h);
+        vt_adam_elem(&p4.w, &m4.w, &v4.w, g4.w, &h);
+        reinterpret_cast<float4 *>(sg.param)[q] = p4;
+        *reinterpret_cast<float4 *>(m + f) = m4;
+        *reinterpret_cast<float4 *>(v + f) = v4;
+      }
+      i0 = sg.n / 4 * 4; /* the tail, scalar */
+    }
+    for (int64_t i = i0 + threadIdx.x; i < sg.n; i += blockDim.x) {
       int64_t f = sg.flat + i;
       vt_adam_elem(&sg.param[i], &m[f], &v[f], grad[f], &h);
     }
@@ -69,7 +89,9 @@ __global__ void sgd_kernel(const vt_optim_seg *segs, int64_t nseg, const float *
 static void cuda_adam_update(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
                              const float *grad, float *m, float *v, vt_adam_hparams h) {
   if (nseg <= 0) return;
-  adam_kernel<<<vt_cuda_grid(nseg), 512, 0, VT_STREAM(be)>>>(segs, nseg, grad, m, v, h);
+  bool vec = ((((uintptr_t)grad) | ((uintptr_t)m) | ((uintptr_t)v)) & 15) == 0 &&
+             !vt_cuda_simple_kernels();
+  adam_kernel<<<vt_cuda_grid(nseg), 512, 0, VT_STREAM(be)>>>(segs, nseg, grad, m, v, h, vec);
   VT_CUDA_LAUNCHED();
 }
 
