@@ -98,7 +98,7 @@ static void check_geom(const char *what, vt_conv_geom g) {
 static vt_conv_geom geom(int64_t n, int64_t groups, int64_t cin, int64_t h, int64_t w, int64_t cout,
                          int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                          int64_t dh, int64_t dw) {
-  vt_conv_geom g = {n, groups, cin, h, w, cout, 0, 0, kh, kw, sh, sw, ph, pw, dh, dw};
+  vt_conv_geom g = {n, groups, cin, h, w, cout, 0, 0, kh, kw, sh, sw, ph, pw, dh, dw, false};
   g.oh = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
   g.ow = (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
   return g;
