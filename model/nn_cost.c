@@ -23,10 +23,19 @@ static nn_cost attn_cost(const nn_attn_cfg *a, int64_t seq, bool causal) {
   double hd = (double)(a->head_dim ? a->head_dim : a->hidden / a->heads);
   double q = (double)a->heads * hd, kv = (double)(a->kv_heads ? a->kv_heads : a->heads) * hd;
   nn_cost c = nn_cost_linear(a->hidden, (int64_t)(q + 2 * kv), a->qkv_bias, seq);
-  double per = 0;
+  double per = 0, qk = q; /* qk: width of the scores' dot products */
+  if (!a->rel_pos && (a->fused_qkv || a->pack)) {
+    /* vt_attention_qkv reads the one projection output: q, k, v in head layout (rotated
+     * on the way), the output in heads, its logsumexp, and the output in o_proj's layout */
+    per += q + 2 * kv + q + (double)a->heads + q;
+    c.act_floats += per * t;
+    double square = t * t * (causal ? 0.5 : 1.0);
+    c.flops_attn += 2.0 * square * (qk + q);
+    nn_cost_add(&c, nn_cost_linear((int64_t)q, a->hidden, a->o_bias, seq));
+    return c;
+  }
   if (a->fused_qkv || a->pack) per += q + 2 * kv; /* the slices of the one output */
   if (a->rope_theta > 0) per += q + kv;           /* rotated q and k */
-  double qk = q;                                  /* width of the scores' dot products */
   if (a->rel_pos) {
     nn_cost p = nn_cost_linear(a->hidden, (int64_t)q, false, seq); /* linear_pos on the table */
     nn_cost_add(&c, p);

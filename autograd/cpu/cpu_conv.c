@@ -186,11 +186,12 @@ static geom_sizes sizes(const vt_conv_geom *g) {
 }
 
 /* 1-D convs whose output rows are few go to the direct correlation (cpu_conv1d.h): with so
- * few rows the unfolding copy and a short-M sgemm cost more than the arithmetic. */
+ * few rows the unfolding copy and a short-M sgemm cost more than the arithmetic. Not under
+ * bf16 mixed precision, whose convolutions run their GEMMs on bf16 copies (conv_gemm). */
 #define DIRECT_1D_MAX_ROWS 64
 static bool use_direct_1d(const vt_conv_geom *g, int64_t out_rows) {
   return g->h == 1 && g->kh == 1 && g->oh == 1 && g->ph == 0 && g->kw <= CPU_CORR_MAX_TAPS &&
-         out_rows <= DIRECT_1D_MAX_ROWS && !is_direct(g);
+         out_rows <= DIRECT_1D_MAX_ROWS && !is_direct(g) && !g->lowp;
 }
 
 static void direct_forward(const vt_conv_geom *g, const float *x, const float *weight, float *y,
