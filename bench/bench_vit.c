@@ -18,11 +18,14 @@
 #include "autograd/vt.h"
 #include "model/vit.h"
 
-static double now_s(void) {
+static double clock_s(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
+/* CPU time of the process (all threads): at 1 thread the work itself, whatever the load */
+static double cpu_s(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
 
 typedef struct {
   vt_params ps;
@@ -103,19 +106,20 @@ int main(int argc, char **argv) {
          "%lld tiles a step, %d steps after %d warmup, threads %s\n",
          (long long)layers, (long long)vt_params_count(&m.ps, false), (long long)n, steps, warmup,
          threads ? threads : "default");
-  double t0 = 0, l = 0;
+  double t0 = 0, c0 = 0, l = 0;
   for (int s = 0; s < warmup + steps; s++) {
-    if (s == warmup) t0 = now_s();
+    if (s == warmup) t0 = now_s(), c0 = cpu_s();
     l = step(&m, ctx, n, px, w);
     if (isnan(l)) return 1;
     vt_ctx_reset(ctx);
   }
-  double dt = now_s() - t0;
+  double dt = now_s() - t0, dc = cpu_s() - c0;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("RESULT impl=c tiles_per_s=%.3f step_ms=%.1f peak_rss_mib=%.1f arena_mib=%.1f loss=%.6g\n",
+  printf("RESULT impl=c tiles_per_s=%.3f step_ms=%.1f peak_rss_mib=%.1f arena_mib=%.1f loss=%.6g "
+         "cpu_ms=%.1f\n",
          (double)(n * steps) / dt, dt / steps * 1e3, ru.ru_maxrss / 1024.0,
-         vt_ctx_arena_high_water(ctx) / 1048576.0, l);
+         vt_ctx_arena_high_water(ctx) / 1048576.0, l, dc / steps * 1e3);
   fflush(stdout);
   vt_ctx_free(ctx);
   if (memory) {

@@ -12,10 +12,11 @@ threads=${THREADS:-2} layers=${LAYERS:-2} tiles=${TILES:-1} steps=${STEPS:-3}
 warmup=${WARMUP:-1} reps=${REPS:-2}
 bin=$build/bench/bench_vit
 [ -x "$bin" ] || { echo "no $bin: build first" >&2; exit 1; }
+cores=$(nproc --all)
 export OMP_NUM_THREADS=$threads
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ);" \
+echo "machine: $cores cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ);" \
   "threads $threads, layers $layers, tiles $tiles"
 for r in $(seq "$reps"); do
   mem=--no-memory
@@ -26,12 +27,17 @@ for r in $(seq "$reps"); do
 done
 python3 - "$log" <<'PY'
 import sys
-best = {}
+best, cpu = {}, {}
 for line in open(sys.argv[1]):
     if not line.startswith("RESULT"):
         continue
     kv = dict(f.split("=", 1) for f in line.split()[1:])
     best[kv["impl"]] = max(best.get(kv["impl"], 0.0), float(kv["tiles_per_s"]))
+    cpu[kv["impl"]] = min(cpu.get(kv["impl"], 1e30), float(kv.get("cpu_ms", "nan")))
 c, t = best.get("c", 0.0), best.get("torch", 0.0)
 print(f"best tiles/s: c {c:.3f}, torch {t:.3f}, c / torch {c / t if t else float('nan'):.2f}")
+# a step's CPU time (all threads): at THREADS=1 the work itself, fair on a loaded machine too;
+# at 2 threads it also counts OpenMP's spinning
+cc, tc = cpu.get("c", float("nan")), cpu.get("torch", float("nan"))
+print(f"best step CPU time: c {cc:.0f} ms, torch {tc:.0f} ms, torch / c {tc / cc:.2f}")
 PY

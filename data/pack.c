@@ -15,6 +15,8 @@ void mix_pack_free(mix_pack *p) {
   free(p->n_tiles);
   free(p->tiles);
   free(p->starts);
+  free(p->fbank_frames);
+  free(p->fbank);
   memset(p, 0, sizeof *p);
 }
 
@@ -26,19 +28,65 @@ static void reset(mix_pack *p) {
   p->n_truncated = p->n_dropped = 0;
   p->n_tiles_total = 0;
   p->tile_size = 0;
+  p->n_audio = 0;
+  p->fbank_bins = 0;
 }
 
 static bool is_visual(const chat_media *m) {
   return m->kind == CHAT_MEDIA_IMAGE || m->kind == CHAT_MEDIA_VIDEO;
 }
 
-/* Tokens of the first n of s once each tile of its visual media takes tile_tokens positions. */
-static int64_t expanded_len(const shard_sample *s, int64_t n, int64_t tile_tokens) {
+/* Tokens of the first n of s once each tile of its visual media takes tile_tokens positions
+ * and each <audio> its clip's audio_tokens; *media says whether any was expanded. */
+static int64_t expanded_len(const shard_sample *s, int64_t n, const mix_pack_media *how,
+                            bool *media) {
   int64_t len = n;
-  for (size_t k = 0; s->n_tiles && k < s->n_media; k++)
-    if (s->media[k].pos < n && is_visual(&s->media[k]) && s->n_tiles[k] > 0)
-      len += (int64_t)s->n_tiles[k] * tile_tokens - 1;
+  *media = false;
+  for (size_t k = 0; how->tile_tokens > 0 && s->n_tiles && k < s->n_media; k++)
+    if (s->media[k].pos < n && is_visual(&s->media[k]) && s->n_tiles[k] > 0) {
+      len += (int64_t)s->n_tiles[k] * how->tile_tokens - 1;
+      *media = true;
+    }
+  size_t clip = 0; /* clips are stored in <audio> order */
+  for (int64_t i = 0; how->audio_tokens && i < n; i++)
+    if (s->ids.v[i] == CHAT_AUDIO_ID && clip < s->n_audio) {
+      int64_t c = how->audio_tokens(how->user, s->fbank_frames[clip++]);
+      if (c > 0) len += c - 1;
+      *media = true;
+    }
   return len;
+}
+
+/* Appends the clips of s whose <audio> lies in its first n tokens; -2 for another fbank
+ * width than the pack's. */
+static int add_clips(mix_pack *p, const shard_sample *s, int64_t n) {
+  size_t k = 0, off = 0, bins = (size_t)s->fbank_bins;
+  for (int64_t i = 0; i < n && k < s->n_audio; i++) {
+    if (s->ids.v[i] != CHAT_AUDIO_ID) continue;
+    if (p->n_audio && s->fbank_bins != p->fbank_bins) return -2;
+    size_t nf = (size_t)s->fbank_frames[k] * bins, have = 0;
+    for (size_t j = 0; j < p->n_audio; j++) have += (size_t)p->fbank_frames[j];
+    have *= bins;
+    if (p->n_audio == p->cap_audio) {
+      size_t cap = p->cap_audio ? 2 * p->cap_audio : 16;
+      int64_t *f = realloc(p->fbank_frames, cap * sizeof *f);
+      if (!f) return -1;
+      p->fbank_frames = f;
+      p->cap_audio = cap;
+    }
+    if (have + nf > p->cap_fbank) {
+      size_t cap = 2 * (have + nf);
+      uint16_t *f = realloc(p->fbank, cap * sizeof *f);
+      if (!f) return -1;
+      p->fbank = f;
+      p->cap_fbank = cap;
+    }
+    memcpy(p->fbank + have, s->fbank + off, nf * sizeof *p->fbank);
+    off += nf;
+    p->fbank_frames[p->n_audio++] = s->fbank_frames[k++];
+    p->fbank_bins = s->fbank_bins;
+  }
+  return 0;
 }
 
 /* Appends tiles [first, first + n) of s; -2 for a tile size other than the pack's. */
@@ -61,7 +109,7 @@ static int add_tiles(mix_pack *p, const shard_sample *s, int64_t first, int64_t 
   return 0;
 }
 
-static int add_sample(mix_pack *p, const shard_sample *s, int64_t n) {
+static int add_sample(mix_pack *p, const shard_sample *s, int64_t n, bool clips) {
   int64_t at = (int64_t)p->ids.n;
   if (p->n_seq + 2 > p->cap_seq) {
     size_t cap = p->cap_seq ? p->cap_seq * 2 : 16;
@@ -99,6 +147,8 @@ static int add_sample(mix_pack *p, const shard_sample *s, int64_t n) {
     p->media_path[p->n_media] = strdup(s->media_path[k]);
     p->media_seq[p->n_media++] = (int32_t)p->n_seq;
   }
+  int rc;
+  if (clips && (rc = add_clips(p, s, n))) return rc;
   p->starts[p->n_seq] = at;
   p->starts[++p->n_seq] = (int64_t)p->ids.n;
   return 0;
@@ -110,6 +160,12 @@ int mix_next_packed(mix *m, int64_t max_len, mix_pack *out, char *err, size_t er
 
 int mix_next_packed_tiles(mix *m, int64_t max_len, int64_t tile_tokens, mix_pack *out, char *err,
                           size_t err_len) {
+  mix_pack_media how = {.tile_tokens = tile_tokens};
+  return mix_next_packed_media(m, max_len, &how, out, err, err_len);
+}
+
+int mix_next_packed_media(mix *m, int64_t max_len, const mix_pack_media *how, mix_pack *out,
+                          char *err, size_t err_len) {
   reset(out);
   shard_sample s = {0};
   int rc = 0;
@@ -117,11 +173,12 @@ int mix_next_packed_tiles(mix *m, int64_t max_len, int64_t tile_tokens, mix_pack
   for (;;) {
     if (out->n_seq > 0 && mix_get_cursor(m).pos >= mix_epoch_len(m)) break; /* epoch end */
     int64_t len, n;
-    bool read = tile_tokens > 0; /* the length then depends on the sample's tiles */
+    /* the length then depends on the sample's tiles and clips */
+    bool read = how->tile_tokens > 0 || how->audio_tokens, media = false;
     if (read) {
       if ((rc = mix_peek(m, &s, err, err_len))) break;
       n = (int64_t)s.ids.n;
-      len = expanded_len(&s, n, tile_tokens);
+      len = expanded_len(&s, n, how, &media);
     } else {
       n = len = mix_peek_len(m);
     }
@@ -130,27 +187,31 @@ int mix_next_packed_tiles(mix *m, int64_t max_len, int64_t tile_tokens, mix_pack
       mix_skip(m);
     else if ((rc = mix_next(m, &s, NULL, err, err_len)))
       break;
-    if (len > max_len && read && s.n_tiles_total > 0) {
+    if (len > max_len && media) {
       if (++out->n_dropped > 1000) {
         snprintf(err, err_len,
                  "packing: 1000 samples in a row are longer than max_len %lld once their images "
-                 "are expanded into tiles",
+                 "and audio are expanded",
                  (long long)max_len);
         rc = -1;
         break;
       }
       continue;
     }
-    if (len > max_len) { /* no tiles: cut */
+    if (len > max_len) { /* no expanded media: cut */
       n = len = max_len;
       out->n_truncated++;
     }
-    if ((rc = add_sample(out, &s, n))) {
-      if (rc == -2)
+    if ((rc = add_sample(out, &s, n, how->audio_tokens != NULL))) {
+      if (rc == -2 && out->n_tiles_total && s.n_tiles_total && s.tile_size != out->tile_size)
         snprintf(err, err_len,
                  "packing: tiles of %d and %d pixels in one pack (one tile size "
                  "per mixture)",
                  out->tile_size, s.tile_size);
+      else if (rc == -2)
+        snprintf(err, err_len,
+                 "packing: fbank of %d and %d bins in one pack (one fbank width per mixture)",
+                 out->fbank_bins, s.fbank_bins);
       else
         snprintf(err, err_len, "packing: out of memory");
       rc = -1;

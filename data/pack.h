@@ -20,8 +20,24 @@ typedef struct {
   size_t tiles_cap; /* bytes */
   int tile_size;
   int64_t n_truncated; /* samples cut to max_len because alone they were longer */
-  int64_t n_dropped;   /* samples with tiles longer than max_len once expanded (see below) */
+  int64_t n_dropped;   /* samples with tiles or clips longer than max_len once expanded */
+  /* audio clips of the packed samples in <audio> order (packs from mix_next_packed_media
+   * with audio_tokens only): fbank [fbank_frames[k], fbank_bins] f16 bits back to back */
+  size_t n_audio, cap_audio, cap_fbank;
+  int fbank_bins;
+  int64_t *fbank_frames;
+  uint16_t *fbank;
 } mix_pack;
+
+/* How a model expands media into positions, for mix_next_packed_media: each image/video tile
+ * takes tile_tokens positions (0: placeholders count 1, no tiles are carried); each <audio>
+ * takes audio_tokens(user, its clip's fbank frames) positions (NULL: counts 1, no clips are
+ * carried). The callback keeps data/ free of any model. */
+typedef struct {
+  int64_t tile_tokens;
+  int64_t (*audio_tokens)(void *user, int64_t frames);
+  void *user;
+} mix_pack_media;
 
 /* Fills out (reset first) with the next samples of m while they fit in max_len; stops at the
  * end of an epoch. A sample longer than max_len is cut to max_len and packed alone (media
@@ -34,6 +50,13 @@ int mix_next_packed(mix *m, int64_t max_len, mix_pack *out, char *err, size_t er
  * leave a tile without its tokens). Tiles of two sizes in one pack are an error. */
 int mix_next_packed_tiles(mix *m, int64_t max_len, int64_t tile_tokens, mix_pack *out, char *err,
                           size_t err_len);
+/* The same with tiles and audio clips (how: see mix_pack_media): a sample's length counts each
+ * <audio> as its clip's positions and the pack carries the clips; a sample with a clip that
+ * alone is longer than max_len is skipped and counted in n_dropped like one with tiles. A
+ * placeholder without its stored clip counts 1 (the trainer reports the sample). Clips of two
+ * fbank widths in one pack are an error. */
+int mix_next_packed_media(mix *m, int64_t max_len, const mix_pack_media *how, mix_pack *out,
+                          char *err, size_t err_len);
 void mix_pack_free(mix_pack *p);
 
 /* Per-token views of the boundaries for a row of length T >= p->ids.n (padding after the

@@ -280,15 +280,17 @@ vt_tensor *audio_llm_modality_loss(audio_llm *a, vt_ctx *ctx, vt_tensor *hidden,
   clips c;
   if (get_clips(ctx, fm, &c)) return vt_zeros(ctx, VT_F32, 0, NULL);
   int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * T)),
-          *len = malloc(sizeof(int32_t) * (size_t)B);
+          *len = malloc(sizeof(int32_t) * (size_t)B),
+          *seg = b->segments ? malloc(sizeof(int32_t) * (size_t)(B * T)) : NULL;
   int32_t *idx = malloc(sizeof(int32_t) * (size_t)c.n),
           *lab = malloc(sizeof(int32_t) * (size_t)c.n);
   vt_tensor *loss = NULL;
-  if (!tok || !len || !idx || !lab) {
+  if (!tok || !len || !idx || !lab || (b->segments && !seg)) {
     loss = vt_ctx_fail(ctx, "vita", "out of host memory for the modality labels");
     goto done;
   }
   vt_to_host(ctx, b->tokens, tok);
+  if (seg) vt_to_host(ctx, b->segments, seg);
   if (b->lengths)
     vt_to_host(ctx, b->lengths, len);
   else
@@ -298,7 +300,9 @@ vt_tensor *audio_llm_modality_loss(audio_llm *a, vt_ctx *ctx, vt_tensor *hidden,
     int32_t row = c.spans[3 * i], end = c.spans[3 * i + 1] + c.spans[3 * i + 2];
     if (row < 0 || row >= B || end < 1 || end > T) continue; /* the splice has refused it */
     int k = -1;
-    for (int64_t t = end; t < len[row] && k < 0; t++)
+    /* in a packed row the answer is looked for within the clip's own sample */
+    for (int64_t t = end;
+         t < len[row] && k < 0 && (!seg || seg[row * T + t] == seg[row * T + end - 1]); t++)
       for (int j = 0; j < a->n_classes; j++)
         if (tok[row * T + t] == a->state_ids[j]) k = j;
     if (k < 0) continue; /* no answer follows this clip in the row */
@@ -331,6 +335,6 @@ vt_tensor *audio_llm_modality_loss(audio_llm *a, vt_ctx *ctx, vt_tensor *hidden,
   }
   free(lg);
 done:
-  free(c.len), free(c.spans), free(tok), free(len), free(idx), free(lab);
+  free(c.len), free(c.spans), free(tok), free(len), free(idx), free(lab), free(seg);
   return loss;
 }

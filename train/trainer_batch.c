@@ -25,7 +25,7 @@ static bool takes_wave(const trainer *t) { return t->model->media & VT_MEDIA_BIT
 /* Why the model cannot take a sample (its tokens, its media), or NULL. Image and video
  * placeholders are expanded into tile spans by expand_row. */
 static const char *unusable(const trainer *t, const int32_t *ids, const int32_t *labels, size_t n,
-                            size_t n_media, size_t n_codec, bool packed) {
+                            size_t n_media, size_t n_codec, size_t n_clips) {
   if (n_media && !(t->model->media & ~VT_MEDIA_BIT(VT_MEDIA_CODEC)))
     return "it has image/video/audio placeholders this model does not take";
   if (takes_codec(t)) { /* a speech decoder: a text (any length) and its codec tokens */
@@ -48,14 +48,13 @@ static const char *unusable(const trainer *t, const int32_t *ids, const int32_t 
   size_t n_aud = 0;
   for (size_t i = 0; v && i < n; i++) {
     if (splices_audio(t) && ids[i] == CHAT_AUDIO_ID) {
-      if (packed) return "packed rows with audio are not supported yet (set pack: false)";
       n_aud++;
       continue;
     }
     if (takes_images(t) && (ids[i] == CHAT_IMAGE_ID || ids[i] == CHAT_VIDEO_ID)) continue;
     if (ids[i] < 0 || ids[i] >= v) return "a token id is outside the model's vocabulary";
   }
-  if (n_aud && n_aud > t->sample.n_audio)
+  if (n_aud && n_aud > n_clips)
     return "an <audio> placeholder has no stored fbank (vita prep --audio-features)";
   /* a label the loss would index with is as bad as a token id: the sample is skipped and
    * counted, not the run aborted */
@@ -283,6 +282,12 @@ static int64_t put_sample(trainer *t, int64_t i, const char **why) {
   return n;
 }
 
+/* The LLM positions of a clip of `frames` fbank frames, for packing (data/ knows no model). */
+static int64_t pack_audio_tokens(void *user, int64_t frames) {
+  const vt_model *m = user;
+  return m->ops->audio_positions(m, frames);
+}
+
 /* Row i of the batch from the next usable sample or pack; returns its length, -1 on error. */
 static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len) {
   int64_t max_len = t->cfg->max_len;
@@ -303,19 +308,29 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
       /* a vision model's rows hold each tile as image_tokens positions and a separator */
       mix_pack *pk = &t->pack;
       int64_t tile_tokens = takes_images(t) ? t->model->image_tokens + 1 : 0;
-      if (mix_next_packed_tiles(m, max_len, tile_tokens, pk, err, err_len)) return -1;
+      /* and a model that splices audio each clip as its audio_positions */
+      mix_pack_media how = {.tile_tokens = tile_tokens,
+                            .audio_tokens = splices_audio(t) ? pack_audio_tokens : NULL,
+                            .user = (void *)t->model};
+      if (mix_next_packed_media(m, max_len, &how, pk, err, err_len)) return -1;
       if (t->count_samples && pk->n_dropped) {
         t->skipped_samples += pk->n_dropped;
         fprintf(stderr, "warning: skipping %lld sample(s) longer than max_len once expanded\n",
                 (long long)pk->n_dropped);
       }
-      const char *why = unusable(t, pk->ids.v, pk->labels.v, pk->ids.n, pk->n_media, 0, true);
+      const char *why =
+          unusable(t, pk->ids.v, pk->labels.v, pk->ids.n, pk->n_media, 0, pk->n_audio);
       int64_t n = 0;
-      if (!why && tile_tokens && pk->n_tiles_total > 0)
+      /* the pack's clips as the sample-shaped view expand_row reads */
+      shard_sample clips = {.n_audio = pk->n_audio,
+                            .fbank_bins = pk->fbank_bins,
+                            .fbank_frames = pk->fbank_frames,
+                            .fbank = pk->fbank};
+      if (!why && ((tile_tokens && pk->n_tiles_total > 0) || (how.audio_tokens && pk->n_audio)))
         n = expand_row(t, i,
                        &(row_src){pk->ids.v, pk->labels.v, pk->ids.n, pk->media, pk->n_tiles,
                                   pk->n_media, pk->tiles, pk->tile_size, pk->starts, pk->n_seq,
-                                  NULL},
+                                  pk->n_audio ? &clips : NULL},
                        &why);
       if (why) {
         if (skip(t, "a packed row", why, tries, err, err_len)) return -1;
@@ -339,7 +354,7 @@ static int64_t next_row(trainer *t, mix *m, int64_t i, char *err, size_t err_len
     mix_ref ref;
     if (mix_next(m, &t->sample, &ref, err, err_len)) return -1;
     const char *why = unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n,
-                               t->sample.n_media, t->sample.codec.n, false);
+                               t->sample.n_media, t->sample.codec.n, t->sample.n_audio);
     int64_t n = why ? -1 : put_sample(t, i, &why);
     if (n == -2) {
       snprintf(err, err_len, "out of memory for the codec tokens or waveforms of a batch");
@@ -455,7 +470,7 @@ int trainer_eval_batch(trainer *t, mix *m, int64_t *slot, int64_t stride, int64_
     if (mix_set_cursor(m, &c, err, err_len) || mix_next(m, &t->sample, NULL, err, err_len))
       return -1;
     const char *why = unusable(t, t->sample.ids.v, t->sample.labels.v, t->sample.ids.n,
-                               t->sample.n_media, t->sample.codec.n, false);
+                               t->sample.n_media, t->sample.codec.n, t->sample.n_audio);
     int64_t n = why ? -1 : put_sample(t, t->batch_rows, &why);
     if (n == -1) {
       (*skipped)++;

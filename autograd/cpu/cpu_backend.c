@@ -11,6 +11,7 @@
 #include "autograd/cpu/cpu_gemm.h"
 #include "autograd/cpu/cpu_math.h"
 #include "autograd/cpu/cpu_vexp.h"
+#include "autograd/cpu/cpu_vgelu.h"
 
 /* Loops shorter than this run on one thread: forking costs more than it saves. */
 #define PAR_MIN 32768
@@ -283,10 +284,18 @@ static void cpu_binary_backward(const vt_backend *be, vt_binary_op op, const vt_
  * other activations call cpu_math.h per element. */
 #define VEC_BLOCK 8192
 
-static bool unary_vectorised(vt_unary_op op) { return op == VT_UN_SILU || op == VT_UN_SIGMOID; }
+static bool unary_vectorised(vt_unary_op op) {
+  return op == VT_UN_SILU || op == VT_UN_SIGMOID || op == VT_UN_RELU || op == VT_UN_GELU_ERF;
+}
 
 VT_SIMD_HOT void unary_vec(vt_unary_op op, int64_t n, const float *x, float *y) {
-  if (op == VT_UN_SILU) {
+  if (op == VT_UN_RELU) { /* NaN gives 0, as vt_unary_f */
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
+  } else if (op == VT_UN_GELU_ERF) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = vt_vgelu_erf(x[i]);
+  } else if (op == VT_UN_SILU) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * vt_vsigmoidf(x[i]);
   } else {
@@ -298,7 +307,13 @@ VT_SIMD_HOT void unary_vec(vt_unary_op op, int64_t n, const float *x, float *y) 
 /* The sigmoid's derivative comes from y (no exp), SiLU's from the sigmoid of x. */
 VT_SIMD_HOT void unary_backward_vec(vt_unary_op op, int64_t n, const float *x, const float *y,
                                     const float *dy, float *dx) {
-  if (op == VT_UN_SILU) {
+  if (op == VT_UN_RELU) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (x[i] > 0 ? 1.0f : 0.0f); /* NaN dy: NaN */
+  } else if (op == VT_UN_GELU_ERF) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * vt_vgelu_erf_grad(x[i]);
+  } else if (op == VT_UN_SILU) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
       float s = vt_vsigmoidf(x[i]);

@@ -14,6 +14,49 @@
  * in dx, so dx runs row-parallel and dw/db run column-parallel over blocks of this many. */
 #define COL_BLOCK 64
 
+/* LayerNorm's row sums in 8 fixed double lanes added in lane order: a serial double chain was
+ * latency-bound, and fixed lanes do not depend on the vector width or the thread count. */
+#define LN_LANES 8
+VT_SIMD_CLONES void ln_row_stats(int64_t cols, const float *restrict px, double *mean, double *sq) {
+  double lane[LN_LANES] = {0}, s = 0, ss = 0;
+  int64_t j = 0, n8 = cols / LN_LANES * LN_LANES;
+  for (; j < n8; j += LN_LANES)
+    for (int l = 0; l < LN_LANES; l++) lane[l] += px[j + l];
+  for (int l = 0; l < LN_LANES; l++) s += lane[l];
+  for (; j < cols; j++) s += px[j];
+  double m = s / (double)cols;
+  for (int l = 0; l < LN_LANES; l++) lane[l] = 0;
+  for (j = 0; j < n8; j += LN_LANES)
+    for (int l = 0; l < LN_LANES; l++) {
+      double d = px[j + l] - m;
+      lane[l] += d * d;
+    }
+  for (int l = 0; l < LN_LANES; l++) ss += lane[l];
+  for (; j < cols; j++) ss += (px[j] - m) * (px[j] - m);
+  *mean = m, *sq = ss;
+}
+
+/* sum(g) and sum(g * xhat) of one row, g = dy * w (w NULL: 1), xhat = (x - m) * rs. */
+VT_SIMD_CLONES void ln_row_grad_sums(int64_t cols, const float *restrict px,
+                                     const float *restrict pd, const float *restrict w, float m,
+                                     float rs, double *a, double *b) {
+  double la[LN_LANES] = {0}, lb[LN_LANES] = {0}, sa = 0, sb = 0;
+  int64_t j = 0, n8 = cols / LN_LANES * LN_LANES;
+  for (; j < n8; j += LN_LANES)
+    for (int l = 0; l < LN_LANES; l++) {
+      float g = w ? pd[j + l] * w[j + l] : pd[j + l];
+      la[l] += g;
+      lb[l] += (double)g * ((px[j + l] - m) * rs);
+    }
+  for (int l = 0; l < LN_LANES; l++) sa += la[l], sb += lb[l];
+  for (; j < cols; j++) {
+    float g = w ? pd[j] * w[j] : pd[j];
+    sa += g;
+    sb += (double)g * ((px[j] - m) * rs);
+  }
+  *a = sa, *b = sb;
+}
+
 static void cpu_layer_norm(const vt_backend *be, int64_t rows, int64_t cols, float eps,
                            const float *x, const float *w, const float *b, float *y, float *mean,
                            float *rstd) {
@@ -22,13 +65,8 @@ static void cpu_layer_norm(const vt_backend *be, int64_t rows, int64_t cols, flo
       rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
         const float *px = x + r * cols;
         float *py = y + r * cols;
-        double s = 0, ss = 0;
-        for (int64_t j = 0; j < cols; j++) s += px[j];
-        double m = s / (double)cols;
-        for (int64_t j = 0; j < cols; j++) {
-          double dlt = px[j] - m;
-          ss += dlt * dlt;
-        }
+        double m, ss;
+        ln_row_stats(cols, px, &m, &ss);
         float fm = (float)m, rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
         mean[r] = fm;
         rstd[r] = rs;
@@ -51,12 +89,8 @@ static void cpu_layer_norm_backward(const vt_backend *be, int64_t rows, int64_t 
         rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
           const float *px = x + r * cols, *pd = dy + r * cols;
           float m = mean[r], rs = rstd[r];
-          double a = 0, bsum = 0; /* sum(g), sum(g * xhat) with g = dy * w */
-          for (int64_t j = 0; j < cols; j++) {
-            float g = w ? pd[j] * w[j] : pd[j];
-            a += g;
-            bsum += (double)g * ((px[j] - m) * rs);
-          }
+          double a, bsum; /* sum(g), sum(g * xhat) with g = dy * w */
+          ln_row_grad_sums(cols, px, pd, w, m, rs, &a, &bsum);
           float ma = (float)(a / (double)cols), mb = (float)(bsum / (double)cols);
           float *pdx = dx + r * cols;
           for (int64_t j = 0; j < cols; j++) {
