@@ -129,7 +129,7 @@ static void check_grad(int cin, int cout, int k, int l, geo a) {
 }
 
 /* The period discriminator's conv2d with a (k, 1) kernel, stride (s, 1), padding (p, 0): the
- * im2col / col2im fast path for one-column kernels, against a loop and finite differences. */
+ * row runs of im2col / col2im with a one-column kernel, against a loop and finite differences. */
 static void check_column_conv2d(int cin, int cout, int k, int h, int w, int s, int p) {
   vt_ctx *ctx = vt_test_cpu_ctx();
   int n = 2, oh = (h + 2 * p - k) / s + 1;
