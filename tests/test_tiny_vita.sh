@@ -31,7 +31,7 @@ for n in 1-0-llm 2-1.1 3-1.2 4-1.3 5-2.1a 6-2.1b 7-2.2 8-3.2; do
 done
 # the export: the VITA-1.5 release layout of the whole run (stages/stage_release.h)
 E="$T/demo/export"
-hdr=$(cat "$E"/model*.safetensors | head -c 40000 | tr -d '\0')
+hdr=$(for f in "$E"/model*.safetensors; do head -c 40000 "$f"; done | tr -d '\0')
 grep -q '"model_type": *"vita-Qwen2"' "$E/config.json" || fail "export config"
 grep -q '"mm_vision_tower": *"/.*/export/InternViT-300M-448px"' "$E/config.json" ||
   fail "export config lacks the vision tower's side directory"
