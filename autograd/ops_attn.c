@@ -1,5 +1,6 @@
 /* Fused attention: input checks, the backward wiring and the mask/bias description handed to
- * the backend's attn kernels (flash-style on every device). */
+ * the backend's attn kernels (flash-style on every device); and vt_attention_qkv, the same
+ * from a packed q/k/v projection with RoPE, through the norm family's rope_qkv kernels. */
 #include "autograd/ops_attn.h"
 
 #include <math.h>

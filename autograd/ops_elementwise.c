@@ -31,11 +31,35 @@ static void binary_backward(vt_ctx *ctx, vt_node *n) {
   vt_tensor *a = n->in[0], *b = n->in[1];
   vt_bcast bc;
   broadcast(ctx, n->op, a, b, &bc);
-  float *da = a->requires_grad ? vt_grad(ctx, a) : NULL;
-  float *db = b->requires_grad ? vt_grad(ctx, b) : NULL;
+  vt_binary_op kind = (vt_binary_op)n->i[0];
+  int64_t nout = vt_numel(n->out);
+  /* a sum's unbroadcast input whose gradient is made here gets dout as a copy, not zeroing
+   * plus an add (the residual stream's adds) */
+  if (kind == VT_BIN_ADD && a->requires_grad && vt_numel(a) == nout) {
+    bool fresh = false;
+    float *g = vt_grad_first(ctx, a, &fresh);
+    if (!g) return;
+    if (fresh) {
+      ctx->be->copy(ctx->be, g, n->out->grad, sizeof(float) * (size_t)nout, VT_COPY_D2D);
+      a = NULL; /* done */
+    }
+  }
+  if (kind == VT_BIN_ADD && b->requires_grad && vt_numel(b) == nout) {
+    bool fresh = false;
+    float *g = vt_grad_first(ctx, b, &fresh);
+    if (!g) return;
+    if (fresh) {
+      ctx->be->copy(ctx->be, g, n->out->grad, sizeof(float) * (size_t)nout, VT_COPY_D2D);
+      b = NULL;
+    }
+  }
+  float *da = a && a->requires_grad ? vt_grad(ctx, a) : NULL;
+  float *db = b && b->requires_grad ? vt_grad(ctx, b) : NULL;
   if (ctx->failed) return;
-  ctx->be->binary_backward(ctx->be, (vt_binary_op)n->i[0], &bc, a->data, b->data, n->out->grad, da,
-                           db);
+  a = n->in[0];
+  b = n->in[1];
+  if (da || db)
+    ctx->be->binary_backward(ctx->be, kind, &bc, a->data, b->data, n->out->grad, da, db);
 }
 
 static vt_tensor *binary(vt_ctx *ctx, const char *op, vt_binary_op kind, vt_tensor *a,

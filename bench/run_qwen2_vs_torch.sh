@@ -62,15 +62,18 @@ import sys
 best = {}
 for line in open(sys.argv[1]):
     kv = dict(f.split("=", 1) for f in line.split()[1:])
-    b = best.setdefault(kv["impl"], {"tps": 0.0, "gflops": 0.0, "rss": 0.0, "eff": None})
+    b = best.setdefault(kv["impl"], {"tps": 0.0, "gflops": 0.0, "rss": 0.0, "eff": None,
+                                     "effs": []})
     if float(kv["tokens_per_s"]) > b["tps"]:
         b["tps"], b["gflops"] = float(kv["tokens_per_s"]), float(kv["gflops"])
     b["rss"] = max(b["rss"], float(kv["peak_rss_mib"]))
     if "efficiency" in kv:  # the C bench: model FLOP/s over sgemm's on the same shapes
         b["eff"] = max(b["eff"] or 0.0, float(kv["efficiency"]))
+        b["effs"].append(kv["efficiency"])  # every round's: under load they scatter widely
 t = best["torch"]
 for name, b in best.items():
-    eff = f"  efficiency {b['eff']:.3f}" if b["eff"] is not None else ""
+    eff = (f"  efficiency {b['eff']:.3f} (rounds {' '.join(b['effs'])})"
+           if b["eff"] is not None else "")
     print(f"{name:6s} best tokens/s {b['tps']:8.1f}  GFLOP/s {b['gflops']:7.2f}  "
           f"peak RSS {b['rss']:7.1f} MiB{eff}")
 for name, b in best.items():

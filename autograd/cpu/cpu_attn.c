@@ -1,12 +1,16 @@
 /* CPU kernels of the attn family: flash-style attention. Scores are formed one
- * [BQ x BK] tile at a time with OpenBLAS sgemm and folded into an online softmax, so no
- * T x T matrix exists; backward recomputes the tiles from the saved row log-sum-exp.
+ * [BQ x keys] tile at a time with OpenBLAS sgemm (every key at once up to BK_MAX keys, else
+ * BK) and folded into an online softmax, so no T x T matrix exists; backward recomputes the
+ * tiles from the saved row log-sum-exp.
  *
  * Parallel layout (OpenMP, one thread pool; sgemm runs single-threaded inside the region):
  *   forward          over (batch, head, query tile)
- *   backward dq/dbias over (query tile, batch, head) where heads (and batches) that share one
+ *   backward, one pass (no dbias, Tk <= BK_MAX, >= 4 units): over (batch, kv head), each
+ *                    unit owning its heads' dq and its dk/dv, so P and dS are formed once
+ *   backward, two passes otherwise:
+ *     dq/dbias       over (query tile, batch, head) where heads (and batches) that share one
  *                    bias slice stay on one thread, so dbias needs no atomics
- *   backward dk/dv   over (batch, kv head, key tile), looping over the heads of a GQA group,
+ *     dk/dv          over (batch, kv head, key tile), looping over the heads of a GQA group,
  *                    so dk/dv need no atomics either. */
 #include "autograd/cpu/cpu_par.h"
 #include <cblas.h>
