@@ -5,6 +5,9 @@
 #   bench/run_dist.sh BUILD_DIR [STEPS] [THREADS_PER_RANK] [-- bench_dist options]
 # Each rank gets THREADS_PER_RANK OpenMP threads (default: half the cores); on a machine
 # with fewer than 2 x THREADS free cores the two ranks compete and the overhead includes it.
+# The step figures come with each rank's CPU time (the work, whatever the machine's load);
+# `-- --sweep 25,1` adds more bucket sizes, `-- --parts bm` skips the step times. The RESULT
+# line holds the targets (overhead_overlap_pct, cpu_overhead_overlap_pct).
 set -euo pipefail
 build=${1:?usage: bench/run_dist.sh BUILD_DIR [STEPS] [THREADS_PER_RANK] [-- options]}
 steps=${2:-5}
