@@ -12,6 +12,9 @@
  *        [--parts bsm] (b: bandwidth, s: step times, m: memory; all by default) */
 #include <math.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -319,6 +322,9 @@ memory:
   double peak0 = 0, plan0 = 0;
   for (int z = 0; z <= 2; z++) {
     c.ops->barrier(&c, "bench");
+#ifdef __GLIBC__
+    malloc_trim(0); /* what earlier stages freed (MPI's temporaries) is not this stage's */
+#endif
     if (!reset_peak() && c.rank == 0) printf("  (cannot reset VmHWM: peaks are cumulative)\n");
     dp s;
     dp_init(&s, &c, z, bucket_mb, batch, seq);

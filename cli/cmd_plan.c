@@ -80,7 +80,8 @@ void cli_plan_print(FILE *f, const char *path, const stage_plan *p, int zero, bo
   else
     fprintf(f, "  gradients   %s\n", gib(m.zm.grads, a, sizeof a));
   fprintf(f, "  optimizer   %s\n", gib(m.zm.optimizer, a, sizeof a));
-  if (m.zm.comm > 0) fprintf(f, "  NCCL pads   %s\n", gib(m.zm.comm, a, sizeof a));
+  if (m.zm.comm > 0)
+    fprintf(f, "  %s %s\n", nccl ? "NCCL pads  " : "MPI buffers", gib(m.zm.comm, a, sizeof a));
   if (p->n_parts) {
     fprintf(f, "  activations %s (%s with recompute)\n", gib(p->act, a, sizeof a),
             gib(p->act_recompute, b, sizeof b));

@@ -3,9 +3,16 @@
 # the nodes of a hostfile), each given an equal share of its node's cores for OpenMP and
 # OpenBLAS, so ranks do not oversubscribe the machine.
 #   launch/mpirun_cpu.sh -n RANKS [-H HOSTFILE] [-p RANKS_PER_NODE] -- vita train --config FILE
+# Environment that matters: vita sets two of Open MPI's non-blocking collective choices itself
+# unless they are set here or with --mca (train/dist.c, docs/dist.md):
+#   OMPI_MCA_coll_libnbc_iallreduce_algorithm=1  ring all-reduce of gradient buckets (Open MPI
+#                                                takes a binomial tree for in-place buffers)
+#   OMPI_MCA_coll_libnbc_ireduce_algorithm=2     binomial reduce for ZeRO 2 (the default chain
+#                                                advances one segment per progress call)
+# On CPU ranks train.bucket_mb: 4 keeps the ZeRO 2 gradient peak at about the shard (docs/dist.md).
 set -euo pipefail
 ranks=1 hostfile="" per_node=""
-usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) ranks=$2; shift 2 ;;
