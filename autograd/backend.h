@@ -90,6 +90,13 @@ struct vt_backend {
   /* dx += dy * f'(x); y = f(x) is given for ops whose derivative reads it. */
   void (*unary_backward)(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
                          const float *x, const float *y, const float *dy, float *dx);
+  /* SwiGLU over a packed gate/up projection: x [rows, 2 f] (per row f gate values, then f up
+   * values) -> y [rows, f] = silu(gate) * up, the SiLU as `unary` computes it. NULL (a device
+   * without it): ops compose slice, SiLU and mul instead. */
+  void (*swiglu)(const vt_backend *be, int64_t rows, int64_t f, const float *x, float *y);
+  /* dx (+)= the gradient of both halves of x from dy; accumulate false overwrites all of dx. */
+  void (*swiglu_backward)(const vt_backend *be, int64_t rows, int64_t f, const float *x,
+                          const float *dy, float *dx, bool accumulate);
   void (*axpy)(const vt_backend *be, int64_t n, float alpha, const float *x,
                float *y); /* y += alpha * x */
   /* x viewed as [outer, len, inner], reduced over len into y [outer, inner]; for MAX the

@@ -47,6 +47,20 @@ struct vt_norm_kernels {
   void (*rope)(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int64_t hi, int64_t d,
                float theta, const int32_t *pos, int64_t pos_bstride, const float *x, float *y,
                bool inverse);
+  /* RoPE fused with the split of a packed q/k/v projection into the attention's head layout:
+   * x [b, t, hq + 2 hkv, d] (per position: hq query heads, then hkv key heads, then hkv value
+   * heads) -> q [b, hq, t, d], k and v [b, hkv, t, d], with the rotation of `rope` applied to
+   * q and k (theta <= 0: none, a plain split). Positions as for `rope`. NULL: ops compose
+   * slice, rope and permute instead. */
+  void (*rope_qkv)(const vt_backend *be, int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t d,
+                   float theta, const int32_t *pos, int64_t pos_bstride, const float *x, float *q,
+                   float *k, float *v);
+  /* Its gradient: dx (+)= the packed layout of dq, dk, dv with the transposed rotation on dq
+   * and dk; accumulate false overwrites every element of dx. */
+  void (*rope_qkv_backward)(const vt_backend *be, int64_t b, int64_t t, int64_t hq, int64_t hkv,
+                            int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
+                            const float *dq, const float *dk, const float *dv, float *dx,
+                            bool accumulate);
   /* y = x * keep / (1 - p), keep[i] = vt_dropout_uniform(seed, offset + i) >= p. */
   void (*dropout)(const vt_backend *be, int64_t n, float p, uint64_t seed, uint64_t offset,
                   const float *x, float *y);

@@ -35,6 +35,10 @@ vt_tensor *vt_relu(vt_ctx *ctx, vt_tensor *x);
 vt_tensor *vt_leaky_relu(vt_ctx *ctx, vt_tensor *x, float negative_slope);
 vt_tensor *vt_tanh(vt_ctx *ctx, vt_tensor *x);
 vt_tensor *vt_sigmoid(vt_ctx *ctx, vt_tensor *x);
+/* silu(gate) * up over x [..., 2 f] = [gate | up] (a packed gate/up projection) -> [..., f]:
+ * the same bits as vt_mul(vt_silu(slice gate), slice up) without the slices, the SiLU output
+ * and their gradients (ops_swiglu.c). */
+vt_tensor *vt_swiglu(vt_ctx *ctx, vt_tensor *x);
 
 /* Reductions over one axis (or VT_ALL_AXES); keepdim leaves a dim of size 1. */
 vt_tensor *vt_sum(vt_ctx *ctx, vt_tensor *x, int axis, bool keepdim);

@@ -5,6 +5,9 @@
 #include <math.h>
 
 #include "autograd/ctx_impl.h"
+#include "autograd/kernels_norm.h"
+#include "autograd/ops.h"
+#include "autograd/ops_norm.h"
 
 static const char *OP = "attention";
 
@@ -172,6 +175,156 @@ vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
     attn_saved *sv = vt_arena_meta(ctx, OP, sizeof *sv);
     if (!sv) return &ctx->err_tensor;
     *sv = (attn_saved){g, lse};
+    n->extra = sv;
+  }
+  return out;
+}
+
+/* ---- attention from a packed q/k/v projection ---- */
+
+#define QKV_MAX_HEAD_DIM                                                                           \
+  1024 /* the CPU rope_qkv kernel keeps cos/sin of a position on its stack                         \
+        */
+
+typedef struct {
+  vt_attn_geom g;
+  vt_tensor *q, *k, *v, *out, *lse; /* head layouts, kept for the backward */
+  const int32_t *pos;
+  int64_t pos_bstride, t;
+  float theta;
+} qkv_saved;
+
+/* The composition the fused path replaces (backends without rope_qkv). */
+static vt_tensor *attention_qkv_composed(vt_ctx *ctx, vt_tensor *qkv, int64_t nh, int64_t nkv,
+                                         int64_t d, vt_tensor *pos, float theta,
+                                         const vt_attn_opts *o) {
+  int64_t b = qkv->shape[0], t = qkv->shape[1];
+  vt_tensor *q = vt_slice(ctx, qkv, -1, 0, nh * d);
+  vt_tensor *k = vt_slice(ctx, qkv, -1, nh * d, (nh + nkv) * d);
+  vt_tensor *v = vt_slice(ctx, qkv, -1, (nh + nkv) * d, (nh + 2 * nkv) * d);
+  q = vt_reshape(ctx, q, 4, (int64_t[]){b, t, nh, d});
+  k = vt_reshape(ctx, k, 4, (int64_t[]){b, t, nkv, d});
+  v = vt_reshape(ctx, v, 4, (int64_t[]){b, t, nkv, d});
+  if (theta > 0) {
+    q = vt_rope(ctx, q, pos, theta, VT_ROPE_BTHD);
+    k = vt_rope(ctx, k, pos, theta, VT_ROPE_BTHD);
+  }
+  const int to_heads[4] = {0, 2, 1, 3};
+  q = vt_permute(ctx, q, to_heads);
+  k = vt_permute(ctx, k, to_heads);
+  v = vt_permute(ctx, v, to_heads);
+  vt_tensor *out = vt_permute(ctx, vt_attention(ctx, q, k, v, o), to_heads);
+  return vt_reshape(ctx, out, 3, (int64_t[]){b, t, nh * d});
+}
+
+/* [B, H, T, D] <-> [B, T, H, D] through the core strided copy (no accumulation). */
+static void heads_swap(vt_ctx *ctx, const float *src, float *dst, int64_t b, int64_t h, int64_t t,
+                       int64_t d, bool to_heads) {
+  int64_t shape[4] = {b, t, h, d};
+  int64_t bthd[4] = {t * h * d, h * d, d, 1}, bhtd[4] = {h * t * d, d, t * d, 1};
+  ctx->be->strided_copy(ctx->be, 4, shape, src, to_heads ? bthd : bhtd, dst, to_heads ? bhtd : bthd,
+                        sizeof(float), false);
+}
+
+static void attention_qkv_backward(vt_ctx *ctx, vt_node *n) {
+  qkv_saved *sv = n->extra;
+  const vt_attn_geom *g = &sv->g;
+  vt_tensor *qkv = n->in[0], *bias = n->n_in > 1 ? n->in[1] : NULL;
+  bool fresh = false;
+  float *dx = qkv->requires_grad ? vt_grad_first(ctx, qkv, &fresh) : NULL;
+  float *db = bias && bias->requires_grad ? vt_grad(ctx, bias) : NULL;
+  if ((qkv->requires_grad && !dx) || (bias && bias->requires_grad && !db)) return;
+  const struct vt_attn_kernels *kr = ctx->be->attn;
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data); /* the scratch below dies with the op */
+  int64_t nq = vt_numel(sv->q), nk = vt_numel(sv->k);
+  float *dout = vt_arena_data(ctx, OP, sizeof(float) * (size_t)nq);
+  float *dq = dx ? vt_arena_data(ctx, OP, sizeof(float) * (size_t)(nq + 2 * nk)) : NULL;
+  void *work = vt_arena_data(ctx, OP, kr->workspace(ctx->be, g));
+  if (!dout || (dx && !dq) || !work) return;
+  heads_swap(ctx, n->out->grad, dout, g->B, g->H, sv->t, g->Dv, true);
+  float *dk = dq ? dq + nq : NULL, *dv = dq ? dq + nq + nk : NULL;
+  if (dq) ctx->be->fill(ctx->be, dq, nq + 2 * nk, 0.0f); /* the attn kernels accumulate */
+  kr->backward(ctx->be, g, sv->q->data, sv->k->data, sv->v->data, sv->out->data, dout,
+               sv->lse->data, dq, dk, dv, db, work);
+  if (dx)
+    ctx->be->norm->rope_qkv_backward(ctx->be, g->B, sv->t, g->H, g->Hkv, g->Dk, sv->theta, sv->pos,
+                                     sv->pos_bstride, dq, dk, dv, dx, !fresh);
+  vt_arena_rewind(&ctx->data, mark);
+}
+
+vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t kv_heads,
+                            vt_tensor *pos, float theta, const vt_attn_opts *opts) {
+  const char *op = "attention_qkv";
+  VT_OP_INPUTS(ctx, op, qkv);
+  if (theta > 0) VT_OP_INPUTS(ctx, op, pos);
+  if (!vt_check_dtype(ctx, op, qkv, VT_F32)) return &ctx->err_tensor;
+  char s1[96], s2[96];
+  int64_t parts = heads + 2 * kv_heads;
+  if (heads < 1 || kv_heads < 1 || heads % kv_heads || qkv->ndim != 3 || qkv->shape[2] % parts ||
+      qkv->shape[2] == 0)
+    return vt_ctx_fail(ctx, op,
+                       "qkv %s must be [B, T, (heads + 2 kv_heads) D] with heads %lld a positive"
+                       " multiple of kv_heads %lld",
+                       vt_shape_str(qkv, s1, sizeof s1), (long long)heads, (long long)kv_heads);
+  int64_t b = qkv->shape[0], t = qkv->shape[1], d = qkv->shape[2] / parts;
+  if (theta > 0 && (d % 2 || d > QKV_MAX_HEAD_DIM))
+    return vt_ctx_fail(ctx, op, "RoPE needs an even head dim <= %d, got %lld (qkv %s)",
+                       QKV_MAX_HEAD_DIM, (long long)d, vt_shape_str(qkv, s1, sizeof s1));
+  int64_t pstride = 0;
+  if (theta > 0) {
+    bool shared = pos->ndim == 1 && pos->shape[0] == t;
+    bool per_batch = pos->ndim == 2 && pos->shape[0] == b && pos->shape[1] == t;
+    if (!vt_check_dtype(ctx, op, pos, VT_I32)) return &ctx->err_tensor;
+    if (!shared && !per_batch)
+      return vt_ctx_fail(ctx, op, "positions must be i32 [%lld] or [%lld, %lld] for qkv %s, got %s",
+                         (long long)t, (long long)b, (long long)t, vt_shape_str(qkv, s1, sizeof s1),
+                         vt_shape_str(pos, s2, sizeof s2));
+    pstride = shared ? 0 : t;
+  }
+  vt_attn_opts o = opts ? *opts : (vt_attn_opts){0};
+  const struct vt_attn_kernels *kr = ctx->be->attn;
+  if (!vt_need_kernels(ctx, op, VT_FAMILY_ATTN, kr && kr->forward && kr->backward && kr->workspace))
+    return &ctx->err_tensor;
+  const struct vt_norm_kernels *nk = ctx->be->norm;
+  if (!nk || !nk->rope_qkv || !nk->rope_qkv_backward)
+    return attention_qkv_composed(ctx, qkv, heads, kv_heads, d, pos, theta, &o);
+  if (o.lengths) VT_OP_INPUTS(ctx, op, o.lengths);
+  if (o.prefix_lengths) VT_OP_INPUTS(ctx, op, o.prefix_lengths);
+  if (o.segment_ids) VT_OP_INPUTS(ctx, op, o.segment_ids);
+  if (o.bias) VT_OP_INPUTS(ctx, op, o.bias);
+  vt_tensor *q = vt_alloc_tensor(ctx, op, VT_F32, 4, (int64_t[]){b, heads, t, d});
+  vt_tensor *k = q ? vt_alloc_tensor(ctx, op, VT_F32, 4, (int64_t[]){b, kv_heads, t, d}) : NULL;
+  vt_tensor *v = k ? vt_alloc_tensor(ctx, op, VT_F32, 4, (int64_t[]){b, kv_heads, t, d}) : NULL;
+  if (!v) return &ctx->err_tensor;
+  vt_attn_geom g;
+  if (!attn_plan(ctx, q, k, v, &o, &g)) return &ctx->err_tensor;
+  nk->rope_qkv(ctx->be, b, t, heads, kv_heads, d, theta, theta > 0 ? pos->data : NULL, pstride,
+               qkv->data, q->data, k->data, v->data);
+  vt_tensor *oh = vt_alloc_tensor(ctx, op, VT_F32, 4, q->shape);
+  vt_tensor *lse = oh ? vt_alloc_tensor(ctx, op, VT_F32, 3, q->shape) : NULL;
+  vt_tensor *out = lse ? vt_alloc_tensor(ctx, op, VT_F32, 3, (int64_t[]){b, t, heads * d}) : NULL;
+  if (!out) return &ctx->err_tensor;
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data);
+  void *work = vt_arena_data(ctx, op, kr->workspace(ctx->be, &g));
+  if (!work) return &ctx->err_tensor;
+  kr->forward(ctx->be, &g, q->data, k->data, v->data, oh->data, lse->data, work);
+  vt_arena_rewind(&ctx->data, mark);
+  heads_swap(ctx, oh->data, out->data, b, heads, t, d, false);
+  vt_tensor *in[2] = {qkv, o.bias};
+  vt_node *n = vt_record(ctx, op, attention_qkv_backward, out, o.bias ? 2 : 1, in);
+  if (n) {
+    qkv_saved *sv = vt_arena_meta(ctx, op, sizeof *sv);
+    if (!sv) return &ctx->err_tensor;
+    *sv = (qkv_saved){.g = g,
+                      .q = q,
+                      .k = k,
+                      .v = v,
+                      .out = oh,
+                      .lse = lse,
+                      .pos = theta > 0 ? pos->data : NULL,
+                      .pos_bstride = pstride,
+                      .t = t,
+                      .theta = theta};
     n->extra = sv;
   }
   return out;

@@ -36,4 +36,16 @@ typedef struct {
 vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
                         const vt_attn_opts *opts);
 
+/* Attention straight from a packed q/k/v projection, in the layout the projections use:
+ * qkv [B, T, (heads + 2 kv_heads) D] (per position the query heads, then the key heads, then
+ * the value heads, as one GEMM over the concatenated q/k/v weights writes them) ->
+ * [B, T, heads Dv] with Dv = D, which the output projection reads as it is. RoPE (theta > 0,
+ * positions pos i32 [T] or [B, T], as vt_rope) is applied to q and k on the way in. The same
+ * as slicing, vt_rope (VT_ROPE_BTHD), permuting to [B, H, T, D], vt_attention and permuting
+ * back, bit for bit, without those intermediate tensors and their gradients: one pass moves
+ * q/k/v into the head layout (rotating q and k) and one pass moves their gradients back
+ * (rotating back). Backends without the norm family's rope_qkv kernels run the composition. */
+vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t kv_heads,
+                            vt_tensor *pos, float theta, const vt_attn_opts *opts);
+
 #endif

@@ -13,7 +13,8 @@
  * the same run: after the timed steps, `steps` more steps alternate with one call of every
  * shape; sgemm_ms is what the step's calls take at the best time seen per shape, best_step_ms
  * the fastest of those steps, and efficiency = sgemm_ms / best_step_ms (BENCH_VERBOSE=1 lists the
- * shapes, BENCH_NO_SGEMM=1 skips the reference, e.g. under a profiler). With --bf16 the step
+ * shapes, BENCH_NO_SGEMM=1 skips the reference, e.g. under a profiler; BENCH_PROFILE=1 prints
+ * the fastest zero-grad, forward, backward and optimizer phases seen). With --bf16 the step
  * runs in bf16 mixed precision (bf16 GEMMs from the store's weight copies, f32 everything else;
  * impl=c-bf16, no sgemm reference). Usage: bench_qwen2_train [steps] [warmup] [--recompute]
  * [--unpacked] [--bf16] (OMP_NUM_THREADS sets threads) */
@@ -111,26 +112,38 @@ typedef struct {
   int32_t *ids;
   int64_t b, t, vocab;
   int step;
+  double phase[4]; /* BENCH_PROFILE: fastest zero-grad, forward, backward, optimizer seen */
 } step_state;
+
+static void phase_done(step_state *s, int i, double *t0) {
+  double t = now_s();
+  if (t - *t0 < s->phase[i]) s->phase[i] = t - *t0;
+  *t0 = t;
+}
 
 /* One step on fresh random tokens (labels = inputs, shifted inside); 0 or 1 after a message. */
 static int run_step(step_state *s, double *loss) {
   char err[512];
   for (int64_t i = 0; i < s->b * s->t; i++)
     s->ids[i] = (int32_t)vt_rng_below(s->rng, (uint64_t)s->vocab);
+  double t0 = now_s();
   vt_params_zero_grad(s->ps);
+  phase_done(s, 0, &t0);
   vt_tensor *tid = vt_from_host(s->ctx, VT_I32, 2, (int64_t[]){s->b, s->t}, s->ids);
   vt_tensor *l = qwen2_loss(s->m, s->ctx, tid, tid, NULL);
   *loss = vt_item(s->ctx, l);
+  phase_done(s, 1, &t0);
   if (!vt_backward(s->ctx, l) || vt_ctx_failed(s->ctx)) {
     fprintf(stderr, "bench_qwen2_train: step %d: %s\n", s->step, vt_ctx_error(s->ctx));
     return 1;
   }
+  phase_done(s, 2, &t0);
   vt_optim_stats st;
   if (vt_optim_step(s->opt, 1.0, s->step, &st, err, sizeof err)) {
     fprintf(stderr, "bench_qwen2_train: %s\n", err);
     return 1;
   }
+  phase_done(s, 3, &t0);
   vt_ctx_reset(s->ctx);
   s->step++;
   return 0;
@@ -211,7 +224,8 @@ int main(int argc, char **argv) {
          (long long)P, (long long)B, (long long)T, steps, warmup, threads ? threads : "default",
          recompute ? "on" : "off", kernel);
 
-  step_state st = {&m, &ps, &opt, ctx, &rng, ids, B, T, cfg.vocab_size, 0};
+  step_state st = {
+      &m, &ps, &opt, ctx, &rng, ids, B, T, cfg.vocab_size, 0, {1e30, 1e30, 1e30, 1e30}};
   double t_start = 0, loss0 = 0, loss = 0;
   for (int s = 0; s < warmup + steps; s++) {
     if (s == warmup) t_start = now_s();
@@ -272,6 +286,9 @@ int main(int argc, char **argv) {
   free(ga);
   free(gb);
   free(gc);
+  if (getenv("BENCH_PROFILE")) /* where a step's time goes, fastest of each phase */
+    printf("PROFILE zero_grad_ms=%.1f forward_ms=%.1f backward_ms=%.1f optim_ms=%.1f\n",
+           st.phase[0] * 1e3, st.phase[1] * 1e3, st.phase[2] * 1e3, st.phase[3] * 1e3);
   printf("RESULT impl=%s tokens_per_s=%.1f gflops=%.2f peak_rss_mib=%.1f step_ms=%.1f loss0=%.4f "
          "loss=%.4f arena_mib=%.1f blas=%s best_step_ms=%.1f sgemm_ms=%.1f sgemm_gflops=%.2f "
          "efficiency=%.3f\n",

@@ -69,6 +69,28 @@ vt_tensor *nn_attn_forward(const nn_attn *a, vt_ctx *ctx, vt_tensor *x, const nn
   if (c->rel_pos && !f->pos_emb)
     return vt_ctx_fail(ctx, "nn_attn", "a relative-position attention block needs nn_fwd.pos_emb");
   int64_t b = x->shape[0], t = x->shape[1], nh = c->heads, nkv = c->kv_heads, hd = c->head_dim;
+  float scale = c->scale > 0 ? c->scale : 1.0f / sqrtf((float)hd);
+  vt_attn_opts ao = {.mask = f->mask,
+                     .scale = scale,
+                     .lengths = f->lengths,
+                     .chunk_size = f->chunk_size,
+                     .left_chunks = f->left_chunks,
+                     .prefix = f->prefix,
+                     .prefix_lengths = f->prefix_lengths,
+                     .segment_ids = f->segments,
+                     .bias = f->bias};
+  if (!c->rel_pos) {
+    /* the projection's output as it is: the attention op moves q/k/v into its head layout
+     * (with RoPE) and writes its output in the layout o_proj reads */
+    const nn_linear *ls[3] = {&a->q, &a->k, &a->v};
+    vt_tensor *y = c->fused_qkv ? nn_linear_forward(&a->qkv, ctx, x)
+                   : c->pack    ? nn_linear_packed(ctx, ls, 3, x)
+                                : NULL;
+    if (y) {
+      vt_tensor *o = vt_attention_qkv(ctx, y, nh, nkv, f->pos, (float)c->rope_theta, &ao);
+      return nn_linear_forward(&a->o, ctx, o);
+    }
+  }
   vt_tensor *qkv[3];
   if (c->fused_qkv) {
     vt_tensor *y = nn_linear_forward(&a->qkv, ctx, x);
@@ -82,7 +104,6 @@ vt_tensor *nn_attn_forward(const nn_attn *a, vt_ctx *ctx, vt_tensor *x, const nn
   vt_tensor *q = vt_reshape(ctx, qkv[0], 4, (int64_t[]){b, t, nh, hd});
   vt_tensor *k = vt_reshape(ctx, qkv[1], 4, (int64_t[]){b, t, nkv, hd});
   vt_tensor *v = vt_reshape(ctx, qkv[2], 4, (int64_t[]){b, t, nkv, hd});
-  float scale = c->scale > 0 ? c->scale : 1.0f / sqrtf((float)hd);
   if (c->rope_theta > 0) {
     q = vt_rope(ctx, q, f->pos, (float)c->rope_theta, VT_ROPE_BTHD);
     k = vt_rope(ctx, k, f->pos, (float)c->rope_theta, VT_ROPE_BTHD);
@@ -101,15 +122,6 @@ vt_tensor *nn_attn_forward(const nn_attn *a, vt_ctx *ctx, vt_tensor *x, const nn
   q = vt_permute(ctx, q, to_heads);
   k = vt_permute(ctx, k, to_heads);
   v = vt_permute(ctx, v, to_heads);
-  vt_attn_opts ao = {.mask = f->mask,
-                     .scale = scale,
-                     .lengths = f->lengths,
-                     .chunk_size = f->chunk_size,
-                     .left_chunks = f->left_chunks,
-                     .prefix = f->prefix,
-                     .prefix_lengths = f->prefix_lengths,
-                     .segment_ids = f->segments,
-                     .bias = f->bias};
   vt_tensor *o = vt_permute(ctx, vt_attention(ctx, q, k, v, &ao), to_heads); /* [B, T, H, hd] */
   o = vt_gemm_input(ctx, vt_reshape(ctx, o, 3, (int64_t[]){b, t, nh * hd})); /* o_proj's only */
   return nn_linear_forward(&a->o, ctx, o);

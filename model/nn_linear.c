@@ -29,10 +29,9 @@ vt_tensor *nn_linear_forward(const nn_linear *l, vt_ctx *ctx, vt_tensor *x) {
 
 #define NN_MULTI_MAX 8
 
-void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x, bool pack,
-                     vt_tensor **outs) {
+vt_tensor *nn_linear_packed(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x) {
   vt_tensor *w = NULL, *b = NULL;
-  if (pack && n > 1 && n <= NN_MULTI_MAX && !vt_ctx_failed(ctx)) {
+  if (n > 1 && n <= NN_MULTI_MAX && !vt_ctx_failed(ctx)) {
     vt_tensor *ws[NN_MULTI_MAX], *bs[NN_MULTI_MAX];
     int nb = 0;
     for (int i = 0; i < n; i++) {
@@ -43,12 +42,18 @@ void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *
     if (nb == n) b = vt_params_concat_view(ctx, bs, n);
     if (nb != 0 && !b) w = NULL; /* biases not packable: fall back */
   }
-  if (!w) {
+  if (!w) return NULL;
+  vt_tensor *y = vt_matmul(ctx, x, w, false, true);
+  return b ? vt_add(ctx, y, b) : y;
+}
+
+void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x, bool pack,
+                     vt_tensor **outs) {
+  vt_tensor *y = pack ? nn_linear_packed(ctx, ls, n, x) : NULL;
+  if (!y) {
     for (int i = 0; i < n; i++) outs[i] = nn_linear_forward(ls[i], ctx, x);
     return;
   }
-  vt_tensor *y = vt_matmul(ctx, x, w, false, true);
-  if (b) y = vt_add(ctx, y, b);
   int64_t off = 0;
   for (int i = 0; i < n; i++) {
     outs[i] = vt_slice(ctx, y, -1, off, off + ls[i]->out);

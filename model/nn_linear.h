@@ -28,6 +28,9 @@ vt_tensor *nn_linear_forward(const nn_linear *l, vt_ctx *ctx, vt_tensor *x);
  * differently by where it sits in C. pack false forces the n GEMMs. */
 void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x, bool pack,
                      vt_tensor **outs);
+/* The one GEMM of nn_linear_multi: [..., sum of the outs] (the outputs side by side), or NULL
+ * (no error) when the weights are not packable and the caller must run n GEMMs. */
+vt_tensor *nn_linear_packed(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x);
 /* Registers the weights of n linears first and then their biases, which is the order
  * nn_linear_multi packs. */
 void nn_linear_init_packed(nn_linear *const *ls, int n, nn_reg *r, const char *prefix,

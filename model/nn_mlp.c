@@ -22,8 +22,12 @@ void nn_mlp_init(nn_mlp *m, nn_reg *r, const char *prefix, const nn_mlp_cfg *c) 
 vt_tensor *nn_mlp_forward(const nn_mlp *m, vt_ctx *ctx, vt_tensor *x, const nn_drop *d) {
   const nn_mlp_cfg *c = &m->cfg;
   vt_tensor *h;
-  if (c->gated) {
-    const nn_linear *ls[2] = {&m->fc1, &m->up};
+  const nn_linear *ls[2] = {&m->fc1, &m->up};
+  vt_tensor *y =
+      c->gated && c->pack && c->act == NN_ACT_SILU ? nn_linear_packed(ctx, ls, 2, x) : NULL;
+  if (y) {
+    h = vt_swiglu(ctx, y); /* straight from the packed [gate | up] output */
+  } else if (c->gated) {
     vt_tensor *gu[2];
     nn_linear_multi(ctx, ls, 2, x, c->pack, gu);
     h = vt_mul(ctx, nn_act_forward(ctx, c->act, c->act_slope, gu[0]), gu[1]);

@@ -78,6 +78,7 @@ GRAPH(mm_nt, vt_matmul(c, x[0], x[1], false, true))
 GRAPH(mm_tn, vt_matmul(c, x[0], x[1], true, false))
 GRAPH(mm_tt, vt_matmul(c, x[0], x[1], true, true))
 GRAPH(add, vt_add(c, x[0], x[1]))
+GRAPH(swiglu, vt_swiglu(c, x[0]))
 GRAPH(sub, vt_sub(c, x[0], x[1]))
 GRAPH(mul, vt_mul(c, x[0], x[1]))
 GRAPH(dvd, vt_div(c, x[0], x[1]))
@@ -217,6 +218,28 @@ static const attn_param A_DK_NE_DV = {.scale = 0.5f};
 static const attn_param A_SEG_CAUSAL = {.mask = VT_ATTN_CAUSAL, .lengths = true, .segments = true};
 static const attn_param A_SEG_BIDIR = {.segments = true};
 static const attn_param A_TILES = {.mask = VT_ATTN_CAUSAL, .lengths = true};
+
+/* Attention from a packed q/k/v projection: qkv, pos, then lengths and segments if present. */
+typedef struct {
+  int64_t heads, kv_heads;
+  float theta;
+  vt_attn_mask_kind mask;
+  bool lengths, segments;
+} qkv_param;
+
+static vt_tensor *attention_qkv(vt_ctx *c, vt_tensor **x, const void *p, op_extra *ex) {
+  const qkv_param *a = p;
+  (void)ex;
+  int n = 2;
+  vt_attn_opts o = {.mask = a->mask};
+  if (a->lengths) o.lengths = x[n++];
+  if (a->segments) o.segment_ids = x[n++];
+  return vt_attention_qkv(c, x[0], a->heads, a->kv_heads, x[1], a->theta, &o);
+}
+
+static const qkv_param Q_CAUSAL_GQA = {4, 2, 10000.0f, VT_ATTN_CAUSAL, false, false};
+static const qkv_param Q_SEGMENTS = {2, 1, 1e6f, VT_ATTN_CAUSAL, true, true};
+static const qkv_param Q_PLAIN = {2, 2, 0.0f, VT_ATTN_BIDIRECTIONAL, false, false};
 
 /* ---- losses ------------------------------------------------------------------------------ */
 
@@ -361,6 +384,12 @@ static void plant_clamp(void **host) {
   {                                                                                                \
     .name = nm, .family = VT_FAMILY_ATTN, .fn = attention, .param = &prm,                          \
     .fixture = "ops/attn.txt", .keys = "q:dq k:dk v:dv" k, .out = "out", .tol = T_ATTN             \
+  }
+/* A vt_attention_qkv fixture case (qkv, pos, then the listed optional inputs). */
+#define QKV(nm, prm, k)                                                                            \
+  {                                                                                                \
+    .name = nm, .family = VT_FAMILY_ATTN, .fn = attention_qkv, .param = &prm,                      \
+    .fixture = "ops/fused.txt", .keys = "qkv:dqkv pos" k, .out = "out", .tol = T_ATTN              \
   }
 /* A loss fixture case: a scalar loss, d loss / d input given. */
 #define LOSS(nm, f, prm, k)                                                                        \
@@ -592,6 +621,20 @@ static const op_case OT_CASES[] = {
     RND("concat i32", concat2_0, 1, 2, {I32(-9, 9, 2, 2, 3), I32(-9, 9, 2, 4, 3)}),
     /* a small network end to end */
     RND("mlp", mlp, 64, 4, {F(3, 2, 9, 32), F(2, 32, 64), F(1, 64), F(2, 10, 64)}),
+    /* (appended: a random case's seed is its row index, so new rows go last) attention from
+     * the packed projection with RoPE (gen_attn_loss_fixtures.py): shared and per-sample
+     * positions, GQA, segments and padding, and no RoPE */
+    QKV("qkv_causal_gqa", Q_CAUSAL_GQA, ""),
+    QKV("qkv_segments", Q_SEGMENTS, " lengths segments"),
+    QKV("qkv_plain", Q_PLAIN, ""),
+    {.name = "swiglu",
+     .family = OT_CORE,
+     .fn = swiglu,
+     .fixture = "ops/fused.txt",
+     .tol = T_CORE,
+     .n_in = 1},
+    /* odd rows and a width past the vector lanes, checked across backends and by differences */
+    RND("swiglu rows", swiglu, 1, 1, {FR(-6, 6, 3, 3, 5, 38)}),
 };
 
 #define OT_N_CASES ((int)(sizeof OT_CASES / sizeof OT_CASES[0]))

@@ -21,8 +21,9 @@
 #include "autograd/cpu/cpu_vexp.h"
 #include "autograd/kernels_attn.h"
 
-#define BQ 64 /* query rows per tile */
-#define BK 64 /* keys per tile */
+#define BQ 64      /* query rows per tile */
+#define BK 64      /* keys per tile of the two-pass backward */
+#define BK_MAX 512 /* up to this many keys, a query tile's scores are one tile */
 
 /* The exp loops dominate after the GEMMs: they use cpu_vexp.h's vectorisable exp, and the
  * functions holding them are VT_SIMD_HOT (AVX-512 / AVX2 / baseline clones). */
@@ -93,9 +94,13 @@ static bool worth_threads(const vt_attn_geom *g) {
          (double)(1 << 20);
 }
 
+/* Keys per score tile: every key at once when they fit (one GEMM pair per query tile, larger
+ * and fewer sgemm calls, and no online rescaling), else BK. */
+static int64_t key_tile(const vt_attn_geom *g) { return g->Tk <= BK_MAX ? g->Tk : BK; }
+
 static size_t per_thread_floats(const vt_attn_geom *g) {
-  int64_t d = g->Dk > g->Dv ? g->Dk : g->Dv;
-  return (size_t)(2 * BQ * BK + BQ * d);
+  int64_t d = g->Dk > g->Dv ? g->Dk : g->Dv, kt = key_tile(g) > BK ? key_tile(g) : BK;
+  return (size_t)(2 * BQ * kt + BQ * d);
 }
 
 static size_t cpu_attn_workspace(const vt_backend *be, const vt_attn_geom *g) {
@@ -111,12 +116,12 @@ static void cpu_attn_forward(const vt_backend *be, const vt_attn_geom *g, const 
   if (g->lowp && vt_cpu_bf16_gemm_ok() && vt_cpu_attn_bf16_forward(g, q, k, v, out, lse, work))
     return;
   const int64_t nqt = (g->Tq + BQ - 1) / BQ, group = g->H / g->Hkv;
-  const int64_t units = g->B * g->H * nqt;
+  const int64_t units = g->B * g->H * nqt, kt = key_tile(g);
   const int nt = omp_get_max_threads();
   float *ws = (float *)work + g->B * g->H * g->Tq;
   VT_OMP_IF(worth_threads(g), "omp parallel num_threads(nt)", {
     float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
-    float *acc = S + 2 * BQ * BK;
+    float *acc = S + (per_thread_floats(g) - (size_t)(BQ * (g->Dk > g->Dv ? g->Dk : g->Dv)));
     int64_t lo[BQ], hi[BQ];
     float m[BQ], l[BQ];
     VT_OMP_FOR(
@@ -131,8 +136,8 @@ static void cpu_attn_forward(const vt_backend *be, const vt_attn_geom *g, const 
           tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
           for (int64_t r = 0; r < nq; r++) m[r] = -INFINITY, l[r] = 0;
           memset(acc, 0, sizeof(float) * (size_t)(nq * g->Dv));
-          for (int64_t k0 = klo; k0 < khi; k0 += BK) {
-            int64_t nk = khi - k0 < BK ? khi - k0 : BK;
+          for (int64_t k0 = klo; k0 < khi; k0 += kt) {
+            int64_t nk = khi - k0 < kt ? khi - k0 : kt;
             scores(g, qp, kp + k0 * g->Dk, bp, q0, nq, k0, nk, lo, hi, S);
             for (int64_t r = 0; r < nq; r++) {
               float *s = S + r * nk, mx = row_max(s, nk);
@@ -182,6 +187,61 @@ VT_SIMD_HOT void tile_grads(int64_t nq, int64_t nk, const float *lse, const floa
   }
 }
 
+/* The backward in one pass when each thread can own whole (sample, kv head) units: per query
+ * tile and head of the group, the scores, P, dP and dS are formed once and feed dq, dk and dv
+ * (five GEMMs per tile instead of the two-pass form's seven), every key of the tile at once. */
+/* By shape alone, so that results do not depend on the thread count: at least 4 units (two
+ * per thread on 2 threads), or too little work to fork for. */
+static bool one_pass(const vt_attn_geom *g, const float *dbias) {
+  return !dbias && g->Tk <= BK_MAX && (g->B * g->Hkv >= 4 || !worth_threads(g));
+}
+
+static void backward_one_pass(const vt_attn_geom *g, const float *q, const float *k, const float *v,
+                              const float *dout, const float *lse, const float *D, float *dq,
+                              float *dk, float *dv, float *ws) {
+  const int64_t group = g->H / g->Hkv, nqt = (g->Tq + BQ - 1) / BQ, units = g->B * g->Hkv;
+  const int64_t kt = key_tile(g);
+  const int nt = omp_get_max_threads();
+  VT_OMP_IF(worth_threads(g), "omp parallel num_threads(nt)", {
+    float *S = ws + per_thread_floats(g) * (size_t)omp_get_thread_num();
+    float *dP = S + BQ * kt; /* both [BQ, kt]: every key of the tile */
+    int64_t lo[BQ], hi[BQ];
+    VT_OMP_FOR(
+        "omp for schedule(dynamic)", for (int64_t u = 0; u < units; u++) {
+          int64_t b = u / g->Hkv, kvh = u;
+          const float *kp = k + kvh * g->Tk * g->Dk, *vp = v + kvh * g->Tk * g->Dv;
+          for (int64_t qt = 0; qt < nqt; qt++) {
+            int64_t q0 = qt * BQ, nq = g->Tq - q0 < BQ ? g->Tq - q0 : BQ, klo, khi;
+            tile_ranges(g, b, q0, nq, lo, hi, &klo, &khi);
+            if (klo >= khi) continue;
+            int64_t nk = khi - klo;
+            for (int64_t h = (u % g->Hkv) * group; h < (u % g->Hkv + 1) * group; h++) {
+              int64_t bh = b * g->H + h;
+              const float *qp = q + (bh * g->Tq + q0) * g->Dk;
+              const float *dop = dout + (bh * g->Tq + q0) * g->Dv;
+              const float *bp = g->bias ? bias_rows(g, g->bias, b, h) : NULL;
+              scores(g, qp, kp + klo * g->Dk, bp, q0, nq, klo, nk, lo, hi, S);
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)g->Dv,
+                          1.0f, dop, (int)g->Dv, vp + klo * g->Dv, (int)g->Dv, 0.0f, dP, (int)nk);
+              tile_grads(nq, nk, lse + bh * g->Tq + q0, D + bh * g->Tq + q0, S, dP);
+              if (dq)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)g->Dk, (int)nk,
+                            g->scale, dP, (int)nk, kp + klo * g->Dk, (int)g->Dk, 1.0f,
+                            dq + (bh * g->Tq + q0) * g->Dk, (int)g->Dk);
+              if (dv)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)g->Dv, (int)nq,
+                            1.0f, S, (int)nk, dop, (int)g->Dv, 1.0f,
+                            dv + (kvh * g->Tk + klo) * g->Dv, (int)g->Dv);
+              if (dk)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)g->Dk, (int)nq,
+                            g->scale, dP, (int)nk, qp, (int)g->Dk, 1.0f,
+                            dk + (kvh * g->Tk + klo) * g->Dk, (int)g->Dk);
+            }
+          }
+        });
+  });
+}
+
 static void cpu_attn_backward(const vt_backend *be, const vt_attn_geom *g, const float *q,
                               const float *k, const float *v, const float *out, const float *dout,
                               const float *lse, float *dq, float *dk, float *dv, float *dbias,
@@ -200,6 +260,10 @@ static void cpu_attn_backward(const vt_backend *be, const vt_attn_geom *g, const
         for (int64_t d = 0; d < g->Dv; d++) s += dout[r * g->Dv + d] * out[r * g->Dv + d];
         D[r] = s;
       });
+  if (one_pass(g, dbias)) {
+    backward_one_pass(g, q, k, v, dout, lse, D, dq, dk, dv, ws);
+    return;
+  }
   /* dq and dbias: bias slices shared by several (batch, head) pairs stay on one thread. */
   if (dq || dbias) {
     int64_t sb = dbias && g->bias_b == 1 ? 1 : g->B, sh = dbias && g->bias_h == 1 ? 1 : g->H;

@@ -87,19 +87,32 @@ static void cpu_layer_norm_backward(const vt_backend *be, int64_t rows, int64_t 
   }
 }
 
+/* One row of RMSNorm forward. The sum of squares runs in 8 fixed double lanes added in lane
+ * order (squares of floats are exact in double, so this differs from a serial sum only in
+ * the double's last bits, and it does not depend on the vector width); a serial double chain
+ * was latency-bound. */
+VT_SIMD_CLONES float rms_row(int64_t cols, float eps, const float *restrict px,
+                             const float *restrict w, float *restrict py) {
+  double lane[8] = {0}, ss = 0;
+  int64_t j = 0;
+  for (; j + 8 <= cols; j += 8)
+    for (int l = 0; l < 8; l++) lane[l] += (double)px[j + l] * px[j + l];
+  for (int l = 0; l < 8; l++) ss += lane[l];
+  for (; j < cols; j++) ss += (double)px[j] * px[j];
+  float rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
+  if (w)
+    for (j = 0; j < cols; j++) py[j] = w[j] * (px[j] * rs);
+  else
+    for (j = 0; j < cols; j++) py[j] = px[j] * rs;
+  return rs;
+}
+
 static void cpu_rms_norm(const vt_backend *be, int64_t rows, int64_t cols, float eps,
                          const float *x, const float *w, float *y, float *rstd) {
   (void)be;
-  VT_OMP_IF(
-      rows * cols > PAR_MIN, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
-        const float *px = x + r * cols;
-        float *py = y + r * cols;
-        double ss = 0;
-        for (int64_t j = 0; j < cols; j++) ss += (double)px[j] * px[j];
-        float rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
-        rstd[r] = rs;
-        for (int64_t j = 0; j < cols; j++) py[j] = w ? w[j] * (px[j] * rs) : px[j] * rs;
-      });
+  VT_OMP_IF(rows * cols > PAR_MIN, "omp parallel for",
+            for (int64_t r = 0; r < rows; r++) rstd[r] =
+                rms_row(cols, eps, x + r * cols, w, y + r * cols););
 }
 
 /* One row of RMSNorm's input gradient: dx += rs * (g - xhat * mean(g * xhat)), g = dy * w.
@@ -351,6 +364,92 @@ static void cpu_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int
       });
 }
 
+/* cos and sin of the angles of one position (half <= 512) from the inverse frequencies, as
+ * cpu_rope forms them. */
+static void rope_angles(const float *inv, int64_t d, int32_t p, float *cs, float *sn) {
+  for (int64_t k = 0; k < d / 2; k++) {
+    float ang = (float)p * inv[k];
+    cs[k] = cosf(ang);
+    sn[k] = sinf(ang);
+  }
+}
+
+/* One position's heads, src rows to dst rows: rotated by (cs, sn) when cs is given (sn
+ * negated for the inverse), else copied; accumulate adds into dst. */
+VT_SIMD_HOT void rope_row(const float *src, float *dst, int64_t d, const float *cs, const float *sn,
+                          bool inverse, bool accumulate) {
+  int64_t half = d / 2;
+  if (!cs) {
+    if (accumulate)
+      for (int64_t j = 0; j < d; j++) dst[j] += src[j];
+    else
+      memcpy(dst, src, sizeof(float) * (size_t)d);
+    return;
+  }
+  float sg = inverse ? -1.0f : 1.0f;
+  for (int64_t k = 0; k < half; k++) {
+    float x1 = src[k], x2 = src[k + half], s = sg * sn[k];
+    float o1 = x1 * cs[k] - x2 * s, o2 = x2 * cs[k] + x1 * s;
+    if (accumulate) {
+      dst[k] += o1;
+      dst[k + half] += o2;
+    } else {
+      dst[k] = o1;
+      dst[k + half] = o2;
+    }
+  }
+}
+
+/* Both directions of rope_qkv: packed [b, t, hq + 2 hkv, d] <-> heads q [b, hq, t, d], k, v
+ * [b, hkv, t, d]. One (sample, position) per iteration, its angles formed once for every head
+ * (with shared positions the whole batch could share them, but the angles are a small part:
+ * half of d sincos per position against (hq + 2 hkv) d moved floats). */
+static void rope_qkv_run(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t d, float theta,
+                         const int32_t *pos, int64_t pos_bstride, float *packed, float *q, float *k,
+                         float *v, bool backward, bool accumulate) {
+  int64_t nh = hq + 2 * hkv;
+  float inv[512]; /* the inverse frequencies, once per call rather than per position */
+  for (int64_t k = 0; theta > 0 && k < d / 2; k++) inv[k] = vt_rope_inv_freq(theta, k, d);
+  VT_OMP_IF(
+      b * t * nh * d > PAR_MIN, "omp parallel for collapse(2)",
+      for (int64_t bi = 0; bi < b; bi++) for (int64_t ti = 0; ti < t; ti++) {
+        float cs[512], sn[512]; /* half <= 512: checked by the op */
+        bool rot = theta > 0;
+        if (rot) rope_angles(inv, d, pos[bi * pos_bstride + ti], cs, sn);
+        float *row = packed + (bi * t + ti) * nh * d;
+        for (int64_t h = 0; h < nh; h++) {
+          float *hp;
+          if (h < hq)
+            hp = q + ((bi * hq + h) * t + ti) * d;
+          else if (h < hq + hkv)
+            hp = k + ((bi * hkv + h - hq) * t + ti) * d;
+          else
+            hp = v + ((bi * hkv + h - hq - hkv) * t + ti) * d;
+          const float *c = rot && h < hq + hkv ? cs : NULL;
+          if (backward)
+            rope_row(hp, row + h * d, d, c, sn, true, accumulate);
+          else
+            rope_row(row + h * d, hp, d, c, sn, false, false);
+        }
+      });
+}
+
+static void cpu_rope_qkv(const vt_backend *be, int64_t b, int64_t t, int64_t hq, int64_t hkv,
+                         int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
+                         const float *x, float *q, float *k, float *v) {
+  (void)be;
+  rope_qkv_run(b, t, hq, hkv, d, theta, pos, pos_bstride, (float *)x, q, k, v, false, false);
+}
+
+static void cpu_rope_qkv_backward(const vt_backend *be, int64_t b, int64_t t, int64_t hq,
+                                  int64_t hkv, int64_t d, float theta, const int32_t *pos,
+                                  int64_t pos_bstride, const float *dq, const float *dk,
+                                  const float *dv, float *dx, bool accumulate) {
+  (void)be;
+  rope_qkv_run(b, t, hq, hkv, d, theta, pos, pos_bstride, dx, (float *)dq, (float *)dk, (float *)dv,
+               true, accumulate);
+}
+
 static void cpu_dropout(const vt_backend *be, int64_t n, float p, uint64_t seed, uint64_t offset,
                         const float *x, float *y) {
   (void)be;
@@ -438,6 +537,8 @@ const struct vt_norm_kernels vt_cpu_norm_kernels = {
     .batch_norm = cpu_batch_norm,
     .batch_norm_backward = cpu_batch_norm_backward,
     .rope = cpu_rope,
+    .rope_qkv = cpu_rope_qkv,
+    .rope_qkv_backward = cpu_rope_qkv_backward,
     .dropout = cpu_dropout,
     .dropout_backward = cpu_dropout_backward,
     .weight_norm = cpu_weight_norm,

@@ -52,14 +52,28 @@ VT_SIMD_CLONES void adam_seg(int64_t n, float *p, float *m, float *v, const floa
   for (int64_t i = 0; i < n; i++) vt_adam_elem(&p[i], &m[i], &v[i], g[i], h);
 }
 
+/* Elements [lo, hi) of the segments laid end to end. */
+static void adam_range(const vt_optim_seg *segs, int64_t nseg, int64_t lo, int64_t hi,
+                       const float *grad, float *m, float *v, const vt_adam_hparams *h) {
+  for (int64_t s = 0, at = 0; s < nseg && at < hi; at += segs[s].n, s++) {
+    int64_t a = lo > at ? lo - at : 0, e = hi - at < segs[s].n ? hi - at : segs[s].n;
+    if (a >= e) continue;
+    int64_t f = segs[s].flat + a;
+    adam_seg(e - a, segs[s].param + a, m + f, v + f, grad + f, h);
+  }
+}
+
+/* Each thread takes an equal share of the elements (not of the segments: the embedding and
+ * the LM head alone are 40% of a small model's, and whole segments left one thread idle). */
 static void cpu_adam_update(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
                             const float *grad, float *m, float *v, vt_adam_hparams h) {
   (void)be;
-  VT_OMP_IF(
-      nseg > 1, "omp parallel for schedule(dynamic, 4)", for (int64_t s = 0; s < nseg; s++) {
-        int64_t f = segs[s].flat;
-        adam_seg(segs[s].n, segs[s].param, m + f, v + f, grad + f, &h);
-      });
+  int64_t total = 0;
+  for (int64_t s = 0; s < nseg; s++) total += segs[s].n;
+  VT_OMP_IF(total > PAR_MIN, "omp parallel", {
+    int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    adam_range(segs, nseg, total * t / nt, total * (t + 1) / nt, grad, m, v, &h);
+  });
 }
 
 /* adam_seg plus the bf16 copy, rounded as vt_f32_to_bf16 (the backend's convert) rounds. */
