@@ -15,7 +15,7 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb);
 /* Under bf16 GEMMs (vt_ctx_set_gemm_dtype), y as a GEMM input stored once in bf16: the copy
  * the next matmuls read forward and backward, written here. When y was just written by an op
  * that never reads its own output back (rms_norm, layer_norm, mul,
- * permute, or a reshape view of one), the
+ * permute, swiglu, attention_qkv, or a reshape view of one), the
  * copy replaces y's f32 values and halves its memory: y becomes a bf16 tensor that only
  * vt_matmul accepts, so call it only on a tensor whose sole readers are matmuls. Otherwise y
  * keeps its values and gains the copy (y->lowp). Under f32 GEMMs it returns y unchanged. */

@@ -131,7 +131,8 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb) 
 /* Producers whose backward reads their inputs and saved statistics but never their output's
  * values: vt_gemm_input may overwrite those values with the bf16 copy. */
 static bool output_unread(const char *op) {
-  static const char *const ok[] = {"rms_norm", "layer_norm", "mul", "permute"};
+  static const char *const ok[] = {"rms_norm", "layer_norm", "mul",
+                                   "permute",  "swiglu",     "attention_qkv"};
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
     if (!strcmp(op, ok[i])) return true;
   return false;

@@ -88,7 +88,7 @@ vt_tensor *nn_attn_forward(const nn_attn *a, vt_ctx *ctx, vt_tensor *x, const nn
                                 : NULL;
     if (y) {
       vt_tensor *o = vt_attention_qkv(ctx, y, nh, nkv, f->pos, (float)c->rope_theta, &ao);
-      return nn_linear_forward(&a->o, ctx, o);
+      return nn_linear_forward(&a->o, ctx, vt_gemm_input(ctx, o)); /* o_proj's only */
     }
   }
   vt_tensor *qkv[3];

@@ -3,8 +3,10 @@
  * products as batched oneDNN bf16 matmuls, softmax in f32) against the same op in f32, forward
  * and backward, on: causal GQA with a query tail tile, cross attention (Tq != Tk) with key
  * lengths and a sample that sees no key, a shared additive bias with its gradient, the prefix
- * and chunk masks, and packed segments. Also: vt_gemm_input's bf16 activations give the same
- * matmul results as converting per call, and take half their f32 space back.
+ * and chunk masks, and packed segments. Also: vt_gemm_input's bf16 activations (after
+ * rms_norm, layer_norm, mul and permute) give the same matmul results, forward and backward,
+ * as converting per call and take half their f32 space back; a tensor others still read
+ * keeps its f32 values; f32 ops refuse a bf16 activation naming the dtype.
  *
  * Tolerances from bf16's unit roundoff u = 2^-8 (an input rounded to bf16 is within u
  * relative, a product of two within 2^-7):
@@ -210,44 +212,70 @@ static void run_case(vt_ctx *ctx, const acase *c, vt_rng *rng) {
   free(q), free(k), free(v), free(w), free(bias);
 }
 
-/* vt_gemm_input: rms_norm -> bf16 activation -> matmul equals the per-call conversion's
- * result bit for bit (both GEMMs read the same bf16 values), forward and backward, and the
+/* The producers vt_gemm_input may overwrite: rms_norm, layer_norm, mul, permute (through a
+ * reshape view). */
+static vt_tensor *producer(vt_ctx *ctx, int p, vt_tensor *x, int64_t R, int64_t C) {
+  switch (p) {
+  case 0: return vt_rms_norm(ctx, x, NULL, 1e-6f);
+  case 1: return vt_layer_norm(ctx, x, NULL, NULL, 1e-5f);
+  case 2: return vt_mul(ctx, x, x);
+  default: {
+    vt_tensor *v = vt_reshape(ctx, x, 3, (int64_t[]){2, R / 2, C});
+    v = vt_permute(ctx, v, (const int[]){1, 0, 2});
+    return vt_reshape(ctx, v, 2, (int64_t[]){R, C});
+  }
+  }
+}
+
+/* vt_gemm_input: producer -> bf16 activation -> matmul equals the per-call conversion's result
+ * bit for bit (both GEMMs read the same bf16 values), forward and backward, and the
  * activation's f32 space goes back to the arena. */
 static void gemm_input_case(vt_ctx *ctx, vt_rng *rng) {
   enum { R = 96, C = 80, N = 72 };
+  static const char *const names[4] = {"rms_norm", "layer_norm", "mul", "permute + reshape"};
   static float x[R * C], w[N * C], gw[2][N * C], gx[2][R * C], y[2][R * N];
-  vt_test_fill_uniform(rng, x, R * C, -2.0f, 2.0f);
-  vt_test_fill_uniform(rng, w, N * C, -1.0f, 1.0f);
-  size_t saved = 0;
-  for (int mode = 0; mode < 2; mode++) {
-    vt_tensor *tx = input_f32(ctx, 2, (int64_t[]){R, C}, x);
-    vt_tensor *tw = input_f32(ctx, 2, (int64_t[]){N, C}, w);
-    vt_tensor *h = vt_rms_norm(ctx, tx, NULL, 1e-6f);
-    size_t before = vt_arena_used(&ctx->data);
-    if (mode) {
-      h = vt_gemm_input(ctx, h);
-      CHECK(h->dtype == VT_BF16);
-      saved = before - vt_arena_used(&ctx->data);
+  for (int p = 0; p < 4; p++) {
+    vt_test_fill_uniform(rng, x, R * C, -2.0f, 2.0f);
+    vt_test_fill_uniform(rng, w, N * C, -1.0f, 1.0f);
+    size_t saved = 0;
+    for (int mode = 0; mode < 2; mode++) {
+      vt_tensor *tx = input_f32(ctx, 2, (int64_t[]){R, C}, x);
+      vt_tensor *tw = input_f32(ctx, 2, (int64_t[]){N, C}, w);
+      vt_tensor *h = producer(ctx, p, tx, R, C);
+      size_t before = vt_arena_used(&ctx->data);
+      if (mode) {
+        h = vt_gemm_input(ctx, h);
+        CHECK_MSG(h->dtype == VT_BF16, "%s: not stored in bf16", names[p]);
+        saved = before - vt_arena_used(&ctx->data);
+      }
+      vt_tensor *out = vt_matmul(ctx, h, tw, false, true);
+      vt_read_host(ctx, out, 0, R * N, y[mode]);
+      CHECK_MSG(vt_backward(ctx, vt_sum(ctx, vt_reshape(ctx, out, 1, (int64_t[]){-1}), 0, false)),
+                "%s: %s", names[p], vt_ctx_error(ctx));
+      float *g1 = read_grad(ctx, tx), *g2 = read_grad(ctx, tw);
+      memcpy(gx[mode], g1, sizeof gx[mode]);
+      memcpy(gw[mode], g2, sizeof gw[mode]);
+      free(g1), free(g2);
+      vt_ctx_reset(ctx);
     }
-    vt_tensor *out = vt_matmul(ctx, h, tw, false, true);
-    vt_read_host(ctx, out, 0, R * N, y[mode]);
-    CHECK_MSG(vt_backward(ctx, vt_sum(ctx, vt_reshape(ctx, out, 1, (int64_t[]){-1}), 0, false)),
-              "%s", vt_ctx_error(ctx));
-    float *g1 = read_grad(ctx, tx), *g2 = read_grad(ctx, tw);
-    memcpy(gx[mode], g1, sizeof gx[mode]);
-    memcpy(gw[mode], g2, sizeof gw[mode]);
-    free(g1), free(g2);
-    vt_ctx_reset(ctx);
+    CHECK_MSG(memcmp(y[0], y[1], sizeof y[0]) == 0, "%s: out", names[p]);
+    CHECK_MSG(memcmp(gx[0], gx[1], sizeof gx[0]) == 0, "%s: dx", names[p]);
+    CHECK_MSG(memcmp(gw[0], gw[1], sizeof gw[0]) == 0, "%s: dw", names[p]);
+    printf("gemm_input after %s: %zu of %zu f32 bytes back to the arena\n", names[p], saved,
+           sizeof(float) * R * C);
+    CHECK_MSG(saved >= sizeof(float) * R * C / 2 - 64, "%s: %zu bytes back", names[p], saved);
   }
-  CHECK(memcmp(y[0], y[1], sizeof y[0]) == 0);
-  CHECK(memcmp(gx[0], gx[1], sizeof gx[0]) == 0);
-  CHECK(memcmp(gw[0], gw[1], sizeof gw[0]) == 0);
-  printf("gemm_input: %zu of %zu f32 bytes back to the arena\n", saved, sizeof(float) * R * C);
-  CHECK(saved >= sizeof(float) * R * C / 2 - 64);
   /* a tensor that others still read (an add's output) keeps its f32 values and gains a copy */
   vt_tensor *a = input_f32(ctx, 2, (int64_t[]){R, C}, x);
   vt_tensor *s = vt_add(ctx, a, a);
   CHECK(vt_gemm_input(ctx, s) == s && s->dtype == VT_F32 && s->lowp);
+  /* and a bf16 activation is refused by the f32 ops with the dtype in the message */
+  vt_tensor *n = vt_gemm_input(ctx, vt_rms_norm(ctx, a, NULL, 1e-6f));
+  CHECK(n->dtype == VT_BF16);
+  vt_add(ctx, n, n);
+  CHECK(vt_ctx_failed(ctx) && strstr(vt_ctx_error(ctx), "bf16"));
+  printf("f32 op on a bf16 activation: %s\n", vt_ctx_error(ctx));
+  vt_ctx_clear_error(ctx);
   vt_ctx_reset(ctx);
 }
 

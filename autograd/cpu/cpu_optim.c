@@ -86,16 +86,24 @@ VT_SIMD_CLONES void adam_seg_lowp(int64_t n, float *p, float *m, float *v, const
   }
 }
 
+/* As cpu_adam_update (equal shares of the elements), each value's bf16 copy written beside. */
 static void cpu_adam_update_lowp(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
                                  const float *grad, float *m, float *v, vt_adam_hparams h,
                                  const float *base, uint16_t *lowp) {
   (void)be;
-  VT_OMP_IF(
-      nseg > 1, "omp parallel for schedule(dynamic, 4)", for (int64_t s = 0; s < nseg; s++) {
-        int64_t f = segs[s].flat;
-        adam_seg_lowp(segs[s].n, segs[s].param, m + f, v + f, grad + f, &h,
-                      lowp + (segs[s].param - base));
-      });
+  int64_t total = 0;
+  for (int64_t s = 0; s < nseg; s++) total += segs[s].n;
+  VT_OMP_IF(total > PAR_MIN, "omp parallel", {
+    int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int64_t lo = total * t / nt, hi = total * (t + 1) / nt;
+    for (int64_t s = 0, at = 0; s < nseg && at < hi; at += segs[s].n, s++) {
+      int64_t a = lo > at ? lo - at : 0, e = hi - at < segs[s].n ? hi - at : segs[s].n;
+      if (a >= e) continue;
+      int64_t f = segs[s].flat + a;
+      float *p = segs[s].param + a;
+      adam_seg_lowp(e - a, p, m + f, v + f, grad + f, &h, lowp + (p - base));
+    }
+  });
 }
 
 static void cpu_sgd_update(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
