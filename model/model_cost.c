@@ -12,9 +12,9 @@ void model_cost_part(vt_model_cost *p, const char *name, const char *params, nn_
   p->flops_weight = L * layer.flops_weight + rest.flops_weight;
   p->flops_attn = L * layer.flops_attn + rest.flops_attn;
   double fwd = L * layer.act_floats + rest.act_floats, rest_step = 2.0 * rest.act_floats - fused;
-  p->act_bytes = 4.0 * (2.0 * L * layer.act_floats + rest_step);
-  p->act_bytes_recompute =
-      4.0 * (2.0 * L * (double)hidden * (double)rows + 2.0 * layer.act_floats + rest_step);
+  double layer_step = 2.0 * layer.act_floats - layer.nograd_floats; /* values + gradients */
+  p->act_bytes = 4.0 * (L * layer_step + rest_step);
+  p->act_bytes_recompute = 4.0 * (2.0 * L * (double)hidden * (double)rows + layer_step + rest_step);
   /* off the tape each layer's values are freed as it ends (nn_layer_forward, vt_transient):
    * the layers' outputs stay, with one layer's values and one staged output at a time */
   double freed =
@@ -33,7 +33,7 @@ void model_cost_qwen2(const qwen2_cfg *c, const vt_model_shape *s, const char *p
   int64_t chunk = c->ce_chunk_rows > 0 ? c->ce_chunk_rows : ((int64_t)16 << 20) / (v ? v : 1);
   double logits = (double)(rows < chunk ? rows : chunk) * (double)v;
   nn_cost rest = {2.0 * (double)h * (double)v * (double)rows, 0,
-                  (double)rows * (3.0 * (double)h + 1) + logits};
+                  (double)rows * (3.0 * (double)h + 1) + logits, 0};
   model_cost_part(llm, "llm", params, layer, c->num_hidden_layers, h, rows, rest, logits);
 }
 

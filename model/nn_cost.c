@@ -6,15 +6,16 @@ void nn_cost_add(nn_cost *a, nn_cost b) {
   a->flops_weight += b.flops_weight;
   a->flops_attn += b.flops_attn;
   a->act_floats += b.act_floats;
+  a->nograd_floats += b.nograd_floats;
 }
 
 nn_cost nn_cost_scale(nn_cost a, double k) {
-  return (nn_cost){a.flops_weight * k, a.flops_attn * k, a.act_floats * k};
+  return (nn_cost){a.flops_weight * k, a.flops_attn * k, a.act_floats * k, a.nograd_floats * k};
 }
 
 nn_cost nn_cost_linear(int64_t in, int64_t out, bool bias, int64_t rows) {
   double r = (double)rows, o = (double)out;
-  return (nn_cost){2.0 * (double)in * o * r, 0, (bias ? 2.0 : 1.0) * o * r};
+  return (nn_cost){2.0 * (double)in * o * r, 0, (bias ? 2.0 : 1.0) * o * r, 0};
 }
 
 /* Per position: values of the attention block's outputs (before the output projection's). */
@@ -29,6 +30,7 @@ static nn_cost attn_cost(const nn_attn_cfg *a, int64_t seq, bool causal) {
      * on the way), the output in heads, its logsumexp, and the output in o_proj's layout */
     per += q + 2 * kv + q + (double)a->heads + q;
     c.act_floats += per * t;
+    c.nograd_floats += (q + 2 * kv + q + (double)a->heads) * t; /* only the output has one */
     double square = t * t * (causal ? 0.5 : 1.0);
     c.flops_attn += 2.0 * square * (qk + q);
     nn_cost_add(&c, nn_cost_linear((int64_t)q, a->hidden, a->o_bias, seq));
@@ -59,7 +61,10 @@ static nn_cost mlp_cost(const nn_mlp_cfg *m, int64_t seq) {
   nn_cost c;
   if (m->gated) {
     c = nn_cost_linear(m->dim, 2 * m->hidden, m->bias, seq);
-    c.act_floats += (m->pack ? 2 * f : 0) * t + 2 * f * t; /* slices; act, product */
+    if (m->pack && m->act == NN_ACT_SILU)
+      c.act_floats += f * t; /* vt_swiglu's product, straight from the packed output */
+    else
+      c.act_floats += (m->pack ? 2 * f : 0) * t + 2 * f * t; /* slices; act, product */
   } else {
     c = nn_cost_linear(m->dim, m->hidden, m->bias, seq);
     c.act_floats += f * t * (m->dropout > 0 ? 2 : 1); /* act (and its dropout) */
