@@ -20,8 +20,9 @@ MELREF="${VT_MELREF:-$(dirname "$VITA")/tests/test_codec_melref}"
 [ -x "$MELREF" ] || MELREF="$PWD/test_codec_melref"
 [ -x "$MELREF" ] || { echo "FAIL: no test_codec_melref next to $VITA or in $PWD" >&2; exit 1; }
 export OMP_NUM_THREADS=1
-CODEC_STEPS=${VT_SPEAK_CODEC_STEPS:-20} TTS_STEPS=${VT_SPEAK_TTS_STEPS:-200} NSENT=80
-[ "${VT_SPEAK_FULL:-0}" = 1 ] && CODEC_STEPS=200 TTS_STEPS=300
+CODEC_STEPS=20 TTS_STEPS=200 NSENT=80
+if [ "${VT_SPEAK_FULL:-0}" = 1 ]; then CODEC_STEPS=200 TTS_STEPS=300; fi
+CODEC_STEPS=${VT_SPEAK_CODEC_STEPS:-$CODEC_STEPS} TTS_STEPS=${VT_SPEAK_TTS_STEPS:-$TTS_STEPS}
 T="$(mktemp -d /tmp/vt_test_codec_speak_ref_XXXXXX)"
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -106,9 +107,9 @@ ln -s "$T/tts_run/checkpoints/step-$(printf %08d "$TTS_STEPS")" "$T/w/decoder"
 ln -s "$CODEC" "$T/w/codec"
 cp "$TOK/tokenizer.json" "$T/w/"
 [ -f "$TOK/tokenizer_config.json" ] && cp "$TOK/tokenizer_config.json" "$T/w/"
-ref_samples=$("$VITA" codec encode --resample "$T/ref.wav" --weights "$CODEC" --out "$T/ref.tok" >/dev/null &&
+ref_tok=$("$VITA" codec encode --resample "$T/ref.wav" --weights "$CODEC" --out "$T/ref.tok" >/dev/null &&
   grep -v '^#' "$T/ref.tok" | grep -v '^global' | wc -w)
-max=$((ref_samples * 4))
+max=$((ref_tok * 4))
 "$VITA" speak --weights "$T/w" --text "$HELD" --out "$T/say.wav" --max-tokens "$max" --tokens "$T/say.tok" \
   >"$T/speak.txt" 2>&1 || fail "speak: $(cat "$T/speak.txt")"
 cat "$T/speak.txt"
@@ -125,7 +126,7 @@ first=$(head -1 "$T/speech.jsonl" | sed 's/.*"text": "\([^"]*\)".*/\1/')
 "$VITA" codec encode --resample "$T/wav/1.wav" --weights "$CODEC" --out "$T/1.tok" >/dev/null
 echo "trained \"$first\": espeak $(grep -v '^#' "$T/1.tok" | grep -v '^global' | wc -w) codec tokens"
 # (a) the duration against espeak's: within a factor of 3 (the reference in codec frames)
-echo "duration: spoken $ntok codec tokens ($((ntok * 25)) ms), espeak reference $ref_samples ($((ref_samples * 25)) ms)"
+echo "duration: spoken $ntok codec tokens ($((ntok * 25)) ms), espeak reference $ref_tok ($((ref_tok * 25)) ms)"
 # (b) the mel closer to espeak's than to noise of the same length and RMS
 "$MELREF" "$T/say.wav" "$T/ref.wav" >"$T/mel.txt" || fail "mel distance: $(cat "$T/mel.txt")"
 cat "$T/mel.txt"
@@ -136,8 +137,8 @@ margin=$(sed -n 's/.*margin \([-0-9.]*\)$/\1/p' "$T/mel.txt")
 # There a miss is reported as a skip (77) with the figures, not a pass; with VT_SPEAK_FULL=1 a
 # miss fails.
 verdict=""
-[ $((ntok * 3)) -ge "$ref_samples" ] && [ "$ntok" -le $((ref_samples * 3)) ] ||
-  verdict="spoken $ntok tokens, reference $ref_samples: not within a factor of 3"
+[ $((ntok * 3)) -ge "$ref_tok" ] && [ "$ntok" -le $((ref_tok * 3)) ] ||
+  verdict="spoken $ntok tokens, reference $ref_tok: not within a factor of 3"
 awk -v m="$margin" 'BEGIN { exit !(m > 0) }' ||
   verdict="$verdict${verdict:+; }the spoken mel is not closer to the espeak reference than to noise (margin $margin)"
 n_spoken=$(grep -v '^#' "$T/say.tok" | grep -v '^global' | tr -s ' ' '\n' | grep -c . | tr -d ' ')
