@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ctest-labels: e2e
 # Stage 3.2 on a 3.1 codec's tokens, then `vita speak` of a held-out sentence, judged against
-# espeak-ng's own speech of it (issue 13). espeak-ng speaks number sentences; a tiny codec
+# espeak-ng's own speech of it. espeak-ng speaks number sentences; a tiny codec
 # trains CODEC_STEPS steps of stage 3.1 on them (one thread); `vita prep --codec` turns the
 # (text, speech) pairs into codec tokens; a tiny speech decoder trains TTS_STEPS steps on
 # them; `vita speak` (greedy) says a sentence that is in neither run. Checks: (a) the WAV has
