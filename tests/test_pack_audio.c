@@ -24,19 +24,12 @@
 #include "data/shard.h"
 #include "model/model.h"
 #include "tests/check.h"
+#include "tests/pack_fx.h"
 #include "train/trainer.h"
 
 static char T[] = "/tmp/vt_pack_aud_XXXXXX";
 
 enum { MELS = 20, L = 28, NS = 6, STATE0 = 250 };
-
-static void write_file(const char *name, const char *text) {
-  char p[512];
-  snprintf(p, sizeof p, "%s/%s", T, name);
-  FILE *f = fopen(p, "w");
-  fputs(text, f);
-  fclose(f);
-}
 
 static const char *model_json =
     "{\"model_type\": \"vita-Qwen2\", \"vocab_size\": 256, \"hidden_size\": 32,\n"
@@ -143,7 +136,7 @@ static double run(const char *name, bool pack, int64_t batch) {
   snprintf(text, sizeof text, "seed: 3\npack: %s\ndatasets:\n  - {name: aud, shards: data}\n",
            pack ? "true" : "false");
   snprintf(path, sizeof path, "%s-mix.yaml", name);
-  write_file(path, text);
+  pack_fx_write_file(T, path, text);
   snprintf(text, sizeof text,
            "model: {config: model.json}\n"
            "data: {mixture: %s-mix.yaml, max_len: %d}\n"
@@ -153,7 +146,7 @@ static double run(const char *name, bool pack, int64_t batch) {
            "output: {dir: %s, log_every: 0}\n",
            name, 3 * L, (long long)batch, name);
   snprintf(path, sizeof path, "%s.yaml", name);
-  write_file(path, text);
+  pack_fx_write_file(T, path, text);
   static stage_cfg cfg;
   snprintf(path, sizeof path, "%s/%s.yaml", T, name);
   if (stage_config_load(&cfg, path, err, sizeof err)) {
@@ -219,36 +212,7 @@ static int open_pair(const char *name, st_file *w0, st_file *w1) {
 /* Packing with max_len 20: every sample with clips is 28 positions once expanded, so it is
  * skipped and counted, never cut through its clip's positions; the text-only sample (28
  * tokens) is cut to 20 and packed alone. One step of one row draws until that sample. */
-static void too_long(void) {
-  char text[1024], path[600], err[2048];
-  snprintf(text, sizeof text,
-           "model: {config: model.json}\n"
-           "data: {mixture: packed-mix.yaml, max_len: 20}\n"
-           "train: {steps: 1, batch_size: 1, seed: 5, lr: 1.0e-3}\n"
-           "output: {dir: short, log_every: 0}\n");
-  write_file("short.yaml", text);
-  static stage_cfg cfg;
-  snprintf(path, sizeof path, "%s/short.yaml", T);
-  vt_trainer_opts o = {.cfg = &cfg};
-  vt_train_result r;
-  if (stage_config_load(&cfg, path, err, sizeof err) || vt_train(&o, &r, err, sizeof err)) {
-    CHECK_MSG(0, "%s", err);
-    return;
-  }
-  snprintf(path, sizeof path, "%s/short/samples.json", T);
-  char *s = ckpt_read_text(path, err, sizeof err);
-  json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-  int64_t drawn = json_integer_value(
-      json_object_get(json_array_get(json_object_get(j, "datasets"), 0), "drawn"));
-  json_decref(j);
-  free(s);
-  CHECK_MSG(r.truncated_samples == 1 && drawn == r.skipped_samples + 1 && isfinite(r.last_loss),
-            "max_len 20: %lld cut (want 1), %lld skipped, %lld drawn (want skipped + 1)",
-            (long long)r.truncated_samples, (long long)r.skipped_samples, (long long)drawn);
-  printf("max_len 20: %lld audio samples skipped (not cut), the text-only one cut and packed "
-         "alone\n",
-         (long long)r.skipped_samples);
-}
+static void too_long(void) { pack_fx_too_long(T, 20, "audio"); }
 
 static void trainer_packed_vs_unpacked(void) {
   double lp = run("packed", true, 2), lu = run("unpacked", false, NS);
@@ -433,7 +397,7 @@ int main(void) {
   if (ckpt_mkdirs(p, e, sizeof e)) return 1;
   snprintf(p, sizeof p, "%s/data/shard-00000.h5", T);
   write_shard(p);
-  write_file("model.json", model_json);
+  pack_fx_write_file(T, "model.json", model_json);
   trainer_packed_vs_unpacked();
   too_long();
   model_segments(m);

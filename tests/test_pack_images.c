@@ -21,18 +21,11 @@
 #include "data/chat.h"
 #include "data/shard.h"
 #include "tests/check.h"
+#include "tests/pack_fx.h"
 #include "train/curriculum.h"
 #include "train/trainer.h"
 
 static char T[] = "/tmp/vt_pack_img_XXXXXX";
-
-static void write_file(const char *name, const char *text) {
-  char p[512];
-  snprintf(p, sizeof p, "%s/%s", T, name);
-  FILE *f = fopen(p, "w");
-  fputs(text, f);
-  fclose(f);
-}
 
 enum { TILE = 56, SPAN = 5 }; /* 56 px / 14 = 4 x 4 patches -> 2 x 2 = 4 tokens + "\n" */
 
@@ -118,7 +111,7 @@ static double run(const char *name, bool pack, int64_t batch) {
   snprintf(text, sizeof text, "seed: 3\npack: %s\ndatasets:\n  - {name: img, shards: data}\n",
            pack ? "true" : "false");
   snprintf(path, sizeof path, "%s-mix.yaml", name);
-  write_file(path, text);
+  pack_fx_write_file(T, path, text);
   snprintf(text, sizeof text,
            "model: {config: model.json}\n"
            "data: {mixture: %s-mix.yaml, max_len: 63}\n"
@@ -128,7 +121,7 @@ static double run(const char *name, bool pack, int64_t batch) {
            "output: {dir: %s, log_every: 0}\n",
            name, (long long)batch, name);
   snprintf(path, sizeof path, "%s.yaml", name);
-  write_file(path, text);
+  pack_fx_write_file(T, path, text);
   static stage_cfg cfg;
   snprintf(path, sizeof path, "%s/%s.yaml", T, name);
   if (stage_config_load(&cfg, path, err, sizeof err)) {
@@ -251,36 +244,7 @@ static bool chained(const char *a_dir, const char *b_dir) {
 /* Packing with max_len 16: every sample with tiles is 21 positions once expanded, so it is
  * skipped and counted, never cut through its tiles; the text-only sample (21 tokens) is cut
  * to 16 and packed alone. One step of one row draws until that sample. */
-static void too_long(void) {
-  char text[1024], path[600], err[2048];
-  snprintf(text, sizeof text,
-           "model: {config: model.json}\n"
-           "data: {mixture: packed-mix.yaml, max_len: 16}\n"
-           "train: {steps: 1, batch_size: 1, seed: 5, lr: 1.0e-3}\n"
-           "output: {dir: short, log_every: 0}\n");
-  write_file("short.yaml", text);
-  static stage_cfg cfg;
-  snprintf(path, sizeof path, "%s/short.yaml", T);
-  vt_trainer_opts o = {.cfg = &cfg};
-  vt_train_result r;
-  if (stage_config_load(&cfg, path, err, sizeof err) || vt_train(&o, &r, err, sizeof err)) {
-    CHECK_MSG(0, "%s", err);
-    return;
-  }
-  snprintf(path, sizeof path, "%s/short/samples.json", T);
-  char *s = ckpt_read_text(path, err, sizeof err);
-  json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-  int64_t drawn = json_integer_value(
-      json_object_get(json_array_get(json_object_get(j, "datasets"), 0), "drawn"));
-  json_decref(j);
-  free(s);
-  CHECK_MSG(r.truncated_samples == 1 && drawn == r.skipped_samples + 1 && isfinite(r.last_loss),
-            "max_len 16: %lld cut (want 1), %lld skipped, %lld drawn (want skipped + 1)",
-            (long long)r.truncated_samples, (long long)r.skipped_samples, (long long)drawn);
-  printf("max_len 16: %lld image samples skipped (not cut), the text-only one cut and packed "
-         "alone\n",
-         (long long)r.skipped_samples);
-}
+static void too_long(void) { pack_fx_too_long(T, 16, "image"); }
 
 static void vision_curriculum(void) {
   char text[2048], path[600], err[2048];
@@ -293,11 +257,12 @@ static void vision_curriculum(void) {
            "        trainable: [adapter]}\n"
            "schedule: {kind: constant}\n"
            "output: {dir: unused, log_every: 0}\n");
-  write_file("s11.yaml", text);
-  write_file("cur.yaml", "output: {dir: cur}\nsave_initial: true\nstages:\n"
-                         "  - s11.yaml\n"
-                         "  - {config: s11.yaml, stage: s12, data.mixture: packed-mix.yaml,\n"
-                         "     train.trainable: [vision, adapter, llm]}\n");
+  pack_fx_write_file(T, "s11.yaml", text);
+  pack_fx_write_file(T, "cur.yaml",
+                     "output: {dir: cur}\nsave_initial: true\nstages:\n"
+                     "  - s11.yaml\n"
+                     "  - {config: s11.yaml, stage: s12, data.mixture: packed-mix.yaml,\n"
+                     "     train.trainable: [vision, adapter, llm]}\n");
   snprintf(path, sizeof path, "%s/cur.yaml", T);
   curriculum cur;
   if (curriculum_load(&cur, path, NULL, err, sizeof err)) {
@@ -336,7 +301,7 @@ int main(void) {
   if (ckpt_mkdirs(p, e, sizeof e)) return 1;
   snprintf(p, sizeof p, "%s/data/shard-00000.h5", T);
   write_shard(p);
-  write_file("model.json", model_json);
+  pack_fx_write_file(T, "model.json", model_json);
   double lp = run("packed", true, 2), lu = run("unpacked", false, 6);
   printf("step-1 loss: packed %.7f, unpacked %.7f\n", lp, lu);
   CHECK_MSG(fabs(lp - lu) <= 1e-5 * fabs(lu) && lu > 1, "loss packed %.9g vs unpacked %.9g", lp,
