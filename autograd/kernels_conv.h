@@ -56,6 +56,20 @@ static inline int64_t vt_conv_work_floats(const vt_conv_geom *g) {
     f += (g->cout / g->groups * ck + (ck + g->cout / g->groups) * (c > 0 ? c : 1)) / 2 + 64;
   return f;
 }
+/* Sizes the backends' three kernels share: per-group channels, unfolded rows, planes, chunk. */
+typedef struct {
+  int64_t cin_g, cout_g, ck, ohw, hw, chunk;
+} vt_conv_sizes;
+static inline vt_conv_sizes vt_conv_sizes_of(const vt_conv_geom *g) {
+  vt_conv_sizes s;
+  s.cin_g = g->cin / g->groups;
+  s.cout_g = g->cout / g->groups;
+  s.ck = s.cin_g * g->kh * g->kw;
+  s.ohw = g->oh * g->ow;
+  s.hw = g->h * g->w;
+  s.chunk = vt_conv_chunk_cols(g);
+  return s;
+}
 /* The f32 part of the scratch (the unfolded chunk); a lowp scratch's bf16 part follows it. */
 static inline int64_t vt_conv_col_floats(const vt_conv_geom *g) {
   int64_t c = vt_conv_chunk_cols(g);

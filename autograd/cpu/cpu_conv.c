@@ -169,22 +169,6 @@ static void conv_gemm(const vt_conv_geom *g, float *work, bool ta, bool tb, int6
               (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-/* Sizes shared by the three kernels: per-group channels, unfolded rows, planes, chunk. */
-typedef struct {
-  int64_t cin_g, cout_g, ck, ohw, hw, chunk;
-} geom_sizes;
-
-static geom_sizes sizes(const vt_conv_geom *g) {
-  geom_sizes s;
-  s.cin_g = g->cin / g->groups;
-  s.cout_g = g->cout / g->groups;
-  s.ck = s.cin_g * g->kh * g->kw;
-  s.ohw = g->oh * g->ow;
-  s.hw = g->h * g->w;
-  s.chunk = vt_conv_chunk_cols(g);
-  return s;
-}
-
 /* 1-D convs whose output rows are few go to the direct correlation (cpu_conv1d.h): with so
  * few rows the unfolding copy and a short-M sgemm cost more than the arithmetic. Not under
  * bf16 mixed precision, whose convolutions run their GEMMs on bf16 copies (conv_gemm). */
@@ -196,7 +180,7 @@ static bool use_direct_1d(const vt_conv_geom *g, int64_t out_rows) {
 
 static void direct_forward(const vt_conv_geom *g, const float *x, const float *weight, float *y,
                            bool accumulate) {
-  geom_sizes s = sizes(g);
+  vt_conv_sizes s = vt_conv_sizes_of(g);
   cpu_corr1d c = {.src_ld = g->w,
                   .len = g->w,
                   .istride = g->sw,
@@ -227,7 +211,7 @@ static void direct_forward(const vt_conv_geom *g, const float *x, const float *w
  * No col2im scatter, no zero-stuffing. */
 static void direct_backward_data(const vt_conv_geom *g, const float *weight, const float *dy,
                                  float *dx) {
-  geom_sizes s = sizes(g);
+  vt_conv_sizes s = vt_conv_sizes_of(g);
   for (int64_t r = 0; r < g->sw && r < g->w; r++) {
     cpu_corr1d c = {.src_ld = g->ow,
                     .len = g->ow,
@@ -260,7 +244,7 @@ static void direct_backward_data(const vt_conv_geom *g, const float *weight, con
 static void cpu_conv_forward(const vt_backend *be, const vt_conv_geom *g, const float *x,
                              const float *weight, float *y, bool accumulate, float *work) {
   (void)be;
-  geom_sizes s = sizes(g);
+  vt_conv_sizes s = vt_conv_sizes_of(g);
   if (use_direct_1d(g, s.cout_g)) {
     direct_forward(g, x, weight, y, accumulate);
     return;
@@ -284,7 +268,7 @@ static void cpu_conv_forward(const vt_backend *be, const vt_conv_geom *g, const 
 static void cpu_conv_backward_data(const vt_backend *be, const vt_conv_geom *g, const float *weight,
                                    const float *dy, float *dx, float *work) {
   (void)be;
-  geom_sizes s = sizes(g);
+  vt_conv_sizes s = vt_conv_sizes_of(g);
   if (use_direct_1d(g, s.cin_g)) {
     direct_backward_data(g, weight, dy, dx);
     return;
@@ -308,7 +292,7 @@ static void cpu_conv_backward_data(const vt_backend *be, const vt_conv_geom *g, 
 static void cpu_conv_backward_weight(const vt_backend *be, const vt_conv_geom *g, const float *x,
                                      const float *dy, float *dweight, float *work) {
   (void)be;
-  geom_sizes s = sizes(g);
+  vt_conv_sizes s = vt_conv_sizes_of(g);
   if (use_direct_1d(g, s.cout_g)) {
     cpu_corr1d c = {.src_ld = g->w,
                     .len = g->w,

@@ -51,21 +51,6 @@ __global__ void col2im_kernel(vt_conv_geom g, const float *col, int64_t p0, int6
   }
 }
 
-typedef struct {
-  int64_t cin_g, cout_g, ck, ohw, hw, chunk;
-} geom_sizes;
-
-static geom_sizes sizes(const vt_conv_geom *g) {
-  geom_sizes s;
-  s.cin_g = g->cin / g->groups;
-  s.cout_g = g->cout / g->groups;
-  s.ck = s.cin_g * g->kh * g->kw;
-  s.ohw = g->oh * g->ow;
-  s.hw = g->h * g->w;
-  s.chunk = vt_conv_chunk_cols(g);
-  return s;
-}
-
 /* Row-major f32 C = alpha op(A) op(B) + beta C through the backend's GEMM (full FP32). */
 static void sgemm(const vt_backend *be, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                   float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
@@ -83,7 +68,7 @@ static void im2col(const vt_backend *be, const vt_conv_geom *g, const float *x, 
 
 static void cuda_conv_forward(const vt_backend *be, const vt_conv_geom *g, const float *x,
                               const float *weight, float *y, bool accumulate, float *work) {
-  geom_sizes s = sizes(g);
+  vt_conv_sizes s = vt_conv_sizes_of(g);
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
     for (int64_t gr = 0; gr < g->groups; gr++) {
@@ -102,7 +87,7 @@ static void cuda_conv_forward(const vt_backend *be, const vt_conv_geom *g, const
 
 static void cuda_conv_backward_data(const vt_backend *be, const vt_conv_geom *g,
                                     const float *weight, const float *dy, float *dx, float *work) {
-  geom_sizes s = sizes(g);
+  vt_conv_sizes s = vt_conv_sizes_of(g);
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
     for (int64_t gr = 0; gr < g->groups; gr++) {
@@ -125,7 +110,7 @@ static void cuda_conv_backward_data(const vt_backend *be, const vt_conv_geom *g,
 
 static void cuda_conv_backward_weight(const vt_backend *be, const vt_conv_geom *g, const float *x,
                                       const float *dy, float *dweight, float *work) {
-  geom_sizes s = sizes(g);
+  vt_conv_sizes s = vt_conv_sizes_of(g);
   bool direct = is_direct(g);
   for (int64_t i = 0; i < g->n; i++)
     for (int64_t gr = 0; gr < g->groups; gr++) {
