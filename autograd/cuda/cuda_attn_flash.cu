@@ -92,6 +92,30 @@ static __device__ __forceinline__ void fl_acc_to_a(uint32_t a[4], const float lo
 
 /* rows x D f32 rows at src (avail of them exist; the rest become zeros) into a bf16 tile:
  * row-major (dst[r * ld + c]) or transposed (dst[c * ld + r]). */
+/* The two products both backward kernels form together over the head dim D: s = A B^T and
+ * dp = A2 B2^T for the warp's 16 rows of A / A2 against N rows of B / B2, zeroed first (S with
+ * dP = dO V^T in dq's kernel; S^T with dP^T in dk/dv's). */
+template <int D, int N>
+static __device__ __forceinline__ void fl_two_products(float s[N / 8][4], float dp[N / 8][4],
+                                                       const bf16 *A, const bf16 *A2, const bf16 *B,
+                                                       const bf16 *B2, int ld, int warp) {
+#pragma unroll
+  for (int nt = 0; nt < N / 8; nt++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+    uint32_t a[4], a2[4];
+    fl_frag_a(a, A, ld, warp * 16, kk * 16);
+    fl_frag_a(a2, A2, ld, warp * 16, kk * 16);
+#pragma unroll
+    for (int nt = 0; nt < N / 8; nt++) {
+      fl_mma_bt(s[nt], a, B, ld, nt * 8, kk * 16);
+      fl_mma_bt(dp[nt], a2, B2, ld, nt * 8, kk * 16);
+    }
+  }
+}
+
 template <int D, bool TRANS>
 static __device__ __forceinline__ void fl_tile(bf16 *dst, int ld, const float *src, int64_t avail,
                                                int rows) {
@@ -315,21 +339,7 @@ __global__ void __launch_bounds__(FL_THREADS)
         fl_tile<D, true>(Kt, LDT, kp + k0 * D, g.Tk - k0, FQ_K);
         __syncthreads();
         float s[FQ_K / 8][4], dp[FQ_K / 8][4];
-#pragma unroll
-        for (int nt = 0; nt < FQ_K / 8; nt++)
-#pragma unroll
-          for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-          uint32_t qa[4], da[4];
-          fl_frag_a(qa, Qs, LD, warp * 16, kk * 16);
-          fl_frag_a(da, dOs, LD, warp * 16, kk * 16);
-#pragma unroll
-          for (int nt = 0; nt < FQ_K / 8; nt++) {
-            fl_mma_bt(s[nt], qa, Ks, LD, nt * 8, kk * 16);
-            fl_mma_bt(dp[nt], da, Vs, LD, nt * 8, kk * 16);
-          }
-        }
+        fl_two_products<D, FQ_K>(s, dp, Qs, dOs, Ks, Vs, LD, warp);
 #pragma unroll
         for (int nt = 0; nt < FQ_K / 8; nt++)
 #pragma unroll
@@ -423,21 +433,7 @@ __global__ void __launch_bounds__(FL_THREADS)
       fl_tile<D, true>(dOt, LDT, dp_, g.Tq - i0, FK_Q);
       __syncthreads();
       float s[FK_Q / 8][4], dp[FK_Q / 8][4];
-#pragma unroll
-      for (int nt = 0; nt < FK_Q / 8; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
-#pragma unroll
-      for (int kk = 0; kk < D / 16; kk++) {
-        uint32_t ka[4], va[4];
-        fl_frag_a(ka, Ks, LD, warp * 16, kk * 16);
-        fl_frag_a(va, Vs, LD, warp * 16, kk * 16);
-#pragma unroll
-        for (int nt = 0; nt < FK_Q / 8; nt++) {
-          fl_mma_bt(s[nt], ka, Qs, LD, nt * 8, kk * 16);
-          fl_mma_bt(dp[nt], va, dOs, LD, nt * 8, kk * 16);
-        }
-      }
+      fl_two_products<D, FK_Q>(s, dp, Ks, Vs, Qs, dOs, LD, warp);
 #pragma unroll
       for (int nt = 0; nt < FK_Q / 8; nt++)
 #pragma unroll
