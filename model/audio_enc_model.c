@@ -182,11 +182,8 @@ static vt_model *create(const json_t *config0, const char *where, const vt_model
   m->base.vocab_size = 0;
   m->base.media = VT_MEDIA_BIT(VT_MEDIA_FBANK);
   /* the encoder and the CTC head train; CMVN stats are buffers in no phase */
-  m->base.phases[0] =
-      (vt_model_phase){"main", "model.audio_encoder.encoder.enc.*,model.audio_encoder.ctc.*"};
-  m->base.n_phases = 1;
-  m->base.terms[0] = (vt_model_term){"ctc", 0};
-  m->base.n_terms = 1;
+  vt_model_one_phase(&m->base, "model.audio_encoder.encoder.enc.*,model.audio_encoder.ctc.*",
+                     "ctc");
   return &m->base;
 }
 

@@ -118,3 +118,49 @@ bool vt_model_phase_has(const vt_model *m, int p, const char *param_name) {
   }
   return false;
 }
+
+void vt_model_one_phase(vt_model *m, const char *params, const char *term) {
+  m->phases[0] = (vt_model_phase){"main", params};
+  m->n_phases = 1;
+  m->terms[0] = (vt_model_term){term, 0};
+  m->n_terms = 1;
+}
+
+const char *vt_model_torch_dtype(vt_dtype dtype) {
+  return dtype == VT_BF16 ? "bfloat16" : dtype == VT_F16 ? "float16" : "float32";
+}
+
+void vt_model_keep_token_ids(json_t *out, const json_t *src) {
+  static const char *const keep[] = {"bos_token_id", "eos_token_id", "pad_token_id", NULL};
+  for (int i = 0; out && src && keep[i]; i++) {
+    json_t *v = json_object_get(src, keep[i]);
+    if (v && !json_is_null(v)) json_object_set(out, keep[i], v);
+  }
+}
+
+int vt_model_argmax_rows(vt_ctx *ctx, vt_tensor *x, vt_tensor *head, int32_t *best,
+                         const char *op) {
+  if (vt_ctx_failed(ctx)) return -1;
+  int64_t R = x->shape[0], K = head ? head->shape[0] : x->shape[1];
+  float *lg = malloc(sizeof(float) * (size_t)(VT_MODEL_ARGMAX_ROWS * K));
+  if (!lg) {
+    vt_ctx_fail(ctx, op, "out of host memory for the accuracy");
+    return -1;
+  }
+  for (int64_t r0 = 0; r0 < R; r0 += VT_MODEL_ARGMAX_ROWS) {
+    int64_t r1 = r0 + VT_MODEL_ARGMAX_ROWS < R ? r0 + VT_MODEL_ARGMAX_ROWS : R;
+    vt_tensor *part = vt_slice(ctx, x, 0, r0, r1);
+    if (head) part = vt_matmul(ctx, part, head, false, true);
+    if (vt_ctx_failed(ctx)) break;
+    vt_to_host(ctx, part, lg);
+    for (int64_t r = r0; r < r1; r++) {
+      const float *l = lg + (r - r0) * K;
+      int64_t b = 0;
+      for (int64_t k = 1; k < K; k++)
+        if (l[k] > l[b]) b = k;
+      best[r] = (int32_t)b;
+    }
+  }
+  free(lg);
+  return vt_ctx_failed(ctx) ? -1 : 0;
+}

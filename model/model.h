@@ -186,4 +186,23 @@ int vt_model_phase_index(const vt_model *m, const char *name);
 /* Whether a parameter name is one phase p updates (its globs). */
 bool vt_model_phase_has(const vt_model *m, int p, const char *param_name);
 
+/* ---- the pieces models share (model/NAME_model.c) ---- */
+
+/* A head with one phase, "main" over the globs params, and one loss term of it (LM stages,
+ * the speech decoder, the audio encoder). */
+void vt_model_one_phase(vt_model *m, const char *params, const char *term);
+/* The torch dtype name of an export's weights: "bfloat16", "float16" or "float32". */
+const char *vt_model_torch_dtype(vt_dtype dtype);
+/* Copies src's token ids (bos_token_id, eos_token_id, pad_token_id; where set and not null)
+ * into out, an export's config.json. src NULL: nothing. */
+void vt_model_keep_token_ids(json_t *out, const json_t *src);
+
+/* Rows of logits on the host at once in vt_model_argmax_rows. */
+#define VT_MODEL_ARGMAX_ROWS 256
+/* Eval argmax: best[r] = argmax over k of logits[r, k] (the first of equal maxima) for the
+ * R rows of x [R, *], VT_MODEL_ARGMAX_ROWS rows at a time. head non-NULL: x holds hidden
+ * states [R, H] and the logits of a chunk are x[r0:r1] head^T (an LM head [V, H]); NULL: x
+ * holds the logits. Returns 0, or -1 with the ctx error (op names the caller in it). */
+int vt_model_argmax_rows(vt_ctx *ctx, vt_tensor *x, vt_tensor *head, int32_t *best, const char *op);
+
 #endif

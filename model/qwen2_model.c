@@ -130,10 +130,7 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   m->head = head ? &head->t : NULL;
   m->base.vocab_size = m->cfg.vocab_size;
   m->base.media = 0; /* text only: media reach the LLM through the omni model's adapters */
-  m->base.phases[0] = (vt_model_phase){"main", "*"};
-  m->base.n_phases = 1;
-  m->base.terms[0] = (vt_model_term){"lm", 0};
-  m->base.n_terms = 1;
+  vt_model_one_phase(&m->base, "*", "lm");
   return &m->base;
 }
 
@@ -201,8 +198,6 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
   return vt_ctx_failed(ctx) ? -1 : 0;
 }
 
-#define ACC_ROWS 256 /* positions whose logits are on the host at once */
-
 static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, int *n) {
   qwen2_model *m = (qwen2_model *)base;
   if (!b->label_tokens) { /* nothing counted: no forward (a mean over nothing is NaN) */
@@ -217,33 +212,22 @@ static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, 
   double mean = vt_item(ctx, vt_lm_cross_entropy(ctx, hidden, m->head, b->labels, &o));
   if (vt_ctx_failed(ctx)) return -1;
   /* next-token accuracy: the argmax at t against labels[t + 1] */
-  int64_t rows = b->rows, T = b->len, V = m->cfg.vocab_size, H = m->cfg.hidden_size;
-  int32_t *labels = malloc(sizeof(int32_t) * (size_t)(rows * T));
-  float *logits = malloc(sizeof(float) * (size_t)(ACC_ROWS * V));
+  int64_t R = b->rows * b->len, T = b->len, H = m->cfg.hidden_size;
+  int32_t *labels = malloc(sizeof(int32_t) * (size_t)R),
+          *best = malloc(sizeof(int32_t) * (size_t)R);
   int64_t correct = 0, counted = 0;
   int rc = -1;
-  if (!labels || !logits) {
+  if (!labels || !best) {
     vt_ctx_fail(ctx, "qwen2 eval", "out of host memory for the accuracy");
     goto done;
   }
   vt_to_host(ctx, b->labels, labels);
-  vt_tensor *flat = vt_reshape(ctx, hidden, 2, (int64_t[]){rows * T, H});
-  for (int64_t r0 = 0; r0 < rows * T; r0 += ACC_ROWS) {
-    int64_t r1 = r0 + ACC_ROWS < rows * T ? r0 + ACC_ROWS : rows * T;
-    vt_tensor *lg = vt_matmul(ctx, vt_slice(ctx, flat, 0, r0, r1), m->head, false, true);
-    if (vt_ctx_failed(ctx)) goto done;
-    vt_to_host(ctx, lg, logits);
-    for (int64_t r = r0; r < r1; r++) {
-      if (r % T == T - 1) continue;
-      int32_t want = labels[r + 1];
-      if (want == VT_IGNORE_INDEX) continue;
-      const float *x = logits + (r - r0) * V;
-      int64_t best = 0;
-      for (int64_t v = 1; v < V; v++)
-        if (x[v] > x[best]) best = v;
-      correct += best == want;
-      counted++;
-    }
+  vt_tensor *flat = vt_reshape(ctx, hidden, 2, (int64_t[]){R, H});
+  if (vt_model_argmax_rows(ctx, flat, m->head, best, "qwen2 eval")) goto done;
+  for (int64_t r = 0; r < R; r++) {
+    if (r % T == T - 1 || labels[r + 1] == VT_IGNORE_INDEX) continue;
+    correct += best[r] == labels[r + 1];
+    counted++;
   }
   out[0] = (vt_metric){"loss", mean * (double)b->label_tokens, (double)b->label_tokens};
   out[1] = (vt_metric){"token_acc", (double)correct, (double)counted};
@@ -251,7 +235,7 @@ static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, 
   rc = 0;
 done:
   free(labels);
-  free(logits);
+  free(best);
   return rc;
 }
 
@@ -266,16 +250,15 @@ static void describe(const vt_model *base, char *buf, size_t len) {
            (long long)c->vocab_size, c->rope_theta, c->tie_word_embeddings ? "tied" : "untied");
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-  size_t a = strlen(s), b = strlen(suffix);
-  return a >= b && strcmp(s + a - b, suffix) == 0;
+bool qwen2_hf_ignored(const qwen2_cfg *c, const char *name) {
+  size_t l = strlen(name);
+  return (l >= 19 && !strcmp(name + l - 19, "rotary_emb.inv_freq")) ||
+         (c->tie_word_embeddings && !strcmp(name, "lm_head.weight"));
 }
 
 /* Source tensors HF's Qwen2ForCausalLM ignores on load. */
 static bool hf_ignored(const vt_model *base, const char *name) {
-  const qwen2_model *m = (const qwen2_model *)base;
-  return ends_with(name, "rotary_emb.inv_freq") ||
-         (m->cfg.tie_word_embeddings && strcmp(name, "lm_head.weight") == 0);
+  return qwen2_hf_ignored(&((const qwen2_model *)base)->cfg, name);
 }
 
 /* config_json's fields, the source's token ids, and the dtype under both the old and the
@@ -283,12 +266,8 @@ static bool hf_ignored(const vt_model *base, const char *name) {
 static json_t *hf_config(const vt_model *base, const json_t *src, vt_dtype dtype) {
   json_t *out = config_json(base);
   if (!out) return NULL;
-  static const char *const keep[] = {"bos_token_id", "eos_token_id", "pad_token_id", NULL};
-  for (int i = 0; src && keep[i]; i++) {
-    json_t *v = json_object_get(src, keep[i]);
-    if (v && !json_is_null(v)) json_object_set(out, keep[i], v);
-  }
-  const char *dn = dtype == VT_BF16 ? "bfloat16" : dtype == VT_F16 ? "float16" : "float32";
+  vt_model_keep_token_ids(out, src);
+  const char *dn = vt_model_torch_dtype(dtype);
   json_object_set_new(out, "torch_dtype", json_string(dn));
   json_object_set_new(out, "dtype", json_string(dn));
   return out;

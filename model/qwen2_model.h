@@ -16,6 +16,10 @@ int qwen2_cfg_from_json(const json_t *config, const char *where, qwen2_cfg *cfg,
 /* A config.json that HF transformers loads as Qwen2ForCausalLM. New reference. */
 json_t *qwen2_cfg_to_json(const qwen2_cfg *cfg);
 
+/* Source tensors of a HF checkpoint that HF's Qwen2ForCausalLM ignores on load (the rotary
+ * inv_freq buffers, a tied model's lm_head): the hf_ignored of every model around Qwen2. */
+bool qwen2_hf_ignored(const qwen2_cfg *cfg, const char *tensor_name);
+
 extern const vt_model_ops qwen2_model_ops;
 
 #endif

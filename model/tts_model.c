@@ -112,11 +112,8 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   m->base.vocab_size = cfg.llm_vocab_size;
   m->base.media = VT_MEDIA_BIT(VT_MEDIA_CODEC);
   /* the decoder trains; the LLM's table is in no phase, so it never updates */
-  m->base.phases[0] =
-      (vt_model_phase){"main", "embedding.*,layers_pre_nn.*,layers.*,norm.*,out_fnn.*"};
-  m->base.n_phases = 1;
-  m->base.terms[0] = (vt_model_term){"speech_ce", 0};
-  m->base.n_terms = 1;
+  vt_model_one_phase(&m->base, "embedding.*,layers_pre_nn.*,layers.*,norm.*,out_fnn.*",
+                     "speech_ce");
   return &m->base;
 }
 
@@ -230,8 +227,6 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
   return vt_ctx_failed(ctx) ? -1 : 0;
 }
 
-#define ACC_ROWS 256 /* codec rows whose logits are on the host at once */
-
 static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, int *n) {
   tts_model *m = (tts_model *)base;
   const tts_cfg *c = &m->t.cfg;
@@ -242,29 +237,20 @@ static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, 
   double sum = vt_item(ctx, vt_speech_token_ce(ctx, logits, o.targets, TTS_PAD(c)));
   if (vt_ctx_failed(ctx)) return -1;
   int64_t K = c->codec_vocab + 4, R = o.rows;
-  float *lg = malloc(sizeof(float) * (size_t)(ACC_ROWS * K));
-  int32_t *tgt = malloc(sizeof(int32_t) * (size_t)R);
+  int32_t *best = malloc(sizeof(int32_t) * (size_t)(R > 0 ? R : 1));
+  int32_t *tgt = malloc(sizeof(int32_t) * (size_t)(R > 0 ? R : 1));
   int64_t *hist = calloc((size_t)K, sizeof *hist);
   int rc = -1;
-  if (!lg || !tgt || !hist) {
+  if (!best || !tgt || !hist) {
     vt_ctx_fail(ctx, "tts_decoder eval", "out of host memory for the accuracy");
     goto done;
   }
   vt_to_host(ctx, o.targets, tgt);
+  if (vt_model_argmax_rows(ctx, logits, NULL, best, "tts_decoder eval")) goto done;
   int64_t correct = 0, mode = 0;
-  for (int64_t r0 = 0; r0 < R; r0 += ACC_ROWS) {
-    int64_t r1 = r0 + ACC_ROWS < R ? r0 + ACC_ROWS : R;
-    vt_tensor *part = vt_slice(ctx, logits, 0, r0, r1);
-    if (vt_ctx_failed(ctx)) goto done;
-    vt_to_host(ctx, part, lg);
-    for (int64_t r = r0; r < r1; r++) {
-      const float *x = lg + (r - r0) * K;
-      int64_t best = 0;
-      for (int64_t v = 1; v < K; v++)
-        if (x[v] > x[best]) best = v;
-      correct += best == tgt[r];
-      hist[tgt[r]]++;
-    }
+  for (int64_t r = 0; r < R; r++) {
+    correct += best[r] == tgt[r];
+    hist[tgt[r]]++;
   }
   for (int64_t v = 0; v < K; v++)
     if (hist[v] > mode) mode = hist[v];
@@ -274,7 +260,7 @@ static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, 
   *n = 3;
   rc = 0;
 done:
-  free(lg);
+  free(best);
   free(tgt);
   free(hist);
   return rc;
@@ -319,8 +305,7 @@ static json_t *hf_config(const vt_model *base, const json_t *src, vt_dtype dtype
   json_object_set_new(o, "transformer_attention_heads", json_integer(c->num_attention_heads));
   json_object_set_new(o, "encoder_output_dim", json_integer(c->hidden_size));
   json_object_set_new(o, "encoder_criterion", json_string("ce"));
-  const char *dn = dtype == VT_BF16 ? "bfloat16" : dtype == VT_F16 ? "float16" : "float32";
-  json_object_set_new(o, "torch_dtype", json_string(dn));
+  json_object_set_new(o, "torch_dtype", json_string(vt_model_torch_dtype(dtype)));
   return o;
 }
 

@@ -137,10 +137,7 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
                     err, err_len))
     goto fail;
   m->base.image_sep = (int32_t)sep;
-  m->base.phases[0] = (vt_model_phase){"main", "*"};
-  m->base.n_phases = 1;
-  m->base.terms[0] = (vt_model_term){"lm", 0};
-  m->base.n_terms = 1;
+  vt_model_one_phase(&m->base, "*", "lm");
   if (m->audio.head) m->base.terms[m->base.n_terms++] = (vt_model_term){"modality", 0};
   return &m->base;
 fail:
@@ -281,49 +278,39 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
  * positions (its state marker, its words, its <|im_end|>), and it counts as right when the
  * argmax at every position of the run is its label (teacher-forced, HF's shift). Also the
  * per-token accuracy. Fills out[0..1]. */
-#define VITA_ACC_ROWS 256 /* positions whose logits are on the host at once */
 static int answer_metrics(vita_model *m, vt_ctx *ctx, const vt_batch *b, vt_tensor *hidden,
                           vt_metric *out) {
-  int64_t rows = b->rows, T = b->len, V = m->qcfg.vocab_size, H = m->qcfg.hidden_size;
-  int32_t *labels = malloc(sizeof(int32_t) * (size_t)(rows * T));
-  float *logits = malloc(sizeof(float) * (size_t)(VITA_ACC_ROWS * V));
+  int64_t R = b->rows * b->len, T = b->len, H = m->qcfg.hidden_size;
+  int32_t *labels = malloc(sizeof(int32_t) * (size_t)R),
+          *best = malloc(sizeof(int32_t) * (size_t)R);
   int64_t tok_ok = 0, toks = 0, ans_ok = 0, answers = 0;
   bool run = false, run_ok = true;
   int rc = -1;
-  if (!labels || !logits) {
+  if (!labels || !best) {
     vt_ctx_fail(ctx, "vita eval", "out of host memory for the accuracy");
     goto done;
   }
   vt_to_host(ctx, b->labels, labels);
-  vt_tensor *flat = vt_reshape(ctx, hidden, 2, (int64_t[]){rows * T, H});
-  for (int64_t r0 = 0; r0 < rows * T; r0 += VITA_ACC_ROWS) {
-    int64_t r1 = r0 + VITA_ACC_ROWS < rows * T ? r0 + VITA_ACC_ROWS : rows * T;
-    vt_tensor *lg = vt_matmul(ctx, vt_slice(ctx, flat, 0, r0, r1), m->head, false, true);
-    if (vt_ctx_failed(ctx)) goto done;
-    vt_to_host(ctx, lg, logits);
-    for (int64_t r = r0; r < r1; r++) {
-      int32_t want = r % T == T - 1 ? VT_IGNORE_INDEX : labels[r + 1];
-      if (want == VT_IGNORE_INDEX) { /* a run (if any) ends here */
-        if (run) ans_ok += run_ok, answers++;
-        run = false, run_ok = true;
-        continue;
-      }
-      const float *x = logits + (r - r0) * V;
-      int64_t best = 0;
-      for (int64_t v = 1; v < V; v++)
-        if (x[v] > x[best]) best = v;
-      run = true;
-      run_ok &= best == want;
-      tok_ok += best == want;
-      toks++;
+  vt_tensor *flat = vt_reshape(ctx, hidden, 2, (int64_t[]){R, H});
+  if (vt_model_argmax_rows(ctx, flat, m->head, best, "vita eval")) goto done;
+  for (int64_t r = 0; r < R; r++) {
+    int32_t want = r % T == T - 1 ? VT_IGNORE_INDEX : labels[r + 1];
+    if (want == VT_IGNORE_INDEX) { /* a run (if any) ends here */
+      if (run) ans_ok += run_ok, answers++;
+      run = false, run_ok = true;
+      continue;
     }
+    run = true;
+    run_ok &= best[r] == want;
+    tok_ok += best[r] == want;
+    toks++;
   }
   out[0] = (vt_metric){"token_acc", (double)tok_ok, (double)toks};
   out[1] = (vt_metric){"qa_acc", (double)ans_ok, (double)answers};
   rc = 0;
 done:
   free(labels);
-  free(logits);
+  free(best);
   return rc;
 }
 
@@ -486,22 +473,14 @@ static void describe(const vt_model *base, char *buf, size_t len) {
  * silently loaded; a stage-2.1a CTC head is never part of this model. */
 static bool hf_ignored(const vt_model *base, const char *name) {
   const vita_model *m = (const vita_model *)base;
-  size_t l = strlen(name);
   return (!m->audio.on && !strncmp(name, "model.audio_encoder.", 20)) ||
-         !strncmp(name, "model.audio_encoder.ctc.", 24) ||
-         (l >= 19 && !strcmp(name + l - 19, "rotary_emb.inv_freq")) ||
-         (m->qcfg.tie_word_embeddings && !strcmp(name, "lm_head.weight"));
+         !strncmp(name, "model.audio_encoder.ctc.", 24) || qwen2_hf_ignored(&m->qcfg, name);
 }
 
 static json_t *hf_config(const vt_model *base, const json_t *src, vt_dtype dtype) {
   json_t *out = config_json(base);
-  static const char *const keep[] = {"bos_token_id", "eos_token_id", "pad_token_id", NULL};
-  for (int i = 0; out && src && keep[i]; i++) {
-    json_t *v = json_object_get(src, keep[i]);
-    if (v && !json_is_null(v)) json_object_set(out, keep[i], v);
-  }
-  const char *dn = dtype == VT_BF16 ? "bfloat16" : dtype == VT_F16 ? "float16" : "float32";
-  if (out) json_object_set_new(out, "torch_dtype", json_string(dn));
+  vt_model_keep_token_ids(out, src);
+  if (out) json_object_set_new(out, "torch_dtype", json_string(vt_model_torch_dtype(dtype)));
   return out;
 }
 
