@@ -7,38 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoints/safetensors.h"
 #include "model/tts.h"
+#include "tests/parity.h"
 #include "tests/testutil.h"
 
-static const char *fixture(const char *name) {
-  static char path[1024];
-  const char *dir = getenv("VT_FIXTURES");
-  snprintf(path, sizeof path, "%s/tts_tiny/%s", dir ? dir : "tests/fixtures", name);
-  return path;
-}
-
-static void *read_ref(const st_file *f, const char *name, vt_dtype dtype, int64_t *numel) {
-  const st_tensor *t = st_find(f, name);
-  if (!t) {
-    fprintf(stderr, "reference has no tensor %s\n", name);
-    exit(1);
-  }
-  void *buf = malloc((size_t)t->numel * 4);
-  char err[256];
-  if (st_tensor_read(t, dtype, buf, (size_t)t->numel * 4, err, sizeof err)) {
-    fprintf(stderr, "%s\n", err);
-    exit(1);
-  }
-  if (numel) *numel = t->numel;
-  return buf;
-}
-
-static double max_abs(const float *x, int64_t n) {
-  double m = 0;
-  for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-  return m;
-}
+#define FX "tts_tiny"
 
 /* f32 through four layers of dot products of length <= 48 and a 1028-class softmax: errors of
  * sqrt(K) ulps per product compound over the layers; 256 ulps of the largest value covers
@@ -58,23 +31,6 @@ static tts_cfg tiny(void) {
   return c;
 }
 
-static void load_weights(vt_params *ps) {
-  st_file w, e;
-  char err[512];
-  CHECK_MSG(st_file_open(&w, fixture("model.safetensors"), err, sizeof err) == 0, "%s", err);
-  CHECK_MSG(st_file_open(&e, fixture("llm_embed.safetensors"), err, sizeof err) == 0, "%s", err);
-  for (int i = 0; i < ps->n; i++) {
-    vt_param *p = ps->items[i];
-    const st_tensor *t = st_find(&w, p->name);
-    if (!t) t = st_find(&e, p->name);
-    CHECK_MSG(t && t->numel == vt_numel(&p->t), "weight %s missing or misshaped", p->name);
-    if (t) CHECK(st_tensor_read(t, VT_F32, p->t.data, vt_nbytes(&p->t), err, sizeof err) == 0);
-  }
-  CHECK_MSG(w.n + e.n == ps->n, "%d + %d tensors in the files, %d parameters", w.n, e.n, ps->n);
-  st_file_close(&w);
-  st_file_close(&e);
-}
-
 static void run(bool recompute) {
   tts_cfg cfg = tiny();
   cfg.recompute = recompute;
@@ -88,19 +44,21 @@ static void run(bool recompute) {
   CHECK(vt_params_alloc_grads(&ps, err, sizeof err) == 0);
   CHECK((int64_t)vt_params_count(&ps, true) == tts_param_count(&cfg));
   CHECK((int64_t)vt_params_count(&ps, false) == tts_param_count(&cfg) + tts_llm_embed_count(&cfg));
-  load_weights(&ps);
+  int tensors = parity_load_weights(
+      &ps, FX, (const char *[]){"model.safetensors", "llm_embed.safetensors", NULL});
+  CHECK_MSG(tensors == ps.n, "%d tensors in the files, %d parameters", tensors, ps.n);
 
   st_file ref;
-  CHECK_MSG(st_file_open(&ref, fixture("reference.safetensors"), err, sizeof err) == 0, "%s", err);
+  CHECK(parity_open(&ref, FX, "reference.safetensors"));
   const st_tensor *tt = st_find(&ref, "text"), *tc = st_find(&ref, "codec");
   int64_t B = tt->shape[0], n_logits;
-  int32_t *text = read_ref(&ref, "text", VT_I32, NULL);
-  int32_t *text_lens = read_ref(&ref, "text_lens", VT_I32, NULL);
-  int32_t *codec = read_ref(&ref, "codec", VT_I32, NULL);
-  int32_t *codec_lens = read_ref(&ref, "codec_lens", VT_I32, NULL);
-  int32_t *want_tgt = read_ref(&ref, "target", VT_I32, NULL);
-  float *want_logits = read_ref(&ref, "logits", VT_F32, &n_logits);
-  float *want_loss = read_ref(&ref, "loss", VT_F32, NULL);
+  int32_t *text = parity_read(&ref, "text", VT_I32, NULL);
+  int32_t *text_lens = parity_read(&ref, "text_lens", VT_I32, NULL);
+  int32_t *codec = parity_read(&ref, "codec", VT_I32, NULL);
+  int32_t *codec_lens = parity_read(&ref, "codec_lens", VT_I32, NULL);
+  int32_t *want_tgt = parity_read(&ref, "target", VT_I32, NULL);
+  float *want_logits = parity_read(&ref, "logits", VT_F32, &n_logits);
+  float *want_loss = parity_read(&ref, "loss", VT_F32, NULL);
   const st_tensor *tl = st_find(&ref, "logits");
   int64_t ty1 = tl->shape[1], classes = tl->shape[2];
   tts_batch batch = {.batch = B,
@@ -128,8 +86,8 @@ static void run(bool recompute) {
       char what[64];
       snprintf(what, sizeof what, "logits row %lld.%lld", (long long)b, (long long)j);
       const float *w = want_logits + (b * ty1 + j) * classes;
-      CHECK_CLOSE(what, got + r * classes, w, (long)classes, REL * max_abs(want_logits, n_logits),
-                  REL);
+      CHECK_CLOSE(what, got + r * classes, w, (long)classes,
+                  REL * parity_max_abs(want_logits, n_logits), REL);
       tgt_ok &= tgt[r] == want_tgt[b * ty1 + j];
     }
   CHECK_MSG(tgt_ok && r == o.rows, "targets (y then EOS) differ from the reference");
@@ -137,24 +95,10 @@ static void run(bool recompute) {
   CHECK_MSG(fabs(l - want_loss[0]) <= REL * fabs(want_loss[0]), "loss %.8g, torch %.8g", l,
             want_loss[0]);
   CHECK_MSG(vt_backward(ctx, loss), "%s", vt_ctx_error(ctx));
-  int checked = 0;
-  for (int i = 0; i < ps.n; i++) {
-    vt_param *p = ps.items[i];
-    if (!p->trainable) {
-      CHECK_MSG(!strcmp(p->name, "model.embed_tokens.weight"), "%s frozen", p->name);
-      continue;
-    }
-    char key[256];
-    snprintf(key, sizeof key, "grad.%s", p->name);
-    int64_t ng;
-    float *want = read_ref(&ref, key, VT_F32, &ng);
-    float *g = malloc(sizeof(float) * (size_t)ng);
-    vt_grad_to_host(ctx, &p->t, g);
-    CHECK_CLOSE(key, g, want, (long)ng, REL * max_abs(want, ng), REL);
-    checked++;
-    free(g);
-    free(want);
-  }
+  for (int i = 0; i < ps.n; i++)
+    CHECK_MSG(ps.items[i]->trainable || !strcmp(ps.items[i]->name, "model.embed_tokens.weight"),
+              "%s frozen", ps.items[i]->name);
+  int checked = parity_check_grads(ctx, &ps, &ref, "grad.", REL);
   CHECK_MSG(checked == ps.n - 1, "%d gradients checked of %d parameters", checked, ps.n);
   vt_ctx_free(ctx);
   free(got);
@@ -224,7 +168,8 @@ static void errors(void) {
   float l = vt_item(ctx, tts_loss(&m, ctx, &b));
   CHECK_MSG(!vt_ctx_failed(ctx) && l > 0 && isfinite(l), "%s", vt_ctx_error(ctx));
   const float *pad = (const float *)m.embedding.w->data + TTS_PAD(&c) * c.hidden_size;
-  CHECK(max_abs(pad, c.hidden_size) == 0 && max_abs(pad - c.hidden_size, c.hidden_size) > 0);
+  CHECK(parity_max_abs(pad, c.hidden_size) == 0 &&
+        parity_max_abs(pad - c.hidden_size, c.hidden_size) > 0);
   vt_ctx_free(ctx);
   tts_free(&m);
   vt_params_free(&ps);

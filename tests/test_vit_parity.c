@@ -7,39 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoints/safetensors.h"
 #include "model/vit.h"
+#include "tests/parity.h"
 #include "tests/testutil.h"
 
-static const char *fixture(const char *name) {
-  static char path[1024];
-  const char *dir = getenv("VT_FIXTURES");
-  snprintf(path, sizeof path, "%s/vit_tiny/%s", dir ? dir : "tests/fixtures", name);
-  return path;
-}
-
-static float *read_ref(const st_file *f, const char *name, int64_t *numel, const st_tensor **tp) {
-  const st_tensor *t = st_find(f, name);
-  if (!t) {
-    fprintf(stderr, "reference has no tensor %s\n", name);
-    exit(1);
-  }
-  float *buf = malloc((size_t)t->numel * 4);
-  char err[256];
-  if (st_tensor_read(t, VT_F32, buf, (size_t)t->numel * 4, err, sizeof err)) {
-    fprintf(stderr, "%s\n", err);
-    exit(1);
-  }
-  *numel = t->numel;
-  if (tp) *tp = t;
-  return buf;
-}
-
-static double max_abs(const float *x, int64_t n) {
-  double m = 0;
-  for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-  return m;
-}
+#define FX "vit_tiny"
 
 /* f32 through two layers of dot products of length <= 588 (the patch GEMM): errors of
  * sqrt(K) ulps compound over the layers; 256 ulps of the largest value has room for that, and
@@ -70,28 +42,23 @@ static void run(const char *tag, bool recompute) {
   CHECK(vt_params_alloc(&ps, err, sizeof err) == 0);
   CHECK((int64_t)vt_params_count(&ps, false) ==
         vit_param_count(&cfg) + vit_adapter_param_count(128, 24));
-  st_file w, ref;
-  CHECK_MSG(st_file_open(&w, fixture("model.safetensors"), err, sizeof err) == 0, "%s", err);
-  CHECK_MSG(st_file_open(&ref, fixture("reference.safetensors"), err, sizeof err) == 0, "%s", err);
-  for (int i = 0; i < ps.n; i++) {
-    vt_param *p = ps.items[i];
-    const st_tensor *t = st_find(&w, p->name);
-    CHECK_MSG(t && t->numel == vt_numel(&p->t), "weight %s missing or misshaped", p->name);
-    if (t) CHECK(st_tensor_read(t, VT_F32, p->t.data, vt_nbytes(&p->t), err, sizeof err) == 0);
-  }
-  CHECK_MSG(w.n == ps.n, "the file has %d tensors, the model %d", w.n, ps.n);
+  int tensors = parity_load_weights(&ps, FX, (const char *[]){"model.safetensors", NULL});
+  st_file ref;
+  CHECK(parity_open(&ref, FX, "reference.safetensors"));
+  CHECK_MSG(tensors == ps.n, "the file has %d tensors, the model %d", tensors, ps.n);
 
   char key[256];
   int64_t n_px, n_w, n_h, n_out;
   const st_tensor *tpx;
   snprintf(key, sizeof key, "%s.pixel_values", tag);
-  float *px = read_ref(&ref, key, &n_px, &tpx);
+  float *px = parity_read(&ref, key, VT_F32, &n_px);
+  tpx = st_find(&ref, key);
   snprintf(key, sizeof key, "%s.w", tag);
-  float *wt = read_ref(&ref, key, &n_w, NULL);
+  float *wt = parity_read(&ref, key, VT_F32, &n_w);
   snprintf(key, sizeof key, "%s.vision_hidden", tag);
-  float *want_h = read_ref(&ref, key, &n_h, NULL);
+  float *want_h = parity_read(&ref, key, VT_F32, &n_h);
   snprintf(key, sizeof key, "%s.vision_tokens", tag);
-  float *want_out = read_ref(&ref, key, &n_out, NULL);
+  float *want_out = parity_read(&ref, key, VT_F32, &n_out);
   int64_t n = tpx->shape[0], side = tpx->shape[2], g = side / 14;
 
   vt_ctx *ctx = vt_test_cpu_ctx();
@@ -107,30 +74,17 @@ static void run(const char *tag, bool recompute) {
   char what[64];
   vt_to_host(ctx, hid, got);
   snprintf(what, sizeof what, "%s vision_hidden", tag);
-  CHECK_CLOSE(what, got, want_h, (long)n_h, REL * max_abs(want_h, n_h), REL);
+  CHECK_CLOSE(what, got, want_h, (long)n_h, REL * parity_max_abs(want_h, n_h), REL);
   vt_to_host(ctx, out, got);
   snprintf(what, sizeof what, "%s vision_tokens", tag);
-  CHECK_CLOSE(what, got, want_out, (long)n_out, REL * max_abs(want_out, n_out), REL);
+  CHECK_CLOSE(what, got, want_out, (long)n_out, REL * parity_max_abs(want_out, n_out), REL);
   CHECK_MSG(vt_backward(ctx, loss), "%s", vt_ctx_error(ctx));
-  int compared = 0;
-  for (int i = 0; i < ps.n; i++) {
-    vt_param *p = ps.items[i];
-    snprintf(key, sizeof key, "%s.grad.%s", tag, p->name);
-    if (!st_find(&ref, key)) continue;
-    int64_t ng;
-    float *want = read_ref(&ref, key, &ng, NULL);
-    float *gr = malloc(sizeof(float) * (size_t)ng);
-    vt_grad_to_host(ctx, &p->t, gr);
-    CHECK_CLOSE(key, gr, want, (long)ng, REL * max_abs(want, ng), REL);
-    compared++;
-    free(gr);
-    free(want);
-  }
+  snprintf(key, sizeof key, "%s.grad.", tag);
+  int compared = parity_check_grads(ctx, &ps, &ref, key, REL);
   CHECK_MSG(compared == (!strcmp(tag, "native") ? ps.n : 1), "%s: %d gradients compared", tag,
             compared);
   vt_ctx_free(ctx);
   free(px), free(wt), free(want_h), free(want_out), free(got);
-  st_file_close(&w);
   st_file_close(&ref);
   vit_free(&m);
   vt_params_free(&ps);
