@@ -4,113 +4,18 @@
  * own stretch (both phases' state pieces appear in every rank's optimizer file), and ZeRO 1 and
  * ZeRO 2 with batch 2 x 2 micro-batches per rank log the per-term losses of one process with
  * batch 4 x 2, and end with its weights (to f32 reduction order). One parameter is frozen: it
- * has no gradient slot, so no shard. The model is registered by the test. */
+ * has no gradient slot, so no shard. The model (tests/two_phase_fx.h, with its fixed vector)
+ * is registered by the test. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "checkpoints/safetensors.h"
 #include "data/synth.h"
-#include "model/model.h"
-#include "model/nn_reg.h"
 #include "stages/stage_config.h"
 #include "tests/testutil.h"
+#include "tests/two_phase_fx.h"
 #include "train/trainer.h"
-
-typedef struct {
-  vt_model base;
-  int64_t vocab, dim;
-  vt_tensor *embed, *head, *disc, *fixed;
-  int first, last;
-} gp_model;
-
-static vt_model *gp_create(const json_t *config, const char *where, const vt_model_opts *opts,
-                           vt_params *ps, char *err, size_t err_len) {
-  (void)opts, (void)where;
-  gp_model *m = calloc(1, sizeof *m);
-  m->vocab = json_integer_value(json_object_get(config, "vocab_size"));
-  m->dim = json_integer_value(json_object_get(config, "dim"));
-  m->first = ps->n;
-  m->embed =
-      vt_params_add(ps, "gen.embed.weight", VT_F32, 2, (int64_t[]){m->vocab, m->dim}, err, err_len);
-  m->fixed = vt_params_add(ps, "gen.fixed.weight", VT_F32, 1, (int64_t[]){m->dim}, err, err_len);
-  m->head =
-      vt_params_add(ps, "gen.head.weight", VT_F32, 2, (int64_t[]){m->vocab, m->dim}, err, err_len);
-  m->disc = vt_params_add(ps, "disc.score.weight", VT_F32, 2, (int64_t[]){1, m->dim}, err, err_len);
-  m->last = ps->n;
-  if (!m->embed || !m->head || !m->disc || !m->fixed) {
-    free(m);
-    return NULL;
-  }
-  m->base.vocab_size = m->vocab;
-  m->base.phases[0] = (vt_model_phase){"disc", "disc.*"};
-  m->base.phases[1] = (vt_model_phase){"gen", "gen.*"};
-  m->base.n_phases = 2;
-  m->base.terms[0] = (vt_model_term){"disc", 0};
-  m->base.terms[1] = (vt_model_term){"lm", 1};
-  m->base.terms[2] = (vt_model_term){"adv", 1};
-  m->base.n_terms = 3;
-  return &m->base;
-}
-
-static void gp_destroy(vt_model *m) { free(m); }
-
-static int gp_init(vt_model *base, vt_params *ps, vt_rng *rng, char *err, size_t err_len) {
-  (void)err, (void)err_len;
-  gp_model *m = (gp_model *)base;
-  for (int i = m->first; i < m->last; i++) nn_init_normal(ps, &ps->items[i]->t, rng, 0.0f, 0.1f);
-  return 0;
-}
-
-static json_t *gp_config(const vt_model *base) {
-  const gp_model *m = (const gp_model *)base;
-  return json_pack("{s:s, s:I, s:I}", "model_type", "zero_two_phase", "vocab_size",
-                   (json_int_t)m->vocab, "dim", (json_int_t)m->dim);
-}
-
-/* disc: squared error of the scores of detached embeddings against 1; gen: the LM sum over
- * embeddings scaled by the frozen vector, plus the summed score (the disc not trained here). */
-static int gp_loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_step *st,
-                   vt_model_loss *out) {
-  gp_model *m = (gp_model *)base;
-  out->count = (double)b->label_tokens;
-  vt_tensor *x = vt_mul(ctx, vt_embedding(ctx, m->embed, b->tokens), m->fixed);
-  if (st->phase == 0) {
-    vt_tensor *s = vt_matmul(ctx, vt_detach(ctx, x), m->disc, false, true);
-    vt_tensor *ones = vt_full(ctx, 3, (int64_t[]){b->rows, b->len, 1}, 1.0f);
-    out->terms[0].name = "disc";
-    out->terms[0].sum = vt_mse_loss(ctx, s, ones, VT_LOSS_SUM);
-    out->n_terms = 1;
-  } else {
-    vt_lm_ce_opts o = {0};
-    vt_tensor *mean = vt_lm_cross_entropy(ctx, x, m->head, b->labels, &o);
-    out->terms[0].name = "lm";
-    out->terms[0].sum = vt_scale(ctx, mean, (float)b->label_tokens);
-    out->terms[1].name = "adv";
-    out->terms[1].sum = vt_sum(ctx, vt_matmul(ctx, x, m->disc, false, true), VT_ALL_AXES, false);
-    out->n_terms = 2;
-  }
-  return vt_ctx_failed(ctx) ? -1 : 0;
-}
-
-static int gp_eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, int *n) {
-  vt_model_loss l;
-  vt_model_step st = {.phase = 1};
-  if (gp_loss(base, ctx, b, &st, &l)) return -1;
-  out[0] = (vt_metric){"loss", vt_item(ctx, l.terms[0].sum), l.count};
-  *n = 1;
-  return 0;
-}
-
-static const char *const gp_types[] = {"zero_two_phase", NULL};
-static const vt_model_ops gp_ops = {.name = "zero_two_phase",
-                                    .model_types = gp_types,
-                                    .create = gp_create,
-                                    .destroy = gp_destroy,
-                                    .init_weights = gp_init,
-                                    .config_json = gp_config,
-                                    .loss = gp_loss,
-                                    .eval = gp_eval};
 
 static char dir[256];
 
@@ -121,7 +26,7 @@ static int train(const char *name, int batch, int zero, const vt_dist *d, char *
   if (!d || d->rank == 0) {
     FILE *f = fopen(path, "w");
     fprintf(f,
-            "model: {name: zero_two_phase, config: model.json}\n"
+            "model: {name: two_phase, config: model.json}\n"
             "data: {mixture: data/mixture.yaml, max_len: 32}\n"
             "train:\n  steps: 5\n  batch_size: %d\n  grad_accum: 2\n  seed: 4\n  lr: 1.0e-2\n"
             "  zero: %d\n  bucket_mb: 0.001\n  frozen: [gen.fixed.weight]\n"
@@ -193,7 +98,7 @@ int main(int argc, char **argv) {
     vt_dist_finalize(&d);
     return 77;
   }
-  CHECK(vt_model_register(&gp_ops) == 0);
+  CHECK(vt_model_register(&tp_ops) == 0);
   if (d.rank == 0) {
     snprintf(dir, sizeof dir, "/tmp/vt_zero_phases_XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
@@ -206,7 +111,8 @@ int main(int argc, char **argv) {
     CHECK_MSG(synth_write(path, &sc, err, sizeof err) == 0, "%s", err);
     snprintf(path, sizeof path, "%s/model.json", dir);
     FILE *f = fopen(path, "w");
-    fprintf(f, "{\"model_type\": \"zero_two_phase\", \"vocab_size\": 48, \"dim\": 16}\n");
+    fprintf(f,
+            "{\"model_type\": \"two_phase\", \"vocab_size\": 48, \"dim\": 16, \"fixed\": true}\n");
     fclose(f);
   }
   CHECK(vt_dist_broadcast(&d, dir, sizeof dir) == 0);
