@@ -13,23 +13,12 @@
 #include <sys/stat.h>
 
 #include "checkpoints/ckpt.h"
-#include "checkpoints/release.h"
 #include "checkpoints/safetensors.h"
-#include "checkpoints/safetensors_params.h"
-#include "model/vita_model.h"
 #include "stages/stage_release.h"
-#include "tests/testutil.h"
+#include "tests/release_fx.h"
 
 static const char *config =
-    "{\"model_type\": \"vita-Qwen2\", \"vocab_size\": 64, \"hidden_size\": 24, "
-    "\"intermediate_size\": 48, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
-    "\"num_key_value_heads\": 1, \"rms_norm_eps\": 1e-6, \"rope_theta\": 10000.0, "
-    "\"mm_projector_type\": \"mlp2x_gelu\", \"mm_hidden_size\": 128, "
-    "\"vision_config\": {\"image_size\": 56, \"patch_size\": 14, \"hidden_size\": 32, "
-    "\"intermediate_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 2}, "
-    "\"audio_config\": {\"hidden_size\": 32, \"num_attention_heads\": 2, "
-    "\"intermediate_size\": 48, \"num_hidden_layers\": 2, \"chunk_mode\": \"full\"}, "
-    "\"modality_head\": {\"state_token_ids\": [61, 62, 63]}}";
+    RELEASE_FX_CONFIG(", \"modality_head\": {\"state_token_ids\": [61, 62, 63]}}");
 
 enum { B = 2, T = 20, PER = 4, N_TILES = 3, V = 64, H = 24, FRAMES = 40, MELS = 80, AUD = 5 };
 static const int32_t spans[N_TILES * 3] = {0, 3, PER, 1, 2, PER, 1, 8, PER};
@@ -51,54 +40,18 @@ static bool file_exists(const char *dir, const char *name) {
   return stat(p, &st) == 0;
 }
 
-static vt_model *open_model(const char *dir, vt_params *ps, char *err, size_t len) {
-  char p[4400];
-  snprintf(p, sizeof p, "%s/config.json", dir);
-  json_t *cj = release_read_json(p, err, len);
-  if (!cj) return NULL;
-  vt_params_init(ps, (vt_device){VT_DEV_CPU, 0});
-  vt_model_opts opts = {0};
-  vt_model *m = vt_model_create(NULL, cj, p, &opts, ps, err, len);
-  json_decref(cj);
-  if (m && (vt_params_alloc(ps, err, len) || st_load_params_path(ps, dir, 0, err, len))) {
-    vt_model_destroy(m);
-    vt_params_free(ps);
-    return NULL;
-  }
-  return m;
-}
-
 static void run(vt_model *m, outputs *o) {
-  vt_ctx *ctx = vt_test_cpu_ctx();
-  vt_set_grad_enabled(ctx, false);
-  vt_batch b = {.rows = B, .len = T, .samples = B};
-  b.tokens = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, tokens);
-  b.labels = b.tokens;
-  vt_tensor *pt = vt_from_host(ctx, VT_F32, 4, (int64_t[]){N_TILES, 3, 56, 56}, px);
-  b.media[0] = (vt_media){VT_MEDIA_IMAGE, N_TILES, pt, NULL,
-                          vt_from_host(ctx, VT_I32, 2, (int64_t[]){N_TILES, 3}, spans)};
-  vt_tensor *fb = vt_from_host(ctx, VT_F32, 3, (int64_t[]){1, FRAMES, MELS}, fbank);
-  b.media[1] = (vt_media){VT_MEDIA_FBANK, 1, fb, NULL,
-                          vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, 3}, clip_span)};
-  b.n_media = 2;
-  vt_tensor *lg = vita_model_logits(m, ctx, &b);
-  CHECK_MSG(!vt_ctx_failed(ctx), "%s", vt_ctx_error(ctx));
-  if (!vt_ctx_failed(ctx)) vt_to_host(ctx, lg, o->logits);
-  vita_vision v = vita_model_vision(m);
-  vt_tensor *tok = vit_adapter_forward(
-      v.adapter, ctx, vit_features(v.tower, ctx, vit_hidden(v.tower, ctx, pt, NULL), 4, 4));
-  if (!vt_ctx_failed(ctx)) vt_to_host(ctx, tok, o->vis);
-  audio_llm *a = vita_model_audio(m);
-  CHECK(a != NULL && audio_llm_positions(a, FRAMES) == AUD);
-  if (a) {
-    int32_t len = FRAMES, el, al;
-    audio_enc_fwd af = {0};
-    vt_tensor *h = audio_enc_forward(&a->enc, ctx, fb, &len, &el, &af);
-    vt_tensor *x = audio_adapter_forward(&a->ad, ctx, h, &el, &al);
-    CHECK_MSG(!vt_ctx_failed(ctx) && al == AUD, "%s", vt_ctx_error(ctx));
-    if (!vt_ctx_failed(ctx)) vt_to_host(ctx, x, o->aud);
-  }
-  vt_ctx_free(ctx);
+  release_fx_sample s = {.rows = B,
+                         .len = T,
+                         .tiles = N_TILES,
+                         .frames = FRAMES,
+                         .aud = AUD,
+                         .tokens = tokens,
+                         .tile_spans = spans,
+                         .clip_span = clip_span,
+                         .px = px,
+                         .fbank = fbank};
+  release_fx_run(m, &s, o->logits, o->vis, o->aud);
 }
 
 static int64_t n_diff(const float *a, const float *b, size_t n) {
@@ -137,12 +90,7 @@ int main(void) {
   vt_test_fill_uniform(&rng, fbank, FRAMES * MELS, 0, 12);
   char src[4200];
   snprintf(src, sizeof src, "%s/src", T0);
-  json_t *out_cfg = m->ops->config_json(m);
-  snprintf(p, sizeof p, "%s/config.json", src);
-  CHECK(release_write_json(p, out_cfg, err, sizeof err) == 0);
-  json_decref(out_cfg);
-  snprintf(p, sizeof p, "%s/model.safetensors", src);
-  CHECK_MSG(st_save_params(&ps, p, NULL, err, sizeof err) == 0, "%s", err);
+  CHECK_MSG(release_fx_write_dir(m, &ps, src, err, sizeof err) == 0, "%s", err);
   run(m, &ref);
   memcpy(cmvn_mean, vt_params_find(&ps, "model.audio_encoder.encoder.global_cmvn.mean")->t.data,
          sizeof cmvn_mean);
@@ -233,7 +181,7 @@ int main(void) {
     CHECK_MSG(rc == 0, "import %s: %s", kinds[k], err);
     if (rc) continue;
     vt_params ps2;
-    vt_model *m2 = open_model(imp, &ps2, err, sizeof err);
+    vt_model *m2 = release_fx_open_model(imp, &ps2, err, sizeof err);
     CHECK_MSG(m2 != NULL, "%s", err);
     if (!m2) continue;
     memset(&got, 0, sizeof got);
@@ -263,7 +211,7 @@ int main(void) {
     snprintf(imp, sizeof imp, "%s/import_public", T0);
     rc = stage_release_import(exp, imp, &io, &st, err, sizeof err);
     CHECK_MSG(rc == 0, "import of the public-style config: %s", err);
-    m2 = rc ? NULL : open_model(imp, &ps2, err, sizeof err);
+    m2 = rc ? NULL : release_fx_open_model(imp, &ps2, err, sizeof err);
     CHECK_MSG(rc || m2 != NULL, "%s", err);
     if (!m2) continue;
     run(m2, &got);

@@ -12,24 +12,13 @@
 #include <string.h>
 
 #include "checkpoints/ckpt.h"
-#include "checkpoints/release.h"
 #include "checkpoints/safetensors.h"
-#include "checkpoints/safetensors_params.h"
 #include "checkpoints/safetensors_write.h"
-#include "model/vita_model.h"
 #include "stages/stage_release.h"
-#include "tests/testutil.h"
+#include "tests/release_fx.h"
 
 static const char *config =
-    "{\"model_type\": \"vita-Qwen2\", \"vocab_size\": 64, \"hidden_size\": 24, "
-    "\"intermediate_size\": 48, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
-    "\"num_key_value_heads\": 1, \"rms_norm_eps\": 1e-6, \"rope_theta\": 10000.0, "
-    "\"tie_word_embeddings\": false, \"image_newline_token_id\": 5, "
-    "\"mm_projector_type\": \"mlp2x_gelu\", \"mm_hidden_size\": 128, "
-    "\"vision_config\": {\"image_size\": 56, \"patch_size\": 14, \"hidden_size\": 32, "
-    "\"intermediate_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 2}, "
-    "\"audio_config\": {\"hidden_size\": 32, \"num_attention_heads\": 2, "
-    "\"intermediate_size\": 48, \"num_hidden_layers\": 2, \"chunk_mode\": \"full\"}}";
+    RELEASE_FX_CONFIG(", \"tie_word_embeddings\": false, \"image_newline_token_id\": 5}");
 
 /* one row: 3 text tokens, the tile's 4 positions, "\n" (5), 2 tokens, the clip's 5, 2 tokens */
 enum { T = 17, PER = 4, V = 64, H = 24, FRAMES = 40, MELS = 80, AUD = 5, PX = 3 * 56 * 56 };
@@ -44,54 +33,17 @@ static float px[PX], fbank[FRAMES * MELS];
 static outputs got;
 
 static void run(vt_model *m, outputs *o) {
-  vt_ctx *ctx = vt_test_cpu_ctx();
-  vt_set_grad_enabled(ctx, false);
-  vt_batch b = {.rows = 1, .len = T, .samples = 1};
-  b.tokens = vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, T}, tokens);
-  b.labels = b.tokens;
-  vt_tensor *pt = vt_from_host(ctx, VT_F32, 4, (int64_t[]){1, 3, 56, 56}, px);
-  vt_tensor *fb = vt_from_host(ctx, VT_F32, 3, (int64_t[]){1, FRAMES, MELS}, fbank);
-  b.media[0] = (vt_media){VT_MEDIA_IMAGE, 1, pt, NULL,
-                          vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, 3}, img_span)};
-  b.media[1] = (vt_media){VT_MEDIA_FBANK, 1, fb, NULL,
-                          vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, 3}, aud_span)};
-  b.n_media = 2;
-  vt_tensor *lg = vita_model_logits(m, ctx, &b);
-  CHECK_MSG(!vt_ctx_failed(ctx), "%s", vt_ctx_error(ctx));
-  if (!vt_ctx_failed(ctx)) vt_to_host(ctx, lg, o->logits);
-  vita_vision v = vita_model_vision(m);
-  vt_tensor *tok = vit_adapter_forward(
-      v.adapter, ctx, vit_features(v.tower, ctx, vit_hidden(v.tower, ctx, pt, NULL), 4, 4));
-  if (!vt_ctx_failed(ctx)) vt_to_host(ctx, tok, o->vis);
-  audio_llm *a = vita_model_audio(m);
-  CHECK(a != NULL);
-  if (a) {
-    int32_t len = FRAMES, el, al;
-    audio_enc_fwd af = {0};
-    vt_tensor *x = audio_adapter_forward(
-        &a->ad, ctx, audio_enc_forward(&a->enc, ctx, fb, &len, &el, &af), &el, &al);
-    CHECK_MSG(!vt_ctx_failed(ctx) && al == AUD, "%s", vt_ctx_error(ctx));
-    if (!vt_ctx_failed(ctx)) vt_to_host(ctx, x, o->aud);
-  }
-  vt_ctx_free(ctx);
-}
-
-/* The model of a directory's config.json with its weights. */
-static vt_model *open_model(const char *dir, vt_params *ps, char *err, size_t len) {
-  char p[4400];
-  snprintf(p, sizeof p, "%s/config.json", dir);
-  json_t *cj = release_read_json(p, err, len);
-  if (!cj) return NULL;
-  vt_params_init(ps, (vt_device){VT_DEV_CPU, 0});
-  vt_model_opts opts = {0};
-  vt_model *m = vt_model_create(NULL, cj, p, &opts, ps, err, len);
-  json_decref(cj);
-  if (m && (vt_params_alloc(ps, err, len) || st_load_params_path(ps, dir, 0, err, len))) {
-    vt_model_destroy(m);
-    vt_params_free(ps);
-    return NULL;
-  }
-  return m;
+  release_fx_sample s = {.rows = 1,
+                         .len = T,
+                         .tiles = 1,
+                         .frames = FRAMES,
+                         .aud = AUD,
+                         .tokens = tokens,
+                         .tile_spans = img_span,
+                         .clip_span = aud_span,
+                         .px = px,
+                         .fbank = fbank};
+  release_fx_run(m, &s, o->logits, o->vis, o->aud);
 }
 
 /* Imports the release at dir into a temporary directory and runs the sample there. */
@@ -102,7 +54,7 @@ static int import_and_run(const char *dir, const char *tmp, outputs *o, char *er
   stage_release_stats st;
   if (stage_release_import(dir, imp, &io, &st, err, len)) return -1;
   vt_params ps;
-  vt_model *m = open_model(imp, &ps, err, len);
+  vt_model *m = release_fx_open_model(imp, &ps, err, len);
   if (!m) return -1;
   run(m, o);
   vt_model_destroy(m);
@@ -131,12 +83,7 @@ static int write_fixture(const char *dir, const char *tmp) {
   }
   char src[4200];
   snprintf(src, sizeof src, "%s/src", tmp);
-  json_t *c = m->ops->config_json(m);
-  snprintf(p, sizeof p, "%s/config.json", src);
-  int rc = release_write_json(p, c, err, sizeof err);
-  json_decref(c);
-  snprintf(p, sizeof p, "%s/model.safetensors", src);
-  if (!rc) rc = st_save_params(&ps, p, NULL, err, sizeof err);
+  int rc = release_fx_write_dir(m, &ps, src, err, sizeof err);
   vt_model_destroy(m);
   vt_params_free(&ps);
   json_decref(cj);
@@ -147,7 +94,7 @@ static int write_fixture(const char *dir, const char *tmp) {
   /* the side directories by their names inside the fixture (the export writes absolute
    * paths, which would name this machine) */
   snprintf(p, sizeof p, "%s/config.json", dir);
-  c = release_read_json(p, err, sizeof err);
+  json_t *c = release_read_json(p, err, sizeof err);
   json_object_set_new(c, "mm_vision_tower", json_string(STAGE_RELEASE_VISION_DIR));
   json_object_set_new(c, "mm_audio_encoder", json_string(STAGE_RELEASE_AUDIO_DIR));
   rc = release_write_json(p, c, err, sizeof err);
