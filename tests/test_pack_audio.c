@@ -130,84 +130,7 @@ static void write_shard(const char *path) {
   }
 }
 
-/* One SGD step through the trainer; returns the step's loss (NAN on failure). */
-static double run(const char *name, bool pack, int64_t batch) {
-  char text[2048], path[600], err[2048];
-  snprintf(text, sizeof text, "seed: 3\npack: %s\ndatasets:\n  - {name: aud, shards: data}\n",
-           pack ? "true" : "false");
-  snprintf(path, sizeof path, "%s-mix.yaml", name);
-  pack_fx_write_file(T, path, text);
-  snprintf(text, sizeof text,
-           "model: {config: model.json}\n"
-           "data: {mixture: %s-mix.yaml, max_len: %d}\n"
-           "train: {steps: 1, batch_size: %lld, seed: 5, optimizer: sgd, lr: 1.0, momentum: 0.0,\n"
-           "        weight_decay: 0.0, max_grad_norm: 0.0, losses: {lm: 1.0, modality: 1.0}}\n"
-           "schedule: {kind: constant}\n"
-           "output: {dir: %s, log_every: 0}\n",
-           name, 3 * L, (long long)batch, name);
-  snprintf(path, sizeof path, "%s.yaml", name);
-  pack_fx_write_file(T, path, text);
-  static stage_cfg cfg;
-  snprintf(path, sizeof path, "%s/%s.yaml", T, name);
-  if (stage_config_load(&cfg, path, err, sizeof err)) {
-    CHECK_MSG(0, "%s", err);
-    return NAN;
-  }
-  char init[600];
-  snprintf(init, sizeof init, "%s/%s-initial.safetensors", T, name);
-  vt_trainer_opts o = {.cfg = &cfg, .save_initial = init};
-  vt_train_result r;
-  if (vt_train(&o, &r, err, sizeof err)) {
-    CHECK_MSG(0, "%s: %s", name, err);
-    return NAN;
-  }
-  CHECK_MSG(r.skipped_samples == 0 && r.truncated_samples == 0, "%s: %lld skipped, %lld cut", name,
-            (long long)r.skipped_samples, (long long)r.truncated_samples);
-  snprintf(path, sizeof path, "%s/%s/samples.json", T, name);
-  char *s = ckpt_read_text(path, err, sizeof err);
-  json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-  json_t *d = json_array_get(json_object_get(j, "datasets"), 0);
-  CHECK_MSG(json_integer_value(json_object_get(d, "drawn")) == NS, "%s drew %lld samples", name,
-            (long long)json_integer_value(json_object_get(d, "drawn")));
-  json_decref(j);
-  free(s);
-  return r.first_loss;
-}
-
-/* The gradient of tensor name (initial minus updated weights: SGD, lr 1), and the weights'
- * magnitudes (the update is rounded at them) into *mag. */
-static float *grad_of(const st_file *w0, const st_file *w1, const char *name, int64_t *n,
-                      float **mag) {
-  const st_tensor *a = st_find(w0, name), *b = st_find(w1, name);
-  if (!a || !b || a->numel != b->numel || a->dtype != VT_F32) return NULL;
-  float *g = malloc(sizeof(float) * (size_t)a->numel),
-        *x = malloc(sizeof(float) * (size_t)a->numel);
-  char err[256];
-  st_tensor_read(a, VT_F32, g, sizeof(float) * (size_t)a->numel, err, sizeof err);
-  st_tensor_read(b, VT_F32, x, sizeof(float) * (size_t)a->numel, err, sizeof err);
-  for (int64_t i = 0; i < a->numel; i++) {
-    float w = g[i];
-    g[i] -= x[i];
-    x[i] = fabsf(w) + fabsf(x[i]);
-  }
-  if (mag)
-    *mag = x;
-  else
-    free(x);
-  *n = a->numel;
-  return g;
-}
-
-static int open_pair(const char *name, st_file *w0, st_file *w1) {
-  char a[600], b[600], err[512];
-  snprintf(a, sizeof a, "%s/%s-initial.safetensors", T, name);
-  snprintf(b, sizeof b, "%s/%s/checkpoints/step-00000001/model.safetensors", T, name);
-  if (st_file_open(w0, a, err, sizeof err) || st_file_open(w1, b, err, sizeof err)) {
-    CHECK_MSG(0, "%s", err);
-    return -1;
-  }
-  return 0;
-}
+static const pack_fx_data data = {"aud", 3 * L, ", losses: {lm: 1.0, modality: 1.0}", NS};
 
 /* Packing with max_len 20: every sample with clips is 28 positions once expanded, so it is
  * skipped and counted, never cut through its clip's positions; the text-only sample (28
@@ -215,52 +138,22 @@ static int open_pair(const char *name, st_file *w0, st_file *w1) {
 static void too_long(void) { pack_fx_too_long(T, 20, "audio"); }
 
 static void trainer_packed_vs_unpacked(void) {
-  double lp = run("packed", true, 2), lu = run("unpacked", false, NS);
+  double lp = pack_fx_step(T, &data, "packed", true, 2),
+         lu = pack_fx_step(T, &data, "unpacked", false, NS);
   printf("step-1 loss: packed %.7f, unpacked %.7f\n", lp, lu);
   CHECK_MSG(fabs(lp - lu) <= 1e-5 * fabs(lu) && lu > 1, "loss packed %.9g vs unpacked %.9g", lp,
             lu);
-  st_file p0, p1, u0, u1;
-  if (open_pair("packed", &p0, &p1) || open_pair("unpacked", &u0, &u1)) return;
-  int compared = 0, bad = 0, audio_moved = 0, head_moved = 0;
-  double worst = 0;
-  for (int k = 0; k < u0.n; k++) {
-    const char *name = u0.tensors[k].name;
-    const st_tensor *pt = st_find(&p0, name);
-    CHECK_MSG(pt && u0.tensors[k].nbytes == pt->nbytes &&
-                  !memcmp(u0.tensors[k].data, pt->data, u0.tensors[k].nbytes),
-              "%s: the two runs start from different weights", name);
-    int64_t n = 0, m = 0;
-    float *mag = NULL;
-    float *gu = grad_of(&u0, &u1, name, &n, &mag), *gp = grad_of(&p0, &p1, name, &m, NULL);
-    if (!gu || !gp || n != m) {
-      CHECK_MSG(0, "%s: not comparable", name);
-      free(gu), free(gp), free(mag);
-      continue;
-    }
-    double scale = 0;
-    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(gu[i]));
-    /* f32 sums in another order (one row of three samples against three rows, the clips of
-     * a batch in another order through the encoder): 1e-5 of the tensor's largest gradient,
-     * and w - g rounded at the weights' magnitude in each run (half an ulp each) */
-    for (int64_t i = 0; i < n; i++) {
-      double d = fabs(gp[i] - gu[i]), tol = 1e-5 * scale + 1.2e-7 * mag[i] + 1e-12;
-      if (d > tol && bad++ < 5)
-        fprintf(stderr, "%s[%lld]: packed %g, unpacked %g\n", name, (long long)i, gp[i], gu[i]);
-      if (scale > 0) worst = fmax(worst, fmax(d - 1.2e-7 * mag[i], 0) / scale);
-    }
-    if (!strncmp(name, "model.audio_encoder.encoder.enc.", 32) && scale > 1e-6) audio_moved++;
-    if (!strncmp(name, "model.predict_head.", 19) && scale > 1e-6) head_moved++;
-    compared++;
-    free(gu), free(gp), free(mag);
-  }
-  CHECK_MSG(bad == 0, "%d gradient elements differ", bad);
-  CHECK_MSG(compared == u0.n && compared > 30, "%d of %d tensors compared", compared, u0.n);
-  CHECK_MSG(audio_moved > 10, "only %d audio encoder tensors have a gradient", audio_moved);
-  CHECK_MSG(head_moved > 0, "the modality head has no gradient");
+  int moved[2];
+  double worst;
+  int compared = pack_fx_grads_agree(
+      T, (const char *const[]){"model.audio_encoder.encoder.enc.", "model.predict_head.", NULL},
+      moved, &worst);
+  if (!compared) return;
+  CHECK_MSG(moved[0] > 10, "only %d audio encoder tensors have a gradient", moved[0]);
+  CHECK_MSG(moved[1] > 0, "the modality head has no gradient");
   printf("gradients of %d tensors agree (largest difference beyond the update's rounding: %.2g "
          "of the tensor's largest gradient); %d audio encoder tensors have one\n",
-         compared, worst, audio_moved);
-  st_file_close(&p0), st_file_close(&p1), st_file_close(&u0), st_file_close(&u1);
+         compared, worst, moved[0]);
 }
 
 /* Host arrays of a hand-built batch: rows of the given samples (several a row when packed). */
