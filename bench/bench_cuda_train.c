@@ -17,9 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "autograd/vt.h"
-#include "model/qwen2.h"
-#include "train/optim.h"
+#include "bench/bench_qwen2.h"
 
 static double now_s(void) {
   struct timespec ts;
@@ -51,55 +49,33 @@ int main(int argc, char **argv) {
                    .rms_norm_eps = 1e-6,
                    .initializer_range = 0.02,
                    .tie_word_embeddings = true};
-  char err[512];
-  vt_params ps;
-  qwen2 m;
-  if (vt_params_init(&ps, (vt_device){VT_DEV_CUDA, 0}) ||
-      qwen2_init(&m, &ps, &cfg, err, sizeof err) || vt_params_alloc(&ps, err, sizeof err) ||
-      vt_params_alloc_grads(&ps, err, sizeof err)) {
-    fprintf(stderr, "bench_cuda_train: %s\n", err);
-    return 1;
-  }
-  vt_rng rng;
-  vt_rng_seed(&rng, 1234);
-  qwen2_init_weights(&m, &rng);
   vt_optim_cfg oc = vt_optim_defaults(VT_OPTIM_ADAMW);
   oc.lr = 1e-4;
   oc.max_grad_norm = 1.0;
-  vt_optim opt;
-  if (vt_optim_init(&opt, &ps, &oc, err, sizeof err)) {
-    fprintf(stderr, "bench_cuda_train: %s\n", err);
+  bench_qwen2 bq;
+  if (bench_qwen2_init(&bq, "bench_cuda_train", &cfg, (vt_device){VT_DEV_CUDA, 0}, &oc, bf16,
+                       "cuBLAS sgemm (full FP32)"))
     return 1;
-  }
-  const char *cerr = NULL;
-  vt_ctx *ctx = vt_ctx_init(&(vt_ctx_opts){.backend = ps.be}, &cerr);
-  if (!ctx) {
-    fprintf(stderr, "bench_cuda_train: %s\n", cerr ? cerr : "no ctx");
-    return 1;
-  }
-  char kernel[256] = "cuBLAS sgemm (full FP32)";
-  if (bf16 && (vt_ctx_set_gemm_dtype(ctx, VT_BF16, kernel, sizeof kernel, err, sizeof err) ||
-               vt_params_enable_lowp(&ps, VT_BF16, err, sizeof err))) {
-    fprintf(stderr, "bench_cuda_train: bf16: %s\n", err);
-    return 1;
-  }
-  int64_t P = (int64_t)vt_params_count(&ps, false);
+  vt_params *ps = &bq.ps;
+  vt_ctx *ctx = bq.ctx;
+  char err[512];
+  int64_t P = (int64_t)vt_params_count(ps, false);
   printf("qwen2 on cuda:0: %lld params, batch %lld x seq %lld, %s (GEMMs: %s), %d steps after %d "
          "warm-up\n",
-         (long long)P, (long long)B, (long long)T, bf16 ? "bf16 mixed precision" : "f32", kernel,
+         (long long)P, (long long)B, (long long)T, bf16 ? "bf16 mixed precision" : "f32", bq.kernel,
          steps, warmup);
   int32_t *ids = malloc(sizeof(int32_t) * (size_t)(B * T));
   double t0 = 0, loss0 = 0, loss = 0;
   for (int s = 0; s < warmup + steps; s++) {
     if (s == warmup) {
-      vt_backend_sync(ps.be);
+      vt_backend_sync(ps->be);
       t0 = now_s();
     }
     for (int64_t i = 0; i < B * T; i++)
-      ids[i] = (int32_t)vt_rng_below(&rng, (uint64_t)cfg.vocab_size);
-    vt_params_zero_grad(&ps);
+      ids[i] = (int32_t)vt_rng_below(&bq.rng, (uint64_t)cfg.vocab_size);
+    vt_params_zero_grad(ps);
     vt_tensor *tid = vt_from_host(ctx, VT_I32, 2, (int64_t[]){B, T}, ids);
-    vt_tensor *l = qwen2_loss(&m, ctx, tid, tid, NULL);
+    vt_tensor *l = qwen2_loss(&bq.m, ctx, tid, tid, NULL);
     if (!vt_backward(ctx, l) || vt_ctx_failed(ctx)) {
       fprintf(stderr, "bench_cuda_train: step %d: %s\n", s, vt_ctx_error(ctx));
       return 1;
@@ -107,19 +83,16 @@ int main(int argc, char **argv) {
     loss = vt_item(ctx, l);
     if (s == 0) loss0 = loss;
     vt_optim_stats st;
-    if (vt_optim_step(&opt, 1.0, s, &st, err, sizeof err)) {
+    if (vt_optim_step(&bq.opt, 1.0, s, &st, err, sizeof err)) {
       fprintf(stderr, "bench_cuda_train: %s\n", err);
       return 1;
     }
     vt_ctx_reset(ctx);
     if (s < warmup) printf("  warm-up step %d: loss %.4f\n", s, loss);
   }
-  vt_backend_sync(ps.be);
+  vt_backend_sync(ps->be);
   double dt = (now_s() - t0) / steps;
-  int64_t L = cfg.num_hidden_layers, H = cfg.num_attention_heads, hd = cfg.hidden_size / H;
-  double p_mm =
-      cfg.tie_word_embeddings ? (double)P : (double)(P - cfg.vocab_size * cfg.hidden_size);
-  double flops = 6.0 * p_mm * (double)(B * T) + 6.0 * (double)(L * B * H * hd) * (double)(T * T);
+  double flops = bench_qwen2_flops(&cfg, P, B, T);
   const char *pk = getenv("VT_PEAK_TFLOPS");
   double peak = pk ? atof(pk) : 989.0, tflops = flops / dt * 1e-12;
   printf("step %.1f ms, %.0f tokens/s, %.1f TFLOP/s, MFU %.1f%% of %.0f (bf16 peak), %.1f%% of 67 "
@@ -133,9 +106,6 @@ int main(int argc, char **argv) {
          (double)(B * T) / dt, tflops, tflops / peak, tflops / 67.0,
          vt_ctx_arena_high_water(ctx) / 1048576.0, loss0, loss);
   free(ids);
-  vt_ctx_free(ctx);
-  vt_optim_free(&opt);
-  qwen2_free(&m);
-  vt_params_free(&ps);
+  bench_qwen2_free(&bq);
   return isfinite(loss) ? 0 : 1;
 }

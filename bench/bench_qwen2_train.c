@@ -27,9 +27,7 @@
 
 #include <cblas.h>
 
-#include "autograd/vt.h"
-#include "model/qwen2.h"
-#include "train/optim.h"
+#include "bench/bench_qwen2.h"
 
 static double now_s(void) {
   struct timespec ts;
@@ -185,47 +183,31 @@ int main(int argc, char **argv) {
                    .tie_word_embeddings = false,
                    .recompute = recompute,
                    .unpacked = unpacked};
-  char err[512];
-  vt_params ps;
-  qwen2 m;
-  if (vt_params_init(&ps, (vt_device){VT_DEV_CPU, 0}) ||
-      qwen2_init(&m, &ps, &cfg, err, sizeof err) || vt_params_alloc(&ps, err, sizeof err) ||
-      vt_params_alloc_grads(&ps, err, sizeof err)) {
-    fprintf(stderr, "bench_qwen2_train: %s\n", err);
-    return 1;
-  }
-  vt_rng rng;
-  vt_rng_seed(&rng, 1234);
-  qwen2_init_weights(&m, &rng);
   vt_optim_cfg oc = vt_optim_defaults(VT_OPTIM_ADAMW);
   oc.lr = 1e-4;
-  vt_optim opt;
-  if (vt_optim_init(&opt, &ps, &oc, err, sizeof err)) {
-    fprintf(stderr, "bench_qwen2_train: %s\n", err);
+  bench_qwen2 bq;
+  if (bench_qwen2_init(&bq, "bench_qwen2_train", &cfg, (vt_device){VT_DEV_CPU, 0}, &oc, bf16,
+                       "sgemm"))
     return 1;
-  }
-  const char *cerr = NULL;
-  vt_ctx *ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, &cerr);
-  if (!ctx) {
-    fprintf(stderr, "bench_qwen2_train: %s\n", cerr ? cerr : "no CPU context");
-    return 1;
-  }
-  char kernel[256] = "sgemm";
-  if (bf16 && (vt_ctx_set_gemm_dtype(ctx, VT_BF16, kernel, sizeof kernel, err, sizeof err) ||
-               vt_params_enable_lowp(&ps, VT_BF16, err, sizeof err))) {
-    fprintf(stderr, "bench_qwen2_train: --bf16: %s\n", err);
-    return 1;
-  }
   int32_t *ids = malloc(sizeof(int32_t) * (size_t)(B * T));
-  int64_t P = (int64_t)vt_params_count(&ps, false);
+  int64_t P = (int64_t)vt_params_count(&bq.ps, false);
   const char *threads = getenv("OMP_NUM_THREADS");
   printf("qwen2 bench (C): params %lld, batch %lld x seq %lld, %d steps after %d warmup, "
          "threads %s, recompute %s, GEMMs %s\n",
          (long long)P, (long long)B, (long long)T, steps, warmup, threads ? threads : "default",
-         recompute ? "on" : "off", kernel);
+         recompute ? "on" : "off", bq.kernel);
 
-  step_state st = {
-      &m, &ps, &opt, ctx, &rng, ids, B, T, cfg.vocab_size, 0, {1e30, 1e30, 1e30, 1e30}};
+  step_state st = {&bq.m,
+                   &bq.ps,
+                   &bq.opt,
+                   bq.ctx,
+                   &bq.rng,
+                   ids,
+                   B,
+                   T,
+                   cfg.vocab_size,
+                   0,
+                   {1e30, 1e30, 1e30, 1e30}};
   double t_start = 0, loss0 = 0, loss = 0;
   for (int s = 0; s < warmup + steps; s++) {
     if (s == warmup) t_start = now_s();
@@ -235,11 +217,7 @@ int main(int argc, char **argv) {
   double dt = now_s() - t_start, loss_timed = loss; /* what PyTorch's bench reports */
 
   double tokens = (double)(B * T) * steps;
-  int64_t L = cfg.num_hidden_layers, H = cfg.num_attention_heads;
-  int64_t hd = cfg.hidden_size / H;
-  double p_mm = (double)(P - cfg.vocab_size * cfg.hidden_size); /* all but the embedding */
-  double flops_step =
-      6.0 * p_mm * (double)(B * T) + 6.0 * (double)(L * B * H * hd) * (double)(T * T);
+  double flops_step = bench_qwen2_flops(&cfg, P, B, T);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru); /* peak memory of the steps, before the reference buffers */
 
@@ -293,13 +271,10 @@ int main(int argc, char **argv) {
          "loss=%.4f arena_mib=%.1f blas=%s best_step_ms=%.1f sgemm_ms=%.1f sgemm_gflops=%.2f "
          "efficiency=%.3f\n",
          bf16 ? "c-bf16" : "c", tokens / dt, flops_step * steps / dt * 1e-9, ru.ru_maxrss / 1024.0,
-         dt / steps * 1e3, loss0, loss_timed, vt_ctx_arena_high_water(ctx) / 1048576.0,
+         dt / steps * 1e3, loss0, loss_timed, vt_ctx_arena_high_water(bq.ctx) / 1048576.0,
          openblas_get_corename(), ns ? best_step * 1e3 : 0.0, ref_s * 1e3,
          ref_s > 0 ? ref_flops / ref_s * 1e-9 : 0.0, ns ? ref_s / best_step : 0.0);
   free(ids);
-  vt_ctx_free(ctx);
-  vt_optim_free(&opt);
-  qwen2_free(&m);
-  vt_params_free(&ps);
+  bench_qwen2_free(&bq);
   return 0;
 }
