@@ -142,11 +142,8 @@ static int cmvn_of(const json_t *st, const char *where, int64_t dim, float *mean
 
 static vt_model *create(const json_t *config0, const char *where, const vt_model_opts *opts,
                         vt_params *ps, char *err, size_t err_len) {
-  audio_model *m = calloc(1, sizeof *m);
-  if (!m) {
-    snprintf(err, err_len, "audio_ctc: out of memory");
-    return NULL;
-  }
+  audio_model *m = vt_model_alloc(sizeof *m, "audio_ctc", err, err_len);
+  if (!m) return NULL;
   audio_enc_cfg c;
   audio_adapter_cfg a;
   json_t *config = json_copy((json_t *)config0);

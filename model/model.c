@@ -119,6 +119,12 @@ bool vt_model_phase_has(const vt_model *m, int p, const char *param_name) {
   return false;
 }
 
+void *vt_model_alloc(size_t size, const char *name, char *err, size_t err_len) {
+  void *m = calloc(1, size);
+  if (!m) snprintf(err, err_len, "%s: out of memory", name);
+  return m;
+}
+
 void vt_model_one_phase(vt_model *m, const char *params, const char *term) {
   m->phases[0] = (vt_model_phase){"main", params};
   m->n_phases = 1;

@@ -188,6 +188,9 @@ bool vt_model_phase_has(const vt_model *m, int p, const char *param_name);
 
 /* ---- the pieces models share (model/NAME_model.c) ---- */
 
+/* A model's own struct of size bytes, zeroed (its create's first step), or NULL with err
+ * "NAME: out of memory". */
+void *vt_model_alloc(size_t size, const char *name, char *err, size_t err_len);
 /* A head with one phase, "main" over the globs params, and one loss term of it (LM stages,
  * the speech decoder, the audio encoder). */
 void vt_model_one_phase(vt_model *m, const char *params, const char *term);

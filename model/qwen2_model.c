@@ -9,14 +9,12 @@
 
 #include "model/model_cfg.h"
 #include "model/model_cost.h"
-#include "model/nn_reg.h"
 #include "model/qwen2_model.h"
 
 typedef struct {
   vt_model base;
   qwen2 q;
   qwen2_cfg cfg;
-  int first, last; /* the store's items [first, last) are this model's parameters */
   vt_tensor *head; /* the LM head (the embedding table when tied) */
 } qwen2_model;
 
@@ -107,24 +105,19 @@ int qwen2_cfg_from_json(const json_t *root, const char *where, qwen2_cfg *cfg, c
 
 static vt_model *create(const json_t *config, const char *where, const vt_model_opts *opts,
                         vt_params *ps, char *err, size_t err_len) {
-  qwen2_model *m = calloc(1, sizeof *m);
-  if (!m) {
-    snprintf(err, err_len, "qwen2: out of memory");
-    return NULL;
-  }
+  qwen2_model *m = vt_model_alloc(sizeof *m, "qwen2", err, err_len);
+  if (!m) return NULL;
   if (qwen2_cfg_from_json(config, where, &m->cfg, err, err_len)) {
     free(m);
     return NULL;
   }
   m->cfg.recompute = opts->recompute;
   m->cfg.ce_chunk_rows = opts->ce_chunk_rows;
-  m->first = ps->n;
   if (qwen2_init(&m->q, ps, &m->cfg, err, err_len)) {
     qwen2_free(&m->q);
     free(m);
     return NULL;
   }
-  m->last = ps->n;
   vt_param *head = vt_params_find(ps, m->cfg.tie_word_embeddings ? "model.embed_tokens.weight"
                                                                  : "lm_head.weight");
   m->head = head ? &head->t : NULL;
@@ -140,21 +133,11 @@ static void destroy(vt_model *base) {
   free(m);
 }
 
-/* HF's initialisation: normal(0, initializer_range) matrices, zero biases, unit norms, in
- * registration order. */
+/* HF's initialisation (qwen2_init_weights): normal(0, initializer_range) matrices, zero
+ * biases, unit norms. */
 static int init_weights(vt_model *base, vt_params *ps, vt_rng *rng, char *err, size_t err_len) {
-  qwen2_model *m = (qwen2_model *)base;
-  (void)err, (void)err_len;
-  float s = (float)m->cfg.initializer_range;
-  for (int i = m->first; i < m->last; i++) {
-    vt_param *p = ps->items[i];
-    size_t l = strlen(p->name);
-    bool bias = l >= 4 && !strcmp(p->name + l - 4, "bias");
-    if (p->t.ndim >= 2)
-      nn_init_normal(ps, &p->t, rng, 0.0f, s);
-    else
-      nn_init_const(ps, &p->t, bias ? 0.0f : 1.0f);
-  }
+  (void)ps, (void)err, (void)err_len;
+  qwen2_init_weights(&((qwen2_model *)base)->q, rng);
   return 0;
 }
 

@@ -94,11 +94,8 @@ static int read_cfg(const json_t *root, const char *where, tts_cfg *c, char *err
 
 static vt_model *create(const json_t *config, const char *where, const vt_model_opts *opts,
                         vt_params *ps, char *err, size_t err_len) {
-  tts_model *m = calloc(1, sizeof *m);
-  if (!m) {
-    snprintf(err, err_len, "tts_decoder: out of memory");
-    return NULL;
-  }
+  tts_model *m = vt_model_alloc(sizeof *m, "tts_decoder", err, err_len);
+  if (!m) return NULL;
   tts_cfg cfg;
   if (read_cfg(config, where, &cfg, err, err_len)) {
     free(m);

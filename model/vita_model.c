@@ -95,11 +95,8 @@ json_t *vit_cfg_to_json(const vit_cfg *c) {
 
 static vt_model *create(const json_t *config, const char *where, const vt_model_opts *opts,
                         vt_params *ps, char *err, size_t err_len) {
-  vita_model *m = calloc(1, sizeof *m);
-  if (!m) {
-    snprintf(err, err_len, "vita: out of memory");
-    return NULL;
-  }
+  vita_model *m = vt_model_alloc(sizeof *m, "vita", err, err_len);
+  if (!m) return NULL;
   const char *pt = json_string_value(json_object_get(config, "mm_projector_type"));
   json_t *mh = json_object_get(config, "mm_hidden_size");
   if (qwen2_cfg_from_json(config, where, &m->qcfg, err, err_len)) goto fail;
