@@ -1,5 +1,6 @@
 /* Helpers of the packing tests (tests/test_pack_images.c, test_pack_audio.c), which train
- * packed rows of media samples in a temporary directory: a file writer, one SGD step packed
+ * packed rows of media samples in a temporary directory: a file writer, the samples' shard,
+ * one SGD step packed
  * or unpacked, the comparison of the two steps' gradients, and the max_len check (a sample
  * whose media alone overflows a row is skipped and counted, never cut through its media
  * positions, while a text-only sample is cut and packed alone). */
@@ -14,6 +15,7 @@
 
 #include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors.h"
+#include "data/shard.h"
 #include "stages/stage_config.h"
 #include "tests/check.h"
 #include "train/trainer.h"
@@ -24,6 +26,37 @@ static void pack_fx_write_file(const char *dir, const char *name, const char *te
   FILE *f = fopen(p, "w");
   fputs(text, f);
   fclose(f);
+}
+
+/* The shard of the dataset the stages train on, DIR/data/shard-00000.h5 (folders made):
+ * open, add each sample, close. Each exits the test on an error (no data, no test). */
+static shard_writer *pack_fx_shard_open(const char *dir) {
+  char path[600], err[512];
+  shard_writer *w = NULL;
+  snprintf(path, sizeof path, "%s/data", dir);
+  int rc = ckpt_mkdirs(path, err, sizeof err);
+  snprintf(path, sizeof path, "%s/data/shard-00000.h5", dir);
+  if (rc || shard_writer_open(&w, path, err, sizeof err)) {
+    fprintf(stderr, "%s\n", err);
+    exit(1);
+  }
+  return w;
+}
+
+static void pack_fx_shard_add(shard_writer *w, const shard_sample_in *in) {
+  char err[512];
+  if (shard_write_sample(w, in, err, sizeof err)) {
+    fprintf(stderr, "%s\n", err);
+    exit(1);
+  }
+}
+
+static void pack_fx_shard_close(shard_writer *w) {
+  char err[512];
+  if (shard_writer_close(w, err, sizeof err)) {
+    fprintf(stderr, "%s\n", err);
+    exit(1);
+  }
 }
 
 /* What a packing test trains on: the dataset (its shards in DIR/data) as the mixture names

@@ -94,13 +94,8 @@ static void make_samples(const vt_model *m) {
   }
 }
 
-static void write_shard(const char *path) {
-  char err[512];
-  shard_writer *w;
-  if (shard_writer_open(&w, path, err, sizeof err)) {
-    fprintf(stderr, "%s\n", err);
-    exit(1);
-  }
+static void write_shard(void) {
+  shard_writer *w = pack_fx_shard_open(T);
   for (int s = 0; s < NS; s++) {
     chat_media media[2];
     const char *paths[2] = {"a.wav", "b.wav"};
@@ -119,15 +114,9 @@ static void write_shard(const char *path) {
                           .fbank_bins = MELS,
                           .fbank_frames = S[s].frames,
                           .fbank = S[s].fbank};
-    if (shard_write_sample(w, &in, err, sizeof err)) {
-      fprintf(stderr, "%s\n", err);
-      exit(1);
-    }
+    pack_fx_shard_add(w, &in);
   }
-  if (shard_writer_close(w, err, sizeof err)) {
-    fprintf(stderr, "%s\n", err);
-    exit(1);
-  }
+  pack_fx_shard_close(w);
 }
 
 static const pack_fx_data data = {"aud", 3 * L, ", losses: {lm: 1.0, modality: 1.0}", NS};
@@ -286,10 +275,7 @@ int main(void) {
   vt_rng_seed(&rng, 9);
   if (m->ops->init_weights(m, &ps, &rng, e, sizeof e)) CHECK_MSG(0, "%s", e);
   make_samples(m);
-  snprintf(p, sizeof p, "%s/data", T);
-  if (ckpt_mkdirs(p, e, sizeof e)) return 1;
-  snprintf(p, sizeof p, "%s/data/shard-00000.h5", T);
-  write_shard(p);
+  write_shard();
   pack_fx_write_file(T, "model.json", model_json);
   trainer_packed_vs_unpacked();
   too_long();

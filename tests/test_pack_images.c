@@ -31,13 +31,8 @@ enum { TILE = 56, SPAN = 5 }; /* 56 px / 14 = 4 x 4 patches -> 2 x 2 = 4 tokens 
 
 /* Six samples of 21 positions each once every tile is 5: text only; one image of one tile;
  * one image of two tiles; two images; a video of two frames; an image at the very start. */
-static void write_shard(const char *path) {
-  char err[512];
-  shard_writer *w;
-  if (shard_writer_open(&w, path, err, sizeof err)) {
-    fprintf(stderr, "%s\n", err);
-    exit(1);
-  }
+static void write_shard(void) {
+  shard_writer *w = pack_fx_shard_open(T);
   static const struct {
     int n_media, kind, tiles[2], at[2];
   } kinds[6] = {{0, 0, {0, 0}, {0, 0}},
@@ -84,15 +79,9 @@ static void write_shard(const char *path) {
                           .n_tiles = kinds[s].n_media ? nt : NULL,
                           .tiles = n_tiles ? tiles : NULL,
                           .tile_size = n_tiles ? TILE : 0};
-    if (shard_write_sample(w, &in, err, sizeof err)) {
-      fprintf(stderr, "%s\n", err);
-      exit(1);
-    }
+    pack_fx_shard_add(w, &in);
   }
-  if (shard_writer_close(w, err, sizeof err)) {
-    fprintf(stderr, "%s\n", err);
-    exit(1);
-  }
+  pack_fx_shard_close(w);
 }
 
 static const char *model_json =
@@ -218,11 +207,7 @@ static void vision_curriculum(void) {
 int main(void) {
   if (!mkdtemp(T)) return 1;
   char p[600];
-  snprintf(p, sizeof p, "%s/data", T);
-  char e[256];
-  if (ckpt_mkdirs(p, e, sizeof e)) return 1;
-  snprintf(p, sizeof p, "%s/data/shard-00000.h5", T);
-  write_shard(p);
+  write_shard();
   pack_fx_write_file(T, "model.json", model_json);
   double lp = pack_fx_step(T, &data, "packed", true, 2),
          lu = pack_fx_step(T, &data, "unpacked", false, 6);
