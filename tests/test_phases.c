@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/regfile.h"
 #include "checkpoints/safetensors.h"
 #include "data/synth.h"
 #include "stages/stage_config.h"
@@ -49,17 +50,9 @@ static int train(const char *name, bool resume, int64_t stop_after, vt_train_res
   return vt_train(&o, r, err, err_len);
 }
 
+/* The whole file at path (NULL when it cannot be read); the caller frees it. */
 static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  *len = (size_t)ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc(*len + 1);
-  if (fread(b, 1, *len, f) != *len) *len = 0;
-  b[*len] = '\0';
-  fclose(f);
-  return b;
+  return vt_read_regular(path, (size_t)1 << 30, len, NULL, 0);
 }
 
 /* The value of "key" in line n (1-based) of RUN/metrics.jsonl, or NAN. */

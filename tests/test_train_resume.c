@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "autograd/regfile.h"
 #include "checkpoints/ckpt.h"
 #include "data/synth.h"
 #include "tests/testutil.h"
@@ -47,16 +48,9 @@ static int read_losses(const char *run, char losses[][32], int max) {
   return n;
 }
 
+/* The whole file at path (NULL when it cannot be read); the caller frees it. */
 static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  *len = (size_t)ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc(*len);
-  if (fread(b, 1, *len, f) != *len) *len = 0;
-  fclose(f);
-  return b;
+  return vt_read_regular(path, (size_t)1 << 30, len, NULL, 0);
 }
 
 static volatile sig_atomic_t stop_flag;
