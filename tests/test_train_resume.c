@@ -144,11 +144,7 @@ int main(void) {
     char pa_[512], pc_[512];
     snprintf(pa_, sizeof pa_, "%s/run_a/checkpoints/step-00000012/model.safetensors", tmp);
     snprintf(pc_, sizeof pc_, "%s/run_c/checkpoints/step-00000012/model.safetensors", tmp);
-    size_t la_ = 0, lc_ = 0;
-    char *wa_ = slurp(pa_, &la_), *wc_ = slurp(pc_, &lc_);
-    CHECK(wa_ && wc_ && la_ == lc_ && memcmp(wa_, wc_, la_) == 0);
-    free(wa_);
-    free(wc_);
+    CHECK(vt_test_same_bytes(pa_, pc_));
   }
 
   char la[32][32], lb[32][32];
@@ -160,11 +156,7 @@ int main(void) {
   char pa[512], pb[512];
   snprintf(pa, sizeof pa, "%s/run_a/checkpoints/step-00000012/model.safetensors", tmp);
   snprintf(pb, sizeof pb, "%s/run_b/checkpoints/step-00000012/model.safetensors", tmp);
-  size_t a_len = 0, b_len = 0;
-  char *wa = slurp(pa, &a_len), *wb = slurp(pb, &b_len);
-  CHECK(wa && wb && a_len == b_len && a_len > 0 && memcmp(wa, wb, a_len) == 0);
-  free(wa);
-  free(wb);
+  CHECK(vt_test_same_bytes(pa, pb));
 
   /* corrupt the newest checkpoint of run b: resume falls back to step 10 (kept: 5, 7, 10, 12) */
   snprintf(pb, sizeof pb, "%s/run_b/checkpoints/step-00000012/optim.safetensors", tmp);

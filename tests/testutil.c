@@ -2,6 +2,9 @@
 #include "tests/testutil.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#include "autograd/regfile.h"
 
 int vt_test_failures = 0;
 int vt_test_checks = 0;
@@ -40,4 +43,14 @@ int vt_test_finish(const char *name) {
   int passed = vt_test_checks - vt_test_failures;
   printf("%s: %d passed, %d failed\n", name, passed, vt_test_failures);
   return vt_test_failures ? 1 : 0;
+}
+
+bool vt_test_same_bytes(const char *a, const char *b) {
+  size_t la = 0, lb = 0;
+  char *x = vt_read_regular(a, (size_t)1 << 30, &la, NULL, 0);
+  char *y = vt_read_regular(b, (size_t)1 << 30, &lb, NULL, 0);
+  bool same = x && y && la == lb && la > 0 && memcmp(x, y, la) == 0;
+  free(x);
+  free(y);
+  return same;
 }
