@@ -148,7 +148,8 @@ int vt_model_argmax_rows(vt_ctx *ctx, vt_tensor *x, vt_tensor *head, int32_t *be
                          const char *op) {
   if (vt_ctx_failed(ctx)) return -1;
   int64_t R = x->shape[0], K = head ? head->shape[0] : x->shape[1];
-  float *lg = malloc(sizeof(float) * (size_t)(VT_MODEL_ARGMAX_ROWS * K));
+  int64_t chunk = R < VT_MODEL_ARGMAX_ROWS ? (R > 0 ? R : 1) : VT_MODEL_ARGMAX_ROWS;
+  float *lg = malloc(sizeof(float) * (size_t)(chunk * K));
   if (!lg) {
     vt_ctx_fail(ctx, op, "out of host memory for the accuracy");
     return -1;

@@ -338,16 +338,15 @@ static int64_t edit_distance(const int32_t *a, int64_t na, const int32_t *b, int
  * token, as in the generated dataset's tokenizer); gen_exact: transcripts right as a whole.
  * Rows of several answers are left out (fills out[0..1] with counts 0 when none is short). */
 static int greedy_metrics(vita_model *m, vt_ctx *ctx, const vt_batch *b, vt_metric *out) {
-  int64_t B = b->rows, T = b->len, V = m->qcfg.vocab_size, H = m->qcfg.hidden_size;
+  int64_t B = b->rows, T = b->len, H = m->qcfg.hidden_size;
   size_t cells = (size_t)(B * T);
   int32_t *labels = malloc(sizeof(int32_t) * cells), *tok = malloc(sizeof(int32_t) * cells);
   int64_t *a0 = malloc(sizeof(int64_t) * (size_t)B), *len = malloc(sizeof(int64_t) * (size_t)B);
   int32_t *gen = malloc(sizeof(int32_t) * (size_t)B * (VITA_GEN_MAX + 4));
   int64_t *ng = calloc((size_t)B, sizeof(int64_t));
-  float *lg = malloc(sizeof(float) * (size_t)V);
   int64_t errs = 0, words = 0, exact = 0, rows = 0, steps = 0;
   int rc = -1;
-  if (!labels || !tok || !a0 || !len || !gen || !ng || !lg) {
+  if (!labels || !tok || !a0 || !len || !gen || !ng) {
     vt_ctx_fail(ctx, "vita eval", "out of host memory for greedy decoding");
     goto done;
   }
@@ -376,13 +375,10 @@ static int greedy_metrics(vita_model *m, vt_ctx *ctx, const vt_batch *b, vt_metr
     for (int64_t r = 0; r < B && !vt_ctx_failed(ctx); r++) {
       int64_t p = a0[r] + k; /* the position written now, predicted from p - 1 */
       if (a0[r] < 0 || p >= T || ng[r] < 0) continue;
-      vt_tensor *x =
-          vt_matmul(ctx, vt_slice(ctx, hid, 0, r * T + p - 1, r * T + p), m->head, false, true);
-      if (vt_ctx_failed(ctx)) break;
-      vt_to_host(ctx, x, lg);
-      int32_t best = 0;
-      for (int64_t v = 1; v < V; v++)
-        if (lg[v] > lg[best]) best = (int32_t)v;
+      int32_t best;
+      if (vt_model_argmax_rows(ctx, vt_slice(ctx, hid, 0, r * T + p - 1, r * T + p), m->head, &best,
+                               "vita eval"))
+        break;
       gen[r * (VITA_GEN_MAX + 4) + ng[r]++] = best;
       tok[r * T + p] = best;
       if (best == labels[r * T + a0[r] + len[r] - 1] || ng[r] >= len[r] + 4) ng[r] = -ng[r];
@@ -403,7 +399,7 @@ static int greedy_metrics(vita_model *m, vt_ctx *ctx, const vt_batch *b, vt_metr
   out[1] = (vt_metric){"gen_exact", (double)exact, (double)rows};
   rc = 0;
 done:
-  free(labels), free(tok), free(a0), free(len), free(gen), free(ng), free(lg);
+  free(labels), free(tok), free(a0), free(len), free(gen), free(ng);
   return rc;
 }
 
