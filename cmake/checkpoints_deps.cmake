@@ -15,3 +15,7 @@ endif()
 # Checkpoint manifests carry a CRC32 per file (zlib; Debian: zlib1g-dev).
 find_package(ZLIB REQUIRED)
 target_link_libraries(vt_checkpoints PUBLIC ZLIB::ZLIB)
+
+# torch.save checkpoints are zip archives (libzip; Debian: libzip-dev).
+pkg_check_modules(VT_ZIP REQUIRED IMPORTED_TARGET libzip)
+target_link_libraries(vt_checkpoints PUBLIC PkgConfig::VT_ZIP)
