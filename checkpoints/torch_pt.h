@@ -88,15 +88,21 @@ const torch_pt_tensor *torch_pt_find(const torch_pt_file *f, const char *name);
 int torch_pt_read(torch_pt_file *f, const torch_pt_tensor *t, vt_dtype to, void *dst, char *err,
                   size_t err_len);
 
-/* "F32", "BF16", ... as safetensors spells them. */
+/* "F32", "BF16", ... as safetensors spells them; bytes per element; whether a float type. */
 const char *torch_pt_dtype_name(torch_pt_dtype t);
+size_t torch_pt_dtype_size(torch_pt_dtype t);
+bool torch_pt_is_float(torch_pt_dtype t);
 
-/* Writes the tensors of the state dict (those named under f->sd_prefix, named without it) to
- * the safetensors file out (atomically): floats as F32, integers as I64. Weight norm of
- * torch.nn.utils.parametrizations (NAME.parametrizations.weight.original0/1) is written under
- * the names of torch.nn.utils.weight_norm (NAME.weight_g/NAME.weight_v). *n_out counts the
- * tensors when not NULL. Returns 0 or -1 with err (no tensor at all is an error). */
-int torch_pt_write_safetensors(torch_pt_file *f, const char *out, int *n_out, char *err,
-                               size_t err_len);
+/* Which tensors to write, by the name they are written under (NULL: all). */
+typedef bool (*torch_pt_select_fn)(const char *name, void *arg);
+
+/* Writes the tensors of the state dict (those named under f->sd_prefix, named without it) that
+ * select keeps to the safetensors file out (atomically): floats as F32, integers as I64. Weight
+ * norm of torch.nn.utils.parametrizations (NAME.parametrizations.weight.original0/1) is written
+ * under the names of torch.nn.utils.weight_norm (NAME.weight_g/NAME.weight_v). *n_out counts
+ * the tensors written, *n_skipped those select left out (each when not NULL). Returns 0 or -1
+ * with err (no tensor at all is an error). */
+int torch_pt_write_safetensors(torch_pt_file *f, const char *out, torch_pt_select_fn select,
+                               void *arg, int *n_out, int *n_skipped, char *err, size_t err_len);
 
 #endif

@@ -652,6 +652,11 @@ static json_t *codec_config_of(const json_t *mj, const char *where, char *err, s
   return c;
 }
 
+static bool codec_part(const char *name, void *arg) {
+  (void)arg;
+  return release_globs_match(STAGE_RELEASE_CODEC_GLOBS, name);
+}
+
 /* A side model of the release (speech decoder, codec) at src/sub -> part/sub: a safetensors one
  * (config.json + weights) as it is; the public one (model.json + final.pt, a torch pickle) through
  * a staging directory part/.torch-<name> holding the config mapped from model.json and the
@@ -694,9 +699,16 @@ static int import_side(const char *src, const char *part, const char *sub, const
   torch_pt_file f;
   snprintf(p, sizeof p, "%s/final.pt", dir);
   if (!rc && !(rc = torch_pt_open(&f, p, err, err_len))) {
-    int n = 0;
+    int n = 0, skipped = 0;
     snprintf(p, sizeof p, "%s/model.safetensors", stage);
-    rc = torch_pt_write_safetensors(&f, p, &n, err, err_len);
+    /* the codec's pickle may carry more than its three parts (TiCodec's optimizer states) */
+    rc = torch_pt_write_safetensors(&f, p, decoder ? NULL : codec_part, NULL, &n, &skipped, err,
+                                    err_len);
+    if (!rc && skipped) {
+      char m[64];
+      snprintf(m, sizeof m, "%d", skipped);
+      note(st, "%s tensors of final.pt outside generator, quantizer and encoder skipped\n", m);
+    }
     torch_pt_close(&f);
   }
   if (!rc) rc = stage_hf_convert_sel(stage, to, &t, false, exclude, NULL, hs, err, err_len);

@@ -33,7 +33,7 @@ static void check_against(const char *pt, const char *want, const char *prefix, 
   CHECK_MSG(!strcmp(f.sd_prefix, prefix), "%s: state dict under \"%s\"", pt, f.sd_prefix);
   const char *out = st_tmp(pt);
   int n = 0;
-  rc = torch_pt_write_safetensors(&f, out, &n, err, sizeof err);
+  rc = torch_pt_write_safetensors(&f, out, NULL, NULL, &n, NULL, err, sizeof err);
   CHECK_MSG(rc == 0 && n == n_want, "%s: %d tensors written (want %d): %s", pt, n, n_want, err);
   torch_pt_close(&f);
   st_file a, b;

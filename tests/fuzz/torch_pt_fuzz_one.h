@@ -65,7 +65,7 @@ static inline int torch_pt_fuzz_check(torch_pt_file *f, bool must_read) {
       if (t->shape[d] > 0) last += (t->shape[d] - 1) * t->stride[d];
     if (t->numel > 0 && (t->offset < 0 || last >= f->storages[t->storage].numel)) return 1;
     torch_pt_dtype dt = f->storages[t->storage].dtype;
-    bool fl = dt == TORCH_PT_F32 || dt == TORCH_PT_F64 || dt == TORCH_PT_F16 || dt == TORCH_PT_BF16;
+    bool fl = torch_pt_is_float(dt);
     if (t->numel > (1 << 20)) continue; /* a large broadcast view: its bounds were checked */
     void *buf = malloc((size_t)(t->numel ? t->numel : 1) * 8);
     char err[512] = "";
