@@ -652,9 +652,12 @@ static json_t *codec_config_of(const json_t *mj, const char *where, char *err, s
   return c;
 }
 
+/* The codec's three parts, without BatchNorm's step counters (our codec keeps none). */
 static bool codec_part(const char *name, void *arg) {
   (void)arg;
-  return release_globs_match(STAGE_RELEASE_CODEC_GLOBS, name);
+  size_t n = strlen(name), k = strlen(".num_batches_tracked");
+  return release_globs_match(STAGE_RELEASE_CODEC_GLOBS, name) &&
+         !(n > k && !strcmp(name + n - k, ".num_batches_tracked"));
 }
 
 /* A side model of the release (speech decoder, codec) at src/sub -> part/sub: a safetensors one
@@ -707,7 +710,10 @@ static int import_side(const char *src, const char *part, const char *sub, const
     if (!rc && skipped) {
       char m[64];
       snprintf(m, sizeof m, "%d", skipped);
-      note(st, "%s tensors of final.pt outside generator, quantizer and encoder skipped\n", m);
+      note(st,
+           "%s tensors of final.pt skipped: outside generator, quantizer and encoder, or "
+           "BatchNorm's num_batches_tracked\n",
+           m);
     }
     torch_pt_close(&f);
   }

@@ -6,10 +6,13 @@ a tiny seeded speech decoder and codec (bf16 safetensors):
   pt/vita_tts_ckpt/decoder/           the public release's form: model.json as
                                       [idim, odim, {args}] with LLM2TTSCodecAR's argument names
                                       only (none of ours: the importer maps them), final.pt =
-                                      torch.save({"model": state dict, "epoch", "step"})
+                                      torch.save({"model": state dict, "optimizer",
+                                      "epoch", "step"}): the state dict is found under "model"
   pt/vita_tts_ckpt/codec/             model.json = TiCodec's hyper-parameters (our keys without
                                       model_type), final.pt = torch.save({"generator": {...},
-                                      "quantizer": {...}, "encoder": {...}})
+                                      "quantizer": {...}, "encoder": {...}, "optim_g": {...},
+                                      "steps"} and a BatchNorm num_batches_tracked):
+                                      the optimizer's tensors and the counter are skipped
 
 The tensors are the export's, unchanged (bf16), so both forms must import to identical weights.
 CI does not run this script (it needs torch):
@@ -53,7 +56,11 @@ def main(rel):
         json.dump([idim, odim, pub], f, indent=1)
     sd = load_file(os.path.join(src, "decoder", "model.safetensors"))
     model = collections.OrderedDict(sorted(sd.items()))
-    torch.save({"model": model, "epoch": 3, "step": 1200}, os.path.join(d, "final.pt"))
+    first = next(iter(model.values()))
+    optim = {"state": {0: {"exp_avg": torch.zeros_like(first), "step": torch.tensor(1200.0)}},
+             "param_groups": [{"lr": 1e-4, "params": [0]}]}
+    torch.save({"model": model, "optimizer": optim, "epoch": 3, "step": 1200},
+               os.path.join(d, "final.pt"))
     # the codec
     d = os.path.join(OUT, "pt", "vita_tts_ckpt", "codec")
     os.makedirs(d)
@@ -66,6 +73,11 @@ def main(rel):
     for k in sorted(sd):
         p, rest = k.split(".", 1)
         parts[p][rest] = sd[k]
+    first = next(iter(parts["generator"].values()))
+    parts["optim_g"] = {"state": {0: {"exp_avg": torch.zeros_like(first)}}, "param_groups": []}
+    parts["steps"] = 1200
+    # TiCodec's BatchNorm1d counts its steps; our codec keeps no such counter
+    parts["encoder"]["bn.num_batches_tracked"] = torch.tensor(1200)
     torch.save(parts, os.path.join(d, "final.pt"))
     for root, _, files in sorted(os.walk(OUT)):
         for f in sorted(files):
