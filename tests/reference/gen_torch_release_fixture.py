@@ -57,7 +57,7 @@ def main(rel):
     sd = load_file(os.path.join(src, "decoder", "model.safetensors"))
     model = collections.OrderedDict(sorted(sd.items()))
     first = next(iter(model.values()))
-    optim = {"state": {0: {"exp_avg": torch.zeros_like(first), "step": torch.tensor(1200.0)}},
+    optim = {"state": {0: {"exp_avg": torch.zeros(4, dtype=first.dtype), "step": torch.tensor(1200.0)}},
              "param_groups": [{"lr": 1e-4, "params": [0]}]}
     torch.save({"model": model, "optimizer": optim, "epoch": 3, "step": 1200},
                os.path.join(d, "final.pt"))
@@ -74,7 +74,7 @@ def main(rel):
         p, rest = k.split(".", 1)
         parts[p][rest] = sd[k]
     first = next(iter(parts["generator"].values()))
-    parts["optim_g"] = {"state": {0: {"exp_avg": torch.zeros_like(first)}}, "param_groups": []}
+    parts["optim_g"] = {"state": {0: {"exp_avg": torch.zeros(4, dtype=first.dtype)}}, "param_groups": []}
     parts["steps"] = 1200
     # TiCodec's BatchNorm1d counts its steps; our codec keeps no such counter
     parts["encoder"]["bn.num_batches_tracked"] = torch.tensor(1200)
