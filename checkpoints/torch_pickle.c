@@ -11,7 +11,7 @@
 #include "autograd/fmt.h"
 
 /* Limits against hostile input: a real data.pkl is ~100 bytes per tensor. */
-#define MAX_VALUES (1 << 24)
+#define MAX_VALUES (1 << 22)
 #define MAX_MEMO (1 << 24)
 #define MAX_DEPTH 64
 
@@ -111,7 +111,7 @@ static int grow(unpickler *u, pv ***arr, size_t n, size_t *cap, size_t first) {
 
 static pv *new_value(unpickler *u, pv_kind k) {
   if (u->n_pool >= MAX_VALUES) {
-    fail(u, "more than %s values: refused", "16M");
+    fail(u, "more than %s values: refused", "4M");
     return NULL;
   }
   if (grow(u, &u->pool, u->n_pool, &u->cap_pool, 256)) return NULL;

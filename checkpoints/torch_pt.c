@@ -235,6 +235,23 @@ int torch_pt_read(torch_pt_file *f, const torch_pt_tensor *t, vt_dtype to, void 
     }
     f->cache_storage = t->storage;
   }
+  /* a row-major view of a storage safetensors has a dtype for: converted in one go */
+  if (t->numel == 0) return 0;
+  bool contiguous = true;
+  int64_t run = 1; /* products of trailing sizes: at most numel, which did not overflow */
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    contiguous &= t->shape[d] == 1 || t->stride[d] == run;
+    run *= t->shape[d];
+  }
+  int vt = s->dtype == TORCH_PT_F32    ? VT_F32
+           : s->dtype == TORCH_PT_BF16 ? VT_BF16
+           : s->dtype == TORCH_PT_F16  ? VT_F16
+           : s->dtype == TORCH_PT_I64  ? VT_I64
+           : s->dtype == TORCH_PT_I32  ? VT_I32
+                                       : -1;
+  if (contiguous && vt >= 0)
+    return st_convert((vt_dtype)vt, f->cache + (size_t)t->offset * es, to, dst, (size_t)t->numel,
+                      err, err_len);
   int64_t idx[TORCH_PT_MAX_DIMS] = {0};
   for (int64_t e = 0; e < t->numel; e++) {
     int64_t off = t->offset;
