@@ -708,12 +708,12 @@ static int import_side(const char *src, const char *part, const char *sub, const
     rc = torch_pt_write_safetensors(&f, p, decoder ? NULL : codec_part, NULL, &n, &skipped, err,
                                     err_len);
     if (!rc && skipped) {
-      char m[64];
-      snprintf(m, sizeof m, "%d", skipped);
-      note(st,
-           "%s tensors of final.pt skipped: outside generator, quantizer and encoder, or "
-           "BatchNorm's num_batches_tracked\n",
-           m);
+      char m[RELEASE_PATH + 200];
+      snprintf(m, sizeof m,
+               "%s/final.pt: %d tensors skipped (outside generator, quantizer and encoder, or "
+               "BatchNorm's num_batches_tracked)\n",
+               dir, skipped);
+      note(st, "%s", m);
     }
     torch_pt_close(&f);
   }

@@ -174,7 +174,7 @@ static const char *import(const char *T, const char *form, char *out, size_t len
   /* the pickles' optimizer states (beside "model" for the decoder, "optim_g" in the codec's)
    * and a BatchNorm step counter are not read */
   if (!rc && !strcmp(form, "pt"))
-    CHECK_MSG(strstr(st.notes, "2 tensors of final.pt skipped") &&
+    CHECK_MSG(strstr(st.notes, "final.pt: 2 tensors skipped") &&
                   strstr(st.notes, "read from the torch pickle"),
               "%s", st.notes);
   return rc ? NULL : out;
