@@ -170,6 +170,26 @@ static void test_hostile_pickles(void) {
   int64_t s1[] = {4}, st1[] = {1}, s2[] = {2, 3}, st2[] = {3, 1};
   tensor_pickle(&p, "FloatStorage", "0", 64, 0, s1, st1, 1);
   CHECK_MSG(try_pickle(p.b, p.n)[0] == 0, "a good pickle refused: %s", try_pickle(p.b, p.n));
+  /* a training snapshot's state dict under "state_dict": found there, named without it */
+  pk nest = {.n = 0};
+  put(&nest, "\x80\x02}", 3);
+  put_str(&nest, "state_dict");
+  put(&nest, p.b + 2, p.n - 3); /* the inner dict: without PROTO and STOP */
+  put(&nest, "s.", 2);
+  static unsigned char storage[TP_FUZZ_STORAGE_BYTES];
+  const char *names[] = {"fz/data.pkl", "fz/data/0"};
+  const void *bufs[] = {nest.b, storage};
+  size_t lens[] = {nest.n, sizeof storage}, zl = 0;
+  unsigned char *z = tp_fuzz_zip(names, bufs, lens, 2, &zl);
+  torch_pt_file f;
+  char err[1024] = "";
+  CHECK_MSG(z && torch_pt_open_mem(&f, z, zl, "nested.pt", err, sizeof err) == 0, "%s", err);
+  if (z && !err[0]) {
+    CHECK(!strcmp(f.sd_prefix, "state_dict.") && f.n == 1 &&
+          !strcmp(f.tensors[0].name, "state_dict.w"));
+    torch_pt_close(&f);
+  }
+  free(z);
   tensor_pickle(&p, "FloatStorage", "7", 4, 0, s1, st1, 1);
   expect(p.b, p.n, "no such entry");
   tensor_pickle(&p, "FloatStorage", "0", 65, 0, s1, st1, 1); /* 260 bytes of a 256-byte entry */
