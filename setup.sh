@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 packages=(build-essential cmake pkg-config git clang-format zlib1g-dev
           libopenblas-openmp-dev libhdf5-dev hdf5-tools libsndfile1-dev libstb-dev
           libopenmpi-dev openmpi-bin libjansson-dev libpcre2-dev libutf8proc-dev libyaml-dev
-          libsoxr-dev libfftw3-dev libdnnl-dev espeak-ng alsa-utils
+          libsoxr-dev libfftw3-dev libdnnl-dev libzip-dev espeak-ng alsa-utils
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
 missing=()
 for p in "${packages[@]}"; do

@@ -14,6 +14,11 @@ void cli_codec_close(cli_codec *d) {
   memset(d, 0, sizeof *d);
 }
 
+static bool release_part(const vt_param *p, void *arg) {
+  (void)arg;
+  return codec_model_release_param(p->name);
+}
+
 int cli_codec_open(cli_codec *d, const char *dir, bool load, char *err, size_t len) {
   memset(d, 0, sizeof *d);
   if (vt_params_init(&d->ps, (vt_device){VT_DEV_CPU, 0})) {
@@ -24,8 +29,15 @@ int cli_codec_open(cli_codec *d, const char *dir, bool load, char *err, size_t l
   d->m = stage_model_open("ticodec", dir, NULL, &d->ps, err, len);
   if (!d->m || vt_params_alloc(&d->ps, err, len)) return -1;
   d->c = codec_model_codec(d->m);
-  if (load && st_load_params_path(&d->ps, dir, 0, err, len)) return -1;
-  return 0;
+  if (!load) return 0;
+  /* encode and decode need the release's part only: a release's (or an import's) codec has no
+   * discriminators, a training checkpoint's are not read */
+  st_index ix;
+  if (st_index_open(&ix, dir, err, len)) return -1;
+  st_load_sel sel = {.select = release_part};
+  int rc = st_load_params_sel(&d->ps, &ix, &sel, 0, err, len);
+  st_index_close(&ix);
+  return rc;
 }
 
 static vt_ctx *cpu_ctx(char *err, size_t len) {

@@ -1,7 +1,11 @@
-# Dependencies of the checkpoints layer (vt_checkpoints): JSON headers and indexes (jansson).
-# Debian: libjansson-dev. With -DVT_FUZZ=ON and clang, also the libFuzzer targets.
+# Dependencies of the checkpoints layer (vt_checkpoints): JSON headers and indexes (jansson),
+# torch.save zip archives (libzip). Debian: libjansson-dev, libzip-dev. With -DVT_FUZZ=ON and
+# clang, also the libFuzzer targets.
 pkg_check_modules(VT_CKPT_DEPS REQUIRED IMPORTED_TARGET jansson)
 target_link_libraries(vt_checkpoints PUBLIC PkgConfig::VT_CKPT_DEPS)
+# torch.save checkpoints are zip archives (libzip; Debian: libzip-dev).
+pkg_check_modules(VT_ZIP REQUIRED IMPORTED_TARGET libzip)
+target_link_libraries(vt_checkpoints PUBLIC PkgConfig::VT_ZIP)
 
 option(VT_FUZZ "Build the libFuzzer targets in tests/fuzz (needs clang)" OFF)
 if(VT_FUZZ)

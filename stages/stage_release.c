@@ -13,6 +13,7 @@
 #include "autograd/fmt.h"
 #include "checkpoints/ckpt.h"
 #include "checkpoints/release.h"
+#include "checkpoints/torch_pt.h"
 #include "data/yamlcfg.h"
 #include "stages/stage_hf.h"
 #include "stages/stage_model.h"
@@ -567,6 +568,168 @@ static int complete_audio(const char *src, json_t *cfg, stage_release_stats *st,
   return 0;
 }
 
+/* The public release's speech decoder model.json, [idim, odim, {args}] with LLM2TTSCodecAR's
+ * argument names, as our tts_decoder config: hidden_size = transformer_attention_dim,
+ * num_attention_heads = transformer_attention_heads, intermediate_size =
+ * transformer_linear_units, ar_layers = transformer_num_blocks, nar_layers = half of it (the
+ * public pre-NN stack), codec_vocab = odim, and the conditioning table of the release's LLM
+ * (llm_vocab_size / llm_hidden_size: its vocab_size / hidden_size). Our own keys in args win
+ * (our export writes both). Returns a new config or NULL with err. */
+static json_t *tts_config_of(const json_t *mj, const json_t *main_cfg, const char *where, char *err,
+                             size_t err_len) {
+  const json_t *args = json_array_get(mj, 2);
+  if (!json_is_array(mj) || json_array_size(mj) != 3 || !json_is_integer(json_array_get(mj, 0)) ||
+      !json_is_integer(json_array_get(mj, 1)) || !json_is_object(args)) {
+    vt_seterr(err, err_len, "%s: expected [idim, odim, {args}] (LLM2TTSCodecAR's model.json)",
+              where);
+    return NULL;
+  }
+  static const char *const map[][2] = {
+      {"hidden_size", "transformer_attention_dim"},
+      {"num_attention_heads", "transformer_attention_heads"},
+      {"intermediate_size", "transformer_linear_units"},
+      {"ar_layers", "transformer_num_blocks"},
+      {"nar_layers", "transformer_num_blocks"}, /* halved */
+      {"codec_vocab", "odim"},
+      {"llm_vocab_size", NULL},  /* the LLM's vocab_size */
+      {"llm_hidden_size", NULL}, /* the LLM's hidden_size */
+  };
+  json_t *c = json_pack("{s:s}", "model_type", "tts_decoder");
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+    const char *ours = map[i][0], *pub = map[i][1];
+    const json_t *v = json_object_get(args, ours);
+    json_int_t x = 0;
+    if (json_is_integer(v))
+      x = json_integer_value(v);
+    else if (pub && json_is_integer(json_object_get(args, pub)))
+      x = json_integer_value(json_object_get(args, pub)) / (strcmp(ours, "nar_layers") ? 1 : 2);
+    else if (!strcmp(ours, "codec_vocab"))
+      x = json_integer_value(json_array_get(mj, 1));
+    else if (!pub && json_is_integer(json_object_get(main_cfg, ours + 4)))
+      x = json_integer_value(json_object_get(main_cfg, ours + 4)); /* vocab_size, hidden_size */
+    else {
+      vt_seterr(err, err_len, "%s: field \"%s\": expected an integer (our %s)%s", where,
+                pub ? pub : ours, ours,
+                pub ? "" : "; the release's config.json has no integer for it either");
+      json_decref(c);
+      return NULL;
+    }
+    json_object_set_new(c, ours, json_integer(x));
+  }
+  static const char *const nums[] = {"rope_theta", "rms_norm_eps", "initializer_range"};
+  for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+    if (json_is_number(json_object_get(args, nums[i])))
+      json_object_set(c, nums[i], json_object_get(args, nums[i]));
+  json_int_t hid = json_integer_value(json_object_get(c, "hidden_size"));
+  const json_t *od = json_object_get(args, "encoder_output_dim");
+  const json_t *kv = json_object_get(args, "kv_cache_prefix_finetune");
+  const char *bad = NULL;
+  if (json_integer_value(json_array_get(mj, 0)) != hid)
+    bad = "idim: the embedding width must be transformer_attention_dim";
+  else if (od && json_integer_value(od) != hid)
+    bad = "encoder_output_dim: the head's input must be transformer_attention_dim";
+  else if (json_is_true(kv) || (json_is_integer(kv) && json_integer_value(kv)))
+    bad = "kv_cache_prefix_finetune: the KV-cache prefix layers (layers_prefix.*) are not part "
+          "of our decoder";
+  if (bad) {
+    vt_seterr(err, err_len, "%s: field %s (hidden %lld)", where, bad, (long long)hid);
+    json_decref(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* The codec's model.json (TiCodec's hparams, the keys our ticodec config reads) as our config:
+ * the same object with model_type "ticodec" when it has none. */
+static json_t *codec_config_of(const json_t *mj, const char *where, char *err, size_t err_len) {
+  if (!json_is_object(mj)) {
+    vt_seterr(err, err_len, "%s: expected an object (TiCodec's hyper-parameters)", where);
+    return NULL;
+  }
+  json_t *c = json_deep_copy(mj);
+  if (c && !json_object_get(c, "model_type"))
+    json_object_set_new(c, "model_type", json_string("ticodec"));
+  return c;
+}
+
+/* The codec's three parts, without BatchNorm's step counters (our codec keeps none). */
+static bool codec_part(const char *name, void *arg) {
+  (void)arg;
+  size_t n = strlen(name), k = strlen(".num_batches_tracked");
+  return release_globs_match(STAGE_RELEASE_CODEC_GLOBS, name) &&
+         !(n > k && !strcmp(name + n - k, ".num_batches_tracked"));
+}
+
+/* A side model of the release (speech decoder, codec) at src/sub -> part/sub: a safetensors one
+ * (config.json + weights) as it is; the public one (model.json + final.pt, a torch pickle) through
+ * a staging directory part/.torch-<name> holding the config mapped from model.json and the
+ * pickle's tensors as f32 safetensors, converted and checked the same way, then removed. */
+static int import_side(const char *src, const char *part, const char *sub, const char *exclude,
+                       const json_t *main_cfg, const hf_io_opts *io, hf_io_stats *hs, bool *done,
+                       stage_release_stats *st, char *err, size_t err_len) {
+  char dir[RELEASE_PATH + 64], p[RELEASE_PATH + 128], to[RELEASE_PATH + 64];
+  char stage[RELEASE_PATH + 64];
+  snprintf(dir, sizeof dir, "%s/%s", src, sub);
+  snprintf(to, sizeof to, "%s/%s", part, sub);
+  hf_io_opts t = *io;
+  t.tokenizer_dir = NULL;
+  snprintf(p, sizeof p, "%s/config.json", dir);
+  if (exists(p)) {
+    if (stage_hf_convert_sel(dir, to, &t, false, exclude, NULL, hs, err, err_len)) return -1;
+    *done = true;
+    return 0;
+  }
+  snprintf(p, sizeof p, "%s/final.pt", dir);
+  if (!exists(p)) return 0;
+  bool decoder = !strcmp(sub, STAGE_RELEASE_TTS_DIR);
+  const char *base = strrchr(sub, '/');
+  snprintf(stage, sizeof stage, "%s/.torch-%s", part, base ? base + 1 : sub);
+  if (ckpt_mkdirs(stage, err, err_len)) return -1;
+  snprintf(p, sizeof p, "%s/model.json", dir);
+  json_t *mj = exists(p) ? release_read_json(p, err, err_len) : NULL;
+  if (!mj) {
+    if (!exists(p))
+      vt_seterr(err, err_len, "%s: final.pt without model.json (the %s's sizes)", dir,
+                decoder ? "speech decoder" : "codec");
+    return -1;
+  }
+  json_t *c =
+      decoder ? tts_config_of(mj, main_cfg, p, err, err_len) : codec_config_of(mj, p, err, err_len);
+  json_decref(mj);
+  snprintf(p, sizeof p, "%s/config.json", stage);
+  int rc = c ? release_write_json(p, c, err, err_len) : -1;
+  json_decref(c);
+  torch_pt_file f;
+  snprintf(p, sizeof p, "%s/final.pt", dir);
+  if (!rc && !(rc = torch_pt_open(&f, p, err, err_len))) {
+    int n = 0, skipped = 0;
+    snprintf(p, sizeof p, "%s/model.safetensors", stage);
+    /* the codec's pickle may carry more than its three parts (TiCodec's optimizer states) */
+    rc = torch_pt_write_safetensors(&f, p, decoder ? NULL : codec_part, NULL, &n, &skipped, err,
+                                    err_len);
+    if (!rc && skipped) {
+      char m[RELEASE_PATH + 200];
+      snprintf(m, sizeof m,
+               "%s/final.pt: %d tensors skipped (outside generator, quantizer and encoder, or "
+               "BatchNorm's num_batches_tracked)\n",
+               dir, skipped);
+      note(st, "%s", m);
+    }
+    torch_pt_close(&f);
+  }
+  if (!rc) rc = stage_hf_convert_sel(stage, to, &t, false, exclude, NULL, hs, err, err_len);
+  char why[256];
+  if (ckpt_remove_tree(stage, why, sizeof why) && !rc) {
+    vt_seterr(err, err_len, "%s", why);
+    rc = -1;
+  }
+  if (!rc) {
+    *done = true;
+    note(st, "%s: read from the torch pickle final.pt and model.json\n", dir);
+  }
+  return rc;
+}
+
 int stage_release_import(const char *src, const char *out, const hf_io_opts *io,
                          stage_release_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
@@ -588,40 +751,12 @@ int stage_release_import(const char *src, const char *out, const hf_io_opts *io,
   if (stage_hf_convert_sel(src, part, io, false, NULL, cfg, &st->main, err, err_len)) goto done;
   staged = true;
   if (mark(part, err, err_len)) goto done;
-  char dec[RELEASE_PATH + 64];
-  snprintf(dec, sizeof dec, "%s/%s", src, STAGE_RELEASE_TTS_DIR);
-  snprintf(p, sizeof p, "%s/config.json", dec);
-  if (exists(p)) {
-    char to[RELEASE_PATH + 64];
-    snprintf(to, sizeof to, "%s/%s", part, STAGE_RELEASE_TTS_DIR);
-    hf_io_opts t = *io;
-    t.tokenizer_dir = NULL;
-    if (stage_hf_convert_sel(dec, to, &t, false, NULL, NULL, &st->tts, err, err_len)) goto done;
-    st->tts_done = true;
-  } else {
-    snprintf(p, sizeof p, "%s/final.pt", dec);
-    if (exists(p))
-      note(st,
-           "%s: the speech decoder is a torch pickle (final.pt): not imported; save its "
-           "state_dict with safetensors as model.safetensors beside a config.json\n",
-           dec);
-  }
-  snprintf(dec, sizeof dec, "%s/%s", src, STAGE_RELEASE_CODEC_DIR);
-  snprintf(p, sizeof p, "%s/config.json", dec);
-  if (exists(p)) {
-    char to[RELEASE_PATH + 64];
-    snprintf(to, sizeof to, "%s/%s", part, STAGE_RELEASE_CODEC_DIR);
-    hf_io_opts t = *io;
-    t.tokenizer_dir = NULL;
-    /* the release's codec is the inference part: no discriminators to expect */
-    if (stage_hf_convert_sel(dec, to, &t, false, STAGE_RELEASE_DISC_GLOBS, NULL, &st->codec, err,
-                             err_len))
-      goto done;
-    st->codec_done = true;
-  } else {
-    snprintf(p, sizeof p, "%s/final.pt", dec);
-    if (exists(p)) note(st, "%s: the codec is a torch pickle (final.pt): not imported\n", dec);
-  }
+  /* the release's codec is the inference part: no discriminators to expect */
+  if (import_side(src, part, STAGE_RELEASE_TTS_DIR, NULL, cfg, io, &st->tts, &st->tts_done, st, err,
+                  err_len) ||
+      import_side(src, part, STAGE_RELEASE_CODEC_DIR, STAGE_RELEASE_DISC_GLOBS, cfg, io, &st->codec,
+                  &st->codec_done, st, err, err_len))
+    goto done;
   st->audio = json_object_get(cfg, "mm_audio_encoder") != NULL;
   rc = finish_stage(part, out, err, err_len);
 done:

@@ -53,8 +53,10 @@ int stage_release_export(const char *src, const char *out_dir, const stage_relea
 /* A release directory (ours or the public one: a config.json without "vision_config" reads
  * the tower's sizes from its mm_vision_tower directory when one is found, else InternViT-300M's)
  * -> our layout: OUT/model.safetensors (f32 by default) + config.json with vision_config,
- * tokenizer files, and the speech decoder (a safetensors one) as OUT/vita_tts_ckpt/decoder.
- * Other models' directories take stage_hf_import. Returns 0 or -1 with err. */
+ * tokenizer files, and the speech decoder and the codec as OUT/vita_tts_ckpt/{decoder,codec}:
+ * from safetensors (config.json + weights), or from the public release's model.json + final.pt
+ * (a torch pickle, read by checkpoints/torch_pt.h; the decoder's LLM2TTSCodecAR arguments mapped
+ * to our config). Other models' directories take stage_hf_import. Returns 0 or -1 with err. */
 int stage_release_import(const char *src, const char *out_dir, const hf_io_opts *io,
                          stage_release_stats *stats, char *err, size_t err_len);
 

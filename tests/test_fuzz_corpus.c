@@ -12,6 +12,7 @@
 #include "tests/fuzz/media_fuzz_one.h"
 #include "tests/fuzz/shard_fuzz_one.h"
 #include "tests/fuzz/tok_fuzz_one.h"
+#include "tests/fuzz/torch_pt_fuzz_one.h"
 #include "tests/fuzz/trainer_state_fuzz_one.h"
 #include "tests/fuzz/yaml_fuzz_one.h"
 #include "tests/test_safetensors_util.h"
@@ -53,5 +54,6 @@ int main(void) {
   replay("media", media_fuzz_one, 5);
   replay("config", config_fuzz_one, 5);
   replay("trainer_state", trainer_state_fuzz_one, 5);
+  replay("torch_pt", torch_pt_fuzz_one, 5);
   return vt_test_finish("test_fuzz_corpus");
 }

@@ -67,6 +67,27 @@ expect 1 'already exists' "occupied output" -- "$VITA" export --from "$tmp/imp" 
 expect 1 'weights do not match' "export of a bad dir" -- "$VITA" export --from "$tmp/wide" --out "$tmp/bad"
 [ ! -e "$tmp/bad" ] && [ ! -e "$tmp/bad.tmp" ] && ok || bad "a refused run left files behind"
 
+# the public release's layout: the speech decoder and the codec as model.json + final.pt (torch
+# pickles, tests/fixtures/torch_release/pt) beside the LLM; vita codec works on the import
+rel="$tmp/pt_release"; mkdir "$rel"
+for f in config.json model.safetensors InternViT-300M-448px audio-encoder; do
+  ln -s "$VT_FIXTURES/vita_release/$f" "$rel/$f"
+done
+cp -r "$VT_FIXTURES/torch_release/pt/vita_tts_ckpt" "$rel/"
+expect 0 'speech decoder -> .*/pt_imp/vita_tts_ckpt/decoder: 31 tensors' "import of torch pickles" -- \
+  "$VITA" import --from "$rel" --out "$tmp/pt_imp"
+expect 0 'codec/final\.pt: 2 tensors skipped \(outside generator' "skipped tensors named on stderr" -- \
+  "$VITA" import --from "$rel" --out "$tmp/pt_imp2"
+printf '1 2 3 1023\n' > "$tmp/tok.txt"
+expect 0 '' "codec decode of the imported codec" -- \
+  "$VITA" codec decode "$tmp/tok.txt" --weights "$tmp/pt_imp/vita_tts_ckpt/codec" --out "$tmp/pt.wav"
+[ -s "$tmp/pt.wav" ] && ok || bad "no wav from the imported codec"
+# a pickle that would run os.system when torch loads it: refused, nothing run, nothing written
+cp "$VT_FIXTURES/torch_pt/evil.pt" "$rel/vita_tts_ckpt/codec/final.pt"
+expect 1 'global posix\.system: not allowed' "a pickle calling os.system" -- \
+  "$VITA" import --from "$rel" --out "$tmp/pt_bad"
+[ ! -e "$tmp/pt_bad" ] && [ ! -e "$tmp/pt_bad.part" ] && ok || bad "a refused pickle left files behind"
+
 # usage: exit 2
 expect 2 'give --from HF_DIR and --out DIR' "import without --out" -- "$VITA" import --from "$fx"
 expect 2 'give --from DIR and --out DIR' "export without --from" -- "$VITA" export --out "$tmp/x"

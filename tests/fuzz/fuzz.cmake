@@ -29,6 +29,10 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_manifest.c)
   vt_fuzz(fuzz_manifest SOURCES ${CMAKE_SOURCE_DIR}/checkpoints/ckpt.c ${VT_FUZZ_COMMON}
           LIBS ZLIB::ZLIB)
 endif()
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_torch_pt.c)
+  vt_fuzz(fuzz_torch_pt SOURCES ${CMAKE_SOURCE_DIR}/checkpoints/torch_pt.c ${CMAKE_SOURCE_DIR}/checkpoints/torch_pickle.c ${VT_FUZZ_ST_SRC}
+          ${VT_FUZZ_COMMON} LIBS PkgConfig::VT_CKPT_DEPS PkgConfig::VT_ZIP)
+endif()
 if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_cli.c)
   vt_fuzz(fuzz_cli SOURCES ${CMAKE_SOURCE_DIR}/cli/cli.c)
 endif()
