@@ -60,6 +60,10 @@ static inline float epilogue(const cpu_corr1d *c, int64_t o, int64_t j, float v)
 
 static void store_run(const cpu_corr1d *c, int64_t o, int64_t j, const float *v, int n) {
   float *d = c->dst + o * c->dst_ld + c->obase + j * c->ostride;
+  if (!has_epilogue(c)) {
+    for (int q = 0; q < n; q++) d[q * c->ostride] = c->acc ? d[q * c->ostride] + v[q] : v[q];
+    return;
+  }
   for (int q = 0; q < n; q++) d[q * c->ostride] = epilogue(c, o, j + q, v[q]);
 }
 
@@ -75,7 +79,8 @@ AVX2 static inline __m256 epi_avx2(const cpu_corr1d *c, int64_t o, const float *
   return a;
 }
 
-AVX2 static void store_avx2(const cpu_corr1d *c, int64_t o, int64_t j, __m256 a0, __m256 a1) {
+AVX2 static inline __attribute__((always_inline)) void store_avx2(const cpu_corr1d *c, int64_t o,
+                                                                  int64_t j, __m256 a0, __m256 a1) {
   if (c->ostride == 1) {
     float *d = c->dst + o * c->dst_ld + c->obase + j;
     const float *r = c->res ? c->res + o * c->res_ld + c->obase + j : NULL;
@@ -169,7 +174,8 @@ AVX2 static void rows_avx2(const cpu_corr1d *c, const taps *tp, int64_t j0, int6
 }
 
 /* The epilogue and store of 16 values at (o, j). */
-AVX512 static void store_avx512(const cpu_corr1d *c, int64_t o, int64_t j, __m512 a) {
+AVX512 static inline __attribute__((always_inline)) void
+store_avx512(const cpu_corr1d *c, int64_t o, int64_t j, __m512 a) {
   if (c->ostride != 1) {
     float v[16];
     _mm512_storeu_ps(v, a);
@@ -353,7 +359,7 @@ cols_body(const cpu_corr1d *c, const taps *tp, int64_t j0, int64_t j1, bool act,
       for (int q = 0; q < tp->n; q++) {
         float wv = wp[tp->t[q]], sl = c->in_slope;
         const float *p = row + tp->off[q];
-        if (c->istride == 1 && isa >= ISA_AVX2 && hi[q] > lo[q])
+        if (c->istride == 1 && isa >= ISA_AVX2 && hi[q] - lo[q] >= TILE)
           axpy_avx2(acc + (lo[q] - j0), p + lo[q], hi[q] - lo[q], wv, act, sl);
         else
           for (int64_t j = lo[q]; j < hi[q]; j++) {
