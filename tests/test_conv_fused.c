@@ -255,6 +255,11 @@ static void check_paths(void) {
   /* 80 output channels: the im2col path, so the op composes; same bits as the composition */
   geo wide = {8, 80, 3, 40, 1, 1, 1, 1, 0, false};
   check_case(wide, (parts){true, true, true, true});
+  /* 64 input rows of a 321-tap span: the input LeakyReLU's window does not fit, so the
+   * kernel declines and the op composes */
+  geo span = {64, 4, 41, 400, 1, 160, 8, 1, 0, false};
+  check_case(span, (parts){true, false, true, false});
+  check_case(span, (parts){false, true, true, true});
 }
 
 int main(void) {
