@@ -21,6 +21,15 @@ typedef struct {
   bool lowp;
 } vt_conv_geom;
 
+/* The ops a forward pass without a tape folds into a 1-D conv (vt_conv1d_fused): y = res +
+ * act_out(conv(act_in(x)) + bias), each act a LeakyReLU with its slope, each part optional
+ * (NULL / false). res is shaped like y. */
+typedef struct {
+  const float *bias, *res;
+  bool in_act, out_act;
+  float in_slope, out_slope;
+} vt_conv_fuse;
+
 struct vt_conv_kernels {
   /* y (+)= conv(x, weight): overwrites y, or adds into it when accumulate. work holds
    * vt_conv_work_floats(g) floats of scratch. */
@@ -37,6 +46,11 @@ struct vt_conv_kernels {
                    float *y);
   void (*bias_backward)(const vt_backend *be, int64_t n, int64_t c, int64_t s, const float *dy,
                         float *db);
+  /* Optional (NULL: the op composes). y = the fused conv of g (transposed: the transposed conv
+   * whose data gradient g describes, y [n, cin, w]) with f's parts; returns false, writing
+   * nothing, for a geometry it does not fuse. */
+  bool (*conv1d_fused)(const vt_backend *be, const vt_conv_geom *g, bool transposed, const float *x,
+                       const float *weight, const vt_conv_fuse *f, float *y);
 };
 
 /* The unfolded input (im2col) is processed in chunks of output positions so that scratch stays

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "autograd/kernels_conv.h"
+#include "autograd/ops.h" /* vt_leaky_relu, vt_add: the fused ops' composition */
 #include "autograd/ops_nn_check.h"
 
 /* Scratch for the unfolded input, taken from the step arena and given back right after the
@@ -17,6 +18,9 @@ static float *scratch_push(vt_ctx *ctx, const char *op, const vt_conv_geom *g,
   return vt_arena_data(ctx, op, (size_t)vt_conv_work_floats(g) * sizeof(float));
 }
 static void scratch_pop(vt_ctx *ctx, vt_arena_mark mark) { vt_arena_rewind(&ctx->data, mark); }
+
+/* vt_ctx_fail for the geometry checks, which return bool. */
+#define fail(ctx, op, ...) (vt_ctx_fail(ctx, op, __VA_ARGS__), false)
 
 static void conv_backward(vt_ctx *ctx, vt_node *n) {
   const vt_conv_geom *g = n->extra;
@@ -99,49 +103,67 @@ static bool conv_check(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor *w, 
   return vt_check_vec(ctx, op, b, bias_len, "bias", x);
 }
 
-vt_tensor *vt_conv1d_pad(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias, int stride,
-                         int pad_left, int pad_right, int dilation, int groups) {
-  const char *op = "conv1d";
-  VT_OP_INPUTS(ctx, op, x, weight);
-  if (!conv_check(ctx, op, x, weight, bias, 3, weight->shape[0])) return &ctx->err_tensor;
+/* A 1-D conv: x [n, cin, w] -> [n, cout, ow], k taps, left padding pad. */
+static vt_conv_geom geom_1d(int64_t n, int64_t groups, int64_t cin, int64_t w, int64_t cout,
+                            int64_t ow, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
+  return (vt_conv_geom){.n = n,
+                        .groups = groups,
+                        .cin = cin,
+                        .h = 1,
+                        .w = w,
+                        .cout = cout,
+                        .oh = 1,
+                        .ow = ow,
+                        .kh = 1,
+                        .kw = k,
+                        .sh = 1,
+                        .sw = stride,
+                        .ph = 0,
+                        .pw = pad,
+                        .dh = 1,
+                        .dw = dil};
+}
+
+/* Checks a conv1d's arguments and describes it in *g (false, with the error on ctx, if bad). */
+static bool conv1d_geom(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor *weight,
+                        vt_tensor *bias, int stride, int pad_left, int pad_right, int dilation,
+                        int groups, vt_conv_geom *g) {
+  if (!vt_check_inputs(ctx, op, 2, (vt_tensor *[]){x, weight}) ||
+      !conv_check(ctx, op, x, weight, bias, 3, weight->shape[0]))
+    return false;
   char sx[96], sw[96];
   vt_shape_str(x, sx, sizeof sx);
   vt_shape_str(weight, sw, sizeof sw);
   if (stride < 1 || dilation < 1 || groups < 1 || pad_left < 0 || pad_right < 0)
-    return vt_ctx_fail(ctx, op,
-                       "stride %d, dilation %d, groups %d must be >= 1 and padding "
-                       "%d/%d >= 0 (input %s)",
-                       stride, dilation, groups, pad_left, pad_right, sx);
+    return fail(ctx, op,
+                "stride %d, dilation %d, groups %d must be >= 1 and padding "
+                "%d/%d >= 0 (input %s)",
+                stride, dilation, groups, pad_left, pad_right, sx);
   int64_t cout = weight->shape[0], k = weight->shape[2];
   if (x->shape[1] % groups || cout % groups || weight->shape[1] != x->shape[1] / groups)
-    return vt_ctx_fail(ctx, op,
-                       "input %s and weight %s do not match with %d groups "
-                       "(weight must be [Cout, Cin / groups, K], both divisible)",
-                       sx, sw, groups);
+    return fail(ctx, op,
+                "input %s and weight %s do not match with %d groups "
+                "(weight must be [Cout, Cin / groups, K], both divisible)",
+                sx, sw, groups);
   int64_t span = (int64_t)dilation * (k - 1) + 1, lp = x->shape[2] + pad_left + pad_right;
   if (lp < span)
-    return vt_ctx_fail(ctx, op,
-                       "input %s padded to %lld is shorter than the kernel span %lld "
-                       "of weight %s",
-                       sx, (long long)lp, (long long)span, sw);
-  vt_conv_geom g = {.n = x->shape[0],
-                    .groups = groups,
-                    .cin = x->shape[1],
-                    .h = 1,
-                    .w = x->shape[2],
-                    .cout = cout,
-                    .oh = 1,
-                    .ow = (lp - span) / stride + 1,
-                    .kh = 1,
-                    .kw = k,
-                    .sh = 1,
-                    .sw = stride,
-                    .ph = 0,
-                    .pw = pad_left,
-                    .dh = 1,
-                    .dw = dilation};
-  int64_t shape[3] = {g.n, cout, g.ow};
-  return conv_run(ctx, op, x, weight, bias, &g, false, 3, shape);
+    return fail(ctx, op,
+                "input %s padded to %lld is shorter than the kernel span %lld "
+                "of weight %s",
+                sx, (long long)lp, (long long)span, sw);
+  *g = geom_1d(x->shape[0], groups, x->shape[1], x->shape[2], cout, (lp - span) / stride + 1, k,
+               stride, pad_left, dilation);
+  return true;
+}
+
+vt_tensor *vt_conv1d_pad(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias, int stride,
+                         int pad_left, int pad_right, int dilation, int groups) {
+  vt_conv_geom g;
+  if (!conv1d_geom(ctx, "conv1d", x, weight, bias, stride, pad_left, pad_right, dilation, groups,
+                   &g))
+    return &ctx->err_tensor;
+  int64_t shape[3] = {g.n, g.cout, g.ow};
+  return conv_run(ctx, "conv1d", x, weight, bias, &g, false, 3, shape);
 }
 
 vt_tensor *vt_conv1d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias, int stride,
@@ -187,48 +209,106 @@ vt_tensor *vt_conv2d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bi
   return conv_run(ctx, op, x, weight, bias, &g, false, 4, shape);
 }
 
-vt_tensor *vt_conv_transpose1d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias,
-                               int stride, int padding, int output_padding) {
-  const char *op = "conv_transpose1d";
-  VT_OP_INPUTS(ctx, op, x, weight);
-  if (!conv_check(ctx, op, x, weight, bias, 3, weight->shape[1])) return &ctx->err_tensor;
+/* Checks a conv_transpose1d's arguments and describes in *g the conv it transposes. */
+static bool convt_geom(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor *weight,
+                       vt_tensor *bias, int stride, int padding, int output_padding,
+                       vt_conv_geom *g) {
+  if (!vt_check_inputs(ctx, op, 2, (vt_tensor *[]){x, weight}) ||
+      !conv_check(ctx, op, x, weight, bias, 3, weight->shape[1]))
+    return false;
   char sx[96], sw[96];
   vt_shape_str(x, sx, sizeof sx);
   vt_shape_str(weight, sw, sizeof sw);
   if (stride < 1 || padding < 0 || output_padding < 0 || output_padding >= stride)
-    return vt_ctx_fail(ctx, op,
-                       "stride %d must be >= 1, padding %d >= 0 and output_padding %d "
-                       "in [0, stride) (input %s)",
-                       stride, padding, output_padding, sx);
+    return fail(ctx, op,
+                "stride %d must be >= 1, padding %d >= 0 and output_padding %d "
+                "in [0, stride) (input %s)",
+                stride, padding, output_padding, sx);
   if (weight->shape[0] != x->shape[1])
-    return vt_ctx_fail(ctx, op,
-                       "input %s has %lld channels, weight %s [Cin, Cout, K] expects "
-                       "%lld",
-                       sx, (long long)x->shape[1], sw, (long long)weight->shape[0]);
+    return fail(ctx, op,
+                "input %s has %lld channels, weight %s [Cin, Cout, K] expects "
+                "%lld",
+                sx, (long long)x->shape[1], sw, (long long)weight->shape[0]);
   int64_t k = weight->shape[2];
   int64_t lout = (x->shape[2] - 1) * stride - 2 * (int64_t)padding + k + output_padding;
   if (lout <= 0)
-    return vt_ctx_fail(ctx, op, "input %s and weight %s give an empty output (length %lld)", sx, sw,
-                       (long long)lout);
+    return fail(ctx, op, "input %s and weight %s give an empty output (length %lld)", sx, sw,
+                (long long)lout);
   /* The convolution this transposes: input [N, Cout, lout], output [N, Cin, L]. */
-  vt_conv_geom g = {.n = x->shape[0],
-                    .groups = 1,
-                    .cin = weight->shape[1],
-                    .h = 1,
-                    .w = lout,
-                    .cout = x->shape[1],
-                    .oh = 1,
-                    .ow = x->shape[2],
-                    .kh = 1,
-                    .kw = k,
-                    .sh = 1,
-                    .sw = stride,
-                    .ph = 0,
-                    .pw = padding,
-                    .dh = 1,
-                    .dw = 1};
-  int64_t shape[3] = {g.n, g.cin, lout};
-  return conv_run(ctx, op, x, weight, bias, &g, true, 3, shape);
+  *g = geom_1d(x->shape[0], 1, weight->shape[1], lout, x->shape[1], x->shape[2], k, stride, padding,
+               1);
+  return true;
+}
+
+vt_tensor *vt_conv_transpose1d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias,
+                               int stride, int padding, int output_padding) {
+  vt_conv_geom g;
+  if (!convt_geom(ctx, "conv_transpose1d", x, weight, bias, stride, padding, output_padding, &g))
+    return &ctx->err_tensor;
+  int64_t shape[3] = {g.n, g.cin, g.w};
+  return conv_run(ctx, "conv_transpose1d", x, weight, bias, &g, true, 3, shape);
+}
+
+/* ---- no-tape fusion ---- */
+
+/* The fused kernel for y = res + act_out(conv(act_in(x)) + bias) when nothing records a tape,
+ * the backend has one and takes g; NULL otherwise (nothing allocated). */
+static vt_tensor *fused_try(vt_ctx *ctx, const char *op, vt_tensor *x, vt_tensor *w, vt_tensor *b,
+                            const vt_conv_geom *g, bool transposed, const vt_conv_fusion *f) {
+  const struct vt_conv_kernels *k = ctx->be->conv;
+  vt_tensor *res = f->res;
+  int64_t shape[3] = {g->n, transposed ? g->cin : g->cout, transposed ? g->w : g->ow};
+  bool tape = ctx->grad_enabled && (x->requires_grad || w->requires_grad ||
+                                    (b && b->requires_grad) || (res && res->requires_grad));
+  if (tape || !k->conv1d_fused || ctx->gemm_dtype == VT_BF16) return NULL;
+  if (res && (res->dtype != VT_F32 || res->ndim != 3 || res->device.type != ctx->device.type ||
+              memcmp(res->shape, shape, sizeof shape)))
+    return NULL; /* the composition's vt_add broadcasts or reports it */
+  vt_arena_mark dm = vt_arena_get_mark(&ctx->data), mm = vt_arena_get_mark(&ctx->meta);
+  vt_tensor *out = vt_alloc_tensor(ctx, op, VT_F32, 3, shape);
+  if (!out) return &ctx->err_tensor;
+  vt_conv_fuse kf = {.bias = b ? b->data : NULL,
+                     .res = res ? res->data : NULL,
+                     .in_act = f->in_act,
+                     .out_act = f->out_act,
+                     .in_slope = f->in_slope,
+                     .out_slope = f->out_slope};
+  if (k->conv1d_fused(ctx->be, g, transposed, x->data, w->data, &kf, out->data)) return out;
+  vt_arena_rewind(&ctx->data, dm);
+  vt_arena_rewind(&ctx->meta, mm);
+  return NULL;
+}
+
+static vt_tensor *fused_epilogue(vt_ctx *ctx, vt_tensor *y, const vt_conv_fusion *f) {
+  if (f->out_act) y = vt_leaky_relu(ctx, y, f->out_slope);
+  return f->res ? vt_add(ctx, y, f->res) : y;
+}
+
+vt_tensor *vt_conv1d_fused(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias,
+                           int stride, int pad_left, int pad_right, int dilation, int groups,
+                           const vt_conv_fusion *f) {
+  vt_conv_geom g;
+  if (!conv1d_geom(ctx, "conv1d", x, weight, bias, stride, pad_left, pad_right, dilation, groups,
+                   &g))
+    return &ctx->err_tensor;
+  vt_tensor *y = fused_try(ctx, "conv1d", x, weight, bias, &g, false, f);
+  if (y) return y;
+  if (f->in_act) x = vt_leaky_relu(ctx, x, f->in_slope);
+  y = vt_conv1d_pad(ctx, x, weight, bias, stride, pad_left, pad_right, dilation, groups);
+  return fused_epilogue(ctx, y, f);
+}
+
+vt_tensor *vt_conv_transpose1d_fused(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias,
+                                     int stride, int padding, int output_padding,
+                                     const vt_conv_fusion *f) {
+  vt_conv_geom g;
+  if (!convt_geom(ctx, "conv_transpose1d", x, weight, bias, stride, padding, output_padding, &g))
+    return &ctx->err_tensor;
+  vt_tensor *y = fused_try(ctx, "conv_transpose1d", x, weight, bias, &g, true, f);
+  if (y) return y;
+  if (f->in_act) x = vt_leaky_relu(ctx, x, f->in_slope);
+  y = vt_conv_transpose1d(ctx, x, weight, bias, stride, padding, output_padding);
+  return fused_epilogue(ctx, y, f);
 }
 
 /* ---- pixel shuffle ---- */

@@ -23,6 +23,25 @@ vt_tensor *vt_conv2d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bi
 vt_tensor *vt_conv_transpose1d(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias,
                                int stride, int padding, int output_padding);
 
+/* The ops around a 1-D conv that the _fused forms fold in: y = res + LeakyReLU_out(conv(
+ * LeakyReLU_in(x)) + bias), each part optional (false / NULL; res shaped like y). */
+typedef struct {
+  bool in_act, out_act;
+  float in_slope, out_slope;
+  vt_tensor *res;
+} vt_conv_fusion;
+/* vt_conv1d_pad and vt_conv_transpose1d with the ops of f around them. Values and gradients
+ * are the composition's (vt_leaky_relu, the conv, vt_leaky_relu, vt_add), bit for bit: when
+ * a tape records (grad enabled and an input requires grad) they run that composition; without
+ * one the backend's fused kernel (CPU: the direct thin-channel path) does it in one pass,
+ * without the intermediate tensors. */
+vt_tensor *vt_conv1d_fused(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias,
+                           int stride, int pad_left, int pad_right, int dilation, int groups,
+                           const vt_conv_fusion *f);
+vt_tensor *vt_conv_transpose1d_fused(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor *bias,
+                                     int stride, int padding, int output_padding,
+                                     const vt_conv_fusion *f);
+
 /* VITA's / InternVL's pixel_shuffle(x, scale_factor = 1 / factor) on x [N, A, B, C] (A, B
  * divisible by factor) -> [N, A / factor, B / factor, factor^2 C], with
  * out[n, a, b, (i factor + j) C + c] = x[n, factor a + i, factor b + j, c]; factor 2 is the

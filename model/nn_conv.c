@@ -61,15 +61,54 @@ static vt_tensor *channel_layer_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt
   return vt_permute(ctx, vt_layer_norm(ctx, vt_permute(ctx, x, last), w, b, eps), first);
 }
 
-vt_tensor *nn_conv_forward(const nn_conv *c, vt_ctx *ctx, vt_tensor *x) {
+static bool check_input(const nn_conv *c, vt_ctx *ctx, vt_tensor *x) {
   const nn_conv_cfg *k = &c->cfg;
-  if (vt_ctx_failed(ctx)) return x;
+  if (vt_ctx_failed(ctx)) return false;
   if (x->ndim != k->dims + 2 || x->shape[1] != k->in_ch) {
     char s[96];
-    return vt_ctx_fail(ctx, "nn_conv", "input %s must be [N, %lld, %s]",
-                       vt_shape_str(x, s, sizeof s), (long long)k->in_ch,
-                       k->dims == 1 ? "L" : "H, W");
+    vt_ctx_fail(ctx, "nn_conv", "input %s must be [N, %lld, %s]", vt_shape_str(x, s, sizeof s),
+                (long long)k->in_ch, k->dims == 1 ? "L" : "H, W");
+    return false;
   }
+  return true;
+}
+
+/* A 1-D conv without a norm whose activation is LeakyReLU or none: vt_conv1d_fused takes it
+ * with that activation and what a caller folds in (a LeakyReLU after it, a residual). */
+static bool fuses(const nn_conv_cfg *k) {
+  return k->dims == 1 && k->norm == NN_CONV_NORM_NONE &&
+         (k->act == NN_ACT_NONE || k->act == NN_ACT_LEAKY_RELU);
+}
+
+/* conv(x) of a conv that fuses, with its own activation when own_act, then f's out_act and
+ * res (f's in_act unused): vt_conv1d_fused, which is the composition without a tape. */
+static vt_tensor *conv_fused(const nn_conv *c, vt_ctx *ctx, vt_tensor *x, bool own_act,
+                             vt_conv_fusion f) {
+  const nn_conv_cfg *k = &c->cfg;
+  if (!check_input(c, ctx, x)) return x;
+  bool leaky = own_act && k->act == NN_ACT_LEAKY_RELU;
+  f.in_act = leaky && k->act_first;
+  f.in_slope = k->act_slope;
+  if (leaky && !k->act_first) {
+    if (f.out_act || f.res) { /* two output stages: the conv's act, then the caller's */
+      vt_tensor *y = conv_fused(c, ctx, x, true, (vt_conv_fusion){0});
+      if (f.out_act) y = vt_leaky_relu(ctx, y, f.out_slope);
+      return f.res ? vt_add(ctx, y, f.res) : y;
+    }
+    f.out_act = true;
+    f.out_slope = k->act_slope;
+  }
+  vt_tensor *w = k->weight_norm ? vt_weight_norm(ctx, c->g, c->v) : c->w;
+  if (k->transpose)
+    return vt_conv_transpose1d_fused(ctx, x, w, c->b, or1(k->stride[0]), k->pad[0], k->pad[1], &f);
+  return vt_conv1d_fused(ctx, x, w, c->b, or1(k->stride[0]), k->pad[0], k->pad[1], or1(k->dilation),
+                         or1(k->groups), &f);
+}
+
+vt_tensor *nn_conv_forward(const nn_conv *c, vt_ctx *ctx, vt_tensor *x) {
+  const nn_conv_cfg *k = &c->cfg;
+  if (fuses(k)) return conv_fused(c, ctx, x, true, (vt_conv_fusion){0});
+  if (!check_input(c, ctx, x)) return x;
   if (k->act_first) x = nn_act_forward(ctx, k->act, k->act_slope, x);
   vt_tensor *w = k->weight_norm ? vt_weight_norm(ctx, c->g, c->v) : c->w;
   vt_tensor *y;
@@ -135,9 +174,19 @@ void nn_resblock_init(nn_resblock *rb, nn_reg *r, const char *prefix, const nn_r
   }
 }
 
+/* x + c2(c1(x)), each conv after its LeakyReLU. Without a tape c2's LeakyReLU runs as c1's
+ * output pass and the residual add as c2's (vt_conv1d_fused), so one unit writes two tensors
+ * instead of six. */
 vt_tensor *nn_resblock_forward(const nn_resblock *rb, vt_ctx *ctx, vt_tensor *x) {
   for (int i = 0; i < rb->cfg.n; i++) {
-    vt_tensor *y = nn_conv_forward(&rb->c2[i], ctx, nn_conv_forward(&rb->c1[i], ctx, x));
+    const nn_conv *c1 = &rb->c1[i], *c2 = &rb->c2[i];
+    if (fuses(&c1->cfg) && c1->cfg.act_first && fuses(&c2->cfg) && c2->cfg.act_first) {
+      vt_conv_fusion a = {.out_act = c2->cfg.act == NN_ACT_LEAKY_RELU,
+                          .out_slope = c2->cfg.act_slope};
+      x = conv_fused(c2, ctx, conv_fused(c1, ctx, x, true, a), false, (vt_conv_fusion){.res = x});
+      continue;
+    }
+    vt_tensor *y = nn_conv_forward(c2, ctx, nn_conv_forward(c1, ctx, x));
     x = vt_add(ctx, y, x);
   }
   return x;

@@ -178,8 +178,19 @@ static bool use_direct_1d(const vt_conv_geom *g, int64_t out_rows) {
          out_rows <= DIRECT_1D_MAX_ROWS && !is_direct(g) && !g->lowp;
 }
 
-static void direct_forward(const vt_conv_geom *g, const float *x, const float *weight, float *y,
-                           bool accumulate) {
+/* The fused parts of f for the rows of group gr of sample i (rows of the output from row0,
+ * plane floats apart). */
+static void set_fuse(cpu_corr1d *c, const vt_conv_fuse *f, int64_t row0, int64_t grow0,
+                     int64_t plane) {
+  if (!f) return;
+  c->bias = f->bias ? f->bias + grow0 : NULL;
+  c->res = f->res ? f->res + row0 * plane : NULL;
+  c->res_ld = plane;
+  c->in_act = f->in_act, c->out_act = f->out_act;
+  c->in_slope = f->in_slope, c->out_slope = f->out_slope;
+}
+
+static cpu_corr1d forward_corr(const vt_conv_geom *g, bool accumulate) {
   vt_conv_sizes s = vt_conv_sizes_of(g);
   cpu_corr1d c = {.src_ld = g->w,
                   .len = g->w,
@@ -197,48 +208,85 @@ static void direct_forward(const vt_conv_geom *g, const float *x, const float *w
     c.off[t] = t * g->dw - g->pw;
     c.on[t] = true;
   }
+  return c;
+}
+
+/* y (+)= conv(x) with f's parts (NULL: none). */
+static void direct_forward(const vt_conv_geom *g, const float *x, const float *weight, float *y,
+                           bool accumulate, const vt_conv_fuse *f) {
+  vt_conv_sizes s = vt_conv_sizes_of(g);
+  cpu_corr1d c = forward_corr(g, accumulate);
   for (int64_t i = 0; i < g->n; i++)
     for (int64_t gr = 0; gr < g->groups; gr++) {
       c.src = x + (i * g->cin + gr * s.cin_g) * s.hw;
       c.w = weight + gr * s.cout_g * s.ck;
       c.dst = y + (i * g->cout + gr * s.cout_g) * s.ohw;
+      set_fuse(&c, f, i * g->cout + gr * s.cout_g, gr * s.cout_g, s.ohw);
       cpu_corr1d_run(&c);
     }
 }
 
-/* dx += conv^T(dy) as sw polyphase correlations: input positions r, r + sw, ... receive the
- * taps kx with (r + pw - kx * dw) divisible by sw, read from dy at m + (r + pw - kx * dw) / sw.
- * No col2im scatter, no zero-stuffing. */
+/* The correlation of input phase r of the data gradient: input positions r, r + sw, ...
+ * receive the taps kx with (r + pw - kx * dw) divisible by sw, read from dy at
+ * m + (r + pw - kx * dw) / sw. */
+static cpu_corr1d phase_corr(const vt_conv_geom *g, int64_t r) {
+  vt_conv_sizes s = vt_conv_sizes_of(g);
+  cpu_corr1d c = {.src_ld = g->ow,
+                  .len = g->ow,
+                  .istride = 1,
+                  .dst_ld = g->w,
+                  .ostride = g->sw,
+                  .obase = r,
+                  .m = (g->w - r + g->sw - 1) / g->sw,
+                  .so = g->kw,
+                  .si = s.ck,
+                  .n_o = s.cin_g,
+                  .n_i = s.cout_g,
+                  .k = g->kw,
+                  .acc = true};
+  for (int64_t t = 0; t < g->kw; t++) {
+    int64_t num = r + g->pw - t * g->dw;
+    c.on[t] = ((num % g->sw) + g->sw) % g->sw == 0;
+    c.off[t] = c.on[t] ? num / g->sw : 0;
+  }
+  return c;
+}
+
+/* dx += conv^T(dy) as sw polyphase correlations (no col2im scatter, no zero-stuffing); with f
+ * (a transposed conv's fused forward) dx = its parts applied to conv^T(dy): the phases write
+ * disjoint positions, so nothing needs zeroing first. */
 static void direct_backward_data(const vt_conv_geom *g, const float *weight, const float *dy,
-                                 float *dx) {
+                                 float *dx, const vt_conv_fuse *f) {
   vt_conv_sizes s = vt_conv_sizes_of(g);
   for (int64_t r = 0; r < g->sw && r < g->w; r++) {
-    cpu_corr1d c = {.src_ld = g->ow,
-                    .len = g->ow,
-                    .istride = 1,
-                    .dst_ld = g->w,
-                    .ostride = g->sw,
-                    .obase = r,
-                    .m = (g->w - r + g->sw - 1) / g->sw,
-                    .so = g->kw,
-                    .si = s.ck,
-                    .n_o = s.cin_g,
-                    .n_i = s.cout_g,
-                    .k = g->kw,
-                    .acc = true};
-    for (int64_t t = 0; t < g->kw; t++) {
-      int64_t num = r + g->pw - t * g->dw;
-      c.on[t] = ((num % g->sw) + g->sw) % g->sw == 0;
-      c.off[t] = c.on[t] ? num / g->sw : 0;
-    }
+    cpu_corr1d c = phase_corr(g, r);
+    c.acc = f == NULL;
     for (int64_t i = 0; i < g->n; i++)
       for (int64_t gr = 0; gr < g->groups; gr++) {
         c.dst = dx + (i * g->cin + gr * s.cin_g) * s.hw;
         c.w = weight + gr * s.cout_g * s.ck;
         c.src = dy + (i * g->cout + gr * s.cout_g) * s.ohw;
+        set_fuse(&c, f, i * g->cin + gr * s.cin_g, gr * s.cin_g, s.hw);
         cpu_corr1d_run(&c);
       }
   }
+}
+
+static bool cpu_conv1d_fused(const vt_backend *be, const vt_conv_geom *g, bool transposed,
+                             const float *x, const float *weight, const vt_conv_fuse *f, float *y) {
+  (void)be;
+  vt_conv_sizes s = vt_conv_sizes_of(g);
+  if (!use_direct_1d(g, transposed ? s.cin_g : s.cout_g)) return false;
+  for (int64_t r = 0; r < (transposed ? g->sw : 1) && r < g->w; r++) {
+    cpu_corr1d c = transposed ? phase_corr(g, r) : forward_corr(g, false);
+    c.in_act = f->in_act;
+    if (!cpu_corr1d_fits(&c)) return false;
+  }
+  if (transposed)
+    direct_backward_data(g, weight, x, y, f);
+  else
+    direct_forward(g, x, weight, y, false, f);
+  return true;
 }
 
 static void cpu_conv_forward(const vt_backend *be, const vt_conv_geom *g, const float *x,
@@ -246,7 +294,7 @@ static void cpu_conv_forward(const vt_backend *be, const vt_conv_geom *g, const 
   (void)be;
   vt_conv_sizes s = vt_conv_sizes_of(g);
   if (use_direct_1d(g, s.cout_g)) {
-    direct_forward(g, x, weight, y, accumulate);
+    direct_forward(g, x, weight, y, accumulate, NULL);
     return;
   }
   bool direct = is_direct(g);
@@ -270,7 +318,7 @@ static void cpu_conv_backward_data(const vt_backend *be, const vt_conv_geom *g, 
   (void)be;
   vt_conv_sizes s = vt_conv_sizes_of(g);
   if (use_direct_1d(g, s.cin_g)) {
-    direct_backward_data(g, weight, dy, dx);
+    direct_backward_data(g, weight, dy, dx, NULL);
     return;
   }
   bool direct = is_direct(g);
@@ -372,4 +420,5 @@ const struct vt_conv_kernels vt_cpu_conv_kernels = {
     .conv_backward_weight = cpu_conv_backward_weight,
     .bias_add = cpu_bias_add,
     .bias_backward = cpu_bias_backward,
+    .conv1d_fused = cpu_conv1d_fused,
 };

@@ -1,7 +1,9 @@
 /* CPU kernels of the norm family: OpenMP loops over rows (or channels), statistics in double so
  * long rows (a 3584-wide RMSNorm, a GroupNorm over a whole waveform) keep f32 accuracy. */
 #include "autograd/cpu/cpu_par.h"
+#include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "autograd/cpu/cpu_vexp.h"
@@ -536,28 +538,70 @@ static void cpu_weight_norm_backward(const vt_backend *be, int64_t rows, int64_t
       });
 }
 
+/* The squared distance of x to code c, summed in j order (the reference the vector form
+ * matches: a multiply then an add per element, no FMA). */
+static float vq_dist(const float *x, const float *c, int64_t d) {
+  float dist = 0;
+  for (int64_t j = 0; j < d; j++) {
+    float df = x[j] - c[j];
+    dist += df * df;
+  }
+  return dist;
+}
+
+#define VQ_LANES 16   /* rows per vector */
+#define VQ_MAX_D 1024 /* the transposed block of rows lives on the stack */
+
+/* Nearest codes of rows [0, nr) (nr <= 16) of x: the rows transposed into lanes, so each
+ * lane's distance to a code is vq_dist's sum in its order, and the first smallest wins. */
+__attribute__((target("avx512f"))) static void vq_block_avx512(const float *x, int64_t nr,
+                                                               int64_t k, int64_t d,
+                                                               const float *codebook,
+                                                               int32_t *idx) {
+  float xt[VQ_MAX_D * VQ_LANES];
+  for (int64_t j = 0; j < d; j++)
+    for (int64_t l = 0; l < VQ_LANES; l++) xt[j * VQ_LANES + l] = l < nr ? x[l * d + j] : 0.0f;
+  __m512 best = _mm512_set1_ps(INFINITY);
+  __m512i bi = _mm512_setzero_si512();
+  for (int64_t c = 0; c < k; c++) {
+    const float *pc = codebook + c * d;
+    __m512 dist = _mm512_setzero_ps();
+    for (int64_t j = 0; j < d; j++) {
+      __m512 df = _mm512_sub_ps(_mm512_loadu_ps(xt + j * VQ_LANES), _mm512_set1_ps(pc[j]));
+      dist = _mm512_add_ps(dist, _mm512_mul_ps(df, df));
+    }
+    __mmask16 lt = _mm512_cmp_ps_mask(dist, best, _CMP_LT_OQ);
+    best = _mm512_mask_blend_ps(lt, best, dist);
+    bi = _mm512_mask_blend_epi32(lt, bi, _mm512_set1_epi32((int)c));
+  }
+  int32_t out[VQ_LANES];
+  _mm512_storeu_si512(out, bi);
+  memcpy(idx, out, sizeof(int32_t) * (size_t)nr);
+}
+
 static void cpu_vq_nearest(const vt_backend *be, int64_t n, int64_t k, int64_t d, const float *x,
                            const float *codebook, int32_t *idx, float *zq) {
   (void)be;
+  static int wide = -1;
+  if (wide < 0) wide = __builtin_cpu_supports("avx512f") ? 1 : 0;
+  bool lanes = wide && d <= VQ_MAX_D && k <= INT32_MAX;
+  int64_t nb = lanes ? (n + VQ_LANES - 1) / VQ_LANES : n, per = lanes ? VQ_LANES : 1;
   VT_OMP_IF(
-      n * k * d > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) {
-        const float *px = x + i * d;
-        float best = INFINITY;
-        int64_t bi = 0;
-        for (int64_t c = 0; c < k; c++) {
-          const float *pc = codebook + c * d;
-          float dist = 0;
-          for (int64_t j = 0; j < d; j++) {
-            float df = px[j] - pc[j];
-            dist += df * df;
+      n * k * d > PAR_MIN, "omp parallel for", for (int64_t blk = 0; blk < nb; blk++) {
+        int64_t i0 = blk * per, nr = n - i0 < per ? n - i0 : per;
+        if (lanes) {
+          vq_block_avx512(x + i0 * d, nr, k, d, codebook, idx + i0);
+        } else {
+          float best = INFINITY;
+          int64_t bc = 0;
+          for (int64_t c = 0; c < k; c++) {
+            float dist = vq_dist(x + i0 * d, codebook + c * d, d);
+            if (dist < best) best = dist, bc = c;
           }
-          if (dist < best) {
-            best = dist;
-            bi = c;
-          }
+          idx[i0] = (int32_t)bc;
         }
-        idx[i] = (int32_t)bi;
-        memcpy(zq + i * d, codebook + bi * d, sizeof(float) * (size_t)d);
+        for (int64_t i = i0; i < i0 + nr; i++)
+          memcpy(zq + i * d, codebook + (int64_t)idx[i] * d, sizeof(float) * (size_t)d);
       });
 }
 
