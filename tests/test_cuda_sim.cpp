@@ -10,7 +10,8 @@
  *   whose sigmoid is its vectorised one;
  *   index_add's sorted path (the (row, position) pairs stably sorted on the host, standing in
  *   for CUB's radix sort) and its in-order fallback: the CPU's bits, on data where another
- *   summation order gives other bits (checked).
+ *   summation order gives other bits (checked);
+ *   vt_for_vec, the split of the float4 passes of the other kernels (cuda_vec.cuh).
  * What the host cannot check is the hardware: CUB itself, timing, alignment faults. */
 #define VT_CUDA_SIM 1
 #include <algorithm>
@@ -169,6 +170,26 @@ static void check_index_add(vt_rng *r, int64_t outer, int64_t n_dst, int64_t inn
   printf("%-48s checked\n", name);
 }
 
+/* vt_for_vec (cuda_vec.cuh), the split of the float4 passes of the elementwise, norm and
+ * softmax kernels: every element once over all workers, groups of 4 only at multiples of 4
+ * below n, none without vec. */
+static void check_for_vec(void) {
+  int bad = 0;
+  for (int64_t n = 0; n <= 41; n++)
+    for (int64_t width : {1, 3, 32, 256})
+      for (int vec = 0; vec < 2; vec++) {
+        std::vector<int> seen((size_t)n + 1, 0);
+        for (int64_t lane = 0; lane < width; lane++)
+          vt_for_vec(n, vec, lane, width, [&](int64_t j, int w) {
+            bad += w != 1 && (w != 4 || !vec || j % 4 != 0 || j + 4 > n);
+            for (int e = 0; e < w && j + e < n; e++) seen[(size_t)(j + e)]++;
+          });
+        for (int64_t j = 0; j < n; j++) bad += seen[(size_t)j] != 1;
+      }
+  CHECK_MSG(bad == 0, "vt_for_vec: %d elements or groups wrong", bad);
+  printf("%-48s checked\n", "vt_for_vec splits");
+}
+
 int main(void) {
   vt_rng r;
   vt_rng_seed(&r, 15);
@@ -181,5 +202,6 @@ int main(void) {
   check_swiglu(&r, 7, 13, 1);
   check_index_add(&r, 1, 12, 300, 200);
   check_index_add(&r, 3, 7, 5, 64);
+  check_for_vec();
   return vt_test_finish("test_cuda_sim");
 }
