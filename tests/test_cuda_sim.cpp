@@ -8,8 +8,9 @@
  *   swiglu and its backward (the vector and scalar paths, written and accumulated): the bits of
  *   the shared element math with the GPU's sigmoid (vt_sigmoidf), and within 1e-6 of the CPU,
  *   whose sigmoid is its vectorised one;
- *   index_add's sorted path (the (row, position) pairs stably sorted on the host, standing in
- *   for CUB's radix sort) and its in-order fallback: the CPU's bits, on data where another
+ *   index_add's sorted path (the (row, position) pairs stably sorted and the run starts
+ *   compacted on the host, standing in for CUB's radix sort and DeviceSelect::Flagged) and its
+ *   in-order fallback: the CPU's bits, on data where another
  *   summation order gives other bits (checked);
  *   vt_for_vec, the split of the float4 passes of the other kernels (cuda_vec.cuh).
  * What the host cannot check is the hardware: CUB itself, timing, alignment faults. */
@@ -156,10 +157,18 @@ static void check_index_add(vt_rng *r, int64_t outer, int64_t n_dst, int64_t inn
   char name[80];
   snprintf(name, sizeof name, "index_add outer %lld n_dst %lld inner %lld n_idx %lld",
            (long long)outer, (long long)n_dst, (long long)inner, (long long)n_idx);
+  /* the runs: flags by the kernel, compacted as CUB's DeviceSelect::Flagged does */
+  std::vector<uint8_t> flags((size_t)n_idx);
+  launch(1, 1, [&] { run_flags_kernel(n_idx, keys.data(), flags.data()); });
+  std::vector<uint32_t> starts;
+  for (int64_t i = 0; i < n_idx; i++)
+    if (flags[(size_t)i]) starts.push_back((uint32_t)i);
+  int64_t n_runs = (int64_t)starts.size();
+  CHECK(n_runs > 1 && n_runs < n_idx / 4); /* long runs */
   std::vector<float> got = dst0;
   launch(2, 5, [&] {
-    index_add_sorted_kernel(outer, n_dst, inner, src.data(), keys.data(), pos.data(), n_idx,
-                            got.data());
+    index_add_runs_kernel(outer, n_dst, inner, src.data(), keys.data(), pos.data(), n_idx,
+                          starts.data(), &n_runs, got.data());
   });
   CHECK_MSG(same_bits("sorted", got, want), "%s", name);
   got = dst0;
@@ -202,6 +211,7 @@ int main(void) {
   check_swiglu(&r, 7, 13, 1);
   check_index_add(&r, 1, 12, 300, 200);
   check_index_add(&r, 3, 7, 5, 64);
+  check_index_add(&r, 1, 200, 33, 300); /* more runs than block rows */
   check_for_vec();
   return vt_test_finish("test_cuda_sim");
 }

@@ -3,9 +3,10 @@
  *   rope_qkv  the packed [b, t, hq + 2 hkv, d] projection split into q, k, v heads with RoPE
  *             on q and k, and its gradient (the transposed rotation, packed back);
  *   index_add the embedding gradient with repeated ids: the ids sorted once per call (CUB's
- *             stable radix sort of (row, position) pairs), then each destination row summed
- *             by one thread per column over its positions in order: the CPU's order, so the
- *             CPU's bits, and no atomics.
+ *             stable radix sort of (row, position) pairs), the runs of each row found
+ *             (DeviceSelect::Flagged), then each destination row summed by one thread per
+ *             column over its positions in order: the CPU's order, so the CPU's bits, and no
+ *             atomics.
  * The element math is the CPU's (cpu_math.h's vt_swiglu_*, kernels_norm.h's vt_rope_pair and
  * vt_rope_inv_freq). tests/test_cuda_sim.cpp compiles the kernels for the host (VT_CUDA_SIM,
  * through tests/flash_sim.h) and checks them against the CPU backend in every build; the
@@ -20,6 +21,7 @@ extern "C" {
 }
 #else
 #include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_select.cuh>
 #include <limits.h>
 
 #include "autograd/cuda/cuda_common.cuh"
@@ -129,25 +131,39 @@ __global__ void iota_kernel(int64_t n, uint32_t *p) {
     p[i] = (uint32_t)i;
 }
 
+/* flags[i] = 1 where sorted entry i starts a run of its row (DeviceSelect::Flagged then
+ * compacts those i into the runs' starts). */
+__global__ void run_flags_kernel(int64_t n, const uint32_t *keys, uint8_t *flags) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)blockDim.x * gridDim.x)
+    flags[i] = i == 0 || keys[i] != keys[i - 1];
+}
+
 /* dst[o, row, :] += src[o, pos, :] for (row, pos) = (keys[i], pos[i]), the pairs sorted by row
- * and, within a row, by position (a stable sort of positions in order). Block row y takes the
- * sorted entries i = y, y + gridDim.y, ...; an entry that starts a run of its row sums the
- * run, one thread per (o, column) of the block's x slice: acc = dst, then + src of each
- * position in order, the CPU's summation. Entries inside a run do nothing. */
-__global__ void index_add_sorted_kernel(int64_t outer, int64_t n_dst, int64_t inner,
-                                        const float *src, const uint32_t *keys, const uint32_t *pos,
-                                        int64_t n_idx, float *dst) {
-  int64_t cols = outer * inner;
-  for (int64_t i = blockIdx.y; i < n_idx; i += gridDim.y) {
-    if (i > 0 && keys[i] == keys[i - 1]) continue;
-    int64_t row = keys[i];
+ * and, within a row, by position (a stable sort of positions in order). Run r of one row
+ * covers sorted entries starts[r] .. starts[r + 1] - 1 (the last ends at n_idx); block row y
+ * takes runs y, y + gridDim.y, ... below *n_runs, one thread per (o, column) of the block's x
+ * slice: acc = dst, then + src of each position in order, the CPU's summation. The loads go
+ * four at a time ahead of their adds (latency hidden, order kept). */
+__global__ void index_add_runs_kernel(int64_t outer, int64_t n_dst, int64_t inner, const float *src,
+                                      const uint32_t *keys, const uint32_t *pos, int64_t n_idx,
+                                      const uint32_t *starts, const int64_t *n_runs, float *dst) {
+  int64_t cols = outer * inner, runs = *n_runs;
+  for (int64_t r = blockIdx.y; r < runs; r += gridDim.y) {
+    int64_t s = starts[r], e = r + 1 < runs ? (int64_t)starts[r + 1] : n_idx, row = keys[s];
     for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < cols;
          c += (int64_t)blockDim.x * gridDim.x) {
       int64_t o = c / inner, j = c % inner;
+      const float *so = src + o * n_idx * inner + j;
       float *dp = dst + (o * n_dst + row) * inner + j;
       float acc = *dp;
-      for (int64_t m = i; m < n_idx && keys[m] == (uint32_t)row; m++)
-        acc += src[(o * n_idx + pos[m]) * inner + j];
+      int64_t m = s;
+      for (; m + 4 <= e; m += 4) {
+        float v[4];
+        for (int u = 0; u < 4; u++) v[u] = so[(int64_t)pos[m + u] * inner];
+        for (int u = 0; u < 4; u++) acc += v[u];
+      }
+      for (; m < e; m++) acc += so[(int64_t)pos[m] * inner];
       *dp = acc;
     }
   }
@@ -212,8 +228,9 @@ void vt_cuda_rope_qkv_backward(const vt_backend *be, int64_t b, int64_t t, int64
 }
 
 /* The sorted path; false when its scratch cannot be had (the caller walks in order instead).
- * Scratch: sorted keys, positions in and out (n_idx u32 each) and CUB's temporary storage, one
- * stream-ordered allocation freed after the kernels. */
+ * Scratch, one stream-ordered allocation freed after the kernels: sorted keys, positions in
+ * and out, the runs' starts (n_idx u32 each), the run flags (n_idx bytes), the run count, and
+ * CUB's temporary storage (the larger of the sort's and the selection's). */
 static bool index_add_sorted(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
                              const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
   if (n_idx > INT_MAX / 2) return false;
@@ -223,29 +240,44 @@ static bool index_add_sorted(const vt_backend *be, int64_t outer, int64_t n_dst,
   while (bits < 31 && ((int64_t)1 << bits) < n_dst) bits++;
   const uint32_t *keys_in = reinterpret_cast<const uint32_t *>(idx); /* ids are >= 0 */
   int n = (int)n_idx;
-  size_t temp = 0, list = ((size_t)n * sizeof(uint32_t) + 255) / 256 * 256;
-  VT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(NULL, temp, keys_in, (uint32_t *)NULL,
+  size_t sort_temp = 0, select_temp = 0, list = ((size_t)n * sizeof(uint32_t) + 255) / 256 * 256;
+  size_t flags_bytes = ((size_t)n + 255) / 256 * 256;
+  VT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(NULL, sort_temp, keys_in, (uint32_t *)NULL,
                                                 (const uint32_t *)NULL, (uint32_t *)NULL, n, 0,
                                                 bits, s));
+  VT_CUDA_CHECK(cub::DeviceSelect::Flagged(NULL, select_temp, (const uint32_t *)NULL,
+                                           (const uint8_t *)NULL, (uint32_t *)NULL, (int64_t *)NULL,
+                                           n_idx, s));
+  size_t temp = sort_temp > select_temp ? sort_temp : select_temp;
+  size_t bytes = 4 * list + flags_bytes + 256 + temp;
   char *mem = NULL;
-  cudaError_t e = st->pool ? cudaMallocAsync((void **)&mem, 3 * list + temp, s)
-                           : cudaMalloc((void **)&mem, 3 * list + temp);
+  cudaError_t e =
+      st->pool ? cudaMallocAsync((void **)&mem, bytes, s) : cudaMalloc((void **)&mem, bytes);
   if (e == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();
     return false;
   }
   VT_CUDA_CHECK(e);
   uint32_t *keys = (uint32_t *)mem, *pos_in = (uint32_t *)(mem + list),
-           *pos = (uint32_t *)(mem + 2 * list);
-  iota_kernel<<<vt_cuda_blocks(be, n_idx, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, s>>>(n_idx, pos_in);
+           *pos = (uint32_t *)(mem + 2 * list), *starts = (uint32_t *)(mem + 3 * list);
+  uint8_t *flags = (uint8_t *)(mem + 4 * list);
+  int64_t *n_runs = (int64_t *)(mem + 4 * list + flags_bytes);
+  char *cub_temp = mem + 4 * list + flags_bytes + 256;
+  unsigned blocks = vt_cuda_blocks(be, n_idx, VT_CUDA_THREADS);
+  iota_kernel<<<blocks, VT_CUDA_THREADS, 0, s>>>(n_idx, pos_in);
   VT_CUDA_LAUNCHED();
-  VT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(mem + 3 * list, temp, keys_in, keys, pos_in, pos, n,
+  VT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(cub_temp, sort_temp, keys_in, keys, pos_in, pos, n,
                                                 0, bits, s));
-  int64_t cols = outer * inner;
-  int64_t gx = (cols + VT_CUDA_THREADS - 1) / VT_CUDA_THREADS;
-  dim3 grid((unsigned)(gx > 64 ? 64 : gx), vt_cuda_grid(n_idx));
-  index_add_sorted_kernel<<<grid, VT_CUDA_THREADS, 0, s>>>(outer, n_dst, inner, src, keys, pos,
-                                                           n_idx, dst);
+  run_flags_kernel<<<blocks, VT_CUDA_THREADS, 0, s>>>(n_idx, keys, flags);
+  VT_CUDA_LAUNCHED();
+  /* the starts: the positions 0..n-1 (pos_in, still the identity) where a run begins */
+  VT_CUDA_CHECK(cub::DeviceSelect::Flagged(cub_temp, select_temp, (const uint32_t *)pos_in,
+                                           (const uint8_t *)flags, starts, n_runs, n_idx, s));
+  int64_t cols = outer * inner, gx = (cols + VT_CUDA_THREADS - 1) / VT_CUDA_THREADS;
+  /* runs are at most n_idx; blocks beyond the run count return at once */
+  dim3 grid((unsigned)(gx > 64 ? 64 : gx), (unsigned)(n_idx < 8192 ? n_idx : 8192));
+  index_add_runs_kernel<<<grid, VT_CUDA_THREADS, 0, s>>>(outer, n_dst, inner, src, keys, pos, n_idx,
+                                                         starts, n_runs, dst);
   VT_CUDA_LAUNCHED();
   if (st->pool)
     VT_CUDA_CHECK(cudaFreeAsync(mem, s));
