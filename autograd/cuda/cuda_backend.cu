@@ -387,7 +387,7 @@ __global__ void axpy_kernel(int64_t n, bool vec, float alpha, const float *x, fl
 
 void vt_cuda_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, float *y) {
   if (n <= 0) return;
-  bool vec = !vt_cuda_simple_kernels() && vt_cuda_al16(x) && vt_cuda_al16(y);
+  bool vec = vt_cuda_flat_vec(x, y, NULL, NULL);
   axpy_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(n, vec, alpha, x,
                                                                                 y);
   VT_CUDA_LAUNCHED();

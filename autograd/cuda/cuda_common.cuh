@@ -90,13 +90,18 @@ static inline bool vt_cuda_simple_kernels(void) {
   return s && *s && strcmp(s, "0") != 0;
 }
 
-/* Whether a row kernel's elementwise passes take 16-byte loads (cuda_vec.cuh): rows of whole
- * groups of 4 and aligned pointers (NULL counts as aligned), unless VT_CUDA_SIMPLE. The row
+/* Whether a flat elementwise pass takes 16-byte loads (cuda_vec.cuh): aligned pointers (NULL
+ * counts as aligned, pass NULL for unused slots), unless VT_CUDA_SIMPLE. */
+static inline bool vt_cuda_flat_vec(const void *a, const void *b, const void *c, const void *d) {
+  return !vt_cuda_simple_kernels() && vt_cuda_al16(a) && vt_cuda_al16(b) && vt_cuda_al16(c) &&
+         vt_cuda_al16(d);
+}
+
+/* The same for a row kernel's elementwise passes: rows of whole groups of 4 too. The row
  * statistics' loops stay one float per thread and step, so their summation order and bits are
  * unchanged. */
 static inline bool vt_cuda_rows_vec(int64_t cols, const void *a, const void *b, const void *c) {
-  return !vt_cuda_simple_kernels() && cols % 4 == 0 && vt_cuda_al16(a) && vt_cuda_al16(b) &&
-         vt_cuda_al16(c);
+  return cols % 4 == 0 && vt_cuda_flat_vec(a, b, c, NULL);
 }
 
 /* Flash attention on tensor cores (cuda_attn_flash.cu): whether it serves this geometry and

@@ -61,7 +61,7 @@ void vt_cuda_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, c
   int64_t n = bcast_numel(bc);
   if (n <= 0) return;
   if (bcast_dense(bc, bc->sa) && bcast_dense(bc, bc->sb)) {
-    bool vec = !vt_cuda_simple_kernels() && vt_cuda_al16(a) && vt_cuda_al16(b) && vt_cuda_al16(out);
+    bool vec = vt_cuda_flat_vec(a, b, out, NULL);
     binary_same_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(op, n, vec,
                                                                                          a, b, out);
   } else {
@@ -245,7 +245,7 @@ __global__ void unary_backward_kernel(vt_unary_op op, int64_t n, bool vec, float
 void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
                    float *y) {
   if (n <= 0) return;
-  bool vec = !vt_cuda_simple_kernels() && vt_cuda_al16(x) && vt_cuda_al16(y);
+  bool vec = vt_cuda_flat_vec(x, y, NULL, NULL);
   unary_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(op, n, vec, alpha,
                                                                                  x, y);
   VT_CUDA_LAUNCHED();
@@ -254,8 +254,7 @@ void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
 void vt_cuda_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
                             const float *x, const float *y, const float *dy, float *dx) {
   if (n <= 0) return;
-  bool vec = !vt_cuda_simple_kernels() && vt_cuda_al16(x) && vt_cuda_al16(y) && vt_cuda_al16(dy) &&
-             vt_cuda_al16(dx);
+  bool vec = vt_cuda_flat_vec(x, y, dy, dx);
   unary_backward_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
       op, n, vec, alpha, x, y, dy, dx);
   VT_CUDA_LAUNCHED();

@@ -187,7 +187,7 @@ __global__ void index_add_ordered_kernel(int64_t outer, int64_t n_dst, int64_t i
 
 void vt_cuda_swiglu(const vt_backend *be, int64_t rows, int64_t f, const float *x, float *y) {
   if (rows <= 0 || f <= 0) return;
-  int vec = f % 4 == 0 && vt_cuda_al16(x) && vt_cuda_al16(y) ? 4 : 1;
+  int vec = vt_cuda_rows_vec(f, x, y, NULL) ? 4 : 1;
   swiglu_kernel<<<vt_cuda_blocks(be, rows * f / vec, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
                   VT_STREAM(be)>>>(rows, f, vec, x, y);
   VT_CUDA_LAUNCHED();
@@ -196,7 +196,7 @@ void vt_cuda_swiglu(const vt_backend *be, int64_t rows, int64_t f, const float *
 void vt_cuda_swiglu_backward(const vt_backend *be, int64_t rows, int64_t f, const float *x,
                              const float *dy, float *dx, bool accumulate) {
   if (rows <= 0 || f <= 0) return;
-  int vec = f % 4 == 0 && vt_cuda_al16(x) && vt_cuda_al16(dy) && vt_cuda_al16(dx) ? 4 : 1;
+  int vec = vt_cuda_rows_vec(f, x, dy, dx) ? 4 : 1;
   swiglu_backward_kernel<<<vt_cuda_blocks(be, rows * f / vec, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
                            VT_STREAM(be)>>>(rows, f, vec, x, dy, dx, accumulate);
   VT_CUDA_LAUNCHED();

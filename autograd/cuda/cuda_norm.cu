@@ -458,32 +458,42 @@ static void cuda_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, in
   VT_CUDA_LAUNCHED();
 }
 
-__global__ void dropout_kernel(int64_t n, float p, uint64_t seed, uint64_t offset, const float *x,
-                               float *y, bool backward) {
+__global__ void dropout_kernel(int64_t n, bool vec, float p, uint64_t seed, uint64_t offset,
+                               const float *x, float *y, bool backward) {
   float scale = 1.0f / (1.0f - p);
-  VT_GRID_STRIDE(i, n) {
+  /* one element: y written, or (backward) added into */
+  auto el = [&](int64_t i, float xv, float yv) {
     bool keep = vt_dropout_uniform(seed, offset + (uint64_t)i) >= p;
-    if (backward) {
-      if (keep) y[i] += x[i] * scale;
-    } else {
-      y[i] = keep ? x[i] * scale : 0.0f;
+    if (backward) return keep ? yv + xv * scale : yv;
+    return keep ? xv * scale : 0.0f;
+  };
+  vt_for_vec(n, vec, VT_GRID_LANE, VT_GRID_WIDTH, [&](int64_t i, int w) {
+    if (w == 1) {
+      y[i] = el(i, x[i], backward ? y[i] : 0.0f);
+      return;
     }
-  }
+    vt_f4 a = vt_ld4(x + i), o = {};
+    if (backward) o = vt_ld4(y + i);
+    for (int e = 0; e < 4; e++) o.f[e] = el(i + e, a.f[e], o.f[e]);
+    vt_st4(y + i, o);
+  });
 }
 
 static void cuda_dropout(const vt_backend *be, int64_t n, float p, uint64_t seed, uint64_t offset,
                          const float *x, float *y) {
   if (n <= 0) return;
-  dropout_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
-      n, p, seed, offset, x, y, false);
+  bool vec = vt_cuda_flat_vec(x, y, NULL, NULL);
+  dropout_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      n, vec, p, seed, offset, x, y, false);
   VT_CUDA_LAUNCHED();
 }
 
 static void cuda_dropout_backward(const vt_backend *be, int64_t n, float p, uint64_t seed,
                                   uint64_t offset, const float *dy, float *dx) {
   if (n <= 0) return;
-  dropout_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
-      n, p, seed, offset, dy, dx, true);
+  bool vec = vt_cuda_flat_vec(dy, dx, NULL, NULL);
+  dropout_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      n, vec, p, seed, offset, dy, dx, true);
   VT_CUDA_LAUNCHED();
 }
 
