@@ -3,13 +3,12 @@
  * per thread, 128 threads a block, grids small enough that the grid-stride loops wrap) against
  * the CPU backend:
  *   rope_qkv and its backward (rotated q/k, copied v, GQA, per-sample and shared positions,
- *   theta 0 with an odd head size, written and accumulated): the CPU's bits, since both form
- *   the angles the same way and rotate through vt_rope_pair;
- *   swiglu and its backward (the vector and scalar paths, written and accumulated): the bits of
- *   the shared element math with the GPU's sigmoid (vt_sigmoidf), and within 1e-6 of the CPU,
- *   whose sigmoid is its vectorised one;
- *   index_add's sorted path (the (row, position) pairs stably sorted and the run starts
- *   compacted on the host, standing in for CUB's radix sort and DeviceSelect::Flagged) and its
+ *   theta 0 with an odd head size, the float4 and scalar paths, written and accumulated): the CPU's
+ * bits, since both form the angles the same way and rotate through vt_rope_pair; swiglu and its
+ * backward (the vector and scalar paths, written and accumulated): the bits of the shared element
+ * math with the GPU's sigmoid (vt_sigmoidf), and within 1e-6 of the CPU, whose sigmoid is its
+ * vectorised one; index_add's sorted path (the (row, position) pairs stably sorted and the run
+ * starts compacted on the host, standing in for CUB's radix sort and DeviceSelect::Flagged) and its
  *   in-order fallback: the CPU's bits, on data where another
  *   summation order gives other bits (checked);
  *   vt_for_vec, the split of the float4 passes of the other kernels (cuda_vec.cuh).
@@ -51,7 +50,7 @@ static bool same_bits(const char *what, const std::vector<float> &got,
 }
 
 static void check_rope_qkv(vt_rng *r, int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t d,
-                           float theta, bool shared_pos) {
+                           float theta, bool shared_pos, int vec) {
   const vt_backend *cpu = vt_backend_cpu();
   int64_t nh = hq + 2 * hkv, np = b * t * nh * d, nq = b * hq * t * d, nk = b * hkv * t * d;
   std::vector<float> x = draw(r, np, -2, 2);
@@ -62,15 +61,15 @@ static void check_rope_qkv(vt_rng *r, int64_t b, int64_t t, int64_t hq, int64_t 
   std::vector<float> q(nq, NAN), k(nk, NAN), v(nk, NAN), rq(nq), rk(nk), rv(nk);
   cpu->norm->rope_qkv(cpu, b, t, hq, hkv, d, theta, pp, ps, x.data(), rq.data(), rk.data(),
                       rv.data());
-  int64_t n = b * t * nh * ((d + 1) / 2);
+  int64_t n = b * t * nh * ((d + 1) / 2) / vec;
   launch(2, 1, [&] {
-    rope_qkv_kernel(b, t, hq, hkv, d, theta, pp, ps, x.data(), q.data(), k.data(), v.data(), false,
-                    false);
+    rope_qkv_kernel(b, t, hq, hkv, d, vec, theta, pp, ps, x.data(), q.data(), k.data(), v.data(),
+                    false, false);
   });
   CHECK(n > 2 * VT_SIM_THREADS); /* the grid-stride loop wraps */
   char name[96];
-  snprintf(name, sizeof name, "rope_qkv b%lld hq%lld hkv%lld d%lld theta %g%s", (long long)b,
-           (long long)hq, (long long)hkv, (long long)d, theta, shared_pos ? " shared" : "");
+  snprintf(name, sizeof name, "rope_qkv b%lld hq%lld hkv%lld d%lld theta %g%s vec %d", (long long)b,
+           (long long)hq, (long long)hkv, (long long)d, theta, shared_pos ? " shared" : "", vec);
   CHECK_MSG(same_bits("q", q, rq) && same_bits("k", k, rk) && same_bits("v", v, rv), "%s", name);
   for (int acc = 0; acc < 2; acc++) {
     std::vector<float> dq = draw(r, nq, -1, 1), dk = draw(r, nk, -1, 1), dv = draw(r, nk, -1, 1);
@@ -79,8 +78,8 @@ static void check_rope_qkv(vt_rng *r, int64_t b, int64_t t, int64_t hq, int64_t 
     cpu->norm->rope_qkv_backward(cpu, b, t, hq, hkv, d, theta, pp, ps, dq.data(), dk.data(),
                                  dv.data(), rdx.data(), acc);
     launch(3, 1, [&] {
-      rope_qkv_kernel(b, t, hq, hkv, d, theta, pp, ps, dx.data(), dq.data(), dk.data(), dv.data(),
-                      true, acc);
+      rope_qkv_kernel(b, t, hq, hkv, d, vec, theta, pp, ps, dx.data(), dq.data(), dk.data(),
+                      dv.data(), true, acc);
     });
     CHECK_MSG(same_bits("dx", dx, rdx), "%s backward%s", name, acc ? " accumulate" : "");
   }
@@ -202,10 +201,13 @@ static void check_for_vec(void) {
 int main(void) {
   vt_rng r;
   vt_rng_seed(&r, 15);
-  check_rope_qkv(&r, 2, 5, 4, 2, 8, 10000.0f, false);
-  check_rope_qkv(&r, 2, 7, 2, 2, 16, 1e6f, true);
-  check_rope_qkv(&r, 1, 9, 3, 1, 64, 10000.0f, false);
-  check_rope_qkv(&r, 2, 12, 2, 1, 7, 0.0f, false); /* a plain split, odd head size */
+  check_rope_qkv(&r, 2, 20, 4, 2, 8, 10000.0f, false, 4);
+  check_rope_qkv(&r, 2, 5, 4, 2, 8, 10000.0f, false, 1);
+  check_rope_qkv(&r, 2, 24, 2, 2, 16, 1e6f, true, 4);
+  check_rope_qkv(&r, 2, 7, 2, 2, 16, 1e6f, true, 1);
+  check_rope_qkv(&r, 1, 9, 3, 1, 64, 10000.0f, false, 4);
+  check_rope_qkv(&r, 2, 12, 2, 1, 7, 0.0f, false, 1); /* a plain split, odd head size */
+  check_rope_qkv(&r, 2, 40, 2, 1, 16, 0.0f, false, 4);
   check_swiglu(&r, 5, 64, 4);
   check_swiglu(&r, 5, 64, 1);
   check_swiglu(&r, 7, 13, 1);

@@ -89,37 +89,56 @@ __global__ void swiglu_backward_kernel(int64_t rows, int64_t f, int vec, const f
 
 /* ---- RoPE fused with the q/k/v head split ---- */
 
-/* One thread per (sample, position, head, slot kk < dh = ceil(d / 2)): elements kk and
- * kk + dh of the head (the RoPE pair when the head rotates; d is even then, checked by the op;
- * a plain split may have an odd d, whose last slot has one element). Forward reads the packed
- * row and writes the head layout; backward reads dq / dk / dv and writes (or adds into) the
- * packed dx, so every output element has one writer. Angles as the CPU forms them:
- * (float)pos * vt_rope_inv_freq, then cosf / sinf; the backward rotates by -sin. */
-__global__ void rope_qkv_kernel(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t d,
+/* One thread per (sample, position, head, slot kk < dh = ceil(d / 2)), or per 4 slots (vec 4,
+ * float4 loads: d % 8 == 0 and aligned): elements kk and kk + dh of the head (the RoPE pair when
+ * the head rotates; d is even then, checked by the op; a plain split may have an odd d, whose last
+ * slot has one element). Forward reads the packed row and writes the head layout; backward reads dq
+ * / dk / dv and writes (or adds into) the packed dx, so every output element has one writer. Angles
+ * as the CPU forms them: (float)pos * vt_rope_inv_freq, then cosf / sinf; the backward rotates by
+ * -sin. */
+__global__ void rope_qkv_kernel(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t d, int vec,
                                 float theta, const int32_t *pos, int64_t pos_bstride, float *packed,
                                 float *q, float *k, float *v, bool backward, bool accumulate) {
-  int64_t nh = hq + 2 * hkv, dh = (d + 1) / 2, n = b * t * nh * dh;
+  int64_t nh = hq + 2 * hkv, dh = (d + 1) / 2, nv = dh / vec, n = b * t * nh * nv;
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (int64_t)blockDim.x * gridDim.x) {
-    int64_t kk = i % dh, r = i / dh; /* r indexes (sample, position, head) of the packed side */
+    int64_t kk = i % nv * vec, r = i / nv; /* r indexes (sample, position, head), packed side */
     int64_t h = r % nh, bt = r / nh, ti = bt % t, bi = bt / t;
     float *hp = vt_qkv_head_row(bi, ti, h, hq, hkv, t, d, q, k, v), *row = packed + r * d;
     const float *src = backward ? hp : row;
     float *dst = backward ? row : hp;
-    bool two = kk + dh < d;
-    float x1 = src[kk], x2 = two ? src[kk + dh] : 0.0f, o1 = x1, o2 = x2;
-    if (theta > 0 && h < hq + hkv) {
-      float ang = (float)pos[bi * pos_bstride + ti] * vt_rope_inv_freq(theta, kk, d);
-      float sn = sinf(ang);
-      vt_rope_pair(x1, x2, cosf(ang), backward ? -sn : sn, &o1, &o2);
+    bool rot = theta > 0 && h < hq + hkv;
+    float p = rot ? (float)pos[bi * pos_bstride + ti] : 0.0f;
+    /* pair kq: rotated (or copied), then written or added */
+    auto pair = [&](int64_t kq, float x1, float x2, float d1, float d2, float *o1, float *o2) {
+      *o1 = x1;
+      *o2 = x2;
+      if (rot) {
+        float ang = p * vt_rope_inv_freq(theta, kq, d), sn = sinf(ang);
+        vt_rope_pair(x1, x2, cosf(ang), backward ? -sn : sn, o1, o2);
+      }
+      if (accumulate) {
+        *o1 = d1 + *o1;
+        *o2 = d2 + *o2;
+      }
+    };
+    if (vec == 4) { /* d % 8 == 0: both halves of the pairs are 16-byte aligned */
+      vt_f4 a = vt_ld4(src + kk), c = vt_ld4(src + kk + dh), u = {}, w = {}, o1, o2;
+      if (accumulate) {
+        u = vt_ld4(dst + kk);
+        w = vt_ld4(dst + kk + dh);
+      }
+      for (int e = 0; e < 4; e++) pair(kk + e, a.f[e], c.f[e], u.f[e], w.f[e], &o1.f[e], &o2.f[e]);
+      vt_st4(dst + kk, o1);
+      vt_st4(dst + kk + dh, o2);
+      continue;
     }
-    if (accumulate) {
-      dst[kk] += o1;
-      if (two) dst[kk + dh] += o2;
-    } else {
-      dst[kk] = o1;
-      if (two) dst[kk + dh] = o2;
-    }
+    bool two = kk + dh < d; /* an odd d (no rotation) has a last slot of one element */
+    float o1, o2;
+    pair(kk, src[kk], two ? src[kk + dh] : 0.0f, accumulate ? dst[kk] : 0.0f,
+         accumulate && two ? dst[kk + dh] : 0.0f, &o1, &o2);
+    dst[kk] = o1;
+    if (two) dst[kk + dh] = o2;
   }
 }
 
@@ -208,8 +227,10 @@ static void rope_qkv_launch(const vt_backend *be, int64_t b, int64_t t, int64_t 
                             bool accumulate) {
   int64_t n = b * t * (hq + 2 * hkv) * ((d + 1) / 2);
   if (n <= 0) return;
-  rope_qkv_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
-      b, t, hq, hkv, d, theta, pos, pos_bstride, packed, q, k, v, backward, accumulate);
+  int vec = d % 8 == 0 && vt_cuda_flat_vec(packed, q, k, v) ? 4 : 1;
+  rope_qkv_kernel<<<vt_cuda_blocks(be, n / vec, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                    VT_STREAM(be)>>>(b, t, hq, hkv, d, vec, theta, pos, pos_bstride, packed, q, k,
+                                     v, backward, accumulate);
   VT_CUDA_LAUNCHED();
 }
 
