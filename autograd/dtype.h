@@ -13,6 +13,15 @@
 #define VT_HD
 #endif
 
+/* Shared element math called from the CPU's vectorised loops (functions built with other
+ * optimisation options, cpu_vexp.h's VT_SIMD_HOT): GCC inlines a plain static inline into
+ * those only when forced, and the loop vectorises only when it is inlined. */
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define VT_HD_INLINE __attribute__((always_inline)) static inline
+#else
+#define VT_HD_INLINE static inline VT_HD
+#endif
+
 typedef enum { VT_F32 = 0, VT_BF16, VT_F16, VT_I32, VT_I64, VT_DTYPE_COUNT } vt_dtype;
 
 size_t vt_dtype_size(vt_dtype t);

@@ -86,6 +86,22 @@ static inline VT_HD float vt_rope_inv_freq(float theta, int64_t k, int64_t d) {
   return 1.0f / powf(theta, (float)(2 * k) / (float)d);
 }
 
+/* rope_qkv's head row: packed head h (hq query heads, then hkv key, then hkv value heads) of
+ * sample bi at position ti, in the q [b, hq, t, d], k or v [b, hkv, t, d] layout. */
+VT_HD_INLINE float *vt_qkv_head_row(int64_t bi, int64_t ti, int64_t h, int64_t hq, int64_t hkv,
+                                    int64_t t, int64_t d, float *q, float *k, float *v) {
+  if (h < hq) return q + ((bi * hq + h) * t + ti) * d;
+  if (h < hq + hkv) return k + ((bi * hkv + h - hq) * t + ti) * d;
+  return v + ((bi * hkv + h - hq - hkv) * t + ti) * d;
+}
+
+/* The rotation of one RoPE pair (x1 at k, x2 at k + d / 2) by (cs, sn); the inverse (the
+ * backward) passes -sn. */
+VT_HD_INLINE void vt_rope_pair(float x1, float x2, float cs, float sn, float *o1, float *o2) {
+  *o1 = x1 * cs - x2 * sn;
+  *o2 = x2 * cs + x1 * sn;
+}
+
 /* The dropout mask as a pure function of (seed, counter): a splitmix64 finaliser of the pair,
  * so every device draws the same mask for the same seed, and the backward regenerates it
  * instead of storing it. Returns a float in [0, 1) with 24 random bits. */

@@ -7,16 +7,20 @@
 #      GEMM, host I/O, 10-step CPU/GPU training parity of four models, and `vita train` with
 #      device: cuda (fp32 and bf16) against the same stage on the CPU;
 #   3. the op table again with VT_CUDA_SIMPLE=1, the switch that bypasses the fast kernels
-#      (flash attention, vectorised conversions) for the simple ones: if a fast kernel is
-#      broken, this part passing says which side to blame, and the switch is the workaround;
+#      (flash attention, cuBLASLt's bias epilogue, the float4 elementwise / norm / softmax
+#      passes, the sorted index_add) for the simple ones: if a fast kernel is broken, this part
+#      passing says which side to blame, and the switch is the workaround; then the host
+#      emulation of the fused kernels (test_cuda_sim: SwiGLU, RoPE + q/k/v split, sorted
+#      index_add against the CPU), which needs no GPU and says whether the kernel code or the
+#      device is at fault;
 #   4. the GPU benchmarks: GEMM TFLOP/s next to a plain cuBLASLt call (bench_cuda_gemm),
 #      attention forward / backward TFLOP/s of the simple and the flash kernels at the MFU
 #      model's shape and two others (bench_cuda_attn), and the training MFU of a ~0.5B Qwen2
 #      at sequence 2048 in bf16 mixed precision (bench_cuda_train --bf16: flash attention),
 #      then the same with VT_CUDA_SIMPLE=1 (the simple attention) for the difference.
 # Each part runs under `timeout`, so the whole stays under 8 minutes; a part that fails or
-# times out is reported and the next one still runs (limits: 40 + 140 + 85 + 30 + 25 + 35 +
-# 75 + 40 s = 7.8 min). The log goes to $OUT/gpu_check.log when OUT is set (else to the build
+# times out is reported and the next one still runs (limits: 40 + 140 + 85 + 30 + 10 + 25 +
+# 35 + 75 + 30 s = 7.8 min). The log goes to $OUT/gpu_check.log when OUT is set (else to the build
 # directory), a summary table is printed last. Exit code: 0 when every part passed, 1 when one
 # failed or timed out, 77 when the machine has no GPU (said first; the build still runs, the
 # GPU parts skip).
@@ -68,7 +72,8 @@ if ! nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=c
   log "           skips, and the script exits 77. Run it on the GPU machine for the real check."
 fi
 
-TESTS="test_backend_ops test_cuda_attn test_gemm test_gemm_epilogue test_host_io test_cuda_train vita"
+TESTS="test_backend_ops test_cuda_attn test_gemm test_gemm_epilogue test_host_io test_cuda_train vita
+  test_cuda_sim"
 BENCHES="bench_cuda_gemm bench_cuda_attn bench_cuda_train"
 built=1
 if [ "${VT_GPU_PREBUILT:-0}" != 1 ]; then
@@ -83,10 +88,11 @@ if [ $built = 1 ]; then
   part "ctest -L cuda" 85 ctest --test-dir "$BUILD" -L cuda --output-on-failure -j1
   part "ops (simple)" 30 env VT_CUDA_SIMPLE=1 ctest --test-dir "$BUILD" -R '^test_backend_ops$' \
     --output-on-failure
+  part "host sim" 10 ctest --test-dir "$BUILD" -R '^test_cuda_sim$' --output-on-failure
   part gemm 25 "$BUILD/bench/bench_cuda_gemm" 20
   part attention 35 "$BUILD/bench/bench_cuda_attn" 5
   part train-bf16 75 "$BUILD/bench/bench_cuda_train" --bf16 4 2 2048 1
-  part train-simple 40 env VT_CUDA_SIMPLE=1 "$BUILD/bench/bench_cuda_train" --bf16 2 1 2048 1
+  part train-simple 30 env VT_CUDA_SIMPLE=1 "$BUILD/bench/bench_cuda_train" --bf16 2 1 2048 1
 fi
 
 log ""

@@ -1,5 +1,6 @@
 /* A host emulation of the few CUDA features the flash attention kernels use
- * (autograd/cuda/cuda_attn_flash.cu compiled with VT_FLASH_SIM, by tests/test_flash_sim.cpp):
+ * (autograd/cuda/cuda_attn_flash.cu compiled with VT_FLASH_SIM, by tests/test_flash_sim.cpp;
+ * the grid-stride kernels of cuda_fused.cu with VT_CUDA_SIM, by tests/test_cuda_sim.cpp):
  * a block runs as one fiber (ucontext) per thread, switched at barriers, so __syncthreads,
  * warp shuffles and mma.sync behave as collectives of the block / warp. mma.sync.m16n8k16
  * (bf16 in, f32 accumulate) is computed from the fragments every lane holds, placed by the
@@ -82,6 +83,7 @@ struct vt_sim_tid {
 #define threadIdx (vt_sim_tid{(unsigned)vt_sim.cur})
 #define blockIdx (vt_sim.block)
 #define gridDim (vt_sim.grid)
+#define blockDim (vt_sim_dim3{VT_SIM_THREADS, 1, 1})
 
 static inline void __syncthreads(void) {
   int t = vt_sim.cur;

@@ -602,7 +602,7 @@ static const op_case OT_CASES[] = {
     RND("transpose", transpose, 1, 1, {F(3, 6, 7, 8)}),
     RND("concat", concat3_1, 1, 3, {F(3, 2, 3, 4), F(3, 2, 5, 4), F(3, 2, 1, 4)}),
     RND("slice", slice_127, 1, 1, {F(3, 4, 10, 3)}),
-    /* gather / scatter: repeated indices add atomically */
+    /* gather / scatter: repeated indices add into one row (in position order) */
     RND("index_select", index_select_1, 9, 2, {F(3, 5, 7, 3), I32(0, 7, 1, 9)}),
     RND_P("index_copy", index_copy_1, 1, 3, plant_unique,
           {F(3, 5, 7, 3), I32(0, 7, 1, 3), F(3, 5, 3, 3)}),

@@ -572,6 +572,43 @@ static void check_gemm_edges(const vt_backend *g, const char *label) {
   vt_buf_free(g, dc);
 }
 
+/* index_add (the embedding gradient) with long runs of repeated ids and terms over six
+ * decades, where the order of a row's sum shows in its bits: the device must give the CPU's
+ * bits (each row summed in position order), on the sorted path and on the VT_CUDA_SIMPLE one. */
+static void check_index_add_bits(const vt_backend *g, const char *label) {
+  const vt_backend *c = vt_backend_cpu();
+  enum { OUTER = 2, NDST = 40, INNER = 96, NIDX = 3000 };
+  static int32_t idx[NIDX];
+  static float src[OUTER * NIDX * INNER], dst0[OUTER * NDST * INNER], want[OUTER * NDST * INNER],
+      got[OUTER * NDST * INNER];
+  vt_rng rng;
+  vt_rng_seed(&rng, 77);
+  for (int i = 0; i < NIDX; i++)
+    idx[i] = (int32_t)(vt_rng_uniform(&rng) < 0.9f ? vt_rng_uniform(&rng) * 3
+                                                   : vt_rng_uniform(&rng) * (NDST - 1));
+  for (int i = 0; i < OUTER * NIDX * INNER; i++)
+    src[i] = (vt_rng_uniform(&rng) - 0.5f) * powf(10.0f, 6.0f * vt_rng_uniform(&rng) - 3.0f);
+  vt_test_fill_uniform(&rng, dst0, OUTER * NDST * INNER, -1, 1);
+  memcpy(want, dst0, sizeof want);
+  c->index_add(c, OUTER, NDST, INNER, src, idx, NIDX, want);
+  float *ds = vt_buf_alloc(g, sizeof src), *dd = vt_buf_alloc(g, sizeof dst0);
+  int32_t *di = vt_buf_alloc(g, sizeof idx);
+  vt_buf_from_host(g, ds, src, sizeof src);
+  vt_buf_from_host(g, di, idx, sizeof idx);
+  for (int run = 0; run < 3; run++) {
+    if (run == 2) setenv("VT_CUDA_SIMPLE", "1", 1);
+    vt_buf_from_host(g, dd, dst0, sizeof dst0);
+    g->index_add(g, OUTER, NDST, INNER, ds, di, NIDX, dd);
+    vt_buf_to_host(g, got, dd, sizeof got);
+    if (run == 2) unsetenv("VT_CUDA_SIMPLE");
+    CHECK_MSG(memcmp(got, want, sizeof got) == 0, "%s: index_add run %d%s: not the CPU's bits",
+              label, run, run == 2 ? " (VT_CUDA_SIMPLE)" : "");
+  }
+  vt_buf_free(g, ds);
+  vt_buf_free(g, dd);
+  vt_buf_free(g, di);
+}
+
 int main(void) {
   vt_ctx *cpu = vt_test_cpu_ctx();
   backend_run runs[10];
@@ -587,6 +624,7 @@ int main(void) {
     int before = vt_test_failures;
     check_bad_index(runs[b].ctx);
     check_gemm_edges(runs[b].be, runs[b].label);
+    check_index_add_bits(runs[b].be, runs[b].label);
     /* the CUDA backend fills every family: each case must run there */
     if (runs[b].owned)
       CHECK_MSG(runs[b].unsupported == 0, "%s: %d cases not supported", runs[b].label,

@@ -387,10 +387,7 @@ static void cpu_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, 
  * followed by the product, so the fused op gives the composition's bits. */
 VT_SIMD_HOT void swiglu_row(int64_t f, const float *x, float *y) {
 #pragma omp simd
-  for (int64_t j = 0; j < f; j++) {
-    float g = x[j], s1 = g * vt_vsigmoidf(g);
-    y[j] = s1 * x[f + j];
-  }
+  for (int64_t j = 0; j < f; j++) y[j] = vt_swiglu_f(x[j], x[f + j], vt_vsigmoidf(x[j]));
 }
 
 /* The backward of one row as the composition forms it: d silu = dy * up, then SiLU's
@@ -402,16 +399,16 @@ VT_SIMD_HOT void swiglu_row_backward(int64_t f, const float *x, const float *dy,
 #pragma omp simd
     for (int64_t j = 0; j < f; j++) {
       float g = x[j], u = x[f + j], s = vt_vsigmoidf(g);
-      dx[j] += (dy[j] * u) * (s * (1.0f + g * (1.0f - s)));
-      dx[f + j] += dy[j] * (g * s);
+      dx[j] += vt_swiglu_dgate(g, u, s, dy[j]);
+      dx[f + j] += vt_swiglu_dup(g, s, dy[j]);
     }
     return;
   }
 #pragma omp simd
   for (int64_t j = 0; j < f; j++) {
     float g = x[j], u = x[f + j], s = vt_vsigmoidf(g);
-    dx[j] = (dy[j] * u) * (s * (1.0f + g * (1.0f - s)));
-    dx[f + j] = dy[j] * (g * s);
+    dx[j] = vt_swiglu_dgate(g, u, s, dy[j]);
+    dx[f + j] = vt_swiglu_dup(g, s, dy[j]);
   }
 }
 

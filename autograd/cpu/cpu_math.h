@@ -75,4 +75,15 @@ static inline VT_HD float vt_binary_grad(vt_binary_op op, int which, float a, fl
   }
 }
 
+/* SwiGLU's element, silu(g) u, with s = sigmoid(g) from the caller (the CPU's vectorised
+ * sigmoid, the GPU's vt_sigmoidf): SiLU as vt_unary_f forms it, then the product, so the
+ * fused op gives the composition's bits for the same sigmoid. */
+VT_HD_INLINE float vt_swiglu_f(float g, float u, float s) { return (g * s) * u; }
+
+/* Its gradient as the composition forms it: d gate = (dy u) silu'(g), d up = dy silu(g). */
+VT_HD_INLINE float vt_swiglu_dgate(float g, float u, float s, float dy) {
+  return (dy * u) * (s * (1.0f + g * (1.0f - s)));
+}
+VT_HD_INLINE float vt_swiglu_dup(float g, float s, float dy) { return dy * (g * s); }
+
 #endif

@@ -386,8 +386,8 @@ static void cpu_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int
             const float *px = x + off;
             float *py = y + off;
             for (int64_t k = 0; k < half; k++) {
-              float x1 = px[k], x2 = px[k + half];
-              float o1 = x1 * cs[k] - x2 * sn[k], o2 = x2 * cs[k] + x1 * sn[k];
+              float o1, o2;
+              vt_rope_pair(px[k], px[k + half], cs[k], sn[k], &o1, &o2);
               if (inverse) {
                 py[k] += o1;
                 py[k + half] += o2;
@@ -424,8 +424,8 @@ VT_SIMD_HOT void rope_row(const float *src, float *dst, int64_t d, const float *
   }
   float sg = inverse ? -1.0f : 1.0f;
   for (int64_t k = 0; k < half; k++) {
-    float x1 = src[k], x2 = src[k + half], s = sg * sn[k];
-    float o1 = x1 * cs[k] - x2 * s, o2 = x2 * cs[k] + x1 * s;
+    float o1, o2;
+    vt_rope_pair(src[k], src[k + half], cs[k], sg * sn[k], &o1, &o2);
     if (accumulate) {
       dst[k] += o1;
       dst[k + half] += o2;
@@ -454,13 +454,7 @@ static void rope_qkv_run(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t 
         if (rot) rope_angles(inv, d, pos[bi * pos_bstride + ti], cs, sn);
         float *row = packed + (bi * t + ti) * nh * d;
         for (int64_t h = 0; h < nh; h++) {
-          float *hp;
-          if (h < hq)
-            hp = q + ((bi * hq + h) * t + ti) * d;
-          else if (h < hq + hkv)
-            hp = k + ((bi * hkv + h - hq) * t + ti) * d;
-          else
-            hp = v + ((bi * hkv + h - hq - hkv) * t + ti) * d;
+          float *hp = vt_qkv_head_row(bi, ti, h, hq, hkv, t, d, q, k, v);
           const float *c = rot && h < hq + hkv ? cs : NULL;
           if (backward)
             rope_row(hp, row + h * d, d, c, sn, true, accumulate);

@@ -373,14 +373,23 @@ static void cuda_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64
       CUDA_R_32F, ildc, stride_c, gemm_int(batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-__global__ void axpy_kernel(int64_t n, float alpha, const float *x, float *y) {
-  VT_GRID_STRIDE(i, n) y[i] += alpha * x[i];
+__global__ void axpy_kernel(int64_t n, bool vec, float alpha, const float *x, float *y) {
+  vt_for_vec(n, vec, VT_GRID_LANE, VT_GRID_WIDTH, [&](int64_t i, int w) {
+    if (w == 1) {
+      y[i] += alpha * x[i];
+      return;
+    }
+    vt_f4 a = vt_ld4(x + i), o = vt_ld4(y + i);
+    for (int e = 0; e < 4; e++) o.f[e] += alpha * a.f[e];
+    vt_st4(y + i, o);
+  });
 }
 
 void vt_cuda_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, float *y) {
   if (n <= 0) return;
-  axpy_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
-      n, alpha, x, y);
+  bool vec = vt_cuda_flat_vec(x, y, NULL, NULL);
+  axpy_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(n, vec, alpha, x,
+                                                                                y);
   VT_CUDA_LAUNCHED();
 }
 
@@ -493,6 +502,8 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->binary_backward = vt_cuda_binary_backward;
   t->unary = vt_cuda_unary;
   t->unary_backward = vt_cuda_unary_backward;
+  t->swiglu = vt_cuda_swiglu;
+  t->swiglu_backward = vt_cuda_swiglu_backward;
   t->axpy = vt_cuda_axpy;
   t->reduce = vt_cuda_reduce;
   t->reduce_backward = vt_cuda_reduce_backward;

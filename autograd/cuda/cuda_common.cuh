@@ -17,6 +17,8 @@
 
 /* The project headers are C: give their functions C linkage when compiled as CUDA C++. The
  * system headers they include come first, above, so no C++ header lands inside extern "C". */
+#include "autograd/cuda/cuda_vec.cuh"
+
 extern "C" {
 #include "autograd/backend.h"
 #include "autograd/cpu/cpu_math.h"
@@ -88,6 +90,20 @@ static inline bool vt_cuda_simple_kernels(void) {
   return s && *s && strcmp(s, "0") != 0;
 }
 
+/* Whether a flat elementwise pass takes 16-byte loads (cuda_vec.cuh): aligned pointers (NULL
+ * counts as aligned, pass NULL for unused slots), unless VT_CUDA_SIMPLE. */
+static inline bool vt_cuda_flat_vec(const void *a, const void *b, const void *c, const void *d) {
+  return !vt_cuda_simple_kernels() && vt_cuda_al16(a) && vt_cuda_al16(b) && vt_cuda_al16(c) &&
+         vt_cuda_al16(d);
+}
+
+/* The same for a row kernel's elementwise passes: rows of whole groups of 4 too. The row
+ * statistics' loops stay one float per thread and step, so their summation order and bits are
+ * unchanged. */
+static inline bool vt_cuda_rows_vec(int64_t cols, const void *a, const void *b, const void *c) {
+  return cols % 4 == 0 && vt_cuda_flat_vec(a, b, c, NULL);
+}
+
 /* Flash attention on tensor cores (cuda_attn_flash.cu): whether it serves this geometry and
  * these pointers (bf16 allowed, head dims 64/128, 16-byte aligned), and its kernels; Dl is the
  * backward's dout . out per row. */
@@ -110,6 +126,13 @@ static inline unsigned vt_cuda_blocks(const vt_backend *be, int64_t n, int threa
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
        i += (int64_t)blockDim.x * gridDim.x)
 
+/* The same over a grid-stride loop of the whole grid. */
+#define VT_GRID_LANE ((int64_t)blockIdx.x * blockDim.x + threadIdx.x)
+#define VT_GRID_WIDTH ((int64_t)blockDim.x * gridDim.x)
+
+/* Blocks for n elements taken 4 at a time when vec. */
+#define VT_VEC_BLOCKS(be, n, vec) vt_cuda_blocks(be, (vec) ? ((n) + 3) / 4 : (n), VT_CUDA_THREADS)
+
 /* Kernels of the other files, with the vt_backend signatures. */
 void vt_cuda_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
                     const float *b, float *out);
@@ -120,6 +143,17 @@ void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
                    float *y);
 void vt_cuda_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
                             const float *x, const float *y, const float *dy, float *dx);
+/* cuda_fused.cu: SwiGLU, RoPE fused with the q/k/v split, and index_add (below). */
+void vt_cuda_swiglu(const vt_backend *be, int64_t rows, int64_t f, const float *x, float *y);
+void vt_cuda_swiglu_backward(const vt_backend *be, int64_t rows, int64_t f, const float *x,
+                             const float *dy, float *dx, bool accumulate);
+void vt_cuda_rope_qkv(const vt_backend *be, int64_t b, int64_t t, int64_t hq, int64_t hkv,
+                      int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
+                      const float *x, float *q, float *k, float *v);
+void vt_cuda_rope_qkv_backward(const vt_backend *be, int64_t b, int64_t t, int64_t hq, int64_t hkv,
+                               int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
+                               const float *dq, const float *dk, const float *dv, float *dx,
+                               bool accumulate);
 void vt_cuda_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, float *y);
 void vt_cuda_reduce(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_t len,
                     int64_t inner, const float *x, float *y, int32_t *arg);

@@ -1,6 +1,7 @@
 /* Elementwise CUDA kernels: broadcasting binary ops and their gradients (reduced over the
  * broadcast dims), activations and their derivatives. The math is cpu_math.h's, shared with
- * the CPU backend. */
+ * the CPU backend; the same-shape binary ops and the activations take 16-byte loads when
+ * their pointers are aligned (vt_for_vec). */
 #include "autograd/cuda/cuda_common.cuh"
 
 /* Offsets in a and b of output element i (decoded over the broadcast shape). */
@@ -17,9 +18,17 @@ static __device__ __forceinline__ void bcast_offsets(const vt_bcast &bc, int64_t
   *ob = b;
 }
 
-__global__ void binary_same_kernel(vt_binary_op op, int64_t n, const float *a, const float *b,
-                                   float *out) {
-  VT_GRID_STRIDE(i, n) out[i] = vt_binary_f(op, a[i], b[i]);
+__global__ void binary_same_kernel(vt_binary_op op, int64_t n, bool vec, const float *a,
+                                   const float *b, float *out) {
+  vt_for_vec(n, vec, VT_GRID_LANE, VT_GRID_WIDTH, [&](int64_t i, int w) {
+    if (w == 1) {
+      out[i] = vt_binary_f(op, a[i], b[i]);
+      return;
+    }
+    vt_f4 x = vt_ld4(a + i), y = vt_ld4(b + i), o;
+    for (int e = 0; e < 4; e++) o.f[e] = vt_binary_f(op, x.f[e], y.f[e]);
+    vt_st4(out + i, o);
+  });
 }
 
 __global__ void binary_bcast_kernel(vt_binary_op op, vt_bcast bc, int64_t n, const float *a,
@@ -51,11 +60,14 @@ void vt_cuda_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, c
                     const float *b, float *out) {
   int64_t n = bcast_numel(bc);
   if (n <= 0) return;
-  unsigned blocks = vt_cuda_blocks(be, n, VT_CUDA_THREADS);
-  if (bcast_dense(bc, bc->sa) && bcast_dense(bc, bc->sb))
-    binary_same_kernel<<<blocks, VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(op, n, a, b, out);
-  else
-    binary_bcast_kernel<<<blocks, VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(op, *bc, n, a, b, out);
+  if (bcast_dense(bc, bc->sa) && bcast_dense(bc, bc->sb)) {
+    bool vec = vt_cuda_flat_vec(a, b, out, NULL);
+    binary_same_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(op, n, vec,
+                                                                                         a, b, out);
+  } else {
+    binary_bcast_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
+                          VT_STREAM(be)>>>(op, *bc, n, a, b, out);
+  }
   VT_CUDA_LAUNCHED();
 }
 
@@ -202,27 +214,48 @@ void vt_cuda_binary_backward(const vt_backend *be, vt_binary_op op, const vt_bca
   if (db) grad_into(be, op, 1, bc, a, b, dout, db);
 }
 
-__global__ void unary_kernel(vt_unary_op op, int64_t n, float alpha, const float *x, float *y) {
-  VT_GRID_STRIDE(i, n) y[i] = vt_unary_f(op, alpha, x[i]);
+__global__ void unary_kernel(vt_unary_op op, int64_t n, bool vec, float alpha, const float *x,
+                             float *y) {
+  vt_for_vec(n, vec, VT_GRID_LANE, VT_GRID_WIDTH, [&](int64_t i, int w) {
+    if (w == 1) {
+      y[i] = vt_unary_f(op, alpha, x[i]);
+      return;
+    }
+    vt_f4 a = vt_ld4(x + i), o;
+    for (int e = 0; e < 4; e++) o.f[e] = vt_unary_f(op, alpha, a.f[e]);
+    vt_st4(y + i, o);
+  });
 }
 
-__global__ void unary_backward_kernel(vt_unary_op op, int64_t n, float alpha, const float *x,
-                                      const float *y, const float *dy, float *dx) {
-  VT_GRID_STRIDE(i, n) dx[i] += dy[i] * vt_unary_df(op, alpha, x[i], y ? y[i] : 0.0f);
+__global__ void unary_backward_kernel(vt_unary_op op, int64_t n, bool vec, float alpha,
+                                      const float *x, const float *y, const float *dy, float *dx) {
+  vt_for_vec(n, vec, VT_GRID_LANE, VT_GRID_WIDTH, [&](int64_t i, int w) {
+    if (w == 1) {
+      dx[i] += dy[i] * vt_unary_df(op, alpha, x[i], y ? y[i] : 0.0f);
+      return;
+    }
+    vt_f4 a = vt_ld4(x + i), g = vt_ld4(dy + i), o = vt_ld4(dx + i), b;
+    if (y) b = vt_ld4(y + i);
+    for (int e = 0; e < 4; e++)
+      o.f[e] += g.f[e] * vt_unary_df(op, alpha, a.f[e], y ? b.f[e] : 0.0f);
+    vt_st4(dx + i, o);
+  });
 }
 
 void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
                    float *y) {
   if (n <= 0) return;
-  unary_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
-      op, n, alpha, x, y);
+  bool vec = vt_cuda_flat_vec(x, y, NULL, NULL);
+  unary_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(op, n, vec, alpha,
+                                                                                 x, y);
   VT_CUDA_LAUNCHED();
 }
 
 void vt_cuda_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
                             const float *x, const float *y, const float *dy, float *dx) {
   if (n <= 0) return;
-  unary_backward_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
-                          VT_STREAM(be)>>>(op, n, alpha, x, y, dy, dx);
+  bool vec = vt_cuda_flat_vec(x, y, dy, dx);
+  unary_backward_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      op, n, vec, alpha, x, y, dy, dx);
   VT_CUDA_LAUNCHED();
 }

@@ -1,5 +1,6 @@
 /* Data-movement CUDA kernels: the n-d strided copy behind permute, slice and concat, and the
- * gather / scatter kernels over [outer, n, inner] layouts with an i32 index vector. */
+ * gather / scatter kernels over [outer, n, inner] layouts with an i32 index vector (index_add,
+ * which must not use atomics, is in cuda_fused.cu). */
 #include <limits.h>
 
 #include "autograd/cuda/cuda_common.cuh"
@@ -94,12 +95,6 @@ __global__ void index_select_kernel(int64_t n, int64_t n_src, int64_t inner, con
   VT_GRID_STRIDE(i, n) dst[i] = src[index_row(i, n_idx, n_src, inner, idx)];
 }
 
-__global__ void index_add_kernel(int64_t n, int64_t n_dst, int64_t inner, const float *src,
-                                 const int32_t *idx, int64_t n_idx, float *dst) {
-  /* Repeated indices add into the same element. */
-  VT_GRID_STRIDE(i, n) atomicAdd(dst + index_row(i, n_idx, n_dst, inner, idx), src[i]);
-}
-
 __global__ void index_copy_kernel(int64_t n, int64_t n_dst, int64_t inner, const float *src,
                                   const int32_t *idx, int64_t n_idx, float *dst) {
   VT_GRID_STRIDE(i, n) dst[index_row(i, n_idx, n_dst, inner, idx)] = src[i];
@@ -121,11 +116,6 @@ __global__ void index_zero_kernel(int64_t n, int64_t n_dst, int64_t inner, const
 void vt_cuda_index_select(const vt_backend *be, int64_t outer, int64_t n_src, int64_t inner,
                           const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
   INDEX_LAUNCH(index_select_kernel, outer * n_idx * inner, n_src, inner, src, idx, n_idx, dst);
-}
-
-void vt_cuda_index_add(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,
-                       const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
-  INDEX_LAUNCH(index_add_kernel, outer * n_idx * inner, n_dst, inner, src, idx, n_idx, dst);
 }
 
 void vt_cuda_index_copy(const vt_backend *be, int64_t outer, int64_t n_dst, int64_t inner,

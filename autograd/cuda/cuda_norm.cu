@@ -12,7 +12,7 @@ extern "C" {
 
 /* ---- LayerNorm / RMSNorm ---- */
 
-__global__ void layer_norm_kernel(int64_t rows, int64_t cols, float eps, const float *x,
+__global__ void layer_norm_kernel(int64_t rows, int64_t cols, bool vec, float eps, const float *x,
                                   const float *w, const float *b, float *y, float *mean,
                                   float *rstd) {
   __shared__ double sh[32];
@@ -33,17 +33,28 @@ __global__ void layer_norm_kernel(int64_t rows, int64_t cols, float eps, const f
       mean[r] = fm;
       rstd[r] = rs;
     }
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-      float v = (px[j] - fm) * rs;
-      if (w) v *= w[j];
-      if (b) v += b[j];
-      py[j] = v;
-    }
+    auto out = [&](float xv, float wv, float bv) {
+      float v = (xv - fm) * rs;
+      if (w) v *= wv;
+      if (b) v += bv;
+      return v;
+    };
+    vt_for_vec(cols, vec, threadIdx.x, blockDim.x, [&](int64_t j, int n) {
+      if (n == 1) {
+        py[j] = out(px[j], w ? w[j] : 0.0f, b ? b[j] : 0.0f);
+        return;
+      }
+      vt_f4 a = vt_ld4(px + j), ww = {}, bb = {}, o;
+      if (w) ww = vt_ld4(w + j);
+      if (b) bb = vt_ld4(b + j);
+      for (int e = 0; e < 4; e++) o.f[e] = out(a.f[e], ww.f[e], bb.f[e]);
+      vt_st4(py + j, o);
+    });
   }
 }
 
 /* rms: mean is NULL and the row is not centred. */
-__global__ void norm_dx_kernel(int64_t rows, int64_t cols, const float *x, const float *w,
+__global__ void norm_dx_kernel(int64_t rows, int64_t cols, bool vec, const float *x, const float *w,
                                const float *mean, const float *rstd, const float *dy, float *dx) {
   __shared__ double sh[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -59,10 +70,20 @@ __global__ void norm_dx_kernel(int64_t rows, int64_t cols, const float *x, const
     bs = vt_block_sum_d(bs, sh);
     float ma = (float)(a / (double)cols), mb = (float)(bs / (double)cols);
     float *pdx = dx + r * cols;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-      float g = w ? pd[j] * w[j] : pd[j];
-      pdx[j] += mean ? rs * (g - ma - (px[j] - m) * rs * mb) : rs * (g - px[j] * rs * mb);
-    }
+    auto grad = [&](float xv, float dv, float wv) {
+      float g = w ? dv * wv : dv;
+      return mean ? rs * (g - ma - (xv - m) * rs * mb) : rs * (g - xv * rs * mb);
+    };
+    vt_for_vec(cols, vec, threadIdx.x, blockDim.x, [&](int64_t j, int n) {
+      if (n == 1) {
+        pdx[j] += grad(px[j], pd[j], w ? w[j] : 0.0f);
+        return;
+      }
+      vt_f4 a = vt_ld4(px + j), d = vt_ld4(pd + j), ww = {}, o = vt_ld4(pdx + j);
+      if (w) ww = vt_ld4(w + j);
+      for (int e = 0; e < 4; e++) o.f[e] += grad(a.f[e], d.f[e], ww.f[e]);
+      vt_st4(pdx + j, o);
+    });
   }
 }
 
@@ -122,8 +143,9 @@ static void cuda_layer_norm(const vt_backend *be, int64_t rows, int64_t cols, fl
                             const float *x, const float *w, const float *b, float *y, float *mean,
                             float *rstd) {
   if (rows <= 0 || cols <= 0) return;
-  layer_norm_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, eps, x, w, b, y, mean,
-                                                                  rstd);
+  bool vec = vt_cuda_rows_vec(cols, x, y, w) && vt_cuda_al16(b);
+  layer_norm_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, vec, eps, x, w, b, y,
+                                                                  mean, rstd);
   VT_CUDA_LAUNCHED();
 }
 
@@ -132,8 +154,9 @@ static void norm_backward(const vt_backend *be, int64_t rows, int64_t cols, cons
                           float *dx, float *dw, float *db) {
   if (rows <= 0 || cols <= 0) return;
   if (dx) {
-    norm_dx_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, x, w, mean, rstd, dy,
-                                                                 dx);
+    bool vec = vt_cuda_rows_vec(cols, x, dx, w) && vt_cuda_al16(dy);
+    norm_dx_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, vec, x, w, mean, rstd,
+                                                                 dy, dx);
     VT_CUDA_LAUNCHED();
   }
   if (dw || db) {
@@ -154,7 +177,7 @@ static void cuda_layer_norm_backward(const vt_backend *be, int64_t rows, int64_t
   norm_backward(be, rows, cols, x, w, mean, rstd, dy, dx, dw, db);
 }
 
-__global__ void rms_norm_kernel(int64_t rows, int64_t cols, float eps, const float *x,
+__global__ void rms_norm_kernel(int64_t rows, int64_t cols, bool vec, float eps, const float *x,
                                 const float *w, float *y, float *rstd) {
   __shared__ double sh[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -165,15 +188,24 @@ __global__ void rms_norm_kernel(int64_t rows, int64_t cols, float eps, const flo
     ss = vt_block_sum_d(ss, sh);
     float rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
     if (threadIdx.x == 0) rstd[r] = rs;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
-      py[j] = w ? w[j] * (px[j] * rs) : px[j] * rs;
+    vt_for_vec(cols, vec, threadIdx.x, blockDim.x, [&](int64_t j, int n) {
+      if (n == 1) {
+        py[j] = w ? w[j] * (px[j] * rs) : px[j] * rs;
+        return;
+      }
+      vt_f4 a = vt_ld4(px + j), ww = {}, o;
+      if (w) ww = vt_ld4(w + j);
+      for (int e = 0; e < 4; e++) o.f[e] = w ? ww.f[e] * (a.f[e] * rs) : a.f[e] * rs;
+      vt_st4(py + j, o);
+    });
   }
 }
 
 static void cuda_rms_norm(const vt_backend *be, int64_t rows, int64_t cols, float eps,
                           const float *x, const float *w, float *y, float *rstd) {
   if (rows <= 0 || cols <= 0) return;
-  rms_norm_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(rows, cols, eps, x, w, y, rstd);
+  rms_norm_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(
+      rows, cols, vt_cuda_rows_vec(cols, x, y, w), eps, x, w, y, rstd);
   VT_CUDA_LAUNCHED();
 }
 
@@ -426,32 +458,42 @@ static void cuda_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, in
   VT_CUDA_LAUNCHED();
 }
 
-__global__ void dropout_kernel(int64_t n, float p, uint64_t seed, uint64_t offset, const float *x,
-                               float *y, bool backward) {
+__global__ void dropout_kernel(int64_t n, bool vec, float p, uint64_t seed, uint64_t offset,
+                               const float *x, float *y, bool backward) {
   float scale = 1.0f / (1.0f - p);
-  VT_GRID_STRIDE(i, n) {
+  /* one element: y written, or (backward) added into */
+  auto el = [&](int64_t i, float xv, float yv) {
     bool keep = vt_dropout_uniform(seed, offset + (uint64_t)i) >= p;
-    if (backward) {
-      if (keep) y[i] += x[i] * scale;
-    } else {
-      y[i] = keep ? x[i] * scale : 0.0f;
+    if (backward) return keep ? yv + xv * scale : yv;
+    return keep ? xv * scale : 0.0f;
+  };
+  vt_for_vec(n, vec, VT_GRID_LANE, VT_GRID_WIDTH, [&](int64_t i, int w) {
+    if (w == 1) {
+      y[i] = el(i, x[i], backward ? y[i] : 0.0f);
+      return;
     }
-  }
+    vt_f4 a = vt_ld4(x + i), o = {};
+    if (backward) o = vt_ld4(y + i);
+    for (int e = 0; e < 4; e++) o.f[e] = el(i + e, a.f[e], o.f[e]);
+    vt_st4(y + i, o);
+  });
 }
 
 static void cuda_dropout(const vt_backend *be, int64_t n, float p, uint64_t seed, uint64_t offset,
                          const float *x, float *y) {
   if (n <= 0) return;
-  dropout_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
-      n, p, seed, offset, x, y, false);
+  bool vec = vt_cuda_flat_vec(x, y, NULL, NULL);
+  dropout_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      n, vec, p, seed, offset, x, y, false);
   VT_CUDA_LAUNCHED();
 }
 
 static void cuda_dropout_backward(const vt_backend *be, int64_t n, float p, uint64_t seed,
                                   uint64_t offset, const float *dy, float *dx) {
   if (n <= 0) return;
-  dropout_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
-      n, p, seed, offset, dy, dx, true);
+  bool vec = vt_cuda_flat_vec(dy, dx, NULL, NULL);
+  dropout_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
+      n, vec, p, seed, offset, dy, dx, true);
   VT_CUDA_LAUNCHED();
 }
 
@@ -571,6 +613,8 @@ static vt_norm_kernels make_table(void) {
   t.batch_norm = cuda_batch_norm;
   t.batch_norm_backward = cuda_batch_norm_backward;
   t.rope = cuda_rope;
+  t.rope_qkv = vt_cuda_rope_qkv;
+  t.rope_qkv_backward = vt_cuda_rope_qkv_backward;
   t.dropout = cuda_dropout;
   t.dropout_backward = cuda_dropout_backward;
   t.weight_norm = cuda_weight_norm;

@@ -169,7 +169,8 @@ __device__ __forceinline__ int64_t first_row(int64_t *step, row_group<WARP> *g) 
 }
 
 template <bool WARP>
-__global__ void softmax_kernel(bool log, int64_t rows, int64_t cols, const float *x, float *y) {
+__global__ void softmax_kernel(bool log, int64_t rows, int64_t cols, bool vec, const float *x,
+                               float *y) {
   __shared__ float shared[32];
   row_group<WARP> g;
   g.shared = shared;
@@ -184,19 +185,22 @@ __global__ void softmax_kernel(bool log, int64_t rows, int64_t cols, const float
     float s = 0.0f;
     for (int64_t j = g.lane; j < cols; j += g.width) s += expf(px[j] - m);
     s = g.sum(s);
-    if (log) {
-      float lse = m + logf(s);
-      for (int64_t j = g.lane; j < cols; j += g.width) py[j] = px[j] - lse;
-    } else {
-      float inv = 1.0f / s;
-      for (int64_t j = g.lane; j < cols; j += g.width) py[j] = expf(px[j] - m) * inv;
-    }
+    float lse = m + logf(s), inv = 1.0f / s;
+    vt_for_vec(cols, vec, g.lane, g.width, [&](int64_t j, int n) {
+      if (n == 1) {
+        py[j] = log ? px[j] - lse : expf(px[j] - m) * inv;
+        return;
+      }
+      vt_f4 a = vt_ld4(px + j), o;
+      for (int e = 0; e < 4; e++) o.f[e] = log ? a.f[e] - lse : expf(a.f[e] - m) * inv;
+      vt_st4(py + j, o);
+    });
   }
 }
 
 template <bool WARP>
-__global__ void softmax_backward_kernel(bool log, int64_t rows, int64_t cols, const float *y,
-                                        const float *dy, float *dx) {
+__global__ void softmax_backward_kernel(bool log, int64_t rows, int64_t cols, bool vec,
+                                        const float *y, const float *dy, float *dx) {
   __shared__ float shared[32];
   row_group<WARP> g;
   g.shared = shared;
@@ -205,15 +209,17 @@ __global__ void softmax_backward_kernel(bool log, int64_t rows, int64_t cols, co
     const float *py = y + r * cols, *pdy = dy + r * cols;
     float *pdx = dx + r * cols;
     float s = 0.0f;
-    if (log) {
-      for (int64_t j = g.lane; j < cols; j += g.width) s += pdy[j];
-      s = g.sum(s);
-      for (int64_t j = g.lane; j < cols; j += g.width) pdx[j] += pdy[j] - expf(py[j]) * s;
-    } else {
-      for (int64_t j = g.lane; j < cols; j += g.width) s += pdy[j] * py[j];
-      s = g.sum(s);
-      for (int64_t j = g.lane; j < cols; j += g.width) pdx[j] += py[j] * (pdy[j] - s);
-    }
+    for (int64_t j = g.lane; j < cols; j += g.width) s += log ? pdy[j] : pdy[j] * py[j];
+    s = g.sum(s);
+    vt_for_vec(cols, vec, g.lane, g.width, [&](int64_t j, int n) {
+      if (n == 1) {
+        pdx[j] += log ? pdy[j] - expf(py[j]) * s : py[j] * (pdy[j] - s);
+        return;
+      }
+      vt_f4 a = vt_ld4(py + j), d = vt_ld4(pdy + j), o = vt_ld4(pdx + j);
+      for (int e = 0; e < 4; e++) o.f[e] += log ? d.f[e] - expf(a.f[e]) * s : a.f[e] * (d.f[e] - s);
+      vt_st4(pdx + j, o);
+    });
   }
 }
 
@@ -231,25 +237,27 @@ static unsigned softmax_blocks(const vt_backend *be, int64_t rows, bool warp) {
 void vt_cuda_softmax(const vt_backend *be, bool log, int64_t rows, int64_t cols, const float *x,
                      float *y) {
   if (rows <= 0 || cols <= 0) return;
+  bool vec = vt_cuda_rows_vec(cols, x, y, NULL);
   if (cols <= SOFTMAX_WARP_COLS)
     softmax_kernel<true><<<softmax_blocks(be, rows, true), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
-        log, rows, cols, x, y);
+        log, rows, cols, vec, x, y);
   else
     softmax_kernel<false><<<softmax_blocks(be, rows, false), SOFTMAX_BLOCK, 0, VT_STREAM(be)>>>(
-        log, rows, cols, x, y);
+        log, rows, cols, vec, x, y);
   VT_CUDA_LAUNCHED();
 }
 
 void vt_cuda_softmax_backward(const vt_backend *be, bool log, int64_t rows, int64_t cols,
                               const float *y, const float *dy, float *dx) {
   if (rows <= 0 || cols <= 0) return;
+  bool vec = vt_cuda_rows_vec(cols, y, dy, dx);
   if (cols <= SOFTMAX_WARP_COLS)
     softmax_backward_kernel<true>
-        <<<softmax_blocks(be, rows, true), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(log, rows, cols, y,
-                                                                                dy, dx);
+        <<<softmax_blocks(be, rows, true), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(log, rows, cols,
+                                                                                vec, y, dy, dx);
   else
     softmax_backward_kernel<false>
-        <<<softmax_blocks(be, rows, false), SOFTMAX_BLOCK, 0, VT_STREAM(be)>>>(log, rows, cols, y,
-                                                                               dy, dx);
+        <<<softmax_blocks(be, rows, false), SOFTMAX_BLOCK, 0, VT_STREAM(be)>>>(log, rows, cols, vec,
+                                                                               y, dy, dx);
   VT_CUDA_LAUNCHED();
 }
