@@ -1,6 +1,7 @@
 /* The codec behind the model interface; see codec_model.h. */
 #include "model/codec_model.h"
 #include "autograd/fmt.h"
+#include "model/codec_cost.h"
 #include "model/model_cfg.h"
 
 #include <limits.h>
@@ -504,6 +505,12 @@ bool codec_model_release_param(const char *name) {
   return false;
 }
 
+/* vita plan: both phases at the model's segment length (codec_cost.h). */
+static int cost(const vt_model *base, vt_model_shape *s, vt_model_cost *parts) {
+  const codec_model *m = (const codec_model *)base;
+  return codec_cost_parts(&m->m, &m->d, &m->cfg.gan, m->cfg.segment, s, parts);
+}
+
 static void describe(const vt_model *base, char *buf, size_t len) {
   const codec_model_cfg *c = &((const codec_model *)base)->cfg;
   snprintf(buf, len,
@@ -522,4 +529,5 @@ const vt_model_ops codec_model_ops = {.name = "ticodec",
                                       .config_json = config_json,
                                       .loss = loss,
                                       .eval = eval,
+                                      .cost = cost,
                                       .describe = describe};

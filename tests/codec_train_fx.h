@@ -32,6 +32,17 @@ static inline void codec_phases_init(codec_phases *c, const vt_model *m, vt_para
   }
 }
 
+/* A created model's store allocated (with gradients) and initialised from rng, then the
+ * phases' optimizers. */
+static inline void codec_phases_start(codec_phases *c, vt_model *m, vt_params *ps, vt_rng *rng,
+                                      double lr_disc, double lr_gen) {
+  char err[512];
+  CHECK_MSG(!vt_params_alloc(ps, err, sizeof err) && !vt_params_alloc_grads(ps, err, sizeof err) &&
+                !m->ops->init_weights(m, ps, rng, err, sizeof err),
+            "%s", err);
+  codec_phases_init(c, m, ps, lr_disc, lr_gen);
+}
+
 static inline void codec_phases_free(codec_phases *c) {
   for (int p = 0; p < 2; p++) {
     vt_optim_free(&c->opt[p]);

@@ -261,13 +261,10 @@ static void train_usage(const json_t *cfg, int *distinct, double *ppl) {
   vt_model *m = vt_model_create(NULL, cfg, "tiny/codec.json", NULL, &ps, err, sizeof err);
   CHECK_MSG(m, "%s", err);
   if (!m) return;
-  CHECK(vt_params_alloc(&ps, err, sizeof err) == 0 &&
-        vt_params_alloc_grads(&ps, err, sizeof err) == 0);
   vt_rng rng;
   vt_rng_seed(&rng, 3);
-  CHECK(m->ops->init_weights(m, &ps, &rng, err, sizeof err) == 0);
   codec_phases ph; /* configs/stages/ticodec-3.1-tiny.yaml's learning rates */
-  codec_phases_init(&ph, m, &ps, 2e-4, 1e-3);
+  codec_phases_start(&ph, m, &ps, &rng, 2e-4, 1e-3);
   vt_ctx *ctx = vt_test_cpu_ctx();
   int len = 9600, n = 4, n_held = 8, held_len = 4800;
   float *w = malloc(sizeof(float) * (size_t)(n * len)),
