@@ -121,8 +121,13 @@ static void put(vt_ctx *ctx, vt_tensor *t, const float *host) {
   be->copy(be, t->data, host, sizeof(float) * (size_t)vt_numel(t), VT_COPY_H2D);
 }
 
-static bool check_codebook(const codec_restart *s, vt_ctx *ctx, const vt_tensor *cb) {
+static bool check_codebook(const codec_restart *s, vt_ctx *ctx, const vt_tensor *cb,
+                           const vt_rng *rng) {
   if (vt_ctx_failed(ctx)) return false;
+  if (!rng) {
+    vt_ctx_fail(ctx, "codec_restart", "a training batch without an rng to draw frames from");
+    return false;
+  }
   if (cb->ndim != 2 || cb->shape[0] != s->n_codes) {
     char sh[96];
     vt_ctx_fail(ctx, "codec_restart", "codebook %s must be [%lld, d]",
@@ -141,7 +146,7 @@ bool codec_restart_pending(const codec_restart *s, vt_ctx *ctx) {
 
 void codec_restart_first(const codec_restart *s, vt_ctx *ctx, vt_tensor *codebook,
                          vt_tensor *latent, vt_rng *rng) {
-  if (!codec_restart_pending(s, ctx) || !check_codebook(s, ctx, codebook)) return;
+  if (!codec_restart_pending(s, ctx) || !check_codebook(s, ctx, codebook, rng)) return;
   int64_t k = s->n_codes, d = codebook->shape[1], n = 0;
   float *x = frames(ctx, latent, d, &n), *means = malloc(sizeof(float) * (size_t)(k * d));
   int64_t *init = malloc(sizeof(int64_t) * (size_t)k);
@@ -160,7 +165,7 @@ void codec_restart_first(const codec_restart *s, vt_ctx *ctx, vt_tensor *codeboo
 int codec_restart_update(const codec_restart *s, vt_ctx *ctx, vt_tensor *codebook,
                          vt_tensor *latent, vt_tensor *idx, vt_rng *rng) {
   if (s->cfg.dead_batches <= 0 || !s->age) return 0;
-  if (!check_codebook(s, ctx, codebook)) return -1;
+  if (!check_codebook(s, ctx, codebook, rng)) return -1;
   int64_t k = s->n_codes, d = codebook->shape[1], n = 0, n_dead = 0;
   float *x = frames(ctx, latent, d, &n), *age = malloc(sizeof(float) * (size_t)k),
         *cb = malloc(sizeof(float) * (size_t)(k * d));

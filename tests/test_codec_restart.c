@@ -101,7 +101,10 @@ static void test_update(void) {
     CHECK_MSG(cb[c * 2 + 1] == cb[c * 2] + 3 && cb[c * 2] >= 1 && cb[c * 2] <= 3,
               "code %d: (%g, %g)", c, cb[c * 2], cb[c * 2 + 1]);
   CHECK(cb[4] != cb[6]); /* 3 frames for 2 codes: drawn without repetition */
-  /* wrong codes are refused with the shape */
+  /* no rng, then wrong codes: refused, saying why */
+  CHECK(codec_restart_update(&st.s, ctx, st.cb, lat, i1, NULL) == -1);
+  CHECK_MSG(strstr(vt_ctx_error(ctx), "without an rng") != NULL, "%s", vt_ctx_error(ctx));
+  vt_ctx_clear_error(ctx);
   vt_tensor *bad = vt_from_host(ctx, VT_I32, 2, (int64_t[]){1, 2}, (int32_t[]){0, 0});
   CHECK(codec_restart_update(&st.s, ctx, st.cb, lat, bad, &rng) == -1);
   CHECK(strstr(vt_ctx_error(ctx), "expected i32 with 3 entries") != NULL);
