@@ -31,6 +31,7 @@ codec_gan_fwd codec_gan_forward(const codec_gan *g, vt_ctx *ctx, vt_tensor *y, v
   vt_tensor *c = codec_encode(g->m, ctx, y, mode, &f.g);
   vt_tensor *g2 = codec_global_target(g->m, ctx, yy, mode);
   f.cons = vt_cosine_loss(ctx, f.g, g2);
+  f.latent = c;
   f.vq = codec_quantize(g->m, ctx, c, f.g);
   f.y_hat = codec_decode(g->m, ctx, f.vq.q, f.vq.gq);
   return f;

@@ -36,7 +36,8 @@ void codec_gan_free(codec_gan *g);
 /* The generator's forward on a segment y [B, 1, L] and a second segment yy of the same
  * utterances (the consistency target). */
 typedef struct {
-  vt_tensor *y_hat; /* [B, 1, L] */
+  vt_tensor *y_hat;  /* [B, 1, L] */
+  vt_tensor *latent; /* the encoder's output [B, latent, T], before quantisation */
   codec_vq vq;
   vt_tensor *g;    /* the global vector of y */
   vt_tensor *cons; /* 1 - cos(g, sg(g2)), [1] */

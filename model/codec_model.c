@@ -1,6 +1,7 @@
 /* The codec behind the model interface; see codec_model.h. */
 #include "model/codec_model.h"
 #include "autograd/fmt.h"
+#include "model/codec_cost.h"
 #include "model/model_cfg.h"
 
 #include <limits.h>
@@ -13,6 +14,7 @@ typedef struct {
   vt_model base;
   codec_model_cfg cfg;
   codec m;
+  codec_restart rs;
   disc d;
   codec_gan gan;
   int first, last; /* the store's items [first, last) are this model's */
@@ -22,7 +24,8 @@ codec_model_cfg codec_model_cfg_vita(void) {
   return (codec_model_cfg){.codec = codec_cfg_vita(),
                            .disc = disc_cfg_vita(),
                            .gan = codec_gan_cfg_vita(),
-                           .segment = 24000};
+                           .segment = 24000,
+                           .restart = {.kmeans_init = false, .kmeans_iters = 10}};
 }
 
 /* ---- config I/O ---- */
@@ -88,6 +91,14 @@ int codec_model_cfg_from_json(const json_t *root, const char *where, codec_model
       get_float(root, where, "commitment_loss_lambda", &c->commitment, err, err_len) ||
       get_int(root, where, "segment_size", &cfg->segment, err, err_len))
     return -1;
+  codec_restart_cfg *rs = &cfg->restart;
+  int64_t iters = rs->kmeans_iters, dead = rs->dead_batches;
+  if (model_cfg_bool(root, where, "kmeans_init", false, &rs->kmeans_init, err, err_len) ||
+      model_cfg_int(root, where, "kmeans_iters", false, 0, 1000, &iters, err, err_len) ||
+      model_cfg_int(root, where, "dead_code_batches", false, 0, INT_MAX, &dead, err, err_len))
+    return -1;
+  rs->kmeans_iters = (int)iters;
+  rs->dead_batches = (int)dead;
   if (json_object_get(root, "global_feature_conv")) {
     /* TiCodec: [in_channels, hidden, out (the global width), kernel 3, stride 1] */
     if (get_ints(root, where, "global_feature_conv", gfc, NULL, 5, err, err_len)) return -1;
@@ -236,6 +247,11 @@ json_t *codec_model_cfg_to_json(const codec_model_cfg *cfg) {
   json_object_set_new(o, "global_code_num", json_integer(c->n_global));
   json_object_set_new(o, "global_feature_conv", ints(gfc, 5));
   json_object_set_new(o, "segment_size", json_integer(cfg->segment));
+  if (codec_restart_on(&cfg->restart)) { /* ours, not TiCodec's: written only when on */
+    json_object_set_new(o, "kmeans_init", json_boolean(cfg->restart.kmeans_init));
+    json_object_set_new(o, "kmeans_iters", json_integer(cfg->restart.kmeans_iters));
+    json_object_set_new(o, "dead_code_batches", json_integer(cfg->restart.dead_batches));
+  }
   json_object_set_new(o, "num_mels", json_integer(g->n_mels));
   json_object_set_new(o, "mel_n_ffts", ints(g->mel_n_fft, CODEC_N_MEL));
   json_object_set_new(o, "mel_hops", ints(g->mel_hop, CODEC_N_MEL));
@@ -278,6 +294,7 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   m->first = ps->n;
   nn_reg r = nn_reg_make(ps, err, err_len);
   codec_init(&m->m, &r, &m->cfg.codec);
+  codec_restart_init(&m->rs, &r, &m->cfg.restart, m->cfg.codec.n_codes);
   bool mem = disc_init(&m->d, &r, &m->cfg.disc);
   bool gan = mem && codec_gan_init(&m->gan, &m->m, &m->d, &m->cfg.gan, m->cfg.codec.sample_rate);
   if (nn_reg_failed(&r) || !gan) {
@@ -288,6 +305,7 @@ static vt_model *create(const json_t *config, const char *where, const vt_model_
   m->last = ps->n;
   /* running statistics and spectral-norm vectors: saved, never trained */
   codec_freeze_buffers(ps);
+  codec_restart_freeze_buffers(ps);
   disc_freeze_buffers(ps);
   m->base.media = VT_MEDIA_BIT(VT_MEDIA_WAVE);
   m->base.wave_rate = m->cfg.codec.sample_rate;
@@ -304,12 +322,17 @@ static int init_weights(vt_model *base, vt_params *ps, vt_rng *rng, char *err, s
   codec_model *m = (codec_model *)base;
   (void)err, (void)err_len;
   codec_init_weights(&m->m, ps, rng);
+  codec_restart_reset(&m->rs, ps, false);
   disc_init_weights(&m->d, ps, rng);
   return 0;
 }
 
 static json_t *config_json(const vt_model *base) {
   return codec_model_cfg_to_json(&((const codec_model *)base)->cfg);
+}
+
+void codec_model_codebook_loaded(const vt_model *m, const vt_params *ps) {
+  codec_restart_reset(&((const codec_model *)m)->rs, ps, true);
 }
 
 const codec *codec_model_codec(const vt_model *m) { return &((const codec_model *)m)->m; }
@@ -378,6 +401,9 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
     /* the generator's pass without a tape (its parameters are not this phase's), BatchNorm's
      * running statistics left for the generator phase */
     bool was = vt_set_grad_enabled(ctx, false);
+    if (st->train && codec_restart_pending(&m->rs, ctx)) /* the first batch: the k-means */
+      codec_restart_first(&m->rs, ctx, m->m.codebook,
+                          codec_encode(&m->m, ctx, y, CODEC_TRAIN_KEEP_STATS, NULL), st->rng);
     codec_gan_fwd f = codec_gan_forward(&m->gan, ctx, y, yy, CODEC_TRAIN_KEEP_STATS);
     vt_set_grad_enabled(ctx, was);
     codec_d_losses d = codec_gan_d_loss(&m->gan, ctx, y, f.y_hat);
@@ -389,6 +415,11 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
     codec_gan_fwd f =
         codec_gan_forward(&m->gan, ctx, y, yy, st->train ? CODEC_TRAIN : CODEC_TRAIN_KEEP_STATS);
     codec_g_losses g = codec_gan_g_loss(&m->gan, ctx, y, &f);
+    /* codes no frame chose for dead_code_batches batches get frames of this one; the step's
+     * gradient does not reach them (no frame chose them), so the backward is unchanged */
+    if (st->train && codec_restart_update(&m->rs, ctx, m->m.codebook, vt_detach(ctx, f.latent),
+                                          f.vq.idx, st->rng) < 0)
+      return -1;
     vt_tensor *adv = vt_add(ctx, vt_add(ctx, g.g_mpd, g.g_msd), g.g_stft);
     vt_tensor *fm = vt_add(ctx, vt_add(ctx, g.fm_mpd, g.fm_msd), g.fm_stft);
     const char *names[5] = {"adv", "fm", "mel", "vq", "consistency"};
@@ -403,8 +434,17 @@ static int loss(vt_model *base, vt_ctx *ctx, const vt_batch *b, const vt_model_s
   return vt_ctx_failed(ctx) ? -1 : 0;
 }
 
+/* Distinct codes among n. */
+static int64_t distinct_codes(const int32_t *codes, int64_t n, int64_t n_codes, bool *seen) {
+  int64_t k = 0;
+  memset(seen, 0, (size_t)n_codes);
+  for (int64_t i = 0; i < n; i++)
+    if (codes[i] >= 0 && codes[i] < n_codes && !seen[codes[i]]) seen[codes[i]] = true, k++;
+  return k;
+}
+
 /* Reconstruction of each whole item (cut to a multiple of the hop) in eval mode: the mel L1 at
- * the first resolution and the SNR in dB, per item. */
+ * the first resolution, the SNR in dB and the distinct codes of its frames, per item. */
 static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, int *n) {
   codec_model *m = (codec_model *)base;
   const vt_media *w = waves(ctx, b);
@@ -413,10 +453,12 @@ static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, 
   int64_t total = w->data->shape[1];
   int32_t *len = malloc(sizeof(int32_t) * (size_t)w->n);
   float *h = malloc(sizeof(float) * (size_t)total), *r = malloc(sizeof(float) * (size_t)total);
-  double mel = 0, snr = 0;
+  int32_t *codes = malloc(sizeof(int32_t) * (size_t)(total / hop + 1));
+  bool *seen = malloc((size_t)m->cfg.codec.n_codes);
+  double mel = 0, snr = 0, used = 0;
   int64_t counted = 0;
   int rc = -1;
-  if (!len || !h || !r) {
+  if (!len || !h || !r || !codes || !seen) {
     vt_ctx_fail(ctx, "ticodec eval", "out of host memory");
     goto done;
   }
@@ -438,6 +480,8 @@ static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, 
     if (vt_ctx_failed(ctx)) goto done;
     vt_to_host(ctx, row, h);
     vt_to_host(ctx, yh, r);
+    vt_to_host(ctx, q.idx, codes);
+    used += (double)distinct_codes(codes, l / hop, m->cfg.codec.n_codes, seen);
     double s = 0, e = 0;
     for (int64_t j = 0; j < l; j++)
       s += (double)h[j] * h[j], e += (double)(h[j] - r[j]) * (h[j] - r[j]);
@@ -446,10 +490,11 @@ static int eval(vt_model *base, vt_ctx *ctx, const vt_batch *b, vt_metric *out, 
   }
   out[0] = (vt_metric){"mel_l1", mel, (double)counted};
   out[1] = (vt_metric){"snr_db", snr, (double)counted};
-  *n = 2;
+  out[2] = (vt_metric){"codes", used, (double)counted};
+  *n = 3;
   rc = 0;
 done:
-  free(len), free(h), free(r);
+  free(len), free(h), free(r), free(codes), free(seen);
   return rc;
 }
 
@@ -458,6 +503,12 @@ bool codec_model_release_param(const char *name) {
   for (int i = 0; i < 3; i++)
     if (!strncmp(name, parts[i], strlen(parts[i]))) return true;
   return false;
+}
+
+/* vita plan: both phases at the model's segment length (codec_cost.h). */
+static int cost(const vt_model *base, vt_model_shape *s, vt_model_cost *parts) {
+  const codec_model *m = (const codec_model *)base;
+  return codec_cost_parts(&m->m, &m->d, &m->cfg.gan, m->cfg.segment, s, parts);
 }
 
 static void describe(const vt_model *base, char *buf, size_t len) {
@@ -478,4 +529,5 @@ const vt_model_ops codec_model_ops = {.name = "ticodec",
                                       .config_json = config_json,
                                       .loss = loss,
                                       .eval = eval,
+                                      .cost = cost,
                                       .describe = describe};

@@ -12,13 +12,15 @@
 #include <jansson.h>
 
 #include "model/codec_loss.h"
+#include "model/codec_restart.h"
 #include "model/model.h"
 
 typedef struct {
   codec_cfg codec;
   disc_cfg disc;
   codec_gan_cfg gan;
-  int segment; /* samples per training segment (TiCodec's segment_size; 24000) */
+  int segment;               /* samples per training segment (TiCodec's segment_size; 24000) */
+  codec_restart_cfg restart; /* codebook k-means init and dead-code re-seeding (off) */
 } codec_model_cfg;
 
 codec_model_cfg codec_model_cfg_vita(void);
@@ -31,6 +33,10 @@ json_t *codec_model_cfg_to_json(const codec_model_cfg *cfg); /* new reference */
 /* The codec inside a model made by codec_model_ops (for tools: encode / decode). */
 const codec *codec_model_codec(const vt_model *m);
 const codec_model_cfg *codec_model_config(const vt_model *m);
+
+/* After loading trained weights into a fresh store (an import): the codebook counts as
+ * initialised, so training it does not run the first batch's k-means over it. */
+void codec_model_codebook_loaded(const vt_model *m, const vt_params *ps);
 
 /* Whether a parameter is part of the codec's release (VITA-1.5's vita_tts_ckpt/codec/: the
  * encoder, quantizer and generator, under TiCodec's names as they are registered), not a

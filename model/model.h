@@ -90,6 +90,8 @@ typedef struct {
   double act_bytes;                /* step arena bytes on the tape, no recompute */
   double act_bytes_recompute;      /* with per-layer recompute */
   double act_bytes_frozen;         /* off the tape: the layers' outputs and one layer's values */
+  int phase; /* the model phase it runs in (0 for one phase): the trainer resets the step arena
+                between phases, so a step's activations are those of its largest phase */
 } vt_model_cost;
 
 #define VT_MODEL_MAX_COST_PARTS 8

@@ -123,6 +123,7 @@ int stage_codec_import(const char *src, const char *out_dir, uint64_t seed, int 
   int lr = st_load_params_sel(&s.ps, &ix, &sel, 0, err, err_len);
   st_index_close(&ix);
   if (lr || make_dir(out_dir, err, err_len)) goto done;
+  codec_model_codebook_loaded(s.m, &s.ps); /* a trained codebook: no first-batch k-means */
   snprintf(path, sizeof path, "%s/config.json", out_dir);
   if (write_json(s.m, path, err, err_len)) goto done;
   snprintf(path, sizeof path, "%s/model.safetensors", out_dir);

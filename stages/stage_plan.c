@@ -41,7 +41,7 @@ int stage_apply_trainable(const stage_cfg *c, vt_params *ps, char *err, size_t e
 
 /* Activations and FLOPs from the model's cost parts. */
 static void plan_compute(const stage_plan_opts *o, stage_plan *p) {
-  double flops = 0;
+  double flops = 0, act[VT_MODEL_MAX_PHASES] = {0}, act_rc[VT_MODEL_MAX_PHASES] = {0};
   p->act = p->act_recompute = 0;
   for (int i = 0; i < p->n_parts; i++) {
     stage_plan_part *q = &p->parts[i];
@@ -56,15 +56,20 @@ static void plan_compute(const stage_plan_opts *o, stage_plan *p) {
       if (in & (1u << k)) grad = grad || p->parts[k].grad;
     q->grad = grad;
     flops += c->flops_weight + c->flops_attn;
+    int ph = c->phase >= 0 && c->phase < VT_MODEL_MAX_PHASES ? c->phase : 0;
     if (grad) {
       flops += c->flops_weight + 2.0 * c->flops_attn;
       if (q->n_params > 0) flops += c->flops_weight * (double)q->n_trainable / (double)q->n_params;
-      p->act += c->act_bytes;
-      p->act_recompute += c->act_bytes_recompute;
+      act[ph] += c->act_bytes;
+      act_rc[ph] += c->act_bytes_recompute;
     } else {
-      p->act += c->act_bytes_frozen;
-      p->act_recompute += c->act_bytes_frozen;
+      act[ph] += c->act_bytes_frozen;
+      act_rc[ph] += c->act_bytes_frozen;
     }
+  }
+  for (int ph = 0; ph < VT_MODEL_MAX_PHASES; ph++) { /* the arena is reset between phases */
+    p->act = fmax(p->act, act[ph]);
+    p->act_recompute = fmax(p->act_recompute, act_rc[ph]);
   }
   p->flops_sample = flops / (double)p->shape.batch;
   p->flops_step = p->flops_sample * (double)p->shape.batch * (double)p->grad_accum * o->world;

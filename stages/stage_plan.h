@@ -5,7 +5,8 @@
  *
  *   weights      fp32: 4 N bytes; bf16: 4 N f32 masters + 2 N bf16 compute copies
  *   activations  the step arena of one micro-batch: the model's cost hook (model.h), per part
- *                on the tape when gradients reach it, forward alone otherwise
+ *                on the tape when gradients reach it, forward alone otherwise; summed over
+ *                the parts of a phase, the largest phase's (the arena is reset between)
  * FLOPs of a sample: each part's forward; input gradients (the forward's GEMMs again and
  * twice its attention) where gradients reach it; weight gradients for its trainable share. A
  * part gets gradients when it trains or one of its inputs does (vt_model_cost.inputs). */

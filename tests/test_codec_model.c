@@ -12,8 +12,8 @@
 #include "model/codec_model.h"
 #include "stages/stage_config.h"
 #include "stages/stage_model.h"
+#include "tests/codec_train_fx.h"
 #include "tests/testutil.h"
-#include "train/optim.h"
 
 /* A tiny codec: hop 8, 16-d latent, small discriminators; mels at 256/64, 128/32, 64/16. */
 static const char *TINY =
@@ -155,19 +155,8 @@ static void test_training(void) {
   vt_rng rng;
   vt_rng_seed(&rng, 3);
   CHECK(m->ops->init_weights(m, &ps, &rng, err, sizeof err) == 0);
-  bool *only[2];
-  vt_optim opt[2];
-  for (int p = 0; p < 2; p++) {
-    only[p] = calloc((size_t)ps.n + 1, sizeof(bool));
-    for (int i = 0; i < ps.n; i++)
-      only[p][i] = ps.items[i]->trainable && vt_model_phase_has(m, p, ps.items[i]->name);
-    vt_optim_cfg oc = vt_optim_defaults(VT_OPTIM_ADAM);
-    oc.lr = 2e-3; /* TiCodec: 2e-4 over hundreds of thousands of steps; this run has 50 */
-    oc.beta1 = 0.5;
-    oc.beta2 = 0.9;
-    oc.only = only[p];
-    CHECK_MSG(vt_optim_init(&opt[p], &ps, &oc, err, sizeof err) == 0, "%s", err);
-  }
+  codec_phases ph; /* TiCodec: 2e-4 over hundreds of thousands of steps; this run has 50 */
+  codec_phases_init(&ph, m, &ps, 2e-3, 2e-3);
   vt_ctx *ctx = vt_test_cpu_ctx();
   int len = 2048, n = 2;
   float *w = malloc(sizeof(float) * (size_t)(n * len)),
@@ -180,15 +169,8 @@ static void test_training(void) {
          e_snr0 = eval_metric(m, ctx, held, 512, "snr_db");
   for (int step = 0; step < STEPS; step++)
     for (int p = 0; p < 2; p++) {
-      for (int i = 0; i < ps.n; i++) /* what the trainer's phases do */
-        if (ps.items[i]->trainable) ps.items[i]->t.requires_grad = only[p][i];
-      vt_batch b = {.n_media = 1};
-      b.media[0] = (vt_media){.kind = VT_MEDIA_WAVE,
-                              .n = n,
-                              .data = vt_from_host(ctx, VT_F32, 2, (int64_t[]){n, len}, w)};
-      vt_model_step st = {.phase = p, .train = true, .rng = &rng};
       vt_model_loss l;
-      CHECK_MSG(m->ops->loss(m, ctx, &b, &st, &l) == 0, "loss: %s", vt_ctx_error(ctx));
+      codec_phases_loss(&ph, m, &ps, ctx, p, w, n, len, &rng, &l);
       CHECK(l.n_terms == (p == 0 ? 1 : 5) && l.count == n);
       vt_tensor *tot = l.terms[0].sum; /* the public recipe: every term at weight 1 */
       for (int t = 1; t < l.n_terms; t++) tot = vt_add(ctx, tot, l.terms[t].sum);
@@ -207,7 +189,7 @@ static void test_training(void) {
         free(gg);
       }
       vt_optim_stats os;
-      CHECK_MSG(vt_optim_step(&opt[p], 1.0, step, &os, err, sizeof err) == 0, "%s", err);
+      CHECK_MSG(vt_optim_step(&ph.opt[p], 1.0, step, &os, err, sizeof err) == 0, "%s", err);
       vt_ctx_reset(ctx);
     }
   double mel1 = held_mel(m, ctx, held, n, 512), e_mel1 = eval_metric(m, ctx, held, 512, "mel_l1"),
@@ -218,11 +200,8 @@ static void test_training(void) {
   CHECK_MSG(mel1 < 0.9 * mel0, "held-out mel %.2f -> %.2f", mel0, mel1);
   CHECK_MSG(e_mel1 < e_mel0, "eval mel L1 %.3f -> %.3f", e_mel0, e_mel1);
   CHECK(isfinite(e_snr1));
-  CHECK(opt[0].t == STEPS && opt[1].t == STEPS);
-  for (int p = 0; p < 2; p++) {
-    vt_optim_free(&opt[p]);
-    free(only[p]);
-  }
+  CHECK(ph.opt[0].t == STEPS && ph.opt[1].t == STEPS);
+  codec_phases_free(&ph);
   free(w);
   free(held);
   vt_ctx_free(ctx);

@@ -48,8 +48,9 @@ done
 grep -q '"lr": 0.0002,.*"lr_gen": 0.001,' <(head -1 "$m") || fail "phase lrs: $(head -1 "$m")"
 grep -q "step 6: eval .*mel_l1 [0-9.]*.*snr_db [-0-9.]*" "$T/a.txt" || fail "no eval line"
 # the BatchNorm running statistics and spectral-norm vectors are buffers: saved, not trained
-# (1,350 values: the BatchNorm statistics, the spectral norm's u and v vectors)
-grep -q "model ticodec, 587,577 parameters (586,227 trainable)" "$T/a.txt" || fail "buffers counted as trainable: $(head -1 "$T/a.txt")"
+# (2,375 values: the BatchNorm statistics, the spectral norm's u and v vectors, the codebook's
+# 1,024 code ages and its k-means flag)
+grep -q "model ticodec, 588,602 parameters (586,227 trainable)" "$T/a.txt" || fail "buffers counted as trainable: $(head -1 "$T/a.txt")"
 
 # interrupted after step 3 (checkpoint saved), resumed: the same numbers to the last bit
 "$VITA" train --config "$T/stages/b.yaml" --stop-after 3 >"$T/b1.txt" 2>&1 ||
