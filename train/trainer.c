@@ -60,6 +60,12 @@ static int update_phase(trainer *t, trainer_phase *tp, double mult, vt_optim_sta
   if (vt_optim_step_norm(o, mult, t->step + 1, norm, os, err, err_len)) return -1;
   if (o->shard_world <= 1 || os->skipped || !o->state_numel) return 0;
   int rc;
+  if (tp->zm.on) { /* sharded masters: the bf16 copies, and the whole f32 parameters */
+    char why[600];
+    if (!vt_zero_masters_gather(&tp->zm, t->dc, why, sizeof why)) return 0;
+    snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, why);
+    return -1;
+  }
   if (o->param_base) { /* the parameters lie in the gradient layout: gather them in place */
     rc = t->dc->ops->allgather(t->dc, o->param_base, o->state_numel, "updated parameters");
   } else {
@@ -412,6 +418,19 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       break;
     }
     t.step++;
+    if (!t.masters_probed) {
+      if (trainer_shard_masters(&t, err, err_len)) goto done;
+      int64_t kept, n = trainer_sharded_masters(&t, &kept);
+      if (n && console) {
+        char a[32], b[32];
+        vt_group_digits(n, a, sizeof a);
+        vt_group_digits(kept, b, sizeof b);
+        vt_metrics_note(&met,
+                        "f32 masters sharded: %s values of GEMM weights, %s kept by rank 0; "
+                        "norms, biases, embeddings and the rest kept whole",
+                        a, b);
+      }
+    }
     int64_t global_count = (int64_t)llround(pr[0].count);
     if (!global_count && !empty_steps++ && console)
       vt_metrics_note(&met,

@@ -37,7 +37,22 @@ static char *state_json(trainer *t) {
   return s;
 }
 
+static int save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len);
+
+/* Sharded f32 masters (bf16 ZeRO) are gathered whole on every rank for the save (rank 0
+ * writes model.safetensors from them) and released again after it. */
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len) {
+  if (trainer_gather_masters(t, err, err_len)) return -1;
+  int rc = save(t, path_out, path_len, err, err_len);
+  char why[512];
+  if (trainer_reshard_masters(t, why, sizeof why) && !rc) {
+    snprintf(err, err_len, "%s", why);
+    rc = -1;
+  }
+  return rc;
+}
+
+static int save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len) {
   const vt_dist *d = t->dist;
   int rc = 0;
   ckpt_writer w;
@@ -137,7 +152,9 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
   if (read_saved_state(t, dir, &s, err, err_len)) return -1;
   char p[8400];
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
-  if (st_load_params_path(&t->ps, p, 0, err, err_len)) return -1;
+  vt_params_unshard_masters(&t->ps); /* the load writes every value */
+  if (st_load_params_path(&t->ps, p, 0, err, err_len) || trainer_reshard_masters(t, err, err_len))
+    return -1;
   /* optimizer moments by name: this rank's pieces from whichever files hold them */
   if (trainer_restore_optim(t, dir, err, err_len)) return -1;
   /* the data cursor as saved (with the world size of the saving run): mix_set_cursor maps

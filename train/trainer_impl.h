@@ -11,6 +11,7 @@
 #include "train/schedule.h"
 #include "train/trainer.h"
 #include "train/zero.h"
+#include "train/zero_masters.h"
 
 /* One phase of the step: the parameters it updates, its optimizer state and schedule. */
 typedef struct {
@@ -23,6 +24,7 @@ typedef struct {
   bool *updates;  /* [ps.n]: parameter i is trainable and in this phase */
   vt_reducer red; /* its gradient buckets (data parallel) */
   bool red_ready;
+  vt_zero_masters zm; /* its sharded f32 masters (bf16 ZeRO), set after the first step */
 } trainer_phase;
 
 typedef struct {
@@ -36,6 +38,7 @@ typedef struct {
   vt_model *model;
   vt_params ps;
   bool ps_ready;
+  bool masters_probed; /* bf16 ZeRO: the first step's reads decided which masters shard */
   trainer_phase phases[VT_MODEL_MAX_PHASES];
   int n_phases;
   double weights[VT_MODEL_MAX_TERMS]; /* of the model's terms, by index */
@@ -107,6 +110,15 @@ void trainer_upload(trainer *t, vt_batch *b);
 /* trainer_ckpt.c */
 /* Saves a checkpoint of the current step under RUN_DIR/checkpoints (rank 0 writes). */
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len);
+/* bf16 ZeRO after the first step: shards the f32 masters that only GEMMs read (see
+ * zero_masters.h); a no-op otherwise. trainer_gather_masters makes them whole again on every
+ * rank (before a checkpoint writes them), trainer_reshard_masters releases them again. */
+int trainer_shard_masters(trainer *t, char *err, size_t err_len);
+int trainer_gather_masters(trainer *t, char *err, size_t err_len);
+int trainer_reshard_masters(trainer *t, char *err, size_t err_len);
+/* Values of the parameters whose f32 masters are sharded, and how many of them this rank
+ * keeps. */
+int64_t trainer_sharded_masters(const trainer *t, int64_t *kept);
 /* Restores weights, optimizers, step, RNG and data cursor from a checkpoint directory. */
 int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len);
 
