@@ -37,22 +37,7 @@ static char *state_json(trainer *t) {
   return s;
 }
 
-static int save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len);
-
-/* Sharded f32 masters (bf16 ZeRO) are gathered whole on every rank for the save (rank 0
- * writes model.safetensors from them) and released again after it. */
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len) {
-  if (trainer_gather_masters(t, err, err_len)) return -1;
-  int rc = save(t, path_out, path_len, err, err_len);
-  char why[512];
-  if (trainer_reshard_masters(t, why, sizeof why) && !rc) {
-    snprintf(err, err_len, "%s", why);
-    rc = -1;
-  }
-  return rc;
-}
-
-static int save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len) {
   const vt_dist *d = t->dist;
   int rc = 0;
   ckpt_writer w;
@@ -89,10 +74,19 @@ static int save(trainer *t, char *path_out, size_t path_len, char *err, size_t e
       rc = -1;
     }
   }
+  /* sharded f32 masters (bf16 ZeRO): rank 0 gathers each sharded parameter from its owners
+   * as the writer reaches it, the others answer */
+  trainer_masters ms;
+  if (trainer_masters_begin(t, &ms, err, err_len)) return -1;
+  if (d->rank != 0 && ms.on && trainer_masters_serve(&ms, err, err_len)) {
+    trainer_masters_end(&ms, NULL, 0);
+    return -1;
+  }
   if (d->rank == 0 && begun) {
     char p[8400];
     st_kv meta[1] = {{"format", "pt"}};
-    st_save_opts so = {.dtype = -1, .meta = meta, .n_meta = 1};
+    st_save_opts so = {
+        .dtype = -1, .meta = meta, .n_meta = 1, .fetch = trainer_masters_fetch, .fetch_ctx = &ms};
     snprintf(p, sizeof p, "%s/model.safetensors", w.tmp);
     if (!rc) rc = st_save_params(&t->ps, p, &so, err, err_len);
     char *js = rc ? NULL : state_json(t);
@@ -113,6 +107,11 @@ static int save(trainer *t, char *path_out, size_t path_len, char *err, size_t e
       ckpt_abort(&w);
     else
       snprintf(path_out, path_len, "%s", w.final);
+  }
+  char why[512];
+  if (trainer_masters_end(&ms, why, sizeof why) && !rc) {
+    snprintf(err, err_len, "%s", why);
+    rc = -1;
   }
   /* every rank learns whether rank 0 succeeded, and where the checkpoint went */
   ok = rc == 0;

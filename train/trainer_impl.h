@@ -111,11 +111,25 @@ void trainer_upload(trainer *t, vt_batch *b);
 /* Saves a checkpoint of the current step under RUN_DIR/checkpoints (rank 0 writes). */
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len);
 /* bf16 ZeRO after the first step: shards the f32 masters that only GEMMs read (see
- * zero_masters.h); a no-op otherwise. trainer_gather_masters makes them whole again on every
- * rank (before a checkpoint writes them), trainer_reshard_masters releases them again. */
+ * zero_masters.h); a no-op otherwise. trainer_reshard_masters releases them again after a
+ * load wrote every value. */
 int trainer_shard_masters(trainer *t, char *err, size_t err_len);
-int trainer_gather_masters(trainer *t, char *err, size_t err_len);
 int trainer_reshard_masters(trainer *t, char *err, size_t err_len);
+/* The checkpoint's model.safetensors from sharded masters, one parameter at a time (no rank
+ * holds more than one whole parameter extra): begin on every rank (a no-op without sharded
+ * masters); rank 0 passes trainer_masters_fetch as st_save_opts.fetch, which names the
+ * parameter to the others and gathers it, while they run trainer_masters_serve; end on every
+ * rank (rank 0's releases the others; call it whether or not the write succeeded). */
+typedef struct {
+  trainer *t;
+  bool on;
+  float *dev;     /* one parameter's values, on the store's device */
+  size_t *counts; /* [world] */
+} trainer_masters;
+int trainer_masters_begin(trainer *t, trainer_masters *m, char *err, size_t err_len);
+int trainer_masters_fetch(void *ctx, const vt_param *p, void *host, char *err, size_t err_len);
+int trainer_masters_serve(trainer_masters *m, char *err, size_t err_len);
+int trainer_masters_end(trainer_masters *m, char *err, size_t err_len);
 /* Values of the parameters whose f32 masters are sharded, and how many of them this rank
  * keeps. */
 int64_t trainer_sharded_masters(const trainer *t, int64_t *kept);

@@ -53,18 +53,108 @@ done:
   return rc;
 }
 
-int trainer_gather_masters(trainer *t, char *err, size_t err_len) {
+/* The optimizer that covers parameter i, or NULL. */
+static const vt_optim *owner_optim(const trainer *t, int i) {
+  for (int q = 0; q < t->n_phases; q++)
+    if (t->phases[q].opt.covered && t->phases[q].opt.covered[i]) return &t->phases[q].opt;
+  return NULL;
+}
+
+/* Parameter i's f32 values from every rank's piece into dev (its numel values, memory of the
+ * store's backend), on every rank: the pieces follow the stretch's shards in rank order, so
+ * one all-gather of runs does it. */
+static int gather_param(trainer *t, int i, float *dev, size_t *counts, char *err, size_t err_len) {
+  const vt_param *p = t->ps.items[i];
+  const vt_optim *o = owner_optim(t, i);
+  if (!o) {
+    vt_seterr(err, err_len, "parameter %s: sharded, but no optimizer covers it", p->name);
+    return -1;
+  }
+  size_t g = p->grad_offset - o->flat_lo, n = (size_t)vt_numel(&p->t);
+  for (int r = 0; r < t->dist->world; r++) {
+    size_t lo, hi;
+    vt_coll_shard_range(o->state_numel, t->dist->world, r, &lo, &hi);
+    size_t a = g > lo ? g : lo, b = g + n < hi ? g + n : hi;
+    counts[r] = b > a ? b - a : 0;
+  }
+  int64_t a = t->ps.keep_lo[i], b = t->ps.keep_hi[i];
+  if (b > a)
+    t->ps.be->copy(t->ps.be, dev + a, (const float *)p->t.data + a, (size_t)(b - a) * sizeof(float),
+                   VT_COPY_D2D);
+  if (t->dc->ops->allgatherv(t->dc, dev, counts, sizeof(float), "f32 master weights")) {
+    vt_seterr(err, err_len, "%s", t->dc->err);
+    return -1;
+  }
+  return 0;
+}
+
+int trainer_masters_begin(trainer *t, trainer_masters *m, char *err, size_t err_len) {
+  memset(m, 0, sizeof *m);
+  m->t = t;
   if (!t->ps.spans) return 0;
-  for (int p = 0; p < t->n_phases; p++) {
-    const vt_optim *o = &t->phases[p].opt;
-    if (!t->phases[p].zm.on) continue;
-    if (t->dc->ops->allgather(t->dc, o->param_base, o->state_numel, "f32 master weights")) {
-      vt_seterr(err, err_len, "%s", t->dc->err);
+  size_t most = 1;
+  for (int i = 0; i < t->ps.n; i++) /* the largest parameter that can be sharded */
+    if (owner_optim(t, i) && (size_t)vt_numel(&t->ps.items[i]->t) > most)
+      most = (size_t)vt_numel(&t->ps.items[i]->t);
+  m->dev = vt_buf_alloc(t->ps.be, most * sizeof(float));
+  m->counts = calloc((size_t)t->dist->world, sizeof *m->counts);
+  if (!m->dev || !m->counts) {
+    trainer_masters_end(m, NULL, 0);
+    vt_seterr(err, err_len, "checkpoint: out of memory for one parameter's masters (%zu values)",
+              most);
+    return -1;
+  }
+  m->on = true;
+  return 0;
+}
+
+int trainer_masters_fetch(void *ctx, const vt_param *p, void *host, char *err, size_t err_len) {
+  trainer_masters *m = ctx;
+  trainer *t = m->t;
+  int64_t i = 0;
+  while (i < t->ps.n && t->ps.items[i] != p) i++;
+  if (!m->on || i == t->ps.n) {
+    vt_seterr(err, err_len, "parameter %s: its sharded masters cannot be gathered", p->name);
+    return -1;
+  }
+  if (t->hc->ops->broadcast(t->hc, &i, sizeof i, 0, "checkpoint parameter")) {
+    vt_seterr(err, err_len, "%s", t->hc->err);
+    return -1;
+  }
+  if (gather_param(t, (int)i, m->dev, m->counts, err, err_len)) return -1;
+  vt_buf_to_host(t->ps.be, host, m->dev, vt_nbytes(&p->t));
+  return 0;
+}
+
+int trainer_masters_serve(trainer_masters *m, char *err, size_t err_len) {
+  trainer *t = m->t;
+  for (;;) {
+    int64_t i = -1;
+    if (t->hc->ops->broadcast(t->hc, &i, sizeof i, 0, "checkpoint parameter")) {
+      vt_seterr(err, err_len, "%s", t->hc->err);
       return -1;
     }
+    if (i < 0) return 0;
+    if (i >= t->ps.n) {
+      vt_seterr(err, err_len, "checkpoint: rank 0 asked for parameter %lld of %d", (long long)i,
+                t->ps.n);
+      return -1;
+    }
+    if (gather_param(t, (int)i, m->dev, m->counts, err, err_len)) return -1;
   }
-  vt_params_unshard_masters(&t->ps);
-  return 0;
+}
+
+int trainer_masters_end(trainer_masters *m, char *err, size_t err_len) {
+  int rc = 0;
+  if (m->on && m->t->dist->rank == 0) { /* the other ranks stop serving */
+    int64_t done = -1;
+    rc = m->t->hc->ops->broadcast(m->t->hc, &done, sizeof done, 0, "checkpoint parameter");
+    if (rc) vt_seterr(err, err_len, "%s", m->t->hc->err);
+  }
+  if (m->dev) vt_buf_free(m->t->ps.be, m->dev);
+  free(m->counts);
+  memset(m, 0, sizeof *m);
+  return rc ? -1 : 0;
 }
 
 int trainer_reshard_masters(trainer *t, char *err, size_t err_len) {
