@@ -349,11 +349,19 @@ static long resident_released(const vt_params *ps, long *pages) {
   return kept;
 }
 
-static void test_sharded_masters(vt_coll *c, bool sr) {
+/* sr: stochastic rounding; frozen: a frozen norm between the trainable layers, so the stretch
+ * is not in the gradient layout and the bf16 all-gather goes through the gradient buffer. */
+static void test_sharded_masters(vt_coll *c, bool sr, bool frozen) {
   char err[600], kern[256];
   net a, b; /* a: whole masters, unsharded optimizer; b: sharded masters and optimizer */
   net_init_sized(&a, false, 64);
   net_init_sized(&b, false, 64);
+  net *both[2] = {&a, &b};
+  for (int k = 0; frozen && k < 2; k++) {
+    CHECK(vt_params_set_trainable(&both[k]->ps, "model.layers.0.post_attention_layernorm.*",
+                                  false) == 1);
+    CHECK(vt_params_alloc_grads(&both[k]->ps, err, sizeof err) == 0);
+  }
   if (vt_ctx_set_gemm_dtype(a.ctx, VT_BF16, kern, sizeof kern, err, sizeof err)) {
     printf("sharded masters: no bf16 GEMMs here (%s): skipped\n", err);
     net_free(&a);
@@ -367,6 +375,7 @@ static void test_sharded_masters(vt_coll *c, bool sr) {
   CHECK(vt_params_set_rounding(&b.ps, sr, 11, err, sizeof err) == 0);
   vt_optim oa, ob;
   adamw_pair(c, &a, &b, &oa, &ob);
+  CHECK((ob.param_base == NULL) == frozen);
   /* the reads of a bf16 step */
   CHECK(vt_backward(b.ctx, qwen2_loss(&b.m, b.ctx, batch(&b, 0, 3), batch(&b, 0, 3), NULL)));
   vt_ctx_reset(b.ctx);
@@ -424,12 +433,12 @@ static void test_sharded_masters(vt_coll *c, bool sr) {
   vt_embedding(b.ctx, &q->t, ib);
   CHECK(vt_ctx_failed(b.ctx) && strstr(vt_ctx_error(b.ctx), q->name) &&
         strstr(vt_ctx_error(b.ctx), "shard"));
-  printf("sharded masters (%s rounding) over %d ranks: %lld of %lld f32 values of GEMM weights "
+  printf("sharded masters (%s rounding%s) over %d ranks: %lld of %lld f32 values of GEMM weights "
          "kept here, "
          "%ld of %ld released whole pages resident; bf16 copies and kept values bit-identical "
          "after 3 steps; loss %.6f both\n",
-         sr ? "stochastic" : "nearest", c->world, (long long)mine, (long long)shardable, res, pages,
-         la);
+         sr ? "stochastic" : "nearest", frozen ? ", a frozen norm inside" : "", c->world,
+         (long long)mine, (long long)shardable, res, pages, la);
   free(host);
   free(lo);
   free(hi);
@@ -461,8 +470,9 @@ int main(int argc, char **argv) {
     test_reducer(&c, 2, VT_REDUCER_WINDOW);
     test_sharded_adamw(&c);
     test_allgatherv(&c);
-    test_sharded_masters(&c, false);
-    test_sharded_masters(&c, true);
+    test_sharded_masters(&c, false, false);
+    test_sharded_masters(&c, true, false);
+    test_sharded_masters(&c, false, true);
   }
   vt_coll_close(&c);
   char name[64];

@@ -35,7 +35,7 @@ int vt_zero_masters_init(vt_zero_masters *zm, const vt_optim *o, int world, cons
   memset(zm, 0, sizeof *zm);
   zm->o = o;
   const vt_params *ps = o->ps;
-  if (o->shard_world <= 1 || !ps->lowp || !o->param_base || !o->state_numel) return 0;
+  if (o->shard_world <= 1 || !ps->lowp || !o->state_numel) return 0;
   bool any = false;
   for (int i = 0; i < ps->n; i++)
     any |= o->covered[i] && vt_zero_master_sharded(ps->items[i], reads[i]);
@@ -98,16 +98,36 @@ void vt_zero_masters_keep(const vt_zero_masters *zm, int64_t *keep_lo, int64_t *
   }
 }
 
+/* The bf16 copies of o's parameters into (pack: this rank's pieces) or out of (unpack: all)
+ * run, which holds value j of the stretch at run[j]. */
+static void move_lowp(const vt_optim *o, uint16_t *run, bool pack) {
+  const vt_params *ps = o->ps;
+  for (int i = 0; i < ps->n; i++) {
+    float *m, *v;
+    int64_t a = 0, n = vt_numel(&ps->items[i]->t);
+    if (!o->covered[i] || (pack && !vt_optim_piece(o, i, &m, &v, &a, &n))) continue;
+    const vt_param *p = ps->items[i];
+    uint16_t *slot = run + (p->grad_offset - o->flat_lo) + a, *copy = (uint16_t *)p->t.lowp + a;
+    ps->be->copy(ps->be, pack ? slot : copy, pack ? copy : slot, (size_t)n * sizeof(uint16_t),
+                 VT_COPY_D2D);
+  }
+}
+
 int vt_zero_masters_gather(const vt_zero_masters *zm, vt_coll *c, char *err, size_t err_len) {
   const vt_optim *o = zm->o;
   vt_params *ps = o->ps;
   const vt_backend *be = ps->be;
-  /* the bf16 copies: the stretch lies in the gradient layout in the copies too */
-  uint16_t *lb = (uint16_t *)ps->lowp + (o->param_base - (const float *)ps->data[VT_F32]);
+  /* the bf16 copies: in place when the stretch lies in the gradient layout (then it does in
+   * the copies too), else packed by gradient offset into the spent gradients and back */
+  uint16_t *lb = o->param_base
+                     ? (uint16_t *)ps->lowp + (o->param_base - (const float *)ps->data[VT_F32])
+                     : (uint16_t *)(ps->grad + o->flat_lo);
+  if (!o->param_base) move_lowp(o, lb, true);
   if (c->ops->allgatherv(c, lb, zm->shard_counts, sizeof(uint16_t), "updated bf16 weights")) {
     vt_seterr(err, err_len, "%s", c->err);
     return -1;
   }
+  if (!o->param_base) move_lowp(o, lb, false);
   if (!zm->kept_n) return 0;
   /* the whole f32 parameters, packed into the spent gradients (this rank's shard of them when
    * the run fits there: those pages are resident anyway) */

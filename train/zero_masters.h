@@ -12,8 +12,8 @@
  *    f32 all-gather;
  *  - the parameters that keep whole f32 values (small: norms, biases; and embedding tables)
  *    are all-gathered in f32, packed into one run in stretch order.
- * Sharding needs the stretch laid out in the gradient layout (vt_optim.param_base); without it
- * the masters stay whole. */
+ * The bf16 all-gather runs in place over the copies when the stretch lies in the gradient
+ * layout (vt_optim.param_base), else through the spent gradients (packed by gradient offset). */
 #ifndef VT_ZERO_MASTERS_H
 #define VT_ZERO_MASTERS_H
 
@@ -38,8 +38,8 @@ typedef struct {
  * values: trainable, 2-D, read by GEMMs and never in f32. */
 bool vt_zero_master_sharded(const vt_param *p, uint8_t reads);
 /* Sets zm up for optimizer o (sharded over `world` ranks); reads[ps->n] as above. zm->on is
- * false (and nothing is sharded) when o is not sharded, the store has no bf16 copies, the
- * stretch is not in the gradient layout, or no parameter qualifies. Returns 0, or -1 out of
+ * false (and nothing is sharded) when o is not sharded, the store has no bf16 copies or no
+ * parameter qualifies. Returns 0, or -1 out of
  * memory. */
 int vt_zero_masters_init(vt_zero_masters *zm, const vt_optim *o, int world, const uint8_t *reads,
                          char *err, size_t err_len);
