@@ -421,6 +421,7 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     if (!t.masters_probed) {
       if (trainer_shard_masters(&t, err, err_len)) goto done;
       int64_t kept, n = trainer_sharded_masters(&t, &kept);
+      r->sharded_masters = n;
       bool wanted = cfg->precision == VT_BF16 && cfg->zero >= 1 && d->world > 1;
       if (!n && wanted && console)
         vt_metrics_note(&met, "f32 masters kept whole: no trainable 2-D weight is read by GEMMs "

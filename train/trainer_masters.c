@@ -165,11 +165,15 @@ int trainer_reshard_masters(trainer *t, char *err, size_t err_len) {
 int64_t trainer_sharded_masters(const trainer *t, int64_t *kept) {
   int64_t n = 0;
   *kept = 0;
-  for (int i = 0; t->ps.keep_lo && i < t->ps.n; i++) {
-    int64_t e = vt_numel(&t->ps.items[i]->t), k = t->ps.keep_hi[i] - t->ps.keep_lo[i];
-    if (k == e) continue;
-    n += e;
-    *kept += k;
+  for (int q = 0; q < t->n_phases; q++) {
+    const vt_zero_masters *zm = &t->phases[q].zm;
+    for (int i = 0; zm->on && i < t->ps.n; i++) {
+      bool whole = !zm->o->covered[i];
+      for (int k = 0; k < zm->n_kept && !whole; k++) whole = zm->kept[k] == i;
+      if (whole) continue;
+      n += vt_numel(&t->ps.items[i]->t);
+      *kept += t->ps.keep_hi[i] - t->ps.keep_lo[i];
+    }
   }
   return n;
 }
