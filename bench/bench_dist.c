@@ -1,7 +1,8 @@
 /* Data-parallel figures on local CPU ranks, all in one run (mpirun -np 2; bench/run_dist.sh):
- *  1. MPI all-reduce and reduce-scatter bandwidth through the collective interface, 1 MB to
- *     256 MB: algorithm bandwidth (bytes / time) and bus bandwidth (all-reduce x 2(n-1)/n,
- *     reduce-scatter x (n-1)/n, as nccl-tests reports them);
+ *  1. MPI all-reduce, reduce-scatter and all-gather bandwidth through the collective
+ *     interface, 1 MB to 256 MB, and the all-gather of the same values as bf16 (half the bytes:
+ *     the sharded masters' gather): algorithm bandwidth (bytes / time) and bus bandwidth
+ *     (all-reduce x 2(n-1)/n, the others x (n-1)/n, as nccl-tests reports them);
  *  2. the step time of the Qwen2 bench model (bench_qwen2_train's shape) on 1 rank and on 2
  *     ranks with the same per-rank batch, the gradients reduced after backward (bucket_mb 0)
  *     and overlapped with it (buckets of --bucket-mb), and the overhead of each over 1 rank;
@@ -76,7 +77,13 @@ static void bandwidth(vt_coll *c, double max_mb) {
     float *buf = malloc(count * sizeof(float));
     if (!buf) die("bandwidth", "out of memory");
     for (size_t i = 0; i < count; i++) buf[i] = 1.0f;
-    for (int op = 0; op < 2; op++) {
+    size_t counts[64];
+    for (int r = 0; r < c->world && r < 64; r++) {
+      size_t lo, hi;
+      vt_coll_shard_range(count, c->world, r, &lo, &hi);
+      counts[r] = hi - lo;
+    }
+    for (int op = 0; op < 4; op++) {
       int reps = mb <= 16 ? 10 : 3;
       double best = INFINITY;
       for (int r = 0; r < reps + 1; r++) { /* the first is a warmup */
@@ -86,8 +93,12 @@ static void bandwidth(vt_coll *c, double max_mb) {
         if (op == 0) {
           vt_coll_req q;
           rc = c->ops->iallreduce(c, buf, count, "bench buffer", &q) || c->ops->wait(c, &q);
-        } else {
+        } else if (op == 1) {
           rc = c->ops->reduce_scatter(c, buf, count, "bench buffer");
+        } else if (op == 2) {
+          rc = c->ops->allgather(c, buf, count, "bench buffer");
+        } else { /* the same values as bf16: half the bytes (sharded masters' gather) */
+          rc = c->ops->allgatherv(c, buf, counts, sizeof(uint16_t), "bench buffer");
         }
         if (rc) die("collective", c->err);
         double t = now_s() - t0;
@@ -96,10 +107,13 @@ static void bandwidth(vt_coll *c, double max_mb) {
       /* every rank's time counts: the slowest rank's */
       vt_coll_allreduce_f64(c, &best, 1, VT_COLL_MAX, "bench time");
       double alg = mb * 1e6 / best / 1e9;
+      if (op == 3) alg /= 2; /* bytes moved: half the f32 buffer */
       double bus = alg * (op == 0 ? 2 * (n - 1) / n : (n - 1) / n);
+      static const char *const names[] = {"all-reduce", "reduce-scatter", "all-gather",
+                                          "all-gather bf16"};
       if (c->rank == 0)
-        printf("%-15s %10.0f %8.2f %12.2f %12.2f\n", op == 0 ? "all-reduce" : "reduce-scatter", mb,
-               best * 1e3, alg, bus);
+        printf("%-15s %10g %8.2f %12.2f %12.2f\n", names[op], op == 3 ? mb / 2 : mb, best * 1e3,
+               alg, bus);
       fflush(stdout);
     }
     free(buf);
