@@ -265,6 +265,7 @@ static bool gemm_reader(const char *op) {
 /* Marks how op reads parameter t (VT_READ_*); false, with a ctx error, when it would read f32
  * values this rank released (sharded masters). */
 static bool mark_read(vt_ctx *ctx, const char *op, const vt_tensor *t) {
+  if (!strcmp(op, "reshape")) return true; /* a view: its reader marks (it keeps t.reads) */
   bool gemm = ctx->gemm_dtype == VT_BF16 && t->ndim == 2 && t->lowp && gemm_reader(op);
   *t->reads |= gemm ? VT_READ_GEMM : VT_READ_F32;
   if (gemm || !(*t->reads & VT_READ_SHARDED)) return true;

@@ -485,10 +485,6 @@ void vt_params_scale_grad(vt_params *ps, float alpha) {
     ps->be->unary(ps->be, VT_UN_SCALE, (int64_t)ps->grad_numel, alpha, ps->grad, ps->grad);
 }
 
-void vt_params_clear_reads(vt_params *ps) {
-  for (int i = 0; ps->reads && i < ps->n; i++) ps->reads[i] &= VT_READ_SHARDED;
-}
-
 bool vt_param_has_masters(const vt_params *ps, const vt_tensor *t) {
   return !t->reads || !ps->keep_lo || !(*t->reads & VT_READ_SHARDED);
 }

@@ -108,10 +108,10 @@ void vt_params_sync_lowp_step(vt_params *ps, int64_t step);
 
 /* How ops read a parameter (t.reads, set by every op's input check, vt_check_inputs): through
  * a GEMM that takes the bf16 copy under bf16 mode (VT_READ_GEMM), or its f32 values
- * (VT_READ_F32: any other op, or a GEMM in f32 mode). VT_READ_SHARDED marks a parameter whose
+ * (VT_READ_F32: any other op, or a GEMM in f32 mode); a reshape marks nothing, its view
+ * carries the marks to its reader. VT_READ_SHARDED marks a parameter whose
  * f32 values this rank does not all hold: an op that would read them fails with a message. */
 enum { VT_READ_GEMM = 1, VT_READ_F32 = 2, VT_READ_SHARDED = 4 };
-void vt_params_clear_reads(vt_params *ps);
 
 /* ZeRO under bf16: the f32 masters of trainable parameters sharded over ranks. Parameter i
  * keeps the f32 values of elements [keep_lo[i], keep_hi[i]) (arrays of ps->n; [0, numel) for
@@ -119,8 +119,9 @@ void vt_params_clear_reads(vt_params *ps);
  * back to the system (madvise), elsewhere it is filled with NaN (a wrong reader shows). Only
  * trainable f32 parameters with bf16 copies may keep less than the whole. From then on
  * sync_lowp refreshes the copies of kept values only, reading a parameter with released values
- * is an error (vt_param_read*, ops: VT_READ_SHARDED), and whoever writes every value back (a
- * gather before a checkpoint, a load) calls unshard. Returns 0, or -1 with a message. */
+ * is an error (vt_param_read*, ops: VT_READ_SHARDED; st_save_params takes a fetch for them),
+ * and whoever writes every value back (a load) calls unshard first. Returns 0, or -1 with a
+ * message. */
 int vt_params_shard_masters(vt_params *ps, const int64_t *keep_lo, const int64_t *keep_hi,
                             char *err, size_t err_len);
 void vt_params_unshard_masters(vt_params *ps);
