@@ -272,7 +272,7 @@ static bool mark_read(vt_ctx *ctx, const char *op, const vt_tensor *t) {
   vt_ctx_fail(ctx, op,
               "parameter %s: this op reads its f32 values, of which this rank holds only a "
               "shard (ZeRO under bf16 keeps whole f32 values only of parameters that were read "
-              "in f32 in the first step)",
+              "in f32 when the shards were chosen)",
               t->name ? t->name : "(unnamed)");
   return false;
 }

@@ -7,7 +7,7 @@
  *                1/2 on CPU ranks the f32 masters of the S shardable values are 4 S / world
  *                (train/zero_masters.h: trainable 2-D weights that only GEMMs read; the plan
  *                takes every trainable 2-D parameter but embedding tables and codebooks, by
- *                name, as the trainer's first step decides by the reads themselves)
+ *                name, as the trainer decides by the reads of a forward)
  *   activations  the step arena of one micro-batch: the model's cost hook (model.h), per part
  *                on the tape when gradients reach it, forward alone otherwise
  * FLOPs of a sample: each part's forward; input gradients (the forward's GEMMs again and

@@ -385,6 +385,26 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       vt_metrics_note(&met, "precision %s: GEMMs on %s, f32 master weights and optimizer",
                       vt_dtype_name(cfg->precision), gemm_kernel);
   }
+  /* bf16 ZeRO: the first batch's forward marks how each parameter is read, and the GEMM
+   * weights' f32 masters are sharded before the first step */
+  if (trainer_probe_masters(&t, err, err_len)) goto done;
+  {
+    int64_t kept, n = trainer_sharded_masters(&t, &kept);
+    r->sharded_masters = n;
+    bool wanted = cfg->precision == VT_BF16 && cfg->zero >= 1 && d->world > 1;
+    if (!n && wanted && console)
+      vt_metrics_note(&met, "f32 masters kept whole: no trainable 2-D weight is read by GEMMs "
+                            "alone");
+    if (n && console) {
+      char a[32], b[32];
+      vt_group_digits(n, a, sizeof a);
+      vt_group_digits(kept, b, sizeof b);
+      vt_metrics_note(&met,
+                      "f32 masters sharded: %s values of GEMM weights, %s kept by rank 0; "
+                      "norms, biases, embeddings and the rest kept whole",
+                      a, b);
+    }
+  }
 
   double t_last = vt_now();
   int64_t empty_steps = 0;
@@ -418,24 +438,6 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       break;
     }
     t.step++;
-    if (!t.masters_probed) {
-      if (trainer_shard_masters(&t, err, err_len)) goto done;
-      int64_t kept, n = trainer_sharded_masters(&t, &kept);
-      r->sharded_masters = n;
-      bool wanted = cfg->precision == VT_BF16 && cfg->zero >= 1 && d->world > 1;
-      if (!n && wanted && console)
-        vt_metrics_note(&met, "f32 masters kept whole: no trainable 2-D weight is read by GEMMs "
-                              "alone");
-      if (n && console) {
-        char a[32], b[32];
-        vt_group_digits(n, a, sizeof a);
-        vt_group_digits(kept, b, sizeof b);
-        vt_metrics_note(&met,
-                        "f32 masters sharded: %s values of GEMM weights, %s kept by rank 0; "
-                        "norms, biases, embeddings and the rest kept whole",
-                        a, b);
-      }
-    }
     int64_t global_count = (int64_t)llround(pr[0].count);
     if (!global_count && !empty_steps++ && console)
       vt_metrics_note(&met,

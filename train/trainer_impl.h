@@ -38,7 +38,7 @@ typedef struct {
   vt_model *model;
   vt_params ps;
   bool ps_ready;
-  bool masters_probed; /* bf16 ZeRO: the first step's reads decided which masters shard */
+  bool masters_probed; /* bf16 ZeRO: the probe's reads decided which masters shard */
   trainer_phase phases[VT_MODEL_MAX_PHASES];
   int n_phases;
   double weights[VT_MODEL_MAX_TERMS]; /* of the model's terms, by index */
@@ -110,9 +110,12 @@ void trainer_upload(trainer *t, vt_batch *b);
 /* trainer_ckpt.c */
 /* Saves a checkpoint of the current step under RUN_DIR/checkpoints (rank 0 writes). */
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len);
-/* bf16 ZeRO after the first step: shards the f32 masters that only GEMMs read (see
- * zero_masters.h); a no-op otherwise. trainer_reshard_masters releases them again after a
- * load wrote every value. */
+/* bf16 ZeRO before the first step: one forward of each phase on the first batch, without
+ * gradients and leaving the data cursor and the random state as they were, marks how every
+ * parameter is read; then trainer_shard_masters shards the f32 masters that only GEMMs read
+ * (see zero_masters.h; the ranks' marks are OR-ed). No-ops otherwise.
+ * trainer_reshard_masters releases them again after a load wrote every value. */
+int trainer_probe_masters(trainer *t, char *err, size_t err_len);
 int trainer_shard_masters(trainer *t, char *err, size_t err_len);
 int trainer_reshard_masters(trainer *t, char *err, size_t err_len);
 /* The checkpoint's model.safetensors from sharded masters, one parameter at a time (no rank

@@ -9,6 +9,41 @@ static bool wanted(const trainer *t) {
   return t->cfg->precision == VT_BF16 && t->cfg->zero >= 1 && t->dist->world > 1 && t->ps.lowp;
 }
 
+int trainer_probe_masters(trainer *t, char *err, size_t err_len) {
+  if (t->masters_probed || !wanted(t)) return 0;
+  mix_cursor start = mix_get_cursor(t->mix);
+  vt_rng rng = t->rng;
+  bool counting = t->count_samples, prev = vt_set_grad_enabled(t->ctx, false);
+  t->count_samples = false;
+  int rc = 0;
+  for (int p = 0; p < t->n_phases && !rc; p++) {
+    trainer_enter_phase(t, p);
+    t->rng = rng;
+    if (mix_set_cursor(t->mix, &start, err, err_len) ||
+        trainer_next_batch(t, t->mix, err, err_len)) {
+      rc = -1;
+      break;
+    }
+    vt_batch b;
+    trainer_upload(t, &b);
+    vt_model_step st = {
+        .phase = p, .train = true, .frozen_train = t->cfg->frozen_train, .rng = &t->rng};
+    vt_model_loss out = {0};
+    if (t->model->ops->loss(t->model, t->ctx, &b, &st, &out) || vt_ctx_failed(t->ctx)) {
+      vt_seterr(err, err_len, "the forward that marks how parameters are read: model %s: %s",
+                t->model->ops->name,
+                vt_ctx_failed(t->ctx) ? vt_ctx_error(t->ctx) : "the loss failed");
+      rc = -1;
+    }
+    vt_ctx_reset(t->ctx);
+  }
+  vt_set_grad_enabled(t->ctx, prev);
+  t->count_samples = counting;
+  t->rng = rng;
+  if (!rc && mix_set_cursor(t->mix, &start, err, err_len)) rc = -1;
+  return rc ? -1 : trainer_shard_masters(t, err, err_len);
+}
+
 int trainer_shard_masters(trainer *t, char *err, size_t err_len) {
   t->masters_probed = true;
   if (!wanted(t)) return 0;

@@ -2,10 +2,10 @@
  *
  * Under `precision: bf16` the GEMMs read the store's bf16 copies; other ops (embedding
  * lookups, norms, biases, convolutions, weight norm) read a parameter's f32 values. After the
- * first step, whose forward and backward marked how each parameter was read (VT_READ_* in
- * params.h, OR-ed over the ranks), a trainable 2-D parameter that only GEMMs read keeps f32
- * values for this rank's shard of its phase's stretch only; every other parameter keeps all of
- * them. The store releases the rest (vt_params_shard_masters). After each update:
+ * trainer's probe forward (before the first step), which marked how each parameter is read
+ * (VT_READ_* in params.h, OR-ed over the ranks), a trainable 2-D parameter that only GEMMs
+ * read keeps f32 values for this rank's shard of its phase's stretch only; every other
+ * parameter keeps all of them. The store releases the rest (vt_params_shard_masters). After each update:
  *  - the updated shard, rounded to bf16 by the optimizer (stochastically under
  *    train.stochastic_rounding, keyed by the store offset, so any world size makes the same
  *    copies), is all-gathered into the bf16 copies of the whole stretch: half the bytes of an
