@@ -5,7 +5,8 @@
  * trainer's probe forward (before the first step), which marked how each parameter is read
  * (VT_READ_* in params.h, OR-ed over the ranks), a trainable 2-D parameter that only GEMMs
  * read keeps f32 values for this rank's shard of its phase's stretch only; every other
- * parameter keeps all of them. The store releases the rest (vt_params_shard_masters). After each update:
+ * parameter keeps all of them. The store releases the rest (vt_params_shard_masters). After each
+ * update:
  *  - the updated shard, rounded to bf16 by the optimizer (stochastically under
  *    train.stochastic_rounding, keyed by the store offset, so any world size makes the same
  *    copies), is all-gathered into the bf16 copies of the whole stretch: half the bytes of an
