@@ -496,18 +496,30 @@ void vt_params_unshard_masters(vt_params *ps) {
   for (int i = 0; ps->reads && i < ps->n; i++) ps->reads[i] &= (uint8_t)~VT_READ_SHARDED;
 }
 
-/* f32 values [lo, hi) of the store (offsets) are no longer needed: their whole pages go back
- * to the system on the CPU; elsewhere (or when that fails) they become NaN. */
-static void release_f32(vt_params *ps, size_t lo, size_t hi) {
+/* f32 values [lo, hi) of the store (offsets, padding between parameters included) are no
+ * longer needed: their whole pages go back to the system (CPU; they read as zeros again).
+ * Returns false where they cannot (another device, madvise failing). */
+static bool release_f32(vt_params *ps, size_t lo, size_t hi) {
   float *base = ps->data[VT_F32];
-  if (hi <= lo) return;
-  if (ps->device.type == VT_DEV_CPU) {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)(base + lo) + page - 1) / page * page;
-    uintptr_t b = (uintptr_t)(base + hi) / page * page;
-    if (b <= a || !madvise((void *)a, b - a, MADV_DONTNEED)) return;
+  if (hi <= lo) return true;
+  if (ps->device.type != VT_DEV_CPU) return false;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)(base + lo) + page - 1) / page * page;
+  uintptr_t b = (uintptr_t)(base + hi) / page * page;
+  return b <= a || !madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Where the pages stay: the released values of each parameter become NaN, so a reader that
+ * was missed shows at once (the padding keeps its zeros). */
+static void poison_f32(vt_params *ps) {
+  for (int i = 0; i < ps->n; i++) {
+    const vt_param *p = ps->items[i];
+    if (p->t.dtype != VT_F32) continue;
+    float *v = p->t.data;
+    int64_t n = vt_numel(&p->t);
+    if (ps->keep_lo[i] > 0) ps->be->fill(ps->be, v, ps->keep_lo[i], NAN);
+    if (ps->keep_hi[i] < n) ps->be->fill(ps->be, v + ps->keep_hi[i], n - ps->keep_hi[i], NAN);
   }
-  ps->be->fill(ps->be, base + lo, (int64_t)(hi - lo), NAN);
 }
 
 int vt_params_shard_masters(vt_params *ps, const int64_t *keep_lo, const int64_t *keep_hi,
@@ -554,7 +566,9 @@ int vt_params_shard_masters(vt_params *ps, const int64_t *keep_lo, const int64_t
   for (int i = 0; i < ps->n; i++)
     if (lo[i] != 0 || hi[i] != vt_numel(&ps->items[i]->t)) ps->reads[i] |= VT_READ_SHARDED;
   size_t at = 0;
-  for (int k = 0; k < ns; at = spans[k][1], k++) release_f32(ps, at, spans[k][0]);
-  release_f32(ps, at, ps->numel[VT_F32]);
+  bool released = true;
+  for (int k = 0; k < ns; at = spans[k][1], k++) released &= release_f32(ps, at, spans[k][0]);
+  released &= release_f32(ps, at, ps->numel[VT_F32]);
+  if (!released) poison_f32(ps);
   return 0;
 }
