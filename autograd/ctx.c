@@ -1,5 +1,6 @@
 /* vt_ctx: arenas, sticky errors, the tape and backward. */
 #include "autograd/ctx_impl.h"
+#include "autograd/params.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -160,6 +161,13 @@ const void *vt_gemm_operand(vt_ctx *ctx, const char *op, const vt_tensor *t, con
   if (ctx->gemm_dtype == VT_F32) return data;
   if (t && t->dtype == VT_BF16 && t->data == data) return data; /* vt_gemm_input's */
   if (t && t->lowp && t->data == data) return t->lowp;
+  if (t && t->reads && (*t->reads & VT_READ_SHARDED)) {
+    vt_ctx_fail(ctx, op,
+                "parameter %s: a GEMM reads part of its f32 values, of which this rank "
+                "holds only a shard (ZeRO under bf16)",
+                t->name ? t->name : "(unnamed)");
+    return NULL;
+  }
   void *h = vt_arena_data(ctx, op, sizeof(uint16_t) * (size_t)(n > 0 ? n : 1));
   if (h && n > 0) ctx->be->convert(ctx->be, VT_F32, ctx->gemm_dtype, n, data, h);
   return h;
@@ -245,6 +253,30 @@ bool vt_backward(vt_ctx *ctx, vt_tensor *loss) {
   return !ctx->failed;
 }
 
+/* The ops whose parameter operands go through vt_gemm_operand, i.e. read the bf16 copy under
+ * bf16 GEMMs (a bias, 1-D, is read in f32 by the epilogue: the f32 mark comes from its shape). */
+static bool gemm_reader(const char *op) {
+  static const char *const ops[] = {"matmul", "linear", "lm_cross_entropy"};
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+    if (!strcmp(op, ops[i])) return true;
+  return false;
+}
+
+/* Marks how op reads parameter t (VT_READ_*); false, with a ctx error, when it would read f32
+ * values this rank released (sharded masters). */
+static bool mark_read(vt_ctx *ctx, const char *op, const vt_tensor *t) {
+  if (!strcmp(op, "reshape")) return true; /* a view: its reader marks (it keeps t.reads) */
+  bool gemm = ctx->gemm_dtype == VT_BF16 && t->ndim == 2 && t->lowp && gemm_reader(op);
+  *t->reads |= gemm ? VT_READ_GEMM : VT_READ_F32;
+  if (gemm || !(*t->reads & VT_READ_SHARDED)) return true;
+  vt_ctx_fail(ctx, op,
+              "parameter %s: this op reads its f32 values, of which this rank holds only a "
+              "shard (ZeRO under bf16 keeps whole f32 values only of parameters that were read "
+              "in f32 when the shards were chosen)",
+              t->name ? t->name : "(unnamed)");
+  return false;
+}
+
 bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts) {
   if (ctx->failed) return false;
   for (int i = 0; i < n; i++) {
@@ -256,6 +288,7 @@ bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts) {
       vt_ctx_fail(ctx, op, "input %d is on another device than the context", i);
       return false;
     }
+    if (ts[i]->reads && !mark_read(ctx, op, ts[i])) return false;
   }
   return true;
 }

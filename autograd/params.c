@@ -1,11 +1,15 @@
 /* Named parameters in flat per-dtype buffers; see params.h. */
+#define _DEFAULT_SOURCE /* madvise */
 #include "autograd/params.h"
 #include "autograd/checked.h"
 
 #include <fnmatch.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "autograd/ctx_impl.h"
 #include "autograd/kernels_optim.h"
@@ -31,6 +35,10 @@ void vt_params_free(vt_params *ps) {
   }
   free(ps->items);
   free(ps->index);
+  free(ps->reads);
+  free(ps->keep_lo);
+  free(ps->keep_hi);
+  free(ps->spans);
   if (ps->be) {
     for (int d = 0; d < VT_DTYPE_COUNT; d++)
       if (ps->data[d]) ps->be->free(ps->be, ps->data[d]);
@@ -148,9 +156,15 @@ int vt_params_alloc(vt_params *ps, char *err, size_t err_len) {
     }
     ps->be->fill(ps->be, ps->data[d], (int64_t)((bytes + 3) / 4), 0.0f);
   }
+  ps->reads = calloc((size_t)ps->n + 1, 1);
+  if (!ps->reads) {
+    snprintf(err, err_len, "out of host memory for the read marks of %d parameters", ps->n);
+    return -1;
+  }
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
     p->t.data = (char *)ps->data[p->t.dtype] + p->offset * vt_dtype_size(p->t.dtype);
+    p->t.reads = &ps->reads[i];
   }
   ps->allocated = true;
   return vt_params_alloc_grads(ps, err, err_len);
@@ -241,6 +255,12 @@ vt_tensor *vt_params_concat_view(vt_ctx *ctx, vt_tensor *const *ts, int n) {
   *v = *a;
   v->shape[0] = rows;
   v->name = NULL;
+  /* the view is a GEMM operand: each part is read as one (the view has no read marks) */
+  v->reads = NULL;
+  for (int i = 0; i < n; i++)
+    if (ts[i]->reads)
+      *ts[i]->reads |= ctx->gemm_dtype == VT_BF16 && ts[i]->ndim == 2 && ts[i]->lowp ? VT_READ_GEMM
+                                                                                     : VT_READ_F32;
   return v;
 }
 
@@ -281,7 +301,15 @@ static void to_lowp(const vt_params *ps, int64_t n, const float *src, uint16_t *
 }
 
 void vt_params_sync_lowp(vt_params *ps) {
-  if (ps->lowp) to_lowp(ps, (int64_t)ps->numel[VT_F32], ps->data[VT_F32], ps->lowp, 0);
+  if (!ps->lowp) return;
+  if (!ps->spans) {
+    to_lowp(ps, (int64_t)ps->numel[VT_F32], ps->data[VT_F32], ps->lowp, 0);
+    return;
+  }
+  for (int k = 0; k < ps->n_spans; k++) /* sharded masters: the values that exist */
+    to_lowp(ps, (int64_t)(ps->spans[k][1] - ps->spans[k][0]),
+            (const float *)ps->data[VT_F32] + ps->spans[k][0],
+            (uint16_t *)ps->lowp + ps->spans[k][0], ps->spans[k][0]);
 }
 
 int vt_params_set_rounding(vt_params *ps, bool stochastic, uint64_t seed, char *err,
@@ -340,8 +368,18 @@ int vt_param_write(const vt_params *ps, vt_tensor *t, const void *host, char *er
   return 0;
 }
 
+/* A read needs every f32 value: sharded masters must be gathered first. */
+static bool masters_check(const vt_params *ps, const vt_tensor *t, char *err, size_t err_len) {
+  if (vt_param_has_masters(ps, t)) return true;
+  snprintf(err, err_len,
+           "parameter %s: this rank holds only a shard of its f32 master values (ZeRO under "
+           "bf16); gather them before reading it",
+           t->name ? t->name : "(unnamed)");
+  return false;
+}
+
 int vt_param_read(const vt_params *ps, const vt_tensor *t, void *host, char *err, size_t err_len) {
-  if (!param_check(ps, t, err, err_len)) return -1;
+  if (!param_check(ps, t, err, err_len) || !masters_check(ps, t, err, err_len)) return -1;
   vt_buf_to_host(ps->be, host, t->data, vt_nbytes(t));
   return 0;
 }
@@ -397,7 +435,7 @@ int vt_param_write_f32(const vt_params *ps, vt_tensor *t, const float *host, cha
 
 int vt_param_read_f32(const vt_params *ps, const vt_tensor *t, float *host, char *err,
                       size_t err_len) {
-  if (!param_check(ps, t, err, err_len)) return -1;
+  if (!param_check(ps, t, err, err_len) || !masters_check(ps, t, err, err_len)) return -1;
   if (t->dtype == VT_F32) {
     vt_buf_to_host(ps->be, host, t->data, vt_nbytes(t));
     return 0;
@@ -445,4 +483,92 @@ void vt_params_scale_grad(vt_params *ps, float alpha) {
   /* the core vtable's unary scale works in place on every backend */
   if (ps->grad && alpha != 1.0f)
     ps->be->unary(ps->be, VT_UN_SCALE, (int64_t)ps->grad_numel, alpha, ps->grad, ps->grad);
+}
+
+bool vt_param_has_masters(const vt_params *ps, const vt_tensor *t) {
+  return !t->reads || !ps->keep_lo || !(*t->reads & VT_READ_SHARDED);
+}
+
+void vt_params_unshard_masters(vt_params *ps) {
+  free(ps->spans);
+  ps->spans = NULL;
+  ps->n_spans = 0;
+  for (int i = 0; ps->reads && i < ps->n; i++) ps->reads[i] &= (uint8_t)~VT_READ_SHARDED;
+}
+
+/* f32 values [lo, hi) of the store (offsets, padding between parameters included) are no
+ * longer needed: their whole pages go back to the system (CPU; they read as zeros again).
+ * Returns false where they cannot (another device, madvise failing). */
+static bool release_f32(vt_params *ps, size_t lo, size_t hi) {
+  float *base = ps->data[VT_F32];
+  if (hi <= lo) return true;
+  if (ps->device.type != VT_DEV_CPU) return false;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)(base + lo) + page - 1) / page * page;
+  uintptr_t b = (uintptr_t)(base + hi) / page * page;
+  return b <= a || !madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Where the pages stay: the released values of each parameter become NaN, so a reader that
+ * was missed shows at once (the padding keeps its zeros). */
+static void poison_f32(vt_params *ps) {
+  for (int i = 0; i < ps->n; i++) {
+    const vt_param *p = ps->items[i];
+    if (p->t.dtype != VT_F32) continue;
+    float *v = p->t.data;
+    int64_t n = vt_numel(&p->t);
+    if (ps->keep_lo[i] > 0) ps->be->fill(ps->be, v, ps->keep_lo[i], NAN);
+    if (ps->keep_hi[i] < n) ps->be->fill(ps->be, v + ps->keep_hi[i], n - ps->keep_hi[i], NAN);
+  }
+}
+
+int vt_params_shard_masters(vt_params *ps, const int64_t *keep_lo, const int64_t *keep_hi,
+                            char *err, size_t err_len) {
+  if (!ps->allocated || !ps->lowp) {
+    snprintf(err, err_len, "sharded masters: the store has no bf16 copies (precision bf16)");
+    return -1;
+  }
+  size_t n = (size_t)ps->n + 1;
+  int64_t *lo = malloc(n * sizeof *lo), *hi = malloc(n * sizeof *hi);
+  size_t(*spans)[2] = malloc(n * sizeof *spans);
+  if (!lo || !hi || !spans) {
+    free(lo), free(hi), free(spans);
+    snprintf(err, err_len, "sharded masters: out of host memory");
+    return -1;
+  }
+  int ns = 0;
+  for (int i = 0; i < ps->n; i++) {
+    const vt_param *p = ps->items[i];
+    int64_t numel = vt_numel(&p->t);
+    lo[i] = keep_lo[i], hi[i] = keep_hi[i];
+    bool whole = lo[i] == 0 && hi[i] == numel;
+    if (!(0 <= lo[i] && lo[i] <= hi[i] && hi[i] <= numel) ||
+        (!whole && (p->t.dtype != VT_F32 || !p->trainable))) {
+      snprintf(err, err_len,
+               "sharded masters: parameter %s: keeps [%lld, %lld) of %lld values (only a "
+               "trainable f32 parameter may keep a part)",
+               p->name, (long long)lo[i], (long long)hi[i], (long long)numel);
+      free(lo), free(hi), free(spans);
+      return -1;
+    }
+    if (p->t.dtype != VT_F32 || hi[i] == lo[i]) continue;
+    size_t a = p->offset + (size_t)lo[i], b = p->offset + (size_t)hi[i];
+    if (ns > 0 && a - spans[ns - 1][1] < 64 / sizeof(float)) /* only padding between */
+      spans[ns - 1][1] = b;
+    else
+      spans[ns][0] = a, spans[ns][1] = b, ns++;
+  }
+  vt_params_unshard_masters(ps);
+  free(ps->keep_lo);
+  free(ps->keep_hi);
+  ps->keep_lo = lo, ps->keep_hi = hi;
+  ps->spans = spans, ps->n_spans = ns;
+  for (int i = 0; i < ps->n; i++)
+    if (lo[i] != 0 || hi[i] != vt_numel(&ps->items[i]->t)) ps->reads[i] |= VT_READ_SHARDED;
+  size_t at = 0;
+  bool released = true;
+  for (int k = 0; k < ns; at = spans[k][1], k++) released &= release_f32(ps, at, spans[k][0]);
+  released &= release_f32(ps, at, ps->numel[VT_F32]);
+  if (!released) poison_f32(ps);
+  return 0;
 }

@@ -36,6 +36,13 @@ typedef struct {
   uint64_t sr_seed;
   int64_t sr_step;
   bool allocated;
+  uint8_t *reads; /* [n]: each parameter's VT_READ_* bits (t.reads points here) */
+  /* Sharded f32 masters (vt_params_shard_masters): parameter i keeps the f32 values of its
+   * elements [keep_lo[i], keep_hi[i]); the f32 values of the store that exist, as sorted
+   * [lo, hi) runs of store offsets (n_spans of them). NULL / 0: every value exists. */
+  int64_t *keep_lo, *keep_hi;
+  size_t (*spans)[2];
+  int n_spans;
   int *index; /* open-addressing hash of item indices by name (-1 empty): finds in O(1) */
   size_t index_cap;
 } vt_params;
@@ -98,6 +105,28 @@ int vt_params_set_rounding(vt_params *ps, bool stochastic, uint64_t seed, char *
  * key, and later plain sync_lowp calls (a ZeRO all-gather's refresh, a parameter write) reuse
  * it, so a resumed run that syncs at its restored step makes the same copies. */
 void vt_params_sync_lowp_step(vt_params *ps, int64_t step);
+
+/* How ops read a parameter (t.reads, set by every op's input check, vt_check_inputs): through
+ * a GEMM that takes the bf16 copy under bf16 mode (VT_READ_GEMM), or its f32 values
+ * (VT_READ_F32: any other op, or a GEMM in f32 mode); a reshape marks nothing, its view
+ * carries the marks to its reader. VT_READ_SHARDED marks a parameter whose
+ * f32 values this rank does not all hold: an op that would read them fails with a message. */
+enum { VT_READ_GEMM = 1, VT_READ_F32 = 2, VT_READ_SHARDED = 4 };
+
+/* ZeRO under bf16: the f32 masters of trainable parameters sharded over ranks. Parameter i
+ * keeps the f32 values of elements [keep_lo[i], keep_hi[i]) (arrays of ps->n; [0, numel) for
+ * a whole one); the bf16 copies stay whole. The rest is released: on the CPU its pages go
+ * back to the system (madvise), elsewhere it is filled with NaN (a wrong reader shows). Only
+ * trainable f32 parameters with bf16 copies may keep less than the whole. From then on
+ * sync_lowp refreshes the copies of kept values only, reading a parameter with released values
+ * is an error (vt_param_read*, ops: VT_READ_SHARDED; st_save_params takes a fetch for them),
+ * and whoever writes every value back (a load) calls unshard first. Returns 0, or -1 with a
+ * message. */
+int vt_params_shard_masters(vt_params *ps, const int64_t *keep_lo, const int64_t *keep_hi,
+                            char *err, size_t err_len);
+void vt_params_unshard_masters(vt_params *ps);
+/* Whether parameter t's f32 values all exist on this rank. */
+bool vt_param_has_masters(const vt_params *ps, const vt_tensor *t);
 
 /* Parameter memory from the host, through the store's backend: nothing above autograd/ reads
  * or writes t->data or t->grad itself, so the same code serves every device. t must be a

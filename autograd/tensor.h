@@ -32,6 +32,9 @@ typedef struct vt_tensor {
   bool requires_grad; /* a gradient flows to it (parameter or result of such) */
   bool is_param;      /* gradient lives in a vt_params flat buffer */
   const char *name;   /* parameter name, or NULL */
+  /* A parameter's read bits in its store (VT_READ_*, params.h): ops mark how they read it and
+   * refuse f32 reads of values the store released. NULL: not a store's parameter. */
+  uint8_t *reads;
 } vt_tensor;
 
 int64_t vt_numel(const vt_tensor *t);

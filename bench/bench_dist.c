@@ -1,12 +1,15 @@
 /* Data-parallel figures on local CPU ranks, all in one run (mpirun -np 2; bench/run_dist.sh):
- *  1. MPI all-reduce and reduce-scatter bandwidth through the collective interface, 1 MB to
- *     256 MB: algorithm bandwidth (bytes / time) and bus bandwidth (all-reduce x 2(n-1)/n,
- *     reduce-scatter x (n-1)/n, as nccl-tests reports them);
+ *  1. MPI all-reduce, reduce-scatter and all-gather bandwidth through the collective
+ *     interface, 1 MB to 256 MB, and the all-gather of the same values as bf16 (half the bytes:
+ *     the sharded masters' gather): algorithm bandwidth (bytes / time) and bus bandwidth
+ *     (all-reduce x 2(n-1)/n, the others x (n-1)/n, as nccl-tests reports them);
  *  2. the step time of the Qwen2 bench model (bench_qwen2_train's shape) on 1 rank and on 2
  *     ranks with the same per-rank batch, the gradients reduced after backward (bucket_mb 0)
  *     and overlapped with it (buckets of --bucket-mb), and the overhead of each over 1 rank;
  *  3. the peak resident memory per rank during steps at ZeRO 0, 1 and 2 (VmHWM, reset between
- *     stages through /proc/self/clear_refs), against vt_zero_plan.
+ *     stages through /proc/self/clear_refs), against vt_zero_plan; then the same under bf16
+ *     compute copies, where ZeRO 1 and 2 also shard the GEMM weights' f32 masters after the
+ *     first step (zero_masters.h; the peak is reset after that step).
  * Usage: mpirun -np 2 bench_dist [steps] [--bucket-mb MB] [--max-mb MB] [--batch B]
  *        [--sweep MB,MB,...] (more overlapped bucket sizes, printed after the main figures)
  *        [--parts bsm] (b: bandwidth, s: step times, m: memory; all by default) */
@@ -24,6 +27,7 @@
 #include "train/coll.h"
 #include "train/optim.h"
 #include "train/zero.h"
+#include "train/zero_masters.h"
 
 /* CPU seconds of this process (all its threads): under a loaded machine the wall time of a
  * step includes the time the rank waited for a core; its CPU time is the work it did. */
@@ -73,7 +77,13 @@ static void bandwidth(vt_coll *c, double max_mb) {
     float *buf = malloc(count * sizeof(float));
     if (!buf) die("bandwidth", "out of memory");
     for (size_t i = 0; i < count; i++) buf[i] = 1.0f;
-    for (int op = 0; op < 2; op++) {
+    size_t counts[64];
+    for (int r = 0; r < c->world && r < 64; r++) {
+      size_t lo, hi;
+      vt_coll_shard_range(count, c->world, r, &lo, &hi);
+      counts[r] = hi - lo;
+    }
+    for (int op = 0; op < 4; op++) {
       int reps = mb <= 16 ? 10 : 3;
       double best = INFINITY;
       for (int r = 0; r < reps + 1; r++) { /* the first is a warmup */
@@ -83,8 +93,12 @@ static void bandwidth(vt_coll *c, double max_mb) {
         if (op == 0) {
           vt_coll_req q;
           rc = c->ops->iallreduce(c, buf, count, "bench buffer", &q) || c->ops->wait(c, &q);
-        } else {
+        } else if (op == 1) {
           rc = c->ops->reduce_scatter(c, buf, count, "bench buffer");
+        } else if (op == 2) {
+          rc = c->ops->allgather(c, buf, count, "bench buffer");
+        } else { /* the same values as bf16: half the bytes (sharded masters' gather) */
+          rc = c->ops->allgatherv(c, buf, counts, sizeof(uint16_t), "bench buffer");
         }
         if (rc) die("collective", c->err);
         double t = now_s() - t0;
@@ -93,10 +107,13 @@ static void bandwidth(vt_coll *c, double max_mb) {
       /* every rank's time counts: the slowest rank's */
       vt_coll_allreduce_f64(c, &best, 1, VT_COLL_MAX, "bench time");
       double alg = mb * 1e6 / best / 1e9;
+      if (op == 3) alg /= 2; /* bytes moved: half the f32 buffer */
       double bus = alg * (op == 0 ? 2 * (n - 1) / n : (n - 1) / n);
+      static const char *const names[] = {"all-reduce", "reduce-scatter", "all-gather",
+                                          "all-gather bf16"};
       if (c->rank == 0)
-        printf("%-15s %10.0f %8.2f %12.2f %12.2f\n", op == 0 ? "all-reduce" : "reduce-scatter", mb,
-               best * 1e3, alg, bus);
+        printf("%-15s %10g %8.2f %12.2f %12.2f\n", names[op], op == 3 ? mb / 2 : mb, best * 1e3,
+               alg, bus);
       fflush(stdout);
     }
     free(buf);
@@ -108,6 +125,8 @@ typedef struct {
   qwen2 m;
   vt_optim opt;
   vt_reducer red;
+  vt_zero_masters zm; /* bf16: the sharded f32 masters (after the first step) */
+  bool bf16;
   vt_ctx *ctx;
   int32_t *ids;
   int64_t b, t;
@@ -148,7 +167,32 @@ static void dp_init(dp *s, vt_coll *c, int zero, double bucket_mb, int64_t b, in
   if (!s->ctx || !s->ids) die("context", cerr ? cerr : "out of memory");
 }
 
+/* bf16 compute copies over the f32 masters, as `precision: bf16` trains. */
+static void dp_bf16(dp *s) {
+  char err[512], kern[256];
+  if (vt_ctx_set_gemm_dtype(s->ctx, VT_BF16, kern, sizeof kern, err, sizeof err) ||
+      vt_params_enable_lowp(&s->ps, VT_BF16, err, sizeof err))
+    die("bf16", err);
+  s->bf16 = true;
+}
+
+/* After the first bf16 step: the masters of the GEMM weights sharded, as the trainer does. */
+static void dp_shard_masters(dp *s, vt_coll *c) {
+  char err[512];
+  int n = s->ps.n;
+  int64_t *lo = calloc((size_t)n + 1, sizeof *lo), *hi = calloc((size_t)n + 1, sizeof *hi);
+  if (!lo || !hi) die("masters", "out of memory");
+  for (int i = 0; i < n; i++) hi[i] = vt_numel(&s->ps.items[i]->t);
+  if (vt_zero_masters_init(&s->zm, &s->opt, c->world, s->ps.reads, err, sizeof err))
+    die("masters", err);
+  vt_zero_masters_keep(&s->zm, lo, hi);
+  if (s->zm.on && vt_params_shard_masters(&s->ps, lo, hi, err, sizeof err)) die("masters", err);
+  free(lo);
+  free(hi);
+}
+
 static void dp_free(dp *s) {
+  vt_zero_masters_free(&s->zm);
   vt_reducer_free(&s->red);
   vt_optim_free(&s->opt);
   vt_ctx_free(s->ctx);
@@ -197,9 +241,13 @@ static double dp_step(dp *s, vt_coll *c, int zero) {
   }
   vt_optim_stats st;
   if (vt_optim_step_norm(&s->opt, 1.0, 1, norm, &st, err, sizeof err)) die("step", err);
-  if (s->opt.shard_world > 1 && s->opt.param_base &&
-      c->ops->allgather(c, s->opt.param_base, s->opt.state_numel, "parameters"))
-    die("all-gather", c->err);
+  if (s->zm.on) {
+    if (vt_zero_masters_gather(&s->zm, c, err, sizeof err)) die("all-gather", err);
+  } else if (s->opt.shard_world > 1 && s->opt.param_base) {
+    if (c->ops->allgather(c, s->opt.param_base, s->opt.state_numel, "parameters"))
+      die("all-gather", c->err);
+    vt_params_sync_lowp(&s->ps);
+  }
   vt_ctx_reset(s->ctx);
   step_cpu = cpu_s() - c0;
   return now_s() - t0;
@@ -236,6 +284,17 @@ static run_t run(vt_coll *g, vt_coll *c, bool all, double bucket_mb, int64_t b, 
   dp_free(&s);
   if (all) vt_coll_allreduce_f64(c, &r.wall, 3, VT_COLL_MAX, "bench time");
   return r;
+}
+
+/* The peak and resident memory of the larger rank (MiB, into mib) after the steps, then the
+ * plan for weight bytes w; frees s. */
+static vt_zero_mem measure(dp *s, vt_coll *c, int z, double w, double bucket_mb, double *mib) {
+  mib[0] = status_mib("VmHWM:"), mib[1] = status_mib("VmRSS:");
+  vt_coll_allreduce_f64(c, mib, 2, VT_COLL_MAX, "bench memory");
+  vt_zero_mem pl = vt_zero_plan(w, (int64_t)vt_params_count(&s->ps, true), 2, z, c->world, false);
+  vt_zero_plan_overlap(&pl, z, c->world, false, bucket_mb * (1 << 20), 1);
+  dp_free(s);
+  return pl;
 }
 
 int main(int argc, char **argv) {
@@ -330,13 +389,9 @@ memory:
     dp_init(&s, &c, z, bucket_mb, batch, seq);
     dp_step(&s, &c, z);
     dp_step(&s, &c, z);
-    double mib[2] = {status_mib("VmHWM:"), status_mib("VmRSS:")};
-    vt_coll_allreduce_f64(&c, mib, 2, VT_COLL_MAX, "bench memory");
-    int64_t n_train = (int64_t)vt_params_count(&s.ps, true);
+    double mib[2];
     vt_zero_mem pl =
-        vt_zero_plan(4.0 * (double)vt_params_count(&s.ps, false), n_train, 2, z, c.world, false);
-    vt_zero_plan_overlap(&pl, z, c.world, false, bucket_mb * (1 << 20), 1);
-    dp_free(&s);
+        measure(&s, &c, z, 4.0 * (double)vt_params_count(&s.ps, false), bucket_mb, mib);
     if (!z) peak0 = mib[0], plan0 = pl.total;
     if (c.rank == 0)
       printf("  ZeRO %d: peak %7.1f MiB (%+7.1f vs ZeRO 0); plan: weights %.1f + grads %.1f + "
@@ -345,6 +400,38 @@ memory:
              z, mib[0], mib[0] - peak0, pl.weights / 1048576, pl.grads / 1048576,
              pl.optimizer / 1048576, pl.total / 1048576, (pl.total - plan0) / 1048576,
              pl.grads_idle / 1048576, mib[1]);
+    fflush(stdout);
+  }
+  /* the same under bf16: ZeRO 1 and 2 shard the GEMM weights' f32 masters after step 1 */
+  if (c.rank == 0)
+    printf("bf16 copies over f32 masters, peak per rank over steps 2-3 (reset after step 1, "
+           "which sharded the masters):\n");
+  for (int z = 0; z <= 2; z++) {
+    c.ops->barrier(&c, "bench");
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    dp s;
+    dp_init(&s, &c, z, bucket_mb, batch, seq);
+    dp_bf16(&s);
+    dp_step(&s, &c, z);
+    if (z > 0) dp_shard_masters(&s, &c);
+    reset_peak();
+    dp_step(&s, &c, z);
+    dp_step(&s, &c, z);
+    int64_t n_all = (int64_t)vt_params_count(&s.ps, false), n_sh = 0;
+    for (int i = 0; i < s.ps.n; i++)
+      if (vt_zero_master_sharded(s.ps.items[i], s.ps.reads[i])) n_sh += vt_numel(&s.ps.items[i]->t);
+    double w = z > 0 ? vt_zero_masters_plan(n_all, 0, n_sh, c.world) : 6.0 * (double)n_all, mib[2];
+    vt_zero_mem pl = measure(&s, &c, z, w, bucket_mb, mib);
+    if (!z) peak0 = mib[0], plan0 = pl.total;
+    if (c.rank == 0)
+      printf("  bf16 ZeRO %d: peak %7.1f MiB (%+7.1f vs bf16 ZeRO 0); plan: weights %.1f (f32 "
+             "masters %.1f) + grads %.1f + optimizer %.1f = %.1f MiB (%+.1f vs bf16 ZeRO 0); "
+             "resident after the steps %.1f MiB\n",
+             z, mib[0], mib[0] - peak0, pl.weights / 1048576,
+             (pl.weights - 2.0 * (double)n_all) / 1048576, pl.grads / 1048576,
+             pl.optimizer / 1048576, pl.total / 1048576, (pl.total - plan0) / 1048576, mib[1]);
     fflush(stdout);
   }
 out:

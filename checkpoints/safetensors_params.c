@@ -146,6 +146,7 @@ typedef struct {
   const st_entry *entries;
   vt_param **params; /* params[i] is written as entries[i] */
   void *host;        /* a device parameter downloaded here before conversion */
+  const st_save_opts *o;
 } save_ctx;
 
 static const void *produce_param(void *vctx, int i, void *scratch, char *err, size_t err_len) {
@@ -154,7 +155,17 @@ static const void *produce_param(void *vctx, int i, void *scratch, char *err, si
   const st_entry *e = &c->entries[i];
   size_t nb = vt_nbytes(&p->t);
   const void *src = p->t.data;
-  if (c->ps->device.type != VT_DEV_CPU) {
+  if (!vt_param_has_masters(c->ps, &p->t)) { /* sharded masters: from their owners */
+    void *dst = e->dtype == p->t.dtype ? scratch : c->host;
+    if (!c->o->fetch) {
+      vt_seterr(err, err_len, "parameter \"%s\": this rank holds only a shard of its values",
+                p->name);
+      return NULL;
+    }
+    if (c->o->fetch(c->o->fetch_ctx, p, dst, err, err_len)) return NULL;
+    if (e->dtype == p->t.dtype) return scratch;
+    src = dst;
+  } else if (c->ps->device.type != VT_DEV_CPU) {
     void *dst = e->dtype == p->t.dtype ? scratch : c->host;
     vt_buf_to_host(c->ps->be, dst, p->t.data, nb);
     if (e->dtype == p->t.dtype) return scratch;
@@ -183,7 +194,7 @@ int st_save_params(const vt_params *ps, const char *path, const st_save_opts *op
   }
   st_entry *es = (st_entry *)calloc((size_t)ps->n + 1, sizeof *es);
   vt_param **params = (vt_param **)calloc((size_t)ps->n + 1, sizeof *params);
-  save_ctx c = {.ps = ps, .entries = es, .params = params};
+  save_ctx c = {.ps = ps, .entries = es, .params = params, .o = &o};
   int rc = -1;
   if (!es || !params) {
     vt_seterr(err, err_len, "%s: out of memory", path);
@@ -201,7 +212,7 @@ int st_save_params(const vt_params *ps, const char *path, const st_save_opts *op
   }
   if (o.max_shard_bytes == 0) st_sort_entries(es, ps->n);
   for (int i = 0; i < ps->n; i++) params[i] = vt_params_find(ps, es[i].name);
-  if (ps->device.type != VT_DEV_CPU && max_bytes) {
+  if ((ps->device.type != VT_DEV_CPU || ps->spans) && max_bytes) {
     c.host = malloc(max_bytes);
     if (!c.host) {
       vt_seterr(err, err_len, "%s: out of memory (%zu bytes of staging)", path, max_bytes);

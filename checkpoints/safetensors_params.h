@@ -40,6 +40,11 @@ typedef struct {
   size_t max_shard_bytes; /* 0: one file at path; else path is a directory of shards */
   const st_kv *meta;      /* "__metadata__" of every file, e.g. {"format", "pt"} */
   int n_meta;
+  /* The values of a parameter whose f32 masters this rank holds only in part (sharded under
+   * bf16 ZeRO, vt_param_has_masters): fetch fills host (host memory, numel values of its
+   * dtype) and returns 0, or -1 with a message. NULL: such a parameter is an error. */
+  int (*fetch)(void *ctx, const vt_param *p, void *host, char *err, size_t err_len);
+  void *fetch_ctx;
 } st_save_opts;
 
 /* Writes every parameter of ps under its name, atomically (see st_write, st_write_sharded),

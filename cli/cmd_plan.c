@@ -10,6 +10,7 @@
 #include "autograd/fmt.h"
 #include "cli/cli.h"
 #include "cli/cmd_plan.h"
+#include "train/zero_masters.h"
 
 double cli_parse_bytes(const char *s) {
   char *end;
@@ -40,9 +41,16 @@ static const char *flops_str(double f, char *buf, size_t n) {
   return buf;
 }
 
+/* Weights per rank: bf16 ZeRO on CPU ranks shards the f32 masters of the shardable values
+ * (their pages are returned; on GPUs they stay allocated). */
+static double weights(const stage_plan *p, int zero, bool nccl) {
+  if (!p->bf16 || zero < 1 || nccl) return p->weights;
+  return vt_zero_masters_plan(p->n_params, 0, p->n_shardable, p->world);
+}
+
 cli_plan_mem cli_plan_memory(const stage_plan *p, int zero, bool nccl) {
-  cli_plan_mem m = {.zm =
-                        vt_zero_plan(p->weights, p->n_trainable, p->moments, zero, p->world, nccl)};
+  cli_plan_mem m = {
+      .zm = vt_zero_plan(weights(p, zero, nccl), p->n_trainable, p->moments, zero, p->world, nccl)};
   vt_zero_plan_overlap(&m.zm, zero, p->world, nccl, p->bucket_bytes, p->grad_accum);
   m.total = m.zm.total + p->act;
   m.total_recompute = m.zm.total + p->act_recompute;
@@ -73,7 +81,13 @@ void cli_plan_print(FILE *f, const char *path, const stage_plan *p, int zero, bo
             q->grad ? "" : " (no gradients reach it)");
   }
   fprintf(f, "memory per rank:\n");
-  fprintf(f, "  weights     %s\n", gib(m.zm.weights, a, sizeof a));
+  if (p->bf16)
+    fprintf(f, "  weights     %s (bf16 copies %s + f32 masters %s%s)\n",
+            gib(m.zm.weights, a, sizeof a), gib(2.0 * (double)p->n_params, b, sizeof b),
+            gib(m.zm.weights - 2.0 * (double)p->n_params, c, sizeof c),
+            m.zm.weights < p->weights ? ", of GEMM weights a shard" : "");
+  else
+    fprintf(f, "  weights     %s\n", gib(m.zm.weights, a, sizeof a));
   if (m.zm.grads_idle != m.zm.grads)
     fprintf(f, "  gradients   %s at the peak of backward, %s between steps\n",
             gib(m.zm.grads, a, sizeof a), gib(m.zm.grads_idle, b, sizeof b));

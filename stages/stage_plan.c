@@ -1,4 +1,5 @@
 /* Stage plans: memory per rank and FLOPs per step from the config (see stage_plan.h). */
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,6 +96,12 @@ int stage_plan_make(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *
   p->n_params = (int64_t)vt_params_count(&ps, false);
   p->n_trainable = (int64_t)vt_params_count(&ps, true);
   p->weights = (o->bf16 ? 6.0 : 4.0) * (double)p->n_params;
+  for (int k = 0; k < ps.n; k++) {
+    const vt_param *q = ps.items[k];
+    if (q->trainable && q->t.ndim == 2 && fnmatch("*embed*", q->name, 0) &&
+        fnmatch("*codebook*", q->name, 0))
+      p->n_shardable += vt_numel(&q->t);
+  }
   p->moments = !strcmp(cfg->optim.kind, "sgd") ? 1 : 2;
   p->shape = o->shape;
   if (p->shape.batch <= 0) p->shape.batch = cfg->batch_size;

@@ -3,7 +3,11 @@
  * nothing is allocated). The memory a rank holds for gradients and optimizer state at a ZeRO
  * stage is train/zero.h's vt_zero_plan, fed with the counts here (the command joins them).
  *
- *   weights      fp32: 4 N bytes; bf16: 4 N f32 masters + 2 N bf16 compute copies
+ *   weights      fp32: 4 N bytes; bf16: 4 N f32 masters + 2 N bf16 compute copies; at ZeRO
+ *                1/2 on CPU ranks the f32 masters of the S shardable values are 4 S / world
+ *                (train/zero_masters.h: trainable 2-D weights that only GEMMs read; the plan
+ *                takes every trainable 2-D parameter but embedding tables and codebooks, by
+ *                name, as the trainer decides by the reads of a forward)
  *   activations  the step arena of one micro-batch: the model's cost hook (model.h), per part
  *                on the tape when gradients reach it, forward alone otherwise; summed over
  *                the parts of a phase, the largest phase's (the arena is reset between)
@@ -39,6 +43,7 @@ typedef struct {
   int world;
   bool bf16;
   int64_t n_params, n_trainable, grad_accum;
+  int64_t n_shardable; /* f32 master values bf16 ZeRO shards (see above) */
   double bucket_bytes; /* gradient reduction buckets (0: one reduction after backward) */
   int moments;         /* f32 optimizer values per trainable value (AdamW / Adam 2, SGD 1) */
   stage_plan_part parts[VT_MODEL_MAX_COST_PARTS];

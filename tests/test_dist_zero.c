@@ -11,6 +11,12 @@
  *    stretch exactly;
  *  - at ZeRO 2 the pages of other ranks' buckets are out of memory after the reduce and the
  *    division by the count (mincore);
+ *  - sharded f32 masters under bf16 (zero_masters.h): after a bf16 forward marks the reads,
+ *    the GEMM weights keep f32 values of this rank's shard only (whole pages of the rest out of
+ *    memory, reads refused by vt_param_read_f32 and by a non-GEMM op), and 3 sharded AdamW
+ *    steps with bf16 all-gathers give the bf16 copies and the kept f32 values of an unsharded
+ *    store bit for bit, with round-to-nearest and with stochastic rounding; the forward loss
+ *    is then the unsharded one; the variable-length all-gather of bf16 runs;
  *  - vt_zero_plan's figures for a small case computed by hand. */
 #define _DEFAULT_SOURCE /* mincore */
 #include <stdlib.h>
@@ -22,6 +28,7 @@
 #include "tests/testutil.h"
 #include "train/coll.h"
 #include "train/zero.h"
+#include "train/zero_masters.h"
 
 enum { N = 4, T = 8, V = 40 };
 
@@ -31,11 +38,12 @@ typedef struct {
   vt_ctx *ctx;
 } net;
 
-static void net_init(net *n, bool recompute) {
+/* A net of hidden size h (sharded masters need weights of whole pages). */
+static void net_init_sized(net *n, bool recompute, int h) {
   char err[256];
   qwen2_cfg cfg = {.vocab_size = V,
-                   .hidden_size = 16,
-                   .intermediate_size = 24,
+                   .hidden_size = h,
+                   .intermediate_size = h * 3 / 2,
                    .num_hidden_layers = 2,
                    .num_attention_heads = 2,
                    .num_key_value_heads = 1,
@@ -52,6 +60,8 @@ static void net_init(net *n, bool recompute) {
   qwen2_init_weights(&n->m, &rng);
   n->ctx = vt_test_cpu_ctx();
 }
+
+static void net_init(net *n, bool recompute) { net_init_sized(n, recompute, 16); }
 
 static void net_free(net *n) {
   qwen2_free(&n->m);
@@ -206,33 +216,44 @@ static void test_reducer(vt_coll *c, int zero, int window) {
   net_free(&n);
 }
 
-static void test_sharded_adamw(vt_coll *c) {
+/* AdamW (lr 0.01, clipped at 0.5) over a's store unsharded and over b's sharded over the ranks. */
+static void adamw_pair(vt_coll *c, net *a, net *b, vt_optim *oa, vt_optim *ob) {
   char err[600];
-  net a, b; /* a: unsharded; b: sharded over the ranks */
-  net_init(&a, false);
-  net_init(&b, false);
   vt_optim_cfg oc = vt_optim_defaults(VT_OPTIM_ADAMW);
   oc.lr = 0.01;
   oc.max_grad_norm = 0.5;
-  vt_optim oa, ob;
-  CHECK(vt_optim_init(&oa, &a.ps, &oc, err, sizeof err) == 0);
+  CHECK(vt_optim_init(oa, &a->ps, &oc, err, sizeof err) == 0);
   oc.shard_rank = c->rank, oc.shard_world = c->world;
-  CHECK(vt_optim_init(&ob, &b.ps, &oc, err, sizeof err) == 0);
+  CHECK(vt_optim_init(ob, &b->ps, &oc, err, sizeof err) == 0);
+}
+
+/* Step `step` of both on the same random full gradients (ZeRO 1); both clip alike. */
+static void adamw_pair_step(net *a, net *b, vt_optim *oa, vt_optim *ob, int step) {
+  char err[600];
+  size_t gn = a->ps.grad_numel;
+  vt_rng rng;
+  vt_rng_seed(&rng, (uint64_t)step);
+  for (size_t i = 0; i < gn; i++) a->ps.grad[i] = (float)(vt_rng_uniform(&rng) - 0.5);
+  memcpy(b->ps.grad, a->ps.grad, sizeof(float) * gn);
+  vt_optim_stats sa, sb;
+  CHECK(vt_optim_step(oa, 1.0, step, &sa, err, sizeof err) == 0);
+  CHECK(vt_optim_step(ob, 1.0, step, &sb, err, sizeof err) == 0);
+  CHECK(sa.clip_coef < 1 && sa.clip_coef == sb.clip_coef);
+}
+
+static void test_sharded_adamw(vt_coll *c) {
+  net a, b; /* a: unsharded; b: sharded over the ranks */
+  net_init(&a, false);
+  net_init(&b, false);
+  vt_optim oa, ob;
+  adamw_pair(c, &a, &b, &oa, &ob);
   /* the shards tile the stretch */
   double n_sh = (double)ob.shard_n;
   CHECK(vt_coll_allreduce_f64(c, &n_sh, 1, VT_COLL_SUM, "shard sizes") == 0);
   CHECK(n_sh == (double)ob.state_numel);
   CHECK(ob.param_base != NULL);
-  size_t gn = a.ps.grad_numel;
   for (int step = 1; step <= 3; step++) {
-    vt_rng rng;
-    vt_rng_seed(&rng, (uint64_t)step);
-    for (size_t i = 0; i < gn; i++) a.ps.grad[i] = (float)(vt_rng_uniform(&rng) - 0.5);
-    memcpy(b.ps.grad, a.ps.grad, sizeof(float) * gn);
-    vt_optim_stats sa, sb;
-    CHECK(vt_optim_step(&oa, 1.0, step, &sa, err, sizeof err) == 0);
-    CHECK(vt_optim_step(&ob, 1.0, step, &sb, err, sizeof err) == 0); /* full gradients: ZeRO 1 */
-    CHECK(sa.clip_coef < 1 && sa.clip_coef == sb.clip_coef);
+    adamw_pair_step(&a, &b, &oa, &ob, step);
     CHECK(c->ops->allgather(c, ob.param_base, ob.state_numel, "parameters") == 0);
   }
   size_t differ = 0;
@@ -292,6 +313,142 @@ static void test_plan(void) {
   CHECK(g2.grads == 4000 && g2.comm == 4008);
 }
 
+/* Runs of 0, 3, 5, ... bf16 values (rank r's run holds r * 1000 + j), gathered in place. */
+static void test_allgatherv(vt_coll *c) {
+  size_t counts[16], total = 0;
+  for (int r = 0; r < c->world; r++) total += counts[r] = r == 1 ? 0 : (size_t)(3 + 2 * r);
+  uint16_t *buf = calloc(total, sizeof *buf);
+  size_t at = 0;
+  for (int r = 0; r < c->rank; r++) at += counts[r];
+  for (size_t j = 0; j < counts[c->rank]; j++) buf[at + j] = (uint16_t)(c->rank * 1000 + j);
+  CHECK(c->ops->allgatherv(c, buf, counts, sizeof *buf, "test runs") == 0);
+  size_t bad = 0;
+  at = 0;
+  for (int r = 0; r < c->world; at += counts[r], r++)
+    for (size_t j = 0; j < counts[r]; j++) bad += buf[at + j] != (uint16_t)(r * 1000 + j);
+  CHECK(bad == 0);
+  free(buf);
+}
+
+/* Whole pages of the store's released f32 values that are resident. */
+static long resident_released(const vt_params *ps, long *pages) {
+  long page = sysconf(_SC_PAGESIZE), kept = 0;
+  *pages = 0;
+  const float *base = ps->data[VT_F32];
+  for (int k = 0; k <= ps->n_spans; k++) {
+    uintptr_t a = (uintptr_t)(base + (k ? ps->spans[k - 1][1] : 0));
+    uintptr_t b = (uintptr_t)(base + (k < ps->n_spans ? ps->spans[k][0] : ps->numel[VT_F32]));
+    a = (a + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    b = b / (uintptr_t)page * (uintptr_t)page;
+    for (; a < b; a += (uintptr_t)page, (*pages)++) {
+      unsigned char v = 0;
+      CHECK(mincore((void *)a, (size_t)page, &v) == 0);
+      kept += v & 1;
+    }
+  }
+  return kept;
+}
+
+/* sr: stochastic rounding; frozen: a frozen norm between the trainable layers, so the stretch
+ * is not in the gradient layout and the bf16 all-gather goes through the gradient buffer. */
+static void test_sharded_masters(vt_coll *c, bool sr, bool frozen) {
+  char err[600], kern[256];
+  net a, b; /* a: whole masters, unsharded optimizer; b: sharded masters and optimizer */
+  net_init_sized(&a, false, 64);
+  net_init_sized(&b, false, 64);
+  net *both[2] = {&a, &b};
+  for (int k = 0; frozen && k < 2; k++) {
+    CHECK(vt_params_set_trainable(&both[k]->ps, "model.layers.0.post_attention_layernorm.*",
+                                  false) == 1);
+    CHECK(vt_params_alloc_grads(&both[k]->ps, err, sizeof err) == 0);
+  }
+  if (vt_ctx_set_gemm_dtype(a.ctx, VT_BF16, kern, sizeof kern, err, sizeof err)) {
+    printf("sharded masters: no bf16 GEMMs here (%s): skipped\n", err);
+    net_free(&a);
+    net_free(&b);
+    return;
+  }
+  CHECK(vt_ctx_set_gemm_dtype(b.ctx, VT_BF16, kern, sizeof kern, err, sizeof err) == 0);
+  CHECK(vt_params_enable_lowp(&a.ps, VT_BF16, err, sizeof err) == 0);
+  CHECK(vt_params_enable_lowp(&b.ps, VT_BF16, err, sizeof err) == 0);
+  CHECK(vt_params_set_rounding(&a.ps, sr, 11, err, sizeof err) == 0);
+  CHECK(vt_params_set_rounding(&b.ps, sr, 11, err, sizeof err) == 0);
+  vt_optim oa, ob;
+  adamw_pair(c, &a, &b, &oa, &ob);
+  CHECK((ob.param_base == NULL) == frozen);
+  /* the reads of a bf16 step */
+  CHECK(vt_backward(b.ctx, qwen2_loss(&b.m, b.ctx, batch(&b, 0, 3), batch(&b, 0, 3), NULL)));
+  vt_ctx_reset(b.ctx);
+  vt_zero_masters zm;
+  CHECK(vt_zero_masters_init(&zm, &ob, c->world, b.ps.reads, err, sizeof err) == 0);
+  CHECK(zm.on);
+  int n = b.ps.n;
+  int64_t *lo = calloc((size_t)n, sizeof *lo), *hi = calloc((size_t)n, sizeof *hi);
+  for (int i = 0; i < n; i++) hi[i] = vt_numel(&b.ps.items[i]->t);
+  vt_zero_masters_keep(&zm, lo, hi);
+  CHECK(vt_params_shard_masters(&b.ps, lo, hi, err, sizeof err) == 0);
+  vt_param *emb = vt_params_find(&b.ps, "model.embed_tokens.weight");
+  vt_param *norm = vt_params_find(&b.ps, "model.norm.weight");
+  vt_param *q = vt_params_find(&b.ps, "model.layers.0.self_attn.q_proj.weight");
+  CHECK(emb && norm && q && vt_zero_master_sharded(q, *q->t.reads));
+  CHECK(!vt_zero_master_sharded(emb, *emb->t.reads) &&
+        !vt_zero_master_sharded(norm, *norm->t.reads));
+  CHECK(vt_param_has_masters(&b.ps, &emb->t) && vt_param_has_masters(&b.ps, &norm->t));
+  q = NULL; /* a GEMM weight of which this rank holds less than the whole */
+  int64_t mine = 0, shardable = 0;
+  for (int i = 0; i < b.ps.n; i++) {
+    vt_param *p = b.ps.items[i];
+    if (!vt_zero_master_sharded(p, *p->t.reads)) continue;
+    mine += hi[i] - lo[i];
+    shardable += vt_numel(&p->t);
+    if (!q && !vt_param_has_masters(&b.ps, &p->t)) q = p;
+  }
+  CHECK(q != NULL);
+  double tot = (double)mine;
+  CHECK(vt_coll_allreduce_f64(c, &tot, 1, VT_COLL_SUM, "kept masters") == 0);
+  CHECK(tot == (double)shardable); /* the shards of the sharded weights tile them */
+  float *host = malloc(sizeof(float) * (size_t)vt_numel(&q->t));
+  CHECK(vt_param_read_f32(&b.ps, &q->t, host, err, sizeof err) == -1 && strstr(err, "shard"));
+  for (int step = 1; step <= 3; step++) {
+    adamw_pair_step(&a, &b, &oa, &ob, step);
+    CHECK(vt_zero_masters_gather(&zm, c, err, sizeof err) == 0);
+  }
+  size_t differ = 0, f32_differ = 0;
+  for (int i = 0; i < n; i++) {
+    const vt_param *pa = a.ps.items[i], *pb = b.ps.items[i];
+    const uint16_t *la = pa->t.lowp, *lb = pb->t.lowp;
+    const float *fa = pa->t.data, *fb = pb->t.data;
+    for (int64_t j = 0; j < vt_numel(&pa->t); j++) differ += la[j] != lb[j];
+    for (int64_t j = b.ps.keep_lo[i]; j < b.ps.keep_hi[i]; j++) f32_differ += fa[j] != fb[j];
+  }
+  CHECK(differ == 0 && f32_differ == 0);
+  long pages, res = resident_released(&b.ps, &pages);
+  CHECK(res == 0 && pages > 0);
+  /* a forward from the sharded store reads nothing released: the same loss */
+  vt_tensor *ia = batch(&a, c->rank, 9), *ib = batch(&b, c->rank, 9);
+  float la = vt_item(a.ctx, qwen2_loss(&a.m, a.ctx, ia, ia, NULL));
+  float lb = vt_item(b.ctx, qwen2_loss(&b.m, b.ctx, ib, ib, NULL));
+  CHECK(!vt_ctx_failed(b.ctx) && la == lb);
+  /* an op that reads f32 values of a sharded parameter fails with a message */
+  vt_embedding(b.ctx, &q->t, ib);
+  CHECK(vt_ctx_failed(b.ctx) && strstr(vt_ctx_error(b.ctx), q->name) &&
+        strstr(vt_ctx_error(b.ctx), "shard"));
+  printf("sharded masters (%s rounding%s) over %d ranks: %lld of %lld f32 values of GEMM weights "
+         "kept here, "
+         "%ld of %ld released whole pages resident; bf16 copies and kept values bit-identical "
+         "after 3 steps; loss %.6f both\n",
+         sr ? "stochastic" : "nearest", frozen ? ", a frozen norm inside" : "", c->world,
+         (long long)mine, (long long)shardable, res, pages, la);
+  free(host);
+  free(lo);
+  free(hi);
+  vt_zero_masters_free(&zm);
+  vt_optim_free(&oa);
+  vt_optim_free(&ob);
+  net_free(&a);
+  net_free(&b);
+}
+
 int main(int argc, char **argv) {
   vt_dist d;
   char err[600];
@@ -312,6 +469,10 @@ int main(int argc, char **argv) {
     test_reducer(&c, 0, VT_REDUCER_WINDOW);
     test_reducer(&c, 2, VT_REDUCER_WINDOW);
     test_sharded_adamw(&c);
+    test_allgatherv(&c);
+    test_sharded_masters(&c, false, false);
+    test_sharded_masters(&c, true, false);
+    test_sharded_masters(&c, false, true);
   }
   vt_coll_close(&c);
   char name[64];

@@ -12,6 +12,7 @@
 #include "stages/stage_plan.h"
 #include "tests/testutil.h"
 #include "train/zero.h"
+#include "train/zero_masters.h"
 
 static char tmp[] = "/tmp/vt_plan_XXXXXX";
 
@@ -120,6 +121,13 @@ int main(void) {
   o.bf16 = true;
   CHECK(!stage_plan_make(&cfg, &o, &p, err, sizeof err));
   CHECK(p.weights == 6 * n);
+  /* bf16 ZeRO 1/2 on CPU ranks: the trainable 2-D weights (q, k, v, o, gate, up, down: 36864
+   * values a layer) keep the f32 masters of one shard of 3; biases, norms and the frozen
+   * embeddings and head keep theirs whole; the bf16 copies are whole */
+  const double S = 2 * 36864, w3 = 2 * n + 4 * (n - S) + 4 * ceil(S / 3);
+  CHECK(p.n_shardable == (int64_t)S);
+  CHECK(vt_zero_masters_plan(p.n_params, 0, p.n_shardable, 3) == w3);
+  CHECK(vt_zero_masters_plan(p.n_params, 0, p.n_shardable, 1) == 6 * n);
 
   /* FLOPs by hand, T = 32: forward GEMMs 2 T (2 layers x 36864 matrix weights + the 16384 of
    * the head); causal attention 2 layers x (QK^T + PV) x 2 x T^2/2 x 64; backward: the input

@@ -7,23 +7,26 @@
 # process at ZeRO 0, and both go on with the reference's losses. Small buckets (train.bucket_mb)
 # make the reduction overlap backward over many buckets. The same under precision bf16 (ZeRO
 # 1/2 on 2 and 3 ranks, a resume 2 -> 3 ranks) against one bf16 process, within a tolerance
-# derived from bf16 rounding. test_dist_zero runs on 3 ranks too.
+# derived from bf16 rounding, where the GEMM weights' f32 masters are sharded (ZeRO 1 on 2 ranks
+# equals ZeRO 0 on 2 ranks bit for bit, weights included), also with stochastic rounding, and a
+# resume 3 -> 1. test_dist_zero runs on 3 ranks too.
 set -u
 command -v mpirun >/dev/null || { echo "no mpirun: skipped"; exit 77; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 B=$PWD # the test binaries
 cd "$T" || exit 1
 "$VITA" gen-data --out data --samples 64 --vocab 96 --min-len 12 --max-len 30 >/dev/null || exit 1
-config() { # config NAME BATCH ZERO [RUN_DIR] [PRECISION]
+config() { # config NAME BATCH ZERO [RUN_DIR] [PRECISION] [STOCHASTIC_ROUNDING]
   cat > "$1.yaml" <<YAML
 model: {config: $VT_FIXTURES/qwen2_tiny/config.json}
 data: {mixture: data/mixture.yaml, max_len: 32}
-train: {steps: 6, batch_size: $2, seed: 2, lr: 5.0e-3, max_grad_norm: 1.0, zero: $3, bucket_mb: 0.01, precision: ${5:-fp32}}
+train: {steps: 6, batch_size: $2, seed: 2, lr: 5.0e-3, max_grad_norm: 1.0, zero: $3, bucket_mb: 0.01, precision: ${5:-fp32}${6:+, stochastic_rounding: $6}}
 output: {dir: ${4:-$1}, log_every: 0}
 YAML
 }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 fail=0
+fields() { sed -E 's/.*"step": ([0-9]+), "loss": ([^,]+),.*"tokens": ([0-9]+),.*/\1 \2 \3/' "$1"; }
 run() { # run NP NAME [ARGS...]: vita train on NP ranks (1: one process)
   local np=$1 name=$2; shift 2
   if [ "$np" = 1 ]; then
@@ -53,14 +56,34 @@ config ht1 2 1 ht1 bf16;   run 3 ht1
 config ht2 2 2 ht2 bf16;   run 3 ht2
 config ha2 3 2 rha bf16; run 2 ha2 --stop-after 3
 config ha3 2 1 rha bf16; run 3 ha3 --resume
+config hb3 2 2 rhb bf16; run 3 hb3 --stop-after 3
+config hb1 6 0 rhb bf16; run 1 hb1 --resume
 grep -q 'on 3 rank(s), resumed from' ha3.log || { echo "FAIL: bf16 2 -> 3 ranks did not resume"; fail=$((fail + 1)); }
+grep -q 'on 1 rank(s), resumed from' hb1.log || { echo "FAIL: bf16 3 -> 1 ranks did not resume"; fail=$((fail + 1)); }
+# sharded f32 masters: the GEMM weights' masters are sharded at ZeRO 1 and 2 (the ranks say so),
+# and ZeRO 1 on 2 ranks equals ZeRO 0 on 2 ranks bit for bit (the same all-reduced gradients,
+# the same roundings): the losses, and the checkpoint's f32 weights, gathered from the shards
+config hz0 3 0 hz0 bf16; run 2 hz0
+for run in hz1 hz2 ht1 ht2 ha2 ha3 hb3; do
+  grep -q 'f32 masters sharded: [0-9,]* values' $run.log || { echo "FAIL: $run did not shard the f32 masters"; fail=$((fail + 1)); }
+done
+if cmp -s <(fields hz0/metrics.jsonl) <(fields hz1/metrics.jsonl) &&
+   cmp -s hz0/checkpoints/step-00000006/model.safetensors hz1/checkpoints/step-00000006/model.safetensors; then
+  echo "ok bf16 ZeRO 1 with sharded masters = ZeRO 0 on 2 ranks, losses and saved weights bit for bit"
+else
+  echo "FAIL: bf16 ZeRO 1 with sharded masters differs from ZeRO 0 on 2 ranks"; fail=$((fail + 1))
+fi
+# stochastic rounding is keyed by the store offset: 1 process, 2 ranks at ZeRO 2 and 3 at ZeRO 1
+# round the same values the same way
+config sone 6 0 sone bf16 true; run 1 sone
+config sz2 3 2 sz2 bf16 true;   run 2 sz2
+config st1 2 1 st1 bf16 true;   run 3 st1
 grep -q 'on 3 rank(s), resumed from' a3.log || { echo "FAIL: 2 -> 3 ranks did not resume"; fail=$((fail + 1)); }
 grep -q 'on 1 rank(s), resumed from' b1.log || { echo "FAIL: 3 -> 1 ranks did not resume"; fail=$((fail + 1)); }
 ls ra/checkpoints/step-00000003/optim-rank-00001-of-00002.safetensors \
    ra/checkpoints/step-00000006/optim-rank-00002-of-00003.safetensors >/dev/null ||
   { echo "FAIL: no per-rank optimizer shards in the checkpoints"; fail=$((fail + 1)); }
 
-fields() { sed -E 's/.*"step": ([0-9]+), "loss": ([^,]+),.*"tokens": ([0-9]+),.*/\1 \2 \3/' "$1"; }
 fields one/metrics.jsonl > one.f
 n=0
 for run in z0 z1 z2 t1 t2 ra rb; do
@@ -80,7 +103,10 @@ done
 # a few such flips move the loss by far less than 1e-3 of it, while copies left stale after
 # the all-gather (or a wrong shard) move it by more within these 6 steps
 fields hone/metrics.jsonl > hone.f
-for run in hz1 hz2 ht1 ht2 rha; do
+fields sone/metrics.jsonl > sone.f
+for run in hz1 hz2 ht1 ht2 rha rhb sz2 st1; do
+  ref=hone.f
+  case $run in s*) ref=sone.f ;; esac
   fields "$run/metrics.jsonl" > "$run.f"
   [ "$(wc -l < "$run.f")" = 6 ] || { echo "FAIL $run: $(wc -l < "$run.f") steps"; fail=$((fail + 1)); }
   while read -r s1 l1 t1 s2 l2 t2; do
@@ -90,20 +116,29 @@ for run in hz1 hz2 ht1 ht2 rha; do
     else
       echo "FAIL bf16 $run step $s1: loss $l1 vs $l2, tokens $t1 vs $t2"; fail=$((fail + 1))
     fi
-  done < <(paste -d' ' hone.f "$run.f")
+  done < <(paste -d' ' "$ref" "$run.f")
 done
 # the final weights: their eval loss over the whole set (printed to 6 decimals)
 eval_loss() { "$VITA" eval --config one.yaml --weights "$1/checkpoints/step-00000006" --data data/mixture.yaml 2>&1 | sed -nE 's/^eval: loss ([0-9.]+) .*/\1/p'; }
+# check_weights REF TOL LABEL RUN...: each run's final eval loss within TOL of REF
+check_weights() {
+  local r=$1 tol=$2 label=$3 run got; shift 3
+  for run in "$@"; do
+    got=$(eval_loss "$run")
+    if [ -n "$got" ] && awk -v a="$r" -v b="$got" -v t="$tol" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; then
+      echo "ok $label$run weights: eval loss $got (reference $r)"
+    else
+      echo "FAIL $label$run weights: eval loss '$got', reference $r"; fail=$((fail + 1))
+    fi
+  done
+}
 ref=$(eval_loss one)
 [ -n "$ref" ] || { echo "FAIL: no eval loss for the reference"; exit 1; }
-for run in z0 z1 z2 t1 t2 ra rb; do
-  got=$(eval_loss "$run")
-  if [ -n "$got" ] && awk -v a="$ref" -v b="$got" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 3e-6) }'; then
-    echo "ok $run weights: eval loss $got (reference $ref)"
-  else
-    echo "FAIL $run weights: eval loss '$got', reference $ref"; fail=$((fail + 1))
-  fi
-done
+check_weights "$ref" 3e-6 "" z0 z1 z2 t1 t2 ra rb
+# bf16: the f32 weights the checkpoints hold (gathered from the sharded masters) against the
+# bf16 reference's, to the bf16 runs' tolerance
+href=$(eval_loss hone)
+check_weights "$href" "$(awk -v a="$href" 'BEGIN { print 1e-3 * a }')" "bf16 " hz2 ht1 rhb
 # the units below the trainer on 3 ranks (ctest runs them on 2): uneven shards
 if [ -x "$B/test_dist_zero" ]; then
   timeout 300 mpirun --oversubscribe -np 3 "$B/test_dist_zero" > units3.log 2>&1 ||

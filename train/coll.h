@@ -50,6 +50,10 @@ typedef struct {
   int (*reduce_scatter)(vt_coll *c, float *buf, size_t n, const char *what);
   /* Every shard of buf <- its owner's shard, in place. */
   int (*allgather)(vt_coll *c, float *buf, size_t n, const char *what);
+  /* The same over runs of any length and element size (bytes moved as they are, e.g. bf16):
+   * buf holds counts[r] elements of elem bytes of each rank r back to back in rank order,
+   * and every run <- its owner's, in place. */
+  int (*allgatherv)(vt_coll *c, void *buf, const size_t *counts, size_t elem, const char *what);
   int (*broadcast)(vt_coll *c, void *buf, size_t bytes, int root, const char *what);
   int (*barrier)(vt_coll *c, const char *what);
   void (*free)(vt_coll *c);

@@ -347,6 +347,34 @@ static int m_allgather(vt_coll *c, float *buf, size_t n, const char *what) {
   return rc ? -1 : 0;
 }
 
+static int m_allgatherv(vt_coll *c, void *buf, const size_t *counts, size_t elem,
+                        const char *what) {
+  if (c->world <= 1) return 0;
+  mpi_impl *m = c->impl;
+  size_t total = 0;
+  for (int r = 0; r < c->world; r++) total += counts[r] * elem;
+  char desc[96];
+  describe(desc, sizeof desc, "all-gather", what, total);
+  int *cd = malloc(sizeof(int) * 2 * (size_t)c->world);
+  if (!cd) return snprintf(c->err, sizeof c->err, "rank %d: %s: out of memory", c->rank, desc), -1;
+  int rc = 0;
+  if (total <= INT_MAX) {
+    for (int r = 0, at = 0; r < c->world; at += cd[r], r++)
+      cd[r] = (int)(counts[r] * elem), cd[c->world + r] = at;
+    int i = take_slot(c, desc);
+    rc = i < 0 ? -1
+               : run_blocking(c, i,
+                              MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cd,
+                                              cd + c->world, MPI_BYTE, m->comm, &m->req[i]));
+  } else {
+    size_t at = 0; /* beyond int counts: one broadcast per owner */
+    for (int r = 0; r < c->world && !rc; at += counts[r] * elem, r++)
+      rc = m_broadcast(c, (char *)buf + at, counts[r] * elem, r, what);
+  }
+  free(cd);
+  return rc ? -1 : 0;
+}
+
 static int m_barrier(vt_coll *c, const char *what) {
   if (c->world <= 1) return 0;
   mpi_impl *m = c->impl;
@@ -369,9 +397,18 @@ static void m_free(vt_coll *c) {
   c->impl = NULL;
 }
 
-static const vt_coll_ops mpi_ops = {"mpi",  m_allreduce,      m_iallreduce, m_ireduce,   m_wait,
-                                    m_test, m_reduce_scatter, m_allgather,  m_broadcast, m_barrier,
-                                    m_free};
+static const vt_coll_ops mpi_ops = {.name = "mpi",
+                                    .allreduce = m_allreduce,
+                                    .iallreduce = m_iallreduce,
+                                    .ireduce = m_ireduce,
+                                    .wait = m_wait,
+                                    .test = m_test,
+                                    .reduce_scatter = m_reduce_scatter,
+                                    .allgather = m_allgather,
+                                    .allgatherv = m_allgatherv,
+                                    .broadcast = m_broadcast,
+                                    .barrier = m_barrier,
+                                    .free = m_free};
 
 int vt_coll_open_mpi(vt_coll *c, const vt_dist *d, double timeout_s, char *err, size_t err_len) {
   memset(c, 0, sizeof *c);
@@ -437,8 +474,21 @@ static int n_barrier(vt_coll *c, const char *what) {
   (void)c, (void)what;
   return 0;
 }
-static const vt_coll_ops one_ops = {"mpi",  n_allreduce, n_start, n_ireduce, n_wait, n_test,
-                                    n_flat, n_flat,      n_bcast, n_barrier, NULL};
+static int n_gatherv(vt_coll *c, void *buf, const size_t *counts, size_t elem, const char *what) {
+  (void)c, (void)buf, (void)counts, (void)elem, (void)what;
+  return 0;
+}
+static const vt_coll_ops one_ops = {.name = "mpi",
+                                    .allreduce = n_allreduce,
+                                    .iallreduce = n_start,
+                                    .ireduce = n_ireduce,
+                                    .wait = n_wait,
+                                    .test = n_test,
+                                    .reduce_scatter = n_flat,
+                                    .allgather = n_flat,
+                                    .allgatherv = n_gatherv,
+                                    .broadcast = n_bcast,
+                                    .barrier = n_barrier};
 
 int vt_coll_open_mpi(vt_coll *c, const vt_dist *d, double timeout_s, char *err, size_t err_len) {
   (void)err, (void)err_len;

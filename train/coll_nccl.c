@@ -255,6 +255,26 @@ static int x_broadcast(vt_coll *c, void *buf, size_t bytes, int root, const char
   return finish(c, i, r) || wait_slot(c, i) ? -1 : 0;
 }
 
+/* Runs of any length: one broadcast from each owner, grouped into one NCCL launch. */
+static int x_allgatherv(vt_coll *c, void *buf, const size_t *counts, size_t elem,
+                        const char *what) {
+  nccl_impl *m = c->impl;
+  size_t total = 0;
+  for (int r = 0; r < c->world; r++) total += counts[r] * elem;
+  char desc[96];
+  describe(desc, sizeof desc, "all-gather", what, total);
+  int i = take_slot(c, desc);
+  if (i < 0) return -1;
+  after_compute(m);
+  ncclResult_t r = ncclGroupStart();
+  char *at = buf;
+  for (int k = 0; k < c->world && r == ncclSuccess; at += counts[k] * elem, k++)
+    if (counts[k]) r = ncclBroadcast(at, at, counts[k] * elem, ncclUint8, k, m->comm, m->stream);
+  ncclResult_t e = ncclGroupEnd();
+  if (r == ncclSuccess) r = e;
+  return finish(c, i, r) || wait_slot(c, i) ? -1 : 0;
+}
+
 static int x_barrier(vt_coll *c, const char *what) {
   nccl_impl *m = c->impl;
   float *one = stage(c, 1);
@@ -278,9 +298,18 @@ static void x_free(vt_coll *c) {
   c->impl = NULL;
 }
 
-static const vt_coll_ops nccl_ops = {"nccl", x_allreduce,      x_iallreduce, x_ireduce,   x_wait,
-                                     x_test, x_reduce_scatter, x_allgather,  x_broadcast, x_barrier,
-                                     x_free};
+static const vt_coll_ops nccl_ops = {.name = "nccl",
+                                     .allreduce = x_allreduce,
+                                     .iallreduce = x_iallreduce,
+                                     .ireduce = x_ireduce,
+                                     .wait = x_wait,
+                                     .test = x_test,
+                                     .reduce_scatter = x_reduce_scatter,
+                                     .allgather = x_allgather,
+                                     .allgatherv = x_allgatherv,
+                                     .broadcast = x_broadcast,
+                                     .barrier = x_barrier,
+                                     .free = x_free};
 
 int vt_coll_open_nccl(vt_coll *c, const vt_dist *d, const vt_backend *be, double timeout_s,
                       char *err, size_t err_len) {

@@ -60,6 +60,12 @@ static int update_phase(trainer *t, trainer_phase *tp, double mult, vt_optim_sta
   if (vt_optim_step_norm(o, mult, t->step + 1, norm, os, err, err_len)) return -1;
   if (o->shard_world <= 1 || os->skipped || !o->state_numel) return 0;
   int rc;
+  if (tp->zm.on) { /* sharded masters: the bf16 copies, and the whole f32 parameters */
+    char why[600];
+    if (!vt_zero_masters_gather(&tp->zm, t->dc, why, sizeof why)) return 0;
+    snprintf(err, err_len, "step %lld: %s", (long long)t->step + 1, why);
+    return -1;
+  }
   if (o->param_base) { /* the parameters lie in the gradient layout: gather them in place */
     rc = t->dc->ops->allgather(t->dc, o->param_base, o->state_numel, "updated parameters");
   } else {
@@ -378,6 +384,26 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     if (cfg->precision != VT_F32)
       vt_metrics_note(&met, "precision %s: GEMMs on %s, f32 master weights and optimizer",
                       vt_dtype_name(cfg->precision), gemm_kernel);
+  }
+  /* bf16 ZeRO: the first batch's forward marks how each parameter is read, and the GEMM
+   * weights' f32 masters are sharded before the first step */
+  if (trainer_probe_masters(&t, err, err_len)) goto done;
+  {
+    int64_t kept, n = trainer_sharded_masters(&t, &kept);
+    r->sharded_masters = n;
+    bool wanted = cfg->precision == VT_BF16 && cfg->zero >= 1 && d->world > 1;
+    if (!n && wanted && console)
+      vt_metrics_note(&met, "f32 masters kept whole: no trainable 2-D weight is read by GEMMs "
+                            "alone");
+    if (n && console) {
+      char a[32], b[32];
+      vt_group_digits(n, a, sizeof a);
+      vt_group_digits(kept, b, sizeof b);
+      vt_metrics_note(&met,
+                      "f32 masters sharded: %s values of GEMM weights, %s kept by rank 0; "
+                      "norms, biases, embeddings and the rest kept whole",
+                      a, b);
+    }
   }
 
   double t_last = vt_now();

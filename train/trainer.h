@@ -41,6 +41,7 @@ typedef struct {
   char checkpoint[4096]; /* the last checkpoint written ("" if none) */
   int64_t skipped_samples, truncated_samples;
   int64_t params, trainable_params; /* elements */
+  int64_t sharded_masters;          /* values whose f32 masters bf16 ZeRO shards (0: none) */
 } vt_train_result;
 
 /* Besides checkpoints and metrics.jsonl, a run writes RUN_DIR/samples.json when it returns:

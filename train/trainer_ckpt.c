@@ -74,10 +74,19 @@ int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t 
       rc = -1;
     }
   }
+  /* sharded f32 masters (bf16 ZeRO): rank 0 gathers each sharded parameter from its owners
+   * as the writer reaches it, the others answer */
+  trainer_masters ms;
+  if (trainer_masters_begin(t, &ms, err, err_len)) return -1;
+  if (d->rank != 0 && ms.on && trainer_masters_serve(&ms, err, err_len)) {
+    trainer_masters_end(&ms, NULL, 0);
+    return -1;
+  }
   if (d->rank == 0 && begun) {
     char p[8400];
     st_kv meta[1] = {{"format", "pt"}};
-    st_save_opts so = {.dtype = -1, .meta = meta, .n_meta = 1};
+    st_save_opts so = {
+        .dtype = -1, .meta = meta, .n_meta = 1, .fetch = trainer_masters_fetch, .fetch_ctx = &ms};
     snprintf(p, sizeof p, "%s/model.safetensors", w.tmp);
     if (!rc) rc = st_save_params(&t->ps, p, &so, err, err_len);
     char *js = rc ? NULL : state_json(t);
@@ -98,6 +107,11 @@ int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t 
       ckpt_abort(&w);
     else
       snprintf(path_out, path_len, "%s", w.final);
+  }
+  char why[512];
+  if (trainer_masters_end(&ms, why, sizeof why) && !rc) {
+    snprintf(err, err_len, "%s", why);
+    rc = -1;
   }
   /* every rank learns whether rank 0 succeeded, and where the checkpoint went */
   ok = rc == 0;
@@ -137,7 +151,9 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
   if (read_saved_state(t, dir, &s, err, err_len)) return -1;
   char p[8400];
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
-  if (st_load_params_path(&t->ps, p, 0, err, err_len)) return -1;
+  vt_params_unshard_masters(&t->ps); /* the load writes every value */
+  if (st_load_params_path(&t->ps, p, 0, err, err_len) || trainer_reshard_masters(t, err, err_len))
+    return -1;
   /* optimizer moments by name: this rank's pieces from whichever files hold them */
   if (trainer_restore_optim(t, dir, err, err_len)) return -1;
   /* the data cursor as saved (with the world size of the saving run): mix_set_cursor maps

@@ -11,6 +11,7 @@
 #include "train/schedule.h"
 #include "train/trainer.h"
 #include "train/zero.h"
+#include "train/zero_masters.h"
 
 /* One phase of the step: the parameters it updates, its optimizer state and schedule. */
 typedef struct {
@@ -23,6 +24,7 @@ typedef struct {
   bool *updates;  /* [ps.n]: parameter i is trainable and in this phase */
   vt_reducer red; /* its gradient buckets (data parallel) */
   bool red_ready;
+  vt_zero_masters zm; /* its sharded f32 masters (bf16 ZeRO), set after the first step */
 } trainer_phase;
 
 typedef struct {
@@ -36,6 +38,7 @@ typedef struct {
   vt_model *model;
   vt_params ps;
   bool ps_ready;
+  bool masters_probed; /* bf16 ZeRO: the probe's reads decided which masters shard */
   trainer_phase phases[VT_MODEL_MAX_PHASES];
   int n_phases;
   double weights[VT_MODEL_MAX_TERMS]; /* of the model's terms, by index */
@@ -107,6 +110,32 @@ void trainer_upload(trainer *t, vt_batch *b);
 /* trainer_ckpt.c */
 /* Saves a checkpoint of the current step under RUN_DIR/checkpoints (rank 0 writes). */
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len);
+/* bf16 ZeRO before the first step: one forward of each phase on the first batch, without
+ * gradients and leaving the data cursor and the random state as they were, marks how every
+ * parameter is read; then trainer_shard_masters shards the f32 masters that only GEMMs read
+ * (see zero_masters.h; the ranks' marks are OR-ed). No-ops otherwise.
+ * trainer_reshard_masters releases them again after a load wrote every value. */
+int trainer_probe_masters(trainer *t, char *err, size_t err_len);
+int trainer_shard_masters(trainer *t, char *err, size_t err_len);
+int trainer_reshard_masters(trainer *t, char *err, size_t err_len);
+/* The checkpoint's model.safetensors from sharded masters, one parameter at a time (no rank
+ * holds more than one whole parameter extra): begin on every rank (a no-op without sharded
+ * masters); rank 0 passes trainer_masters_fetch as st_save_opts.fetch, which names the
+ * parameter to the others and gathers it, while they run trainer_masters_serve; end on every
+ * rank (rank 0's releases the others; call it whether or not the write succeeded). */
+typedef struct {
+  trainer *t;
+  bool on;
+  float *dev;     /* one parameter's values, on the store's device */
+  size_t *counts; /* [world] */
+} trainer_masters;
+int trainer_masters_begin(trainer *t, trainer_masters *m, char *err, size_t err_len);
+int trainer_masters_fetch(void *ctx, const vt_param *p, void *host, char *err, size_t err_len);
+int trainer_masters_serve(trainer_masters *m, char *err, size_t err_len);
+int trainer_masters_end(trainer_masters *m, char *err, size_t err_len);
+/* Values of the parameters whose f32 masters are sharded, and how many of them this rank
+ * keeps. */
+int64_t trainer_sharded_masters(const trainer *t, int64_t *kept);
 /* Restores weights, optimizers, step, RNG and data cursor from a checkpoint directory. */
 int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len);
 

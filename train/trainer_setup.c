@@ -148,6 +148,7 @@ int trainer_setup(trainer *t, const stage_cfg *cfg, const vt_dist *dist, const c
 void trainer_free(trainer *t) {
   for (int p = 0; p < t->n_phases; p++) {
     if (t->phases[p].red_ready) vt_reducer_free(&t->phases[p].red);
+    vt_zero_masters_free(&t->phases[p].zm);
     if (t->phases[p].opt_ready) vt_optim_free(&t->phases[p].opt);
     free(t->phases[p].updates);
   }
