@@ -243,6 +243,20 @@ int main(void) {
   check_bad(src, "  - {config: SRC/configs/curriculum/lm-decoder.yaml, train.steps: x}\n",
             "bad.yaml:3: train.steps: expected an integer");
   check_bad(src, "  - {metric: loss}\n", "stages[0]: config (the stage config file) is required");
+  /* prep steps: the codec names an earlier stage; sets are {input, out}; chance: start names
+   * its metric */
+  check_bad(src,
+            "  - SRC/configs/curriculum/lm-decoder.yaml\n"
+            "  - {prep: p, codec: nope, config: d.yaml, sets: [{input: a.json, out: o}]}\n",
+            "prep p: codec: no stage nope before it");
+  check_bad(src,
+            "  - SRC/configs/curriculum/lm-decoder.yaml\n"
+            "  - {prep: p, codec: lm-decoder, config: d.yaml, sets: [{input: a.json}]}\n",
+            "p: sets[0]: expected {input: FILE.json, out: DIR}");
+  check_bad(src, "  - {prep: p, codec: x, config: d.yaml, sets: [], steps: 3}\n",
+            "unknown key 'steps' in a prep step");
+  check_bad(src, "  - {config: SRC/configs/curriculum/lm-decoder.yaml, chance: start}\n",
+            "chance: start needs the metric named");
   check_bad(src,
             "  - {config: SRC/configs/curriculum/tts.yaml, train: {steps: 3}, train.steps: 4}\n",
             "override steps given twice");
