@@ -10,7 +10,8 @@
  *   run reliably has one (curriculum.json): caption loss vs the unigram loss (and 1.2 below
  *   stage 0's, which had no image), QA accuracy, CER, the LLM's own WER, the codec's held-out
  *   mel L1 and SNR vs the untrained codec's, speech-token accuracy vs the best constant
- *   guess; the prep step wrote every pair, with as many codec tokens as the clips have codec
+ *   guess (above it by a margin when the codec uses more than one code for most frames); the
+ *   prep step wrote every pair, with as many codec tokens as the clips have codec
  *   frames (24 kHz / hop 600). 2.2's spoken-QA accuracy is only reported next to its chance
  *   level: a short 2.2 does not beat it (the full demo's does, docs/bench.md);
  * - freezing (tests/curric_fx.h): per stage, every parameter outside its trainable set is
@@ -219,7 +220,18 @@ int main(void) {
             "3.1: held-out SNR %.2f dB vs %.2f dB untrained", eval_all(codec, "snr_db"),
             eval_all(codec, "start_snr_db"));
   check_prep(cj);
-  beats(cj, "3.2", false, 0.0);
+  { /* 3.2 against the best constant guess: never below it, and above it by a margin once the
+     * codec spreads its speech over its codebook (a codec that says every frame with one code
+     * leaves nothing to learn beyond that constant) */
+    json_t *r = row_of(cj, "3.2");
+    double v = eval_of(r, "value"), c = eval_of(r, "chance");
+    bool spread = c < 0.9;
+    CHECK_MSG(isfinite(v) && isfinite(c) && v >= c - 1e-6 && (!spread || v > c + 0.02),
+              "stage 3.2: token_acc %.4f vs the best constant guess %.4f", v, c);
+    printf("stage 3.2   token_acc %.4f  chance %.4f  %s\n", v, c,
+           spread ? "above by more than 0.02"
+                  : "not below (the codec said nearly every frame with one code)");
+  }
   json_decref(cj);
 
   /* freezing and ratios of every training stage */
