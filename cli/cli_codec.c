@@ -118,6 +118,35 @@ float *cli_codec_decode(const cli_codec *d, const int32_t *tokens, int64_t T, co
   return y;
 }
 
+/* prep_codec_fn over an opened codec. */
+static int prep_encode(void *ctx, const float *wave, int64_t n, int32_t **ids, size_t *n_ids,
+                       char *msg, size_t msg_len) {
+  int64_t T = 0;
+  if (cli_codec_encode(ctx, wave, n, ids, &T, NULL, msg, msg_len)) return -1;
+  *n_ids = (size_t)T;
+  return 0;
+}
+
+int cli_codec_prep_open(const char *dir, prep_codec *pc, char *err, size_t len) {
+  memset(pc, 0, sizeof *pc);
+  cli_codec *d = calloc(1, sizeof *d);
+  if (!d) {
+    snprintf(err, len, "out of memory");
+    return -1;
+  }
+  pc->ctx = d;
+  pc->encode = prep_encode;
+  if (cli_codec_open(d, dir, true, err, len)) return -1;
+  pc->rate = d->c->cfg.sample_rate;
+  return 0;
+}
+
+void cli_codec_prep_close(prep_codec *pc) {
+  if (pc->ctx) cli_codec_close(pc->ctx);
+  free(pc->ctx);
+  memset(pc, 0, sizeof *pc);
+}
+
 /* Bytes of the UTF-8 sequence starting with c (0: not a lead byte). */
 static int utf8_len(unsigned char c) {
   if (c < 0x80) return 1;

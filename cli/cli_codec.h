@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "autograd/params.h"
+#include "data/prep.h"
 #include "model/codec_model.h"
 
 typedef struct {
@@ -32,6 +33,12 @@ int cli_codec_encode(const cli_codec *d, const float *x, int64_t n, int32_t **to
  * 8 global codebooks of more than 975 codes) into *n = T * hop samples (malloc'd). */
 float *cli_codec_decode(const cli_codec *d, const int32_t *tokens, int64_t T, const int32_t *global,
                         int64_t *n, char *err, size_t err_len);
+
+/* A prep_codec (data/prep.h) over the codec of dir, opened with its weights: `vita prep
+ * --codec` and a curriculum's prep steps encode speech samples with it. Returns 0, or -1 with
+ * err; cli_codec_prep_close releases it (also after a failed open). */
+int cli_codec_prep_open(const char *dir, prep_codec *pc, char *err, size_t err_len);
+void cli_codec_prep_close(prep_codec *pc);
 
 /* `vita speak`'s text chunks, cut as VITA-1.5's web demo feeds its TTS: after a mark of
  * , . ? ! (and the full-width ， 。 ？ ！ 、) or a newline once the chunk holds at least 5

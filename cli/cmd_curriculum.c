@@ -1,11 +1,13 @@
 /* `vita curriculum CONFIG [--resume]`: the stages of a curriculum in order, each from the
  * weights of the ones before, with a summary after each stage (train/curriculum.h). SIGINT /
  * SIGTERM save the running stage and exit with 130/143; `--resume` skips the finished stages
- * and resumes the interrupted one exactly. */
+ * and resumes the interrupted one exactly. Prep steps encode speech with the codec of an
+ * earlier stage (cli_codec). */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "cli/cli_codec.h"
 #include "cli/cli_stop.h"
 #include "train/curriculum.h"
 
@@ -14,7 +16,9 @@ static const cli_opt opts[] = {
      "skip finished stages, resume the interrupted one (default: start afresh)"},
     {"out", CLI_OPT_STR, NULL, "run directory (default: the config's output.dir)"},
     {"stop-stage", CLI_OPT_INT, "0", "with --stop-after: the stage (1-based) to stop in"},
-    {"stop-after", CLI_OPT_INT, "0", "stop (saving a checkpoint) after this step, for testing"},
+    {"stop-after", CLI_OPT_INT, "0",
+     "stop (saving a checkpoint) after this step (a prep step: after this many sets), for "
+     "testing"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -43,7 +47,9 @@ static int run(const cli_args *a) {
                        .console = stdout,
                        .stop = stop,
                        .stop_stage = (int)cli_args_int(a, "stop-stage"),
-                       .stop_after = cli_args_int(a, "stop-after")};
+                       .stop_after = cli_args_int(a, "stop-after"),
+                       .codec_open = cli_codec_prep_open,
+                       .codec_close = cli_codec_prep_close};
   curriculum_result r;
   int rc = curriculum_run(&o, &r, err, sizeof err);
   if (rc)
@@ -51,7 +57,7 @@ static int run(const cli_args *a) {
             cur.n_stages, err);
   else if (dist.rank == 0 && r.interrupted)
     printf("stopped in stage %d/%d %s; continue with: vita curriculum %s --resume\n", r.stage,
-           cur.n_stages, cur.stages[r.stage - 1].cfg->name, path);
+           cur.n_stages, cur.stages[r.stage - 1].name, path);
   else if (dist.rank == 0)
     printf("done: %d stages (%d trained now); summary in %s/curriculum.json\n", r.done, r.ran,
            cur.run_dir);

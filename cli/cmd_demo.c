@@ -31,6 +31,8 @@ static const cli_opt opts[] = {
     {"configs", CLI_OPT_STR, "configs/tiny-vita", "vita: the tiny curriculum's stage configs"},
     {"size", CLI_OPT_STR, "small", "vita: dataset size, small or tiny"},
     {"scale", CLI_OPT_FLOAT, "1", "vita: each stage's steps times this (a shorter run)"},
+    {"stage-scale", CLI_OPT_STR, NULL,
+     "vita: STAGE=FACTOR,... a stage's own factor instead of --scale (1.3=0.5,2.1a=1)"},
     {"threads", CLI_OPT_INT, "1", "vita: OpenMP threads (0: as OMP_NUM_THREADS says)"},
     {"resume", CLI_OPT_FLAG, NULL, "continue an interrupted demo run (else --out starts afresh)"},
     {"precision", CLI_OPT_STR, "fp32", "fp32, or bf16 (bf16 GEMMs, f32 masters; needs bf16 units)"},

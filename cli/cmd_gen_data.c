@@ -122,7 +122,7 @@ static int run_vita(const cli_args *a, const char *out) {
   printf("wrote %lld images and %lld speech clips (%lld espeak-ng runs) to %s, a tokenizer of "
          "%d tokens, shards and mixtures:\n",
          (long long)st.images, (long long)st.clips, (long long)st.espeak_runs, out, st.vocab_size);
-  for (int t = 0; t < 5; t++)
+  for (int t = 0; t < VSYNTH_TASKS; t++)
     printf("  %-8s %5lld train, %4lld held-out samples\n", vsynth_tasks[t],
            (long long)st.samples[t][0], (long long)st.samples[t][1]);
   printf("chance levels in %s/chance.json\n", out);

@@ -37,15 +37,6 @@ static const cli_opt opts[] = {
     {NULL, 0, NULL, NULL},
 };
 
-/* prep_codec_fn over an opened codec (stage 3.2 data from speech). */
-static int codec_encode_cb(void *ctx, const float *wave, int64_t n, int32_t **ids, size_t *n_ids,
-                           char *msg, size_t msg_len) {
-  int64_t T = 0;
-  if (cli_codec_encode(ctx, wave, n, ids, &T, NULL, msg, msg_len)) return -1;
-  *n_ids = (size_t)T;
-  return 0;
-}
-
 static int verify(const cli_args *a) {
   int bad = 0, n = 0;
   char err[1024];
@@ -189,19 +180,17 @@ static int run(const cli_args *a) {
            cpath, have ? "read" : "derived from the transcripts and written", chars.n, chars.n + 1,
            aud_chars_id(&chars, ' '));
   }
-  cli_codec cd = {0};
-  prep_codec pc = {.encode = codec_encode_cb, .ctx = &cd};
+  prep_codec pc = {0};
   const char *codec_dir = cli_args_str(a, "codec");
-  if (codec_dir && cli_codec_open(&cd, codec_dir, true, err, sizeof err)) {
+  if (codec_dir && cli_codec_prep_open(codec_dir, &pc, err, sizeof err)) {
     fprintf(stderr, "vita prep: --codec %s: %s\n", codec_dir, err);
-    cli_codec_close(&cd);
+    cli_codec_prep_close(&pc);
     aud_chars_free(&chars);
     if (logf) fclose(logf);
     tok_free(tok);
     rc = CLI_EXIT_FAIL;
     goto done;
   }
-  if (codec_dir) pc.rate = cd.c->cfg.sample_rate;
   prep_opts o = {.cfg = &cfg,
                  .ctc_chars = cpath ? &chars : NULL,
                  .codec = codec_dir ? &pc : NULL,
@@ -237,7 +226,7 @@ static int run(const cli_args *a) {
   warn_stale(out, o.prefix ? o.prefix : "shard", st.n_shards);
   rc = prc || log_failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
   prep_stats_free(&st);
-  cli_codec_close(&cd);
+  cli_codec_prep_close(&pc);
   tok_free(tok);
 done:
   free(inputs);

@@ -1,7 +1,12 @@
 /* Scenes of coloured shapes; see shapes.h. Positions are the four quadrants, so at most one
  * object sits in each and the words say where each object is without ambiguity; each object
  * fills most of its quadrant, which is 2 x 2 of the tiny tower's 16 image tokens (112 px,
- * patch 14, pixel shuffle 2), so a 64-dim model can read it from a fixed place. */
+ * patch 14, pixel shuffle 2), so a 64-dim model can read it from a fixed place.
+ * The shapes differ where the tower looks: each of the quadrant's four tokens holds one
+ * corner of the object's box. A square fills its box (its corners reach the outer patches), a
+ * circle of the same radius leaves the box's corners empty, and the triangle (apex up) leaves
+ * both top corners empty. (With the square at 0.8 of the radius, as before, square and circle
+ * covered the same patches up to a few pixels, and 1.3's shape questions stayed at chance.) */
 #include "data/shapes.h"
 
 #include <stdio.h>
@@ -41,7 +46,7 @@ void shapes_draw(vt_rng *r, int size, shapes_scene *s) {
   for (int i = 0; i < s->n; i++) {
     shapes_obj *o = &s->obj[i];
     o->shape = sh[i], o->colour = co[i], o->pos = po[i];
-    o->r = size / 6 + below(r, jit + 1);
+    o->r = size / 5 - jit / 2 + below(r, jit + 1); /* inside the quadrant with the jitter */
     o->cx = size / 4 + (o->pos & 1) * size / 2 + below(r, jit + 1) - jit / 2;
     o->cy = size / 4 + (o->pos >> 1) * size / 2 + below(r, jit + 1) - jit / 2;
   }
@@ -58,7 +63,7 @@ static int inside(const shapes_obj *o, int x, int y) {
   int dx = x - o->cx, dy = y - o->cy, r = o->r;
   switch (o->shape) {
   case 0: return dx * dx + dy * dy <= r * r;
-  case 1: return dx >= -r * 8 / 10 && dx <= r * 8 / 10 && dy >= -r * 8 / 10 && dy <= r * 8 / 10;
+  case 1: return dx >= -r && dx <= r && dy >= -r && dy <= r;
   default: /* pointing up: apex at cy - r, base at cy + r, half-width growing linearly */
     if (dy < -r || dy > r) return 0;
     return 2 * (dx < 0 ? -dx : dx) * r <= (dy + r) * r;

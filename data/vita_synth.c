@@ -28,14 +28,19 @@
 
 extern char **environ;
 
-const char *const vsynth_tasks[5] = {"caption", "qa", "sqa", "asr", "tts"};
+const char *const vsynth_tasks[VSYNTH_TASKS] = {"caption", "qa", "sqa", "asr", "tts", "speech"};
 
 /* Speaking rates (words per minute) of the spoken clips: the held-out clips use a rate the
  * training clips never have, so no held-out utterance is heard in training. */
 static const int train_rates[] = {140, 175, 210}, eval_rate = 160;
 
 int vsynth_defaults(const char *size, vsynth_cfg *out) {
-  vsynth_cfg c = {.qa_per_scene = 4, .image_size = 112, .espeak = "espeak-ng", .seed = 1};
+  vsynth_cfg c = {.qa_per_scene = 4,
+                  .image_size = 112,
+                  .codec_train_clips = 96,
+                  .codec_eval_clips = 16,
+                  .espeak = "espeak-ng",
+                  .seed = 1};
   if (!size || !strcmp(size, "small"))
     c.train_scenes = 480, c.eval_scenes = 96;
   else if (!strcmp(size, "tiny"))
@@ -45,8 +50,6 @@ int vsynth_defaults(const char *size, vsynth_cfg *out) {
   *out = c;
   return 0;
 }
-
-int32_t vsynth_codec(unsigned char byte) { return (int32_t)((73u * byte + 5u) % 1024u); }
 
 int vsynth_mkdir(const char *dir, char *err, size_t err_len) {
   char buf[4096];
@@ -174,15 +177,24 @@ static int scene(vsynth_ctx *x, int split, int64_t k, uint8_t *rgb) {
                     "conversations", turns(dq, cap)),
           NULL, NULL))
     return -1;
-  /* the caption's text as speech for stage 3.2: codec ids by the documented rule */
-  json_t *codes = json_array();
-  for (const char *p = cap; *p; p++)
-    json_array_append_new(codes, json_integer(vsynth_codec((unsigned char)*p)));
+  /* the caption spoken, for stage 3.2 (text and speech: the curriculum's prep step encodes it
+   * with the codec of stage 3.1) and, for the first scenes of each split, for 3.1 itself */
+  char cclip[64];
+  int crate = split ? eval_rate : train_rates[vt_rng_below(&x->rng, 3)];
+  if (clip_of(x, cap, crate, cclip, sizeof cclip)) return -1;
   snprintf(id, sizeof id, "tts-%s-%05lld", sp, (long long)k);
   if (add(x, 4, split,
-          json_pack("{s:s, s:s, s:s, s:o}", "id", id, "set", "tts", "text", cap, "codec", codes),
+          json_pack("{s:s, s:s, s:s, s:s}", "id", id, "set", "tts", "text", cap, "audio", cclip),
           NULL, NULL))
     return -1;
+  if (k < (split ? c->codec_eval_clips : c->codec_train_clips)) {
+    snprintf(id, sizeof id, "speech-%s-%05lld", sp, (long long)k);
+    if (add(x, 5, split,
+            json_pack("{s:s, s:s, s:s, s:o}", "id", id, "set", "speech", "audio", cclip,
+                      "conversations", turns("<audio>\nTranscribe.", cap)),
+            NULL, NULL))
+      return -1;
+  }
 
   /* one conversation per image: qa_per_scene questions (a shuffle of the types, so each
    * conversation asks them all once when there are four), each about a random object; the
@@ -281,7 +293,7 @@ static int asr(vsynth_ctx *x) {
 
 static int write_samples(vsynth_ctx *x) {
   char path[4600];
-  for (int t = 0; t < 5; t++)
+  for (int t = 0; t < VSYNTH_TASKS; t++)
     for (int s = 0; s < 2; s++) {
       snprintf(path, sizeof path, "%s/%s-%s.json", x->dir, vsynth_tasks[t], s ? "eval" : "train");
       if (json_dump_file(x->samples[t][s], path, JSON_INDENT(1))) {
@@ -309,12 +321,14 @@ int vsynth_write(const char *dir, const vsynth_cfg *c, vsynth_stats *st, char *e
   memset(st, 0, sizeof *st);
   if (c->train_scenes < 1 || c->eval_scenes < 1 || c->train_scenes > 100000 ||
       c->eval_scenes > 100000 || c->qa_per_scene < 1 || c->qa_per_scene > 16 ||
-      c->image_size < 28 || c->image_size > 1024) {
+      c->image_size < 28 || c->image_size > 1024 || c->codec_train_clips < 0 ||
+      c->codec_eval_clips < 0) {
     vt_seterr(err, err_len,
-              "generated VITA data: 1 <= scenes <= 100000, 1 <= questions per scene <= 16 and "
-              "28 <= image size <= 1024 expected (found %lld + %lld scenes, %d, %d px)",
-              (long long)c->train_scenes, (long long)c->eval_scenes, c->qa_per_scene,
-              c->image_size);
+              "generated VITA data: 1 <= scenes <= 100000, 1 <= questions per scene <= 16, "
+              "28 <= image size <= 1024 and codec clips >= 0 expected (found %lld + %lld "
+              "scenes, %d, %d px, %lld + %lld codec clips)",
+              (long long)c->train_scenes, (long long)c->eval_scenes, c->qa_per_scene, c->image_size,
+              (long long)c->codec_train_clips, (long long)c->codec_eval_clips);
     return -1;
   }
   vsynth_ctx x = {.dir = dir, .c = c, .st = st, .err = err, .err_len = err_len};
@@ -323,7 +337,8 @@ int vsynth_write(const char *dir, const vsynth_cfg *c, vsynth_stats *st, char *e
   int rc = -1;
   uint8_t *rgb = malloc((size_t)c->image_size * (size_t)c->image_size * 3);
   x.scenes = json_object();
-  for (int t = 0; t < 5; t++) x.samples[t][0] = json_array(), x.samples[t][1] = json_array();
+  for (int t = 0; t < VSYNTH_TASKS; t++)
+    x.samples[t][0] = json_array(), x.samples[t][1] = json_array();
   for (int q = 0; q < SHAPES_N_Q; q++) x.qa_type[q] = json_array();
   if (!rgb) {
     vt_seterr(err, err_len, "out of memory");
@@ -341,7 +356,7 @@ int vsynth_write(const char *dir, const vsynth_cfg *c, vsynth_stats *st, char *e
 done:
   free(rgb);
   json_decref(x.scenes);
-  for (int t = 0; t < 5; t++) json_decref(x.samples[t][0]), json_decref(x.samples[t][1]);
+  for (int t = 0; t < VSYNTH_TASKS; t++) json_decref(x.samples[t][0]), json_decref(x.samples[t][1]);
   for (int q = 0; q < SHAPES_N_Q; q++) json_decref(x.qa_type[q]);
   vsynth_texts_free(&x.texts);
   vsynth_texts_free(&x.spoken);

@@ -22,11 +22,11 @@ typedef struct {
   char *err;
   size_t err_len;
   vt_rng rng;
-  json_t *samples[5][2]; /* per task, train / eval: JSON arrays of samples */
-  json_t *scenes;        /* image path -> its objects */
-  json_t *qa_type[4];    /* held-out one-question samples per question type (per-type QA) */
-  vsynth_texts texts;    /* every question and answer text (tokenizer training) */
-  vsynth_texts spoken;   /* "RATE|TEXT" of each clip, index = file number */
+  json_t *samples[VSYNTH_TASKS][2]; /* per task, train / eval: JSON arrays of samples */
+  json_t *scenes;                   /* image path -> its objects */
+  json_t *qa_type[4];  /* held-out one-question samples per question type (per-type QA) */
+  vsynth_texts texts;  /* every question and answer text (tokenizer training) */
+  vsynth_texts spoken; /* "RATE|TEXT" of each clip, index = file number */
 } vsynth_ctx;
 
 int vsynth_texts_add(vsynth_texts *t, const char *s); /* 0, or -1 out of memory */

@@ -131,14 +131,17 @@ static int ctc_shards(vsynth_ctx *x, const sample_config *cfg, tok_tokenizer *to
 }
 
 /* Every JSON file through prep_run into DIR/shards/TASK-SPLIT; a skipped sample is an error
- * (the generator wrote it, so it is a bug, not bad input). */
+ * (the generator wrote it, so it is a bug, not bad input). tts's speech needs the codec of
+ * stage 3.1: the curriculum's prep step writes its shards (configs/tiny-vita). */
 static int shards(vsynth_ctx *x, const sample_config *cfg, tok_tokenizer *tok) {
-  aud_prep_opts ao = aud_prep_opts_default();
+  aud_prep_opts ao = aud_prep_opts_default(), wave = ao;
+  wave.wave_rate = VSYNTH_WAVE_RATE;
   char top[4300];
   snprintf(top, sizeof top, "%s/shards", x->dir);
   if (vsynth_mkdir(top, x->err, x->err_len)) return -1;
-  for (int t = 0; t < 5; t++)
+  for (int t = 0; t < VSYNTH_TASKS; t++)
     for (int s = 0; s < 2; s++) {
+      if (t == 4) continue;
       char in[4300], out[4300];
       const char *sp = s ? "eval" : "train";
       snprintf(in, sizeof in, "%s/%s-%s.json", x->dir, vsynth_tasks[t], sp);
@@ -149,7 +152,9 @@ static int shards(vsynth_ctx *x, const sample_config *cfg, tok_tokenizer *tok) {
                      .inputs = inputs,
                      .n_inputs = 1,
                      .out_dir = out,
-                     .audio = t == 2 || t == 3 ? &ao : NULL};
+                     .audio = t == 5             ? &wave
+                              : t == 2 || t == 3 ? &ao
+                                                 : NULL};
       prep_stats st;
       int rc = prep_run(&o, &st, x->err, x->err_len);
       if (rc == 0 && st.n_written != x->st->samples[t][s]) {
@@ -191,12 +196,14 @@ static int mixtures(vsynth_ctx *x) {
       {"asr-ctc", {"asr-ctc-train"}},
       {"omni", {"caption-train", "qa-train", "sqa-train"}},
       {"tts", {"tts-train"}},
+      {"speech", {"speech-train"}},
       {"caption-eval", {"caption-eval"}},
       {"qa-eval", {"qa-eval"}},
       {"sqa-eval", {"sqa-eval"}},
       {"asr-eval", {"asr-eval"}},
       {"asr-ctc-eval", {"asr-ctc-eval"}},
       {"tts-eval", {"tts-eval"}},
+      {"speech-eval", {"speech-eval"}},
       {"qa-eval-colour", {"qa-eval-colour"}},
       {"qa-eval-shape", {"qa-eval-shape"}},
       {"qa-eval-count", {"qa-eval-count"}},
@@ -315,28 +322,6 @@ static void qa_chance(vsynth_ctx *x, int task, json_t *out) {
   json_decref(counts);
 }
 
-/* 3.2 chance: the most frequent codec id of the training texts, scored on the held-out ones. */
-static void tts_chance(vsynth_ctx *x, json_t *out) {
-  int64_t cnt[1024] = {0}, best = 0, hit = 0, n = 0;
-  for (int s = 0; s < 2; s++)
-    for (size_t i = 0; i < json_array_size(x->samples[4][s]); i++) {
-      json_t *codes = json_object_get(json_array_get(x->samples[4][s], i), "codec");
-      for (size_t k = 0; k < json_array_size(codes); k++) {
-        json_int_t c = json_integer_value(json_array_get(codes, k));
-        if (s == 0) {
-          if (++cnt[c] > cnt[best]) best = c;
-        } else {
-          hit += c == best, n++;
-        }
-      }
-    }
-  json_object_set_new(out, "tts",
-                      json_pack("{s:s, s:s, s:f, s:s}", "metric", "token_acc", "better", "higher",
-                                "chance", n ? (double)hit / (double)n : 0.0, "says",
-                                "held-out codec-token accuracy; chance: the most frequent "
-                                "training codec id (the eval also prints unigram_acc)"));
-}
-
 static const char *answer_of(json_t *sample) {
   return json_string_value(
       json_object_get(json_array_get(json_object_get(sample, "conversations"), 1), "value"));
@@ -447,13 +432,11 @@ int vsynth_finish(vsynth_ctx *x) {
                 "greedy transcript): the word error rate of the best constant transcript "
                 "(wer_constant, the training transcript with the fewest training word errors; "
                 "empty: saying nothing, WER 1.0, is no worse)"));
-  tts_chance(x, ch);
   /* flat copies for `chance: chance.json:KEY` in curriculum configs */
   static const char *const flat[][3] = {
       {"caption_loss", "caption", "unigram"}, {"qa_acc", "qa", "chance"},
       {"sqa_acc", "sqa", "chance"},           {"asr_cer", "asr", "chance"},
-      {"asr_exact", "asr", "exact_chance"},   {"tts_token_acc", "tts", "chance"},
-      {"asr_wer", "asr", "wer_chance"}};
+      {"asr_exact", "asr", "exact_chance"},   {"asr_wer", "asr", "wer_chance"}};
   for (size_t i = 0; i < sizeof flat / sizeof *flat; i++)
     json_object_set(ch, flat[i][0], json_object_get(json_object_get(ch, flat[i][1]), flat[i][2]));
   snprintf(path, sizeof path, "%s/chance.json", x->dir);

@@ -27,21 +27,13 @@
 #include "data/mixture.h"
 #include "stages/stage_model.h"
 #include "tests/check.h"
+#include "tests/curric_fx.h"
 #include "train/curriculum.h"
 
 static char T[] = "/tmp/vt_curric_XXXXXX";
 static const char *vita;
 
-static int sh(const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  fflush(NULL); /* the child's output comes after ours */
-  int rc = system(cmd);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+#define sh curric_fx_sh
 
 static void write_file(const char *name, const char *text) {
   char p[512];
@@ -56,65 +48,12 @@ static bool exists(const char *path) {
   return stat(path, &st) == 0;
 }
 
-/* The final checkpoint's model.safetensors of a stage dir. */
-static void final_weights(const char *dir, char *out, size_t len) {
-  char root[600], ck[600], err[256];
-  int64_t step;
-  snprintf(root, sizeof root, "%s/checkpoints", dir);
-  out[0] = '\0';
-  if (ckpt_find_latest(root, ck, sizeof ck, &step, err, sizeof err) == 1)
-    snprintf(out, len, "%s/model.safetensors", ck);
-}
-
-static bool same_bytes(const st_tensor *a, const st_tensor *b) {
-  return a && b && a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes);
-}
-
-static bool trains(const stage_cfg *c, const char *name) {
-  bool t = c->n_trainable == 0;
-  for (int i = 0; i < c->n_trainable; i++) t |= stage_globs_match(c->trainable[i], name);
-  for (int i = 0; i < c->n_frozen; i++) t &= !stage_globs_match(c->frozen[i], name);
-  return t;
-}
-
-/* Freezing: initial.safetensors against the final weights of stage i, by name. */
-static void check_freezing(const curriculum *cur, int i) {
-  const curriculum_stage *s = &cur->stages[i];
-  char a_path[600], b_path[600], err[512];
-  snprintf(a_path, sizeof a_path, "%s/initial.safetensors", s->dir);
-  final_weights(s->dir, b_path, sizeof b_path);
-  st_file a, b;
-  int ra = st_file_open(&a, a_path, err, sizeof err),
-      rb = st_file_open(&b, b_path, err, sizeof err);
-  CHECK_MSG(!ra && !rb, "stage %d: %s", i + 1, err);
-  if (ra || rb) return;
-  int same = 0, changed = 0, bad = 0;
-  CHECK(a.n == b.n);
-  for (int k = 0; k < a.n; k++) {
-    const st_tensor *x = &a.tensors[k], *y = st_find(&b, x->name);
-    bool eq = same_bytes(x, y), tr = trains(s->cfg, x->name);
-    if (eq != tr) {
-      same += eq, changed += !eq;
-      continue;
-    }
-    bad++;
-    fprintf(stderr, "stage %d: %s %s\n", i + 1, x->name,
-            tr ? "is trained but did not change" : "is frozen but changed");
-  }
-  CHECK_MSG(bad == 0 && same > 0 && changed > 0,
-            "stage %d: %d frozen same, %d trained changed, %d wrong", i + 1, same, changed, bad);
-  printf("freezing, stage %d (%s): %d frozen tensors byte-identical, %d trained ones changed\n",
-         i + 1, s->cfg->name, same, changed);
-  st_file_close(&a);
-  st_file_close(&b);
-}
-
 /* Chaining: every tensor of stage i's initial weights that the previous final weights hold is
  * byte-identical to it; returns how many. */
 static int check_chain(const curriculum *cur, int i) {
   char a_path[600], b_path[600], err[512];
   snprintf(a_path, sizeof a_path, "%s/initial.safetensors", cur->stages[i].dir);
-  final_weights(cur->stages[i - 1].dir, b_path, sizeof b_path);
+  curric_fx_final_weights(cur->stages[i - 1].dir, b_path, sizeof b_path);
   st_file a, b;
   if (st_file_open(&a, a_path, err, sizeof err)) return -1;
   if (st_file_open(&b, b_path, err, sizeof err)) {
@@ -125,7 +64,7 @@ static int check_chain(const curriculum *cur, int i) {
   for (int k = 0; k < a.n; k++) {
     const st_tensor *y = st_find(&b, a.tensors[k].name);
     if (!y) continue;
-    if (same_bytes(&a.tensors[k], y))
+    if (curric_fx_same_bytes(&a.tensors[k], y))
       n++;
     else
       bad++;
@@ -133,25 +72,6 @@ static int check_chain(const curriculum *cur, int i) {
   st_file_close(&a);
   st_file_close(&b);
   return bad ? -bad : n;
-}
-
-static json_t *read_json(const char *dir, const char *file) {
-  char p[700], err[256];
-  snprintf(p, sizeof p, "%s/%s", dir, file);
-  char *t = ckpt_read_text(p, err, sizeof err);
-  json_t *j = t ? json_loads(t, 0, NULL) : NULL;
-  free(t);
-  return j;
-}
-
-static int64_t drawn(json_t *samples, const char *name, const char *field) {
-  size_t k;
-  json_t *d;
-  json_array_foreach(json_object_get(samples, "datasets"), k, d) {
-    if (!strcmp(json_string_value(json_object_get(d, "name")), name))
-      return json_integer_value(json_object_get(d, field));
-  }
-  return -1;
 }
 
 /* The "loss" fields of metrics.jsonl, as text, joined. */
@@ -293,12 +213,8 @@ static void check_bad(const char *src, const char *body, const char *want) {
 }
 
 int main(void) {
-  vita = getenv("VITA");
-  const char *src = getenv("VT_SOURCE_DIR");
-  if (!vita || !src || !mkdtemp(T)) {
-    fprintf(stderr, "needs VITA and VT_SOURCE_DIR\n");
-    return 1;
-  }
+  const char *src = curric_fx_start(T, &vita);
+  if (!src) return 1;
   CHECK(!sh("%s gen-data --out %s/a --samples 40 --min-len 16 --max-len 48 >/dev/null", vita, T));
   CHECK(!sh("%s gen-data --out %s/b --samples 12 --min-len 16 --max-len 48 --seed 2 >/dev/null",
             vita, T));
@@ -327,6 +243,20 @@ int main(void) {
   check_bad(src, "  - {config: SRC/configs/curriculum/lm-decoder.yaml, train.steps: x}\n",
             "bad.yaml:3: train.steps: expected an integer");
   check_bad(src, "  - {metric: loss}\n", "stages[0]: config (the stage config file) is required");
+  /* prep steps: the codec names an earlier stage; sets are {input, out}; chance: start names
+   * its metric */
+  check_bad(src,
+            "  - SRC/configs/curriculum/lm-decoder.yaml\n"
+            "  - {prep: p, codec: nope, config: d.yaml, sets: [{input: a.json, out: o}]}\n",
+            "prep p: codec: no stage nope before it");
+  check_bad(src,
+            "  - SRC/configs/curriculum/lm-decoder.yaml\n"
+            "  - {prep: p, codec: lm-decoder, config: d.yaml, sets: [{input: a.json}]}\n",
+            "p: sets[0]: expected {input: FILE.json, out: DIR}");
+  check_bad(src, "  - {prep: p, codec: x, config: d.yaml, sets: [], steps: 3}\n",
+            "unknown key 'steps' in a prep step");
+  check_bad(src, "  - {config: SRC/configs/curriculum/lm-decoder.yaml, chance: start}\n",
+            "chance: start needs the metric named");
   check_bad(src,
             "  - {config: SRC/configs/curriculum/tts.yaml, train: {steps: 3}, train.steps: 4}\n",
             "override steps given twice");
@@ -342,22 +272,27 @@ int main(void) {
     return vt_test_finish("test_curriculum");
   }
   CHECK(cur.n_stages == 3 && cur.stages[2].cfg->steps == 20);
-  for (int i = 0; i < cur.n_stages; i++) check_freezing(&cur, i);
+  for (int i = 0; i < cur.n_stages; i++) {
+    curric_fx_check_freezing(&cur, i, NULL);
+    curric_fx_check_ratios(&cur, i);
+  }
   int n2 = check_chain(&cur, 1), n3 = check_chain(&cur, 2);
   CHECK_MSG(n2 == 15 && n3 == 1, "chained tensors: stage 2 %d (want all 15), stage 3 %d (want 1)",
             n2, n3);
   printf("chain: stage 2 starts from stage 1's %d tensors, stage 3 from stage 2's embedding\n", n2);
 
   /* ratios: stage 1 draws 22 x 4 = 88 samples = two epochs of 0.5 x 40 + 2 x 12 */
-  json_t *s1 = read_json(cur.stages[0].dir, "samples.json");
-  CHECK_MSG(drawn(s1, "a", "drawn") == 40 && drawn(s1, "b", "drawn") == 48 &&
-                drawn(s1, "a", "per_epoch") == 20 && drawn(s1, "b", "per_epoch") == 24 &&
-                drawn(s1, "a", "size") == 40 && drawn(s1, "b", "size") == 12,
-            "stage 1 drew a %lld, b %lld (want 40, 48)", (long long)drawn(s1, "a", "drawn"),
-            (long long)drawn(s1, "b", "drawn"));
-  json_t *s2 = read_json(cur.stages[1].dir, "samples.json");
-  CHECK(drawn(s2, "a", "drawn") + drawn(s2, "b", "drawn") == 40 * 4 &&
-        drawn(s2, "a", "per_epoch") == 40);
+  json_t *s1 = curric_fx_read_json(cur.stages[0].dir, "samples.json");
+  CHECK_MSG(curric_fx_drawn(s1, "a", "drawn") == 40 && curric_fx_drawn(s1, "b", "drawn") == 48 &&
+                curric_fx_drawn(s1, "a", "per_epoch") == 20 &&
+                curric_fx_drawn(s1, "b", "per_epoch") == 24 &&
+                curric_fx_drawn(s1, "a", "size") == 40 && curric_fx_drawn(s1, "b", "size") == 12,
+            "stage 1 drew a %lld, b %lld (want 40, 48)",
+            (long long)curric_fx_drawn(s1, "a", "drawn"),
+            (long long)curric_fx_drawn(s1, "b", "drawn"));
+  json_t *s2 = curric_fx_read_json(cur.stages[1].dir, "samples.json");
+  CHECK(curric_fx_drawn(s2, "a", "drawn") + curric_fx_drawn(s2, "b", "drawn") == 40 * 4 &&
+        curric_fx_drawn(s2, "a", "per_epoch") == 40);
   json_decref(s1);
   json_decref(s2);
   check_mix_drawn(1, 44);
@@ -366,7 +301,7 @@ int main(void) {
   check_mix_drawn(2, 31);
 
   /* the summary */
-  json_t *cj = read_json(cur.run_dir, "curriculum.json");
+  json_t *cj = curric_fx_read_json(cur.run_dir, "curriculum.json");
   json_t *rows = json_object_get(cj, "stages");
   CHECK(json_integer_value(json_object_get(cj, "stages_done")) == 3 && json_array_size(rows) == 3);
   json_t *r2 = json_array_get(rows, 1), *r3 = json_array_get(rows, 2);
@@ -387,7 +322,7 @@ int main(void) {
   /* resume: SIGTERM inside stage 2, --resume stopping inside stage 3, --resume to the end */
   int rc = run_and_term("part");
   CHECK_MSG(rc == 128 + SIGTERM, "the SIGTERM run exited with %d (want 143)", rc);
-  json_t *st = read_json(T, "part/2-lm-embed/stage.json");
+  json_t *st = curric_fx_read_json(T, "part/2-lm-embed/stage.json");
   const char *status = json_string_value(json_object_get(st, "status"));
   int64_t stopped_at = json_integer_value(json_object_get(st, "step"));
   CHECK_MSG(status && !strcmp(status, "interrupted") && stopped_at >= 10 && stopped_at < 40,
@@ -406,8 +341,8 @@ int main(void) {
   for (int i = 0; i < cur.n_stages; i++) {
     char a[700], b[700], other[700];
     snprintf(other, sizeof other, "%s/part/%s", T, strrchr(cur.stages[i].dir, '/') + 1);
-    final_weights(cur.stages[i].dir, a, sizeof a);
-    final_weights(other, b, sizeof b);
+    curric_fx_final_weights(cur.stages[i].dir, a, sizeof a);
+    curric_fx_final_weights(other, b, sizeof b);
     CHECK_MSG(a[0] && b[0] && !sh("cmp -s %s %s", a, b), "stage %d: final weights differ", i + 1);
     char *la = losses(cur.stages[i].dir), *lb = losses(other);
     CHECK_MSG(strlen(la) > 0 && !strcmp(la, lb), "stage %d losses differ:\n%s\n%s", i + 1, la, lb);
@@ -439,7 +374,7 @@ int main(void) {
     st_file x, y;
     if (!st_file_open(&x, a, err, sizeof err) && !st_file_open(&y, b, err, sizeof err)) {
       const char *e = "model.embed_tokens.weight";
-      CHECK_MSG(same_bytes(st_find(&x, e), st_find(&y, e)),
+      CHECK_MSG(curric_fx_same_bytes(st_find(&x, e), st_find(&y, e)),
                 "from_previous: [decoder]: the LLM table did not come from its own source");
       st_file_close(&y);
       st_file_close(&x);

@@ -172,7 +172,7 @@ int main(void) {
   if (rc) return vt_test_finish("test_gen_vita");
 
   /* JSON files: counts as reported */
-  for (int t = 0; t < 5; t++)
+  for (int t = 0; t < VSYNTH_TASKS; t++)
     for (int s = 0; s < 2; s++) {
       char name[64];
       snprintf(name, sizeof name, "%s-%s.json", vsynth_tasks[t], s ? "eval" : "train");
@@ -184,6 +184,21 @@ int main(void) {
       json_decref(j);
     }
   CHECK(st.samples[0][0] == c.train_scenes && st.samples[1][1] == c.eval_scenes);
+  /* 3.2's pairs: every caption with its speech (no codec ids: the curriculum's prep step
+   * encodes them with 3.1's codec); 3.1's speech: the first codec_*_clips of them */
+  CHECK(st.samples[4][0] == c.train_scenes && st.samples[4][1] == c.eval_scenes);
+  CHECK(st.samples[5][0] == c.codec_train_clips && st.samples[5][1] == c.codec_eval_clips);
+  {
+    json_t *tts = load("tts-train.json"), *cap = load("caption-train.json");
+    json_t *t0 = json_array_get(tts, 0);
+    const char *text = json_string_value(json_object_get(t0, "text"));
+    const char *said = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_array_get(cap, 0), "conversations"), 1), "value"));
+    CHECK_MSG(text && said && !strcmp(text, said) && json_is_string(json_object_get(t0, "audio")) &&
+                  !json_object_get(t0, "codec"),
+              "tts-train[0]: the first caption with its audio, no codec ids");
+    json_decref(tts), json_decref(cap);
+  }
 
   /* answers against pixels, both splits */
   json_t *scenes = load("scenes.json");
@@ -197,7 +212,7 @@ int main(void) {
   /* held-out images, clips and ids are not in training */
   static const char *const pairs[][2] = {{"caption", "image"}, {"qa", "image"},  {"sqa", "image"},
                                          {"asr", "audio"},     {"sqa", "audio"}, {"qa", "id"},
-                                         {"tts", "id"}};
+                                         {"tts", "id"},        {"tts", "audio"}};
   for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
     char a[64], b[64];
     snprintf(a, sizeof a, "%s-train.json", pairs[i][0]);
@@ -210,6 +225,9 @@ int main(void) {
   /* every clip decodes to speech-length audio */
   json_t *clips = field_set("sqa-eval.json", "audio");
   json_t *more = field_set("asr-train.json", "audio");
+  json_object_update(clips, more);
+  json_decref(more);
+  more = field_set("tts-eval.json", "audio");
   json_object_update(clips, more);
   json_decref(more);
   const char *k;
@@ -273,7 +291,7 @@ int main(void) {
   /* chance levels */
   json_t *ch = load("chance.json");
   static const char *const keys[] = {"caption_loss", "qa_acc",    "sqa_acc",
-                                     "asr_cer",      "asr_exact", "tts_token_acc"};
+                                     "asr_cer",      "asr_exact", "asr_wer"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
     double x = json_number_value(json_object_get(ch, keys[i]));
     CHECK_MSG(x > 0 && x <= 6, "chance.json %s = %g", keys[i], x);

@@ -122,7 +122,7 @@ static int overlay_of(ycfg *y, int entry_id, char *err, size_t err_len) {
 }
 
 void curriculum_free(curriculum *c) {
-  for (int i = 0; i < c->n_stages; i++) free(c->stages[i].cfg);
+  for (int i = 0; i < c->n_stages; i++) free(c->stages[i].cfg), free(c->stages[i].prep);
   free(c->stages);
   memset(c, 0, sizeof *c);
 }
@@ -165,6 +165,16 @@ static int read_chance(ycfg *y, yaml_node_t *v, curriculum_stage *s, char *err, 
   double x = strtod(txt, &end);
   if (*txt && !*end) {
     s->chance = x;
+    return 0;
+  }
+  if (!strcmp(txt, "start")) { /* the metric of the stage's initial weights */
+    if (!s->metric[0]) {
+      vt_seterr(err, err_len, "%s:%d: chance: start needs the metric named (metric: NAME)", y->path,
+                (int)v->start_mark.line + 1);
+      return -1;
+    }
+    s->chance_start = true;
+    snprintf(s->chance_metric, sizeof s->chance_metric, "start_%s", s->metric);
     return 0;
   }
   const char *colon = strrchr(txt, ':');
@@ -237,9 +247,26 @@ static int expand_parts(const stage_cfg *cfg, const char *raw, char *out, size_t
   return o < len ? 0 : -1;
 }
 
+/* RUN/<n>-<name> of stage index. */
+static int stage_dir(curriculum *c, int index, ycfg *y, char *err, size_t err_len) {
+  curriculum_stage *s = &c->stages[index];
+  char dn[160];
+  dir_name(s->name, dn, sizeof dn);
+  int w = snprintf(s->dir, sizeof s->dir, "%s/%d-%s", c->run_dir, index + 1, dn);
+  if (w < 0 || (size_t)w >= sizeof s->dir) {
+    vt_seterr(err, err_len, "%s: output.dir: too long", y->path);
+    return -1;
+  }
+  return 0;
+}
+
 static int load_stage(curriculum *c, ycfg *y, int index, yaml_node_t *e, int defaults_id, char *err,
                       size_t err_len) {
   curriculum_stage *s = &c->stages[index];
+  if (e->type == YAML_MAPPING_NODE && ycfg_get(y, e, "prep"))
+    return curriculum_prep_load(c, y, index, e, err, err_len)
+               ? -1
+               : stage_dir(c, index, y, err, err_len);
   char raw[STAGE_GLOBS] = "";
   s->chance = NAN;
   s->from_previous = true;
@@ -281,13 +308,8 @@ static int load_stage(curriculum *c, ycfg *y, int index, yaml_node_t *e, int def
     vt_seterr(err, err_len, "%s: stages[%d]: %s", y->path, index, why);
     return -1;
   }
-  char dn[160];
-  dir_name(s->cfg->name, dn, sizeof dn);
-  int w = snprintf(s->dir, sizeof s->dir, "%s/%d-%s", c->run_dir, index + 1, dn);
-  if (w < 0 || (size_t)w >= sizeof s->dir) {
-    vt_seterr(err, err_len, "%s: output.dir: too long", y->path);
-    return -1;
-  }
+  s->name = s->cfg->name;
+  if (stage_dir(c, index, y, err, err_len)) return -1;
   snprintf(s->cfg->out_dir, sizeof s->cfg->out_dir, "%s", s->dir);
   if (raw[0] && expand_parts(s->cfg, raw, s->previous_globs, sizeof s->previous_globs)) {
     vt_seterr(err, err_len, "%s: stages[%d]: from_previous: too many patterns", y->path, index);
@@ -377,6 +399,7 @@ static int bases_of(const curriculum *c, int index, char (*paths)[STAGE_PATH], c
   *n = 0;
   if (!c->stages[index].from_previous) return 0;
   for (int k = index - 1; k >= 0 && *n < STAGE_MAX_BASES; k--) {
+    if (c->stages[k].prep) continue; /* a prep step holds no weights */
     char root[STAGE_PATH + 16];
     int64_t step;
     snprintf(root, sizeof root, "%s/checkpoints", c->stages[k].dir);
@@ -384,7 +407,7 @@ static int bases_of(const curriculum *c, int index, char (*paths)[STAGE_PATH], c
     if (f < 0) return -1;
     if (!f) {
       vt_seterr(err, err_len, "stage %d (%s) starts from stage %d, which has no checkpoint in %s",
-                index + 1, c->stages[index].cfg->name, k + 1, root);
+                index + 1, c->stages[index].name, k + 1, root);
       return -1;
     }
     ptrs[*n] = paths[*n];
@@ -441,18 +464,23 @@ static json_t *final_eval(const char *dir, int64_t step) {
 static int write_stage_json(const curriculum *c, int i, const vt_train_result *tr, double wall,
                             json_t *eval, char *err, size_t err_len) {
   const curriculum_stage *s = &c->stages[i];
-  char parts[1024], path[STAGE_PATH + 32];
+  char parts[1024];
   curriculum_trained_parts(s->cfg, parts, sizeof parts);
   json_t *j = json_pack(
-      "{s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f}", "stage", s->cfg->name, "index",
-      i + 1, "config", s->cfg->path, "status", tr->interrupted ? "interrupted" : "done", "trained",
-      parts, "params", (json_int_t)tr->params, "trainable_params", (json_int_t)tr->trainable_params,
+      "{s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f}", "stage", s->name, "index", i + 1,
+      "config", s->cfg->path, "status", tr->interrupted ? "interrupted" : "done", "trained", parts,
+      "params", (json_int_t)tr->params, "trainable_params", (json_int_t)tr->trainable_params,
       "step", (json_int_t)tr->step, "total_steps", (json_int_t)tr->total_steps, "checkpoint",
       tr->checkpoint, "wall_s", wall);
   if (j && eval) json_object_set(j, "eval", eval);
+  return curriculum_write_json(s->dir, "stage.json", j, err, err_len);
+}
+
+int curriculum_write_json(const char *dir, const char *file, json_t *j, char *err, size_t err_len) {
+  char path[STAGE_PATH + 64];
   char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
   json_decref(j);
-  snprintf(path, sizeof path, "%s/stage.json", s->dir);
+  snprintf(path, sizeof path, "%s/%s", dir, file);
   int rc = text ? ckpt_write_text(path, text, err, err_len) : -1;
   if (!text) vt_seterr(err, err_len, "%s: out of memory", path);
   free(text);
@@ -466,6 +494,23 @@ json_t *curriculum_read_json(const char *dir, const char *file) {
   json_t *j = text ? json_loads(text, 0, NULL) : NULL;
   free(text);
   return j;
+}
+
+/* chance: start: the held-out metrics of the stage's initial weights, as "start_NAME". */
+static int start_eval(const curriculum_stage *s, const char *init_path, const vt_dist *dist,
+                      json_t *eval, char *err, size_t err_len) {
+  vt_eval_result er;
+  if (!s->cfg->eval_mixture[0]) {
+    vt_seterr(err, err_len, "stage %s: chance: start needs data.eval_mixture", s->name);
+    return -1;
+  }
+  if (vt_eval(s->cfg, init_path, s->cfg->eval_mixture, dist, &er, err, err_len)) return -1;
+  for (int k = 0; k < er.n_metrics; k++) {
+    char key[128];
+    snprintf(key, sizeof key, "start_%s", er.metrics[k].name);
+    json_object_set_new(eval, key, json_real(vt_eval_value(&er, er.metrics[k].name)));
+  }
+  return 0;
 }
 
 int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, size_t err_len) {
@@ -500,20 +545,32 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
     json_decref(prev);
     if (done) {
       if (con)
-        fprintf(con, "stage %d/%d %s: finished before, skipped\n", i + 1, c->n_stages,
-                s->cfg->name);
+        fprintf(con, "stage %d/%d %s: finished before, skipped\n", i + 1, c->n_stages, s->name);
       /* a finished stage is never redone, even when its config changed since */
-      if (con && s->cfg->steps > 0 && had != s->cfg->steps)
+      if (con && s->cfg && s->cfg->steps > 0 && had != s->cfg->steps)
         fprintf(con,
                 "warning: stage %s finished with %lld steps; its config now says %lld (run "
                 "without --resume to start afresh)\n",
-                s->cfg->name, (long long)had, (long long)s->cfg->steps);
+                s->name, (long long)had, (long long)s->cfg->steps);
       r->done++;
       continue;
     }
     if (con) {
-      fprintf(con, "\n== stage %d/%d %s (%s) ==\n", i + 1, c->n_stages, s->cfg->name, s->dir);
+      fprintf(con, "\n== stage %d/%d %s (%s) ==\n", i + 1, c->n_stages, s->name, s->dir);
       fflush(con);
+    }
+    if (s->prep) { /* not done: (re)done from the start */
+      bool stopped;
+      if (curriculum_prep_run(o, i, &stopped, err, err_len) ||
+          (d->rank == 0 && curriculum_summary(c, con, err, err_len)))
+        return -1;
+      r->ran++;
+      if (stopped) {
+        r->interrupted = true;
+        return 0;
+      }
+      r->done++;
+      continue;
     }
     int nb = 0;
     char init_path[STAGE_PATH + 32];
@@ -533,7 +590,7 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
                           .base_weights = bases,
                           .n_base_weights = nb,
                           .base_globs = s->previous_globs[0] ? s->previous_globs : NULL,
-                          .save_initial = c->save_initial ? init_path : NULL};
+                          .save_initial = c->save_initial || s->chance_start ? init_path : NULL};
     vt_train_result tr;
     double t0 = vt_now();
     if (vt_train(&to, &tr, err, err_len)) return -1;
@@ -559,6 +616,10 @@ int curriculum_run(const curriculum_opts *o, curriculum_result *r, char *err, si
         for (int k = 0; k < er.n_metrics; k++)
           json_object_set_new(eval, er.metrics[k].name,
                               json_real(vt_eval_value(&er, er.metrics[k].name)));
+      }
+      if (s->chance_start && start_eval(s, init_path, o->dist, eval, err, err_len)) {
+        json_decref(eval);
+        return -1;
       }
     }
     int rc = d->rank == 0 ? write_stage_json(c, i, &tr, wall, eval, err, err_len) : 0;

@@ -53,13 +53,16 @@ static json_t *stage_row(const curriculum *c, int i) {
   json_t *st = curriculum_read_json(s->dir, "stage.json");
   json_t *sm = curriculum_read_json(s->dir, "samples.json");
   char parts[1024];
-  curriculum_trained_parts(s->cfg, parts, sizeof parts);
+  if (s->cfg)
+    curriculum_trained_parts(s->cfg, parts, sizeof parts);
+  else
+    snprintf(parts, sizeof parts, "- (prep, codec of %s)", c->stages[s->prep->codec_stage].name);
   double first, last;
   int64_t last_step;
   read_losses(s->dir, &first, &last, &last_step);
   const char *status = json_string_value(json_object_get(st, "status"));
   if (!status) status = last_step > 0 ? "interrupted" : "pending";
-  json_t *row = json_pack("{s:i, s:s, s:s, s:s, s:s}", "index", i + 1, "stage", s->cfg->name, "dir",
+  json_t *row = json_pack("{s:i, s:s, s:s, s:s, s:s}", "index", i + 1, "stage", s->name, "dir",
                           s->dir, "status", status, "trained", parts);
   const char *copy[] = {"params", "trainable_params", "total_steps", "checkpoint", "wall_s"};
   for (size_t k = 0; k < sizeof copy / sizeof *copy; k++) {
@@ -68,7 +71,18 @@ static json_t *stage_row(const curriculum *c, int i) {
   }
   json_object_set_new(row, "steps", json_integer(last_step));
   json_t *ds = json_object_get(sm, "datasets");
-  json_object_set_new(row, "samples", ds ? json_incref(ds) : json_array());
+  if (s->prep) { /* the samples a prep step wrote per set */
+    json_t *sets = json_object_get(st, "sets"), *e;
+    size_t k;
+    ds = json_array();
+    json_array_foreach(sets, k, e)
+        json_array_append_new(ds, json_pack("{s:O, s:O}", "name", json_object_get(e, "name"),
+                                            "drawn", json_object_get(e, "written")));
+    json_object_set_new(row, "kind", json_string("prep"));
+    json_object_set_new(row, "samples", ds);
+  } else {
+    json_object_set_new(row, "samples", ds ? json_incref(ds) : json_array());
+  }
   json_object_set_new(row, "loss_first", num_or_null(first));
   json_object_set_new(row, "loss_last", num_or_null(last));
   json_t *eval = json_object_get(st, "eval");
@@ -143,8 +157,10 @@ static void row_cells(json_t *row, char cells[N_COLS][CELL]) {
   if (json_is_object(ev)) {
     json_t *ch = json_object_get(ev, "chance");
     snprintf(b, sizeof b, " (chance %.4g)", json_number_value(ch));
-    snprintf(cells[8], CELL, "%s %.4f%s", json_string_value(json_object_get(ev, "metric")),
-             json_number_value(json_object_get(ev, "value")), json_is_number(ch) ? b : "");
+    double v = json_number_value(json_object_get(ev, "value"));
+    bool count = json_object_get(row, "kind") != NULL; /* a prep step's samples written */
+    snprintf(cells[8], CELL, count ? "%s %.0f%s" : "%s %.4f%s",
+             json_string_value(json_object_get(ev, "metric")), v, json_is_number(ch) ? b : "");
   } else {
     snprintf(cells[8], CELL, "-");
   }
