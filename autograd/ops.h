@@ -13,13 +13,18 @@
  * Batch dims must match, or b may be 2-D and is then shared by every batch. */
 vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb);
 /* Under bf16 GEMMs (vt_ctx_set_gemm_dtype), y as a GEMM input stored once in bf16: the copy
- * the next matmuls read forward and backward, written here. When y was just written by an op
- * that never reads its own output back (rms_norm, layer_norm, mul,
- * permute, swiglu, attention_qkv, or a reshape view of one), the
- * copy replaces y's f32 values and halves its memory: y becomes a bf16 tensor that only
- * vt_matmul accepts, so call it only on a tensor whose sole readers are matmuls. Otherwise y
- * keeps its values and gains the copy (y->lowp). Under f32 GEMMs it returns y unchanged. */
+ * the next matmuls read forward and backward, written here. When y was just written by ops
+ * whose backward never reads their output (the tape entry's out_unread: norms, elementwise
+ * binaries, permute, matmul and linear without bias, swiglu, attention_qkv; or a reshape view
+ * of one) and y is the arena's last allocation, the copy replaces y's f32 values and halves
+ * its memory: y becomes a bf16 tensor that only vt_matmul, vt_linear and vt_swiglu accept, so
+ * call it only on a tensor whose sole readers are those. Otherwise y keeps its values and
+ * gains the copy (y->lowp). Under f32 GEMMs it returns y unchanged. */
 vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y);
+/* vt_gemm_input's in-place case only: y in bf16 when that halves its memory, else y as it is
+ * (no copy beside it), for a tensor whose readers take bf16 but are not all GEMMs (the packed
+ * gate/up projection that vt_swiglu reads). */
+vt_tensor *vt_lowp_store(vt_ctx *ctx, vt_tensor *y);
 /* A linear layer, y = x w^T + b for x [.., k], w [n, k], b [n] (NULL: none): the product and
  * the bias in one GEMM where the backend has gemm_epilogue (cuBLASLt's bias epilogue on the
  * GPU), else vt_matmul then vt_add. Same values and gradients as that pair, bit for bit on
@@ -72,7 +77,8 @@ vt_tensor *vt_index_add(vt_ctx *ctx, vt_tensor *base, int axis, vt_tensor *idx, 
 /* Rows of weight [V, D] for ids (i32, any shape): out [ids..., D]. */
 vt_tensor *vt_embedding(vt_ctx *ctx, vt_tensor *weight, vt_tensor *ids);
 
-/* A copy in another dtype (no gradient unless both are f32). */
+/* A copy in another dtype (a gradient only to f32, from f32 or bf16: the f32 gradient passes
+ * through). */
 vt_tensor *vt_cast(vt_ctx *ctx, vt_tensor *x, vt_dtype dtype);
 /* A copy that stops gradients. */
 vt_tensor *vt_detach(vt_ctx *ctx, vt_tensor *x);

@@ -314,6 +314,7 @@ vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t 
   vt_tensor *in[2] = {qkv, o.bias};
   vt_node *n = vt_record(ctx, op, attention_qkv_backward, out, o.bias ? 2 : 1, in);
   if (n) {
+    n->out_unread = true; /* the backward reads its own head-layout copies (sv) */
     qkv_saved *sv = vt_arena_meta(ctx, op, sizeof *sv);
     if (!sv) return &ctx->err_tensor;
     *sv = (qkv_saved){.g = g,

@@ -5,8 +5,9 @@
  * lengths and a sample that sees no key, a shared additive bias with its gradient, the prefix
  * and chunk masks, and packed segments. Also: vt_gemm_input's bf16 activations (after
  * rms_norm, layer_norm, mul and permute) give the same matmul results, forward and backward,
- * as converting per call and take half their f32 space back; a tensor others still read
- * keeps its f32 values; f32 ops refuse a bf16 activation naming the dtype.
+ * as converting per call and take half their f32 space back; a tensor whose producer reads
+ * it back, or that a later op read, keeps its f32 values; f32 ops refuse a bf16 activation
+ * naming the dtype; vt_lowp_store's bf16 gate/up projection gives vt_swiglu's f32 results.
  *
  * Tolerances from bf16's unit roundoff u = 2^-8 (an input rounded to bf16 is within u
  * relative, a product of two within 2^-7):
@@ -212,8 +213,8 @@ static void run_case(vt_ctx *ctx, const acase *c, vt_rng *rng) {
   free(q), free(k), free(v), free(w), free(bias);
 }
 
-/* The producers vt_gemm_input may overwrite: rms_norm, layer_norm, mul, permute (through a
- * reshape view). */
+/* Producers whose tape entry says the output is unread (vt_node.out_unread), so that
+ * vt_gemm_input may overwrite it: rms_norm, layer_norm, mul, permute (through a reshape view). */
 static vt_tensor *producer(vt_ctx *ctx, int p, vt_tensor *x, int64_t R, int64_t C) {
   switch (p) {
   case 0: return vt_rms_norm(ctx, x, NULL, 1e-6f);
@@ -265,9 +266,15 @@ static void gemm_input_case(vt_ctx *ctx, vt_rng *rng) {
            sizeof(float) * R * C);
     CHECK_MSG(saved >= sizeof(float) * R * C / 2 - 64, "%s: %zu bytes back", names[p], saved);
   }
-  /* a tensor that others still read (an add's output) keeps its f32 values and gains a copy */
+  /* a tensor whose producer's backward reads it (sigmoid), or that a later op read (the add
+   * below the mul), keeps its f32 values and gains a copy; vt_lowp_store leaves it alone */
   vt_tensor *a = input_f32(ctx, 2, (int64_t[]){R, C}, x);
-  vt_tensor *s = vt_add(ctx, a, a);
+  vt_tensor *s = vt_sigmoid(ctx, a);
+  CHECK(vt_lowp_store(ctx, s) == s && s->dtype == VT_F32 && !s->lowp);
+  CHECK(vt_gemm_input(ctx, s) == s && s->dtype == VT_F32 && s->lowp);
+  s = vt_add(ctx, a, a);
+  vt_mul(ctx, s, a);
+  CHECK(vt_lowp_store(ctx, s) == s && s->dtype == VT_F32 && !s->lowp);
   CHECK(vt_gemm_input(ctx, s) == s && s->dtype == VT_F32 && s->lowp);
   /* and a bf16 activation is refused by the f32 ops with the dtype in the message */
   vt_tensor *n = vt_gemm_input(ctx, vt_rms_norm(ctx, a, NULL, 1e-6f));
@@ -277,6 +284,48 @@ static void gemm_input_case(vt_ctx *ctx, vt_rng *rng) {
   printf("f32 op on a bf16 activation: %s\n", vt_ctx_error(ctx));
   vt_ctx_clear_error(ctx);
   vt_ctx_reset(ctx);
+}
+
+/* vt_lowp_store of a packed gate/up projection read by vt_swiglu: with integer inputs whose
+ * products are exact in bf16, the bf16-stored projection gives the f32 one's output and
+ * gradients bit for bit (the bf16 swiglu kernels widen it and run the f32 arithmetic), and
+ * half the projection's bytes go back to the arena. */
+static void swiglu_lowp_case(vt_ctx *ctx, vt_rng *rng) {
+  enum { R = 64, K = 16, F = 600 }; /* F past one SWIGLU_SPAN of the CPU kernel */
+  static float x[R * K], w[2 * F * K], c[R * F], h[2][R * F], gx[2][R * K], gw[2][2 * F * K];
+  for (int i = 0; i < R * K; i++) x[i] = (float)vt_rng_below(rng, 5) - 2.0f;
+  for (int i = 0; i < 2 * F * K; i++) w[i] = (float)vt_rng_below(rng, 5) - 2.0f;
+  vt_test_fill_uniform(rng, c, R * F, -1.0f, 1.0f);
+  size_t saved = 0;
+  for (int mode = 0; mode < 2; mode++) {
+    vt_tensor *tx = input_f32(ctx, 2, (int64_t[]){R, K}, x);
+    vt_tensor *tw = input_f32(ctx, 2, (int64_t[]){2 * F, K}, w);
+    vt_tensor *tc = vt_new(ctx, VT_F32, 2, (int64_t[]){R, F});
+    vt_write_host(ctx, tc, 0, R * F, c);
+    vt_tensor *y = vt_matmul(ctx, tx, tw, false, true);
+    if (mode) {
+      size_t before = vt_arena_used(&ctx->data);
+      y = vt_lowp_store(ctx, y);
+      CHECK_MSG(y->dtype == VT_BF16 && !y->lowp, "swiglu: the projection is not stored in bf16");
+      saved = before - vt_arena_used(&ctx->data);
+    }
+    vt_tensor *out = vt_swiglu(ctx, y);
+    vt_read_host(ctx, out, 0, R * F, h[mode]);
+    vt_tensor *loss =
+        vt_sum(ctx, vt_reshape(ctx, vt_mul(ctx, out, tc), 1, (int64_t[]){-1}), 0, false);
+    CHECK_MSG(vt_backward(ctx, loss), "swiglu: %s", vt_ctx_error(ctx));
+    float *g1 = read_grad(ctx, tx), *g2 = read_grad(ctx, tw);
+    memcpy(gx[mode], g1, sizeof gx[mode]);
+    memcpy(gw[mode], g2, sizeof gw[mode]);
+    free(g1), free(g2);
+    vt_ctx_reset(ctx);
+  }
+  CHECK_MSG(memcmp(h[0], h[1], sizeof h[0]) == 0, "swiglu on bf16: out");
+  CHECK_MSG(memcmp(gx[0], gx[1], sizeof gx[0]) == 0, "swiglu on bf16: dx");
+  CHECK_MSG(memcmp(gw[0], gw[1], sizeof gw[0]) == 0, "swiglu on bf16: dw");
+  printf("lowp_store before swiglu: %zu of %zu f32 bytes back to the arena\n", saved,
+         sizeof(float) * R * 2 * F);
+  CHECK_MSG(saved >= sizeof(float) * R * F - 64, "swiglu: %zu bytes back", saved);
 }
 
 int main(void) {
@@ -339,6 +388,7 @@ int main(void) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], &rng);
   gemm_input_case(ctx, &rng);
+  swiglu_lowp_case(ctx, &rng);
   vt_ctx_free(ctx);
   return vt_test_finish("test_bf16_attn");
 }
