@@ -3,7 +3,8 @@
  * products as batched oneDNN bf16 matmuls, softmax in f32) against the same op in f32, forward
  * and backward, on: causal GQA with a query tail tile, cross attention (Tq != Tk) with key
  * lengths and a sample that sees no key, a shared additive bias with its gradient, the prefix
- * and chunk masks, and packed segments. Also: vt_gemm_input's bf16 activations (after
+ * and chunk masks, packed segments, and enough (batch, kv head) pairs that the kernel runs them
+ * in chunks. Also: vt_gemm_input's bf16 activations (after
  * rms_norm, layer_norm, mul and permute) give the same matmul results, forward and backward,
  * as converting per call and take half their f32 space back; a tensor whose producer reads
  * it back, or that a later op read, keeps its f32 values; f32 ops refuse a bf16 activation
@@ -385,6 +386,8 @@ int main(void) {
        0,
        0},
       {"segments", 2, 4, 1, 96, 96, 16, {.mask = VT_ATTN_CAUSAL}, NULL, NULL, segs, 0, 0},
+      /* 10 (batch, kv head) pairs of ~0.4 MiB: the CPU kernel runs them in chunks of 4, 4, 2 */
+      {"pair chunks", 5, 4, 2, 200, 200, 64, {.mask = VT_ATTN_CAUSAL}, NULL, NULL, NULL, 1, 4},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], &rng);
   gemm_input_case(ctx, &rng);
