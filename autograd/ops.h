@@ -17,13 +17,13 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb);
  * whose backward never reads their output (the tape entry's out_unread: norms, elementwise
  * binaries, permute, matmul and linear without bias, swiglu, attention_qkv; or a reshape view
  * of one) and y is the arena's last allocation, the copy replaces y's f32 values and halves
- * its memory: y becomes a bf16 tensor that only vt_matmul, vt_linear and vt_swiglu accept, so
- * call it only on a tensor whose sole readers are those. Otherwise y keeps its values and
- * gains the copy (y->lowp). Under f32 GEMMs it returns y unchanged. */
+ * its memory: y becomes a bf16 tensor that only vt_matmul, vt_linear, vt_swiglu and
+ * vt_attention_qkv accept, so call it only on a tensor whose sole readers are those. Otherwise y
+ * keeps its values and gains the copy (y->lowp). Under f32 GEMMs it returns y unchanged. */
 vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y);
 /* vt_gemm_input's in-place case only: y in bf16 when that halves its memory, else y as it is
  * (no copy beside it), for a tensor whose readers take bf16 but are not all GEMMs (the packed
- * gate/up projection that vt_swiglu reads). */
+ * gate/up projection that vt_swiglu reads, the q/k/v projection of vt_attention_qkv). */
 vt_tensor *vt_lowp_store(vt_ctx *ctx, vt_tensor *y);
 /* A linear layer, y = x w^T + b for x [.., k], w [n, k], b [n] (NULL: none): the product and
  * the bias in one GEMM where the backend has gemm_epilogue (cuBLASLt's bias epilogue on the

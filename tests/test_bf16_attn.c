@@ -8,7 +8,8 @@
  * rms_norm, layer_norm, mul and permute) give the same matmul results, forward and backward,
  * as converting per call and take half their f32 space back; a tensor whose producer reads
  * it back, or that a later op read, keeps its f32 values; f32 ops refuse a bf16 activation
- * naming the dtype; vt_lowp_store's bf16 gate/up projection gives vt_swiglu's f32 results.
+ * naming the dtype; vt_lowp_store's bf16 gate/up and q/k/v projections give vt_swiglu's and
+ * vt_attention_qkv's f32 results.
  *
  * Tolerances from bf16's unit roundoff u = 2^-8 (an input rounded to bf16 is within u
  * relative, a product of two within 2^-7):
@@ -287,46 +288,61 @@ static void gemm_input_case(vt_ctx *ctx, vt_rng *rng) {
   vt_ctx_reset(ctx);
 }
 
-/* vt_lowp_store of a packed gate/up projection read by vt_swiglu: with integer inputs whose
- * products are exact in bf16, the bf16-stored projection gives the f32 one's output and
- * gradients bit for bit (the bf16 swiglu kernels widen it and run the f32 arithmetic), and
- * half the projection's bytes go back to the arena. */
-static void swiglu_lowp_case(vt_ctx *ctx, vt_rng *rng) {
+/* The reader of a bf16-stored projection: vt_swiglu on [R, 2 F], or vt_attention_qkv (RoPE,
+ * causal) on the projection viewed as [2, R / 2, (4 + 2 * 2) 8]. */
+static vt_tensor *lowp_reader(vt_ctx *ctx, int which, vt_tensor *y, int64_t R) {
+  if (which == 0) return vt_swiglu(ctx, y);
+  static int32_t pos[32];
+  for (int i = 0; i < 32; i++) pos[i] = i;
+  vt_tensor *tp = vt_new(ctx, VT_I32, 1, (int64_t[]){R / 2});
+  vt_write_host(ctx, tp, 0, R / 2, pos);
+  vt_attn_opts o = {.mask = VT_ATTN_CAUSAL, .scale = 0.01f};
+  return vt_attention_qkv(ctx, y, 4, 2, tp, 10000.0f, &o);
+}
+
+/* vt_lowp_store of a projection read by vt_swiglu (the packed gate/up) or vt_attention_qkv
+ * (the packed q/k/v, through a reshape view): with integer inputs whose products are exact in
+ * bf16, the bf16-stored projection gives the f32 one's output and gradients bit for bit (the
+ * bf16 kernels widen it and run the f32 arithmetic), and half the projection's bytes go back
+ * to the arena. */
+static void lowp_store_case(vt_ctx *ctx, vt_rng *rng, int which) {
   enum { R = 64, K = 16, F = 600 }; /* F past one SWIGLU_SPAN of the CPU kernel */
+  const char *name = which ? "attention_qkv" : "swiglu";
+  int64_t N = which ? 8 * 8 : 2 * F, No = which ? 4 * 8 : F; /* projection, output columns */
   static float x[R * K], w[2 * F * K], c[R * F], h[2][R * F], gx[2][R * K], gw[2][2 * F * K];
   for (int i = 0; i < R * K; i++) x[i] = (float)vt_rng_below(rng, 5) - 2.0f;
-  for (int i = 0; i < 2 * F * K; i++) w[i] = (float)vt_rng_below(rng, 5) - 2.0f;
-  vt_test_fill_uniform(rng, c, R * F, -1.0f, 1.0f);
+  for (int i = 0; i < N * K; i++) w[i] = (float)vt_rng_below(rng, 5) - 2.0f;
+  vt_test_fill_uniform(rng, c, R * No, -1.0f, 1.0f);
   size_t saved = 0;
   for (int mode = 0; mode < 2; mode++) {
     vt_tensor *tx = input_f32(ctx, 2, (int64_t[]){R, K}, x);
-    vt_tensor *tw = input_f32(ctx, 2, (int64_t[]){2 * F, K}, w);
-    vt_tensor *tc = vt_new(ctx, VT_F32, 2, (int64_t[]){R, F});
-    vt_write_host(ctx, tc, 0, R * F, c);
+    vt_tensor *tw = input_f32(ctx, 2, (int64_t[]){N, K}, w);
+    vt_tensor *tc = vt_new(ctx, VT_F32, 1, (int64_t[]){R * No});
+    vt_write_host(ctx, tc, 0, R * No, c);
     vt_tensor *y = vt_matmul(ctx, tx, tw, false, true);
+    if (which) y = vt_reshape(ctx, y, 3, (int64_t[]){2, R / 2, N});
     if (mode) {
       size_t before = vt_arena_used(&ctx->data);
       y = vt_lowp_store(ctx, y);
-      CHECK_MSG(y->dtype == VT_BF16 && !y->lowp, "swiglu: the projection is not stored in bf16");
+      CHECK_MSG(y->dtype == VT_BF16 && !y->lowp, "%s: the projection is not stored in bf16", name);
       saved = before - vt_arena_used(&ctx->data);
     }
-    vt_tensor *out = vt_swiglu(ctx, y);
-    vt_read_host(ctx, out, 0, R * F, h[mode]);
-    vt_tensor *loss =
-        vt_sum(ctx, vt_reshape(ctx, vt_mul(ctx, out, tc), 1, (int64_t[]){-1}), 0, false);
-    CHECK_MSG(vt_backward(ctx, loss), "swiglu: %s", vt_ctx_error(ctx));
+    vt_tensor *out = vt_reshape(ctx, lowp_reader(ctx, which, y, R), 1, (int64_t[]){-1});
+    vt_read_host(ctx, out, 0, R * No, h[mode]);
+    CHECK_MSG(vt_backward(ctx, vt_sum(ctx, vt_mul(ctx, out, tc), 0, false)), "%s: %s", name,
+              vt_ctx_error(ctx));
     float *g1 = read_grad(ctx, tx), *g2 = read_grad(ctx, tw);
     memcpy(gx[mode], g1, sizeof gx[mode]);
-    memcpy(gw[mode], g2, sizeof gw[mode]);
+    memcpy(gw[mode], g2, sizeof(float) * (size_t)(N * K));
     free(g1), free(g2);
     vt_ctx_reset(ctx);
   }
-  CHECK_MSG(memcmp(h[0], h[1], sizeof h[0]) == 0, "swiglu on bf16: out");
-  CHECK_MSG(memcmp(gx[0], gx[1], sizeof gx[0]) == 0, "swiglu on bf16: dx");
-  CHECK_MSG(memcmp(gw[0], gw[1], sizeof gw[0]) == 0, "swiglu on bf16: dw");
-  printf("lowp_store before swiglu: %zu of %zu f32 bytes back to the arena\n", saved,
-         sizeof(float) * R * 2 * F);
-  CHECK_MSG(saved >= sizeof(float) * R * F - 64, "swiglu: %zu bytes back", saved);
+  CHECK_MSG(memcmp(h[0], h[1], sizeof(float) * (size_t)(R * No)) == 0, "%s on bf16: out", name);
+  CHECK_MSG(memcmp(gx[0], gx[1], sizeof gx[0]) == 0, "%s on bf16: dx", name);
+  CHECK_MSG(memcmp(gw[0], gw[1], sizeof(float) * (size_t)(N * K)) == 0, "%s on bf16: dw", name);
+  printf("lowp_store before %s: %zu of %zu f32 bytes back to the arena\n", name, saved,
+         sizeof(float) * (size_t)(R * N));
+  CHECK_MSG(saved >= sizeof(float) * (size_t)(R * N) / 2 - 64, "%s: %zu bytes back", name, saved);
 }
 
 int main(void) {
@@ -391,7 +407,8 @@ int main(void) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], &rng);
   gemm_input_case(ctx, &rng);
-  swiglu_lowp_case(ctx, &rng);
+  lowp_store_case(ctx, &rng, 0);
+  lowp_store_case(ctx, &rng, 1);
   vt_ctx_free(ctx);
   return vt_test_finish("test_bf16_attn");
 }
