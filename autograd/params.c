@@ -264,10 +264,15 @@ int vt_params_enable_lowp(vt_params *ps, vt_dtype dtype, char *err, size_t err_l
   }
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
-    if (p->t.dtype == VT_F32) p->t.lowp = (uint16_t *)ps->lowp + p->offset;
+    if (p->t.dtype == VT_F32) p->t.lowp = p->no_copy ? NULL : (uint16_t *)ps->lowp + p->offset;
   }
   vt_params_sync_lowp(ps);
   return 0;
+}
+
+void vt_params_set_copy(vt_params *ps, const vt_tensor *t, bool copy) {
+  vt_param *p = t && t->name ? vt_params_find(ps, t->name) : NULL;
+  if (p) p->no_copy = !copy;
 }
 
 /* n f32 values at src into their bf16 copies at dst, flat index index0 onwards: rounded to
@@ -281,7 +286,21 @@ static void to_lowp(const vt_params *ps, int64_t n, const float *src, uint16_t *
 }
 
 void vt_params_sync_lowp(vt_params *ps) {
-  if (ps->lowp) to_lowp(ps, (int64_t)ps->numel[VT_F32], ps->data[VT_F32], ps->lowp, 0);
+  if (!ps->lowp) return;
+  /* runs of parameters with copies, adjacent ones merged (one run: the whole buffer) */
+  size_t lo = 0, hi = 0;
+  for (int i = 0; i <= ps->n; i++) {
+    const vt_param *p = i < ps->n ? ps->items[i] : NULL;
+    if (p && (p->t.dtype != VT_F32 || !p->t.lowp)) continue;
+    if (p && p->offset == hi) {
+      hi += (size_t)vt_numel(&p->t);
+      continue;
+    }
+    if (hi > lo)
+      to_lowp(ps, (int64_t)(hi - lo), (const float *)ps->data[VT_F32] + lo,
+              (uint16_t *)ps->lowp + lo, lo);
+    if (p) lo = p->offset, hi = p->offset + (size_t)vt_numel(&p->t);
+  }
 }
 
 int vt_params_set_rounding(vt_params *ps, bool stochastic, uint64_t seed, char *err,
