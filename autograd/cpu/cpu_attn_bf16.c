@@ -85,6 +85,11 @@ size_t vt_cpu_attn_bf16_workspace(const vt_attn_geom *g) {
 /* Below this many elements a pass runs on one thread: forking costs more. */
 static bool big(int64_t elems) { return elems > 32768; }
 
+VT_SIMD_HOT void row_to_bf16(int64_t n, const float *restrict x, uint16_t *restrict y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) y[i] = vt_f32_to_bf16(x[i]);
+}
+
 /* Query tile qt of x [B, H, Tq, D] f32 for the chunk's pairs -> the regrouped bf16 tile
  * (zero rows past Tq). */
 static void regroup(const vt_attn_geom *g, const plan *p, chunk c, int64_t qt, const float *x,
@@ -99,14 +104,18 @@ static void regroup(const vt_attn_geom *g, const plan *p, chunk c, int64_t qt, c
           memset(dst, 0, sizeof(uint16_t) * (size_t)D);
           continue;
         }
-        const float *src = x + ((b * g->H + h) * g->Tq + i) * D;
-        for (int64_t d = 0; d < D; d++) dst[d] = vt_f32_to_bf16(src[d]);
+        row_to_bf16(D, x + ((b * g->H + h) * g->Tq + i) * D, dst);
       });
 }
 
+/* x f32 -> y bf16, in blocks over the threads. */
 static void to_bf16(const float *x, int64_t n, uint16_t *y) {
-  VT_OMP_IF(big(n), "omp parallel for",
-            for (int64_t i = 0; i < n; i++) y[i] = vt_f32_to_bf16(x[i]););
+  int64_t nb = (n + 4095) / 4096;
+  VT_OMP_IF(
+      big(n), "omp parallel for", for (int64_t c = 0; c < nb; c++) {
+        int64_t i0 = c * 4096;
+        row_to_bf16(n - i0 < 4096 ? n - i0 : 4096, x + i0, y + i0);
+      });
 }
 
 /* The union [klo, khi) of the visible key ranges of query tile qt over the batch. */

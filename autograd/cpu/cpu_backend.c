@@ -439,11 +439,6 @@ static void cpu_swiglu_backward(const vt_backend *be, int64_t rows, int64_t f, c
  * then the f32 spans above (the same bits as the f32 kernels on the widened x). */
 #define SWIGLU_SPAN 512
 
-static void widen_span(int64_t n, const uint16_t *x, float *y) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; j++) y[j] = vt_bf16_to_f32(x[j]);
-}
-
 /* Forward (dy NULL: out = y [rows, f]) or backward (out = dx [rows, 2 f]) on bf16 x. */
 static void swiglu_bf16_rows(int64_t rows, int64_t f, const uint16_t *x, const float *dy,
                              float *out, bool accumulate) {
@@ -452,8 +447,8 @@ static void swiglu_bf16_rows(int64_t rows, int64_t f, const uint16_t *x, const f
         float g[SWIGLU_SPAN], u[SWIGLU_SPAN];
         for (int64_t j0 = 0; j0 < f; j0 += SWIGLU_SPAN) {
           int64_t n = f - j0 < SWIGLU_SPAN ? f - j0 : SWIGLU_SPAN;
-          widen_span(n, x + r * 2 * f + j0, g);
-          widen_span(n, x + r * 2 * f + f + j0, u);
+          bf16_to_f32_rows(n, x + r * 2 * f + j0, g);
+          bf16_to_f32_rows(n, x + r * 2 * f + f + j0, u);
           if (!dy) {
             swiglu_span(n, g, u, out + r * f + j0);
             continue;
