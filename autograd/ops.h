@@ -49,6 +49,9 @@ vt_tensor *vt_sigmoid(vt_ctx *ctx, vt_tensor *x);
  * the same bits as vt_mul(vt_silu(slice gate), slice up) without the slices, the SiLU output
  * and their gradients (ops_swiglu.c). */
 vt_tensor *vt_swiglu(vt_ctx *ctx, vt_tensor *x);
+/* vt_lowp_store of x for vt_swiglu, its sole reader, where this backend's swiglu kernels read
+ * bf16 (swiglu_bf16); elsewhere x as it is (widening it back would cost more than it saves). */
+vt_tensor *vt_swiglu_input(vt_ctx *ctx, vt_tensor *x);
 
 /* Reductions over one axis (or VT_ALL_AXES); keepdim leaves a dim of size 1. */
 vt_tensor *vt_sum(vt_ctx *ctx, vt_tensor *x, int axis, bool keepdim);

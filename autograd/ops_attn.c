@@ -253,6 +253,11 @@ static void attention_qkv_backward(vt_ctx *ctx, vt_node *n) {
   vt_arena_rewind(&ctx->data, mark);
 }
 
+vt_tensor *vt_attention_qkv_input(vt_ctx *ctx, vt_tensor *qkv) {
+  const struct vt_norm_kernels *nk = ctx->be->norm;
+  return nk && nk->rope_qkv_bf16 ? vt_lowp_store(ctx, qkv) : qkv;
+}
+
 vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t kv_heads,
                             vt_tensor *pos, float theta, const vt_attn_opts *opts) {
   const char *op = "attention_qkv";

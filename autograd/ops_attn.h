@@ -49,5 +49,8 @@ vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
  * (its values are read forward only; the gradient of qkv is f32). */
 vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t kv_heads,
                             vt_tensor *pos, float theta, const vt_attn_opts *opts);
+/* vt_lowp_store of qkv for vt_attention_qkv, its sole reader, where this backend's rope_qkv
+ * reads bf16 (rope_qkv_bf16); elsewhere qkv as it is. */
+vt_tensor *vt_attention_qkv_input(vt_ctx *ctx, vt_tensor *qkv);
 
 #endif

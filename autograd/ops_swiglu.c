@@ -32,6 +32,11 @@ static void swiglu_backward(vt_ctx *ctx, vt_node *n) {
   vt_arena_rewind(&ctx->data, mark);
 }
 
+vt_tensor *vt_swiglu_input(vt_ctx *ctx, vt_tensor *x) {
+  const vt_backend *be = ctx->be;
+  return be->swiglu_bf16 && be->swiglu_backward_bf16 ? vt_lowp_store(ctx, x) : x;
+}
+
 vt_tensor *vt_swiglu(vt_ctx *ctx, vt_tensor *x) {
   VT_OP_INPUTS(ctx, OP, x);
   bool lowp = x->dtype == VT_BF16 && ctx->gemm_dtype == VT_BF16; /* vt_lowp_store's */

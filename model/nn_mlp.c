@@ -28,7 +28,7 @@ vt_tensor *nn_mlp_forward(const nn_mlp *m, vt_ctx *ctx, vt_tensor *x, const nn_d
   if (y) {
     /* straight from the packed [gate | up] output, its only reader: under bf16 it is kept in
      * bf16 for the backward */
-    h = vt_swiglu(ctx, vt_lowp_store(ctx, y));
+    h = vt_swiglu(ctx, vt_swiglu_input(ctx, y));
   } else if (c->gated) {
     vt_tensor *gu[2];
     nn_linear_multi(ctx, ls, 2, x, c->pack, gu);
