@@ -9,7 +9,7 @@
  * as converting per call and take half their f32 space back; a tensor whose producer reads
  * it back, or that a later op read, keeps its f32 values; f32 ops refuse a bf16 activation
  * naming the dtype; vt_lowp_store's bf16 gate/up and q/k/v projections give vt_swiglu's and
- * vt_attention_qkv's f32 results.
+ * vt_attention_qkv's f32 results, with the CPU's bf16 kernels and on a backend without them.
  *
  * Tolerances from bf16's unit roundoff u = 2^-8 (an input rounded to bf16 is within u
  * relative, a product of two within 2^-7):
@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "autograd/ctx_impl.h"
+#include "autograd/kernels_norm.h"
 #include "autograd/ops_attn.h"
 #include "tests/testutil.h"
 
@@ -409,6 +410,23 @@ int main(void) {
   gemm_input_case(ctx, &rng);
   lowp_store_case(ctx, &rng, 0);
   lowp_store_case(ctx, &rng, 1);
+  /* the same on a copy of the CPU backend without the bf16 swiglu and rope_qkv kernels: the
+   * ops widen the bf16 projection into scratch for the f32 kernels */
+  vt_backend be = *vt_ctx_backend(ctx);
+  struct vt_norm_kernels nk = *be.norm;
+  be.swiglu_bf16 = NULL;
+  be.swiglu_backward_bf16 = NULL;
+  nk.rope_qkv_bf16 = NULL;
+  be.norm = &nk;
+  const char *cerr = NULL;
+  vt_ctx *wide = vt_ctx_init(&(vt_ctx_opts){.backend = &be}, &cerr);
+  CHECK_MSG(wide && vt_ctx_set_gemm_dtype(wide, VT_BF16, NULL, 0, err, sizeof err) == 0, "%s",
+            cerr ? cerr : err);
+  if (wide) {
+    lowp_store_case(wide, &rng, 0);
+    lowp_store_case(wide, &rng, 1);
+    vt_ctx_free(wide);
+  }
   vt_ctx_free(ctx);
   return vt_test_finish("test_bf16_attn");
 }
