@@ -115,6 +115,12 @@ struct vt_backend {
   /* dx (+)= the gradient of both halves of x from dy; accumulate false overwrites all of dx. */
   void (*swiglu_backward)(const vt_backend *be, int64_t rows, int64_t f, const float *x,
                           const float *dy, float *dx, bool accumulate);
+  /* The two above with x in bf16 (the projection stored once in bf16 under mixed precision,
+   * vt_lowp_store), the same arithmetic on the widened values. NULL: the op widens x into
+   * scratch for the f32 kernels. */
+  void (*swiglu_bf16)(const vt_backend *be, int64_t rows, int64_t f, const uint16_t *x, float *y);
+  void (*swiglu_backward_bf16)(const vt_backend *be, int64_t rows, int64_t f, const uint16_t *x,
+                               const float *dy, float *dx, bool accumulate);
   void (*axpy)(const vt_backend *be, int64_t n, float alpha, const float *x,
                float *y); /* y += alpha * x */
   /* x viewed as [outer, len, inner], reduced over len into y [outer, inner]; for MAX the

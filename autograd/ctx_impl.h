@@ -21,6 +21,10 @@ struct vt_node {
   void *extra;         /* op-specific data in the arena */
   int64_t i[8];
   float f[4];
+  /* Set by the op when its backward never reads out->data (only its inputs, saved tensors
+   * and out->grad): vt_gemm_input / vt_lowp_store may then overwrite the output's values
+   * with their bf16 copy. False (vt_record's default) keeps the values. */
+  bool out_unread;
 };
 
 /* The gradient-ready hook (vt_ctx_set_grad_hook) and its per-backward state. */

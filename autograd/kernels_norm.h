@@ -55,6 +55,12 @@ struct vt_norm_kernels {
   void (*rope_qkv)(const vt_backend *be, int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t d,
                    float theta, const int32_t *pos, int64_t pos_bstride, const float *x, float *q,
                    float *k, float *v);
+  /* rope_qkv with x in bf16 (the projection stored once in bf16 under mixed precision,
+   * vt_lowp_store), the same arithmetic on the widened values. NULL: the op widens x into
+   * scratch for rope_qkv. */
+  void (*rope_qkv_bf16)(const vt_backend *be, int64_t b, int64_t t, int64_t hq, int64_t hkv,
+                        int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
+                        const uint16_t *x, float *q, float *k, float *v);
   /* Its gradient: dx (+)= the packed layout of dq, dk, dv with the transposed rotation on dq
    * and dk; accumulate false overwrites every element of dx. */
   void (*rope_qkv_backward)(const vt_backend *be, int64_t b, int64_t t, int64_t hq, int64_t hkv,

@@ -16,6 +16,7 @@ typedef struct {
   float *param;
   int64_t flat;
   int64_t n;
+  bool no_copy; /* the parameter has no bf16 copy (vt_param.no_copy): adam_update_lowp skips it */
 } vt_optim_seg;
 
 /* Scalars of one Adam/AdamW update, computed on the host in double (as PyTorch does) and
@@ -104,10 +105,11 @@ struct vt_optim_kernels {
                       const float *grad, float *m, float *v, vt_adam_hparams h);
   void (*sgd_update)(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
                      const float *grad, float *buf, vt_sgd_hparams h);
-  /* adam_update that also refreshes the bf16 copy of every value it updates (bf16 mixed
-   * precision): the copy of param value p sits at lowp + (p - base), base being the f32
-   * buffer the copies mirror (vt_params_enable_lowp). One pass instead of an update and a
-   * conversion of the whole buffer. Optional (NULL: the optimizer converts afterwards). */
+  /* adam_update that also refreshes the bf16 copy of every value it updates, segments marked
+   * no_copy excepted (bf16 mixed precision): the copy of param value p sits at
+   * lowp + (p - base), base being the f32 buffer the copies mirror (vt_params_enable_lowp). One
+   * pass instead of an update and a conversion of the whole buffer. Optional (NULL: the optimizer
+   * converts afterwards). */
   void (*adam_update_lowp)(const vt_backend *be, const vt_optim_seg *segs, int64_t nseg,
                            const float *grad, float *m, float *v, vt_adam_hparams h,
                            const float *base, uint16_t *lowp);

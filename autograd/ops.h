@@ -13,13 +13,18 @@
  * Batch dims must match, or b may be 2-D and is then shared by every batch. */
 vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb);
 /* Under bf16 GEMMs (vt_ctx_set_gemm_dtype), y as a GEMM input stored once in bf16: the copy
- * the next matmuls read forward and backward, written here. When y was just written by an op
- * that never reads its own output back (rms_norm, layer_norm, mul,
- * permute, swiglu, attention_qkv, or a reshape view of one), the
- * copy replaces y's f32 values and halves its memory: y becomes a bf16 tensor that only
- * vt_matmul accepts, so call it only on a tensor whose sole readers are matmuls. Otherwise y
+ * the next matmuls read forward and backward, written here. When y was just written by ops
+ * whose backward never reads their output (the tape entry's out_unread: norms, elementwise
+ * binaries, permute, matmul and linear without bias, swiglu, attention_qkv; or a reshape view
+ * of one) and y is the arena's last allocation, the copy replaces y's f32 values and halves
+ * its memory: y becomes a bf16 tensor that only vt_matmul, vt_linear, vt_swiglu and
+ * vt_attention_qkv accept, so call it only on a tensor whose sole readers are those. Otherwise y
  * keeps its values and gains the copy (y->lowp). Under f32 GEMMs it returns y unchanged. */
 vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y);
+/* vt_gemm_input's in-place case only: y in bf16 when that halves its memory, else y as it is
+ * (no copy beside it), for a tensor whose readers take bf16 but are not all GEMMs (the packed
+ * gate/up projection that vt_swiglu reads, the q/k/v projection of vt_attention_qkv). */
+vt_tensor *vt_lowp_store(vt_ctx *ctx, vt_tensor *y);
 /* A linear layer, y = x w^T + b for x [.., k], w [n, k], b [n] (NULL: none): the product and
  * the bias in one GEMM where the backend has gemm_epilogue (cuBLASLt's bias epilogue on the
  * GPU), else vt_matmul then vt_add. Same values and gradients as that pair, bit for bit on
@@ -44,6 +49,9 @@ vt_tensor *vt_sigmoid(vt_ctx *ctx, vt_tensor *x);
  * the same bits as vt_mul(vt_silu(slice gate), slice up) without the slices, the SiLU output
  * and their gradients (ops_swiglu.c). */
 vt_tensor *vt_swiglu(vt_ctx *ctx, vt_tensor *x);
+/* vt_lowp_store of x for vt_swiglu, its sole reader, where this backend's swiglu kernels read
+ * bf16 (swiglu_bf16); elsewhere x as it is (widening it back would cost more than it saves). */
+vt_tensor *vt_swiglu_input(vt_ctx *ctx, vt_tensor *x);
 
 /* Reductions over one axis (or VT_ALL_AXES); keepdim leaves a dim of size 1. */
 vt_tensor *vt_sum(vt_ctx *ctx, vt_tensor *x, int axis, bool keepdim);
@@ -72,7 +80,8 @@ vt_tensor *vt_index_add(vt_ctx *ctx, vt_tensor *base, int axis, vt_tensor *idx, 
 /* Rows of weight [V, D] for ids (i32, any shape): out [ids..., D]. */
 vt_tensor *vt_embedding(vt_ctx *ctx, vt_tensor *weight, vt_tensor *ids);
 
-/* A copy in another dtype (no gradient unless both are f32). */
+/* A copy in another dtype (a gradient only to f32, from f32 or bf16: the f32 gradient passes
+ * through). */
 vt_tensor *vt_cast(vt_ctx *ctx, vt_tensor *x, vt_dtype dtype);
 /* A copy that stops gradients. */
 vt_tensor *vt_detach(vt_ctx *ctx, vt_tensor *x);

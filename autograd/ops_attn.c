@@ -253,12 +253,18 @@ static void attention_qkv_backward(vt_ctx *ctx, vt_node *n) {
   vt_arena_rewind(&ctx->data, mark);
 }
 
+vt_tensor *vt_attention_qkv_input(vt_ctx *ctx, vt_tensor *qkv) {
+  const struct vt_norm_kernels *nk = ctx->be->norm;
+  return nk && nk->rope_qkv_bf16 ? vt_lowp_store(ctx, qkv) : qkv;
+}
+
 vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t kv_heads,
                             vt_tensor *pos, float theta, const vt_attn_opts *opts) {
   const char *op = "attention_qkv";
   VT_OP_INPUTS(ctx, op, qkv);
   if (theta > 0) VT_OP_INPUTS(ctx, op, pos);
-  if (!vt_check_dtype(ctx, op, qkv, VT_F32)) return &ctx->err_tensor;
+  bool lowp = qkv->dtype == VT_BF16 && ctx->gemm_dtype == VT_BF16; /* vt_lowp_store's */
+  if (!lowp && !vt_check_dtype(ctx, op, qkv, VT_F32)) return &ctx->err_tensor;
   char s1[96], s2[96];
   int64_t parts = heads + 2 * kv_heads;
   if (heads < 1 || kv_heads < 1 || heads % kv_heads || qkv->ndim != 3 || qkv->shape[2] % parts ||
@@ -288,7 +294,8 @@ vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t 
     return &ctx->err_tensor;
   const struct vt_norm_kernels *nk = ctx->be->norm;
   if (!nk || !nk->rope_qkv || !nk->rope_qkv_backward)
-    return attention_qkv_composed(ctx, qkv, heads, kv_heads, d, pos, theta, &o);
+    return attention_qkv_composed(ctx, lowp ? vt_cast(ctx, qkv, VT_F32) : qkv, heads, kv_heads, d,
+                                  pos, theta, &o);
   if (o.lengths) VT_OP_INPUTS(ctx, op, o.lengths);
   if (o.prefix_lengths) VT_OP_INPUTS(ctx, op, o.prefix_lengths);
   if (o.segment_ids) VT_OP_INPUTS(ctx, op, o.segment_ids);
@@ -299,8 +306,19 @@ vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t 
   if (!v) return &ctx->err_tensor;
   vt_attn_geom g;
   if (!attn_plan(ctx, q, k, v, &o, &g)) return &ctx->err_tensor;
-  nk->rope_qkv(ctx->be, b, t, heads, kv_heads, d, theta, theta > 0 ? pos->data : NULL, pstride,
-               qkv->data, q->data, k->data, v->data);
+  const int32_t *pd = theta > 0 ? pos->data : NULL;
+  if (lowp && nk->rope_qkv_bf16 && d <= QKV_MAX_HEAD_DIM) {
+    nk->rope_qkv_bf16(ctx->be, b, t, heads, kv_heads, d, theta, pd, pstride, qkv->data, q->data,
+                      k->data, v->data);
+  } else { /* f32 x, or bf16 x widened into scratch first */
+    vt_arena_mark wm = vt_arena_get_mark(&ctx->data);
+    float *xf = lowp ? vt_arena_data(ctx, op, sizeof(float) * (size_t)vt_numel(qkv)) : qkv->data;
+    if (!xf) return &ctx->err_tensor;
+    if (lowp) ctx->be->convert(ctx->be, VT_BF16, VT_F32, vt_numel(qkv), qkv->data, xf);
+    nk->rope_qkv(ctx->be, b, t, heads, kv_heads, d, theta, pd, pstride, xf, q->data, k->data,
+                 v->data);
+    vt_arena_rewind(&ctx->data, wm);
+  }
   vt_tensor *oh = vt_alloc_tensor(ctx, op, VT_F32, 4, q->shape);
   vt_tensor *lse = oh ? vt_alloc_tensor(ctx, op, VT_F32, 3, q->shape) : NULL;
   vt_tensor *out = lse ? vt_alloc_tensor(ctx, op, VT_F32, 3, (int64_t[]){b, t, heads * d}) : NULL;
@@ -314,6 +332,7 @@ vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t 
   vt_tensor *in[2] = {qkv, o.bias};
   vt_node *n = vt_record(ctx, op, attention_qkv_backward, out, o.bias ? 2 : 1, in);
   if (n) {
+    n->out_unread = true; /* the backward reads its own head-layout copies (sv) */
     qkv_saved *sv = vt_arena_meta(ctx, op, sizeof *sv);
     if (!sv) return &ctx->err_tensor;
     *sv = (qkv_saved){.g = g,

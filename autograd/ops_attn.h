@@ -44,8 +44,13 @@ vt_tensor *vt_attention(vt_ctx *ctx, vt_tensor *q, vt_tensor *k, vt_tensor *v,
  * as slicing, vt_rope (VT_ROPE_BTHD), permuting to [B, H, T, D], vt_attention and permuting
  * back, bit for bit, without those intermediate tensors and their gradients: one pass moves
  * q/k/v into the head layout (rotating q and k) and one pass moves their gradients back
- * (rotating back). Backends without the norm family's rope_qkv kernels run the composition. */
+ * (rotating back). Backends without the norm family's rope_qkv kernels run the composition.
+ * Under bf16 mixed precision qkv may be the bf16 tensor vt_lowp_store made of the projection
+ * (its values are read forward only; the gradient of qkv is f32). */
 vt_tensor *vt_attention_qkv(vt_ctx *ctx, vt_tensor *qkv, int64_t heads, int64_t kv_heads,
                             vt_tensor *pos, float theta, const vt_attn_opts *opts);
+/* vt_lowp_store of qkv for vt_attention_qkv, its sole reader, where this backend's rope_qkv
+ * reads bf16 (rope_qkv_bf16); elsewhere qkv as it is. */
+vt_tensor *vt_attention_qkv_input(vt_ctx *ctx, vt_tensor *qkv);
 
 #endif

@@ -74,7 +74,10 @@ static vt_tensor *binary(vt_ctx *ctx, const char *op, vt_binary_op kind, vt_tens
   ctx->be->binary(ctx->be, kind, &bc, a->data, b->data, out->data);
   vt_tensor *in[2] = {a, b};
   vt_node *n = vt_record(ctx, op, binary_backward, out, 2, in);
-  if (n) n->i[0] = kind;
+  if (n) {
+    n->i[0] = kind;
+    n->out_unread = true; /* binary_backward reads a, b and dout */
+  }
   return out;
 }
 

@@ -124,36 +124,39 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb) 
   if (n) {
     n->i[0] = ta;
     n->i[1] = tb;
+    n->out_unread = true; /* the backward reads a, b and dC */
   }
   return out;
 }
 
-/* Producers whose backward reads their inputs and saved statistics but never their output's
- * values: vt_gemm_input may overwrite those values with the bf16 copy. */
-static bool output_unread(const char *op) {
-  static const char *const ok[] = {"rms_norm", "layer_norm", "mul",
-                                   "permute",  "swiglu",     "attention_qkv"};
-  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-    if (!strcmp(op, ok[i])) return true;
-  return false;
+/* Whether every tape node from the top down to `stop` (exclusive) that wrote base leaves its
+ * values unread in backward, and at least one did; the nodes are the tape's last ones. */
+static bool producers_unread(vt_ctx *ctx, int64_t top, const vt_tensor *base) {
+  int64_t i = top;
+  for (; i >= 0 && ctx->tape[i].out == base; i--)
+    if (!ctx->tape[i].out_unread) return false;
+  return i < top;
 }
 
-/* The tensor whose data y is (y itself, or the input of the reshape view y) when the op that
- * wrote that data is the tape's last one (or the one before the view) and does not read it
- * back; NULL otherwise. */
+/* The tensor whose data y is (y itself, or the input of the reshape view y) when the ops that
+ * wrote that data are the tape's last ones (before the view) and do not read it back
+ * (vt_node.out_unread); NULL otherwise. */
 static vt_tensor *compactable_base(vt_ctx *ctx, vt_tensor *y) {
-  vt_node *last = ctx->n_nodes > 0 ? &ctx->tape[ctx->n_nodes - 1] : NULL;
-  if (!last || last->out != y || y->is_param) return NULL;
+  int64_t top = ctx->n_nodes - 1;
+  if (top < 0 || ctx->tape[top].out != y || y->is_param) return NULL;
   vt_tensor *base = y;
-  if (!strcmp(last->op, "reshape")) {
-    base = last->in[0];
-    last = ctx->n_nodes > 1 ? &ctx->tape[ctx->n_nodes - 2] : NULL;
-    if (!last || last->out != base || base->data != y->data) return NULL;
+  if (!strcmp(ctx->tape[top].op, "reshape")) {
+    base = ctx->tape[top].in[0];
+    if (--top < 0 || ctx->tape[top].out != base || base->data != y->data) return NULL;
   }
-  return output_unread(last->op) ? base : NULL;
+  return producers_unread(ctx, top, base) ? base : NULL;
 }
 
-vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y) {
+/* Under bf16 GEMMs: y stored in bf16 in the first half of its own buffer when it can be (see
+ * compactable_base; y's data is the arena's last allocation), the rest given back to the
+ * arena; y (and its view base) become bf16 tensors. Else, with `copy`, y keeps its f32 values
+ * and gains the bf16 copy (y->lowp); without, y is left as it is. */
+static vt_tensor *lowp_store(vt_ctx *ctx, vt_tensor *y, bool copy) {
   if (vt_ctx_failed(ctx) || ctx->gemm_dtype != VT_BF16 || y->dtype != VT_F32 || y->lowp) return y;
   int64_t n = vt_numel(y);
   size_t f32_bytes = (size_t)n * sizeof(float);
@@ -165,6 +168,7 @@ vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y) {
   size_t off = blk ? (size_t)((const char *)y->data - blk) : 0;
   size_t aligned = (f32_bytes + VT_ARENA_ALIGN - 1) & ~(size_t)(VT_ARENA_ALIGN - 1);
   if (base && !(blk && (const char *)y->data >= blk && off + aligned == top.used)) base = NULL;
+  if (!base && !copy) return y;
   uint16_t *h = vt_arena_data(ctx, "gemm_input", (size_t)n * sizeof(uint16_t));
   if (!h) return &ctx->err_tensor;
   ctx->be->convert(ctx->be, VT_F32, VT_BF16, n, y->data, h);
@@ -173,7 +177,7 @@ vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y) {
     return y;
   }
   /* the copy moves into the first half of y's buffer, the rest goes back to the arena, and y
-   * (with its view base) becomes a bf16 tensor: only GEMMs accept it from here on */
+   * (with its view base) becomes a bf16 tensor: only the ops that take bf16 accept it */
   ctx->be->copy(ctx->be, y->data, h, (size_t)n * sizeof(uint16_t), VT_COPY_D2D);
   size_t half = ((size_t)n * sizeof(uint16_t) + VT_ARENA_ALIGN - 1) & ~(size_t)(VT_ARENA_ALIGN - 1);
   vt_arena_rewind(ar, (vt_arena_mark){top.block, off + half});
@@ -181,6 +185,10 @@ vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y) {
   base->dtype = VT_BF16;
   return y;
 }
+
+vt_tensor *vt_gemm_input(vt_ctx *ctx, vt_tensor *y) { return lowp_store(ctx, y, true); }
+
+vt_tensor *vt_lowp_store(vt_ctx *ctx, vt_tensor *y) { return lowp_store(ctx, y, false); }
 
 /* The bias half of a fused linear layer: db += the column sums of dY, through the broadcast
  * backward vt_add would run on y0 + b (so the bits equal the unfused pair's). */
@@ -226,6 +234,7 @@ vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
   if (n) {
     n->i[0] = false;
     n->i[1] = true;
+    n->out_unread = true;
   }
   if (b->requires_grad) vt_record(ctx, "linear bias", linear_bias_backward, out, 1, &b);
   return out;

@@ -57,6 +57,7 @@ vt_tensor *vt_layer_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, vt_tensor
   int nin = vt_gather_inputs(in, 1, opt, 2, &mask);
   vt_node *n = vt_record(ctx, op, layer_norm_backward, out, nin, in);
   if (n) {
+    n->out_unread = true; /* the backward reads x and the saved statistics */
     n->i[0] = mask;
     n->i[1] = rows;
     n->i[2] = cols;
@@ -94,6 +95,7 @@ vt_tensor *vt_rms_norm(vt_ctx *ctx, vt_tensor *x, vt_tensor *weight, float eps) 
   vt_tensor *in[2] = {x, weight};
   vt_node *n = vt_record(ctx, op, rms_norm_backward, out, weight ? 2 : 1, in);
   if (n) {
+    n->out_unread = true; /* the backward reads x, the weight and rstd */
     n->i[1] = rows;
     n->i[2] = cols;
     n->saved[0] = rstd;

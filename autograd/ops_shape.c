@@ -93,7 +93,10 @@ vt_tensor *vt_permute(vt_ctx *ctx, vt_tensor *x, const int *perm) {
   ctx->be->strided_copy(ctx->be, x->ndim, shape, x->data, src, out->data, dst,
                         vt_dtype_size(x->dtype), false);
   vt_node *n = vt_record(ctx, "permute", permute_backward, out, 1, &x);
-  if (n) memcpy(n->i, p64, sizeof(int64_t) * (size_t)x->ndim);
+  if (n) {
+    memcpy(n->i, p64, sizeof(int64_t) * (size_t)x->ndim);
+    n->out_unread = true; /* the backward moves dout only */
+  }
   return out;
 }
 
@@ -227,7 +230,9 @@ vt_tensor *vt_cast(vt_ctx *ctx, vt_tensor *x, vt_dtype dtype) {
   vt_tensor *out = vt_alloc_tensor(ctx, "cast", dtype, x->ndim, x->shape);
   if (!out) return &ctx->err_tensor;
   ctx->be->convert(ctx->be, x->dtype, dtype, vt_numel(x), x->data, out->data);
-  if (x->dtype == VT_F32 && dtype == VT_F32) vt_record(ctx, "cast", cast_backward, out, 1, &x);
+  /* gradients are f32 for every float tensor (a bf16 one's is f32 too, as vt_gemm_input's) */
+  if ((x->dtype == VT_F32 || x->dtype == VT_BF16) && dtype == VT_F32)
+    vt_record(ctx, "cast", cast_backward, out, 1, &x);
   return out;
 }
 

@@ -284,10 +284,15 @@ int vt_params_enable_lowp(vt_params *ps, vt_dtype dtype, char *err, size_t err_l
   }
   for (int i = 0; i < ps->n; i++) {
     vt_param *p = ps->items[i];
-    if (p->t.dtype == VT_F32) p->t.lowp = (uint16_t *)ps->lowp + p->offset;
+    if (p->t.dtype == VT_F32) p->t.lowp = p->no_copy ? NULL : (uint16_t *)ps->lowp + p->offset;
   }
   vt_params_sync_lowp(ps);
   return 0;
+}
+
+void vt_params_set_copy(vt_params *ps, const vt_tensor *t, bool copy) {
+  vt_param *p = t && t->name ? vt_params_find(ps, t->name) : NULL;
+  if (p) p->no_copy = !copy;
 }
 
 /* n f32 values at src into their bf16 copies at dst, flat index index0 onwards: rounded to
@@ -300,16 +305,37 @@ static void to_lowp(const vt_params *ps, int64_t n, const float *src, uint16_t *
     ps->be->convert(ps->be, VT_F32, VT_BF16, n, src, dst);
 }
 
-void vt_params_sync_lowp(vt_params *ps) {
-  if (!ps->lowp) return;
+/* The copies of store offsets [lo, hi): all of them, or under sharded masters only the values
+ * that exist (the spans are sorted). */
+static void sync_lowp_run(vt_params *ps, size_t lo, size_t hi) {
   if (!ps->spans) {
-    to_lowp(ps, (int64_t)ps->numel[VT_F32], ps->data[VT_F32], ps->lowp, 0);
+    to_lowp(ps, (int64_t)(hi - lo), (const float *)ps->data[VT_F32] + lo, (uint16_t *)ps->lowp + lo,
+            lo);
     return;
   }
-  for (int k = 0; k < ps->n_spans; k++) /* sharded masters: the values that exist */
-    to_lowp(ps, (int64_t)(ps->spans[k][1] - ps->spans[k][0]),
-            (const float *)ps->data[VT_F32] + ps->spans[k][0],
-            (uint16_t *)ps->lowp + ps->spans[k][0], ps->spans[k][0]);
+  for (int k = 0; k < ps->n_spans; k++) {
+    size_t a = ps->spans[k][0] > lo ? ps->spans[k][0] : lo;
+    size_t b = ps->spans[k][1] < hi ? ps->spans[k][1] : hi;
+    if (b > a)
+      to_lowp(ps, (int64_t)(b - a), (const float *)ps->data[VT_F32] + a, (uint16_t *)ps->lowp + a,
+              a);
+  }
+}
+
+void vt_params_sync_lowp(vt_params *ps) {
+  if (!ps->lowp) return;
+  /* runs of parameters with copies, adjacent ones merged (one run: the whole buffer) */
+  size_t lo = 0, hi = 0;
+  for (int i = 0; i <= ps->n; i++) {
+    const vt_param *p = i < ps->n ? ps->items[i] : NULL;
+    if (p && (p->t.dtype != VT_F32 || !p->t.lowp)) continue;
+    if (p && p->offset == hi) {
+      hi += (size_t)vt_numel(&p->t);
+      continue;
+    }
+    if (hi > lo) sync_lowp_run(ps, lo, hi);
+    if (p) lo = p->offset, hi = p->offset + (size_t)vt_numel(&p->t);
+  }
 }
 
 int vt_params_set_rounding(vt_params *ps, bool stochastic, uint64_t seed, char *err,

@@ -15,8 +15,10 @@ typedef struct {
   size_t offset;      /* in elements, into the flat buffer of t.dtype */
   size_t grad_offset; /* in elements, into the grad buffer (trainable only) */
   bool trainable;
-  bool buffer; /* state the model updates itself (BatchNorm running statistics, spectral-norm
-                  vectors): saved with the weights, never trainable, no optimizer state */
+  bool buffer;  /* state the model updates itself (BatchNorm running statistics, spectral-norm
+                   vectors): saved with the weights, never trainable, no optimizer state */
+  bool no_copy; /* no bf16 copy under mixed precision (vt_params_set_copy): a table that is only
+                   gathered, never a GEMM operand */
 } vt_param;
 
 typedef struct {
@@ -93,6 +95,12 @@ vt_tensor *vt_params_concat_view(struct vt_ctx *ctx, vt_tensor *const *ts, int n
  *  - vt_param_write, _write_f32 and _fill refresh the written parameter's copy themselves;
  *  - disable_lowp frees them (t.lowp = NULL). */
 int vt_params_enable_lowp(vt_params *ps, vt_dtype dtype, char *err, size_t err_len);
+/* Whether parameter t (of this store) gets a bf16 copy (default yes). An embedding table that
+ * is only gathered needs none (nn_embedding_init says so; a model tying it to its LM head says
+ * yes again): its stretch of the copies is never written, so those pages are never resident,
+ * and a GEMM that reads it anyway converts it per call. Call before vt_optim_init and
+ * enable_lowp. */
+void vt_params_set_copy(vt_params *ps, const vt_tensor *t, bool copy);
 void vt_params_sync_lowp(vt_params *ps);
 void vt_params_disable_lowp(vt_params *ps);
 /* Stochastic rounding of the bf16 copies (train.stochastic_rounding; off = round to nearest

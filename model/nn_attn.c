@@ -87,6 +87,8 @@ vt_tensor *nn_attn_forward(const nn_attn *a, vt_ctx *ctx, vt_tensor *x, const nn
                    : c->pack    ? nn_linear_packed(ctx, ls, 3, x)
                                 : NULL;
     if (y) {
+      /* y's only reader: under bf16 it is kept in bf16 (the op reads it forward only) */
+      y = vt_attention_qkv_input(ctx, y);
       vt_tensor *o = vt_attention_qkv(ctx, y, nh, nkv, f->pos, (float)c->rope_theta, &ao);
       return nn_linear_forward(&a->o, ctx, vt_gemm_input(ctx, o)); /* o_proj's only */
     }

@@ -64,6 +64,7 @@ void nn_embedding_init(nn_embedding *e, nn_reg *r, const char *prefix, const cha
   e->n = n;
   e->dim = dim;
   e->w = nn_param(r, prefix, name, "weight", 2, (int64_t[]){n, dim});
+  vt_params_set_copy(r->ps, e->w, false); /* gathered, not a GEMM operand: no bf16 copy */
 }
 
 vt_tensor *nn_embedding_forward(const nn_embedding *e, vt_ctx *ctx, vt_tensor *ids) {

@@ -26,7 +26,9 @@ vt_tensor *nn_mlp_forward(const nn_mlp *m, vt_ctx *ctx, vt_tensor *x, const nn_d
   vt_tensor *y =
       c->gated && c->pack && c->act == NN_ACT_SILU ? nn_linear_packed(ctx, ls, 2, x) : NULL;
   if (y) {
-    h = vt_swiglu(ctx, y); /* straight from the packed [gate | up] output */
+    /* straight from the packed [gate | up] output, its only reader: under bf16 it is kept in
+     * bf16 for the backward */
+    h = vt_swiglu(ctx, vt_swiglu_input(ctx, y));
   } else if (c->gated) {
     vt_tensor *gu[2];
     nn_linear_multi(ctx, ls, 2, x, c->pack, gu);

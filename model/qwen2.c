@@ -117,9 +117,10 @@ int qwen2_init(qwen2 *m, vt_params *ps, const qwen2_cfg *cfg, char *err, size_t 
     nn_layer_init(&m->layers[l], &r, prefix, &lc);
   }
   nn_norm_init(&m->norm, &r, "model", "norm", NN_NORM_RMS, h, cfg->rms_norm_eps, false);
-  if (cfg->tie_word_embeddings)
+  if (cfg->tie_word_embeddings) {
     m->lm_head = m->embed.w;
-  else
+    vt_params_set_copy(ps, m->lm_head, true); /* the LM head's GEMMs read it */
+  } else
     m->lm_head = nn_param(&r, NULL, "lm_head", "weight", 2, (int64_t[]){cfg->vocab_size, h});
   return nn_reg_failed(&r) ? -1 : 0;
 }

@@ -3,10 +3,13 @@
  * products as batched oneDNN bf16 matmuls, softmax in f32) against the same op in f32, forward
  * and backward, on: causal GQA with a query tail tile, cross attention (Tq != Tk) with key
  * lengths and a sample that sees no key, a shared additive bias with its gradient, the prefix
- * and chunk masks, and packed segments. Also: vt_gemm_input's bf16 activations (after
+ * and chunk masks, packed segments, and enough (batch, kv head) pairs that the kernel runs them
+ * in chunks. Also: vt_gemm_input's bf16 activations (after
  * rms_norm, layer_norm, mul and permute) give the same matmul results, forward and backward,
- * as converting per call and take half their f32 space back; a tensor others still read
- * keeps its f32 values; f32 ops refuse a bf16 activation naming the dtype.
+ * as converting per call and take half their f32 space back; a tensor whose producer reads
+ * it back, or that a later op read, keeps its f32 values; f32 ops refuse a bf16 activation
+ * naming the dtype; vt_lowp_store's bf16 gate/up and q/k/v projections give vt_swiglu's and
+ * vt_attention_qkv's f32 results, with the CPU's bf16 kernels and on a backend without them.
  *
  * Tolerances from bf16's unit roundoff u = 2^-8 (an input rounded to bf16 is within u
  * relative, a product of two within 2^-7):
@@ -23,6 +26,7 @@
 #include <string.h>
 
 #include "autograd/ctx_impl.h"
+#include "autograd/kernels_norm.h"
 #include "autograd/ops_attn.h"
 #include "tests/testutil.h"
 
@@ -212,8 +216,8 @@ static void run_case(vt_ctx *ctx, const acase *c, vt_rng *rng) {
   free(q), free(k), free(v), free(w), free(bias);
 }
 
-/* The producers vt_gemm_input may overwrite: rms_norm, layer_norm, mul, permute (through a
- * reshape view). */
+/* Producers whose tape entry says the output is unread (vt_node.out_unread), so that
+ * vt_gemm_input may overwrite it: rms_norm, layer_norm, mul, permute (through a reshape view). */
 static vt_tensor *producer(vt_ctx *ctx, int p, vt_tensor *x, int64_t R, int64_t C) {
   switch (p) {
   case 0: return vt_rms_norm(ctx, x, NULL, 1e-6f);
@@ -265,9 +269,15 @@ static void gemm_input_case(vt_ctx *ctx, vt_rng *rng) {
            sizeof(float) * R * C);
     CHECK_MSG(saved >= sizeof(float) * R * C / 2 - 64, "%s: %zu bytes back", names[p], saved);
   }
-  /* a tensor that others still read (an add's output) keeps its f32 values and gains a copy */
+  /* a tensor whose producer's backward reads it (sigmoid), or that a later op read (the add
+   * below the mul), keeps its f32 values and gains a copy; vt_lowp_store leaves it alone */
   vt_tensor *a = input_f32(ctx, 2, (int64_t[]){R, C}, x);
-  vt_tensor *s = vt_add(ctx, a, a);
+  vt_tensor *s = vt_sigmoid(ctx, a);
+  CHECK(vt_lowp_store(ctx, s) == s && s->dtype == VT_F32 && !s->lowp);
+  CHECK(vt_gemm_input(ctx, s) == s && s->dtype == VT_F32 && s->lowp);
+  s = vt_add(ctx, a, a);
+  vt_mul(ctx, s, a);
+  CHECK(vt_lowp_store(ctx, s) == s && s->dtype == VT_F32 && !s->lowp);
   CHECK(vt_gemm_input(ctx, s) == s && s->dtype == VT_F32 && s->lowp);
   /* and a bf16 activation is refused by the f32 ops with the dtype in the message */
   vt_tensor *n = vt_gemm_input(ctx, vt_rms_norm(ctx, a, NULL, 1e-6f));
@@ -277,6 +287,63 @@ static void gemm_input_case(vt_ctx *ctx, vt_rng *rng) {
   printf("f32 op on a bf16 activation: %s\n", vt_ctx_error(ctx));
   vt_ctx_clear_error(ctx);
   vt_ctx_reset(ctx);
+}
+
+/* The reader of a bf16-stored projection: vt_swiglu on [R, 2 F], or vt_attention_qkv (RoPE,
+ * causal) on the projection viewed as [2, R / 2, (4 + 2 * 2) 8]. */
+static vt_tensor *lowp_reader(vt_ctx *ctx, int which, vt_tensor *y, int64_t R) {
+  if (which == 0) return vt_swiglu(ctx, y);
+  static int32_t pos[32];
+  for (int i = 0; i < 32; i++) pos[i] = i;
+  vt_tensor *tp = vt_new(ctx, VT_I32, 1, (int64_t[]){R / 2});
+  vt_write_host(ctx, tp, 0, R / 2, pos);
+  vt_attn_opts o = {.mask = VT_ATTN_CAUSAL, .scale = 0.01f};
+  return vt_attention_qkv(ctx, y, 4, 2, tp, 10000.0f, &o);
+}
+
+/* vt_lowp_store of a projection read by vt_swiglu (the packed gate/up) or vt_attention_qkv
+ * (the packed q/k/v, through a reshape view): with integer inputs whose products are exact in
+ * bf16, the bf16-stored projection gives the f32 one's output and gradients bit for bit (the
+ * bf16 kernels widen it and run the f32 arithmetic), and half the projection's bytes go back
+ * to the arena. */
+static void lowp_store_case(vt_ctx *ctx, vt_rng *rng, int which) {
+  enum { R = 64, K = 16, F = 600 }; /* F past one SWIGLU_SPAN of the CPU kernel */
+  const char *name = which ? "attention_qkv" : "swiglu";
+  int64_t N = which ? 8 * 8 : 2 * F, No = which ? 4 * 8 : F; /* projection, output columns */
+  static float x[R * K], w[2 * F * K], c[R * F], h[2][R * F], gx[2][R * K], gw[2][2 * F * K];
+  for (int i = 0; i < R * K; i++) x[i] = (float)vt_rng_below(rng, 5) - 2.0f;
+  for (int i = 0; i < N * K; i++) w[i] = (float)vt_rng_below(rng, 5) - 2.0f;
+  vt_test_fill_uniform(rng, c, R * No, -1.0f, 1.0f);
+  size_t saved = 0;
+  for (int mode = 0; mode < 2; mode++) {
+    vt_tensor *tx = input_f32(ctx, 2, (int64_t[]){R, K}, x);
+    vt_tensor *tw = input_f32(ctx, 2, (int64_t[]){N, K}, w);
+    vt_tensor *tc = vt_new(ctx, VT_F32, 1, (int64_t[]){R * No});
+    vt_write_host(ctx, tc, 0, R * No, c);
+    vt_tensor *y = vt_matmul(ctx, tx, tw, false, true);
+    if (which) y = vt_reshape(ctx, y, 3, (int64_t[]){2, R / 2, N});
+    if (mode) {
+      size_t before = vt_arena_used(&ctx->data);
+      y = vt_lowp_store(ctx, y);
+      CHECK_MSG(y->dtype == VT_BF16 && !y->lowp, "%s: the projection is not stored in bf16", name);
+      saved = before - vt_arena_used(&ctx->data);
+    }
+    vt_tensor *out = vt_reshape(ctx, lowp_reader(ctx, which, y, R), 1, (int64_t[]){-1});
+    vt_read_host(ctx, out, 0, R * No, h[mode]);
+    CHECK_MSG(vt_backward(ctx, vt_sum(ctx, vt_mul(ctx, out, tc), 0, false)), "%s: %s", name,
+              vt_ctx_error(ctx));
+    float *g1 = read_grad(ctx, tx), *g2 = read_grad(ctx, tw);
+    memcpy(gx[mode], g1, sizeof gx[mode]);
+    memcpy(gw[mode], g2, sizeof(float) * (size_t)(N * K));
+    free(g1), free(g2);
+    vt_ctx_reset(ctx);
+  }
+  CHECK_MSG(memcmp(h[0], h[1], sizeof(float) * (size_t)(R * No)) == 0, "%s on bf16: out", name);
+  CHECK_MSG(memcmp(gx[0], gx[1], sizeof gx[0]) == 0, "%s on bf16: dx", name);
+  CHECK_MSG(memcmp(gw[0], gw[1], sizeof(float) * (size_t)(N * K)) == 0, "%s on bf16: dw", name);
+  printf("lowp_store before %s: %zu of %zu f32 bytes back to the arena\n", name, saved,
+         sizeof(float) * (size_t)(R * N));
+  CHECK_MSG(saved >= sizeof(float) * (size_t)(R * N) / 2 - 64, "%s: %zu bytes back", name, saved);
 }
 
 int main(void) {
@@ -336,9 +403,30 @@ int main(void) {
        0,
        0},
       {"segments", 2, 4, 1, 96, 96, 16, {.mask = VT_ATTN_CAUSAL}, NULL, NULL, segs, 0, 0},
+      /* 10 (batch, kv head) pairs of ~0.4 MiB: the CPU kernel runs them in chunks of 4, 4, 2 */
+      {"pair chunks", 5, 4, 2, 200, 200, 64, {.mask = VT_ATTN_CAUSAL}, NULL, NULL, NULL, 1, 4},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], &rng);
   gemm_input_case(ctx, &rng);
+  lowp_store_case(ctx, &rng, 0);
+  lowp_store_case(ctx, &rng, 1);
+  /* the same on a copy of the CPU backend without the bf16 swiglu and rope_qkv kernels: the
+   * ops widen the bf16 projection into scratch for the f32 kernels */
+  vt_backend be = *vt_ctx_backend(ctx);
+  struct vt_norm_kernels nk = *be.norm;
+  be.swiglu_bf16 = NULL;
+  be.swiglu_backward_bf16 = NULL;
+  nk.rope_qkv_bf16 = NULL;
+  be.norm = &nk;
+  const char *cerr = NULL;
+  vt_ctx *wide = vt_ctx_init(&(vt_ctx_opts){.backend = &be}, &cerr);
+  CHECK_MSG(wide && vt_ctx_set_gemm_dtype(wide, VT_BF16, NULL, 0, err, sizeof err) == 0, "%s",
+            cerr ? cerr : err);
+  if (wide) {
+    lowp_store_case(wide, &rng, 0);
+    lowp_store_case(wide, &rng, 1);
+    vt_ctx_free(wide);
+  }
   vt_ctx_free(ctx);
   return vt_test_finish("test_bf16_attn");
 }

@@ -12,7 +12,9 @@
  *        significant bits, so a rounded input is within 2^-8 relative (unit roundoff), a
  *        product within 2^-7 + 2^-16. With a shared C, k counts the whole batch.
  *  - copies: vt_params_enable_lowp fills t.lowp with bf16(t.data) bit for bit; vt_param_write
- *    and an optimizer step keep them so; disable_lowp clears them.
+ *    and an optimizer step keep them so; disable_lowp clears them. A parameter without a copy
+ *    (vt_params_set_copy, between two with copies) has t.lowp NULL, and neither the refresh
+ *    nor AdamW's fused refresh writes its stretch of the copies while its masters move.
  *  - ctx: f32 is always accepted, f16 is refused with a message.
  * Skips (77) with the reason when the CPU has no bf16 GEMM units or oneDNN is not built in. */
 #include <float.h>
@@ -138,16 +140,26 @@ static void gemm_cases(const vt_backend *be) {
   printf("bf16 GEMM: %d cases + 420 small geometries checked\n", cases);
 }
 
-static bool lowp_matches(const vt_params *ps) {
+/* Every copy equals bf16 of its master; a parameter without one has t.lowp NULL and its
+ * stretch of the copies equals `untouched` (NULL: not checked). */
+static bool lowp_matches(const vt_params *ps, const uint16_t *untouched) {
   size_t n = ps->numel[VT_F32];
   float *f = malloc(4 * n);
   uint16_t *h = malloc(2 * n);
   vt_buf_to_host(ps->be, f, ps->data[VT_F32], 4 * n);
   vt_buf_to_host(ps->be, h, ps->lowp, 2 * n);
   bool ok = true;
-  for (size_t i = 0; i < n; i++) ok = ok && h[i] == vt_f32_to_bf16(f[i]);
-  for (int i = 0; i < ps->n; i++)
-    ok = ok && ps->items[i]->t.lowp == (uint16_t *)ps->lowp + ps->items[i]->offset;
+  for (int i = 0; i < ps->n; i++) {
+    const vt_param *p = ps->items[i];
+    size_t o = p->offset, e = o + (size_t)vt_numel(&p->t);
+    if (p->no_copy) {
+      ok = ok && p->t.lowp == NULL;
+      for (size_t j = o; untouched && j < e; j++) ok = ok && h[j] == untouched[j - o];
+      continue;
+    }
+    ok = ok && p->t.lowp == (uint16_t *)ps->lowp + o;
+    for (size_t j = o; j < e; j++) ok = ok && h[j] == vt_f32_to_bf16(f[j]);
+  }
   free(f);
   free(h);
   return ok;
@@ -158,20 +170,27 @@ static void copies(void) {
   vt_params ps;
   vt_params_init(&ps, (vt_device){VT_DEV_CPU, 0});
   vt_tensor *w = vt_params_add(&ps, "w", VT_F32, 2, (int64_t[]){30, 20}, err, sizeof err);
+  vt_tensor *e = vt_params_add(&ps, "e", VT_F32, 2, (int64_t[]){10, 8}, err, sizeof err);
   vt_tensor *v = vt_params_add(&ps, "v", VT_F32, 1, (int64_t[]){7}, err, sizeof err);
-  CHECK(w && v && vt_params_alloc(&ps, err, sizeof err) == 0);
+  CHECK(w && e && v && vt_params_alloc(&ps, err, sizeof err) == 0);
+  vt_params_set_copy(&ps, e, false);
   CHECK(vt_params_enable_lowp(&ps, VT_F16, err, sizeof err) == -1 && strstr(err, "f16"));
   vt_rng rng;
   vt_rng_seed(&rng, 9);
   float host[1024]; /* >= the padded gradient buffer (ps.grad_numel) */
   vt_test_fill_uniform(&rng, host, 600, -3.0f, 3.0f);
   CHECK(vt_param_write_f32(&ps, w, host, err, sizeof err) == 0);
+  CHECK(vt_param_fill(&ps, e, 0.5f, err, sizeof err) == 0);
   CHECK(vt_params_enable_lowp(&ps, VT_BF16, err, sizeof err) == 0);
-  CHECK_MSG(lowp_matches(&ps), "copies after enable");
+  CHECK_MSG(lowp_matches(&ps, NULL), "copies after enable");
+  uint16_t e_before[80];
+  vt_buf_to_host(ps.be, e_before, (uint16_t *)ps.lowp + vt_params_find(&ps, "e")->offset,
+                 sizeof e_before);
   vt_test_fill_uniform(&rng, host, 600, -3.0f, 3.0f);
   CHECK(vt_param_write_f32(&ps, w, host, err, sizeof err) == 0);
   CHECK(vt_param_fill(&ps, v, 0.3f, err, sizeof err) == 0);
-  CHECK_MSG(lowp_matches(&ps), "copies after writes");
+  CHECK(vt_param_fill(&ps, e, 0.25f, err, sizeof err) == 0);
+  CHECK_MSG(lowp_matches(&ps, e_before), "copies after writes");
   /* an optimizer step moves the masters; the copies follow */
   vt_optim_cfg oc = vt_optim_defaults(VT_OPTIM_ADAMW);
   oc.lr = 0.1;
@@ -182,10 +201,15 @@ static void copies(void) {
   vt_params_grad_from_host(&ps, host);
   vt_optim_stats st;
   CHECK(vt_optim_step(&opt, 1.0, 0, &st, err, sizeof err) == 0);
-  CHECK_MSG(lowp_matches(&ps), "copies after an optimizer step");
+  CHECK_MSG(lowp_matches(&ps, e_before), "copies after an optimizer step");
+  float e_now[80];
+  CHECK(vt_param_read_f32(&ps, e, e_now, err, sizeof err) == 0);
+  CHECK_MSG(e_now[0] != 0.25f, "the parameter without a copy was not updated");
+  vt_params_sync_lowp(&ps);
+  CHECK_MSG(lowp_matches(&ps, e_before), "copies after a full refresh");
   vt_optim_free(&opt);
   vt_params_disable_lowp(&ps);
-  CHECK(ps.lowp == NULL && w->lowp == NULL && v->lowp == NULL);
+  CHECK(ps.lowp == NULL && w->lowp == NULL && v->lowp == NULL && e->lowp == NULL);
   vt_params_free(&ps);
 }
 

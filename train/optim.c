@@ -250,8 +250,10 @@ int vt_optim_init(vt_optim *o, vt_params *ps, const vt_optim_cfg *cfg, char *err
     piece_of(o, p, &a, &b);
     int64_t at = (int64_t)(p->grad_offset - o->flat_lo) - (int64_t)o->shard_lo;
     for (int64_t s = a; s < b; s += SEG_MAX)
-      host[count[which[i]]++] = (vt_optim_seg){
-          .param = (float *)p->t.data + s, .flat = at + s, .n = b - s < SEG_MAX ? b - s : SEG_MAX};
+      host[count[which[i]]++] = (vt_optim_seg){.param = (float *)p->t.data + s,
+                                               .flat = at + s,
+                                               .n = b - s < SEG_MAX ? b - s : SEG_MAX,
+                                               .no_copy = p->no_copy};
   }
   size_t seg_bytes = sizeof *host * (size_t)(o->n_segs ? o->n_segs : 1);
   o->segs = vt_buf_alloc(o->be, seg_bytes);

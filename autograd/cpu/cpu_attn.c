@@ -109,9 +109,11 @@ static size_t per_thread_floats(const vt_attn_geom *g) {
 
 static size_t cpu_attn_workspace(const vt_backend *be, const vt_attn_geom *g) {
   (void)be;
-  if (g->lowp && vt_cpu_bf16_gemm_ok()) return vt_cpu_attn_bf16_workspace(g);
   size_t rows = (size_t)(g->B * g->H * g->Tq); /* backward: D_i = dout_i . out_i */
-  return (rows + per_thread_floats(g) * (size_t)omp_get_max_threads()) * sizeof(float) + 64;
+  size_t f32 = (rows + per_thread_floats(g) * (size_t)omp_get_max_threads()) * sizeof(float) + 64;
+  if (!g->lowp || !vt_cpu_bf16_gemm_ok()) return f32;
+  size_t lowp = vt_cpu_attn_bf16_workspace(g); /* room for the f32 path too (its fallback) */
+  return lowp > f32 ? lowp : f32;
 }
 
 static void cpu_attn_forward(const vt_backend *be, const vt_attn_geom *g, const float *q,

@@ -10,8 +10,9 @@
 
 #include "autograd/kernels_attn.h"
 
-/* Workspace bytes of both passes: bf16 copies of q, k, v and dout, and one query tile's
- * scores of every (batch, head) over all keys, f32 and bf16. */
+/* Workspace bytes of both passes: for one chunk of (batch, kv head) pairs (about 2 MiB of
+ * them, at least one pair), bf16 copies of k and v and of one query tile of q and dout, and
+ * that tile's scores over all keys, f32 and bf16; plus D, one float per query row. */
 size_t vt_cpu_attn_bf16_workspace(const vt_attn_geom *g);
 /* False when oneDNN is not built in or refuses a product; the caller then runs the f32 path,
  * which rewrites everything forward writes. Backward accumulates into dq, dk, dv and dbias

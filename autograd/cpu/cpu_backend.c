@@ -383,47 +383,90 @@ static void cpu_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, 
             dy[i] * vt_unary_df(op, alpha, x[i], y ? y[i] : 0.0f););
 }
 
-/* SwiGLU on one row of the packed [gate | up] projection, with the arithmetic of SiLU (unary_vec)
- * followed by the product, so the fused op gives the composition's bits. */
-VT_SIMD_HOT void swiglu_row(int64_t f, const float *x, float *y) {
+/* SwiGLU on n columns of the packed [gate | up] projection, with the arithmetic of SiLU
+ * (unary_vec) followed by the product, so the fused op gives the composition's bits. */
+VT_SIMD_HOT void swiglu_span(int64_t n, const float *gate, const float *up, float *y) {
 #pragma omp simd
-  for (int64_t j = 0; j < f; j++) y[j] = vt_swiglu_f(x[j], x[f + j], vt_vsigmoidf(x[j]));
+  for (int64_t j = 0; j < n; j++) y[j] = vt_swiglu_f(gate[j], up[j], vt_vsigmoidf(gate[j]));
 }
 
-/* The backward of one row as the composition forms it: d silu = dy * up, then SiLU's
+/* The backward of n columns as the composition forms it: d silu = dy * up, then SiLU's
  * derivative; d up = dy * silu(gate). */
-VT_SIMD_HOT void swiglu_row_backward(int64_t f, const float *x, const float *dy, float *dx,
-                                     bool accumulate) {
+VT_SIMD_HOT void swiglu_span_backward(int64_t n, const float *gate, const float *up,
+                                      const float *dy, float *dgate, float *dup, bool accumulate) {
   /* two loops: a fresh dx holds whatever the arena held (denormals are slow even unused) */
   if (accumulate) {
 #pragma omp simd
-    for (int64_t j = 0; j < f; j++) {
-      float g = x[j], u = x[f + j], s = vt_vsigmoidf(g);
-      dx[j] += vt_swiglu_dgate(g, u, s, dy[j]);
-      dx[f + j] += vt_swiglu_dup(g, s, dy[j]);
+    for (int64_t j = 0; j < n; j++) {
+      float g = gate[j], s = vt_vsigmoidf(g);
+      dgate[j] += vt_swiglu_dgate(g, up[j], s, dy[j]);
+      dup[j] += vt_swiglu_dup(g, s, dy[j]);
     }
     return;
   }
 #pragma omp simd
-  for (int64_t j = 0; j < f; j++) {
-    float g = x[j], u = x[f + j], s = vt_vsigmoidf(g);
-    dx[j] = vt_swiglu_dgate(g, u, s, dy[j]);
-    dx[f + j] = vt_swiglu_dup(g, s, dy[j]);
+  for (int64_t j = 0; j < n; j++) {
+    float g = gate[j], s = vt_vsigmoidf(g);
+    dgate[j] = vt_swiglu_dgate(g, up[j], s, dy[j]);
+    dup[j] = vt_swiglu_dup(g, s, dy[j]);
   }
 }
 
 static void cpu_swiglu(const vt_backend *be, int64_t rows, int64_t f, const float *x, float *y) {
   (void)be;
-  VT_OMP_IF(rows * f > PAR_MIN / 4, "omp parallel for",
-            for (int64_t r = 0; r < rows; r++) swiglu_row(f, x + r * 2 * f, y + r * f););
+  VT_OMP_IF(
+      rows * f > PAR_MIN / 4, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * 2 * f;
+        swiglu_span(f, xr, xr + f, y + r * f);
+      });
 }
 
 static void cpu_swiglu_backward(const vt_backend *be, int64_t rows, int64_t f, const float *x,
                                 const float *dy, float *dx, bool accumulate) {
   (void)be;
-  VT_OMP_IF(rows * f > PAR_MIN / 4, "omp parallel for",
-            for (int64_t r = 0; r < rows; r++)
-                swiglu_row_backward(f, x + r * 2 * f, dy + r * f, dx + r * 2 * f, accumulate););
+  VT_OMP_IF(
+      rows * f > PAR_MIN / 4, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * 2 * f;
+        float *dr = dx + r * 2 * f;
+        swiglu_span_backward(f, xr, xr + f, dy + r * f, dr, dr + f, accumulate);
+      });
+}
+
+/* bf16 x: each row widened SWIGLU_SPAN columns of gate and up at a time into stack buffers,
+ * then the f32 spans above (the same bits as the f32 kernels on the widened x). */
+#define SWIGLU_SPAN 512
+
+/* Forward (dy NULL: out = y [rows, f]) or backward (out = dx [rows, 2 f]) on bf16 x. */
+static void swiglu_bf16_rows(int64_t rows, int64_t f, const uint16_t *x, const float *dy,
+                             float *out, bool accumulate) {
+  VT_OMP_IF(
+      rows * f > PAR_MIN / 4, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+        float g[SWIGLU_SPAN], u[SWIGLU_SPAN];
+        for (int64_t j0 = 0; j0 < f; j0 += SWIGLU_SPAN) {
+          int64_t n = f - j0 < SWIGLU_SPAN ? f - j0 : SWIGLU_SPAN;
+          bf16_to_f32_rows(n, x + r * 2 * f + j0, g);
+          bf16_to_f32_rows(n, x + r * 2 * f + f + j0, u);
+          if (!dy) {
+            swiglu_span(n, g, u, out + r * f + j0);
+            continue;
+          }
+          float *dr = out + r * 2 * f + j0;
+          swiglu_span_backward(n, g, u, dy + r * f + j0, dr, dr + f, accumulate);
+        }
+      });
+}
+
+static void cpu_swiglu_bf16(const vt_backend *be, int64_t rows, int64_t f, const uint16_t *x,
+                            float *y) {
+  (void)be;
+  swiglu_bf16_rows(rows, f, x, NULL, y, false);
+}
+
+static void cpu_swiglu_backward_bf16(const vt_backend *be, int64_t rows, int64_t f,
+                                     const uint16_t *x, const float *dy, float *dx,
+                                     bool accumulate) {
+  (void)be;
+  swiglu_bf16_rows(rows, f, x, dy, dx, accumulate);
 }
 
 static void cpu_axpy(const vt_backend *be, int64_t n, float alpha, const float *x, float *y) {
@@ -655,6 +698,8 @@ static const vt_backend cpu_backend = {
     .unary_backward = cpu_unary_backward,
     .swiglu = cpu_swiglu,
     .swiglu_backward = cpu_swiglu_backward,
+    .swiglu_bf16 = cpu_swiglu_bf16,
+    .swiglu_backward_bf16 = cpu_swiglu_backward_bf16,
     .axpy = cpu_axpy,
     .reduce = cpu_reduce,
     .reduce_backward = cpu_reduce_backward,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "autograd/cpu/cpu_vexp.h"
+#include "autograd/dtype.h"
 #include "autograd/kernels_norm.h"
 
 /* Loops with less work than this run on one thread. */
@@ -441,25 +442,31 @@ VT_SIMD_HOT void rope_row(const float *src, float *dst, int64_t d, const float *
  * (with shared positions the whole batch could share them, but the angles are a small part:
  * half of d sincos per position against (hq + 2 hkv) d moved floats). */
 static void rope_qkv_run(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t d, float theta,
-                         const int32_t *pos, int64_t pos_bstride, float *packed, float *q, float *k,
-                         float *v, bool backward, bool accumulate) {
+                         const int32_t *pos, int64_t pos_bstride, float *packed,
+                         const uint16_t *packed16, float *q, float *k, float *v, bool backward,
+                         bool accumulate) {
   int64_t nh = hq + 2 * hkv;
   float inv[512]; /* the inverse frequencies, once per call rather than per position */
   for (int64_t k = 0; theta > 0 && k < d / 2; k++) inv[k] = vt_rope_inv_freq(theta, k, d);
   VT_OMP_IF(
       b * t * nh * d > PAR_MIN, "omp parallel for collapse(2)",
       for (int64_t bi = 0; bi < b; bi++) for (int64_t ti = 0; ti < t; ti++) {
-        float cs[512], sn[512]; /* half <= 512: checked by the op */
+        float cs[512], sn[512], wide[1024]; /* half <= 512: checked by the op */
         bool rot = theta > 0;
         if (rot) rope_angles(inv, d, pos[bi * pos_bstride + ti], cs, sn);
-        float *row = packed + (bi * t + ti) * nh * d;
+        float *row = packed ? packed + (bi * t + ti) * nh * d : NULL;
+        const uint16_t *row16 = packed16 ? packed16 + (bi * t + ti) * nh * d : NULL;
         for (int64_t h = 0; h < nh; h++) {
           float *hp = vt_qkv_head_row(bi, ti, h, hq, hkv, t, d, q, k, v);
           const float *c = rot && h < hq + hkv ? cs : NULL;
-          if (backward)
+          if (backward) {
             rope_row(hp, row + h * d, d, c, sn, true, accumulate);
-          else
+          } else if (row16) { /* bf16 x: the head's row widened first */
+            for (int64_t j = 0; j < d; j++) wide[j] = vt_bf16_to_f32(row16[h * d + j]);
+            rope_row(wide, hp, d, c, sn, false, false);
+          } else {
             rope_row(row + h * d, hp, d, c, sn, false, false);
+          }
         }
       });
 }
@@ -468,7 +475,14 @@ static void cpu_rope_qkv(const vt_backend *be, int64_t b, int64_t t, int64_t hq,
                          int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
                          const float *x, float *q, float *k, float *v) {
   (void)be;
-  rope_qkv_run(b, t, hq, hkv, d, theta, pos, pos_bstride, (float *)x, q, k, v, false, false);
+  rope_qkv_run(b, t, hq, hkv, d, theta, pos, pos_bstride, (float *)x, NULL, q, k, v, false, false);
+}
+
+static void cpu_rope_qkv_bf16(const vt_backend *be, int64_t b, int64_t t, int64_t hq, int64_t hkv,
+                              int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
+                              const uint16_t *x, float *q, float *k, float *v) {
+  (void)be;
+  rope_qkv_run(b, t, hq, hkv, d, theta, pos, pos_bstride, NULL, x, q, k, v, false, false);
 }
 
 static void cpu_rope_qkv_backward(const vt_backend *be, int64_t b, int64_t t, int64_t hq,
@@ -476,8 +490,8 @@ static void cpu_rope_qkv_backward(const vt_backend *be, int64_t b, int64_t t, in
                                   int64_t pos_bstride, const float *dq, const float *dk,
                                   const float *dv, float *dx, bool accumulate) {
   (void)be;
-  rope_qkv_run(b, t, hq, hkv, d, theta, pos, pos_bstride, dx, (float *)dq, (float *)dk, (float *)dv,
-               true, accumulate);
+  rope_qkv_run(b, t, hq, hkv, d, theta, pos, pos_bstride, dx, NULL, (float *)dq, (float *)dk,
+               (float *)dv, true, accumulate);
 }
 
 static void cpu_dropout(const vt_backend *be, int64_t n, float p, uint64_t seed, uint64_t offset,
@@ -610,6 +624,7 @@ const struct vt_norm_kernels vt_cpu_norm_kernels = {
     .batch_norm_backward = cpu_batch_norm_backward,
     .rope = cpu_rope,
     .rope_qkv = cpu_rope_qkv,
+    .rope_qkv_bf16 = cpu_rope_qkv_bf16,
     .rope_qkv_backward = cpu_rope_qkv_backward,
     .dropout = cpu_dropout,
     .dropout_backward = cpu_dropout_backward,

@@ -101,7 +101,10 @@ static void cpu_adam_update_lowp(const vt_backend *be, const vt_optim_seg *segs,
       if (a >= e) continue;
       int64_t f = segs[s].flat + a;
       float *p = segs[s].param + a;
-      adam_seg_lowp(e - a, p, m + f, v + f, grad + f, &h, lowp + (p - base));
+      if (segs[s].no_copy)
+        adam_seg(e - a, p, m + f, v + f, grad + f, &h);
+      else
+        adam_seg_lowp(e - a, p, m + f, v + f, grad + f, &h, lowp + (p - base));
     }
   });
 }
