@@ -105,8 +105,8 @@ static void move_lowp(const vt_optim *o, uint16_t *run, bool pack) {
   for (int i = 0; i < ps->n; i++) {
     float *m, *v;
     int64_t a = 0, n = vt_numel(&ps->items[i]->t);
-    if (!o->covered[i] || (pack && !vt_optim_piece(o, i, &m, &v, &a, &n))) continue;
     const vt_param *p = ps->items[i];
+    if (!o->covered[i] || !p->t.lowp || (pack && !vt_optim_piece(o, i, &m, &v, &a, &n))) continue;
     uint16_t *slot = run + (p->grad_offset - o->flat_lo) + a, *copy = (uint16_t *)p->t.lowp + a;
     ps->be->copy(ps->be, pack ? slot : copy, pack ? copy : slot, (size_t)n * sizeof(uint16_t),
                  VT_COPY_D2D);
@@ -118,16 +118,19 @@ int vt_zero_masters_gather(const vt_zero_masters *zm, vt_coll *c, char *err, siz
   vt_params *ps = o->ps;
   const vt_backend *be = ps->be;
   /* the bf16 copies: in place when the stretch lies in the gradient layout (then it does in
-   * the copies too), else packed by gradient offset into the spent gradients and back */
-  uint16_t *lb = o->param_base
-                     ? (uint16_t *)ps->lowp + (o->param_base - (const float *)ps->data[VT_F32])
-                     : (uint16_t *)(ps->grad + o->flat_lo);
-  if (!o->param_base) move_lowp(o, lb, true);
+   * the copies too) and every parameter of it has a copy, else packed by gradient offset into
+   * the spent gradients and back (a gathered embedding table has no copy, and its part of the
+   * copy buffer must stay untouched, so never resident) */
+  bool in_place = o->param_base != NULL;
+  for (int i = 0; in_place && i < ps->n; i++) in_place = !o->covered[i] || ps->items[i]->t.lowp;
+  uint16_t *lb = in_place ? (uint16_t *)ps->lowp + (o->param_base - (const float *)ps->data[VT_F32])
+                          : (uint16_t *)(ps->grad + o->flat_lo);
+  if (!in_place) move_lowp(o, lb, true);
   if (c->ops->allgatherv(c, lb, zm->shard_counts, sizeof(uint16_t), "updated bf16 weights")) {
     vt_seterr(err, err_len, "%s", c->err);
     return -1;
   }
-  if (!o->param_base) move_lowp(o, lb, false);
+  if (!in_place) move_lowp(o, lb, false);
   if (!zm->kept_n) return 0;
   /* the whole f32 parameters, packed into the spent gradients (this rank's shard of them when
    * the run fits there: those pages are resident anyway) */
