@@ -169,9 +169,10 @@ static int export_release(const char *run, const char *dir, const char *tokenize
     return -1;
   }
   printf("demo: exported the curriculum to %s (VITA-1.5 release layout, bf16): %d tensors "
-         "(LLM, vision%s)%s\n",
+         "(LLM, vision%s)%s%s\n",
          dir, es.main.n_tensors, es.audio ? ", audio" : "",
-         es.tts_done ? " and the speech decoder in " STAGE_RELEASE_TTS_DIR : "");
+         es.tts_done ? ", the speech decoder in " STAGE_RELEASE_TTS_DIR : "",
+         es.codec_done ? ", the codec in " STAGE_RELEASE_CODEC_DIR : "");
   if (es.notes[0]) printf("%s", es.notes);
   return 0;
 }
