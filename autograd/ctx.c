@@ -253,20 +253,10 @@ bool vt_backward(vt_ctx *ctx, vt_tensor *loss) {
   return !ctx->failed;
 }
 
-/* The ops whose parameter operands go through vt_gemm_operand, i.e. read the bf16 copy under
- * bf16 GEMMs (a bias, 1-D, is read in f32 by the epilogue: the f32 mark comes from its shape). */
-static bool gemm_reader(const char *op) {
-  static const char *const ops[] = {"matmul", "linear", "lm_cross_entropy"};
-  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
-    if (!strcmp(op, ops[i])) return true;
-  return false;
-}
-
-/* Marks how op reads parameter t (VT_READ_*); false, with a ctx error, when it would read f32
- * values this rank released (sharded masters). */
-static bool mark_read(vt_ctx *ctx, const char *op, const vt_tensor *t) {
-  if (!strcmp(op, "reshape")) return true; /* a view: its reader marks (it keeps t.reads) */
-  bool gemm = ctx->gemm_dtype == VT_BF16 && t->ndim == 2 && t->lowp && gemm_reader(op);
+bool vt_mark_param_read(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_input_use use) {
+  if (!t->reads || use == VT_IN_VIEW) return true; /* a view keeps t.reads: its reader marks */
+  /* a GEMM reads the bf16 copy of a 2-D weight; a bias (1-D) goes to the epilogue in f32 */
+  bool gemm = use == VT_IN_GEMM && ctx->gemm_dtype == VT_BF16 && t->ndim == 2 && t->lowp;
   *t->reads |= gemm ? VT_READ_GEMM : VT_READ_F32;
   if (gemm || !(*t->reads & VT_READ_SHARDED)) return true;
   vt_ctx_fail(ctx, op,
@@ -277,7 +267,8 @@ static bool mark_read(vt_ctx *ctx, const char *op, const vt_tensor *t) {
   return false;
 }
 
-bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts) {
+bool vt_check_inputs_as(vt_ctx *ctx, const char *op, vt_input_use use, int n,
+                        vt_tensor *const *ts) {
   if (ctx->failed) return false;
   for (int i = 0; i < n; i++) {
     if (!ts[i]) {
@@ -288,9 +279,13 @@ bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts) {
       vt_ctx_fail(ctx, op, "input %d is on another device than the context", i);
       return false;
     }
-    if (ts[i]->reads && !mark_read(ctx, op, ts[i])) return false;
+    if (!vt_mark_param_read(ctx, op, ts[i], use)) return false;
   }
   return true;
+}
+
+bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts) {
+  return vt_check_inputs_as(ctx, op, VT_IN_VALUES, n, ts);
 }
 
 bool vt_check_dtype(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_dtype want) {

@@ -95,6 +95,14 @@ void vt_hook_nested(vt_ctx *ctx, int64_t first, int64_t end);
 void vt_hook_end(vt_ctx *ctx);
 /* Input checks: each returns false after recording a ctx error naming op and shapes. */
 bool vt_check_inputs(vt_ctx *ctx, const char *op, int n, vt_tensor *const *ts);
+/* How an op reads its parameter inputs, for their read marks (VT_READ_*, params.h): their f32
+ * values (most ops), as GEMM operands through vt_gemm_operand (the bf16 copy of a 2-D weight
+ * under bf16 GEMMs), or not at all (a view, whose reader marks). */
+typedef enum { VT_IN_VALUES, VT_IN_GEMM, VT_IN_VIEW } vt_input_use;
+bool vt_check_inputs_as(vt_ctx *ctx, const char *op, vt_input_use use, int n, vt_tensor *const *ts);
+/* Marks how op reads t when t is a store's parameter (a no-op otherwise); false, with a ctx
+ * error, when it would read f32 values this rank released (sharded masters). */
+bool vt_mark_param_read(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_input_use use);
 bool vt_check_dtype(vt_ctx *ctx, const char *op, const vt_tensor *t, vt_dtype want);
 /* False, with "<op>: not supported on the <backend> backend (no kernels of the <family>
  * family)", when present is false: a backend may leave a kernel family, or a member of it,
@@ -105,10 +113,11 @@ bool vt_check_axis(vt_ctx *ctx, const char *op, const vt_tensor *t, int *axis);
 
 /* Common prologue of an op: returns the error tensor when the ctx has failed or an input is
  * missing or on another device. */
-#define VT_OP_INPUTS(ctx, op, ...)                                                                 \
+#define VT_OP_INPUTS(ctx, op, ...) VT_OP_INPUTS_AS(ctx, op, VT_IN_VALUES, __VA_ARGS__)
+#define VT_OP_INPUTS_AS(ctx, op, use, ...)                                                         \
   do {                                                                                             \
     vt_tensor *ins_[] = {__VA_ARGS__};                                                             \
-    if (!vt_check_inputs((ctx), (op), (int)(sizeof ins_ / sizeof ins_[0]), ins_))                  \
+    if (!vt_check_inputs_as((ctx), (op), (use), (int)(sizeof ins_ / sizeof ins_[0]), ins_))        \
       return &(ctx)->err_tensor;                                                                   \
   } while (0)
 

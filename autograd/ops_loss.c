@@ -165,7 +165,7 @@ static void lmce_backward(vt_ctx *ctx, vt_node *n) {
 vt_tensor *vt_lm_cross_entropy(vt_ctx *ctx, vt_tensor *hidden, vt_tensor *weight, vt_tensor *labels,
                                const vt_lm_ce_opts *opts) {
   static const char *op = "lm_cross_entropy";
-  VT_OP_INPUTS(ctx, op, hidden, weight, labels);
+  VT_OP_INPUTS_AS(ctx, op, VT_IN_GEMM, hidden, weight, labels);
   vt_lm_ce_opts o = opts ? *opts : (vt_lm_ce_opts){0};
   const struct vt_loss_kernels *k = vt_loss_family(ctx, op);
   if (!k || !vt_check_dtype(ctx, op, hidden, VT_F32) || !vt_check_dtype(ctx, op, weight, VT_F32) ||

@@ -101,7 +101,7 @@ static bool operand_dtype_ok(vt_ctx *ctx, const vt_tensor *t) {
 }
 
 vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb) {
-  VT_OP_INPUTS(ctx, "matmul", a, b);
+  VT_OP_INPUTS_AS(ctx, "matmul", VT_IN_GEMM, a, b);
   if (!operand_dtype_ok(ctx, a) || !operand_dtype_ok(ctx, b)) return &ctx->err_tensor;
   mm_geom g;
   if (!mm_plan(ctx, a, b, ta, tb, &g)) return &ctx->err_tensor;
@@ -207,7 +207,7 @@ static void linear_bias_backward(vt_ctx *ctx, vt_node *n) {
 
 vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
   if (!b) return vt_matmul(ctx, x, w, false, true);
-  VT_OP_INPUTS(ctx, "linear", x, w, b);
+  VT_OP_INPUTS_AS(ctx, "linear", VT_IN_GEMM, x, w, b);
   /* fused where the backend has the epilogue: x [.., k] by w [n, k] is one product (the
    * batch folds into m), the bias a vector of n */
   bool fuse = ctx->be->gemm_epilogue && x->dtype == VT_F32 && w->dtype == VT_F32 &&

@@ -17,7 +17,7 @@ static void reshape_backward(vt_ctx *ctx, vt_node *n) {
 }
 
 vt_tensor *vt_reshape(vt_ctx *ctx, vt_tensor *x, int ndim, const int64_t *shape) {
-  VT_OP_INPUTS(ctx, "reshape", x);
+  VT_OP_INPUTS_AS(ctx, "reshape", VT_IN_VIEW, x);
   char s[96];
   if (ndim < 1 || ndim > VT_MAX_DIMS)
     return vt_ctx_fail(ctx, "reshape", "%d dims requested for %s (1 to %d supported)", ndim,

@@ -255,12 +255,10 @@ vt_tensor *vt_params_concat_view(vt_ctx *ctx, vt_tensor *const *ts, int n) {
   *v = *a;
   v->shape[0] = rows;
   v->name = NULL;
-  /* the view is a GEMM operand: each part is read as one (the view has no read marks) */
+  /* the view is a GEMM operand: each part is read as one (the view has no read marks; a
+   * sharded part the GEMM cannot read is refused by vt_gemm_operand) */
   v->reads = NULL;
-  for (int i = 0; i < n; i++)
-    if (ts[i]->reads)
-      *ts[i]->reads |= ctx->gemm_dtype == VT_BF16 && ts[i]->ndim == 2 && ts[i]->lowp ? VT_READ_GEMM
-                                                                                     : VT_READ_F32;
+  for (int i = 0; i < n; i++) vt_mark_param_read(ctx, "concat_view", ts[i], VT_IN_GEMM);
   return v;
 }
 
@@ -324,17 +322,20 @@ static void sync_lowp_run(vt_params *ps, size_t lo, size_t hi) {
 
 void vt_params_sync_lowp(vt_params *ps) {
   if (!ps->lowp) return;
-  /* runs of parameters with copies, adjacent ones merged (one run: the whole buffer) */
+  /* runs of consecutive f32 parameters with copies, the alignment padding between them
+   * included (none without a copy: the whole buffer in one run); a parameter without a copy
+   * ends the run */
   size_t lo = 0, hi = 0;
   for (int i = 0; i <= ps->n; i++) {
     const vt_param *p = i < ps->n ? ps->items[i] : NULL;
-    if (p && (p->t.dtype != VT_F32 || !p->t.lowp)) continue;
-    if (p && p->offset == hi) {
-      hi += (size_t)vt_numel(&p->t);
+    if (p && p->t.dtype != VT_F32) continue;
+    if (p && p->t.lowp) {
+      if (hi == lo) lo = p->offset;
+      hi = p->offset + (size_t)vt_numel(&p->t);
       continue;
     }
     if (hi > lo) sync_lowp_run(ps, lo, hi);
-    if (p) lo = p->offset, hi = p->offset + (size_t)vt_numel(&p->t);
+    lo = hi = 0;
   }
 }
 
