@@ -84,15 +84,22 @@ void codec_sample_rows(vt_rng *rng, int64_t n, int64_t k, int64_t *out) {
   for (int64_t i = 0; i < k; i++) out[i] = (int64_t)vt_rng_below(rng, (uint64_t)n);
 }
 
-/* The frames of latent [B, d, T] as host rows [B * T, d]; NULL with the ctx failed. */
-static float *frames(vt_ctx *ctx, vt_tensor *latent, int64_t d, int64_t *n) {
-  if (vt_ctx_failed(ctx)) return NULL;
+/* Whether latent is [B, d, T] (n: its B * T frames); false with the ctx failed. */
+static bool frames_shape(vt_ctx *ctx, const vt_tensor *latent, int64_t d, int64_t *n) {
+  if (vt_ctx_failed(ctx)) return false;
   if (latent->ndim != 3 || latent->shape[1] != d) {
     char s[96];
     vt_ctx_fail(ctx, "codec_restart", "latent %s must be [B, %lld, T]",
                 vt_shape_str(latent, s, sizeof s), (long long)d);
-    return NULL;
+    return false;
   }
+  *n = latent->shape[0] * latent->shape[2];
+  return true;
+}
+
+/* The frames of latent [B, d, T] as host rows [B * T, d]; NULL with the ctx failed. */
+static float *frames(vt_ctx *ctx, vt_tensor *latent, int64_t d, int64_t *n) {
+  if (!frames_shape(ctx, latent, d, n)) return NULL;
   int64_t B = latent->shape[0], T = latent->shape[2];
   float *h = malloc(sizeof(float) * (size_t)(B * d * T)),
         *x = malloc(sizeof *x * (size_t)(B * d * T));
@@ -106,7 +113,6 @@ static float *frames(vt_ctx *ctx, vt_tensor *latent, int64_t d, int64_t *n) {
     for (int64_t j = 0; j < d; j++)
       for (int64_t t = 0; t < T; t++) x[(b * T + t) * d + j] = h[(b * d + j) * T + t];
   free(h);
-  *n = B * T;
   return x;
 }
 
@@ -167,13 +173,13 @@ int codec_restart_update(const codec_restart *s, vt_ctx *ctx, vt_tensor *codeboo
   if (s->cfg.dead_batches <= 0 || !s->age) return 0;
   if (!check_codebook(s, ctx, codebook, rng)) return -1;
   int64_t k = s->n_codes, d = codebook->shape[1], n = 0, n_dead = 0;
-  float *x = frames(ctx, latent, d, &n), *age = malloc(sizeof(float) * (size_t)k),
-        *cb = malloc(sizeof(float) * (size_t)(k * d));
+  if (!frames_shape(ctx, latent, d, &n)) return -1;
+  /* the frames and the codebook come to the host only in a batch that re-seeds */
+  float *x = NULL, *age = malloc(sizeof(float) * (size_t)k), *cb = NULL;
   int32_t *codes = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
   int64_t *dead = malloc(sizeof(int64_t) * (size_t)k), *rows = malloc(sizeof(int64_t) * (size_t)k);
   int rc = -1;
-  if (!x) goto done;
-  if (!age || !cb || !codes || !dead || !rows) {
+  if (!age || !codes || !dead || !rows) {
     vt_ctx_fail(ctx, "codec_restart", "out of host memory for %lld codes", (long long)k);
     goto done;
   }
@@ -191,6 +197,11 @@ int codec_restart_update(const codec_restart *s, vt_ctx *ctx, vt_tensor *codeboo
   for (int64_t c = 0; c < k; c++)
     if (age[c] >= (float)s->cfg.dead_batches) dead[n_dead++] = c;
   if (n_dead) {
+    if (!(x = frames(ctx, latent, d, &n))) goto done;
+    if (!(cb = malloc(sizeof(float) * (size_t)(k * d)))) {
+      vt_ctx_fail(ctx, "codec_restart", "out of host memory for %lld codes", (long long)k);
+      goto done;
+    }
     vt_to_host(ctx, codebook, cb);
     codec_sample_rows(rng, n, n_dead, rows);
     for (int64_t i = 0; i < n_dead; i++) {
