@@ -5,6 +5,9 @@
  *   vita codec export --weights DIR --out RELEASE_DIR          the release layout (model.json +
  *                                                              encoder/quantizer/generator)
  *   vita codec import RELEASE_DIR --out DIR [--seed N]         back to a checkpoint directory
+ *                                                              (ours: model.json + safetensors;
+ *                                                              the public one: + final.pt; or
+ *                                                              the weights file itself)
  * A weights directory holds config.json (the codec's model.json) and model.safetensors. The
  * tokens file: '#' comments, a line "global G1 ... Gn" (the global tokens; absent: VITA-1.5's
  * fixed ones, as its inference uses), then the frame tokens, whitespace-separated. WAV files
@@ -302,11 +305,19 @@ static int run(const cli_args *a) {
       fprintf(stderr, "vita codec import: --out DIR is required\n");
       return CLI_EXIT_USAGE;
     }
-    rc = stage_codec_import(a->positional[1], out, (uint64_t)cli_args_int(a, "seed"), &n, err,
+    stage_codec_import_stats st;
+    rc = stage_codec_import(a->positional[1], out, (uint64_t)cli_args_int(a, "seed"), &st, err,
                             sizeof err)
              ? CLI_EXIT_FAIL
              : CLI_EXIT_OK;
-    if (!rc) printf("codec import: %d tensors from %s -> %s\n", n, a->positional[1], out);
+    if (!rc && st.torch && st.n_skipped)
+      fprintf(stderr,
+              "codec import: %s: %d tensors skipped (outside generator, quantizer and encoder, or "
+              "BatchNorm's num_batches_tracked)\n",
+              st.src, st.n_skipped);
+    if (!rc)
+      printf("codec import: %d tensors from %s%s -> %s\n", st.n_tensors, st.src,
+             st.torch ? " (torch pickle)" : "", out);
   } else if (sub && (!strcmp(sub, "encode") || !strcmp(sub, "decode")) && a->n_positional == 2) {
     if (!cli_args_str(a, "weights")) {
       fprintf(stderr, "vita codec %s: --weights DIR is required\n", sub);
@@ -316,13 +327,13 @@ static int run(const cli_args *a) {
                                 : cmd_decode(a, a->positional[1], err, sizeof err);
   } else {
     fprintf(stderr, "vita codec: expected init, encode IN.wav, decode TOKENS, export or import "
-                    "RELEASE_DIR (see --help)\n");
+                    "RELEASE_DIR_OR_FILE (see --help)\n");
     return CLI_EXIT_USAGE;
   }
   if (rc == CLI_EXIT_FAIL) fprintf(stderr, "vita codec %s: %s\n", sub, err);
   return rc;
 }
 
-const cli_cmd cli_cmd_codec = {"codec", "speech codec: init a model, encode wav -> tokens, decode",
-                               "init | encode IN.wav | decode TOKENS.txt | export | import DIR",
-                               opts, run};
+const cli_cmd cli_cmd_codec = {
+    "codec", "speech codec: init a model, encode wav -> tokens, decode",
+    "init | encode IN.wav | decode TOKENS.txt | export | import DIR_OR_FILE", opts, run};

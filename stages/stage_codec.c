@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "checkpoints/ckpt.h"
 #include "checkpoints/safetensors_params.h"
+#include "checkpoints/torch_pt.h"
 #include "model/codec_model.h"
 #include "stages/stage_model.h"
 
@@ -23,16 +26,31 @@ static void store_free(store *s) {
   if (s->ready) vt_params_free(&s->ps);
 }
 
-/* The codec of the config at cfg_path in a CPU store, allocated. */
-static int store_open(store *s, const char *cfg_path, char *err, size_t err_len) {
+/* The codec of config cfg (where names it in errors) in a CPU store, allocated. */
+static int store_open_json(store *s, const json_t *cfg, const char *where, char *err,
+                           size_t err_len) {
   memset(s, 0, sizeof *s);
   if (vt_params_init(&s->ps, (vt_device){VT_DEV_CPU, 0})) {
     snprintf(err, err_len, "no CPU backend");
     return -1;
   }
   s->ready = true;
-  s->m = stage_model_open("ticodec", cfg_path, NULL, &s->ps, err, err_len);
+  vt_model_opts mo = {0};
+  s->m = vt_model_create(vt_model_find("ticodec"), cfg, where, &mo, &s->ps, err, err_len);
   return !s->m || vt_params_alloc(&s->ps, err, err_len) ? -1 : 0;
+}
+
+/* The same for the config at cfg_path (a file, or a directory with config.json). */
+static int store_open(store *s, const char *cfg_path, char *err, size_t err_len) {
+  char where[4200];
+  json_t *j = stage_read_json(cfg_path, where, sizeof where, err, err_len);
+  if (!j) {
+    memset(s, 0, sizeof *s);
+    return -1;
+  }
+  int rc = store_open_json(s, j, where, err, err_len);
+  json_decref(j);
+  return rc;
 }
 
 static int make_dir(const char *dir, char *err, size_t err_len) {
@@ -107,30 +125,128 @@ static bool select_release(const vt_param *p, void *arg) {
   return codec_model_release_param(p->name);
 }
 
-int stage_codec_import(const char *src, const char *out_dir, uint64_t seed, int *n_tensors,
-                       char *err, size_t err_len) {
-  char cfg[4200], path[4200];
-  snprintf(cfg, sizeof cfg, "%s/model.json", src);
-  store s;
-  int rc = -1, loaded = 0;
-  if (store_open(&s, cfg, err, err_len)) goto done;
+static bool exists(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+json_t *stage_codec_read_config(const char *path, char *err, size_t err_len) {
+  json_t *c = stage_read_json(path, NULL, 0, err, err_len);
+  if (c && !json_object_get(c, "model_type"))
+    json_object_set_new(c, "model_type", json_string("ticodec"));
+  return c;
+}
+
+bool stage_codec_torch_tensor(const char *name, void *arg) {
+  (void)arg;
+  return codec_model_release_param(name) && !ends_with(name, ".num_batches_tracked");
+}
+
+/* Where an import of src reads: the model.json (json) and the weights (w: a safetensors
+ * directory, index or file, or a torch pickle when *torch). */
+static int import_paths(const char *src, char *json, char *w, size_t len, bool *torch, char *err,
+                        size_t err_len) {
+  struct stat sb;
+  if (stat(src, &sb)) {
+    snprintf(err, err_len, "%s: %s", src, strerror(errno));
+    return -1;
+  }
+  char dir[4200], p[4300];
+  const char *file;
+  if (S_ISDIR(sb.st_mode)) {
+    snprintf(dir, sizeof dir, "%s", src);
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", src);
+    bool st = exists(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", src);
+    st = st || exists(p);
+    *torch = !st;
+    file = st ? "model.safetensors" : "final.pt";
+    snprintf(w, len, st ? "%s" : "%s/final.pt", src);
+    if (!st && !exists(w)) {
+      snprintf(err, err_len,
+               "%s: no model.safetensors and no final.pt (the codec's weights: our export or "
+               "the release's torch pickle)",
+               src);
+      return -1;
+    }
+  } else {
+    const char *slash = strrchr(src, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - src) : 1, slash ? src : ".");
+    file = slash ? slash + 1 : src;
+    *torch = !ends_with(src, ".safetensors") && !ends_with(src, ".safetensors.index.json");
+    snprintf(w, len, "%s", src);
+  }
+  snprintf(json, len, "%s/model.json", dir);
+  if (!exists(json)) {
+    snprintf(err, err_len, "%s: %s without model.json (the codec's sizes)", dir, file);
+    return -1;
+  }
+  return 0;
+}
+
+int stage_codec_import(const char *src, const char *out_dir, uint64_t seed,
+                       stage_codec_import_stats *stats, char *err, size_t err_len) {
+  stage_codec_import_stats st = {0};
+  char cfg_path[4200], path[4300], staged[4300] = "";
+  store s = {0};
+  json_t *cfg = NULL;
+  bool made = false;
+  int rc = -1;
+  if (import_paths(src, cfg_path, st.src, sizeof st.src, &st.torch, err, err_len) ||
+      !(cfg = stage_codec_read_config(cfg_path, err, err_len)) ||
+      store_open_json(&s, cfg, cfg_path, err, err_len))
+    goto done;
   vt_rng rng;
   vt_rng_seed(&rng, seed);
   if (s.m->ops->init_weights(s.m, &s.ps, &rng, err, err_len)) goto done;
+  if (mkdir(out_dir, 0755) == 0)
+    made = true;
+  else if (make_dir(out_dir, err, err_len))
+    goto done;
+  const char *from = st.src;
+  if (st.torch) { /* the pickle's codec tensors as f32 safetensors, checked as any others */
+    torch_pt_file f;
+    snprintf(staged, sizeof staged, "%s/.final-pt.safetensors", out_dir);
+    if (torch_pt_open(&f, st.src, err, err_len)) goto done;
+    int wr = torch_pt_write_safetensors(&f, staged, stage_codec_torch_tensor, NULL, NULL,
+                                        &st.n_skipped, err, err_len);
+    torch_pt_close(&f);
+    if (wr) goto done;
+    from = staged;
+  }
   st_index ix;
-  if (st_index_open(&ix, src, err, err_len)) goto done;
-  st_load_sel sel = {.select = select_release, .n_loaded = &loaded};
+  if (st_index_open(&ix, from, err, err_len)) goto done;
+  st_load_sel sel = {.select = select_release, .n_loaded = &st.n_tensors};
   int lr = st_load_params_sel(&s.ps, &ix, &sel, 0, err, err_len);
   st_index_close(&ix);
-  if (lr || make_dir(out_dir, err, err_len)) goto done;
+  if (lr) {
+    if (st.torch) { /* name the pickle, not the staging file */
+      char m[4096];
+      snprintf(m, sizeof m, "%s",
+               err + (strncmp(err, staged, strlen(staged)) ? 0 : strlen(staged)));
+      snprintf(err, err_len, "%s%s", st.src, m);
+    }
+    goto done;
+  }
   codec_model_codebook_loaded(s.m, &s.ps); /* a trained codebook: no first-batch k-means */
   snprintf(path, sizeof path, "%s/config.json", out_dir);
   if (write_json(s.m, path, err, err_len)) goto done;
   snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
   if (st_save_params(&s.ps, path, NULL, err, err_len)) goto done;
-  if (n_tensors) *n_tensors = loaded;
+  if (stats) *stats = st;
   rc = 0;
 done:
+  if (*staged) unlink(staged);
+  if (rc && made) {
+    char why[256];
+    ckpt_remove_tree(out_dir, why, sizeof why);
+  }
+  json_decref(cfg);
   store_free(&s);
   return rc;
 }

@@ -15,6 +15,7 @@
 #include "checkpoints/release.h"
 #include "checkpoints/torch_pt.h"
 #include "data/yamlcfg.h"
+#include "stages/stage_codec.h"
 #include "stages/stage_hf.h"
 #include "stages/stage_model.h"
 
@@ -639,27 +640,6 @@ static json_t *tts_config_of(const json_t *mj, const json_t *main_cfg, const cha
   return c;
 }
 
-/* The codec's model.json (TiCodec's hparams, the keys our ticodec config reads) as our config:
- * the same object with model_type "ticodec" when it has none. */
-static json_t *codec_config_of(const json_t *mj, const char *where, char *err, size_t err_len) {
-  if (!json_is_object(mj)) {
-    vt_seterr(err, err_len, "%s: expected an object (TiCodec's hyper-parameters)", where);
-    return NULL;
-  }
-  json_t *c = json_deep_copy(mj);
-  if (c && !json_object_get(c, "model_type"))
-    json_object_set_new(c, "model_type", json_string("ticodec"));
-  return c;
-}
-
-/* The codec's three parts, without BatchNorm's step counters (our codec keeps none). */
-static bool codec_part(const char *name, void *arg) {
-  (void)arg;
-  size_t n = strlen(name), k = strlen(".num_batches_tracked");
-  return release_globs_match(STAGE_RELEASE_CODEC_GLOBS, name) &&
-         !(n > k && !strcmp(name + n - k, ".num_batches_tracked"));
-}
-
 /* A side model of the release (speech decoder, codec) at src/sub -> part/sub: a safetensors one
  * (config.json + weights) as it is; the public one (model.json + final.pt, a torch pickle) through
  * a staging directory part/.torch-<name> holding the config mapped from model.json and the
@@ -686,16 +666,18 @@ static int import_side(const char *src, const char *part, const char *sub, const
   snprintf(stage, sizeof stage, "%s/.torch-%s", part, base ? base + 1 : sub);
   if (ckpt_mkdirs(stage, err, err_len)) return -1;
   snprintf(p, sizeof p, "%s/model.json", dir);
-  json_t *mj = exists(p) ? release_read_json(p, err, err_len) : NULL;
-  if (!mj) {
-    if (!exists(p))
-      vt_seterr(err, err_len, "%s: final.pt without model.json (the %s's sizes)", dir,
-                decoder ? "speech decoder" : "codec");
+  if (!exists(p)) {
+    vt_seterr(err, err_len, "%s: final.pt without model.json (the %s's sizes)", dir,
+              decoder ? "speech decoder" : "codec");
     return -1;
   }
-  json_t *c =
-      decoder ? tts_config_of(mj, main_cfg, p, err, err_len) : codec_config_of(mj, p, err, err_len);
-  json_decref(mj);
+  json_t *c = NULL;
+  if (decoder) {
+    json_t *mj = release_read_json(p, err, err_len);
+    c = mj ? tts_config_of(mj, main_cfg, p, err, err_len) : NULL;
+    json_decref(mj);
+  } else
+    c = stage_codec_read_config(p, err, err_len); /* shared with `vita codec import` */
   snprintf(p, sizeof p, "%s/config.json", stage);
   int rc = c ? release_write_json(p, c, err, err_len) : -1;
   json_decref(c);
@@ -705,8 +687,8 @@ static int import_side(const char *src, const char *part, const char *sub, const
     int n = 0, skipped = 0;
     snprintf(p, sizeof p, "%s/model.safetensors", stage);
     /* the codec's pickle may carry more than its three parts (TiCodec's optimizer states) */
-    rc = torch_pt_write_safetensors(&f, p, decoder ? NULL : codec_part, NULL, &n, &skipped, err,
-                                    err_len);
+    rc = torch_pt_write_safetensors(&f, p, decoder ? NULL : stage_codec_torch_tensor, NULL, &n,
+                                    &skipped, err, err_len);
     if (!rc && skipped) {
       char m[RELEASE_PATH + 200];
       snprintf(m, sizeof m,

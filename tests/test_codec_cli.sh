@@ -1,8 +1,9 @@
 # ctest-labels: unit
 # vita codec: init a tiny codec, decode tokens to a wav of the right duration, encode that wav
 # back to as many tokens, decode with VITA-1.5's fixed global tokens, export to the release
-# layout and import back (same tokens, same speech, same bytes), and the errors that name the
-# file, the line and the field.
+# layout and import back (same tokens, same speech, same bytes), import the public release's torch
+# form (model.json + final.pt) to the same weights as our safetensors export of it, and the errors
+# that name the file, the line and the field.
 set -u
 fail=0; n=0
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -60,6 +61,52 @@ mkdir -p "$tmp/relbad" && cp "$tmp/rel/model.safetensors" "$tmp/relbad/"
 sed 's/"encoder_channels": 4/"encoder_channels": 8/' "$tmp/rel/model.json" >"$tmp/relbad/model.json"
 out=$("$VITA" codec import "$tmp/relbad" --out "$tmp/c3" 2>&1); rc=$?
 check '[ $rc = 1 ] && grep -q "mismatched: encoder.conv_pre.weight_g (file \[4, 1, 1\] F32, parameter \[8, 1, 1\] F32)" <<<"$out"' "mismatch ($rc): $out"
+# the public release's torch form (TiCodec's model.json + final.pt, written by torch.save in
+# tests/reference/gen_torch_release_fixture.py) and our bf16 safetensors export of the same tensors
+# import to the same bytes: every weight, and the discriminators from the same seed
+pt="$VT_FIXTURES/torch_release/pt/vita_tts_ckpt/codec" st="$VT_FIXTURES/torch_release/st/vita_tts_ckpt/codec"
+out=$("$VITA" codec import "$pt" --out "$tmp/ipt" --seed 5 2>&1)
+check '[ $? = 0 ] && grep -q "codec import: 157 tensors from .*final.pt (torch pickle)" <<<"$out" && grep -q "final.pt: 2 tensors skipped" <<<"$out"' "torch import: $out"
+out=$("$VITA" codec import "$st" --out "$tmp/ist" --seed 5 2>&1)
+check '[ $? = 0 ] && grep -q "codec import: 157 tensors from .*/st/vita_tts_ckpt/codec ->" <<<"$out"' "safetensors import: $out"
+check 'cmp -s "$tmp/ipt/model.safetensors" "$tmp/ist/model.safetensors" && cmp -s "$tmp/ipt/config.json" "$tmp/ist/config.json"' "torch and safetensors imports differ"
+check '[ ! -e "$tmp/ipt/.final-pt.safetensors" ] && [ "$(ls -A "$tmp/ipt" | wc -l)" = 2 ]' "staging left: $(ls -A "$tmp/ipt")"
+# the weights file itself (model.json beside it), either form
+"$VITA" codec import "$pt/final.pt" --out "$tmp/iptf" --seed 5 >/dev/null 2>&1
+"$VITA" codec import "$st/model.safetensors" --out "$tmp/istf" --seed 5 >/dev/null 2>&1
+check 'cmp -s "$tmp/ipt/model.safetensors" "$tmp/iptf/model.safetensors" && cmp -s "$tmp/ipt/model.safetensors" "$tmp/istf/model.safetensors"' "import of the file differs"
+# the same tokens and the same wave
+"$VITA" codec encode "$tmp/a.wav" --weights "$tmp/ipt" --out "$tmp/tp.txt" >/dev/null 2>&1
+"$VITA" codec encode "$tmp/a.wav" --weights "$tmp/ist" --out "$tmp/ts.txt" >/dev/null 2>&1
+check '[ "$(grep -v "^#" "$tmp/tp.txt" | grep -v "^global" | wc -w)" = 50 ] && cmp -s <(grep -v "^#" "$tmp/tp.txt") <(grep -v "^#" "$tmp/ts.txt")' "torch import encodes differently"
+"$VITA" codec decode "$tmp/tp.txt" --weights "$tmp/ipt" --out "$tmp/wp.wav" >/dev/null 2>&1
+"$VITA" codec decode "$tmp/tp.txt" --weights "$tmp/ist" --out "$tmp/ws.wav" >/dev/null 2>&1
+check '[ "$(stat -c %s "$tmp/wp.wav")" = $((44 + 2 * 30000)) ] && cmp -s "$tmp/wp.wav" "$tmp/ws.wav"' "torch import decodes differently"
+# refusals, each naming the file and what is wrong, leaving no output behind
+bad() { rm -rf "$tmp/b_$1"; mkdir -p "$tmp/b_$1"; cp "$pt/model.json" "$pt/final.pt" "$tmp/b_$1/"; }
+refused() { # name, expected message (grep -E), [--out of an existing directory]
+  local o="$tmp/o_$1" want="$2"; [ -n "${3:-}" ] && mkdir -p "$o"
+  out=$("$VITA" codec import "$tmp/b_$1" --out "$o" 2>&1); rc=$?
+  check '[ $rc = 1 ] && grep -q -E "$want" <<<"$out"' "refused $1 ($rc): $out"
+  check '[ -z "$(ls -A "$o" 2>/dev/null)" ]' "refused $1 left: $(ls -A "$o" 2>/dev/null)"
+}
+bad trunc; head -c 100000 "$pt/final.pt" >"$tmp/b_trunc/final.pt"
+refused trunc "b_trunc/final.pt: not a readable zip archive"
+bad junk; printf 'PK\003\004junk' >"$tmp/b_junk/final.pt"
+refused junk "b_junk/final.pt: not a readable zip archive" existing
+bad crc; size=$(stat -c %s "$pt/final.pt")
+printf '\377' | dd of="$tmp/b_crc/final.pt" bs=1 seek=$((size / 2)) conv=notrunc status=none
+refused crc "b_crc/final.pt: final/data/[0-9]+: CRC error \(tensor [a-z_.0-9]+\)" existing
+bad evil; cp "$VT_FIXTURES/torch_pt/evil.pt" "$tmp/b_evil/final.pt"
+refused evil "b_evil/final.pt: evil/data.pkl: at byte [0-9]+: global posix.system: not allowed"
+bad nojson; rm "$tmp/b_nojson/model.json"
+refused nojson "b_nojson: final.pt without model.json \(the codec's sizes\)"
+bad field; sed -i 's/"segment_size": 4800/"segment_size": 4801/' "$tmp/b_field/model.json"
+refused field "b_field/model.json: field \"segment_size\": 4801 must be a positive multiple of the hop 600"
+bad sizes; sed -i 's/"encoder_channels": 2/"encoder_channels": 4/' "$tmp/b_sizes/model.json"
+refused sizes "b_sizes/final.pt: does not match the parameters: [0-9]+ mismatched: encoder.conv_pre.weight_g \(file \[2, 1, 1\] F32, parameter \[4, 1, 1\] F32\)"
+bad none; rm "$tmp/b_none/final.pt"
+refused none "b_none: no model.safetensors and no final.pt"
 # the full-size codec's parameter count (encoder, quantizer, generator and discriminators)
 out=$("$VITA" info "$VT_SOURCE_DIR/configs/models/ticodec-vita.json" 2>&1)
 check 'grep -q "hop 600 (4 stages), latent 512, 1024 codes, 8 global codebooks of 16" <<<"$out"' "info: $out"
