@@ -13,7 +13,9 @@
  *   guess (above it by a margin when the codec uses more than one code for most frames); the
  *   prep step wrote every pair, with as many codec tokens as the clips have codec
  *   frames (24 kHz / hop 600). 2.2's spoken-QA accuracy is only reported next to its chance
- *   level: a short 2.2 does not beat it (the full demo's does, docs/bench.md);
+ *   level: a short 2.2 does not beat it (the full demo's does, docs/bench.md); its held-out
+ *   loss (teacher-forced, the spoken questions' answers) is asserted below 70% of its initial
+ *   weights' (one `vita eval` of them, a few seconds);
  * - freezing (tests/curric_fx.h): per stage, every parameter outside its trainable set is
  *   byte-identical from its initial weights to its final checkpoint, every one inside it
  *   changed; ratios: the samples drawn per dataset are each stage's ratios;
@@ -93,6 +95,26 @@ static int64_t codec_frames(const char *json_path, const char *data_dir) {
   }
   json_decref(arr);
   return n;
+}
+
+/* `vita eval` of stage 2.2's initial weights on its held-out mixture (the spoken questions):
+ * the loss, or NAN. */
+static double start_loss_2_2(void) {
+  const char *src = getenv("VT_SOURCE_DIR");
+  char path[700], line[4096];
+  snprintf(path, sizeof path, "%s/eval-2.2-start.txt", T);
+  int rc = sh("%s eval --config %s/configs/tiny-vita/2.2.yaml --weights "
+              "%s/demo/run/7-2.2/initial.safetensors --data %s/demo/data/mix/sqa-eval.yaml > %s "
+              "2>&1",
+              vita, src, T, T, path);
+  FILE *f = fopen(path, "r");
+  double loss = NAN;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "eval: loss %lf", &loss) == 1) break;
+  if (f) fclose(f);
+  CHECK_MSG(rc == 0 && isfinite(loss), "vita eval of 2.2's initial weights (%d): see %s", rc, path);
+  if (rc || !isfinite(loss)) sh("tail -5 %s", path);
+  return loss;
 }
 
 /* The prep step: every pair of both sets written with its codec frames. */
@@ -208,11 +230,18 @@ int main(void) {
   beats(cj, "1.3", false, 0.0);
   beats(cj, "2.1a", true, 0.1);
   beats(cj, "2.1b", true, 0.0);
-  { /* reported against its chance level, not moved by a few steps */
+  { /* reported against its chance level, not moved by a few steps; what the few steps do
+     * move: the teacher-forced held-out loss of the spoken questions' answers, against that of
+     * the stage's initial weights (2.1b's, which never saw a spoken question) */
     json_t *r = row_of(cj, "2.2");
     double v = eval_of(r, "value"), c = eval_of(r, "chance");
     CHECK_MSG(v >= 0 && v <= 1 && c > 0.2 && c < 0.5, "stage 2.2: qa_acc %g, chance %g", v, c);
     printf("stage 2.2   qa_acc    %.4f  chance %.4f  (a few steps: not asserted above it)\n", v, c);
+    double start = start_loss_2_2(), end = eval_all(r, "loss");
+    CHECK_MSG(isfinite(start) && isfinite(end) && end < 0.7 * start,
+              "stage 2.2: held-out loss %.4f, its initial weights' %.4f (want below 70%%)", end,
+              start);
+    printf("stage 2.2   loss      %.4f  initial weights %.4f  below 70%% of it\n", end, start);
   }
   json_t *codec = row_of(cj, "3.1");
   beats(cj, "3.1", true, 0.3 * eval_of(codec, "chance")); /* mel L1 below 70% of the start's */
