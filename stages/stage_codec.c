@@ -225,10 +225,10 @@ int stage_codec_import(const char *src, const char *out_dir, uint64_t seed,
   int lr = st_load_params_sel(&s.ps, &ix, &sel, 0, err, err_len);
   st_index_close(&ix);
   if (lr) {
-    if (st.torch) { /* name the pickle, not the staging file */
+    size_t k = strlen(staged);
+    if (st.torch && !strncmp(err, staged, k)) { /* name the pickle, not the staging file */
       char m[4096];
-      snprintf(m, sizeof m, "%s",
-               err + (strncmp(err, staged, strlen(staged)) ? 0 : strlen(staged)));
+      snprintf(m, sizeof m, "%s", err + k);
       snprintf(err, err_len, "%s%s", st.src, m);
     }
     goto done;
