@@ -139,6 +139,24 @@ void vt_cuda_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, c
 void vt_cuda_binary_backward(const vt_backend *be, vt_binary_op op, const vt_bcast *bc,
                              const float *a, const float *b, const float *dout, float *da,
                              float *db);
+/* cuda_colsum.cu: deterministic column sums (no atomics, an order fixed by the shape). The
+ * gradient of a binary op's operand broadcast over leading dims (a bias); false when the layout
+ * does not fit or under VT_CUDA_SIMPLE (the caller's general kernels then serve). */
+bool vt_cuda_colsum_grad(const vt_backend *be, vt_binary_op op, int which, const vt_bcast *bc,
+                         const float *a, const float *b, const float *dout, float *dst);
+/* y[o, j] = sum (mean) over l of x[o, l, j]. */
+void vt_cuda_colsum_reduce(const vt_backend *be, int64_t outer, int64_t len, int64_t inner,
+                           const float *x, float *y, bool mean);
+/* cuda_rows.cu: float4 row kernels of a broadcasting binary op (last dim contiguous or
+ * broadcast per operand), index_select and the plain RoPE; false when the layout does not fit
+ * or under VT_CUDA_SIMPLE (the caller's scalar kernel then serves). */
+bool vt_cuda_binary_rows(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
+                         const float *b, float *out);
+bool vt_cuda_gather_rows(const vt_backend *be, int64_t outer, int64_t n_src, int64_t inner,
+                         const float *src, const int32_t *idx, int64_t n_idx, float *dst);
+bool vt_cuda_rope_rows(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int64_t hi,
+                       int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
+                       const float *x, float *y, bool inverse);
 void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
                    float *y);
 void vt_cuda_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,

@@ -99,6 +99,10 @@ void vt_cuda_reduce(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_
     VT_CUDA_CHECK(cudaMemsetAsync(y, 0, (size_t)n_out * sizeof(float), VT_STREAM(be)));
     return;
   }
+  if (op != VT_RED_MAX && inner > 1 && !vt_cuda_simple_kernels()) {
+    vt_cuda_colsum_reduce(be, outer, len, inner, x, y, op == VT_RED_MEAN); /* cuda_colsum.cu */
+    return;
+  }
   if (inner == 1 || n_out < (int64_t)vt_cuda_of(be)->num_sms * 64) {
     int threads = len >= 8192 ? 1024 : len >= 1024 ? 256 : 32;
     int64_t blocks = n_out < 65535 * 16 ? n_out : 65535 * 16;
