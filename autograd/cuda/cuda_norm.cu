@@ -452,7 +452,8 @@ static void cuda_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, in
                       float theta, const int32_t *pos, int64_t pos_bstride, const float *x,
                       float *y, bool inverse) {
   int64_t n = b * ho * t * hi * (d / 2);
-  if (n <= 0) return;
+  if (n <= 0 || vt_cuda_rope_rows(be, b, ho, t, hi, d, theta, pos, pos_bstride, x, y, inverse))
+    return; /* cuda_rows.cu: 4 pairs a thread */
   rope_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
       b, ho, t, hi, d, theta, pos, pos_bstride, x, y, inverse);
   VT_CUDA_LAUNCHED();
