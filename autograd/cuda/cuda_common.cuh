@@ -157,6 +157,14 @@ bool vt_cuda_gather_rows(const vt_backend *be, int64_t outer, int64_t n_src, int
 bool vt_cuda_rope_rows(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int64_t hi,
                        int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
                        const float *x, float *y, bool inverse);
+/* cuda_ce.cu: the cross-entropy rows of the loss table (kernels_loss.h's signatures). */
+void vt_cuda_ce_forward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
+                        const int32_t *target, int32_t ignore_index, const float *class_w,
+                        float *lse, float *nll, float *wrow);
+void vt_cuda_ce_backward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
+                         const int32_t *target, int32_t ignore_index, const float *class_w,
+                         const float *lse, const float *gout, const float *denom, float *dlogits,
+                         bool accumulate);
 void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
                    float *y);
 void vt_cuda_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
@@ -214,53 +222,7 @@ static inline unsigned vt_cuda_grid(int64_t n) {
   return (unsigned)(n < 1 ? 1 : n > VT_CUDA_MAX_GRID ? VT_CUDA_MAX_GRID : n);
 }
 
-/* Warp-level reductions (full warp). */
-static __device__ __forceinline__ float vt_warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-static __device__ __forceinline__ float vt_warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-/* Sum over a block whose size is a multiple of 32 (at most 1024); every thread gets the result.
- * shared must hold 32 floats; the block may call this repeatedly. */
-static __device__ __forceinline__ float vt_block_sum(float v, float *shared) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = vt_warp_sum(v);
-  __syncthreads(); /* shared may still be read from a previous call */
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < nwarps ? shared[lane] : 0.0f;
-  return vt_warp_sum(v);
-}
-
-/* The same in double: the statistics of norms and losses accumulate in double, as on the CPU. */
-static __device__ __forceinline__ double vt_warp_sum_d(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-static __device__ __forceinline__ double vt_block_sum_d(double v, double *shared) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = vt_warp_sum_d(v);
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < nwarps ? shared[lane] : 0.0;
-  return vt_warp_sum_d(v);
-}
-
-static __device__ __forceinline__ float vt_block_max(float v, float *shared) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = vt_warp_max(v);
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < nwarps ? shared[lane] : -INFINITY;
-  return vt_warp_max(v);
-}
+/* Warp and block reductions: their own header, so the host emulation of the kernels has them. */
+#include "autograd/cuda/cuda_red.cuh"
 
 #endif

@@ -148,30 +148,6 @@ void vt_cuda_reduce_backward(const vt_backend *be, vt_reduce_op op, int64_t oute
   VT_CUDA_LAUNCHED();
 }
 
-/* Softmax rows are handled by a warp each (short rows) or a block each (long rows). Within a
- * group, `lane` runs over [0, width) and the reductions cover the group. */
-template <bool WARP> struct row_group {
-  float *shared;
-  int lane, width;
-  __device__ float sum(float v) { return WARP ? vt_warp_sum(v) : vt_block_sum(v, shared); }
-  __device__ float max(float v) { return WARP ? vt_warp_max(v) : vt_block_max(v, shared); }
-};
-
-template <bool WARP>
-__device__ __forceinline__ int64_t first_row(int64_t *step, row_group<WARP> *g) {
-  if (WARP) {
-    int per_block = blockDim.x >> 5;
-    g->lane = threadIdx.x & 31;
-    g->width = 32;
-    *step = (int64_t)gridDim.x * per_block;
-    return (int64_t)blockIdx.x * per_block + (threadIdx.x >> 5);
-  }
-  g->lane = threadIdx.x;
-  g->width = blockDim.x;
-  *step = gridDim.x;
-  return blockIdx.x;
-}
-
 template <bool WARP>
 __global__ void softmax_kernel(bool log, int64_t rows, int64_t cols, bool vec, const float *x,
                                float *y) {
