@@ -20,10 +20,12 @@
 
 #include "autograd/cuda/cuda_fused.cu"
 // a second kernel file: its own kernels, the same emulator
+#include "autograd/cuda/cuda_ce.cu"
 #include "autograd/cuda/cuda_colsum.cu"
 #include "autograd/cuda/cuda_rows.cu"
 
 extern "C" {
+#include "autograd/kernels_loss.h"
 #include "autograd/rng.h"
 #include "tests/check.h"
 }
@@ -419,6 +421,80 @@ static void check_rope_rows(vt_rng *r, int64_t b, int64_t ho, int64_t t, int64_t
   printf("%-48s checked\n", name);
 }
 
+/* Cross-entropy rows (cuda_ce.cu) in a layout: a warp or a block per row, float4 or not. The
+ * forward against the CPU within 2^-21 (|lse| + 1) (expf against the CPU's vectorised exp, the
+ * sum's order; the terms of the double sum each within 2 ulp), against the scalar block kernel
+ * (the VT_CUDA_SIMPLE path) likewise; the backward from the same lse the scalar kernel's bits,
+ * and the CPU's within 1e-6 (|v| + fw). */
+static void check_ce(vt_rng *r, int64_t rows, int64_t cols, bool warp, bool vec, bool weights,
+                     bool accumulate) {
+  const vt_backend *cpu = vt_backend_cpu();
+  std::vector<float> x = draw(r, rows * cols, -8, 8), cw = draw(r, cols, 0.5f, 2.0f);
+  std::vector<int32_t> t((size_t)rows);
+  float cnt = 0;
+  for (int32_t &v : t) {
+    v = vt_rng_uniform(r) < 0.2f ? -100 : (int32_t)(vt_rng_uniform(r) * cols);
+    cnt += v != -100;
+  }
+  const float *w = weights ? cw.data() : NULL;
+  std::vector<float> l(rows, NAN), nll(rows, NAN), wr(rows, NAN), cl(rows), cn(rows), cwr(rows);
+  std::vector<float> sl(rows, NAN), sn(rows, NAN), swr(rows, NAN);
+  unsigned gx = warp ? (unsigned)(rows / (VT_SIM_THREADS / 32) / 2) : 3;
+  if (warp) {
+    CHECK(rows % (2 * gx * (VT_SIM_THREADS / 32)) == 0); /* every warp the same rows: uniform */
+    launch(gx, 1, [&] {
+      ce_forward_kernel<true>(rows, cols, vec, x.data(), t.data(), -100, w, l.data(), nll.data(),
+                              wr.data());
+    });
+  } else {
+    launch(gx, 1, [&] {
+      ce_forward_kernel<false>(rows, cols, vec, x.data(), t.data(), -100, w, l.data(), nll.data(),
+                               wr.data());
+    });
+  }
+  launch(3, 1, [&] {
+    ce_forward_kernel<false>(rows, cols, false, x.data(), t.data(), -100, w, sl.data(), sn.data(),
+                             swr.data());
+  });
+  cpu->loss->ce_forward(cpu, rows, cols, x.data(), t.data(), -100, w, cl.data(), cn.data(),
+                        cwr.data());
+  char name[80];
+  snprintf(name, sizeof name, "ce rows %lld cols %lld%s%s%s%s", (long long)rows, (long long)cols,
+           warp ? " warp" : " block", vec ? " vec" : "", weights ? " weights" : "",
+           accumulate ? " acc" : "");
+  int bad = 0;
+  for (int64_t i = 0; i < rows; i++) {
+    double tol = ldexp(1.0, -21) * (fabs(cl[i]) + 1);
+    bad += !(fabs(l[i] - cl[i]) <= tol) + !(fabs(l[i] - sl[i]) <= tol);
+    bad += !(fabs(nll[i] - cn[i]) <= 2 * tol * cwr[i] + ldexp(fabs(cn[i]), -22));
+    bad += memcmp(&wr[i], &cwr[i], sizeof(float)) != 0;
+  }
+  CHECK_MSG(bad == 0, "%s forward: %d values off", name, bad);
+  float gout = 1.0f;
+  std::vector<float> dx =
+      accumulate ? draw(r, rows * cols, -1, 1) : std::vector<float>(rows * cols, NAN);
+  std::vector<float> sdx = dx, cdx = dx;
+  if (warp)
+    launch(gx, 1, [&] {
+      ce_backward_kernel<true>(rows, cols, vec, x.data(), t.data(), -100, w, cl.data(), &gout, &cnt,
+                               dx.data(), accumulate);
+    });
+  else
+    launch(gx, 1, [&] {
+      ce_backward_kernel<false>(rows, cols, vec, x.data(), t.data(), -100, w, cl.data(), &gout,
+                                &cnt, dx.data(), accumulate);
+    });
+  launch(3, 1, [&] {
+    ce_backward_kernel<false>(rows, cols, false, x.data(), t.data(), -100, w, cl.data(), &gout,
+                              &cnt, sdx.data(), accumulate);
+  });
+  cpu->loss->ce_backward(cpu, rows, cols, x.data(), t.data(), -100, w, cl.data(), &gout, &cnt,
+                         cdx.data(), accumulate);
+  CHECK_MSG(same_bits("dx", dx, sdx), "%s backward against the scalar kernel", name);
+  CHECK_CLOSE(name, dx.data(), cdx.data(), (long)(rows * cols), 2e-6 / cnt, 1e-6);
+  printf("%-48s checked\n", name);
+}
+
 /* vt_for_vec (cuda_vec.cuh), the split of the float4 passes of the elementwise, norm and
  * softmax kernels: every element once over all workers, groups of 4 only at multiples of 4
  * below n, none without vec. */
@@ -475,6 +551,10 @@ int main(void) {
   check_gather_rows(&r, 3, 9, 12, 11);
   check_rope_rows(&r, 2, 3, 12, 2, 16, 10000.0f, false);
   check_rope_rows(&r, 1, 2, 24, 1, 64, 1e6f, true);
+  check_ce(&r, 16, 100, true, true, false, false); /* a warp per row, float4 */
+  check_ce(&r, 16, 37, true, false, true, true);   /* odd columns: scalar */
+  check_ce(&r, 5, 3000, false, true, true, false); /* a block per row */
+  check_ce(&r, 5, 2001, false, false, false, true);
   check_for_vec();
   return vt_test_finish("test_cuda_sim");
 }
