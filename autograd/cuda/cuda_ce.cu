@@ -14,8 +14,15 @@
 // flash_sim.h first: it defines float4
 #include "autograd/cuda/cuda_red.cuh"
 #include "autograd/cuda/cuda_vec.cuh"
+extern "C" {
+#include "autograd/kernels_loss.h"
+}
 #else
 #include "autograd/cuda/cuda_common.cuh"
+
+extern "C" {
+#include "autograd/kernels_loss.h"
+}
 #endif
 
 #define CE_WARP_COLS 1024
@@ -56,14 +63,7 @@ __global__ void ce_forward_kernel(int64_t rows, int64_t cols, bool vec, const fl
     if (g.lane == 0) {
       float l = m + (float)log(s);
       lse[r] = l;
-      int32_t t = target[r];
-      if (t == ignore_index) {
-        nll[r] = wrow[r] = 0;
-      } else {
-        float w = class_w ? class_w[t] : 1.0f;
-        wrow[r] = w;
-        nll[r] = w * (l - x[t]);
-      }
+      vt_ce_row_nll(l, x, target[r], ignore_index, class_w, nll + r, wrow + r);
     }
   }
 }
@@ -114,10 +114,17 @@ static void ce_layout(int64_t cols, bool simple, bool *warp, int *threads) {
   *threads = simple ? 256 : *warp ? 256 : cols >= CE_WIDE_COLS ? 1024 : 256;
 }
 
-static unsigned ce_blocks(int64_t rows, bool warp, int threads) {
-  int64_t per = warp ? threads / 32 : 1;
-  return vt_cuda_grid((rows + per - 1) / per);
-}
+/* Launches kernel<true> (a warp per row) or kernel<false> (a block per row) over the rows. */
+#define CE_LAUNCH(kernel, rows, warp, threads, ...)                                                \
+  do {                                                                                             \
+    int64_t per_ = (warp) ? (threads) / 32 : 1;                                                    \
+    unsigned blocks_ = vt_cuda_grid(((rows) + per_ - 1) / per_);                                   \
+    if (warp)                                                                                      \
+      kernel<true><<<blocks_, threads, 0, VT_STREAM(be)>>>(__VA_ARGS__);                           \
+    else                                                                                           \
+      kernel<false><<<blocks_, threads, 0, VT_STREAM(be)>>>(__VA_ARGS__);                          \
+    VT_CUDA_LAUNCHED();                                                                            \
+  } while (0)
 
 void vt_cuda_ce_forward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
                         const int32_t *target, int32_t ignore_index, const float *class_w,
@@ -127,13 +134,8 @@ void vt_cuda_ce_forward(const vt_backend *be, int64_t rows, int64_t cols, const 
   int threads;
   ce_layout(cols, simple, &warp, &threads);
   bool vec = !simple && vt_cuda_rows_vec(cols, logits, NULL, NULL);
-  if (warp)
-    ce_forward_kernel<true><<<ce_blocks(rows, true, threads), threads, 0, VT_STREAM(be)>>>(
-        rows, cols, vec, logits, target, ignore_index, class_w, lse, nll, wrow);
-  else
-    ce_forward_kernel<false><<<ce_blocks(rows, false, threads), threads, 0, VT_STREAM(be)>>>(
-        rows, cols, vec, logits, target, ignore_index, class_w, lse, nll, wrow);
-  VT_CUDA_LAUNCHED();
+  CE_LAUNCH(ce_forward_kernel, rows, warp, threads, rows, cols, vec, logits, target, ignore_index,
+            class_w, lse, nll, wrow);
 }
 
 void vt_cuda_ce_backward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
@@ -145,15 +147,8 @@ void vt_cuda_ce_backward(const vt_backend *be, int64_t rows, int64_t cols, const
   int threads;
   ce_layout(cols, simple, &warp, &threads);
   bool vec = !simple && vt_cuda_rows_vec(cols, logits, dlogits, NULL);
-  if (warp)
-    ce_backward_kernel<true><<<ce_blocks(rows, true, threads), threads, 0, VT_STREAM(be)>>>(
-        rows, cols, vec, logits, target, ignore_index, class_w, lse, gout, denom, dlogits,
-        accumulate);
-  else
-    ce_backward_kernel<false><<<ce_blocks(rows, false, threads), threads, 0, VT_STREAM(be)>>>(
-        rows, cols, vec, logits, target, ignore_index, class_w, lse, gout, denom, dlogits,
-        accumulate);
-  VT_CUDA_LAUNCHED();
+  CE_LAUNCH(ce_backward_kernel, rows, warp, threads, rows, cols, vec, logits, target, ignore_index,
+            class_w, lse, gout, denom, dlogits, accumulate);
 }
 
 #endif /* VT_CUDA_SIM */
