@@ -16,11 +16,14 @@
 #define VT_CUDA_SIM 1
 #include <algorithm>
 #include <functional>
+#include <initializer_list>
+#include <utility>
 #include <vector>
 
 #include "autograd/cuda/cuda_fused.cu"
 // a second kernel file: its own kernels, the same emulator
 #include "autograd/cuda/cuda_ce.cu"
+#include "autograd/cuda/cuda_chnorm.cu"
 #include "autograd/cuda/cuda_colsum.cu"
 #include "autograd/cuda/cuda_rows.cu"
 
@@ -495,6 +498,80 @@ static void check_ce(vt_rng *r, int64_t rows, int64_t cols, bool warp, bool vec,
   printf("%-48s checked\n", name);
 }
 
+/* The tolerances of a norm's checks against the CPU: the values and statistics (pairs of got,
+ * want) within 1e-6, the gradients within 1e-5. */
+static void check_norm_close(
+    const char *name, double tol,
+    std::initializer_list<std::pair<const std::vector<float> *, const std::vector<float> *>>
+        pairs) {
+  for (auto &p : pairs)
+    CHECK_CLOSE(name, p.first->data(), p.second->data(), (long)p.second->size(), tol, tol);
+}
+
+/* GroupNorm (cuda_chnorm.cu), float4 or not, against the CPU: both sum in double, so the
+ * statistics agree to f32 rounding; y, mean, rstd within 1e-6 (abs + rel), dx / dw / db
+ * (accumulated into random values) within 1e-5. */
+static void check_group_norm(vt_rng *r, int64_t n, int64_t c, int64_t s, int64_t groups, bool vec) {
+  const vt_backend *cpu = vt_backend_cpu();
+  int64_t len = n * c * s, ng = n * groups;
+  std::vector<float> x = draw(r, len, -3, 5), w = draw(r, c, 0.5f, 1.5f), b = draw(r, c, -1, 1);
+  std::vector<float> y(len, NAN), m(ng, NAN), rs(ng, NAN), cy(len), cm(ng), crs(ng);
+  launch(3, 1, [&] {
+    group_norm_kernel(n, c, s, groups, vec, 1e-5f, x.data(), w.data(), b.data(), y.data(), m.data(),
+                      rs.data());
+  });
+  cpu->norm->group_norm(cpu, n, c, s, groups, 1e-5f, x.data(), w.data(), b.data(), cy.data(),
+                        cm.data(), crs.data());
+  char name[80];
+  snprintf(name, sizeof name, "group_norm n %lld c %lld s %lld groups %lld%s", (long long)n,
+           (long long)c, (long long)s, (long long)groups, vec ? " vec" : "");
+  check_norm_close(name, 1e-6, {{&y, &cy}, {&m, &cm}, {&rs, &crs}});
+  std::vector<float> dy = draw(r, len, -1, 1), dx = draw(r, len, -1, 1), dw = draw(r, c, -1, 1);
+  std::vector<float> db = draw(r, c, -1, 1), cdx = dx, cdw = dw, cdb = db;
+  launch(3, 1, [&] {
+    group_norm_dx_kernel(n, c, s, groups, vec, x.data(), w.data(), cm.data(), crs.data(), dy.data(),
+                         dx.data());
+  });
+  launch(3, 1, [&] {
+    channel_grad_kernel(n, c, s, groups, vec && s % 4 == 0, x.data(), cm.data(), crs.data(),
+                        dy.data(), dw.data(), db.data());
+  });
+  cpu->norm->group_norm_backward(cpu, n, c, s, groups, x.data(), w.data(), cm.data(), crs.data(),
+                                 dy.data(), cdx.data(), cdw.data(), cdb.data());
+  check_norm_close(name, 1e-5, {{&dx, &cdx}, {&dw, &cdw}, {&db, &cdb}});
+  printf("%-48s checked\n", name);
+}
+
+/* BatchNorm1d, training (with running statistics) and eval, float4 or not, against the CPU with
+ * group_norm's tolerances. */
+static void check_batch_norm(vt_rng *r, int64_t n, int64_t c, int64_t s, bool training, bool vec) {
+  const vt_backend *cpu = vt_backend_cpu();
+  int64_t len = n * c * s;
+  std::vector<float> x = draw(r, len, -3, 5), w = draw(r, c, 0.5f, 1.5f), b = draw(r, c, -1, 1);
+  std::vector<float> rm = draw(r, c, -1, 1), rv = draw(r, c, 0.5f, 2.0f), crm = rm, crv = rv;
+  std::vector<float> y(len, NAN), m(c, NAN), rs(c, NAN), cy(len), cm(c), crs(c);
+  launch(3, 1, [&] {
+    batch_norm_kernel(n, c, s, vec, training, 0.1f, 1e-5f, x.data(), w.data(), b.data(), rm.data(),
+                      rv.data(), y.data(), m.data(), rs.data());
+  });
+  cpu->norm->batch_norm(cpu, n, c, s, training, 0.1f, 1e-5f, x.data(), w.data(), b.data(),
+                        crm.data(), crv.data(), cy.data(), cm.data(), crs.data());
+  char name[80];
+  snprintf(name, sizeof name, "batch_norm n %lld c %lld s %lld%s%s", (long long)n, (long long)c,
+           (long long)s, training ? " training" : " eval", vec ? " vec" : "");
+  check_norm_close(name, 1e-6, {{&y, &cy}, {&m, &cm}, {&rs, &crs}, {&rm, &crm}, {&rv, &crv}});
+  std::vector<float> dy = draw(r, len, -1, 1), dx = draw(r, len, -1, 1), dw = draw(r, c, -1, 1);
+  std::vector<float> db = draw(r, c, -1, 1), cdx = dx, cdw = dw, cdb = db;
+  launch(3, 1, [&] {
+    batch_norm_backward_kernel(n, c, s, vec, training, x.data(), w.data(), cm.data(), crs.data(),
+                               dy.data(), dx.data(), dw.data(), db.data());
+  });
+  cpu->norm->batch_norm_backward(cpu, n, c, s, training, x.data(), w.data(), cm.data(), crs.data(),
+                                 dy.data(), cdx.data(), cdw.data(), cdb.data());
+  check_norm_close(name, 1e-5, {{&dx, &cdx}, {&dw, &cdw}, {&db, &cdb}});
+  printf("%-48s checked\n", name);
+}
+
 /* vt_for_vec (cuda_vec.cuh), the split of the float4 passes of the elementwise, norm and
  * softmax kernels: every element once over all workers, groups of 4 only at multiples of 4
  * below n, none without vec. */
@@ -555,6 +632,14 @@ int main(void) {
   check_ce(&r, 16, 37, true, false, true, true);   /* odd columns: scalar */
   check_ce(&r, 5, 3000, false, true, true, false); /* a block per row */
   check_ce(&r, 5, 2001, false, false, false, true);
+  check_group_norm(&r, 2, 8, 20, 4, true); /* groups of 40 values, channels of 20 */
+  check_group_norm(&r, 2, 6, 6, 3, true);  /* groups of 12, channels of 6: dw / db scalar */
+  check_group_norm(&r, 3, 6, 7, 2, false);
+  check_group_norm(&r, 2, 4, 160, 2, true); /* more float4 groups than threads */
+  check_batch_norm(&r, 4, 5, 24, true, true);
+  check_batch_norm(&r, 4, 5, 24, false, true);
+  check_batch_norm(&r, 3, 4, 7, true, false);
+  check_batch_norm(&r, 4, 3, 200, true, true);
   check_for_vec();
   return vt_test_finish("test_cuda_sim");
 }

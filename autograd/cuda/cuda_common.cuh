@@ -165,6 +165,22 @@ void vt_cuda_ce_backward(const vt_backend *be, int64_t rows, int64_t cols, const
                          const int32_t *target, int32_t ignore_index, const float *class_w,
                          const float *lse, const float *gout, const float *denom, float *dlogits,
                          bool accumulate);
+/* cuda_chnorm.cu: GroupNorm and BatchNorm of the norm table (kernels_norm.h's signatures). */
+void vt_cuda_group_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, int64_t groups,
+                        float eps, const float *x, const float *w, const float *b, float *y,
+                        float *mean, float *rstd);
+void vt_cuda_group_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
+                                 int64_t groups, const float *x, const float *w, const float *mean,
+                                 const float *rstd, const float *dy, float *dx, float *dw,
+                                 float *db);
+void vt_cuda_batch_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, bool training,
+                        float momentum, float eps, const float *x, const float *w, const float *b,
+                        float *running_mean, float *running_var, float *y, float *mean,
+                        float *rstd);
+void vt_cuda_batch_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
+                                 bool training, const float *x, const float *w, const float *mean,
+                                 const float *rstd, const float *dy, float *dx, float *dw,
+                                 float *db);
 void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
                    float *y);
 void vt_cuda_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
