@@ -10,6 +10,19 @@
 
 typedef enum { VT_DIST_L1, VT_DIST_MSE } vt_dist_kind;
 
+/* A cross-entropy row's weighted loss from its logsumexp l and its logits x (CPU and CUDA):
+ * an ignored row weighs 0. */
+static inline VT_HD void vt_ce_row_nll(float l, const float *x, int32_t t, int32_t ignore_index,
+                                       const float *class_w, float *nll, float *wrow) {
+  if (t == ignore_index) {
+    *nll = *wrow = 0;
+    return;
+  }
+  float w = class_w ? class_w[t] : 1.0f;
+  *wrow = w;
+  *nll = w * (l - x[t]);
+}
+
 /* CTC lattice math shared by the CPU and CUDA kernels. The extended label is
  * l' = (blank, y1, blank, y2, ..., blank): node s carries vt_ctc_label(s); vt_ctc_skip(s) says
  * whether s may also be reached from s - 2 (skipping a blank between two different labels). */

@@ -48,14 +48,7 @@ static void cpu_ce_forward(const vt_backend *be, int64_t rows, int64_t cols, con
         const float *x = logits + r * cols;
         float l = ce_row_lse(x, cols);
         lse[r] = l;
-        int32_t t = target[r];
-        if (t == ignore_index) {
-          nll[r] = wrow[r] = 0;
-        } else {
-          float w = class_w ? class_w[t] : 1.0f;
-          wrow[r] = w;
-          nll[r] = w * (l - x[t]);
-        }
+        vt_ce_row_nll(l, x, target[r], ignore_index, class_w, nll + r, wrow + r);
       });
 }
 

@@ -139,6 +139,48 @@ void vt_cuda_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, c
 void vt_cuda_binary_backward(const vt_backend *be, vt_binary_op op, const vt_bcast *bc,
                              const float *a, const float *b, const float *dout, float *da,
                              float *db);
+/* cuda_colsum.cu: deterministic column sums (no atomics, an order fixed by the shape). The
+ * gradient of a binary op's operand broadcast over leading dims (a bias); false when the layout
+ * does not fit or under VT_CUDA_SIMPLE (the caller's general kernels then serve). */
+bool vt_cuda_colsum_grad(const vt_backend *be, vt_binary_op op, int which, const vt_bcast *bc,
+                         const float *a, const float *b, const float *dout, float *dst);
+/* y[o, j] = sum (mean) over l of x[o, l, j]. */
+void vt_cuda_colsum_reduce(const vt_backend *be, int64_t outer, int64_t len, int64_t inner,
+                           const float *x, float *y, bool mean);
+/* cuda_rows.cu: float4 row kernels of a broadcasting binary op (last dim contiguous or
+ * broadcast per operand), index_select and the plain RoPE; false when the layout does not fit
+ * or under VT_CUDA_SIMPLE (the caller's scalar kernel then serves). */
+bool vt_cuda_binary_rows(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
+                         const float *b, float *out);
+bool vt_cuda_gather_rows(const vt_backend *be, int64_t outer, int64_t n_src, int64_t inner,
+                         const float *src, const int32_t *idx, int64_t n_idx, float *dst);
+bool vt_cuda_rope_rows(const vt_backend *be, int64_t b, int64_t ho, int64_t t, int64_t hi,
+                       int64_t d, float theta, const int32_t *pos, int64_t pos_bstride,
+                       const float *x, float *y, bool inverse);
+/* cuda_ce.cu: the cross-entropy rows of the loss table (kernels_loss.h's signatures). */
+void vt_cuda_ce_forward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
+                        const int32_t *target, int32_t ignore_index, const float *class_w,
+                        float *lse, float *nll, float *wrow);
+void vt_cuda_ce_backward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
+                         const int32_t *target, int32_t ignore_index, const float *class_w,
+                         const float *lse, const float *gout, const float *denom, float *dlogits,
+                         bool accumulate);
+/* cuda_chnorm.cu: GroupNorm and BatchNorm of the norm table (kernels_norm.h's signatures). */
+void vt_cuda_group_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, int64_t groups,
+                        float eps, const float *x, const float *w, const float *b, float *y,
+                        float *mean, float *rstd);
+void vt_cuda_group_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
+                                 int64_t groups, const float *x, const float *w, const float *mean,
+                                 const float *rstd, const float *dy, float *dx, float *dw,
+                                 float *db);
+void vt_cuda_batch_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, bool training,
+                        float momentum, float eps, const float *x, const float *w, const float *b,
+                        float *running_mean, float *running_var, float *y, float *mean,
+                        float *rstd);
+void vt_cuda_batch_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
+                                 bool training, const float *x, const float *w, const float *mean,
+                                 const float *rstd, const float *dy, float *dx, float *dw,
+                                 float *db);
 void vt_cuda_unary(const vt_backend *be, vt_unary_op op, int64_t n, float alpha, const float *x,
                    float *y);
 void vt_cuda_unary_backward(const vt_backend *be, vt_unary_op op, int64_t n, float alpha,
@@ -196,53 +238,7 @@ static inline unsigned vt_cuda_grid(int64_t n) {
   return (unsigned)(n < 1 ? 1 : n > VT_CUDA_MAX_GRID ? VT_CUDA_MAX_GRID : n);
 }
 
-/* Warp-level reductions (full warp). */
-static __device__ __forceinline__ float vt_warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-static __device__ __forceinline__ float vt_warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-/* Sum over a block whose size is a multiple of 32 (at most 1024); every thread gets the result.
- * shared must hold 32 floats; the block may call this repeatedly. */
-static __device__ __forceinline__ float vt_block_sum(float v, float *shared) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = vt_warp_sum(v);
-  __syncthreads(); /* shared may still be read from a previous call */
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < nwarps ? shared[lane] : 0.0f;
-  return vt_warp_sum(v);
-}
-
-/* The same in double: the statistics of norms and losses accumulate in double, as on the CPU. */
-static __device__ __forceinline__ double vt_warp_sum_d(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-static __device__ __forceinline__ double vt_block_sum_d(double v, double *shared) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = vt_warp_sum_d(v);
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < nwarps ? shared[lane] : 0.0;
-  return vt_warp_sum_d(v);
-}
-
-static __device__ __forceinline__ float vt_block_max(float v, float *shared) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = vt_warp_max(v);
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < nwarps ? shared[lane] : -INFINITY;
-  return vt_warp_max(v);
-}
+/* Warp and block reductions: their own header, so the host emulation of the kernels has them. */
+#include "autograd/cuda/cuda_red.cuh"
 
 #endif

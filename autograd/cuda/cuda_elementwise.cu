@@ -64,7 +64,7 @@ void vt_cuda_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, c
     bool vec = vt_cuda_flat_vec(a, b, out, NULL);
     binary_same_kernel<<<VT_VEC_BLOCKS(be, n, vec), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(op, n, vec,
                                                                                          a, b, out);
-  } else {
+  } else if (!vt_cuda_binary_rows(be, op, bc, a, b, out)) { /* cuda_rows.cu: float4 rows */
     binary_bcast_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0,
                           VT_STREAM(be)>>>(op, *bc, n, a, b, out);
   }
@@ -155,6 +155,7 @@ __global__ void grad_chunks_kernel(int which, grad_plan p, int64_t nx, int64_t c
 
 static void grad_into(const vt_backend *be, vt_binary_op op, int which, const vt_bcast *bc,
                       const float *a, const float *b, const float *dout, float *dst) {
+  if (vt_cuda_colsum_grad(be, op, which, bc, a, b, dout, dst)) return; /* a bias over rows */
   const int64_t *s = which ? bc->sb : bc->sa;
   int64_t so[VT_MAX_DIMS], nx = 1, nr = 1;
   int64_t stride = 1;

@@ -115,6 +115,7 @@ __global__ void index_zero_kernel(int64_t n, int64_t n_dst, int64_t inner, const
 
 void vt_cuda_index_select(const vt_backend *be, int64_t outer, int64_t n_src, int64_t inner,
                           const float *src, const int32_t *idx, int64_t n_idx, float *dst) {
+  if (vt_cuda_gather_rows(be, outer, n_src, inner, src, idx, n_idx, dst)) return; /* float4 */
   INDEX_LAUNCH(index_select_kernel, outer * n_idx * inner, n_src, inner, src, idx, n_idx, dst);
 }
 

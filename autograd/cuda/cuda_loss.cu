@@ -1,8 +1,8 @@
-/* CUDA kernels of the loss family (autograd/kernels_loss.h): cross-entropy rows (one block per
- * row: max, then the sum of exponentials in double), CTC (one block per sample walking the
- * lattice in time, nodes across threads, in double), L1/MSE and cosine. Every sum is a fixed
- * block reduction (no atomics), so a loss is the same bits on every run. Scalars stay on the
- * device: no kernel here synchronises with the host. */
+/* CUDA kernels of the loss family (autograd/kernels_loss.h): cross-entropy rows (cuda_ce.cu:
+ * a warp or block per row, float4 loads, max then the sum of exponentials in double), CTC (one
+ * block per sample walking the lattice in time, nodes across threads, in double), L1/MSE and
+ * cosine. Every sum is a fixed block reduction (no atomics), so a loss is the same bits on every
+ * run. Scalars stay on the device: no kernel here synchronises with the host. */
 #include "autograd/cuda/cuda_common.cuh"
 
 extern "C" {
@@ -12,77 +12,6 @@ extern "C" {
 #define NT 256
 
 /* ---- cross-entropy rows ---- */
-
-__global__ void ce_forward_kernel(int64_t rows, int64_t cols, const float *logits,
-                                  const int32_t *target, int32_t ignore_index, const float *class_w,
-                                  float *lse, float *nll, float *wrow) {
-  __shared__ float shf[32];
-  __shared__ double shd[32];
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float *x = logits + r * cols;
-    float m = -INFINITY;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = x[j] > m ? x[j] : m;
-    m = vt_block_max(m, shf);
-    double s = 0;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += expf(x[j] - m);
-    s = vt_block_sum_d(s, shd);
-    if (threadIdx.x == 0) {
-      float l = m + (float)log(s);
-      lse[r] = l;
-      int32_t t = target[r];
-      if (t == ignore_index) {
-        nll[r] = wrow[r] = 0;
-      } else {
-        float w = class_w ? class_w[t] : 1.0f;
-        wrow[r] = w;
-        nll[r] = w * (l - x[t]);
-      }
-    }
-  }
-}
-
-__global__ void ce_backward_kernel(int64_t rows, int64_t cols, const float *logits,
-                                   const int32_t *target, int32_t ignore_index,
-                                   const float *class_w, const float *lse, const float *gout,
-                                   const float *denom, float *dlogits, bool accumulate) {
-  float d = denom ? denom[0] : 1.0f, f = d != 0 ? gout[0] / d : 0.0f;
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float *x = logits + r * cols;
-    float *dx = dlogits + r * cols;
-    int32_t t = target[r];
-    if (t == ignore_index || f == 0) {
-      if (!accumulate)
-        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) dx[j] = 0.0f;
-      continue;
-    }
-    float fw = f * (class_w ? class_w[t] : 1.0f), l = lse[r];
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-      float v = fw * expf(x[j] - l);
-      if (accumulate) v = dx[j] + v;
-      if (j == t) v -= fw; /* the CPU's order: softmax term first, then the one-hot */
-      dx[j] = v;
-    }
-  }
-}
-
-static void cuda_ce_forward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
-                            const int32_t *target, int32_t ignore_index, const float *class_w,
-                            float *lse, float *nll, float *wrow) {
-  if (rows <= 0) return;
-  ce_forward_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(
-      rows, cols, logits, target, ignore_index, class_w, lse, nll, wrow);
-  VT_CUDA_LAUNCHED();
-}
-
-static void cuda_ce_backward(const vt_backend *be, int64_t rows, int64_t cols, const float *logits,
-                             const int32_t *target, int32_t ignore_index, const float *class_w,
-                             const float *lse, const float *gout, const float *denom,
-                             float *dlogits, bool accumulate) {
-  if (rows <= 0) return;
-  ce_backward_kernel<<<vt_cuda_grid(rows), NT, 0, VT_STREAM(be)>>>(
-      rows, cols, logits, target, ignore_index, class_w, lse, gout, denom, dlogits, accumulate);
-  VT_CUDA_LAUNCHED();
-}
 
 /* One block of 1024 threads: sums in double, one fixed reduction order. */
 __global__ void ratio_sum_kernel(int64_t n, const float *num, const float *den, float *out,
@@ -368,8 +297,8 @@ static void cuda_cosine_backward(const vt_backend *be, int64_t rows, int64_t dim
 static vt_loss_kernels make_table(void) {
   vt_loss_kernels t;
   memset(&t, 0, sizeof t);
-  t.ce_forward = cuda_ce_forward;
-  t.ce_backward = cuda_ce_backward;
+  t.ce_forward = vt_cuda_ce_forward; /* cuda_ce.cu */
+  t.ce_backward = vt_cuda_ce_backward;
   t.ratio_sum = cuda_ratio_sum;
   t.shift_labels = cuda_shift_labels;
   t.ctc_workspace = cuda_ctc_workspace;

@@ -1,7 +1,7 @@
-/* CUDA kernels of the norm family (autograd/kernels_norm.h). Row statistics use one block per
- * row (or per group / channel) and accumulate in double like the CPU kernels; per-parameter
- * gradients (dw, db) are column sums done by one thread per column in row order, so every
- * reduction is deterministic and none uses atomics. */
+/* CUDA kernels of the norm family (autograd/kernels_norm.h; GroupNorm and BatchNorm are in
+ * cuda_chnorm.cu). Row statistics use one block per row (or per group / channel) and accumulate in
+ * double like the CPU kernels; per-parameter gradients (dw, db) are column sums done by one thread
+ * per column in row order, so every reduction is deterministic and none uses atomics. */
 #include "autograd/cuda/cuda_common.cuh"
 
 extern "C" {
@@ -215,212 +215,6 @@ static void cuda_rms_norm_backward(const vt_backend *be, int64_t rows, int64_t c
   norm_backward(be, rows, cols, x, w, NULL, rstd, dy, dx, dw, NULL);
 }
 
-/* ---- GroupNorm / BatchNorm over [n, c, s] ---- */
-
-__global__ void group_norm_kernel(int64_t n, int64_t c, int64_t s, int64_t groups, float eps,
-                                  const float *x, const float *w, const float *b, float *y,
-                                  float *mean, float *rstd) {
-  __shared__ double sh[32];
-  int64_t cg = c / groups, len = cg * s;
-  for (int64_t ng = blockIdx.x; ng < n * groups; ng += gridDim.x) {
-    const float *px = x + ng * len;
-    float *py = y + ng * len;
-    double sum = 0;
-    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) sum += px[j];
-    double m = vt_block_sum_d(sum, sh) / (double)len;
-    double ss = 0;
-    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
-      double d = px[j] - m;
-      ss += d * d;
-    }
-    ss = vt_block_sum_d(ss, sh);
-    float fm = (float)m, rs = (float)(1.0 / sqrt(ss / (double)len + eps));
-    if (threadIdx.x == 0) {
-      mean[ng] = fm;
-      rstd[ng] = rs;
-    }
-    int64_t c0 = (ng % groups) * cg;
-    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
-      int64_t ch = c0 + j / s;
-      float wc = w ? w[ch] : 1.0f, bc = b ? b[ch] : 0.0f;
-      py[j] = (px[j] - fm) * rs * wc + bc;
-    }
-  }
-}
-
-__global__ void group_norm_dx_kernel(int64_t n, int64_t c, int64_t s, int64_t groups,
-                                     const float *x, const float *w, const float *mean,
-                                     const float *rstd, const float *dy, float *dx) {
-  __shared__ double sh[32];
-  int64_t cg = c / groups, len = cg * s;
-  for (int64_t ng = blockIdx.x; ng < n * groups; ng += gridDim.x) {
-    const float *px = x + ng * len, *pd = dy + ng * len;
-    float *pdx = dx + ng * len;
-    float m = mean[ng], rs = rstd[ng];
-    int64_t c0 = (ng % groups) * cg;
-    double a = 0, bs = 0;
-    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
-      float g = pd[j] * (w ? w[c0 + j / s] : 1.0f);
-      a += g;
-      bs += (double)g * ((px[j] - m) * rs);
-    }
-    a = vt_block_sum_d(a, sh);
-    bs = vt_block_sum_d(bs, sh);
-    float ma = (float)(a / (double)len), mb = (float)(bs / (double)len);
-    for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
-      float wc = w ? w[c0 + j / s] : 1.0f;
-      pdx[j] += rs * (pd[j] * wc - ma - (px[j] - m) * rs * mb);
-    }
-  }
-}
-
-/* GroupNorm's dw, db: per channel ch of [n, c, s], sums over (i, j) of dy * xhat and dy with
- * the statistics of (i, group of ch). One block per channel. */
-__global__ void channel_grad_kernel(int64_t n, int64_t c, int64_t s, int64_t groups, const float *x,
-                                    const float *mean, const float *rstd, const float *dy,
-                                    float *dw, float *db) {
-  __shared__ double sh[32];
-  int64_t cg = c / groups;
-  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    double aw = 0, ab = 0;
-    for (int64_t q = threadIdx.x; q < n * s; q += blockDim.x) {
-      int64_t i = q / s, j = q % s, ng = i * groups + ch / cg;
-      float d = dy[(i * c + ch) * s + j];
-      aw += (double)d * ((x[(i * c + ch) * s + j] - mean[ng]) * rstd[ng]);
-      ab += d;
-    }
-    aw = vt_block_sum_d(aw, sh);
-    ab = vt_block_sum_d(ab, sh);
-    if (threadIdx.x == 0) {
-      if (dw) dw[ch] += (float)aw;
-      if (db) db[ch] += (float)ab;
-    }
-  }
-}
-
-static void cuda_group_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, int64_t groups,
-                            float eps, const float *x, const float *w, const float *b, float *y,
-                            float *mean, float *rstd) {
-  if (n * c * s <= 0) return;
-  group_norm_kernel<<<vt_cuda_grid(n * groups), NT, 0, VT_STREAM(be)>>>(n, c, s, groups, eps, x, w,
-                                                                        b, y, mean, rstd);
-  VT_CUDA_LAUNCHED();
-}
-
-static void cuda_group_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
-                                     int64_t groups, const float *x, const float *w,
-                                     const float *mean, const float *rstd, const float *dy,
-                                     float *dx, float *dw, float *db) {
-  if (n * c * s <= 0) return;
-  if (dx) {
-    group_norm_dx_kernel<<<vt_cuda_grid(n * groups), NT, 0, VT_STREAM(be)>>>(n, c, s, groups, x, w,
-                                                                             mean, rstd, dy, dx);
-    VT_CUDA_LAUNCHED();
-  }
-  if (dw || db) {
-    channel_grad_kernel<<<vt_cuda_grid(c), NT, 0, VT_STREAM(be)>>>(n, c, s, groups, x, mean, rstd,
-                                                                   dy, dw, db);
-    VT_CUDA_LAUNCHED();
-  }
-}
-
-__global__ void batch_norm_kernel(int64_t n, int64_t c, int64_t s, bool training, float momentum,
-                                  float eps, const float *x, const float *w, const float *b,
-                                  float *running_mean, float *running_var, float *y, float *mean,
-                                  float *rstd) {
-  __shared__ double sh[32];
-  __shared__ float stat[2];
-  int64_t cnt = n * s;
-  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    if (training) {
-      double sum = 0;
-      for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x)
-        sum += x[(q / s * c + ch) * s + q % s];
-      double m = vt_block_sum_d(sum, sh) / (double)cnt;
-      double ss = 0;
-      for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x) {
-        double d = x[(q / s * c + ch) * s + q % s] - m;
-        ss += d * d;
-      }
-      ss = vt_block_sum_d(ss, sh);
-      if (threadIdx.x == 0) {
-        stat[0] = (float)m;
-        stat[1] = (float)(1.0 / sqrt(ss / (double)cnt + eps));
-        if (running_mean)
-          running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * m);
-        if (running_var && cnt > 1)
-          running_var[ch] =
-              (float)((1.0 - momentum) * running_var[ch] + momentum * ss / (double)(cnt - 1));
-      }
-    } else if (threadIdx.x == 0) {
-      stat[0] = running_mean[ch];
-      stat[1] = (float)(1.0 / sqrt((double)running_var[ch] + eps));
-    }
-    __syncthreads();
-    float fm = stat[0], rs = stat[1];
-    if (threadIdx.x == 0) {
-      mean[ch] = fm;
-      rstd[ch] = rs;
-    }
-    float wc = w ? w[ch] : 1.0f, bc = b ? b[ch] : 0.0f;
-    for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x) {
-      int64_t o = (q / s * c + ch) * s + q % s;
-      y[o] = (x[o] - fm) * rs * wc + bc;
-    }
-    __syncthreads(); /* stat is rewritten for the next channel */
-  }
-}
-
-__global__ void batch_norm_backward_kernel(int64_t n, int64_t c, int64_t s, bool training,
-                                           const float *x, const float *w, const float *mean,
-                                           const float *rstd, const float *dy, float *dx, float *dw,
-                                           float *db) {
-  __shared__ double sh[32];
-  int64_t cnt = n * s;
-  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    float m = mean[ch], rs = rstd[ch], wc = w ? w[ch] : 1.0f;
-    double a = 0, bs = 0;
-    for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x) {
-      int64_t o = (q / s * c + ch) * s + q % s;
-      a += dy[o];
-      bs += (double)dy[o] * ((x[o] - m) * rs);
-    }
-    a = vt_block_sum_d(a, sh);
-    bs = vt_block_sum_d(bs, sh);
-    if (threadIdx.x == 0) {
-      if (dw) dw[ch] += (float)bs;
-      if (db) db[ch] += (float)a;
-    }
-    if (!dx) continue;
-    float ma = training ? (float)(a / (double)cnt) : 0.0f;
-    float mb = training ? (float)(bs / (double)cnt) : 0.0f;
-    for (int64_t q = threadIdx.x; q < cnt; q += blockDim.x) {
-      int64_t o = (q / s * c + ch) * s + q % s;
-      dx[o] += wc * rs * (dy[o] - ma - (x[o] - m) * rs * mb);
-    }
-  }
-}
-
-static void cuda_batch_norm(const vt_backend *be, int64_t n, int64_t c, int64_t s, bool training,
-                            float momentum, float eps, const float *x, const float *w,
-                            const float *b, float *running_mean, float *running_var, float *y,
-                            float *mean, float *rstd) {
-  if (c <= 0) return;
-  batch_norm_kernel<<<vt_cuda_grid(c), NT, 0, VT_STREAM(be)>>>(
-      n, c, s, training, momentum, eps, x, w, b, running_mean, running_var, y, mean, rstd);
-  VT_CUDA_LAUNCHED();
-}
-
-static void cuda_batch_norm_backward(const vt_backend *be, int64_t n, int64_t c, int64_t s,
-                                     bool training, const float *x, const float *w,
-                                     const float *mean, const float *rstd, const float *dy,
-                                     float *dx, float *dw, float *db) {
-  if (c <= 0) return;
-  batch_norm_backward_kernel<<<vt_cuda_grid(c), NT, 0, VT_STREAM(be)>>>(n, c, s, training, x, w,
-                                                                        mean, rstd, dy, dx, dw, db);
-  VT_CUDA_LAUNCHED();
-}
-
 /* ---- RoPE, dropout ---- */
 
 /* One thread per rotated pair (b, h0, t, h1, k), k < d / 2. */
@@ -452,7 +246,8 @@ static void cuda_rope(const vt_backend *be, int64_t b, int64_t ho, int64_t t, in
                       float theta, const int32_t *pos, int64_t pos_bstride, const float *x,
                       float *y, bool inverse) {
   int64_t n = b * ho * t * hi * (d / 2);
-  if (n <= 0) return;
+  if (n <= 0 || vt_cuda_rope_rows(be, b, ho, t, hi, d, theta, pos, pos_bstride, x, y, inverse))
+    return; /* cuda_rows.cu: 4 pairs a thread */
   rope_kernel<<<vt_cuda_blocks(be, n, VT_CUDA_THREADS), VT_CUDA_THREADS, 0, VT_STREAM(be)>>>(
       b, ho, t, hi, d, theta, pos, pos_bstride, x, y, inverse);
   VT_CUDA_LAUNCHED();
@@ -608,10 +403,10 @@ static vt_norm_kernels make_table(void) {
   t.layer_norm_backward = cuda_layer_norm_backward;
   t.rms_norm = cuda_rms_norm;
   t.rms_norm_backward = cuda_rms_norm_backward;
-  t.group_norm = cuda_group_norm;
-  t.group_norm_backward = cuda_group_norm_backward;
-  t.batch_norm = cuda_batch_norm;
-  t.batch_norm_backward = cuda_batch_norm_backward;
+  t.group_norm = vt_cuda_group_norm; /* cuda_chnorm.cu */
+  t.group_norm_backward = vt_cuda_group_norm_backward;
+  t.batch_norm = vt_cuda_batch_norm;
+  t.batch_norm_backward = vt_cuda_batch_norm_backward;
   t.rope = cuda_rope;
   t.rope_qkv = vt_cuda_rope_qkv;
   t.rope_qkv_backward = vt_cuda_rope_qkv_backward;

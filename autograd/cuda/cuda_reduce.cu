@@ -99,6 +99,10 @@ void vt_cuda_reduce(const vt_backend *be, vt_reduce_op op, int64_t outer, int64_
     VT_CUDA_CHECK(cudaMemsetAsync(y, 0, (size_t)n_out * sizeof(float), VT_STREAM(be)));
     return;
   }
+  if (op != VT_RED_MAX && inner > 1 && !vt_cuda_simple_kernels()) {
+    vt_cuda_colsum_reduce(be, outer, len, inner, x, y, op == VT_RED_MEAN); /* cuda_colsum.cu */
+    return;
+  }
   if (inner == 1 || n_out < (int64_t)vt_cuda_of(be)->num_sms * 64) {
     int threads = len >= 8192 ? 1024 : len >= 1024 ? 256 : 32;
     int64_t blocks = n_out < 65535 * 16 ? n_out : 65535 * 16;
@@ -142,30 +146,6 @@ void vt_cuda_reduce_backward(const vt_backend *be, vt_reduce_op op, int64_t oute
                              VT_STREAM(be)>>>(n, len, inner, scale, dy, dx);
   }
   VT_CUDA_LAUNCHED();
-}
-
-/* Softmax rows are handled by a warp each (short rows) or a block each (long rows). Within a
- * group, `lane` runs over [0, width) and the reductions cover the group. */
-template <bool WARP> struct row_group {
-  float *shared;
-  int lane, width;
-  __device__ float sum(float v) { return WARP ? vt_warp_sum(v) : vt_block_sum(v, shared); }
-  __device__ float max(float v) { return WARP ? vt_warp_max(v) : vt_block_max(v, shared); }
-};
-
-template <bool WARP>
-__device__ __forceinline__ int64_t first_row(int64_t *step, row_group<WARP> *g) {
-  if (WARP) {
-    int per_block = blockDim.x >> 5;
-    g->lane = threadIdx.x & 31;
-    g->width = 32;
-    *step = (int64_t)gridDim.x * per_block;
-    return (int64_t)blockIdx.x * per_block + (threadIdx.x >> 5);
-  }
-  g->lane = threadIdx.x;
-  g->width = blockDim.x;
-  *step = gridDim.x;
-  return blockIdx.x;
 }
 
 template <bool WARP>
