@@ -74,12 +74,17 @@ static int index_grow(vt_params *ps, size_t want) {
   return 0;
 }
 
-vt_param *vt_params_find(const vt_params *ps, const char *name) {
-  if (!ps->index) return NULL;
+int vt_params_index(const vt_params *ps, const char *name) {
+  if (!ps->index) return -1;
   for (size_t j = name_hash(name) & (ps->index_cap - 1); ps->index[j] >= 0;
        j = (j + 1) & (ps->index_cap - 1))
-    if (strcmp(ps->items[ps->index[j]]->name, name) == 0) return ps->items[ps->index[j]];
-  return NULL;
+    if (strcmp(ps->items[ps->index[j]]->name, name) == 0) return ps->index[j];
+  return -1;
+}
+
+vt_param *vt_params_find(const vt_params *ps, const char *name) {
+  int i = vt_params_index(ps, name);
+  return i < 0 ? NULL : ps->items[i];
 }
 
 vt_tensor *vt_params_add(vt_params *ps, const char *name, vt_dtype dtype, int ndim,

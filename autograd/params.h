@@ -74,6 +74,8 @@ int vt_params_set_buffer(vt_params *ps, const char *glob);
 int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len);
 void vt_params_zero_grad(vt_params *ps);
 vt_param *vt_params_find(const vt_params *ps, const char *name);
+/* The index of the parameter named name in ps->items (from the name hash, O(1)), or -1. */
+int vt_params_index(const vt_params *ps, const char *name);
 size_t vt_params_count(const vt_params *ps, bool trainable_only); /* elements */
 
 struct vt_ctx;

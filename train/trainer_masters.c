@@ -146,9 +146,8 @@ int trainer_masters_begin(trainer *t, trainer_masters *m, char *err, size_t err_
 int trainer_masters_fetch(void *ctx, const vt_param *p, void *host, char *err, size_t err_len) {
   trainer_masters *m = ctx;
   trainer *t = m->t;
-  int64_t i = 0;
-  while (i < t->ps.n && t->ps.items[i] != p) i++;
-  if (!m->on || i == t->ps.n) {
+  int64_t i = vt_params_index(&t->ps, p->name); /* the writer passes the store's own items */
+  if (!m->on || i < 0 || t->ps.items[i] != p) {
     vt_seterr(err, err_len, "parameter %s: its sharded masters cannot be gathered", p->name);
     return -1;
   }
