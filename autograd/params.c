@@ -541,6 +541,26 @@ static bool release_f32(vt_params *ps, size_t lo, size_t hi) {
   return b <= a || !madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+int64_t vt_params_released_resident(const vt_params *ps, int64_t *pages) {
+  *pages = 0;
+  if (!ps->spans || ps->device.type != VT_DEV_CPU) return 0;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const float *base = ps->data[VT_F32];
+  int64_t resident = 0;
+  for (int k = 0; k <= ps->n_spans; k++) { /* the gaps between the spans of held values */
+    uintptr_t a = (uintptr_t)(base + (k ? ps->spans[k - 1][1] : 0));
+    uintptr_t b = (uintptr_t)(base + (k < ps->n_spans ? ps->spans[k][0] : ps->numel[VT_F32]));
+    a = (a + page - 1) / page * page;
+    b = b / page * page;
+    for (; a < b; a += page, (*pages)++) {
+      unsigned char v = 0;
+      if (mincore((void *)a, (size_t)page, &v)) return -1;
+      resident += v & 1;
+    }
+  }
+  return resident;
+}
+
 /* Where the pages stay: the released values of each parameter become NaN, so a reader that
  * was missed shows at once (the padding keeps its zeros). */
 static void poison_f32(vt_params *ps) {

@@ -344,25 +344,6 @@ static long resident_pages(const void *p, size_t bytes) {
   return n;
 }
 
-/* Whole pages of the store's released f32 values that are resident. */
-static long resident_released(const vt_params *ps, long *pages) {
-  long page = sysconf(_SC_PAGESIZE), kept = 0;
-  *pages = 0;
-  const float *base = ps->data[VT_F32];
-  for (int k = 0; k <= ps->n_spans; k++) {
-    uintptr_t a = (uintptr_t)(base + (k ? ps->spans[k - 1][1] : 0));
-    uintptr_t b = (uintptr_t)(base + (k < ps->n_spans ? ps->spans[k][0] : ps->numel[VT_F32]));
-    a = (a + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-    b = b / (uintptr_t)page * (uintptr_t)page;
-    for (; a < b; a += (uintptr_t)page, (*pages)++) {
-      unsigned char v = 0;
-      CHECK(mincore((void *)a, (size_t)page, &v) == 0);
-      kept += v & 1;
-    }
-  }
-  return kept;
-}
-
 /* sr: stochastic rounding; frozen: a frozen norm between the trainable layers, so the stretch
  * is not in the gradient layout and the bf16 all-gather takes two runs over the copies. */
 static void test_sharded_masters(vt_coll *c, bool sr, bool frozen) {
@@ -450,7 +431,7 @@ static void test_sharded_masters(vt_coll *c, bool sr, bool frozen) {
     for (int64_t j = b.ps.keep_lo[i]; j < b.ps.keep_hi[i]; j++) f32_differ += fa[j] != fb[j];
   }
   CHECK(differ == 0 && f32_differ == 0);
-  long pages, res = resident_released(&b.ps, &pages);
+  int64_t pages, res = vt_params_released_resident(&b.ps, &pages);
   CHECK(res == 0 && pages > 0);
   /* a forward from the sharded store reads nothing released: the same loss */
   vt_tensor *ia = batch(&a, c->rank, 9), *ib = batch(&b, c->rank, 9);
@@ -463,10 +444,10 @@ static void test_sharded_masters(vt_coll *c, bool sr, bool frozen) {
         strstr(vt_ctx_error(b.ctx), "shard"));
   printf("sharded masters (%s rounding%s) over %d ranks: %lld of %lld f32 values of GEMM weights "
          "kept here, "
-         "%ld of %ld released whole pages resident; bf16 copies and kept values bit-identical "
+         "%lld of %lld released whole pages resident; bf16 copies and kept values bit-identical "
          "after 3 steps; loss %.6f both\n",
          sr ? "stochastic" : "nearest", frozen ? ", a frozen norm inside" : "", c->world,
-         (long long)mine, (long long)shardable, res, pages, la);
+         (long long)mine, (long long)shardable, (long long)res, (long long)pages, la);
   free(host);
   free(lo);
   free(hi);

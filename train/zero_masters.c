@@ -148,11 +148,10 @@ void vt_zero_masters_keep(const vt_zero_masters *zm, int64_t *keep_lo, int64_t *
   }
 }
 
-int vt_zero_masters_gather(const vt_zero_masters *zm, vt_coll *c, char *err, size_t err_len) {
-  const vt_optim *o = zm->o;
-  vt_params *ps = o->ps;
-  const vt_backend *be = ps->be;
-  /* the bf16 copies, in place run by run (see zero_masters.h) */
+int vt_zero_masters_gather_copies(const vt_zero_masters *zm, vt_coll *c, char *err,
+                                  size_t err_len) {
+  const vt_params *ps = zm->o->ps;
+  /* in place run by run (see zero_masters.h) */
   for (int k = 0; k < zm->n_runs; k++)
     if (c->ops->allgatherv(c, (uint16_t *)ps->lowp + zm->run_copy[k],
                            zm->run_counts + (size_t)k * (size_t)zm->world, sizeof(uint16_t),
@@ -160,6 +159,14 @@ int vt_zero_masters_gather(const vt_zero_masters *zm, vt_coll *c, char *err, siz
       vt_seterr(err, err_len, "%s", c->err);
       return -1;
     }
+  return 0;
+}
+
+int vt_zero_masters_gather(const vt_zero_masters *zm, vt_coll *c, char *err, size_t err_len) {
+  const vt_optim *o = zm->o;
+  vt_params *ps = o->ps;
+  const vt_backend *be = ps->be;
+  if (vt_zero_masters_gather_copies(zm, c, err, err_len)) return -1;
   if (!zm->kept_n) return 0;
   /* the whole f32 parameters, packed into the spent gradients (this rank's shard of them when
    * the run fits there: those pages are resident anyway) */

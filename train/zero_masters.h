@@ -57,6 +57,9 @@ void vt_zero_masters_keep(const vt_zero_masters *zm, int64_t *keep_lo, int64_t *
 /* After o's step on this rank's shard: the bf16 copies and the whole f32 parameters of the
  * stretch from every rank (see above). Returns 0, or -1 with the collective's message. */
 int vt_zero_masters_gather(const vt_zero_masters *zm, vt_coll *c, char *err, size_t err_len);
+/* Its first half: the bf16 copies of the stretch from every rank's shard (a restore that
+ * loaded only this rank's masters refreshes its copies and gathers the rest). */
+int vt_zero_masters_gather_copies(const vt_zero_masters *zm, vt_coll *c, char *err, size_t err_len);
 
 /* Bytes of weights per rank for `vita plan`: bf16 copies of all n_f32 f32 values, and f32
  * values of everything but a shard (of world) of the n_sharded values that keep only one. */
