@@ -74,12 +74,17 @@ static int index_grow(vt_params *ps, size_t want) {
   return 0;
 }
 
-vt_param *vt_params_find(const vt_params *ps, const char *name) {
-  if (!ps->index) return NULL;
+int vt_params_index(const vt_params *ps, const char *name) {
+  if (!ps->index) return -1;
   for (size_t j = name_hash(name) & (ps->index_cap - 1); ps->index[j] >= 0;
        j = (j + 1) & (ps->index_cap - 1))
-    if (strcmp(ps->items[ps->index[j]]->name, name) == 0) return ps->items[ps->index[j]];
-  return NULL;
+    if (strcmp(ps->items[ps->index[j]]->name, name) == 0) return ps->index[j];
+  return -1;
+}
+
+vt_param *vt_params_find(const vt_params *ps, const char *name) {
+  int i = vt_params_index(ps, name);
+  return i < 0 ? NULL : ps->items[i];
 }
 
 vt_tensor *vt_params_add(vt_params *ps, const char *name, vt_dtype dtype, int ndim,
@@ -534,6 +539,26 @@ static bool release_f32(vt_params *ps, size_t lo, size_t hi) {
   uintptr_t a = ((uintptr_t)(base + lo) + page - 1) / page * page;
   uintptr_t b = (uintptr_t)(base + hi) / page * page;
   return b <= a || !madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+int64_t vt_params_released_resident(const vt_params *ps, int64_t *pages) {
+  *pages = 0;
+  if (!ps->spans || ps->device.type != VT_DEV_CPU) return 0;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const float *base = ps->data[VT_F32];
+  int64_t resident = 0;
+  for (int k = 0; k <= ps->n_spans; k++) { /* the gaps between the spans of held values */
+    uintptr_t a = (uintptr_t)(base + (k ? ps->spans[k - 1][1] : 0));
+    uintptr_t b = (uintptr_t)(base + (k < ps->n_spans ? ps->spans[k][0] : ps->numel[VT_F32]));
+    a = (a + page - 1) / page * page;
+    b = b / page * page;
+    for (; a < b; a += page, (*pages)++) {
+      unsigned char v = 0;
+      if (mincore((void *)a, (size_t)page, &v)) return -1;
+      resident += v & 1;
+    }
+  }
+  return resident;
 }
 
 /* Where the pages stay: the released values of each parameter become NaN, so a reader that

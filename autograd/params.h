@@ -74,6 +74,8 @@ int vt_params_set_buffer(vt_params *ps, const char *glob);
 int vt_params_alloc_grads(vt_params *ps, char *err, size_t err_len);
 void vt_params_zero_grad(vt_params *ps);
 vt_param *vt_params_find(const vt_params *ps, const char *name);
+/* The index of the parameter named name in ps->items (from the name hash, O(1)), or -1. */
+int vt_params_index(const vt_params *ps, const char *name);
 size_t vt_params_count(const vt_params *ps, bool trainable_only); /* elements */
 
 struct vt_ctx;
@@ -133,6 +135,10 @@ enum { VT_READ_GEMM = 1, VT_READ_F32 = 2, VT_READ_SHARDED = 4 };
 int vt_params_shard_masters(vt_params *ps, const int64_t *keep_lo, const int64_t *keep_hi,
                             char *err, size_t err_len);
 void vt_params_unshard_masters(vt_params *ps);
+/* Of the whole pages that hold only released f32 values (CPU), how many are resident
+ * (mincore), with their count in *pages; 0 (and 0 pages) when nothing is released or on
+ * another device, -1 when mincore fails. */
+int64_t vt_params_released_resident(const vt_params *ps, int64_t *pages);
 /* Whether parameter t's f32 values all exist on this rank. */
 bool vt_param_has_masters(const vt_params *ps, const vt_tensor *t);
 

@@ -546,17 +546,20 @@ int st_tensor_read(const st_tensor *t, vt_dtype to, void *dst, size_t dst_bytes,
   return 0;
 }
 
-int64_t st_first_nonfinite(const st_tensor *t) {
+int64_t st_first_nonfinite(const st_tensor *t) { return st_first_nonfinite_range(t, 0, t->numel); }
+
+int64_t st_first_nonfinite_range(const st_tensor *t, int64_t first, int64_t n) {
   const unsigned char *p = (const unsigned char *)t->data;
+  int64_t lo = first < 0 ? 0 : first, hi = n > t->numel - lo ? t->numel : lo + n;
   if (t->dtype == VT_F32) {
-    for (int64_t i = 0; i < t->numel; i++) { /* exponent all ones: Inf or NaN */
+    for (int64_t i = lo; i < hi; i++) { /* exponent all ones: Inf or NaN */
       uint32_t b;
       memcpy(&b, p + 4 * i, 4);
       if ((b & 0x7f800000u) == 0x7f800000u) return i;
     }
   } else if (t->dtype == VT_BF16 || t->dtype == VT_F16) {
     uint16_t mask = t->dtype == VT_BF16 ? 0x7f80u : 0x7c00u;
-    for (int64_t i = 0; i < t->numel; i++) {
+    for (int64_t i = lo; i < hi; i++) {
       uint16_t b;
       memcpy(&b, p + 2 * i, 2);
       if ((b & mask) == mask) return i;

@@ -78,5 +78,8 @@ char *st_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 /* Index of the first NaN or Inf element of a float tensor (f32, bf16, f16; little-endian
  * bit patterns, no conversion), or -1 when all are finite or the tensor holds integers. */
 int64_t st_first_nonfinite(const st_tensor *t);
+/* The same over elements [first, first + n) of it (clamped to the tensor): the index, from
+ * the tensor's start, of the first one that is not finite, or -1. */
+int64_t st_first_nonfinite_range(const st_tensor *t, int64_t first, int64_t n);
 
 #endif

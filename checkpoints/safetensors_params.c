@@ -26,6 +26,16 @@ static const char *source_name(const vt_param *p, const char *prefix) {
   return strncmp(p->name, prefix, n) == 0 ? p->name + n : NULL;
 }
 
+/* The elements [*first, *first + *n) of parameter i this rank holds; false when that is less
+ * than the whole (its f32 masters sharded). */
+static bool held(const vt_params *ps, int i, int64_t *first, int64_t *n) {
+  const vt_param *p = ps->items[i];
+  *first = 0, *n = vt_numel(&p->t);
+  if (vt_param_has_masters(ps, &p->t)) return true;
+  *first = ps->keep_lo[i], *n = ps->keep_hi[i] - ps->keep_lo[i];
+  return false;
+}
+
 int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, unsigned flags,
                        char *err, size_t err_len) {
   const char *prefix = sel->prefix ? sel->prefix : "";
@@ -91,8 +101,9 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
   /* NaN or Inf in weights (or moments) would turn every later step into NaN: refused here,
    * still before anything is written */
   for (int i = 0; i < ps->n; i++) {
-    int64_t at;
-    if (found[i] && (at = st_first_nonfinite(found[i])) >= 0) {
+    int64_t at, a = 0, n = 0;
+    if (found[i]) held(ps, i, &a, &n);
+    if (found[i] && (at = st_first_nonfinite_range(found[i], a, n)) >= 0) {
       vt_seterr(err, err_len, "%s: %s: element %lld is not finite (NaN or Inf)", src->path,
                 found[i]->name, (long long)at);
       goto done;
@@ -112,6 +123,20 @@ int st_load_params_sel(vt_params *ps, st_index *src, const st_load_sel *sel, uns
     vt_param *p = ps->items[i];
     size_t nb = vt_nbytes(&p->t);
     char e[512];
+    int64_t a, n;
+    if (!held(ps, i, &a, &n)) { /* sharded masters: this rank's elements only */
+      size_t es = vt_dtype_size(p->t.dtype), fs = vt_dtype_size(found[i]->dtype);
+      char *dst = (char *)(on_cpu ? p->t.data : stage) + (size_t)a * es;
+      if (st_convert(found[i]->dtype, (const char *)found[i]->data + (size_t)a * fs, p->t.dtype,
+                     dst, (size_t)n, e, sizeof e)) {
+        vt_seterr(err, err_len, "%s: tensor \"%s\": %s", src->path, found[i]->name, e);
+        goto done;
+      }
+      if (!on_cpu)
+        vt_buf_from_host(ps->be, (char *)p->t.data + (size_t)a * es, dst, (size_t)n * es);
+      n_loaded++;
+      continue;
+    }
     if (st_tensor_read(found[i], p->t.dtype, on_cpu ? p->t.data : stage, nb, e, sizeof e)) {
       vt_seterr(err, err_len, "%s: %s", src->path, e);
       goto done;

@@ -14,10 +14,13 @@ enum {
 };
 
 /* Fills every parameter of ps (allocated) from src, converting the dtype (f32/bf16/f16,
- * i32/i64). Checks names, shapes and dtype kinds before writing anything: on such a failure
- * ps is untouched and err lists all missing tensors, unexpected tensors and shape or dtype
- * mismatches by name (cut to err_len with "(truncated)"); only an I64 value out of I32 range
- * is found while copying. Returns 0 or -1. */
+ * i32/i64). A parameter whose f32 masters this rank holds only in part (sharded under bf16
+ * ZeRO, vt_params_shard_masters) gets only the elements [keep_lo, keep_hi) it holds, checked
+ * for NaN and read from the file alone: its released pages stay released (so a load on
+ * several ranks may fail on some and not others). Checks names, shapes and dtype kinds before
+ * writing anything: on such a failure ps is untouched and err lists all missing tensors, unexpected
+ * tensors and shape or dtype mismatches by name (cut to err_len with "(truncated)"); only an I64
+ * value out of I32 range is found while copying. Returns 0 or -1. */
 int st_load_params(vt_params *ps, st_index *src, unsigned flags, char *err, size_t err_len);
 /* Which parameters to fill and under which names the source holds them. */
 typedef struct {

@@ -16,7 +16,9 @@
  *    memory, reads refused by vt_param_read_f32 and by a non-GEMM op), and 3 sharded AdamW
  *    steps with bf16 all-gathers give the bf16 copies and the kept f32 values of an unsharded
  *    store bit for bit, with round-to-nearest and with stochastic rounding; the forward loss
- *    is then the unsharded one; the variable-length all-gather of bf16 runs;
+ *    is then the unsharded one; the gathers write no gradient page outside this rank's shard
+ *    (ZeRO 2's gradient memory between steps stays the plan's); the variable-length
+ *    all-gather of bf16 runs;
  *  - vt_zero_plan's figures for a small case computed by hand. */
 #define _DEFAULT_SOURCE /* mincore */
 #include <stdlib.h>
@@ -330,27 +332,20 @@ static void test_allgatherv(vt_coll *c) {
   free(buf);
 }
 
-/* Whole pages of the store's released f32 values that are resident. */
-static long resident_released(const vt_params *ps, long *pages) {
-  long page = sysconf(_SC_PAGESIZE), kept = 0;
-  *pages = 0;
-  const float *base = ps->data[VT_F32];
-  for (int k = 0; k <= ps->n_spans; k++) {
-    uintptr_t a = (uintptr_t)(base + (k ? ps->spans[k - 1][1] : 0));
-    uintptr_t b = (uintptr_t)(base + (k < ps->n_spans ? ps->spans[k][0] : ps->numel[VT_F32]));
-    a = (a + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-    b = b / (uintptr_t)page * (uintptr_t)page;
-    for (; a < b; a += (uintptr_t)page, (*pages)++) {
-      unsigned char v = 0;
-      CHECK(mincore((void *)a, (size_t)page, &v) == 0);
-      kept += v & 1;
-    }
+/* Pages of [p, p + bytes) that are resident. */
+static long resident_pages(const void *p, size_t bytes) {
+  long page = sysconf(_SC_PAGESIZE), n = 0;
+  uintptr_t a = (uintptr_t)p / (uintptr_t)page * (uintptr_t)page, b = (uintptr_t)p + bytes;
+  for (; a < b; a += (uintptr_t)page) {
+    unsigned char v = 0;
+    CHECK(mincore((void *)a, (size_t)page, &v) == 0);
+    n += v & 1;
   }
-  return kept;
+  return n;
 }
 
 /* sr: stochastic rounding; frozen: a frozen norm between the trainable layers, so the stretch
- * is not in the gradient layout and the bf16 all-gather goes through the gradient buffer. */
+ * is not in the gradient layout and the bf16 all-gather takes two runs over the copies. */
 static void test_sharded_masters(vt_coll *c, bool sr, bool frozen) {
   char err[600], kern[256];
   net a, b; /* a: whole masters, unsharded optimizer; b: sharded masters and optimizer */
@@ -409,10 +404,23 @@ static void test_sharded_masters(vt_coll *c, bool sr, bool frozen) {
   CHECK(tot == (double)shardable); /* the shards of the sharded weights tile them */
   float *host = malloc(sizeof(float) * (size_t)vt_numel(&q->t));
   CHECK(vt_param_read_f32(&b.ps, &q->t, host, err, sizeof err) == -1 && strstr(err, "shard"));
+  long page = sysconf(_SC_PAGESIZE), grad_res = 0;
   for (int step = 1; step <= 3; step++) {
     adamw_pair_step(&a, &b, &oa, &ob, step);
+    /* as at ZeRO 2: the spent gradients outside the shard are out of memory (here all of
+     * them); the gathers must not bring them back */
+    vt_zero_clear_grads(&b.ps, 2, c->world);
     CHECK(vt_zero_masters_gather(&zm, c, err, sizeof err) == 0);
+    grad_res = resident_pages(b.ps.grad, b.ps.grad_numel * sizeof(float));
   }
+  /* gradient memory between ZeRO 2 steps is the plan's: this rank's shard (the whole f32
+   * parameters were gathered there), within a page at either end */
+  vt_zero_mem z2 = vt_zero_plan(0, (int64_t)vt_params_count(&b.ps, true), 2, 2, c->world, false);
+  printf("sharded masters: %ld gradient pages resident after the gathers (%.0f bytes; plan "
+         "between ZeRO 2 steps %.0f, ZeRO 1 %.0f)\n",
+         grad_res, (double)(grad_res * page), z2.grads_idle, z2.grads);
+  CHECK((double)(grad_res * page) <= 4.0 * (double)ob.shard_n + 2.0 * (double)page);
+  CHECK(z2.grads_idle < z2.grads && (double)(grad_res * page) <= z2.grads_idle + 2.0 * page);
   size_t differ = 0, f32_differ = 0;
   for (int i = 0; i < n; i++) {
     const vt_param *pa = a.ps.items[i], *pb = b.ps.items[i];
@@ -423,7 +431,7 @@ static void test_sharded_masters(vt_coll *c, bool sr, bool frozen) {
     for (int64_t j = b.ps.keep_lo[i]; j < b.ps.keep_hi[i]; j++) f32_differ += fa[j] != fb[j];
   }
   CHECK(differ == 0 && f32_differ == 0);
-  long pages, res = resident_released(&b.ps, &pages);
+  int64_t pages, res = vt_params_released_resident(&b.ps, &pages);
   CHECK(res == 0 && pages > 0);
   /* a forward from the sharded store reads nothing released: the same loss */
   vt_tensor *ia = batch(&a, c->rank, 9), *ib = batch(&b, c->rank, 9);
@@ -436,10 +444,10 @@ static void test_sharded_masters(vt_coll *c, bool sr, bool frozen) {
         strstr(vt_ctx_error(b.ctx), "shard"));
   printf("sharded masters (%s rounding%s) over %d ranks: %lld of %lld f32 values of GEMM weights "
          "kept here, "
-         "%ld of %ld released whole pages resident; bf16 copies and kept values bit-identical "
+         "%lld of %lld released whole pages resident; bf16 copies and kept values bit-identical "
          "after 3 steps; loss %.6f both\n",
          sr ? "stochastic" : "nearest", frozen ? ", a frozen norm inside" : "", c->world,
-         (long long)mine, (long long)shardable, res, pages, la);
+         (long long)mine, (long long)shardable, (long long)res, (long long)pages, la);
   free(host);
   free(lo);
   free(hi);

@@ -323,24 +323,9 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     goto done;
   }
   if (trainer_setup_optim(&t, spe, err, err_len)) goto done;
-  /* a checkpoint whose state does not match it (trainer.json against the manifest, NaN in the
-   * moments, ...) is skipped for the one before it, as an incomplete one is */
-  while (found && trainer_restore(&t, ckpt_dir, err, err_len)) {
-    fprintf(stderr, "warning: skipping checkpoint %s: %s\n", ckpt_dir, err);
-    char why[1024];
-    found = ckpt_find_before(ckpt_root, ckpt_step, ckpt_dir, sizeof ckpt_dir, &ckpt_step, why,
-                             sizeof why);
-    if (found <= 0) {
-      if (found < 0)
-        snprintf(err, err_len, "%s", why);
-      else
-        snprintf(err, err_len, "%s: no checkpoint left that can be resumed (see the warnings)",
-                 ckpt_root);
-      goto done;
-    }
-  }
-  /* bf16 mixed precision: the GEMMs read bf16 copies of the final initial (or restored) f32
-   * masters; without bf16 units this is an error naming what the CPU lacks */
+  /* bf16 mixed precision: the GEMMs read bf16 copies of the initial f32 masters (a restore
+   * below makes them again from the restored ones); without bf16 units this is an error
+   * naming what the CPU lacks */
   char gemm_kernel[256] = "";
   if (cfg->precision != VT_F32 && (vt_ctx_set_gemm_dtype(t.ctx, cfg->precision, gemm_kernel,
                                                          sizeof gemm_kernel, err, err_len) ||
@@ -361,6 +346,26 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     }
     if (vt_params_set_rounding(&t.ps, true, cfg->seed, err, err_len)) goto done;
     vt_params_sync_lowp_step(&t.ps, t.step);
+  }
+  /* bf16 ZeRO: the first batch's forward marks how each parameter is read, and the GEMM
+   * weights' f32 masters are sharded before the first step, and before a restore, which then
+   * loads this rank's shard of them only (trainer_restore_copies makes the copies) */
+  if (trainer_probe_masters(&t, err, err_len)) goto done;
+  /* a checkpoint whose state does not match it (trainer.json against the manifest, NaN in the
+   * moments, ...) is skipped for the one before it, as an incomplete one is */
+  while (found && trainer_restore(&t, ckpt_dir, err, err_len)) {
+    fprintf(stderr, "warning: skipping checkpoint %s: %s\n", ckpt_dir, err);
+    char why[1024];
+    found = ckpt_find_before(ckpt_root, ckpt_step, ckpt_dir, sizeof ckpt_dir, &ckpt_step, why,
+                             sizeof why);
+    if (found <= 0) {
+      if (found < 0)
+        snprintf(err, err_len, "%s", why);
+      else
+        snprintf(err, err_len, "%s: no checkpoint left that can be resumed (see the warnings)",
+                 ckpt_root);
+      goto done;
+    }
   }
   r->start_step = t.step;
   if (found) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", ckpt_dir); /* if nothing is left */
@@ -385,9 +390,6 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
       vt_metrics_note(&met, "precision %s: GEMMs on %s, f32 master weights and optimizer",
                       vt_dtype_name(cfg->precision), gemm_kernel);
   }
-  /* bf16 ZeRO: the first batch's forward marks how each parameter is read, and the GEMM
-   * weights' f32 masters are sharded before the first step */
-  if (trainer_probe_masters(&t, err, err_len)) goto done;
   {
     int64_t kept, n = trainer_sharded_masters(&t, &kept);
     r->sharded_masters = n;
@@ -395,14 +397,27 @@ int vt_train(const vt_trainer_opts *o, vt_train_result *r, char *err, size_t err
     if (!n && wanted && console)
       vt_metrics_note(&met, "f32 masters kept whole: no trainable 2-D weight is read by GEMMs "
                             "alone");
+    /* right after a restore's load, which read only this rank's shard of the masters: the
+     * pages of the released ones were never written (the larger count of the ranks) */
+    double res[2] = {0, 0};
+    if (n && found) {
+      res[0] = (double)t.restored_resident, res[1] = (double)t.restored_pages;
+      if (d->world > 1 && vt_coll_allreduce_f64(t.hc, res, 2, VT_COLL_MAX, "resident masters")) {
+        snprintf(err, err_len, "%s", t.hc->err);
+        goto done;
+      }
+    }
     if (n && console) {
-      char a[32], b[32];
+      char a[32], b[32], c[96] = "";
       vt_group_digits(n, a, sizeof a);
       vt_group_digits(kept, b, sizeof b);
+      if (found)
+        snprintf(c, sizeof c, "; after the restore %.0f of %.0f released whole pages resident",
+                 res[0], res[1]);
       vt_metrics_note(&met,
                       "f32 masters sharded: %s values of GEMM weights, %s kept by rank 0; "
-                      "norms, biases, embeddings and the rest kept whole",
-                      a, b);
+                      "norms, biases, embeddings and the rest kept whole%s",
+                      a, b, c);
     }
   }
 

@@ -144,16 +144,17 @@ static int read_saved_state(trainer *t, const char *dir, trainer_state *s, char 
   return rc;
 }
 
-int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
+static int restore_here(trainer *t, const char *dir, char *err, size_t err_len) {
   /* the state first: a checkpoint whose trainer.json is wrong is refused before any weight
    * is loaded */
   trainer_state s = {0};
   if (read_saved_state(t, dir, &s, err, err_len)) return -1;
   char p[8400];
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
-  vt_params_unshard_masters(&t->ps); /* the load writes every value */
-  if (st_load_params_path(&t->ps, p, 0, err, err_len) || trainer_reshard_masters(t, err, err_len))
-    return -1;
+  /* sharded f32 masters (bf16 ZeRO, sharded before the restore): the load reads this rank's
+   * elements of them only, so the others are never resident */
+  if (st_load_params_path(&t->ps, p, 0, err, err_len)) return -1;
+  t->restored_resident = vt_params_released_resident(&t->ps, &t->restored_pages);
   /* optimizer moments by name: this rank's pieces from whichever files hold them */
   if (trainer_restore_optim(t, dir, err, err_len)) return -1;
   /* the data cursor as saved (with the world size of the saving run): mix_set_cursor maps
@@ -172,4 +173,22 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
   }
   for (int i = 0; i < 4; i++) t->rng.s[i] = s.rng[i];
   return 0;
+}
+
+int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
+  int rc = restore_here(t, dir, err, err_len);
+  /* each rank reads its own pieces (of the moments, of sharded masters), so one may find a
+   * fault the others do not: all of them skip the checkpoint then */
+  if (t->dist->world > 1) {
+    double failed = rc ? 1.0 : 0.0;
+    if (vt_coll_allreduce_f64(t->hc, &failed, 1, VT_COLL_MAX, "checkpoint restore status")) {
+      snprintf(err, err_len, "%s", t->hc->err);
+      return -1;
+    }
+    if (failed > 0 && !rc) {
+      snprintf(err, err_len, "%s: another rank could not restore its part (see its warning)", dir);
+      rc = -1;
+    }
+  }
+  return rc ? -1 : trainer_restore_copies(t, err, err_len);
 }

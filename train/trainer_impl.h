@@ -39,6 +39,8 @@ typedef struct {
   vt_params ps;
   bool ps_ready;
   bool masters_probed; /* bf16 ZeRO: the probe's reads decided which masters shard */
+  /* right after the last restore's load: whole pages of released masters resident, of how many */
+  int64_t restored_resident, restored_pages;
   trainer_phase phases[VT_MODEL_MAX_PHASES];
   int n_phases;
   double weights[VT_MODEL_MAX_TERMS]; /* of the model's terms, by index */
@@ -110,14 +112,16 @@ void trainer_upload(trainer *t, vt_batch *b);
 /* trainer_ckpt.c */
 /* Saves a checkpoint of the current step under RUN_DIR/checkpoints (rank 0 writes). */
 int trainer_save(trainer *t, char *path_out, size_t path_len, char *err, size_t err_len);
-/* bf16 ZeRO before the first step: one forward of each phase on the first batch, without
- * gradients and leaving the data cursor and the random state as they were, marks how every
- * parameter is read; then trainer_shard_masters shards the f32 masters that only GEMMs read
- * (see zero_masters.h; the ranks' marks are OR-ed). No-ops otherwise.
- * trainer_reshard_masters releases them again after a load wrote every value. */
+/* bf16 ZeRO before the first step and before a restore: one forward of each phase on the
+ * first batch, without gradients and leaving the data cursor and the random state as they
+ * were, marks how every parameter is read (which ops run, not the values: a resumed run has
+ * not loaded its weights yet); then trainer_shard_masters shards the f32 masters that only
+ * GEMMs read (see zero_masters.h; the ranks' marks are OR-ed). No-ops otherwise.
+ * trainer_restore_copies, after a restore loaded this rank's masters, makes the bf16 copies
+ * of the values it holds (at the restored step's rounding key) and gathers the rest. */
 int trainer_probe_masters(trainer *t, char *err, size_t err_len);
 int trainer_shard_masters(trainer *t, char *err, size_t err_len);
-int trainer_reshard_masters(trainer *t, char *err, size_t err_len);
+int trainer_restore_copies(trainer *t, char *err, size_t err_len);
 /* The checkpoint's model.safetensors from sharded masters, one parameter at a time (no rank
  * holds more than one whole parameter extra): begin on every rank (a no-op without sharded
  * masters); rank 0 passes trainer_masters_fetch as st_save_opts.fetch, which names the

@@ -146,9 +146,8 @@ int trainer_masters_begin(trainer *t, trainer_masters *m, char *err, size_t err_
 int trainer_masters_fetch(void *ctx, const vt_param *p, void *host, char *err, size_t err_len) {
   trainer_masters *m = ctx;
   trainer *t = m->t;
-  int64_t i = 0;
-  while (i < t->ps.n && t->ps.items[i] != p) i++;
-  if (!m->on || i == t->ps.n) {
+  int64_t i = vt_params_index(&t->ps, p->name); /* the writer passes the store's own items */
+  if (!m->on || i < 0 || t->ps.items[i] != p) {
     vt_seterr(err, err_len, "parameter %s: its sharded masters cannot be gathered", p->name);
     return -1;
   }
@@ -192,9 +191,13 @@ int trainer_masters_end(trainer_masters *m, char *err, size_t err_len) {
   return rc ? -1 : 0;
 }
 
-int trainer_reshard_masters(trainer *t, char *err, size_t err_len) {
-  if (!t->ps.keep_lo || t->ps.spans) return 0;
-  return vt_params_shard_masters(&t->ps, t->ps.keep_lo, t->ps.keep_hi, err, err_len);
+int trainer_restore_copies(trainer *t, char *err, size_t err_len) {
+  if (!t->ps.lowp) return 0;
+  vt_params_sync_lowp_step(&t->ps, t->step); /* of the values this rank holds */
+  for (int p = 0; p < t->n_phases; p++)
+    if (t->phases[p].zm.on && vt_zero_masters_gather_copies(&t->phases[p].zm, t->dc, err, err_len))
+      return -1;
+  return 0;
 }
 
 int64_t trainer_sharded_masters(const trainer *t, int64_t *kept) {

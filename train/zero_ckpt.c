@@ -145,11 +145,8 @@ static bool parse_name(const trainer *t, const char *name, int *p, int *k, int *
     const char *kn = kind_name(t, *p, *k);
     size_t len = strlen(kn);
     if (!strncmp(rest, kn, len) && rest[len] == '.') {
-      const vt_param *prm = vt_params_find(&t->ps, rest + len + 1);
-      if (!prm) return false;
-      for (*i = 0; *i < t->ps.n; (*i)++)
-        if (t->ps.items[*i] == prm) return true;
-      return false;
+      *i = vt_params_index(&t->ps, rest + len + 1);
+      return *i >= 0;
     }
   }
   return false;

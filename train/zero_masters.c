@@ -15,7 +15,8 @@ void vt_zero_masters_free(vt_zero_masters *zm) {
   free(zm->kept);
   free(zm->kept_at);
   free(zm->kept_counts);
-  free(zm->shard_counts);
+  free(zm->run_copy);
+  free(zm->run_counts);
   memset(zm, 0, sizeof *zm);
 }
 
@@ -28,6 +29,59 @@ static void stretch_range(const vt_optim *o, const vt_param *p, size_t *g, size_
 static size_t overlap(size_t a, size_t b, size_t lo, size_t hi) {
   size_t x = a > lo ? a : lo, y = b < hi ? b : hi;
   return y > x ? y - x : 0;
+}
+
+/* The runs of the bf16 gather: covered parameters with copies in stretch order, a run
+ * extended while the next one sits as far from the run's start in the copies as in the
+ * gradients (the same 16-value padding; a frozen f32 parameter between them breaks it). */
+static int find_runs(vt_zero_masters *zm, char *err, size_t err_len) {
+  const vt_optim *o = zm->o;
+  const vt_params *ps = o->ps;
+  int n = 0, *order = malloc(sizeof(int) * (size_t)(ps->n + 1));
+  size_t *lo = malloc(sizeof(size_t) * (size_t)(ps->n + 1)),
+         *hi = malloc(sizeof(size_t) * (size_t)(ps->n + 1));
+  zm->run_copy = malloc(sizeof(size_t) * (size_t)(ps->n + 1));
+  if (!order || !lo || !hi || !zm->run_copy) goto oom;
+  for (int i = 0; i < ps->n; i++) { /* by gradient offset (the store is nearly sorted) */
+    if (!o->covered[i] || !ps->items[i]->t.lowp) continue;
+    int k = n++;
+    while (k > 0 && ps->items[order[k - 1]]->grad_offset > ps->items[i]->grad_offset) {
+      order[k] = order[k - 1];
+      k--;
+    }
+    order[k] = i;
+  }
+  for (int k = 0; k < n; k++) {
+    const vt_param *p = ps->items[order[k]];
+    size_t g, m;
+    stretch_range(o, p, &g, &m);
+    int r = zm->n_runs - 1;
+    if (r >= 0 && p->offset - zm->run_copy[r] == g - lo[r]) {
+      hi[r] = g + m;
+      continue;
+    }
+    r = zm->n_runs++;
+    zm->run_copy[r] = p->offset, lo[r] = g, hi[r] = g + m;
+  }
+  zm->run_counts = calloc((size_t)(zm->n_runs + 1) * (size_t)zm->world, sizeof(size_t));
+  if (!zm->run_counts) goto oom;
+  for (int k = 0; k < zm->n_runs; k++)
+    for (int r = 0; r < zm->world; r++) {
+      size_t a, b;
+      vt_coll_shard_range(o->state_numel, zm->world, r, &a, &b);
+      zm->run_counts[(size_t)k * (size_t)zm->world + (size_t)r] = overlap(lo[k], hi[k], a, b);
+    }
+  free(order);
+  free(lo);
+  free(hi);
+  return 0;
+oom:
+  free(order);
+  free(lo);
+  free(hi);
+  vt_zero_masters_free(zm);
+  vt_seterr(err, err_len, "sharded masters: out of host memory");
+  return -1;
 }
 
 int vt_zero_masters_init(vt_zero_masters *zm, const vt_optim *o, int world, const uint8_t *reads,
@@ -43,8 +97,7 @@ int vt_zero_masters_init(vt_zero_masters *zm, const vt_optim *o, int world, cons
   zm->kept = malloc(sizeof(int) * (size_t)(ps->n + 1));
   zm->kept_at = malloc(sizeof(size_t) * (size_t)(ps->n + 1));
   zm->kept_counts = calloc((size_t)world, sizeof(size_t));
-  zm->shard_counts = calloc((size_t)world, sizeof(size_t));
-  if (!zm->kept || !zm->kept_at || !zm->kept_counts || !zm->shard_counts) {
+  if (!zm->kept || !zm->kept_at || !zm->kept_counts) {
     vt_zero_masters_free(zm);
     vt_seterr(err, err_len, "sharded masters: out of host memory");
     return -1;
@@ -70,11 +123,8 @@ int vt_zero_masters_init(vt_zero_masters *zm, const vt_optim *o, int world, cons
       zm->kept_counts[r] += overlap(g, g + n, lo, hi);
     }
   }
-  for (int r = 0; r < world; r++) {
-    size_t lo, hi;
-    vt_coll_shard_range(o->state_numel, world, r, &lo, &hi);
-    zm->shard_counts[r] = hi - lo;
-  }
+  zm->world = world;
+  if (find_runs(zm, err, err_len)) return -1;
   zm->on = true;
   return 0;
 }
@@ -98,39 +148,25 @@ void vt_zero_masters_keep(const vt_zero_masters *zm, int64_t *keep_lo, int64_t *
   }
 }
 
-/* The bf16 copies of o's parameters into (pack: this rank's pieces) or out of (unpack: all)
- * run, which holds value j of the stretch at run[j]. */
-static void move_lowp(const vt_optim *o, uint16_t *run, bool pack) {
-  const vt_params *ps = o->ps;
-  for (int i = 0; i < ps->n; i++) {
-    float *m, *v;
-    int64_t a = 0, n = vt_numel(&ps->items[i]->t);
-    const vt_param *p = ps->items[i];
-    if (!o->covered[i] || !p->t.lowp || (pack && !vt_optim_piece(o, i, &m, &v, &a, &n))) continue;
-    uint16_t *slot = run + (p->grad_offset - o->flat_lo) + a, *copy = (uint16_t *)p->t.lowp + a;
-    ps->be->copy(ps->be, pack ? slot : copy, pack ? copy : slot, (size_t)n * sizeof(uint16_t),
-                 VT_COPY_D2D);
-  }
+int vt_zero_masters_gather_copies(const vt_zero_masters *zm, vt_coll *c, char *err,
+                                  size_t err_len) {
+  const vt_params *ps = zm->o->ps;
+  /* in place run by run (see zero_masters.h) */
+  for (int k = 0; k < zm->n_runs; k++)
+    if (c->ops->allgatherv(c, (uint16_t *)ps->lowp + zm->run_copy[k],
+                           zm->run_counts + (size_t)k * (size_t)zm->world, sizeof(uint16_t),
+                           "updated bf16 weights")) {
+      vt_seterr(err, err_len, "%s", c->err);
+      return -1;
+    }
+  return 0;
 }
 
 int vt_zero_masters_gather(const vt_zero_masters *zm, vt_coll *c, char *err, size_t err_len) {
   const vt_optim *o = zm->o;
   vt_params *ps = o->ps;
   const vt_backend *be = ps->be;
-  /* the bf16 copies: in place when the stretch lies in the gradient layout (then it does in
-   * the copies too) and every parameter of it has a copy, else packed by gradient offset into
-   * the spent gradients and back (a gathered embedding table has no copy, and its part of the
-   * copy buffer must stay untouched, so never resident) */
-  bool in_place = o->param_base != NULL;
-  for (int i = 0; in_place && i < ps->n; i++) in_place = !o->covered[i] || ps->items[i]->t.lowp;
-  uint16_t *lb = in_place ? (uint16_t *)ps->lowp + (o->param_base - (const float *)ps->data[VT_F32])
-                          : (uint16_t *)(ps->grad + o->flat_lo);
-  if (!in_place) move_lowp(o, lb, true);
-  if (c->ops->allgatherv(c, lb, zm->shard_counts, sizeof(uint16_t), "updated bf16 weights")) {
-    vt_seterr(err, err_len, "%s", c->err);
-    return -1;
-  }
-  if (!in_place) move_lowp(o, lb, false);
+  if (vt_zero_masters_gather_copies(zm, c, err, err_len)) return -1;
   if (!zm->kept_n) return 0;
   /* the whole f32 parameters, packed into the spent gradients (this rank's shard of them when
    * the run fits there: those pages are resident anyway) */

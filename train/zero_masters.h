@@ -13,8 +13,12 @@
  *    f32 all-gather;
  *  - the parameters that keep whole f32 values (small: norms, biases; and embedding tables)
  *    are all-gathered in f32, packed into one run in stretch order.
- * The bf16 all-gather runs in place over the copies when the stretch lies in the gradient
- * layout (vt_optim.param_base), else through the spent gradients (packed by gradient offset). */
+ * The bf16 all-gather runs in place over the copies, one allgatherv per run of consecutive
+ * parameters with copies that lie alike in the copies and in the gradient layout (one run
+ * when every parameter of the stretch has a copy and no frozen one sits between them; an
+ * embedding table without a copy, or a frozen parameter, starts a new run). It writes no
+ * other memory: at ZeRO 2 the released gradient pages stay released, and the part of the
+ * copy buffer under a table without a copy is never written. */
 #ifndef VT_ZERO_MASTERS_H
 #define VT_ZERO_MASTERS_H
 
@@ -27,12 +31,14 @@
 
 typedef struct {
   const vt_optim *o;
-  bool on;              /* some masters of this stretch are sharded */
-  int *kept, n_kept;    /* covered parameters that keep whole f32 values, in stretch order */
-  size_t *kept_at;      /* [n_kept]: each one's offset in the packed run */
-  size_t kept_n;        /* values of the packed run */
-  size_t *kept_counts;  /* [world]: the packed run's values in each rank's shard */
-  size_t *shard_counts; /* [world]: each rank's shard of the stretch */
+  bool on;             /* some masters of this stretch are sharded */
+  int *kept, n_kept;   /* covered parameters that keep whole f32 values, in stretch order */
+  size_t *kept_at;     /* [n_kept]: each one's offset in the packed run */
+  size_t kept_n;       /* values of the packed run */
+  size_t *kept_counts; /* [world]: the packed run's values in each rank's shard */
+  int world, n_runs;   /* the bf16 gather's runs over the copies (see above) */
+  size_t *run_copy;    /* [n_runs]: each run's first element in the copy buffer */
+  size_t *run_counts;  /* [n_runs * world]: the run's values in each rank's shard */
 } vt_zero_masters;
 
 /* Whether parameter p, read as `reads` says (over all ranks), keeps only its shard of f32
@@ -51,6 +57,9 @@ void vt_zero_masters_keep(const vt_zero_masters *zm, int64_t *keep_lo, int64_t *
 /* After o's step on this rank's shard: the bf16 copies and the whole f32 parameters of the
  * stretch from every rank (see above). Returns 0, or -1 with the collective's message. */
 int vt_zero_masters_gather(const vt_zero_masters *zm, vt_coll *c, char *err, size_t err_len);
+/* Its first half: the bf16 copies of the stretch from every rank's shard (a restore that
+ * loaded only this rank's masters refreshes its copies and gathers the rest). */
+int vt_zero_masters_gather_copies(const vt_zero_masters *zm, vt_coll *c, char *err, size_t err_len);
 
 /* Bytes of weights per rank for `vita plan`: bf16 copies of all n_f32 f32 values, and f32
  * values of everything but a shard (of world) of the n_sharded values that keep only one. */
