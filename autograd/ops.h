@@ -15,7 +15,7 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb);
 /* Under bf16 GEMMs (vt_ctx_set_gemm_dtype), y as a GEMM input stored once in bf16: the copy
  * the next matmuls read forward and backward, written here. When y was just written by ops
  * whose backward never reads their output (the tape entry's out_unread: norms, elementwise
- * binaries, permute, matmul and linear without bias, swiglu, attention_qkv; or a reshape view
+ * binaries, permute, matmul, linear (its bias node too), swiglu, attention_qkv; or a reshape view
  * of one) and y is the arena's last allocation, the copy replaces y's f32 values and halves
  * its memory: y becomes a bf16 tensor that only vt_matmul, vt_linear, vt_swiglu and
  * vt_attention_qkv accept, so call it only on a tensor whose sole readers are those. Otherwise y

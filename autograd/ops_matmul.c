@@ -227,7 +227,10 @@ static void record_linear(vt_ctx *ctx, vt_tensor *out, vt_tensor *x, vt_tensor *
     n->i[1] = true;
     n->out_unread = true; /* the backward reads x, w and dy */
   }
-  if (b && b->requires_grad) vt_record(ctx, "linear bias", linear_bias_backward, out, 1, &b);
+  if (b && b->requires_grad) {
+    vt_node *nb = vt_record(ctx, "linear bias", linear_bias_backward, out, 1, &b);
+    if (nb) nb->out_unread = true; /* the column sums of dy; y's values are not read */
+  }
 }
 
 vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
