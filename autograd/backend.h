@@ -89,6 +89,18 @@ struct vt_backend {
    * optimizer step and every GEMM's converted activations go through it); nothing else
    * changes per device. */
   bool (*gemm_bf16_info)(const vt_backend *be, char *buf, size_t len);
+  /* gemm with bf16 a and b writing a bf16 c, for a product whose readers take bf16 only:
+   * c[i] = bf16(alpha op(a[i]) op(b[i]) + bias) (batch, sizes, leading dimensions and strides
+   * as in gemm; beta 0, c is written, never read; stride_c is not 0 when batch > 1): the
+   * products accumulate in f32, bias (f32 per column of c, NULL for none; alpha is 1 with a
+   * bias) is added to the f32 sum, and that is rounded once to nearest even, so c equals gemm
+   * followed by the bias's broadcast add and convert F32 -> BF16. False, with nothing written,
+   * when the device cannot run it (out of scratch memory). NULL: the device writes f32 GEMM
+   * outputs only; ops then run gemm and convert. */
+  bool (*gemm_bf16_out)(const vt_backend *be, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                        float alpha, const uint16_t *a, int64_t lda, int64_t stride_a,
+                        const uint16_t *b, int64_t ldb, int64_t stride_b, const float *bias,
+                        uint16_t *c, int64_t ldc, int64_t stride_c, int64_t batch);
   /* One product with its epilogue fused (a linear layer's forward, vt_linear): row-major
    * c[i, j] = (op(a) op(b))[i, j] + bias[j] for the m x n c (ld ldc), a and b as in gemm
    * (batch 1, alpha 1, beta 0); VT_EPI_BIAS_GELU then writes that sum to aux (same layout)

@@ -15,7 +15,7 @@ vt_tensor *vt_matmul(vt_ctx *ctx, vt_tensor *a, vt_tensor *b, bool ta, bool tb);
 /* Under bf16 GEMMs (vt_ctx_set_gemm_dtype), y as a GEMM input stored once in bf16: the copy
  * the next matmuls read forward and backward, written here. When y was just written by ops
  * whose backward never reads their output (the tape entry's out_unread: norms, elementwise
- * binaries, permute, matmul and linear without bias, swiglu, attention_qkv; or a reshape view
+ * binaries, permute, matmul, linear (its bias node too), swiglu, attention_qkv; or a reshape view
  * of one) and y is the arena's last allocation, the copy replaces y's f32 values and halves
  * its memory: y becomes a bf16 tensor that only vt_matmul, vt_linear, vt_swiglu and
  * vt_attention_qkv accept, so call it only on a tensor whose sole readers are those. Otherwise y
@@ -30,6 +30,13 @@ vt_tensor *vt_lowp_store(vt_ctx *ctx, vt_tensor *y);
  * GPU), else vt_matmul then vt_add. Same values and gradients as that pair, bit for bit on
  * the CPU. */
 vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b);
+/* vt_linear for an output that only ops taking bf16 read (vt_swiglu, vt_attention_qkv,
+ * vt_matmul, vt_linear): under bf16 GEMMs on a backend with gemm_bf16_out the GEMM writes y
+ * in bf16 itself (f32 accumulation, the bias added to the f32 sum, rounded once), so y is a
+ * bf16 tensor with the bits vt_linear then vt_lowp_store would give, without the f32 store,
+ * the conversion pass or the f32 buffer. Otherwise (f32 GEMMs, a backend without it) it is
+ * vt_linear. The gradient of y is f32 either way. */
+vt_tensor *vt_linear_lowp(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b);
 
 /* Elementwise with NumPy-style broadcasting of trailing dims. */
 vt_tensor *vt_add(vt_ctx *ctx, vt_tensor *a, vt_tensor *b);

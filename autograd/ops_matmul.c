@@ -202,7 +202,35 @@ static void linear_bias_backward(vt_ctx *ctx, vt_node *n) {
     bc.shape[d] = y->shape[d];
     bc.sb[d] = d == y->ndim - 1 ? 1 : 0;
   }
-  ctx->be->binary_backward(ctx->be, VT_BIN_ADD, &bc, y->data, b->data, y->grad, NULL, db);
+  /* an add's gradient reads neither value; a bf16 y (vt_linear_lowp) passes its f32 grad */
+  const float *yv = y->dtype == VT_F32 ? y->data : y->grad;
+  ctx->be->binary_backward(ctx->be, VT_BIN_ADD, &bc, yv, b->data, y->grad, NULL, db);
+}
+
+/* x [.., k] by w [n, k] as one product (the batch folds into m), the bias a vector of n; x
+ * and w f32, or bf16 (vt_gemm_input's) under bf16 GEMMs. */
+static bool linear_fusable(vt_ctx *ctx, const vt_tensor *x, const vt_tensor *w,
+                           const vt_tensor *b) {
+  bool lowp = ctx->gemm_dtype == VT_BF16;
+  return (x->dtype == VT_F32 || (lowp && x->dtype == VT_BF16)) &&
+         (w->dtype == VT_F32 || (lowp && w->dtype == VT_BF16)) && (!b || b->dtype == VT_F32) &&
+         x->ndim >= 2 && w->ndim == 2 && (!b || (b->ndim == 1 && b->shape[0] == w->shape[0]));
+}
+
+/* The tape entries of a linear layer's output: the matmul's own backward (dx, dw) and, with a
+ * bias that needs it, the bias's. */
+static void record_linear(vt_ctx *ctx, vt_tensor *out, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
+  vt_tensor *in[2] = {x, w};
+  vt_node *n = vt_record(ctx, b ? "linear" : "matmul", matmul_backward, out, 2, in);
+  if (n) {
+    n->i[0] = false;
+    n->i[1] = true;
+    n->out_unread = true; /* the backward reads x, w and dy */
+  }
+  if (b && b->requires_grad) {
+    vt_node *nb = vt_record(ctx, "linear bias", linear_bias_backward, out, 1, &b);
+    if (nb) nb->out_unread = true; /* the column sums of dy; y's values are not read */
+  }
 }
 
 vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
@@ -210,9 +238,7 @@ vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
   VT_OP_INPUTS_AS(ctx, "linear", VT_IN_GEMM, x, w, b);
   /* fused where the backend has the epilogue: x [.., k] by w [n, k] is one product (the
    * batch folds into m), the bias a vector of n */
-  bool fuse = ctx->be->gemm_epilogue && x->dtype == VT_F32 && w->dtype == VT_F32 &&
-              b->dtype == VT_F32 && x->ndim >= 2 && w->ndim == 2 && b->ndim == 1 &&
-              b->shape[0] == w->shape[0];
+  bool fuse = ctx->be->gemm_epilogue && linear_fusable(ctx, x, w, b);
   if (!fuse) return vt_add(ctx, vt_matmul(ctx, x, w, false, true), b);
   mm_geom g;
   if (!mm_plan(ctx, x, w, false, true, &g)) return &ctx->err_tensor;
@@ -228,14 +254,33 @@ vt_tensor *vt_linear(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
   ctx->be->gemm_epilogue(ctx->be, ctx->gemm_dtype, false, true, g.m, g.n, g.k, A, g.k, B, g.k,
                          b->data, VT_EPI_BIAS, out->data, g.n, NULL);
   vt_arena_rewind(&ctx->data, mark);
-  /* two tape nodes on the one output: the matmul's own backward (dx, dw) and the bias's */
-  vt_tensor *in[2] = {x, w};
-  vt_node *n = vt_record(ctx, "linear", matmul_backward, out, 2, in);
-  if (n) {
-    n->i[0] = false;
-    n->i[1] = true;
-    n->out_unread = true;
-  }
-  if (b->requires_grad) vt_record(ctx, "linear bias", linear_bias_backward, out, 1, &b);
+  record_linear(ctx, out, x, w, b);
+  return out;
+}
+
+vt_tensor *vt_linear_lowp(vt_ctx *ctx, vt_tensor *x, vt_tensor *w, vt_tensor *b) {
+  const char *op = "linear";
+  if (ctx->gemm_dtype != VT_BF16 || !ctx->be->gemm_bf16_out) return vt_linear(ctx, x, w, b);
+  if (b)
+    VT_OP_INPUTS_AS(ctx, op, VT_IN_GEMM, x, w, b);
+  else
+    VT_OP_INPUTS_AS(ctx, op, VT_IN_GEMM, x, w);
+  if (!linear_fusable(ctx, x, w, b)) return vt_linear(ctx, x, w, b); /* it names the error */
+  mm_geom g;
+  if (!mm_plan(ctx, x, w, false, true, &g)) return &ctx->err_tensor;
+  int64_t shape[VT_MAX_DIMS];
+  memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+  shape[x->ndim - 1] = g.n;
+  vt_tensor *out = vt_alloc_tensor(ctx, op, VT_BF16, x->ndim, shape);
+  if (!out) return &ctx->err_tensor;
+  vt_arena_mark mark = vt_arena_get_mark(&ctx->data);
+  const void *A = vt_gemm_operand(ctx, op, x, x->data, vt_numel(x));
+  const void *B = vt_gemm_operand(ctx, op, w, w->data, vt_numel(w));
+  if (!A || !B) return &ctx->err_tensor;
+  bool ok = ctx->be->gemm_bf16_out(ctx->be, false, true, g.m, g.n, g.k, 1.0f, A, g.k, 0, B, g.k, 0,
+                                   b ? b->data : NULL, out->data, g.n, 0, 1);
+  vt_arena_rewind(&ctx->data, mark);
+  if (!ok) return vt_ctx_fail(ctx, op, "out of memory for the bf16 GEMM output's scratch");
+  record_linear(ctx, out, x, w, b);
   return out;
 }

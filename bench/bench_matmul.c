@@ -1,13 +1,16 @@
 /* Matmul benchmark: GFLOP/s of the framework's vt_matmul op (forward, with the tape on) next
  * to a direct OpenBLAS cblas_sgemm call on the same buffers in the same run, for square and
  * LLM-shaped sizes; then the per-op overhead of the tape on a loop of tiny ops.
- * Run: build/bench/bench_matmul [--quick] */
+ * --qwen2 instead times the Qwen2 bench step's linear-layer GEMMs as sgemm and as oneDNN bf16
+ * (f32 and bf16 outputs): the ceiling of bf16 GEMMs over f32 ones on this CPU.
+ * Run: build/bench/bench_matmul [--quick | --qwen2] */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "autograd/backend.h"
 #include "autograd/vt.h"
 
 static double now(void) {
@@ -38,8 +41,90 @@ typedef struct {
     (out) = best_;                                                                                 \
   } while (0)
 
+/* One linear-layer GEMM of the Qwen2 bench step (bench_qwen2_train's model: hidden 512, 8
+ * heads, 2 KV heads, FFN 1408, vocab 8192, 4 x 256 tokens), `count` calls a step. */
+typedef struct {
+  const char *what;
+  bool ta, tb;
+  int m, n, k;
+  int count;
+} step_gemm;
+
+/* --qwen2: each GEMM of the bench step as sgemm (OpenBLAS, the kernels it runs with here),
+ * oneDNN bf16 with an f32 c (the backend's gemm) and with a bf16 c (gemm_bf16_out), the best
+ * of 5 alternating rounds each, and the step's sums: the GEMM ceiling of bf16 against f32. */
+static int bench_qwen2_gemms(double min_s) {
+  const int rows = 1024, L = 4;
+  const struct {
+    const char *what;
+    int out, in, count;
+  } lin[] = {{"qkv (packed)", 768, 512, L},
+             {"gate+up (packed)", 2816, 512, L},
+             {"o_proj", 512, 512, L},
+             {"down_proj", 512, 1408, L},
+             {"lm_head", 8192, 512, 1}};
+  step_gemm g[15];
+  int ng = 0;
+  for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) { /* y = x W^T; dx = dy W; dW = dy^T x */
+    g[ng++] = (step_gemm){lin[i].what, false, true, rows, lin[i].out, lin[i].in, lin[i].count};
+    g[ng++] = (step_gemm){lin[i].what, false, false, rows, lin[i].in, lin[i].out, lin[i].count};
+    g[ng++] = (step_gemm){lin[i].what, true, false, lin[i].out, lin[i].in, rows, lin[i].count};
+  }
+  const vt_backend *be = vt_backend_cpu();
+  char info[256];
+  if (!vt_backend_bf16_gemm(be, info, sizeof info)) {
+    fprintf(stderr, "bench_matmul --qwen2: no bf16 GEMM: %s\n", info);
+    return 77;
+  }
+  printf("bf16 GEMM: %s; sgemm: OpenBLAS %s\n", info, openblas_get_corename());
+  printf("%-18s %2s %5s %5s %5s %4s %9s %9s %9s %7s %7s\n", "gemm", "op", "m", "n", "k", "x",
+         "sgemm GF", "bf16 GF", "bf16>bf16", "ratio", "ratio2");
+  double tot[3] = {0, 0, 0};
+  vt_rng r;
+  vt_rng_seed(&r, 2);
+  for (int s = 0; s < ng; s++) {
+    const step_gemm *q = &g[s];
+    size_t na = (size_t)q->m * q->k, nb = (size_t)q->k * q->n, nc = (size_t)q->m * q->n;
+    float *a = malloc(sizeof(float) * na), *b = malloc(sizeof(float) * nb);
+    float *c = malloc(sizeof(float) * nc);
+    uint16_t *ah = malloc(2 * na), *bh = malloc(2 * nb), *ch = malloc(2 * nc);
+    for (size_t i = 0; i < na; i++) a[i] = vt_rng_uniform(&r) - 0.5f;
+    for (size_t i = 0; i < nb; i++) b[i] = vt_rng_uniform(&r) - 0.5f;
+    be->convert(be, VT_F32, VT_BF16, (int64_t)na, a, ah);
+    be->convert(be, VT_F32, VT_BF16, (int64_t)nb, b, bh);
+    int lda = q->ta ? q->m : q->k, ldb = q->tb ? q->k : q->n;
+    double t[3] = {1e30, 1e30, 1e30}, x;
+    for (int round = 0; round < 5; round++) {
+      TIME_BEST(x, min_s / 3,
+                cblas_sgemm(CblasRowMajor, q->ta ? CblasTrans : CblasNoTrans,
+                            q->tb ? CblasTrans : CblasNoTrans, q->m, q->n, q->k, 1.0f, a, lda, b,
+                            ldb, 0.0f, c, q->n));
+      if (x < t[0]) t[0] = x;
+      TIME_BEST(x, min_s / 3,
+                be->gemm(be, VT_BF16, q->ta, q->tb, q->m, q->n, q->k, 1.0f, ah, lda, 0, bh, ldb, 0,
+                         0.0f, c, q->n, 0, 1));
+      if (x < t[1]) t[1] = x;
+      TIME_BEST(x, min_s / 3,
+                be->gemm_bf16_out(be, q->ta, q->tb, q->m, q->n, q->k, 1.0f, ah, lda, 0, bh, ldb, 0,
+                                  NULL, ch, q->n, 0, 1));
+      if (x < t[2]) t[2] = x;
+    }
+    double f = 2.0 * q->m * q->n * q->k;
+    for (int i = 0; i < 3; i++) tot[i] += t[i] * q->count;
+    printf("%-18s %c%c %5d %5d %5d %4d %9.1f %9.1f %9.1f %7.2f %7.2f\n", q->what, q->ta ? 'T' : 'N',
+           q->tb ? 'T' : 'N', q->m, q->n, q->k, q->count, f / t[0] * 1e-9, f / t[1] * 1e-9,
+           f / t[2] * 1e-9, t[0] / t[1], t[0] / t[2]);
+    free(a), free(b), free(c), free(ah), free(bh), free(ch);
+  }
+  printf("step's linear GEMMs: sgemm %.1f ms, bf16 %.1f ms (%.2fx), bf16 with bf16 c %.1f ms "
+         "(%.2fx)\n",
+         tot[0] * 1e3, tot[1] * 1e3, tot[0] / tot[1], tot[2] * 1e3, tot[0] / tot[2]);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+  if (argc > 1 && strcmp(argv[1], "--qwen2") == 0) return bench_qwen2_gemms(0.3);
   double min_s = quick ? 0.05 : 0.3;
   const shape shapes[] = {
       {"square 256", 256, 256, 256},

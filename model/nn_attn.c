@@ -83,11 +83,12 @@ vt_tensor *nn_attn_forward(const nn_attn *a, vt_ctx *ctx, vt_tensor *x, const nn
     /* the projection's output as it is: the attention op moves q/k/v into its head layout
      * (with RoPE) and writes its output in the layout o_proj reads */
     const nn_linear *ls[3] = {&a->q, &a->k, &a->v};
-    vt_tensor *y = c->fused_qkv ? nn_linear_forward(&a->qkv, ctx, x)
-                   : c->pack    ? nn_linear_packed(ctx, ls, 3, x)
+    vt_tensor *y = c->fused_qkv ? nn_linear_forward_lowp(&a->qkv, ctx, x)
+                   : c->pack    ? nn_linear_packed_lowp(ctx, ls, 3, x)
                                 : NULL;
     if (y) {
-      /* y's only reader: under bf16 it is kept in bf16 (the op reads it forward only) */
+      /* y's only reader: under bf16 it is written or kept in bf16 (the op reads it forward
+       * only) */
       y = vt_attention_qkv_input(ctx, y);
       vt_tensor *o = vt_attention_qkv(ctx, y, nh, nkv, f->pos, (float)c->rope_theta, &ao);
       return nn_linear_forward(&a->o, ctx, vt_gemm_input(ctx, o)); /* o_proj's only */

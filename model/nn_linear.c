@@ -28,7 +28,12 @@ vt_tensor *nn_linear_forward(const nn_linear *l, vt_ctx *ctx, vt_tensor *x) {
 
 #define NN_MULTI_MAX 8
 
-vt_tensor *nn_linear_packed(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x) {
+vt_tensor *nn_linear_forward_lowp(const nn_linear *l, vt_ctx *ctx, vt_tensor *x) {
+  return vt_linear_lowp(ctx, x, l->w, l->b);
+}
+
+static vt_tensor *linear_packed(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x,
+                                bool lowp) {
   vt_tensor *w = NULL, *b = NULL;
   if (n > 1 && n <= NN_MULTI_MAX && !vt_ctx_failed(ctx)) {
     vt_tensor *ws[NN_MULTI_MAX], *bs[NN_MULTI_MAX];
@@ -42,7 +47,16 @@ vt_tensor *nn_linear_packed(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_t
     if (nb != 0 && !b) w = NULL; /* biases not packable: fall back */
   }
   if (!w) return NULL;
-  return vt_linear(ctx, x, w, b); /* the bias fused into the GEMM where the backend can */
+  /* the bias fused into the GEMM where the backend can */
+  return lowp ? vt_linear_lowp(ctx, x, w, b) : vt_linear(ctx, x, w, b);
+}
+
+vt_tensor *nn_linear_packed(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x) {
+  return linear_packed(ctx, ls, n, x, false);
+}
+
+vt_tensor *nn_linear_packed_lowp(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x) {
+  return linear_packed(ctx, ls, n, x, true);
 }
 
 void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x, bool pack,

@@ -20,6 +20,9 @@ void nn_linear_init(nn_linear *l, nn_reg *r, const char *prefix, const char *nam
                     int64_t out, bool bias);
 /* y = x W^T + b over the last dim of x [..., in]. */
 vt_tensor *nn_linear_forward(const nn_linear *l, vt_ctx *ctx, vt_tensor *x);
+/* The same for an output that only bf16-taking ops read (vt_linear_lowp): under bf16 GEMMs
+ * the GEMM may write it in bf16. */
+vt_tensor *nn_linear_forward_lowp(const nn_linear *l, vt_ctx *ctx, vt_tensor *x);
 /* outs[i] = nn_linear_forward(ls[i], x) for n linears of the same input size. When their
  * weights (and biases) are contiguous in the store (registered consecutively, all trainable
  * or all frozen) it is one GEMM over a concatenated view, whose output is cut into the outs;
@@ -31,6 +34,8 @@ void nn_linear_multi(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *
 /* The one GEMM of nn_linear_multi: [..., sum of the outs] (the outputs side by side), or NULL
  * (no error) when the weights are not packable and the caller must run n GEMMs. */
 vt_tensor *nn_linear_packed(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x);
+/* nn_linear_packed through vt_linear_lowp. */
+vt_tensor *nn_linear_packed_lowp(vt_ctx *ctx, const nn_linear *const *ls, int n, vt_tensor *x);
 /* Registers the weights of n linears first and then their biases, which is the order
  * nn_linear_multi packs. */
 void nn_linear_init_packed(nn_linear *const *ls, int n, nn_reg *r, const char *prefix,

@@ -24,10 +24,10 @@ vt_tensor *nn_mlp_forward(const nn_mlp *m, vt_ctx *ctx, vt_tensor *x, const nn_d
   vt_tensor *h;
   const nn_linear *ls[2] = {&m->fc1, &m->up};
   vt_tensor *y =
-      c->gated && c->pack && c->act == NN_ACT_SILU ? nn_linear_packed(ctx, ls, 2, x) : NULL;
+      c->gated && c->pack && c->act == NN_ACT_SILU ? nn_linear_packed_lowp(ctx, ls, 2, x) : NULL;
   if (y) {
-    /* straight from the packed [gate | up] output, its only reader: under bf16 it is kept in
-     * bf16 for the backward */
+    /* straight from the packed [gate | up] output, its only reader: under bf16 the GEMM writes
+     * it in bf16 (or it is stored so), which the backward reads too */
     h = vt_swiglu(ctx, vt_swiglu_input(ctx, y));
   } else if (c->gated) {
     vt_tensor *gu[2];

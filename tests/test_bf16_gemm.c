@@ -15,12 +15,17 @@
  *    and an optimizer step keep them so; disable_lowp clears them. A parameter without a copy
  *    (vt_params_set_copy, between two with copies) has t.lowp NULL, and neither the refresh
  *    nor AdamW's fused refresh writes its stretch of the copies while its masters move.
+ *  - bf16 outputs: gemm_bf16_out equals gemm + bias + rounding bit for bit (every transpose,
+ *    with and without a bias, batches, alpha), the fused bias of an f32 c equals gemm + add;
+ *    vt_linear_lowp gives vt_linear + vt_lowp_store's output and gradients bit for bit with no
+ *    f32 projection left in the arena.
  *  - ctx: f32 is always accepted, f16 is refused with a message.
  * Skips (77) with the reason when the CPU has no bf16 GEMM units or oneDNN is not built in. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/ctx_impl.h"
 #include "tests/testutil.h"
 #include "train/optim.h"
 
@@ -213,6 +218,138 @@ static void copies(void) {
   vt_params_free(&ps);
 }
 
+/* gemm_bf16_out against its contract: the f32 gemm (beta 0), plus the bias, then rounded to
+ * bf16, bit for bit, on every transpose pair of the shape classes, with and without a bias,
+ * batches with A or B shared and alpha 0.5; padding of c is never written. And the f32 c with
+ * a fused bias (gemm_epilogue with bf16 inputs, oneDNN's bias) against gemm + add. */
+static void out_cases(const vt_backend *be, vt_rng *rng) {
+  const int64_t shapes[][4] = {/* m, n, k, batch */
+                               {64, 64, 64, 1},   {96, 40, 512, 1}, {17, 130, 33, 1},
+                               {256, 8, 2048, 1}, {3, 300, 96, 1},  {20, 24, 40, 3}};
+  int cases = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int v = 0; v < 16; v++) {
+      bool ta = v & 1, tb = (v >> 1) & 1, with_bias = (v >> 2) & 1, alt = (v >> 3) & 1;
+      int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], B = shapes[s][3], pad = 3;
+      if (alt && B == 1) continue; /* alt: A shared (bias) or B shared, alpha 0.5 (no bias) */
+      int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+      int64_t lda = ac + pad, ldb = bc + pad, ldc = n + pad;
+      int64_t sa = alt && with_bias ? 0 : ar * lda, sb = alt && !with_bias ? 0 : br * ldb;
+      int64_t sc = m * ldc;
+      float alpha = alt && !with_bias ? 0.5f : 1.0f;
+      size_t na = (size_t)(ar * lda * B), nb = (size_t)(br * ldb * B), nc = (size_t)(m * ldc * B);
+      uint16_t *a = malloc(2 * na), *b = malloc(2 * nb), *c = malloc(2 * nc);
+      float *af = malloc(4 * na), *bf = malloc(4 * nb), *ref = malloc(4 * nc),
+            *bias = malloc(4 * n);
+      float *cf = malloc(4 * nc);
+      vt_test_fill_uniform(rng, af, (long)na, -2.0f, 2.0f);
+      vt_test_fill_uniform(rng, bf, (long)nb, -1.0f, 1.0f);
+      vt_test_fill_uniform(rng, bias, (long)n, -3.0f, 3.0f);
+      for (size_t i = 0; i < na; i++) a[i] = vt_f32_to_bf16(af[i]);
+      for (size_t i = 0; i < nb; i++) b[i] = vt_f32_to_bf16(bf[i]);
+      for (size_t i = 0; i < nc; i++) c[i] = 0x7fc1; /* a NaN the padding must keep */
+      CHECK(be->gemm_bf16_out(be, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb,
+                              with_bias ? bias : NULL, c, ldc, sc, B));
+      be->gemm(be, VT_BF16, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, 0.0f, ref, ldc, sc, B);
+      int64_t bad = 0, pads = 0;
+      for (size_t e = 0; e < nc; e++) {
+        int64_t col = (int64_t)(e % (size_t)ldc);
+        if (col >= n) {
+          pads += c[e] != 0x7fc1;
+          continue;
+        }
+        bad += c[e] != vt_f32_to_bf16(with_bias ? ref[e] + bias[col] : ref[e]);
+      }
+      CHECK_MSG(bad == 0 && pads == 0,
+                "bf16 c: m %lld n %lld k %lld batch %lld ta %d tb %d bias %d alt %d: %lld off the "
+                "f32 gemm's rounding, %lld padding written",
+                (long long)m, (long long)n, (long long)k, (long long)B, ta, tb, with_bias, alt,
+                (long long)bad, (long long)pads);
+      if (with_bias && B == 1) { /* the fused bias into an f32 c */
+        be->gemm_epilogue(be, VT_BF16, ta, tb, m, n, k, a, lda, b, ldb, bias, VT_EPI_BIAS, cf, ldc,
+                          NULL);
+        int64_t off = 0;
+        for (int64_t r = 0; r < m; r++)
+          for (int64_t j = 0; j < n; j++) off += cf[r * ldc + j] != ref[r * ldc + j] + bias[j];
+        CHECK_MSG(off == 0, "bias epilogue: m %lld n %lld k %lld ta %d tb %d: %lld off gemm + add",
+                  (long long)m, (long long)n, (long long)k, ta, tb, (long long)off);
+      }
+      free(a), free(b), free(c), free(af), free(bf), free(ref), free(bias), free(cf);
+      cases++;
+    }
+  printf("bf16 GEMM outputs: %d cases bit for bit against gemm + bias + rounding\n", cases);
+}
+
+static vt_tensor *input(vt_ctx *ctx, int ndim, const int64_t *shape, const float *v) {
+  vt_tensor *t = vt_new(ctx, VT_F32, ndim, shape);
+  vt_write_host(ctx, t, 0, vt_numel(t), v);
+  vt_requires_grad(ctx, t);
+  return t;
+}
+
+static void grad_to(vt_ctx *ctx, const vt_tensor *t, float *h) {
+  vt_tensor g = *t;
+  g.data = t->grad;
+  vt_read_host(ctx, &g, 0, vt_numel(t), h);
+}
+
+/* vt_linear_lowp (the GEMM writes the bf16 projection) against vt_linear then vt_lowp_store
+ * (f32 projection, converted): with vt_swiglu reading it, the same output and dx, dw, db bit
+ * for bit, a bf16 output, and no f32 projection in the arena; under f32 GEMMs it is
+ * vt_linear. With and without a bias, x [2, R, K]. */
+static void linear_lowp_cases(vt_ctx *ctx, vt_rng *rng) {
+  enum { R = 40, K = 48, F = 72 };
+  static float x[2 * R * K], w[2 * F * K], bias[2 * F], c[2 * R * F];
+  static float out[2][2 * R * F], gx[2][2 * R * K], gw[2][2 * F * K], gb[2][2 * F];
+  vt_test_fill_uniform(rng, x, 2 * R * K, -1.0f, 1.0f);
+  vt_test_fill_uniform(rng, w, 2 * F * K, -0.5f, 0.5f);
+  vt_test_fill_uniform(rng, bias, 2 * F, -1.0f, 1.0f);
+  vt_test_fill_uniform(rng, c, 2 * R * F, -1.0f, 1.0f);
+  for (int with_bias = 0; with_bias < 2; with_bias++) {
+    size_t used[2] = {0, 0};
+    for (int mode = 0; mode < 2; mode++) {
+      vt_tensor *tx = input(ctx, 3, (int64_t[]){2, R, K}, x);
+      vt_tensor *tw = input(ctx, 2, (int64_t[]){2 * F, K}, w);
+      vt_tensor *tb = with_bias ? input(ctx, 1, (int64_t[]){2 * F}, bias) : NULL;
+      vt_tensor *tc = vt_new(ctx, VT_F32, 3, (int64_t[]){2, R, F});
+      vt_write_host(ctx, tc, 0, 2 * R * F, c);
+      size_t before = vt_arena_used(&ctx->data);
+      vt_tensor *y =
+          mode ? vt_linear_lowp(ctx, tx, tw, tb) : vt_lowp_store(ctx, vt_linear(ctx, tx, tw, tb));
+      used[mode] = vt_arena_used(&ctx->data) - before;
+      CHECK_MSG(y->dtype == VT_BF16 && !y->lowp, "bias %d mode %d: the projection is not bf16",
+                with_bias, mode);
+      vt_tensor *h = vt_swiglu(ctx, y);
+      vt_read_host(ctx, h, 0, 2 * R * F, out[mode]);
+      CHECK_MSG(
+          vt_backward(
+              ctx, vt_sum(ctx, vt_reshape(ctx, vt_mul(ctx, h, tc), 1, (int64_t[]){-1}), 0, false)),
+          "linear_lowp: %s", vt_ctx_error(ctx));
+      grad_to(ctx, tx, gx[mode]);
+      grad_to(ctx, tw, gw[mode]);
+      if (tb) grad_to(ctx, tb, gb[mode]);
+      vt_ctx_reset(ctx);
+    }
+    CHECK_MSG(!memcmp(out[0], out[1], sizeof out[0]), "linear_lowp bias %d: out", with_bias);
+    CHECK_MSG(!memcmp(gx[0], gx[1], sizeof gx[0]), "linear_lowp bias %d: dx", with_bias);
+    CHECK_MSG(!memcmp(gw[0], gw[1], sizeof gw[0]), "linear_lowp bias %d: dw", with_bias);
+    CHECK_MSG(!with_bias || !memcmp(gb[0], gb[1], sizeof gb[0]), "linear_lowp: db");
+    /* the f32 product (and, unfused, the add's) stays allocated below the converted copy */
+    printf("linear_lowp (bias %d): arena %zu bytes, vt_linear + vt_lowp_store %zu\n", with_bias,
+           used[1], used[0]);
+    CHECK_MSG(used[1] <= sizeof(uint16_t) * 2 * R * 2 * F + 2 * 64, "linear_lowp arena %zu",
+              used[1]);
+  }
+  char err[256];
+  CHECK(vt_ctx_set_gemm_dtype(ctx, VT_F32, NULL, 0, err, sizeof err) == 0);
+  vt_tensor *tx = input(ctx, 3, (int64_t[]){2, R, K}, x);
+  vt_tensor *tw = input(ctx, 2, (int64_t[]){2 * F, K}, w);
+  vt_tensor *y = vt_linear_lowp(ctx, tx, tw, NULL);
+  CHECK(!vt_ctx_failed(ctx) && y->dtype == VT_F32);
+  vt_ctx_reset(ctx);
+  CHECK(vt_ctx_set_gemm_dtype(ctx, VT_BF16, NULL, 0, err, sizeof err) == 0);
+}
+
 int main(void) {
   char why[256];
   vt_ctx *ctx = vt_test_cpu_ctx();
@@ -231,8 +368,12 @@ int main(void) {
   CHECK(vt_ctx_set_gemm_dtype(ctx, VT_BF16, kernel, sizeof kernel, err, sizeof err) == 0);
   CHECK(vt_ctx_gemm_dtype(ctx) == VT_BF16);
   printf("bf16 GEMM kernel: %s\n", kernel);
+  vt_rng rng;
+  vt_rng_seed(&rng, 11);
+  linear_lowp_cases(ctx, &rng);
   vt_ctx_free(ctx);
   gemm_cases(vt_backend_cpu());
+  out_cases(vt_backend_cpu(), &rng);
   copies();
   return vt_test_finish("test_bf16_gemm");
 }

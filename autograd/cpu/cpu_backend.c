@@ -189,6 +189,31 @@ static void cpu_gemm(const vt_backend *be, vt_dtype in, bool ta, bool tb, int64_
                 batch);
 }
 
+/* oneDNN writes the bf16 c itself; else (no oneDNN, a shape it refuses) the f32 product into
+ * scratch, then the bias and the rounding, which is what the contract says c equals. */
+static bool cpu_gemm_bf16_out(const vt_backend *be, bool ta, bool tb, int64_t m, int64_t n,
+                              int64_t k, float alpha, const uint16_t *a, int64_t lda,
+                              int64_t stride_a, const uint16_t *b, int64_t ldb, int64_t stride_b,
+                              const float *bias, uint16_t *c, int64_t ldc, int64_t stride_c,
+                              int64_t batch) {
+  if (vt_cpu_dnnl_gemm_bf16_ex(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, bias, c,
+                               true, ldc, stride_c, batch))
+    return true;
+  if (m <= 0 || n <= 0 || batch <= 0) return true;
+  float *t = malloc(sizeof(float) * (size_t)(m * n));
+  if (!t) return false;
+  for (int64_t i = 0; i < batch; i++) {
+    cpu_gemm(be, VT_BF16, ta, tb, m, n, k, alpha, a + i * stride_a, lda, 0, b + i * stride_b, ldb,
+             0, 0.0f, t, n, 0, 1);
+    uint16_t *ci = c + i * stride_c;
+    for (int64_t r = 0; r < m; r++)
+      for (int64_t j = 0; j < n; j++)
+        ci[r * ldc + j] = vt_f32_to_bf16(bias ? t[r * n + j] + bias[j] : t[r * n + j]);
+  }
+  free(t);
+  return true;
+}
+
 static bool cpu_gemm_bf16_info(const vt_backend *be, char *buf, size_t len) {
   (void)be;
   return vt_cpu_bf16_gemm_info(buf, len);
@@ -665,6 +690,11 @@ static void cpu_gemm_epilogue(const vt_backend *be, vt_dtype in, bool ta, bool t
                               int64_t n, int64_t k, const void *a, int64_t lda, const void *b,
                               int64_t ldb, const float *bias, vt_gemm_epilogue epi, float *c,
                               int64_t ldc, float *aux) {
+  /* bf16 inputs: oneDNN adds the bias to the f32 sum as it stores c (no second pass) */
+  if (in == VT_BF16 && epi == VT_EPI_BIAS &&
+      vt_cpu_dnnl_gemm_bf16_ex(ta, tb, m, n, k, 1.0f, a, lda, 0, b, ldb, 0, bias, c, false, ldc, 0,
+                               1))
+    return;
   cpu_gemm(be, in, ta, tb, m, n, k, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, 0, 1);
   VT_OMP_IF(
       m * n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < m; i++) {
@@ -691,6 +721,7 @@ static const vt_backend cpu_backend = {
     .convert_sr = cpu_convert_sr,
     .gemm = cpu_gemm,
     .gemm_bf16_info = cpu_gemm_bf16_info,
+    .gemm_bf16_out = cpu_gemm_bf16_out,
     .gemm_epilogue = cpu_gemm_epilogue,
     .binary = cpu_binary,
     .binary_backward = cpu_binary_backward,

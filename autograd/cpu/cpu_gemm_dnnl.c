@@ -19,13 +19,14 @@ typedef struct {
   int64_t m, n, k, lda, ldb, ldc, sa, sb, sc, batch;
   uint32_t alpha_bits, beta_bits;
   int32_t ta, tb;
+  int32_t c_bf16, bias; /* c written in bf16; a bias per column of c added to the f32 sum */
 } gemm_key;
 
 typedef struct {
   bool used;
   gemm_key key;
   dnnl_primitive_t prim;
-  dnnl_memory_t a, b, c, scratch; /* scratch: NULL when the primitive needs none */
+  dnnl_memory_t a, b, c, bias, scratch; /* bias, scratch: NULL when there is none */
   size_t scratch_bytes;
 } gemm_entry;
 
@@ -65,6 +66,7 @@ static void entry_destroy(gemm_entry *e) {
   dnnl_memory_destroy(e->a);
   dnnl_memory_destroy(e->b);
   dnnl_memory_destroy(e->c);
+  if (e->bias) dnnl_memory_destroy(e->bias);
   if (e->scratch) dnnl_memory_destroy(e->scratch);
   dnnl_primitive_destroy(e->prim);
   memset(e, 0, sizeof *e);
@@ -86,13 +88,16 @@ static bool operand_desc(dnnl_memory_desc_t *md, dnnl_data_type_t dt, int64_t ba
 
 /* The primitive of one geometry, or false when oneDNN refuses it. */
 static bool entry_create(gemm_entry *e, const gemm_key *k, float alpha, float beta) {
-  dnnl_memory_desc_t ad, bd, cd;
+  dnnl_memory_desc_t ad, bd, cd, biasd;
+  dnnl_data_type_t ct = k->c_bf16 ? dnnl_bf16 : dnnl_f32;
   if (!operand_desc(&ad, dnnl_bf16, k->batch, k->sa, k->m, k->k, k->lda, k->ta) ||
       !operand_desc(&bd, dnnl_bf16, k->batch, k->sb, k->k, k->n, k->ldb, k->tb) ||
-      !operand_desc(&cd, dnnl_f32, k->batch, k->sc, k->m, k->n, k->ldc, false))
+      !operand_desc(&cd, ct, k->batch, k->sc, k->m, k->n, k->ldc, false) ||
+      (k->bias && !operand_desc(&biasd, dnnl_f32, 1, 0, 1, k->n, k->n, false)))
     return false;
   dnnl_matmul_desc_t md;
-  if (dnnl_matmul_desc_init(&md, &ad, &bd, NULL, &cd) != dnnl_success) return false;
+  if (dnnl_matmul_desc_init(&md, &ad, &bd, k->bias ? &biasd : NULL, &cd) != dnnl_success)
+    return false;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t po = NULL;
   bool ok =
@@ -112,7 +117,9 @@ static bool entry_create(gemm_entry *e, const gemm_key *k, float alpha, float be
   ok = dnnl_primitive_create(&e->prim, pd) == dnnl_success &&
        dnnl_memory_create(&e->a, &ad, G.engine, DNNL_MEMORY_NONE) == dnnl_success &&
        dnnl_memory_create(&e->b, &bd, G.engine, DNNL_MEMORY_NONE) == dnnl_success &&
-       dnnl_memory_create(&e->c, &cd, G.engine, DNNL_MEMORY_NONE) == dnnl_success;
+       dnnl_memory_create(&e->c, &cd, G.engine, DNNL_MEMORY_NONE) == dnnl_success &&
+       (!k->bias ||
+        dnnl_memory_create(&e->bias, &biasd, G.engine, DNNL_MEMORY_NONE) == dnnl_success);
   const dnnl_memory_desc_t *sd =
       ok ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
   e->scratch_bytes = sd ? dnnl_memory_desc_get_size(sd) : 0;
@@ -147,13 +154,14 @@ static gemm_entry *lookup(const gemm_key *k, float alpha, float beta) {
 }
 
 static bool run_one(const gemm_key *k, float alpha, float beta, const uint16_t *a,
-                    const uint16_t *b, float *c) {
+                    const uint16_t *b, const float *bias, void *c) {
   gemm_entry *e = lookup(k, alpha, beta);
   if (!e) return false;
   /* oneDNN never writes its sources; the handles are set per call */
   if (dnnl_memory_set_data_handle(e->a, (void *)a) != dnnl_success ||
       dnnl_memory_set_data_handle(e->b, (void *)b) != dnnl_success ||
-      dnnl_memory_set_data_handle(e->c, c) != dnnl_success)
+      dnnl_memory_set_data_handle(e->c, c) != dnnl_success ||
+      (e->bias && dnnl_memory_set_data_handle(e->bias, (void *)bias) != dnnl_success))
     return false;
   if (e->scratch_bytes > G.scratch_cap) {
     void *p = NULL;
@@ -164,25 +172,36 @@ static bool run_one(const gemm_key *k, float alpha, float beta, const uint16_t *
   }
   if (e->scratch && dnnl_memory_set_data_handle(e->scratch, G.scratch) != dnnl_success)
     return false;
-  dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a},
-                             {DNNL_ARG_WEIGHTS, e->b},
-                             {DNNL_ARG_DST, e->c},
-                             {DNNL_ARG_SCRATCHPAD, e->scratch}};
-  return dnnl_primitive_execute(e->prim, G.stream, e->scratch ? 4 : 3, args) == dnnl_success &&
+  dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
+  int na = 3;
+  if (e->bias) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, e->bias};
+  if (e->scratch) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->scratch};
+  return dnnl_primitive_execute(e->prim, G.stream, na, args) == dnnl_success &&
          dnnl_stream_wait(G.stream) == dnnl_success;
 }
 
-bool vt_cpu_dnnl_gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                           const uint16_t *a, int64_t lda, int64_t stride_a, const uint16_t *b,
-                           int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
-                           int64_t stride_c, int64_t batch) {
+/* Both entry points: c of element size c_bytes (4 f32, 2 bf16), bias NULL or per column. */
+static bool gemm_any(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                     const uint16_t *a, int64_t lda, int64_t stride_a, const uint16_t *b,
+                     int64_t ldb, int64_t stride_b, const float *bias, float beta, void *c,
+                     bool c_bf16, int64_t ldc, int64_t stride_c, int64_t batch) {
   if (m <= 0 || n <= 0 || batch <= 0) return true; /* nothing to compute */
   if (k <= 0) return false;                        /* c = beta c: the fallback does it */
+  size_t c_bytes = c_bf16 ? sizeof(uint16_t) : sizeof(float);
   pthread_mutex_lock(&G.lock);
   bool ok = engine_ready();
   gemm_key key;
   memset(&key, 0, sizeof key);
-  key = (gemm_key){.m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc, .ta = ta, .tb = tb};
+  key = (gemm_key){.m = m,
+                   .n = n,
+                   .k = k,
+                   .lda = lda,
+                   .ldb = ldb,
+                   .ldc = ldc,
+                   .ta = ta,
+                   .tb = tb,
+                   .c_bf16 = c_bf16,
+                   .bias = bias != NULL};
   memcpy(&key.alpha_bits, &alpha, 4);
   memcpy(&key.beta_bits, &beta, 4);
   /* One batched primitive, unless c is shared across the batch (a sum over it, e.g. a shared
@@ -193,17 +212,36 @@ bool vt_cpu_dnnl_gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, fl
     key.sa = batch > 1 ? stride_a : 0;
     key.sb = batch > 1 ? stride_b : 0;
     key.sc = batch > 1 ? stride_c : 0;
-    ok = run_one(&key, alpha, beta, a, b, c);
+    ok = run_one(&key, alpha, beta, a, b, bias, c);
   } else if (ok) {
     key.batch = 1;
     for (int64_t i = 0; ok && i < batch; i++) {
       float bi = i > 0 && stride_c == 0 ? 1.0f : beta;
       memcpy(&key.beta_bits, &bi, 4);
-      ok = run_one(&key, alpha, bi, a + i * stride_a, b + i * stride_b, c + i * stride_c);
+      ok = run_one(&key, alpha, bi, a + i * stride_a, b + i * stride_b, bias,
+                   (char *)c + (size_t)(i * stride_c) * c_bytes);
     }
   }
   pthread_mutex_unlock(&G.lock);
   return ok;
+}
+
+bool vt_cpu_dnnl_gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                           const uint16_t *a, int64_t lda, int64_t stride_a, const uint16_t *b,
+                           int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
+                           int64_t stride_c, int64_t batch) {
+  return gemm_any(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, NULL, beta, c, false,
+                  ldc, stride_c, batch);
+}
+
+bool vt_cpu_dnnl_gemm_bf16_ex(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                              const uint16_t *a, int64_t lda, int64_t stride_a, const uint16_t *b,
+                              int64_t ldb, int64_t stride_b, const float *bias, void *c,
+                              bool c_bf16, int64_t ldc, int64_t stride_c, int64_t batch) {
+  /* every matrix overwriting one c, or oneDNN's order of output scale and bias: refused */
+  if ((batch > 1 && stride_c == 0) || (bias && alpha != 1.0f)) return false;
+  return gemm_any(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, bias, 0.0f, c, c_bf16,
+                  ldc, stride_c, batch);
 }
 
 /* The bf16 units from CPUID (leaf 7: subleaf 1 EAX bit 5 AVX512_BF16, subleaf 0 EDX bit 22
@@ -259,6 +297,16 @@ bool vt_cpu_dnnl_gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, fl
   (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
   (void)stride_a, (void)b, (void)ldb, (void)stride_b, (void)beta, (void)c, (void)ldc;
   (void)stride_c, (void)batch;
+  return false;
+}
+
+bool vt_cpu_dnnl_gemm_bf16_ex(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                              const uint16_t *a, int64_t lda, int64_t stride_a, const uint16_t *b,
+                              int64_t ldb, int64_t stride_b, const float *bias, void *c,
+                              bool c_bf16, int64_t ldc, int64_t stride_c, int64_t batch) {
+  (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
+  (void)stride_a, (void)b, (void)ldb, (void)stride_b, (void)bias, (void)c, (void)c_bf16;
+  (void)ldc, (void)stride_c, (void)batch;
   return false;
 }
 
