@@ -151,8 +151,9 @@ int trainer_restore(trainer *t, const char *dir, char *err, size_t err_len) {
   if (read_saved_state(t, dir, &s, err, err_len)) return -1;
   char p[8400];
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
-  vt_params_unshard_masters(&t->ps); /* the load writes every value */
-  if (st_load_params_path(&t->ps, p, 0, err, err_len) || trainer_reshard_masters(t, err, err_len))
+  /* the load writes every value */
+  if (vt_params_unshard_masters(&t->ps, err, err_len) ||
+      st_load_params_path(&t->ps, p, 0, err, err_len) || trainer_reshard_masters(t, err, err_len))
     return -1;
   /* optimizer moments by name: this rank's pieces from whichever files hold them */
   if (trainer_restore_optim(t, dir, err, err_len)) return -1;
