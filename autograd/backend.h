@@ -165,6 +165,18 @@ struct vt_backend {
   /* Position of the first index outside [0, limit), or -1 when all are in range. */
   int64_t (*index_check)(const vt_backend *be, const int32_t *idx, int64_t n, int64_t limit);
   void (*synchronize)(const vt_backend *be);
+  /* Memory given back by range and taken again: the parameter store's f32 values, whose
+   * masters bf16 ZeRO shards over ranks (vt_params_shard_masters). alloc_releasable is alloc
+   * for a buffer whose ranges may be released (freed with free); NULL: alloc serves.
+   * release_range gives the system the memory of the whole granules (CPU pages, CUDA VMM
+   * chunks) that lie inside bytes [off, off + len) of buffer p, and returns false where it
+   * cannot (then nothing was released); those bytes are not touched again until commit_range
+   * takes memory back for every released granule that [off, off + len) meets (they read as
+   * zeros) and returns false when it cannot have it (out of memory). NULL release_range:
+   * the device never releases (the store sets the values to NaN instead). */
+  void *(*alloc_releasable)(const vt_backend *be, size_t bytes);
+  bool (*release_range)(const vt_backend *be, void *p, size_t off, size_t len);
+  bool (*commit_range)(const vt_backend *be, void *p, size_t off, size_t len);
   /* Frees the instance itself (vt_backend_free); NULL for a shared instance (the CPU's). */
   void (*release)(const vt_backend *be);
   const struct vt_norm_kernels *norm;         /* norms, RoPE, dropout, weight norm, VQ */

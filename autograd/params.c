@@ -1,5 +1,5 @@
 /* Named parameters in flat per-dtype buffers; see params.h. */
-#define _DEFAULT_SOURCE /* madvise */
+#define _DEFAULT_SOURCE /* mincore */
 #include "autograd/params.h"
 #include "autograd/checked.h"
 
@@ -153,7 +153,9 @@ int vt_params_alloc(vt_params *ps, char *err, size_t err_len) {
   for (int d = 0; d < VT_DTYPE_COUNT; d++) {
     if (!ps->numel[d]) continue;
     size_t bytes = ps->numel[d] * vt_dtype_size((vt_dtype)d);
-    ps->data[d] = ps->be->alloc(ps->be, bytes);
+    /* the f32 values may be sharded masters later: memory the backend can give back */
+    bool rel = d == VT_F32 && ps->be->alloc_releasable;
+    ps->data[d] = rel ? ps->be->alloc_releasable(ps->be, bytes) : ps->be->alloc(ps->be, bytes);
     if (!ps->data[d]) {
       snprintf(err, err_len, "out of %s memory allocating %zu bytes of %s parameters", ps->be->name,
                bytes, vt_dtype_name((vt_dtype)d));
@@ -521,24 +523,26 @@ bool vt_param_has_masters(const vt_params *ps, const vt_tensor *t) {
   return !t->reads || !ps->keep_lo || !(*t->reads & VT_READ_SHARDED);
 }
 
-void vt_params_unshard_masters(vt_params *ps) {
+/* Forgets the shards (every value counts as held again) without touching memory. */
+static void forget_shards(vt_params *ps) {
   free(ps->spans);
   ps->spans = NULL;
   ps->n_spans = 0;
   for (int i = 0; ps->reads && i < ps->n; i++) ps->reads[i] &= (uint8_t)~VT_READ_SHARDED;
 }
 
-/* f32 values [lo, hi) of the store (offsets, padding between parameters included) are no
- * longer needed: their whole pages go back to the system (CPU; they read as zeros again).
- * Returns false where they cannot (another device, madvise failing). */
-static bool release_f32(vt_params *ps, size_t lo, size_t hi) {
-  float *base = ps->data[VT_F32];
-  if (hi <= lo) return true;
-  if (ps->device.type != VT_DEV_CPU) return false;
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t a = ((uintptr_t)(base + lo) + page - 1) / page * page;
-  uintptr_t b = (uintptr_t)(base + hi) / page * page;
-  return b <= a || !madvise((void *)a, b - a, MADV_DONTNEED);
+int vt_params_unshard_masters(vt_params *ps, char *err, size_t err_len) {
+  size_t bytes = ps->numel[VT_F32] * sizeof(float);
+  if (ps->spans && ps->be->commit_range &&
+      !ps->be->commit_range(ps->be, ps->data[VT_F32], 0, bytes)) {
+    snprintf(err, err_len,
+             "sharded masters: out of %s memory taking back the released f32 values (%zu bytes "
+             "in all)",
+             ps->be->name, bytes);
+    return -1;
+  }
+  forget_shards(ps);
+  return 0;
 }
 
 int64_t vt_params_released_resident(const vt_params *ps, int64_t *pages) {
@@ -561,16 +565,22 @@ int64_t vt_params_released_resident(const vt_params *ps, int64_t *pages) {
   return resident;
 }
 
-/* Where the pages stay: the released values of each parameter become NaN, so a reader that
- * was missed shows at once (the padding keeps its zeros). */
-static void poison_f32(vt_params *ps) {
+/* f32 values [lo, hi) of the store (offsets, padding between parameters included) are no
+ * longer needed: the backend gives back the memory of the whole granules inside (CPU pages,
+ * CUDA chunks). Where it cannot, the values of the parameters in there become NaN instead, so
+ * a reader that was missed shows at once (the padding keeps its zeros). */
+static void release_f32(vt_params *ps, size_t lo, size_t hi) {
+  if (hi <= lo) return;
+  const vt_backend *be = ps->be;
+  if (be->release_range &&
+      be->release_range(be, ps->data[VT_F32], lo * sizeof(float), (hi - lo) * sizeof(float)))
+    return;
   for (int i = 0; i < ps->n; i++) {
     const vt_param *p = ps->items[i];
     if (p->t.dtype != VT_F32) continue;
-    float *v = p->t.data;
-    int64_t n = vt_numel(&p->t);
-    if (ps->keep_lo[i] > 0) ps->be->fill(ps->be, v, ps->keep_lo[i], NAN);
-    if (ps->keep_hi[i] < n) ps->be->fill(ps->be, v + ps->keep_hi[i], n - ps->keep_hi[i], NAN);
+    size_t a = p->offset > lo ? p->offset : lo, n = (size_t)vt_numel(&p->t);
+    size_t b = p->offset + n < hi ? p->offset + n : hi;
+    if (b > a) be->fill(be, (float *)ps->data[VT_F32] + a, (int64_t)(b - a), NAN);
   }
 }
 
@@ -610,7 +620,11 @@ int vt_params_shard_masters(vt_params *ps, const int64_t *keep_lo, const int64_t
     else
       spans[ns][0] = a, spans[ns][1] = b, ns++;
   }
-  vt_params_unshard_masters(ps);
+  /* a value kept now may lie in memory released before */
+  if (vt_params_unshard_masters(ps, err, err_len)) {
+    free(lo), free(hi), free(spans);
+    return -1;
+  }
   free(ps->keep_lo);
   free(ps->keep_hi);
   ps->keep_lo = lo, ps->keep_hi = hi;
@@ -618,9 +632,7 @@ int vt_params_shard_masters(vt_params *ps, const int64_t *keep_lo, const int64_t
   for (int i = 0; i < ps->n; i++)
     if (lo[i] != 0 || hi[i] != vt_numel(&ps->items[i]->t)) ps->reads[i] |= VT_READ_SHARDED;
   size_t at = 0;
-  bool released = true;
-  for (int k = 0; k < ns; at = spans[k][1], k++) released &= release_f32(ps, at, spans[k][0]);
-  released &= release_f32(ps, at, ps->numel[VT_F32]);
-  if (!released) poison_f32(ps);
+  for (int k = 0; k < ns; at = spans[k][1], k++) release_f32(ps, at, spans[k][0]);
+  release_f32(ps, at, ps->numel[VT_F32]);
   return 0;
 }

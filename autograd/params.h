@@ -125,16 +125,21 @@ enum { VT_READ_GEMM = 1, VT_READ_F32 = 2, VT_READ_SHARDED = 4 };
 
 /* ZeRO under bf16: the f32 masters of trainable parameters sharded over ranks. Parameter i
  * keeps the f32 values of elements [keep_lo[i], keep_hi[i]) (arrays of ps->n; [0, numel) for
- * a whole one); the bf16 copies stay whole. The rest is released: on the CPU its pages go
- * back to the system (madvise), elsewhere it is filled with NaN (a wrong reader shows). Only
+ * a whole one); the bf16 copies stay whole. The rest is released through the backend
+ * (release_range): on the CPU its whole pages go back to the system (madvise), on a GPU with
+ * virtual memory management its whole 2 MiB chunks are unmapped and freed; where the backend
+ * cannot (a GPU without VMM) the values are set to NaN instead (a wrong reader shows). Only
  * trainable f32 parameters with bf16 copies may keep less than the whole. From then on
  * sync_lowp refreshes the copies of kept values only, reading a parameter with released values
  * is an error (vt_param_read*, ops: VT_READ_SHARDED; st_save_params takes a fetch for them),
- * and whoever writes every value back (a load) calls unshard first. Returns 0, or -1 with a
- * message. */
+ * a load writes the kept values only, and whoever writes every value back calls unshard first.
+ * Returns 0, or -1 with a message. */
 int vt_params_shard_masters(vt_params *ps, const int64_t *keep_lo, const int64_t *keep_hi,
                             char *err, size_t err_len);
-void vt_params_unshard_masters(vt_params *ps);
+/* Every f32 value exists again: the released memory is taken back (commit_range; it reads as
+ * zeros until written) and nothing is sharded. Returns 0, or -1 with a message when the device
+ * has not the memory (the store stays sharded). */
+int vt_params_unshard_masters(vt_params *ps, char *err, size_t err_len);
 /* Of the whole pages that hold only released f32 values (CPU), how many are resident
  * (mincore), with their count in *pages; 0 (and 0 pages) when nothing is released or on
  * another device, -1 when mincore fails. */

@@ -5,7 +5,8 @@
 #   2. runs the tests labelled cuda (ctest -L cuda): every op-table case on the GPU against
 #      the CPU, the tensor-core flash attention against the CPU (test_cuda_attn), the bf16
 #      GEMM, host I/O, 10-step CPU/GPU training parity of four models, and `vita train` with
-#      device: cuda (fp32 and bf16) against the same stage on the CPU;
+#      device: cuda (fp32 and bf16) against the same stage on the CPU, and the release of
+#      sharded f32 masters in VMM chunks (test_cuda_vmm: cudaMemGetInfo rises by the chunks);
 #   3. the op table again with VT_CUDA_SIMPLE=1, the switch that bypasses the fast kernels
 #      (flash attention, cuBLASLt's bias epilogue, the float4 elementwise / norm / softmax
 #      passes, the sorted index_add) for the simple ones: if a fast kernel is broken, this part
@@ -19,8 +20,8 @@
 #      at sequence 2048 in bf16 mixed precision (bench_cuda_train --bf16: flash attention),
 #      then the same with VT_CUDA_SIMPLE=1 (the simple attention) for the difference.
 # Each part runs under `timeout`, so the whole stays under 8 minutes; a part that fails or
-# times out is reported and the next one still runs (limits: 40 + 140 + 85 + 30 + 10 + 25 +
-# 35 + 75 + 30 s = 7.8 min). The log goes to $OUT/gpu_check.log when OUT is set (else to the build
+# times out is reported and the next one still runs (limits: 40 + 140 + 90 + 30 + 10 + 25 +
+# 35 + 75 + 30 s = 7.9 min). The log goes to $OUT/gpu_check.log when OUT is set (else to the build
 # directory), a summary table is printed last. Exit code: 0 when every part passed, 1 when one
 # failed or timed out, 77 when the machine has no GPU (said first; the build still runs, the
 # GPU parts skip).
@@ -73,7 +74,7 @@ if ! nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=c
 fi
 
 TESTS="test_backend_ops test_cuda_attn test_gemm test_gemm_epilogue test_host_io test_cuda_train vita
-  test_cuda_sim"
+  test_cuda_sim test_cuda_vmm"
 BENCHES="bench_cuda_gemm bench_cuda_attn bench_cuda_train"
 built=1
 if [ "${VT_GPU_PREBUILT:-0}" != 1 ]; then
@@ -85,7 +86,7 @@ if [ "${VT_GPU_PREBUILT:-0}" != 1 ]; then
   fi
 fi
 if [ $built = 1 ]; then
-  part "ctest -L cuda" 85 ctest --test-dir "$BUILD" -L cuda --output-on-failure -j1
+  part "ctest -L cuda" 90 ctest --test-dir "$BUILD" -L cuda --output-on-failure -j1
   part "ops (simple)" 30 env VT_CUDA_SIMPLE=1 ctest --test-dir "$BUILD" -R '^test_backend_ops$' \
     --output-on-failure
   part "host sim" 10 ctest --test-dir "$BUILD" -R '^test_cuda_sim$' --output-on-failure

@@ -41,16 +41,16 @@ static const char *flops_str(double f, char *buf, size_t n) {
   return buf;
 }
 
-/* Weights per rank: bf16 ZeRO on CPU ranks shards the f32 masters of the shardable values
- * (their pages are returned; on GPUs they stay allocated). */
-static double weights(const stage_plan *p, int zero, bool nccl) {
-  if (!p->bf16 || zero < 1 || nccl) return p->weights;
+/* Weights per rank: bf16 ZeRO shards the f32 masters of the shardable values (CPU ranks
+ * return their pages, GPU ranks their 2 MiB chunks: cuda_vmm.cu). */
+static double weights(const stage_plan *p, int zero) {
+  if (!p->bf16 || zero < 1) return p->weights;
   return vt_zero_masters_plan(p->n_params, 0, p->n_shardable, p->world);
 }
 
 cli_plan_mem cli_plan_memory(const stage_plan *p, int zero, bool nccl) {
   cli_plan_mem m = {
-      .zm = vt_zero_plan(weights(p, zero, nccl), p->n_trainable, p->moments, zero, p->world, nccl)};
+      .zm = vt_zero_plan(weights(p, zero), p->n_trainable, p->moments, zero, p->world, nccl)};
   vt_zero_plan_overlap(&m.zm, zero, p->world, nccl, p->bucket_bytes, p->grad_accum);
   m.total = m.zm.total + p->act;
   m.total_recompute = m.zm.total + p->act_recompute;
@@ -88,6 +88,12 @@ void cli_plan_print(FILE *f, const char *path, const stage_plan *p, int zero, bo
             m.zm.weights < p->weights ? ", of GEMM weights a shard" : "");
   else
     fprintf(f, "  weights     %s\n", gib(m.zm.weights, a, sizeof a));
+  if (p->bf16 && nccl && m.zm.weights < p->weights) /* the rounding of CUDA VMM chunks */
+    fprintf(f,
+            "              (GPUs release masters in 2 MiB chunks: each of the %lld runs of kept\n"
+            "              values keeps the chunks it touches, at most %s more; a GPU without\n"
+            "              virtual memory management keeps them whole)\n",
+            (long long)p->n_kept_runs, gib(2.0 * 0x1p21 * (double)p->n_kept_runs, a, sizeof a));
   if (m.zm.grads_idle != m.zm.grads)
     fprintf(f, "  gradients   %s at the peak of backward, %s between steps\n",
             gib(m.zm.grads, a, sizeof a), gib(m.zm.grads_idle, b, sizeof b));

@@ -96,12 +96,17 @@ int stage_plan_make(const stage_cfg *cfg, const stage_plan_opts *o, stage_plan *
   p->n_params = (int64_t)vt_params_count(&ps, false);
   p->n_trainable = (int64_t)vt_params_count(&ps, true);
   p->weights = (o->bf16 ? 6.0 : 4.0) * (double)p->n_params;
+  bool in_run = false; /* in a run of f32 parameters kept whole (store order) */
   for (int k = 0; k < ps.n; k++) {
     const vt_param *q = ps.items[k];
-    if (q->trainable && q->t.ndim == 2 && fnmatch("*embed*", q->name, 0) &&
-        fnmatch("*codebook*", q->name, 0))
-      p->n_shardable += vt_numel(&q->t);
+    if (q->t.dtype != VT_F32) continue;
+    bool shardable = q->trainable && q->t.ndim == 2 && fnmatch("*embed*", q->name, 0) &&
+                     fnmatch("*codebook*", q->name, 0);
+    if (shardable) p->n_shardable += vt_numel(&q->t);
+    p->n_kept_runs += !shardable && !in_run;
+    in_run = !shardable;
   }
+  p->n_kept_runs += m->n_phases > 0 ? m->n_phases : 1; /* each phase's shard */
   p->moments = !strcmp(cfg->optim.kind, "sgd") ? 1 : 2;
   p->shape = o->shape;
   if (p->shape.batch <= 0) p->shape.batch = cfg->batch_size;

@@ -4,7 +4,8 @@
  * stage is train/zero.h's vt_zero_plan, fed with the counts here (the command joins them).
  *
  *   weights      fp32: 4 N bytes; bf16: 4 N f32 masters + 2 N bf16 compute copies; at ZeRO
- *                1/2 on CPU ranks the f32 masters of the S shardable values are 4 S / world
+ *                1/2 the f32 masters of the S shardable values are 4 S / world (CPU pages,
+ *                GPU 2 MiB chunks: n_kept_runs bounds the rounding)
  *                (train/zero_masters.h: trainable 2-D weights that only GEMMs read; the plan
  *                takes every trainable 2-D parameter but embedding tables and codebooks, by
  *                name, as the trainer decides by the reads of a forward)
@@ -44,6 +45,10 @@ typedef struct {
   bool bf16;
   int64_t n_params, n_trainable, grad_accum;
   int64_t n_shardable; /* f32 master values bf16 ZeRO shards (see above) */
+  /* Runs of values a rank keeps at most: the runs of f32 parameters kept whole (store order),
+   * and one shard per phase. GPUs release masters in 2 MiB chunks (autograd/cuda/cuda_vmm.cu),
+   * and each run keeps the chunks it touches: less than 2 chunks more than its values. */
+  int64_t n_kept_runs;
   double bucket_bytes; /* gradient reduction buckets (0: one reduction after backward) */
   int moments;         /* f32 optimizer values per trainable value (AdamW / Adam 2, SGD 1) */
   stage_plan_part parts[VT_MODEL_MAX_COST_PARTS];

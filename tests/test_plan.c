@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cmd_plan.h"
 #include "stages/stage_model.h"
 #include "stages/stage_plan.h"
 #include "tests/testutil.h"
@@ -128,6 +129,13 @@ int main(void) {
   CHECK(p.n_shardable == (int64_t)S);
   CHECK(vt_zero_masters_plan(p.n_params, 0, p.n_shardable, 3) == w3);
   CHECK(vt_zero_masters_plan(p.n_params, 0, p.n_shardable, 1) == 6 * n);
+  /* GPU ranks count the same (their 2 MiB chunks go back, cuda_vmm.cu); the runs of kept values
+   * that round up to chunks, in store order: embeddings + layer 0's first norm, then per layer
+   * the q/k/v biases, the second norm, and the next layer's first norm (the last layer's with
+   * the final norm and the frozen head), and the one phase's shard: 1 + 3 + 2 + 1 + 1 */
+  CHECK(cli_plan_memory(&p, 1, true).zm.weights == w3 &&
+        cli_plan_memory(&p, 1, false).zm.weights == w3);
+  CHECK_MSG(p.n_kept_runs == 8, "%lld runs", (long long)p.n_kept_runs);
 
   /* FLOPs by hand, T = 32: forward GEMMs 2 T (2 layers x 36864 matrix weights + the 16384 of
    * the head); causal attention 2 layers x (QK^T + PV) x 2 x T^2/2 x 64; backward: the input

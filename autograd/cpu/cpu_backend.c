@@ -1,11 +1,14 @@
 /* The CPU backend: OpenBLAS sgemm for f32 matmuls, oneDNN for bf16 ones (cpu_gemm_dnnl.c),
  * OpenMP for the other loops. */
+#define _DEFAULT_SOURCE /* madvise */
 #include "autograd/cpu/cpu_par.h"
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "autograd/backend.h"
 #include "autograd/cpu/cpu_gemm.h"
@@ -27,6 +30,21 @@ static void *cpu_alloc(const vt_backend *be, size_t bytes) {
 static void cpu_free(const vt_backend *be, void *p) {
   (void)be;
   free(p);
+}
+
+/* The whole pages inside the range go back to the system (they read as zeros again, and a
+ * later write faults a fresh page in: commit has nothing to do). */
+static bool cpu_release_range(const vt_backend *be, void *p, size_t off, size_t len) {
+  (void)be;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)p + off + page - 1) / page * page;
+  uintptr_t b = ((uintptr_t)p + off + len) / page * page;
+  return b <= a || !madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+static bool cpu_commit_range(const vt_backend *be, void *p, size_t off, size_t len) {
+  (void)be, (void)p, (void)off, (void)len;
+  return true;
 }
 
 static void cpu_copy(const vt_backend *be, void *dst, const void *src, size_t bytes,
@@ -743,6 +761,8 @@ static const vt_backend cpu_backend = {
     .index_zero = cpu_index_zero,
     .index_check = cpu_index_check,
     .synchronize = cpu_synchronize,
+    .release_range = cpu_release_range,
+    .commit_range = cpu_commit_range,
     .norm = &vt_cpu_norm_kernels,
     .conv = &vt_cpu_conv_kernels,
     .attn = &vt_cpu_attn_kernels,

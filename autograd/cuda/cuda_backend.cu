@@ -45,7 +45,7 @@ static void *cuda_alloc(const vt_backend *be, size_t bytes) {
 }
 
 static void cuda_free(const vt_backend *be, void *p) {
-  if (!p) return;
+  if (!p || vt_cuda_vmm_free(be, p)) return;
   if (vt_cuda_of(be)->pool)
     VT_CUDA_CHECK(cudaFreeAsync(p, VT_STREAM(be)));
   else
@@ -516,6 +516,9 @@ static void cuda_fill_table(vt_backend *t, vt_cuda_inst *st) {
   t->index_zero = vt_cuda_index_zero;
   t->index_check = vt_cuda_index_check;
   t->synchronize = cuda_synchronize;
+  t->alloc_releasable = vt_cuda_vmm_alloc;
+  t->release_range = vt_cuda_vmm_release_range;
+  t->commit_range = vt_cuda_vmm_commit_range;
   t->release = cuda_release;
   t->norm = vt_cuda_norm_table();
   t->conv = vt_cuda_conv_table();

@@ -70,6 +70,7 @@ typedef struct {
   cublasLtHandle_t lt;
   void *lt_ws;
   struct vt_cuda_lt_plan *lt_plans; /* VT_CUDA_LT_PLANS slots, cuda_backend.cu */
+  struct vt_cuda_vmm *vmm;          /* the releasable buffers it allocated (cuda_vmm.cu) */
 } vt_cuda_inst;
 
 static inline vt_cuda_inst *vt_cuda_of(const vt_backend *be) { return (vt_cuda_inst *)be->impl; }
@@ -132,6 +133,14 @@ static inline unsigned vt_cuda_blocks(const vt_backend *be, int64_t n, int threa
 
 /* Blocks for n elements taken 4 at a time when vec. */
 #define VT_VEC_BLOCKS(be, n, vec) vt_cuda_blocks(be, (vec) ? ((n) + 3) / 4 : (n), VT_CUDA_THREADS)
+
+/* cuda_vmm.cu: the releasable buffers behind alloc_releasable, release_range and
+ * commit_range (plain memory where the device has no VMM); vmm_free frees p when it is one of
+ * them and says whether it was. */
+void *vt_cuda_vmm_alloc(const vt_backend *be, size_t bytes);
+bool vt_cuda_vmm_free(const vt_backend *be, void *p);
+bool vt_cuda_vmm_release_range(const vt_backend *be, void *p, size_t off, size_t len);
+bool vt_cuda_vmm_commit_range(const vt_backend *be, void *p, size_t off, size_t len);
 
 /* Kernels of the other files, with the vt_backend signatures. */
 void vt_cuda_binary(const vt_backend *be, vt_binary_op op, const vt_bcast *bc, const float *a,
