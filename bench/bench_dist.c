@@ -216,7 +216,14 @@ static void dp_step(dp *s, vt_coll *g, vt_reducer *red, int zero, double *f) {
   double t2 = now_s(), m2 = thread_cpu_s();
   if (vt_reducer_finish(red, err, sizeof err)) die("reduce", err);
   double t3 = now_s(), m3 = thread_cpu_s();
-  vt_zero_scale_grads(ps, opt, zero, g->world, 1.0f / (float)g->world);
+  /* the trainer divides the summed gradients by the global count on any number of ranks: the
+   * pass runs on 1 rank too (vt_params_scale_grad skips a factor of 1), or the overhead would
+   * include a pass over the gradients that 1 rank does not make */
+  float alpha = 1.0f / (float)g->world;
+  if (zero == 2 && g->world > 1)
+    vt_zero_scale_grads(ps, opt, zero, g->world, alpha);
+  else
+    ps->be->unary(ps->be, VT_UN_SCALE, (int64_t)ps->grad_numel, alpha, ps->grad, ps->grad);
   double norm = NAN;
   if (zero == 2 && g->world > 1) {
     double ss = vt_optim_shard_sumsq(opt);
