@@ -3,15 +3,21 @@
  *     interface, 1 MB to 256 MB, and the all-gather of the same values as bf16 (half the bytes:
  *     the sharded masters' gather): algorithm bandwidth (bytes / time) and bus bandwidth
  *     (all-reduce x 2(n-1)/n, the others x (n-1)/n, as nccl-tests reports them);
- *  2. the step time of the Qwen2 bench model (bench_qwen2_train's shape) on 1 rank and on 2
+ *  2. the step time of the Qwen2 bench model (bench_qwen2.h's CPU shape) on 1 rank and on 2
  *     ranks with the same per-rank batch, the gradients reduced after backward (bucket_mb 0)
- *     and overlapped with it (buckets of --bucket-mb), and the overhead of each over 1 rank;
+ *     and overlapped with it (buckets of --bucket-mb), and the overhead of each over 1 rank:
+ *     the settings interleaved over --rounds rounds, each overhead the median over the rounds
+ *     of its ratio to 1 rank in the same round [smallest, largest], with the busier rank's CPU
+ *     time split into the calling thread's compute and the rest (vt_reducer_finish), the
+ *     exposed communication and the buckets completed during backward (BENCH_PROFILE=1: the
+ *     phases);
  *  3. the peak resident memory per rank during steps at ZeRO 0, 1 and 2 (VmHWM, reset between
  *     stages through /proc/self/clear_refs), against vt_zero_plan; then the same under bf16
  *     compute copies, where ZeRO 1 and 2 also shard the GEMM weights' f32 masters after the
  *     first step (zero_masters.h; the peak is reset after that step).
  * Usage: mpirun -np 2 bench_dist [steps] [--bucket-mb MB] [--max-mb MB] [--batch B]
- *        [--sweep MB,MB,...] (more overlapped bucket sizes, printed after the main figures)
+ *        [--rounds R] (default 5) [--sweep MB,MB,...] (more overlapped bucket sizes, printed after
+ * the main figures)
  *        [--parts bsm] (b: bandwidth, s: step times, m: memory; all by default) */
 #include <math.h>
 #include <stdio.h>
@@ -22,8 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "autograd/vt.h"
-#include "model/qwen2.h"
+#include "bench/bench_qwen2.h"
 #include "train/coll.h"
 #include "train/optim.h"
 #include "train/zero.h"
@@ -121,72 +126,43 @@ static void bandwidth(vt_coll *c, double max_mb) {
 }
 
 typedef struct {
-  vt_params ps;
-  qwen2 m;
-  vt_optim opt;
-  vt_reducer red;
+  bench_qwen2 q;      /* the model, its AdamW and ctx (bench_qwen2.h) */
+  vt_reducer red;     /* the gradient buckets of the memory part */
   vt_zero_masters zm; /* bf16: the sharded f32 masters (after the first step) */
-  bool bf16;
-  vt_ctx *ctx;
   int32_t *ids;
   int64_t b, t;
-  vt_rng rng;
 } dp;
 
-static const qwen2_cfg bench_cfg = {.vocab_size = 8192,
-                                    .hidden_size = 512,
-                                    .intermediate_size = 1408,
-                                    .num_hidden_layers = 4,
-                                    .num_attention_heads = 8,
-                                    .num_key_value_heads = 2,
-                                    .max_position_embeddings = 2048,
-                                    .rope_theta = 1e6,
-                                    .rms_norm_eps = 1e-6,
-                                    .initializer_range = 0.02};
-
-static void dp_init(dp *s, vt_coll *c, int zero, double bucket_mb, int64_t b, int64_t t) {
+static void dp_init(dp *s, vt_coll *c, int zero, bool bf16, double bucket_mb, int64_t b,
+                    int64_t t) {
   char err[512];
   memset(s, 0, sizeof *s);
   s->b = b, s->t = t;
-  if (vt_params_init(&s->ps, (vt_device){VT_DEV_CPU, 0}) ||
-      qwen2_init(&s->m, &s->ps, &bench_cfg, err, sizeof err) ||
-      vt_params_alloc(&s->ps, err, sizeof err) || vt_params_alloc_grads(&s->ps, err, sizeof err))
-    die("model", err);
-  vt_rng_seed(&s->rng, 1234);
-  qwen2_init_weights(&s->m, &s->rng);
-  vt_rng_seed(&s->rng, 99 + (uint64_t)c->rank);
+  qwen2_cfg cfg = bench_qwen2_cpu_cfg(false, false);
   vt_optim_cfg oc = vt_optim_defaults(VT_OPTIM_ADAMW);
   oc.lr = 1e-4;
   if (zero > 0 && c->world > 1) oc.shard_rank = c->rank, oc.shard_world = c->world;
-  if (vt_optim_init(&s->opt, &s->ps, &oc, err, sizeof err) ||
-      vt_reducer_init(&s->red, c, &s->opt, zero, bucket_mb * (1 << 20), err, sizeof err))
+  if (bench_qwen2_init(&s->q, "bench_dist", &cfg, (vt_device){VT_DEV_CPU, 0}, &oc, bf16, "sgemm"))
+    exit(1);
+  vt_rng_seed(&s->q.rng, 99 + (uint64_t)c->rank); /* each rank its own tokens */
+  if (vt_reducer_init(&s->red, c, &s->q.opt, zero, bucket_mb * (1 << 20), err, sizeof err))
     die("optimizer", err);
-  const char *cerr = NULL;
-  s->ctx = vt_ctx_init(&(vt_ctx_opts){.device = {VT_DEV_CPU, 0}}, &cerr);
   s->ids = malloc(sizeof(int32_t) * (size_t)(b * t));
-  if (!s->ctx || !s->ids) die("context", cerr ? cerr : "out of memory");
-}
-
-/* bf16 compute copies over the f32 masters, as `precision: bf16` trains. */
-static void dp_bf16(dp *s) {
-  char err[512], kern[256];
-  if (vt_ctx_set_gemm_dtype(s->ctx, VT_BF16, kern, sizeof kern, err, sizeof err) ||
-      vt_params_enable_lowp(&s->ps, VT_BF16, err, sizeof err))
-    die("bf16", err);
-  s->bf16 = true;
+  if (!s->ids) die("tokens", "out of memory");
 }
 
 /* After the first bf16 step: the masters of the GEMM weights sharded, as the trainer does. */
 static void dp_shard_masters(dp *s, vt_coll *c) {
   char err[512];
-  int n = s->ps.n;
+  vt_params *ps = &s->q.ps;
+  int n = ps->n;
   int64_t *lo = calloc((size_t)n + 1, sizeof *lo), *hi = calloc((size_t)n + 1, sizeof *hi);
   if (!lo || !hi) die("masters", "out of memory");
-  for (int i = 0; i < n; i++) hi[i] = vt_numel(&s->ps.items[i]->t);
-  if (vt_zero_masters_init(&s->zm, &s->opt, c->world, s->ps.reads, err, sizeof err))
+  for (int i = 0; i < n; i++) hi[i] = vt_numel(&ps->items[i]->t);
+  if (vt_zero_masters_init(&s->zm, &s->q.opt, c->world, ps->reads, err, sizeof err))
     die("masters", err);
   vt_zero_masters_keep(&s->zm, lo, hi);
-  if (s->zm.on && vt_params_shard_masters(&s->ps, lo, hi, err, sizeof err)) die("masters", err);
+  if (s->zm.on && vt_params_shard_masters(ps, lo, hi, err, sizeof err)) die("masters", err);
   free(lo);
   free(hi);
 }
@@ -194,18 +170,83 @@ static void dp_shard_masters(dp *s, vt_coll *c) {
 static void dp_free(dp *s) {
   vt_zero_masters_free(&s->zm);
   vt_reducer_free(&s->red);
-  vt_optim_free(&s->opt);
-  vt_ctx_free(s->ctx);
-  qwen2_free(&s->m);
-  vt_params_free(&s->ps);
+  bench_qwen2_free(&s->q);
   free(s->ids);
 }
 
-/* Seconds spent in vt_reducer_finish: the communication backward did not hide. */
-static double exposed_s;
+/* The figures of one step on one rank (seconds). */
+enum {
+  F_WALL,     /* the step */
+  F_CPU,      /* CPU time of the process, all its threads */
+  F_FWD,      /* wall: forward */
+  F_BWD,      /* wall: backward (with the buckets it starts and tests) */
+  F_EXPOSED,  /* wall: vt_reducer_finish, the communication backward did not hide */
+  F_OPT,      /* wall: scaling, the optimizer step, ZeRO's all-gather */
+  F_CPU_MAIN, /* CPU time of the calling thread outside vt_reducer_finish: the compute */
+  F_STARTED,  /* buckets started by the end of backward */
+  F_DONE,     /* buckets completed by the end of backward */
+  NF
+};
 
-/* CPU seconds of the last dp_step, and the median of those of the last time_steps. */
-static double step_cpu, med_cpu;
+static double thread_cpu_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One data-parallel step over group g with the buckets of red, as the trainer runs it; its
+ * figures into f (may be NULL). */
+static void dp_step(dp *s, vt_coll *g, vt_reducer *red, int zero, double *f) {
+  char err[600];
+  vt_params *ps = &s->q.ps;
+  vt_optim *opt = &s->q.opt;
+  vt_ctx *ctx = s->q.ctx;
+  double t0 = now_s(), c0 = cpu_s(), m0 = thread_cpu_s();
+  for (int64_t i = 0; i < s->b * s->t; i++)
+    s->ids[i] = (int32_t)vt_rng_below(&s->q.rng, (uint64_t)s->q.m.cfg.vocab_size);
+  vt_zero_clear_grads(ps, zero, g->world);
+  vt_tensor *tid = vt_from_host(ctx, VT_I32, 2, (int64_t[]){s->b, s->t}, s->ids);
+  vt_tensor *l = qwen2_loss(&s->q.m, ctx, tid, tid, NULL);
+  double t1 = now_s();
+  vt_reducer_arm(red, ctx);
+  bool ok = vt_backward(ctx, l);
+  vt_reducer_disarm(red, ctx);
+  if (!ok) die("backward", vt_ctx_error(ctx));
+  int started = red->next, done = red->done;
+  double t2 = now_s(), m2 = thread_cpu_s();
+  if (vt_reducer_finish(red, err, sizeof err)) die("reduce", err);
+  double t3 = now_s(), m3 = thread_cpu_s();
+  /* the trainer divides the summed gradients by the global count on any number of ranks: the
+   * pass runs on 1 rank too (vt_params_scale_grad skips a factor of 1), or the overhead would
+   * include a pass over the gradients that 1 rank does not make */
+  float alpha = 1.0f / (float)g->world;
+  if (zero == 2 && g->world > 1)
+    vt_zero_scale_grads(ps, opt, zero, g->world, alpha);
+  else
+    ps->be->unary(ps->be, VT_UN_SCALE, (int64_t)ps->grad_numel, alpha, ps->grad, ps->grad);
+  double norm = NAN;
+  if (zero == 2 && g->world > 1) {
+    double ss = vt_optim_shard_sumsq(opt);
+    vt_coll_allreduce_f64(g, &ss, 1, VT_COLL_SUM, "norm");
+    norm = sqrt(ss);
+  }
+  vt_optim_stats st;
+  if (vt_optim_step_norm(opt, 1.0, 1, norm, &st, err, sizeof err)) die("step", err);
+  if (s->zm.on) {
+    if (vt_zero_masters_gather(&s->zm, g, err, sizeof err)) die("all-gather", err);
+  } else if (opt->shard_world > 1 && opt->param_base) {
+    if (g->ops->allgather(g, opt->param_base, opt->state_numel, "parameters"))
+      die("all-gather", g->err);
+    vt_params_sync_lowp(ps);
+  }
+  vt_ctx_reset(ctx);
+  double t4 = now_s();
+  if (!f) return;
+  f[F_WALL] = t4 - t0, f[F_CPU] = cpu_s() - c0;
+  f[F_FWD] = t1 - t0, f[F_BWD] = t2 - t1, f[F_EXPOSED] = t3 - t2, f[F_OPT] = t4 - t3;
+  f[F_CPU_MAIN] = thread_cpu_s() - m0 - (m3 - m2);
+  f[F_STARTED] = started, f[F_DONE] = done;
+}
 
 static void sort(double *x, int n) {
   for (int i = 1; i < n; i++)
@@ -216,74 +257,179 @@ static void sort(double *x, int n) {
     }
 }
 
-/* One data-parallel step as the trainer runs it; returns its seconds. */
-static double dp_step(dp *s, vt_coll *c, int zero) {
-  char err[600];
-  double t0 = now_s(), c0 = cpu_s();
-  for (int64_t i = 0; i < s->b * s->t; i++)
-    s->ids[i] = (int32_t)vt_rng_below(&s->rng, (uint64_t)bench_cfg.vocab_size);
-  vt_zero_clear_grads(&s->ps, zero, c->world);
-  vt_tensor *tid = vt_from_host(s->ctx, VT_I32, 2, (int64_t[]){s->b, s->t}, s->ids);
-  vt_tensor *l = qwen2_loss(&s->m, s->ctx, tid, tid, NULL);
-  vt_reducer_arm(&s->red, s->ctx);
-  bool ok = vt_backward(s->ctx, l);
-  vt_reducer_disarm(&s->red, s->ctx);
-  if (!ok) die("backward", vt_ctx_error(s->ctx));
-  double tf = now_s();
-  if (vt_reducer_finish(&s->red, err, sizeof err)) die("reduce", err);
-  exposed_s += now_s() - tf;
-  vt_zero_scale_grads(&s->ps, &s->opt, zero, c->world, 1.0f / (float)c->world);
-  double norm = NAN;
-  if (zero == 2 && c->world > 1) {
-    double ss = vt_optim_shard_sumsq(&s->opt);
-    vt_coll_allreduce_f64(c, &ss, 1, VT_COLL_SUM, "norm");
-    norm = sqrt(ss);
-  }
-  vt_optim_stats st;
-  if (vt_optim_step_norm(&s->opt, 1.0, 1, norm, &st, err, sizeof err)) die("step", err);
-  if (s->zm.on) {
-    if (vt_zero_masters_gather(&s->zm, c, err, sizeof err)) die("all-gather", err);
-  } else if (s->opt.shard_world > 1 && s->opt.param_base) {
-    if (c->ops->allgather(c, s->opt.param_base, s->opt.state_numel, "parameters"))
-      die("all-gather", c->err);
-    vt_params_sync_lowp(&s->ps);
-  }
-  vt_ctx_reset(s->ctx);
-  step_cpu = cpu_s() - c0;
-  return now_s() - t0;
+static double median(const double *x, int n) {
+  double v[64];
+  if (n > 64) n = 64;
+  memcpy(v, x, sizeof(double) * (size_t)n);
+  sort(v, n);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Median of the timed steps (after one warmup step); their median CPU time in med_cpu. */
-static double time_steps(dp *s, vt_coll *c, int zero, int steps) {
-  double ts[64], cs[64];
+/* One warmup step, then `steps` timed ones: the median of each figure into f. */
+static void time_steps(dp *s, vt_coll *g, vt_reducer *red, int steps, double *f) {
+  double x[NF][64];
   if (steps > 64) steps = 64;
-  dp_step(s, c, zero);
+  dp_step(s, g, red, 0, NULL);
   for (int i = 0; i < steps; i++) {
-    ts[i] = dp_step(s, c, zero);
-    cs[i] = step_cpu;
+    double one[NF];
+    dp_step(s, g, red, 0, one);
+    for (int k = 0; k < NF; k++) x[k][i] = one[k];
   }
-  sort(ts, steps);
-  sort(cs, steps);
-  med_cpu = cs[steps / 2];
-  return ts[steps / 2];
+  for (int k = 0; k < NF; k++) f[k] = median(x[k], steps);
 }
 
-typedef struct {
-  double wall, cpu, exposed; /* medians per step; exposed: mean time in vt_reducer_finish */
-  int nb;                    /* buckets */
-} run_t;
+/* A barrier that sleeps while it waits (1 ms between tests), so that a rank waiting for rank
+ * 0's one-rank steps takes no core from them or from the machine's other work. */
+static void sleeping_barrier(vt_coll *c) {
+  float x = 0;
+  vt_coll_req q;
+  if (c->ops->iallreduce(c, &x, 1, "bench barrier", &q)) die("barrier", c->err);
+  for (bool done = false; !done;) {
+    if (c->ops->test(c, &q, &done)) die("barrier", c->err);
+    if (!done) nanosleep(&(struct timespec){0, 1000000}, NULL);
+  }
+}
 
-/* Steps on group g (all ranks: the maxima over them through c when all is set). */
-static run_t run(vt_coll *g, vt_coll *c, bool all, double bucket_mb, int64_t b, int64_t t,
-                 int steps) {
-  dp s;
-  dp_init(&s, g, 0, bucket_mb, b, t);
-  exposed_s = 0;
-  run_t r = {.wall = time_steps(&s, g, 0, steps), .cpu = med_cpu, .nb = s.red.nb};
-  r.exposed = exposed_s / (steps + 1); /* per step, the warmup included */
+/* The step-time settings: rank 0 alone, every rank alone at once (what sharing the cores,
+ * caches and memory bandwidth costs before any communication), and data parallel with the
+ * gradients reduced after backward (bucket_mb 0) or overlapped with it. */
+typedef struct {
+  char label[48];
+  int kind; /* 0: rank 0 alone; 1: every rank alone; 2: data parallel over c */
+  double mb;
+  vt_reducer red;
+} setting;
+
+#define MAX_SETTINGS 10
+#define MAX_ROUNDS 32
+
+/* Medians over the rounds of figure k of setting i, and of its per-round ratio to rank 0
+ * alone (with the smallest and largest). */
+static double over_rounds(double (*fig)[MAX_SETTINGS][NF], int rounds, int i, int k) {
+  double v[MAX_ROUNDS] = {0};
+  for (int r = 0; r < rounds; r++) v[r] = fig[r][i][k];
+  return median(v, rounds);
+}
+
+static void ratio_stats(double (*fig)[MAX_SETTINGS][NF], int rounds, int i, int k, double *med,
+                        double *lo, double *hi) {
+  double v[MAX_ROUNDS] = {0};
+  for (int r = 0; r < rounds; r++) v[r] = 100 * (fig[r][i][k] / fig[r][0][k] - 1);
+  *med = median(v, rounds);
+  sort(v, rounds);
+  *lo = v[0], *hi = v[rounds - 1];
+}
+
+/* Step times: `rounds` rounds, each running every setting for a warmup and `steps` timed
+ * steps, so that the machine's drifting load falls on all settings alike; each setting's
+ * overhead is the median over the rounds of its ratio to rank 0 alone in the same round. */
+static void step_times(vt_coll *c, vt_coll *solo, double bucket_mb, const char *sweep,
+                       int64_t batch, int64_t seq, int steps, int rounds) {
+  char err[512];
+  setting set[MAX_SETTINGS] = {
+      {.kind = 0}, {.kind = 1}, {.kind = 2, .mb = 0}, {.kind = 2, .mb = bucket_mb}};
+  int ns = 4;
+  for (const char *p = sweep; p && *p && ns < MAX_SETTINGS; ns++) {
+    char *e;
+    set[ns] = (setting){.kind = 2, .mb = strtod(p, &e)};
+    p = *e == ',' ? e + 1 : e;
+  }
+  dp s; /* one model per rank: every setting steps it, with its own buckets */
+  dp_init(&s, c, 0, false, 0, batch, seq);
+  for (int i = 0; i < ns; i++) {
+    if (vt_reducer_init(&set[i].red, set[i].kind == 2 ? c : solo, &s.q.opt, 0,
+                        set[i].mb * (1 << 20), err, sizeof err))
+      die("buckets", err);
+    if (set[i].kind == 0)
+      snprintf(set[i].label, sizeof set[i].label, "1 rank");
+    else if (set[i].kind == 1)
+      snprintf(set[i].label, sizeof set[i].label, "%d ranks, no collective", c->world);
+    else if (set[i].mb <= 0)
+      snprintf(set[i].label, sizeof set[i].label, "%d ranks, no overlap", c->world);
+    else
+      snprintf(set[i].label, sizeof set[i].label, "%d ranks, overlap, %d x <= %g MB", c->world,
+               set[i].red.nb, set[i].mb);
+  }
+  rounds = rounds < 1 ? 1 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
+  steps = steps < 1 ? 1 : steps;
+  static double fig[MAX_ROUNDS][MAX_SETTINGS][NF];
+  for (int r = 0; r < rounds; r++)
+    for (int i = 0; i < ns; i++) {
+      double *f = fig[r][i];
+      memset(f, 0, sizeof(double) * NF);
+      if (set[i].kind == 0) {
+        if (c->rank == 0) time_steps(&s, solo, &set[i].red, steps, f);
+        sleeping_barrier(c);
+      } else {
+        time_steps(&s, set[i].kind == 2 ? c : solo, &set[i].red, steps, f);
+      }
+      /* the busier rank's figures (rank 0's alone for the first setting) */
+      vt_coll_allreduce_f64(c, f, NF, VT_COLL_MAX, "bench figures");
+    }
+  if (c->rank == 0) {
+    printf("qwen2 bench model, batch %lld x %lld per rank, %d rounds of every setting "
+           "interleaved, each a warmup and %d timed steps; per round the median step of the "
+           "busier rank; below the median over the rounds [smallest, largest]:\n",
+           (long long)batch, (long long)seq, rounds, steps);
+    double wall_lo = 0, wall_hi = 0;
+    for (int i = 0; i < ns; i++) {
+      double v[MAX_ROUNDS] = {0};
+      for (int r = 0; r < rounds; r++) v[r] = fig[r][i][F_WALL];
+      sort(v, rounds);
+      wall_lo = v[0], wall_hi = v[rounds - 1];
+      double wall = over_rounds(fig, rounds, i, F_WALL), cpu = over_rounds(fig, rounds, i, F_CPU);
+      double comm = over_rounds(fig, rounds, i, F_CPU) - over_rounds(fig, rounds, i, F_CPU_MAIN);
+      printf("  %-32s %7.1f ms [%7.1f, %7.1f]", set[i].label, wall * 1e3, wall_lo * 1e3,
+             wall_hi * 1e3);
+      if (i > 0) {
+        double m, lo, hi, cm, clo, chi;
+        ratio_stats(fig, rounds, i, F_WALL, &m, &lo, &hi);
+        ratio_stats(fig, rounds, i, F_CPU, &cm, &clo, &chi);
+        printf("  overhead %+6.1f%% [%+6.1f, %+6.1f]  CPU %7.1f ms %+6.1f%% [%+6.1f, %+6.1f]", m,
+               lo, hi, cpu * 1e3, cm, clo, chi);
+      } else {
+        printf("  %37s CPU %7.1f ms %27s", "", cpu * 1e3, "");
+      }
+      printf("  comm CPU %5.1f ms", comm * 1e3);
+      if (set[i].kind == 2)
+        printf("  exposed %6.1f ms  done in backward %.0f/%d",
+               over_rounds(fig, rounds, i, F_EXPOSED) * 1e3, over_rounds(fig, rounds, i, F_DONE),
+               set[i].red.nb);
+      printf("\n");
+    }
+    printf("  (CPU: the process, all threads; comm CPU: what of it was not the calling thread's "
+           "compute outside vt_reducer_finish)\n");
+    if (getenv("BENCH_PROFILE")) {
+      printf("PROFILE median wall per phase, ms (forward / backward / exposed / optimizer), "
+             "compute CPU of the calling thread, buckets started and done by the end of "
+             "backward:\n");
+      for (int i = 0; i < ns; i++)
+        printf(
+            "PROFILE %-32s %7.1f / %7.1f / %6.1f / %6.1f  compute CPU %7.1f  started %.0f "
+            "done %.0f of %d\n",
+            set[i].label, over_rounds(fig, rounds, i, F_FWD) * 1e3,
+            over_rounds(fig, rounds, i, F_BWD) * 1e3, over_rounds(fig, rounds, i, F_EXPOSED) * 1e3,
+            over_rounds(fig, rounds, i, F_OPT) * 1e3, over_rounds(fig, rounds, i, F_CPU_MAIN) * 1e3,
+            over_rounds(fig, rounds, i, F_STARTED), over_rounds(fig, rounds, i, F_DONE),
+            set[i].red.nb);
+    }
+    double o, olo, ohi, n, nlo, nhi, co, clo, chi;
+    ratio_stats(fig, rounds, 2, F_WALL, &n, &nlo, &nhi);
+    ratio_stats(fig, rounds, 3, F_WALL, &o, &olo, &ohi);
+    ratio_stats(fig, rounds, 3, F_CPU, &co, &clo, &chi);
+    printf("RESULT step_ms_1=%.1f step_ms_shared=%.1f step_ms_dp=%.1f step_ms_dp_overlap=%.1f "
+           "overhead_pct=%.1f overhead_overlap_pct=%.1f overhead_overlap_min_pct=%.1f "
+           "overhead_overlap_max_pct=%.1f exposed_ms=%.1f exposed_overlap_ms=%.1f "
+           "cpu_ms_1=%.1f cpu_ms_dp_overlap=%.1f cpu_overhead_overlap_pct=%.1f rounds=%d\n",
+           over_rounds(fig, rounds, 0, F_WALL) * 1e3, over_rounds(fig, rounds, 1, F_WALL) * 1e3,
+           over_rounds(fig, rounds, 2, F_WALL) * 1e3, over_rounds(fig, rounds, 3, F_WALL) * 1e3, n,
+           o, olo, ohi, over_rounds(fig, rounds, 2, F_EXPOSED) * 1e3,
+           over_rounds(fig, rounds, 3, F_EXPOSED) * 1e3, over_rounds(fig, rounds, 0, F_CPU) * 1e3,
+           over_rounds(fig, rounds, 3, F_CPU) * 1e3, co, rounds);
+    fflush(stdout);
+  }
+  for (int i = 0; i < ns; i++) vt_reducer_free(&set[i].red);
   dp_free(&s);
-  if (all) vt_coll_allreduce_f64(c, &r.wall, 3, VT_COLL_MAX, "bench time");
-  return r;
 }
 
 /* The peak and resident memory of the larger rank (MiB, into mib) after the steps, then the
@@ -291,14 +437,14 @@ static run_t run(vt_coll *g, vt_coll *c, bool all, double bucket_mb, int64_t b, 
 static vt_zero_mem measure(dp *s, vt_coll *c, int z, double w, double bucket_mb, double *mib) {
   mib[0] = status_mib("VmHWM:"), mib[1] = status_mib("VmRSS:");
   vt_coll_allreduce_f64(c, mib, 2, VT_COLL_MAX, "bench memory");
-  vt_zero_mem pl = vt_zero_plan(w, (int64_t)vt_params_count(&s->ps, true), 2, z, c->world, false);
+  vt_zero_mem pl = vt_zero_plan(w, (int64_t)vt_params_count(&s->q.ps, true), 2, z, c->world, false);
   vt_zero_plan_overlap(&pl, z, c->world, false, bucket_mb * (1 << 20), 1);
   dp_free(s);
   return pl;
 }
 
 int main(int argc, char **argv) {
-  int steps = 5;
+  int steps = 5, rounds = 5;
   double bucket_mb = 4, max_mb = 256;
   int64_t batch = 2, seq = 256;
   char *sweep = NULL;
@@ -314,6 +460,8 @@ int main(int argc, char **argv) {
       sweep = argv[++i];
     else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
       batch = atoll(argv[++i]);
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+      rounds = atoi(argv[++i]);
     else
       steps = atoi(argv[i]);
   }
@@ -332,48 +480,9 @@ int main(int argc, char **argv) {
   /* 1. bandwidth */
   if (c.world > 1 && strchr(parts, 'b')) bandwidth(&c, max_mb);
 
-  /* 2. step time: 1 rank (rank 0 alone, the others wait), every rank alone at the same time
-   * (what sharing the cores, caches and memory bandwidth costs before any communication),
-   * then data parallel without overlap (bucket_mb 0), with overlap, and the --sweep sizes */
-  run_t r1 = {0}, rc = {0}, rn[10];
-  if (!strchr(parts, 's')) goto memory;
-  if (c.rank == 0) r1 = run(&solo, &c, false, 0, batch, seq, steps);
-  c.ops->barrier(&c, "bench");
-  rc = run(&solo, &c, true, 0, batch, seq, steps);
-  double mbs[10] = {0, bucket_mb};
-  int nr = 2;
-  for (char *p = sweep; p && *p && nr < 10; nr++) {
-    mbs[nr] = strtod(p, &p);
-    if (*p == ',') p++;
-  }
-  for (int i = 0; i < nr; i++) rn[i] = run(&c, &c, true, mbs[i], batch, seq, steps);
-  if (c.rank == 0) {
-    printf("qwen2 bench model, batch %lld x %lld per rank, median of %d steps (wall; CPU of the "
-           "busier rank):\n",
-           (long long)batch, (long long)seq, steps);
-    printf("  %-34s %8.1f ms  CPU %8.1f ms\n", "1 rank", r1.wall * 1e3, r1.cpu * 1e3);
-    char what[64];
-    snprintf(what, sizeof what, "%d ranks, no collective", c.world);
-    printf("  %-34s %8.1f ms  CPU %8.1f ms  overhead %+.1f%% (CPU %+.1f%%)\n", what, rc.wall * 1e3,
-           rc.cpu * 1e3, 100 * (rc.wall / r1.wall - 1), 100 * (rc.cpu / r1.cpu - 1));
-    for (int i = 0; i < nr; i++) {
-      if (i == 0)
-        snprintf(what, sizeof what, "%d ranks, no overlap", c.world);
-      else
-        snprintf(what, sizeof what, "%d ranks, overlap, %d x <= %g MB", c.world, rn[i].nb, mbs[i]);
-      printf("  %-34s %8.1f ms  CPU %8.1f ms  overhead %+.1f%% (CPU %+.1f%%)  exposed %.1f ms\n",
-             what, rn[i].wall * 1e3, rn[i].cpu * 1e3, 100 * (rn[i].wall / r1.wall - 1),
-             100 * (rn[i].cpu / r1.cpu - 1), rn[i].exposed * 1e3);
-    }
-    printf("RESULT step_ms_1=%.1f step_ms_shared=%.1f step_ms_dp=%.1f step_ms_dp_overlap=%.1f "
-           "overhead_pct=%.1f overhead_overlap_pct=%.1f exposed_ms=%.1f exposed_overlap_ms=%.1f "
-           "cpu_ms_1=%.1f cpu_ms_dp_overlap=%.1f cpu_overhead_overlap_pct=%.1f\n",
-           r1.wall * 1e3, rc.wall * 1e3, rn[0].wall * 1e3, rn[1].wall * 1e3,
-           100 * (rn[0].wall / r1.wall - 1), 100 * (rn[1].wall / r1.wall - 1), rn[0].exposed * 1e3,
-           rn[1].exposed * 1e3, r1.cpu * 1e3, rn[1].cpu * 1e3, 100 * (rn[1].cpu / r1.cpu - 1));
-  }
+  /* 2. step times, interleaved over the rounds */
+  if (strchr(parts, 's')) step_times(&c, &solo, bucket_mb, sweep, batch, seq, steps, rounds);
 
-memory:
   if (!strchr(parts, 'm')) goto out;
   /* 3. peak memory per rank at ZeRO 0, 1, 2 (the larger of the ranks: at ZeRO 2 they release
    * different buckets at different times) */
@@ -386,12 +495,12 @@ memory:
 #endif
     if (!reset_peak() && c.rank == 0) printf("  (cannot reset VmHWM: peaks are cumulative)\n");
     dp s;
-    dp_init(&s, &c, z, bucket_mb, batch, seq);
-    dp_step(&s, &c, z);
-    dp_step(&s, &c, z);
+    dp_init(&s, &c, z, false, bucket_mb, batch, seq);
+    dp_step(&s, &c, &s.red, z, NULL);
+    dp_step(&s, &c, &s.red, z, NULL);
     double mib[2];
     vt_zero_mem pl =
-        measure(&s, &c, z, 4.0 * (double)vt_params_count(&s.ps, false), bucket_mb, mib);
+        measure(&s, &c, z, 4.0 * (double)vt_params_count(&s.q.ps, false), bucket_mb, mib);
     if (!z) peak0 = mib[0], plan0 = pl.total;
     if (c.rank == 0)
       printf("  ZeRO %d: peak %7.1f MiB (%+7.1f vs ZeRO 0); plan: weights %.1f + grads %.1f + "
@@ -412,16 +521,16 @@ memory:
     malloc_trim(0);
 #endif
     dp s;
-    dp_init(&s, &c, z, bucket_mb, batch, seq);
-    dp_bf16(&s);
-    dp_step(&s, &c, z);
+    dp_init(&s, &c, z, true, bucket_mb, batch, seq);
+    dp_step(&s, &c, &s.red, z, NULL);
     if (z > 0) dp_shard_masters(&s, &c);
     reset_peak();
-    dp_step(&s, &c, z);
-    dp_step(&s, &c, z);
-    int64_t n_all = (int64_t)vt_params_count(&s.ps, false), n_sh = 0;
-    for (int i = 0; i < s.ps.n; i++)
-      if (vt_zero_master_sharded(s.ps.items[i], s.ps.reads[i])) n_sh += vt_numel(&s.ps.items[i]->t);
+    dp_step(&s, &c, &s.red, z, NULL);
+    dp_step(&s, &c, &s.red, z, NULL);
+    vt_params *ps = &s.q.ps;
+    int64_t n_all = (int64_t)vt_params_count(ps, false), n_sh = 0;
+    for (int i = 0; i < ps->n; i++)
+      if (vt_zero_master_sharded(ps->items[i], ps->reads[i])) n_sh += vt_numel(&ps->items[i]->t);
     double w = z > 0 ? vt_zero_masters_plan(n_all, 0, n_sh, c.world) : 6.0 * (double)n_all, mib[2];
     vt_zero_mem pl = measure(&s, &c, z, w, bucket_mb, mib);
     if (!z) peak0 = mib[0], plan0 = pl.total;

@@ -11,6 +11,24 @@
 #include "model/qwen2.h"
 #include "train/optim.h"
 
+/* The CPU benches' model (issue 5's reference shape): hidden 512, 4 layers, 8 heads, 2 KV
+ * heads, FFN 1408, vocab 8192, untied embeddings. */
+static inline qwen2_cfg bench_qwen2_cpu_cfg(bool recompute, bool unpacked) {
+  return (qwen2_cfg){.vocab_size = 8192,
+                     .hidden_size = 512,
+                     .intermediate_size = 1408,
+                     .num_hidden_layers = 4,
+                     .num_attention_heads = 8,
+                     .num_key_value_heads = 2,
+                     .max_position_embeddings = 2048,
+                     .rope_theta = 1e6,
+                     .rms_norm_eps = 1e-6,
+                     .initializer_range = 0.02,
+                     .tie_word_embeddings = false,
+                     .recompute = recompute,
+                     .unpacked = unpacked};
+}
+
 typedef struct {
   vt_params ps;
   qwen2 m;
@@ -23,8 +41,9 @@ typedef struct {
 /* The model of cfg on dev with qwen2_init_weights, the optimizer oc over every parameter and
  * a ctx; bf16: the ctx's GEMMs in bf16 from the store's bf16 copies (kernel names the f32
  * GEMMs otherwise). Returns 0, or 1 after a message starting with bench. */
-static int bench_qwen2_init(bench_qwen2 *b, const char *bench, const qwen2_cfg *cfg, vt_device dev,
-                            const vt_optim_cfg *oc, bool bf16, const char *kernel) {
+static inline int bench_qwen2_init(bench_qwen2 *b, const char *bench, const qwen2_cfg *cfg,
+                                   vt_device dev, const vt_optim_cfg *oc, bool bf16,
+                                   const char *kernel) {
   char err[512];
   if (vt_params_init(&b->ps, dev) || qwen2_init(&b->m, &b->ps, cfg, err, sizeof err) ||
       vt_params_alloc(&b->ps, err, sizeof err) || vt_params_alloc_grads(&b->ps, err, sizeof err)) {
@@ -53,7 +72,7 @@ static int bench_qwen2_init(bench_qwen2 *b, const char *bench, const qwen2_cfg *
   return 0;
 }
 
-static void bench_qwen2_free(bench_qwen2 *b) {
+static inline void bench_qwen2_free(bench_qwen2 *b) {
   vt_ctx_free(b->ctx);
   vt_optim_free(&b->opt);
   qwen2_free(&b->m);
@@ -64,7 +83,8 @@ static void bench_qwen2_free(bench_qwen2 *b) {
  * counts the n_params that take part in matmuls (all but an untied input embedding, a gather)
  * at 6 FLOPs per parameter and token (2 forward, 4 backward), and the second term is causal
  * attention (QK^T and PV, forward once and backward twice, halved by the mask). */
-static double bench_qwen2_flops(const qwen2_cfg *cfg, int64_t n_params, int64_t b, int64_t t) {
+static inline double bench_qwen2_flops(const qwen2_cfg *cfg, int64_t n_params, int64_t b,
+                                       int64_t t) {
   int64_t L = cfg->num_hidden_layers, H = cfg->num_attention_heads, hd = cfg->hidden_size / H;
   double p_mm = cfg->tie_word_embeddings ? (double)n_params
                                          : (double)(n_params - cfg->vocab_size * cfg->hidden_size);

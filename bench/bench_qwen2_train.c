@@ -170,19 +170,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   const int64_t B = 4, T = 256;
-  qwen2_cfg cfg = {.vocab_size = 8192,
-                   .hidden_size = 512,
-                   .intermediate_size = 1408,
-                   .num_hidden_layers = 4,
-                   .num_attention_heads = 8,
-                   .num_key_value_heads = 2,
-                   .max_position_embeddings = 2048,
-                   .rope_theta = 1e6,
-                   .rms_norm_eps = 1e-6,
-                   .initializer_range = 0.02,
-                   .tie_word_embeddings = false,
-                   .recompute = recompute,
-                   .unpacked = unpacked};
+  qwen2_cfg cfg = bench_qwen2_cpu_cfg(recompute, unpacked);
   vt_optim_cfg oc = vt_optim_defaults(VT_OPTIM_ADAMW);
   oc.lr = 1e-4;
   bench_qwen2 bq;

@@ -5,10 +5,15 @@
 #   bench/run_dist.sh BUILD_DIR [STEPS] [THREADS_PER_RANK] [-- bench_dist options]
 # Each rank gets THREADS_PER_RANK OpenMP threads (default: half the cores); on a machine
 # with fewer than 2 x THREADS free cores the two ranks compete and the overhead includes it.
-# The step figures come with each rank's CPU time (the work, whatever the machine's load);
-# `-- --sweep MB,MB` sets the extra bucket sizes (default 25,1), `-- --parts bm` skips the step
-# times. The RESULT
-# line holds the targets (overhead_overlap_pct, cpu_overhead_overlap_pct).
+# The step times come in rounds (`-- --rounds R`, default 5): every round runs each setting
+# (1 rank, 2 ranks without communication, without overlap, with overlap, the --sweep sizes)
+# for a warmup and STEPS timed steps, so that a drifting machine load falls on all alike; each
+# overhead is the median over the rounds of the ratio to 1 rank in the same round, with the
+# smallest and largest, next to each rank's CPU time (the work, whatever the machine's load;
+# waits sleep) and the communication backward did not hide. BENCH_PROFILE=1 adds the phases.
+# `-- --sweep MB,MB` sets the extra bucket sizes (default 25), `-- --parts s` runs only the
+# step times. The RESULT line holds the targets (overhead_overlap_pct, its min and max over
+# the rounds, cpu_overhead_overlap_pct).
 set -euo pipefail
 build=${1:?usage: bench/run_dist.sh BUILD_DIR [STEPS] [THREADS_PER_RANK] [-- options]}
 steps=${2:-5}
@@ -18,6 +23,6 @@ shift $(( $# < 3 ? $# : 3 ))
 command -v mpirun >/dev/null || { echo "run_dist.sh: mpirun not found" >&2; exit 1; }
 args=(-np 2 --oversubscribe -x OMP_NUM_THREADS="$threads" -x OPENBLAS_NUM_THREADS="$threads")
 [ "$(id -u)" != 0 ] || args+=(--allow-run-as-root)
-# without options: the 4 MB default and, in the same run, 25 MB (the config default) and 1 MB
-[ $# -gt 0 ] || set -- --sweep 25,1
+# without options: the 4 MB default and, in the same run, 25 MB (the config default)
+[ $# -gt 0 ] || set -- --sweep 25
 exec mpirun "${args[@]}" "$build/bench/bench_dist" "$steps" "$@"

@@ -140,13 +140,18 @@ static int timed_out(vt_coll *c, int i) {
   return -1; /* the request stays pending: the job is ended by the caller */
 }
 
-/* Polls slot i until it completes or the deadline passes. MPI moves a large message forward
- * only inside its calls (each MPI_Test copies the next fragment), so the loop never sleeps:
- * it yields the core between polls, to a peer rank or BLAS thread that is runnable, as
- * MPI_Wait's own busy-wait would not. */
+/* Polls slot i until it completes or the deadline passes. It yields the core between polls
+ * for the first WAIT_SPIN_NS (to a peer rank or BLAS thread that is runnable, as MPI_Wait's
+ * busy-wait would not), then sleeps WAIT_NAP_NS between them: a rank that waits for a slower
+ * one (a machine shared with other work) then takes no core from it, and its CPU time stays
+ * the work it did. MPI moves a message only inside its calls, so the nap is short against a
+ * message's own time. */
+#define WAIT_SPIN_NS 200000
+#define WAIT_NAP_NS 50000
 static int wait_slot(vt_coll *c, int i) {
   mpi_impl *m = c->impl;
   int done = 0;
+  int64_t t0 = now_ns();
   for (;;) {
     int rc = MPI_Test(&m->req[i], &done, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) {
@@ -155,7 +160,10 @@ static int wait_slot(vt_coll *c, int i) {
     }
     if (done) break;
     if (past_deadline(c, m, i)) return timed_out(c, i); /* from the start of the request */
-    sched_yield();
+    if (now_ns() - t0 < WAIT_SPIN_NS)
+      sched_yield();
+    else
+      nanosleep(&(struct timespec){0, WAIT_NAP_NS}, NULL);
   }
   if (m->move_n[i]) memmove(m->move_dst[i], m->move_src[i], m->move_n[i] * sizeof(float));
   free_slot(m, i);
