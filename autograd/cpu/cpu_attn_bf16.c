@@ -174,7 +174,9 @@ static void chunk_kv(const vt_attn_geom *g, const plan *p, chunk c, const float 
 
 VT_SIMD_HOT void softmax_row(float *s, uint16_t *p16, int64_t nk, int64_t a, int64_t e,
                              float *lse) {
+  /* the max in simd lanes (exact in any order; a serial chain of vmaxss was latency-bound) */
   float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
   for (int64_t c = a; c < e; c++) mx = s[c] > mx ? s[c] : mx;
   if (a >= e || mx == -INFINITY) {
     memset(p16, 0, sizeof(uint16_t) * (size_t)nk);
