@@ -174,7 +174,9 @@ static void chunk_kv(const vt_attn_geom *g, const plan *p, chunk c, const float 
 
 VT_SIMD_HOT void softmax_row(float *s, uint16_t *p16, int64_t nk, int64_t a, int64_t e,
                              float *lse) {
+  /* the max in simd lanes (exact in any order; a serial chain of vmaxss was latency-bound) */
   float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
   for (int64_t c = a; c < e; c++) mx = s[c] > mx ? s[c] : mx;
   if (a >= e || mx == -INFINITY) {
     memset(p16, 0, sizeof(uint16_t) * (size_t)nk);
@@ -263,9 +265,18 @@ bool vt_cpu_attn_bf16_forward(const vt_attn_geom *g, const float *q, const float
 /* P and dS of one tile row from S (scores, overwritten) and dP; dbias gets the f32 dS. */
 VT_SIMD_HOT void grad_row(float *s, const float *dp, uint16_t *p16, uint16_t *ds16, int64_t nk,
                           int64_t a, int64_t e, float l, float d, float scale, float *db) {
-  memset(p16, 0, sizeof(uint16_t) * (size_t)nk);
-  memset(ds16, 0, sizeof(uint16_t) * (size_t)nk);
-  if (l == -INFINITY) return;
+  if (l == -INFINITY) {
+    memset(p16, 0, sizeof(uint16_t) * (size_t)nk);
+    memset(ds16, 0, sizeof(uint16_t) * (size_t)nk);
+    return;
+  }
+  /* zeros outside the visible columns only: [a, e) is written below */
+  a = a < nk ? a : nk;
+  e = e < a ? a : e;
+  memset(p16, 0, sizeof(uint16_t) * (size_t)a);
+  memset(ds16, 0, sizeof(uint16_t) * (size_t)a);
+  memset(p16 + e, 0, sizeof(uint16_t) * (size_t)(nk - e));
+  memset(ds16 + e, 0, sizeof(uint16_t) * (size_t)(nk - e));
 #pragma omp simd
   for (int64_t c = a; c < e; c++) {
     float pr = vt_vexpf(s[c] - l), ds = pr * (dp[c] - d);

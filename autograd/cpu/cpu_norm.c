@@ -137,10 +137,13 @@ VT_SIMD_CLONES float rms_row(int64_t cols, float eps, const float *restrict px,
   for (int l = 0; l < 8; l++) ss += lane[l];
   for (; j < cols; j++) ss += (double)px[j] * px[j];
   float rs = (float)(1.0 / sqrt(ss / (double)cols + eps));
-  if (w)
+  if (w) {
+#pragma omp simd
     for (j = 0; j < cols; j++) py[j] = w[j] * (px[j] * rs);
-  else
+  } else {
+#pragma omp simd
     for (j = 0; j < cols; j++) py[j] = px[j] * rs;
+  }
   return rs;
 }
 
@@ -177,24 +180,34 @@ VT_SIMD_CLONES void rms_row_backward(int64_t cols, const float *restrict px,
   for (int l = 0; l < RMS_LANES; l++) bsum += lane[l];
   float mb = (float)(bsum / (double)cols);
   if (w) {
+#pragma omp simd
     for (int64_t i = 0; i < cols; i++) pdx[i] += rs * (pd[i] * w[i] - px[i] * rs * mb);
   } else {
+#pragma omp simd
     for (int64_t i = 0; i < cols; i++) pdx[i] += rs * (pd[i] - px[i] * rs * mb);
   }
 }
 
 /* dw[j0, j1) summed over the rows in double, each column on its own (vectorised across
- * columns, so the same additions in the same order as a scalar loop). */
+ * columns, so the same additions in the same order as a scalar loop; without the simd
+ * pragmas -O2 left this loop scalar). */
 VT_SIMD_CLONES void rms_dw_block(int64_t rows, int64_t cols, int64_t j0, int64_t j1,
                                  const float *restrict x, const float *restrict rstd,
                                  const float *restrict dy, float *restrict dw) {
   double aw[COL_BLOCK] = {0};
+  int64_t n = j1 - j0;
   for (int64_t r = 0; r < rows; r++) {
-    const float *px = x + r * cols, *pd = dy + r * cols;
+    const float *px = x + r * cols + j0, *pd = dy + r * cols + j0;
     float rs = rstd[r];
-    for (int64_t j = j0; j < j1; j++) aw[j - j0] += (double)pd[j] * (px[j] * rs);
+    if (n == COL_BLOCK) { /* a fixed trip count: the accumulators stay in registers */
+#pragma omp simd
+      for (int64_t j = 0; j < COL_BLOCK; j++) aw[j] += (double)pd[j] * (px[j] * rs);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) aw[j] += (double)pd[j] * (px[j] * rs);
+    }
   }
-  for (int64_t j = j0; j < j1; j++) dw[j] += (float)aw[j - j0];
+  for (int64_t j = 0; j < n; j++) dw[j0 + j] += (float)aw[j];
 }
 
 static void cpu_rms_norm_backward(const vt_backend *be, int64_t rows, int64_t cols, const float *x,
@@ -413,27 +426,35 @@ static void rope_angles(const float *inv, int64_t d, int32_t p, float *cs, float
 
 /* One position's heads, src rows to dst rows: rotated by (cs, sn) when cs is given (sn
  * negated for the inverse), else copied; accumulate adds into dst. */
-VT_SIMD_HOT void rope_row(const float *src, float *dst, int64_t d, const float *cs, const float *sn,
-                          bool inverse, bool accumulate) {
+VT_SIMD_HOT void rope_row(const float *restrict src, float *restrict dst, int64_t d,
+                          const float *restrict cs, const float *restrict sn, bool inverse,
+                          bool accumulate) {
   int64_t half = d / 2;
   if (!cs) {
     if (accumulate)
+#pragma omp simd
       for (int64_t j = 0; j < d; j++) dst[j] += src[j];
     else
       memcpy(dst, src, sizeof(float) * (size_t)d);
     return;
   }
   float sg = inverse ? -1.0f : 1.0f;
+  if (accumulate) {
+#pragma omp simd
+    for (int64_t k = 0; k < half; k++) {
+      float o1, o2;
+      vt_rope_pair(src[k], src[k + half], cs[k], sg * sn[k], &o1, &o2);
+      dst[k] += o1;
+      dst[k + half] += o2;
+    }
+    return;
+  }
+#pragma omp simd
   for (int64_t k = 0; k < half; k++) {
     float o1, o2;
     vt_rope_pair(src[k], src[k + half], cs[k], sg * sn[k], &o1, &o2);
-    if (accumulate) {
-      dst[k] += o1;
-      dst[k + half] += o2;
-    } else {
-      dst[k] = o1;
-      dst[k + half] = o2;
-    }
+    dst[k] = o1;
+    dst[k + half] = o2;
   }
 }
 
@@ -462,7 +483,8 @@ static void rope_qkv_run(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t 
           if (backward) {
             rope_row(hp, row + h * d, d, c, sn, true, accumulate);
           } else if (row16) { /* bf16 x: the head's row widened first */
-            for (int64_t j = 0; j < d; j++) wide[j] = vt_bf16_to_f32(row16[h * d + j]);
+            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) wide[j] =
+                vt_bf16_to_f32(row16[h * d + j]);
             rope_row(wide, hp, d, c, sn, false, false);
           } else {
             rope_row(row + h * d, hp, d, c, sn, false, false);
